@@ -1,0 +1,34 @@
+# motehub: `make test` is the test command of README.md and of CI.
+
+# Programs the tests drive, as COMMAND:DEBIAN-PACKAGE.
+TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients stdbuf:coreutils
+
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 10s
+
+.PHONY: test test-deps fuzz run check
+
+## test: install what the tests need and is missing, then run every test with the race detector
+test: test-deps
+	HUB_REQUIRE_ALL=1 go test -race ./...
+
+test-deps:
+	@./.ci/test-deps $(TEST_DEPS)
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	@set -e; for pkg in $$(go list ./...); do \
+		for target in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+			go test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+## check: formatting and vet
+check:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+	go vet ./...
+
+## run: the hub with its defaults
+run:
+	go run ./cmd/hub

@@ -1,0 +1,24 @@
+package bridge
+
+import "context"
+
+// Message is one MQTT message as the hub sees it.
+type Message struct {
+	Topic string
+	// Payload is read-only once handed to the hub or to a Bus: the hub keeps
+	// and shares it without copying.
+	Payload []byte
+	QoS     byte
+	Retain  bool
+}
+
+// Bus is the MQTT side of the hub: the embedded broker or a remote one.
+type Bus interface {
+	// Publish sends m to the devices. It returns once the broker has taken the
+	// message (for QoS 1, acknowledged it), or with an error when it could not.
+	Publish(ctx context.Context, m Message) error
+	// Subscribe calls fn for every message whose topic matches filter, once per
+	// message, until cancel is called. fn must not block and may be called
+	// from several goroutines at once. After cancel returns, fn is not called.
+	Subscribe(filter string, fn func(Message)) (cancel func(), err error)
+}

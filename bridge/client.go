@@ -1,0 +1,137 @@
+package bridge
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// CloseReason says why the hub ended a client session. Code is the WebSocket
+// close code sent with it.
+type CloseReason struct {
+	Code int
+	Text string
+}
+
+// The reasons a session ends.
+var (
+	ReasonSlow        = CloseReason{4008, "slow"}            // its queue overflowed
+	ReasonGoingAway   = CloseReason{1001, "going away"}      // the hub is shutting down
+	ReasonClientGone  = CloseReason{1000, "client closed"}   // the client closed or the connection broke
+	ReasonIdle        = CloseReason{1001, "idle timeout"}    // no pong within Config.PongWait
+	ReasonWriteFailed = CloseReason{1006, "write failed"}    // a write failed or timed out
+	ReasonTooLarge    = CloseReason{1009, "frame too large"} // a frame over Config.MaxFrameBytes
+)
+
+// client is one browser session, whatever its transport. The hub fills its
+// queue; the transport's writer drains it.
+type client struct {
+	id        string
+	transport string // "ws" or "sse"
+	base      string // mount prefix; "" is the root
+	remote    string
+	opened    time.Time
+
+	out queue
+
+	// Guarded by Hub.mu.
+	filters map[string]struct{} // relative to base
+	ids     bool                // add {"id": ...} to each frame
+	lastSeq uint64              // the last event offered: one delivery per event even when several filters match
+
+	batch atomic.Bool // join queued lines into one frame; read by the writer
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed when the session must end
+	reason   CloseReason   // why; written before stop is closed
+	abort    func()        // closes the transport at once; for a shutdown that ran out of time
+}
+
+func newClient(id, transport, base, remote string, cfg *Config) *client {
+	return &client{
+		id:        id,
+		transport: transport,
+		base:      base,
+		remote:    remote,
+		opened:    time.Now(),
+		out:       newQueue(cfg.QueueMessages, cfg.QueueBytes),
+		filters:   make(map[string]struct{}),
+		stop:      make(chan struct{}),
+	}
+}
+
+// close asks the session to end for reason r. Only the first reason counts;
+// close reports whether it was this one. It never blocks.
+func (c *client) close(r CloseReason) bool {
+	first := false
+	c.stopOnce.Do(func() {
+		c.reason = r
+		close(c.stop)
+		first = true
+	})
+	return first
+}
+
+func (c *client) stopped() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// queue is a client's outgoing queue, bounded in messages and in bytes. The
+// lines it holds are shared with other clients and never modified.
+type queue struct {
+	mu       sync.Mutex
+	items    [][]byte
+	bytes    int
+	maxItems int
+	maxBytes int
+	overflow bool          // once set, the queue refuses everything
+	ready    chan struct{} // holds a token while items are waiting
+}
+
+func newQueue(maxItems, maxBytes int) queue {
+	return queue{maxItems: maxItems, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
+}
+
+// push appends line unless that would exceed a limit; then it drops what is
+// queued, refuses everything from now on, and reports false. A single line
+// larger than the byte limit is taken when the queue is empty, so that the
+// limit bounds the backlog and not the largest message.
+func (q *queue) push(line []byte) bool {
+	q.mu.Lock()
+	if q.overflow || len(q.items) >= q.maxItems || (len(q.items) > 0 && q.bytes+len(line) > q.maxBytes) {
+		q.overflow = true
+		q.items, q.bytes = nil, 0
+		q.mu.Unlock()
+		return false
+	}
+	wasEmpty := len(q.items) == 0
+	q.items = append(q.items, line)
+	q.bytes += len(line)
+	q.mu.Unlock()
+	// The writer takes everything at once, so it needs waking only when the
+	// queue stops being empty: while items wait, a token is pending or the
+	// writer is on its way to take them.
+	if wasEmpty {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// take moves everything queued into the returned slice, giving spare (an
+// emptied slice from an earlier take) to the queue for reuse.
+func (q *queue) take(spare [][]byte) [][]byte {
+	clear(spare)
+	q.mu.Lock()
+	items := q.items
+	q.items, q.bytes = spare[:0], 0
+	q.mu.Unlock()
+	return items
+}

@@ -1,0 +1,144 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// The Clown.Talk wire format: one message per line, each line a JSON array
+// [topic, payload] (plus {"id": ...} when the client asked for ids) ending in
+// '\n'. These functions are the only place that knows it.
+
+// PayloadToJSON converts an MQTT payload to the JSON value a frame carries:
+// valid JSON as is, compacted to one line; other valid UTF-8 as a JSON string;
+// anything else as {"$base64": "..."}. The result may share p's memory.
+func PayloadToJSON(p []byte) []byte {
+	if !utf8.Valid(p) {
+		out := make([]byte, 0, len(`{"$base64":""}`)+base64.StdEncoding.EncodedLen(len(p)))
+		out = append(out, `{"$base64":"`...)
+		out = base64.StdEncoding.AppendEncode(out, p)
+		return append(out, `"}`...)
+	}
+	if !json.Valid(p) {
+		return appendString(make([]byte, 0, len(p)+2), p)
+	}
+	if bytes.IndexAny(p, " \t\r\n") < 0 {
+		return p // already compact
+	}
+	var b bytes.Buffer
+	b.Grow(len(p))
+	_ = json.Compact(&b, p) // cannot fail: p is valid JSON
+	return b.Bytes()
+}
+
+// PayloadFromJSON converts a frame's JSON value to the MQTT payload: the
+// compact JSON text, except that {"$base64": "..."} becomes the decoded bytes,
+// so that binary payloads survive a round trip through a browser.
+func PayloadFromJSON(v json.RawMessage) ([]byte, error) {
+	if len(v) > 0 && v[0] == '{' && bytes.Contains(v, []byte(`"$base64"`)) {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(v, &obj) == nil && len(obj) == 1 {
+			var s string
+			if err := json.Unmarshal(obj["$base64"], &s); err != nil {
+				return nil, errorf(CodeBadJSON, `"$base64" must be a string`)
+			}
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return nil, errorf(CodeBadJSON, `"$base64" is not valid base64: %v`, err)
+			}
+			return b, nil
+		}
+	}
+	var b bytes.Buffer
+	b.Grow(len(v))
+	if err := json.Compact(&b, v); err != nil {
+		return nil, errorf(CodeBadJSON, "payload is not valid JSON: %v", err)
+	}
+	return b.Bytes(), nil
+}
+
+// appendFrame appends the line for one message: ["topic",payload] or, with
+// an id, ["topic",payload,{"id":"..."}], and a newline. payload must be a JSON
+// value (see PayloadToJSON).
+func appendFrame(dst []byte, topic string, payload []byte, id string) []byte {
+	dst = append(dst, '[')
+	dst = appendString(dst, topic)
+	dst = append(dst, ',')
+	dst = append(dst, payload...)
+	if id != "" {
+		dst = append(dst, `,{"id":`...)
+		dst = appendString(dst, id)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']', '\n')
+}
+
+// controlFrame encodes a frame whose payload is v marshalled as JSON.
+func controlFrame(topic string, v any) []byte {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		// Only the hub's own types are marshalled here; this is a programming error.
+		panic("bridge: cannot encode control payload: " + err.Error())
+	}
+	return appendFrame(nil, topic, payload, "")
+}
+
+// appendString appends s as a JSON string. s must be valid UTF-8.
+func appendString[T string | []byte](dst []byte, s T) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// parseLine decodes one line a client sent: a JSON array [topic, payload].
+func parseLine(line []byte) (topic string, payload json.RawMessage, err error) {
+	if !utf8.Valid(line) {
+		return "", nil, errorf(CodeBadJSON, "message is not valid UTF-8")
+	}
+	var parts []json.RawMessage
+	if err := json.Unmarshal(line, &parts); err != nil {
+		return "", nil, errorf(CodeBadJSON, "message is not a JSON array [topic, payload]: %v", err)
+	}
+	if len(parts) != 2 {
+		return "", nil, errorf(CodeBadJSON, "message has %d elements, want [topic, payload]", len(parts))
+	}
+	if err := json.Unmarshal(parts[0], &topic); err != nil {
+		return "", nil, errorf(CodeBadJSON, "topic is not a JSON string")
+	}
+	return topic, parts[1], nil
+}
+
+// splitLines calls fn for each non-blank line of a frame.
+func splitLines(frame []byte, fn func(line []byte)) {
+	for len(frame) > 0 {
+		line, rest, _ := bytes.Cut(frame, []byte{'\n'})
+		frame = rest
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			fn(line)
+		}
+	}
+}

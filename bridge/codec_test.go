@@ -1,0 +1,188 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestPayloadToJSON(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{`{"state":true}`, `{"state":true}`},
+		{"{ \"state\" :\n true }", `{"state":true}`},
+		{`[21.5, "°C"]`, `[21.5,"°C"]`},
+		{`{"s": "a b\tc"}`, `{"s":"a b\tc"}`},
+		{`21.5`, `21.5`},
+		{" 42 \n", `42`},
+		{`12345678901234567890123`, `12345678901234567890123`},
+		{`true`, `true`},
+		{`null`, `null`},
+		{`"quoted"`, `"quoted"`},
+		{`hello`, `"hello"`},
+		{`say "hi"`, `"say \"hi\""`},
+		{"a\\b", `"a\\b"`},
+		{"tab\there\nnl", `"tab\there\nnl"`},
+		{"\x01\x1f", `"\u0001\u001f"`},
+		{"", `""`},
+		{"{broken", `"{broken"`},
+		{"\xff\x00", `{"$base64":"/wA="}`},
+		{"caf\xc3", `{"$base64":"Y2Fmww=="}`},
+	}
+	for _, tt := range tests {
+		if got := string(PayloadToJSON([]byte(tt.in))); got != tt.want {
+			t.Errorf("PayloadToJSON(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestPayloadToJSONSharesCompactInput(t *testing.T) {
+	p := []byte(`{"state":true}`)
+	allocs := testing.AllocsPerRun(100, func() { PayloadToJSON(p) })
+	if allocs != 0 {
+		t.Fatalf("a payload that is already compact JSON costs %v allocations", allocs)
+	}
+}
+
+func TestPayloadFromJSON(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string
+		err      bool
+	}{
+		{`{"state": false}`, `{"state":false}`, false},
+		{`"text"`, `"text"`, false},
+		{`[1, 2]`, `[1,2]`, false},
+		{`{"$base64": "/wAQ"}`, "\xff\x00\x10", false},
+		{`{"$base64": "/wAQ", "other": 1}`, `{"$base64":"/wAQ","other":1}`, false},
+		{`{"$base64": 5}`, "", true},
+		{`{"$base64": "!!"}`, "", true},
+	}
+	for _, tt := range tests {
+		got, err := PayloadFromJSON(json.RawMessage(tt.in))
+		if (err != nil) != tt.err || (!tt.err && string(got) != tt.want) {
+			t.Errorf("PayloadFromJSON(%s) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+		if err != nil && AsError(err).Code != CodeBadJSON {
+			t.Errorf("PayloadFromJSON(%s): error %v is not bad-json", tt.in, err)
+		}
+	}
+}
+
+func TestParseLine(t *testing.T) {
+	t.Parallel()
+	topic, payload, err := parseLine([]byte(`["relay/i2c0-3b/set", {"state": false}]`))
+	if err != nil || topic != "relay/i2c0-3b/set" || string(payload) != `{"state": false}` {
+		t.Fatalf("parseLine = %q, %s, %v", topic, payload, err)
+	}
+	for _, bad := range []string{`x`, `[]`, `["a"]`, `["a",1,2]`, `[1,2]`, `{"a":1}`, "[\"\xff\", 1]", `["a", 1`} {
+		if _, _, err := parseLine([]byte(bad)); err == nil || AsError(err).Code != CodeBadJSON {
+			t.Errorf("parseLine(%q) = %v, want a bad-json error", bad, err)
+		}
+	}
+}
+
+func TestSplitLines(t *testing.T) {
+	var got []string
+	splitLines([]byte("a\n\n  b  \r\nc"), func(l []byte) { got = append(got, string(l)) })
+	if strings.Join(got, "|") != "a|b|c" {
+		t.Fatalf("splitLines = %q", got)
+	}
+}
+
+// FuzzPayloadToJSON: whatever a device publishes becomes one line of valid
+// JSON, binary survives the round trip exactly, JSON is kept (compacted), and
+// text becomes the JSON string of the same text.
+func FuzzPayloadToJSON(f *testing.F) {
+	for _, s := range []string{`{"a": 1}`, `[21.5, "°C"]`, "text", "\xff\x00", "", `"s"`, " 1 ", "a\nb", `{"$base64":"AA=="}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		out := PayloadToJSON(p)
+		if !json.Valid(out) || bytes.ContainsAny(out, "\n\r") || !utf8.Valid(out) {
+			t.Fatalf("PayloadToJSON(%q) = %q: not one line of valid UTF-8 JSON", p, out)
+		}
+		line := appendFrame(nil, "t", out, "")
+		if _, _, err := parseLine(bytes.TrimSuffix(line, []byte("\n"))); err != nil {
+			t.Fatalf("frame %q does not parse back: %v", line, err)
+		}
+		switch {
+		case !utf8.Valid(p):
+			back, err := PayloadFromJSON(out)
+			if err != nil || !bytes.Equal(back, p) {
+				t.Fatalf("binary %q came back as %q, %v", p, back, err)
+			}
+		case json.Valid(p):
+			var compact bytes.Buffer
+			_ = json.Compact(&compact, p)
+			if !bytes.Equal(out, compact.Bytes()) {
+				t.Fatalf("JSON %q became %q, want %q", p, out, compact.Bytes())
+			}
+		default:
+			var s string
+			if err := json.Unmarshal(out, &s); err != nil || s != string(p) {
+				t.Fatalf("text %q became %q (%q, %v)", p, out, s, err)
+			}
+		}
+	})
+}
+
+// FuzzParseLine: no line a client sends makes the parser panic, and what it
+// accepts is a string topic and a valid JSON payload.
+func FuzzParseLine(f *testing.F) {
+	for _, s := range []string{`["a", 1]`, `["a/b", {"x": [1, 2]}]`, `[`, `["a"]`, "[\"\xff\", 1]", `[[[[[[]]]]]]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		topic, payload, err := parseLine(line)
+		if err != nil {
+			if AsError(err).Code != CodeBadJSON {
+				t.Fatalf("parseLine(%q): error %v is not bad-json", line, err)
+			}
+			return
+		}
+		if !utf8.ValidString(topic) || !json.Valid(payload) {
+			t.Fatalf("parseLine(%q) accepted topic %q payload %q", line, topic, payload)
+		}
+		if _, err := PayloadFromJSON(payload); err != nil && AsError(err).Code != CodeBadJSON {
+			t.Fatalf("PayloadFromJSON(%q): %v", payload, err)
+		}
+	})
+}
+
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"plain", `q"b\`, "\x00\x1f\x7f", "čidlo/°C", "\u2028"} {
+		var decoded string
+		if err := json.Unmarshal(appendString(nil, s), &decoded); err != nil || decoded != s {
+			t.Errorf("appendString(%q) = %s decodes to %q, %v", s, appendString(nil, s), decoded, err)
+		}
+	}
+}
+
+func TestOriginAllowed(t *testing.T) {
+	tests := []struct {
+		origin, host string
+		allowed      []string
+		want         bool
+	}{
+		{"http://127.0.0.1:8080", "127.0.0.1:8080", nil, true},
+		{"https://hub.example", "HUB.example", nil, true},
+		{"http://127.0.0.1:8081", "127.0.0.1:8080", nil, false},
+		{"https://evil.example", "hub.example", nil, false},
+		{"null", "hub.example", nil, false},
+		{"https://dash.example", "hub.example", []string{"https://dash.example/"}, true},
+		{"https://evil.example", "hub.example", []string{"https://dash.example"}, false},
+		{"https://any.example", "hub.example", []string{"*"}, true},
+	}
+	for _, tt := range tests {
+		if got := OriginAllowed(tt.origin, tt.host, tt.allowed); got != tt.want {
+			t.Errorf("OriginAllowed(%q, %q, %q) = %v, want %v", tt.origin, tt.host, tt.allowed, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,451 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/motehub/motehub/topics"
+)
+
+// Config tunes a Hub. The zero value of each field means its documented default.
+type Config struct {
+	// BusFilters are what the hub subscribes to on the Bus; they should not
+	// overlap. Default: ["#"], every topic but the '$' ones.
+	BusFilters []string
+	// DefaultFilters are the subscriptions of a client that has not chosen
+	// any (relative to its base). Default: ["#"].
+	DefaultFilters []string
+	// MaxSubscriptions bounds the filters one client may hold. Default 256.
+	MaxSubscriptions int
+
+	// QueueMessages bounds each client's outgoing queue in messages. Default 4096.
+	QueueMessages int
+	// QueueBytes bounds each client's outgoing queue in bytes. Default 4 MiB.
+	QueueBytes int
+	// WriteTimeout bounds every write to a client. Default 10 s.
+	WriteTimeout time.Duration
+	// PongWait is how long a WebSocket may stay silent (no frame and no pong)
+	// before it is closed; pings go out at 9/10 of it. Default 30 s.
+	PongWait time.Duration
+	// MaxMessageBytes is the largest WebSocket message a client may send;
+	// a larger one is discarded and answered with a "too-large" error frame,
+	// and the session goes on. Default 64 KiB.
+	MaxMessageBytes int
+	// MaxFrameBytes is the size past which a WebSocket message is abuse: the
+	// session is closed with code 1009. Default 1 MiB (at least MaxMessageBytes).
+	MaxFrameBytes int
+	// MaxBatchBytes bounds one frame that joins queued lines for a client that
+	// asked for batching. Default 64 KiB.
+	MaxBatchBytes int
+	// PublishTimeout bounds a browser's publish to the Bus. Default 10 s.
+	PublishTimeout time.Duration
+
+	// AllowedOrigins are the origins (scheme://host[:port]) whose pages may
+	// open a WebSocket besides the hub's own; "*" allows every origin. Requests
+	// without an Origin header (non-browser clients) are always allowed.
+	// Default: none, same origin only.
+	AllowedOrigins []string
+
+	// Logger receives the hub's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if len(c.BusFilters) == 0 {
+		c.BusFilters = []string{"#"}
+	}
+	if len(c.DefaultFilters) == 0 {
+		c.DefaultFilters = []string{"#"}
+	}
+	setDefault(&c.MaxSubscriptions, 256)
+	setDefault(&c.QueueMessages, 4096)
+	setDefault(&c.QueueBytes, 4<<20)
+	setDefault(&c.WriteTimeout, 10*time.Second)
+	setDefault(&c.PongWait, 30*time.Second)
+	setDefault(&c.MaxMessageBytes, 64<<10)
+	setDefault(&c.MaxFrameBytes, 1<<20)
+	c.MaxFrameBytes = max(c.MaxFrameBytes, c.MaxMessageBytes)
+	setDefault(&c.MaxBatchBytes, 64<<10)
+	setDefault(&c.PublishTimeout, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Hub connects a Bus to browser sessions. Create it with [New].
+type Hub struct {
+	cfg      Config
+	bus      Bus
+	log      *slog.Logger
+	epoch    string
+	upgrader websocket.Upgrader
+	cancels  []func()
+
+	mu      sync.Mutex
+	index   topics.Index[*client] // absolute filter → client
+	clients map[*client]struct{}
+	seq     uint64
+	closed  bool
+	cur     event         // the event being fanned out; reused under mu
+	offerFn func(*client) // h.offer, bound once so fan-out does not allocate
+
+	sessions sync.WaitGroup // one per attached client
+	stats    counters
+}
+
+// New creates a hub on bus and subscribes it to cfg.BusFilters.
+func New(bus Bus, cfg Config) (*Hub, error) {
+	cfg.setDefaults()
+	for _, f := range cfg.BusFilters {
+		if err := topics.ValidateFilter(f); err != nil {
+			return nil, fmt.Errorf("bridge: bus filter %q: %w", f, err)
+		}
+	}
+	h := &Hub{
+		cfg:     cfg,
+		bus:     bus,
+		log:     cfg.Logger,
+		epoch:   newID(6),
+		clients: make(map[*client]struct{}),
+	}
+	h.offerFn = h.offer
+	h.upgrader = newUpgrader(h)
+	for _, f := range cfg.BusFilters {
+		cancel, err := bus.Subscribe(f, h.deliver)
+		if err != nil {
+			h.unsubscribeAll()
+			return nil, fmt.Errorf("bridge: subscribe %q on the bus: %w", f, err)
+		}
+		h.cancels = append(h.cancels, cancel)
+	}
+	return h, nil
+}
+
+// Epoch names this hub's event history; event ids are "<epoch>-<seq>".
+func (h *Hub) Epoch() string { return h.epoch }
+
+// Close ends every session with "going away" and unsubscribes from the Bus.
+// It returns when every session has ended, or when ctx ends, after cutting
+// the connections that were still open.
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	clients := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		clients = append(clients, c)
+	}
+	h.mu.Unlock()
+
+	h.unsubscribeAll()
+	for _, c := range clients {
+		c.close(ReasonGoingAway)
+	}
+	done := make(chan struct{})
+	go func() {
+		h.sessions.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, c := range clients {
+		c.abort()
+	}
+	<-done // the transports end at once when their connections are cut
+	return fmt.Errorf("bridge: close: sessions still open after the deadline were cut: %w", ctx.Err())
+}
+
+func (h *Hub) unsubscribeAll() {
+	for _, cancel := range h.cancels {
+		cancel()
+	}
+	h.cancels = nil
+}
+
+// deliver is the Bus callback: it fans m out to every client that wants it.
+// It never blocks (see the package documentation).
+func (h *Hub) deliver(m Message) {
+	payload := PayloadToJSON(m.Payload)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.seq++
+	h.cur.reset(h.seq, m.Topic, payload)
+	h.index.Match(m.Topic, h.offerFn)
+	h.stats.received.Add(1)
+	h.stats.delivered.Add(uint64(h.cur.delivered))
+}
+
+// offer queues the current event for c. Called under h.mu.
+func (h *Hub) offer(c *client) {
+	ev := &h.cur
+	if c.lastSeq == ev.seq {
+		return
+	}
+	c.lastSeq = ev.seq
+	line := ev.line(c.base, c.ids, h.epoch)
+	if line == nil {
+		return
+	}
+	if c.out.push(line) {
+		ev.delivered++
+	} else {
+		h.dropSlow(c)
+	}
+}
+
+func (h *Hub) dropSlow(c *client) {
+	if c.close(ReasonSlow) {
+		h.stats.slow.Add(1)
+	}
+}
+
+// send queues a frame for c alone (a reply or an error); a client too slow
+// to take it is dropped like any slow client.
+func (h *Hub) send(c *client, frame []byte) {
+	if !c.out.push(frame) {
+		h.dropSlow(c)
+	}
+}
+
+// event is one message being fanned out, with its frame encoded once for each
+// (base, ids) combination the matching clients need.
+type event struct {
+	seq       uint64
+	topic     string
+	payload   []byte // JSON
+	variants  []variant
+	delivered int
+}
+
+type variant struct {
+	base string
+	ids  bool
+	line []byte // nil: the topic is not below base
+}
+
+func (e *event) reset(seq uint64, topic string, payload []byte) {
+	clear(e.variants) // drop references to the last event's lines
+	*e = event{seq: seq, topic: topic, payload: payload, variants: e.variants[:0]}
+}
+
+func (e *event) line(base string, ids bool, epoch string) []byte {
+	for _, v := range e.variants {
+		if v.base == base && v.ids == ids {
+			return v.line
+		}
+	}
+	var line []byte
+	if rel, ok := topics.Unmount(base, e.topic); ok {
+		var id string
+		if ids {
+			id = eventID(epoch, e.seq)
+		}
+		line = appendFrame(make([]byte, 0, len(rel)+len(e.payload)+len(id)+16), rel, e.payload, id)
+	}
+	e.variants = append(e.variants, variant{base: base, ids: ids, line: line})
+	return line
+}
+
+func eventID(epoch string, seq uint64) string {
+	return epoch + "-" + strconv.FormatUint(seq, 10)
+}
+
+// attach registers c with its initial filters. It fails when the hub is
+// closing or the filters are invalid; otherwise the caller must detach c.
+func (h *Hub) attach(c *client, filters []string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return errorf(CodeUnavailable, "the hub is shutting down")
+	}
+	if err := h.replaceFiltersLocked(c, filters); err != nil {
+		return err
+	}
+	h.clients[c] = struct{}{}
+	h.sessions.Add(1)
+	h.stats.sessions.Add(1)
+	return nil
+}
+
+// detach removes c from the hub. Call it once, after a successful attach.
+func (h *Hub) detach(c *client) {
+	h.mu.Lock()
+	for f := range c.filters {
+		h.index.Remove(topics.Mount(c.base, f), c)
+	}
+	clear(c.filters)
+	delete(h.clients, c)
+	h.mu.Unlock()
+	h.stats.sessions.Add(-1)
+	h.sessions.Done()
+}
+
+// checkFilters validates filters relative to c's base.
+func (h *Hub) checkFilters(c *client, filters []string) error {
+	for _, f := range filters {
+		err := topics.ValidateFilter(f)
+		if err == nil {
+			err = topics.ValidateFilter(topics.Mount(c.base, f))
+		}
+		if err != nil {
+			return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid filter %q: %v", f, err), Topic: f}
+		}
+	}
+	return nil
+}
+
+// replaceFiltersLocked makes filters c's whole subscription set. Called under h.mu.
+func (h *Hub) replaceFiltersLocked(c *client, filters []string) error {
+	if err := h.checkFilters(c, filters); err != nil {
+		return err
+	}
+	want := make(map[string]struct{}, len(filters))
+	for _, f := range filters {
+		want[f] = struct{}{}
+	}
+	if len(want) > h.cfg.MaxSubscriptions {
+		return errorf(CodeLimit, "%d filters, at most %d per client", len(want), h.cfg.MaxSubscriptions)
+	}
+	for f := range c.filters {
+		if _, keep := want[f]; !keep {
+			h.index.Remove(topics.Mount(c.base, f), c)
+			delete(c.filters, f)
+		}
+	}
+	for f := range want {
+		if _, have := c.filters[f]; !have {
+			h.index.Add(topics.Mount(c.base, f), c)
+			c.filters[f] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// subscribe adds filters to c's subscriptions.
+func (h *Hub) subscribe(c *client, filters []string) error {
+	if err := h.checkFilters(c, filters); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	added := 0
+	for _, f := range filters {
+		if _, have := c.filters[f]; !have {
+			added++
+		}
+	}
+	if len(c.filters)+added > h.cfg.MaxSubscriptions {
+		return errorf(CodeLimit, "%d filters, at most %d per client", len(c.filters)+added, h.cfg.MaxSubscriptions)
+	}
+	for _, f := range filters {
+		if _, have := c.filters[f]; !have {
+			h.index.Add(topics.Mount(c.base, f), c)
+			c.filters[f] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// unsubscribe removes filters from c's subscriptions; unknown ones are ignored.
+func (h *Hub) unsubscribe(c *client, filters []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, f := range filters {
+		if _, have := c.filters[f]; have {
+			h.index.Remove(topics.Mount(c.base, f), c)
+			delete(c.filters, f)
+		}
+	}
+}
+
+// Publish sends a message from a browser to the devices: topic is relative to
+// base, payload a JSON value (see [PayloadFromJSON]). Errors are *Error.
+func (h *Hub) Publish(ctx context.Context, base, topic string, payload []byte) error {
+	if err := topics.ValidateTopic(topic); err != nil {
+		return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
+	}
+	abs := topics.Mount(base, topic)
+	if err := topics.ValidateTopic(abs); err != nil {
+		return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
+	}
+	if strings.HasPrefix(abs, "$") {
+		return &Error{Code: CodeBadTopic, Message: "topics starting with '$' are reserved for the broker", Topic: topic}
+	}
+	if strings.HasPrefix(topic, controlPrefix) {
+		return &Error{Code: CodeBadTopic, Message: "unknown control topic", Topic: topic}
+	}
+	mqttPayload, err := PayloadFromJSON(payload)
+	if err != nil {
+		e := AsError(err)
+		e.Topic = topic
+		return e
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
+	defer cancel()
+	if err := h.bus.Publish(ctx, Message{Topic: abs, Payload: mqttPayload, QoS: 1}); err != nil {
+		h.log.Warn("publish to the bus failed", "topic", abs, "err", err)
+		return &Error{Code: CodeUnavailable, Message: "the broker did not take the message: " + err.Error(), Topic: topic}
+	}
+	h.stats.published.Add(1)
+	return nil
+}
+
+// Stats is a snapshot of the hub's counters.
+type Stats struct {
+	Sessions        int64  // sessions open now
+	Received        uint64 // messages taken from the Bus
+	Delivered       uint64 // messages queued to clients (one per client per message)
+	Published       uint64 // messages browsers published to the Bus
+	SlowDisconnects uint64 // sessions closed because their queue overflowed
+}
+
+type counters struct {
+	sessions  atomic.Int64
+	received  atomic.Uint64
+	delivered atomic.Uint64
+	published atomic.Uint64
+	slow      atomic.Uint64
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		Sessions:        h.stats.sessions.Load(),
+		Received:        h.stats.received.Load(),
+		Delivered:       h.stats.delivered.Load(),
+		Published:       h.stats.published.Load(),
+		SlowDisconnects: h.stats.slow.Load(),
+	}
+}
+
+// newID returns n random bytes as hex.
+func newID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,166 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+)
+
+// nopBus is a Bus that goes nowhere, for tests that drive the hub's fan-out
+// directly. Tests with a real broker live in package bridge_test.
+type nopBus struct{}
+
+func (nopBus) Publish(context.Context, Message) error { return nil }
+func (nopBus) Subscribe(string, func(Message)) (func(), error) {
+	return func() {}, nil
+}
+
+func newTestHub(t testing.TB, cfg Config) *Hub {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := New(nopBus{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+// attachTest attaches a client with no transport; the test detaches it.
+func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
+	t.Helper()
+	c := newClient(newID(4), "test", base, "test", &h.cfg)
+	c.abort = func() {}
+	if err := h.attach(c, filters); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func drain(c *client) []string {
+	var out []string
+	for _, l := range c.out.take(nil) {
+		out = append(out, string(l))
+	}
+	return out
+}
+
+func TestFanOutSharesOneEncodingPerVariant(t *testing.T) {
+	h := newTestHub(t, Config{})
+	a := attachTest(t, h, "", "#")
+	b := attachTest(t, h, "", "nodes/#", "nodes/+/relay") // two matching filters
+	m := attachTest(t, h, "nodes/bridge", "#")
+	other := attachTest(t, h, "elsewhere", "#")
+	defer func() {
+		for _, c := range []*client{a, b, m, other} {
+			h.detach(c)
+		}
+	}()
+
+	h.deliver(Message{Topic: "nodes/bridge/relay", Payload: []byte(`{"state":true}`)})
+
+	la, lb, lm := a.out.take(nil), b.out.take(nil), m.out.take(nil)
+	if len(la) != 1 || len(lb) != 1 || len(lm) != 1 || len(drain(other)) != 0 {
+		t.Fatalf("deliveries: root %d, two-filter client %d, mounted %d (want 1 each), elsewhere %d (want 0)", len(la), len(lb), len(lm), len(drain(other)))
+	}
+	if &la[0][0] != &lb[0][0] {
+		t.Fatal("clients with the same base got separately encoded frames")
+	}
+	if string(la[0]) != "[\"nodes/bridge/relay\",{\"state\":true}]\n" || string(lm[0]) != "[\"relay\",{\"state\":true}]\n" {
+		t.Fatalf("frames %q and %q", la[0], lm[0])
+	}
+	if s := h.Stats(); s.Received != 1 || s.Delivered != 3 || s.Sessions != 4 {
+		t.Fatalf("stats %+v, want 1 received, 3 delivered, 4 sessions", s)
+	}
+}
+
+func TestQueueOverflowMarksSlowAndRefusesMore(t *testing.T) {
+	h := newTestHub(t, Config{QueueMessages: 3, QueueBytes: 1 << 20})
+	c := attachTest(t, h, "", "#")
+	defer h.detach(c)
+	for i := range 3 {
+		h.deliver(Message{Topic: "t", Payload: fmt.Appendf(nil, "%d", i)})
+	}
+	if c.stopped() {
+		t.Fatal("a full queue is not yet an overflow")
+	}
+	h.deliver(Message{Topic: "t", Payload: []byte("3")})
+	if !c.stopped() || c.reason != ReasonSlow {
+		t.Fatalf("after overflow: stopped %v, reason %v; want slow", c.stopped(), c.reason)
+	}
+	if got := drain(c); len(got) != 0 {
+		t.Fatalf("an overflowed queue still holds %d lines; it must let go of them", len(got))
+	}
+	h.deliver(Message{Topic: "t", Payload: []byte("4")})
+	if got := drain(c); len(got) != 0 || h.Stats().SlowDisconnects != 1 {
+		t.Fatalf("after overflow the queue took %d more; slow disconnects %d", len(got), h.Stats().SlowDisconnects)
+	}
+}
+
+func TestQueueBytesLimit(t *testing.T) {
+	q := newQueue(100, 10)
+	if !q.push(make([]byte, 25)) {
+		t.Fatal("a single line over the byte limit must be taken by an empty queue")
+	}
+	if q.push([]byte("x")) {
+		t.Fatal("a line past the byte limit was taken")
+	}
+}
+
+func TestCloseEndsSessionsGoingAway(t *testing.T) {
+	h := newTestHub(t, Config{})
+	c := attachTest(t, h, "", "#")
+	done := make(chan error)
+	go func() { done <- h.Close(context.Background()) }()
+	<-c.stop
+	if c.reason != ReasonGoingAway {
+		t.Fatalf("reason %v, want going away", c.reason)
+	}
+	h.detach(c) // the transport's part
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := h.attach(newClient("late", "test", "", "", &h.cfg), []string{"#"}); AsError(err).Code != CodeUnavailable {
+		t.Fatalf("attach after Close: %v, want unavailable", err)
+	}
+}
+
+func TestCloseCutsSessionsThatDoNotEnd(t *testing.T) {
+	h := newTestHub(t, Config{})
+	c := attachTest(t, h, "", "#")
+	c.abort = func() { h.detach(c) } // stands in for a transport that ends when its connection is cut
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.Close(ctx); err == nil {
+		t.Fatal("Close with an expired context and a session that did not end must say so")
+	}
+}
+
+// BenchmarkFanOut1000 measures the publish path: one message from the Bus to
+// 1,000 subscribed clients' queues (encoding, index lookup, queueing).
+// Queues are emptied every 1,000 messages, as writers would.
+func BenchmarkFanOut1000(b *testing.B) {
+	h := newTestHub(b, Config{})
+	clients := make([]*client, 1000)
+	for i := range clients {
+		clients[i] = attachTest(b, h, "", "nodes/+/thermometer/#")
+	}
+	msg := Message{Topic: "nodes/bridge/thermometer/0:1/temperature", Payload: []byte(`[21.5,"°C"]`)}
+	spare := make([][][]byte, len(clients))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		h.deliver(msg)
+		if i++; i%1000 == 0 {
+			for j, c := range clients {
+				spare[j] = c.out.take(spare[j])
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(clients)), "ns/delivery")
+	for _, c := range clients {
+		h.detach(c)
+	}
+}

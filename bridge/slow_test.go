@@ -1,0 +1,161 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/broker"
+	"github.com/motehub/motehub/internal/hubtest"
+)
+
+// realHub is a hub on the real embedded broker, served by httptest.
+type realHub struct {
+	Hub    *bridge.Hub
+	Broker *broker.Embedded
+	URL    string // ws://.../ws
+}
+
+func startRealHub(t *testing.T, cfg bridge.Config) *realHub {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Logger = log
+	hub, err := bridge.New(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hub.ServeWebSocket(w, r, "")
+	}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hub.Close(ctx); err != nil {
+			t.Errorf("hub close: %v", err)
+		}
+		srv.Close()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("broker close: %v", err)
+		}
+	})
+	return &realHub{Hub: hub, Broker: b, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+}
+
+// TestSlowClientIsDisconnectedOthersGetEverything: a browser that stops
+// reading is cut off as slow (close 4008) once its queue overflows, while a
+// healthy browser on the same topic receives every message in order, before
+// and after, and the publisher is never held up.
+func TestSlowClientIsDisconnectedOthersGetEverything(t *testing.T) {
+	h := startRealHub(t, bridge.Config{QueueMessages: 256, QueueBytes: 256 << 10})
+
+	healthy := hubtest.DialWS(t, h.URL, nil)
+	healthy.Send(`["clown.talk/-/config/set", {"subscribe": ["feed"]}]`)
+	healthy.Expect("clown.talk/-/config/ok")
+
+	// The stalled client reads nothing after its handshake.
+	stalled, _, err := websocket.DefaultDialer.Dial(h.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if err := stalled.WriteMessage(websocket.TextMessage, []byte(`["clown.talk/-/config/set", {"subscribe": ["feed"]}]`)); err != nil {
+		t.Fatal(err)
+	}
+
+	device := hubtest.ConnectMQTT(t, h.Broker.Addr().String(), "slow-test-device")
+	payload := strings.Repeat("x", 4000)
+	seq := 0
+	publishAndCheck := func(n int) {
+		t.Helper()
+		for range n {
+			hubtest.PublishMQTT(t, device, "feed", 1, false, fmt.Appendf(nil, `{"seq":%d,"pad":"%s"}`, seq+1, payload))
+			seq++
+		}
+		for i := seq - n + 1; i <= seq; i++ {
+			want := fmt.Sprintf(`["feed",{"seq":%d,"pad":"%s"}]`, i, payload)
+			if got := healthy.ReadLine(); got != want {
+				t.Fatalf("healthy client: got %.40s…, want seq %d", got, i)
+			}
+		}
+	}
+
+	// Publish in rounds the healthy client keeps up with, until the stalled
+	// one has overflowed (its socket buffers fill first, then its queue).
+	const maxMessages = 20000
+	for h.Hub.Stats().SlowDisconnects == 0 && seq < maxMessages {
+		publishAndCheck(32)
+	}
+	if got := h.Hub.Stats().SlowDisconnects; got != 1 {
+		t.Fatalf("after %d messages of %d bytes: %d slow disconnects, want 1", seq, len(payload), got)
+	}
+	publishAndCheck(64) // the healthy client goes on undisturbed
+
+	// The stalled client, reading at last, finds its connection ended.
+	_ = stalled.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+	var readErr error
+	for range maxMessages + 1 {
+		if _, _, readErr = stalled.ReadMessage(); readErr != nil {
+			break
+		}
+	}
+	if readErr == nil || isTimeout(readErr) {
+		t.Fatalf("stalled client still connected after being cut off: %v", readErr)
+	}
+	if ce, ok := readErr.(*websocket.CloseError); ok && ce.Code != 4008 {
+		t.Fatalf("stalled client closed with %d %q, want 4008 slow", ce.Code, ce.Text)
+	}
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return h.Hub.Stats().Sessions == 1 },
+		"the slow session was not removed: %d sessions", h.Hub.Stats().Sessions)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestSlowClientReadingLateGetsReason: a client that is slow but still
+// reading is told why with close code 4008 "slow".
+func TestSlowClientReadingLateGetsReason(t *testing.T) {
+	h := startRealHub(t, bridge.Config{QueueMessages: 8})
+	ws := hubtest.DialWS(t, h.URL, nil)
+	ws.Send(`["clown.talk/-/config/set", {"subscribe": ["burst"]}]`)
+	ws.Expect("clown.talk/-/config/ok")
+
+	// Inline publishes fan out faster than any writer drains: the queue of 8
+	// overflows within the burst.
+	for i := range 10000 {
+		if err := h.Broker.Publish(t.Context(), bridge.Message{Topic: "burst", Payload: fmt.Appendf(nil, "%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if h.Hub.Stats().SlowDisconnects > 0 {
+			break
+		}
+	}
+	if h.Hub.Stats().SlowDisconnects != 1 {
+		t.Fatal("a burst of 10,000 messages did not overflow a queue of 8")
+	}
+	var err error
+	for range 10001 {
+		if _, err = ws.TryReadLine(hubtest.Timeout); err != nil {
+			break
+		}
+	}
+	if !websocket.IsCloseError(err, 4008) {
+		t.Fatalf("slow client saw %v, want close 4008 slow", err)
+	}
+}

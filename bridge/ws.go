@@ -1,0 +1,272 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/motehub/motehub/topics"
+)
+
+// Subprotocol is the WebSocket subprotocol of Clown.Talk. It is selected when
+// the client offers it; a client that offers none is served all the same.
+const Subprotocol = "clown.talk"
+
+// closeGrace is how long a closing session waits for its close frame to be
+// written and answered before the connection is cut.
+const closeGrace = time.Second
+
+func newUpgrader(h *Hub) websocket.Upgrader {
+	return websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{}, // idle sessions hold no write buffer
+		Subprotocols:    []string{Subprotocol},
+		CheckOrigin:     h.checkOrigin,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			code := CodeBadRequest
+			if status == http.StatusForbidden {
+				code = CodeForbidden
+			}
+			WriteHTTPError(w, status, code, reason.Error())
+		},
+	}
+}
+
+// checkOrigin lets a WebSocket handshake through when it comes from no
+// browser (no Origin header), from the hub's own origin, or from an origin in
+// Config.AllowedOrigins.
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	return origin == "" || OriginAllowed(origin, r.Host, h.cfg.AllowedOrigins)
+}
+
+// OriginAllowed reports whether a page from origin may use a hub served at
+// host: same host and port, or listed in allowed ("*" lists every origin).
+func OriginAllowed(origin, host string, allowed []string) bool {
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
+}
+
+func (h *Hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
+// ServeWebSocket upgrades r to a Clown.Talk session mounted on base, the MQTT
+// subtree the client sees with topics relative to it ("" is the root). What
+// goes wrong before the upgrade is answered as a JSON HTTP error.
+func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string) {
+	if err := topics.ValidateBase(base); err != nil {
+		WriteHTTPError(w, http.StatusBadRequest, CodeBadTopic, fmt.Sprintf("invalid base topic %q: %v", base, err))
+		return
+	}
+	if h.isClosed() {
+		WriteHTTPError(w, http.StatusServiceUnavailable, CodeUnavailable, "the hub is shutting down")
+		return
+	}
+	conn, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return // the upgrader has answered
+	}
+	c := newClient(newID(8), "ws", base, r.RemoteAddr, &h.cfg)
+	c.abort = func() { _ = conn.NetConn().Close() }
+	if err := h.attach(c, h.cfg.DefaultFilters); err != nil {
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(ReasonGoingAway.Code, ReasonGoingAway.Text), time.Now().Add(closeGrace))
+		_ = conn.Close()
+		return
+	}
+	s := &wsSession{hub: h, c: c, conn: conn}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.run()
+}
+
+// wsSession is one WebSocket client: the reader runs on the handler's
+// goroutine, the writer on a goroutine that run waits for.
+type wsSession struct {
+	hub    *Hub
+	c      *client
+	conn   *websocket.Conn
+	ctx    context.Context // for the client's publishes; cancelled when the session stops
+	cancel context.CancelFunc
+}
+
+func (s *wsSession) run() {
+	h, c := s.hub, s.c
+	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
+		"base", c.base, "subprotocol", s.conn.Subprotocol())
+
+	writerDone := make(chan struct{})
+	readerDone := make(chan struct{})
+	go s.writeLoop(writerDone, readerDone)
+	err := s.readLoop()
+	c.close(readReason(err))
+	close(readerDone)
+	<-writerDone
+	_ = s.conn.Close()
+	h.detach(c)
+
+	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
+		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+}
+
+func readReason(err error) CloseReason {
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		return ReasonTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		return ReasonIdle
+	}
+	return ReasonClientGone
+}
+
+func (s *wsSession) readLoop() error {
+	h, c, conn := s.hub, s.c, s.conn
+	conn.SetReadLimit(int64(h.cfg.MaxFrameBytes))
+	alive := func() {
+		if !c.stopped() { // a closing session does not wait longer for the peer
+			_ = conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
+		}
+	}
+	alive()
+	conn.SetPongHandler(func(string) error { alive(); return nil })
+
+	var buf []byte
+	for {
+		_, r, err := conn.NextReader()
+		if err != nil {
+			return err
+		}
+		alive()
+		var tooLarge bool
+		buf, tooLarge, err = readMessage(buf[:0], r, h.cfg.MaxMessageBytes)
+		if err != nil {
+			return err
+		}
+		if tooLarge {
+			h.send(c, controlFrame(topicError, errorf(CodeTooLarge,
+				"message over %d bytes discarded", h.cfg.MaxMessageBytes)))
+			continue
+		}
+		// Text and binary frames are read alike: each must be UTF-8 lines.
+		splitLines(buf, func(line []byte) { h.handleLine(s.ctx, c, line) })
+		if cap(buf) > 16<<10 {
+			buf = nil // an idle session keeps no large buffer
+		}
+	}
+}
+
+// readMessage reads one message into buf. A message over limit is read to
+// its end and dropped, and reported as tooLarge.
+func readMessage(buf []byte, r io.Reader, limit int) (_ []byte, tooLarge bool, err error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			_, err := io.Copy(io.Discard, r)
+			return buf[:0], true, err
+		}
+		if err == io.EOF {
+			return buf, false, nil
+		}
+		if err != nil {
+			return buf, false, err
+		}
+	}
+}
+
+func (s *wsSession) writeLoop(done chan<- struct{}, readerDone <-chan struct{}) {
+	defer close(done)
+	defer s.cancel()
+	h, c := s.hub, s.c
+	ping := time.NewTicker(h.cfg.PongWait * 9 / 10)
+	defer ping.Stop()
+
+	var lines [][]byte
+	for {
+		var err error
+		select {
+		case <-c.out.ready:
+			lines = c.out.take(lines)
+			err = s.writeLines(lines)
+		case <-ping.C:
+			err = s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout))
+		case <-c.stop:
+			s.goodbye(readerDone)
+			return
+		}
+		if err != nil {
+			c.close(ReasonWriteFailed)
+			_ = s.conn.Close() // ends the reader
+			return
+		}
+	}
+}
+
+func (s *wsSession) writeLines(lines [][]byte) error {
+	timeout := s.hub.cfg.WriteTimeout
+	if !s.c.batch.Load() {
+		for _, line := range lines {
+			_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
+			if err := s.conn.WriteMessage(websocket.TextMessage, line); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for len(lines) > 0 {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
+		w, err := s.conn.NextWriter(websocket.TextMessage)
+		if err != nil {
+			return err
+		}
+		for n := 0; len(lines) > 0 && (n == 0 || n+len(lines[0]) <= s.hub.cfg.MaxBatchBytes); lines = lines[1:] {
+			n += len(lines[0])
+			if _, err := w.Write(lines[0]); err != nil {
+				return err
+			}
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// goodbye tells the client why the hub ends the session, when the client is
+// still there to hear it, waits briefly for its answer, and cuts the connection.
+func (s *wsSession) goodbye(readerDone <-chan struct{}) {
+	r := s.c.reason
+	if r != ReasonClientGone && r != ReasonTooLarge { // for these the peer already knows
+		msg := websocket.FormatCloseMessage(r.Code, r.Text)
+		if s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) == nil {
+			t := time.NewTimer(closeGrace)
+			select {
+			case <-readerDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	_ = s.conn.Close()
+}

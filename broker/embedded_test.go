@@ -1,0 +1,267 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/goleak"
+
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/hubtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func startTest(t *testing.T, cfg Config) *Embedded {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	e, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return e
+}
+
+// recorder collects what a Bus subscription delivers.
+type recorder struct {
+	mu     sync.Mutex
+	topics []string
+}
+
+func (r *recorder) fn(m bridge.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.topics = append(r.topics, m.Topic)
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.topics...)
+}
+
+func subscribe(t *testing.T, e *Embedded, filter string) (*recorder, func()) {
+	t.Helper()
+	r := &recorder{}
+	cancel, err := e.Subscribe(filter, r.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	return r, cancel
+}
+
+// TestSubscribeFollowsMQTTMatching: the Bus sees exactly what an MQTT
+// subscriber of the same filter would, once per message, where mochi's inline
+// subscriptions alone would not ('#' seeing $SYS, "a/#" missing "a").
+func TestSubscribeFollowsMQTTMatching(t *testing.T) {
+	e := startTest(t, Config{})
+	all, _ := subscribe(t, e, "#")
+	sys, _ := subscribe(t, e, "$SYS/#")
+	a, _ := subscribe(t, e, "a/#")
+	plus, _ := subscribe(t, e, "+/b")
+
+	for _, topic := range []string{"$SYS/test", "a", "a/b", "ab", "x/b"} {
+		// Publish is synchronous: every subscription has run when it returns.
+		if err := e.Publish(t.Context(), bridge.Message{Topic: topic, Payload: []byte("1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(name string, r *recorder, want string) {
+		t.Helper()
+		var got []string
+		for _, topic := range r.got() {
+			if !strings.HasPrefix(topic, "$SYS/broker/") { // the broker's own $SYS ticks
+				got = append(got, topic)
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s saw %q, want %q", name, got, want)
+		}
+	}
+	check("#", all, "a a/b ab x/b")
+	check("$SYS/#", sys, "$SYS/test")
+	check("a/#", a, "a a/b")
+	check("+/b", plus, "a/b x/b")
+}
+
+func TestSubscribeRetainedOnceThenCancel(t *testing.T) {
+	e := startTest(t, Config{})
+	device := hubtest.ConnectMQTT(t, e.Addr().String(), "retainer")
+	hubtest.PublishMQTT(t, device, "r", 1, true, []byte("parent"))
+	hubtest.PublishMQTT(t, device, "r/1", 1, true, []byte("child"))
+
+	r, cancel := subscribe(t, e, "r/#")
+	if got := strings.Join(r.got(), " "); got != "r r/1" && got != "r/1 r" {
+		t.Fatalf("retained messages on subscribe: %q, want r and r/1 once each", got)
+	}
+	cancel()
+	if err := e.Publish(t.Context(), bridge.Message{Topic: "r/2", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.got(); len(got) != 2 {
+		t.Fatalf("after cancel the subscription still saw %q", got[2:])
+	}
+}
+
+// TestMQTTClientsMeetTheHub: a message from an MQTT client reaches a Bus
+// subscription, and a Bus publish reaches an MQTT subscriber.
+func TestMQTTClientsMeetTheHub(t *testing.T) {
+	e := startTest(t, Config{})
+	got := make(chan bridge.Message, 1)
+	cancel, err := e.Subscribe("sensors/+/temperature", func(m bridge.Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	device := hubtest.ConnectMQTT(t, e.Addr().String(), "thermo")
+	hubtest.PublishMQTT(t, device, "sensors/t1/temperature", 1, false, []byte(`[21.5,"°C"]`))
+	m := hubtest.Receive(t, got, hubtest.Timeout, "message on the Bus")
+	if m.Topic != "sensors/t1/temperature" || string(m.Payload) != `[21.5,"°C"]` || m.QoS != 1 {
+		t.Fatalf("Bus got %+v", m)
+	}
+
+	commands := hubtest.SubscribeMQTT(t, device, "relay/+/set", 1)
+	if err := e.Publish(t.Context(), bridge.Message{Topic: "relay/r1/set", Payload: []byte(`{"state":true}`), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if c := hubtest.Receive(t, commands, hubtest.Timeout, "command"); c.Topic != "relay/r1/set" || c.Payload != `{"state":true}` {
+		t.Fatalf("device got %+v", c)
+	}
+}
+
+// TestReservedInlineClientIDRefused: a network client may not take the id of
+// the hub's own inline client; it gets a refused CONNACK, and the hub's
+// subscriptions keep working.
+func TestReservedInlineClientIDRefused(t *testing.T) {
+	e := startTest(t, Config{})
+	r, _ := subscribe(t, e, "still/#")
+	_, err := hubtest.TryConnectMQTT(e.Addr().String(), "inline")
+	if err == nil || !strings.Contains(err.Error(), "identifier rejected") {
+		t.Fatalf("connect as 'inline': %v, want identifier rejected", err)
+	}
+	device := hubtest.ConnectMQTT(t, e.Addr().String(), "honest")
+	hubtest.PublishMQTT(t, device, "still/works", 1, false, []byte("1"))
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return len(r.got()) == 1 }, "the hub's subscription stopped working")
+}
+
+func TestStartFailsClearlyOnTakenPort(t *testing.T) {
+	e := startTest(t, Config{})
+	_, err := Start(Config{Addr: e.Addr().String(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "listen for MQTT on "+e.Addr().String()) {
+		t.Fatalf("Start on a taken port: %v", err)
+	}
+}
+
+// rawClient opens a TCP connection and, when id is not empty, sends CONNECT
+// and SUBSCRIBE to "#", then never reads: a device that hung.
+func rawClient(t *testing.T, addr, id string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if id == "" {
+		return conn
+	}
+	var buf bytes.Buffer
+	connect := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 4,
+		Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: id},
+	}
+	subscribe := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
+		ProtocolVersion: 4,
+		PacketID:        1,
+		Filters:         packets.Subscriptions{{Filter: "#"}},
+	}
+	if err := connect.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := subscribe.SubscribeEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// TestCloseWithStuckClientsIsBounded: clients that stopped reading with full
+// socket buffers, and connections that never sent CONNECT, cannot hold up
+// Close (mochi alone writes a DISCONNECT to each without a deadline, and
+// waits for connections it never registered).
+func TestCloseWithStuckClientsIsBounded(t *testing.T) {
+	e, err := Start(Config{Addr: "127.0.0.1:0", CloseTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribed := make(chan struct{}, 1)
+	cancel, err := e.Subscribe("ready/#", func(bridge.Message) {
+		select {
+		case subscribed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+
+	const stuck = 5
+	for i := range stuck {
+		rawClient(t, e.Addr().String(), "stuck-"+string(rune('a'+i)))
+	}
+	for range 5 {
+		rawClient(t, e.Addr().String(), "") // never says CONNECT
+	}
+	// Wait until the stuck clients are registered with their subscriptions:
+	// a healthy client's subscription round trip comes after theirs.
+	probe := hubtest.ConnectMQTT(t, e.Addr().String(), "probe")
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		return atomic.LoadInt64(&e.server.Info.ClientsConnected) >= stuck+1
+	}, "stuck clients did not connect")
+	hubtest.PublishMQTT(t, probe, "ready/now", 1, false, nil)
+	hubtest.Receive(t, subscribed, hubtest.Timeout, "probe message")
+
+	// Fill their socket buffers: each stuck client's writer blocks.
+	payload := bytes.Repeat([]byte("x"), 64<<10)
+	for range 100 {
+		if err := e.Publish(t.Context(), bridge.Message{Topic: "flood", Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	start := time.Now()
+	err = e.Close(context.Background())
+	took := time.Since(start)
+	if took > 4*time.Second {
+		t.Fatalf("Close took %v with %d stuck clients; the bound is 2 s", took, stuck)
+	}
+	t.Logf("Close with %d stuck clients took %v (err: %v)", stuck, took, err)
+	if err := e.Publish(t.Context(), bridge.Message{Topic: "after", Payload: nil}); err != ErrClosed {
+		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
+	}
+	if err := e.Close(context.Background()); err != nil && !strings.Contains(err.Error(), "cut off") {
+		t.Fatalf("a second Close must not panic or hang; got %v", err)
+	}
+}

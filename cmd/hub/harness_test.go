@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/motehub/motehub/internal/hubtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// logBuffer collects the hub's log output; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// runningHub is a whole hub started in-process by run, on free loopback ports.
+type runningHub struct {
+	HTTP string // host:port
+	MQTT string // host:port
+	Log  *logBuffer
+
+	cancel context.CancelFunc
+	done   chan error
+	err    error
+	once   sync.Once
+}
+
+var listeningLine = regexp.MustCompile(`msg=listening proto=(\w+) addr=(\S+)`)
+
+// startHub runs the hub with args after "--http 127.0.0.1:0 --mqtt 127.0.0.1:0",
+// waits for its "ready" line, and stops it when the test ends.
+func startHub(t *testing.T, args ...string) *runningHub {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &runningHub{Log: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	all := append([]string{"--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"}, args...)
+	go func() { h.done <- run(ctx, all, h.Log) }()
+	t.Cleanup(func() {
+		if err := h.Stop(); err != nil {
+			t.Errorf("hub stopped with an error: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("hub log:\n%s", h.Log.String())
+		}
+	})
+
+	var early error
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		select {
+		case early = <-h.done:
+			h.once.Do(func() { h.err = early })
+			t.Fatalf("hub exited before it was ready: %v\n%s", early, h.Log.String())
+		default:
+		}
+		return bytes.Contains([]byte(h.Log.String()), []byte("msg=ready"))
+	}, "hub not ready; log:\n%s", h.Log)
+	for _, m := range listeningLine.FindAllStringSubmatch(h.Log.String(), -1) {
+		switch m[1] {
+		case "http":
+			h.HTTP = m[2]
+		case "mqtt":
+			h.MQTT = m[2]
+		}
+	}
+	if h.HTTP == "" {
+		t.Fatalf("no HTTP listening line in the log:\n%s", h.Log.String())
+	}
+	return h
+}
+
+// Stop cancels the hub's context and waits for run to return (at most 15 s).
+func (h *runningHub) Stop() error {
+	h.once.Do(func() {
+		h.cancel()
+		select {
+		case h.err = <-h.done:
+		case <-time.After(15 * time.Second):
+			h.err = context.DeadlineExceeded
+		}
+	})
+	return h.err
+}
+
+func (h *runningHub) wsURL(path string) string { return "ws://" + h.HTTP + path }
+
+// session opens a WebSocket on path and starts a Clown.Talk session with
+// config, returning the client and the config/ok payload.
+func (h *runningHub) session(t *testing.T, path, config string) (*hubtest.WS, hubtest.Frame) {
+	t.Helper()
+	ws := hubtest.DialWS(t, h.wsURL(path), nil)
+	ws.Send(`["clown.talk/-/config/set", ` + config + `]`)
+	return ws, ws.Expect("clown.talk/-/config/ok")
+}

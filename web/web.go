@@ -1,0 +1,130 @@
+package web
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/motehub/motehub/bridge"
+)
+
+// Check is one part of the hub that must be ready before it takes traffic.
+type Check struct {
+	Name  string
+	Ready func() error // nil when ready; else what is missing
+}
+
+// Config tunes the HTTP surface. The zero value of each field means its
+// documented default.
+type Config struct {
+	// Checks decide /readyz: ready when every check returns nil. Default:
+	// none, always ready.
+	Checks []Check
+	// Logger receives the logs of the HTTP layer. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+//go:embed index.html
+var indexHTML []byte
+
+// New returns the hub's HTTP handler.
+func New(hub *bridge.Hub, cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := chi.NewRouter()
+	r.Use(recoverer(cfg.Logger))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		bridge.WriteHTTPError(w, http.StatusNotFound, bridge.CodeNotFound, "no route for "+r.URL.Path)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		bridge.WriteHTTPError(w, http.StatusMethodNotAllowed, bridge.CodeMethod,
+			fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", readyHandler(cfg.Checks))
+
+	serveWS := func(w http.ResponseWriter, r *http.Request) {
+		hub.ServeWebSocket(w, r, mountBase(r.URL.Path, "/ws"))
+	}
+	r.Get("/ws", serveWS)
+	r.Get("/ws/*", serveWS)
+
+	r.Get("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(indexHTML)
+	})
+	return r
+}
+
+// mountBase is the MQTT base a path below prefix asks for: "/ws" and "/ws/"
+// are the root, "/ws/nodes/bridge/0" is "nodes/bridge/0". It works on the
+// decoded path, so "%2F" is a level separator like "/" and an encoded ".."
+// is seen (and refused by the hub) as "..".
+func mountBase(path, prefix string) string {
+	base := strings.TrimPrefix(path, prefix)
+	base = strings.TrimPrefix(base, "/")
+	return strings.TrimSuffix(base, "/")
+}
+
+func readyHandler(checks []Check) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		failing := map[string]string{}
+		for _, c := range checks {
+			if err := c.Ready(); err != nil {
+				failing[c.Name] = err.Error()
+			}
+		}
+		if len(failing) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		bridge.WriteHTTPError(w, http.StatusInternalServerError, bridge.CodeInternal, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// recoverer turns a panic in a handler into a logged error and, when nothing
+// was written yet, a 500 with a JSON body.
+func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				v := recover()
+				if v == nil {
+					return
+				}
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+					panic(v)
+				}
+				log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				if r.Header.Get("Upgrade") == "" {
+					bridge.WriteHTTPError(w, http.StatusInternalServerError, bridge.CodeInternal, "internal error")
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
