@@ -159,3 +159,55 @@ func TestSlowClientReadingLateGetsReason(t *testing.T) {
 		t.Fatalf("slow client saw %v, want close 4008 slow", err)
 	}
 }
+
+// TestKeepalive: the hub pings; a client that answers (any reading client
+// does) stays connected past the pong wait, and one that has gone silent is
+// closed as idle.
+func TestKeepalive(t *testing.T) {
+	h := startRealHub(t, bridge.Config{PongWait: 300 * time.Millisecond})
+
+	alive, _, err := websocket.DefaultDialer.Dial(h.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alive.Close()
+	lines := make(chan string, 16)
+	readerDone := make(chan struct{})
+	go func() { // reading makes gorilla answer the hub's pings
+		defer close(readerDone)
+		for {
+			_, data, err := alive.ReadMessage()
+			if err != nil {
+				return
+			}
+			lines <- string(data)
+		}
+	}()
+	defer func() { _ = alive.Close(); <-readerDone }()
+
+	silent, _, err := websocket.DefaultDialer.Dial(h.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return h.Hub.Stats().Sessions == 1 },
+		"the silent client was not closed: %d sessions", h.Hub.Stats().Sessions)
+	_ = silent.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+	if _, _, err := silent.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) || !strings.Contains(err.Error(), "idle timeout") {
+		t.Fatalf("silent client saw %v, want close 1001 idle timeout", err)
+	}
+
+	// The answering client stays for several more pong waits, and gets messages.
+	for until := time.Now().Add(3 * 300 * time.Millisecond); time.Now().Before(until); time.Sleep(10 * time.Millisecond) {
+		if n := h.Hub.Stats().Sessions; n != 1 {
+			t.Fatalf("the answering client was closed too: %d sessions", n)
+		}
+	}
+	if err := h.Broker.Publish(t.Context(), bridge.Message{Topic: "still/here", Payload: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := hubtest.Receive(t, lines, hubtest.Timeout, "message on the answering client"); got != "[\"still/here\",1]\n" {
+		t.Fatalf("answering client got %q", got)
+	}
+}
