@@ -1,7 +1,7 @@
 # motehub: `make test` is the test command of README.md and of CI.
 
 # Programs the tests drive, as COMMAND:DEBIAN-PACKAGE.
-TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients stdbuf:coreutils
+TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients stdbuf:coreutils chromium:chromium
 
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s

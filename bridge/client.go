@@ -23,6 +23,15 @@ var (
 	ReasonTooLarge    = CloseReason{1009, "frame too large"} // a frame over Config.MaxFrameBytes
 )
 
+// format is how a client's transport wants each message encoded.
+type format uint8
+
+const (
+	formatLines    format = iota // WebSocket: ["topic",payload]\n
+	formatLinesIDs               // WebSocket with ids: ["topic",payload,{"id":"..."}]\n
+	formatSSE                    // id: ...\ndata: ["topic",payload]\n\n
+)
+
 // client is one browser session, whatever its transport. The hub fills its
 // queue; the transport's writer drains it.
 type client struct {
@@ -35,9 +44,11 @@ type client struct {
 	out queue
 
 	// Guarded by Hub.mu.
-	filters map[string]struct{} // relative to base
-	ids     bool                // add {"id": ...} to each frame
-	lastSeq uint64              // the last event offered: one delivery per event even when several filters match
+	filters    map[string]struct{} // relative to base
+	format     format
+	lastSeq    uint64 // the last event offered: one delivery per event even when several filters match
+	started    bool   // registered for live events
+	connectSeq uint64 // the last event before the client connected: a first start replays after it
 
 	batch atomic.Bool // join queued lines into one frame; read by the writer
 
@@ -47,7 +58,7 @@ type client struct {
 	abort    func()        // closes the transport at once; for a shutdown that ran out of time
 }
 
-func newClient(id, transport, base, remote string, cfg *Config) *client {
+func newClient(id, transport, base, remote string, f format, cfg *Config) *client {
 	return &client{
 		id:        id,
 		transport: transport,
@@ -56,7 +67,9 @@ func newClient(id, transport, base, remote string, cfg *Config) *client {
 		opened:    time.Now(),
 		out:       newQueue(cfg.QueueMessages, cfg.QueueBytes),
 		filters:   make(map[string]struct{}),
+		format:    f,
 		stop:      make(chan struct{}),
+		abort:     func() {},
 	}
 }
 
@@ -82,15 +95,19 @@ func (c *client) stopped() bool {
 }
 
 // queue is a client's outgoing queue, bounded in messages and in bytes. The
-// lines it holds are shared with other clients and never modified.
+// lines it holds are shared with other clients and never modified. Beside
+// the lines it holds at most one catchup, which the writer handles before
+// them: the two are swapped in and out together, so that nothing queued
+// before a (re)start is written after its catchup.
 type queue struct {
 	mu       sync.Mutex
 	items    [][]byte
 	bytes    int
+	pending  *catchup
 	maxItems int
 	maxBytes int
 	overflow bool          // once set, the queue refuses everything
-	ready    chan struct{} // holds a token while items are waiting
+	ready    chan struct{} // holds a token while something is waiting
 }
 
 func newQueue(maxItems, maxBytes int) queue {
@@ -105,11 +122,11 @@ func (q *queue) push(line []byte) bool {
 	q.mu.Lock()
 	if q.overflow || len(q.items) >= q.maxItems || (len(q.items) > 0 && q.bytes+len(line) > q.maxBytes) {
 		q.overflow = true
-		q.items, q.bytes = nil, 0
+		q.items, q.bytes, q.pending = nil, 0, nil
 		q.mu.Unlock()
 		return false
 	}
-	wasEmpty := len(q.items) == 0
+	wasEmpty := len(q.items) == 0 && q.pending == nil
 	q.items = append(q.items, line)
 	q.bytes += len(line)
 	q.mu.Unlock()
@@ -117,21 +134,55 @@ func (q *queue) push(line []byte) bool {
 	// queue stops being empty: while items wait, a token is pending or the
 	// writer is on its way to take them.
 	if wasEmpty {
-		select {
-		case q.ready <- struct{}{}:
-		default:
-		}
+		q.wake()
 	}
 	return true
 }
 
-// take moves everything queued into the returned slice, giving spare (an
-// emptied slice from an earlier take) to the queue for reuse.
-func (q *queue) take(spare [][]byte) [][]byte {
+// pushReply appends a frame that answers the client (a reply or an error).
+// Replies count against the limits but are taken past the byte limit, so a
+// large answer (the last values) does not make a client slow by itself.
+func (q *queue) pushReply(frame []byte) bool {
+	q.mu.Lock()
+	if q.overflow || len(q.items) >= q.maxItems {
+		q.overflow = true
+		q.items, q.bytes, q.pending = nil, 0, nil
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, frame)
+	q.bytes += len(frame)
+	q.mu.Unlock()
+	q.wake()
+	return true
+}
+
+// restart drops what is queued and makes cu the next thing to write.
+func (q *queue) restart(cu *catchup) {
+	q.mu.Lock()
+	if !q.overflow {
+		clear(q.items)
+		q.items, q.bytes, q.pending = q.items[:0], 0, cu
+	}
+	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *queue) wake() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take moves out the pending catchup, if any, and everything queued behind
+// it, giving spare (an emptied slice from an earlier take) to the queue for
+// reuse.
+func (q *queue) take(spare [][]byte) (*catchup, [][]byte) {
 	clear(spare)
 	q.mu.Lock()
-	items := q.items
-	q.items, q.bytes = spare[:0], 0
+	cu, items := q.pending, q.items
+	q.pending, q.items, q.bytes = nil, spare[:0], 0
 	q.mu.Unlock()
-	return items
+	return cu, items
 }

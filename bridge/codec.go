@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"time"
 	"unicode/utf8"
 )
 
@@ -114,8 +116,9 @@ func appendString[T string | []byte](dst []byte, s T) []byte {
 	return append(dst, '"')
 }
 
-// parseLine decodes one line a client sent: a JSON array [topic, payload].
-func parseLine(line []byte) (topic string, payload json.RawMessage, err error) {
+// ParseMessage decodes one message a client sent: a JSON array [topic, payload].
+// Errors are *Error with code bad-json.
+func ParseMessage(line []byte) (topic string, payload json.RawMessage, err error) {
 	if !utf8.Valid(line) {
 		return "", nil, errorf(CodeBadJSON, "message is not valid UTF-8")
 	}
@@ -141,4 +144,68 @@ func splitLines(frame []byte, fn func(line []byte)) {
 			fn(line)
 		}
 	}
+}
+
+// encodeEvent appends one message as format f encodes it: a Clown.Talk line
+// (with its id for formatLinesIDs), or an SSE event with its id.
+func encodeEvent(dst []byte, f format, topic string, payload []byte, epoch string, seq uint64) []byte {
+	switch f {
+	case formatLinesIDs:
+		return appendFrame(dst, topic, payload, eventID(epoch, seq))
+	case formatSSE:
+		dst = append(dst, "id: "...)
+		dst = append(dst, eventID(epoch, seq)...)
+		dst = append(dst, "\ndata: "...)
+		return append(appendFrame(dst, topic, payload, ""), '\n')
+	}
+	return appendFrame(dst, topic, payload, "")
+}
+
+// resyncFrames tell a client that it could not resume, and give it the last
+// values and the id they bring it to.
+//
+// WebSocket: ["clown.talk/-/resync", {"reason": ...}] then a state/ok frame.
+// SSE: "event: resync" with the reason, each value as a plain message, and
+// last an event with only an id: EventSource takes the id without
+// dispatching anything, so a client that drops during the values resumes
+// from its old id and gets them all again.
+func resyncFrames(f format, reason string, values []Value, id string) [][]byte {
+	notice, _ := json.Marshal(struct {
+		Reason string `json:"reason"`
+	}{reason})
+	if f != formatSSE {
+		return [][]byte{appendFrame(nil, topicResync, notice, ""), stateFrame(id, values)}
+	}
+	frames := make([][]byte, 0, len(values)+2)
+	frames = append(frames, fmt.Appendf(nil, "event: resync\ndata: %s\n\n", notice))
+	for _, v := range values {
+		frames = append(frames, append(appendFrame([]byte("data: "), v.Topic, v.Payload, ""), '\n'))
+	}
+	return append(frames, []byte("id: "+id+"\n\n"))
+}
+
+// stateFrame is ["clown.talk/-/state/ok", {"id": ..., "values": [[topic, payload, {"time": ...}], ...]}]:
+// the last values, and the id of the event they are current at.
+func stateFrame(id string, values []Value) []byte {
+	b := make([]byte, 0, 64+len(values)*64)
+	b = append(b, `["`+topicStateOK+`",{"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"values":[`...)
+	for i, v := range values {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = appendString(b, v.Topic)
+		b = append(b, ',')
+		b = append(b, v.Payload...)
+		b = append(b, `,{"time":"`...)
+		b = v.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+		if v.Retained {
+			b = append(b, `,"retained":true`...)
+		}
+		b = append(b, "}]"...)
+	}
+	return append(b, "]}]\n"...)
 }

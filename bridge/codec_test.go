@@ -3,11 +3,15 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"go.uber.org/goleak"
+
+	"github.com/motehub/motehub/topics"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -77,13 +81,13 @@ func TestPayloadFromJSON(t *testing.T) {
 
 func TestParseLine(t *testing.T) {
 	t.Parallel()
-	topic, payload, err := parseLine([]byte(`["relay/i2c0-3b/set", {"state": false}]`))
+	topic, payload, err := ParseMessage([]byte(`["relay/i2c0-3b/set", {"state": false}]`))
 	if err != nil || topic != "relay/i2c0-3b/set" || string(payload) != `{"state": false}` {
-		t.Fatalf("parseLine = %q, %s, %v", topic, payload, err)
+		t.Fatalf("ParseMessage = %q, %s, %v", topic, payload, err)
 	}
 	for _, bad := range []string{`x`, `[]`, `["a"]`, `["a",1,2]`, `[1,2]`, `{"a":1}`, "[\"\xff\", 1]", `["a", 1`} {
-		if _, _, err := parseLine([]byte(bad)); err == nil || AsError(err).Code != CodeBadJSON {
-			t.Errorf("parseLine(%q) = %v, want a bad-json error", bad, err)
+		if _, _, err := ParseMessage([]byte(bad)); err == nil || AsError(err).Code != CodeBadJSON {
+			t.Errorf("ParseMessage(%q) = %v, want a bad-json error", bad, err)
 		}
 	}
 }
@@ -109,7 +113,7 @@ func FuzzPayloadToJSON(f *testing.F) {
 			t.Fatalf("PayloadToJSON(%q) = %q: not one line of valid UTF-8 JSON", p, out)
 		}
 		line := appendFrame(nil, "t", out, "")
-		if _, _, err := parseLine(bytes.TrimSuffix(line, []byte("\n"))); err != nil {
+		if _, _, err := ParseMessage(bytes.TrimSuffix(line, []byte("\n"))); err != nil {
 			t.Fatalf("frame %q does not parse back: %v", line, err)
 		}
 		switch {
@@ -140,15 +144,15 @@ func FuzzParseLine(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		topic, payload, err := parseLine(line)
+		topic, payload, err := ParseMessage(line)
 		if err != nil {
 			if AsError(err).Code != CodeBadJSON {
-				t.Fatalf("parseLine(%q): error %v is not bad-json", line, err)
+				t.Fatalf("ParseMessage(%q): error %v is not bad-json", line, err)
 			}
 			return
 		}
 		if !utf8.ValidString(topic) || !json.Valid(payload) {
-			t.Fatalf("parseLine(%q) accepted topic %q payload %q", line, topic, payload)
+			t.Fatalf("ParseMessage(%q) accepted topic %q payload %q", line, topic, payload)
 		}
 		if _, err := PayloadFromJSON(payload); err != nil && AsError(err).Code != CodeBadJSON {
 			t.Fatalf("PayloadFromJSON(%q): %v", payload, err)
@@ -185,4 +189,35 @@ func TestOriginAllowed(t *testing.T) {
 			t.Errorf("OriginAllowed(%q, %q, %q) = %v, want %v", tt.origin, tt.host, tt.allowed, got, tt.want)
 		}
 	}
+}
+
+// FuzzParseStreamQuery: no query string or Last-Event-ID makes the SSE and
+// long-poll parser panic, and what it accepts is valid.
+func FuzzParseStreamQuery(f *testing.F) {
+	f.Add("filter=a/%23&filter=b", "")
+	f.Add("filter=&lastEventId=x", "abc-1")
+	f.Add("since=abc-12&filter=%2B/%2B", "")
+	f.Add("filter=%23/a", "")
+	f.Fuzz(func(t *testing.T, rawQuery, lastEventID string) {
+		q, _ := url.ParseQuery(rawQuery)
+		h := http.Header{}
+		if lastEventID != "" {
+			h.Set("Last-Event-ID", lastEventID)
+		}
+		sq, err := ParseStreamQuery(q, h)
+		if err != nil {
+			if code := AsError(err).Code; code != CodeBadTopic && code != CodeBadRequest && code != CodeLimit {
+				t.Fatalf("error %v has code %q", err, code)
+			}
+			return
+		}
+		if len(sq.Filters) == 0 || len(sq.Since) > 128 {
+			t.Fatalf("accepted %+v", sq)
+		}
+		for _, f := range sq.Filters {
+			if err := topics.ValidateFilter(f); err != nil {
+				t.Fatalf("accepted invalid filter %q", f)
+			}
+		}
+	})
 }

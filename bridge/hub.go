@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +32,25 @@ type Config struct {
 	QueueBytes int
 	// WriteTimeout bounds every write to a client. Default 10 s.
 	WriteTimeout time.Duration
+
+	// LogEntries bounds the event log clients resume from, in messages.
+	// Default 16384.
+	LogEntries int
+	// LogBytes bounds the event log in bytes. Default 64 MiB.
+	LogBytes int
+	// LogMaxAge is how long a message stays available for resuming. Default 1 h.
+	LogMaxAge time.Duration
+	// MaxTopics bounds the topics whose last value (and history) the hub
+	// keeps; the least recently updated goes first. Default 10000.
+	MaxTopics int
+	// HistoryLength is how many recent messages the hub keeps per topic, for
+	// charts. Default 120.
+	HistoryLength int
+
+	// HelloTimeout is how long a new WebSocket session waits for the client's
+	// config/set before it starts with the defaults; nothing published in the
+	// meantime is lost. Default 500 ms.
+	HelloTimeout time.Duration
 	// PongWait is how long a WebSocket may stay silent (no frame and no pong)
 	// before it is closed; pings go out at 9/10 of it. Default 30 s.
 	PongWait time.Duration
@@ -48,6 +66,15 @@ type Config struct {
 	MaxBatchBytes int
 	// PublishTimeout bounds a browser's publish to the Bus. Default 10 s.
 	PublishTimeout time.Duration
+
+	// SSERetry is the reconnection delay an SSE stream asks EventSource for.
+	// Default 2 s.
+	SSERetry time.Duration
+	// KeepAlive is how often an idle SSE stream gets a comment, so proxies
+	// do not cut it. Default 15 s.
+	KeepAlive time.Duration
+	// MaxPollWait bounds how long a long poll waits. Default 60 s.
+	MaxPollWait time.Duration
 
 	// AllowedOrigins are the origins (scheme://host[:port]) whose pages may
 	// open a WebSocket besides the hub's own; "*" allows every origin. Requests
@@ -70,12 +97,21 @@ func (c *Config) setDefaults() {
 	setDefault(&c.QueueMessages, 4096)
 	setDefault(&c.QueueBytes, 4<<20)
 	setDefault(&c.WriteTimeout, 10*time.Second)
+	setDefault(&c.LogEntries, 16384)
+	setDefault(&c.LogBytes, 64<<20)
+	setDefault(&c.LogMaxAge, time.Hour)
+	setDefault(&c.MaxTopics, 10000)
+	setDefault(&c.HistoryLength, 120)
+	setDefault(&c.HelloTimeout, 500*time.Millisecond)
 	setDefault(&c.PongWait, 30*time.Second)
 	setDefault(&c.MaxMessageBytes, 64<<10)
 	setDefault(&c.MaxFrameBytes, 1<<20)
 	c.MaxFrameBytes = max(c.MaxFrameBytes, c.MaxMessageBytes)
 	setDefault(&c.MaxBatchBytes, 64<<10)
 	setDefault(&c.PublishTimeout, 10*time.Second)
+	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.KeepAlive, 15*time.Second)
+	setDefault(&c.MaxPollWait, 60*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -96,14 +132,17 @@ type Hub struct {
 	epoch    string
 	upgrader websocket.Upgrader
 	cancels  []func()
+	events   *eventLog
+	state    *stateStore
 
-	mu      sync.Mutex
-	index   topics.Index[*client] // absolute filter → client
-	clients map[*client]struct{}
-	seq     uint64
-	closed  bool
-	cur     event         // the event being fanned out; reused under mu
-	offerFn func(*client) // h.offer, bound once so fan-out does not allocate
+	mu        sync.Mutex
+	index     topics.Index[*client] // absolute filter → client
+	clients   map[*client]struct{}
+	seq       uint64
+	closed    bool
+	cur       event         // the event being fanned out; reused under mu
+	offerFn   func(*client) // h.offer, bound once so fan-out does not allocate
+	newEvents chan struct{} // closed at the next delivery, for long polls; nil when none waits
 
 	sessions sync.WaitGroup // one per attached client
 	stats    counters
@@ -112,9 +151,9 @@ type Hub struct {
 // New creates a hub on bus and subscribes it to cfg.BusFilters.
 func New(bus Bus, cfg Config) (*Hub, error) {
 	cfg.setDefaults()
-	for _, f := range cfg.BusFilters {
+	for _, f := range append(cfg.BusFilters, cfg.DefaultFilters...) {
 		if err := topics.ValidateFilter(f); err != nil {
-			return nil, fmt.Errorf("bridge: bus filter %q: %w", f, err)
+			return nil, fmt.Errorf("bridge: filter %q: %w", f, err)
 		}
 	}
 	h := &Hub{
@@ -123,6 +162,8 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		log:     cfg.Logger,
 		epoch:   newID(6),
 		clients: make(map[*client]struct{}),
+		events:  newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
+		state:   newStateStore(cfg.MaxTopics, cfg.HistoryLength),
 	}
 	h.offerFn = h.offer
 	h.upgrader = newUpgrader(h)
@@ -154,6 +195,10 @@ func (h *Hub) Close(ctx context.Context) error {
 	for c := range h.clients {
 		clients = append(clients, c)
 	}
+	if h.newEvents != nil {
+		close(h.newEvents) // long polls answer at once
+		h.newEvents = nil
+	}
 	h.mu.Unlock()
 
 	h.unsubscribeAll()
@@ -184,20 +229,31 @@ func (h *Hub) unsubscribeAll() {
 	h.cancels = nil
 }
 
-// deliver is the Bus callback: it fans m out to every client that wants it.
-// It never blocks (see the package documentation).
+// deliver is the Bus callback: it logs m and fans it out to every client
+// that wants it. It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
 	payload := PayloadToJSON(m.Payload)
+	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return
 	}
 	h.seq++
+	h.events.append(logEntry{seq: h.seq, topic: m.Topic, payload: payload, time: now})
+	if m.Retain && len(m.Payload) == 0 {
+		h.state.clear(m.Topic) // an empty retained message clears the topic, as in MQTT
+	} else {
+		h.state.update(m.Topic, payload, m.Retain, h.seq, now)
+	}
 	h.cur.reset(h.seq, m.Topic, payload)
 	h.index.Match(m.Topic, h.offerFn)
 	h.stats.received.Add(1)
 	h.stats.delivered.Add(uint64(h.cur.delivered))
+	if h.newEvents != nil {
+		close(h.newEvents)
+		h.newEvents = nil
+	}
 }
 
 // offer queues the current event for c. Called under h.mu.
@@ -207,7 +263,7 @@ func (h *Hub) offer(c *client) {
 		return
 	}
 	c.lastSeq = ev.seq
-	line := ev.line(c.base, c.ids, h.epoch)
+	line := ev.line(c.base, c.format, h.epoch)
 	if line == nil {
 		return
 	}
@@ -227,13 +283,13 @@ func (h *Hub) dropSlow(c *client) {
 // send queues a frame for c alone (a reply or an error); a client too slow
 // to take it is dropped like any slow client.
 func (h *Hub) send(c *client, frame []byte) {
-	if !c.out.push(frame) {
+	if !c.out.pushReply(frame) {
 		h.dropSlow(c)
 	}
 }
 
 // event is one message being fanned out, with its frame encoded once for each
-// (base, ids) combination the matching clients need.
+// (base, format) combination the matching clients need.
 type event struct {
 	seq       uint64
 	topic     string
@@ -243,9 +299,9 @@ type event struct {
 }
 
 type variant struct {
-	base string
-	ids  bool
-	line []byte // nil: the topic is not below base
+	base   string
+	format format
+	line   []byte // nil: the topic is not below base
 }
 
 func (e *event) reset(seq uint64, topic string, payload []byte) {
@@ -253,43 +309,39 @@ func (e *event) reset(seq uint64, topic string, payload []byte) {
 	*e = event{seq: seq, topic: topic, payload: payload, variants: e.variants[:0]}
 }
 
-func (e *event) line(base string, ids bool, epoch string) []byte {
+func (e *event) line(base string, f format, epoch string) []byte {
 	for _, v := range e.variants {
-		if v.base == base && v.ids == ids {
+		if v.base == base && v.format == f {
 			return v.line
 		}
 	}
 	var line []byte
 	if rel, ok := topics.Unmount(base, e.topic); ok {
-		var id string
-		if ids {
-			id = eventID(epoch, e.seq)
-		}
-		line = appendFrame(make([]byte, 0, len(rel)+len(e.payload)+len(id)+16), rel, e.payload, id)
+		line = encodeEvent(make([]byte, 0, len(rel)+len(e.payload)+len(epoch)+48), f, rel, e.payload, epoch, e.seq)
 	}
-	e.variants = append(e.variants, variant{base: base, ids: ids, line: line})
+	e.variants = append(e.variants, variant{base: base, format: f, line: line})
 	return line
 }
 
-func eventID(epoch string, seq uint64) string {
-	return epoch + "-" + strconv.FormatUint(seq, 10)
-}
-
-// attach registers c with its initial filters. It fails when the hub is
-// closing or the filters are invalid; otherwise the caller must detach c.
-func (h *Hub) attach(c *client, filters []string) error {
+// attach registers c with the hub, not yet for any topic (see beginLocked).
+// It fails when the hub is closing; otherwise the caller must detach c.
+func (h *Hub) attach(c *client) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return errorf(CodeUnavailable, "the hub is shutting down")
 	}
-	if err := h.replaceFiltersLocked(c, filters); err != nil {
-		return err
-	}
 	h.clients[c] = struct{}{}
 	h.sessions.Add(1)
 	h.stats.sessions.Add(1)
 	return nil
+}
+
+// position is the sequence number of the last event delivered.
+func (h *Hub) position() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq
 }
 
 // detach removes c from the hub. Call it once, after a successful attach.
@@ -305,12 +357,12 @@ func (h *Hub) detach(c *client) {
 	h.sessions.Done()
 }
 
-// checkFilters validates filters relative to c's base.
-func (h *Hub) checkFilters(c *client, filters []string) error {
+// checkFilters validates filters relative to base.
+func checkFilters(base string, filters []string) error {
 	for _, f := range filters {
 		err := topics.ValidateFilter(f)
 		if err == nil {
-			err = topics.ValidateFilter(topics.Mount(c.base, f))
+			err = topics.ValidateFilter(topics.Mount(base, f))
 		}
 		if err != nil {
 			return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid filter %q: %v", f, err), Topic: f}
@@ -321,7 +373,7 @@ func (h *Hub) checkFilters(c *client, filters []string) error {
 
 // replaceFiltersLocked makes filters c's whole subscription set. Called under h.mu.
 func (h *Hub) replaceFiltersLocked(c *client, filters []string) error {
-	if err := h.checkFilters(c, filters); err != nil {
+	if err := checkFilters(c.base, filters); err != nil {
 		return err
 	}
 	want := make(map[string]struct{}, len(filters))
@@ -348,7 +400,7 @@ func (h *Hub) replaceFiltersLocked(c *client, filters []string) error {
 
 // subscribe adds filters to c's subscriptions.
 func (h *Hub) subscribe(c *client, filters []string) error {
-	if err := h.checkFilters(c, filters); err != nil {
+	if err := checkFilters(c.base, filters); err != nil {
 		return err
 	}
 	h.mu.Lock()
@@ -413,6 +465,29 @@ func (h *Hub) Publish(ctx context.Context, base, topic string, payload []byte) e
 	}
 	h.stats.published.Add(1)
 	return nil
+}
+
+// State returns the last values of the topics under base matching filters
+// (relative to base), and the id of the event they are current at.
+func (h *Hub) State(base string, filters []string) (id string, values []Value, err error) {
+	if err := topics.ValidateBase(base); err != nil {
+		return "", nil, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid base %q: %v", base, err)}
+	}
+	if err := checkFilters(base, filters); err != nil {
+		return "", nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return eventID(h.epoch, h.seq), h.state.values(base, filters), nil
+}
+
+// History returns up to limit of the most recent messages on topic, oldest
+// first (at most Config.HistoryLength).
+func (h *Hub) History(topic string, limit int) ([]Sample, error) {
+	if err := topics.ValidateTopic(topic); err != nil {
+		return nil, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
+	}
+	return h.state.samples(topic, limit), nil
 }
 
 // Stats is a snapshot of the hub's counters.

@@ -28,20 +28,37 @@ func newTestHub(t testing.TB, cfg Config) *Hub {
 	return h
 }
 
-// attachTest attaches a client with no transport; the test detaches it.
+// attachTest attaches and starts a client with no transport, live from now;
+// the test detaches it.
 func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
 	t.Helper()
-	c := newClient(newID(4), "test", base, "test", &h.cfg)
-	c.abort = func() {}
-	if err := h.attach(c, filters); err != nil {
+	c := newClient(newID(4), "test", base, "test", formatLines, &h.cfg)
+	if err := h.attach(c); err != nil {
 		t.Fatal(err)
+	}
+	h.mu.Lock()
+	cu, err := h.beginLocked(c, filters, h.seq, "")
+	if err == nil {
+		c.out.restart(cu)
+	}
+	h.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cu, _ := c.out.take(nil); cu == nil || cu.replay {
+		t.Fatalf("a client started from now has catchup %+v", cu)
 	}
 	return c
 }
 
+func lines(c *client) [][]byte {
+	_, items := c.out.take(nil)
+	return items
+}
+
 func drain(c *client) []string {
 	var out []string
-	for _, l := range c.out.take(nil) {
+	for _, l := range lines(c) {
 		out = append(out, string(l))
 	}
 	return out
@@ -61,7 +78,7 @@ func TestFanOutSharesOneEncodingPerVariant(t *testing.T) {
 
 	h.deliver(Message{Topic: "nodes/bridge/relay", Payload: []byte(`{"state":true}`)})
 
-	la, lb, lm := a.out.take(nil), b.out.take(nil), m.out.take(nil)
+	la, lb, lm := lines(a), lines(b), lines(m)
 	if len(la) != 1 || len(lb) != 1 || len(lm) != 1 || len(drain(other)) != 0 {
 		t.Fatalf("deliveries: root %d, two-filter client %d, mounted %d (want 1 each), elsewhere %d (want 0)", len(la), len(lb), len(lm), len(drain(other)))
 	}
@@ -122,7 +139,7 @@ func TestCloseEndsSessionsGoingAway(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := h.attach(newClient("late", "test", "", "", &h.cfg), []string{"#"}); AsError(err).Code != CodeUnavailable {
+	if err := h.attach(newClient("late", "test", "", "", formatLines, &h.cfg)); AsError(err).Code != CodeUnavailable {
 		t.Fatalf("attach after Close: %v, want unavailable", err)
 	}
 }
@@ -155,7 +172,7 @@ func BenchmarkFanOut1000(b *testing.B) {
 		h.deliver(msg)
 		if i++; i%1000 == 0 {
 			for j, c := range clients {
-				spare[j] = c.out.take(spare[j])
+				_, spare[j] = c.out.take(spare[j])
 			}
 		}
 	}

@@ -17,6 +17,8 @@ const (
 	topicUnsubscribe   = controlPrefix + "unsubscribe"
 	topicUnsubscribeOK = controlPrefix + "unsubscribe/ok"
 	topicStateGet      = controlPrefix + "state/get"
+	topicStateOK       = controlPrefix + "state/ok"
+	topicResync        = controlPrefix + "resync"
 	topicError         = controlPrefix + "error"
 )
 
@@ -25,6 +27,7 @@ const (
 // Unknown fields are ignored, for clients written against newer hubs.
 type sessionConfig struct {
 	Subscribe []string `json:"subscribe"` // nil: Config.DefaultFilters; []: nothing
+	Since     *string  `json:"since"`     // an event id the client has: resume after it
 	Ack       bool     `json:"ack"`
 	IDs       bool     `json:"ids"`
 	Batch     bool     `json:"batch"`
@@ -36,6 +39,7 @@ type configOK struct {
 	Batch     bool     `json:"batch"`
 	Device    string   `json:"device"`
 	Epoch     string   `json:"epoch"`
+	ID        string   `json:"id"` // the stream goes on after this event: resume from it
 	IDs       bool     `json:"ids"`
 	Session   string   `json:"session"`
 	Subscribe []string `json:"subscribe"`
@@ -44,8 +48,11 @@ type configOK struct {
 // handleLine acts on one line a client sent and queues the answer, if any.
 // Every problem is answered with an error frame; none ends the session.
 func (h *Hub) handleLine(ctx context.Context, c *client, line []byte) {
-	topic, payload, err := parseLine(line)
+	topic, payload, err := ParseMessage(line)
 	if err == nil {
+		if topic != topicConfigSet {
+			h.startDefault(c) // a client that talks before configuring gets the defaults
+		}
 		err = h.dispatch(ctx, c, topic, payload)
 	}
 	if err != nil {
@@ -80,37 +87,98 @@ func (h *Hub) dispatch(ctx context.Context, c *client, topic string, payload jso
 		h.send(c, controlFrame(topicUnsubscribeOK, filters))
 		return nil
 	case topicStateGet:
-		return errorf(CodeUnsupported, "state/get is not offered by this hub yet")
+		return h.stateGet(c, payload)
 	}
 	return h.Publish(ctx, c.base, topic, payload)
 }
 
+// configure applies config/set. The first one starts the session: from the
+// event named by since, or else from where the client connected, so nothing
+// published before it is lost. A later one with since starts the stream
+// again from there (lines may repeat; ids tell them apart); without since it
+// changes the filters from now on.
 func (h *Hub) configure(c *client, payload json.RawMessage) error {
 	var sc sessionConfig
 	if err := json.Unmarshal(payload, &sc); err != nil {
-		return errorf(CodeBadJSON, "config/set takes an object {subscribe, ids, batch, ...}: %v", err)
+		return errorf(CodeBadJSON, "config/set takes an object {subscribe, since, ids, batch, ...}: %v", err)
 	}
 	if sc.Subscribe == nil {
 		sc.Subscribe = h.cfg.DefaultFilters
 	}
-	h.mu.Lock()
-	err := h.replaceFiltersLocked(c, sc.Subscribe)
-	if err == nil {
-		c.ids = sc.IDs
-	}
-	h.mu.Unlock()
-	if err != nil {
+	if err := checkFilters(c.base, sc.Subscribe); err != nil {
 		return err
 	}
-	c.batch.Store(sc.Batch)
-	h.send(c, controlFrame(topicConfigOK, configOK{
+	ok := configOK{
 		Batch:     sc.Batch,
 		Device:    "hub",
 		Epoch:     h.epoch,
 		IDs:       sc.IDs,
 		Session:   c.id,
 		Subscribe: slices.Compact(slices.Sorted(slices.Values(sc.Subscribe))),
-	}))
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return errorf(CodeUnavailable, "the hub is shutting down")
+	}
+	c.format = formatLines
+	if sc.IDs {
+		c.format = formatLinesIDs
+	}
+	c.batch.Store(sc.Batch)
+	if c.started && sc.Since == nil {
+		if err := h.replaceFiltersLocked(c, sc.Subscribe); err != nil {
+			return err
+		}
+		ok.ID = eventID(h.epoch, h.seq)
+		h.send(c, controlFrame(topicConfigOK, ok))
+		return nil
+	}
+	after, resync := c.connectSeq, ""
+	if sc.Since != nil {
+		after, resync = h.resolveLocked(*sc.Since)
+	}
+	cu, err := h.beginLocked(c, sc.Subscribe, after, resync)
+	if err != nil {
+		return err
+	}
+	ok.ID = h.startID(cu)
+	cu.frames = [][]byte{controlFrame(topicConfigOK, ok)}
+	c.out.restart(cu)
+	return nil
+}
+
+// stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with
+// the last values in a state/ok frame, queued exactly where the live stream
+// is, so no older message follows it. Without a filter: the session's own.
+func (h *Hub) stateGet(c *client, payload json.RawMessage) error {
+	var req struct {
+		Filter json.RawMessage `json:"filter"`
+	}
+	if err := json.Unmarshal(payload, &req); err != nil {
+		return errorf(CodeBadJSON, `state/get takes an object {"filter": "..." or [...]}: %v`, err)
+	}
+	var filters []string
+	if len(req.Filter) > 0 && string(req.Filter) != "null" {
+		var one string
+		if json.Unmarshal(req.Filter, &one) == nil {
+			filters = []string{one}
+		} else if err := json.Unmarshal(req.Filter, &filters); err != nil {
+			return errorf(CodeBadJSON, `"filter" must be a topic filter or an array of them`)
+		}
+		if err := checkFilters(c.base, filters); err != nil {
+			return err
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if filters == nil {
+		for f := range c.filters {
+			filters = append(filters, f)
+		}
+	}
+	h.send(c, stateFrame(eventID(h.epoch, h.seq), h.state.values(c.base, filters)))
 	return nil
 }
 

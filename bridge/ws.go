@@ -79,14 +79,18 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		WriteHTTPError(w, http.StatusServiceUnavailable, CodeUnavailable, "the hub is shutting down")
 		return
 	}
+	// Taken before the handshake completes: a session replays from here, so a
+	// client gets everything published after it saw the 101 response.
+	connectSeq := h.position()
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered
 	}
-	c := newClient(newID(8), "ws", base, r.RemoteAddr, &h.cfg)
+	c := newClient(newID(8), "ws", base, r.RemoteAddr, formatLines, &h.cfg)
+	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
-	if err := h.attach(c, h.cfg.DefaultFilters); err != nil {
+	if err := h.attach(c); err != nil {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(ReasonGoingAway.Code, ReasonGoingAway.Text), time.Now().Add(closeGrace))
 		_ = conn.Close()
@@ -201,14 +205,18 @@ func (s *wsSession) writeLoop(done chan<- struct{}, readerDone <-chan struct{}) 
 	h, c := s.hub, s.c
 	ping := time.NewTicker(h.cfg.PongWait * 9 / 10)
 	defer ping.Stop()
+	// A client that has not sent config/set by then starts with the defaults.
+	hello := time.NewTimer(h.cfg.HelloTimeout)
+	defer hello.Stop()
 
 	var lines [][]byte
 	for {
 		var err error
 		select {
 		case <-c.out.ready:
-			lines = c.out.take(lines)
-			err = s.writeLines(lines)
+			lines, err = h.drain(c, lines, s.writeLines)
+		case <-hello.C:
+			h.startDefault(c)
 		case <-ping.C:
 			err = s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout))
 		case <-c.stop:

@@ -25,6 +25,22 @@ type realHub struct {
 	Hub    *bridge.Hub
 	Broker *broker.Embedded
 	URL    string // ws://.../ws
+	HTTP   string // http://host:port
+}
+
+// routes serves /ws[/base] and /events[/base] as package web does.
+func routes(hub *bridge.Hub) http.Handler {
+	base := func(path, prefix string) string {
+		return strings.Trim(strings.TrimPrefix(path, prefix), "/")
+	}
+	mux := http.NewServeMux()
+	ws := func(w http.ResponseWriter, r *http.Request) { hub.ServeWebSocket(w, r, base(r.URL.Path, "/ws")) }
+	ev := func(w http.ResponseWriter, r *http.Request) { hub.ServeEvents(w, r, base(r.URL.Path, "/events")) }
+	mux.HandleFunc("/ws", ws)
+	mux.HandleFunc("/ws/", ws)
+	mux.HandleFunc("/events", ev)
+	mux.HandleFunc("/events/", ev)
+	return mux
 }
 
 func startRealHub(t *testing.T, cfg bridge.Config) *realHub {
@@ -39,9 +55,7 @@ func startRealHub(t *testing.T, cfg bridge.Config) *realHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hub.ServeWebSocket(w, r, "")
-	}))
+	srv := httptest.NewServer(routes(hub))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -53,7 +67,7 @@ func startRealHub(t *testing.T, cfg bridge.Config) *realHub {
 			t.Errorf("broker close: %v", err)
 		}
 	})
-	return &realHub{Hub: hub, Broker: b, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	return &realHub{Hub: hub, Broker: b, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", HTTP: srv.URL}
 }
 
 // TestSlowClientIsDisconnectedOthersGetEverything: a browser that stops
@@ -164,7 +178,9 @@ func TestSlowClientReadingLateGetsReason(t *testing.T) {
 // does) stays connected past the pong wait, and one that has gone silent is
 // closed as idle.
 func TestKeepalive(t *testing.T) {
-	h := startRealHub(t, bridge.Config{PongWait: 300 * time.Millisecond})
+	// Pings go out at 9/10 of the pong wait: a second leaves an answer 100 ms.
+	const pongWait = time.Second
+	h := startRealHub(t, bridge.Config{PongWait: pongWait})
 
 	alive, _, err := websocket.DefaultDialer.Dial(h.URL, nil)
 	if err != nil {
@@ -191,6 +207,9 @@ func TestKeepalive(t *testing.T) {
 	}
 	defer silent.Close()
 
+	// Both sessions first: reading the silent client before its session is
+	// there would make it answer pings.
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return h.Hub.Stats().Sessions == 2 }, "sessions did not open")
 	hubtest.Eventually(t, hubtest.Timeout, func() bool { return h.Hub.Stats().Sessions == 1 },
 		"the silent client was not closed: %d sessions", h.Hub.Stats().Sessions)
 	_ = silent.SetReadDeadline(time.Now().Add(hubtest.Timeout))
@@ -199,7 +218,7 @@ func TestKeepalive(t *testing.T) {
 	}
 
 	// The answering client stays for several more pong waits, and gets messages.
-	for until := time.Now().Add(3 * 300 * time.Millisecond); time.Now().Before(until); time.Sleep(10 * time.Millisecond) {
+	for until := time.Now().Add(2 * pongWait); time.Now().Before(until); time.Sleep(10 * time.Millisecond) {
 		if n := h.Hub.Stats().Sessions; n != 1 {
 			t.Fatalf("the answering client was closed too: %d sessions", n)
 		}

@@ -1,7 +1,9 @@
 // Package web is motehub's HTTP surface: one chi router that serves the
-// Clown.Talk WebSocket (/ws, /ws/{base...}), health (/healthz) and readiness
-// (/readyz), and the page at /. Every error it answers is JSON:
-// {"error": {"code": "...", "message": "..."}}.
+// Clown.Talk WebSocket (/ws, /ws/{base...}), Server-Sent Events (/events,
+// /events/{base...}), the REST API (/api/publish, /api/state, /api/history,
+// /api/poll), health (/healthz) and readiness (/readyz), and the page at /.
+// Every error it answers is JSON: {"error": {"code": "...", "message": "..."}}.
+// No middleware buffers, compresses or times out a response, so streams flow.
 //
 // Concurrency: the handler returned by [New] is safe for concurrent use; it
 // holds no state of its own beyond what it is given.

@@ -27,6 +27,8 @@ type Config struct {
 	// Checks decide /readyz: ready when every check returns nil. Default:
 	// none, always ready.
 	Checks []Check
+	// MaxBodyBytes bounds a request body (POST /api/publish). Default 64 KiB.
+	MaxBodyBytes int64
 	// Logger receives the logs of the HTTP layer. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -38,6 +40,9 @@ var indexHTML []byte
 func New(hub *bridge.Hub, cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 64 << 10
 	}
 	r := chi.NewRouter()
 	r.Use(recoverer(cfg.Logger))
@@ -59,6 +64,17 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	}
 	r.Get("/ws", serveWS)
 	r.Get("/ws/*", serveWS)
+	serveEvents := func(w http.ResponseWriter, r *http.Request) {
+		hub.ServeEvents(w, r, mountBase(r.URL.Path, "/events"))
+	}
+	r.Get("/events", serveEvents)
+	r.Get("/events/*", serveEvents)
+
+	a := &api{hub: hub, maxBodyBytes: cfg.MaxBodyBytes}
+	r.Post("/api/publish", a.publish)
+	r.Get("/api/state", a.state)
+	r.Get("/api/history", a.history)
+	r.Get("/api/poll", a.poll)
 
 	r.Get("/", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

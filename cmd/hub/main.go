@@ -74,9 +74,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		log.Info("listening", "proto", "mqtt", "addr", a.String(), "url", "mqtt://"+a.String())
 	}
 
-	// The HTTP socket is bound before the hub exists so that stops, run in
-	// reverse, close the hub's sessions (streams would hold up Shutdown) before
-	// the HTTP server, and the broker last.
+	// The HTTP socket is bound before the hub exists, so that the stops, run
+	// in reverse, go: stop taking connections (EventSource gives up for good
+	// on an error status, but retries a refused connection), end the hub's
+	// sessions (which Shutdown waits for), wait for the HTTP server, and close
+	// the broker last.
 	ln, err := net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		hint := ""
@@ -92,12 +94,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
+	shutdownErr := make(chan error, 1)
 	served := false
-	stops = append(stops, func(ctx context.Context) error {
+	stops = append(stops, func(context.Context) error {
 		if !served {
 			return ln.Close()
 		}
-		err := srv.Shutdown(ctx)
+		err := <-shutdownErr
 		if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
@@ -111,9 +114,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	stops = append(stops, hub.Close)
 
 	var ready atomic.Bool
-	stops = append(stops, func(context.Context) error {
+	stops = append(stops, func(ctx context.Context) error {
 		ready.Store(false) // first thing on the way down: stop taking traffic
 		log.Info("shutting down")
+		if served {
+			go func() { shutdownErr <- srv.Shutdown(ctx) }() // closes the listener at once
+		}
 		return nil
 	})
 	srv.Handler = web.New(hub, web.Config{

@@ -1,0 +1,139 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/motehub/motehub/topics"
+)
+
+// PollResult answers a long poll. Messages are Clown.Talk frames
+// [topic, payload, {"id": ...}]; ID is what to send as since next time.
+// With Resync, since could not be honoured and Messages are the last values.
+type PollResult struct {
+	ID       string            `json:"id"`
+	Messages []json.RawMessage `json:"messages"`
+	Resync   *ResyncNotice     `json:"resync,omitempty"`
+}
+
+// ResyncNotice says why a client could not resume.
+type ResyncNotice struct {
+	Reason string `json:"reason"`
+}
+
+// maxPollMessages bounds one long poll's answer; the rest comes with the next.
+const maxPollMessages = 1000
+
+// Poll is a long poll of the event log, for clients behind proxies that
+// buffer streams. It answers at once when messages after q.Since are waiting,
+// else when one arrives or wait has passed; the resume and resync rules are
+// those of SSE. Errors are *Error, or ctx's error.
+func (h *Hub) Poll(ctx context.Context, base string, q StreamQuery, wait time.Duration) (PollResult, error) {
+	if err := checkBaseAndFilters(base, q.Filters); err != nil {
+		return PollResult{}, err
+	}
+	filters := make([]string, len(q.Filters))
+	for i, f := range q.Filters {
+		filters[i] = topics.Mount(base, f)
+	}
+	wait = min(max(wait, 0), h.cfg.MaxPollWait)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+
+	h.mu.Lock()
+	after, resync := h.seq, ""
+	if q.Since != "" {
+		after, resync = h.resolveLocked(q.Since)
+	}
+	if resync != "" {
+		res := h.resyncPollLocked(base, q.Filters, resync)
+		h.mu.Unlock()
+		return res, nil
+	}
+	h.mu.Unlock()
+
+	for {
+		res, gone := h.scanLog(base, filters, after)
+		if gone {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.resyncPollLocked(base, q.Filters, "too old: the events after it have left the log"), nil
+		}
+		if len(res.Messages) > 0 {
+			return res, nil
+		}
+		_, after, _ = parseEventID(res.ID)
+		select {
+		case <-h.eventsAfter(after):
+			if h.isClosed() {
+				return res, nil
+			}
+		case <-timer.C:
+			return res, nil
+		case <-ctx.Done():
+			return PollResult{}, ctx.Err()
+		}
+	}
+}
+
+// scanLog collects the messages after `after` that match filters, up to
+// maxPollMessages; ID is the last event it looked at.
+func (h *Hub) scanLog(base string, filters []string, after uint64) (PollResult, bool) {
+	res := PollResult{Messages: []json.RawMessage{}}
+	var entries []logEntry
+	for len(res.Messages) < maxPollMessages {
+		var err error
+		entries, err = h.events.read(entries[:0], after, math.MaxUint64, replayChunk)
+		if errors.Is(err, errGone) {
+			return res, true
+		}
+		if len(entries) == 0 {
+			break
+		}
+		for i := range entries {
+			e := &entries[i]
+			after = e.seq
+			if matchAny(filters, e.topic) {
+				if rel, ok := topics.Unmount(base, e.topic); ok {
+					res.Messages = append(res.Messages, encodeEvent(nil, formatLinesIDs, rel, e.payload, h.epoch, e.seq))
+				}
+				if len(res.Messages) == maxPollMessages {
+					break
+				}
+			}
+		}
+	}
+	for i, m := range res.Messages {
+		res.Messages[i] = m[:len(m)-1] // a line without its newline is a JSON value
+	}
+	res.ID = eventID(h.epoch, after)
+	return res, false
+}
+
+func (h *Hub) resyncPollLocked(base string, filters []string, reason string) PollResult {
+	res := PollResult{ID: eventID(h.epoch, h.seq), Messages: []json.RawMessage{}, Resync: &ResyncNotice{Reason: reason}}
+	for _, v := range h.state.values(base, filters) {
+		line := appendFrame(nil, v.Topic, v.Payload, "")
+		res.Messages = append(res.Messages, line[:len(line)-1])
+	}
+	return res
+}
+
+// eventsAfter returns a channel that is closed once an event after seq has
+// been delivered (at once if one has), or the hub closes.
+func (h *Hub) eventsAfter(seq uint64) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seq > seq || h.closed {
+		closed := make(chan struct{})
+		close(closed)
+		return closed
+	}
+	if h.newEvents == nil {
+		h.newEvents = make(chan struct{})
+	}
+	return h.newEvents
+}

@@ -1,0 +1,190 @@
+package bridge
+
+import (
+	"errors"
+	"time"
+
+	"github.com/motehub/motehub/topics"
+)
+
+// How a session starts, and how it resumes without a gap or a duplicate:
+//
+// Under the hub's lock, (re)starting a client registers its filters for
+// live events from liveFrom = seq+1 on, empties its queue, and leaves in it a
+// catchup for what comes before: the events after the client's position,
+// which the writer reads from the log in chunks, or, when the log no longer
+// has them, a resync notice and the last values. Deliveries take the same
+// lock, so every event is either below liveFrom (in the catchup) or at or
+// above it (in the queue), never both and never neither; the writer writes
+// the catchup first.
+
+// replayChunk is how many log entries a writer reads at a time.
+const replayChunk = 256
+
+// catchup is what a (re)started session writes before its live queue.
+type catchup struct {
+	frames   [][]byte // written first, in order (config/ok; SSE's starting id)
+	resync   string   // non-empty: the client could not resume, for this reason; it gets the last values
+	values   []Value  // with resync
+	replay   bool     // replay the log's events with after < seq < liveFrom
+	after    uint64   // the event the client has; with resync, the one the values bring it to
+	liveFrom uint64
+	base     string
+	filters  []string // absolute, for the replay
+	format   format
+}
+
+// resolveLocked decides where a client holding event id `since` continues:
+// after the event it names, or, with a reason, from the last values.
+func (h *Hub) resolveLocked(since string) (after uint64, resync string) {
+	epoch, seq, ok := parseEventID(since)
+	switch {
+	case !ok:
+		return h.seq, "invalid event id"
+	case epoch != h.epoch:
+		return h.seq, "unknown epoch: the id is from another hub or an earlier run without its history"
+	case seq > h.seq:
+		return h.seq, "unknown event id"
+	case !h.events.covers(seq, time.Now()):
+		return h.seq, "too old: the events after it have left the log"
+	}
+	return seq, ""
+}
+
+// beginLocked registers c for live events on filters and returns the
+// catchup that brings it there from after (or, with resync, from the last
+// values). The caller queues it with c.out.restart, under h.mu.
+func (h *Hub) beginLocked(c *client, filters []string, after uint64, resync string) (*catchup, error) {
+	if err := h.replaceFiltersLocked(c, filters); err != nil {
+		return nil, err
+	}
+	c.started = true
+	cu := &catchup{after: after, liveFrom: h.seq + 1, base: c.base, format: c.format}
+	if resync != "" {
+		cu.resync = resync
+		cu.values = h.state.values(c.base, filters)
+		cu.after = h.seq
+		return cu, nil
+	}
+	cu.replay = after < h.seq
+	for f := range c.filters {
+		cu.filters = append(cu.filters, topics.Mount(c.base, f))
+	}
+	return cu, nil
+}
+
+// startID is the id of the event after which the stream of cu continues.
+func (h *Hub) startID(cu *catchup) string { return eventID(h.epoch, cu.after) }
+
+// startDefault starts a client that has not chosen its configuration, with
+// the default filters, from where it connected.
+func (h *Hub) startDefault(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.started || h.closed {
+		return
+	}
+	cu, err := h.beginLocked(c, h.cfg.DefaultFilters, c.connectSeq, "")
+	if err != nil {
+		h.log.Error("default filters refused", "err", err) // New validated them
+		return
+	}
+	c.out.restart(cu)
+}
+
+// restartWithResync restarts c from the last values, when the log lost the
+// events its catchup needed.
+func (h *Hub) restartWithResync(c *client, reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || c.stopped() {
+		return
+	}
+	filters := make([]string, 0, len(c.filters))
+	for f := range c.filters {
+		filters = append(filters, f)
+	}
+	cu, err := h.beginLocked(c, filters, 0, reason)
+	if err != nil {
+		return // the filters were valid a moment ago
+	}
+	c.out.restart(cu)
+}
+
+// drain takes everything waiting in c's queue and writes it with write, the
+// transport's way of writing frames: the catchup, if any, then the lines
+// queued behind it, which are stale and dropped when the catchup had to
+// restart the client. spare is the slice drain returned last time, for reuse.
+func (h *Hub) drain(c *client, spare [][]byte, write func([][]byte) error) ([][]byte, error) {
+	cu, lines := c.out.take(spare)
+	return lines, h.writeTaken(c, cu, lines, write)
+}
+
+func (h *Hub) writeTaken(c *client, cu *catchup, lines [][]byte, write func([][]byte) error) error {
+	if cu != nil {
+		restarted, err := h.writeCatchup(c, cu, write)
+		if err != nil || restarted {
+			return err
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return write(lines)
+}
+
+// writeCatchup writes cu with write, the transport's way of writing frames.
+// It reports restarted when the log lost events mid-replay: c was restarted
+// with a resync, and what the writer took from the queue with cu is stale.
+func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (restarted bool, err error) {
+	frames := cu.frames
+	if cu.resync != "" {
+		frames = append(frames, resyncFrames(cu.format, cu.resync, cu.values, h.startID(cu))...)
+	}
+	if len(frames) > 0 {
+		if err := write(frames); err != nil {
+			return false, err
+		}
+	}
+	if !cu.replay {
+		return false, nil
+	}
+	var entries []logEntry
+	var lines [][]byte
+	for cursor := cu.after; cursor+1 < cu.liveFrom; {
+		if c.stopped() {
+			return false, nil
+		}
+		entries, err = h.events.read(entries[:0], cursor, cu.liveFrom, replayChunk)
+		if errors.Is(err, errGone) || len(entries) == 0 {
+			h.restartWithResync(c, "too old: the events after "+eventID(h.epoch, cursor)+" left the log during the replay")
+			return true, nil
+		}
+		lines = lines[:0]
+		for i := range entries {
+			e := &entries[i]
+			cursor = e.seq
+			if !matchAny(cu.filters, e.topic) {
+				continue
+			}
+			if rel, ok := topics.Unmount(cu.base, e.topic); ok {
+				lines = append(lines, encodeEvent(nil, cu.format, rel, e.payload, h.epoch, e.seq))
+			}
+		}
+		if len(lines) > 0 {
+			if err := write(lines); err != nil {
+				return false, err
+			}
+		}
+	}
+	return false, nil
+}
+
+func matchAny(filters []string, topic string) bool {
+	for _, f := range filters {
+		if topics.Match(f, topic) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,133 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/motehub/motehub/bridge"
+)
+
+// api serves /api/*: publish, state, history and the long poll.
+type api struct {
+	hub          *bridge.Hub
+	maxBodyBytes int64
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	e := bridge.AsError(err)
+	bridge.WriteHTTPError(w, bridge.HTTPStatus(e.Code), e.Code, e.Message)
+}
+
+// publish: POST /api/publish with the body [topic, payload].
+func (a *api) publish(w http.ResponseWriter, r *http.Request) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		bridge.WriteHTTPError(w, http.StatusUnsupportedMediaType, bridge.CodeBadRequest,
+			"the body must be application/json: [topic, payload]")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBodyBytes))
+	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		bridge.WriteHTTPError(w, http.StatusRequestEntityTooLarge, bridge.CodeTooLarge,
+			fmt.Sprintf("the body is over %d bytes", mbe.Limit))
+		return
+	}
+	if err != nil {
+		bridge.WriteHTTPError(w, http.StatusBadRequest, bridge.CodeBadRequest, "reading the body: "+err.Error())
+		return
+	}
+	topic, payload, err := bridge.ParseMessage(body)
+	if err == nil {
+		err = a.hub.Publish(r.Context(), "", topic, payload)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "topic": topic})
+}
+
+// state: GET /api/state?filter=... — the last values.
+func (a *api) state(w http.ResponseWriter, r *http.Request) {
+	filters := r.URL.Query()["filter"]
+	if len(filters) == 0 {
+		filters = []string{"#"}
+	}
+	id, values, err := a.hub.State("", filters)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if values == nil {
+		values = []bridge.Value{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "values": values})
+}
+
+// history: GET /api/history?topic=...&limit=N — recent messages, oldest first.
+func (a *api) history(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	topic := q.Get("topic")
+	if topic == "" {
+		bridge.WriteHTTPError(w, http.StatusBadRequest, bridge.CodeBadRequest, "?topic= is required")
+		return
+	}
+	limit := 0
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			bridge.WriteHTTPError(w, http.StatusBadRequest, bridge.CodeBadRequest, "?limit= must be a positive whole number")
+			return
+		}
+		limit = n
+	}
+	samples, err := a.hub.History(topic, limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"topic": topic, "values": samples})
+}
+
+// defaultPollWait is how long a long poll waits when ?wait= is not given.
+const defaultPollWait = 25 * time.Second
+
+// poll: GET /api/poll?since=ID&filter=...&wait=SECONDS — the long poll.
+func (a *api) poll(w http.ResponseWriter, r *http.Request) {
+	q, err := bridge.ParseStreamQuery(r.URL.Query(), r.Header)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	wait, err := parseWait(r.URL.Query().Get("wait"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := a.hub.Poll(r.Context(), "", q, wait)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client left
+		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// parseWait reads ?wait= in seconds (decimals allowed).
+func parseWait(s string) (time.Duration, error) {
+	if s == "" {
+		return defaultPollWait, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f > 3600 {
+		return 0, &bridge.Error{Code: bridge.CodeBadRequest, Message: "?wait= must be seconds, from 0 to 3600"}
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
