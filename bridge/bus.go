@@ -10,6 +10,11 @@ type Message struct {
 	Payload []byte
 	QoS     byte
 	Retain  bool
+	// ResponseTopic and CorrelationData are MQTT v5's request/response
+	// properties: the hub sets them on commands, and a v5 device that answers
+	// on the response topic with the same correlation data confirms one.
+	ResponseTopic   string
+	CorrelationData []byte
 }
 
 // Bus is the MQTT side of the hub: the embedded broker or a remote one.

@@ -49,6 +49,9 @@ type client struct {
 	lastSeq    uint64 // the last event offered: one delivery per event even when several filters match
 	started    bool   // registered for live events
 	connectSeq uint64 // the last event before the client connected: a first start replays after it
+	ack        bool   // the client wants its commands acknowledged
+	// pendingCommands counts the client's commands waiting for their devices.
+	pendingCommands int
 
 	batch atomic.Bool // join queued lines into one frame; read by the writer
 

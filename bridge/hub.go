@@ -76,6 +76,13 @@ type Config struct {
 	// MaxPollWait bounds how long a long poll waits. Default 60 s.
 	MaxPollWait time.Duration
 
+	// AckTimeout is how long a command waits for its device's confirmation
+	// before it is reported failed (see ack.go). Default 5 s.
+	AckTimeout time.Duration
+	// MaxPendingCommands bounds the commands one client may have waiting for
+	// confirmation. Default 64.
+	MaxPendingCommands int
+
 	// AllowedOrigins are the origins (scheme://host[:port]) whose pages may
 	// open a WebSocket besides the hub's own; "*" allows every origin. Requests
 	// without an Origin header (non-browser clients) are always allowed.
@@ -112,6 +119,8 @@ func (c *Config) setDefaults() {
 	setDefault(&c.SSERetry, 2*time.Second)
 	setDefault(&c.KeepAlive, 15*time.Second)
 	setDefault(&c.MaxPollWait, 60*time.Second)
+	setDefault(&c.AckTimeout, 5*time.Second)
+	setDefault(&c.MaxPendingCommands, 64)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -134,6 +143,8 @@ type Hub struct {
 	cancels  []func()
 	events   *eventLog
 	state    *stateStore
+	// responseTopic is where MQTT v5 devices answer commands.
+	responseTopic string
 
 	mu        sync.Mutex
 	index     topics.Index[*client] // absolute filter → client
@@ -143,6 +154,7 @@ type Hub struct {
 	cur       event         // the event being fanned out; reused under mu
 	offerFn   func(*client) // h.offer, bound once so fan-out does not allocate
 	newEvents chan struct{} // closed at the next delivery, for long polls; nil when none waits
+	acks      acks          // commands waiting for their devices
 
 	sessions sync.WaitGroup // one per attached client
 	stats    counters
@@ -164,7 +176,9 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		clients: make(map[*client]struct{}),
 		events:  newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
 		state:   newStateStore(cfg.MaxTopics, cfg.HistoryLength),
+		acks:    newAcks(),
 	}
+	h.responseTopic = "motehub/response/" + h.epoch
 	h.offerFn = h.offer
 	h.upgrader = newUpgrader(h)
 	for _, f := range cfg.BusFilters {
@@ -199,6 +213,7 @@ func (h *Hub) Close(ctx context.Context) error {
 		close(h.newEvents) // long polls answer at once
 		h.newEvents = nil
 	}
+	h.stopAcksLocked()
 	h.mu.Unlock()
 
 	h.unsubscribeAll()
@@ -248,6 +263,7 @@ func (h *Hub) deliver(m Message) {
 	}
 	h.cur.reset(h.seq, m.Topic, payload)
 	h.index.Match(m.Topic, h.offerFn)
+	h.matchAckLocked(&m, payload, now) // after the fan-out: a client sees the state, then the ack
 	h.stats.received.Add(1)
 	h.stats.delivered.Add(uint64(h.cur.delivered))
 	if h.newEvents != nil {
@@ -352,6 +368,7 @@ func (h *Hub) detach(c *client) {
 	}
 	clear(c.filters)
 	delete(h.clients, c)
+	h.dropAcksLocked(c)
 	h.mu.Unlock()
 	h.stats.sessions.Add(-1)
 	h.sessions.Done()
@@ -438,29 +455,43 @@ func (h *Hub) unsubscribe(c *client, filters []string) {
 // Publish sends a message from a browser to the devices: topic is relative to
 // base, payload a JSON value (see [PayloadFromJSON]). Errors are *Error.
 func (h *Hub) Publish(ctx context.Context, base, topic string, payload []byte) error {
+	m, err := prepareMessage(base, topic, payload)
+	if err != nil {
+		return err
+	}
+	return h.publish(ctx, m, topic)
+}
+
+// prepareMessage validates a browser's publish and makes its MQTT message.
+func prepareMessage(base, topic string, payload []byte) (Message, error) {
 	if err := topics.ValidateTopic(topic); err != nil {
-		return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
+		return Message{}, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
 	}
 	abs := topics.Mount(base, topic)
 	if err := topics.ValidateTopic(abs); err != nil {
-		return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
+		return Message{}, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
 	}
 	if strings.HasPrefix(abs, "$") {
-		return &Error{Code: CodeBadTopic, Message: "topics starting with '$' are reserved for the broker", Topic: topic}
+		return Message{}, &Error{Code: CodeBadTopic, Message: "topics starting with '$' are reserved for the broker", Topic: topic}
 	}
 	if strings.HasPrefix(topic, controlPrefix) {
-		return &Error{Code: CodeBadTopic, Message: "unknown control topic", Topic: topic}
+		return Message{}, &Error{Code: CodeBadTopic, Message: "unknown control topic", Topic: topic}
 	}
 	mqttPayload, err := PayloadFromJSON(payload)
 	if err != nil {
 		e := AsError(err)
 		e.Topic = topic
-		return e
+		return Message{}, e
 	}
+	return Message{Topic: abs, Payload: mqttPayload, QoS: 1}, nil
+}
+
+// publish hands m to the Bus; topic is how the client named it, for errors.
+func (h *Hub) publish(ctx context.Context, m Message, topic string) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
-	if err := h.bus.Publish(ctx, Message{Topic: abs, Payload: mqttPayload, QoS: 1}); err != nil {
-		h.log.Warn("publish to the bus failed", "topic", abs, "err", err)
+	if err := h.bus.Publish(ctx, m); err != nil {
+		h.log.Warn("publish to the bus failed", "topic", m.Topic, "err", err)
 		return &Error{Code: CodeUnavailable, Message: "the broker did not take the message: " + err.Error(), Topic: topic}
 	}
 	h.stats.published.Add(1)
@@ -497,6 +528,9 @@ type Stats struct {
 	Delivered       uint64 // messages queued to clients (one per client per message)
 	Published       uint64 // messages browsers published to the Bus
 	SlowDisconnects uint64 // sessions closed because their queue overflowed
+	// Commands confirmed, and failed by cause: no answer, a different state
+	// reported, not published.
+	AcksOK, AcksTimeout, AcksDiffer, AcksFailed uint64
 }
 
 type counters struct {
@@ -505,6 +539,23 @@ type counters struct {
 	delivered atomic.Uint64
 	published atomic.Uint64
 	slow      atomic.Uint64
+	ackOK     atomic.Uint64
+	ackTime   atomic.Uint64
+	ackDiffer atomic.Uint64
+	ackFailed atomic.Uint64
+}
+
+func (c *counters) acks(r ackResult) {
+	switch {
+	case r.OK:
+		c.ackOK.Add(1)
+	case r.Error == "timeout":
+		c.ackTime.Add(1)
+	case r.State != nil:
+		c.ackDiffer.Add(1)
+	default:
+		c.ackFailed.Add(1)
+	}
 }
 
 // Stats returns the hub's counters.
@@ -515,6 +566,10 @@ func (h *Hub) Stats() Stats {
 		Delivered:       h.stats.delivered.Load(),
 		Published:       h.stats.published.Load(),
 		SlowDisconnects: h.stats.slow.Load(),
+		AcksOK:          h.stats.ackOK.Load(),
+		AcksTimeout:     h.stats.ackTime.Load(),
+		AcksDiffer:      h.stats.ackDiffer.Load(),
+		AcksFailed:      h.stats.ackFailed.Load(),
 	}
 }
 

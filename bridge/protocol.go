@@ -20,6 +20,7 @@ const (
 	topicStateOK       = controlPrefix + "state/ok"
 	topicResync        = controlPrefix + "resync"
 	topicError         = controlPrefix + "error"
+	topicAck           = controlPrefix + "ack"
 )
 
 // sessionConfig is the payload of config/set. It sets the whole session
@@ -35,7 +36,7 @@ type sessionConfig struct {
 
 // configOK is the payload of config/ok: what the session now is.
 type configOK struct {
-	Ack       bool     `json:"ack"` // command acknowledgement is not offered yet
+	Ack       bool     `json:"ack"` // commands are confirmed with clown.talk/-/ack
 	Batch     bool     `json:"batch"`
 	Device    string   `json:"device"`
 	Epoch     string   `json:"epoch"`
@@ -89,7 +90,30 @@ func (h *Hub) dispatch(ctx context.Context, c *client, topic string, payload jso
 	case topicStateGet:
 		return h.stateGet(c, payload)
 	}
-	return h.Publish(ctx, c.base, topic, payload)
+	return h.publishFrom(ctx, c, topic, payload)
+}
+
+// publishFrom publishes for a session, as a command to be acknowledged when
+// the client asked for that.
+func (h *Hub) publishFrom(ctx context.Context, c *client, topic string, payload json.RawMessage) error {
+	m, err := prepareMessage(c.base, topic, payload)
+	if err != nil {
+		return err
+	}
+	cmd, err := h.expectAck(c, topic, m.Topic, payload)
+	if err != nil {
+		return err
+	}
+	if cmd != nil {
+		m.ResponseTopic, m.CorrelationData = h.responseTopic, []byte(cmd.id)
+	}
+	if err := h.publish(ctx, m, topic); err != nil {
+		if cmd != nil {
+			h.ackFailed(cmd, CodeUnavailable)
+		}
+		return err
+	}
+	return nil
 }
 
 // configure applies config/set. The first one starts the session: from the
@@ -109,6 +133,7 @@ func (h *Hub) configure(c *client, payload json.RawMessage) error {
 		return err
 	}
 	ok := configOK{
+		Ack:       sc.Ack,
 		Batch:     sc.Batch,
 		Device:    "hub",
 		Epoch:     h.epoch,
@@ -127,6 +152,7 @@ func (h *Hub) configure(c *client, payload json.RawMessage) error {
 		c.format = formatLinesIDs
 	}
 	c.batch.Store(sc.Batch)
+	c.ack = sc.Ack
 	if c.started && sc.Since == nil {
 		if err := h.replaceFiltersLocked(c, sc.Subscribe); err != nil {
 			return err

@@ -122,3 +122,42 @@ func TestEmptyRetainedMessageClearsLastValue(t *testing.T) {
 		t.Fatalf("state %v %v: want only e with an empty string", values, err)
 	}
 }
+
+func TestStateMatches(t *testing.T) {
+	for _, tt := range []struct {
+		want, got string
+		match     bool
+	}{
+		{`{"state":true}`, `{"state":true}`, true},
+		{`{"state":true}`, `{"state": true, "time": 5}`, true},
+		{`{"state":true}`, `{"state":false}`, false},
+		{`{"state":true}`, `{"other":true}`, false},
+		{`{"state":true}`, `true`, false},
+		{`true`, `true`, true},
+		{`true`, `false`, false},
+		{`1`, `1.0`, true},
+		{`{"rgb":{"r":1}}`, `{"rgb":{"r":1,"g":2}}`, true},
+		{`[1,2]`, `[1,2,3]`, false},
+		{`"on"`, `"on"`, true},
+	} {
+		if got := stateMatches([]byte(tt.want), []byte(tt.got)); got != tt.match {
+			t.Errorf("stateMatches(%s, %s) = %v", tt.want, tt.got, got)
+		}
+	}
+}
+
+func TestDetachDropsPendingCommands(t *testing.T) {
+	h := newTestHub(t, Config{})
+	c := attachTest(t, h, "", "#")
+	h.mu.Lock()
+	c.ack = true
+	h.mu.Unlock()
+	cmd, err := h.expectAck(c, "relay/r/set", "relay/r/set", []byte(`{"state":true}`))
+	if err != nil || cmd == nil {
+		t.Fatalf("expectAck = %v, %v", cmd, err)
+	}
+	h.detach(c)
+	if len(h.acks.byID) != 0 || len(h.acks.byState) != 0 || cmd.timer.Stop() {
+		t.Fatal("a departed client's command is still waiting, with its timer running")
+	}
+}

@@ -71,6 +71,7 @@ var ErrClosed = errors.New("broker: closed")
 type Embedded struct {
 	cfg    Config
 	server *mqtt.Server
+	self   *mqtt.Client // the hub's own client, for what the hub publishes
 	tcp    *tcpListener // nil without Config.Addr
 	subID  atomic.Int64
 	closed atomic.Bool
@@ -94,7 +95,9 @@ func Start(cfg Config) (*Embedded, error) {
 		SysTopicResendInterval: int64(cfg.SysInterval / time.Second),
 		Logger:                 mochiLogger(cfg.Logger),
 	})
-	e := &Embedded{cfg: cfg, server: server}
+	self := server.NewClient(nil, mqtt.LocalListener, "motehub", true)
+	self.Properties.ProtocolVersion = 5 // so that v5 properties (request/response) are kept
+	e := &Embedded{cfg: cfg, server: server, self: self}
 	if err := server.AddHook(&hook{server: server}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
 	}
@@ -134,7 +137,17 @@ func (e *Embedded) Publish(ctx context.Context, m bridge.Message) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	if err := e.server.Publish(m.Topic, m.Payload, m.Retain, m.QoS); err != nil {
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain},
+		TopicName:   m.Topic,
+		Payload:     m.Payload,
+		PacketID:    uint16(m.QoS), // the hub's client needs no acknowledgement, but a QoS > 0 packet needs an id
+		Properties: packets.Properties{
+			ResponseTopic:   m.ResponseTopic,
+			CorrelationData: m.CorrelationData,
+		},
+	}
+	if err := e.server.InjectPacket(e.self, pk); err != nil {
 		return fmt.Errorf("broker: publish to %q: %w", m.Topic, err)
 	}
 	return nil
@@ -162,7 +175,14 @@ func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel fun
 		mu.RLock()
 		defer mu.RUnlock()
 		if !cancelled {
-			fn(bridge.Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain})
+			fn(bridge.Message{
+				Topic:           pk.TopicName,
+				Payload:         pk.Payload,
+				QoS:             pk.FixedHeader.Qos,
+				Retain:          pk.FixedHeader.Retain,
+				ResponseTopic:   pk.Properties.ResponseTopic,
+				CorrelationData: pk.Properties.CorrelationData,
+			})
 		}
 	}
 	// mochi does not match an inline "a/#" to the topic "a"; its parent level is
