@@ -1,0 +1,143 @@
+package motesim
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/motehub/motehub/topics"
+)
+
+// The defaults of [Config].
+const (
+	DefaultBroker               = "tcp://127.0.0.1:1883"
+	DefaultMotes                = 3
+	DefaultPrefix               = "nodes"
+	DefaultASNInterval          = time.Second
+	DefaultTemperatureInterval  = 2 * time.Second
+	DefaultPIRInterval          = 5 * time.Second
+	DefaultMaxReconnectInterval = 2 * time.Second
+)
+
+// minInterval is the shortest interval a Config accepts: shorter would only
+// burn CPU.
+const minInterval = time.Millisecond
+
+// ErrBadConfig is returned by [Run], wrapped, for a Config it cannot run.
+var ErrBadConfig = errors.New("motesim: bad config")
+
+// Config describes the simulated motes. The zero value of each field means its
+// documented default.
+type Config struct {
+	// Broker is the URL of the MQTT broker: tcp://host:port, or any scheme
+	// paho dials (mqtt, ssl, tls, mqtts, ws, wss). A bare host:port means
+	// tcp://host:port. Default "tcp://127.0.0.1:1883".
+	Broker string
+	// Motes is how many motes to simulate, named mote-1 to mote-<Motes>.
+	// Default 3.
+	Motes int
+	// Prefix is the topic under which every mote has its subtree: mote-1
+	// publishes on Prefix/mote-1/…. Levels may not be empty. Default "nodes".
+	Prefix string
+	// ASNInterval is how often each mote publishes its ASN. Default 1 s.
+	ASNInterval time.Duration
+	// TemperatureInterval is how often each mote takes and publishes a
+	// temperature reading. Default 2 s.
+	TemperatureInterval time.Duration
+	// PIRInterval is the mean time between two PIR events of a mote; they
+	// come at random (a Poisson process). Default 5 s.
+	PIRInterval time.Duration
+	// MaxReconnectInterval bounds the wait between two attempts to reach the
+	// broker, at start and after the connection is lost. Default 2 s.
+	MaxReconnectInterval time.Duration
+	// Seed makes a run repeatable: the same seed gives every mote the same
+	// ASN offset, temperature base and walk, and PIR timing. Default 0: a
+	// random seed, which Run logs.
+	Seed uint64
+	// Logger receives the logs: connects and disconnects at info, each
+	// command at debug. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// normalize applies the defaults and checks c; errors wrap ErrBadConfig.
+func (c *Config) normalize() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...))
+	}
+
+	if c.Broker == "" {
+		c.Broker = DefaultBroker
+	} else if !strings.Contains(c.Broker, "://") {
+		c.Broker = "tcp://" + c.Broker
+	}
+	if err := checkBroker(c.Broker); err != nil {
+		bad("broker %q: %w", c.Broker, err)
+	}
+
+	switch {
+	case c.Motes < 0:
+		bad("motes %d is negative", c.Motes)
+	case c.Motes == 0:
+		c.Motes = DefaultMotes
+	}
+
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if err := topics.ValidateBase(c.Prefix); err != nil {
+		bad("prefix %q: %w", c.Prefix, err)
+	}
+
+	for _, d := range []struct {
+		name  string
+		value *time.Duration
+		def   time.Duration
+	}{
+		{"ASN interval", &c.ASNInterval, DefaultASNInterval},
+		{"temperature interval", &c.TemperatureInterval, DefaultTemperatureInterval},
+		{"PIR interval", &c.PIRInterval, DefaultPIRInterval},
+		{"max reconnect interval", &c.MaxReconnectInterval, DefaultMaxReconnectInterval},
+	} {
+		switch {
+		case *d.value == 0:
+			*d.value = d.def
+		case *d.value < minInterval:
+			bad("%s %v is shorter than %v", d.name, *d.value, minInterval)
+		}
+	}
+
+	for c.Seed == 0 {
+		c.Seed = rand.Uint64()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+// checkBroker accepts the URLs paho can dial without more configuration.
+func checkBroker(broker string) error {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return err
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return fmt.Errorf("want %s://host:port: %w", u.Scheme, err)
+		}
+	case "ws", "wss":
+		if u.Host == "" {
+			return fmt.Errorf("want %s://host[:port]/path", u.Scheme)
+		}
+	default:
+		return fmt.Errorf("scheme %q is not one of tcp, mqtt, ssl, tls, mqtts, ws, wss", u.Scheme)
+	}
+	return nil
+}
