@@ -55,6 +55,7 @@ func startRealHub(t *testing.T, cfg bridge.Config) *realHub {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.Open()
 	srv := httptest.NewServer(routes(hub))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -82,8 +82,10 @@ type Embedded struct {
 
 var _ bridge.Bus = (*Embedded)(nil)
 
-// Start binds the listeners and starts the broker. When it returns without
-// error, MQTT clients can connect.
+// Start binds the listeners and starts the broker. Connections wait in the
+// listeners' backlog until [Embedded.Open]: the hub subscribes first, so that
+// it misses no device's message (and mochi's retained-message scan for the
+// hub's subscription does not race with devices' retained publishes).
 func Start(cfg Config) (*Embedded, error) {
 	cfg.setDefaults()
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -117,6 +119,13 @@ func Start(cfg Config) (*Embedded, error) {
 		return nil, fmt.Errorf("broker: start: %w", err)
 	}
 	return e, nil
+}
+
+// Open lets MQTT clients in. Calling it more than once is harmless.
+func (e *Embedded) Open() {
+	if e.tcp != nil {
+		e.tcp.admit()
+	}
 }
 
 // Addr is the address MQTT clients connect to, or nil without a TCP listener.

@@ -31,6 +31,7 @@ func startTest(t *testing.T, cfg Config) *Embedded {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Open()
 	t.Cleanup(func() {
 		if err := e.Close(context.Background()); err != nil {
 			t.Errorf("close: %v", err)
@@ -215,6 +216,7 @@ func TestCloseWithStuckClientsIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Open()
 	subscribed := make(chan struct{}, 1)
 	cancel, err := e.Subscribe("ready/#", func(bridge.Message) {
 		select {
@@ -264,4 +266,30 @@ func TestCloseWithStuckClientsIsBounded(t *testing.T) {
 	if err := e.Close(context.Background()); err != nil && !strings.Contains(err.Error(), "cut off") {
 		t.Fatalf("a second Close must not panic or hang; got %v", err)
 	}
+}
+
+// TestClientsWaitForOpen: until Open, a device's connection waits in the
+// backlog without an answer; Open lets it in.
+func TestClientsWaitForOpen(t *testing.T) {
+	e, err := Start(Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	conn := rawClient(t, e.Addr().String(), "early-bird")
+	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := conn.Read(make([]byte, 1)); n != 0 || !isTimeout(err) {
+		t.Fatalf("before Open the broker answered (%d bytes, %v)", n, err)
+	}
+	e.Open()
+	_ = conn.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+	var b [1]byte
+	if _, err := conn.Read(b[:]); err != nil || b[0]>>4 != packets.Connack {
+		t.Fatalf("after Open: first byte %#x, %v; want a CONNACK", b[0], err)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }

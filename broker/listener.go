@@ -21,7 +21,10 @@ type tcpListener struct {
 	writeTimeout time.Duration
 	log          *slog.Logger
 
-	closing   atomic.Int64 // unix nanos: once set, writes must end by then
+	closing   atomic.Int64  // unix nanos: once set, writes must end by then
+	gate      chan struct{} // closed by admit: until then connections wait in the backlog
+	shut      chan struct{} // closed by Close
+	gateOnce  sync.Once
 	serveDone chan struct{}
 	conns     sync.WaitGroup
 
@@ -37,6 +40,8 @@ func newTCPListener(id string, ln net.Listener, writeTimeout time.Duration) *tcp
 		id:           id,
 		ln:           ln,
 		writeTimeout: writeTimeout,
+		gate:         make(chan struct{}),
+		shut:         make(chan struct{}),
 		serveDone:    make(chan struct{}),
 		open:         make(map[*deadlineConn]struct{}),
 	}
@@ -55,6 +60,11 @@ func (l *tcpListener) Init(log *slog.Logger) error {
 // establish on a goroutine of its own.
 func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	defer close(l.serveDone)
+	select {
+	case <-l.gate:
+	case <-l.shut:
+		return
+	}
 	var backoff time.Duration
 	for {
 		conn, err := l.ln.Accept()
@@ -107,6 +117,9 @@ func (l *tcpListener) untrack(c *deadlineConn) {
 // does not know and would otherwise wait for.
 func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	l.mu.Lock()
+	if !l.closed {
+		close(l.shut)
+	}
 	l.closed = true
 	l.mu.Unlock()
 	_ = l.ln.Close()
@@ -122,6 +135,9 @@ func (l *tcpListener) closeOpen() {
 		_ = c.Conn.Close()
 	}
 }
+
+// admit starts accepting connections.
+func (l *tcpListener) admit() { l.gateOnce.Do(func() { close(l.gate) }) }
 
 // hurry makes every write, now and from now on, end by deadline.
 func (l *tcpListener) hurry(deadline time.Time) {

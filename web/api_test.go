@@ -31,6 +31,7 @@ func startServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.Open()
 	srv := httptest.NewServer(New(hub, Config{Logger: quiet, MaxBodyBytes: 1024}))
 	ts := &testServer{URL: srv.URL, Broker: b, client: &http.Client{Timeout: hubtest.Timeout}}
 	t.Cleanup(func() {

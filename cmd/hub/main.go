@@ -112,6 +112,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	stops = append(stops, hub.Close)
+	mqttBroker.Open() // devices in only once the hub listens
 
 	var ready atomic.Bool
 	stops = append(stops, func(ctx context.Context) error {

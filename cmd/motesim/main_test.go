@@ -48,6 +48,7 @@ func startBroker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	b.Open()
 	return b.Addr().String()
 }
 

@@ -112,6 +112,9 @@ func SubscribeMQTT(t testing.TB, c paho.Client, filter string, qos byte) <-chan 
 	if !tok.WaitTimeout(Timeout) || tok.Error() != nil {
 		t.Fatalf("MQTT subscribe %q: %v", filter, tok.Error())
 	}
+	if code := tok.(*paho.SubscribeToken).Result()[filter]; code >= 0x80 {
+		t.Fatalf("MQTT subscribe %q refused by the broker: SUBACK code %#x", filter, code)
+	}
 	return ch
 }
 

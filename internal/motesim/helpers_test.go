@@ -59,6 +59,9 @@ func startBroker(t *testing.T, addr string) *broker.Embedded {
 		if err != nil && !errors.Is(err, syscall.EADDRINUSE) {
 			t.Fatalf("start broker on %s: %v", addr, err)
 		}
+		if err == nil {
+			b.Open()
+		}
 		return err == nil
 	}, "broker could not bind %s", addr)
 	t.Cleanup(func() {
