@@ -1,10 +1,22 @@
 package bridge
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/motehub/motehub/auth"
 )
+
+// hostOf is the host part of host:port.
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
 
 // CloseReason says why the hub ended a client session. Code is the WebSocket
 // close code sent with it.
@@ -21,6 +33,8 @@ var (
 	ReasonIdle        = CloseReason{1001, "idle timeout"}    // no pong within Config.PongWait
 	ReasonWriteFailed = CloseReason{1006, "write failed"}    // a write failed or timed out
 	ReasonTooLarge    = CloseReason{1009, "frame too large"} // a frame over Config.MaxFrameBytes
+	ReasonFlooding    = CloseReason{1008, "rate limit"}      // far past Config.MessageRate
+	ReasonRevoked     = CloseReason{4003, "revoked"}         // its user is no longer allowed
 )
 
 // format is how a client's transport wants each message encoded.
@@ -38,7 +52,9 @@ type client struct {
 	id        string
 	transport string // "ws" or "sse"
 	base      string // mount prefix; "" is the root
-	remote    string
+	remote    string // host:port
+	addr      string // the remote host, for limits per address
+	who       auth.Identity
 	opened    time.Time
 
 	out queue
@@ -52,6 +68,9 @@ type client struct {
 	ack        bool   // the client wants its commands acknowledged
 	// pendingCommands counts the client's commands waiting for their devices.
 	pendingCommands int
+	// checkReads: some filter is not fully covered by the client's rights, so
+	// each message must be checked.
+	checkReads bool
 
 	batch atomic.Bool // join queued lines into one frame; read by the writer
 
@@ -61,12 +80,14 @@ type client struct {
 	abort    func()        // closes the transport at once; for a shutdown that ran out of time
 }
 
-func newClient(id, transport, base, remote string, f format, cfg *Config) *client {
+func newClient(id, transport, base, remote string, who auth.Identity, f format, cfg *Config) *client {
 	return &client{
 		id:        id,
 		transport: transport,
 		base:      base,
 		remote:    remote,
+		addr:      hostOf(remote),
+		who:       who,
 		opened:    time.Now(),
 		out:       newQueue(cfg.QueueMessages, cfg.QueueBytes),
 		filters:   make(map[string]struct{}),

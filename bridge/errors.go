@@ -9,18 +9,19 @@ import (
 
 // Error codes carried by Clown.Talk error frames and by HTTP error bodies.
 const (
-	CodeBadJSON     = "bad-json"     // not a JSON array [topic, payload], or not valid UTF-8
-	CodeBadTopic    = "bad-topic"    // an invalid topic, filter or base, or an unknown control topic
-	CodeTooLarge    = "too-large"    // a message over the size limit
-	CodeForbidden   = "forbidden"    // the origin or the user may not do this
-	CodeUnavailable = "unavailable"  // the hub or the broker cannot take it now
-	CodeUnsupported = "unsupported"  // a request this hub does not implement
-	CodeLimit       = "limit"        // a per-client limit (subscriptions) would be exceeded
-	CodeBadRequest  = "bad-request"  // an HTTP request that is wrong in another way
-	CodeNotFound    = "not-found"    // an HTTP route that does not exist
-	CodeMethod      = "bad-method"   // an HTTP method the route does not take
-	CodeInternal    = "internal"     // a fault of the hub, logged
-	CodeRateLimited = "rate-limited" // reserved for the rate limits
+	CodeBadJSON      = "bad-json"     // not a JSON array [topic, payload], or not valid UTF-8
+	CodeBadTopic     = "bad-topic"    // an invalid topic, filter or base, or an unknown control topic
+	CodeTooLarge     = "too-large"    // a message over the size limit
+	CodeForbidden    = "forbidden"    // the origin or the user may not do this
+	CodeUnavailable  = "unavailable"  // the hub or the broker cannot take it now
+	CodeUnsupported  = "unsupported"  // a request this hub does not implement
+	CodeLimit        = "limit"        // a per-client limit (subscriptions) would be exceeded
+	CodeBadRequest   = "bad-request"  // an HTTP request that is wrong in another way
+	CodeNotFound     = "not-found"    // an HTTP route that does not exist
+	CodeMethod       = "bad-method"   // an HTTP method the route does not take
+	CodeInternal     = "internal"     // a fault of the hub, logged
+	CodeRateLimited  = "rate-limited" // past a rate limit
+	CodeUnauthorized = "unauthorized" // no valid credentials
 )
 
 // Error is a problem with what a client sent. A WebSocket session answers it
@@ -60,6 +61,8 @@ func HTTPStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case CodeForbidden:
 		return http.StatusForbidden
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
 	case CodeNotFound:
 		return http.StatusNotFound
 	case CodeMethod:

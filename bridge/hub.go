@@ -6,19 +6,24 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/topics"
 )
 
 // Config tunes a Hub. The zero value of each field means its documented default.
 type Config struct {
 	// BusFilters are what the hub subscribes to on the Bus; they should not
-	// overlap. Default: ["#"], every topic but the '$' ones.
+	// overlap. Default: ["#", "$SYS/#"], every topic and the broker's own
+	// (which only users granted them see).
 	BusFilters []string
 	// DefaultFilters are the subscriptions of a client that has not chosen
 	// any (relative to its base). Default: ["#"].
@@ -83,6 +88,22 @@ type Config struct {
 	// confirmation. Default 64.
 	MaxPendingCommands int
 
+	// Authorizer decides what each client may read and publish: the same one
+	// every door of the hub asks. Default: auth.Open(), everything allowed.
+	Authorizer *auth.Authorizer
+	// MaxSessions bounds the WebSocket and SSE sessions in total; more are
+	// answered 503. Default 10000.
+	MaxSessions int
+	// MaxSessionsPerAddress bounds the sessions from one client address; more
+	// are answered 429. Default 256.
+	MaxSessionsPerAddress int
+	// MessageRate bounds the messages per second one WebSocket client may
+	// send; bursts of twice as many pass. Messages past it are dropped and
+	// answered with a "rate-limited" error; a client that keeps sending at
+	// many times the rate is closed (1008 "rate limit"). Default 100;
+	// negative: no limit.
+	MessageRate float64
+
 	// AllowedOrigins are the origins (scheme://host[:port]) whose pages may
 	// open a WebSocket besides the hub's own; "*" allows every origin. Requests
 	// without an Origin header (non-browser clients) are always allowed.
@@ -95,7 +116,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if len(c.BusFilters) == 0 {
-		c.BusFilters = []string{"#"}
+		c.BusFilters = []string{"#", "$SYS/#"}
 	}
 	if len(c.DefaultFilters) == 0 {
 		c.DefaultFilters = []string{"#"}
@@ -121,6 +142,12 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxPollWait, 60*time.Second)
 	setDefault(&c.AckTimeout, 5*time.Second)
 	setDefault(&c.MaxPendingCommands, 64)
+	setDefault(&c.MaxSessions, 10000)
+	setDefault(&c.MaxSessionsPerAddress, 256)
+	setDefault(&c.MessageRate, 100)
+	if c.Authorizer == nil {
+		c.Authorizer = auth.Open()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -141,6 +168,7 @@ type Hub struct {
 	epoch    string
 	upgrader websocket.Upgrader
 	cancels  []func()
+	authz    *auth.Authorizer
 	events   *eventLog
 	state    *stateStore
 	// responseTopic is where MQTT v5 devices answer commands.
@@ -149,6 +177,7 @@ type Hub struct {
 	mu        sync.Mutex
 	index     topics.Index[*client] // absolute filter → client
 	clients   map[*client]struct{}
+	perAddr   map[string]int // sessions per client address
 	seq       uint64
 	closed    bool
 	cur       event         // the event being fanned out; reused under mu
@@ -174,6 +203,8 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		log:     cfg.Logger,
 		epoch:   newID(6),
 		clients: make(map[*client]struct{}),
+		perAddr: make(map[string]int),
+		authz:   cfg.Authorizer,
 		events:  newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
 		state:   newStateStore(cfg.MaxTopics, cfg.HistoryLength),
 		acks:    newAcks(),
@@ -279,6 +310,9 @@ func (h *Hub) offer(c *client) {
 		return
 	}
 	c.lastSeq = ev.seq
+	if c.checkReads && !h.authz.Allowed(c.who, auth.Read, ev.topic) {
+		return
+	}
 	line := ev.line(c.base, c.format, h.epoch)
 	if line == nil {
 		return
@@ -340,17 +374,42 @@ func (e *event) line(base string, f format, epoch string) []byte {
 }
 
 // attach registers c with the hub, not yet for any topic (see beginLocked).
-// It fails when the hub is closing; otherwise the caller must detach c.
+// It fails when the hub is closing or a session limit is reached; otherwise
+// the caller must detach c.
 func (h *Hub) attach(c *client) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return errorf(CodeUnavailable, "the hub is shutting down")
+	if err := h.admitLocked(c.addr); err != nil {
+		return err
 	}
+	h.perAddr[c.addr]++
 	h.clients[c] = struct{}{}
 	h.sessions.Add(1)
 	h.stats.sessions.Add(1)
 	return nil
+}
+
+// admitLocked says whether a session from addr may open now.
+func (h *Hub) admitLocked(addr string) error {
+	switch {
+	case h.closed:
+		return errorf(CodeUnavailable, "the hub is shutting down")
+	case len(h.clients) >= h.cfg.MaxSessions:
+		h.stats.refused.Add(1)
+		return errorf(CodeUnavailable, "the hub serves %d sessions, its limit", h.cfg.MaxSessions)
+	case h.perAddr[addr] >= h.cfg.MaxSessionsPerAddress:
+		h.stats.refused.Add(1)
+		return errorf(CodeLimit, "%d sessions from %s, at most %d per address", h.perAddr[addr], addr, h.cfg.MaxSessionsPerAddress)
+	}
+	return nil
+}
+
+// admit says whether a session from addr may open now, before a transport
+// commits to it (attach decides for good).
+func (h *Hub) admit(addr string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.admitLocked(addr)
 }
 
 // position is the sequence number of the last event delivered.
@@ -368,6 +427,9 @@ func (h *Hub) detach(c *client) {
 	}
 	clear(c.filters)
 	delete(h.clients, c)
+	if h.perAddr[c.addr]--; h.perAddr[c.addr] <= 0 {
+		delete(h.perAddr, c.addr)
+	}
 	h.dropAcksLocked(c)
 	h.mu.Unlock()
 	h.stats.sessions.Add(-1)
@@ -388,9 +450,28 @@ func checkFilters(base string, filters []string) error {
 	return nil
 }
 
+// authorizeFilters decides c's subscription to filters: an error when one
+// names nothing c may read; else whether every message they match needs a
+// check (some filter is not fully covered by c's rights).
+func (h *Hub) authorizeFilters(c *client, filters []string) (checkReads bool, err error) {
+	for _, f := range filters {
+		allowed, exact := h.authz.Subscription(c.who, topics.Mount(c.base, f))
+		if !allowed {
+			h.stats.forbidden.Add(1)
+			return false, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may read nothing that %q matches", c.who, f), Topic: f}
+		}
+		checkReads = checkReads || !exact
+	}
+	return checkReads, nil
+}
+
 // replaceFiltersLocked makes filters c's whole subscription set. Called under h.mu.
 func (h *Hub) replaceFiltersLocked(c *client, filters []string) error {
 	if err := checkFilters(c.base, filters); err != nil {
+		return err
+	}
+	checkReads, err := h.authorizeFilters(c, filters)
+	if err != nil {
 		return err
 	}
 	want := make(map[string]struct{}, len(filters))
@@ -412,6 +493,7 @@ func (h *Hub) replaceFiltersLocked(c *client, filters []string) error {
 			c.filters[f] = struct{}{}
 		}
 	}
+	c.checkReads = checkReads
 	return nil
 }
 
@@ -420,8 +502,13 @@ func (h *Hub) subscribe(c *client, filters []string) error {
 	if err := checkFilters(c.base, filters); err != nil {
 		return err
 	}
+	checkReads, err := h.authorizeFilters(c, filters)
+	if err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	c.checkReads = c.checkReads || checkReads
 	added := 0
 	for _, f := range filters {
 		if _, have := c.filters[f]; !have {
@@ -452,18 +539,19 @@ func (h *Hub) unsubscribe(c *client, filters []string) {
 	}
 }
 
-// Publish sends a message from a browser to the devices: topic is relative to
+// Publish sends a message from who to the devices: topic is relative to
 // base, payload a JSON value (see [PayloadFromJSON]). Errors are *Error.
-func (h *Hub) Publish(ctx context.Context, base, topic string, payload []byte) error {
-	m, err := prepareMessage(base, topic, payload)
+func (h *Hub) Publish(ctx context.Context, who auth.Identity, base, topic string, payload []byte) error {
+	m, err := h.prepareMessage(who, base, topic, payload)
 	if err != nil {
 		return err
 	}
 	return h.publish(ctx, m, topic)
 }
 
-// prepareMessage validates a browser's publish and makes its MQTT message.
-func prepareMessage(base, topic string, payload []byte) (Message, error) {
+// prepareMessage validates a browser's publish, checks that who may make it,
+// and makes its MQTT message.
+func (h *Hub) prepareMessage(who auth.Identity, base, topic string, payload []byte) (Message, error) {
 	if err := topics.ValidateTopic(topic); err != nil {
 		return Message{}, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
 	}
@@ -476,6 +564,10 @@ func prepareMessage(base, topic string, payload []byte) (Message, error) {
 	}
 	if strings.HasPrefix(topic, controlPrefix) {
 		return Message{}, &Error{Code: CodeBadTopic, Message: "unknown control topic", Topic: topic}
+	}
+	if !h.authz.Allowed(who, auth.Write, abs) {
+		h.stats.forbidden.Add(1)
+		return Message{}, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may not publish here", who), Topic: topic}
 	}
 	mqttPayload, err := PayloadFromJSON(payload)
 	if err != nil {
@@ -498,9 +590,10 @@ func (h *Hub) publish(ctx context.Context, m Message, topic string) error {
 	return nil
 }
 
-// State returns the last values of the topics under base matching filters
-// (relative to base), and the id of the event they are current at.
-func (h *Hub) State(base string, filters []string) (id string, values []Value, err error) {
+// State returns the last values, readable by who, of the topics under base
+// matching filters (relative to base), and the id of the event they are
+// current at.
+func (h *Hub) State(who auth.Identity, base string, filters []string) (id string, values []Value, err error) {
 	if err := topics.ValidateBase(base); err != nil {
 		return "", nil, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid base %q: %v", base, err)}
 	}
@@ -509,16 +602,50 @@ func (h *Hub) State(base string, filters []string) (id string, values []Value, e
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return eventID(h.epoch, h.seq), h.state.values(base, filters), nil
+	return eventID(h.epoch, h.seq), h.readable(who, base, h.state.values(base, filters)), nil
+}
+
+// readable keeps the values (topics relative to base) who may read.
+func (h *Hub) readable(who auth.Identity, base string, values []Value) []Value {
+	if !h.authz.Enabled() {
+		return values
+	}
+	return slices.DeleteFunc(values, func(v Value) bool {
+		return !h.authz.Allowed(who, auth.Read, topics.Mount(base, v.Topic))
+	})
 }
 
 // History returns up to limit of the most recent messages on topic, oldest
 // first (at most Config.HistoryLength).
-func (h *Hub) History(topic string, limit int) ([]Sample, error) {
+func (h *Hub) History(who auth.Identity, topic string, limit int) ([]Sample, error) {
 	if err := topics.ValidateTopic(topic); err != nil {
 		return nil, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
 	}
+	if !h.authz.Allowed(who, auth.Read, topic) {
+		h.stats.forbidden.Add(1)
+		return nil, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may not read this topic", who), Topic: topic}
+	}
 	return h.state.samples(topic, limit), nil
+}
+
+// Recheck applies the Authorizer's new users to the sessions: a client whose
+// user is gone is closed (4003 "revoked"); the others keep their filters,
+// and what their new rights leave them is checked message by message.
+func (h *Hub) Recheck() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.clients {
+		if !h.authz.Known(c.who) {
+			c.close(ReasonRevoked)
+			continue
+		}
+		c.checkReads = true
+		if filters := slices.Collect(maps.Keys(c.filters)); len(filters) > 0 {
+			if check, err := h.authorizeFilters(c, filters); err == nil {
+				c.checkReads = check
+			}
+		}
+	}
 }
 
 // Stats is a snapshot of the hub's counters.
@@ -531,6 +658,9 @@ type Stats struct {
 	// Commands confirmed, and failed by cause: no answer, a different state
 	// reported, not published.
 	AcksOK, AcksTimeout, AcksDiffer, AcksFailed uint64
+	// Refusals: sessions past a limit, requests their user may not make,
+	// messages past a client's rate.
+	SessionsRefused, Forbidden, RateLimited uint64
 }
 
 type counters struct {
@@ -543,6 +673,9 @@ type counters struct {
 	ackTime   atomic.Uint64
 	ackDiffer atomic.Uint64
 	ackFailed atomic.Uint64
+	refused   atomic.Uint64
+	forbidden atomic.Uint64
+	limited   atomic.Uint64
 }
 
 func (c *counters) acks(r ackResult) {
@@ -570,6 +703,9 @@ func (h *Hub) Stats() Stats {
 		AcksTimeout:     h.stats.ackTime.Load(),
 		AcksDiffer:      h.stats.ackDiffer.Load(),
 		AcksFailed:      h.stats.ackFailed.Load(),
+		SessionsRefused: h.stats.refused.Load(),
+		Forbidden:       h.stats.forbidden.Load(),
+		RateLimited:     h.stats.limited.Load(),
 	}
 }
 

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"github.com/motehub/motehub/auth"
 	"io"
 	"log/slog"
 	"testing"
@@ -32,7 +33,7 @@ func newTestHub(t testing.TB, cfg Config) *Hub {
 // the test detaches it.
 func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
 	t.Helper()
-	c := newClient(newID(4), "test", base, "test", formatLines, &h.cfg)
+	c := newClient(newID(4), "test", base, "test:1", auth.Anonymous, formatLines, &h.cfg)
 	if err := h.attach(c); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestCloseEndsSessionsGoingAway(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := h.attach(newClient("late", "test", "", "", formatLines, &h.cfg)); AsError(err).Code != CodeUnavailable {
+	if err := h.attach(newClient("late", "test", "", "", auth.Anonymous, formatLines, &h.cfg)); AsError(err).Code != CodeUnavailable {
 		t.Fatalf("attach after Close: %v, want unavailable", err)
 	}
 }

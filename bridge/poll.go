@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -31,9 +33,18 @@ const maxPollMessages = 1000
 // buffer streams. It answers at once when messages after q.Since are waiting,
 // else when one arrives or wait has passed; the resume and resync rules are
 // those of SSE. Errors are *Error, or ctx's error.
-func (h *Hub) Poll(ctx context.Context, base string, q StreamQuery, wait time.Duration) (PollResult, error) {
+func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q StreamQuery, wait time.Duration) (PollResult, error) {
 	if err := checkBaseAndFilters(base, q.Filters); err != nil {
 		return PollResult{}, err
+	}
+	check := false
+	for _, f := range q.Filters {
+		allowed, exact := h.authz.Subscription(who, topics.Mount(base, f))
+		if !allowed {
+			h.stats.forbidden.Add(1)
+			return PollResult{}, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may read nothing that %q matches", who, f), Topic: f}
+		}
+		check = check || !exact
 	}
 	filters := make([]string, len(q.Filters))
 	for i, f := range q.Filters {
@@ -49,18 +60,20 @@ func (h *Hub) Poll(ctx context.Context, base string, q StreamQuery, wait time.Du
 		after, resync = h.resolveLocked(q.Since)
 	}
 	if resync != "" {
-		res := h.resyncPollLocked(base, q.Filters, resync)
+		res := h.resyncPollLocked(who, base, q.Filters, resync)
 		h.mu.Unlock()
 		return res, nil
 	}
 	h.mu.Unlock()
 
 	for {
-		res, gone := h.scanLog(base, filters, after)
+		res, gone := h.scanLog(base, filters, after, func(topic string) bool {
+			return !check || h.authz.Allowed(who, auth.Read, topic)
+		})
 		if gone {
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			return h.resyncPollLocked(base, q.Filters, "too old: the events after it have left the log"), nil
+			return h.resyncPollLocked(who, base, q.Filters, "too old: the events after it have left the log"), nil
 		}
 		if len(res.Messages) > 0 {
 			return res, nil
@@ -79,9 +92,10 @@ func (h *Hub) Poll(ctx context.Context, base string, q StreamQuery, wait time.Du
 	}
 }
 
-// scanLog collects the messages after `after` that match filters, up to
-// maxPollMessages; ID is the last event it looked at.
-func (h *Hub) scanLog(base string, filters []string, after uint64) (PollResult, bool) {
+// scanLog collects the messages after `after` that match filters and that
+// readable lets through, up to maxPollMessages; ID is the last event it
+// looked at.
+func (h *Hub) scanLog(base string, filters []string, after uint64, readable func(topic string) bool) (PollResult, bool) {
 	res := PollResult{Messages: []json.RawMessage{}}
 	var entries []logEntry
 	for len(res.Messages) < maxPollMessages {
@@ -96,7 +110,7 @@ func (h *Hub) scanLog(base string, filters []string, after uint64) (PollResult, 
 		for i := range entries {
 			e := &entries[i]
 			after = e.seq
-			if matchAny(filters, e.topic) {
+			if matchAny(filters, e.topic) && readable(e.topic) {
 				if rel, ok := topics.Unmount(base, e.topic); ok {
 					res.Messages = append(res.Messages, encodeEvent(nil, formatLinesIDs, rel, e.payload, h.epoch, e.seq))
 				}
@@ -113,9 +127,9 @@ func (h *Hub) scanLog(base string, filters []string, after uint64) (PollResult, 
 	return res, false
 }
 
-func (h *Hub) resyncPollLocked(base string, filters []string, reason string) PollResult {
+func (h *Hub) resyncPollLocked(who auth.Identity, base string, filters []string, reason string) PollResult {
 	res := PollResult{ID: eventID(h.epoch, h.seq), Messages: []json.RawMessage{}, Resync: &ResyncNotice{Reason: reason}}
-	for _, v := range h.state.values(base, filters) {
+	for _, v := range h.readable(who, base, h.state.values(base, filters)) {
 		line := appendFrame(nil, v.Topic, v.Payload, "")
 		res.Messages = append(res.Messages, line[:len(line)-1])
 	}

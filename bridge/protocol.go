@@ -96,7 +96,7 @@ func (h *Hub) dispatch(ctx context.Context, c *client, topic string, payload jso
 // publishFrom publishes for a session, as a command to be acknowledged when
 // the client asked for that.
 func (h *Hub) publishFrom(ctx context.Context, c *client, topic string, payload json.RawMessage) error {
-	m, err := prepareMessage(c.base, topic, payload)
+	m, err := h.prepareMessage(c.who, c.base, topic, payload)
 	if err != nil {
 		return err
 	}
@@ -196,6 +196,9 @@ func (h *Hub) stateGet(c *client, payload json.RawMessage) error {
 		if err := checkFilters(c.base, filters); err != nil {
 			return err
 		}
+		if _, err := h.authorizeFilters(c, filters); err != nil {
+			return err
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -204,7 +207,7 @@ func (h *Hub) stateGet(c *client, payload json.RawMessage) error {
 			filters = append(filters, f)
 		}
 	}
-	h.send(c, stateFrame(eventID(h.epoch, h.seq), h.state.values(c.base, filters)))
+	h.send(c, stateFrame(eventID(h.epoch, h.seq), h.readable(c.who, c.base, h.state.values(c.base, filters))))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -32,6 +33,8 @@ type catchup struct {
 	base     string
 	filters  []string // absolute, for the replay
 	format   format
+	who      auth.Identity
+	check    bool // check each replayed message against who's rights
 }
 
 // resolveLocked decides where a client holding event id `since` continues:
@@ -59,10 +62,10 @@ func (h *Hub) beginLocked(c *client, filters []string, after uint64, resync stri
 		return nil, err
 	}
 	c.started = true
-	cu := &catchup{after: after, liveFrom: h.seq + 1, base: c.base, format: c.format}
+	cu := &catchup{after: after, liveFrom: h.seq + 1, base: c.base, format: c.format, who: c.who, check: c.checkReads}
 	if resync != "" {
 		cu.resync = resync
-		cu.values = h.state.values(c.base, filters)
+		cu.values = h.readable(c.who, c.base, h.state.values(c.base, filters))
 		cu.after = h.seq
 		return cu, nil
 	}
@@ -164,7 +167,7 @@ func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (
 		for i := range entries {
 			e := &entries[i]
 			cursor = e.seq
-			if !matchAny(cu.filters, e.topic) {
+			if !matchAny(cu.filters, e.topic) || cu.check && !h.authz.Allowed(cu.who, auth.Read, e.topic) {
 				continue
 			}
 			if rel, ok := topics.Unmount(cu.base, e.topic); ok {

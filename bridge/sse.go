@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -62,12 +63,8 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
-	if h.isClosed() {
-		WriteHTTPError(w, http.StatusServiceUnavailable, CodeUnavailable, "the hub is shutting down")
-		return
-	}
 	rc := http.NewResponseController(w)
-	c := newClient(newID(8), "sse", base, r.RemoteAddr, formatSSE, &h.cfg)
+	c := newClient(newID(8), "sse", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatSSE, &h.cfg)
 	c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
 	if err := h.attach(c); err != nil {
 		e := AsError(err)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/internal/hubtest"
 )
@@ -461,7 +462,7 @@ func TestLongPollMatchesSSE(t *testing.T) {
 		var r result
 		since := start
 		for len(r.seqs) < n {
-			res, err := h.Hub.Poll(context.Background(), "", bridge.StreamQuery{Filters: []string{"load/#"}, Since: since}, 5*time.Second)
+			res, err := h.Hub.Poll(context.Background(), auth.Anonymous, "", bridge.StreamQuery{Filters: []string{"load/#"}, Since: since}, 5*time.Second)
 			if err != nil || res.Resync != nil {
 				r.err = fmt.Errorf("poll after %s: %v %+v", since, err, res.Resync)
 				break

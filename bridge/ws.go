@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -75,8 +78,9 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		WriteHTTPError(w, http.StatusBadRequest, CodeBadTopic, fmt.Sprintf("invalid base topic %q: %v", base, err))
 		return
 	}
-	if h.isClosed() {
-		WriteHTTPError(w, http.StatusServiceUnavailable, CodeUnavailable, "the hub is shutting down")
+	if err := h.admit(hostOf(r.RemoteAddr)); err != nil {
+		e := AsError(err)
+		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
 	// Taken before the handshake completes: a session replays from here, so a
@@ -87,16 +91,16 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered
 	}
-	c := newClient(newID(8), "ws", base, r.RemoteAddr, formatLines, &h.cfg)
+	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
-	if err := h.attach(c); err != nil {
+	if err := h.attach(c); err != nil { // a limit reached since admit, or shutting down
 		_ = conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(ReasonGoingAway.Code, ReasonGoingAway.Text), time.Now().Add(closeGrace))
+			websocket.FormatCloseMessage(websocket.CloseTryAgainLater, AsError(err).Message), time.Now().Add(closeGrace))
 		_ = conn.Close()
 		return
 	}
-	s := &wsSession{hub: h, c: c, conn: conn}
+	s := &wsSession{hub: h, c: c, conn: conn, limit: newInboundLimit(h.cfg.MessageRate)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.run()
 }
@@ -109,6 +113,7 @@ type wsSession struct {
 	conn   *websocket.Conn
 	ctx    context.Context // for the client's publishes; cancelled when the session stops
 	cancel context.CancelFunc
+	limit  inboundLimit
 }
 
 func (s *wsSession) run() {
@@ -170,11 +175,59 @@ func (s *wsSession) readLoop() error {
 			continue
 		}
 		// Text and binary frames are read alike: each must be UTF-8 lines.
-		splitLines(buf, func(line []byte) { h.handleLine(s.ctx, c, line) })
+		splitLines(buf, func(line []byte) {
+			if s.limit.admit(h, c) {
+				h.handleLine(s.ctx, c, line)
+			}
+		})
 		if cap(buf) > 16<<10 {
 			buf = nil // an idle session keeps no large buffer
 		}
+		if c.stopped() {
+			return nil // flooding, or the hub ended the session
+		}
 	}
+}
+
+// inboundLimit holds a client to Config.MessageRate.
+type inboundLimit struct {
+	lim         *rate.Limiter // nil: no limit
+	window      time.Time     // the current second
+	dropped     int           // messages dropped in it
+	floodAt     int           // drops in a second that close the session
+	warnedUntil time.Time
+}
+
+func newInboundLimit(perSecond float64) inboundLimit {
+	if perSecond < 0 {
+		return inboundLimit{}
+	}
+	burst := int(2*perSecond) + 1
+	return inboundLimit{lim: rate.NewLimiter(rate.Limit(perSecond), burst), floodAt: max(10*burst, 1000)}
+}
+
+// admit reports whether a message may be handled. A message past the rate is
+// dropped and answered with a "rate-limited" error at most once a second; a
+// client that sends many times the rate is closed.
+func (l *inboundLimit) admit(h *Hub, c *client) bool {
+	if l.lim == nil || l.lim.Allow() {
+		return true
+	}
+	h.stats.limited.Add(1)
+	now := time.Now()
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.dropped = now, 0
+	}
+	if l.dropped++; l.dropped > l.floodAt {
+		c.close(ReasonFlooding)
+		return false
+	}
+	if now.After(l.warnedUntil) {
+		l.warnedUntil = now.Add(time.Second)
+		h.send(c, controlFrame(topicError, errorf(CodeRateLimited,
+			"over %g messages per second: messages are dropped", float64(l.lim.Limit()))))
+	}
+	return false
 }
 
 // readMessage reads one message into buf. A message over limit is read to

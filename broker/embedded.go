@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/topics"
 )
@@ -37,6 +39,27 @@ type Config struct {
 	WriteTimeout time.Duration
 	// CloseTimeout bounds [Embedded.Close]. Default 5 s.
 	CloseTimeout time.Duration
+
+	// TLSAddr is the TCP address for MQTT over TLS, with TLS as its
+	// configuration. Default "": none.
+	TLSAddr string
+	TLS     *tls.Config
+
+	// Authorizer decides who may connect, publish and subscribe: the same
+	// one the HTTP side asks. Default: auth.Open(), everyone may do everything.
+	Authorizer *auth.Authorizer
+	// Throttle slows password guessing per address; shared with the HTTP
+	// side. Default: 10 failures a minute per address.
+	Throttle *auth.Throttle
+	// MaxConnections bounds the MQTT connections in total. Default 10000.
+	MaxConnections int
+	// MaxConnectionsPerAddress bounds the MQTT connections from one IP
+	// address. Default 256.
+	MaxConnectionsPerAddress int
+	// MessageRate bounds the messages per second one client may publish;
+	// bursts of twice as many pass. A client past it is disconnected with
+	// reason "message rate too high". Default 1000; negative: no limit.
+	MessageRate float64
 	// Logger receives the broker's logs; mochi's routine messages are kept to
 	// warnings unless it is enabled for debug. Default: slog.Default().
 	Logger *slog.Logger
@@ -58,6 +81,21 @@ func (c *Config) setDefaults() {
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 5 * time.Second
 	}
+	if c.Authorizer == nil {
+		c.Authorizer = auth.Open()
+	}
+	if c.Throttle == nil {
+		c.Throttle = auth.NewThrottle(10, time.Minute)
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 10000
+	}
+	if c.MaxConnectionsPerAddress == 0 {
+		c.MaxConnectionsPerAddress = 256
+	}
+	if c.MessageRate == 0 {
+		c.MessageRate = 1000
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -73,6 +111,8 @@ type Embedded struct {
 	server *mqtt.Server
 	self   *mqtt.Client // the hub's own client, for what the hub publishes
 	tcp    *tcpListener // nil without Config.Addr
+	tls    *tcpListener // nil without Config.TLSAddr
+	hook   *hook
 	subID  atomic.Int64
 	closed atomic.Bool
 
@@ -100,19 +140,20 @@ func Start(cfg Config) (*Embedded, error) {
 	self := server.NewClient(nil, mqtt.LocalListener, "motehub", true)
 	self.Properties.ProtocolVersion = 5 // so that v5 properties (request/response) are kept
 	e := &Embedded{cfg: cfg, server: server, self: self}
-	if err := server.AddHook(&hook{server: server}, nil); err != nil {
+	e.hook = newHook(server, &cfg, e.connections)
+	if err := server.AddHook(e.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
 	}
-	if cfg.Addr != "" {
-		ln, err := net.Listen("tcp", cfg.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("broker: listen for MQTT on %s: %w", cfg.Addr, err)
-		}
-		e.tcp = newTCPListener("mqtt", ln, cfg.WriteTimeout)
-		if err := server.AddListener(e.tcp); err != nil {
-			_ = ln.Close()
-			return nil, fmt.Errorf("broker: add listener: %w", err)
-		}
+	var err error
+	if e.tcp, err = e.listen("mqtt", cfg.Addr, nil); err != nil {
+		return nil, err
+	}
+	if cfg.TLSAddr != "" && cfg.TLS == nil {
+		return nil, errors.New("broker: MQTT over TLS needs a TLS configuration")
+	}
+	if e.tls, err = e.listen("mqtts", cfg.TLSAddr, cfg.TLS); err != nil {
+		e.closeListeners()
+		return nil, err
 	}
 	if err := server.Serve(); err != nil {
 		_ = e.Close(context.Background())
@@ -121,10 +162,56 @@ func Start(cfg Config) (*Embedded, error) {
 	return e, nil
 }
 
+// listen binds a listener on addr (none when addr is ""), with TLS when
+// tlsCfg is set, and adds it to the broker.
+func (e *Embedded) listen(id, addr string, tlsCfg *tls.Config) (*tcpListener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen for %s on %s: %w", strings.ToUpper(id), addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	l := newTCPListener(id, ln, e.cfg.WriteTimeout)
+	if err := e.server.AddListener(l); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("broker: add listener: %w", err)
+	}
+	return l, nil
+}
+
+func (e *Embedded) listeners() []*tcpListener {
+	var ls []*tcpListener
+	for _, l := range []*tcpListener{e.tcp, e.tls} {
+		if l != nil {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}
+
+func (e *Embedded) closeListeners() {
+	for _, l := range e.listeners() {
+		_ = l.ln.Close()
+	}
+}
+
+// connections counts the open MQTT connections, in total and from ip.
+func (e *Embedded) connections(ip string) (total, fromIP int) {
+	for _, l := range e.listeners() {
+		t, f := l.count(ip)
+		total, fromIP = total+t, fromIP+f
+	}
+	return total, fromIP
+}
+
 // Open lets MQTT clients in. Calling it more than once is harmless.
 func (e *Embedded) Open() {
-	if e.tcp != nil {
-		e.tcp.admit()
+	for _, l := range e.listeners() {
+		l.admit()
 	}
 }
 
@@ -135,6 +222,37 @@ func (e *Embedded) Addr() net.Addr {
 	}
 	return e.tcp.ln.Addr()
 }
+
+// TLSAddr is the address of MQTT over TLS, or nil without it.
+func (e *Embedded) TLSAddr() net.Addr {
+	if e.tls == nil {
+		return nil
+	}
+	return e.tls.ln.Addr()
+}
+
+// Recheck disconnects the MQTT clients whose user no longer exists (after
+// the Authorizer's users were replaced); the others keep their connection
+// and get their new rights at their next publish or delivery.
+func (e *Embedded) Recheck() {
+	authz := e.cfg.Authorizer
+	for _, cl := range e.server.Clients.GetAll() {
+		if cl.Net.Inline || cl.Closed() {
+			continue
+		}
+		if !authz.Known(identityOf(cl)) {
+			_ = e.server.DisconnectClient(cl, packets.ErrNotAuthorized)
+		}
+	}
+}
+
+// Stats are the broker's counts of refusals.
+type Stats struct {
+	AuthFailures, ConnectionsRefused, RateLimited uint64
+}
+
+// Stats returns the broker's counts of refusals.
+func (e *Embedded) Stats() Stats { return e.hook.stats() }
 
 // Publish injects m into the broker as the hub's own client: every matching
 // subscriber, MQTT or inline, gets it before Publish returns. The broker's
@@ -244,9 +362,9 @@ func (e *Embedded) close(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if e.tcp != nil {
+	for _, l := range e.listeners() {
 		// DISCONNECT packets to clients that do not read must not hold up Close.
-		e.tcp.hurry(time.Now().Add(time.Until(deadline) / 2))
+		l.hurry(time.Now().Add(time.Until(deadline) / 2))
 	}
 	done := make(chan struct{})
 	go func() {
@@ -261,38 +379,12 @@ func (e *Embedded) close(ctx context.Context) error {
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	if e.tcp != nil {
-		e.tcp.cut()
+	for _, l := range e.listeners() {
+		l.cut()
 	}
 	<-done // with every connection cut, nothing is left for mochi to wait on
 	return fmt.Errorf("broker: close: clients were cut off after %v", e.cfg.CloseTimeout)
 }
-
-// hook is the broker's policy: for now every client on the hub's listeners
-// is anonymous and may do everything, except take the reserved client id of
-// the hub's own inline client.
-type hook struct {
-	mqtt.HookBase
-	server *mqtt.Server
-}
-
-func (h *hook) ID() string { return "motehub" }
-
-func (h *hook) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-
-func (h *hook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
-	if cl.ID == mqtt.InlineClientId {
-		_ = h.server.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
-		return fmt.Errorf("broker: client id %q is reserved: %w", cl.ID, packets.ErrClientIdentifierNotValid)
-	}
-	return nil
-}
-
-func (h *hook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-
-func (h *hook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 
 // mochiLogger quiets mochi: it logs routine events (hook added, listener
 // attached, server started) at info, and those are the hub's to announce.

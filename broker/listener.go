@@ -30,6 +30,7 @@ type tcpListener struct {
 
 	mu     sync.Mutex
 	open   map[*deadlineConn]struct{}
+	perIP  map[string]int
 	closed bool
 }
 
@@ -44,6 +45,7 @@ func newTCPListener(id string, ln net.Listener, writeTimeout time.Duration) *tcp
 		shut:         make(chan struct{}),
 		serveDone:    make(chan struct{}),
 		open:         make(map[*deadlineConn]struct{}),
+		perIP:        make(map[string]int),
 	}
 }
 
@@ -101,6 +103,7 @@ func (l *tcpListener) track(c *deadlineConn) bool {
 		return false
 	}
 	l.open[c] = struct{}{}
+	l.perIP[hostOf(c.RemoteAddr().String())]++
 	l.conns.Add(1)
 	return true
 }
@@ -108,8 +111,28 @@ func (l *tcpListener) track(c *deadlineConn) bool {
 func (l *tcpListener) untrack(c *deadlineConn) {
 	l.mu.Lock()
 	delete(l.open, c)
+	ip := hostOf(c.RemoteAddr().String())
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
 	l.mu.Unlock()
 	_ = c.Close()
+}
+
+// count returns how many connections are open, in total and from ip.
+func (l *tcpListener) count(ip string) (total, fromIP int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.open), l.perIP[ip]
+}
+
+// hostOf is the IP address of a host:port.
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
 }
 
 // Close stops accepting, asks mochi to disconnect this listener's clients,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 )
 
@@ -43,7 +44,7 @@ func (a *api) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	topic, payload, err := bridge.ParseMessage(body)
 	if err == nil {
-		err = a.hub.Publish(r.Context(), "", topic, payload)
+		err = a.hub.Publish(r.Context(), auth.IdentityFrom(r.Context()), "", topic, payload)
 	}
 	if err != nil {
 		writeError(w, err)
@@ -58,7 +59,7 @@ func (a *api) state(w http.ResponseWriter, r *http.Request) {
 	if len(filters) == 0 {
 		filters = []string{"#"}
 	}
-	id, values, err := a.hub.State("", filters)
+	id, values, err := a.hub.State(auth.IdentityFrom(r.Context()), "", filters)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -86,7 +87,7 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	samples, err := a.hub.History(topic, limit)
+	samples, err := a.hub.History(auth.IdentityFrom(r.Context()), topic, limit)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -109,7 +110,7 @@ func (a *api) poll(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := a.hub.Poll(r.Context(), "", q, wait)
+	res, err := a.hub.Poll(r.Context(), auth.IdentityFrom(r.Context()), "", q, wait)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left

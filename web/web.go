@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 )
 
@@ -29,6 +32,23 @@ type Config struct {
 	Checks []Check
 	// MaxBodyBytes bounds a request body (POST /api/publish). Default 64 KiB.
 	MaxBodyBytes int64
+
+	// Authorizer checks credentials and decides; the same one the hub and
+	// the broker ask. Default: auth.Open(), no credentials needed.
+	Authorizer *auth.Authorizer
+	// Throttle slows password guessing per address; shared with MQTT.
+	// Default: 10 failures a minute per address.
+	Throttle *auth.Throttle
+	// SessionTTL is how long a dashboard login lasts. Default 12 h.
+	SessionTTL time.Duration
+	// SecureCookies marks the session cookie Secure: set it when serving TLS.
+	SecureCookies bool
+	// AllowedOrigins are other origins whose pages may use the API and SSE
+	// (CORS with credentials). Default: none, same origin only.
+	AllowedOrigins []string
+	// TrustedProxies are the addresses of reverse proxies whose
+	// X-Forwarded-For names the client (for limits and logs). Default: none.
+	TrustedProxies []netip.Prefix
 	// Logger receives the logs of the HTTP layer. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -44,8 +64,18 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
+	if cfg.Authorizer == nil {
+		cfg.Authorizer = auth.Open()
+	}
+	if cfg.Throttle == nil {
+		cfg.Throttle = auth.NewThrottle(10, time.Minute)
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	an := &authn{authz: cfg.Authorizer, throttle: cfg.Throttle, sessions: newSessions(cfg.SessionTTL, 100000), secure: cfg.SecureCookies}
 	r := chi.NewRouter()
-	r.Use(recoverer(cfg.Logger))
+	r.Use(recoverer(cfg.Logger), clientAddress(cfg.TrustedProxies), originGuard(cfg.AllowedOrigins), an.middleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		bridge.WriteHTTPError(w, http.StatusNotFound, bridge.CodeNotFound, "no route for "+r.URL.Path)
 	})
@@ -58,6 +88,9 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", readyHandler(cfg.Checks))
+	r.Get("/login", an.loginForm)
+	r.Post("/login", an.login)
+	r.Post("/logout", an.logout)
 
 	serveWS := func(w http.ResponseWriter, r *http.Request) {
 		hub.ServeWebSocket(w, r, mountBase(r.URL.Path, "/ws"))

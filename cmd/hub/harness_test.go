@@ -76,7 +76,7 @@ func startHub(t *testing.T, args ...string) *runningHub {
 	}, "hub not ready; log:\n%s", h.Log)
 	for _, m := range listeningLine.FindAllStringSubmatch(h.Log.String(), -1) {
 		switch m[1] {
-		case "http":
+		case "http", "https":
 			h.HTTP = m[2]
 		case "mqtt":
 			h.MQTT = m[2]

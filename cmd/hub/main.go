@@ -1,5 +1,6 @@
 // Command hub runs motehub: an MQTT broker for devices and, on one HTTP port,
-// the Clown.Talk WebSocket for browsers. See README.md and `hub --help`.
+// the Clown.Talk WebSocket, Server-Sent Events and a REST API for browsers.
+// See README.md and `hub --help`; `hub passwd` manages the users file.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/web"
@@ -26,6 +28,13 @@ import (
 const shutdownTimeout = 8 * time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "passwd" {
+		if err := runPasswd(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "hub passwd:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(ctx, stop) // a second signal ends the process the default way
@@ -37,7 +46,8 @@ func main() {
 
 // run is the whole hub: it serves until ctx ends, then drains and returns.
 // Logs go to stdout; once every listener is bound it logs one "listening"
-// line per listener with its real address, then "ready".
+// line per listener with its real address, then "ready". SIGHUP reloads the
+// users file and the TLS certificate.
 func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	opts, err := parseOptions(args, os.LookupEnv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -50,6 +60,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: opts.LogLevel}))
+	sec, err := loadSecurity(opts)
+	if err != nil {
+		return err
+	}
 
 	// Everything started is stopped in reverse order, within shutdownTimeout.
 	var stops []func(context.Context) error
@@ -62,17 +76,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		log.Info("stopped")
 	}()
 
-	mqttBroker, err := broker.Start(broker.Config{Addr: opts.MQTTAddr, Logger: log})
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%w: is another MQTT broker (a system mosquitto?) running there? Stop it, or choose another address with --mqtt", err)
-	}
+	mqttBroker, err := startBroker(opts, sec, log)
 	if err != nil {
 		return err
 	}
 	stops = append(stops, mqttBroker.Close)
-	if a := mqttBroker.Addr(); a != nil {
-		log.Info("listening", "proto", "mqtt", "addr", a.String(), "url", "mqtt://"+a.String())
-	}
 
 	// The HTTP socket is bound before the hub exists, so that the stops, run
 	// in reverse, go: stop taking connections (EventSource gives up for good
@@ -88,10 +96,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return fmt.Errorf("listen for HTTP on %s: %w%s", opts.HTTPAddr, err, hint)
 	}
 	srv := &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if sec.cert != nil {
+		srv.TLSConfig = sec.cert.config("h2", "http/1.1")
 	}
 	serveErr := make(chan error, 1)
 	shutdownErr := make(chan error, 1)
@@ -107,7 +118,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	})
 
-	hub, err := bridge.New(mqttBroker, bridge.Config{AllowedOrigins: opts.AllowOrigins, Logger: log})
+	hub, err := bridge.New(mqttBroker, bridge.Config{
+		Logger:                log,
+		Authorizer:            sec.authz,
+		AllowedOrigins:        opts.AllowOrigins,
+		MaxMessageBytes:       opts.MaxMessageBytes,
+		MessageRate:           opts.RateLimit,
+		MaxSessions:           opts.MaxConnections,
+		MaxSessionsPerAddress: opts.MaxConnectionsPerAddress,
+		MaxSubscriptions:      opts.MaxSubscriptions,
+	})
 	if err != nil {
 		return err
 	}
@@ -124,7 +144,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return nil
 	})
 	srv.Handler = web.New(hub, web.Config{
-		Logger: log,
+		Logger:         log,
+		Authorizer:     sec.authz,
+		Throttle:       sec.throttle,
+		SecureCookies:  sec.cert != nil,
+		AllowedOrigins: opts.AllowOrigins,
+		TrustedProxies: opts.TrustedProxies,
 		Checks: []web.Check{{Name: "hub", Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting or stopping")
@@ -133,10 +158,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}}},
 	})
 	served = true
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "proto", "http", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
+	scheme := "http"
+	if sec.cert != nil {
+		scheme = "https"
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	log.Info("listening", "proto", scheme, "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
+
+	stopReloads := reloadOnSIGHUP(opts, sec, mqttBroker, hub, log)
+	stops = append(stops, func(context.Context) error { stopReloads(); return nil })
 	ready.Store(true)
-	log.Info("ready")
+	log.Info("ready", "users", opts.UsersFile != "", "tls", sec.cert != nil)
 
 	select {
 	case <-ctx.Done():
@@ -144,5 +178,112 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	case err := <-serveErr:
 		serveErr <- err // for the stop above
 		return fmt.Errorf("http server: %w", err)
+	}
+}
+
+// security is who may do what, and the certificate to prove the hub's name.
+type security struct {
+	authz    *auth.Authorizer
+	throttle *auth.Throttle // failed logins per address, for MQTT and HTTP alike
+	cert     *certificate   // nil without TLS
+}
+
+func loadSecurity(opts options) (security, error) {
+	sec := security{authz: auth.Open(), throttle: auth.NewThrottle(10, time.Minute)}
+	if opts.UsersFile != "" {
+		users, err := auth.Load(opts.UsersFile)
+		if err != nil {
+			return sec, err
+		}
+		sec.authz = auth.New(users)
+	}
+	if opts.TLSCert != "" {
+		cert, err := loadCertificate(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return sec, err
+		}
+		sec.cert = cert
+	}
+	return sec, nil
+}
+
+func startBroker(opts options, sec security, log *slog.Logger) (*broker.Embedded, error) {
+	cfg := broker.Config{
+		Addr:                     opts.MQTTAddr,
+		TLSAddr:                  opts.MQTTSAddr,
+		Logger:                   log,
+		Authorizer:               sec.authz,
+		Throttle:                 sec.throttle,
+		MaxPacketSize:            uint32(16 * opts.MaxMessageBytes),
+		MaxConnections:           opts.MaxConnections,
+		MaxConnectionsPerAddress: opts.MaxConnectionsPerAddress,
+		MessageRate:              opts.MQTTRateLimit,
+	}
+	if sec.cert != nil {
+		cfg.TLS = sec.cert.config()
+	}
+	b, err := broker.Start(cfg)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%w: is another MQTT broker (a system mosquitto?) running there? Stop it, or choose another address with --mqtt", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range []struct {
+		proto string
+		addr  net.Addr
+	}{{"mqtt", b.Addr()}, {"mqtts", b.TLSAddr()}} {
+		if l.addr != nil {
+			log.Info("listening", "proto", l.proto, "addr", l.addr.String(), "url", l.proto+"://"+l.addr.String())
+		}
+	}
+	return b, nil
+}
+
+// reloadOnSIGHUP reloads the users file and the certificate on SIGHUP:
+// clients whose user is gone are disconnected, the others get their new
+// rights at once. A file with a mistake is refused, and what is in force
+// stays. The returned func stops listening for the signal.
+func reloadOnSIGHUP(opts options, sec security, b *broker.Embedded, hub *bridge.Hub, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				reload(opts, sec, b, hub, log)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
+}
+
+func reload(opts options, sec security, b *broker.Embedded, hub *bridge.Hub, log *slog.Logger) {
+	if opts.UsersFile != "" {
+		users, err := auth.Load(opts.UsersFile)
+		if err != nil {
+			log.Error("users file not reloaded: the users in force stay", "err", err)
+		} else {
+			sec.authz.Replace(users)
+			b.Recheck()
+			hub.Recheck()
+			log.Info("users reloaded", "file", opts.UsersFile, "users", len(users.Names()))
+		}
+	}
+	if sec.cert != nil {
+		if err := sec.cert.reload(); err != nil {
+			log.Error("TLS certificate not reloaded: the one in use stays", "err", err)
+		} else {
+			log.Info("TLS certificate reloaded", "file", opts.TLSCert)
+		}
 	}
 }

@@ -9,15 +9,30 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // options is everything the command line and the environment decide.
 type options struct {
 	HTTPAddr       string
 	MQTTAddr       string
+	MQTTSAddr      string
 	LogLevel       slog.Level
 	AllowOrigins   []string
 	AllowAnonymous bool
+	UsersFile      string
+	TLSCert        string
+	TLSKey         string
+	TrustedProxies []netip.Prefix
+
+	MaxMessageBytes          int
+	RateLimit                float64
+	MQTTRateLimit            float64
+	MaxConnections           int
+	MaxConnectionsPerAddress int
+	MaxSubscriptions         int
+	ReadHeaderTimeout        time.Duration
+	IdleTimeout              time.Duration
 }
 
 // flagGroup is a heading of `hub --help` and the flags under it.
@@ -27,10 +42,15 @@ type flagGroup struct {
 }
 
 var helpGroups = []flagGroup{
-	{"Listeners", []string{"http", "mqtt"}},
-	{"Security", []string{"allow-anonymous", "allow-origin"}},
+	{"Listeners", []string{"http", "mqtt", "mqtts"}},
+	{"Security", []string{"users", "allow-anonymous", "allow-origin", "tls-cert", "tls-key", "trusted-proxy"}},
+	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
+		"max-connections-per-address", "max-subscriptions", "read-header-timeout", "idle-timeout"}},
 	{"Logging", []string{"log-level"}},
 }
+
+// repeatable flags take a comma-separated list from the environment.
+var repeatable = map[string]bool{"allow-origin": true, "trusted-proxy": true}
 
 // envName is the environment twin of a flag: --allow-origin is HUB_ALLOW_ORIGIN.
 func envName(flagName string) string {
@@ -53,7 +73,32 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 			o.AllowOrigins = append(o.AllowOrigins, v)
 			return nil
 		})
-	fs.BoolVar(&o.AllowAnonymous, "allow-anonymous", false, "serve anonymous clients on non-loopback addresses too")
+	fs.BoolVar(&o.AllowAnonymous, "allow-anonymous", false, "without --users, serve anonymous clients with full access on non-loopback addresses too")
+	fs.StringVar(&o.MQTTSAddr, "mqtts", "", "`ADDR` for MQTT over TLS (needs --tls-cert and --tls-key)")
+	fs.StringVar(&o.UsersFile, "users", "", "users and their rights (TOML, written by `hub passwd`); reloaded on SIGHUP")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "certificate `FILE` (PEM): serve HTTPS/WSS, and MQTTS; reloaded on SIGHUP")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "private key `FILE` (PEM) of --tls-cert")
+	fs.Func("trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For names the client (repeatable)",
+		func(v string) error {
+			p, err := netip.ParsePrefix(v)
+			if err != nil {
+				ip, err2 := netip.ParseAddr(v)
+				if err2 != nil {
+					return fmt.Errorf("not an address or CIDR: %w", err)
+				}
+				p = netip.PrefixFrom(ip, ip.BitLen())
+			}
+			o.TrustedProxies = append(o.TrustedProxies, p)
+			return nil
+		})
+	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", 64<<10, "largest message a browser may send (`BYTES`); MQTT packets may be 16 times that")
+	fs.Float64Var(&o.RateLimit, "rate-limit", 100, "messages per second one browser may send, in bursts of twice that (`N`; negative: no limit)")
+	fs.Float64Var(&o.MQTTRateLimit, "mqtt-rate-limit", 1000, "messages per second one MQTT client may publish, in bursts of twice that (`N`; negative: no limit)")
+	fs.IntVar(&o.MaxConnections, "max-connections", 10000, "MQTT connections, and browser sessions, in total (`N` each)")
+	fs.IntVar(&o.MaxConnectionsPerAddress, "max-connections-per-address", 256, "MQTT connections, and browser sessions, from one IP address (`N` each)")
+	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 256, "topic filters one browser may subscribe to (`N`)")
+	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send an HTTP request's headers (`DURATION`)")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 2*time.Minute, "an idle HTTP keep-alive connection is closed after `DURATION`")
 	fs.Usage = func() { usage(fs, out) }
 
 	if err := fs.Parse(args); err != nil {
@@ -71,7 +116,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 			return
 		}
 		values := []string{value}
-		if f.Name == "allow-origin" {
+		if repeatable[f.Name] {
 			values = strings.Split(value, ",")
 		}
 		for _, v := range values {
@@ -80,7 +125,27 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 			}
 		}
 	})
-	return o, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return o, err
+	}
+	return o, o.check()
+}
+
+// check refuses combinations that cannot work, naming the flags.
+func (o options) check() error {
+	switch {
+	case (o.TLSCert == "") != (o.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case o.MQTTSAddr != "" && o.TLSCert == "":
+		return errors.New("--mqtts needs --tls-cert and --tls-key")
+	case o.MaxMessageBytes < 1024:
+		return fmt.Errorf("--max-message-bytes %d: at least 1024", o.MaxMessageBytes)
+	case o.MaxConnections < 1 || o.MaxConnectionsPerAddress < 1 || o.MaxSubscriptions < 1:
+		return errors.New("--max-connections, --max-connections-per-address and --max-subscriptions are at least 1")
+	case o.ReadHeaderTimeout <= 0 || o.IdleTimeout <= 0:
+		return errors.New("--read-header-timeout and --idle-timeout must be positive")
+	}
+	return nil
 }
 
 func usage(fs *flag.FlagSet, out io.Writer) {
@@ -99,18 +164,19 @@ func usage(fs *flag.FlagSet, out io.Writer) {
 	}
 }
 
-// checkExposure refuses to serve anonymous clients on an address other
-// machines can reach, unless --allow-anonymous says so (as Mosquitto 2 does).
+// checkExposure refuses to serve anonymous clients with full access on an
+// address other machines can reach, unless --allow-anonymous says so (as
+// Mosquitto 2 does). With --users, every client is checked against the file.
 func checkExposure(o options) error {
-	if o.AllowAnonymous {
+	if o.AllowAnonymous || o.UsersFile != "" {
 		return nil
 	}
-	for _, l := range []struct{ flag, addr string }{{"--http", o.HTTPAddr}, {"--mqtt", o.MQTTAddr}} {
+	for _, l := range []struct{ flag, addr string }{{"--http", o.HTTPAddr}, {"--mqtt", o.MQTTAddr}, {"--mqtts", o.MQTTSAddr}} {
 		if l.addr == "" || isLoopback(l.addr) {
 			continue
 		}
 		return fmt.Errorf("%s %s is not a loopback address: anyone who can reach it could read and command every device. "+
-			"Listen on 127.0.0.1, or pass --allow-anonymous to accept that", l.flag, l.addr)
+			"Give users with --users (see hub passwd), listen on 127.0.0.1, or pass --allow-anonymous to accept that", l.flag, l.addr)
 	}
 	return nil
 }

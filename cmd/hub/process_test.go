@@ -91,30 +91,9 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "hub")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	out := &logBuffer{}
-	cmd := exec.Command(bin, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill() // only the process this test started
-			<-exited
-		}
-	})
-
-	hubtest.Eventually(t, hubtest.Timeout, func() bool { return strings.Contains(out.String(), "msg=ready") },
-		"hub binary not ready:\n%s", out)
-	m := listeningLine.FindAllStringSubmatch(out.String(), -1)
+	cmd, out, exited := startProcess(t, buildHub(t), "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
 	var httpAddr string
-	for _, l := range m {
+	for _, l := range listeningLine.FindAllStringSubmatch(out.String(), -1) {
 		if l[1] == "http" {
 			httpAddr = l[2]
 		}
@@ -144,4 +123,37 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if !strings.Contains(out.String(), "msg=stopped") {
 		t.Fatalf("no 'stopped' line:\n%s", out)
 	}
+}
+
+// buildHub builds the hub binary for a test that runs it as a process.
+func buildHub(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hub")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startProcess runs the hub binary with args and waits for "ready"; it is
+// killed (by its PID) if the test ends before it exits.
+func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, *logBuffer, <-chan error) {
+	t.Helper()
+	out := &logBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return strings.Contains(out.String(), "msg=ready") },
+		"hub binary not ready:\n%s", out)
+	return cmd, out, exited
 }

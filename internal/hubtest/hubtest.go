@@ -8,6 +8,7 @@
 package hubtest
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Timeout is how long a test waits for something that should happen at once.
@@ -68,26 +70,10 @@ func ConnectMQTT(t testing.TB, addr, clientID string) paho.Client {
 	return c
 }
 
-// TryConnectMQTT connects a paho client and returns the CONNECT's outcome.
+// TryConnectMQTT connects a paho client without credentials and returns the
+// CONNECT's outcome.
 func TryConnectMQTT(addr, clientID string) (paho.Client, error) {
-	opts := paho.NewClientOptions().
-		AddBroker("tcp://" + addr).
-		SetClientID(clientID).
-		SetOrderMatters(false).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetConnectTimeout(5 * time.Second).
-		SetWriteTimeout(5 * time.Second)
-	c := paho.NewClient(opts)
-	tok := c.Connect()
-	if !tok.WaitTimeout(Timeout) {
-		c.Disconnect(0)
-		return nil, fmt.Errorf("no CONNACK within %v", Timeout)
-	}
-	if err := tok.Error(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return ConnectMQTTAs(addr, clientID, "", "")
 }
 
 // Message is an MQTT message a test client received.
@@ -158,8 +144,16 @@ func DialWS(t testing.TB, url string, header http.Header) *WS {
 	if err != nil {
 		t.Fatalf("WebSocket dial %s: %v (response %v)", url, err, resp)
 	}
+	ws := WrapWS(t, conn)
+	ws.Resp = resp
+	return ws
+}
+
+// WrapWS reads and writes an open WebSocket line by line, and closes it when
+// the test ends.
+func WrapWS(t testing.TB, conn *websocket.Conn) *WS {
 	t.Cleanup(func() { _ = conn.Close() })
-	return &WS{t: t, Conn: conn, Resp: resp}
+	return &WS{t: t, Conn: conn}
 }
 
 // Send sends one frame of text.
@@ -240,4 +234,50 @@ func (w *WS) Expect(topic string) Frame {
 	}
 	w.t.Fatalf("no frame on %q within %v", topic, Timeout)
 	return Frame{}
+}
+
+// PasswordHash is a bcrypt hash of password at bcrypt's lowest cost, for
+// users files in tests (the cost is bcrypt's business, not the test's).
+func PasswordHash(t testing.TB, password string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// ConnectMQTTAs connects with a user name and password and returns the
+// outcome of the CONNECT.
+func ConnectMQTTAs(addr, clientID, user, password string) (paho.Client, error) {
+	return connectMQTT("tcp://"+addr, clientID, user, password, nil)
+}
+
+// ConnectMQTTS connects over TLS.
+func ConnectMQTTS(addr, clientID, user, password string, cfg *tls.Config) (paho.Client, error) {
+	return connectMQTT("ssl://"+addr, clientID, user, password, cfg)
+}
+
+func connectMQTT(url, clientID, user, password string, cfg *tls.Config) (paho.Client, error) {
+	opts := paho.NewClientOptions().
+		AddBroker(url).
+		SetTLSConfig(cfg).
+		SetClientID(clientID).
+		SetUsername(user).
+		SetPassword(password).
+		SetProtocolVersion(4). // else paho retries a refused CONNECT as MQTT 3.1
+		SetOrderMatters(false).
+		SetAutoReconnect(false).
+		SetConnectTimeout(5 * time.Second).
+		SetWriteTimeout(5 * time.Second)
+	c := paho.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(Timeout) {
+		c.Disconnect(0)
+		return nil, fmt.Errorf("no CONNACK within %v", Timeout)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -1,0 +1,194 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/motehub/motehub/topics"
+)
+
+// Identity names who acts: a user's name, or Anonymous.
+type Identity string
+
+// Errors of authentication.
+var (
+	ErrBadCredentials = errors.New("auth: wrong user name, password or token")
+	ErrNoAnonymous    = errors.New("auth: credentials required")
+)
+
+// Authorizer is the one place that decides, for every door. Create it with
+// [Open] (no users file: everyone is anonymous and may do everything, which
+// the hub allows only on loopback addresses) or [New].
+type Authorizer struct {
+	users atomic.Pointer[Users] // nil when open
+
+	mu      sync.Mutex
+	checked map[[sha256.Size]byte]checkedPassword // recent successful password checks
+}
+
+type checkedPassword struct {
+	hash  string // the user's hash when it was checked: a new password invalidates it
+	until time.Time
+}
+
+// passwordCache bounds how long and how many successful password checks are
+// remembered, so that HTTP Basic on every request does not pay bcrypt each time.
+const (
+	passwordCacheTTL  = 5 * time.Minute
+	passwordCacheSize = 4096
+)
+
+// Open returns an authorizer without users: everything is allowed.
+func Open() *Authorizer { return &Authorizer{checked: make(map[[sha256.Size]byte]checkedPassword)} }
+
+// New returns an authorizer that enforces users.
+func New(users *Users) *Authorizer {
+	a := Open()
+	a.users.Store(users)
+	return a
+}
+
+// Replace puts new users in force at once (a reload).
+func (a *Authorizer) Replace(users *Users) {
+	a.users.Store(users)
+	a.mu.Lock()
+	clear(a.checked)
+	a.mu.Unlock()
+}
+
+// Enabled reports whether a users file is in force.
+func (a *Authorizer) Enabled() bool { return a.users.Load() != nil }
+
+// Authenticate checks a user name and password.
+func (a *Authorizer) Authenticate(name, password string) (Identity, error) {
+	users := a.users.Load()
+	if users == nil {
+		return Identity(name), nil // nothing to check against: open
+	}
+	user, ok := users.Lookup(name)
+	if !ok || user.PasswordHash == "" || name == Anonymous {
+		_ = bcrypt.CompareHashAndPassword(users.dummyHash(), []byte(password))
+		return "", ErrBadCredentials
+	}
+	key := sha256.Sum256([]byte(name + "\x00" + password))
+	now := time.Now()
+	a.mu.Lock()
+	c, hit := a.checked[key]
+	a.mu.Unlock()
+	if hit && c.hash == user.PasswordHash && now.Before(c.until) {
+		return Identity(name), nil
+	}
+	if bcrypt.CompareHashAndPassword([]byte(user.PasswordHash), []byte(password)) != nil {
+		return "", ErrBadCredentials
+	}
+	a.mu.Lock()
+	if len(a.checked) >= passwordCacheSize {
+		clear(a.checked)
+	}
+	a.checked[key] = checkedPassword{hash: user.PasswordHash, until: now.Add(passwordCacheTTL)}
+	a.mu.Unlock()
+	return Identity(name), nil
+}
+
+// AuthenticateToken checks an API token.
+func (a *Authorizer) AuthenticateToken(token string) (Identity, error) {
+	users := a.users.Load()
+	if users == nil {
+		return Anonymous, nil
+	}
+	if name, ok := users.byToken[sha256.Sum256([]byte(token))]; ok {
+		return Identity(name), nil
+	}
+	return "", ErrBadCredentials
+}
+
+// Anonymous returns the identity of a client without credentials, or
+// ErrNoAnonymous when the users file grants them nothing.
+func (a *Authorizer) Anonymous() (Identity, error) {
+	users := a.users.Load()
+	if users == nil {
+		return Anonymous, nil
+	}
+	if _, ok := users.Lookup(Anonymous); !ok {
+		return "", ErrNoAnonymous
+	}
+	return Anonymous, nil
+}
+
+// Known reports whether id still exists in the users in force (it may have
+// been removed by a reload).
+func (a *Authorizer) Known(id Identity) bool {
+	users := a.users.Load()
+	if users == nil {
+		return true
+	}
+	_, ok := users.Lookup(string(id))
+	return ok
+}
+
+// Allowed is the decision: may id have access to the topic name topic?
+func (a *Authorizer) Allowed(id Identity, access Access, topic string) bool {
+	users := a.users.Load()
+	if users == nil {
+		return true
+	}
+	user, ok := users.Lookup(string(id))
+	if !ok {
+		return false
+	}
+	for _, r := range user.Rules {
+		if r.Access&access != 0 && topics.Match(r.Filter, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// Subscription decides a subscription of id to filter: allowed when some
+// topic the filter matches is readable, exact when every such topic is, so
+// its messages need no check one by one. A subscription that is allowed but
+// not exact delivers only the messages id may read (see Allowed).
+func (a *Authorizer) Subscription(id Identity, filter string) (allowed, exact bool) {
+	users := a.users.Load()
+	if users == nil {
+		return true, true
+	}
+	user, ok := users.Lookup(string(id))
+	if !ok {
+		return false, false
+	}
+	for _, r := range user.Rules {
+		if r.Access&Read == 0 {
+			continue
+		}
+		if topics.Covers(r.Filter, filter) {
+			return true, true
+		}
+		if topics.Overlap(r.Filter, filter) {
+			allowed = true
+		}
+	}
+	return allowed, false
+}
+
+type identityKey struct{}
+
+// WithIdentity returns ctx carrying id (set by the HTTP layer once it has
+// authenticated a request).
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFrom returns the identity ctx carries, or Anonymous.
+func IdentityFrom(ctx context.Context) Identity {
+	if id, ok := ctx.Value(identityKey{}).(Identity); ok {
+		return id
+	}
+	return Anonymous
+}

@@ -1,0 +1,154 @@
+package broker
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
+
+	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/topics"
+)
+
+// hook is the broker's policy, and the MQTT door of auth: it refuses the
+// reserved client id of the hub's own client, connections past the limits,
+// and wrong credentials (throttled per address), answers every publish and
+// subscription (and each delivery) with auth's decision, and disconnects
+// clients that publish too fast.
+type hook struct {
+	mqtt.HookBase
+	server      *mqtt.Server
+	cfg         *Config
+	connections func(ip string) (total, fromIP int)
+
+	mu       sync.Mutex
+	limiters map[*mqtt.Client]*rate.Limiter
+
+	authFailures, refused, rateLimited atomic.Uint64
+}
+
+func newHook(server *mqtt.Server, cfg *Config, connections func(string) (int, int)) *hook {
+	return &hook{server: server, cfg: cfg, connections: connections, limiters: make(map[*mqtt.Client]*rate.Limiter)}
+}
+
+func (h *hook) ID() string { return "motehub" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
+		mqtt.OnSessionEstablished, mqtt.OnPublish, mqtt.OnDisconnect,
+	}, []byte{b})
+}
+
+func (h *hook) stats() Stats {
+	return Stats{AuthFailures: h.authFailures.Load(), ConnectionsRefused: h.refused.Load(), RateLimited: h.rateLimited.Load()}
+}
+
+// refuse answers a CONNECT with code (or its MQTT 3 equivalent).
+func (h *hook) refuse(cl *mqtt.Client, code packets.Code) error {
+	h.refused.Add(1)
+	_ = h.server.SendConnack(cl, code, false, nil)
+	return fmt.Errorf("broker: connection refused: %w", code)
+}
+
+func (h *hook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	if cl.ID == mqtt.InlineClientId {
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
+	}
+	total, fromIP := h.connections(hostOf(cl.Net.Remote))
+	if total > h.cfg.MaxConnections || fromIP > h.cfg.MaxConnectionsPerAddress {
+		code := packets.ErrQuotaExceeded
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrServerUnavailable // MQTT 3 has no code for a quota
+		}
+		return h.refuse(cl, code)
+	}
+	return nil
+}
+
+// identityOf is who an MQTT client is: its user name, checked at CONNECT,
+// or anonymous.
+func identityOf(cl *mqtt.Client) auth.Identity {
+	if len(cl.Properties.Username) == 0 {
+		return auth.Anonymous
+	}
+	return auth.Identity(cl.Properties.Username)
+}
+
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	authz := h.cfg.Authorizer
+	if !authz.Enabled() {
+		return true
+	}
+	ip := hostOf(cl.Net.Remote)
+	if ok, _ := h.cfg.Throttle.Allow(ip); !ok {
+		h.authFailures.Add(1)
+		return false
+	}
+	name := string(pk.Connect.Username)
+	var err error
+	switch name {
+	case "":
+		_, err = authz.Anonymous()
+	case auth.Anonymous:
+		err = auth.ErrBadCredentials // the name is reserved for clients without credentials
+	default:
+		_, err = authz.Authenticate(name, string(pk.Connect.Password))
+	}
+	if err != nil {
+		h.authFailures.Add(1)
+		h.cfg.Throttle.Fail(ip)
+		return false
+	}
+	h.cfg.Throttle.Succeed(ip)
+	return true
+}
+
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	authz, id := h.cfg.Authorizer, identityOf(cl)
+	if write {
+		return authz.Allowed(id, auth.Write, topic)
+	}
+	if rest, shared := strings.CutPrefix(topic, "$share/"); shared {
+		_, topic, _ = strings.Cut(rest, "/") // $share/<group>/<filter>
+	}
+	if topics.IsWildcard(topic) { // a SUBSCRIBE; deliveries are checked topic by topic
+		allowed, _ := authz.Subscription(id, topic)
+		return allowed
+	}
+	return authz.Allowed(id, auth.Read, topic)
+}
+
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if h.cfg.MessageRate < 0 {
+		return
+	}
+	h.mu.Lock()
+	h.limiters[cl] = rate.NewLimiter(rate.Limit(h.cfg.MessageRate), int(2*h.cfg.MessageRate)+1)
+	h.mu.Unlock()
+}
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.mu.Lock()
+	delete(h.limiters, cl)
+	h.mu.Unlock()
+}
+
+// OnPublish disconnects a client past its message rate. The hub's own
+// client (inline) has no limiter.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.mu.Lock()
+	lim := h.limiters[cl]
+	h.mu.Unlock()
+	if lim != nil && !lim.Allow() {
+		h.rateLimited.Add(1)
+		_ = h.server.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}

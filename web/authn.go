@@ -1,0 +1,235 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/bridge"
+)
+
+// sessionCookie is the name of the login session's cookie.
+const sessionCookie = "motehub_session"
+
+// authn authenticates HTTP requests for auth's Authorizer: a session cookie
+// (from the login page), an API token (Authorization: Bearer), or HTTP Basic;
+// else the anonymous entry of the users file, when there is one.
+type authn struct {
+	authz    *auth.Authorizer
+	throttle *auth.Throttle
+	sessions *sessions
+	secure   bool // cookies only over TLS
+}
+
+var errThrottled = errors.New("web: too many failed logins from this address")
+
+// public routes need no credentials.
+func public(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/login", "/logout":
+		return true
+	}
+	return false
+}
+
+func (a *authn) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.authz.Enabled() || public(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		id, err := a.identify(r)
+		switch {
+		case err == nil:
+			next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
+		case errors.Is(err, errThrottled):
+			w.Header().Set("Retry-After", "60")
+			bridge.WriteHTTPError(w, http.StatusTooManyRequests, bridge.CodeRateLimited, err.Error())
+		case isNavigation(r):
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		default:
+			if r.Header.Get("Sec-Fetch-Mode") == "" { // not a browser: a challenge tells curl and friends what to send
+				w.Header().Set("WWW-Authenticate", `Basic realm="motehub", charset="UTF-8"`)
+			}
+			bridge.WriteHTTPError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, err.Error())
+		}
+	})
+}
+
+// isNavigation reports whether a person's browser asked for a page.
+func isNavigation(r *http.Request) bool {
+	return r.Method == http.MethodGet && (r.Header.Get("Sec-Fetch-Mode") == "navigate" ||
+		strings.Contains(r.Header.Get("Accept"), "text/html"))
+}
+
+// identify returns who sent r.
+func (a *authn) identify(r *http.Request) (auth.Identity, error) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if id, ok := a.sessions.lookup(c.Value); ok && a.authz.Known(id) {
+			return id, nil
+		}
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		if token, ok := strings.CutPrefix(h, "Bearer "); ok {
+			id, err := a.authz.AuthenticateToken(strings.TrimSpace(token))
+			if err != nil {
+				return "", fmt.Errorf("web: %w", err)
+			}
+			return id, nil
+		}
+		if user, password, ok := r.BasicAuth(); ok {
+			return a.password(hostOf(r.RemoteAddr), user, password)
+		}
+		return "", errors.New("web: Authorization must be Basic or Bearer")
+	}
+	id, err := a.authz.Anonymous()
+	if err != nil {
+		return "", fmt.Errorf("web: %w: log in, or send Basic credentials or a Bearer token", err)
+	}
+	return id, nil
+}
+
+// password checks a user name and password from addr, throttled.
+func (a *authn) password(addr, user, password string) (auth.Identity, error) {
+	if ok, _ := a.throttle.Allow(addr); !ok {
+		return "", errThrottled
+	}
+	id, err := a.authz.Authenticate(user, password)
+	if err != nil {
+		a.throttle.Fail(addr)
+		return "", fmt.Errorf("web: %w", err)
+	}
+	a.throttle.Succeed(addr)
+	return id, nil
+}
+
+//go:embed login.html
+var loginHTML string
+
+var loginPage = template.Must(template.New("login").Parse(loginHTML))
+
+// loginForm serves GET /login.
+func (a *authn) loginForm(w http.ResponseWriter, r *http.Request) {
+	a.renderLogin(w, http.StatusOK, r.URL.Query().Get("next"), "")
+}
+
+func (a *authn) renderLogin(w http.ResponseWriter, status int, next, message string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = loginPage.Execute(w, struct{ Next, Message string }{safeNext(next), message})
+}
+
+// login serves POST /login: a form with user, password and next.
+func (a *authn) login(w http.ResponseWriter, r *http.Request) {
+	if !a.authz.Enabled() {
+		http.Redirect(w, r, "/", http.StatusSeeOther) // nothing to log in to
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !bridge.OriginAllowed(origin, r.Host, nil) {
+		bridge.WriteHTTPError(w, http.StatusForbidden, bridge.CodeForbidden, "log in from the hub's own page")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	next := safeNext(r.PostFormValue("next"))
+	id, err := a.password(hostOf(r.RemoteAddr), r.PostFormValue("user"), r.PostFormValue("password"))
+	switch {
+	case errors.Is(err, errThrottled):
+		w.Header().Set("Retry-After", "60")
+		a.renderLogin(w, http.StatusTooManyRequests, next, "Too many failed attempts: wait a minute.")
+		return
+	case err != nil:
+		a.renderLogin(w, http.StatusUnauthorized, next, "Wrong user name or password.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: a.sessions.create(id), Path: "/",
+		MaxAge: int(a.sessions.ttl.Seconds()), HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode,
+	})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// logout serves POST /logout.
+func (a *authn) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		a.sessions.remove(c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// safeNext keeps a redirect after login on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+// sessions are the logins of the dashboard, in memory: a restart logs
+// everyone out. Only a hash of each token is kept.
+type sessions struct {
+	ttl time.Duration
+	max int
+
+	mu   sync.Mutex
+	byID map[[sha256.Size]byte]session
+}
+
+type session struct {
+	who     auth.Identity
+	expires time.Time
+}
+
+func newSessions(ttl time.Duration, max int) *sessions {
+	return &sessions{ttl: ttl, max: max, byID: make(map[[sha256.Size]byte]session)}
+}
+
+func (s *sessions) create(who auth.Identity) string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails
+	token := base64.RawURLEncoding.EncodeToString(b)
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.byID) >= s.max {
+		for k, v := range s.byID {
+			if now.After(v.expires) {
+				delete(s.byID, k)
+			}
+		}
+		if len(s.byID) >= s.max {
+			clear(s.byID) // a flood of logins: everyone logs in again rather than memory growing
+		}
+	}
+	s.byID[sha256.Sum256([]byte(token))] = session{who: who, expires: now.Add(s.ttl)}
+	return token
+}
+
+func (s *sessions) lookup(token string) (auth.Identity, bool) {
+	key := sha256.Sum256([]byte(token))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.byID[key]
+	if !ok || time.Now().After(sess.expires) {
+		delete(s.byID, key)
+		return "", false
+	}
+	return sess.who, true
+}
+
+func (s *sessions) remove(token string) {
+	s.mu.Lock()
+	delete(s.byID, sha256.Sum256([]byte(token)))
+	s.mu.Unlock()
+}
