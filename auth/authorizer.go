@@ -192,3 +192,10 @@ func IdentityFrom(ctx context.Context) Identity {
 	}
 	return Anonymous
 }
+
+// Authenticated returns the identity ctx carries when it is a user who
+// proved who they are (not Anonymous).
+func Authenticated(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok && id != Anonymous
+}

@@ -112,6 +112,7 @@ type Embedded struct {
 	self   *mqtt.Client // the hub's own client, for what the hub publishes
 	tcp    *tcpListener // nil without Config.Addr
 	tls    *tcpListener // nil without Config.TLSAddr
+	ws     *wsListener  // MQTT over WebSocket, see WebSocketHandler
 	hook   *hook
 	subID  atomic.Int64
 	closed atomic.Bool
@@ -154,6 +155,11 @@ func Start(cfg Config) (*Embedded, error) {
 	if e.tls, err = e.listen("mqtts", cfg.TLSAddr, cfg.TLS); err != nil {
 		e.closeListeners()
 		return nil, err
+	}
+	e.ws = &wsListener{conns: newConns(cfg.WriteTimeout)}
+	if err := server.AddListener(e.ws); err != nil {
+		e.closeListeners()
+		return nil, fmt.Errorf("broker: add listener: %w", err)
 	}
 	if err := server.Serve(); err != nil {
 		_ = e.Close(context.Background())
@@ -201,11 +207,23 @@ func (e *Embedded) closeListeners() {
 
 // connections counts the open MQTT connections, in total and from ip.
 func (e *Embedded) connections(ip string) (total, fromIP int) {
-	for _, l := range e.listeners() {
-		t, f := l.count(ip)
+	for _, s := range e.connSets() {
+		t, f := s.count(ip)
 		total, fromIP = total+t, fromIP+f
 	}
 	return total, fromIP
+}
+
+// connSets are the connections of every listener, MQTT over WebSocket included.
+func (e *Embedded) connSets() []*conns {
+	var sets []*conns
+	for _, l := range e.listeners() {
+		sets = append(sets, &l.conns)
+	}
+	if e.ws != nil {
+		sets = append(sets, &e.ws.conns)
+	}
+	return sets
 }
 
 // Open lets MQTT clients in. Calling it more than once is harmless.
@@ -362,9 +380,9 @@ func (e *Embedded) close(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	for _, l := range e.listeners() {
+	for _, s := range e.connSets() {
 		// DISCONNECT packets to clients that do not read must not hold up Close.
-		l.hurry(time.Now().Add(time.Until(deadline) / 2))
+		s.hurry(time.Now().Add(time.Until(deadline) / 2))
 	}
 	done := make(chan struct{})
 	go func() {
@@ -379,8 +397,8 @@ func (e *Embedded) close(ctx context.Context) error {
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	for _, l := range e.listeners() {
-		l.cut()
+	for _, s := range e.connSets() {
+		s.cut()
 	}
 	<-done // with every connection cut, nothing is left for mochi to wait on
 	return fmt.Errorf("broker: close: clients were cut off after %v", e.cfg.CloseTimeout)

@@ -71,6 +71,15 @@ func (h *hook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 	return nil
 }
 
+// httpIdentity is the user the HTTP layer authenticated for an MQTT over
+// WebSocket client, if any.
+func httpIdentity(cl *mqtt.Client) (auth.Identity, bool) {
+	if c, ok := cl.Net.Conn.(interface{ httpIdentity() (auth.Identity, bool) }); ok {
+		return c.httpIdentity()
+	}
+	return "", false
+}
+
 // identityOf is who an MQTT client is: its user name, checked at CONNECT,
 // or anonymous.
 func identityOf(cl *mqtt.Client) auth.Identity {
@@ -91,6 +100,15 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return false
 	}
 	name := string(pk.Connect.Username)
+	if id, ok := httpIdentity(cl); ok && name == "" {
+		// MQTT over WebSocket from a page whose user the HTTP layer knows.
+		if !authz.Known(id) {
+			h.authFailures.Add(1)
+			return false
+		}
+		cl.Properties.Username = []byte(id)
+		return true
+	}
 	var err error
 	switch name {
 	case "":

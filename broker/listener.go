@@ -11,41 +11,125 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// tcpListener is a mochi listener over a socket we bound ourselves (so the
-// real address is known before mochi starts). Unlike mochi's own it closes
-// the socket before disconnecting clients, waits for its goroutines, puts a
-// deadline on every write, and can cut every connection at once.
-type tcpListener struct {
-	id           string
-	ln           net.Listener
+// conns tracks a listener's open connections: to count them per address
+// (the limits), to give every write a deadline (hurried when the broker
+// closes), and to cut them all at once.
+type conns struct {
 	writeTimeout time.Duration
-	log          *slog.Logger
-
-	closing   atomic.Int64  // unix nanos: once set, writes must end by then
-	gate      chan struct{} // closed by admit: until then connections wait in the backlog
-	shut      chan struct{} // closed by Close
-	gateOnce  sync.Once
-	serveDone chan struct{}
-	conns     sync.WaitGroup
+	closing      atomic.Int64 // unix nanos: once set, writes must end by then
+	wg           sync.WaitGroup
 
 	mu     sync.Mutex
-	open   map[*deadlineConn]struct{}
+	open   map[net.Conn]struct{}
 	perIP  map[string]int
 	closed bool
+}
+
+func newConns(writeTimeout time.Duration) conns {
+	return conns{writeTimeout: writeTimeout, open: make(map[net.Conn]struct{}), perIP: make(map[string]int)}
+}
+
+// writeDeadline is when a write starting now must end.
+func (s *conns) writeDeadline() time.Time {
+	if closing := s.closing.Load(); closing != 0 {
+		return time.Unix(0, closing)
+	}
+	return time.Now().Add(s.writeTimeout)
+}
+
+// track adds c, unless the listener is closed; the caller then owes untrack.
+func (s *conns) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.open[c] = struct{}{}
+	s.perIP[hostOf(c.RemoteAddr().String())]++
+	s.wg.Add(1)
+	return true
+}
+
+// untrack removes c and closes it.
+func (s *conns) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.open, c)
+	ip := hostOf(c.RemoteAddr().String())
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.mu.Unlock()
+	_ = c.Close()
+	s.wg.Done()
+}
+
+// count returns how many connections are open, in total and from ip.
+func (s *conns) count(ip string) (total, fromIP int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open), s.perIP[ip]
+}
+
+// shut refuses new connections from now on.
+func (s *conns) shut() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+// hurry makes every write, now and from now on, end by deadline.
+func (s *conns) hurry(deadline time.Time) {
+	s.closing.Store(deadline.UnixNano())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.open {
+		_ = c.SetWriteDeadline(deadline)
+	}
+}
+
+// closeOpen closes every open connection.
+func (s *conns) closeOpen() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.open {
+		_ = c.Close()
+	}
+}
+
+// cut closes every connection and waits until they are untracked.
+func (s *conns) cut() {
+	s.closeOpen()
+	s.wg.Wait()
+}
+
+// tcpListener is a mochi listener over a socket we bound ourselves (so the
+// real address is known before mochi starts). Unlike mochi's own it holds
+// connections in the backlog until admitted, closes the socket before
+// disconnecting clients, waits for its goroutines, and puts a deadline on
+// every write.
+type tcpListener struct {
+	conns
+	id  string
+	ln  net.Listener
+	log *slog.Logger
+
+	gate      chan struct{} // closed by admit: until then connections wait in the backlog
+	gateOnce  sync.Once
+	shutCh    chan struct{} // closed by Close
+	shutOnce  sync.Once
+	serveDone chan struct{}
 }
 
 var _ listeners.Listener = (*tcpListener)(nil)
 
 func newTCPListener(id string, ln net.Listener, writeTimeout time.Duration) *tcpListener {
 	return &tcpListener{
-		id:           id,
-		ln:           ln,
-		writeTimeout: writeTimeout,
-		gate:         make(chan struct{}),
-		shut:         make(chan struct{}),
-		serveDone:    make(chan struct{}),
-		open:         make(map[*deadlineConn]struct{}),
-		perIP:        make(map[string]int),
+		conns:     newConns(writeTimeout),
+		id:        id,
+		ln:        ln,
+		gate:      make(chan struct{}),
+		shutCh:    make(chan struct{}),
+		serveDone: make(chan struct{}),
 	}
 }
 
@@ -58,13 +142,13 @@ func (l *tcpListener) Init(log *slog.Logger) error {
 	return nil
 }
 
-// Serve accepts connections until the socket is closed, handing each to
-// establish on a goroutine of its own.
+// Serve accepts connections, once admitted, until the socket is closed,
+// handing each to establish on a goroutine of its own.
 func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	defer close(l.serveDone)
 	select {
 	case <-l.gate:
-	case <-l.shut:
+	case <-l.shutCh:
 		return
 	}
 	var backoff time.Duration
@@ -81,13 +165,12 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		backoff = 0
-		dc := &deadlineConn{Conn: conn, l: l}
+		dc := &deadlineConn{Conn: conn, set: &l.conns}
 		if !l.track(dc) {
 			_ = conn.Close()
 			continue
 		}
 		go func() {
-			defer l.conns.Done()
 			defer l.untrack(dc)
 			if err := establish(l.id, dc); err != nil {
 				l.log.Debug("mqtt client ended", "remote", conn.RemoteAddr().String(), "err", err)
@@ -96,34 +179,32 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-func (l *tcpListener) track(c *deadlineConn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false
-	}
-	l.open[c] = struct{}{}
-	l.perIP[hostOf(c.RemoteAddr().String())]++
-	l.conns.Add(1)
-	return true
+// admit starts accepting connections.
+func (l *tcpListener) admit() { l.gateOnce.Do(func() { close(l.gate) }) }
+
+// Close stops accepting, asks mochi to disconnect this listener's clients,
+// then closes what is left: connections that never sent CONNECT, which mochi
+// does not know and would otherwise wait for.
+func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+	l.shut()
+	l.shutOnce.Do(func() { close(l.shutCh) })
+	_ = l.ln.Close()
+	<-l.serveDone
+	closeClients(l.id)
+	l.closeOpen()
 }
 
-func (l *tcpListener) untrack(c *deadlineConn) {
-	l.mu.Lock()
-	delete(l.open, c)
-	ip := hostOf(c.RemoteAddr().String())
-	if l.perIP[ip]--; l.perIP[ip] <= 0 {
-		delete(l.perIP, ip)
-	}
-	l.mu.Unlock()
-	_ = c.Close()
+// deadlineConn sets a write deadline before every write.
+type deadlineConn struct {
+	net.Conn
+	set *conns
 }
 
-// count returns how many connections are open, in total and from ip.
-func (l *tcpListener) count(ip string) (total, fromIP int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.open), l.perIP[ip]
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(c.set.writeDeadline()); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 // hostOf is the IP address of a host:port.
@@ -133,64 +214,4 @@ func hostOf(addr string) string {
 		return addr
 	}
 	return host
-}
-
-// Close stops accepting, asks mochi to disconnect this listener's clients,
-// then closes what is left: connections that never sent CONNECT, which mochi
-// does not know and would otherwise wait for.
-func (l *tcpListener) Close(closeClients listeners.CloseFn) {
-	l.mu.Lock()
-	if !l.closed {
-		close(l.shut)
-	}
-	l.closed = true
-	l.mu.Unlock()
-	_ = l.ln.Close()
-	<-l.serveDone
-	closeClients(l.id)
-	l.closeOpen()
-}
-
-func (l *tcpListener) closeOpen() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for c := range l.open {
-		_ = c.Conn.Close()
-	}
-}
-
-// admit starts accepting connections.
-func (l *tcpListener) admit() { l.gateOnce.Do(func() { close(l.gate) }) }
-
-// hurry makes every write, now and from now on, end by deadline.
-func (l *tcpListener) hurry(deadline time.Time) {
-	l.closing.Store(deadline.UnixNano())
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for c := range l.open {
-		_ = c.SetWriteDeadline(deadline)
-	}
-}
-
-// cut closes every connection and waits for their goroutines.
-func (l *tcpListener) cut() {
-	l.closeOpen()
-	l.conns.Wait()
-}
-
-// deadlineConn sets a write deadline before every write.
-type deadlineConn struct {
-	net.Conn
-	l *tcpListener
-}
-
-func (c *deadlineConn) Write(p []byte) (int, error) {
-	deadline := time.Now().Add(c.l.writeTimeout)
-	if closing := c.l.closing.Load(); closing != 0 {
-		deadline = time.Unix(0, closing)
-	}
-	if err := c.Conn.SetWriteDeadline(deadline); err != nil {
-		return 0, err
-	}
-	return c.Conn.Write(p)
 }

@@ -48,7 +48,14 @@ func (a *authn) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		id, err := a.identify(r)
+		id, found, err := a.credentials(r)
+		if !found {
+			if r.URL.Path == mqttPath {
+				next.ServeHTTP(w, r) // MQTT's CONNECT decides
+				return
+			}
+			id, err = a.anonymous()
+		}
 		switch {
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
@@ -72,26 +79,34 @@ func isNavigation(r *http.Request) bool {
 		strings.Contains(r.Header.Get("Accept"), "text/html"))
 }
 
-// identify returns who sent r.
-func (a *authn) identify(r *http.Request) (auth.Identity, error) {
+// credentials returns who r says it is, from a valid session cookie or its
+// Authorization header; found is false when it says nothing.
+func (a *authn) credentials(r *http.Request) (id auth.Identity, found bool, err error) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if id, ok := a.sessions.lookup(c.Value); ok && a.authz.Known(id) {
-			return id, nil
+			return id, true, nil
 		}
 	}
-	if h := r.Header.Get("Authorization"); h != "" {
-		if token, ok := strings.CutPrefix(h, "Bearer "); ok {
-			id, err := a.authz.AuthenticateToken(strings.TrimSpace(token))
-			if err != nil {
-				return "", fmt.Errorf("web: %w", err)
-			}
-			return id, nil
-		}
-		if user, password, ok := r.BasicAuth(); ok {
-			return a.password(hostOf(r.RemoteAddr), user, password)
-		}
-		return "", errors.New("web: Authorization must be Basic or Bearer")
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false, nil
 	}
+	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
+		id, err := a.authz.AuthenticateToken(strings.TrimSpace(token))
+		if err != nil {
+			return "", true, fmt.Errorf("web: %w", err)
+		}
+		return id, true, nil
+	}
+	if user, password, ok := r.BasicAuth(); ok {
+		id, err := a.password(hostOf(r.RemoteAddr), user, password)
+		return id, true, err
+	}
+	return "", true, errors.New("web: Authorization must be Basic or Bearer")
+}
+
+// anonymous is who a request without credentials is, if anyone.
+func (a *authn) anonymous() (auth.Identity, error) {
 	id, err := a.authz.Anonymous()
 	if err != nil {
 		return "", fmt.Errorf("web: %w: log in, or send Basic credentials or a Bearer token", err)

@@ -49,12 +49,18 @@ type Config struct {
 	// TrustedProxies are the addresses of reverse proxies whose
 	// X-Forwarded-For names the client (for limits and logs). Default: none.
 	TrustedProxies []netip.Prefix
+	// MQTTOverWebSocket serves /mqtt (the broker's WebSocketHandler).
+	// Default: nil, no /mqtt.
+	MQTTOverWebSocket http.Handler
 	// Logger receives the logs of the HTTP layer. Default: slog.Default().
 	Logger *slog.Logger
 }
 
 //go:embed index.html
 var indexHTML []byte
+
+// mqttPath is where MQTT over WebSocket is served.
+const mqttPath = "/mqtt"
 
 // New returns the hub's HTTP handler.
 func New(hub *bridge.Hub, cfg Config) http.Handler {
@@ -102,6 +108,9 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	}
 	r.Get("/events", serveEvents)
 	r.Get("/events/*", serveEvents)
+	if cfg.MQTTOverWebSocket != nil {
+		r.Get(mqttPath, cfg.MQTTOverWebSocket.ServeHTTP)
+	}
 
 	a := &api{hub: hub, maxBodyBytes: cfg.MaxBodyBytes}
 	r.Post("/api/publish", a.publish)

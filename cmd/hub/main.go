@@ -150,6 +150,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		SecureCookies:  sec.cert != nil,
 		AllowedOrigins: opts.AllowOrigins,
 		TrustedProxies: opts.TrustedProxies,
+		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
+		MQTTOverWebSocket: mqttBroker.WebSocketHandler(opts.AllowOrigins),
 		Checks: []web.Check{{Name: "hub", Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting or stopping")

@@ -250,17 +250,24 @@ func PasswordHash(t testing.TB, password string) string {
 // ConnectMQTTAs connects with a user name and password and returns the
 // outcome of the CONNECT.
 func ConnectMQTTAs(addr, clientID, user, password string) (paho.Client, error) {
-	return connectMQTT("tcp://"+addr, clientID, user, password, nil)
+	return connectMQTT("tcp://"+addr, clientID, user, password, nil, nil)
 }
 
 // ConnectMQTTS connects over TLS.
 func ConnectMQTTS(addr, clientID, user, password string, cfg *tls.Config) (paho.Client, error) {
-	return connectMQTT("ssl://"+addr, clientID, user, password, cfg)
+	return connectMQTT("ssl://"+addr, clientID, user, password, cfg, nil)
 }
 
-func connectMQTT(url, clientID, user, password string, cfg *tls.Config) (paho.Client, error) {
+// ConnectMQTTWebSocket connects over WebSocket (url is ws://host:port/path),
+// sending header with the handshake (an Origin, a cookie).
+func ConnectMQTTWebSocket(url, clientID, user, password string, header http.Header) (paho.Client, error) {
+	return connectMQTT(url, clientID, user, password, nil, header)
+}
+
+func connectMQTT(url, clientID, user, password string, cfg *tls.Config, header http.Header) (paho.Client, error) {
 	opts := paho.NewClientOptions().
 		AddBroker(url).
+		SetHTTPHeaders(header).
 		SetTLSConfig(cfg).
 		SetClientID(clientID).
 		SetUsername(user).

@@ -1,0 +1,157 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/bridge"
+)
+
+// wsListenerID names MQTT-over-WebSocket clients' listener in mochi.
+const wsListenerID = "mqtt-ws"
+
+// WebSocketHandler serves MQTT over WebSocket (subprotocol "mqtt", as
+// MQTT.js and Paho JS speak it) on the hub's HTTP port, typically at /mqtt.
+// A handshake from a page of another origin is refused unless
+// allowedOrigins lists it. A request the HTTP layer authenticated (see
+// auth.Authenticated: a dashboard's session cookie, say) makes its user
+// the MQTT client's user when CONNECT names none; else CONNECT's
+// credentials decide, as on the TCP listener. Close disconnects these
+// clients like the others.
+func (e *Embedded) WebSocketHandler(allowedOrigins []string) http.Handler {
+	return &wsHandler{
+		e: e,
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:  1024,
+			WriteBufferSize: 4096,
+			WriteBufferPool: &sync.Pool{},
+			Subprotocols:    []string{"mqtt", "mqttv3.1"},
+			CheckOrigin: func(r *http.Request) bool {
+				origin := r.Header.Get("Origin")
+				return origin == "" || bridge.OriginAllowed(origin, r.Host, allowedOrigins)
+			},
+			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+				code := bridge.CodeBadRequest
+				if status == http.StatusForbidden {
+					code = bridge.CodeForbidden
+				}
+				bridge.WriteHTTPError(w, status, code, reason.Error())
+			},
+		},
+	}
+}
+
+type wsHandler struct {
+	e        *Embedded
+	upgrader websocket.Upgrader
+}
+
+func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.e.closed.Load() {
+		bridge.WriteHTTPError(w, http.StatusServiceUnavailable, bridge.CodeUnavailable, "the broker is shutting down")
+		return
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	ws.SetReadLimit(int64(h.e.cfg.MaxPacketSize) + 16)
+	c := &wsConn{ws: ws, set: &h.e.ws.conns}
+	c.who, c.authenticated = auth.Authenticated(r.Context())
+	if !h.e.ws.track(c) {
+		_ = ws.Close()
+		return
+	}
+	defer h.e.ws.untrack(c)
+	if err := h.e.server.EstablishConnection(wsListenerID, c); err != nil {
+		h.e.cfg.Logger.Debug("mqtt over websocket client ended", "remote", r.RemoteAddr, "err", err)
+	}
+}
+
+// wsListener is the mochi listener of MQTT-over-WebSocket clients: it
+// accepts nothing itself (the HTTP server does), but lets mochi's Close
+// disconnect them, and counts them for the limits.
+type wsListener struct{ conns }
+
+var _ listeners.Listener = (*wsListener)(nil)
+
+func (l *wsListener) ID() string                  { return wsListenerID }
+func (l *wsListener) Address() string             { return "/mqtt on the HTTP port" }
+func (l *wsListener) Protocol() string            { return "ws" }
+func (l *wsListener) Init(*slog.Logger) error     { return nil }
+func (l *wsListener) Serve(listeners.EstablishFn) {}
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	l.shut()
+	closeClients(wsListenerID)
+	l.closeOpen()
+}
+
+// wsConn is a WebSocket as the net.Conn mochi reads MQTT packets from:
+// binary messages carry the byte stream, in any split.
+type wsConn struct {
+	ws  *websocket.Conn
+	set *conns
+	r   io.Reader // the message being read
+
+	who           auth.Identity // the HTTP layer's user, if it authenticated one
+	authenticated bool
+
+	wmu sync.Mutex // mochi serialises its writes; this guards against any other
+}
+
+var errTextFrame = errors.New("broker: MQTT over WebSocket takes binary messages only")
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			kind, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if kind != websocket.BinaryMessage {
+				return 0, errTextFrame
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(c.set.writeDeadline())
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) Close() error                       { return c.ws.Close() }
+func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
+func (c *wsConn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
+func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
+func (c *wsConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
+}
+
+// httpIdentity is the user the HTTP layer authenticated for this connection.
+func (c *wsConn) httpIdentity() (auth.Identity, bool) { return c.who, c.authenticated }
