@@ -64,6 +64,20 @@ func (l *eventLog) evictOldest() {
 	l.n--
 }
 
+// restore fills the log with an earlier run's records (oldest first, ending
+// at seq); nothing before them can be resumed from.
+func (l *eventLog) restore(records []Record, seq uint64) {
+	l.mu.Lock()
+	l.firstKept = seq
+	if len(records) > 0 {
+		l.firstKept = records[0].Seq - 1
+	}
+	l.mu.Unlock()
+	for _, r := range records {
+		l.append(logEntry{seq: r.Seq, topic: r.Topic, payload: r.Payload, time: r.Time})
+	}
+}
+
 // covers reports whether every event after seq is still in the log (or
 // none has happened since), i.e. whether a client that has seq can resume.
 func (l *eventLog) covers(seq uint64, now time.Time) bool {

@@ -110,6 +110,13 @@ type Config struct {
 	// Default: none, same origin only.
 	AllowedOrigins []string
 
+	// Journal, when set, keeps every delivered message for the next run
+	// (see Restore). Default: none, the hub's history is in memory only.
+	Journal Journal
+	// Restore is the history of an earlier run to go on from. Default: none,
+	// a new epoch.
+	Restore *Restored
+
 	// Logger receives the hub's logs. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -209,6 +216,9 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		state:   newStateStore(cfg.MaxTopics, cfg.HistoryLength),
 		acks:    newAcks(),
 	}
+	if r := cfg.Restore; r != nil {
+		h.restore(r)
+	}
 	h.responseTopic = "motehub/response/" + h.epoch
 	h.offerFn = h.offer
 	h.upgrader = newUpgrader(h)
@@ -225,6 +235,16 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 
 // Epoch names this hub's event history; event ids are "<epoch>-<seq>".
 func (h *Hub) Epoch() string { return h.epoch }
+
+// restore goes on from an earlier run's history.
+func (h *Hub) restore(r *Restored) {
+	if r.Epoch != "" {
+		h.epoch = r.Epoch
+	}
+	h.seq = r.Seq
+	h.events.restore(r.Log, r.Seq)
+	h.state.restore(r.Values, r.History)
+}
 
 // Close ends every session with "going away" and unsubscribes from the Bus.
 // It returns when every session has ended, or when ctx ends, after cutting
@@ -287,10 +307,14 @@ func (h *Hub) deliver(m Message) {
 	}
 	h.seq++
 	h.events.append(logEntry{seq: h.seq, topic: m.Topic, payload: payload, time: now})
-	if m.Retain && len(m.Payload) == 0 {
-		h.state.clear(m.Topic) // an empty retained message clears the topic, as in MQTT
+	cleared := m.Retain && len(m.Payload) == 0 // an empty retained message clears the topic, as in MQTT
+	if cleared {
+		h.state.clear(m.Topic)
 	} else {
 		h.state.update(m.Topic, payload, m.Retain, h.seq, now)
+	}
+	if h.cfg.Journal != nil {
+		h.cfg.Journal.Record(Record{Seq: h.seq, Topic: m.Topic, Payload: payload, Time: now, Retained: m.Retain, Cleared: cleared})
 	}
 	h.cur.reset(h.seq, m.Topic, payload)
 	h.index.Match(m.Topic, h.offerFn)

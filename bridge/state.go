@@ -61,19 +61,7 @@ func (s *stateStore) clear(topic string) {
 func (s *stateStore) update(topic string, payload []byte, retained bool, seq uint64, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	el := s.topics[topic]
-	if el == nil {
-		if len(s.topics) >= s.maxTopics {
-			oldest := s.lru.Back()
-			s.lru.Remove(oldest)
-			delete(s.topics, oldest.Value.(*topicState).last.Topic)
-		}
-		el = s.lru.PushFront(&topicState{})
-		s.topics[topic] = el
-	} else {
-		s.lru.MoveToFront(el)
-	}
-	ts := el.Value.(*topicState)
+	ts := s.entryLocked(topic)
 	ts.last = Value{Topic: topic, Payload: payload, Time: now, Retained: retained, seq: seq}
 	if s.history > 0 {
 		sample := Sample{Payload: payload, Time: now}
@@ -83,6 +71,38 @@ func (s *stateStore) update(topic string, payload []byte, retained bool, seq uin
 			ts.samples[ts.next] = sample
 			ts.next = (ts.next + 1) % s.history
 		}
+	}
+}
+
+// entryLocked returns topic's state made the most recently used, creating
+// it (and forgetting the least recently used topic past the bound).
+func (s *stateStore) entryLocked(topic string) *topicState {
+	el := s.topics[topic]
+	if el == nil {
+		if len(s.topics) >= s.maxTopics {
+			oldest := s.lru.Back()
+			s.lru.Remove(oldest)
+			delete(s.topics, oldest.Value.(*topicState).last.Topic)
+		}
+		el = s.lru.PushFront(&topicState{last: Value{Topic: topic}})
+		s.topics[topic] = el
+	} else {
+		s.lru.MoveToFront(el)
+	}
+	return el.Value.(*topicState)
+}
+
+// restore loads an earlier run's history (grouped by topic, oldest first)
+// and last values.
+func (s *stateStore) restore(values, history []Record) {
+	for _, r := range history {
+		s.update(r.Topic, r.Payload, r.Retained, r.Seq, r.Time)
+	}
+	slices.SortFunc(values, func(a, b Record) int { return a.Time.Compare(b.Time) }) // the most recent ends most recently used
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range values {
+		s.entryLocked(r.Topic).last = Value{Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, seq: r.Seq}
 	}
 }
 

@@ -60,26 +60,25 @@ type Config struct {
 	// bursts of twice as many pass. A client past it is disconnected with
 	// reason "message rate too high". Default 1000; negative: no limit.
 	MessageRate float64
+
+	// Store keeps persistent sessions, their queued messages and the
+	// retained messages across restarts. Default: none, all in memory.
+	Store *Store
 	// Logger receives the broker's logs; mochi's routine messages are kept to
 	// warnings unless it is enabled for debug. Default: slog.Default().
 	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
-	if c.MaxPacketSize == 0 {
-		c.MaxPacketSize = 1 << 20
-	}
-	if c.MaxPendingWrites == 0 {
-		c.MaxPendingWrites = 512
-	}
+	setDefault(&c.MaxPacketSize, 1<<20)
+	setDefault(&c.MaxPendingWrites, 512)
 	if c.SysInterval < time.Second {
 		c.SysInterval = 10 * time.Second
 	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.CloseTimeout == 0 {
-		c.CloseTimeout = 5 * time.Second
+	setDefault(&c.WriteTimeout, 10*time.Second)
+	setDefault(&c.CloseTimeout, 5*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	if c.Authorizer == nil {
 		c.Authorizer = auth.Open()
@@ -87,17 +86,16 @@ func (c *Config) setDefaults() {
 	if c.Throttle == nil {
 		c.Throttle = auth.NewThrottle(10, time.Minute)
 	}
-	if c.MaxConnections == 0 {
-		c.MaxConnections = 10000
-	}
-	if c.MaxConnectionsPerAddress == 0 {
-		c.MaxConnectionsPerAddress = 256
-	}
-	if c.MessageRate == 0 {
-		c.MessageRate = 1000
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+	setDefault(&c.MaxConnections, 10000)
+	setDefault(&c.MaxConnectionsPerAddress, 256)
+	setDefault(&c.MessageRate, 1000)
+}
+
+// setDefault sets *v to def when it is the zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 
@@ -144,6 +142,11 @@ func Start(cfg Config) (*Embedded, error) {
 	e.hook = newHook(server, &cfg, e.connections)
 	if err := server.AddHook(e.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
+	}
+	if cfg.Store != nil {
+		if err := server.AddHook(&storeHook{s: cfg.Store}, nil); err != nil {
+			return nil, fmt.Errorf("broker: add the store's hook: %w", err)
+		}
 	}
 	var err error
 	if e.tcp, err = e.listen("mqtt", cfg.Addr, nil); err != nil {

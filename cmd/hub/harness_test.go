@@ -53,7 +53,7 @@ func startHub(t *testing.T, args ...string) *runningHub {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &runningHub{Log: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	all := append([]string{"--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"}, args...)
+	all := append([]string{"--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--data", ""}, args...)
 	go func() { h.done <- run(ctx, all, h.Log) }()
 	t.Cleanup(func() {
 		if err := h.Stop(); err != nil {

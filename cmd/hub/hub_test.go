@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -360,11 +362,11 @@ func TestRefusesExposedAnonymousListener(t *testing.T) {
 
 func TestTakenPortFailsClearly(t *testing.T) {
 	h := startHub(t)
-	err := run(t.Context(), []string{"--http", "127.0.0.1:0", "--mqtt", h.MQTT}, io.Discard)
+	err := run(t.Context(), []string{"--http", "127.0.0.1:0", "--mqtt", h.MQTT, "--data", t.TempDir()}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "listen for MQTT on "+h.MQTT) || !strings.Contains(err.Error(), "--mqtt") {
 		t.Fatalf("second hub on a taken MQTT port: %v", err)
 	}
-	err = run(t.Context(), []string{"--http", h.HTTP, "--mqtt", "127.0.0.1:0"}, io.Discard)
+	err = run(t.Context(), []string{"--http", h.HTTP, "--mqtt", "127.0.0.1:0", "--data", t.TempDir()}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "listen for HTTP on "+h.HTTP) || !strings.Contains(err.Error(), "--http") {
 		t.Fatalf("second hub on a taken HTTP port: %v", err)
 	}
@@ -405,4 +407,64 @@ func TestOptions(t *testing.T) {
 			t.Errorf("--help lacks %q:\n%s", want, help.String())
 		}
 	}
+}
+
+// mqttConnect is a raw MQTT 3.1.1 CONNECT (clean session) for client id,
+// followed, when subscribe is set, by a SUBSCRIBE to "#".
+func mqttConnect(id string, subscribe bool) []byte {
+	body := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, byte(len(id))}, id...)
+	pkt := append([]byte{0x10, byte(len(body))}, body...)
+	if subscribe {
+		pkt = append(pkt, 0x82, 6, 0, 1, 0, 1, '#', 0)
+	}
+	return pkt
+}
+
+// TestShutdownWithThousandsOfClients: 2,000 MQTT clients connected, and 20
+// that subscribed to everything and stopped reading with full buffers (the
+// mochi Close hang), do not keep the hub from stopping within its bound.
+func TestShutdownWithThousandsOfClients(t *testing.T) {
+	h := startHub(t, "--max-connections-per-address", "5000", "--mqtt-rate-limit", "-1")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	for i := range 2020 {
+		c, err := net.Dial("tcp", h.MQTT)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		subscribe := i >= 2000
+		if _, err := c.Write(mqttConnect(fmt.Sprintf("c%04d", i), subscribe)); err != nil {
+			t.Fatal(err)
+		}
+		// CONNACK (4 bytes), and SUBACK (5) for a subscriber: then it is in.
+		ack := make([]byte, 4)
+		if subscribe {
+			ack = make([]byte, 9)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+		if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+			t.Fatalf("client %d: acknowledgement % x, %v", i, ack, err)
+		}
+	}
+
+	device := hubtest.ConnectMQTT(t, h.MQTT, "flooder")
+	payload := bytes.Repeat([]byte("x"), 32<<10)
+	for range 200 { // ~6 MiB each to the stuck clients: more than their socket buffers take
+		hubtest.PublishMQTT(t, device, "flood", 0, false, payload)
+	}
+
+	start := time.Now()
+	if err := h.Stop(); err != nil && !strings.Contains(err.Error(), "cut off") {
+		t.Fatalf("run returned %v", err)
+	}
+	took := time.Since(start)
+	if took > 10*time.Second {
+		t.Fatalf("shutdown with 2,020 clients, 20 of them stuck, took %v", took)
+	}
+	t.Logf("shutdown with 2,020 MQTT clients (20 stuck) took %v", took.Round(time.Millisecond))
 }

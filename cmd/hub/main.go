@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	// Everything started is stopped in reverse order, within shutdownTimeout.
 	var stops []func(context.Context) error
+	var ready atomic.Bool
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 		defer cancel()
@@ -76,7 +77,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		log.Info("stopped")
 	}()
 
-	mqttBroker, err := startBroker(opts, sec, log)
+	var store *broker.Store
+	if opts.DataDir != "" {
+		store, err = broker.OpenStore(opts.DataDir, broker.StoreConfig{SyncInterval: opts.SyncInterval, Logger: log})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func(context.Context) error { return store.Close() }) // last: after the broker
+		log.Info("store opened", "dir", opts.DataDir, "epoch", store.Restored().Epoch, "values", len(store.Restored().Values))
+	}
+
+	mqttBroker, err := startBroker(opts, sec, store, log)
 	if err != nil {
 		return err
 	}
@@ -118,7 +129,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	})
 
-	hub, err := bridge.New(mqttBroker, bridge.Config{
+	hubCfg := bridge.Config{
 		Logger:                log,
 		Authorizer:            sec.authz,
 		AllowedOrigins:        opts.AllowOrigins,
@@ -127,14 +138,24 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxSessions:           opts.MaxConnections,
 		MaxSessionsPerAddress: opts.MaxConnectionsPerAddress,
 		MaxSubscriptions:      opts.MaxSubscriptions,
-	})
+	}
+	checks := []web.Check{{Name: "hub", Ready: func() error {
+		if !ready.Load() {
+			return errors.New("starting or stopping")
+		}
+		return nil
+	}}}
+	if store != nil {
+		hubCfg.Journal, hubCfg.Restore = store, store.Restored()
+		checks = append(checks, web.Check{Name: "store", Ready: store.Err})
+	}
+	hub, err := bridge.New(mqttBroker, hubCfg)
 	if err != nil {
 		return err
 	}
 	stops = append(stops, hub.Close)
 	mqttBroker.Open() // devices in only once the hub listens
 
-	var ready atomic.Bool
 	stops = append(stops, func(ctx context.Context) error {
 		ready.Store(false) // first thing on the way down: stop taking traffic
 		log.Info("shutting down")
@@ -152,12 +173,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		TrustedProxies: opts.TrustedProxies,
 		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
 		MQTTOverWebSocket: mqttBroker.WebSocketHandler(opts.AllowOrigins),
-		Checks: []web.Check{{Name: "hub", Ready: func() error {
-			if !ready.Load() {
-				return errors.New("starting or stopping")
-			}
-			return nil
-		}}},
+		Checks:            checks,
 	})
 	served = true
 	scheme := "http"
@@ -209,8 +225,9 @@ func loadSecurity(opts options) (security, error) {
 	return sec, nil
 }
 
-func startBroker(opts options, sec security, log *slog.Logger) (*broker.Embedded, error) {
+func startBroker(opts options, sec security, store *broker.Store, log *slog.Logger) (*broker.Embedded, error) {
 	cfg := broker.Config{
+		Store:                    store,
 		Addr:                     opts.MQTTAddr,
 		TLSAddr:                  opts.MQTTSAddr,
 		Logger:                   log,

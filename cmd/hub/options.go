@@ -24,6 +24,8 @@ type options struct {
 	TLSCert        string
 	TLSKey         string
 	TrustedProxies []netip.Prefix
+	DataDir        string
+	SyncInterval   time.Duration
 
 	MaxMessageBytes          int
 	RateLimit                float64
@@ -46,6 +48,7 @@ var helpGroups = []flagGroup{
 	{"Security", []string{"users", "allow-anonymous", "allow-origin", "tls-cert", "tls-key", "trusted-proxy"}},
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
 		"max-connections-per-address", "max-subscriptions", "read-header-timeout", "idle-timeout"}},
+	{"Storage", []string{"data", "data-sync-interval"}},
 	{"Logging", []string{"log-level"}},
 }
 
@@ -99,6 +102,8 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 256, "topic filters one browser may subscribe to (`N`)")
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send an HTTP request's headers (`DURATION`)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 2*time.Minute, "an idle HTTP keep-alive connection is closed after `DURATION`")
+	fs.StringVar(&o.DataDir, "data", "./hub-data", "`DIR` where retained messages, persistent sessions, last values and history persist (\"\": memory only)")
+	fs.DurationVar(&o.SyncInterval, "data-sync-interval", time.Second, "how often changes are written to --data: a crash loses at most this (`DURATION`)")
 	fs.Usage = func() { usage(fs, out) }
 
 	if err := fs.Parse(args); err != nil {
@@ -144,6 +149,8 @@ func (o options) check() error {
 		return errors.New("--max-connections, --max-connections-per-address and --max-subscriptions are at least 1")
 	case o.ReadHeaderTimeout <= 0 || o.IdleTimeout <= 0:
 		return errors.New("--read-header-timeout and --idle-timeout must be positive")
+	case o.SyncInterval <= 0 || o.SyncInterval > time.Minute:
+		return fmt.Errorf("--data-sync-interval %v: between 0 and 1m", o.SyncInterval)
 	}
 	return nil
 }

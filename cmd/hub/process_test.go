@@ -135,12 +135,14 @@ func buildHub(t *testing.T) string {
 	return bin
 }
 
-// startProcess runs the hub binary with args and waits for "ready"; it is
-// killed (by its PID) if the test ends before it exits.
+// startProcess runs the hub binary with args, in a temporary working
+// directory (where its default ./hub-data goes), and waits for "ready"; it
+// is killed (by its PID) if the test ends before it exits.
 func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, *logBuffer, <-chan error) {
 	t.Helper()
 	out := &logBuffer{}
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = t.TempDir()
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
