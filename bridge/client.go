@@ -51,6 +51,7 @@ const (
 type client struct {
 	id        string
 	transport string // "ws" or "sse"
+	kind      transport
 	base      string // mount prefix; "" is the root
 	remote    string // host:port
 	addr      string // the remote host, for limits per address
@@ -80,10 +81,15 @@ type client struct {
 	abort    func()        // closes the transport at once; for a shutdown that ran out of time
 }
 
-func newClient(id, transport, base, remote string, who auth.Identity, f format, cfg *Config) *client {
+func newClient(id, kind, base, remote string, who auth.Identity, f format, cfg *Config) *client {
+	t := transportWS
+	if kind == "sse" {
+		t = transportSSE
+	}
 	return &client{
 		id:        id,
-		transport: transport,
+		transport: kind,
+		kind:      t,
 		base:      base,
 		remote:    remote,
 		addr:      hostOf(remote),
@@ -125,7 +131,7 @@ func (c *client) stopped() bool {
 // before a (re)start is written after its catchup.
 type queue struct {
 	mu       sync.Mutex
-	items    [][]byte
+	items    []outItem
 	bytes    int
 	pending  *catchup
 	maxItems int
@@ -138,11 +144,18 @@ func newQueue(maxItems, maxBytes int) queue {
 	return queue{maxItems: maxItems, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
 }
 
+// outItem is a queued line and when the hub took its message (unix nanos;
+// 0 for a reply), for the delivery latency.
+type outItem struct {
+	line []byte
+	at   int64
+}
+
 // push appends line unless that would exceed a limit; then it drops what is
 // queued, refuses everything from now on, and reports false. A single line
 // larger than the byte limit is taken when the queue is empty, so that the
 // limit bounds the backlog and not the largest message.
-func (q *queue) push(line []byte) bool {
+func (q *queue) push(line []byte, at int64) bool {
 	q.mu.Lock()
 	if q.overflow || len(q.items) >= q.maxItems || (len(q.items) > 0 && q.bytes+len(line) > q.maxBytes) {
 		q.overflow = true
@@ -151,7 +164,7 @@ func (q *queue) push(line []byte) bool {
 		return false
 	}
 	wasEmpty := len(q.items) == 0 && q.pending == nil
-	q.items = append(q.items, line)
+	q.items = append(q.items, outItem{line, at})
 	q.bytes += len(line)
 	q.mu.Unlock()
 	// The writer takes everything at once, so it needs waking only when the
@@ -174,7 +187,7 @@ func (q *queue) pushReply(frame []byte) bool {
 		q.mu.Unlock()
 		return false
 	}
-	q.items = append(q.items, frame)
+	q.items = append(q.items, outItem{line: frame})
 	q.bytes += len(frame)
 	q.mu.Unlock()
 	q.wake()
@@ -202,7 +215,7 @@ func (q *queue) wake() {
 // take moves out the pending catchup, if any, and everything queued behind
 // it, giving spare (an emptied slice from an earlier take) to the queue for
 // reuse.
-func (q *queue) take(spare [][]byte) (*catchup, [][]byte) {
+func (q *queue) take(spare []outItem) (*catchup, []outItem) {
 	clear(spare)
 	q.mu.Lock()
 	cu, items := q.pending, q.items

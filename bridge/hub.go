@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -316,11 +315,15 @@ func (h *Hub) deliver(m Message) {
 	if h.cfg.Journal != nil {
 		h.cfg.Journal.Record(Record{Seq: h.seq, Topic: m.Topic, Payload: payload, Time: now, Retained: m.Retain, Cleared: cleared})
 	}
-	h.cur.reset(h.seq, m.Topic, payload)
+	h.cur.reset(h.seq, m.Topic, payload, now)
 	h.index.Match(m.Topic, h.offerFn)
 	h.matchAckLocked(&m, payload, now) // after the fan-out: a client sees the state, then the ack
 	h.stats.received.Add(1)
-	h.stats.delivered.Add(uint64(h.cur.delivered))
+	for t, n := range h.cur.delivered {
+		if n > 0 {
+			h.stats.deliveredBy[t].Add(n)
+		}
+	}
 	if h.newEvents != nil {
 		close(h.newEvents)
 		h.newEvents = nil
@@ -341,8 +344,8 @@ func (h *Hub) offer(c *client) {
 	if line == nil {
 		return
 	}
-	if c.out.push(line) {
-		ev.delivered++
+	if c.out.push(line, ev.at) {
+		ev.delivered[c.kind]++
 	} else {
 		h.dropSlow(c)
 	}
@@ -368,8 +371,9 @@ type event struct {
 	seq       uint64
 	topic     string
 	payload   []byte // JSON
+	at        int64  // when the hub took it, unix nanoseconds
 	variants  []variant
-	delivered int
+	delivered [transports]uint64
 }
 
 type variant struct {
@@ -378,9 +382,9 @@ type variant struct {
 	line   []byte // nil: the topic is not below base
 }
 
-func (e *event) reset(seq uint64, topic string, payload []byte) {
+func (e *event) reset(seq uint64, topic string, payload []byte, at time.Time) {
 	clear(e.variants) // drop references to the last event's lines
-	*e = event{seq: seq, topic: topic, payload: payload, variants: e.variants[:0]}
+	*e = event{seq: seq, topic: topic, payload: payload, at: at.UnixNano(), variants: e.variants[:0]}
 }
 
 func (e *event) line(base string, f format, epoch string) []byte {
@@ -409,7 +413,7 @@ func (h *Hub) attach(c *client) error {
 	h.perAddr[c.addr]++
 	h.clients[c] = struct{}{}
 	h.sessions.Add(1)
-	h.stats.sessions.Add(1)
+	h.stats.sessionsBy[c.kind].Add(1)
 	return nil
 }
 
@@ -456,7 +460,8 @@ func (h *Hub) detach(c *client) {
 	}
 	h.dropAcksLocked(c)
 	h.mu.Unlock()
-	h.stats.sessions.Add(-1)
+	h.stats.sessionsBy[c.kind].Add(-1)
+	h.stats.closed(c.reason)
 	h.sessions.Done()
 }
 
@@ -570,7 +575,7 @@ func (h *Hub) Publish(ctx context.Context, who auth.Identity, base, topic string
 	if err != nil {
 		return err
 	}
-	return h.publish(ctx, m, topic)
+	return h.publish(ctx, m, topic, sourceAPI)
 }
 
 // prepareMessage validates a browser's publish, checks that who may make it,
@@ -603,14 +608,14 @@ func (h *Hub) prepareMessage(who auth.Identity, base, topic string, payload []by
 }
 
 // publish hands m to the Bus; topic is how the client named it, for errors.
-func (h *Hub) publish(ctx context.Context, m Message, topic string) error {
+func (h *Hub) publish(ctx context.Context, m Message, topic string, src source) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
 	if err := h.bus.Publish(ctx, m); err != nil {
 		h.log.Warn("publish to the bus failed", "topic", m.Topic, "err", err)
 		return &Error{Code: CodeUnavailable, Message: "the broker did not take the message: " + err.Error(), Topic: topic}
 	}
-	h.stats.published.Add(1)
+	h.stats.publishedBy[src].Add(1)
 	return nil
 }
 
@@ -669,67 +674,6 @@ func (h *Hub) Recheck() {
 				c.checkReads = check
 			}
 		}
-	}
-}
-
-// Stats is a snapshot of the hub's counters.
-type Stats struct {
-	Sessions        int64  // sessions open now
-	Received        uint64 // messages taken from the Bus
-	Delivered       uint64 // messages queued to clients (one per client per message)
-	Published       uint64 // messages browsers published to the Bus
-	SlowDisconnects uint64 // sessions closed because their queue overflowed
-	// Commands confirmed, and failed by cause: no answer, a different state
-	// reported, not published.
-	AcksOK, AcksTimeout, AcksDiffer, AcksFailed uint64
-	// Refusals: sessions past a limit, requests their user may not make,
-	// messages past a client's rate.
-	SessionsRefused, Forbidden, RateLimited uint64
-}
-
-type counters struct {
-	sessions  atomic.Int64
-	received  atomic.Uint64
-	delivered atomic.Uint64
-	published atomic.Uint64
-	slow      atomic.Uint64
-	ackOK     atomic.Uint64
-	ackTime   atomic.Uint64
-	ackDiffer atomic.Uint64
-	ackFailed atomic.Uint64
-	refused   atomic.Uint64
-	forbidden atomic.Uint64
-	limited   atomic.Uint64
-}
-
-func (c *counters) acks(r ackResult) {
-	switch {
-	case r.OK:
-		c.ackOK.Add(1)
-	case r.Error == "timeout":
-		c.ackTime.Add(1)
-	case r.State != nil:
-		c.ackDiffer.Add(1)
-	default:
-		c.ackFailed.Add(1)
-	}
-}
-
-// Stats returns the hub's counters.
-func (h *Hub) Stats() Stats {
-	return Stats{
-		Sessions:        h.stats.sessions.Load(),
-		Received:        h.stats.received.Load(),
-		Delivered:       h.stats.delivered.Load(),
-		Published:       h.stats.published.Load(),
-		SlowDisconnects: h.stats.slow.Load(),
-		AcksOK:          h.stats.ackOK.Load(),
-		AcksTimeout:     h.stats.ackTime.Load(),
-		AcksDiffer:      h.stats.ackDiffer.Load(),
-		AcksFailed:      h.stats.ackFailed.Load(),
-		SessionsRefused: h.stats.refused.Load(),
-		Forbidden:       h.stats.forbidden.Load(),
-		RateLimited:     h.stats.limited.Load(),
 	}
 }
 

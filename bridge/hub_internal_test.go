@@ -54,7 +54,11 @@ func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
 
 func lines(c *client) [][]byte {
 	_, items := c.out.take(nil)
-	return items
+	var out [][]byte
+	for _, it := range items {
+		out = append(out, it.line)
+	}
+	return out
 }
 
 func drain(c *client) []string {
@@ -119,10 +123,10 @@ func TestQueueOverflowMarksSlowAndRefusesMore(t *testing.T) {
 
 func TestQueueBytesLimit(t *testing.T) {
 	q := newQueue(100, 10)
-	if !q.push(make([]byte, 25)) {
+	if !q.push(make([]byte, 25), 0) {
 		t.Fatal("a single line over the byte limit must be taken by an empty queue")
 	}
-	if q.push([]byte("x")) {
+	if q.push([]byte("x"), 0) {
 		t.Fatal("a line past the byte limit was taken")
 	}
 }
@@ -166,7 +170,7 @@ func BenchmarkFanOut1000(b *testing.B) {
 		clients[i] = attachTest(b, h, "", "nodes/+/thermometer/#")
 	}
 	msg := Message{Topic: "nodes/bridge/thermometer/0:1/temperature", Payload: []byte(`[21.5,"°C"]`)}
-	spare := make([][][]byte, len(clients))
+	spare := make([][]outItem, len(clients))
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

@@ -107,7 +107,7 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, topic string, payload 
 	if cmd != nil {
 		m.ResponseTopic, m.CorrelationData = h.responseTopic, []byte(cmd.id)
 	}
-	if err := h.publish(ctx, m, topic); err != nil {
+	if err := h.publish(ctx, m, topic, sourceWS); err != nil {
 		if cmd != nil {
 			h.ackFailed(cmd, CodeUnavailable)
 		}

@@ -114,13 +114,37 @@ func (h *Hub) restartWithResync(c *client, reason string) {
 	c.out.restart(cu)
 }
 
+// drainer is a writer's reusable buffers.
+type drainer struct {
+	items []outItem
+	lines [][]byte
+}
+
 // drain takes everything waiting in c's queue and writes it with write, the
 // transport's way of writing frames: the catchup, if any, then the lines
 // queued behind it, which are stale and dropped when the catchup had to
-// restart the client. spare is the slice drain returned last time, for reuse.
-func (h *Hub) drain(c *client, spare [][]byte, write func([][]byte) error) ([][]byte, error) {
-	cu, lines := c.out.take(spare)
-	return lines, h.writeTaken(c, cu, lines, write)
+// restart the client. It counts what was written and how long it waited.
+func (h *Hub) drain(c *client, d *drainer, write func([][]byte) error) error {
+	cu, items := c.out.take(d.items)
+	d.items = items
+	clear(d.lines)
+	d.lines = d.lines[:0]
+	for _, it := range items {
+		d.lines = append(d.lines, it.line)
+	}
+	if err := h.writeTaken(c, cu, d.lines, write); err != nil {
+		return err
+	}
+	now := time.Now().UnixNano()
+	var bytes uint64
+	for _, it := range items {
+		bytes += uint64(len(it.line))
+		if it.at != 0 {
+			h.stats.latency.observe(time.Duration(now - it.at))
+		}
+	}
+	h.stats.bytesOutBy[c.kind].Add(bytes)
+	return nil
 }
 
 func (h *Hub) writeTaken(c *client, cu *catchup, lines [][]byte, write func([][]byte) error) error {

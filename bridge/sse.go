@@ -134,12 +134,12 @@ func (s *sseSession) run(r *http.Request) {
 	h, c := s.hub, s.c
 	keepAlive := time.NewTicker(h.cfg.KeepAlive)
 	defer keepAlive.Stop()
-	var lines [][]byte
+	var drained drainer
 	for {
 		var err error
 		select {
 		case <-c.out.ready:
-			lines, err = h.drain(c, lines, s.write)
+			err = h.drain(c, &drained, s.write)
 		case <-keepAlive.C:
 			err = s.write([][]byte{[]byte(": keep-alive\n\n")})
 		case <-c.stop:

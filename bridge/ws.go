@@ -262,12 +262,12 @@ func (s *wsSession) writeLoop(done chan<- struct{}, readerDone <-chan struct{}) 
 	hello := time.NewTimer(h.cfg.HelloTimeout)
 	defer hello.Stop()
 
-	var lines [][]byte
+	var drained drainer
 	for {
 		var err error
 		select {
 		case <-c.out.ready:
-			lines, err = h.drain(c, lines, s.writeLines)
+			err = h.drain(c, &drained, s.writeLines)
 		case <-hello.C:
 			h.startDefault(c)
 		case <-ping.C:

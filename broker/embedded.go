@@ -267,13 +267,36 @@ func (e *Embedded) Recheck() {
 	}
 }
 
-// Stats are the broker's counts of refusals.
+// Stats is a snapshot of the broker's counters.
 type Stats struct {
+	// Refusals: wrong credentials, connections past a limit, clients
+	// disconnected for their message rate.
 	AuthFailures, ConnectionsRefused, RateLimited uint64
+	// Connections open now by listener: "mqtt", "mqtts", "mqtt-ws".
+	Connections map[string]int
+	// The broker's own counts (mochi's $SYS values).
+	MessagesReceived, MessagesSent, MessagesDropped uint64
+	BytesReceived, BytesSent                        uint64
+	Retained, Subscriptions, Inflight               int64
 }
 
-// Stats returns the broker's counts of refusals.
-func (e *Embedded) Stats() Stats { return e.hook.stats() }
+// Stats returns the broker's counters.
+func (e *Embedded) Stats() Stats {
+	s := e.hook.stats()
+	s.Connections = map[string]int{}
+	for _, l := range e.listeners() {
+		s.Connections[l.id], _ = l.count("")
+	}
+	if e.ws != nil {
+		s.Connections[wsListenerID], _ = e.ws.count("")
+	}
+	info := e.server.Info.Clone()
+	s.MessagesReceived, s.MessagesSent = uint64(info.MessagesReceived), uint64(info.MessagesSent)
+	s.MessagesDropped = uint64(info.MessagesDropped)
+	s.BytesReceived, s.BytesSent = uint64(info.BytesReceived), uint64(info.BytesSent)
+	s.Retained, s.Subscriptions, s.Inflight = info.Retained, info.Subscriptions, info.Inflight
+	return s
+}
 
 // Publish injects m into the broker as the hub's own client: every matching
 // subscriber, MQTT or inline, gets it before Publish returns. The broker's

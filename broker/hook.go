@@ -143,6 +143,8 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.cfg.Logger.Info("mqtt client connected", "client", cl.ID, "remote", cl.Net.Remote,
+		"listener", cl.Net.Listener, "user", string(identityOf(cl)), "clean", cl.Properties.Clean)
 	if h.cfg.MessageRate < 0 {
 		return
 	}
@@ -151,7 +153,16 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.mu.Unlock()
 }
 
-func (h *hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	if !cl.Net.Inline && cl.Net.Conn != nil { // not the hub's own client, nor one restored from the store
+		reason := "client closed"
+		if cause := cl.StopCause(); cause != nil {
+			reason = cause.Error()
+		} else if err != nil {
+			reason = err.Error()
+		}
+		h.cfg.Logger.Info("mqtt client disconnected", "client", cl.ID, "remote", cl.Net.Remote, "reason", reason)
+	}
 	h.mu.Lock()
 	delete(h.limiters, cl)
 	h.mu.Unlock()

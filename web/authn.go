@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/motehub/motehub/auth"
@@ -29,6 +30,7 @@ type authn struct {
 	throttle *auth.Throttle
 	sessions *sessions
 	secure   bool // cookies only over TLS
+	failures atomic.Uint64
 }
 
 var errThrottled = errors.New("web: too many failed logins from this address")
@@ -49,6 +51,9 @@ func (a *authn) middleware(next http.Handler) http.Handler {
 			return
 		}
 		id, found, err := a.credentials(r)
+		if found && err != nil {
+			a.failures.Add(1)
+		}
 		if !found {
 			if r.URL.Path == mqttPath {
 				next.ServeHTTP(w, r) // MQTT's CONNECT decides

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
@@ -52,6 +53,9 @@ type Config struct {
 	// MQTTOverWebSocket serves /mqtt (the broker's WebSocketHandler).
 	// Default: nil, no /mqtt.
 	MQTTOverWebSocket http.Handler
+	// Collectors are more metrics for /metrics (the broker's, the
+	// upstream's), besides the hub's, the runtime's and the process's.
+	Collectors []prometheus.Collector
 	// Logger receives the logs of the HTTP layer. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -94,6 +98,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", readyHandler(cfg.Checks))
+	r.Method(http.MethodGet, "/metrics", metricsHandler(hub, an, cfg.Collectors))
 	r.Get("/login", an.loginForm)
 	r.Post("/login", an.login)
 	r.Post("/logout", an.logout)

@@ -14,9 +14,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
@@ -28,12 +32,18 @@ import (
 const shutdownTimeout = 8 * time.Second
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "passwd" {
-		if err := runPasswd(os.Args[2:], os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "hub passwd:", err)
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "passwd":
+			if err := runPasswd(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, "hub passwd:", err)
+				os.Exit(1)
+			}
+			return
+		case "version":
+			fmt.Println(version())
+			return
 		}
-		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -59,7 +69,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err := checkExposure(opts); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: opts.LogLevel}))
+	var handler slog.Handler = slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: opts.LogLevel})
+	if opts.LogFormat == "json" {
+		handler = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: opts.LogLevel})
+	}
+	log := slog.New(handler)
 	sec, err := loadSecurity(opts)
 	if err != nil {
 		return err
@@ -173,6 +187,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		TrustedProxies: opts.TrustedProxies,
 		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
 		MQTTOverWebSocket: mqttBroker.WebSocketHandler(opts.AllowOrigins),
+		Collectors:        []prometheus.Collector{brokerCollector{mqttBroker}},
 		Checks:            checks,
 	})
 	served = true
@@ -188,7 +203,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	stopReloads := reloadOnSIGHUP(opts, sec, mqttBroker, hub, log)
 	stops = append(stops, func(context.Context) error { stopReloads(); return nil })
 	ready.Store(true)
-	log.Info("ready", "users", opts.UsersFile != "", "tls", sec.cert != nil)
+	if opts.LogFormat == "text" {
+		printBanner(stdout, scheme, ln.Addr(), mqttBroker)
+	}
+	log.Info("ready", "version", version(), "users", opts.UsersFile != "", "tls", sec.cert != nil)
 
 	select {
 	case <-ctx.Done():
@@ -305,4 +323,53 @@ func reload(opts options, sec security, b *broker.Embedded, hub *bridge.Hub, log
 			log.Info("TLS certificate reloaded", "file", opts.TLSCert)
 		}
 	}
+}
+
+// printBanner tells a person where to go, with addresses a terminal can open.
+func printBanner(w io.Writer, scheme string, httpAddr net.Addr, b *broker.Embedded) {
+	host := reachable(httpAddr)
+	ws := "ws"
+	if scheme == "https" {
+		ws = "wss"
+	}
+	fmt.Fprintf(w, "\nmotehub is ready\n")
+	fmt.Fprintf(w, "  dashboard  %s://%s/\n", scheme, host)
+	fmt.Fprintf(w, "  websocket  %s://%s/ws\n", ws, host)
+	fmt.Fprintf(w, "  events     %s://%s/events\n", scheme, host)
+	fmt.Fprintf(w, "  mqtt-ws    %s://%s/mqtt\n", ws, host)
+	if a := b.Addr(); a != nil {
+		fmt.Fprintf(w, "  mqtt       mqtt://%s\n", reachable(a))
+	}
+	if a := b.TLSAddr(); a != nil {
+		fmt.Fprintf(w, "  mqtts      mqtts://%s\n", reachable(a))
+	}
+	fmt.Fprintln(w)
+}
+
+// reachable is a listener's address as a client on this machine dials it:
+// "localhost" for an address that listens on every interface.
+func reachable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// version names this build: the module version (or "(devel)"), the commit
+// when known, the Go version and the platform.
+func version() string {
+	v := "(devel)"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		v = info.Main.Version
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+	}
+	return fmt.Sprintf("motehub %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 // options is everything the command line and the environment decide.
@@ -18,6 +22,8 @@ type options struct {
 	MQTTAddr       string
 	MQTTSAddr      string
 	LogLevel       slog.Level
+	LogFormat      string
+	ConfigFile     string
 	AllowOrigins   []string
 	AllowAnonymous bool
 	UsersFile      string
@@ -49,7 +55,8 @@ var helpGroups = []flagGroup{
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
 		"max-connections-per-address", "max-subscriptions", "read-header-timeout", "idle-timeout"}},
 	{"Storage", []string{"data", "data-sync-interval"}},
-	{"Logging", []string{"log-level"}},
+	{"Logging", []string{"log-level", "log-format"}},
+	{"Configuration", []string{"config"}},
 }
 
 // repeatable flags take a comma-separated list from the environment.
@@ -61,16 +68,31 @@ func envName(flagName string) string {
 }
 
 // parseOptions reads args, then the environment for every flag args did not
-// set: flags win over the environment. Repeatable flags take a
-// comma-separated list from the environment. --help prints the usage to out
-// and returns flag.ErrHelp.
+// set, then the configuration file (--config or HUB_CONFIG) for every flag
+// neither set: flags win over the environment, the environment over the
+// file. Repeatable flags take a comma-separated list from the environment
+// and an array from the file. --help prints the usage to out and returns
+// flag.ErrHelp.
 func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.Writer) (options, error) {
-	o := options{LogLevel: slog.LevelInfo}
+	o := options{LogLevel: slog.LevelInfo, LogFormat: "text"}
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "`ADDR` for HTTP: the page, /ws, /healthz, /readyz")
+	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "`ADDR` for HTTP: the dashboard, /ws, /events, /api, /mqtt, /metrics")
 	fs.StringVar(&o.MQTTAddr, "mqtt", "127.0.0.1:1883", "`ADDR` for MQTT over TCP (\"\" turns it off)")
-	fs.TextVar(&o.LogLevel, "log-level", slog.LevelInfo, "`LEVEL` of logs: debug, info, warn, error")
+	fs.Func("log-level", "`LEVEL` of logs: debug, info, warn, error (default \"info\")", func(v string) error {
+		if err := o.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return errors.New("want debug, info, warn or error")
+		}
+		return nil
+	})
+	fs.Func("log-format", "`FORMAT` of logs: text or json (default \"text\")", func(v string) error {
+		if v != "text" && v != "json" {
+			return errors.New("want text or json")
+		}
+		o.LogFormat = v
+		return nil
+	})
+	fs.StringVar(&o.ConfigFile, "config", "", "a TOML `FILE` whose keys are these flags' names (http = \"...\"); flags and the environment win over it")
 	fs.Func("allow-origin", "`ORIGIN` (scheme://host[:port]) whose pages may open a WebSocket, besides the hub's own (repeatable)",
 		func(v string) error {
 			o.AllowOrigins = append(o.AllowOrigins, v)
@@ -120,6 +142,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 		if set[f.Name] || !ok {
 			return
 		}
+		set[f.Name] = true
 		values := []string{value}
 		if repeatable[f.Name] {
 			values = strings.Split(value, ",")
@@ -133,7 +156,51 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	if err := errors.Join(errs...); err != nil {
 		return o, err
 	}
+	if o.ConfigFile != "" {
+		if err := applyConfigFile(fs, o.ConfigFile, set); err != nil {
+			return o, err
+		}
+	}
 	return o, o.check()
+}
+
+// applyConfigFile sets, from a TOML file, every flag not set already. Its
+// keys are the flags' names; an unknown key or a bad value is refused,
+// naming it.
+func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
+	var keys map[string]any
+	if _, err := toml.DecodeFile(path, &keys); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(keys)) {
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			return fmt.Errorf("config file %s: unknown key %q; the keys are the flags of hub --help without their dashes, such as http, mqtt, users", path, name)
+		}
+		var values []string
+		switch v := keys[name].(type) {
+		case []any:
+			if !repeatable[name] {
+				return fmt.Errorf("config file %s: key %q takes one value, not a list", path, name)
+			}
+			for _, item := range v {
+				values = append(values, fmt.Sprint(item))
+			}
+		case map[string]any:
+			return fmt.Errorf("config file %s: key %q takes a value, not a table", path, name)
+		default:
+			values = []string{fmt.Sprint(v)}
+		}
+		if set[name] {
+			continue // the command line or the environment said it already
+		}
+		for _, v := range values {
+			if err := fs.Set(name, v); err != nil {
+				return fmt.Errorf("config file %s: key %q = %q: %w", path, name, v, err)
+			}
+		}
+	}
+	return nil
 }
 
 // check refuses combinations that cannot work, naming the flags.
