@@ -107,12 +107,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	})
 
-	hub, err := bridge.New(mqttBroker, bridge.Config{AllowedOrigins: opts.AllowOrigins, Logger: log})
+	hub, err := bridge.New(mqttBroker, bridge.Config{AllowedOrigins: opts.AllowOrigins, AckTimeout: opts.AckTimeout, Logger: log})
 	if err != nil {
 		return err
 	}
 	stops = append(stops, hub.Close)
 	mqttBroker.Open() // devices in only once the hub listens
+
+	// --demo: simulated motes, stopped before the hub and the broker (demo.go).
+	if opts.Demo {
+		stopDemo, err := startDemo(opts, mqttBroker.Addr(), log)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stopDemo)
+	}
 
 	var ready atomic.Bool
 	stops = append(stops, func(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // options is everything the command line and the environment decide.
@@ -18,6 +19,11 @@ type options struct {
 	LogLevel       slog.Level
 	AllowOrigins   []string
 	AllowAnonymous bool
+
+	// Command confirmation, and the simulated motes of --demo (demo.go).
+	AckTimeout time.Duration
+	Demo       bool
+	DemoMotes  int
 }
 
 // flagGroup is a heading of `hub --help` and the flags under it.
@@ -30,6 +36,8 @@ var helpGroups = []flagGroup{
 	{"Listeners", []string{"http", "mqtt"}},
 	{"Security", []string{"allow-anonymous", "allow-origin"}},
 	{"Logging", []string{"log-level"}},
+	{"Commands", []string{"ack-timeout"}},
+	{"Demo", []string{"demo", "demo-motes"}},
 }
 
 // envName is the environment twin of a flag: --allow-origin is HUB_ALLOW_ORIGIN.
@@ -54,6 +62,10 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 			return nil
 		})
 	fs.BoolVar(&o.AllowAnonymous, "allow-anonymous", false, "serve anonymous clients on non-loopback addresses too")
+	o.AckTimeout = 5 * time.Second
+	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
+	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
+	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
 	fs.Usage = func() { usage(fs, out) }
 
 	if err := fs.Parse(args); err != nil {
@@ -125,4 +137,26 @@ func isLoopback(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// positiveDuration is a flag.Value for a time.Duration that must be above zero.
+type positiveDuration struct{ d *time.Duration }
+
+func (p positiveDuration) String() string {
+	if p.d == nil {
+		return ""
+	}
+	return p.d.String()
+}
+
+func (p positiveDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration such as 500ms or 5s")
+	}
+	if d <= 0 {
+		return errors.New("must be above zero")
+	}
+	*p.d = d
+	return nil
 }
