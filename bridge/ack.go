@@ -28,6 +28,7 @@ import (
 // pendingCommand is a command waiting for its device.
 type pendingCommand struct {
 	id       string // correlation data of the MQTT v5 request
+	clientID string // the client's own name for the command, if it gave one
 	c        *client
 	topic    string          // as the client sent it
 	state    string          // absolute topic of the device's state
@@ -40,6 +41,7 @@ type pendingCommand struct {
 // ackResult is the payload of clown.talk/-/ack.
 type ackResult struct {
 	Topic    string          `json:"topic"`
+	ID       string          `json:"id,omitempty"` // the client's name for the command
 	OK       bool            `json:"ok"`
 	MS       int64           `json:"ms"`
 	Error    string          `json:"error,omitempty"`
@@ -60,9 +62,18 @@ func newAcks() acks {
 	return acks{byState: make(map[string][]*pendingCommand), byID: make(map[string]*pendingCommand)}
 }
 
-// expectAck registers a command from c that is about to be published, and
-// returns it (nil when c did not ask for acks or topic is no command).
-func (h *Hub) expectAck(c *client, topic, absTopic string, payload json.RawMessage) (*pendingCommand, error) {
+// wantsAcks reports whether c asked for its commands to be acknowledged.
+func (h *Hub) wantsAcks(c *client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.ack
+}
+
+// expectAck registers a command from c that is about to be published to
+// absTopic, and returns it (nil when c did not ask for acks, or in is no
+// command).
+func (h *Hub) expectAck(c *client, in Incoming, absTopic string) (*pendingCommand, error) {
+	topic, payload := in.Topic, in.Payload
 	state, isCommand := strings.CutSuffix(absTopic, commandSuffix)
 	if !isCommand || state == "" {
 		return nil, nil
@@ -77,7 +88,7 @@ func (h *Hub) expectAck(c *client, topic, absTopic string, payload json.RawMessa
 	}
 	var want bytes.Buffer
 	_ = json.Compact(&want, payload) // payload is valid JSON
-	cmd := &pendingCommand{id: newID(8), c: c, topic: topic, state: state, want: want.Bytes(), sent: time.Now()}
+	cmd := &pendingCommand{id: newID(8), clientID: in.ID, c: c, topic: topic, state: state, want: want.Bytes(), sent: time.Now()}
 	cmd.timer = time.AfterFunc(h.cfg.AckTimeout, func() { h.ackTimedOut(cmd) })
 	h.acks.byState[state] = append(h.acks.byState[state], cmd)
 	h.acks.byID[cmd.id] = cmd
@@ -116,7 +127,7 @@ func (h *Hub) settleLocked(cmd *pendingCommand, res ackResult, now time.Time) {
 	}
 	cmd.timer.Stop()
 	h.forgetLocked(cmd)
-	res.Topic = cmd.topic
+	res.Topic, res.ID = cmd.topic, cmd.clientID
 	res.MS = now.Sub(cmd.sent).Milliseconds()
 	h.stats.acks(res)
 	h.send(cmd.c, controlFrame(topicAck, res))

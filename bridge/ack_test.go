@@ -19,6 +19,7 @@ import (
 
 type ackPayload struct {
 	Topic    string
+	ID       string
 	OK       bool
 	MS       int64
 	Error    string
@@ -276,5 +277,36 @@ func TestAckOnlyWhenAsked(t *testing.T) {
 	}
 	if f := ws.Expect("clown.talk/-/error"); !strings.Contains(string(f.Payload), `"code":"unavailable"`) {
 		t.Fatalf("command to a closed broker: %s", f.Payload)
+	}
+}
+
+// TestAckOncePerCommandWithItsID: a command may carry the client's own id,
+// which its ack names; every command gets exactly one ack, a refused one too.
+func TestAckOncePerCommandWithItsID(t *testing.T) {
+	h := startRealHub(t, bridge.Config{})
+	device := hubtest.ConnectMQTT(t, h.Broker.Addr().String(), "id-device")
+	commands := hubtest.SubscribeMQTT(t, device, "relay/+/set", 1)
+	ws := ackSession(t, h, `[]`)
+
+	ws.Send(`["relay/a/set", {"state": true}, {"id": "c1"}]`)
+	hubtest.Receive(t, commands, hubtest.Timeout, "command")
+	hubtest.PublishMQTT(t, device, "relay/a", 1, false, []byte(`{"state":true}`))
+	if a := expectAck(t, ws); !a.OK || a.ID != "c1" || a.Topic != "relay/a/set" {
+		t.Fatalf("ack %+v, want ok for c1", a)
+	}
+
+	ws.Send(`["relay/+/set", {"state": true}, {"id": "c2"}]`)
+	if a := expectAck(t, ws); a.OK || a.ID != "c2" || a.Error != "bad-topic" {
+		t.Fatalf("a refused command: ack %+v, want bad-topic for c2", a)
+	}
+	if f := ws.Expect("clown.talk/-/error"); !strings.Contains(string(f.Payload), `"code":"bad-topic"`) {
+		t.Fatalf("the refusal's error frame: %s", f.Payload)
+	}
+	ws.Send(`["lamp/status", "not a command", {"id": "c3"}]`) // no /set: no ack
+	ws.Send(`["relay/b/set", {"state": false}, {"id": "c4"}]`)
+	hubtest.Receive(t, commands, hubtest.Timeout, "command")
+	hubtest.PublishMQTT(t, device, "relay/b", 1, false, []byte(`{"state":false}`))
+	if a := expectAck(t, ws); a.ID != "c4" {
+		t.Fatalf("the next ack is for %q, want c4 (a publish that is no command gets none)", a.ID)
 	}
 }

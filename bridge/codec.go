@@ -116,23 +116,42 @@ func appendString[T string | []byte](dst []byte, s T) []byte {
 	return append(dst, '"')
 }
 
-// ParseMessage decodes one message a client sent: a JSON array [topic, payload].
-// Errors are *Error with code bad-json.
-func ParseMessage(line []byte) (topic string, payload json.RawMessage, err error) {
+// Incoming is a message a client sent.
+type Incoming struct {
+	Topic   string
+	Payload json.RawMessage
+	ID      string // the client's name for a command, echoed in its ack
+}
+
+// ParseMessage decodes one message a client sent: a JSON array
+// [topic, payload], or [topic, payload, {"id": "..."}] for a command whose
+// ack should name it. Errors are *Error with code bad-json.
+func ParseMessage(line []byte) (Incoming, error) {
+	var in Incoming
 	if !utf8.Valid(line) {
-		return "", nil, errorf(CodeBadJSON, "message is not valid UTF-8")
+		return in, errorf(CodeBadJSON, "message is not valid UTF-8")
 	}
 	var parts []json.RawMessage
 	if err := json.Unmarshal(line, &parts); err != nil {
-		return "", nil, errorf(CodeBadJSON, "message is not a JSON array [topic, payload]: %v", err)
+		return in, errorf(CodeBadJSON, "message is not a JSON array [topic, payload]: %v", err)
 	}
-	if len(parts) != 2 {
-		return "", nil, errorf(CodeBadJSON, "message has %d elements, want [topic, payload]", len(parts))
+	if len(parts) != 2 && len(parts) != 3 {
+		return in, errorf(CodeBadJSON, "message has %d elements, want [topic, payload] or [topic, payload, {\"id\": ...}]", len(parts))
 	}
-	if err := json.Unmarshal(parts[0], &topic); err != nil {
-		return "", nil, errorf(CodeBadJSON, "topic is not a JSON string")
+	if err := json.Unmarshal(parts[0], &in.Topic); err != nil {
+		return in, errorf(CodeBadJSON, "topic is not a JSON string")
 	}
-	return topic, parts[1], nil
+	in.Payload = parts[1]
+	if len(parts) == 3 {
+		var meta struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(parts[2], &meta); err != nil || len(parts[2]) == 0 || parts[2][0] != '{' {
+			return in, errorf(CodeBadJSON, `the third element is an object {"id": "..."}`)
+		}
+		in.ID = meta.ID
+	}
+	return in, nil
 }
 
 // splitLines calls fn for each non-blank line of a frame.

@@ -81,12 +81,15 @@ func TestPayloadFromJSON(t *testing.T) {
 
 func TestParseLine(t *testing.T) {
 	t.Parallel()
-	topic, payload, err := ParseMessage([]byte(`["relay/i2c0-3b/set", {"state": false}]`))
-	if err != nil || topic != "relay/i2c0-3b/set" || string(payload) != `{"state": false}` {
-		t.Fatalf("ParseMessage = %q, %s, %v", topic, payload, err)
+	in, err := ParseMessage([]byte(`["relay/i2c0-3b/set", {"state": false}]`))
+	if err != nil || in.Topic != "relay/i2c0-3b/set" || string(in.Payload) != `{"state": false}` || in.ID != "" {
+		t.Fatalf("ParseMessage = %+v, %v", in, err)
 	}
-	for _, bad := range []string{`x`, `[]`, `["a"]`, `["a",1,2]`, `[1,2]`, `{"a":1}`, "[\"\xff\", 1]", `["a", 1`} {
-		if _, _, err := ParseMessage([]byte(bad)); err == nil || AsError(err).Code != CodeBadJSON {
+	if in, err := ParseMessage([]byte(`["r/set", true, {"id": "c7", "other": 1}]`)); err != nil || in.ID != "c7" {
+		t.Fatalf("a command with an id: %+v, %v", in, err)
+	}
+	for _, bad := range []string{`x`, `[]`, `["a"]`, `["a",1,2]`, `["a",1,[]]`, `["a",1,{},4]`, `["a",1,{"id":5}]`, `[1,2]`, `{"a":1}`, "[\"\xff\", 1]", `["a", 1`} {
+		if _, err := ParseMessage([]byte(bad)); err == nil || AsError(err).Code != CodeBadJSON {
 			t.Errorf("ParseMessage(%q) = %v, want a bad-json error", bad, err)
 		}
 	}
@@ -113,7 +116,7 @@ func FuzzPayloadToJSON(f *testing.F) {
 			t.Fatalf("PayloadToJSON(%q) = %q: not one line of valid UTF-8 JSON", p, out)
 		}
 		line := appendFrame(nil, "t", out, "")
-		if _, _, err := ParseMessage(bytes.TrimSuffix(line, []byte("\n"))); err != nil {
+		if _, err := ParseMessage(bytes.TrimSuffix(line, []byte("\n"))); err != nil {
 			t.Fatalf("frame %q does not parse back: %v", line, err)
 		}
 		switch {
@@ -144,18 +147,18 @@ func FuzzParseLine(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		topic, payload, err := ParseMessage(line)
+		in, err := ParseMessage(line)
 		if err != nil {
 			if AsError(err).Code != CodeBadJSON {
 				t.Fatalf("ParseMessage(%q): error %v is not bad-json", line, err)
 			}
 			return
 		}
-		if !utf8.ValidString(topic) || !json.Valid(payload) {
-			t.Fatalf("ParseMessage(%q) accepted topic %q payload %q", line, topic, payload)
+		if !utf8.ValidString(in.Topic) || !json.Valid(in.Payload) || !utf8.ValidString(in.ID) {
+			t.Fatalf("ParseMessage(%q) accepted %+v", line, in)
 		}
-		if _, err := PayloadFromJSON(payload); err != nil && AsError(err).Code != CodeBadJSON {
-			t.Fatalf("PayloadFromJSON(%q): %v", payload, err)
+		if _, err := PayloadFromJSON(in.Payload); err != nil && AsError(err).Code != CodeBadJSON {
+			t.Fatalf("PayloadFromJSON(%q): %v", in.Payload, err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 )
 
 // Control topics: a Clown.Talk client talks to the hub itself on topics under
@@ -49,23 +50,24 @@ type configOK struct {
 // handleLine acts on one line a client sent and queues the answer, if any.
 // Every problem is answered with an error frame; none ends the session.
 func (h *Hub) handleLine(ctx context.Context, c *client, line []byte) {
-	topic, payload, err := ParseMessage(line)
+	in, err := ParseMessage(line)
 	if err == nil {
-		if topic != topicConfigSet {
+		if in.Topic != topicConfigSet {
 			h.startDefault(c) // a client that talks before configuring gets the defaults
 		}
-		err = h.dispatch(ctx, c, topic, payload)
+		err = h.dispatch(ctx, c, in)
 	}
 	if err != nil {
 		e := AsError(err)
 		if e.Topic == "" {
-			e.Topic = topic
+			e.Topic = in.Topic
 		}
 		h.send(c, controlFrame(topicError, e))
 	}
 }
 
-func (h *Hub) dispatch(ctx context.Context, c *client, topic string, payload json.RawMessage) error {
+func (h *Hub) dispatch(ctx context.Context, c *client, in Incoming) error {
+	topic, payload := in.Topic, in.Payload
 	switch topic {
 	case topicConfigSet:
 		return h.configure(c, payload)
@@ -90,24 +92,31 @@ func (h *Hub) dispatch(ctx context.Context, c *client, topic string, payload jso
 	case topicStateGet:
 		return h.stateGet(c, payload)
 	}
-	return h.publishFrom(ctx, c, topic, payload)
+	return h.publishFrom(ctx, c, in)
 }
 
 // publishFrom publishes for a session, as a command to be acknowledged when
-// the client asked for that.
-func (h *Hub) publishFrom(ctx context.Context, c *client, topic string, payload json.RawMessage) error {
-	m, err := h.prepareMessage(c.who, c.base, topic, payload)
-	if err != nil {
+// the client asked for that: then every command gets exactly one ack,
+// also when it is refused (besides the error frame every refusal gets).
+func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
+	refused := func(err error) error {
+		if strings.HasSuffix(in.Topic, commandSuffix) && h.wantsAcks(c) {
+			h.send(c, controlFrame(topicAck, ackResult{Topic: in.Topic, ID: in.ID, Error: AsError(err).Code}))
+		}
 		return err
 	}
-	cmd, err := h.expectAck(c, topic, m.Topic, payload)
+	m, err := h.prepareMessage(c.who, c.base, in.Topic, in.Payload)
 	if err != nil {
-		return err
+		return refused(err)
+	}
+	cmd, err := h.expectAck(c, in, m.Topic)
+	if err != nil {
+		return refused(err)
 	}
 	if cmd != nil {
 		m.ResponseTopic, m.CorrelationData = h.responseTopic, []byte(cmd.id)
 	}
-	if err := h.publish(ctx, m, topic, sourceWS); err != nil {
+	if err := h.publish(ctx, m, in.Topic, sourceWS); err != nil {
 		if cmd != nil {
 			h.ackFailed(cmd, CodeUnavailable)
 		}

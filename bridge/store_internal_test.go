@@ -153,7 +153,7 @@ func TestDetachDropsPendingCommands(t *testing.T) {
 	h.mu.Lock()
 	c.ack = true
 	h.mu.Unlock()
-	cmd, err := h.expectAck(c, "relay/r/set", "relay/r/set", []byte(`{"state":true}`))
+	cmd, err := h.expectAck(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set")
 	if err != nil || cmd == nil {
 		t.Fatalf("expectAck = %v, %v", cmd, err)
 	}

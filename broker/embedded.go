@@ -318,6 +318,10 @@ func (e *Embedded) Publish(ctx context.Context, m bridge.Message) error {
 			CorrelationData: m.CorrelationData,
 		},
 	}
+	if m.Retain {
+		e.hook.retained.Lock()
+		defer e.hook.retained.Unlock()
+	}
 	if err := e.server.InjectPacket(e.self, pk); err != nil {
 		return fmt.Errorf("broker: publish to %q: %w", m.Topic, err)
 	}
@@ -359,6 +363,8 @@ func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel fun
 	// mochi does not match an inline "a/#" to the topic "a"; its parent level is
 	// added with the same identifier (so no message is seen twice) and without
 	// a second replay of the retained messages.
+	e.hook.retained.RLock() // the retained replay below scans what devices may be writing
+	defer e.hook.retained.RUnlock()
 	parent, hasParent := strings.CutSuffix(filter, "/#")
 	if hasParent {
 		e.server.Topics.InlineSubscribe(mqtt.InlineSubscription{

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -292,4 +293,36 @@ func TestClientsWaitForOpen(t *testing.T) {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// TestRetainedScansDoNotRace: subscriptions (which scan the retained
+// messages) while other clients publish retained messages, and the hub's
+// own subscriptions and retained publishes, are free of data races (mochi
+// alone races here: mochi-mqtt/server#200); run with -race.
+func TestRetainedScansDoNotRace(t *testing.T) {
+	e := startTest(t, Config{})
+	addr := e.Addr().String()
+	writer := hubtest.ConnectMQTT(t, addr, "retainer")
+	reader := hubtest.ConnectMQTT(t, addr, "scanner")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			writer.Publish(fmt.Sprintf("r/%d/v", i%40), 0, true, []byte("1")).WaitTimeout(time.Second)
+		}
+	}()
+	for i := range 60 {
+		filter := []string{"r/#", "r/+/v", "+/+/v"}[i%3]
+		if tok := reader.Subscribe(filter, 0, nil); !tok.WaitTimeout(hubtest.Timeout) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		reader.Unsubscribe(filter).WaitTimeout(hubtest.Timeout)
+		cancel, err := e.Subscribe("r/#", func(bridge.Message) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		_ = e.Publish(t.Context(), bridge.Message{Topic: "r/hub", Payload: []byte("1"), Retain: true})
+	}
+	<-done
 }

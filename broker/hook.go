@@ -28,12 +28,19 @@ type hook struct {
 
 	mu       sync.Mutex
 	limiters map[*mqtt.Client]*rate.Limiter
+	holding  map[*mqtt.Client]bool // holds retained: true as a writer, false as a reader
+
+	// retained serialises mochi's retained-message scans (a SUBSCRIBE, the
+	// hub's own Subscribe) with retained publishes: mochi reads a topic's
+	// retained path without the lock its writer takes (mochi-mqtt/server#200).
+	retained sync.RWMutex
 
 	authFailures, refused, rateLimited atomic.Uint64
 }
 
 func newHook(server *mqtt.Server, cfg *Config, connections func(string) (int, int)) *hook {
-	return &hook{server: server, cfg: cfg, connections: connections, limiters: make(map[*mqtt.Client]*rate.Limiter)}
+	return &hook{server: server, cfg: cfg, connections: connections,
+		limiters: make(map[*mqtt.Client]*rate.Limiter), holding: make(map[*mqtt.Client]bool)}
 }
 
 func (h *hook) ID() string { return "motehub" }
@@ -42,6 +49,7 @@ func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
 		mqtt.OnSessionEstablished, mqtt.OnPublish, mqtt.OnDisconnect,
+		mqtt.OnPacketRead, mqtt.OnPacketProcessed,
 	}, []byte{b})
 }
 
@@ -180,4 +188,43 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
+}
+
+// OnPacketRead takes the retained lock for a packet that will touch the
+// retained messages: a retained PUBLISH as a writer, a SUBSCRIBE as a
+// reader. mochi calls OnPacketProcessed after processing a packet, except
+// one that fails its own validation, which is repeated here so that every
+// lock taken is released.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	switch {
+	case pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Retain &&
+		pk.PublishValidate(h.server.Options.Capabilities.TopicAliasMaximum) == packets.CodeSuccess:
+		h.retained.Lock()
+		h.hold(cl, true)
+	case pk.FixedHeader.Type == packets.Subscribe && pk.SubscribeValidate() == packets.CodeSuccess:
+		h.retained.RLock()
+		h.hold(cl, false)
+	}
+	return pk, nil
+}
+
+func (h *hook) hold(cl *mqtt.Client, writer bool) {
+	h.mu.Lock()
+	h.holding[cl] = writer
+	h.mu.Unlock()
+}
+
+// OnPacketProcessed releases what OnPacketRead took for this client's packet.
+func (h *hook) OnPacketProcessed(cl *mqtt.Client, _ packets.Packet, _ error) {
+	h.mu.Lock()
+	writer, held := h.holding[cl]
+	delete(h.holding, cl)
+	h.mu.Unlock()
+	switch {
+	case !held:
+	case writer:
+		h.retained.Unlock()
+	default:
+		h.retained.RUnlock()
+	}
 }

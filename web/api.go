@@ -42,15 +42,15 @@ func (a *api) publish(w http.ResponseWriter, r *http.Request) {
 		bridge.WriteHTTPError(w, http.StatusBadRequest, bridge.CodeBadRequest, "reading the body: "+err.Error())
 		return
 	}
-	topic, payload, err := bridge.ParseMessage(body)
+	in, err := bridge.ParseMessage(body)
 	if err == nil {
-		err = a.hub.Publish(r.Context(), auth.IdentityFrom(r.Context()), "", topic, payload)
+		err = a.hub.Publish(r.Context(), auth.IdentityFrom(r.Context()), "", in.Topic, in.Payload)
 	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "topic": topic})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "topic": in.Topic})
 }
 
 // state: GET /api/state?filter=... — the last values.

@@ -1,7 +1,6 @@
 package web
 
 import (
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,9 +58,6 @@ type Config struct {
 	// Logger receives the logs of the HTTP layer. Default: slog.Default().
 	Logger *slog.Logger
 }
-
-//go:embed index.html
-var indexHTML []byte
 
 // mqttPath is where MQTT over WebSocket is served.
 const mqttPath = "/mqtt"
@@ -123,11 +119,12 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	r.Get("/api/history", a.history)
 	r.Get("/api/poll", a.poll)
 
-	r.Get("/", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		_, _ = w.Write(indexHTML)
-	})
+	// The dashboard (dashboard.go): the page at /, its files under /assets/.
+	dash := newDashboard()
+	for _, p := range []string{"/", assetsPrefix + "*"} {
+		r.Get(p, dash.ServeHTTP)
+		r.Head(p, dash.ServeHTTP)
+	}
 	return r
 }
 

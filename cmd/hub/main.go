@@ -147,6 +147,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		Logger:                log,
 		Authorizer:            sec.authz,
 		AllowedOrigins:        opts.AllowOrigins,
+		AckTimeout:            opts.AckTimeout,
 		MaxMessageBytes:       opts.MaxMessageBytes,
 		MessageRate:           opts.RateLimit,
 		MaxSessions:           opts.MaxConnections,
@@ -169,6 +170,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	stops = append(stops, hub.Close)
 	mqttBroker.Open() // devices in only once the hub listens
+
+	// --demo: simulated motes, stopped before the hub and the broker (demo.go).
+	if opts.Demo {
+		stopDemo, err := startDemo(opts, mqttBroker.Addr(), log)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stopDemo)
+	}
 
 	stops = append(stops, func(ctx context.Context) error {
 		ready.Store(false) // first thing on the way down: stop taking traffic

@@ -41,6 +41,11 @@ type options struct {
 	MaxSubscriptions         int
 	ReadHeaderTimeout        time.Duration
 	IdleTimeout              time.Duration
+
+	// Command confirmation, and the simulated motes of --demo (demo.go).
+	AckTimeout time.Duration
+	Demo       bool
+	DemoMotes  int
 }
 
 // flagGroup is a heading of `hub --help` and the flags under it.
@@ -55,6 +60,8 @@ var helpGroups = []flagGroup{
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
 		"max-connections-per-address", "max-subscriptions", "read-header-timeout", "idle-timeout"}},
 	{"Storage", []string{"data", "data-sync-interval"}},
+	{"Commands", []string{"ack-timeout"}},
+	{"Demo", []string{"demo", "demo-motes"}},
 	{"Logging", []string{"log-level", "log-format"}},
 	{"Configuration", []string{"config"}},
 }
@@ -126,6 +133,10 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 2*time.Minute, "an idle HTTP keep-alive connection is closed after `DURATION`")
 	fs.StringVar(&o.DataDir, "data", "./hub-data", "`DIR` where retained messages, persistent sessions, last values and history persist (\"\": memory only)")
 	fs.DurationVar(&o.SyncInterval, "data-sync-interval", time.Second, "how often changes are written to --data: a crash loses at most this (`DURATION`)")
+	o.AckTimeout = 5 * time.Second
+	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
+	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
+	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
 	fs.Usage = func() { usage(fs, out) }
 
 	if err := fs.Parse(args); err != nil {
@@ -265,4 +276,26 @@ func isLoopback(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// positiveDuration is a flag.Value for a time.Duration that must be above zero.
+type positiveDuration struct{ d *time.Duration }
+
+func (p positiveDuration) String() string {
+	if p.d == nil {
+		return ""
+	}
+	return p.d.String()
+}
+
+func (p positiveDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration such as 500ms or 5s")
+	}
+	if d <= 0 {
+		return errors.New("must be above zero")
+	}
+	*p.d = d
+	return nil
 }

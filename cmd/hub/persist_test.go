@@ -94,6 +94,12 @@ func TestCrashKeepsWhatWasWritten(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		hubtest.PublishMQTT(t, device, "dev/1/temp", 1, false, []byte(fmt.Sprintf("[2%d.5,\"°C\"]", i)))
 	}
+	// mochi acknowledges before it hands a message on; the device's packets
+	// are handled in order, so once the hub has the last one it has them all.
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		_, _, body := get(t, "GET", "http://"+httpAddr+"/api/state?filter=dev/1/temp", nil, "")
+		return strings.Contains(body, `[25.5,"°C"]`)
+	}, "the hub never had the last temperature")
 	epoch, seq := position(t, httpAddr)
 	waitSynced(t, out, seq)
 	device.Disconnect(0)
@@ -167,6 +173,12 @@ func TestCleanRestartResumes(t *testing.T) {
 	hubtest.PublishMQTT(t, device, "m", 1, false, []byte("2"))
 	hubtest.PublishMQTT(t, device, "m", 1, false, []byte("3"))
 	device.Disconnect(0)
+	// mochi acknowledges a QoS 1 publish before it hands it on: wait until
+	// the hub has it, so that the stop comes after it.
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		_, _, body := get(t, "GET", "http://"+httpAddr+"/api/state?filter=m", nil, "")
+		return strings.Contains(body, `"payload":3`)
+	}, "the hub never had message 3")
 
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-exited; err != nil {

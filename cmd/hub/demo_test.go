@@ -1,0 +1,112 @@
+package main
+
+import (
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/motehub/motehub/internal/hubtest"
+)
+
+// TestDemo: hub --demo runs simulated motes on its own MQTT listener; they
+// answer commands; on shutdown they disconnect while the broker still runs.
+func TestDemo(t *testing.T) {
+	h := startHub(t, "--demo", "--demo-motes", "2")
+	if !strings.Contains(h.Log.String(), `msg="demo on: simulated motes publish under nodes/" motes=2 broker=mqtt://`+h.MQTT) {
+		t.Errorf("no demo line naming 2 motes and the broker in the log:\n%s", h.Log)
+	}
+	ws, _ := h.session(t, "/ws", `{"ack": true, "subscribe": ["nodes/+/relay/#"]}`)
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		ws.Send(`["clown.talk/-/state/get", {"filter": "nodes/mote-2/relay/#"}]`)
+		return strings.Contains(string(ws.Expect("clown.talk/-/state/ok").Payload), "nodes/mote-2/relay/i2c0-3c")
+	}, "mote-2's relays never reported")
+	ws.Send(`["nodes/mote-2/relay/i2c0-3c/set", {"state": true}]`)
+	if f := ws.Expect("clown.talk/-/ack"); !strings.Contains(string(f.Payload), `"ok":true`) {
+		t.Fatalf("ack %s", f.Payload)
+	}
+
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	log := h.Log.String()
+	// "disconnected reason=stopping" is what a mote logs when it leaves an
+	// open connection: the broker was still there.
+	if n := len(regexp.MustCompile(`msg=disconnected component=motesim mote=mote-\d reason=stopping`).FindAllString(log, -1)); n != 2 {
+		t.Errorf("%d motes disconnected cleanly on shutdown, want 2:\n%s", n, log)
+	}
+	if strings.Index(log, "msg=\"motes stopped\"") > strings.Index(log, "msg=stopped") {
+		t.Errorf("the motes stopped after the hub:\n%s", log)
+	}
+}
+
+// TestDemoNeedsMQTT: --demo without the MQTT listener, or with no motes, is
+// refused with a message that says why.
+func TestDemoNeedsMQTT(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--demo", "--mqtt", ""}, `--demo needs the MQTT listener`},
+		{[]string{"--demo", "--demo-motes", "0"}, `--demo-motes 0: want at least 1`},
+	} {
+		args := append([]string{"--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"}, tt.args...)
+		start := time.Now()
+		err := run(t.Context(), args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("run %v = %v, want an error containing %q", tt.args, err, tt.want)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("run %v took %v to refuse", tt.args, time.Since(start))
+		}
+	}
+}
+
+// TestDashboardOptions: the flags of the demo and of command confirmation,
+// their environment twins, and --help.
+func TestDashboardOptions(t *testing.T) {
+	env := map[string]string{"HUB_DEMO": "true", "HUB_DEMO_MOTES": "5", "HUB_ACK_TIMEOUT": "250ms"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o, err := parseOptions(nil, lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Demo || o.DemoMotes != 5 || o.AckTimeout != 250*time.Millisecond {
+		t.Fatalf("from the environment: demo %v, motes %d, ack timeout %v", o.Demo, o.DemoMotes, o.AckTimeout)
+	}
+	o, err = parseOptions(nil, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil || o.Demo || o.DemoMotes != 3 || o.AckTimeout != 5*time.Second {
+		t.Fatalf("defaults: demo %v, motes %d, ack timeout %v, err %v", o.Demo, o.DemoMotes, o.AckTimeout, err)
+	}
+	for _, bad := range []string{"0s", "-1s", "soon"} {
+		if _, err := parseOptions([]string{"--ack-timeout", bad}, lookup, io.Discard); err == nil {
+			t.Errorf("--ack-timeout %s accepted", bad)
+		}
+	}
+	var help strings.Builder
+	_, _ = parseOptions([]string{"--help"}, lookup, &help)
+	for _, want := range []string{"Demo:", "--demo ", "[HUB_DEMO]", "--demo-motes N", `(default "3")`, "Commands:", "--ack-timeout DURATION", `(default "5s")`} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("--help lacks %q:\n%s", want, help.String())
+		}
+	}
+}
+
+func TestDialable(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:1883": "127.0.0.1:1883",
+		"0.0.0.0:1883":   "127.0.0.1:1883",
+		"[::]:1883":      "[::1]:1883",
+		"[::1]:1883":     "[::1]:1883",
+	} {
+		tcp, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dialable(tcp); got != want {
+			t.Errorf("dialable(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}

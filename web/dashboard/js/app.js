@@ -1,0 +1,38 @@
+// The dashboard's entry point: a store fed by the connection to the hub,
+// and the views that draw it.
+
+import { connect } from "./connection.js";
+import { DevicesView } from "./devices.js";
+import { LogView } from "./log.js";
+import { PublishView } from "./publish.js";
+import { StatusView } from "./status.js";
+import { Store } from "./store.js";
+
+async function fetchHistory(topic, limit) {
+  const res = await fetch(`/api/history?topic=${encodeURIComponent(topic)}&limit=${limit}`);
+  if (!res.ok) throw new Error(`history of ${topic}: HTTP ${res.status}`);
+  return (await res.json()).values ?? [];
+}
+
+const store = new Store(fetchHistory);
+const shared = new URLSearchParams(location.search).get("shared") !== "0";
+const link = connect((ev) => store.apply(ev), { shared });
+
+const $ = (id) => document.getElementById(id);
+const command = (topic, payload) => link.command(topic, payload, "");
+const views = [
+  new StatusView($("connection"), $("summary"), $("notices"), store, link),
+  new DevicesView($("devices"), store, command),
+  new PublishView($("publish"), store, link),
+  new LogView($("log"), store),
+];
+store.subscribe((changes) => {
+  for (const v of views) v.render(changes);
+});
+setInterval(() => {
+  views[0].tick();
+  views[1].tick();
+}, 1000);
+
+// For the tests and for curious people in the developer console.
+window.motehub = { store, link, mode: () => link.mode };

@@ -1,0 +1,107 @@
+// A small line chart of a numeric series, in SVG: the line, a soft area under
+// it, a dot on the latest value, and the range and time span as text. It
+// scales to its box (the SVG stretches; the stroke keeps its width).
+
+import { formatNumber } from "./values.js";
+
+const NS = "http://www.w3.org/2000/svg";
+const W = 300;
+const H = 60;
+const PAD = 4; // vertical room so that the line never touches the edges
+
+export class Chart {
+  constructor(label) {
+    this.label = label;
+    this.el = document.createElement("figure");
+    this.el.className = "chart";
+    this.svg = document.createElementNS(NS, "svg");
+    this.svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    this.svg.setAttribute("preserveAspectRatio", "none");
+    this.svg.setAttribute("aria-hidden", "true");
+    this.area = document.createElementNS(NS, "path");
+    this.area.setAttribute("class", "chart-area");
+    this.line = document.createElementNS(NS, "path");
+    this.line.setAttribute("class", "chart-line");
+    this.svg.append(this.area, this.line);
+    this.dot = document.createElement("span");
+    this.dot.className = "chart-dot";
+    const plot = document.createElement("div");
+    plot.className = "chart-plot";
+    plot.append(this.svg, this.dot);
+    this.caption = document.createElement("figcaption");
+    this.el.append(plot, this.caption);
+    this.el.setAttribute("role", "img");
+  }
+
+  // update draws series ([{t, v}], oldest first) with unit for the caption;
+  // seeded is how many points came from the hub's history.
+  update(series, unit, seeded) {
+    this.el.dataset.points = String(series.length);
+    this.el.dataset.seeded = String(seeded);
+    if (series.length === 0) {
+      this.line.setAttribute("d", "");
+      this.area.setAttribute("d", "");
+      this.dot.hidden = true;
+      this.caption.textContent = "";
+      return;
+    }
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const p of series) {
+      lo = Math.min(lo, p.v);
+      hi = Math.max(hi, p.v);
+    }
+    const [min, max] = [lo, hi];
+    // A calm scale: at least four steps of the series' resolution tall (a
+    // thermometer that reports tenths moves within 0.4 °C, not edge to edge).
+    const minSpan = 4 * resolution(series);
+    if (hi - lo < minSpan) {
+      const mid = (hi + lo) / 2;
+      lo = mid - minSpan / 2;
+      hi = mid + minSpan / 2;
+    }
+    const t0 = series[0].t;
+    const span = series[series.length - 1].t - t0;
+    const x = (t) => (span > 0 ? ((t - t0) / span) * W : W);
+    const y = (v) => (hi > lo ? PAD + (1 - (v - lo) / (hi - lo)) * (H - 2 * PAD) : H / 2);
+    let d = "";
+    if (series.length === 1) {
+      d = `M0,${y(series[0].v).toFixed(1)}L${W},${y(series[0].v).toFixed(1)}`; // one reading: a level line
+    } else {
+      for (const p of series) d += `${d ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`;
+    }
+    this.line.setAttribute("d", d);
+    this.area.setAttribute("d", `${d}L${W},${H}L0,${H}Z`);
+    const last = series[series.length - 1];
+    this.dot.hidden = false;
+    this.dot.style.left = `${(x(last.t) / W) * 100}%`;
+    this.dot.style.top = `${(y(last.v) / H) * 100}%`;
+
+    const u = unit ? ` ${unit}` : "";
+    const range = max > min ? `${formatNumber(min)} – ${formatNumber(max)}${u}` : `${formatNumber(min)}${u}`;
+    const when = series.length > 1 ? `over ${duration(span)}` : "one reading";
+    // A range of long numbers (counters) does not fit: it goes in the tooltip.
+    this.caption.textContent = range.length > 20 ? when : `${range} · ${when}`;
+    this.el.title = `${range}, ${when}, ${series.length} readings`;
+    this.el.setAttribute("aria-label", `${this.label}: ${range}, ${when}, ${series.length} readings`);
+  }
+}
+
+// resolution is the smallest change between two readings of the series.
+function resolution(series) {
+  let step = Infinity;
+  for (let i = 1; i < series.length; i++) {
+    const d = Math.abs(series[i].v - series[i - 1].v);
+    if (d > 0 && d < step) step = d;
+  }
+  return Number.isFinite(step) ? step : 0;
+}
+
+function duration(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return "<1 s";
+  if (s < 90) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 90) return `${m} min`;
+  return `${Math.round(m / 60)} h`;
+}

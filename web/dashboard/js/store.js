@@ -1,0 +1,261 @@
+// Store is what one tab knows: devices and their tiles discovered from the
+// messages that arrive, each tile's value and (for numbers) its recent
+// series, the commands and their outcome, the connection's status, the
+// recent lines for the log. It takes the events of a connection (see
+// client.js) and tells views what changed, at most once per frame.
+
+import { compareNatural, deviceOf, isCommand, isControl, labelOf } from "./topics.js";
+import { classify } from "./values.js";
+
+const SERIES_MAX = 240; // points per chart
+const HISTORY_LIMIT = 120; // what the hub keeps per topic
+const HISTORY_PARALLEL = 4; // requests at a time, below the browser's 6 per host
+const KEEP_LINES = 500;
+const KEEP_NOTICES = 5;
+const DEVICE_UPDATES = 16; // arrival times kept per device, to learn its pace
+const STALE_UNKNOWN_PACE = 120_000; // ms of silence before a device of unknown pace is stale
+const STALE_MIN = 30_000;
+
+// Tiles go in this order: readings with a unit, other numbers, states,
+// the rest; by topic within each.
+const rank = (info) => (info.kind === "number" ? (info.unit ? 0 : 1) : info.kind === "switch" ? 2 : 3);
+
+export class Store {
+  devices = new Map(); // key → {key, prefix, name, topics: [topic], lastTime, updates: [ms]}
+  tiles = new Map(); // topic → tile
+  commands = new Map(); // command topic (".../set") → its latest command
+  byRef = new Map(); // a caller's ref → command
+  status = { state: "connecting", tabs: 1 };
+  lines = [];
+  notices = [];
+
+  #fetchHistory;
+  #historyQueue = [];
+  #historyRunning = 0;
+  #listeners = new Set();
+  #changes = emptyChanges();
+  #scheduled = false;
+
+  // fetchHistory(topic) resolves to the hub's samples [{payload, time}], oldest first.
+  constructor(fetchHistory) {
+    this.#fetchHistory = fetchHistory;
+  }
+
+  subscribe(fn) {
+    this.#listeners.add(fn);
+    fn({ ...emptyChanges(), all: true });
+  }
+
+  apply(ev) {
+    const c = this.#changes;
+    switch (ev.type) {
+      case "snapshot":
+        this.#setStatus(ev.status);
+        for (const v of ev.values) this.#setValue(v.topic, v.payload, v.time, false);
+        this.#addLines(ev.lines, false);
+        for (const cmd of ev.commands) this.#setCommand(cmd);
+        break;
+      case "status":
+        this.#setStatus(ev.status);
+        break;
+      case "lines":
+        this.#addLines(ev.lines, true);
+        break;
+      case "state":
+        for (const v of ev.values) this.#setValue(v.topic, v.payload, v.time, false);
+        break;
+      case "command":
+        this.#setCommand(ev.command);
+        break;
+      case "notice":
+        this.notices.push({ ...ev, time: Date.now() });
+        if (this.notices.length > KEEP_NOTICES) this.notices.shift();
+        c.notices.push(ev);
+        break;
+    }
+    this.#schedule();
+  }
+
+  // staleAfter is how long a device may stay silent before it looks stale:
+  // four times its usual pace (the median gap between its updates), at
+  // least 30 s; two minutes while its pace is unknown.
+  staleAfter(device) {
+    const u = device.updates;
+    if (u.length < 3) return STALE_UNKNOWN_PACE;
+    const gaps = [];
+    for (let i = 1; i < u.length; i++) gaps.push(u[i] - u[i - 1]);
+    gaps.sort((a, b) => a - b);
+    return Math.max(STALE_MIN, 4 * gaps[Math.floor(gaps.length / 2)]);
+  }
+
+  isStale(device, now = Date.now()) {
+    return this.status.state === "live" && now - device.lastTime > this.staleAfter(device);
+  }
+
+  sortedDevices() {
+    return [...this.devices.values()].sort((a, b) => compareNatural(a.key, b.key));
+  }
+
+  #setStatus(status) {
+    this.status = status;
+    this.#changes.status = true;
+  }
+
+  #addLines(lines, live) {
+    for (const line of lines) {
+      this.lines.push(line);
+      if (live && line.dir === "in" && !isControl(line.topic)) {
+        this.#setValue(line.topic, line.payload, line.time, true);
+      }
+    }
+    if (this.lines.length > KEEP_LINES) this.lines.splice(0, this.lines.length - KEEP_LINES);
+    this.#changes.lines.push(...lines);
+  }
+
+  #setCommand(cmd) {
+    const prev = this.commands.get(cmd.topic);
+    // The control shows the latest command; an older one settling late does not undo it.
+    if (!prev || prev.id === cmd.id || seqOf(cmd.id) > seqOf(prev.id)) this.commands.set(cmd.topic, cmd);
+    if (cmd.ref) this.byRef.set(cmd.ref, cmd);
+    this.#changes.commands.add(cmd.topic);
+  }
+
+  // setValue records a message: live ones (lines as they arrive) move the
+  // device's pace; last values from the hub (snapshots, resync) do not.
+  #setValue(topic, payload, time, live) {
+    // Commands are in the log, but make no tiles: the device's echo does.
+    if (isControl(topic) || isCommand(topic)) return;
+    const c = this.#changes;
+    const info = classify(payload);
+    let tile = this.tiles.get(topic);
+    const dev = deviceOf(topic);
+    let device = this.devices.get(dev.key);
+    if (!device) {
+      device = { key: dev.key, prefix: dev.prefix, name: dev.name, topics: [], lastTime: 0, updates: [] };
+      this.devices.set(dev.key, device);
+      c.structure = true;
+    }
+    if (!tile) {
+      tile = { topic, device: dev.key, rest: dev.rest, label: labelOf(dev.rest), info, payload, time, series: [], seeded: 0, history: "none" };
+      tile.commandable = commandable(topic, info);
+      this.tiles.set(topic, tile);
+      device.topics.push(topic);
+      c.devices.add(dev.key);
+    } else if (tile.info.kind !== info.kind || tile.commandable !== commandable(topic, info)) {
+      tile.commandable = commandable(topic, info);
+      c.devices.add(dev.key); // the tile changes shape
+    } else if (!live && time < tile.time) {
+      return; // an older value than the one shown
+    }
+    if (c.devices.has(dev.key)) {
+      device.topics.sort((a, b) => {
+        const ta = this.tiles.get(a), tb = this.tiles.get(b);
+        return rank(ta.info) - rank(tb.info) || compareNatural(ta.rest, tb.rest);
+      });
+    }
+    // A last value from the hub that the tile shows already adds no point.
+    const known = !live && tile.series.length > 0 && JSON.stringify(payload) === JSON.stringify(tile.payload);
+    tile.info = info;
+    tile.payload = payload;
+    tile.time = Math.max(tile.time, time);
+    if (info.kind === "number" && !known) {
+      addPoint(tile.series, { t: time, v: info.value, a: Date.now() });
+    }
+    device.lastTime = Math.max(device.lastTime, time);
+    if (live) {
+      device.updates.push(time);
+      if (device.updates.length > DEVICE_UPDATES) device.updates.shift();
+    }
+    c.tiles.add(topic);
+    if (info.kind === "number" && tile.history === "none") this.#queueHistory(tile);
+  }
+
+  // Charts start from the hub's history, so a fresh page is not empty.
+  #queueHistory(tile) {
+    tile.history = "queued";
+    this.#historyQueue.push(tile);
+    this.#pumpHistory();
+  }
+
+  #pumpHistory() {
+    while (this.#historyRunning < HISTORY_PARALLEL && this.#historyQueue.length) {
+      const tile = this.#historyQueue.shift();
+      this.#historyRunning++;
+      this.#loadHistory(tile).finally(() => {
+        this.#historyRunning--;
+        this.#pumpHistory();
+      });
+    }
+  }
+
+  async #loadHistory(tile) {
+    tile.history = "loading";
+    const asked = Date.now();
+    let samples;
+    try {
+      samples = await this.#fetchHistory(tile.topic, HISTORY_LIMIT);
+    } catch {
+      tile.history = "failed"; // the chart fills from live values alone
+      return;
+    }
+    const now = Date.now();
+    const past = [];
+    for (const s of samples) {
+      const info = classify(s.payload);
+      const t = Date.parse(s.time);
+      if (info.kind === "number" && Number.isFinite(t)) past.push({ t: Math.min(t, now), v: info.value, a: asked });
+    }
+    // The hub's history holds every value the tile has seen before the
+    // request; what arrived since goes after it, except a first value the
+    // history already ends with (it may have been in both).
+    const since = tile.series.filter((p) => p.a > asked);
+    if (since.length && past.length && since[0].v === past[past.length - 1].v) since.shift();
+    tile.series = [];
+    for (const p of [...past, ...since]) addPoint(tile.series, p);
+    tile.seeded = past.length;
+    tile.history = "done";
+    this.#changes.tiles.add(tile.topic);
+    this.#schedule();
+  }
+
+  // schedule tells the listeners once per frame; background tabs, which
+  // get no animation frames, are told within a second.
+  #schedule() {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    let raf = 0;
+    const run = () => {
+      cancelAnimationFrame(raf);
+      clearTimeout(timer);
+      this.#scheduled = false;
+      const changes = this.#changes;
+      this.#changes = emptyChanges();
+      for (const fn of this.#listeners) fn(changes);
+    };
+    raf = requestAnimationFrame(run);
+    const timer = setTimeout(run, 500);
+  }
+}
+
+// commandable says whether a state takes commands on "<topic>/set", as the
+// hub's acknowledgement expects: the Clown.Talk shape {"state": bool}
+// (relay/i2c0-3b), or a boolean on a topic named state (HARDWARIO's
+// led/-/state). Another boolean (a motion sensor's) only shows.
+function commandable(topic, info) {
+  return info.kind === "switch" && (info.shape === "object" || topic === "state" || topic.endsWith("/state"));
+}
+
+function emptyChanges() {
+  return { all: false, status: false, structure: false, devices: new Set(), tiles: new Set(), commands: new Set(), lines: [], notices: [] };
+}
+
+// addPoint appends p, keeping time in order (clocks of hub and browser may
+// differ a little) and the series bounded.
+function addPoint(series, p) {
+  const last = series[series.length - 1];
+  if (last && p.t < last.t) p = { ...p, t: last.t };
+  series.push(p);
+  if (series.length > SERIES_MAX) series.splice(0, series.length - SERIES_MAX);
+}
+
+const seqOf = (id) => Number(String(id).replace(/^\D+/, "")) || 0;

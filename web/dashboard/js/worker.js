@@ -1,0 +1,52 @@
+// The SharedWorker that the dashboard's tabs share: it holds the one
+// WebSocket session (a HubClient) and relays its events to every tab, so
+// that ten open tabs cost the hub one session, not ten. A tab that connects
+// first gets a snapshot (status, last values, recent lines and commands),
+// then every event, in order.
+//
+// Messages from a tab: {type: "command"|"publish", topic, payload, ref},
+// {type: "retry"}, {type: "bye"} (the tab is going away).
+
+import { HubClient, wsURL } from "./client.js";
+
+const ports = new Set();
+const client = new HubClient(wsURL(self.location));
+client.on((ev) => broadcast(ev));
+
+function broadcast(ev) {
+  for (const port of ports) port.postMessage(ev);
+}
+
+function leave(port) {
+  if (ports.delete(port)) client.setTabs(ports.size);
+}
+
+self.onconnect = (e) => {
+  const port = e.ports[0];
+  ports.add(port);
+  port.onmessage = (m) => {
+    const msg = m.data ?? {};
+    switch (msg.type) {
+      case "command":
+        client.command(msg.topic, msg.payload, msg.ref);
+        break;
+      case "publish":
+        client.publish(msg.topic, msg.payload, msg.ref);
+        break;
+      case "retry":
+        client.retryNow();
+        break;
+      case "bye":
+        leave(port);
+        break;
+    }
+  };
+  port.addEventListener("close", () => leave(port)); // where browsers have it
+  port.postMessage(client.snapshot());
+  client.setTabs(ports.size);
+  client.start();
+};
+
+// A worker's errors show in no tab's console: tell the tabs, which log them.
+self.addEventListener("error", (e) => broadcast({ type: "worker-error", text: `${e.message} (${e.filename}:${e.lineno})` }));
+self.addEventListener("unhandledrejection", (e) => broadcast({ type: "worker-error", text: String(e.reason) }));
