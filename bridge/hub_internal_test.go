@@ -37,6 +37,14 @@ func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
 	if err := h.attach(c); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // a test that failed early leaves it attached
+		h.mu.Lock()
+		_, attached := h.clients[c]
+		h.mu.Unlock()
+		if attached {
+			h.detach(c)
+		}
+	})
 	h.mu.Lock()
 	cu, err := h.beginLocked(c, filters, h.seq, "")
 	if err == nil {
@@ -164,7 +172,7 @@ func TestCloseCutsSessionsThatDoNotEnd(t *testing.T) {
 // 1,000 subscribed clients' queues (encoding, index lookup, queueing).
 // Queues are emptied every 1,000 messages, as writers would.
 func BenchmarkFanOut1000(b *testing.B) {
-	h := newTestHub(b, Config{})
+	h := newTestHub(b, Config{MaxSessionsPerAddress: 1000})
 	clients := make([]*client, 1000)
 	for i := range clients {
 		clients[i] = attachTest(b, h, "", "nodes/+/thermometer/#")

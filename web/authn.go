@@ -78,6 +78,20 @@ func (a *authn) middleware(next http.Handler) http.Handler {
 	})
 }
 
+// requireUser lets through only users who proved who they are, when there
+// is a users file: what the anonymous entry may read are topics, not the
+// hub's own counters.
+func (a *authn) requireUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := auth.Authenticated(r.Context()); a.authz.Enabled() && !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="motehub", charset="UTF-8"`)
+			bridge.WriteHTTPError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, "web: "+r.URL.Path+" is for known users; give credentials")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // isNavigation reports whether a person's browser asked for a page.
 func isNavigation(r *http.Request) bool {
 	return r.Method == http.MethodGet && (r.Header.Get("Sec-Fetch-Mode") == "navigate" ||

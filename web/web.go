@@ -94,7 +94,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", readyHandler(cfg.Checks))
-	r.Method(http.MethodGet, "/metrics", metricsHandler(hub, an, cfg.Collectors))
+	r.Method(http.MethodGet, "/metrics", an.requireUser(metricsHandler(hub, an, cfg.Collectors)))
 	r.Get("/login", an.loginForm)
 	r.Post("/login", an.login)
 	r.Post("/logout", an.logout)

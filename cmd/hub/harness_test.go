@@ -45,7 +45,11 @@ type runningHub struct {
 	once   sync.Once
 }
 
-var listeningLine = regexp.MustCompile(`msg=listening proto=(\w+) addr=(\S+)`)
+// listeningLine finds the listening lines in text or JSON logs.
+var (
+	listeningLine = regexp.MustCompile(`msg=listening proto=(\w+) addr=(\S+)|"msg":"listening","proto":"(\w+)","addr":"([^"]+)"`)
+	readyLine     = regexp.MustCompile(`msg=ready|"msg":"ready"`)
+)
 
 // startHub runs the hub with args after "--http 127.0.0.1:0 --mqtt 127.0.0.1:0",
 // waits for its "ready" line, and stops it when the test ends.
@@ -72,14 +76,15 @@ func startHub(t *testing.T, args ...string) *runningHub {
 			t.Fatalf("hub exited before it was ready: %v\n%s", early, h.Log.String())
 		default:
 		}
-		return bytes.Contains([]byte(h.Log.String()), []byte("msg=ready"))
+		return readyLine.MatchString(h.Log.String())
 	}, "hub not ready; log:\n%s", h.Log)
 	for _, m := range listeningLine.FindAllStringSubmatch(h.Log.String(), -1) {
-		switch m[1] {
+		proto, addr := m[1]+m[3], m[2]+m[4]
+		switch proto {
 		case "http", "https":
-			h.HTTP = m[2]
+			h.HTTP = addr
 		case "mqtt":
-			h.MQTT = m[2]
+			h.MQTT = addr
 		}
 	}
 	if h.HTTP == "" {

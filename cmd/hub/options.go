@@ -107,7 +107,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 		})
 	fs.BoolVar(&o.AllowAnonymous, "allow-anonymous", false, "without --users, serve anonymous clients with full access on non-loopback addresses too")
 	fs.StringVar(&o.MQTTSAddr, "mqtts", "", "`ADDR` for MQTT over TLS (needs --tls-cert and --tls-key)")
-	fs.StringVar(&o.UsersFile, "users", "", "users and their rights (TOML, written by `hub passwd`); reloaded on SIGHUP")
+	fs.StringVar(&o.UsersFile, "users", "", "`FILE` of users and their rights (TOML, written by hub passwd); reloaded on SIGHUP")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "certificate `FILE` (PEM): serve HTTPS/WSS, and MQTTS; reloaded on SIGHUP")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "private key `FILE` (PEM) of --tls-cert")
 	fs.Func("trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For names the client (repeatable)",
@@ -184,6 +184,9 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	for _, name := range slices.Sorted(maps.Keys(keys)) {
+		if _, table := keys[name].(map[string]any); table {
+			return fmt.Errorf("config file %s: [%s] is a table; the file has no tables, write every key at the top", path, name)
+		}
 		f := fs.Lookup(name)
 		if f == nil || name == "config" {
 			return fmt.Errorf("config file %s: unknown key %q; the keys are the flags of hub --help without their dashes, such as http, mqtt, users", path, name)
@@ -197,8 +200,6 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 			for _, item := range v {
 				values = append(values, fmt.Sprint(item))
 			}
-		case map[string]any:
-			return fmt.Errorf("config file %s: key %q takes a value, not a table", path, name)
 		default:
 			values = []string{fmt.Sprint(v)}
 		}
@@ -240,7 +241,10 @@ func usage(fs *flag.FlagSet, out io.Writer) {
 		for _, name := range g.names {
 			f := fs.Lookup(name)
 			arg, text := flag.UnquoteUsage(f)
-			fmt.Fprintf(out, "  --%s %s\n      %s", f.Name, arg, text)
+			if arg != "" {
+				arg = " " + arg
+			}
+			fmt.Fprintf(out, "  --%s%s\n      %s", f.Name, arg, text)
 			if f.DefValue != "" && f.DefValue != "false" {
 				fmt.Fprintf(out, " (default %q)", f.DefValue)
 			}

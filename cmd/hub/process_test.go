@@ -86,17 +86,41 @@ func TestMosquittoClients(t *testing.T) {
 
 // TestSIGTERMDrainsAndExitsZero builds the real binary, runs it, and stops it
 // as a service manager would: it must close browsers with "going away" and
-// exit 0 within 10 seconds.
+// exit 0 within 10 seconds. On the way, starts that cannot work must exit 1.
 func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	cmd, out, exited := startProcess(t, buildHub(t), "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
+	bin := buildHub(t)
+	cmd, out, exited := startProcess(t, bin, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
 	var httpAddr string
 	for _, l := range listeningLine.FindAllStringSubmatch(out.String(), -1) {
 		if l[1] == "http" {
 			httpAddr = l[2]
 		}
+	}
+
+	// What a service manager sees when a start fails: exit status 1 and one
+	// line on standard error that says why.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--http", httpAddr, "--mqtt", "127.0.0.1:0", "--data", ""}, "hub: listen for HTTP on " + httpAddr},
+		{[]string{"--users", "/no/such/users.toml", "--data", ""}, "/no/such/users.toml"},
+		{[]string{"--log-format", "xml"}, "want text or json"},
+	} {
+		second := exec.Command(bin, c.args...)
+		second.Dir = t.TempDir()
+		var stderr strings.Builder
+		second.Stderr = &stderr
+		err := second.Run()
+		if code := second.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("hub %v: exit %d (%v), stderr %q; want exit 1 and %q", c.args, code, err, stderr.String(), c.want)
+		}
+	}
+	if v, err := exec.Command(bin, "version").Output(); err != nil || !strings.HasPrefix(string(v), "motehub ") {
+		t.Errorf("hub version: %q %v", v, err)
 	}
 	ws := hubtest.DialWS(t, "ws://"+httpAddr+"/ws", nil)
 	ws.Send(`["clown.talk/-/config/set", {}]`)

@@ -259,6 +259,12 @@ func TestOneDecisionForEveryDoor(t *testing.T) {
 			t.Errorf("anonymous GET %s: %d %s, want %d", path, status, body, want)
 		}
 	}
+	if status, _, body := get(t, "GET", base+"/metrics", nil, ""); status != 401 || errorCode(body) != "unauthorized" {
+		t.Errorf("anonymous GET /metrics: %d %.100s, want 401: counters are for known users", status, body)
+	}
+	if status, _, body := get(t, "GET", base+"/metrics", http.Header{"Authorization": {basic("viewer", viewerPassword)}}, ""); status != 200 || !strings.Contains(body, "motehub_sessions") {
+		t.Errorf("a user's GET /metrics: %d %.100s", status, body)
+	}
 	if _, err := hubtest.TryDialSSE(base+"/events?filter=nodes/%23", nil); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("an anonymous stream of nodes/#: %v, want 403", err)
 	}
