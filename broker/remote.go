@@ -1,0 +1,318 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/topics"
+)
+
+// ErrUnavailable is returned, wrapped, when the upstream broker cannot take
+// a message now: not connected, the connection lost before the broker
+// acknowledged, or no acknowledgement in time.
+var ErrUnavailable = errors.New("broker: upstream unavailable")
+
+// ErrRefused is returned, wrapped, by [Remote.Subscribe] when the upstream
+// broker refuses the subscription (a SUBACK failure, usually its ACL).
+var ErrRefused = errors.New("broker: refused by the upstream broker")
+
+// errClosedRemote is why a closed Remote is not ready.
+var errClosedRemote = fmt.Errorf("%w: closed", ErrUnavailable)
+
+// Remote is a client of an existing MQTT broker or cluster (Mosquitto, EMQX,
+// HiveMQ, VerneMQ, ...) that implements bridge.Bus, so that several hub
+// replicas can stand in front of one cluster. It speaks MQTT 3.1.1 with a
+// clean session, through paho; no paho type leaves this package.
+//
+// A Remote connects in the background and keeps doing so: it never gives up,
+// waiting up to RemoteConfig.MaxReconnectInterval between attempts. After
+// every connect it makes every subscription again before it reports itself
+// up. While it is down, Publish fails at once with [ErrUnavailable] and
+// Subscribe succeeds: the subscription is made when the upstream comes back.
+//
+// # Concurrency contract
+//
+//   - Subscription callbacks run on paho's router goroutine, one message at
+//     a time and in the order the broker sent them (which keeps each topic's
+//     messages in order). A callback must not block: no waiting for a
+//     Publish, and no call to Subscribe or a cancel function, which wait for
+//     running callbacks. Nor may anyone call Subscribe or cancel while
+//     holding a lock that a callback takes. Each incoming PUBLISH calls each
+//     matching subscription once; a callback may run before its Subscribe
+//     has returned (the retained messages).
+//   - RemoteConfig.OnStatus runs on the Remote's own goroutine, in order.
+//   - All exported methods are safe for concurrent use. Close is safe to call
+//     more than once.
+type Remote struct {
+	cfg      RemoteConfig
+	up       upstream
+	clientID string
+	log      *slog.Logger
+
+	// subMu orders the changes of subscriptions with what is sent upstream
+	// for them, so that the broker sees SUBSCRIBE and UNSUBSCRIBE in the
+	// order the filters' reference counts changed. Held around paho calls
+	// that do not wait for the network (at most its write timeout).
+	subMu sync.Mutex
+	// mu guards index and refs; the router holds it for reading while it
+	// calls the callbacks, so that removing a subscription waits for them.
+	mu    sync.RWMutex
+	index topics.Index[*remoteSub]
+	refs  map[string]int // subscriptions per filter: one upstream subscription each
+
+	conn   atomic.Pointer[conn] // the open connection; nil while down
+	state  remoteState
+	closed atomic.Bool
+	quit   chan struct{} // closed by Close
+	done   chan struct{} // closed when run returns
+
+	closeOnce     sync.Once
+	closeErr      error
+	closeDeadline atomic.Pointer[time.Time] // set by Close before it closes quit
+}
+
+var _ bridge.Bus = (*Remote)(nil)
+
+// remoteSub is one call of Subscribe.
+type remoteSub struct {
+	filter string
+	fn     func(bridge.Message)
+}
+
+// ConnectRemote checks cfg and returns a Remote that connects to cfg.URL in
+// the background. It returns at once, without waiting for the upstream: see
+// [Remote.Ready] and RemoteConfig.OnStatus. Its only errors are for a
+// RemoteConfig it cannot use (wrapping [ErrBadURL]). Close the Remote when
+// done with it.
+func ConnectRemote(cfg RemoteConfig) (*Remote, error) {
+	cfg.setDefaults()
+	up, err := parseUpstream(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Remote{
+		cfg:      cfg,
+		up:       up,
+		clientID: newClientID(cfg.ClientIDPrefix),
+		refs:     make(map[string]int),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	r.log = cfg.Logger.With("component", "upstream", "upstream", up.String(), "client_id", r.clientID)
+	r.state.err = fmt.Errorf("%w: connecting to %s", ErrUnavailable, up)
+	go r.run() // ends after quit is closed; Close waits for done
+	return r, nil
+}
+
+// ClientID is the MQTT client id this Remote connects with.
+func (r *Remote) ClientID() string { return r.clientID }
+
+// URL is the upstream's URL without credentials.
+func (r *Remote) URL() string { return r.up.String() }
+
+// Ready returns nil while the upstream is usable: connected, and every
+// subscription made on this connection. Otherwise it says why not, wrapping
+// [ErrUnavailable]. The reason names the upstream's URL, never its
+// credentials.
+func (r *Remote) Ready() error {
+	if r.closed.Load() {
+		return errClosedRemote
+	}
+	return r.state.ready()
+}
+
+// Publish sends m upstream with m's QoS and retain flag. It returns once the
+// broker has acknowledged it (PUBACK for QoS 1, PUBCOMP for QoS 2) or, for
+// QoS 0, once it is written to the connection. It fails at once, wrapping
+// [ErrUnavailable], while the upstream is down, and wrapping it too when the
+// connection is lost before the acknowledgement (the message may or may not
+// have arrived; it is never sent again later) or when none comes within ctx
+// or RemoteConfig.PublishTimeout. After Close it returns [ErrClosed].
+//
+// m's ResponseTopic and CorrelationData are MQTT v5 properties: the Remote
+// speaks MQTT 3.1.1 and leaves them out.
+func (r *Remote) Publish(ctx context.Context, m bridge.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	if err := topics.ValidateTopic(m.Topic); err != nil {
+		// A PUBLISH with a wildcard would make the broker drop the connection.
+		return fmt.Errorf("broker: publish to %q: %w", m.Topic, err)
+	}
+	if m.QoS > 2 {
+		return fmt.Errorf("broker: publish to %q: QoS %d: want 0, 1 or 2", m.Topic, m.QoS)
+	}
+	cn := r.conn.Load()
+	if cn == nil || cn.isLost() {
+		return fmt.Errorf("%w: publish to %q: not connected", ErrUnavailable, m.Topic)
+	}
+	tok := cn.client.Publish(m.Topic, m.QoS, m.Retain, m.Payload)
+	timer := time.NewTimer(r.cfg.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("%w: publish to %q: %v", ErrUnavailable, m.Topic, err)
+		}
+		return nil
+	case <-cn.lost:
+		return fmt.Errorf("%w: publish to %q: connection lost before the broker acknowledged (the message may or may not have arrived)", ErrUnavailable, m.Topic)
+	case <-timer.C:
+		return fmt.Errorf("%w: publish to %q: no acknowledgement within %v", ErrUnavailable, m.Topic, r.cfg.PublishTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("broker: publish to %q: %w", m.Topic, context.Cause(ctx))
+	case <-r.quit:
+		return ErrClosed
+	}
+}
+
+// Subscribe calls fn for every message whose topic matches filter, until
+// cancel is called: the retained ones the broker sends for the subscription
+// first, then each message as it arrives. Connected, it returns once the
+// broker has acknowledged the subscription, with an error wrapping
+// [ErrRefused] when the broker refused it; down, it returns at once and the
+// subscription is made when the upstream is back. Either way the
+// subscription is made again, retained messages and all, after every
+// reconnect.
+//
+// Subscriptions to the same filter share one upstream subscription; each new
+// one subscribes again, so that the broker sends the retained messages for
+// it, and those (with Retain set) reach every subscription of the filter.
+// Each incoming PUBLISH calls every subscription whose filter matches its
+// topic once, however many filters match. Mosquitto 2 and mochi send a
+// client one copy of a message however many of its subscriptions match; a
+// broker that sends a copy per matching subscription (MQTT 3.1.1 allows it)
+// makes each of them call the callbacks, so the hub's filters should not
+// overlap. Shared subscriptions ($share/...) are refused: every replica needs
+// every message its clients want.
+//
+// After cancel returns, fn is not called again; cancel unsubscribes upstream
+// when it ends the filter's last subscription (without waiting for the
+// broker's answer). Calling it again does nothing.
+func (r *Remote) Subscribe(filter string, fn func(bridge.Message)) (cancel func(), err error) {
+	if err := topics.ValidateFilter(filter); err != nil {
+		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, err)
+	}
+	if strings.HasPrefix(filter, "$share/") || strings.HasPrefix(filter, "$queue/") {
+		return nil, fmt.Errorf("broker: subscribe %q: shared subscriptions are not supported: every replica needs every message its clients want", filter)
+	}
+	s := &remoteSub{filter: filter, fn: fn}
+	r.subMu.Lock()
+	if r.closed.Load() {
+		r.subMu.Unlock()
+		return nil, ErrClosed
+	}
+	r.mu.Lock()
+	r.index.Add(filter, s)
+	r.refs[filter]++
+	r.mu.Unlock()
+	cn := r.conn.Load()
+	var tok paho.Token
+	if cn != nil {
+		tok = cn.client.Subscribe(filter, 1, nil) // nil: every message goes to dispatch
+	}
+	r.subMu.Unlock()
+
+	var once sync.Once
+	cancel = func() { once.Do(func() { r.unsubscribe(s) }) }
+	if tok == nil {
+		return cancel, nil
+	}
+	refused, err := r.awaitSuback(cn, tok)
+	switch {
+	case len(refused) > 0:
+		cancel()
+		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, ErrRefused)
+	case errors.Is(err, ErrClosed):
+		cancel()
+		return nil, ErrClosed
+	case err != nil:
+		// The connection is going or gone; the next one makes it again.
+		r.log.Debug("subscription not confirmed; it is made again on reconnect", "filter", filter, "err", err)
+	}
+	return cancel, nil
+}
+
+// unsubscribe removes s, waiting for its callback if it runs, and
+// unsubscribes upstream when s was the last subscription of its filter.
+func (r *Remote) unsubscribe(s *remoteSub) {
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
+	r.mu.Lock()
+	r.index.Remove(s.filter, s)
+	r.refs[s.filter]--
+	last := r.refs[s.filter] == 0
+	if last {
+		delete(r.refs, s.filter)
+	}
+	r.mu.Unlock()
+	if cn := r.conn.Load(); last && cn != nil {
+		// Not waited for: messages still on their way match no subscription
+		// and are dropped, and the connection's writer sends packets in order.
+		cn.client.Unsubscribe(s.filter)
+	}
+}
+
+// filters returns the filters subscribed to, each once.
+func (r *Remote) filters() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fs := make([]string, 0, len(r.refs))
+	for f := range r.refs {
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// dispatch is paho's handler for every incoming PUBLISH, on its router
+// goroutine: it calls each matching subscription's callback once.
+func (r *Remote) dispatch(_ paho.Client, pm paho.Message) {
+	m := bridge.Message{Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), Retain: pm.Retained()}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	r.index.Match(m.Topic, func(s *remoteSub) { s.fn(m) })
+}
+
+// Close disconnects from the upstream and stops reconnecting. It returns
+// once the connection's goroutines have ended, within RemoteConfig.CloseTimeout
+// or ctx, whichever ends first; after that no callback runs. Publish and
+// Subscribe then return [ErrClosed]. Calling Close again returns the first
+// call's result.
+func (r *Remote) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() { r.closeErr = r.close(ctx) })
+	return r.closeErr
+}
+
+func (r *Remote) close(ctx context.Context) error {
+	start := time.Now()
+	deadline := start.Add(r.cfg.CloseTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	r.closeDeadline.Store(&deadline)
+	r.subMu.Lock() // no Subscribe is half done
+	r.closed.Store(true)
+	r.subMu.Unlock()
+	close(r.quit)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-r.done:
+		return nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return fmt.Errorf("broker: close: the upstream connection had not ended after %v", time.Since(start).Round(time.Millisecond))
+}

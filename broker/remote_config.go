@@ -1,0 +1,221 @@
+package broker
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+)
+
+// RemoteConfig tunes a [Remote]. The zero value of each field means its
+// documented default; only URL is required.
+type RemoteConfig struct {
+	// URL is the upstream broker or cluster:
+	//
+	//	mqtt://host[:port]        MQTT over TCP, port 1883 by default
+	//	mqtts://host[:port]       MQTT over TLS, port 8883 by default
+	//	ws://host[:port]/path     MQTT over WebSocket, e.g. ws://emqx:8083/mqtt
+	//	wss://host[:port]/path    MQTT over secure WebSocket
+	//
+	// tcp:// is accepted for mqtt://, and ssl:// and tls:// for mqtts://.
+	// Credentials may be given as user:password@host (percent-encoded); they
+	// never appear in logs or errors. Required.
+	URL string
+	// Username and Password authenticate the hub to the broker; when Username
+	// is set, both win over the URL's. Default: the URL's, or none.
+	Username, Password string
+	// TLS configures mqtts:// and wss://. Default: the system's roots, TLS 1.2
+	// at least. Without a ServerName, the URL's host is the name checked.
+	TLS *tls.Config
+	// ClientIDPrefix starts the MQTT client id; a random suffix of 12
+	// characters follows, so that each replica (and each Remote) has its own
+	// id and never takes over another's connection. Default "motehub-" (20
+	// characters in all, within the 23 every MQTT 3.1.1 broker must accept).
+	ClientIDPrefix string
+	// ConnectTimeout bounds one attempt to connect: dial, TLS or WebSocket
+	// handshake, CONNECT and CONNACK. Default 10 s.
+	ConnectTimeout time.Duration
+	// MaxReconnectInterval bounds the wait between two attempts to connect.
+	// The wait starts at 250 ms after a failed attempt or a lost connection
+	// and doubles with each failure up to this bound, each wait drawn at
+	// random between half and all of it, so that replicas do not come back in
+	// step. It starts afresh only after a connection has lasted this long.
+	// Default 10 s.
+	MaxReconnectInterval time.Duration
+	// PublishTimeout bounds how long Publish waits for the broker's
+	// acknowledgement when its ctx has no sooner deadline, and how long
+	// subscribing waits for a SUBACK; it is also paho's write timeout.
+	// Default 10 s.
+	PublishTimeout time.Duration
+	// KeepAlive is the MQTT keep-alive interval: after KeepAlive without
+	// traffic the Remote sends a PINGREQ, and a connection on which the
+	// broker has not answered within 10 s (or KeepAlive, if shorter) is
+	// dropped and made again. A silent network failure is thus noticed
+	// within about KeepAlive + 15 s. Default 15 s.
+	KeepAlive time.Duration
+	// CloseTimeout bounds [Remote.Close] when its ctx has no sooner
+	// deadline. Default 5 s.
+	CloseTimeout time.Duration
+	// OnStatus, when set, is told each time the upstream becomes usable or
+	// stops being usable (see [Status]). It is called on the Remote's own
+	// goroutine, one call at a time and in order, never concurrently with
+	// itself; while it runs the Remote does not reconnect, so it must return
+	// quickly and must not call [Remote.Close]. Default: none.
+	OnStatus func(Status)
+	// Logger receives connects and disconnects at info and warn, retries at
+	// debug. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// The defaults of [RemoteConfig].
+const (
+	DefaultClientIDPrefix       = "motehub-"
+	DefaultConnectTimeout       = 10 * time.Second
+	DefaultMaxReconnectInterval = 10 * time.Second
+	DefaultPublishTimeout       = 10 * time.Second
+	DefaultKeepAlive            = 15 * time.Second
+	DefaultCloseTimeout         = 5 * time.Second
+)
+
+// minReconnectInterval is the first wait before connecting again.
+const minReconnectInterval = 250 * time.Millisecond
+
+// maxPingTimeout bounds the wait for a PINGRESP.
+const maxPingTimeout = 10 * time.Second
+
+func (c *RemoteConfig) setDefaults() {
+	if c.ClientIDPrefix == "" {
+		c.ClientIDPrefix = DefaultClientIDPrefix
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.MaxReconnectInterval <= 0 {
+		c.MaxReconnectInterval = DefaultMaxReconnectInterval
+	}
+	c.MaxReconnectInterval = max(c.MaxReconnectInterval, minReconnectInterval)
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	c.KeepAlive = max(c.KeepAlive, time.Second) // MQTT counts it in seconds
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// ErrBadURL is returned, wrapped, by [ConnectRemote] for a URL it cannot use.
+var ErrBadURL = errors.New("broker: bad upstream URL")
+
+// upstream is where a Remote connects, parsed from RemoteConfig.
+type upstream struct {
+	url      *url.URL // scheme mqtt, mqtts, ws or wss; port set; no user info
+	user     string
+	password string
+	tls      *tls.Config // for mqtts and wss; nil otherwise
+}
+
+// String is the URL without credentials, for logs and errors.
+func (u upstream) String() string { return u.url.String() }
+
+// schemes maps each accepted scheme to the one it means and its default port.
+var schemes = map[string]struct {
+	scheme, port string
+}{
+	"mqtt":  {"mqtt", "1883"},
+	"tcp":   {"mqtt", "1883"},
+	"mqtts": {"mqtts", "8883"},
+	"ssl":   {"mqtts", "8883"},
+	"tls":   {"mqtts", "8883"},
+	"ws":    {"ws", "80"},
+	"wss":   {"wss", "443"},
+}
+
+// parseUpstream checks cfg's URL and credentials. Its errors wrap ErrBadURL
+// and never contain the password.
+func parseUpstream(cfg *RemoteConfig) (upstream, error) {
+	if cfg.URL == "" {
+		return upstream{}, fmt.Errorf("%w: none given (want mqtt://host:1883, mqtts://, ws:// or wss://)", ErrBadURL)
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) { // its message would repeat the URL, password included
+			err = ue.Err
+		}
+		return upstream{}, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	s, ok := schemes[u.Scheme]
+	if !ok {
+		return upstream{}, fmt.Errorf("%w: scheme %q (want mqtt, mqtts, ws or wss)", ErrBadURL, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return upstream{}, fmt.Errorf("%w: no host in %s", ErrBadURL, u.Redacted())
+	}
+	up := upstream{url: &url.URL{Scheme: s.scheme, Host: u.Host}}
+	if u.Port() == "" {
+		up.url.Host = net.JoinHostPort(u.Hostname(), s.port)
+	}
+	switch s.scheme {
+	case "ws", "wss":
+		up.url.Path, up.url.RawPath, up.url.RawQuery = u.Path, u.RawPath, u.RawQuery
+	default:
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return upstream{}, fmt.Errorf("%w: %s: an %s:// URL has no path or query", ErrBadURL, u.Redacted(), u.Scheme)
+		}
+	}
+	if u.User != nil {
+		up.user = u.User.Username()
+		up.password, _ = u.User.Password()
+	}
+	if cfg.Username != "" {
+		up.user, up.password = cfg.Username, cfg.Password
+	}
+	if s.scheme == "mqtts" || s.scheme == "wss" {
+		if cfg.TLS != nil {
+			up.tls = cfg.TLS.Clone()
+		} else {
+			up.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if up.tls.ServerName == "" {
+			up.tls.ServerName = u.Hostname()
+		}
+	}
+	return up, nil
+}
+
+// newClientID returns prefix followed by 12 random letters and digits.
+func newClientID(prefix string) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return prefix + string(b[:])
+}
+
+// Status is a change of the upstream connection, as [RemoteConfig.OnStatus]
+// hears of it.
+type Status struct {
+	// Up reports that the upstream is usable: connected, and every
+	// subscription made again on this connection ([Remote.Ready] is nil).
+	Up bool
+	// Err is why the upstream is not usable when Up is false; it wraps
+	// [ErrUnavailable].
+	Err error
+	// Gap is set when Up follows a lost connection: messages published
+	// upstream while the hub was away were not received, except the retained
+	// ones, which the broker sends again (with Retain set) as each
+	// subscription is made.
+	Gap bool
+}

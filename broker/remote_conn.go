@@ -1,0 +1,363 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// The Remote drives its connections itself rather than through paho's
+// automatic reconnection: each connection is a paho client of its own, made
+// by run and dropped when it is lost. That way a publish in flight when the
+// connection goes fails (paho would keep it and send it again after
+// reconnecting, long after the hub told its user it failed, or complete its
+// token without an acknowledgement), the wait between attempts has jitter,
+// and the subscriptions are made again on run's goroutine, never blocking
+// one of paho's.
+
+// subscribeBatch bounds the filters of one SUBSCRIBE packet when the
+// subscriptions are made again.
+const subscribeBatch = 64
+
+// conn is one connection to the upstream: a paho client that connected once
+// and is never reconnected.
+type conn struct {
+	client paho.Client
+
+	lostOnce sync.Once
+	lost     chan struct{} // closed when the connection is lost
+	lostErr  error         // why; set before lost is closed
+
+	// While connecting: what Close uses to abort the attempt.
+	dialCtx    context.Context
+	cancelDial context.CancelFunc
+	mu         sync.Mutex
+	netConn    net.Conn // the dialed connection, until the CONNACK
+}
+
+func (c *conn) onLost(_ paho.Client, err error) {
+	c.lostOnce.Do(func() {
+		c.lostErr = err
+		close(c.lost)
+	})
+}
+
+func (c *conn) isLost() bool {
+	select {
+	case <-c.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// run connects, serves the connection until it is lost, and connects again,
+// until Close.
+func (r *Remote) run() {
+	defer close(r.done)
+	bo := backoff{min: minReconnectInterval, max: r.cfg.MaxReconnectInterval}
+	var (
+		connects int
+		failures int       // attempts failed since the last connect
+		downAt   time.Time // when the upstream was last lost
+	)
+	for {
+		cn, err := r.connect()
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		if err != nil {
+			failures++
+			r.state.setDown(err)
+			level := r.log.Debug
+			if failures == 1 {
+				level = r.log.Warn
+			}
+			level("cannot reach the upstream broker; retrying", "err", err, "attempts", failures)
+			if !r.wait(bo.next()) {
+				return
+			}
+			continue
+		}
+		connects++
+		connected := time.Now()
+		err = r.serve(cn, connects > 1, failures, downAt)
+		failures = 0
+		downAt = time.Now()
+		// A connection that outlived the longest wait was a good one: the
+		// next failure starts the waits afresh. One that a broker ends at
+		// once (an ACL, a flapping balancer) keeps them growing.
+		if downAt.Sub(connected) >= r.cfg.MaxReconnectInterval {
+			bo.reset()
+		}
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		if !r.wait(bo.next()) {
+			return
+		}
+	}
+}
+
+// wait sleeps for d and reports whether the Remote is still open.
+func (r *Remote) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.quit:
+		return false
+	}
+}
+
+// connect makes one attempt to connect. It returns ErrClosed when Close
+// ended it.
+func (r *Remote) connect() (*conn, error) {
+	cn := &conn{lost: make(chan struct{})}
+	cn.dialCtx, cn.cancelDial = context.WithCancel(context.Background())
+	defer cn.cancelDial()
+	opts := paho.NewClientOptions().
+		AddBroker(r.up.url.String()).
+		SetClientID(r.clientID).
+		SetUsername(r.up.user).
+		SetPassword(r.up.password).
+		SetProtocolVersion(4). // explicit: else paho retries a refused CONNECT as MQTT 3.1
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(r.cfg.ConnectTimeout).
+		SetWriteTimeout(r.cfg.PublishTimeout).
+		SetKeepAlive(r.cfg.KeepAlive).
+		SetPingTimeout(min(maxPingTimeout, r.cfg.KeepAlive)).
+		// Ordered: the router calls dispatch for one message after the
+		// other, keeping each topic's order; dispatch never blocks. Unordered,
+		// paho would start a goroutine per message.
+		SetOrderMatters(true).
+		SetDefaultPublishHandler(r.dispatch).
+		SetConnectionLostHandler(cn.onLost).
+		SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			return r.dial(cn, u)
+		})
+	cn.client = paho.NewClient(opts)
+	tok := cn.client.Connect()
+	select {
+	case <-tok.Done():
+	case <-r.quit:
+		cn.cancelDial()
+		cn.mu.Lock()
+		if cn.netConn != nil {
+			_ = cn.netConn.Close() // ends the wait for CONNACK
+		}
+		cn.mu.Unlock()
+		<-tok.Done() // soon: the dial was cancelled, the handshake cut
+		if tok.Error() == nil {
+			r.disconnect(cn)
+		}
+		return nil, ErrClosed
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrUnavailable, r.up, err)
+	}
+	cn.mu.Lock()
+	cn.netConn = nil // paho's now
+	cn.mu.Unlock()
+	return cn, nil
+}
+
+// dial opens the network connection for cn's attempt; Close cancels it.
+func (r *Remote) dial(cn *conn, u *url.URL) (net.Conn, error) {
+	d := &net.Dialer{Timeout: r.cfg.ConnectTimeout, KeepAlive: r.cfg.KeepAlive}
+	var (
+		nc  net.Conn
+		err error
+	)
+	switch u.Scheme {
+	case "mqtt":
+		nc, err = d.DialContext(cn.dialCtx, "tcp", u.Host)
+	case "mqtts":
+		td := &tls.Dialer{NetDialer: d, Config: r.up.tls}
+		nc, err = td.DialContext(cn.dialCtx, "tcp", u.Host)
+	case "ws", "wss":
+		// paho's WebSocket dialer takes no context: it is bounded by the
+		// connect timeout instead.
+		nc, err = paho.NewWebsocket(u.String(), r.up.tls, r.cfg.ConnectTimeout, nil, nil)
+	default:
+		err = fmt.Errorf("scheme %q", u.Scheme) // parseUpstream let it through: a bug
+	}
+	if err != nil {
+		return nil, err
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.dialCtx.Err() != nil { // Close came during the dial
+		_ = nc.Close()
+		return nil, ErrClosed
+	}
+	cn.netConn = nc
+	return nc, nil
+}
+
+// serve makes the subscriptions again on cn, reports the upstream up, and
+// waits until cn is lost (it returns why) or the Remote is closed (ErrClosed).
+func (r *Remote) serve(cn *conn, gap bool, failures int, downAt time.Time) error {
+	r.subMu.Lock()
+	r.conn.Store(cn) // from here on, Subscribe subscribes on cn itself
+	filters := r.filters()
+	var toks []paho.Token
+	for len(filters) > 0 {
+		n := min(len(filters), subscribeBatch)
+		batch := make(map[string]byte, n)
+		for _, f := range filters[:n] {
+			batch[f] = 1
+		}
+		filters = filters[n:]
+		toks = append(toks, cn.client.SubscribeMultiple(batch, nil))
+	}
+	r.subMu.Unlock()
+	defer func() {
+		r.subMu.Lock()
+		r.conn.CompareAndSwap(cn, nil)
+		r.subMu.Unlock()
+	}()
+
+	subscribed := 0
+	for _, tok := range toks {
+		refused, err := r.awaitSuback(cn, tok)
+		if errors.Is(err, ErrClosed) {
+			r.disconnect(cn)
+			return err
+		}
+		if err != nil {
+			r.state.setDown(err)
+			r.log.Warn("subscriptions not confirmed; connecting again", "err", err)
+			r.disconnect(cn)
+			return err
+		}
+		for _, f := range refused {
+			r.log.Warn("the upstream broker refused a subscription; its messages will not arrive", "filter", f)
+		}
+		subscribed += len(tok.(*paho.SubscribeToken).Result()) - len(refused)
+	}
+
+	attrs := []any{"subscriptions", subscribed, "gap", gap}
+	if gap {
+		attrs = append(attrs, "down_for", time.Since(downAt).Round(time.Millisecond), "attempts", failures)
+	}
+	r.log.Info("connected to the upstream broker", attrs...)
+	r.state.setUp()
+	r.report(Status{Up: true, Gap: gap})
+
+	select {
+	case <-cn.lost:
+		err := fmt.Errorf("%w: connection to %s lost: %v", ErrUnavailable, r.up, cn.lostErr)
+		r.conn.CompareAndSwap(cn, nil) // Publish fails at once from here on
+		r.state.setDown(err)
+		r.log.Warn("lost the upstream broker; reconnecting", "err", cn.lostErr)
+		r.report(Status{Err: err})
+		return err
+	case <-r.quit:
+		r.disconnect(cn)
+		r.state.setDown(errClosedRemote)
+		r.report(Status{Err: errClosedRemote})
+		return ErrClosed
+	}
+}
+
+// awaitSuback waits for tok, a subscription on cn, and returns the filters
+// the broker refused. Its error wraps ErrUnavailable, or is ErrClosed.
+func (r *Remote) awaitSuback(cn *conn, tok paho.Token) (refused []string, err error) {
+	timer := time.NewTimer(r.cfg.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case <-tok.Done():
+	case <-cn.lost:
+		return nil, fmt.Errorf("%w: connection lost before the SUBACK", ErrUnavailable)
+	case <-timer.C:
+		return nil, fmt.Errorf("%w: no SUBACK within %v", ErrUnavailable, r.cfg.PublishTimeout)
+	case <-r.quit:
+		return nil, ErrClosed
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
+	}
+	for f, code := range tok.(*paho.SubscribeToken).Result() {
+		if code >= 0x80 {
+			refused = append(refused, f)
+		}
+	}
+	return refused, nil
+}
+
+// disconnect ends cn: it sends DISCONNECT and waits for paho's goroutines,
+// within Close's deadline (or a second when not closing).
+func (r *Remote) disconnect(cn *conn) {
+	quiesce := time.Second
+	if d := r.closeDeadline.Load(); d != nil {
+		quiesce = max(time.Until(*d), time.Millisecond)
+	}
+	// Disconnect returns as soon as paho's goroutines have ended, or when
+	// quiesce has passed.
+	cn.client.Disconnect(uint(quiesce / time.Millisecond))
+}
+
+// report tells RemoteConfig.OnStatus, if set.
+func (r *Remote) report(s Status) {
+	if r.cfg.OnStatus != nil {
+		r.cfg.OnStatus(s)
+	}
+}
+
+// remoteState is what Ready reports.
+type remoteState struct {
+	mu  sync.Mutex
+	up  bool
+	err error // why not up
+}
+
+func (s *remoteState) ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.up {
+		return nil
+	}
+	return s.err
+}
+
+func (s *remoteState) setUp() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.up, s.err = true, nil
+}
+
+func (s *remoteState) setDown(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.up, s.err = false, err
+}
+
+// backoff is the wait before the next attempt: from min, doubling after each
+// failure up to max, drawn at random between half and all of it.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.max
+	if b.n < 32 {
+		d = min(b.max, b.min<<b.n)
+	}
+	b.n++
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *backoff) reset() { b.n = 0 }
