@@ -40,7 +40,6 @@ var busImpls = []struct {
 }{
 	{"Embedded", func(t *testing.T) busFixture {
 		e := startTest(t, Config{SysInterval: time.Second})
-		detachBeforeClose(t, e)
 		return busFixture{bus: e, addr: e.Addr().String()}
 	}},
 	{"RemoteMosquitto", func(t *testing.T) busFixture {
@@ -51,33 +50,12 @@ var busImpls = []struct {
 	// MQTT broker): nothing in it depends on Mosquitto.
 	{"RemoteMochi", func(t *testing.T) busFixture {
 		e := startTest(t, Config{SysInterval: time.Second})
-		detachBeforeClose(t, e)
 		return busFixture{
 			bus:                  connectRemoteTest(t, RemoteConfig{URL: "mqtt://" + e.Addr().String()}, true),
 			addr:                 e.Addr().String(),
 			retainedMissesParent: true,
 		}
 	}},
-}
-
-// detachBeforeClose makes the test's cleanup wait, before e closes, until
-// mochi has let go of every network client. mochi 2.7.9 deadlocks when a
-// clean-session client detaches while Server.Close runs: Close's
-// Clients.GetByListener takes the clients' read lock twice, and the
-// client's Clients.Delete, waiting for the write lock in between, blocks
-// both; Embedded.Close then never returns. Call it after startTest and
-// before connecting clients, so that it runs after their cleanups.
-func detachBeforeClose(t *testing.T, e *Embedded) {
-	t.Cleanup(func() {
-		hubtest.Eventually(t, hubtest.Timeout, func() bool {
-			for _, cl := range e.server.Clients.GetAll() {
-				if !cl.Net.Inline {
-					return false
-				}
-			}
-			return true
-		}, "MQTT clients still attached to the embedded broker")
-	})
 }
 
 // quietLogger drops the logs unless the test runs with -v.

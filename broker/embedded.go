@@ -159,7 +159,7 @@ func Start(cfg Config) (*Embedded, error) {
 		e.closeListeners()
 		return nil, err
 	}
-	e.ws = &wsListener{conns: newConns(cfg.WriteTimeout)}
+	e.ws = &wsListener{conns: newConns(cfg.WriteTimeout), disconnect: e.disconnectListener}
 	if err := server.AddListener(e.ws); err != nil {
 		e.closeListeners()
 		return nil, fmt.Errorf("broker: add listener: %w", err)
@@ -184,7 +184,7 @@ func (e *Embedded) listen(id, addr string, tlsCfg *tls.Config) (*tcpListener, er
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	l := newTCPListener(id, ln, e.cfg.WriteTimeout)
+	l := newTCPListener(id, ln, e.cfg.WriteTimeout, e.disconnectListener)
 	if err := e.server.AddListener(l); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("broker: add listener: %w", err)
@@ -227,6 +227,19 @@ func (e *Embedded) connSets() []*conns {
 		sets = append(sets, &e.ws.conns)
 	}
 	return sets
+}
+
+// disconnectListener tells the clients of one listener that the server is
+// shutting down. It stands in for mochi's closeListenerClients, whose
+// Clients.GetByListener takes the clients' read lock twice and deadlocks
+// with a client leaving at that moment (mochi-mqtt/server#488): GetAll
+// takes it once.
+func (e *Embedded) disconnectListener(id string) {
+	for _, cl := range e.server.Clients.GetAll() {
+		if cl.Net.Listener == id && !cl.Closed() {
+			_ = e.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // Open lets MQTT clients in. Calling it more than once is harmless.

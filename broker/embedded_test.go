@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -325,4 +327,213 @@ func TestRetainedScansDoNotRace(t *testing.T) {
 		_ = e.Publish(t.Context(), bridge.Message{Topic: "r/hub", Payload: []byte("1"), Retain: true})
 	}
 	<-done
+}
+
+// TestCloseWhileClientsLeave: clients coming and going while the broker
+// closes must not hang Close. mochi's own listener shutdown deadlocks when
+// a client leaves at the wrong moment (mochi-mqtt/server#488); the hub's
+// listeners disconnect their clients another way.
+func TestCloseWhileClientsLeave(t *testing.T) {
+	connect := func() []byte {
+		var buf bytes.Buffer
+		pk := packets.Packet{
+			FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+			ProtocolVersion: 4,
+			Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60},
+		}
+		if err := pk.ConnectEncode(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}()
+	const rounds, churners = 60, 32
+	var closes time.Duration
+	for round := range rounds {
+		e, err := Start(Config{Addr: "127.0.0.1:0", CloseTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Open()
+		addr := e.Addr().String()
+		stop := make(chan struct{})
+		var churned atomic.Int64
+		var wg sync.WaitGroup
+		for range churners {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					conn, err := net.Dial("tcp", addr)
+					if err != nil {
+						return // the listener is closed
+					}
+					_ = conn.SetDeadline(time.Now().Add(hubtest.Timeout))
+					if _, err := conn.Write(connect); err == nil {
+						_, _ = conn.Read(make([]byte, 4)) // the CONNACK, or the end
+					}
+					_ = conn.Close()
+					churned.Add(1)
+				}
+			})
+		}
+		hubtest.Eventually(t, hubtest.Timeout, func() bool { return churned.Load() >= 20 }, "clients did not come and go")
+
+		closed := make(chan error, 1)
+		start := time.Now()
+		go func() { closed <- e.Close(context.Background()) }()
+		select {
+		case <-closed:
+			closes += time.Since(start)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close still running after 10 s while clients came and went", round)
+		}
+		close(stop)
+		wg.Wait()
+	}
+	t.Logf("%d rounds, Close took %v on average", rounds, (closes / rounds).Round(time.Microsecond))
+}
+
+// mqttConn is a bare MQTT 3.1.1 client for what paho hides: choosing packet
+// identifiers, and leaving messages unacknowledged.
+type mqttConn struct {
+	t    *testing.T
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dialMQTTConn(t *testing.T, addr, id string) *mqttConn {
+	c := &mqttConn{t: t, conn: rawClient(t, addr, "")}
+	c.r = bufio.NewReader(c.conn)
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: id}})
+	if pk := c.read(); pk.FixedHeader.Type != packets.Connack {
+		t.Fatalf("got packet type %d, want a CONNACK", pk.FixedHeader.Type)
+	}
+	return c
+}
+
+func (c *mqttConn) send(pk packets.Packet) {
+	c.t.Helper()
+	var buf bytes.Buffer
+	pk.ProtocolVersion = 4
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Subscribe:
+		pk.FixedHeader.Qos = 1
+		err = pk.SubscribeEncode(&buf)
+	case packets.Unsubscribe:
+		pk.FixedHeader.Qos = 1
+		err = pk.UnsubscribeEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	}
+	if err == nil {
+		_, err = c.conn.Write(buf.Bytes())
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read returns the next packet, decoded when it is one the tests look into.
+func (c *mqttConn) read() packets.Packet {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+	header, err := c.r.ReadByte()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n, err := binary.ReadUvarint(c.r) // MQTT's remaining length is this varint
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		c.t.Fatal(err)
+	}
+	pk := packets.Packet{ProtocolVersion: 4}
+	if err := pk.FixedHeader.Decode(header); err != nil {
+		c.t.Fatal(err)
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		err = pk.PublishDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
+	case packets.Unsuback:
+		err = pk.UnsubackDecode(body)
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return pk
+}
+
+// brief names a packet's type, identifier and reason codes.
+func brief(pk packets.Packet) string {
+	return fmt.Sprintf("%s id %d codes %v", packets.PacketNames[pk.FixedHeader.Type], pk.PacketID, pk.ReasonCodes)
+}
+
+// TestPacketIdentifierSpacesAreSeparate: a client's SUBSCRIBE or
+// UNSUBSCRIBE may reuse an identifier the broker has in flight to it (the
+// two sides number their packets independently); both must work, and the
+// broker's messages must still complete.
+func TestPacketIdentifierSpacesAreSeparate(t *testing.T) {
+	e := startTest(t, Config{})
+	c := dialMQTTConn(t, e.Addr().String(), "independent")
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "t", Qos: 1}}})
+	if pk := c.read(); pk.FixedHeader.Type != packets.Suback || pk.ReasonCodes[0] != 1 {
+		t.Fatalf("subscribing to t: %s", brief(pk))
+	}
+	var inflight []uint16 // the broker's, left unacknowledged
+	for i := range 3 {
+		if err := e.Publish(t.Context(), bridge.Message{Topic: "t", QoS: 1, Payload: []byte{byte('0' + i)}}); err != nil {
+			t.Fatal(err)
+		}
+		pk := c.read()
+		if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos != 1 {
+			t.Fatalf("got %s QoS %d, want a QoS 1 PUBLISH", brief(pk), pk.FixedHeader.Qos)
+		}
+		inflight = append(inflight, pk.PacketID)
+	}
+
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: inflight[0],
+		Filters: packets.Subscriptions{{Filter: "u", Qos: 1}}})
+	if pk := c.read(); pk.FixedHeader.Type != packets.Suback || pk.PacketID != inflight[0] || pk.ReasonCodes[0] != 1 {
+		t.Fatalf("SUBSCRIBE with the identifier of a message in flight to the client: %s, want a SUBACK granting QoS 1", brief(pk))
+	}
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe}, PacketID: inflight[1],
+		Filters: packets.Subscriptions{{Filter: "t"}}})
+	if pk := c.read(); pk.FixedHeader.Type != packets.Unsuback || pk.PacketID != inflight[1] {
+		t.Fatalf("UNSUBSCRIBE: %s, want an UNSUBACK", brief(pk))
+	}
+	for _, topic := range []string{"t", "u"} {
+		if err := e.Publish(t.Context(), bridge.Message{Topic: topic, QoS: 1, Payload: []byte(topic)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pk := c.read(); pk.FixedHeader.Type != packets.Publish || pk.TopicName != "u" {
+		t.Fatalf("after unsubscribing t and subscribing u, got %q first", pk.TopicName)
+	} else {
+		inflight = append(inflight, pk.PacketID)
+	}
+
+	cl, ok := e.server.Clients.Get("independent")
+	if !ok {
+		t.Fatal("the client is gone")
+	}
+	if n := cl.State.Inflight.Len(); n != len(inflight) {
+		t.Fatalf("%d messages in flight, want %d: the broker lost track of its own", n, len(inflight))
+	}
+	for _, id := range inflight {
+		c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
+	}
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return cl.State.Inflight.Len() == 0 },
+		"the broker's messages are still in flight after their PUBACKs")
 }

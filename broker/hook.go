@@ -29,6 +29,7 @@ type hook struct {
 	mu       sync.Mutex
 	limiters map[*mqtt.Client]*rate.Limiter
 	holding  map[*mqtt.Client]bool // holds retained: true as a writer, false as a reader
+	parked   map[*mqtt.Client]packets.Packet
 
 	// retained serialises mochi's retained-message scans (a SUBSCRIBE, the
 	// hub's own Subscribe) with retained publishes: mochi reads a topic's
@@ -40,7 +41,8 @@ type hook struct {
 
 func newHook(server *mqtt.Server, cfg *Config, connections func(string) (int, int)) *hook {
 	return &hook{server: server, cfg: cfg, connections: connections,
-		limiters: make(map[*mqtt.Client]*rate.Limiter), holding: make(map[*mqtt.Client]bool)}
+		limiters: make(map[*mqtt.Client]*rate.Limiter), holding: make(map[*mqtt.Client]bool),
+		parked: make(map[*mqtt.Client]packets.Packet)}
 }
 
 func (h *hook) ID() string { return "motehub" }
@@ -195,6 +197,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // reader. mochi calls OnPacketProcessed after processing a packet, except
 // one that fails its own validation, which is repeated here so that every
 // lock taken is released.
+//
+// It also parks, for the time mochi processes a SUBSCRIBE or UNSUBSCRIBE,
+// the broker's own in-flight message that has the same packet identifier.
+// The client's identifiers and the broker's are separate spaces in MQTT,
+// but mochi keeps both in one map and refuses such a SUBSCRIBE with 0x91
+// "packet identifier in use" (not even a valid MQTT 3 code), or ignores the
+// UNSUBSCRIBE: a device that resubscribes while its session's QoS 1
+// messages are being resent would lose its subscriptions. mochi reads a
+// client's packets one at a time, so no acknowledgement can need the parked
+// entry meanwhile, and its own identifiers only come back to this one after
+// 65,535 others.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch {
 	case pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Retain &&
@@ -204,8 +217,21 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	case pk.FixedHeader.Type == packets.Subscribe && pk.SubscribeValidate() == packets.CodeSuccess:
 		h.retained.RLock()
 		h.hold(cl, false)
+		h.park(cl, pk.PacketID)
+	case pk.FixedHeader.Type == packets.Unsubscribe && pk.UnsubscribeValidate() == packets.CodeSuccess:
+		h.park(cl, pk.PacketID)
 	}
 	return pk, nil
+}
+
+// park sets aside cl's in-flight message with packet identifier id, if any.
+func (h *hook) park(cl *mqtt.Client, id uint16) {
+	if pk, ok := cl.State.Inflight.Get(id); ok {
+		cl.State.Inflight.Delete(id)
+		h.mu.Lock()
+		h.parked[cl] = pk
+		h.mu.Unlock()
+	}
 }
 
 func (h *hook) hold(cl *mqtt.Client, writer bool) {
@@ -219,7 +245,12 @@ func (h *hook) OnPacketProcessed(cl *mqtt.Client, _ packets.Packet, _ error) {
 	h.mu.Lock()
 	writer, held := h.holding[cl]
 	delete(h.holding, cl)
+	parked, wasParked := h.parked[cl]
+	delete(h.parked, cl)
 	h.mu.Unlock()
+	if wasParked && !cl.State.Inflight.Set(parked) {
+		h.cfg.Logger.Error("mqtt in-flight message replaced while parked", "client", cl.ID, "packet_id", parked.PacketID)
+	}
 	switch {
 	case !held:
 	case writer:

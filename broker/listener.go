@@ -118,18 +118,21 @@ type tcpListener struct {
 	shutCh    chan struct{} // closed by Close
 	shutOnce  sync.Once
 	serveDone chan struct{}
+
+	disconnect func(listenerID string) // tells its clients the server is going away
 }
 
 var _ listeners.Listener = (*tcpListener)(nil)
 
-func newTCPListener(id string, ln net.Listener, writeTimeout time.Duration) *tcpListener {
+func newTCPListener(id string, ln net.Listener, writeTimeout time.Duration, disconnect func(string)) *tcpListener {
 	return &tcpListener{
-		conns:     newConns(writeTimeout),
-		id:        id,
-		ln:        ln,
-		gate:      make(chan struct{}),
-		shutCh:    make(chan struct{}),
-		serveDone: make(chan struct{}),
+		conns:      newConns(writeTimeout),
+		id:         id,
+		ln:         ln,
+		disconnect: disconnect,
+		gate:       make(chan struct{}),
+		shutCh:     make(chan struct{}),
+		serveDone:  make(chan struct{}),
 	}
 }
 
@@ -182,16 +185,19 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 // admit starts accepting connections.
 func (l *tcpListener) admit() { l.gateOnce.Do(func() { close(l.gate) }) }
 
-// Close stops accepting, asks mochi to disconnect this listener's clients,
-// then closes what is left: connections that never sent CONNECT, which mochi
-// does not know and would otherwise wait for.
-func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, tells the clients the server is going away (with
+// Embedded.disconnectListener, not mochi's CloseFn: see there), closes what
+// is left (connections that never sent CONNECT, which mochi does not know),
+// and waits until every connection's goroutine has returned: mochi's
+// CloseAll waits on a WaitGroup that those goroutines add to, and an Add
+// racing that Wait panics.
+func (l *tcpListener) Close(listeners.CloseFn) {
 	l.shut()
 	l.shutOnce.Do(func() { close(l.shutCh) })
 	_ = l.ln.Close()
 	<-l.serveDone
-	closeClients(l.id)
-	l.closeOpen()
+	l.disconnect(l.id)
+	l.cut()
 }
 
 // deadlineConn sets a write deadline before every write.

@@ -123,7 +123,6 @@ func wsProxy(t *testing.T, addr string) string {
 // TestRemoteOverWebSocket: ws:// URLs, path included, carry the same Bus.
 func TestRemoteOverWebSocket(t *testing.T) {
 	e := startTest(t, Config{})
-	detachBeforeClose(t, e)
 	r := connectRemoteTest(t, RemoteConfig{URL: wsProxy(t, e.Addr().String())}, true)
 	sub, _ := busSubscribe(t, r, "ws/#")
 	device := hubtest.ConnectMQTT(t, e.Addr().String(), "device-ws")

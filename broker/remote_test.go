@@ -314,7 +314,6 @@ func TestRemoteTLSCredentialsAndRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _, _ := securedBroker(t, Config{TLSAddr: "127.0.0.1:0", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
-	detachBeforeClose(t, e)
 	url := "mqtts://alice:alice-secret@" + e.TLSAddr().String()
 	r := connectRemoteTest(t, RemoteConfig{URL: url, TLS: certs.ClientConfig()}, true)
 	nodes, _ := busSubscribe(t, r, "nodes/#")

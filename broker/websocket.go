@@ -80,7 +80,10 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // wsListener is the mochi listener of MQTT-over-WebSocket clients: it
 // accepts nothing itself (the HTTP server does), but lets mochi's Close
 // disconnect them, and counts them for the limits.
-type wsListener struct{ conns }
+type wsListener struct {
+	conns
+	disconnect func(listenerID string) // tells its clients the server is going away
+}
 
 var _ listeners.Listener = (*wsListener)(nil)
 
@@ -89,10 +92,10 @@ func (l *wsListener) Address() string             { return "/mqtt on the HTTP po
 func (l *wsListener) Protocol() string            { return "ws" }
 func (l *wsListener) Init(*slog.Logger) error     { return nil }
 func (l *wsListener) Serve(listeners.EstablishFn) {}
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
+func (l *wsListener) Close(listeners.CloseFn) {
 	l.shut()
-	closeClients(wsListenerID)
-	l.closeOpen()
+	l.disconnect(wsListenerID)
+	l.cut() // as tcpListener.Close
 }
 
 // wsConn is a WebSocket as the net.Conn mochi reads MQTT packets from:
