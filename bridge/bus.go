@@ -15,6 +15,11 @@ type Message struct {
 	// on the response topic with the same correlation data confirms one.
 	ResponseTopic   string
 	CorrelationData []byte
+	// Delivery numbers an incoming message for a Bus that hands one message
+	// to each of several overlapping subscriptions: each call gets the same
+	// non-zero number, one after the other, and the hub takes the message
+	// once. 0: not numbered.
+	Delivery uint64
 }
 
 // Bus is the MQTT side of the hub: the embedded broker or a remote one.

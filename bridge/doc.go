@@ -20,8 +20,13 @@
 //     publisher never waits for it and the other clients never notice it.
 //   - A session's reader runs on the HTTP handler's goroutine; a publish from a
 //     browser blocks only that browser's reader.
+//   - With Config.SubscribeOnDemand, one goroutine owned by the hub (the
+//     reconciler, interest.go) makes and cancels the Bus subscriptions that
+//     the clients' filters need, outside the hub's lock; a client's start
+//     waits for them, bounded. [Hub.Resync] may be called from any goroutine.
 //   - [Hub.Close] stops taking new sessions, tells every client "going away",
-//     and returns once every session goroutine has ended (or its context ends).
+//     stops the reconciler and cancels the Bus subscriptions, and returns once
+//     every session goroutine has ended (or its context ends).
 //
 // All exported methods of Hub are safe for concurrent use.
 package bridge

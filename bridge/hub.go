@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,10 +21,19 @@ import (
 
 // Config tunes a Hub. The zero value of each field means its documented default.
 type Config struct {
-	// BusFilters are what the hub subscribes to on the Bus; they should not
-	// overlap. Default: ["#", "$SYS/#"], every topic and the broker's own
-	// (which only users granted them see).
+	// BusFilters are what the hub subscribes to on the Bus, unless
+	// SubscribeOnDemand; they should not overlap. Default: ["#", "$SYS/#"],
+	// every topic and the broker's own (which only users granted them see).
 	BusFilters []string
+	// SubscribeOnDemand makes the hub subscribe on the Bus only to what its
+	// clients want, instead of BusFilters (see interest.go): for a hub in
+	// front of a remote broker, whose traffic should grow with what its
+	// clients watch. Default false.
+	SubscribeOnDemand bool
+	// SubscribeLinger is how long a Bus subscription no client wants any
+	// more is kept, so that clients that come back soon (a page reload)
+	// resume without a resync. Default 30 s.
+	SubscribeLinger time.Duration
 	// DefaultFilters are the subscriptions of a client that has not chosen
 	// any (relative to its base). Default: ["#"].
 	DefaultFilters []string
@@ -127,6 +137,7 @@ func (c *Config) setDefaults() {
 	if len(c.DefaultFilters) == 0 {
 		c.DefaultFilters = []string{"#"}
 	}
+	setDefault(&c.SubscribeLinger, 30*time.Second)
 	setDefault(&c.MaxSubscriptions, 256)
 	setDefault(&c.QueueMessages, 4096)
 	setDefault(&c.QueueBytes, 4<<20)
@@ -173,7 +184,6 @@ type Hub struct {
 	log      *slog.Logger
 	epoch    string
 	upgrader websocket.Upgrader
-	cancels  []func()
 	authz    *auth.Authorizer
 	events   *eventLog
 	state    *stateStore
@@ -190,12 +200,19 @@ type Hub struct {
 	offerFn   func(*client) // h.offer, bound once so fan-out does not allocate
 	newEvents chan struct{} // closed at the next delivery, for long polls; nil when none waits
 	acks      acks          // commands waiting for their devices
+	interest  interest      // the Bus subscriptions (interest.go)
+	// resumeFloor: no client resumes from an event before it (see Resync).
+	resumeFloor uint64
+	// lastDelivery is the Bus's number of the last message taken (see
+	// Message.Delivery).
+	lastDelivery uint64
 
 	sessions sync.WaitGroup // one per attached client
 	stats    counters
 }
 
-// New creates a hub on bus and subscribes it to cfg.BusFilters.
+// New creates a hub on bus and subscribes it to cfg.BusFilters (with
+// cfg.SubscribeOnDemand, to what its clients want as they come).
 func New(bus Bus, cfg Config) (*Hub, error) {
 	cfg.setDefaults()
 	for _, f := range append(cfg.BusFilters, cfg.DefaultFilters...) {
@@ -204,16 +221,17 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		}
 	}
 	h := &Hub{
-		cfg:     cfg,
-		bus:     bus,
-		log:     cfg.Logger,
-		epoch:   newID(6),
-		clients: make(map[*client]struct{}),
-		perAddr: make(map[string]int),
-		authz:   cfg.Authorizer,
-		events:  newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
-		state:   newStateStore(cfg.MaxTopics, cfg.HistoryLength),
-		acks:    newAcks(),
+		cfg:      cfg,
+		bus:      bus,
+		log:      cfg.Logger,
+		epoch:    newID(6),
+		clients:  make(map[*client]struct{}),
+		perAddr:  make(map[string]int),
+		authz:    cfg.Authorizer,
+		events:   newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
+		state:    newStateStore(cfg.MaxTopics, cfg.HistoryLength),
+		acks:     newAcks(),
+		interest: newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger),
 	}
 	if r := cfg.Restore; r != nil {
 		h.restore(r)
@@ -221,13 +239,13 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	h.responseTopic = "motehub/response/" + h.epoch
 	h.offerFn = h.offer
 	h.upgrader = newUpgrader(h)
-	for _, f := range cfg.BusFilters {
-		cancel, err := bus.Subscribe(f, h.deliver)
-		if err != nil {
-			h.unsubscribeAll()
-			return nil, fmt.Errorf("bridge: subscribe %q on the bus: %w", f, err)
-		}
-		h.cancels = append(h.cancels, cancel)
+	if cfg.SubscribeOnDemand {
+		go h.reconcile() // until Close
+		return h, nil
+	}
+	if err := h.subscribeFixed(); err != nil {
+		h.stopInterest(context.Background())
+		return nil, fmt.Errorf("bridge: subscribe on the bus: %w", err)
 	}
 	return h, nil
 }
@@ -266,7 +284,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.stopAcksLocked()
 	h.mu.Unlock()
 
-	h.unsubscribeAll()
+	h.stopInterest(ctx)
 	for _, c := range clients {
 		c.close(ReasonGoingAway)
 	}
@@ -287,13 +305,6 @@ func (h *Hub) Close(ctx context.Context) error {
 	return fmt.Errorf("bridge: close: sessions still open after the deadline were cut: %w", ctx.Err())
 }
 
-func (h *Hub) unsubscribeAll() {
-	for _, cancel := range h.cancels {
-		cancel()
-	}
-	h.cancels = nil
-}
-
 // deliver is the Bus callback: it logs m and fans it out to every client
 // that wants it. It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
@@ -303,6 +314,17 @@ func (h *Hub) deliver(m Message) {
 	defer h.mu.Unlock()
 	if h.closed {
 		return
+	}
+	if m.Delivery != 0 {
+		if m.Delivery == h.lastDelivery {
+			return // the same message, through another of the hub's overlapping subscriptions
+		}
+		h.lastDelivery = m.Delivery
+	}
+	if m.Retain && len(m.Payload) > 0 {
+		if v, ok := h.state.last(m.Topic); ok && bytes.Equal(v.Payload, payload) {
+			return // the value the hub has: sent again for a new subscription, or after a reconnect
+		}
 	}
 	h.seq++
 	h.events.append(logEntry{seq: h.seq, topic: m.Topic, payload: payload, time: now})
@@ -451,7 +473,7 @@ func (h *Hub) position() uint64 {
 func (h *Hub) detach(c *client) {
 	h.mu.Lock()
 	for f := range c.filters {
-		h.index.Remove(topics.Mount(c.base, f), c)
+		h.indexRemoveLocked(c, f)
 	}
 	clear(c.filters)
 	delete(h.clients, c)
@@ -512,13 +534,13 @@ func (h *Hub) replaceFiltersLocked(c *client, filters []string) error {
 	}
 	for f := range c.filters {
 		if _, keep := want[f]; !keep {
-			h.index.Remove(topics.Mount(c.base, f), c)
+			h.indexRemoveLocked(c, f)
 			delete(c.filters, f)
 		}
 	}
 	for f := range want {
 		if _, have := c.filters[f]; !have {
-			h.index.Add(topics.Mount(c.base, f), c)
+			h.indexAddLocked(c, f)
 			c.filters[f] = struct{}{}
 		}
 	}
@@ -527,7 +549,7 @@ func (h *Hub) replaceFiltersLocked(c *client, filters []string) error {
 }
 
 // subscribe adds filters to c's subscriptions.
-func (h *Hub) subscribe(c *client, filters []string) error {
+func (h *Hub) subscribe(ctx context.Context, c *client, filters []string) error {
 	if err := checkFilters(c.base, filters); err != nil {
 		return err
 	}
@@ -535,6 +557,7 @@ func (h *Hub) subscribe(c *client, filters []string) error {
 	if err != nil {
 		return err
 	}
+	h.follow(ctx, c.base, filters, interestWait)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c.checkReads = c.checkReads || checkReads
@@ -549,7 +572,7 @@ func (h *Hub) subscribe(c *client, filters []string) error {
 	}
 	for _, f := range filters {
 		if _, have := c.filters[f]; !have {
-			h.index.Add(topics.Mount(c.base, f), c)
+			h.indexAddLocked(c, f)
 			c.filters[f] = struct{}{}
 		}
 	}
@@ -562,7 +585,7 @@ func (h *Hub) unsubscribe(c *client, filters []string) {
 	defer h.mu.Unlock()
 	for _, f := range filters {
 		if _, have := c.filters[f]; have {
-			h.index.Remove(topics.Mount(c.base, f), c)
+			h.indexRemoveLocked(c, f)
 			delete(c.filters, f)
 		}
 	}
@@ -622,13 +645,17 @@ func (h *Hub) publish(ctx context.Context, m Message, topic string, src source) 
 // State returns the last values, readable by who, of the topics under base
 // matching filters (relative to base), and the id of the event they are
 // current at.
-func (h *Hub) State(who auth.Identity, base string, filters []string) (id string, values []Value, err error) {
+//
+// A hub subscribed on demand subscribes to filters first (and keeps them
+// for a while), waiting for the broker's retained messages.
+func (h *Hub) State(ctx context.Context, who auth.Identity, base string, filters []string) (id string, values []Value, err error) {
 	if err := topics.ValidateBase(base); err != nil {
 		return "", nil, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid base %q: %v", base, err)}
 	}
 	if err := checkFilters(base, filters); err != nil {
 		return "", nil, err
 	}
+	h.follow(ctx, base, h.readableFilters(who, base, filters), interestWait)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return eventID(h.epoch, h.seq), h.readable(who, base, h.state.values(base, filters)), nil
@@ -642,6 +669,18 @@ func (h *Hub) readable(who auth.Identity, base string, values []Value) []Value {
 	return slices.DeleteFunc(values, func(v Value) bool {
 		return !h.authz.Allowed(who, auth.Read, topics.Mount(base, v.Topic))
 	})
+}
+
+// readableFilters keeps the filters (relative to base) of which who may
+// read something: the others are not worth a subscription.
+func (h *Hub) readableFilters(who auth.Identity, base string, filters []string) []string {
+	out := make([]string, 0, len(filters))
+	for _, f := range filters {
+		if allowed, _ := h.authz.Subscription(who, topics.Mount(base, f)); allowed {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // History returns up to limit of the most recent messages on topic, oldest

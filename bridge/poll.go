@@ -51,13 +51,14 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 		filters[i] = topics.Mount(base, f)
 	}
 	wait = min(max(wait, 0), h.cfg.MaxPollWait)
+	h.follow(ctx, base, q.Filters, wait+interestWait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 
 	h.mu.Lock()
 	after, resync := h.seq, ""
 	if q.Since != "" {
-		after, resync = h.resolveLocked(q.Since)
+		after, resync = h.resolveLocked(q.Since, base, q.Filters)
 	}
 	if resync != "" {
 		res := h.resyncPollLocked(who, base, q.Filters, resync)

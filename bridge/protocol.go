@@ -70,13 +70,13 @@ func (h *Hub) dispatch(ctx context.Context, c *client, in Incoming) error {
 	topic, payload := in.Topic, in.Payload
 	switch topic {
 	case topicConfigSet:
-		return h.configure(c, payload)
+		return h.configure(ctx, c, payload)
 	case topicSubscribe:
 		filters, err := decodeFilters(payload)
 		if err != nil {
 			return err
 		}
-		if err := h.subscribe(c, filters); err != nil {
+		if err := h.subscribe(ctx, c, filters); err != nil {
 			return err
 		}
 		h.send(c, controlFrame(topicSubscribeOK, filters))
@@ -90,7 +90,7 @@ func (h *Hub) dispatch(ctx context.Context, c *client, in Incoming) error {
 		h.send(c, controlFrame(topicUnsubscribeOK, filters))
 		return nil
 	case topicStateGet:
-		return h.stateGet(c, payload)
+		return h.stateGet(ctx, c, payload)
 	}
 	return h.publishFrom(ctx, c, in)
 }
@@ -130,7 +130,7 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 // published before it is lost. A later one with since starts the stream
 // again from there (lines may repeat; ids tell them apart); without since it
 // changes the filters from now on.
-func (h *Hub) configure(c *client, payload json.RawMessage) error {
+func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage) error {
 	var sc sessionConfig
 	if err := json.Unmarshal(payload, &sc); err != nil {
 		return errorf(CodeBadJSON, "config/set takes an object {subscribe, since, ids, batch, ...}: %v", err)
@@ -141,6 +141,10 @@ func (h *Hub) configure(c *client, payload json.RawMessage) error {
 	if err := checkFilters(c.base, sc.Subscribe); err != nil {
 		return err
 	}
+	if _, err := h.authorizeFilters(c, sc.Subscribe); err != nil {
+		return err
+	}
+	h.follow(ctx, c.base, sc.Subscribe, interestWait)
 	ok := configOK{
 		Ack:       sc.Ack,
 		Batch:     sc.Batch,
@@ -172,7 +176,7 @@ func (h *Hub) configure(c *client, payload json.RawMessage) error {
 	}
 	after, resync := c.connectSeq, ""
 	if sc.Since != nil {
-		after, resync = h.resolveLocked(*sc.Since)
+		after, resync = h.resolveLocked(*sc.Since, c.base, sc.Subscribe)
 	}
 	cu, err := h.beginLocked(c, sc.Subscribe, after, resync)
 	if err != nil {
@@ -187,7 +191,7 @@ func (h *Hub) configure(c *client, payload json.RawMessage) error {
 // stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with
 // the last values in a state/ok frame, queued exactly where the live stream
 // is, so no older message follows it. Without a filter: the session's own.
-func (h *Hub) stateGet(c *client, payload json.RawMessage) error {
+func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) error {
 	var req struct {
 		Filter json.RawMessage `json:"filter"`
 	}
@@ -208,6 +212,7 @@ func (h *Hub) stateGet(c *client, payload json.RawMessage) error {
 		if _, err := h.authorizeFilters(c, filters); err != nil {
 			return err
 		}
+		h.follow(ctx, c.base, filters, interestWait)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

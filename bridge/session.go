@@ -37,10 +37,15 @@ type catchup struct {
 	check    bool // check each replayed message against who's rights
 }
 
-// resolveLocked decides where a client holding event id `since` continues:
-// after the event it names, or, with a reason, from the last values.
-func (h *Hub) resolveLocked(since string) (after uint64, resync string) {
+// resolveLocked decides where a client holding event id `since` continues
+// with filters (relative to base): after the event it names, or, with a
+// reason, from the last values.
+func (h *Hub) resolveLocked(since, base string, filters []string) (after uint64, resync string) {
 	epoch, seq, ok := parseEventID(since)
+	abs := make([]string, len(filters))
+	for i, f := range filters {
+		abs[i] = topics.Mount(base, f)
+	}
 	switch {
 	case !ok:
 		return h.seq, "invalid event id"
@@ -48,8 +53,12 @@ func (h *Hub) resolveLocked(since string) (after uint64, resync string) {
 		return h.seq, "unknown epoch: the id is from another hub or an earlier run without its history"
 	case seq > h.seq:
 		return h.seq, "unknown event id"
+	case seq < h.resumeFloor:
+		return h.seq, "messages may have been lost since: the connection to the broker was down"
 	case !h.events.covers(seq, time.Now()):
 		return h.seq, "too old: the events after it have left the log"
+	case !h.coveredLocked(abs, &seq):
+		return h.seq, notFollowedReason(filters)
 	}
 	return seq, ""
 }

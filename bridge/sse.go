@@ -75,6 +75,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 
 	// Registered before the first byte goes out: a client that has the
 	// response gets everything published after it.
+	h.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
 	if err := h.startStream(c, q); err != nil {
 		e := AsError(err)
 		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
@@ -110,7 +111,7 @@ func (h *Hub) startStream(c *client, q StreamQuery) error {
 	defer h.mu.Unlock()
 	after, resync := h.seq, ""
 	if q.Since != "" {
-		after, resync = h.resolveLocked(q.Since)
+		after, resync = h.resolveLocked(q.Since, c.base, q.Filters)
 	}
 	cu, err := h.beginLocked(c, q.Filters, after, resync)
 	if err != nil {

@@ -57,6 +57,28 @@ func (s *stateStore) clear(topic string) {
 	}
 }
 
+// last returns topic's last value.
+func (s *stateStore) last(topic string) (Value, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if el := s.topics[topic]; el != nil {
+		return el.Value.(*topicState).last, true
+	}
+	return Value{}, false
+}
+
+// forget drops the topics (and their history) that drop says to.
+func (s *stateStore) forget(drop func(topic string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, el := range s.topics {
+		if drop(topic) {
+			s.lru.Remove(el)
+			delete(s.topics, topic)
+		}
+	}
+}
+
 // update records a message on topic.
 func (s *stateStore) update(topic string, payload []byte, retained bool, seq uint64, now time.Time) {
 	s.mu.Lock()

@@ -57,6 +57,8 @@ type Stats struct {
 	// Latency is the time from the hub taking a message to writing it to a
 	// client's connection.
 	Latency LatencyStats
+	// BusSubscriptions is how many filters the hub is subscribed to on the Bus.
+	BusSubscriptions int
 }
 
 // LatencyStats is a histogram: Counts[i] messages took at most Bounds[i]
@@ -174,5 +176,8 @@ func (h *Hub) Stats() Stats {
 	for i, r := range closeReasons {
 		s.Closes[r.Text] = c.closes[i].Load()
 	}
+	h.mu.Lock()
+	s.BusSubscriptions = len(h.interest.subs)
+	h.mu.Unlock()
 	return s
 }

@@ -118,7 +118,7 @@ func TestEmptyRetainedMessageClearsLastValue(t *testing.T) {
 	h.deliver(Message{Topic: "r", Payload: []byte("1"), Retain: true})
 	h.deliver(Message{Topic: "e", Payload: nil}) // an empty message that is not retained is a value
 	h.deliver(Message{Topic: "r", Payload: nil, Retain: true})
-	_, values, err := h.State(auth.Anonymous, "", []string{"#"})
+	_, values, err := h.State(t.Context(), auth.Anonymous, "", []string{"#"})
 	if err != nil || len(values) != 1 || values[0].Topic != "e" || string(values[0].Payload) != `""` {
 		t.Fatalf("state %v %v: want only e with an empty string", values, err)
 	}

@@ -69,11 +69,12 @@ type Remote struct {
 	index topics.Index[*remoteSub]
 	refs  map[string]int // subscriptions per filter: one upstream subscription each
 
-	conn   atomic.Pointer[conn] // the open connection; nil while down
-	state  remoteState
-	closed atomic.Bool
-	quit   chan struct{} // closed by Close
-	done   chan struct{} // closed when run returns
+	conn       atomic.Pointer[conn] // the open connection; nil while down
+	deliveries atomic.Uint64        // numbers the incoming messages (bridge.Message.Delivery)
+	state      remoteState
+	closed     atomic.Bool
+	quit       chan struct{} // closed by Close
+	done       chan struct{} // closed when run returns
 
 	closeOnce     sync.Once
 	closeErr      error
@@ -279,7 +280,9 @@ func (r *Remote) filters() []string {
 // dispatch is paho's handler for every incoming PUBLISH, on its router
 // goroutine: it calls each matching subscription's callback once.
 func (r *Remote) dispatch(_ paho.Client, pm paho.Message) {
-	m := bridge.Message{Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), Retain: pm.Retained()}
+	// One number for every callback of this message: the hub takes it once
+	// however many of its filters match.
+	m := bridge.Message{Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), Retain: pm.Retained(), Delivery: r.deliveries.Add(1)}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	r.index.Match(m.Topic, func(s *remoteSub) { s.fn(m) })

@@ -59,7 +59,7 @@ func (a *api) state(w http.ResponseWriter, r *http.Request) {
 	if len(filters) == 0 {
 		filters = []string{"#"}
 	}
-	id, values, err := a.hub.State(auth.IdentityFrom(r.Context()), "", filters)
+	id, values, err := a.hub.State(r.Context(), auth.IdentityFrom(r.Context()), "", filters)
 	if err != nil {
 		writeError(w, err)
 		return

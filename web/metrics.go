@@ -45,7 +45,8 @@ var (
 	descAcks       = prometheus.NewDesc("motehub_command_acks_total", "Commands acknowledged, by outcome.", []string{"outcome"}, nil)
 	descRefusals   = prometheus.NewDesc("motehub_refusals_total", "Browser requests refused, by cause.", []string{"cause"}, nil)
 	descLatency    = prometheus.NewDesc("motehub_delivery_latency_seconds", "Time from the hub taking a message to writing it to a browser's connection.", nil, nil)
-	hubDescriptors = []*prometheus.Desc{descSessions, descReceived, descDelivered, descBytesOut, descPublished, descCloses, descSlow, descAcks, descRefusals, descLatency}
+	descBusSubs    = prometheus.NewDesc("motehub_bus_subscriptions", "Topic filters the hub is subscribed to on the MQTT side (with --upstream: what its clients want).", nil, nil)
+	hubDescriptors = []*prometheus.Desc{descSessions, descReceived, descDelivered, descBytesOut, descPublished, descCloses, descSlow, descAcks, descRefusals, descLatency, descBusSubs}
 )
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -74,6 +75,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	})
 	ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(s.Received))
 	ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(s.SlowDisconnects))
+	ch <- prometheus.MustNewConstMetric(descBusSubs, prometheus.GaugeValue, float64(s.BusSubscriptions))
 
 	buckets := make(map[float64]uint64, len(s.Latency.Bounds))
 	var cumulative uint64

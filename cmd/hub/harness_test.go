@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -51,13 +52,18 @@ var (
 	readyLine     = regexp.MustCompile(`msg=ready|"msg":"ready"`)
 )
 
-// startHub runs the hub with args after "--http 127.0.0.1:0 --mqtt 127.0.0.1:0",
-// waits for its "ready" line, and stops it when the test ends.
+// startHub runs the hub with args after "--http 127.0.0.1:0 --mqtt
+// 127.0.0.1:0 --data ”" (only the first with --upstream), waits for its
+// "ready" line, and stops it when the test ends.
 func startHub(t *testing.T, args ...string) *runningHub {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &runningHub{Log: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	all := append([]string{"--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--data", ""}, args...)
+	all := []string{"--http", "127.0.0.1:0"}
+	if !slices.Contains(args, "--upstream") {
+		all = append(all, "--mqtt", "127.0.0.1:0", "--data", "")
+	}
+	all = append(all, args...)
 	go func() { h.done <- run(ctx, all, h.Log) }()
 	t.Cleanup(func() {
 		if err := h.Stop(); err != nil {

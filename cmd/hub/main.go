@@ -91,21 +91,34 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		log.Info("stopped")
 	}()
 
-	var store *broker.Store
-	if opts.DataDir != "" {
-		store, err = broker.OpenStore(opts.DataDir, broker.StoreConfig{SyncInterval: opts.SyncInterval, Logger: log})
-		if err != nil {
+	// The MQTT side: the embedded broker (with its store), or an upstream one.
+	var (
+		store      *broker.Store
+		mqttBroker *broker.Embedded // nil with --upstream
+		up         *upstream        // nil without
+		bus        bridge.Bus
+	)
+	if opts.Upstream != "" {
+		if up, err = connectUpstream(opts, log); err != nil {
 			return err
 		}
-		stops = append(stops, func(context.Context) error { return store.Close() }) // last: after the broker
-		log.Info("store opened", "dir", opts.DataDir, "epoch", store.Restored().Epoch, "values", len(store.Restored().Values))
+		stops = append(stops, up.remote.Close) // after the hub
+		bus = up.remote
+	} else {
+		if opts.DataDir != "" {
+			store, err = broker.OpenStore(opts.DataDir, broker.StoreConfig{SyncInterval: opts.SyncInterval, Logger: log})
+			if err != nil {
+				return err
+			}
+			stops = append(stops, func(context.Context) error { return store.Close() }) // last: after the broker
+			log.Info("store opened", "dir", opts.DataDir, "epoch", store.Restored().Epoch, "values", len(store.Restored().Values))
+		}
+		if mqttBroker, err = startBroker(opts, sec, store, log); err != nil {
+			return err
+		}
+		stops = append(stops, mqttBroker.Close)
+		bus = mqttBroker
 	}
-
-	mqttBroker, err := startBroker(opts, sec, store, log)
-	if err != nil {
-		return err
-	}
-	stops = append(stops, mqttBroker.Close)
 
 	// The HTTP socket is bound before the hub exists, so that the stops, run
 	// in reverse, go: stop taking connections (EventSource gives up for good
@@ -164,12 +177,35 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		hubCfg.Journal, hubCfg.Restore = store, store.Restored()
 		checks = append(checks, web.Check{Name: "store", Ready: store.Err})
 	}
-	hub, err := bridge.New(mqttBroker, hubCfg)
+	webCfg := web.Config{
+		Logger:         log,
+		Authorizer:     sec.authz,
+		Throttle:       sec.throttle,
+		SecureCookies:  sec.cert != nil,
+		AllowedOrigins: opts.AllowOrigins,
+		TrustedProxies: opts.TrustedProxies,
+	}
+	if up != nil {
+		// Subscribed upstream to what the clients want, not to everything.
+		hubCfg.SubscribeOnDemand, hubCfg.SubscribeLinger = true, opts.UpstreamLinger
+		checks = append(checks, web.Check{Name: "upstream", Ready: up.remote.Ready})
+		webCfg.Collectors = []prometheus.Collector{up}
+	} else {
+		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
+		webCfg.MQTTOverWebSocket = mqttBroker.WebSocketHandler(opts.AllowOrigins)
+		webCfg.Collectors = []prometheus.Collector{brokerCollector{mqttBroker}}
+	}
+	webCfg.Checks = checks
+	hub, err := bridge.New(bus, hubCfg)
 	if err != nil {
 		return err
 	}
 	stops = append(stops, hub.Close)
-	mqttBroker.Open() // devices in only once the hub listens
+	if up != nil {
+		up.setHub(hub)
+	} else {
+		mqttBroker.Open() // devices in only once the hub listens
+	}
 
 	// --demo: simulated motes, stopped before the hub and the broker (demo.go).
 	if opts.Demo {
@@ -188,18 +224,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		return nil
 	})
-	srv.Handler = web.New(hub, web.Config{
-		Logger:         log,
-		Authorizer:     sec.authz,
-		Throttle:       sec.throttle,
-		SecureCookies:  sec.cert != nil,
-		AllowedOrigins: opts.AllowOrigins,
-		TrustedProxies: opts.TrustedProxies,
-		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
-		MQTTOverWebSocket: mqttBroker.WebSocketHandler(opts.AllowOrigins),
-		Collectors:        []prometheus.Collector{brokerCollector{mqttBroker}},
-		Checks:            checks,
-	})
+	srv.Handler = web.New(hub, webCfg)
 	served = true
 	scheme := "http"
 	if sec.cert != nil {
@@ -213,10 +238,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	stopReloads := reloadOnSIGHUP(opts, sec, mqttBroker, hub, log)
 	stops = append(stops, func(context.Context) error { stopReloads(); return nil })
 	ready.Store(true)
-	if opts.LogFormat == "text" {
-		printBanner(stdout, scheme, ln.Addr(), mqttBroker)
+	upstreamURL := ""
+	if up != nil {
+		upstreamURL = up.remote.URL()
 	}
-	log.Info("ready", "version", version(), "users", opts.UsersFile != "", "tls", sec.cert != nil)
+	if opts.LogFormat == "text" {
+		printBanner(stdout, scheme, ln.Addr(), mqttBroker, upstreamURL)
+	}
+	log.Info("ready", "version", version(), "users", opts.UsersFile != "", "tls", sec.cert != nil, "upstream", upstreamURL)
 
 	select {
 	case <-ctx.Done():
@@ -288,8 +317,8 @@ func startBroker(opts options, sec security, store *broker.Store, log *slog.Logg
 }
 
 // reloadOnSIGHUP reloads the users file and the certificate on SIGHUP:
-// clients whose user is gone are disconnected, the others get their new
-// rights at once. A file with a mistake is refused, and what is in force
+// clients whose user is gone are disconnected (b, the embedded broker, is
+// nil with --upstream), the others get their new rights at once. A file with a mistake is refused, and what is in force
 // stays. The returned func stops listening for the signal.
 func reloadOnSIGHUP(opts options, sec security, b *broker.Embedded, hub *bridge.Hub, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
@@ -321,7 +350,9 @@ func reload(opts options, sec security, b *broker.Embedded, hub *bridge.Hub, log
 			log.Error("users file not reloaded: the users in force stay", "err", err)
 		} else {
 			sec.authz.Replace(users)
-			b.Recheck()
+			if b != nil {
+				b.Recheck()
+			}
 			hub.Recheck()
 			log.Info("users reloaded", "file", opts.UsersFile, "users", len(users.Names()))
 		}
@@ -336,7 +367,8 @@ func reload(opts options, sec security, b *broker.Embedded, hub *bridge.Hub, log
 }
 
 // printBanner tells a person where to go, with addresses a terminal can open.
-func printBanner(w io.Writer, scheme string, httpAddr net.Addr, b *broker.Embedded) {
+// b is nil with an upstream broker.
+func printBanner(w io.Writer, scheme string, httpAddr net.Addr, b *broker.Embedded, upstreamURL string) {
 	host := reachable(httpAddr)
 	ws := "ws"
 	if scheme == "https" {
@@ -346,6 +378,10 @@ func printBanner(w io.Writer, scheme string, httpAddr net.Addr, b *broker.Embedd
 	fmt.Fprintf(w, "  dashboard  %s://%s/\n", scheme, host)
 	fmt.Fprintf(w, "  websocket  %s://%s/ws\n", ws, host)
 	fmt.Fprintf(w, "  events     %s://%s/events\n", scheme, host)
+	if b == nil {
+		fmt.Fprintf(w, "  upstream   %s\n\n", upstreamURL)
+		return
+	}
 	fmt.Fprintf(w, "  mqtt-ws    %s://%s/mqtt\n", ws, host)
 	if a := b.Addr(); a != nil {
 		fmt.Fprintf(w, "  mqtt       mqtt://%s\n", reachable(a))

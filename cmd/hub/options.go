@@ -46,6 +46,16 @@ type options struct {
 	AckTimeout time.Duration
 	Demo       bool
 	DemoMotes  int
+
+	// An existing broker in place of the embedded one (upstream.go).
+	Upstream         string
+	UpstreamUser     string
+	UpstreamPassword string
+	UpstreamCA       string
+	UpstreamClientID string
+	UpstreamLinger   time.Duration
+
+	explicit map[string]bool // the flags given (command line, environment or file)
 }
 
 // flagGroup is a heading of `hub --help` and the flags under it.
@@ -60,6 +70,8 @@ var helpGroups = []flagGroup{
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
 		"max-connections-per-address", "max-subscriptions", "read-header-timeout", "idle-timeout"}},
 	{"Storage", []string{"data", "data-sync-interval"}},
+	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
+		"upstream-password", "upstream-ca", "upstream-client-id-prefix", "upstream-linger"}},
 	{"Commands", []string{"ack-timeout"}},
 	{"Demo", []string{"demo", "demo-motes"}},
 	{"Logging", []string{"log-level", "log-format"}},
@@ -137,6 +149,12 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
 	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
 	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
+	fs.StringVar(&o.Upstream, "upstream", "", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); turns off --mqtt and --data")
+	fs.StringVar(&o.UpstreamUser, "upstream-username", "", "`USER` to connect to --upstream as (wins over the URL's)")
+	fs.StringVar(&o.UpstreamPassword, "upstream-password", "", "`PASSWORD` of --upstream-username; prefer the environment, which other users of the machine cannot see")
+	fs.StringVar(&o.UpstreamCA, "upstream-ca", "", "`FILE` of CA certificates (PEM) that --upstream's certificate must chain to (default: the system's)")
+	fs.StringVar(&o.UpstreamClientID, "upstream-client-id-prefix", "motehub-", "`PREFIX` of the hub's MQTT client id upstream; 12 random characters follow")
+	fs.DurationVar(&o.UpstreamLinger, "upstream-linger", 30*time.Second, "how long the hub stays subscribed upstream to topics no client watches any more, so that a page reload resumes (`DURATION`)")
 	fs.Usage = func() { usage(fs, out) }
 
 	if err := fs.Parse(args); err != nil {
@@ -172,7 +190,14 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 			return o, err
 		}
 	}
-	return o, o.check()
+	o.explicit = set
+	if err := o.check(); err != nil {
+		return o, err
+	}
+	if o.Upstream != "" { // the devices and their state are the upstream's
+		o.MQTTAddr, o.DataDir = "", ""
+	}
+	return o, nil
 }
 
 // applyConfigFile sets, from a TOML file, every flag not set already. Its
@@ -211,6 +236,7 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 				return fmt.Errorf("config file %s: key %q = %q: %w", path, name, v, err)
 			}
 		}
+		set[name] = true
 	}
 	return nil
 }
@@ -230,6 +256,16 @@ func (o options) check() error {
 		return errors.New("--read-header-timeout and --idle-timeout must be positive")
 	case o.SyncInterval <= 0 || o.SyncInterval > time.Minute:
 		return fmt.Errorf("--data-sync-interval %v: between 0 and 1m", o.SyncInterval)
+	case o.Upstream == "":
+		return nil
+	case o.explicit["mqtt"] && o.MQTTAddr != "" || o.MQTTSAddr != "":
+		return errors.New("--upstream and --mqtt or --mqtts do not go together: with --upstream, devices connect to the upstream broker")
+	case o.explicit["data"] && o.DataDir != "":
+		return errors.New("--upstream and --data do not go together: with --upstream the hub keeps nothing on disk, the upstream broker holds the state")
+	case o.Demo:
+		return errors.New("--demo runs its motes on the embedded broker, which --upstream turns off; run cmd/motesim against the upstream broker instead")
+	case o.UpstreamLinger <= 0:
+		return fmt.Errorf("--upstream-linger %v: must be positive", o.UpstreamLinger)
 	}
 	return nil
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/broker"
+)
+
+// upstream is the hub's connection to an existing MQTT broker or cluster
+// (--upstream), in place of the embedded broker.
+type upstream struct {
+	remote *broker.Remote
+	hub    atomic.Pointer[bridge.Hub] // set once the hub exists
+	up     atomic.Bool
+	losses atomic.Uint64 // connections lost
+}
+
+// connectUpstream starts connecting to opts.Upstream in the background. The
+// hub it is given later (setHub) resyncs its clients every time the
+// upstream becomes usable: after a gap, messages were lost; at the first
+// connect, clients that came before it have nothing yet.
+func connectUpstream(opts options, log *slog.Logger) (*upstream, error) {
+	u := &upstream{}
+	cfg := broker.RemoteConfig{
+		URL:            opts.Upstream,
+		Username:       opts.UpstreamUser,
+		Password:       opts.UpstreamPassword,
+		ClientIDPrefix: opts.UpstreamClientID,
+		Logger:         log,
+		OnStatus:       u.status,
+	}
+	if opts.UpstreamCA != "" {
+		pem, err := os.ReadFile(opts.UpstreamCA)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--upstream-ca %s: no PEM certificate in it", opts.UpstreamCA)
+		}
+		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	r, err := broker.ConnectRemote(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream: %w", err)
+	}
+	u.remote = r
+	log.Info("connecting to the upstream broker", "url", r.URL(), "client_id", r.ClientID())
+	return u, nil
+}
+
+func (u *upstream) setHub(h *bridge.Hub) { u.hub.Store(h) }
+
+// status is the Remote's OnStatus: it runs on the Remote's goroutine and
+// returns quickly (a resync queues frames; it waits for no client).
+func (u *upstream) status(s broker.Status) {
+	if !s.Up {
+		if u.up.Swap(false) {
+			u.losses.Add(1)
+		}
+		return
+	}
+	u.up.Store(true)
+	h := u.hub.Load()
+	if h == nil {
+		return
+	}
+	reason := "connected to the broker"
+	if s.Gap {
+		reason = "the connection to the broker was lost and is back: messages published meanwhile did not arrive"
+	}
+	h.Resync(reason)
+}
+
+var (
+	descUpstreamUp     = prometheus.NewDesc("motehub_upstream_up", "1 while the upstream broker (--upstream) is connected and every subscription made, else 0.", nil, nil)
+	descUpstreamLosses = prometheus.NewDesc("motehub_upstream_disconnects_total", "Connections to the upstream broker that were lost.", nil, nil)
+)
+
+// Describe and Collect make the upstream's state metrics.
+func (u *upstream) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descUpstreamUp
+	ch <- descUpstreamLosses
+}
+
+func (u *upstream) Collect(ch chan<- prometheus.Metric) {
+	up := 0.0
+	if u.remote.Ready() == nil {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descUpstreamUp, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(descUpstreamLosses, prometheus.CounterValue, float64(u.losses.Load()))
+}
