@@ -23,7 +23,12 @@
 #   BENCH_PROFILE   1: perf profile of the hub under 1,000 WS subscribers (1)
 #   BENCH_OUT       results file      (bench/results/full.jsonl; quick: bench/results/quick.jsonl)
 #   BENCH_REPORT    report to write   (docs/benchmarks.md;       quick: bench/results/quick.md)
-#   BENCH_APPEND    1: add to an existing results file instead of starting a new one (0)
+#   BENCH_MAX_FOREIGN  CPU (cores) other processes may use during a run before it is tried again;
+#                   0 turns the check and the wait for a quiet machine off (0.3)
+#   BENCH_TRIES     tries per run, the last recorded whatever happened (3)
+#   BENCH_QUIET_TIMEOUT  longest wait for a quiet machine before a try (30s)
+#   BENCH_APPEND    1: add to an existing results file instead of starting a new one (0);
+#                   e.g. BENCH_APPEND=1 BENCH_SUBS= BENCH_EXTRAS=0 make bench redoes only the profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,8 +44,10 @@ else
 	MODE=full
 fi
 : "${BENCH_SERIES:=hub-ws mosq-ws hub-sse hub-ws-batch}" "${BENCH_PROBE:=1}" "${BENCH_EXTRAS:=1}" "${BENCH_PROFILE:=1}"
+: "${BENCH_MAX_FOREIGN:=0.3}" "${BENCH_TRIES:=3}" "${BENCH_QUIET_TIMEOUT:=30s}"
 export BENCH_REPEATS BENCH_WARMUP BENCH_MEASURE BENCH_SUBS BENCH_LOADS BENCH_OUT BENCH_REPORT
 export BENCH_SERIES BENCH_PROBE BENCH_EXTRAS BENCH_PROFILE BENCH_QUICK
+export BENCH_MAX_FOREIGN BENCH_TRIES BENCH_QUIET_TIMEOUT
 
 if [ "${BENCH_IN_NETNS:-0}" != 1 ]; then
 	for cmd in mosquitto taskset unshare ip; do
@@ -71,7 +78,7 @@ if [ "${BENCH_APPEND:-0}" != 1 ] && [ -f "$OUT" ]; then mv "$OUT" "$OUT.prev"; f
 MQ_VERSION=$(mosquitto -h 2>/dev/null | head -n1 | sed 's/^mosquitto version //') || true
 COMMAND="make bench"
 [ "$MODE" = quick ] && COMMAND="BENCH_QUICK=1 make bench"
-"$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
+[ -s "$OUT" ] || "$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
 	-notes "repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn; Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; ulimit -n $(ulimit -n)"
 
 TPID=""
@@ -143,32 +150,48 @@ series_transport() {
 }
 
 # one_run SERIES VARIANT SUBS RATE REPEAT OUTFILE [hubbench run flags...]
+# Each try waits for the machine to be quiet first; a run that other processes
+# competed with (more than BENCH_MAX_FOREIGN cores) is tried again, and the
+# last try is recorded whatever happened.
 one_run() {
 	local s=$1 variant=$2 n=$3 rate=$4 rep=$5 out=$6 pinl=""
 	shift 6
-	local target transport
+	local target transport attempt rc
 	target=$(series_target "$s")
 	transport=$(series_transport "$s")
 	[ "$variant" = pinned ] && pinl="taskset -c 1"
-	echo "bench: $variant $s subs=$n rate=$rate/s repeat=$rep" >&2
-	start_target "$target" "$variant" || {
-		"$HB" skip -out "$out" -variant "$variant" -target "$target" -transport "$transport" -subs "$n" \
-			-offered "$(awk "BEGIN{print $n*$rate}")" -reason "the target did not start"
-		return 0
-	}
 	local extra=()
 	[ "$target" = motehub ] && extra=(-dump-on-stall)
-	$pinl "$HB" run -target "$target" -transport "$transport" -variant "$variant" -repeat "$rep" \
-		-sub "$SUB" -pub "$PUB" -pid "$TPID" -gctrace "$GCTRACE" -subs "$n" -rate "$rate" \
-		-warmup "$BENCH_WARMUP" -measure "$BENCH_MEASURE" -out "$out" "${extra[@]}" "$@" ||
-		echo "bench: the run failed; its error is in $out" >&2
-	stop_target
-	# A hub that delivered nothing was asked for its goroutine stacks: keep them.
-	if [ -n "$GCTRACE" ] && grep -q '^goroutine ' "$GCTRACE"; then
-		STALLS=$((STALLS + 1))
-		cp "$GCTRACE" "$(dirname "$OUT")/stall-$STALLS-$variant-$s-$n-$rate.txt"
-		echo "bench: the hub delivered nothing; its stacks are in $(dirname "$OUT")/stall-$STALLS-*.txt" >&2
-	fi
+	for attempt in $(seq 1 "$BENCH_TRIES"); do
+		local tries=(-attempt "$attempt")
+		if [ "$BENCH_MAX_FOREIGN" != 0 ]; then
+			"$HB" quiet -max "$BENCH_MAX_FOREIGN" -for 2s -timeout "$BENCH_QUIET_TIMEOUT"
+			tries+=(-max-foreign "$BENCH_MAX_FOREIGN")
+			[ "$attempt" = "$BENCH_TRIES" ] && tries+=(-last-try)
+		fi
+		echo "bench: $variant $s subs=$n rate=$rate/s repeat=$rep try=$attempt" >&2
+		start_target "$target" "$variant" || {
+			"$HB" skip -out "$out" -variant "$variant" -target "$target" -transport "$transport" -subs "$n" \
+				-offered "$(awk "BEGIN{print $n*$rate}")" -reason "the target did not start"
+			return 0
+		}
+		rc=0
+		$pinl "$HB" run -target "$target" -transport "$transport" -variant "$variant" -repeat "$rep" \
+			-sub "$SUB" -pub "$PUB" -pid "$TPID" -gctrace "$GCTRACE" -subs "$n" -rate "$rate" \
+			-warmup "$BENCH_WARMUP" -measure "$BENCH_MEASURE" -out "$out" "${extra[@]}" "${tries[@]}" "$@" || rc=$?
+		stop_target
+		# A hub that delivered nothing was asked for its goroutine stacks: keep them.
+		if [ -n "$GCTRACE" ] && grep -q '^goroutine ' "$GCTRACE"; then
+			STALLS=$((STALLS + 1))
+			cp "$GCTRACE" "$(dirname "$OUT")/stall-$STALLS-$variant-$s-$n-$rate.txt"
+			echo "bench: the hub delivered nothing; its stacks are in $(dirname "$OUT")/stall-$STALLS-*.txt" >&2
+		fi
+		case $rc in
+		0) return 0 ;;
+		3) echo "bench: other processes used the CPU during the run; trying again" >&2 ;;
+		*) echo "bench: the run failed; its error is in $out" >&2; return 0 ;;
+		esac
+	done
 }
 STALLS=0
 
@@ -222,8 +245,12 @@ if [ "$BENCH_PROFILE" = 1 ]; then
 		one_run hub-ws pinned 1000 100 1 "$WORK/profile.jsonl" \
 			-during "perf record -e cpu-clock -F 499 -g -o $WORK/perf.data -p \$PID -- sleep $secs 2>/dev/null"
 		if [ -s "$WORK/perf.data" ]; then
-			perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol -g none 2>/dev/null >"$(dirname "$OUT")/profile-self.txt" || true
-			perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none 2>/dev/null >"$(dirname "$OUT")/profile-children.txt" || true
+			pdir=$(dirname "$OUT")
+			report() { perf report -i "$WORK/perf.data" --stdio -g none "$@" 2>/dev/null || true; }
+			report --no-children --sort symbol >"$pdir/profile-self.txt"
+			report --children --sort symbol >"$pdir/profile-children.txt"
+			report --no-children --sort dso >"$pdir/profile-dso.txt"
+			report --no-children --sort symbol --dsos hub >"$pdir/profile-user.txt"
 		fi
 	else
 		echo "bench: perf is missing (apt-get install linux-perf): no profile" >&2
@@ -245,11 +272,7 @@ if [ "$BENCH_EXTRAS" = 1 ]; then
 	fi
 fi
 
-dir=$(dirname "$OUT")
-profile_flags=()
-[ -s "$dir/profile-self.txt" ] && profile_flags+=(-profile "$dir/profile-self.txt")
-[ -s "$dir/profile-children.txt" ] && profile_flags+=(-profile-children "$dir/profile-children.txt")
 notes_flags=()
-[ -f bench/notes.md ] && notes_flags=(-notes bench/notes.md)
-"$HB" report -in "$OUT" -out "$BENCH_REPORT" -command "$COMMAND" "${profile_flags[@]}" "${notes_flags[@]}"
+[ -f bench/notes.md ] && [ "$MODE" = full ] && notes_flags=(-notes bench/notes.md)
+"$HB" report -in "$OUT" -out "$BENCH_REPORT" -command "$COMMAND" -profile-dir "$(dirname "$OUT")" "${notes_flags[@]}"
 echo "bench: results in $OUT, report in $BENCH_REPORT" >&2

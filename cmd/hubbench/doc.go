@@ -20,10 +20,12 @@
 //
 // # Concurrency contract
 //
-//   - A run owns every goroutine it starts: one reader per subscriber, the
-//     publisher's writer and reader, a pinger and a sampler. They end when the
-//     run's context is cancelled and their connections are closed, and the run
-//     waits for all of them (sync.WaitGroup) before it returns.
+//   - A run owns every goroutine it starts: 64 connecting workers (waited for
+//     before the readers start), one reader per subscriber, the publisher's
+//     pacing loop and its reader, and a pinger; the run's own goroutine samples
+//     /proc. They end when their connections are closed or the run's deadline
+//     passes, and the run waits for all of them (sync.WaitGroup) before it
+//     returns. The -during command is a child process the run waits for.
 //   - A subscriber's reader is the only goroutine that touches its sequence
 //     bitmap; results are read after the reader has ended. Writes to one
 //     connection (pongs, PINGREQ, close) are serialised by that connection's

@@ -22,6 +22,9 @@ func main() {
 	if errors.Is(err, errNotSaturated) {
 		os.Exit(1) // an answer, not a failure
 	}
+	if errors.Is(err, errContaminated) {
+		os.Exit(3) // the caller retries
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hubbench:", err)
 		os.Exit(1)
@@ -37,6 +40,7 @@ commands:
   skip       record a cell of the matrix that was not run, and why
   saturated  exit 0 when a cell of a results file is past saturation
   wait       wait until TCP addresses accept connections
+  quiet      wait until other processes leave the CPUs alone
   freeport   print free loopback TCP ports
 Run "hubbench COMMAND -h" for the flags of each.`
 
@@ -58,6 +62,8 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return cmdSaturated(args)
 	case "wait":
 		return cmdWait(ctx, args)
+	case "quiet":
+		return cmdQuiet(ctx, args, log)
 	case "freeport":
 		return cmdFreePort(args, stdout)
 	case "help", "-h", "--help":
@@ -67,10 +73,17 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
+// errContaminated is a run that other processes competed with: run.sh
+// retries it.
+var errContaminated = errors.New("other processes competed for the CPU")
+
 func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var res0Attempt int
 	var cfg runConfig
 	var out string
+	var maxForeign float64
+	var lastTry bool
 	fs.StringVar(&cfg.Target, "target", "motehub", "label of the target: motehub or mosquitto")
 	fs.StringVar(&cfg.Transport, "transport", transportWS, "ws, ws-batch, sse (motehub) or mqtt-ws (Mosquitto)")
 	fs.StringVar(&cfg.Variant, "variant", "pinned", "label: how target and load generator share the CPUs")
@@ -93,6 +106,9 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	fs.StringVar(&cfg.During, "during", "", "shell command to run during the measured window ($PID is the target's)")
 	fs.BoolVar(&cfg.DumpOnStall, "dump-on-stall", false, "SIGQUIT the target (a Go program) when it delivered nothing, so it prints its goroutine stacks")
 	fs.StringVar(&out, "out", "-", "results file to append to (- for stdout)")
+	fs.Float64Var(&maxForeign, "max-foreign", 0, "when other processes used more CPU than this (cores) in the window, record nothing and exit 3 so the caller retries (0: no check)")
+	fs.BoolVar(&lastTry, "last-try", false, "with -max-foreign: record the run whatever the other processes did")
+	fs.IntVar(&res0Attempt, "attempt", 0, "label: which try of this run this is")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +127,11 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	defer cancel()
 	log = log.With("target", cfg.Target, "transport", cfg.Transport, "subs", cfg.Subscribers, "rate", cfg.Rate)
 	res, err := runBench(ctx, cfg, log)
+	res.Attempt = res0Attempt
+	if err == nil && maxForeign > 0 && res.ForeignCores > maxForeign && !lastTry {
+		log.Warn("other processes competed for the CPU: not recorded", "foreign_cores", res.ForeignCores, "max", maxForeign)
+		return errContaminated
+	}
 	if err != nil {
 		res.Error = err.Error()
 		log.Error("run failed", "err", err)
@@ -119,7 +140,7 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 			"p50_ms", float64(res.LatencyUs.P50)/1000, "p99_ms", float64(res.LatencyUs.P99)/1000,
 			"cpu_s_per_m", round(res.CPUPerMDeliveries, 3), "target_cores", round(res.TargetCPUCores, 2),
 			"loadgen_cores", round(res.LoadgenCPUCores, 2), "cpu_busy", res.CPUBusy, "softirq", res.CPUSoftIRQ,
-			"steal", res.CPUSteal, "dropped", res.Dropped)
+			"steal", res.CPUSteal, "foreign_cores", res.ForeignCores, "dropped", res.Dropped)
 	}
 	if werr := appendJSONLine(out, res); werr != nil {
 		return errors.Join(err, werr)

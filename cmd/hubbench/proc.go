@@ -151,3 +151,18 @@ func cpuShares(a, b []cpuTimes) (busy, softirq, steal []float64) {
 	}
 	return busy, softirq, steal
 }
+
+// foreignCores estimates the CPU that processes other than the target and
+// the load generator used over a window of secs seconds: every CPU's busy
+// time (softirq and steal left out) minus what the two used. On a shared
+// machine it tells a clean run from one that competed with someone's build.
+func foreignCores(a, b []cpuTimes, secs, targetCores, selfCores float64) float64 {
+	if secs <= 0 {
+		return 0
+	}
+	var busy uint64
+	for i := range min(len(a), len(b)) {
+		busy += (b[i].Busy - a[i].Busy) - (b[i].SoftIRQ - a[i].SoftIRQ) - (b[i].Steal - a[i].Steal)
+	}
+	return max(0, round(float64(busy)/clockTicks/secs-targetCores-selfCores, 3))
+}

@@ -5,16 +5,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 )
 
-// profile is the top of a perf report of the hub under load.
+// profile is the top of the perf reports bench/run.sh writes for the hub
+// under load (perf report --stdio -g none):
+//
+//	profile-self.txt      --no-children --sort symbol
+//	profile-children.txt  --children --sort symbol
+//	profile-dso.txt       --no-children --sort dso
+//	profile-user.txt      --no-children --sort symbol --dsos hub
 type profile struct {
-	Title    string         // the first comment lines perf writes, condensed
+	Title    string         // perf's "Samples: ..." line
 	Self     []profileEntry // by self time
 	Children []profileEntry // by time including callees
+	DSO      []profileEntry // by binary: the kernel, the hub, the vDSO
+	User     []profileEntry // the hub's own code, by self time (shares of the whole)
 }
 
 type profileEntry struct {
@@ -22,33 +31,36 @@ type profileEntry struct {
 	Symbol  string
 }
 
-// perfLine matches a flat perf report line: "  12.34%  hub  [.] runtime.mallocgc"
-// (the dso column is optional; with --children there are two percentages).
+// perfLine matches a flat perf report line: "  12.34%  [.] runtime.mallocgc"
+// (with --children there are two percentages, the first including callees).
 var perfLine = regexp.MustCompile(`^\s+([\d.]+)%\s+(?:([\d.]+)%\s+)?(.*)$`)
 
-func readProfile(selfPath, childrenPath string) (profile, error) {
+func readProfile(dir string) (profile, error) {
 	var p profile
-	f, err := os.Open(selfPath)
-	if err != nil {
-		return p, fmt.Errorf("profile: %w", err)
-	}
-	p.Self, p.Title = parsePerfReport(f, 25, false)
-	_ = f.Close()
-	if childrenPath != "" {
-		if f, err := os.Open(childrenPath); err == nil {
-			p.Children, _ = parsePerfReport(f, 25, true)
-			_ = f.Close()
+	read := func(name string, n int) []profileEntry {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return nil
 		}
+		defer f.Close()
+		entries, title := parsePerfReport(f, n)
+		if p.Title == "" {
+			p.Title = title
+		}
+		return entries
 	}
+	p.Self = read("profile-self.txt", 20)
+	p.Children = read("profile-children.txt", 30)
+	p.DSO = read("profile-dso.txt", 6)
+	p.User = read("profile-user.txt", 20)
 	if len(p.Self) == 0 {
-		return p, fmt.Errorf("profile: no entries in %s", selfPath)
+		return p, fmt.Errorf("profile: no entries in %s", filepath.Join(dir, "profile-self.txt"))
 	}
 	return p, nil
 }
 
 // parsePerfReport reads the first n entries of perf report --stdio output.
-// With children, the first percentage is the one including callees.
-func parsePerfReport(r io.Reader, n int, children bool) (entries []profileEntry, title string) {
+func parsePerfReport(r io.Reader, n int) (entries []profileEntry, title string) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() && len(entries) < n {
@@ -86,22 +98,22 @@ func parsePerfReport(r io.Reader, n int, children bool) (entries []profileEntry,
 func writeProfile(w io.Writer, p profile) {
 	fmt.Fprintf(w, "## Where the time goes\n\n")
 	if len(p.Self) == 0 {
-		fmt.Fprintf(w, "No profile in this run.\n\n")
+		fmt.Fprintf(w, "No profile in these results.\n\n")
 		return
 	}
-	fmt.Fprintf(w, "`perf record -g` of the hub process (pinned to one core) during the measured window of a motehub WS run with 1,000 subscribers (%s). Top entries by self time", p.Title)
-	if len(p.Children) > 0 {
-		fmt.Fprintf(w, ", and by time including callees")
-	}
-	fmt.Fprintf(w, ":\n\n| self %% | symbol |\n|---|---|\n")
-	for _, e := range p.Self {
-		fmt.Fprintf(w, "| %.2f | `%s` |\n", e.Percent, e.Symbol)
-	}
-	if len(p.Children) > 0 {
-		fmt.Fprintf(w, "\n| with callees %% | symbol |\n|---|---|\n")
-		for _, e := range p.Children {
+	fmt.Fprintf(w, "`perf record -e cpu-clock -g` of the hub process (pinned to CPU 0) during the measured window of a motehub WS run with 1,000 subscribers at 100 msg/s (100k deliveries/s offered); %s. Shares are of all the hub's samples.\n\n", p.Title)
+	table := func(title string, entries []profileEntry) {
+		if len(entries) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "| %s %% | |\n|---|---|\n", title)
+		for _, e := range entries {
 			fmt.Fprintf(w, "| %.2f | `%s` |\n", e.Percent, e.Symbol)
 		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w)
+	table("by binary", p.DSO)
+	table("with callees", p.Children)
+	table("self, the hub's own code", p.User)
+	table("self, everything", p.Self)
 }

@@ -56,6 +56,11 @@ type result struct {
 	CPUBusy    []float64 `json:"cpu_busy"`
 	CPUSoftIRQ []float64 `json:"cpu_softirq"`
 	CPUSteal   []float64 `json:"cpu_steal"`
+	// ForeignCores is the CPU other processes used during the window (see
+	// foreignCores); Attempt is which try this was (run.sh retries a run
+	// that competed with too much of it).
+	ForeignCores float64 `json:"foreign_cores"`
+	Attempt      int     `json:"attempt,omitempty"`
 
 	RSSNoneKB       int64   `json:"rss_none_kb"`
 	RSSIdleKB       int64   `json:"rss_idle_kb"`

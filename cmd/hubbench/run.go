@@ -215,7 +215,6 @@ func (b *bench) startReaders(maxSeq uint64) {
 		}
 		b.wg.Go(func() {
 			err := s.read()
-			st.endErr, st.endedAt = err, time.Now()
 			if !b.closing.Load() {
 				b.dropped.Add(1)
 				b.dropErr.CompareAndSwap(nil, fmt.Sprint(err))
@@ -294,6 +293,7 @@ func (b *bench) measure(ctx context.Context, res *result, from, to time.Time) er
 	res.TargetCPUSeconds = cpu1 - cpu0
 	res.TargetCPUCores = res.TargetCPUSeconds / secs
 	res.LoadgenCPUCores = (self1 - self0) / secs
+	res.ForeignCores = foreignCores(stat0, stat1, secs, res.TargetCPUCores, res.LoadgenCPUCores)
 	wait()
 	return ctx.Err()
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -115,5 +117,45 @@ func cmdSaturated(args []string) error {
 	if n == 0 {
 		return fmt.Errorf("%w: no run of that cell", errNotSaturated)
 	}
+	return nil
+}
+
+// cmdQuiet waits, at most -timeout, until the machine's CPUs have been less
+// busy than -max cores (softirq and steal left out) for -for, sampling every
+// half second. It returns nil either way: a run on a busy machine is still a
+// run, and it records how busy the machine was.
+func cmdQuiet(ctx context.Context, args []string, log *slog.Logger) error {
+	fs := flag.NewFlagSet("quiet", flag.ContinueOnError)
+	maxCores := fs.Float64("max", 0.2, "CPU (cores) that others may use")
+	hold := fs.Duration("for", 2*time.Second, "how long it must stay that quiet")
+	timeout := fs.Duration("timeout", time.Minute, "give up waiting after")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	began := time.Now()
+	quietSince := time.Now()
+	prev, err := readCPUTimes()
+	if err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		sleepUntil(ctx, time.Now().Add(500*time.Millisecond))
+		cur, err := readCPUTimes()
+		if err != nil {
+			return err
+		}
+		if foreignCores(prev, cur, 0.5, 0, 0) > *maxCores {
+			quietSince = time.Now()
+		} else if time.Since(quietSince) >= *hold {
+			if waited := time.Since(began); waited > *hold+time.Second {
+				log.Info("the machine is quiet again", "waited", waited.Round(time.Second))
+			}
+			return nil
+		}
+		prev = cur
+	}
+	log.Warn("the machine stayed busy; going on", "waited", timeout.String())
 	return nil
 }

@@ -126,7 +126,7 @@ func TestParsePerfReport(t *testing.T) {
 
     99.24%     0.00%  [.] runtime.goexit.abi0               -      -
 `
-	got, title := parsePerfReport(strings.NewReader(in), 10, false)
+	got, title := parsePerfReport(strings.NewReader(in), 10)
 	want := []profileEntry{
 		{12.85, "(kernel) _raw_spin_unlock_irqrestore"},
 		{2.73, "github.com/gorilla/websocket.(*Conn).write"},

@@ -33,11 +33,9 @@ type sink struct {
 
 // subState is what one subscriber learned; it belongs to its reader.
 type subState struct {
-	index   int
-	seq     *seqTracker
-	sink    *sink
-	endErr  error     // why read ended
-	endedAt time.Time // when
+	index int
+	seq   *seqTracker
+	sink  *sink
 }
 
 // got handles one bench payload (or any text holding one).
