@@ -58,10 +58,22 @@ type cellKey struct {
 	Probe   bool
 }
 
-// cell is the repeats of one point.
+// cell is the repeats of one point. Every repeat counts, whatever else ran
+// on the machine: discarding the runs that competed for the CPU would
+// compare one series' quiet minutes with another's busy ones.
 type cell struct {
-	Key  cellKey
-	Runs []result
+	Key     cellKey
+	Runs    []result
+	Dirty   bool // the median run competed with other processes (see maxForeignCores)
+	Skipped bool // not run: bench/run.sh found the series saturated at a lower load
+}
+
+// maxForeignCores is how much CPU other processes may use during a run for
+// it to count as clean (bench/run.sh retries runs past it when asked to).
+const maxForeignCores = 0.3
+
+func (c *cell) finish() {
+	c.Dirty = c.of(func(r result) float64 { return r.ForeignCores }).Median > maxForeignCores
 }
 
 // measure is one number of a run.
@@ -104,6 +116,8 @@ type knee struct {
 	Tested    int     // loads tested
 	Highest   float64 // the highest load tested
 	AtTop     bool    // the highest load tested passes: the knee is at least Offered
+	Dirty     bool    // some cell of the series competed with other processes
+	Full      float64 // the highest load delivered in full (median ≥ kneeMinRatio), whatever the latency
 }
 
 // findKnee takes the cells of one series (any order) and finds its knee:
@@ -116,6 +130,13 @@ func findKnee(cells []*cell) knee {
 		}
 		k.Tested++
 		k.Highest = max(k.Highest, c.Key.Offered)
+		if c.Skipped {
+			continue
+		}
+		k.Dirty = k.Dirty || c.Dirty
+		if len(c.Runs) > 0 && c.of(ratioOf).Median >= kneeMinRatio {
+			k.Full = max(k.Full, c.Key.Offered)
+		}
 		if c.passes() && c.Key.Offered > k.Offered {
 			k.Offered = c.Key.Offered
 			k.Delivered = c.of(func(r result) float64 { return r.DeliveredPerSec }).Median
@@ -123,6 +144,18 @@ func findKnee(cells []*cell) knee {
 	}
 	k.AtTop = k.Tested > 0 && k.Offered == k.Highest
 	return k
+}
+
+// addSkipped adds the cells bench/run.sh did not run to cells, so that a
+// series' highest load counts them: a series that saturated has no "≥".
+func addSkipped(cells []*cell, skips []skipped) []*cell {
+	for _, s := range skips {
+		k := cellKey{seriesKey{s.Variant, s.Target, s.Transport, s.Subs}, s.Offered, false}
+		if findCell(cells, k) == nil {
+			cells = append(cells, &cell{Key: k, Skipped: true})
+		}
+	}
+	return cells
 }
 
 // groupCells groups runs by cell, in a stable order: variant, subscribers,
@@ -139,6 +172,9 @@ func groupCells(runs []result) []*cell {
 			cells = append(cells, c)
 		}
 		c.Runs = append(c.Runs, r)
+	}
+	for _, c := range cells {
+		c.finish()
 	}
 	slices.SortStableFunc(cells, func(a, b *cell) int {
 		return cmp.Or(

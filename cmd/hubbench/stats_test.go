@@ -97,13 +97,15 @@ func TestReport(t *testing.T) {
 	writeReport(&b, reportInput{Results: rs, ResultsPath: "bench/results/x.jsonl", Command: "make bench"})
 	out := b.String()
 	for _, want := range []string{
-		"| pinned | 1000 | ≥ 400k | not run | not run | 200k | 2.00× |",
+		"| pinned | 1000 | ≥ 400k (≥ 400k) | not run | not run | 200k (200k) | 2.00× |",
+		"Judged on the knee: motehub ≥ 400k, Mosquitto 200k, 2.00× | **met** |",
 		"| nproc | 2 |",
 		"knee of fan-out to 1,000 WS subscribers",
 		"| p99 ≤ 5 ms at 100k deliveries/s (WS) | 1000 subs: 4.00 ms | **met** |",
 		"### pinned, 1000 subscribers, 400k deliveries/s offered (400 msg/s)",
 		"| Mosquitto WS | 200k | 50.00 % |",
 		"| pinned | 5000 | Mosquitto WS | 400k | saturated |",
+		"| pinned | 1000 | ≥ 400k (≥ 400k) | not run | not run | 200k (200k) | 2.00× |",
 		"make bench",
 	} {
 		if !strings.Contains(out, want) {
@@ -112,6 +114,25 @@ func TestReport(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("report:\n%s", out)
+	}
+}
+
+func TestDirtyCells(t *testing.T) {
+	t.Parallel()
+	busy := func(r result, foreign float64) result { r.ForeignCores = foreign; return r }
+	cells := groupCells([]result{
+		busy(run("ws", 100, 10e3, 1, 1000), 0), busy(run("ws", 100, 10e3, 1, 1000), 1.2), busy(run("ws", 100, 10e3, 1, 1000), 0.1),
+		busy(run("ws", 100, 50e3, 1, 1000), 0.9), busy(run("ws", 100, 50e3, 1, 1000), 1.0), busy(run("ws", 100, 50e3, 0.5, 1000), 0),
+	})
+	if len(cells) != 2 || cells[0].Dirty || !cells[1].Dirty {
+		t.Fatalf("dirty: %v %v, want the second cell only (its median run competed)", cells[0].Dirty, cells[1].Dirty)
+	}
+	k := findKnee(cells)
+	if !k.Dirty || k.Offered != 50e3 || k.Full != 50e3 {
+		t.Errorf("knee %+v, want 50k, full 50k, dirty", k)
+	}
+	if got := kneeText(k); got != "≥ 50k §" {
+		t.Errorf("kneeText = %q", got)
 	}
 }
 
@@ -139,5 +160,22 @@ func TestParsePerfReport(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("entry %d = %+v, want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+// A series that run.sh stopped (skipped the loads above its saturation) has
+// no "≥": its highest load is the highest skipped one.
+func TestKneeWithSkips(t *testing.T) {
+	t.Parallel()
+	cells := groupCells([]result{run("ws", 100, 10e3, 1, 1000), run("ws", 100, 50e3, 0.5, 1000)})
+	cells = addSkipped(cells, []skipped{{Variant: "pinned", Target: "motehub", Transport: "ws", Subs: 100, Offered: 100e3}})
+	k := findKnee(cells)
+	if k.Offered != 10e3 || k.AtTop || k.Highest != 100e3 || k.Tested != 3 {
+		t.Errorf("knee %+v, want 10k, not at the top", k)
+	}
+	cells = addSkipped(groupCells([]result{run("ws", 100, 10e3, 1, 1000)}),
+		[]skipped{{Variant: "pinned", Target: "motehub", Transport: "ws", Subs: 100, Offered: 50e3}})
+	if k := findKnee(cells); k.Full != 10e3 || k.Full == k.Highest {
+		t.Errorf("knee %+v: the load delivered in full is not the highest", k)
 	}
 }
