@@ -21,8 +21,9 @@
 #   BENCH_PROBE     1: the 10 msg/s latency probe per subscriber count (1)
 #   BENCH_EXTRAS    1: unpinned and GOMAXPROCS=1 runs, and the batch ceiling (1)
 #   BENCH_PROFILE   1: perf profile of the hub under 1,000 WS subscribers (1)
-#   BENCH_OUT       results file      (bench/results/full.jsonl; quick: bench/results/quick.jsonl)
-#   BENCH_REPORT    report to write   (docs/benchmarks.md;       quick: bench/results/quick.md)
+#   BENCH_OUT       results file; the profile goes beside it
+#                   (bench/results/full.jsonl; quick: bench/results/quick/results.jsonl)
+#   BENCH_REPORT    report to write   (docs/benchmarks.md; quick: bench/results/quick/benchmarks.md)
 #   BENCH_MAX_FOREIGN  CPU (cores) other processes may use during a run before it is tried again;
 #                   0 turns the check and the wait for a quiet machine off (0.3)
 #   BENCH_TRIES     tries per run, the last recorded whatever happened (3)
@@ -35,7 +36,7 @@ cd "$(dirname "$0")/.."
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	: "${BENCH_REPEATS:=1}" "${BENCH_WARMUP:=2s}" "${BENCH_MEASURE:=5s}"
 	: "${BENCH_SUBS:=100 1000}" "${BENCH_LOADS:=10000 100000}"
-	: "${BENCH_OUT:=bench/results/quick.jsonl}" "${BENCH_REPORT:=bench/results/quick.md}"
+	: "${BENCH_OUT:=bench/results/quick/results.jsonl}" "${BENCH_REPORT:=bench/results/quick/benchmarks.md}"
 	MODE=quick
 else
 	: "${BENCH_REPEATS:=3}" "${BENCH_WARMUP:=5s}" "${BENCH_MEASURE:=15s}"
