@@ -71,6 +71,10 @@ type result struct {
 	HeapPeakMB      int64   `json:"heap_peak_mb"`
 
 	Error string `json:"error,omitempty"`
+
+	// Session is the index of the meta record before the run in its
+	// results file: which invocation of bench/run.sh took it.
+	Session int `json:"-"`
 }
 
 type latencySummary struct {
@@ -165,6 +169,7 @@ func readResults(r io.Reader) (results, error) {
 			if err := json.Unmarshal(line, &res); err != nil {
 				return rs, fmt.Errorf("results line %d: %w", n, err)
 			}
+			res.Session = len(rs.Metas) - 1
 			rs.Runs = append(rs.Runs, res)
 		case "skip":
 			var sk skipped

@@ -72,6 +72,17 @@ type cell struct {
 // it to count as clean (bench/run.sh retries runs past it when asked to).
 const maxForeignCores = 0.3
 
+// latestSession keeps the runs of the latest session that measured the
+// cell: a cell measured again (on a quieter machine, say) replaces its
+// earlier measurement instead of mixing with it.
+func (c *cell) latestSession() {
+	latest := c.Runs[0].Session
+	for _, r := range c.Runs {
+		latest = max(latest, r.Session)
+	}
+	c.Runs = slices.DeleteFunc(c.Runs, func(r result) bool { return r.Session != latest })
+}
+
 func (c *cell) finish() {
 	c.Dirty = c.of(func(r result) float64 { return r.ForeignCores }).Median > maxForeignCores
 }
@@ -174,6 +185,7 @@ func groupCells(runs []result) []*cell {
 		c.Runs = append(c.Runs, r)
 	}
 	for _, c := range cells {
+		c.latestSession()
 		c.finish()
 	}
 	slices.SortStableFunc(cells, func(a, b *cell) int {

@@ -179,3 +179,18 @@ func TestKneeWithSkips(t *testing.T) {
 		t.Errorf("knee %+v: the load delivered in full is not the highest", k)
 	}
 }
+
+// A cell measured again in a later session shows only the later runs.
+func TestLatestSession(t *testing.T) {
+	t.Parallel()
+	old1, old2, fresh := run("ws", 100, 10e3, 0.5, 1000), run("ws", 100, 10e3, 0.5, 1000), run("ws", 100, 10e3, 1, 1000)
+	fresh.Session = 1
+	other := run("ws", 100, 50e3, 1, 1000) // measured only in session 0
+	cells := groupCells([]result{old1, fresh, old2, other})
+	if len(cells) != 2 || len(cells[0].Runs) != 1 || cells[0].Runs[0].Session != 1 || len(cells[1].Runs) != 1 {
+		t.Fatalf("cells %+v", cells)
+	}
+	if k := findKnee(cells); k.Offered != 50e3 {
+		t.Errorf("knee %+v, want 50k", k)
+	}
+}
