@@ -6,7 +6,7 @@ TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:m
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s
 
-.PHONY: test test-deps fuzz run check
+.PHONY: test test-deps fuzz run check bench
 
 ## test: install what the tests need and is missing, then run every test with the race detector
 test: test-deps
@@ -32,3 +32,7 @@ check:
 ## run: the hub with its defaults
 run:
 	go run ./cmd/hub
+
+## bench: motehub against Mosquitto (bench/run.sh; BENCH_QUICK=1 for a smoke test), rewrites docs/benchmarks.md
+bench:
+	./bench/run.sh

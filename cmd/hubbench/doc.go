@@ -1,0 +1,35 @@
+// Command hubbench is motehub's load generator and report writer. It feeds
+// one MQTT publisher into a target broker (the hub, or Mosquitto) and counts
+// what reaches N browser-like subscribers: Clown.Talk over WebSocket, Server-
+// Sent Events, or MQTT 3.1.1 over WebSocket as MQTT.js speaks it. See
+// /work/shared/BENCHMARKS.md for the method and bench/run.sh for the matrix.
+//
+// Subcommands:
+//
+//	hubbench run ...      one run (one target, one transport, N subscribers,
+//	                      one rate), one JSON line appended to -out
+//	hubbench report ...   results (JSON lines) to docs/benchmarks.md
+//	hubbench freeport -n K  K free loopback TCP ports, one per line
+//
+// The clients are deliberately light: a minimal WebSocket client, a minimal
+// MQTT codec, a line scanner that finds "s" and "t" without decoding JSON,
+// so that one core of load generator can keep up with the target.
+//
+// Every connection goes to a loopback address (checked before dialing), and
+// every loop is bounded in count and time.
+//
+// # Concurrency contract
+//
+//   - A run owns every goroutine it starts: 64 connecting workers (waited for
+//     before the readers start), one reader per subscriber, the publisher's
+//     pacing loop and its reader, and a pinger; the run's own goroutine samples
+//     /proc. They end when their connections are closed or the run's deadline
+//     passes, and the run waits for all of them (sync.WaitGroup) before it
+//     returns. The -during command is a child process the run waits for.
+//   - A subscriber's reader is the only goroutine that touches its sequence
+//     bitmap; results are read after the reader has ended. Writes to one
+//     connection (pongs, PINGREQ, close) are serialised by that connection's
+//     write mutex.
+//   - Latencies go to a small set of HDR histograms, each behind its own mutex
+//     (see latencies); counters shared across goroutines are atomics.
+package main

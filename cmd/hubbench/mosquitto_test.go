@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/motehub/motehub/internal/hubtest"
+)
+
+// netnsEnv marks the copy of the test binary that runs inside its own
+// network namespace.
+const netnsEnv = "HUBBENCH_TEST_NETNS"
+
+// inNetNS runs the test named name again, alone, inside `unshare --net`
+// with loopback up, and reports whether the caller is that copy (and should
+// go on). Mosquitto's WebSocket listener binds every address whatever it is
+// told, so it only ever runs in a namespace of its own.
+func inNetNS(t *testing.T, name string) bool {
+	t.Helper()
+	if os.Getenv(netnsEnv) == "1" {
+		return true
+	}
+	unshare := hubtest.RequireCommand(t, "unshare", "util-linux")
+	hubtest.RequireCommand(t, "ip", "iproute2")
+	if out, err := exec.Command(unshare, "--net", "true").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("!!! cannot create a network namespace (unshare --net: %v %s): this test needs root", err, bytes.TrimSpace(out))
+		if hubtest.RequireAll() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, unshare, "--net", "sh", "-c", `ip link set lo up && exec "$@"`, "sh",
+		os.Args[0], "-test.run", "^"+name+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), netnsEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s in a network namespace: %v\n%s", name, err, out)
+	}
+	t.Logf("in a network namespace:\n%s", out)
+	return false
+}
+
+// TestMosquittoMQTTOverWebSocket runs the codec and the subscriber against
+// the real Mosquitto: CONNECT, SUBSCRIBE, PUBLISH of small and large
+// payloads (multi-byte remaining lengths, packets across WebSocket frames),
+// PINGREQ.
+func TestMosquittoMQTTOverWebSocket(t *testing.T) {
+	mosq := hubtest.RequireCommand(t, "mosquitto", "mosquitto")
+	if !inNetNS(t, "TestMosquittoMQTTOverWebSocket") {
+		return
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	err = os.WriteFile(conf, fmt.Appendf(nil, "allow_anonymous true\npersistence false\nlistener %d 127.0.0.1\nlistener %d 127.0.0.1\nprotocol websockets\n", ports[0], ports[1]), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(mosq, "-c", conf)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("mosquitto:\n%s", logs.String())
+		}
+	})
+	pubAddr, wsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cmdWait(ctx, []string{"-timeout", "10s", pubAddr, wsAddr}); err != nil {
+		t.Fatal(err)
+	}
+
+	const subs = 3
+	states := make([]*subState, subs)
+	readers := make([]subscriber, subs)
+	ended := make(chan error, subs)
+	for i := range subs {
+		states[i] = &subState{index: i, seq: newSeqTracker(1 << 16), sink: &sink{lat: newLatencies(1, 0, 1<<62)}}
+		s, err := connectSubscriber(ctx, transportMQTTWS, "ws://"+wsAddr+"/mqtt", "bench/#", states[i])
+		if err != nil {
+			t.Fatalf("subscriber %d: %v", i, err)
+		}
+		readers[i] = s
+		go func() { ended <- s.read() }()
+		if err := s.ping(); err != nil {
+			t.Fatalf("PINGREQ: %v", err)
+		}
+	}
+	pub, err := dialPublisher(ctx, pubAddr, "hubbench-test-pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.close()
+	if err := pub.ping(); err != nil {
+		t.Fatal(err)
+	}
+	// 500 payloads of 100 bytes, then large ones (3-byte remaining length,
+	// several WebSocket frames), and a topic outside the filter.
+	start := time.Now()
+	st, err := pub.run(ctx, "bench/t", 5000, 100, start, start.Add(100*time.Millisecond), start, start.Add(time.Hour))
+	if err != nil || st.Sent == 0 || st.Sent+st.Behind != 500 {
+		t.Fatalf("published %d (behind %d), %v; want 500 in all", st.Sent, st.Behind, err)
+	}
+	n := st.Sent
+	big := appendBenchPayload(nil, n+1, time.Now().UnixNano(), 70000)
+	other := appendPublish(nil, "elsewhere", []byte("x"))
+	pub.wmu.Lock()
+	_, _ = pub.bw.Write(appendPublish(nil, "bench/big", big))
+	_, _ = pub.bw.Write(other)
+	err = pub.bw.Flush()
+	pub.wmu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubtest.Eventually(t, 10*time.Second, func() bool {
+		for _, s := range states {
+			if s.sink.messages.Load() < n+1 {
+				return false
+			}
+		}
+		return true
+	}, "not every subscriber got %d messages", n+1)
+	t.Logf("%d subscribers each got %d messages, the last of %d bytes", subs, n+1, len(big))
+	for i, s := range readers {
+		s.close()
+		<-ended
+		tr := states[i].seq
+		if tr.received != n+1 || tr.duplicates != 0 || tr.reordered != 0 || tr.countRange(1, n+1) != n+1 {
+			t.Errorf("subscriber %d: received %d duplicates %d reordered %d", i, tr.received, tr.duplicates, tr.reordered)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// publisher is the device side: one MQTT 3.1.1 connection over TCP that
+// publishes bench payloads at QoS 0 at a steady rate.
+type publisher struct {
+	conn net.Conn
+	bw   *bufio.Writer
+	wmu  sync.Mutex    // the pacing loop and the pinger both write
+	done chan struct{} // closed when discard returns
+}
+
+// pubStats is what the publisher sent. Sequence numbers start at 1.
+type pubStats struct {
+	Sent        uint64 // messages written
+	Behind      uint64 // messages due by the end that were never sent
+	WindowFirst uint64 // first sequence number sent inside the window (0: none)
+	WindowLast  uint64 // last sequence number sent inside the window
+}
+
+// pacingTick is how often the pacing loop wakes up to send what is due.
+const pacingTick = time.Millisecond
+
+func dialPublisher(ctx context.Context, addr, clientID string) (*publisher, error) {
+	conn, err := dialLoopback(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: %w", err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(appendConnect(nil, clientID, mqttKeepAlive)); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("publisher: send CONNECT: %w", err)
+	}
+	dec := newMQTTDecoder(1 << 16)
+	buf := make([]byte, 256)
+	for {
+		pk, ok, err := dec.Next()
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("publisher: %w", err)
+		}
+		if ok {
+			if pk.Type != mqttConnack || pk.Codes[1] != 0 {
+				_ = conn.Close()
+				return nil, fmt.Errorf("publisher: %w: CONNECT answered with packet type %d %v", errMQTTRefused, pk.Type, pk.Codes)
+			}
+			break
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("publisher: wait for CONNACK: %w", err)
+		}
+		dec.Write(buf[:n])
+	}
+	_ = conn.SetDeadline(time.Time{})
+	p := &publisher{conn: conn, bw: bufio.NewWriterSize(conn, 64<<10), done: make(chan struct{})}
+	go p.discard()
+	return p, nil
+}
+
+// discard reads and drops what the broker sends (PINGRESP), so that its
+// writes never block; it ends when the connection closes.
+func (p *publisher) discard() {
+	defer close(p.done)
+	_, _ = io.Copy(io.Discard, p.conn) // ends with the connection; nothing to report
+}
+
+// run publishes rate messages per second on topic from start until end
+// (wall clock), with payloads of size bytes. Messages sent inside
+// [windowFrom, windowTo) are counted in the window. It returns at end, or
+// when ctx ends or a write fails.
+func (p *publisher) run(ctx context.Context, topic string, rate float64, size int, start, end, windowFrom, windowTo time.Time) (pubStats, error) {
+	var st pubStats
+	if rate <= 0 {
+		return st, errors.New("publisher: rate must be positive")
+	}
+	total := uint64(rate * end.Sub(start).Seconds())
+	maxBurst := uint64(max(rate*pacingTick.Seconds()*50, 64)) // catch up at most 50 ticks at once
+	buf := make([]byte, 0, 256)
+	payload := make([]byte, 0, size+32)
+	if d := time.Until(start); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return st, ctx.Err()
+		}
+	}
+	tick := time.NewTicker(pacingTick)
+	defer tick.Stop()
+	fromNs, toNs := windowFrom.UnixNano(), windowTo.UnixNano()
+	for st.Sent < total {
+		now := time.Now()
+		if !now.Before(end) {
+			break
+		}
+		due := min(uint64(rate*now.Sub(start).Seconds())+1, total)
+		burst := uint64(0)
+		p.wmu.Lock()
+		for ; st.Sent < due && burst < maxBurst; burst++ {
+			st.Sent++
+			sentNs := time.Now().UnixNano()
+			payload = appendBenchPayload(payload[:0], st.Sent, sentNs, size)
+			buf = appendPublish(buf[:0], topic, payload)
+			if _, err := p.bw.Write(buf); err != nil {
+				p.wmu.Unlock()
+				return st, fmt.Errorf("publisher: %w", err)
+			}
+			if sentNs >= fromNs && sentNs < toNs {
+				if st.WindowFirst == 0 {
+					st.WindowFirst = st.Sent
+				}
+				st.WindowLast = st.Sent
+			}
+		}
+		_ = p.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		err := p.bw.Flush()
+		p.wmu.Unlock()
+		if err != nil {
+			return st, fmt.Errorf("publisher: %w", err)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
+	due := min(uint64(rate*end.Sub(start).Seconds()), total)
+	if st.Sent < due {
+		st.Behind = due - st.Sent
+	}
+	return st, nil
+}
+
+// ping sends a PINGREQ.
+func (p *publisher) ping() error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	_ = p.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := p.bw.Write(appendPingreq(nil)); err != nil {
+		return err
+	}
+	return p.bw.Flush()
+}
+
+// close sends DISCONNECT, closes the connection and waits for the reader.
+func (p *publisher) close() {
+	p.wmu.Lock()
+	_ = p.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = p.bw.Write(appendDisconnect(nil))
+	_ = p.bw.Flush()
+	p.wmu.Unlock()
+	_ = p.conn.Close()
+	<-p.done
+}

@@ -1,0 +1,421 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// runConfig is one run: one target, one transport, N subscribers, one rate.
+type runConfig struct {
+	Target    string // "motehub" or "mosquitto": a label
+	Transport string // transportWS, ...
+	Variant   string // a label: how the processes were placed on the CPUs
+	Probe     bool   // the low-rate latency probe
+	Repeat    int
+
+	SubAddr string // host:port subscribers connect to
+	PubAddr string // host:port of the MQTT/TCP listener
+	PID     string // the target process, for /proc
+	GCTrace string // the target's GODEBUG=gctrace=1 output, if it is Go
+
+	Subscribers int
+	Rate        float64 // messages/s
+	Payload     int     // bytes
+	Topic       string
+	Filter      string
+
+	Warmup, Measure time.Duration
+	Settle          time.Duration // after the last connect, before idle memory is read
+	MaxDrain        time.Duration // how long to wait for stragglers after the last publish
+	Parallel        int           // connects in flight at once
+	During          string        // shell command run during the measured window ($PID is the target)
+	DumpOnStall     bool          // SIGQUIT a Go target that delivered nothing, for its goroutine stacks
+}
+
+// connectTimeout bounds one subscriber's connect and subscribe.
+const connectTimeout = 15 * time.Second
+
+// subURL is where a subscriber of transport connects.
+func (c *runConfig) subURL() string {
+	switch c.Transport {
+	case transportSSE:
+		return "http://" + c.SubAddr + "/events?filter=" + urlQueryEscape(c.Filter)
+	case transportMQTTWS:
+		return "ws://" + c.SubAddr + "/mqtt"
+	}
+	return "ws://" + c.SubAddr + "/ws"
+}
+
+// bench is the state of one run; run owns every goroutine it starts.
+type bench struct {
+	cfg  runConfig
+	log  *slog.Logger
+	sink *sink
+
+	subs    []subscriber // nil where the connect failed
+	states  []*subState
+	closing atomic.Bool
+	dropped atomic.Int64
+	dropErr atomic.Value // string: the first reason a connection ended early
+
+	wg sync.WaitGroup
+}
+
+func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result, err error) {
+	res = result{
+		Kind: "run", Time: time.Now().UTC().Format(time.RFC3339), Target: cfg.Target, Transport: cfg.Transport,
+		Variant: cfg.Variant, Probe: cfg.Probe, Repeat: cfg.Repeat, Subscribers: cfg.Subscribers, Rate: cfg.Rate,
+		Offered: cfg.Rate * float64(cfg.Subscribers), PayloadBytes: cfg.Payload,
+		WarmupS: cfg.Warmup.Seconds(), MeasureS: cfg.Measure.Seconds(),
+		HeapNoneMB: -1, HeapIdleMB: -1, HeapPeakMB: -1,
+	}
+	b := &bench{cfg: cfg, log: log, sink: &sink{}}
+	defer b.shutdown()
+
+	pub, err := dialPublisher(ctx, cfg.PubAddr, fmt.Sprintf("hubbench-pub-%d", os.Getpid()))
+	if err != nil {
+		return res, err
+	}
+	defer pub.close()
+	if res.RSSNoneKB, err = rssKB(cfg.PID); err != nil {
+		return res, err
+	}
+	res.HeapNoneMB, _ = lastLiveHeapMB(cfg.GCTrace)
+
+	// Connect, then fix the timeline, then start reading.
+	if err := b.connect(ctx, &res); err != nil {
+		return res, err
+	}
+	maxSeq := uint64(cfg.Rate*(cfg.Warmup+cfg.Measure+time.Second).Seconds()) + 1024
+	start := time.Now().Add(cfg.Settle + 100*time.Millisecond)
+	from := start.Add(cfg.Warmup)
+	to := from.Add(cfg.Measure)
+	b.sink.lat = newLatencies(8, from.UnixNano(), to.UnixNano())
+	b.startReaders(maxSeq)
+	stopPings := b.startPinger(pub)
+	defer stopPings()
+
+	sleepUntil(ctx, start.Add(-100*time.Millisecond))
+	if res.RSSIdleKB, err = rssKB(cfg.PID); err != nil {
+		return res, err
+	}
+	res.HeapIdleMB, _ = lastLiveHeapMB(cfg.GCTrace)
+	if res.Connected > 0 {
+		res.MemPerConnBytes = float64(res.RSSIdleKB-res.RSSNoneKB) * 1024 / float64(res.Connected)
+	}
+	log.Info("subscribed", "connected", res.Connected, "failed", res.ConnectFailed,
+		"connect_s", round(res.ConnectSeconds, 2), "mem_per_conn_bytes", int(res.MemPerConnBytes))
+
+	pubDone := make(chan struct{})
+	var pst pubStats
+	var perr error
+	b.wg.Go(func() {
+		defer close(pubDone)
+		pst, perr = pub.run(ctx, cfg.Topic, cfg.Rate, cfg.Payload, start, to, from, to)
+	})
+
+	if err := b.measure(ctx, &res, from, to); err != nil {
+		return res, err
+	}
+	<-pubDone
+	if perr != nil {
+		return res, perr
+	}
+	b.drain(ctx)
+	b.shutdown()
+	b.tally(&res, pst, to.Sub(from))
+	if res.Delivered == 0 && res.Published > 0 && cfg.DumpOnStall {
+		b.dumpStacks()
+	}
+	return res, nil
+}
+
+// connect dials every subscriber, Parallel at a time.
+func (b *bench) connect(ctx context.Context, res *result) error {
+	n := b.cfg.Subscribers
+	b.subs = make([]subscriber, n)
+	b.states = make([]*subState, n)
+	url := b.subURL()
+	hist := hdrhistogram.New(1, 120_000_000, 2)
+	var mu sync.Mutex
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	began := time.Now()
+	for range max(1, b.cfg.Parallel) {
+		wg.Go(func() {
+			for i := range idx {
+				st := &subState{index: i, sink: b.sink}
+				b.states[i] = st
+				cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+				t0 := time.Now()
+				s, err := connectSubscriber(cctx, b.cfg.Transport, url, b.cfg.Filter, st)
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				b.subs[i] = s
+				mu.Lock()
+				_ = hist.RecordValue(time.Since(t0).Microseconds())
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		select {
+		case idx <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(idx)
+	wg.Wait()
+	res.ConnectSeconds = time.Since(began).Seconds()
+	res.ConnectFailed = int(failed.Load())
+	res.Connected = int(hist.TotalCount())
+	res.ConnectP99Ms = float64(hist.ValueAtQuantile(99)) / 1000
+	if e, ok := firstErr.Load().(string); ok {
+		res.ConnectError = e
+		b.log.Warn("connect failures", "failed", res.ConnectFailed, "first", e)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	if res.Connected == 0 {
+		return fmt.Errorf("connect: no subscriber connected: %s", res.ConnectError)
+	}
+	return nil
+}
+
+func (b *bench) subURL() string { return b.cfg.subURL() }
+
+// startReaders starts one reader goroutine per connected subscriber.
+func (b *bench) startReaders(maxSeq uint64) {
+	for i, s := range b.subs {
+		st := b.states[i]
+		st.seq = newSeqTracker(maxSeq)
+		if s == nil {
+			continue
+		}
+		b.wg.Go(func() {
+			err := s.read()
+			if !b.closing.Load() {
+				b.dropped.Add(1)
+				b.dropErr.CompareAndSwap(nil, fmt.Sprint(err))
+			}
+		})
+	}
+}
+
+// startPinger keeps MQTT connections alive; stop waits for it.
+func (b *bench) startPinger(pub *publisher) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(mqttKeepAlive * time.Second / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			_ = pub.ping()
+			for _, s := range b.subs {
+				if s != nil && !b.closing.Load() {
+					_ = s.ping()
+				}
+			}
+		}
+	})
+	return func() { once.Do(func() { close(done) }); wg.Wait() }
+}
+
+// measure samples the target at the window's edges and memory within it.
+func (b *bench) measure(ctx context.Context, res *result, from, to time.Time) error {
+	pid := b.cfg.PID
+	sleepUntil(ctx, from)
+	cpu0, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	self0, err := cpuSeconds("self")
+	if err != nil {
+		return err
+	}
+	stat0, err := readCPUTimes()
+	if err != nil {
+		return err
+	}
+	wait := b.startDuring(ctx)
+	res.RSSPeakKB, res.HeapPeakMB = res.RSSIdleKB, res.HeapIdleMB
+	for t := from.Add(time.Second); t.Before(to) && ctx.Err() == nil; t = t.Add(time.Second) {
+		sleepUntil(ctx, t)
+		if kb, err := rssKB(pid); err == nil {
+			res.RSSPeakKB = max(res.RSSPeakKB, kb)
+		}
+		if mb, _ := lastLiveHeapMB(b.cfg.GCTrace); mb > res.HeapPeakMB {
+			res.HeapPeakMB = mb
+		}
+	}
+	sleepUntil(ctx, to)
+	cpu1, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	self1, err := cpuSeconds("self")
+	if err != nil {
+		return err
+	}
+	stat1, err := readCPUTimes()
+	if err != nil {
+		return err
+	}
+	res.CPUBusy, res.CPUSoftIRQ, res.CPUSteal = cpuShares(stat0, stat1)
+	secs := to.Sub(from).Seconds()
+	res.TargetCPUSeconds = cpu1 - cpu0
+	res.TargetCPUCores = res.TargetCPUSeconds / secs
+	res.LoadgenCPUCores = (self1 - self0) / secs
+	res.ForeignCores = foreignCores(stat0, stat1, secs, res.TargetCPUCores, res.LoadgenCPUCores)
+	wait()
+	return ctx.Err()
+}
+
+// startDuring runs the -during command, if any; the returned func waits
+// for it (and kills it when it outlives the run by 30 s).
+func (b *bench) startDuring(ctx context.Context) (wait func()) {
+	if b.cfg.During == "" {
+		return func() {}
+	}
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.Measure+30*time.Second)
+	cmd := exec.CommandContext(cctx, "sh", "-c", b.cfg.During)
+	cmd.Env = append(os.Environ(), "PID="+b.cfg.PID)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		b.log.Warn("-during did not start", "err", err)
+		return func() {}
+	}
+	return func() {
+		if err := cmd.Wait(); err != nil {
+			b.log.Warn("-during failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// drain waits for messages still on their way: until nothing arrives for
+// 500 ms, or MaxDrain.
+func (b *bench) drain(ctx context.Context) {
+	deadline := time.Now().Add(b.cfg.MaxDrain)
+	last, quiet := b.sink.messages.Load(), time.Now()
+	for time.Now().Before(deadline) && time.Since(quiet) < 500*time.Millisecond && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		if n := b.sink.messages.Load(); n != last {
+			last, quiet = n, time.Now()
+		}
+	}
+}
+
+// shutdown closes every subscriber and waits for every goroutine. It may be
+// called more than once.
+func (b *bench) shutdown() {
+	if !b.closing.Swap(true) {
+		var wg sync.WaitGroup
+		for i := 0; i < len(b.subs); i += 256 { // close in chunks, a few at once
+			chunk := b.subs[i:min(i+256, len(b.subs))]
+			wg.Go(func() {
+				for _, s := range chunk {
+					if s != nil {
+						s.close()
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	b.wg.Wait()
+}
+
+// tally turns what the subscribers saw into the result.
+func (b *bench) tally(res *result, pst pubStats, window time.Duration) {
+	res.Published, res.PublisherBehind = pst.Sent, pst.Behind
+	var inWindow uint64
+	if pst.WindowFirst > 0 {
+		inWindow = pst.WindowLast - pst.WindowFirst + 1
+	}
+	res.Expected = inWindow * uint64(b.cfg.Subscribers)
+	for _, st := range b.states {
+		if st == nil || st.seq == nil {
+			continue
+		}
+		if inWindow > 0 {
+			res.Delivered += st.seq.countRange(pst.WindowFirst, pst.WindowLast)
+		}
+		res.Duplicates += st.seq.duplicates
+		res.Reordered += st.seq.reordered
+	}
+	res.Dropped = int(b.dropped.Load())
+	if r, ok := b.dropErr.Load().(string); ok {
+		res.DropReason = r
+	}
+	res.Others = b.sink.others.Load()
+	res.DeliveredPerSec = float64(res.Delivered) / window.Seconds()
+	if res.Expected > 0 {
+		res.DeliveryRatio = float64(res.Delivered) / float64(res.Expected)
+	}
+	if res.Delivered > 0 {
+		res.CPUPerMDeliveries = res.TargetCPUSeconds / (float64(res.Delivered) / 1e6)
+	}
+	h := b.sink.lat.merged()
+	res.LatencyUs = latencySummary{
+		Count: h.TotalCount(), P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90),
+		P99: h.ValueAtQuantile(99), P999: h.ValueAtQuantile(99.9), Max: h.Max(),
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) {
+	d := time.Until(t)
+	if d <= 0 {
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// dumpStacks asks the target (a Go program, whose stderr the caller keeps)
+// to print every goroutine's stack: SIGQUIT makes the Go runtime do that and
+// exit. Only the target's own PID is signalled.
+func (b *bench) dumpStacks() {
+	pid, err := strconv.Atoi(b.cfg.PID)
+	if err != nil || pid <= 1 {
+		return
+	}
+	b.log.Warn("the target delivered nothing: asking it for its goroutine stacks (SIGQUIT)", "pid", pid)
+	_ = syscall.Kill(pid, syscall.SIGQUIT)
+	time.Sleep(time.Second)
+}
+
+// errRunFailed marks a run whose result records an error.
+var errRunFailed = errors.New("hubbench: run failed")

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Transports a subscriber can speak.
+const (
+	transportWS      = "ws"       // motehub Clown.Talk over WebSocket, one line per frame
+	transportWSBatch = "ws-batch" // the same with "batch": true
+	transportSSE     = "sse"      // motehub Server-Sent Events
+	transportMQTTWS  = "mqtt-ws"  // MQTT 3.1.1 over WebSocket (Mosquitto, as MQTT.js)
+)
+
+// subscriber is one browser-like client. connect returns it subscribed;
+// read then runs on its own goroutine until the connection ends; ping and
+// close may be called from other goroutines.
+type subscriber interface {
+	read() error
+	ping() error
+	close()
+}
+
+// sink is where every subscriber reports what it receives.
+type sink struct {
+	lat      *latencies
+	messages atomic.Uint64 // bench messages received by all subscribers, any time
+	others   atomic.Uint64 // lines or packets that were not bench messages
+}
+
+// subState is what one subscriber learned; it belongs to its reader.
+type subState struct {
+	index int
+	seq   *seqTracker
+	sink  *sink
+}
+
+// got handles one bench payload (or any text holding one).
+func (s *subState) got(b []byte) {
+	seq, sent, ok := scanSeqTime(b)
+	if !ok {
+		s.sink.others.Add(1)
+		return
+	}
+	now := time.Now().UnixNano()
+	s.seq.add(seq)
+	s.sink.lat.record(s.index, sent, now)
+	s.sink.messages.Add(1)
+}
+
+// connectSubscriber dials one subscriber of the given transport at url,
+// subscribed to filter, and returns once the subscription is confirmed.
+func connectSubscriber(ctx context.Context, transport, url, filter string, st *subState) (subscriber, error) {
+	switch transport {
+	case transportWS, transportWSBatch:
+		return connectClown(ctx, url, filter, transport == transportWSBatch, st)
+	case transportSSE:
+		return connectSSE(ctx, url, st)
+	case transportMQTTWS:
+		return connectMQTTWS(ctx, url, filter, fmt.Sprintf("hubbench-%d", st.index), st)
+	}
+	return nil, fmt.Errorf("hubbench: unknown transport %q", transport)
+}
