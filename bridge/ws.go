@@ -86,7 +86,8 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	// Taken before the handshake completes: a session replays from here, so a
 	// client gets everything published after it saw the 101 response.
 	connectSeq := h.position()
-	conn, err := h.upgrader.Upgrade(w, r, nil)
+	cw := &coalescingWriter{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
+	conn, err := h.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
 		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered
@@ -100,7 +101,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		_ = conn.Close()
 		return
 	}
-	s := &wsSession{hub: h, c: c, conn: conn, limit: newInboundLimit(h.cfg.MessageRate)}
+	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, limit: newInboundLimit(h.cfg.MessageRate)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.run()
 }
@@ -111,6 +112,7 @@ type wsSession struct {
 	hub    *Hub
 	c      *client
 	conn   *websocket.Conn
+	net    *coalescingConn // conn's connection: a drain's frames go out in one write
 	ctx    context.Context // for the client's publishes; cancelled when the session stops
 	cancel context.CancelFunc
 	limit  inboundLimit
@@ -267,7 +269,11 @@ func (s *wsSession) writeLoop(done chan<- struct{}, readerDone <-chan struct{}) 
 		var err error
 		select {
 		case <-c.out.ready:
+			s.net.hold()
 			err = h.drain(c, &drained, s.writeLines)
+			if ferr := s.net.release(); err == nil {
+				err = ferr
+			}
 		case <-hello.C:
 			h.startDefault(c)
 		case <-ping.C:
@@ -285,31 +291,24 @@ func (s *wsSession) writeLoop(done chan<- struct{}, readerDone <-chan struct{}) 
 }
 
 func (s *wsSession) writeLines(lines [][]byte) error {
-	timeout := s.hub.cfg.WriteTimeout
 	if !s.c.batch.Load() {
 		for _, line := range lines {
-			_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
-			if err := s.conn.WriteMessage(websocket.TextMessage, line); err != nil {
+			if err := s.net.writeText(line); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	for len(lines) > 0 {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
-		w, err := s.conn.NextWriter(websocket.TextMessage)
-		if err != nil {
+		n, size := 0, 0
+		for n < len(lines) && (n == 0 || size+len(lines[n]) <= s.hub.cfg.MaxBatchBytes) {
+			size += len(lines[n])
+			n++
+		}
+		if err := s.net.writeText(lines[:n]...); err != nil {
 			return err
 		}
-		for n := 0; len(lines) > 0 && (n == 0 || n+len(lines[0]) <= s.hub.cfg.MaxBatchBytes); lines = lines[1:] {
-			n += len(lines[0])
-			if _, err := w.Write(lines[0]); err != nil {
-				return err
-			}
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
+		lines = lines[n:]
 	}
 	return nil
 }
