@@ -15,6 +15,13 @@ type Message struct {
 	// on the response topic with the same correlation data confirms one.
 	ResponseTopic   string
 	CorrelationData []byte
+	// Replay marks a retained message that the broker sends again because a
+	// subscription was made (or made again, after a reconnect), not because
+	// it was just published. The hub takes one equal to the value it has as
+	// seen already. Retain alone cannot say it: the embedded broker hands on
+	// the publisher's flag, and a device that repeats a retained reading
+	// makes a new event each time.
+	Replay bool
 	// Delivery numbers an incoming message for a Bus that hands one message
 	// to each of several overlapping subscriptions: each call gets the same
 	// non-zero number, one after the other, and the hub takes the message

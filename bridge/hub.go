@@ -321,7 +321,7 @@ func (h *Hub) deliver(m Message) {
 		}
 		h.lastDelivery = m.Delivery
 	}
-	if m.Retain && len(m.Payload) > 0 {
+	if m.Replay && len(m.Payload) > 0 {
 		if v, ok := h.state.last(m.Topic); ok && bytes.Equal(v.Payload, payload) {
 			return // the value the hub has: sent again for a new subscription, or after a reconnect
 		}

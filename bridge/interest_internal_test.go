@@ -30,11 +30,12 @@ func TestOneMessageThroughOverlappingSubscriptions(t *testing.T) {
 	h.deliver(Message{Topic: "a/b", Payload: []byte("1"), Delivery: 7})
 	h.deliver(Message{Topic: "a/b", Payload: []byte("1"), Delivery: 7})
 	h.deliver(Message{Topic: "a/b", Payload: []byte("1"), Delivery: 8}) // the same content, another message
-	h.deliver(Message{Topic: "r", Payload: []byte("on"), Retain: true})
-	h.deliver(Message{Topic: "r", Payload: []byte("on"), Retain: true})  // again, for another subscription
-	h.deliver(Message{Topic: "r", Payload: []byte("off"), Retain: true}) // a value the hub did not have
-	h.deliver(Message{Topic: "r", Payload: []byte("off")})               // live: always an event
-	if got, want := strings.Join(drain(c), ""), "[\"a/b\",1]\n[\"a/b\",1]\n[\"r\",\"on\"]\n[\"r\",\"off\"]\n[\"r\",\"off\"]\n"; got != want {
+	h.deliver(Message{Topic: "r", Payload: []byte("on"), Retain: true, Replay: true})
+	h.deliver(Message{Topic: "r", Payload: []byte("on"), Retain: true, Replay: true})  // again, for another subscription
+	h.deliver(Message{Topic: "r", Payload: []byte("off"), Retain: true, Replay: true}) // a value the hub did not have
+	h.deliver(Message{Topic: "r", Payload: []byte("off")})                             // live: always an event
+	h.deliver(Message{Topic: "r", Payload: []byte("off"), Retain: true})               // live and retained by its publisher: too
+	if got, want := strings.Join(drain(c), ""), "[\"a/b\",1]\n[\"a/b\",1]\n[\"r\",\"on\"]\n[\"r\",\"off\"]\n[\"r\",\"off\"]\n[\"r\",\"off\"]\n"; got != want {
 		t.Fatalf("events:\n%swant:\n%s", got, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/internal/hubtest"
@@ -229,5 +230,30 @@ func TestKeepalive(t *testing.T) {
 	}
 	if got := hubtest.Receive(t, lines, hubtest.Timeout, "message on the answering client"); got != "[\"still/here\",1]\n" {
 		t.Fatalf("answering client got %q", got)
+	}
+}
+
+// TestRepeatedRetainedReadingsAreEvents: a device that publishes the same
+// retained reading again (a thermometer on a steady day) makes a new event
+// each time, for browsers and for the history; only the broker's replays
+// of a value the hub already has are not new.
+func TestRepeatedRetainedReadingsAreEvents(t *testing.T) {
+	h := startRealHub(t, bridge.Config{})
+	ws := hubtest.DialWS(t, h.URL, nil)
+	ws.Send(`["clown.talk/-/config/set", {"subscribe": ["thermo/#"]}]`)
+	ws.Expect("clown.talk/-/config/ok")
+
+	device := hubtest.ConnectMQTT(t, h.Broker.Addr().String(), "steady-thermometer")
+	for range 3 {
+		hubtest.PublishMQTT(t, device, "thermo/t", 1, true, []byte(`[21.5,"°C"]`))
+	}
+	for i := range 3 {
+		if got := ws.ReadLine(); got != `["thermo/t",[21.5,"°C"]]` {
+			t.Fatalf("reading %d arrived as %s", i+1, got)
+		}
+	}
+	history, err := h.Hub.History(auth.Anonymous, "thermo/t", 10)
+	if err != nil || len(history) != 3 {
+		t.Fatalf("history of thermo/t: %d values, %v; want 3", len(history), err)
 	}
 }

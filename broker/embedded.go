@@ -355,7 +355,7 @@ func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel fun
 		mu        sync.RWMutex // held for reading while fn runs, so cancel can wait it out
 		cancelled bool
 	)
-	handler := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	deliver := func(pk packets.Packet, replay bool) {
 		// mochi's inline matching lets '#' see '$SYS' topics: apply MQTT's rules.
 		if !topics.Match(filter, pk.TopicName) {
 			return
@@ -368,11 +368,13 @@ func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel fun
 				Payload:         pk.Payload,
 				QoS:             pk.FixedHeader.Qos,
 				Retain:          pk.FixedHeader.Retain,
+				Replay:          replay,
 				ResponseTopic:   pk.Properties.ResponseTopic,
 				CorrelationData: pk.Properties.CorrelationData,
 			})
 		}
 	}
+	handler := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) { deliver(pk, false) }
 	// mochi does not match an inline "a/#" to the topic "a"; its parent level is
 	// added with the same identifier (so no message is seen twice) and without
 	// a second replay of the retained messages.
@@ -385,22 +387,25 @@ func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel fun
 			Handler:      handler,
 		})
 	}
-	if err := e.server.Subscribe(filter, id, handler); err != nil {
-		if hasParent {
-			e.server.Topics.InlineUnsubscribe(id, parent)
-		}
-		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, err)
+	// Subscribed inline, as mochi's Server.Subscribe does, but with the
+	// retained messages replayed here, marked as replays (its own replay calls
+	// the live handler). "a/#" replays "a" too, which mochi's would miss.
+	e.server.Topics.InlineSubscribe(mqtt.InlineSubscription{
+		Subscription: packets.Subscription{Filter: filter, Identifier: id},
+		Handler:      handler,
+	})
+	for _, pk := range e.server.Topics.Messages(filter) {
+		deliver(pk, true)
 	}
 	if hasParent {
-		// mochi's retained replay for "a/#" misses "a" too.
 		for _, pk := range e.server.Topics.Messages(parent) {
-			handler(nil, packets.Subscription{}, pk)
+			deliver(pk, true)
 		}
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			_ = e.server.Unsubscribe(filter, id)
+			e.server.Topics.InlineUnsubscribe(id, filter)
 			if hasParent {
 				e.server.Topics.InlineUnsubscribe(id, parent)
 			}

@@ -281,8 +281,9 @@ func (r *Remote) filters() []string {
 // goroutine: it calls each matching subscription's callback once.
 func (r *Remote) dispatch(_ paho.Client, pm paho.Message) {
 	// One number for every callback of this message: the hub takes it once
-	// however many of its filters match.
-	m := bridge.Message{Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), Retain: pm.Retained(), Delivery: r.deliveries.Add(1)}
+	// however many of its filters match. A broker sets RETAIN only on what
+	// it sends for a new subscription (MQTT-3.3.1-8, -9): a replay.
+	m := bridge.Message{Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), Retain: pm.Retained(), Replay: pm.Retained(), Delivery: r.deliveries.Add(1)}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	r.index.Match(m.Topic, func(s *remoteSub) { s.fn(m) })

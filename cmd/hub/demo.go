@@ -26,12 +26,8 @@ const demoTemperatureInterval = time.Second
 // list: it ends the motes and waits until they have disconnected, so it must
 // run before the broker closes. Call it once the broker admits clients.
 func startDemo(opts options, mqttAddr net.Addr, log *slog.Logger) (stop func(context.Context) error, err error) {
-	if mqttAddr == nil {
-		return nil, errors.New(`--demo needs the MQTT listener: the simulated motes connect to the hub over MQTT, like real devices. ` +
-			`Give --mqtt an address (the default is 127.0.0.1:1883), not ""`)
-	}
-	if opts.DemoMotes < 1 {
-		return nil, fmt.Errorf("--demo-motes %d: want at least 1", opts.DemoMotes)
+	if mqttAddr == nil { // options.check refuses --demo without --mqtt
+		return nil, errors.New("--demo: no MQTT listener")
 	}
 	broker := dialable(mqttAddr)
 	cfg := motesim.Config{

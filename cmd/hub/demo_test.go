@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -43,7 +47,7 @@ func TestDemo(t *testing.T) {
 }
 
 // TestDemoNeedsMQTT: --demo without the MQTT listener, or with no motes, is
-// refused with a message that says why.
+// refused with a message that says why, before anything is written to --data.
 func TestDemoNeedsMQTT(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
@@ -52,7 +56,8 @@ func TestDemoNeedsMQTT(t *testing.T) {
 		{[]string{"--demo", "--mqtt", ""}, `--demo needs the MQTT listener`},
 		{[]string{"--demo", "--demo-motes", "0"}, `--demo-motes 0: want at least 1`},
 	} {
-		args := append([]string{"--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"}, tt.args...)
+		data := filepath.Join(t.TempDir(), "hub-data")
+		args := append([]string{"--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--data", data}, tt.args...)
 		start := time.Now()
 		err := run(t.Context(), args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -60,6 +65,9 @@ func TestDemoNeedsMQTT(t *testing.T) {
 		}
 		if time.Since(start) > 5*time.Second {
 			t.Errorf("run %v took %v to refuse", tt.args, time.Since(start))
+		}
+		if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("run %v refused after creating %s (%v)", tt.args, data, err)
 		}
 	}
 }

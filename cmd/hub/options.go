@@ -256,6 +256,11 @@ func (o options) check() error {
 		return errors.New("--read-header-timeout and --idle-timeout must be positive")
 	case o.SyncInterval <= 0 || o.SyncInterval > time.Minute:
 		return fmt.Errorf("--data-sync-interval %v: between 0 and 1m", o.SyncInterval)
+	case o.Demo && o.Upstream == "" && o.MQTTAddr == "":
+		return errors.New(`--demo needs the MQTT listener: the simulated motes connect to the hub over MQTT, like real devices. ` +
+			`Give --mqtt an address (the default is 127.0.0.1:1883), not ""`)
+	case o.Demo && o.DemoMotes < 1:
+		return fmt.Errorf("--demo-motes %d: want at least 1", o.DemoMotes)
 	case o.Upstream == "":
 		return nil
 	case o.explicit["mqtt"] && o.MQTTAddr != "" || o.MQTTSAddr != "":
