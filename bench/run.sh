@@ -80,7 +80,7 @@ MQ_VERSION=$(mosquitto -h 2>/dev/null | head -n1 | sed 's/^mosquitto version //'
 COMMAND="make bench"
 [ "$MODE" = quick ] && COMMAND="BENCH_QUICK=1 make bench"
 [ -s "$OUT" ] || "$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
-	-notes "repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn; Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; ulimit -n $(ulimit -n)"
+	-notes "repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data "" --mqtt-rate-limit -1, connection limits 100000; Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; ulimit -n $(ulimit -n)"
 
 TPID=""
 stop_target() {
@@ -110,7 +110,7 @@ start_target() {
 		GCTRACE=$WORK/gctrace.log
 		: >"$GCTRACE"
 		env GODEBUG=gctrace=1 $gomax $pin "$WORK/hub" --http "127.0.0.1:$p1" --mqtt "127.0.0.1:$p2" --log-level warn \
-			--data "" --max-connections 100000 --max-connections-per-address 100000 \
+			--data "" --max-connections 100000 --max-connections-per-address 100000 --mqtt-rate-limit -1 \
 			>"$WORK/hub.log" 2>"$GCTRACE" &
 		TPID=$!
 		SUB=127.0.0.1:$p1 PUB=127.0.0.1:$p2

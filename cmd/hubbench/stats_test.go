@@ -194,3 +194,19 @@ func TestLatestSession(t *testing.T) {
 		t.Errorf("knee %+v, want 50k", k)
 	}
 }
+
+// When Mosquitto fails the lowest load tested, its knee is below that load
+// and the comparison is with it: a lower bound on the ratio.
+func TestTargetsWhenMosquittoHasNoKnee(t *testing.T) {
+	t.Parallel()
+	var runs []result
+	for _, load := range []float64{100e3, 400e3, 800e3} {
+		runs = append(runs, run("ws", 1000, load, 1, 40_000), run("mqtt-ws", 1000, load, 0.9, 3_000_000))
+	}
+	var b bytes.Buffer
+	writeTargets(&b, groupCells(runs))
+	want := "knee: motehub ≥ 800k, Mosquitto < 100k (it failed the lowest load tested), more than 8.00× | **met** |"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("targets lack %q:\n%s", want, b.String())
+	}
+}
