@@ -80,7 +80,7 @@ MQ_VERSION=$(mosquitto -h 2>/dev/null | head -n1 | sed 's/^mosquitto version //'
 COMMAND="make bench"
 [ "$MODE" = quick ] && COMMAND="BENCH_QUICK=1 make bench"
 [ -s "$OUT" ] || "$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
-	-notes "repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data "" --mqtt-rate-limit -1, connection limits 100000; Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; ulimit -n $(ulimit -n)"
+	-notes "repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data '' --mqtt-rate-limit -1, connection limits 100000; Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; ulimit -n $(ulimit -n)"
 
 TPID=""
 stop_target() {
