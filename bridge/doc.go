@@ -14,11 +14,17 @@
 //     client, no network and no other goroutine.
 //   - Each client has one writer goroutine that drains its queue to the network
 //     with a deadline on every write. The writer is owned by the client's session,
-//     which waits for it before it ends.
+//     which waits for it before it ends. A WebSocket writer puts everything one
+//     drain takes into one write (coalesce.go): frames encoded once per message,
+//     one system call and one deadline per drain, a pooled buffer held only
+//     while draining.
 //   - A client whose queue overflows (messages or bytes, see [Config]) is marked
 //     slow on the publish path; its writer closes it with code 4008 "slow". The
 //     publisher never waits for it and the other clients never notice it.
-//   - A session's reader runs on the HTTP handler's goroutine; a publish from a
+//   - An SSE session's reader runs on the HTTP handler's goroutine. A WebSocket
+//     session's runs on a goroutine of its own: ServeWebSocket returns once the
+//     connection is upgraded, so net/http frees what it held for the request,
+//     and the hub owns the session from attach to detach. A publish from a
 //     browser blocks only that browser's reader.
 //   - With Config.SubscribeOnDemand, one goroutine owned by the hub (the
 //     reconciler, interest.go) makes and cancels the Bus subscriptions that
