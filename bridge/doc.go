@@ -22,7 +22,7 @@
 //     slow on the publish path; its writer closes it with code 4008 "slow". The
 //     publisher never waits for it and the other clients never notice it.
 //   - An SSE stream is written from its HTTP handler's goroutine. A WebSocket
-//     session's runs on a goroutine of its own: ServeWebSocket returns once the
+//     session's reader runs on a goroutine of its own: ServeWebSocket returns once the
 //     connection is upgraded, so net/http frees what it held for the request,
 //     and the hub owns the session from attach to detach. A publish from a
 //     browser blocks only that browser's reader.
