@@ -194,3 +194,37 @@ func BenchmarkFanOut1000(b *testing.B) {
 		h.detach(c)
 	}
 }
+
+// TestDrainLetsBurstBuffersGo: after a burst, a client that stays idle for
+// two slow ticks holds no buffers on either side of its queue, while one
+// that drains between ticks keeps them.
+func TestDrainLetsBurstBuffersGo(t *testing.T) {
+	h := newTestHub(t, Config{})
+	c := attachTest(t, h, "", "#")
+	var d drainer
+	write := func([][]byte) error { return nil }
+	burst := func() {
+		for range 3000 {
+			h.deliver(Message{Topic: "t", Payload: []byte("1")})
+		}
+		if err := h.drain(c, &d, write); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func() (int, int, int) {
+		c.out.mu.Lock()
+		defer c.out.mu.Unlock()
+		return cap(d.items), cap(d.lines), cap(c.out.items)
+	}
+	burst()
+	burst() // both of the queue's buffers have held a burst
+	d.idle(&c.out)
+	if items, lines, _ := held(); items < 3000 || lines < 3000 {
+		t.Fatalf("a client that drained since the last tick let its buffers go (%d items, %d lines)", items, lines)
+	}
+	d.idle(&c.out)
+	if items, lines, queued := held(); items > drainKeep || lines > drainKeep || queued > drainKeep {
+		t.Fatalf("idle for a tick after a burst: drainer holds %d items and %d lines, the queue %d; want at most %d each",
+			items, lines, queued, drainKeep)
+	}
+}

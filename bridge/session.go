@@ -127,6 +127,7 @@ func (h *Hub) restartWithResync(c *client, reason string) {
 type drainer struct {
 	items []outItem
 	lines [][]byte
+	used  bool // drained since the last idle
 }
 
 // drain takes everything waiting in c's queue and writes it with write, the
@@ -153,7 +154,29 @@ func (h *Hub) drain(c *client, d *drainer, write func([][]byte) error) error {
 		}
 	}
 	h.stats.bytesOutBy[c.kind].Add(bytes)
+	d.used = true
 	return nil
+}
+
+// drainKeep is the most a queue keeps of its buffer when it lets it go.
+const drainKeep = 64
+
+// idle is called by a session's writer on a slow tick (the ping or the
+// keep-alive): when nothing was drained since the last call, the drainer
+// lets its buffers go and the queue its spare one, so that a burst leaves
+// an idle client holding nothing of its peak. A client under load keeps
+// what it uses: no allocation per drain.
+func (d *drainer) idle(q *queue) {
+	if d.used {
+		d.used = false
+		return
+	}
+	d.items, d.lines = nil, nil
+	q.mu.Lock()
+	if len(q.items) == 0 && cap(q.items) > drainKeep {
+		q.items = nil
+	}
+	q.mu.Unlock()
 }
 
 func (h *Hub) writeTaken(c *client, cu *catchup, lines [][]byte, write func([][]byte) error) error {

@@ -142,6 +142,7 @@ func (s *sseSession) run(r *http.Request) {
 		case <-c.out.ready:
 			err = h.drain(c, &drained, s.write)
 		case <-keepAlive.C:
+			drained.idle(&c.out)
 			err = s.write([][]byte{[]byte(": keep-alive\n\n")})
 		case <-c.stop:
 			// EventSource reconnects when a stream ends; the reason is for people and logs.

@@ -280,6 +280,7 @@ func (s *wsSession) writeLoop(done chan<- struct{}, readerDone <-chan struct{}) 
 		case <-hello.C:
 			h.startDefault(c)
 		case <-ping.C:
+			drained.idle(&c.out)
 			err = s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout))
 		case <-c.stop:
 			s.goodbye(readerDone)
