@@ -39,9 +39,6 @@ const coalesceFlushAt = 32 << 10
 
 var coalescePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceFlushAt); return &b }}
 
-// coalesceKeepCap bounds the buffers that go back to the pool.
-const coalesceKeepCap = coalesceFlushAt
-
 // hold starts gathering writes.
 func (c *coalescingConn) hold() {
 	c.mu.Lock()
@@ -56,10 +53,7 @@ func (c *coalescingConn) release() error {
 	defer c.mu.Unlock()
 	err := c.flushLocked()
 	c.holding = false
-	if cap(*c.buf) <= coalesceKeepCap {
-		*c.buf = (*c.buf)[:0]
-		coalescePool.Put(c.buf)
-	}
+	coalescePool.Put(c.buf) // empty, and never grown past coalesceFlushAt: larger frames go around it
 	c.buf = nil
 	return err
 }

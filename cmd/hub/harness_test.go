@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"regexp"
 	"slices"
@@ -16,29 +15,11 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// logBuffer collects the hub's log output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runningHub is a whole hub started in-process by run, on free loopback ports.
 type runningHub struct {
 	HTTP string // host:port
 	MQTT string // host:port
-	Log  *logBuffer
+	Log  *hubtest.LogBuffer
 
 	cancel context.CancelFunc
 	done   chan error
@@ -58,7 +39,7 @@ var (
 func startHub(t *testing.T, args ...string) *runningHub {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &runningHub{Log: &logBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	h := &runningHub{Log: &hubtest.LogBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	all := []string{"--http", "127.0.0.1:0"}
 	if !slices.Contains(args, "--upstream") {
 		all = append(all, "--mqtt", "127.0.0.1:0", "--data", "")

@@ -48,7 +48,7 @@ func position(t *testing.T, httpAddr string) (epoch string, seq int) {
 var syncedLine = regexp.MustCompile(`msg="store synced" seq=(\d+)`)
 
 // waitSynced waits until the hub's log says the store has written seq.
-func waitSynced(t *testing.T, out *logBuffer, seq int) {
+func waitSynced(t *testing.T, out *hubtest.LogBuffer, seq int) {
 	t.Helper()
 	hubtest.Eventually(t, hubtest.Timeout, func() bool {
 		for _, m := range syncedLine.FindAllStringSubmatch(out.String(), -1) {

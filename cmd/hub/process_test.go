@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -150,35 +149,14 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 }
 
 // buildHub builds the hub binary for a test that runs it as a process.
-func buildHub(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hub")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+func buildHub(t *testing.T) string { return hubtest.BuildBinary(t, "hub") }
 
 // startProcess runs the hub binary with args, in a temporary working
 // directory (where its default ./hub-data goes), and waits for "ready"; it
 // is killed (by its PID) if the test ends before it exits.
-func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, *logBuffer, <-chan error) {
+func startProcess(t *testing.T, bin string, args ...string) (*exec.Cmd, *hubtest.LogBuffer, <-chan error) {
 	t.Helper()
-	out := &logBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = t.TempDir()
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	cmd, out, exited := hubtest.StartProcess(t, bin, args...)
 	hubtest.Eventually(t, hubtest.Timeout, func() bool { return strings.Contains(out.String(), "msg=ready") },
 		"hub binary not ready:\n%s", out)
 	return cmd, out, exited

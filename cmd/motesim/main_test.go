@@ -6,10 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,24 +19,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// logBuffer is an io.Writer safe for the motes' concurrent logs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func startBroker(t *testing.T) string {
 	t.Helper()
@@ -101,7 +80,7 @@ func TestRunPublishesAndStops(t *testing.T) {
 	addr := startBroker(t)
 	sub := hubtest.ConnectMQTT(t, addr, "watcher")
 	boots := hubtest.SubscribeMQTT(t, sub, "lab/+/boot", 1)
-	out := &logBuffer{}
+	out := &hubtest.LogBuffer{}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -135,28 +114,12 @@ func TestSIGINTExitsZero(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "motesim")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := hubtest.BuildBinary(t, "motesim")
 	addr := startBroker(t)
 	sub := hubtest.ConnectMQTT(t, addr, "watcher")
 	boots := hubtest.SubscribeMQTT(t, sub, "nodes/+/boot", 1)
 
-	out := &logBuffer{}
-	cmd := exec.Command(bin, "--broker", "tcp://"+addr, "--motes", "1")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill() // only the process this test started
-			<-exited
-		}
-	})
+	cmd, out, exited := hubtest.StartProcess(t, bin, "--broker", "tcp://"+addr, "--motes", "1")
 	hubtest.Receive(t, boots, hubtest.Timeout, "the mote's boot")
 
 	start := time.Now()

@@ -1,0 +1,62 @@
+package hubtest
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// LogBuffer collects what a program writes, in-process or as a child
+// process; safe for concurrent use.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// BuildBinary builds the main package of the test's directory into the
+// test's temporary directory, as name, for a test that runs it as a process.
+func BuildBinary(t testing.TB, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// StartProcess starts bin with args in a temporary working directory, its
+// output to out. exited yields cmd.Wait's result once it has exited. When
+// the test ends, the process is killed (by its PID) if it still runs.
+func StartProcess(t testing.TB, bin string, args ...string) (cmd *exec.Cmd, out *LogBuffer, exited <-chan error) {
+	t.Helper()
+	out = &LogBuffer{}
+	cmd = exec.Command(bin, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }() // ends with the process; the cleanup waits for it
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill() // only the process this test started
+			<-done
+		}
+	})
+	return cmd, out, done
+}
