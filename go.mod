@@ -33,3 +33,6 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// mochi-mqtt/server v2.7.9 with the fixes in third_party/mochi-mqtt-server/PATCHES.md.
+replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server
