@@ -12,10 +12,14 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// Inflight is a map of InflightMessage keyed on packet id.
+// Inflight is a map of InflightMessage keyed on packet id. It remembers the
+// order in which packet ids were first set, so that messages are resent in
+// the order they were originally sent [MQTT-4.6.0-1].
 type Inflight struct {
 	sync.RWMutex
 	internal            map[uint16]packets.Packet // internal contains the inflight packets
+	order               map[uint16]uint64         // the position of each packet id, in the order they were first set
+	next                uint64                    // the position of the next packet id set
 	receiveQuota        int32                     // remaining inbound qos quota for flow control
 	sendQuota           int32                     // remaining outbound qos quota for flow control
 	maximumReceiveQuota int32                     // maximum allowed receive quota
@@ -26,16 +30,22 @@ type Inflight struct {
 func NewInflights() *Inflight {
 	return &Inflight{
 		internal: map[uint16]packets.Packet{},
+		order:    map[uint16]uint64{},
 	}
 }
 
-// Set adds or updates an inflight packet by packet id.
+// Set adds or updates an inflight packet by packet id. An update (a PUBREL
+// replacing its PUBLISH, say) keeps the packet id's place in the order.
 func (i *Inflight) Set(m packets.Packet) bool {
 	i.Lock()
 	defer i.Unlock()
 
 	_, ok := i.internal[m.PacketID]
 	i.internal[m.PacketID] = m
+	if !ok {
+		i.order[m.PacketID] = i.next
+		i.next++
+	}
 	return !ok
 }
 
@@ -66,11 +76,14 @@ func (i *Inflight) Clone() *Inflight {
 	defer i.RUnlock()
 	for k, v := range i.internal {
 		c.internal[k] = v
+		c.order[k] = i.order[k]
 	}
+	c.next = i.next
 	return c
 }
 
-// GetAll returns all the inflight messages.
+// GetAll returns all the inflight messages, in the order their packet ids
+// were first set.
 func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 	i.RLock()
 	defer i.RUnlock()
@@ -82,8 +95,8 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 		}
 	}
 
-	sort.Slice(m, func(i, j int) bool {
-		return uint16(m[i].Created) < uint16(m[j].Created)
+	sort.Slice(m, func(a, b int) bool {
+		return i.order[m[a].PacketID] < i.order[m[b].PacketID]
 	})
 
 	return m
@@ -93,9 +106,6 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 // This typically occurs when the quota has been exhausted, and we need to wait until new quota
 // is free to continue sending.
 func (i *Inflight) NextImmediate() (packets.Packet, bool) {
-	i.RLock()
-	defer i.RUnlock()
-
 	m := i.GetAll(true)
 	if len(m) > 0 {
 		return m[0], true
@@ -111,6 +121,7 @@ func (i *Inflight) Delete(id uint16) bool {
 
 	_, ok := i.internal[id]
 	delete(i.internal, id)
+	delete(i.order, id)
 
 	return ok
 }

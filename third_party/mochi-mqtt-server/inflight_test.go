@@ -55,6 +55,37 @@ func TestInflightGetAllAndImmediate(t *testing.T) {
 	}, cl.State.Inflight.GetAll(true))
 }
 
+func TestInflightGetAllInOrderOfSet(t *testing.T) {
+	// Packets set within one second, with packet ids that wrapped around:
+	// GetAll and NextImmediate keep the order they were set in [MQTT-4.6.0-1].
+	cl, _, _ := newTestClient()
+	ids := []uint16{65534, 65535, 1, 2, 7, 3, 5, 4, 6, 8, 10, 9}
+	for _, id := range ids {
+		cl.State.Inflight.Set(packets.Packet{PacketID: id, Created: 1700000000, Expiry: -1})
+	}
+	cl.State.Inflight.Set(packets.Packet{PacketID: 1, Created: 1700000001, Expiry: -1}) // an update keeps its place
+
+	for round := 0; round < 10; round++ {
+		var got []uint16
+		for _, pk := range cl.State.Inflight.GetAll(false) {
+			got = append(got, pk.PacketID)
+		}
+		require.Equal(t, ids, got)
+		next, ok := cl.State.Inflight.NextImmediate()
+		require.True(t, ok)
+		require.Equal(t, uint16(65534), next.PacketID)
+	}
+
+	cloned := cl.State.Inflight.Clone()
+	cloned.Delete(65534)
+	cloned.Set(packets.Packet{PacketID: 65534})
+	var got []uint16
+	for _, pk := range cloned.GetAll(false) {
+		got = append(got, pk.PacketID)
+	}
+	require.Equal(t, append(ids[1:], 65534), got)
+}
+
 func TestInflightLen(t *testing.T) {
 	cl, _, _ := newTestClient()
 	cl.State.Inflight.Set(packets.Packet{PacketID: 2})
