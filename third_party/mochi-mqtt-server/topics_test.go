@@ -6,6 +6,7 @@ package mqtt
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -1065,4 +1066,30 @@ func TestInlineUnsubscribe(t *testing.T) {
 
 	ok = index.InlineUnsubscribe(1, "not/exist")
 	require.False(t, ok)
+}
+
+func TestMessagesWhileRetaining(t *testing.T) {
+	// Scans for retained messages (a new subscription) run while clients
+	// publish retained messages: run with -race.
+	index := NewTopicsIndex()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 500; i++ {
+			payload := []byte("on")
+			if i%2 == 1 {
+				payload = nil // clears it
+			}
+			index.RetainMessage(packets.Packet{TopicName: "a/b/" + strconv.Itoa(i%7), Payload: payload, FixedHeader: packets.FixedHeader{Retain: true}})
+		}
+	}()
+	for i := 0; i < 500; i++ {
+		for _, pk := range index.Messages("a/+/#") {
+			require.Equal(t, "on", string(pk.Payload))
+		}
+		for _, pk := range index.Messages("a/b/+") {
+			require.Equal(t, "on", string(pk.Payload))
+		}
+	}
+	<-done
 }
