@@ -1022,6 +1022,14 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 }
 
 func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packets.Packet) (packets.Packet, error) {
+	return s.deliverToClient(cl, sub, pk, false)
+}
+
+// deliverToClient is publishToClient. When wait is set, a full outbound queue
+// is waited out (until the client's connection closes) instead of dropping
+// the packet: it is only set on the client's own goroutine, which then reads
+// nothing more from it until there is room.
+func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packets.Packet, wait bool) (packets.Packet, error) {
 	if sub.NoLocal && pk.Origin == cl.ID {
 		return pk, nil // [MQTT-3.8.3-3]
 	}
@@ -1097,6 +1105,16 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		return out, packets.CodeDisconnect
 	}
 
+	if wait {
+		select {
+		case cl.State.outbound <- &out:
+			atomic.AddInt32(&cl.State.outboundQty, 1)
+			return out, nil
+		case <-cl.State.open.Done():
+			return out, packets.CodeDisconnect // as for a client that is not connected
+		}
+	}
+
 	select {
 	case cl.State.outbound <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
@@ -1124,7 +1142,8 @@ func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, e
 
 	sub.FwdRetainedFlag = true
 	for _, pkv := range s.Topics.Messages(sub.Filter) { // [MQTT-3.8.4-4]
-		_, err := s.publishToClient(cl, sub, pkv)
+		// However many there are: the subscriber waits for room in its queue.
+		_, err := s.deliverToClient(cl, sub, pkv, true)
 		if err != nil {
 			s.Log.Debug("failed to publish retained message", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "packet", pkv)
 			continue

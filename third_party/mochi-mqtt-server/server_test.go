@@ -5,6 +5,7 @@
 package mqtt
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"io"
@@ -2330,6 +2331,47 @@ func TestPublishRetainedToClient(t *testing.T) {
 	buf, err := io.ReadAll(r)
 	require.NoError(t, err)
 	require.Equal(t, packets.TPacketData[packets.Publish].Get(packets.TPublishRetain).RawBytes, buf)
+}
+
+func TestPublishRetainedToClientWaitsForRoom(t *testing.T) {
+	// Many more retained messages than the client's outbound queue holds
+	// (MaximumClientWritesPending is 3 for the test client): none is dropped.
+	s := newServer()
+	cl, r, w := newTestClient()
+	s.Clients.Add(cl)
+	const n = 50
+	for i := 0; i < n; i++ {
+		s.Topics.RetainMessage(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true},
+			TopicName:   "a/" + strconv.Itoa(i),
+			Payload:     []byte("retained"),
+		})
+	}
+
+	go func() {
+		s.publishRetainedToClient(cl, packets.Subscription{Filter: "a/+"}, false)
+	}()
+
+	topics := map[string]bool{}
+	_ = r.SetReadDeadline(time.Now().Add(10 * time.Second)) // a dropped message fails the test here
+	rd := bufio.NewReader(r)
+	for len(topics) < n {
+		fh := new(packets.FixedHeader)
+		b, err := rd.ReadByte()
+		require.NoError(t, err)
+		require.NoError(t, fh.Decode(b))
+		fh.Remaining, _, err = packets.DecodeLength(rd)
+		require.NoError(t, err)
+		body := make([]byte, fh.Remaining)
+		_, err = io.ReadFull(rd, body)
+		require.NoError(t, err)
+		pk := packets.Packet{FixedHeader: *fh, ProtocolVersion: 4}
+		require.NoError(t, pk.PublishDecode(body))
+		topics[pk.TopicName] = true
+	}
+	require.Len(t, topics, n)
+	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.MessagesDropped))
+	_ = w.Close()
 }
 
 func TestPublishRetainedToClientIsShared(t *testing.T) {
