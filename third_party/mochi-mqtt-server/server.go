@@ -486,6 +486,9 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	s.hooks.OnDisconnect(cl, err, expire)
 
 	if expire && !cl.IsTakenOver() {
+		if pk, ok := s.loop.willDelayed.Get(cl.ID); ok {
+			s.sendDelayedWill(cl.ID, pk) // the session ends, so the Will waits no longer [MQTT-3.1.2-8]
+		}
 		cl.ClearInflights()
 		s.UnsubscribeClient(cl)
 		s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
@@ -1538,6 +1541,10 @@ func (s *Server) sendLWT(cl *Client) {
 	}
 
 	modifiedLWT := s.hooks.OnWill(cl, cl.Properties.Will)
+	if !s.willAllowed(cl, modifiedLWT.TopicName) {
+		atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
+		return
+	}
 
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{
@@ -1764,17 +1771,38 @@ func (s *Server) clearExpiredInflights(now int64) {
 func (s *Server) sendDelayedLWT(dt int64) {
 	for id, pk := range s.loop.willDelayed.GetAll() {
 		if dt > pk.Expiry {
-			s.publishToSubscribers(pk) // [MQTT-3.1.2-8]
-			if cl, ok := s.Clients.Get(id); ok {
-				if pk.FixedHeader.Retain {
-					s.retainMessage(cl, pk)
-				}
-				cl.Properties.Will = Will{} // [MQTT-3.1.2-10]
-				s.hooks.OnWillSent(cl, pk)
-			}
-			s.loop.willDelayed.Delete(id)
+			s.sendDelayedWill(id, pk)
 		}
 	}
+}
+
+// sendDelayedWill publishes the delayed Will of the client with id now: its
+// delay has passed, or its session has ended [MQTT-3.1.2-8]. The client's
+// write rights are checked again, as they may have changed during the delay.
+func (s *Server) sendDelayedWill(id string, pk packets.Packet) {
+	s.loop.willDelayed.Delete(id)
+	cl, ok := s.Clients.Get(id)
+	if !ok || !s.willAllowed(cl, pk.TopicName) {
+		return
+	}
+
+	if pk.FixedHeader.Retain {
+		s.retainMessage(cl, pk)
+	}
+	s.publishToSubscribers(pk)  // [MQTT-3.1.2-8]
+	cl.Properties.Will = Will{} // [MQTT-3.1.2-10]
+	s.hooks.OnWillSent(cl, pk)
+}
+
+// willAllowed reports whether a client's Will may be published to topic. The
+// server publishes it on the client's behalf, so the client's write rights
+// decide, as for its own PUBLISH packets.
+func (s *Server) willAllowed(cl *Client, topic string) bool {
+	if s.hooks.OnACLCheck(cl, topic, true) {
+		return true
+	}
+	s.Log.Info("will message not sent: the client may not publish to its topic", "client", cl.ID, "topic", topic)
+	return false
 }
 
 // Int64toa converts an int64 to a string.

@@ -3362,6 +3362,112 @@ func TestServerSendLWTDelayed(t *testing.T) {
 	require.Equal(t, packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).RawBytes, <-recv)
 }
 
+// willACLHook allows everything but publishing to the topics in deny.
+type willACLHook struct {
+	HookBase
+	mu   sync.Mutex
+	deny map[string]bool
+}
+
+func (h *willACLHook) ID() string { return "will-acl" }
+
+func (h *willACLHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{OnConnectAuthenticate, OnACLCheck}, []byte{b})
+}
+
+func (h *willACLHook) OnConnectAuthenticate(cl *Client, pk packets.Packet) bool { return true }
+
+func (h *willACLHook) OnACLCheck(cl *Client, topic string, write bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !write || !h.deny[topic]
+}
+
+func (h *willACLHook) setDenied(topic string, denied bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.deny[topic] = denied
+}
+
+// newWillACLServer is a server whose inline subscription counts what reaches a/b/c.
+func newWillACLServer(t *testing.T) (*Server, *willACLHook, *atomic.Int64) {
+	s := New(&Options{Logger: logger, InlineClient: true})
+	hook := &willACLHook{deny: map[string]bool{}}
+	require.NoError(t, s.AddHook(hook, nil))
+	received := new(atomic.Int64)
+	require.NoError(t, s.Subscribe("a/b/c", 1, func(cl *Client, sub packets.Subscription, pk packets.Packet) {
+		received.Add(1)
+	}))
+	return s, hook, received
+}
+
+func TestServerSendLWTNotAllowed(t *testing.T) {
+	s, hook, received := newWillACLServer(t)
+	hook.setDenied("a/b/c", true)
+	sender, _, _ := newTestClient()
+	sender.ID = "sender"
+	sender.Properties.Will = Will{Flag: 1, TopicName: "a/b/c", Payload: []byte("hello mochi"), Retain: true}
+	s.Clients.Add(sender)
+
+	s.sendLWT(sender)
+	require.Equal(t, int64(0), received.Load())
+	require.Empty(t, s.Topics.Messages("a/b/c"))
+	require.Equal(t, uint32(0), atomic.LoadUint32(&sender.Properties.Will.Flag))
+
+	hook.setDenied("a/b/c", false) // the same Will from a client that may publish there
+	sender.Properties.Will.Flag = 1
+	s.sendLWT(sender)
+	require.Equal(t, int64(1), received.Load())
+	require.Len(t, s.Topics.Messages("a/b/c"), 1)
+}
+
+func TestServerSendLWTDelayedRightsRevoked(t *testing.T) {
+	s, hook, received := newWillACLServer(t)
+	sender, _, _ := newTestClient()
+	sender.ID = "sender"
+	sender.Properties.Will = Will{Flag: 1, TopicName: "a/b/c", Payload: []byte("hello mochi"), WillDelayInterval: 60}
+	s.Clients.Add(sender)
+
+	s.sendLWT(sender) // allowed when the client goes away...
+	require.Equal(t, 1, s.loop.willDelayed.Len())
+	hook.setDenied("a/b/c", true) // ...no longer when the delay has passed
+	s.sendDelayedLWT(time.Now().Unix() + 61)
+	require.Equal(t, 0, s.loop.willDelayed.Len())
+	require.Equal(t, int64(0), received.Load())
+}
+
+func TestServerDelayedWillSentWhenSessionEnds(t *testing.T) {
+	// A v5 client with a Will Delay Interval of 60 s and no session expiry:
+	// its session ends when it goes away, and its Will goes at once.
+	s, _, received := newWillACLServer(t)
+	require.NoError(t, s.Serve())
+	defer s.Close()
+
+	r, w := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- s.EstablishConnection("tcp", r) }()
+	go func() { _, _ = io.Copy(io.Discard, w) }()
+	connect := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 5,
+		Connect: packets.ConnectParams{
+			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "sender",
+			WillFlag: true, WillTopic: "a/b/c", WillPayload: []byte("gone"),
+			WillProperties: packets.Properties{WillDelayInterval: 60},
+		},
+	}
+	buf := new(bytes.Buffer)
+	require.NoError(t, connect.ConnectEncode(buf))
+	_, err := w.Write(buf.Bytes())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return atomic.LoadInt64(&s.Info.ClientsConnected) == 1 }, 5*time.Second, time.Millisecond)
+
+	_ = w.Close() // dropped without DISCONNECT
+	<-done
+	require.Equal(t, int64(1), received.Load())
+	require.Equal(t, 0, s.loop.willDelayed.Len())
+}
+
 func TestServerReadStore(t *testing.T) {
 	s := newServer()
 	hook := new(modifiedHookBase)
