@@ -475,6 +475,11 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	err = cl.Read(s.receivePacket)
 	if err != nil {
+		var code packets.Code
+		if errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code &&
+			cl.Properties.ProtocolVersion == 5 && !cl.Closed() {
+			_ = s.DisconnectClient(cl, code) // a packet that could not be read: say why before closing [MQTT-4.13.1-1]
+		}
 		s.sendLWT(cl)
 		cl.Stop(err)
 	} else {

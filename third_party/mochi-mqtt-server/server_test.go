@@ -3468,6 +3468,39 @@ func TestServerDelayedWillSentWhenSessionEnds(t *testing.T) {
 	require.Equal(t, 0, s.loop.willDelayed.Len())
 }
 
+func TestServerDisconnectPacketTooLarge(t *testing.T) {
+	// A v5 client sends a packet over the server's Maximum Packet Size: it
+	// gets a DISCONNECT with reason 0x95 before the connection closes.
+	s := newServer()
+	s.Options.Capabilities.MaximumPacketSize = 1024
+	require.NoError(t, s.Serve())
+	defer s.Close()
+
+	r, w := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- s.EstablishConnection("tcp", r) }()
+	connect := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 5,
+		Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "big"},
+	}
+	buf := new(bytes.Buffer)
+	require.NoError(t, connect.ConnectEncode(buf))
+	buf.Write([]byte{packets.Publish << 4, 0x80, 0x80, 0x04}) // a PUBLISH of 65,536 bytes follows
+	go func() { _, _ = w.Write(buf.Bytes()) }()
+
+	_ = w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(w) // until the server closes the connection
+	require.NoError(t, err)
+	require.NotEmpty(t, got)
+	require.Equal(t, packets.Connack<<4, got[0])
+	got = got[2+int(got[1]):] // after the CONNACK
+	require.GreaterOrEqual(t, len(got), 3)
+	require.Equal(t, byte(packets.Disconnect<<4), got[0])
+	require.Equal(t, packets.ErrPacketTooLarge.Code, got[2])
+	require.ErrorIs(t, <-done, packets.ErrPacketTooLarge)
+}
+
 func TestServerReadStore(t *testing.T) {
 	s := newServer()
 	hook := new(modifiedHookBase)
