@@ -56,7 +56,9 @@ type Config struct {
 	// given, they are enforced whatever the listener. Default: none.
 	AllowedHosts []string
 	// TrustedProxies are the addresses of reverse proxies whose
-	// X-Forwarded-For names the client (for limits and logs). Default: none.
+	// X-Forwarded-For names the client (for limits and logs), and whose
+	// X-Forwarded-Proto the scheme it used (for the Origin check).
+	// Default: none.
 	TrustedProxies []netip.Prefix
 	// MQTTOverWebSocket serves /mqtt (the broker's WebSocketHandler).
 	// Default: nil, no /mqtt.

@@ -135,7 +135,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	fs.StringVar(&o.UsersFile, "users", "", "`FILE` of users and their rights (TOML, written by hub passwd); reloaded on SIGHUP")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "certificate `FILE` (PEM): serve HTTPS/WSS, and MQTTS; reloaded on SIGHUP")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "private key `FILE` (PEM) of --tls-cert")
-	fs.Func("trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For names the client (repeatable)",
+	fs.Func("trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For names the client, and X-Forwarded-Proto its scheme (repeatable)",
 		func(v string) error {
 			p, err := netip.ParsePrefix(v)
 			if err != nil {
