@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -172,24 +173,39 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestOriginAllowed: a page's origin is the hub's own when scheme, host and
+// port all match (the scheme from TLS, or from a trusted proxy's word), or
+// when it is listed exactly.
 func TestOriginAllowed(t *testing.T) {
 	tests := []struct {
-		origin, host string
-		allowed      []string
-		want         bool
+		origin, hub string // hub: the URL the request reached (https: over TLS)
+		forwarded   string // the scheme a trusted proxy reported, if any
+		allowed     []string
+		want        bool
 	}{
-		{"http://127.0.0.1:8080", "127.0.0.1:8080", nil, true},
-		{"https://hub.example", "HUB.example", nil, true},
-		{"http://127.0.0.1:8081", "127.0.0.1:8080", nil, false},
-		{"https://evil.example", "hub.example", nil, false},
-		{"null", "hub.example", nil, false},
-		{"https://dash.example", "hub.example", []string{"https://dash.example/"}, true},
-		{"https://evil.example", "hub.example", []string{"https://dash.example"}, false},
-		{"https://any.example", "hub.example", []string{"*"}, true},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080", "", nil, true},
+		{"https://hub.example", "https://HUB.example", "", nil, true},
+		{"http://127.0.0.1:8081", "http://127.0.0.1:8080", "", nil, false},
+		{"https://evil.example", "http://hub.example", "", nil, false},
+		{"null", "http://hub.example", "", nil, false},
+		{"https://dash.example", "http://hub.example", "", []string{"https://dash.example/"}, true},
+		{"https://evil.example", "http://hub.example", "", []string{"https://dash.example"}, false},
+		{"https://any.example", "http://hub.example", "", []string{"*"}, true},
+		// The scheme is part of the origin.
+		{"https://127.0.0.1:8080", "http://127.0.0.1:8080", "", nil, false},
+		{"http://127.0.0.1:8080", "https://127.0.0.1:8080", "", nil, false},
+		{"http://dash.example", "http://hub.example", "", []string{"https://dash.example"}, false},
+		// Behind a TLS-terminating proxy the hub is reached over https.
+		{"https://hub.example", "http://hub.example", "https", nil, true},
+		{"http://hub.example", "http://hub.example", "https", nil, false},
 	}
 	for _, tt := range tests {
-		if got := OriginAllowed(tt.origin, tt.host, tt.allowed); got != tt.want {
-			t.Errorf("OriginAllowed(%q, %q, %q) = %v, want %v", tt.origin, tt.host, tt.allowed, got, tt.want)
+		r := httptest.NewRequest(http.MethodGet, tt.hub+"/ws", nil)
+		if tt.forwarded != "" {
+			r = r.WithContext(WithForwardedScheme(r.Context(), tt.forwarded))
+		}
+		if got := OriginAllowed(tt.origin, r, tt.allowed); got != tt.want {
+			t.Errorf("OriginAllowed(%q) at %s (forwarded %q), allowed %q = %v, want %v", tt.origin, tt.hub, tt.forwarded, tt.allowed, got, tt.want)
 		}
 	}
 }

@@ -49,19 +49,44 @@ func newUpgrader(h *Hub) websocket.Upgrader {
 // Config.AllowedOrigins.
 func (h *Hub) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	return origin == "" || OriginAllowed(origin, r.Host, h.cfg.AllowedOrigins)
+	return origin == "" || OriginAllowed(origin, r, h.cfg.AllowedOrigins)
 }
 
-// OriginAllowed reports whether a page from origin may use a hub served at
-// host: same host and port, or listed in allowed ("*" lists every origin).
-func OriginAllowed(origin, host string, allowed []string) bool {
+// OriginAllowed reports whether a page from origin may use the hub that r
+// reached: the hub's own origin (the same scheme, see [RequestScheme], and
+// the same host and port as r.Host), or one listed in allowed, exactly,
+// scheme included ("*" lists every origin). A page served over https is not
+// the origin of a plain-HTTP hub on the same host and port, nor the reverse.
+func OriginAllowed(origin string, r *http.Request, allowed []string) bool {
 	for _, a := range allowed {
 		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
 			return true
 		}
 	}
 	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Scheme, RequestScheme(r)) && strings.EqualFold(u.Host, r.Host)
+}
+
+type forwardedSchemeKey struct{}
+
+// WithForwardedScheme records in ctx the scheme ("http" or "https") a
+// trusted reverse proxy says the client used (X-Forwarded-Proto); only the
+// HTTP layer, which knows which proxies to trust, calls it.
+func WithForwardedScheme(ctx context.Context, scheme string) context.Context {
+	return context.WithValue(ctx, forwardedSchemeKey{}, scheme)
+}
+
+// RequestScheme is the scheme the client used to reach the hub: the one a
+// trusted proxy reported (see [WithForwardedScheme]), else "https" when r
+// came over TLS, else "http".
+func RequestScheme(r *http.Request) string {
+	if s, ok := r.Context().Value(forwardedSchemeKey{}).(string); ok {
+		return s
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func (h *Hub) isClosed() bool {

@@ -37,7 +37,7 @@ func (e *Embedded) WebSocketHandler(allowedOrigins []string) http.Handler {
 			Subprotocols:    []string{"mqtt", "mqttv3.1"},
 			CheckOrigin: func(r *http.Request) bool {
 				origin := r.Header.Get("Origin")
-				return origin == "" || bridge.OriginAllowed(origin, r.Host, allowedOrigins)
+				return origin == "" || bridge.OriginAllowed(origin, r, allowedOrigins)
 			},
 			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 				code := bridge.CodeBadRequest

@@ -170,7 +170,7 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther) // nothing to log in to
 		return
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !bridge.OriginAllowed(origin, r.Host, nil) {
+	if origin := r.Header.Get("Origin"); origin != "" && !bridge.OriginAllowed(origin, r, nil) {
 		bridge.WriteHTTPError(w, http.StatusForbidden, bridge.CodeForbidden, "log in from the hub's own page")
 		return
 	}

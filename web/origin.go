@@ -18,11 +18,11 @@ func originGuard(allowed []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			origin := r.Header.Get("Origin")
-			if origin == "" || bridge.OriginAllowed(origin, r.Host, nil) {
+			if origin == "" || bridge.OriginAllowed(origin, r, nil) {
 				next.ServeHTTP(w, r)
 				return
 			}
-			if !bridge.OriginAllowed(origin, r.Host, allowed) {
+			if !bridge.OriginAllowed(origin, r, allowed) {
 				bridge.WriteHTTPError(w, http.StatusForbidden, bridge.CodeForbidden,
 					"pages from "+origin+" may not use this hub (see --allow-origin)")
 				return
@@ -45,8 +45,10 @@ func originGuard(allowed []string) func(http.Handler) http.Handler {
 
 // clientAddress makes r.RemoteAddr the client's address when the request
 // came through a trusted proxy: the rightmost address in X-Forwarded-For
-// that is not itself a trusted proxy. Without trusted proxies the header is
-// ignored: anyone can write it.
+// that is not itself a trusted proxy. It also takes the scheme the client
+// used from the proxy's X-Forwarded-Proto (see bridge.RequestScheme), so
+// that a page served by a TLS-terminating proxy is the hub's own origin.
+// Without trusted proxies both headers are ignored: anyone can write them.
 func clientAddress(trusted []netip.Prefix) func(http.Handler) http.Handler {
 	isTrusted := func(ip netip.Addr) bool {
 		for _, p := range trusted {
@@ -73,6 +75,11 @@ func clientAddress(trusted []netip.Prefix) func(http.Handler) http.Handler {
 						r.RemoteAddr = net.JoinHostPort(ip.String(), "0")
 						break
 					}
+				}
+				// The first entry is what the proxy facing the client saw.
+				proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+				if proto = strings.ToLower(strings.TrimSpace(proto)); proto == "http" || proto == "https" {
+					r = r.WithContext(bridge.WithForwardedScheme(r.Context(), proto))
 				}
 			}
 			next.ServeHTTP(w, r)

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+
+	"github.com/motehub/motehub/bridge"
 )
 
 func TestOriginGuard(t *testing.T) {
@@ -63,6 +65,34 @@ func TestClientAddress(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), r)
 		if seen != c.want {
 			t.Errorf("peer %s, X-Forwarded-For %q: client %s, want %s", c.peer, c.xff, seen, c.want)
+		}
+	}
+}
+
+// TestClientAddressScheme: a trusted proxy's X-Forwarded-Proto is the scheme
+// the client used; anyone else's is ignored, and r.TLS decides.
+func TestClientAddressScheme(t *testing.T) {
+	var seen string
+	h := clientAddress([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		seen = bridge.RequestScheme(r)
+	}))
+	for _, c := range []struct{ url, peer, proto, want string }{
+		{"http://hub.example/", "10.1.1.1:5000", "https", "https"},
+		{"http://hub.example/", "10.1.1.1:5000", "HTTPS, http", "https"}, // the proxy facing the client
+		{"https://hub.example/", "10.1.1.1:5000", "http", "http"},
+		{"http://hub.example/", "10.1.1.1:5000", "gopher", "http"},
+		{"http://hub.example/", "192.0.2.9:5000", "https", "http"}, // not a trusted proxy
+		{"https://hub.example/", "192.0.2.9:5000", "http", "https"},
+		{"https://hub.example/", "10.1.1.1:5000", "", "https"},
+	} {
+		r := httptest.NewRequest("GET", c.url, nil)
+		r.RemoteAddr = c.peer
+		if c.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", c.proto)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if seen != c.want {
+			t.Errorf("%s from %s, X-Forwarded-Proto %q: scheme %s, want %s", c.url, c.peer, c.proto, seen, c.want)
 		}
 	}
 }

@@ -46,8 +46,19 @@ type Config struct {
 	// AllowedOrigins are other origins whose pages may use the API and SSE
 	// (CORS with credentials). Default: none, same origin only.
 	AllowedOrigins []string
+	// NonLoopback says the HTTP listener is reachable from other machines.
+	// Default false: a loopback listener, which answers only requests whose
+	// Host is a loopback name, one of AllowedHosts or the host of one of
+	// AllowedOrigins (against DNS rebinding). When true, Host is checked only
+	// if AllowedHosts is given.
+	NonLoopback bool
+	// AllowedHosts are more Host names (without port) the hub answers for;
+	// given, they are enforced whatever the listener. Default: none.
+	AllowedHosts []string
 	// TrustedProxies are the addresses of reverse proxies whose
-	// X-Forwarded-For names the client (for limits and logs). Default: none.
+	// X-Forwarded-For names the client (for limits and logs), and whose
+	// X-Forwarded-Proto the scheme it used (for the Origin check).
+	// Default: none.
 	TrustedProxies []netip.Prefix
 	// MQTTOverWebSocket serves /mqtt (the broker's WebSocketHandler).
 	// Default: nil, no /mqtt.
@@ -81,7 +92,8 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	}
 	an := &authn{authz: cfg.Authorizer, throttle: cfg.Throttle, sessions: newSessions(cfg.SessionTTL, 100000), secure: cfg.SecureCookies}
 	r := chi.NewRouter()
-	r.Use(recoverer(cfg.Logger), clientAddress(cfg.TrustedProxies), originGuard(cfg.AllowedOrigins), an.middleware)
+	r.Use(recoverer(cfg.Logger), hostGuard(cfg.NonLoopback, cfg.AllowedHosts, cfg.AllowedOrigins),
+		clientAddress(cfg.TrustedProxies), originGuard(cfg.AllowedOrigins), an.middleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		bridge.WriteHTTPError(w, http.StatusNotFound, bridge.CodeNotFound, "no route for "+r.URL.Path)
 	})

@@ -378,6 +378,7 @@ func TestOptions(t *testing.T) {
 		"HUB_MQTT":         "127.0.0.1:9001",
 		"HUB_LOG_LEVEL":    "debug",
 		"HUB_ALLOW_ORIGIN": "https://a.example, https://b.example",
+		"HUB_ALLOW_HOST":   "hub.lan, 192.168.1.5",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 
@@ -386,7 +387,7 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.HTTPAddr != "127.0.0.1:9000" || o.MQTTAddr != "127.0.0.1:1999" || o.LogLevel.String() != "DEBUG" ||
-		fmt.Sprint(o.AllowOrigins) != "[https://a.example https://b.example]" {
+		fmt.Sprint(o.AllowOrigins) != "[https://a.example https://b.example]" || fmt.Sprint(o.AllowHosts) != "[hub.lan 192.168.1.5]" {
 		t.Fatalf("options %+v: want env values, except --mqtt from the flag", o)
 	}
 
@@ -402,7 +403,7 @@ func TestOptions(t *testing.T) {
 	if _, err := parseOptions([]string{"--help"}, lookup, &help); err != flag.ErrHelp {
 		t.Fatalf("--help returned %v", err)
 	}
-	for _, want := range []string{"Listeners:", "Security:", "--http ADDR", "[HUB_HTTP]", "--allow-origin ORIGIN", `(default "127.0.0.1:1883")`} {
+	for _, want := range []string{"Listeners:", "Security:", "--http ADDR", "[HUB_HTTP]", "--allow-origin ORIGIN", "--allow-host NAME", `(default "127.0.0.1:1883")`} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("--help lacks %q:\n%s", want, help.String())
 		}

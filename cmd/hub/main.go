@@ -183,6 +183,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		Throttle:       sec.throttle,
 		SecureCookies:  sec.cert != nil,
 		AllowedOrigins: opts.AllowOrigins,
+		AllowedHosts:   opts.AllowHosts,
+		NonLoopback:    !isLoopback(ln.Addr().String()),
 		TrustedProxies: opts.TrustedProxies,
 	}
 	if up != nil {

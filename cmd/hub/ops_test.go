@@ -33,6 +33,7 @@ mqtt = "127.0.0.1:7002"
 data = "/from/file"
 log-level = "warn"
 allow-origin = ["https://file.example"]
+allow-host = ["hub.lan", "hub.example"]
 rate-limit = 5
 `)
 	env := map[string]string{"HUB_CONFIG": path, "HUB_MQTT": "127.0.0.1:8002", "HUB_DATA": "/from/env"}
@@ -42,7 +43,8 @@ rate-limit = 5
 		t.Fatal(err)
 	}
 	if o.HTTPAddr != "127.0.0.1:7001" || o.MQTTAddr != "127.0.0.1:8002" || o.DataDir != "/from/flag" ||
-		o.LogLevel.String() != "WARN" || fmt.Sprint(o.AllowOrigins) != "[https://file.example]" || o.RateLimit != 5 {
+		o.LogLevel.String() != "WARN" || fmt.Sprint(o.AllowOrigins) != "[https://file.example]" || o.RateLimit != 5 ||
+		fmt.Sprint(o.AllowHosts) != "[hub.lan hub.example]" {
 		t.Fatalf("options %+v: want http and the rest from the file, mqtt from the environment, data from the flag", o)
 	}
 	if o, err := parseOptions([]string{"--config", filepath.Join("..", "..", "testdata", "hub.toml")}, func(string) (string, bool) { return "", false }, io.Discard); err != nil || o.LogFormat != "json" || len(o.TrustedProxies) != 1 {
@@ -63,6 +65,8 @@ func TestConfigRefusesMistakes(t *testing.T) {
 		`data-sync-interval = "forever"`: {`key "data-sync-interval"`},
 		`config = "other.toml"`:          {`unknown key "config"`},
 		`http = "127.0.0.1:1" x`:         {"hub.toml"},
+		`allow-host = ["hub.lan:8080"]`:  {`key "allow-host"`, "without a port"},
+		`allow-host = ["hub.lan/x"]`:     {`key "allow-host"`, "a host name or an IP address"},
 	} {
 		_, err := parseOptions([]string{"--config", writeConfig(t, content)}, none, io.Discard)
 		for _, w := range want {

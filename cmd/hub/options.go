@@ -25,6 +25,7 @@ type options struct {
 	LogFormat      string
 	ConfigFile     string
 	AllowOrigins   []string
+	AllowHosts     []string
 	AllowAnonymous bool
 	UsersFile      string
 	TLSCert        string
@@ -66,7 +67,7 @@ type flagGroup struct {
 
 var helpGroups = []flagGroup{
 	{"Listeners", []string{"http", "mqtt", "mqtts"}},
-	{"Security", []string{"users", "allow-anonymous", "allow-origin", "tls-cert", "tls-key", "trusted-proxy"}},
+	{"Security", []string{"users", "allow-anonymous", "allow-origin", "allow-host", "tls-cert", "tls-key", "trusted-proxy"}},
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
 		"max-connections-per-address", "max-subscriptions", "read-header-timeout", "idle-timeout"}},
 	{"Storage", []string{"data", "data-sync-interval"}},
@@ -79,7 +80,7 @@ var helpGroups = []flagGroup{
 }
 
 // repeatable flags take a comma-separated list from the environment.
-var repeatable = map[string]bool{"allow-origin": true, "trusted-proxy": true}
+var repeatable = map[string]bool{"allow-origin": true, "allow-host": true, "trusted-proxy": true}
 
 // envName is the environment twin of a flag: --allow-origin is HUB_ALLOW_ORIGIN.
 func envName(flagName string) string {
@@ -117,12 +118,24 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 			o.AllowOrigins = append(o.AllowOrigins, v)
 			return nil
 		})
+	fs.Func("allow-host", "host `NAME` by which browsers may reach the hub, besides localhost and the hosts of --allow-origin "+
+		"(others are refused, against DNS rebinding: always on a loopback --http, on any once this is given; repeatable)",
+		func(v string) error {
+			if v == "" || strings.ContainsAny(v, "/*@ ") {
+				return errors.New("want a host name or an IP address, such as hub.lan")
+			}
+			if _, _, err := net.SplitHostPort(v); err == nil {
+				return errors.New("give the name without a port: every port is allowed")
+			}
+			o.AllowHosts = append(o.AllowHosts, v)
+			return nil
+		})
 	fs.BoolVar(&o.AllowAnonymous, "allow-anonymous", false, "without --users, serve anonymous clients with full access on non-loopback addresses too")
 	fs.StringVar(&o.MQTTSAddr, "mqtts", "", "`ADDR` for MQTT over TLS (needs --tls-cert and --tls-key)")
 	fs.StringVar(&o.UsersFile, "users", "", "`FILE` of users and their rights (TOML, written by hub passwd); reloaded on SIGHUP")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "certificate `FILE` (PEM): serve HTTPS/WSS, and MQTTS; reloaded on SIGHUP")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "private key `FILE` (PEM) of --tls-cert")
-	fs.Func("trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For names the client (repeatable)",
+	fs.Func("trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For names the client, and X-Forwarded-Proto its scheme (repeatable)",
 		func(v string) error {
 			p, err := netip.ParsePrefix(v)
 			if err != nil {
