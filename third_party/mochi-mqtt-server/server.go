@@ -626,10 +626,12 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 	}
 
 	if reason.Code >= packets.ErrUnspecifiedError.Code {
-		if cl.Properties.ProtocolVersion < 5 {
-			if v3reason, ok := packets.V5CodesToV3[reason]; ok { // NB v3 3.2.2.3 Connack return codes
-				reason = v3reason
+		if cl.Properties.ProtocolVersion != 5 { // 3.1.1 and 3.1, and levels the server does not know [MQTT-3.1.2-2]
+			v3reason, ok := packets.V5CodesToV3[reason] // NB v3 3.2.2.3 Connack return codes
+			if !ok {
+				return nil // no 3.1.1 return code says it: close without a CONNACK [MQTT-3.1.4-1]
 			}
+			reason = v3reason
 		}
 
 		properties.ReasonString = reason.Reason

@@ -947,7 +947,7 @@ func TestServerEstablishConnectionInvalidConnect(t *testing.T) {
 	err := <-o
 	require.Error(t, err)
 	require.ErrorIs(t, packets.ErrProtocolViolationReservedBit, err)
-	require.Equal(t, packets.TPacketData[packets.Connack].Get(packets.TConnackProtocolViolationNoSession).RawBytes, <-recv)
+	require.Empty(t, <-recv) // 3.1.1 has no return code for it: no CONNACK [MQTT-3.1.4-1]
 
 	_ = r.Close()
 }
@@ -1030,7 +1030,7 @@ func TestServerEstablishConnectionInvalidConnectAckFailure(t *testing.T) {
 
 	err := <-o
 	require.Error(t, err)
-	require.ErrorIs(t, err, io.ErrClosedPipe)
+	require.ErrorIs(t, err, packets.ErrProtocolViolationReservedBit)
 
 	_ = r.Close()
 }
@@ -1112,6 +1112,57 @@ func TestServerSendConnackFailureReason(t *testing.T) {
 	buf, err := io.ReadAll(r)
 	require.NoError(t, err)
 	require.Equal(t, packets.TPacketData[packets.Connack].Get(packets.TConnackInvalidMinMqtt5).RawBytes, buf)
+}
+
+func TestServerConnectUnknownProtocolLevel(t *testing.T) {
+	// A protocol level the server does not know is answered in 3.1.1's form
+	// with return code 0x01, unacceptable protocol version [MQTT-3.1.2-2].
+	s := newServer()
+	require.NoError(t, s.Serve())
+	defer s.Close()
+	r, w := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- s.EstablishConnection("tcp", r) }()
+	go func() {
+		_, _ = w.Write([]byte{
+			packets.Connect << 4, 13,
+			0, 4, 'M', 'Q', 'T', 'T',
+			6,      // protocol level 6: no such MQTT
+			1 << 1, // clean session
+			0, 30,  // keepalive
+			0, 1, 'x', // client id
+		})
+	}()
+	_ = w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf, err := io.ReadAll(w)
+	require.NoError(t, err)
+	require.Equal(t, []byte{packets.Connack << 4, 2, 0, packets.Err3UnsupportedProtocolVersion.Code}, buf)
+	require.Error(t, <-done)
+}
+
+func TestServerSendConnackV3ReturnCodes(t *testing.T) {
+	// A 3.1.1 client is refused with 3.1.1's return codes, or, where 3.1.1 has
+	// none for the reason, without a CONNACK [MQTT-3.1.4-1].
+	for reason, want := range map[packets.Code][]byte{
+		packets.ErrNotAuthorized:                {packets.Connack << 4, 2, 0, 0x05},
+		packets.ErrBadUsernameOrPassword:        {packets.Connack << 4, 2, 0, 0x05},
+		packets.ErrClientIdentifierNotValid:     {packets.Connack << 4, 2, 0, 0x02},
+		packets.ErrQuotaExceeded:                {packets.Connack << 4, 2, 0, 0x03},
+		packets.ErrServerBusy:                   {packets.Connack << 4, 2, 0, 0x03},
+		packets.ErrProtocolViolationReservedBit: {},
+		packets.ErrMalformedProperties:          {},
+	} {
+		s := newServer()
+		cl, r, w := newTestClient()
+		cl.Properties.ProtocolVersion = 4
+		go func() {
+			require.NoError(t, s.SendConnack(cl, reason, false, nil))
+			_ = w.Close()
+		}()
+		buf, err := io.ReadAll(r)
+		require.NoError(t, err)
+		require.Equal(t, want, buf, reason.Reason)
+	}
 }
 
 func TestServerSendConnackWithServerKeepalive(t *testing.T) {
