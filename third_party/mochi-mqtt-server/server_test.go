@@ -1875,6 +1875,38 @@ func TestServerProcessPacketPublishQos1(t *testing.T) {
 	require.Equal(t, packets.TPacketData[packets.Puback].Get(packets.TPuback).RawBytes, buf)
 }
 
+func TestServerProcessPacketPublishQos1Mqtt5PubackSuccess(t *testing.T) {
+	// A PUBACK's reason code is 0x00 Success: 0x01 is not a PUBACK reason
+	// code, and MQTT.js and paho v5 close the connection on it (#474).
+	for _, inherit := range []bool{true, false} {
+		s := newServer()
+		s.Options.Capabilities.Compatibilities.NoInheritedPropertiesOnAck = !inherit
+		cl, r, w := newTestClient()
+		cl.Properties.ProtocolVersion = 5
+		pk := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1Mqtt5).Packet
+		pk.Properties.User = []packets.UserProperty{{Key: "a", Val: "b"}}
+
+		go func() {
+			require.NoError(t, s.processPacket(cl, pk))
+			_ = w.Close()
+		}()
+
+		buf, err := io.ReadAll(r)
+		require.NoError(t, err)
+		ack := packets.Packet{ProtocolVersion: 5}
+		require.NoError(t, ack.FixedHeader.Decode(buf[0]))
+		ack.FixedHeader.Remaining = int(buf[1])
+		require.Equal(t, packets.Puback, ack.FixedHeader.Type)
+		require.NoError(t, ack.PubackDecode(buf[2:]))
+		require.Equal(t, packets.CodeSuccess.Code, ack.ReasonCode)
+		if inherit {
+			require.Equal(t, pk.Properties.User, ack.Properties.User)
+		} else {
+			require.Empty(t, ack.Properties.User)
+		}
+	}
+}
+
 func TestServerProcessPacketPublishQos2(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
