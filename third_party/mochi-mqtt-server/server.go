@@ -651,6 +651,11 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 		properties.MaximumQosFlag = true
 	}
 
+	if s.Options.Capabilities.MaximumPacketSize > 0 {
+		properties.MaximumPacketSize = s.Options.Capabilities.MaximumPacketSize // 3.2.2.3.6: the client must not send larger packets [MQTT-3.2.2-15]
+	}
+	properties.TopicAliasMaximum = s.Options.Capabilities.TopicAliasMaximum // 3.2.2.3.8: without it, clients may use no alias
+
 	if cl.Properties.Props.AssignedClientID != "" {
 		properties.AssignedClientID = cl.Properties.Props.AssignedClientID // [MQTT-3.1.3-7] [MQTT-3.2.2-16]
 	}

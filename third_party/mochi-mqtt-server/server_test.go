@@ -565,6 +565,7 @@ func TestEstablishConnectionAckFailure(t *testing.T) {
 
 func TestEstablishConnectionReadError(t *testing.T) {
 	s := newServer()
+	s.Options.Capabilities.TopicAliasMaximum = 0 // the CONNACK fixture has no Topic Alias Maximum
 	defer s.Close()
 
 	r, w := net.Pipe()
@@ -1082,6 +1083,7 @@ func TestServerEstablishConnectionOnConnectError(t *testing.T) {
 
 func TestServerSendConnack(t *testing.T) {
 	s := newServer()
+	s.Options.Capabilities.TopicAliasMaximum = 0 // the CONNACK fixture has no Topic Alias Maximum
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
 	s.Options.Capabilities.MaximumQos = 1
@@ -1165,8 +1167,32 @@ func TestServerSendConnackV3ReturnCodes(t *testing.T) {
 	}
 }
 
+func TestServerSendConnackAdvertisesLimits(t *testing.T) {
+	// A v5 client learns the largest packet it may send and how many topic
+	// aliases it may use [MQTT-3.2.2-15].
+	s := newServer()
+	s.Options.Capabilities.MaximumPacketSize = 1 << 20
+	s.Options.Capabilities.TopicAliasMaximum = 32
+	cl, r, w := newTestClient()
+	cl.Properties.ProtocolVersion = 5
+	go func() {
+		require.NoError(t, s.SendConnack(cl, packets.CodeSuccess, false, nil))
+		_ = w.Close()
+	}()
+
+	buf, err := io.ReadAll(r)
+	require.NoError(t, err)
+	ack := packets.Packet{ProtocolVersion: 5}
+	require.NoError(t, ack.FixedHeader.Decode(buf[0]))
+	ack.FixedHeader.Remaining = int(buf[1])
+	require.NoError(t, ack.ConnackDecode(buf[2:]))
+	require.Equal(t, uint32(1<<20), ack.Properties.MaximumPacketSize)
+	require.Equal(t, uint16(32), ack.Properties.TopicAliasMaximum)
+}
+
 func TestServerSendConnackWithServerKeepalive(t *testing.T) {
 	s := newServer()
+	s.Options.Capabilities.TopicAliasMaximum = 0 // the CONNACK fixture has no Topic Alias Maximum
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
 	cl.State.Keepalive = 10
@@ -1246,6 +1272,7 @@ func TestServerValidateConnect(t *testing.T) {
 
 func TestServerSendConnackAdjustedExpiryInterval(t *testing.T) {
 	s := newServer()
+	s.Options.Capabilities.TopicAliasMaximum = 0 // the CONNACK fixture has no Topic Alias Maximum
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
 	cl.Properties.Props.SessionExpiryInterval = uint32(300)
