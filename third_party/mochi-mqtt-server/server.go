@@ -1745,7 +1745,12 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		if disconnected+int64(expire) < dt {
+			if pk, ok := s.loop.willDelayed.Get(id); ok {
+				s.sendDelayedWill(id, pk) // the session ends, so the Will waits no longer [MQTT-3.1.2-8]
+			}
 			s.hooks.OnClientExpired(client)
+			s.UnsubscribeClient(client) // else the topic index keeps its subscriptions for good
+			client.ClearInflights()
 			s.Clients.Delete(id) // [MQTT-4.1.0-2]
 		}
 	}

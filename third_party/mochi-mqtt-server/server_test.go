@@ -3845,6 +3845,36 @@ func TestServerClearExpiredRetained(t *testing.T) {
 	require.Len(t, s.Topics.Retained.GetAll(), 6)
 }
 
+func TestServerClearExpiredClientsForgetsTheirState(t *testing.T) {
+	// An expired session leaves nothing behind: no subscription in the topic
+	// index, no message in flight.
+	s := newServer()
+	n := time.Now().Unix()
+	cl, _, _ := newTestClient()
+	cl.ID = "gone"
+	cl.ops.info = s.Info
+	cl.State.disconnected = n - 100
+	cl.State.cancelOpen()
+	cl.Properties.ProtocolVersion = 5
+	cl.Properties.Props.SessionExpiryInterval = 10
+	cl.Properties.Props.SessionExpiryIntervalFlag = true
+	s.Clients.Add(cl)
+	sub := packets.Subscription{Filter: "a/b/c", Qos: 1}
+	require.True(t, s.Topics.Subscribe(cl.ID, sub))
+	cl.State.Subscriptions.Add(sub.Filter, sub)
+	atomic.AddInt64(&s.Info.Subscriptions, 1)
+	cl.State.Inflight.Set(packets.Packet{PacketID: 1, TopicName: "a/b/c", FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}})
+	atomic.AddInt64(&s.Info.Inflight, 1)
+
+	s.clearExpiredClients(n)
+	_, ok := s.Clients.Get("gone")
+	require.False(t, ok)
+	require.Empty(t, s.Topics.Subscribers("a/b/c").Subscriptions)
+	require.Equal(t, 0, cl.State.Inflight.Len())
+	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.Subscriptions))
+	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.Inflight))
+}
+
 func TestServerClearExpiredClients(t *testing.T) {
 	s := New(nil)
 	require.NotNil(t, s)
