@@ -1671,6 +1671,7 @@ func (s *Server) loadSubscriptions(v []storage.Subscription) {
 			Identifier:        sub.Identifier,
 		}
 		if s.Topics.Subscribe(sub.Client, sb) {
+			atomic.AddInt64(&s.Info.Subscriptions, 1)
 			if cl, ok := s.Clients.Get(sub.Client); ok {
 				cl.State.Subscriptions.Add(sub.Filter, sb)
 			}
@@ -1718,7 +1719,9 @@ func (s *Server) loadClients(v []storage.Client) {
 func (s *Server) loadInflight(v []storage.Message) {
 	for _, msg := range v {
 		if client, ok := s.Clients.Get(msg.Client); ok {
-			client.State.Inflight.Set(msg.ToPacket())
+			if client.State.Inflight.Set(msg.ToPacket()) {
+				atomic.AddInt64(&s.Info.Inflight, 1)
+			}
 		}
 	}
 }
@@ -1728,6 +1731,7 @@ func (s *Server) loadRetained(v []storage.Message) {
 	for _, msg := range v {
 		s.Topics.RetainMessage(msg.ToPacket())
 	}
+	atomic.StoreInt64(&s.Info.Retained, int64(s.Topics.Retained.Len()))
 }
 
 // clearExpiredClients deletes all clients which have been disconnected for longer
@@ -1771,6 +1775,7 @@ func (s *Server) clearExpiredRetainedMessages(now int64) {
 			s.hooks.OnRetainedExpired(filter)
 		}
 	}
+	atomic.StoreInt64(&s.Info.Retained, int64(s.Topics.Retained.Len()))
 }
 
 // clearExpiredInflights deletes any inflight messages which have expired.

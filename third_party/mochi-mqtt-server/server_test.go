@@ -3701,6 +3701,7 @@ func TestServerLoadSubscriptions(t *testing.T) {
 	require.Equal(t, 0, cl.State.Subscriptions.Len())
 	s.loadSubscriptions(v)
 	require.Equal(t, 3, cl.State.Subscriptions.Len())
+	require.Equal(t, int64(3), atomic.LoadInt64(&s.Info.Subscriptions)) // $SYS/broker/subscriptions after a restart
 }
 
 func TestServerLoadInflightMessages(t *testing.T) {
@@ -3734,6 +3735,7 @@ func TestServerLoadInflightMessages(t *testing.T) {
 	require.True(t, ok)
 	msg, ok = cl.State.Inflight.Get(4)
 	require.True(t, ok)
+	require.Equal(t, int64(4), atomic.LoadInt64(&s.Info.Inflight)) // $SYS/broker/messages/inflight after a restart
 }
 
 func TestServerLoadRetainedMessages(t *testing.T) {
@@ -3749,6 +3751,7 @@ func TestServerLoadRetainedMessages(t *testing.T) {
 	require.Equal(t, 1, len(s.Topics.Messages("d/e/f")))
 	require.Equal(t, 1, len(s.Topics.Messages("h/i/j")))
 	require.Equal(t, 0, len(s.Topics.Messages("w/x/y")))
+	require.Equal(t, int64(3), atomic.LoadInt64(&s.Info.Retained)) // $SYS/broker/retained after a restart
 }
 
 func TestServerClose(t *testing.T) {
@@ -3830,6 +3833,7 @@ func TestServerClearExpiredRetained(t *testing.T) {
 	require.Len(t, s.Topics.Retained.GetAll(), 5)
 	s.clearExpiredRetainedMessages(n)
 	require.Len(t, s.Topics.Retained.GetAll(), 2)
+	require.Equal(t, int64(2), atomic.LoadInt64(&s.Info.Retained))
 
 	s.Topics.Retained.Add("p/q/r", packets.Packet{Created: n, Expiry: n - 1})
 	s.Topics.Retained.Add("s/t/u", packets.Packet{Created: n, Expiry: n - 2}) // expiry is ineffective for v3.
