@@ -50,6 +50,7 @@ type Capabilities struct {
 	MaximumClientWritesPending   int32           `yaml:"maximum_client_writes_pending" json:"maximum_client_writes_pending"`     // maximum number of pending message writes for a client
 	MaximumSessionExpiryInterval uint32          `yaml:"maximum_session_expiry_interval" json:"maximum_session_expiry_interval"` // maximum number of seconds to keep disconnected sessions
 	MaximumPacketSize            uint32          `yaml:"maximum_packet_size" json:"maximum_packet_size"`                         // maximum packet size, no limit if 0
+	MaximumClientSubscriptions   uint32          `yaml:"maximum_client_subscriptions" json:"maximum_client_subscriptions"`       // maximum number of subscriptions one client may hold, no limit if 0
 	maximumPacketID              uint32          // unexported, used for testing only
 	ReceiveMaximum               uint16          `yaml:"receive_maximum" json:"receive_maximum"`                   // maximum number of concurrent qos messages per client
 	MaximumInflight              uint16          `yaml:"maximum_inflight" json:"maximum_inflight"`                 // maximum number of qos > 0 messages can be stored, 0(=8192)-65535
@@ -1294,6 +1295,8 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 			if s.Options.Capabilities.Compatibilities.ObscureNotAuthorized {
 				reasonCodes[i] = packets.ErrUnspecifiedError.Code
 			}
+		} else if s.subscriptionQuotaReached(cl, sub.Filter) {
+			reasonCodes[i] = packets.ErrQuotaExceeded.Code
 		} else {
 			isNew := s.Topics.Subscribe(cl.ID, sub) // [MQTT-3.8.4-3]
 			if isNew {
@@ -1344,6 +1347,18 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	}
 
 	return nil
+}
+
+// subscriptionQuotaReached reports whether a new subscription to filter would
+// take the client past MaximumClientSubscriptions. Subscribing again to a
+// filter it holds replaces that subscription, so it is always allowed.
+func (s *Server) subscriptionQuotaReached(cl *Client, filter string) bool {
+	max := s.Options.Capabilities.MaximumClientSubscriptions
+	if max == 0 || cl.State.Subscriptions.Len() < int(max) {
+		return false
+	}
+	_, held := cl.State.Subscriptions.Get(filter)
+	return !held
 }
 
 // processUnsubscribe processes an unsubscribe packet.

@@ -2949,6 +2949,46 @@ func TestServerProcessPacketSubscribe(t *testing.T) {
 	require.Equal(t, packets.TPacketData[packets.Suback].Get(packets.TSubackMqtt5).RawBytes, buf)
 }
 
+func TestServerProcessSubscribeQuota(t *testing.T) {
+	// A client past MaximumClientSubscriptions is refused further filters,
+	// each with 0x97 Quota exceeded (0x80 Failure in 3.1.1); a filter it
+	// holds may be subscribed to again.
+	for version, refused := range map[byte]byte{5: packets.ErrQuotaExceeded.Code, 4: packets.ErrUnspecifiedError.Code} {
+		s := newServer()
+		s.Options.Capabilities.MaximumClientSubscriptions = 2
+		suback := new(subackHook)
+		require.NoError(t, s.AddHook(suback, nil))
+		cl, r, w := newTestClient()
+		cl.Properties.ProtocolVersion = version
+		go func() { _, _ = io.Copy(io.Discard, r) }()
+
+		subscribe := func(filters ...string) []byte {
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 7, ProtocolVersion: version}
+			for _, f := range filters {
+				pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
+			}
+			require.NoError(t, s.processSubscribe(cl, pk))
+			return suback.last
+		}
+		require.Equal(t, []byte{1, 1, refused}, subscribe("a/1", "a/2", "a/3"))
+		require.Equal(t, []byte{1, refused}, subscribe("a/2", "a/4"))
+		require.Equal(t, 2, cl.State.Subscriptions.Len())
+		_ = w.Close()
+	}
+}
+
+// subackHook keeps the reason codes of the last SUBACK.
+type subackHook struct {
+	HookBase
+	last []byte
+}
+
+func (h *subackHook) ID() string           { return "suback" }
+func (h *subackHook) Provides(b byte) bool { return b == OnSubscribed }
+func (h *subackHook) OnSubscribed(cl *Client, pk packets.Packet, reasonCodes []byte) {
+	h.last = reasonCodes
+}
+
 func TestServerProcessPacketSubscribePacketIDInUse(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
