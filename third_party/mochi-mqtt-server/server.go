@@ -1272,11 +1272,21 @@ func (s *Server) processPubcomp(cl *Client, pk packets.Packet) error {
 	return nil
 }
 
+// clientPacketIDInUse reports whether the client has packet identifier id in
+// use for a QoS 2 PUBLISH of its own that is not complete yet. The in-flight
+// map also holds the server's PUBLISH and PUBREL packets, whose identifiers
+// the server chose: the client may use the same numbers for its own packets
+// [MQTT-2.2.1-3].
+func clientPacketIDInUse(cl *Client, id uint16) bool {
+	pk, ok := cl.State.Inflight.Get(id)
+	return ok && pk.FixedHeader.Type != packets.Publish && pk.FixedHeader.Type != packets.Pubrel
+}
+
 // processSubscribe processes a Subscribe packet.
 func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 	pk = s.hooks.OnSubscribe(cl, pk)
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if clientPacketIDInUse(cl, pk.PacketID) {
 		code = packets.ErrPacketIdentifierInUse
 	}
 
@@ -1364,7 +1374,7 @@ func (s *Server) subscriptionQuotaReached(cl *Client, filter string) bool {
 // processUnsubscribe processes an unsubscribe packet.
 func (s *Server) processUnsubscribe(cl *Client, pk packets.Packet) error {
 	code := packets.CodeSuccess
-	if _, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+	if clientPacketIDInUse(cl, pk.PacketID) {
 		code = packets.ErrPacketIdentifierInUse
 	}
 

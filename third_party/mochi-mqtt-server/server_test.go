@@ -2993,7 +2993,7 @@ func TestServerProcessPacketSubscribePacketIDInUse(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
-	cl.State.Inflight.Set(packets.Packet{PacketID: 15, FixedHeader: packets.FixedHeader{Type: packets.Publish}})
+	cl.State.Inflight.Set(packets.Packet{PacketID: 15, FixedHeader: packets.FixedHeader{Type: packets.Pubrec}}) // the client's QoS 2 PUBLISH 15
 
 	pkx := *packets.TPacketData[packets.Subscribe].Get(packets.TSubscribeMqtt5).Packet
 	pkx.PacketID = 15
@@ -3006,6 +3006,32 @@ func TestServerProcessPacketSubscribePacketIDInUse(t *testing.T) {
 	buf, err := io.ReadAll(r)
 	require.NoError(t, err)
 	require.Equal(t, packets.TPacketData[packets.Suback].Get(packets.TSubackPacketIDInUse).RawBytes, buf)
+}
+
+func TestServerProcessPacketSubscribeServerPacketID(t *testing.T) {
+	// The server has its own QoS 1 PUBLISH 15 and QoS 2 PUBREL 16 in flight to
+	// the client: the client's SUBSCRIBE 15 and UNSUBSCRIBE 16 are still fine,
+	// and the server's packets stay in flight.
+	s := newServer()
+	cl, r, w := newTestClient()
+	cl.Properties.ProtocolVersion = 5
+	cl.State.Inflight.Set(packets.Packet{PacketID: 15, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}})
+	cl.State.Inflight.Set(packets.Packet{PacketID: 16, FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}})
+	suback := new(subackHook)
+	require.NoError(t, s.AddHook(suback, nil))
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+
+	sub := *packets.TPacketData[packets.Subscribe].Get(packets.TSubscribeMqtt5).Packet
+	sub.PacketID = 15
+	require.NoError(t, s.processPacket(cl, sub))
+	require.Equal(t, []byte{sub.Filters[0].Qos}, suback.last)
+	unsub := *packets.TPacketData[packets.Unsubscribe].Get(packets.TUnsubscribeMqtt5).Packet
+	unsub.PacketID = 16
+	unsub.Filters = packets.Subscriptions{{Filter: sub.Filters[0].Filter}}
+	require.NoError(t, s.processPacket(cl, unsub))
+	require.Equal(t, 0, cl.State.Subscriptions.Len())
+	require.Equal(t, 2, cl.State.Inflight.Len())
+	_ = w.Close()
 }
 
 func TestServerProcessPacketSubscribeInvalid(t *testing.T) {
@@ -3244,7 +3270,7 @@ func TestServerProcessPacketUnsubscribePackedIDInUse(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
-	cl.State.Inflight.Set(packets.Packet{PacketID: 15, FixedHeader: packets.FixedHeader{Type: packets.Publish}})
+	cl.State.Inflight.Set(packets.Packet{PacketID: 15, FixedHeader: packets.FixedHeader{Type: packets.Pubrec}}) // the client's QoS 2 PUBLISH 15
 	go func() {
 		err := s.processPacket(cl, *packets.TPacketData[packets.Unsubscribe].Get(packets.TUnsubscribeMqtt5).Packet)
 		require.NoError(t, err)
