@@ -1093,3 +1093,30 @@ func TestMessagesWhileRetaining(t *testing.T) {
 	}
 	<-done
 }
+
+func TestMultiLevelWildcardMatchesParent(t *testing.T) {
+	// "a/#" matches "a" too (4.7.1.2): for inline subscriptions, as for
+	// clients' ones, and for the retained messages a new subscription gets.
+	index := NewTopicsIndex()
+	index.InlineSubscribe(InlineSubscription{Subscription: packets.Subscription{Filter: "a/#", Identifier: 1}})
+	require.Contains(t, index.Subscribers("a").InlineSubscriptions, 1)
+	require.Contains(t, index.Subscribers("a/b").InlineSubscriptions, 1)
+	require.Empty(t, index.Subscribers("ab").InlineSubscriptions)
+
+	fh := packets.FixedHeader{Type: packets.Publish, Retain: true}
+	for _, topic := range []string{"a", "a/b", "a/b/c", "ab"} {
+		index.RetainMessage(packets.Packet{TopicName: topic, Payload: []byte("on"), FixedHeader: fh})
+	}
+	for filter, want := range map[string][]string{
+		"a/#":   {"a", "a/b", "a/b/c"},
+		"a/b/#": {"a/b", "a/b/c"},
+		"+/#":   {"a", "a/b", "a/b/c", "ab"},
+		"#":     {"a", "a/b", "a/b/c", "ab"},
+	} {
+		var got []string
+		for _, pk := range index.Messages(filter) {
+			got = append(got, pk.TopicName)
+		}
+		require.ElementsMatch(t, want, got, filter)
+	}
+}
