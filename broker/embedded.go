@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -60,6 +61,32 @@ type Config struct {
 	// bursts of twice as many pass. A client past it is disconnected with
 	// reason "message rate too high". Default 1000; negative: no limit.
 	MessageRate float64
+	// ConnectTimeout is how long a new connection has to send its CONNECT;
+	// one that has not is closed (and counted). Default 10 s.
+	ConnectTimeout time.Duration
+
+	// MaxSessions bounds the sessions the broker keeps, connected or not. A
+	// client with a new client id at the cap ends the session that has been
+	// disconnected longest (counted and logged), or, when every session is
+	// connected, is refused with "quota exceeded" ("server unavailable" in
+	// MQTT 3.1.1). Default 10000.
+	MaxSessions int
+	// SessionExpiry is how long the broker keeps the session of a client
+	// that went away (its subscriptions and queued messages): for MQTT 3.1.1
+	// clients with clean session off, and the longest an MQTT 5 client may
+	// ask for (its CONNACK says when it asked more). Default 24 h.
+	SessionExpiry time.Duration
+	// MaxSubscriptions bounds the subscriptions of one client; filters past
+	// it are refused with "quota exceeded" (0x97; 0x80 in MQTT 3.1.1).
+	// Default 10000.
+	MaxSubscriptions int
+	// MaxQueued bounds the QoS 1 and 2 messages in flight to, or queued for,
+	// one session; past it, messages for that session are dropped (counted in
+	// $SYS/broker/messages/dropped). At most 65535. Default 1000.
+	MaxQueued int
+	// TopicAliases is how many topic aliases an MQTT 5 client may use
+	// towards the broker (its CONNACK says so). Default 32.
+	TopicAliases int
 
 	// Store keeps persistent sessions, their queued messages and the
 	// retained messages across restarts. Default: none, all in memory.
@@ -89,6 +116,14 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxConnections, 10000)
 	setDefault(&c.MaxConnectionsPerAddress, 256)
 	setDefault(&c.MessageRate, 1000)
+	setDefault(&c.ConnectTimeout, 10*time.Second)
+	setDefault(&c.MaxSessions, 10000)
+	setDefault(&c.SessionExpiry, 24*time.Hour)
+	setDefault(&c.MaxSubscriptions, 10000)
+	setDefault(&c.MaxQueued, 1000)
+	c.MaxQueued = min(c.MaxQueued, math.MaxUint16)
+	setDefault(&c.TopicAliases, 32)
+	c.TopicAliases = min(c.TopicAliases, math.MaxUint16)
 }
 
 // setDefault sets *v to def when it is the zero value.
@@ -130,6 +165,12 @@ func Start(cfg Config) (*Embedded, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = cfg.MaxPacketSize
 	caps.MaximumClientWritesPending = cfg.MaxPendingWrites
+	caps.MaximumMessageExpiryInterval = 0 // retained messages live until replaced; an expiry is the publisher's to set
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	caps.MaximumSessionExpiryInterval = uint32(min(cfg.SessionExpiry/time.Second, math.MaxUint32))
+	caps.MaximumClientSubscriptions = uint32(cfg.MaxSubscriptions)
+	caps.MaximumInflight = uint16(cfg.MaxQueued)
+	caps.TopicAliasMaximum = uint16(cfg.TopicAliases)
 	server := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		InlineClient:           true,
@@ -139,12 +180,16 @@ func Start(cfg Config) (*Embedded, error) {
 	self := server.NewClient(nil, mqtt.LocalListener, "motehub", true)
 	self.Properties.ProtocolVersion = 5 // so that v5 properties (request/response) are kept
 	e := &Embedded{cfg: cfg, server: server, self: self}
-	e.hook = newHook(server, &cfg, e.connections)
+	var store *storeHook
+	if cfg.Store != nil {
+		store = newStoreHook(cfg.Store)
+	}
+	e.hook = newHook(server, &cfg, e.connections, store)
 	if err := server.AddHook(e.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
 	}
-	if cfg.Store != nil {
-		if err := server.AddHook(&storeHook{s: cfg.Store}, nil); err != nil {
+	if store != nil {
+		if err := server.AddHook(store, nil); err != nil {
 			return nil, fmt.Errorf("broker: add the store's hook: %w", err)
 		}
 	}
@@ -159,7 +204,7 @@ func Start(cfg Config) (*Embedded, error) {
 		e.closeListeners()
 		return nil, err
 	}
-	e.ws = &wsListener{conns: newConns(cfg.WriteTimeout), disconnect: e.disconnectListener}
+	e.ws = &wsListener{conns: newConns(e.connLimits()), disconnect: e.disconnectListener}
 	if err := server.AddListener(e.ws); err != nil {
 		e.closeListeners()
 		return nil, fmt.Errorf("broker: add listener: %w", err)
@@ -184,12 +229,21 @@ func (e *Embedded) listen(id, addr string, tlsCfg *tls.Config) (*tcpListener, er
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	l := newTCPListener(id, ln, e.cfg.WriteTimeout, e.disconnectListener)
+	l := newTCPListener(id, ln, e.connLimits(), e.disconnectListener)
 	if err := e.server.AddListener(l); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("broker: add listener: %w", err)
 	}
 	return l, nil
+}
+
+// connLimits are the time limits of every listener's connections.
+func (e *Embedded) connLimits() connLimits {
+	return connLimits{
+		writeTimeout:     e.cfg.WriteTimeout,
+		connectTimeout:   e.cfg.ConnectTimeout,
+		onConnectTimeout: func() { e.hook.connectTimeouts.Add(1) },
+	}
 }
 
 func (e *Embedded) listeners() []*tcpListener {
@@ -266,15 +320,18 @@ func (e *Embedded) TLSAddr() net.Addr {
 }
 
 // Recheck disconnects the MQTT clients whose user no longer exists (after
-// the Authorizer's users were replaced); the others keep their connection
-// and get their new rights at their next publish or delivery.
+// the Authorizer's users were replaced) and ends the sessions such users
+// left; the others keep their connection and get their new rights at their
+// next publish or delivery, or, for a session resumed later, at CONNECT.
 func (e *Embedded) Recheck() {
 	authz := e.cfg.Authorizer
 	for _, cl := range e.server.Clients.GetAll() {
-		if cl.Net.Inline || cl.Closed() {
+		if cl.Net.Inline || authz.Known(identityOf(cl)) {
 			continue
 		}
-		if !authz.Known(identityOf(cl)) {
+		if cl.Closed() {
+			e.hook.endSession(cl)
+		} else {
 			_ = e.server.DisconnectClient(cl, packets.ErrNotAuthorized)
 		}
 	}
@@ -282,11 +339,22 @@ func (e *Embedded) Recheck() {
 
 // Stats is a snapshot of the broker's counters.
 type Stats struct {
-	// Refusals: wrong credentials, connections past a limit, clients
-	// disconnected for their message rate.
-	AuthFailures, ConnectionsRefused, RateLimited uint64
+	// Refusals: wrong credentials, connections refused (for any reason,
+	// limits included), clients disconnected for their message rate,
+	// connections closed for sending no CONNECT in time.
+	AuthFailures, ConnectionsRefused, RateLimited, ConnectTimeouts uint64
+	// Refusals at CONNECT: a Will the user may not publish, a client id that
+	// names another user's session.
+	WillsRefused, ClientIDsRefused uint64
+	// Sessions ended before their expiry (for a new one, past MaxSessions,
+	// or because their user was removed); subscriptions refused past
+	// MaxSubscriptions; subscriptions and queued messages dropped from a
+	// resumed session because its user may no longer read them.
+	SessionsEnded, SubscriptionsRefused, SubscriptionsDropped, QueuedDropped uint64
 	// Connections open now by listener: "mqtt", "mqtts", "mqtt-ws".
 	Connections map[string]int
+	// Sessions the broker keeps now, connected or not.
+	Sessions int
 	// The broker's own counts (mochi's $SYS values).
 	MessagesReceived, MessagesSent, MessagesDropped uint64
 	BytesReceived, BytesSent                        uint64
@@ -303,6 +371,7 @@ func (e *Embedded) Stats() Stats {
 	if e.ws != nil {
 		s.Connections[wsListenerID], _ = e.ws.count("")
 	}
+	s.Sessions = e.server.Clients.Len() - 1 // less mochi's own inline client
 	info := e.server.Info.Clone()
 	s.MessagesReceived, s.MessagesSent = uint64(info.MessagesReceived), uint64(info.MessagesSent)
 	s.MessagesDropped = uint64(info.MessagesDropped)
@@ -331,10 +400,6 @@ func (e *Embedded) Publish(ctx context.Context, m bridge.Message) error {
 			CorrelationData: m.CorrelationData,
 		},
 	}
-	if m.Retain {
-		e.hook.retained.Lock()
-		defer e.hook.retained.Unlock()
-	}
 	if err := e.server.InjectPacket(e.self, pk); err != nil {
 		return fmt.Errorf("broker: publish to %q: %w", m.Topic, err)
 	}
@@ -351,69 +416,90 @@ func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel fun
 		return nil, ErrClosed
 	}
 	id := int(e.subID.Add(1))
-	var (
-		mu        sync.RWMutex // held for reading while fn runs, so cancel can wait it out
-		cancelled bool
-	)
-	deliver := func(pk packets.Packet, replay bool) {
-		// mochi's inline matching lets '#' see '$SYS' topics: apply MQTT's rules.
-		if !topics.Match(filter, pk.TopicName) {
-			return
-		}
-		mu.RLock()
-		defer mu.RUnlock()
-		if !cancelled {
-			fn(bridge.Message{
-				Topic:           pk.TopicName,
-				Payload:         pk.Payload,
-				QoS:             pk.FixedHeader.Qos,
-				Retain:          pk.FixedHeader.Retain,
-				Replay:          replay,
-				ResponseTopic:   pk.Properties.ResponseTopic,
-				CorrelationData: pk.Properties.CorrelationData,
-			})
-		}
-	}
-	handler := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) { deliver(pk, false) }
-	// mochi does not match an inline "a/#" to the topic "a"; its parent level is
-	// added with the same identifier (so no message is seen twice) and without
-	// a second replay of the retained messages.
-	e.hook.retained.RLock() // the retained replay below scans what devices may be writing
-	defer e.hook.retained.RUnlock()
-	parent, hasParent := strings.CutSuffix(filter, "/#")
-	if hasParent {
-		e.server.Topics.InlineSubscribe(mqtt.InlineSubscription{
-			Subscription: packets.Subscription{Filter: parent, Identifier: id},
-			Handler:      handler,
-		})
-	}
+	sub := &inlineSub{filter: filter, fn: fn, replaying: true, live: map[string]bool{}}
 	// Subscribed inline, as mochi's Server.Subscribe does, but with the
-	// retained messages replayed here, marked as replays (its own replay calls
-	// the live handler). "a/#" replays "a" too, which mochi's would miss.
+	// retained messages replayed here, marked as replays (its own replay
+	// calls the live handler).
 	e.server.Topics.InlineSubscribe(mqtt.InlineSubscription{
 		Subscription: packets.Subscription{Filter: filter, Identifier: id},
-		Handler:      handler,
+		Handler:      sub.handle,
 	})
-	for _, pk := range e.server.Topics.Messages(filter) {
-		deliver(pk, true)
-	}
-	if hasParent {
-		for _, pk := range e.server.Topics.Messages(parent) {
-			deliver(pk, true)
-		}
-	}
+	sub.replay(e.server.Topics.Messages(filter))
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			e.server.Topics.InlineUnsubscribe(id, filter)
-			if hasParent {
-				e.server.Topics.InlineUnsubscribe(id, parent)
-			}
-			mu.Lock()
-			cancelled = true
-			mu.Unlock()
+			sub.cancel()
 		})
 	}, nil
+}
+
+// inlineSub is one Subscribe: the broker calls handle for each message
+// published on a matching topic, from the publisher's goroutine.
+type inlineSub struct {
+	filter string
+	fn     func(bridge.Message)
+
+	mu        sync.RWMutex // held for reading while fn runs, so that cancel can wait it out
+	cancelled bool
+
+	// While the retained messages are replayed, a live message may overtake
+	// the replay of an older one on its topic: the topics delivered live in
+	// that window are not replayed, so that the older value never comes last.
+	replayMu  sync.Mutex
+	replaying bool
+	live      map[string]bool
+}
+
+func (s *inlineSub) handle(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	// mochi's inline matching lets '#' see '$SYS' topics: apply MQTT's rules.
+	if !topics.Match(s.filter, pk.TopicName) {
+		return
+	}
+	s.replayMu.Lock()
+	if s.replaying {
+		s.live[pk.TopicName] = true
+		defer s.replayMu.Unlock() // held while delivering: the replay checks and delivers under it too
+	} else {
+		s.replayMu.Unlock()
+	}
+	s.deliver(pk, false)
+}
+
+// replay delivers the retained messages the subscription matched when it began.
+func (s *inlineSub) replay(retained []packets.Packet) {
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	for _, pk := range retained {
+		if !s.live[pk.TopicName] && topics.Match(s.filter, pk.TopicName) {
+			s.deliver(pk, true)
+		}
+	}
+	s.replaying, s.live = false, nil
+}
+
+func (s *inlineSub) deliver(pk packets.Packet, replay bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.cancelled {
+		return
+	}
+	s.fn(bridge.Message{
+		Topic:           pk.TopicName,
+		Payload:         pk.Payload,
+		QoS:             pk.FixedHeader.Qos,
+		Retain:          pk.FixedHeader.Retain,
+		Replay:          replay,
+		ResponseTopic:   pk.Properties.ResponseTopic,
+		CorrelationData: pk.Properties.CorrelationData,
+	})
+}
+
+// cancel returns once no call of fn is running, and none will start.
+func (s *inlineSub) cancel() {
+	s.mu.Lock()
+	s.cancelled = true
+	s.mu.Unlock()
 }
 
 // Close disconnects every MQTT client and stops the broker. It returns within
@@ -452,31 +538,4 @@ func (e *Embedded) close(ctx context.Context) error {
 	}
 	<-done // with every connection cut, nothing is left for mochi to wait on
 	return fmt.Errorf("broker: close: clients were cut off after %v", e.cfg.CloseTimeout)
-}
-
-// mochiLogger quiets mochi: it logs routine events (hook added, listener
-// attached, server started) at info, and those are the hub's to announce.
-func mochiLogger(log *slog.Logger) *slog.Logger {
-	log = log.With("component", "mochi")
-	if log.Enabled(context.Background(), slog.LevelDebug) {
-		return log
-	}
-	return slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn})
-}
-
-type minLevel struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{Handler: h.Handler.WithAttrs(as), min: h.min}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

@@ -15,70 +15,181 @@ import (
 	"github.com/motehub/motehub/topics"
 )
 
-// hook is the broker's policy, and the MQTT door of auth: it refuses the
-// reserved client id of the hub's own client, connections past the limits,
-// and wrong credentials (throttled per address), answers every publish and
-// subscription (and each delivery) with auth's decision, and disconnects
-// clients that publish too fast.
+// hook is the broker's policy, and the MQTT door of auth. At CONNECT it
+// refuses, each with its reason code: the reserved client id of mochi's own
+// client, connections past the limits, wrong credentials (throttled), a Will
+// whose topic the user may not publish to, a client id whose session belongs
+// to another user, and a new session past the cap (after ending the session
+// disconnected longest ago, if there is one). It answers every publish and
+// subscription (and each delivery) with auth's decision, re-checks a resumed
+// session's subscriptions and queued messages against the rights in force,
+// and disconnects clients that publish too fast.
 type hook struct {
 	mqtt.HookBase
 	server      *mqtt.Server
 	cfg         *Config
 	connections func(ip string) (total, fromIP int)
+	store       *storeHook // nil without a store: told what the policy removes from sessions
 
 	mu       sync.Mutex
 	limiters map[*mqtt.Client]*rate.Limiter
-	holding  map[*mqtt.Client]bool // holds retained: true as a writer, false as a reader
-	parked   map[*mqtt.Client]packets.Packet
 
-	// retained serialises mochi's retained-message scans (a SUBSCRIBE, the
-	// hub's own Subscribe) with retained publishes: mochi reads a topic's
-	// retained path without the lock its writer takes (mochi-mqtt/server#200).
-	retained sync.RWMutex
-
-	authFailures, refused, rateLimited atomic.Uint64
+	authFailures, refused, rateLimited, connectTimeouts atomic.Uint64
+	willsRefused, clientIDsRefused, sessionsEnded       atomic.Uint64
+	subscriptionsRefused, subscriptionsDropped          atomic.Uint64
+	queuedDropped                                       atomic.Uint64
 }
 
-func newHook(server *mqtt.Server, cfg *Config, connections func(string) (int, int)) *hook {
-	return &hook{server: server, cfg: cfg, connections: connections,
-		limiters: make(map[*mqtt.Client]*rate.Limiter), holding: make(map[*mqtt.Client]bool),
-		parked: make(map[*mqtt.Client]packets.Packet)}
+func newHook(server *mqtt.Server, cfg *Config, connections func(string) (int, int), store *storeHook) *hook {
+	return &hook{server: server, cfg: cfg, connections: connections, store: store,
+		limiters: make(map[*mqtt.Client]*rate.Limiter)}
 }
 
 func (h *hook) ID() string { return "motehub" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
-		mqtt.OnSessionEstablished, mqtt.OnPublish, mqtt.OnDisconnect,
-		mqtt.OnPacketRead, mqtt.OnPacketProcessed,
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish,
+		mqtt.OnSessionEstablished, mqtt.OnPublish, mqtt.OnSubscribed, mqtt.OnDisconnect,
 	}, []byte{b})
 }
 
 func (h *hook) stats() Stats {
-	return Stats{AuthFailures: h.authFailures.Load(), ConnectionsRefused: h.refused.Load(), RateLimited: h.rateLimited.Load()}
+	return Stats{
+		AuthFailures: h.authFailures.Load(), ConnectionsRefused: h.refused.Load(), RateLimited: h.rateLimited.Load(),
+		ConnectTimeouts: h.connectTimeouts.Load(), SessionsEnded: h.sessionsEnded.Load(),
+		SubscriptionsRefused: h.subscriptionsRefused.Load(), WillsRefused: h.willsRefused.Load(),
+		ClientIDsRefused:     h.clientIDsRefused.Load(),
+		SubscriptionsDropped: h.subscriptionsDropped.Load(), QueuedDropped: h.queuedDropped.Load(),
+	}
 }
 
-// refuse answers a CONNECT with code (or its MQTT 3 equivalent).
+// refuse answers a CONNECT with code (mochi turns it into MQTT 3.1.1's
+// return code for such clients).
 func (h *hook) refuse(cl *mqtt.Client, code packets.Code) error {
 	h.refused.Add(1)
 	_ = h.server.SendConnack(cl, code, false, nil)
 	return fmt.Errorf("broker: connection refused: %w", code)
 }
 
-func (h *hook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+// OnConnect decides whether a CONNECT is accepted; OnConnectAuthenticate
+// then only confirms it. Everything is decided here, where each refusal can
+// carry its own reason code.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if c, ok := cl.Net.Conn.(interface{ connectRead() }); ok {
+		c.connectRead() // CONNECT arrived in time
+	}
 	if cl.ID == mqtt.InlineClientId {
 		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
 	}
 	total, fromIP := h.connections(hostOf(cl.Net.Remote))
 	if total > h.cfg.MaxConnections || fromIP > h.cfg.MaxConnectionsPerAddress {
-		code := packets.ErrQuotaExceeded
-		if cl.Properties.ProtocolVersion < 5 {
-			code = packets.ErrServerUnavailable // MQTT 3 has no code for a quota
-		}
+		return h.refuse(cl, packets.ErrQuotaExceeded)
+	}
+	if code, ok := h.authenticate(cl, pk); !ok {
+		h.authFailures.Add(1)
 		return h.refuse(cl, code)
 	}
+	if will := cl.Properties.Will; will.Flag == 1 && !h.OnACLCheck(cl, will.TopicName, true) {
+		h.willsRefused.Add(1)
+		h.cfg.Logger.Info("mqtt connection refused: its Will names a topic the user may not publish to",
+			"client", cl.ID, "remote", cl.Net.Remote, "user", string(identityOf(cl)), "will_topic", will.TopicName)
+		return h.refuse(cl, packets.ErrNotAuthorized)
+	}
+	old, exists := h.server.Clients.Get(cl.ID)
+	if exists && h.cfg.Authorizer.Enabled() && identityOf(old) != identityOf(cl) {
+		h.clientIDsRefused.Add(1)
+		h.cfg.Logger.Info("mqtt connection refused: its client id names another user's session",
+			"client", cl.ID, "remote", cl.Net.Remote, "user", string(identityOf(cl)))
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
+	}
+	if !exists && !h.makeRoomForSession(cl) {
+		return h.refuse(cl, packets.ErrQuotaExceeded)
+	}
 	return nil
+}
+
+// OnConnectAuthenticate lets in what OnConnect accepted (mochi refuses every
+// client when no hook provides it).
+func (h *hook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+// authenticate checks a CONNECT's credentials and sets the client's user
+// name to the identity it proved (or leaves it empty for anonymous).
+func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, bool) {
+	authz := h.cfg.Authorizer
+	if !authz.Enabled() {
+		return packets.CodeSuccess, true
+	}
+	ip := hostOf(cl.Net.Remote)
+	if ok, _ := h.cfg.Throttle.Allow(ip); !ok {
+		return packets.ErrBadUsernameOrPassword, false
+	}
+	name := string(pk.Connect.Username)
+	if id, ok := httpIdentity(cl); ok && name == "" {
+		// MQTT over WebSocket from a page whose user the HTTP layer knows.
+		if !authz.Known(id) {
+			return packets.ErrNotAuthorized, false
+		}
+		cl.Properties.Username = []byte(id)
+		return packets.CodeSuccess, true
+	}
+	var err error
+	switch name {
+	case "":
+		_, err = authz.Anonymous()
+	case auth.Anonymous:
+		err = auth.ErrBadCredentials // the name is reserved for clients without credentials
+	default:
+		_, err = authz.Authenticate(name, string(pk.Connect.Password))
+	}
+	if err != nil {
+		h.cfg.Throttle.Fail(ip)
+		return packets.ErrBadUsernameOrPassword, false
+	}
+	h.cfg.Throttle.Succeed(ip)
+	return packets.CodeSuccess, true
+}
+
+// makeRoomForSession makes sure a client with a new client id fits within
+// Config.MaxSessions: at the cap, the session disconnected longest ago ends.
+// It reports false when every session is connected.
+func (h *hook) makeRoomForSession(cl *mqtt.Client) bool {
+	if h.server.Clients.Len()-1 < h.cfg.MaxSessions { // less mochi's own inline client
+		return true
+	}
+	var oldest *mqtt.Client
+	for _, c := range h.server.Clients.GetAll() {
+		if c.Net.Inline || c.StopTime() == 0 {
+			continue // mochi's own, or connected
+		}
+		if oldest == nil || c.StopTime() < oldest.StopTime() {
+			oldest = c
+		}
+	}
+	if oldest == nil {
+		h.cfg.Logger.Warn("mqtt connection refused: every session is in use", "client", cl.ID,
+			"remote", cl.Net.Remote, "max_sessions", h.cfg.MaxSessions)
+		return false
+	}
+	h.endSession(oldest)
+	h.cfg.Logger.Info("mqtt session ended to make room for a new one", "client", oldest.ID,
+		"max_sessions", h.cfg.MaxSessions)
+	return true
+}
+
+// endSession ends the session of a disconnected client as its expiry would:
+// its subscriptions and queued messages go, here and in the store.
+func (h *hook) endSession(cl *mqtt.Client) {
+	if cur, ok := h.server.Clients.Get(cl.ID); !ok || cur != cl || !cl.Closed() {
+		return // gone already, or back online
+	}
+	h.server.UnsubscribeClient(cl) // mochi tells the store
+	cl.ClearInflights()            // likewise
+	h.server.Clients.Delete(cl.ID)
+	if h.store != nil {
+		h.store.OnClientExpired(cl)
+	}
+	h.sessionsEnded.Add(1)
 }
 
 // httpIdentity is the user the HTTP layer authenticated for an MQTT over
@@ -99,44 +210,6 @@ func identityOf(cl *mqtt.Client) auth.Identity {
 	return auth.Identity(cl.Properties.Username)
 }
 
-func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	authz := h.cfg.Authorizer
-	if !authz.Enabled() {
-		return true
-	}
-	ip := hostOf(cl.Net.Remote)
-	if ok, _ := h.cfg.Throttle.Allow(ip); !ok {
-		h.authFailures.Add(1)
-		return false
-	}
-	name := string(pk.Connect.Username)
-	if id, ok := httpIdentity(cl); ok && name == "" {
-		// MQTT over WebSocket from a page whose user the HTTP layer knows.
-		if !authz.Known(id) {
-			h.authFailures.Add(1)
-			return false
-		}
-		cl.Properties.Username = []byte(id)
-		return true
-	}
-	var err error
-	switch name {
-	case "":
-		_, err = authz.Anonymous()
-	case auth.Anonymous:
-		err = auth.ErrBadCredentials // the name is reserved for clients without credentials
-	default:
-		_, err = authz.Authenticate(name, string(pk.Connect.Password))
-	}
-	if err != nil {
-		h.authFailures.Add(1)
-		h.cfg.Throttle.Fail(ip)
-		return false
-	}
-	h.cfg.Throttle.Succeed(ip)
-	return true
-}
-
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	authz, id := h.cfg.Authorizer, identityOf(cl)
 	if write {
@@ -152,6 +225,51 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return authz.Allowed(id, auth.Read, topic)
 }
 
+// OnSessionEstablish runs once a CONNECT is accepted, before mochi hands
+// the client the session it resumes: what the session holds is checked
+// against the rights in force now (they may have changed since, by a
+// reload), and what the user may no longer read is dropped.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	old, ok := h.server.Clients.Get(cl.ID)
+	if !ok || old == cl || pk.Connect.Clean {
+		return // nothing to resume
+	}
+	var dropped []packets.Subscription
+	for filter, sub := range old.State.Subscriptions.GetAll() {
+		if h.OnACLCheck(cl, filter, false) {
+			continue
+		}
+		old.State.Subscriptions.Delete(filter)
+		if h.server.Topics.Unsubscribe(filter, old.ID) {
+			atomic.AddInt64(&h.server.Info.Subscriptions, -1)
+		}
+		dropped = append(dropped, sub)
+	}
+	queued := 0
+	for _, m := range old.State.Inflight.GetAll(false) {
+		if m.FixedHeader.Type != packets.Publish || h.OnACLCheck(cl, m.TopicName, false) {
+			continue
+		}
+		if old.State.Inflight.Delete(m.PacketID) {
+			atomic.AddInt64(&h.server.Info.Inflight, -1)
+			queued++
+			if h.store != nil {
+				h.store.OnQosDropped(old, m)
+			}
+		}
+	}
+	if len(dropped) == 0 && queued == 0 {
+		return
+	}
+	if h.store != nil && len(dropped) > 0 {
+		h.store.OnUnsubscribed(old, packets.Packet{Filters: dropped})
+	}
+	h.subscriptionsDropped.Add(uint64(len(dropped)))
+	h.queuedDropped.Add(uint64(queued))
+	h.cfg.Logger.Info("mqtt session resumed without what its user may no longer read", "client", cl.ID,
+		"user", string(identityOf(cl)), "subscriptions_dropped", len(dropped), "queued_dropped", queued)
+}
+
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.cfg.Logger.Info("mqtt client connected", "client", cl.ID, "remote", cl.Net.Remote,
 		"listener", cl.Net.Listener, "user", string(identityOf(cl)), "clean", cl.Properties.Clean)
@@ -161,6 +279,28 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.mu.Lock()
 	h.limiters[cl] = rate.NewLimiter(rate.Limit(h.cfg.MessageRate), int(2*h.cfg.MessageRate)+1)
 	h.mu.Unlock()
+}
+
+// OnSubscribed counts and logs the filters refused for the client's quota
+// (Config.MaxSubscriptions).
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	quota := packets.ErrQuotaExceeded.Code
+	if cl.Properties.ProtocolVersion < 5 {
+		quota = packets.ErrUnspecifiedError.Code // mochi's 3.1.1 form of it
+	}
+	refused := 0
+	for i, c := range codes {
+		// In 3.1.1 a refusal is a refusal: the quota's is one the ACL allows, at the cap.
+		if c == quota && i < len(pk.Filters) && cl.State.Subscriptions.Len() >= h.cfg.MaxSubscriptions &&
+			h.OnACLCheck(cl, pk.Filters[i].Filter, false) {
+			refused++
+		}
+	}
+	if refused > 0 {
+		h.subscriptionsRefused.Add(uint64(refused))
+		h.cfg.Logger.Info("mqtt subscriptions refused: the client holds the most allowed", "client", cl.ID,
+			"refused", refused, "max_subscriptions", h.cfg.MaxSubscriptions)
+	}
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
@@ -190,72 +330,4 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
-}
-
-// OnPacketRead takes the retained lock for a packet that will touch the
-// retained messages: a retained PUBLISH as a writer, a SUBSCRIBE as a
-// reader. mochi calls OnPacketProcessed after processing a packet, except
-// one that fails its own validation, which is repeated here so that every
-// lock taken is released.
-//
-// It also parks, for the time mochi processes a SUBSCRIBE or UNSUBSCRIBE,
-// the broker's own in-flight message that has the same packet identifier.
-// The client's identifiers and the broker's are separate spaces in MQTT,
-// but mochi keeps both in one map and refuses such a SUBSCRIBE with 0x91
-// "packet identifier in use" (not even a valid MQTT 3 code), or ignores the
-// UNSUBSCRIBE: a device that resubscribes while its session's QoS 1
-// messages are being resent would lose its subscriptions. mochi reads a
-// client's packets one at a time, so no acknowledgement can need the parked
-// entry meanwhile, and its own identifiers only come back to this one after
-// 65,535 others.
-func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	switch {
-	case pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Retain &&
-		pk.PublishValidate(h.server.Options.Capabilities.TopicAliasMaximum) == packets.CodeSuccess:
-		h.retained.Lock()
-		h.hold(cl, true)
-	case pk.FixedHeader.Type == packets.Subscribe && pk.SubscribeValidate() == packets.CodeSuccess:
-		h.retained.RLock()
-		h.hold(cl, false)
-		h.park(cl, pk.PacketID)
-	case pk.FixedHeader.Type == packets.Unsubscribe && pk.UnsubscribeValidate() == packets.CodeSuccess:
-		h.park(cl, pk.PacketID)
-	}
-	return pk, nil
-}
-
-// park sets aside cl's in-flight message with packet identifier id, if any.
-func (h *hook) park(cl *mqtt.Client, id uint16) {
-	if pk, ok := cl.State.Inflight.Get(id); ok {
-		cl.State.Inflight.Delete(id)
-		h.mu.Lock()
-		h.parked[cl] = pk
-		h.mu.Unlock()
-	}
-}
-
-func (h *hook) hold(cl *mqtt.Client, writer bool) {
-	h.mu.Lock()
-	h.holding[cl] = writer
-	h.mu.Unlock()
-}
-
-// OnPacketProcessed releases what OnPacketRead took for this client's packet.
-func (h *hook) OnPacketProcessed(cl *mqtt.Client, _ packets.Packet, _ error) {
-	h.mu.Lock()
-	writer, held := h.holding[cl]
-	delete(h.holding, cl)
-	parked, wasParked := h.parked[cl]
-	delete(h.parked, cl)
-	h.mu.Unlock()
-	if wasParked && !cl.State.Inflight.Set(parked) {
-		h.cfg.Logger.Error("mqtt in-flight message replaced while parked", "client", cl.ID, "packet_id", parked.PacketID)
-	}
-	switch {
-	case !held:
-	case writer:
-		h.retained.Unlock()
-	default:
-		h.retained.RUnlock()
-	}
 }

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,11 +15,12 @@ import (
 
 // conns tracks a listener's open connections: to count them per address
 // (the limits), to give every write a deadline (hurried when the broker
-// closes), and to cut them all at once.
+// closes), to close those that send no CONNECT in time, and to cut them all
+// at once.
 type conns struct {
-	writeTimeout time.Duration
-	closing      atomic.Int64 // unix nanos: once set, writes must end by then
-	wg           sync.WaitGroup
+	connLimits
+	closing atomic.Int64 // unix nanos: once set, writes must end by then
+	wg      sync.WaitGroup
 
 	mu     sync.Mutex
 	open   map[net.Conn]struct{}
@@ -25,8 +28,20 @@ type conns struct {
 	closed bool
 }
 
-func newConns(writeTimeout time.Duration) conns {
-	return conns{writeTimeout: writeTimeout, open: make(map[net.Conn]struct{}), perIP: make(map[string]int)}
+// connLimits are the time limits of a listener's connections.
+type connLimits struct {
+	writeTimeout     time.Duration // of every write
+	connectTimeout   time.Duration // from accept to CONNECT
+	onConnectTimeout func()        // counts a connection closed for it
+}
+
+// lingerTimeout bounds how long a closed connection's unread input is
+// drained, so that the client gets what was written last (a DISCONNECT or a
+// refused CONNACK) instead of a reset that loses it.
+const lingerTimeout = time.Second
+
+func newConns(limits connLimits) conns {
+	return conns{connLimits: limits, open: make(map[net.Conn]struct{}), perIP: make(map[string]int)}
 }
 
 // writeDeadline is when a write starting now must end.
@@ -50,8 +65,9 @@ func (s *conns) track(c net.Conn) bool {
 	return true
 }
 
-// untrack removes c and closes it.
-func (s *conns) untrack(c net.Conn) {
+// untrack removes c once it has been closed (see lingeringConn).
+func (s *conns) untrack(c lingeringConn) {
+	c.linger()
 	s.mu.Lock()
 	delete(s.open, c)
 	ip := hostOf(c.RemoteAddr().String())
@@ -59,8 +75,19 @@ func (s *conns) untrack(c net.Conn) {
 		delete(s.perIP, ip)
 	}
 	s.mu.Unlock()
-	_ = c.Close()
 	s.wg.Done()
+}
+
+// ended reports whether err, which ended a connection, is its CONNECT not
+// arriving in time; it counts such connections.
+func (s *conns) ended(c interface{ sawConnect() bool }, err error) bool {
+	if c.sawConnect() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	if s.onConnectTimeout != nil {
+		s.onConnectTimeout()
+	}
+	return true
 }
 
 // count returns how many connections are open, in total and from ip.
@@ -87,12 +114,12 @@ func (s *conns) hurry(deadline time.Time) {
 	}
 }
 
-// closeOpen closes every open connection.
+// closeOpen closes every open connection at once, without lingering.
 func (s *conns) closeOpen() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.open {
-		_ = c.Close()
+		c.(lingeringConn).abort()
 	}
 }
 
@@ -124,9 +151,9 @@ type tcpListener struct {
 
 var _ listeners.Listener = (*tcpListener)(nil)
 
-func newTCPListener(id string, ln net.Listener, writeTimeout time.Duration, disconnect func(string)) *tcpListener {
+func newTCPListener(id string, ln net.Listener, limits connLimits, disconnect func(string)) *tcpListener {
 	return &tcpListener{
-		conns:      newConns(writeTimeout),
+		conns:      newConns(limits),
 		id:         id,
 		ln:         ln,
 		disconnect: disconnect,
@@ -173,9 +200,15 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			_ = conn.Close()
 			continue
 		}
+		// mochi moves the deadline to the client's keep alive once CONNECT is read.
+		_ = conn.SetReadDeadline(time.Now().Add(l.connectTimeout))
 		go func() {
 			defer l.untrack(dc)
-			if err := establish(l.id, dc); err != nil {
+			err := establish(l.id, dc)
+			switch {
+			case l.ended(dc, err):
+				l.log.Debug("mqtt connection closed: no CONNECT in time", "remote", conn.RemoteAddr().String(), "timeout", l.connectTimeout)
+			case err != nil:
 				l.log.Debug("mqtt client ended", "remote", conn.RemoteAddr().String(), "err", err)
 			}
 		}()
@@ -200,18 +233,71 @@ func (l *tcpListener) Close(listeners.CloseFn) {
 	l.cut()
 }
 
-// deadlineConn sets a write deadline before every write.
+// lingeringConn is a connection a listener tracks. Its Close, which mochi
+// calls, only ends the writing side (so that what was written last reaches
+// the client) and stops mochi's reads; the listener's goroutine then
+// lingers, draining the client's unread input for a moment, and closes it
+// for good. abort closes it at once.
+type lingeringConn interface {
+	net.Conn
+	linger()
+	abort()
+}
+
+// deadlineConn is a TCP (or TLS) connection of an MQTT client: every write
+// has a deadline, and it closes as lingeringConn says.
 type deadlineConn struct {
 	net.Conn
-	set *conns
+	set       *conns
+	connected atomic.Bool // CONNECT was read
+	closed    atomic.Bool
+	closeOnce sync.Once
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	if err := c.Conn.SetWriteDeadline(c.set.writeDeadline()); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		_ = c.Close() // a packet cut short leaves the stream unusable
+	}
+	return n, err
 }
+
+// Close ends the writing side and mochi's reads; see lingeringConn.
+func (c *deadlineConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite() // *net.TCPConn, *tls.Conn: FIN after what is written
+		}
+		_ = c.Conn.SetReadDeadline(time.Now()) // mochi's reader returns now
+	})
+	return nil
+}
+
+func (c *deadlineConn) linger() {
+	_ = c.Close()
+	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, 1<<20)) // until the client closes too, or the deadline
+	_ = c.Conn.Close()
+}
+
+func (c *deadlineConn) abort() {
+	c.closed.Store(true)
+	_ = c.Conn.Close()
+}
+
+func (c *deadlineConn) connectRead()     { c.connected.Store(true) }
+func (c *deadlineConn) sawConnect() bool { return c.connected.Load() }
 
 // hostOf is the IP address of a host:port.
 func hostOf(addr string) string {

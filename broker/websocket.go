@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -72,7 +73,13 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.e.ws.untrack(c)
-	if err := h.e.server.EstablishConnection(wsListenerID, c); err != nil {
+	// mochi moves the deadline to the client's keep alive once CONNECT is read.
+	_ = ws.SetReadDeadline(time.Now().Add(h.e.ws.connectTimeout))
+	err = h.e.server.EstablishConnection(wsListenerID, c)
+	switch {
+	case h.e.ws.ended(c, err):
+		h.e.cfg.Logger.Debug("mqtt over websocket closed: no CONNECT in time", "remote", r.RemoteAddr, "timeout", h.e.ws.connectTimeout)
+	case err != nil:
 		h.e.cfg.Logger.Debug("mqtt over websocket client ended", "remote", r.RemoteAddr, "err", err)
 	}
 }
@@ -99,7 +106,8 @@ func (l *wsListener) Close(listeners.CloseFn) {
 }
 
 // wsConn is a WebSocket as the net.Conn mochi reads MQTT packets from:
-// binary messages carry the byte stream, in any split.
+// binary messages carry the byte stream, in any split. It closes as
+// lingeringConn says, with a close frame first.
 type wsConn struct {
 	ws  *websocket.Conn
 	set *conns
@@ -109,11 +117,18 @@ type wsConn struct {
 	authenticated bool
 
 	wmu sync.Mutex // mochi serialises its writes; this guards against any other
+
+	connected atomic.Bool // CONNECT was read
+	closed    atomic.Bool
+	closeOnce sync.Once
 }
 
 var errTextFrame = errors.New("broker: MQTT over WebSocket takes binary messages only")
 
 func (c *wsConn) Read(p []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
 	for {
 		if c.r == nil {
 			kind, r, err := c.ws.NextReader()
@@ -138,16 +153,53 @@ func (c *wsConn) Read(p []byte) (int, error) {
 }
 
 func (c *wsConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.ws.SetWriteDeadline(c.set.writeDeadline())
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+	if err := c.write(p); err != nil {
+		_ = c.Close() // a message cut short leaves the stream unusable
 		return 0, err
 	}
 	return len(p), nil
 }
 
-func (c *wsConn) Close() error                       { return c.ws.Close() }
+func (c *wsConn) write(p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(c.set.writeDeadline())
+	return c.ws.WriteMessage(websocket.BinaryMessage, p)
+}
+
+// Close sends a close frame, ends the writing side and mochi's reads; see
+// lingeringConn.
+func (c *wsConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.wmu.Lock()
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
+			time.Now().Add(lingerTimeout))
+		c.wmu.Unlock()
+		if cw, ok := c.ws.NetConn().(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		_ = c.ws.NetConn().SetReadDeadline(time.Now()) // mochi's reader returns now
+	})
+	return nil
+}
+
+func (c *wsConn) linger() {
+	_ = c.Close()
+	conn := c.ws.NetConn()
+	_ = conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 1<<20)) // until the client closes too, or the deadline
+	_ = conn.Close()
+}
+
+func (c *wsConn) abort() {
+	c.closed.Store(true)
+	_ = c.ws.NetConn().Close()
+}
+
+func (c *wsConn) connectRead()     { c.connected.Store(true) }
+func (c *wsConn) sawConnect() bool { return c.connected.Load() }
+
 func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
 func (c *wsConn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
 func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
