@@ -17,7 +17,7 @@ import (
 
 // hook is the broker's policy, and the MQTT door of auth: it refuses the
 // reserved client id of the hub's own client, connections past the limits,
-// and wrong credentials (throttled per address), answers every publish and
+// and wrong credentials (throttled), answers every publish and
 // subscription (and each delivery) with auth's decision, and disconnects
 // clients that publish too fast.
 type hook struct {
@@ -105,10 +105,6 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return true
 	}
 	ip := hostOf(cl.Net.Remote)
-	if ok, _ := h.cfg.Throttle.Allow(ip); !ok {
-		h.authFailures.Add(1)
-		return false
-	}
 	name := string(pk.Connect.Username)
 	if id, ok := httpIdentity(cl); ok && name == "" {
 		// MQTT over WebSocket from a page whose user the HTTP layer knows.
@@ -118,6 +114,13 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		}
 		cl.Properties.Username = []byte(id)
 		return true
+	}
+	// No credentials at all guesses nothing: neither throttled nor counted.
+	if name != "" {
+		if ok, _ := h.cfg.Throttle.Allow(ip, name); !ok {
+			h.authFailures.Add(1)
+			return false
+		}
 	}
 	var err error
 	switch name {
@@ -130,10 +133,12 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	if err != nil {
 		h.authFailures.Add(1)
-		h.cfg.Throttle.Fail(ip)
+		if name != "" {
+			h.cfg.Throttle.Fail(ip, name)
+		}
 		return false
 	}
-	h.cfg.Throttle.Succeed(ip)
+	h.cfg.Throttle.Succeed(ip, name)
 	return true
 }
 
