@@ -421,3 +421,21 @@ func FuzzParseUsers(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkThrottle: the check and the failure of one login, under the
+// lock every door shares.
+func BenchmarkThrottle(b *testing.B) {
+	th := NewThrottle(ThrottleConfig{})
+	names := make([]string, 1024)
+	for i := range names {
+		names[i] = fmt.Sprintf("user-%d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		addr, name := "10.0.0."+names[i%256][5:], names[i%1024]
+		th.Allow(addr, name)
+		th.Fail(addr, name)
+		i++
+	}
+}

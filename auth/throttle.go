@@ -37,9 +37,9 @@ type ThrottleConfig struct {
 // passwords a window by varying the name. Create it with [NewThrottle].
 //
 // The state is bounded: each of its two maps (pairs, addresses) holds at
-// most maxThrottled entries, each a 64-bit hash and a count with a time, a
-// few MiB together at worst. Keys are hashed, so a long user name costs no
-// more than a short one.
+// most maxThrottled (65,536) entries, each a 64-bit hash and a count with a
+// time: about 6 MiB a map when full. Keys are hashed, so a long user name
+// costs no more than a short one.
 type Throttle struct {
 	cfg  ThrottleConfig
 	now  func() time.Time
