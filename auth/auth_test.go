@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -202,30 +203,197 @@ func TestWriteFile(t *testing.T) {
 	}
 }
 
-func TestThrottle(t *testing.T) {
+// testThrottle is a throttle with the default limits (10 per name and
+// address, 100 per address, a minute) on a clock the test moves.
+func testThrottle() (*Throttle, *time.Time) {
 	now := time.Unix(1000, 0)
-	th := NewThrottle(3, time.Minute)
+	th := NewThrottle(ThrottleConfig{})
 	th.now = func() time.Time { return now }
-	for range 3 {
-		if ok, _ := th.Allow("10.0.0.1"); !ok {
-			t.Fatal("refused before the limit")
+	return th, &now
+}
+
+func mustAllow(t *testing.T, th *Throttle, addr, user string) {
+	t.Helper()
+	if ok, wait := th.Allow(addr, user); !ok || wait != 0 {
+		t.Fatalf("%s from %s refused (wait %v)", user, addr, wait)
+	}
+}
+
+func mustRefuse(t *testing.T, th *Throttle, addr, user string, wait time.Duration) {
+	t.Helper()
+	if ok, got := th.Allow(addr, user); ok || got != wait {
+		t.Fatalf("%s from %s: allowed %v, wait %v; want refused for %v", user, addr, ok, got, wait)
+	}
+}
+
+// TestThrottlePerUser: 10 failures lock a name at one address, and only
+// that name at that address.
+func TestThrottlePerUser(t *testing.T) {
+	th, now := testThrottle()
+	for range DefaultFailuresPerUser {
+		mustAllow(t, th, "10.0.0.1", "alice")
+		th.Fail("10.0.0.1", "alice")
+		*now = now.Add(time.Second)
+	}
+	mustRefuse(t, th, "10.0.0.1", "alice", 50*time.Second) // the window runs from the first failure
+	mustAllow(t, th, "10.0.0.1", "bob")
+	mustAllow(t, th, "10.0.0.2", "alice")
+}
+
+// TestThrottleAddressCeiling: past 100 failures from one address, whatever
+// the names, every name waits there; other addresses do not.
+func TestThrottleAddressCeiling(t *testing.T) {
+	th, now := testThrottle()
+	for i := range DefaultFailuresPerAddress {
+		name := fmt.Sprintf("user-%d", i%20) // 5 failures each: no name reaches its own limit
+		mustAllow(t, th, "10.0.0.1", name)
+		th.Fail("10.0.0.1", name)
+	}
+	*now = now.Add(10 * time.Second)
+	mustRefuse(t, th, "10.0.0.1", "bob", 50*time.Second)
+	mustRefuse(t, th, "10.0.0.1", "user-1", 50*time.Second)
+	mustAllow(t, th, "10.0.0.2", "bob")
+}
+
+// TestThrottleSuccessKeepsTheCeiling: a success forgets its own name's
+// failures, never the address's: owning one account does not buy guesses.
+func TestThrottleSuccessKeepsTheCeiling(t *testing.T) {
+	th, _ := testThrottle()
+	for range DefaultFailuresPerUser - 1 {
+		th.Fail("10.0.0.1", "alice")
+	}
+	th.Succeed("10.0.0.1", "alice")
+	for range DefaultFailuresPerUser - 1 {
+		th.Fail("10.0.0.1", "alice")
+	}
+	mustAllow(t, th, "10.0.0.1", "alice") // 9 since her success
+
+	for i := range DefaultFailuresPerAddress - 2*(DefaultFailuresPerUser-1) {
+		th.Fail("10.0.0.1", fmt.Sprintf("guess-%d", i/5))
+		th.Succeed("10.0.0.1", "mallory") // the guesser's own account, between guesses
+	}
+	mustRefuse(t, th, "10.0.0.1", "mallory", time.Minute)
+	mustRefuse(t, th, "10.0.0.1", "carol", time.Minute)
+}
+
+// TestThrottleWindow: each count runs its own window from its first
+// failure; the wait is what is left of the longer one, and a count whose
+// window has passed is forgotten.
+func TestThrottleWindow(t *testing.T) {
+	th, now := testThrottle()
+	for i := range DefaultFailuresPerAddress - DefaultFailuresPerUser {
+		th.Fail("10.0.0.1", fmt.Sprint(i/5)) // from 0 s: the address's window
+	}
+	*now = now.Add(30 * time.Second)
+	for range DefaultFailuresPerUser {
+		th.Fail("10.0.0.1", "alice") // from 30 s: alice's window; the address reaches 100
+	}
+	*now = now.Add(10 * time.Second)
+	mustRefuse(t, th, "10.0.0.1", "alice", 50*time.Second) // alice's 50 s left, the address's 20 s
+	mustRefuse(t, th, "10.0.0.1", "bob", 20*time.Second)
+	*now = now.Add(20 * time.Second) // 60 s: the address's window has passed, alice's has not
+	mustAllow(t, th, "10.0.0.1", "bob")
+	mustRefuse(t, th, "10.0.0.1", "alice", 30*time.Second)
+	*now = now.Add(30 * time.Second)
+	mustAllow(t, th, "10.0.0.1", "alice")
+	for range DefaultFailuresPerUser - 1 { // a new window: the old failures do not count
+		th.Fail("10.0.0.1", "alice")
+	}
+	mustAllow(t, th, "10.0.0.1", "alice")
+
+	small := NewThrottle(ThrottleConfig{PerUser: 2, PerAddress: 3, Window: time.Second})
+	small.now = th.now
+	small.Fail("a", "x")
+	small.Fail("a", "x")
+	if ok, wait := small.Allow("a", "x"); ok || wait != time.Second {
+		t.Fatalf("a config of 2 per name, 1 s: %v, %v", ok, wait)
+	}
+	small.Fail("a", "y")
+	if ok, _ := small.Allow("a", "z"); ok {
+		t.Fatal("a config of 3 per address: a fourth name allowed")
+	}
+}
+
+// TestThrottleBounded: 100,000 distinct keys, from as many addresses or
+// from one, never make it remember more than maxThrottled of each.
+func TestThrottleBounded(t *testing.T) {
+	th, now := testThrottle()
+	for i := range 100_000 {
+		th.Fail(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), "alice")
+		th.Fail("10.255.0.1", fmt.Sprintf("name-%d", i))
+		if len(th.pairs) > maxThrottled || len(th.addrs) > maxThrottled {
+			t.Fatalf("after %d keys: %d pairs, %d addresses remembered; the bound is %d", i+1, len(th.pairs), len(th.addrs), maxThrottled)
 		}
-		th.Fail("10.0.0.1")
+		if i%1000 == 0 {
+			*now = now.Add(time.Millisecond) // within one window: nothing expires
+		}
 	}
-	if ok, wait := th.Allow("10.0.0.1"); ok || wait != time.Minute {
-		t.Fatalf("after 3 failures: %v, wait %v", ok, wait)
+	if len(th.pairs) == 0 || len(th.addrs) == 0 {
+		t.Fatalf("%d pairs, %d addresses: the flood left nothing to count", len(th.pairs), len(th.addrs))
 	}
-	if ok, _ := th.Allow("10.0.0.2"); !ok {
-		t.Fatal("another address is throttled too")
+	for range DefaultFailuresPerUser { // and it still counts, by name
+		th.Fail("10.0.0.9", "bob")
 	}
-	now = now.Add(time.Minute)
-	if ok, _ := th.Allow("10.0.0.1"); !ok {
-		t.Fatal("still refused after the window")
+	mustRefuse(t, th, "10.0.0.9", "bob", time.Minute)
+	mustAllow(t, th, "10.0.0.9", "alice")
+}
+
+// TestBuiltInUsers: a user the hub adds itself logs in and keeps its
+// rights across a reload; a file that defines its name is refused.
+func TestBuiltInUsers(t *testing.T) {
+	secret, hash := NewSecret()
+	if len(secret) < 40 {
+		t.Fatalf("NewSecret made %q: too short to be random enough", secret)
 	}
-	th.Fail("10.0.0.3")
-	th.Succeed("10.0.0.3")
-	if len(th.fails) != 0 {
-		t.Fatalf("remembered %d addresses", len(th.fails))
+	demo := &User{Name: "hub-demo", PasswordHash: hash, Rules: []Rule{{"nodes/#", Read | Write}}}
+	u := testUsers(t)
+	a := New(u)
+	if err := a.AddBuiltIn(demo); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if id, err := a.Authenticate("hub-demo", secret); err != nil || id != "hub-demo" {
+			t.Fatalf("%s: the built-in user: %q, %v", when, id, err)
+		}
+		if !a.Allowed("hub-demo", Write, "nodes/mote-1/asn") || a.Allowed("hub-demo", Read, "other/x") {
+			t.Fatalf("%s: the built-in user's rights are not its own", when)
+		}
+	}
+	check("added")
+	if err := a.Replace(u.Without("alice")); err != nil {
+		t.Fatal(err)
+	}
+	check("after a reload")
+	if a.Known("alice") || !a.Known("ops") {
+		t.Fatal("the reload did not take effect")
+	}
+	clash, err := u.With(&User{Name: "hub-demo", PasswordHash: hash, Rules: []Rule{{"#", Read | Write}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Replace(clash); !errors.Is(err, ErrBuiltInName) || !strings.Contains(err.Error(), `"hub-demo"`) {
+		t.Fatalf("a file defining the built-in name: %v, want ErrBuiltInName naming it", err)
+	}
+	check("after a refused reload")
+	if a.Known("alice") {
+		t.Fatal("a refused reload changed the users in force")
+	}
+	if err := New(clash).AddBuiltIn(demo); !errors.Is(err, ErrBuiltInName) {
+		t.Fatalf("adding a built-in user the file defines: %v", err)
+	}
+	if err := Open().AddBuiltIn(demo); err == nil {
+		t.Fatal("an open authorizer took a built-in user")
+	}
+
+	// A wrong name costs what the dearest password costs, not the secret's.
+	costly, _ := bcrypt.GenerateFromPassword([]byte("a person's password"), bcrypt.MinCost+2)
+	for range 20 { // whatever order the map gives
+		u, _ := Empty().With(&User{Name: "person", PasswordHash: string(costly)})
+		u, _ = u.With(demo)
+		if cost, err := bcrypt.Cost(u.dummyHash()); err != nil || cost != bcrypt.MinCost+2 {
+			t.Fatalf("the hash a wrong name is checked against has cost %d (%v), want %d", cost, err, bcrypt.MinCost+2)
+		}
 	}
 }
 
@@ -252,4 +420,22 @@ func FuzzParseUsers(f *testing.F) {
 			t.Fatalf("names changed in a round trip: %v vs %v", u.Names(), again.Names())
 		}
 	})
+}
+
+// BenchmarkThrottle: the check and the failure of one login, under the
+// lock every door shares.
+func BenchmarkThrottle(b *testing.B) {
+	th := NewThrottle(ThrottleConfig{})
+	names := make([]string, 1024)
+	for i := range names {
+		names[i] = fmt.Sprintf("user-%d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		addr, name := "10.0.0."+names[i%256][5:], names[i%1024]
+		th.Allow(addr, name)
+		th.Fail(addr, name)
+		i++
+	}
 }

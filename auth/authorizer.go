@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +28,11 @@ var (
 // [Open] (no users file: everyone is anonymous and may do everything, which
 // the hub allows only on loopback addresses) or [New].
 type Authorizer struct {
-	users atomic.Pointer[Users] // nil when open
+	users atomic.Pointer[Users] // nil when open; the file's users and the built-in ones
+
+	replacing sync.Mutex // serialises AddBuiltIn and Replace
+	builtIn   []*User    // see AddBuiltIn
+	file      *Users     // the users file's users, without the built-in ones
 
 	mu      sync.Mutex
 	checked map[[sha256.Size]byte]checkedPassword // recent successful password checks
@@ -50,16 +56,68 @@ func Open() *Authorizer { return &Authorizer{checked: make(map[[sha256.Size]byte
 // New returns an authorizer that enforces users.
 func New(users *Users) *Authorizer {
 	a := Open()
+	a.file = users
 	a.users.Store(users)
 	return a
 }
 
-// Replace puts new users in force at once (a reload).
-func (a *Authorizer) Replace(users *Users) {
-	a.users.Store(users)
+// ErrBuiltInName is returned, wrapped, for a users file that defines the
+// name of a built-in user.
+var ErrBuiltInName = errors.New("auth: a users file may not define a built-in user")
+
+// AddBuiltIn puts user in force besides the users file's for as long as the
+// authorizer lives: every [Authorizer.Replace] keeps it. The hub defines such
+// users itself (the simulated motes of --demo), and writes them nowhere. A
+// users file that defines the same name is refused, here and at each
+// Replace, rather than one user silently replacing the other. An open
+// authorizer refuses too: without a users file there is nobody to add.
+func (a *Authorizer) AddBuiltIn(user *User) error {
+	a.replacing.Lock()
+	defer a.replacing.Unlock()
+	if a.file == nil {
+		return errors.New("auth: built-in users need a users file")
+	}
+	builtIn := append(slices.Clone(a.builtIn), user)
+	merged, err := withBuiltIn(a.file, builtIn)
+	if err != nil {
+		return err
+	}
+	a.builtIn = builtIn
+	a.users.Store(merged)
+	return nil
+}
+
+// Replace puts new users in force at once (a reload), with the built-in
+// users. It refuses users that define a built-in user's name
+// ([ErrBuiltInName]), and the users in force then stay.
+func (a *Authorizer) Replace(users *Users) error {
+	a.replacing.Lock()
+	defer a.replacing.Unlock()
+	merged, err := withBuiltIn(users, a.builtIn)
+	if err != nil {
+		return err
+	}
+	a.file = users
+	a.users.Store(merged)
 	a.mu.Lock()
 	clear(a.checked)
 	a.mu.Unlock()
+	return nil
+}
+
+// withBuiltIn returns file with the built-in users added.
+func withBuiltIn(file *Users, builtIn []*User) (*Users, error) {
+	merged := file
+	for _, user := range builtIn {
+		if _, clash := file.Lookup(user.Name); clash {
+			return nil, fmt.Errorf("%w: %q is the hub's own; rename the file's user", ErrBuiltInName, user.Name)
+		}
+		var err error
+		if merged, err = merged.With(user); err != nil {
+			return nil, fmt.Errorf("auth: built-in user %q: %w", user.Name, err)
+		}
+	}
+	return merged, nil
 }
 
 // Enabled reports whether a users file is in force.

@@ -9,6 +9,13 @@
 // Everything not granted is denied; a rule "#" does not grant the '$' topics
 // (MQTT's matching rules), so $SYS is readable only when a rule names it.
 //
+// Besides the file's users, the hub may add built-in users of its own
+// ([Authorizer.AddBuiltIn]: the simulated motes of --demo), kept in memory
+// across reloads; a file may not define their names.
+//
+// A [Throttle] slows password guessing for every door alike: it counts
+// failures by address and user name, under a higher ceiling per address.
+//
 // An [Identity] is just a name: its rights are looked up in the users in
 // force at each decision, so a reload (SIGHUP) changes what connected
 // clients may do at once, and a removed user loses everything.

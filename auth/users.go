@@ -60,16 +60,18 @@ type Users struct {
 }
 
 // dummyHash is compared against when a user does not exist, so that a wrong
-// name takes as long as a wrong password: it has the cost of the file's own
-// hashes.
+// name takes as long as a wrong password: it has the highest cost of the
+// users' own hashes (a built-in user's random secret has the lowest).
 func (u *Users) dummyHash() []byte {
 	u.dummyOnce.Do(func() {
-		cost := passwordCost
+		cost := 0
 		for _, user := range u.byName {
 			if c, err := bcrypt.Cost([]byte(user.PasswordHash)); err == nil {
-				cost = c
-				break
+				cost = max(cost, c)
 			}
+		}
+		if cost == 0 {
+			cost = passwordCost
 		}
 		u.dummy, _ = bcrypt.GenerateFromPassword([]byte("motehub: no such user"), cost)
 	})
@@ -294,6 +296,19 @@ func HashPassword(password string) (string, error) {
 		return "", fmt.Errorf("auth: hash password: %w", err)
 	}
 	return string(h), nil
+}
+
+// NewSecret returns a random password, for a user the hub makes itself (see
+// [Authorizer.AddBuiltIn]), and its bcrypt hash. The password has 256
+// random bits, so the hash is at bcrypt's lowest cost: a work factor slows
+// down guessing passwords that people choose, and would only make each
+// login with this one slow (seconds for a few at once on a busy machine).
+func NewSecret() (password, hash string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails
+	password = base64.RawURLEncoding.EncodeToString(b)
+	h, _ := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost) // 43 bytes, within bcrypt's 72
+	return password, string(h)
 }
 
 // NewToken returns a new API token and the hash to store for it.

@@ -151,7 +151,7 @@ func TestMQTTRights(t *testing.T) {
 }
 
 func TestMQTTThrottlesPasswordGuessing(t *testing.T) {
-	e, _, _ := securedBroker(t, Config{Throttle: auth.NewThrottle(3, time.Minute)})
+	e, _, _ := securedBroker(t, Config{Throttle: auth.NewThrottle(auth.ThrottleConfig{PerUser: 3})})
 	addr := e.Addr().String()
 	for range 3 {
 		if _, err := hubtest.ConnectMQTTAs(addr, "guess", "alice", "guess"); err == nil {

@@ -49,8 +49,8 @@ type Config struct {
 	// Authorizer decides who may connect, publish and subscribe: the same
 	// one the HTTP side asks. Default: auth.Open(), everyone may do everything.
 	Authorizer *auth.Authorizer
-	// Throttle slows password guessing per address; shared with the HTTP
-	// side. Default: 10 failures a minute per address.
+	// Throttle slows password guessing per user name and address; shared
+	// with the HTTP side. Default: auth.NewThrottle's defaults.
 	Throttle *auth.Throttle
 	// MaxConnections bounds the MQTT connections in total. Default 10000.
 	MaxConnections int
@@ -111,7 +111,7 @@ func (c *Config) setDefaults() {
 		c.Authorizer = auth.Open()
 	}
 	if c.Throttle == nil {
-		c.Throttle = auth.NewThrottle(10, time.Minute)
+		c.Throttle = auth.NewThrottle(auth.ThrottleConfig{})
 	}
 	setDefault(&c.MaxConnections, 10000)
 	setDefault(&c.MaxConnectionsPerAddress, 256)

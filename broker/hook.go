@@ -120,10 +120,6 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, b
 	if !authz.Enabled() {
 		return packets.CodeSuccess, true
 	}
-	ip := hostOf(cl.Net.Remote)
-	if ok, _ := h.cfg.Throttle.Allow(ip); !ok {
-		return packets.ErrBadUsernameOrPassword, false
-	}
 	name := string(pk.Connect.Username)
 	if id, ok := httpIdentity(cl); ok && name == "" {
 		// MQTT over WebSocket from a page whose user the HTTP layer knows.
@@ -133,20 +129,27 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, b
 		cl.Properties.Username = []byte(id)
 		return packets.CodeSuccess, true
 	}
+	if name == "" { // no credentials at all guess nothing: neither throttled nor counted
+		if _, err := authz.Anonymous(); err != nil {
+			return packets.ErrBadUsernameOrPassword, false
+		}
+		return packets.CodeSuccess, true
+	}
+	ip := hostOf(cl.Net.Remote)
+	if ok, _ := h.cfg.Throttle.Allow(ip, name); !ok {
+		return packets.ErrBadUsernameOrPassword, false
+	}
 	var err error
-	switch name {
-	case "":
-		_, err = authz.Anonymous()
-	case auth.Anonymous:
+	if name == auth.Anonymous {
 		err = auth.ErrBadCredentials // the name is reserved for clients without credentials
-	default:
+	} else {
 		_, err = authz.Authenticate(name, string(pk.Connect.Password))
 	}
 	if err != nil {
-		h.cfg.Throttle.Fail(ip)
+		h.cfg.Throttle.Fail(ip, name)
 		return packets.ErrBadUsernameOrPassword, false
 	}
-	h.cfg.Throttle.Succeed(ip)
+	h.cfg.Throttle.Succeed(ip, name)
 	return packets.CodeSuccess, true
 }
 

@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,39 @@ type authn struct {
 	failures atomic.Uint64
 }
 
-var errThrottled = errors.New("web: too many failed logins from this address")
+// errThrottled is what a login that must wait returns, wrapped in a
+// throttledError that says how long.
+var errThrottled = errors.New("web: too many failed logins for this name or from this address")
+
+type throttledError struct{ wait time.Duration }
+
+func (e throttledError) Error() string {
+	return fmt.Sprintf("%v: try again in %d s", errThrottled, retryAfter(e.wait))
+}
+
+func (e throttledError) Unwrap() error { return errThrottled }
+
+// retryAfter is a wait in whole seconds, rounded up, for Retry-After.
+func retryAfter(wait time.Duration) int {
+	return max(1, int((wait+time.Second-1)/time.Second))
+}
+
+// setRetryAfter sets Retry-After to the wait err carries.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var te throttledError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(te.wait)))
+	}
+}
+
+// tokenName is the name a Bearer token's attempts are throttled under: the
+// token's own (a short hash, with a space no user name has), so that a
+// script with a stale token locks out only itself, while every wrong token
+// counts toward its address's ceiling.
+func tokenName(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return "token " + base64.RawURLEncoding.EncodeToString(sum[:9])
+}
 
 // public routes need no credentials.
 func public(path string) bool {
@@ -65,7 +98,7 @@ func (a *authn) middleware(next http.Handler) http.Handler {
 		case err == nil:
 			next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 		case errors.Is(err, errThrottled):
-			w.Header().Set("Retry-After", "60")
+			setRetryAfter(w, err)
 			bridge.WriteHTTPError(w, http.StatusTooManyRequests, bridge.CodeRateLimited, err.Error())
 		case isNavigation(r):
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -111,8 +144,14 @@ func (a *authn) credentials(r *http.Request) (id auth.Identity, found bool, err 
 		return "", false, nil
 	}
 	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
-		id, err := a.authz.AuthenticateToken(strings.TrimSpace(token))
+		token = strings.TrimSpace(token)
+		addr, name := hostOf(r.RemoteAddr), tokenName(token)
+		if ok, wait := a.throttle.Allow(addr, name); !ok {
+			return "", true, throttledError{wait}
+		}
+		id, err := a.authz.AuthenticateToken(token)
 		if err != nil {
+			a.throttle.Fail(addr, name)
 			return "", true, fmt.Errorf("web: %w", err)
 		}
 		return id, true, nil
@@ -135,15 +174,15 @@ func (a *authn) anonymous() (auth.Identity, error) {
 
 // password checks a user name and password from addr, throttled.
 func (a *authn) password(addr, user, password string) (auth.Identity, error) {
-	if ok, _ := a.throttle.Allow(addr); !ok {
-		return "", errThrottled
+	if ok, wait := a.throttle.Allow(addr, user); !ok {
+		return "", throttledError{wait}
 	}
 	id, err := a.authz.Authenticate(user, password)
 	if err != nil {
-		a.throttle.Fail(addr)
+		a.throttle.Fail(addr, user)
 		return "", fmt.Errorf("web: %w", err)
 	}
-	a.throttle.Succeed(addr)
+	a.throttle.Succeed(addr, user)
 	return id, nil
 }
 
@@ -177,10 +216,11 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	next := safeNext(r.PostFormValue("next"))
 	id, err := a.password(hostOf(r.RemoteAddr), r.PostFormValue("user"), r.PostFormValue("password"))
+	var throttled throttledError
 	switch {
-	case errors.Is(err, errThrottled):
-		w.Header().Set("Retry-After", "60")
-		a.renderLogin(w, http.StatusTooManyRequests, next, "Too many failed attempts: wait a minute.")
+	case errors.As(err, &throttled):
+		setRetryAfter(w, err)
+		a.renderLogin(w, http.StatusTooManyRequests, next, fmt.Sprintf("Too many failed attempts: try again in %d s.", retryAfter(throttled.wait)))
 		return
 	case err != nil:
 		a.renderLogin(w, http.StatusUnauthorized, next, "Wrong user name or password.")

@@ -36,8 +36,8 @@ type Config struct {
 	// Authorizer checks credentials and decides; the same one the hub and
 	// the broker ask. Default: auth.Open(), no credentials needed.
 	Authorizer *auth.Authorizer
-	// Throttle slows password guessing per address; shared with MQTT.
-	// Default: 10 failures a minute per address.
+	// Throttle slows password and token guessing per user name and address;
+	// shared with MQTT. Default: auth.NewThrottle's defaults.
 	Throttle *auth.Throttle
 	// SessionTTL is how long a dashboard login lasts. Default 12 h.
 	SessionTTL time.Duration
@@ -85,7 +85,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 		cfg.Authorizer = auth.Open()
 	}
 	if cfg.Throttle == nil {
-		cfg.Throttle = auth.NewThrottle(10, time.Minute)
+		cfg.Throttle = auth.NewThrottle(auth.ThrottleConfig{})
 	}
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 12 * time.Hour

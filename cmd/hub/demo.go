@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/internal/motesim"
 )
 
@@ -17,15 +18,36 @@ import (
 // a living system without hardware: temperatures, counters, relays and an
 // LED that obey commands and echo their state.
 
+// demoUser is the user the simulated motes log in as when the hub enforces
+// a users file: built in (auth.Authorizer.AddBuiltIn), with a random
+// password made at each start and kept in memory, and the right to read and
+// write the motes' topics only. A users file may not define the name.
+const demoUser = "hub-demo"
+
+// demoLogin is what the motes send in CONNECT; zero without a users file.
+type demoLogin struct{ user, password string }
+
+// addDemoUser adds the motes' user to authz, which enforces a users file.
+func addDemoUser(authz *auth.Authorizer) (demoLogin, error) {
+	password, hash := auth.NewSecret()
+	err := authz.AddBuiltIn(&auth.User{Name: demoUser, PasswordHash: hash,
+		Rules: []auth.Rule{{Filter: motesim.DefaultPrefix + "/#", Access: auth.Read | auth.Write}}})
+	if err != nil {
+		return demoLogin{}, fmt.Errorf("--demo: the simulated motes log in as %q: %w", demoUser, err)
+	}
+	return demoLogin{user: demoUser, password: password}, nil
+}
+
 // demoTemperatureInterval is faster than the simulator's default (2 s), so
 // that the charts of a fresh dashboard fill within seconds.
 const demoTemperatureInterval = time.Second
 
 // startDemo starts opts.DemoMotes simulated motes connected to the hub's MQTT
-// listener at mqttAddr (nil when --mqtt is ""). It returns the stop for run's
-// list: it ends the motes and waits until they have disconnected, so it must
-// run before the broker closes. Call it once the broker admits clients.
-func startDemo(opts options, mqttAddr net.Addr, log *slog.Logger) (stop func(context.Context) error, err error) {
+// listener at mqttAddr (nil when --mqtt is ""), logging in with login (zero:
+// anonymously). It returns the stop for run's list: it ends the motes and
+// waits until they have disconnected, so it must run before the broker
+// closes. Call it once the broker admits clients.
+func startDemo(opts options, mqttAddr net.Addr, login demoLogin, log *slog.Logger) (stop func(context.Context) error, err error) {
 	if mqttAddr == nil { // options.check refuses --demo without --mqtt
 		return nil, errors.New("--demo: no MQTT listener")
 	}
@@ -34,6 +56,8 @@ func startDemo(opts options, mqttAddr net.Addr, log *slog.Logger) (stop func(con
 		Broker:              "tcp://" + broker,
 		Motes:               opts.DemoMotes,
 		TemperatureInterval: demoTemperatureInterval,
+		Username:            login.user,
+		Password:            login.password,
 		Logger:              log,
 	}
 	// Not derived from run's context: the motes stop when their turn in
@@ -42,6 +66,9 @@ func startDemo(opts options, mqttAddr net.Addr, log *slog.Logger) (stop func(con
 	done := make(chan error, 1)
 	go func() { done <- motesim.Run(ctx, cfg) }()
 	log.Info("demo on: simulated motes publish under "+motesim.DefaultPrefix+"/", "motes", opts.DemoMotes, "broker", "mqtt://"+broker)
+	if login.user != "" {
+		log.Info("the simulated motes log in as a built-in user, with a password made for this run", "user", login.user, "may", "read and write "+motesim.DefaultPrefix+"/#")
+	}
 
 	return func(stopCtx context.Context) error {
 		cancel()

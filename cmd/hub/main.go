@@ -211,7 +211,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	// --demo: simulated motes, stopped before the hub and the broker (demo.go).
 	if opts.Demo {
-		stopDemo, err := startDemo(opts, mqttBroker.Addr(), log)
+		stopDemo, err := startDemo(opts, mqttBroker.Addr(), sec.demo, log)
 		if err != nil {
 			return err
 		}
@@ -261,18 +261,28 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 // security is who may do what, and the certificate to prove the hub's name.
 type security struct {
 	authz    *auth.Authorizer
-	throttle *auth.Throttle // failed logins per address, for MQTT and HTTP alike
+	throttle *auth.Throttle // failed logins per user name and address, for MQTT and HTTP alike
 	cert     *certificate   // nil without TLS
+	demo     demoLogin      // the --demo motes' credentials with --users; zero otherwise
 }
 
+// The throttle of failed logins: 10 a minute for one name from one address,
+// and 100 a minute from one address over all names, for MQTT and HTTP alike.
+var throttleConfig = auth.ThrottleConfig{PerUser: 10, PerAddress: 100, Window: time.Minute}
+
 func loadSecurity(opts options) (security, error) {
-	sec := security{authz: auth.Open(), throttle: auth.NewThrottle(10, time.Minute)}
+	sec := security{authz: auth.Open(), throttle: auth.NewThrottle(throttleConfig)}
 	if opts.UsersFile != "" {
 		users, err := auth.Load(opts.UsersFile)
 		if err != nil {
 			return sec, err
 		}
 		sec.authz = auth.New(users)
+		if opts.Demo {
+			if sec.demo, err = addDemoUser(sec.authz); err != nil {
+				return sec, err
+			}
+		}
 	}
 	if opts.TLSCert != "" {
 		cert, err := loadCertificate(opts.TLSCert, opts.TLSKey)
@@ -348,10 +358,12 @@ func reloadOnSIGHUP(opts options, sec security, b *broker.Embedded, hub *bridge.
 func reload(opts options, sec security, b *broker.Embedded, hub *bridge.Hub, log *slog.Logger) {
 	if opts.UsersFile != "" {
 		users, err := auth.Load(opts.UsersFile)
+		if err == nil {
+			err = sec.authz.Replace(users) // keeps the built-in users (--demo's)
+		}
 		if err != nil {
 			log.Error("users file not reloaded: the users in force stay", "err", err)
 		} else {
-			sec.authz.Replace(users)
 			if b != nil {
 				b.Recheck()
 			}

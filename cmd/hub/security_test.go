@@ -136,7 +136,7 @@ func TestCredentialsRequired(t *testing.T) {
 	ws.Send(`["clown.talk/-/config/set", {"subscribe": ["nodes/#"]}]`)
 	ws.Expect("clown.talk/-/config/ok")
 
-	// 10 failures a minute per address, then even the right password waits.
+	// 10 failures a minute for one name from one address, then even the right password waits.
 	for range 10 {
 		get(t, "GET", base+"/api/state", http.Header{"Authorization": {basic("viewer", "guess")}}, "")
 	}

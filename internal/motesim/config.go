@@ -38,6 +38,10 @@ type Config struct {
 	// paho dials (mqtt, ssl, tls, mqtts, ws, wss). A bare host:port means
 	// tcp://host:port. Default "tcp://127.0.0.1:1883".
 	Broker string
+	// Username and Password are the credentials every mote connects with
+	// (never logged). Default "": none, the motes connect anonymously.
+	Username string
+	Password string
 	// Motes is how many motes to simulate, named mote-1 to mote-<Motes>.
 	// Default 3.
 	Motes int

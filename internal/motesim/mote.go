@@ -110,6 +110,8 @@ func (m *mote) options() *paho.ClientOptions {
 	return paho.NewClientOptions().
 		AddBroker(m.cfg.Broker).
 		SetClientID("motesim-" + m.name).
+		SetUsername(m.cfg.Username).
+		SetPassword(m.cfg.Password).
 		SetCleanSession(true).
 		SetOrderMatters(false).
 		SetConnectRetry(true).

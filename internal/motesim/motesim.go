@@ -16,7 +16,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger.With("component", "motesim")
-	log.Info("starting motes", "motes", cfg.Motes, "broker", cfg.Broker, "prefix", cfg.Prefix, "seed", cfg.Seed)
+	log.Info("starting motes", "motes", cfg.Motes, "broker", cfg.Broker, "prefix", cfg.Prefix, "user", cfg.Username, "seed", cfg.Seed)
 	var wg sync.WaitGroup
 	for n := 1; n <= cfg.Motes; n++ {
 		m := newMote(&cfg, n, log)

@@ -1,6 +1,7 @@
 package motesim
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -408,6 +411,58 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		err := Run(t.Context(), cfg) // the test would hang if Run started motes
 		if !errors.Is(err, ErrBadConfig) {
 			t.Errorf("Run(%+v) = %v, want ErrBadConfig", cfg, err)
+		}
+	}
+}
+
+// TestCredentials: the motes log in with Config's user name and password,
+// to a broker that admits nobody without them; the log names the user and
+// never the password.
+func TestCredentials(t *testing.T) {
+	t.Parallel()
+	users, err := auth.Parse([]byte(`
+[users.motes]
+password = "` + hubtest.PasswordHash(t, "motes-secret") + `"
+readwrite = ["nodes/#"]
+[users.watcher]
+password = "` + hubtest.PasswordHash(t, "watcher-secret") + `"
+read = ["#"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Authorizer: auth.New(users), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Open()
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	addr := b.Addr().String()
+	watcher, err := hubtest.ConnectMQTTAs(addr, "watcher", "watcher", "watcher-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Disconnect(0)
+	boots := hubtest.SubscribeMQTT(t, watcher, "nodes/+/boot", 1)
+
+	log, logs := newLogs(t)
+	cfg := fastConfig(addr, 1, log)
+	cfg.Username, cfg.Password = "motes", "motes-secret"
+	m := startMotes(t, cfg)
+	if got := hubtest.Receive(t, boots, hubtest.Timeout, "mote-1's boot"); got.Topic != "nodes/mote-1/boot" {
+		t.Fatalf("first boot on %q", got.Topic)
+	}
+	m.stop(t)
+	if logs.count(slog.LevelInfo, "starting motes", "user", "motes") != 1 {
+		t.Error(`no "starting motes" line naming the user`)
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	for _, r := range logs.records {
+		for k, v := range r.attrs {
+			if strings.Contains(v, "motes-secret") {
+				t.Errorf("the password in the log: %s %s=%s", r.msg, k, v)
+			}
 		}
 	}
 }
