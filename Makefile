@@ -1,7 +1,14 @@
 # motehub: `make test` is the test command of README.md and of CI.
 
-# Programs the tests drive, as COMMAND:DEBIAN-PACKAGE.
-TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients stdbuf:coreutils chromium:chromium
+# Programs the tests drive, as COMMAND:DEBIAN-PACKAGE. node and npm install MQTT.js.
+TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients stdbuf:coreutils chromium:chromium node:nodejs npm:npm
+
+# MQTT.js for the browser tests (internal/hubtest.MQTTJS): the npm package mqtt,
+# pinned in package.json and package-lock.json. npm ci installs exactly the
+# locked versions, again whenever the lock file changes; --ignore-scripts: no
+# package runs code at install.
+MQTTJS_DIR := internal/hubtest/testdata/mqttjs
+MQTTJS_INSTALLED := $(MQTTJS_DIR)/node_modules/.installed
 
 # How much `make fuzz` runs each fuzz target: a count of inputs, not a duration.
 # Go 1.26's fuzzing coordinator can fail a run that ends on a deadline with a
@@ -9,14 +16,22 @@ TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:m
 # fixed in Go 1.27); a count has no deadline to race.
 FUZZTIME ?= 100000x
 
-.PHONY: test test-deps fuzz run check bench
+.PHONY: test test-deps debian-deps fuzz run check bench
 
 ## test: install what the tests need and is missing, then run every test with the race detector
 test: test-deps
 	HUB_REQUIRE_ALL=1 go test -race ./...
 
-test-deps:
+test-deps: debian-deps $(MQTTJS_INSTALLED)
+
+debian-deps:
 	@./.ci/test-deps $(TEST_DEPS)
+
+# npm ci empties node_modules first; the stamp marks an install that finished.
+$(MQTTJS_INSTALLED): $(MQTTJS_DIR)/package.json $(MQTTJS_DIR)/package-lock.json | debian-deps
+	@echo "make test: installing MQTT.js for the browser tests (npm ci in $(MQTTJS_DIR))"
+	cd $(MQTTJS_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
 
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:

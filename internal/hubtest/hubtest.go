@@ -1,7 +1,8 @@
 // Package hubtest holds what motehub's tests share: waiting for a condition
 // with a deadline, the rule for tests that need programs from outside the
-// repository, and real MQTT (paho) and WebSocket (gorilla) clients that clean
-// up after themselves.
+// repository, real MQTT (paho), WebSocket (gorilla) and SSE clients that
+// clean up after themselves, a real Mosquitto, and headless Chromium with a
+// page that runs MQTT.js (installed by `make test` from testdata/mqttjs).
 //
 // Concurrency: each helper belongs to the test that created it; the clients'
 // internal goroutines end before the test's cleanup returns.
@@ -50,12 +51,17 @@ func RequireCommand(t testing.TB, name, debianPackage string) string {
 	if err == nil {
 		return path
 	}
-	msg := fmt.Sprintf("!!! %s is not installed, so this test cannot run. Install it with `apt-get install %s`, or run `make test`, which does.", name, debianPackage)
+	missing(t, fmt.Sprintf("!!! %s is not installed, so this test cannot run. Install it with `apt-get install %s`, or run `make test`, which does.", name, debianPackage))
+	return ""
+}
+
+// missing skips the test with msg, or fails it under RequireAll.
+func missing(t testing.TB, msg string) {
+	t.Helper()
 	if RequireAll() {
 		t.Fatal(msg + " (HUB_REQUIRE_ALL=1: missing dependencies fail)")
 	}
 	t.Skip(msg)
-	return ""
 }
 
 // ConnectMQTT connects a paho client to the broker at addr (host:port) and
