@@ -114,6 +114,15 @@ func (i *Inflight) NextImmediate() (packets.Packet, bool) {
 	return packets.Packet{}, false
 }
 
+// clear forgets every in-flight message, without a word to hooks or counts:
+// for messages that moved elsewhere.
+func (i *Inflight) clear() {
+	i.Lock()
+	defer i.Unlock()
+	clear(i.internal)
+	clear(i.order)
+}
+
 // Delete removes an in-flight message from the map. Returns true if the message existed.
 func (i *Inflight) Delete(id uint16) bool {
 	i.Lock()

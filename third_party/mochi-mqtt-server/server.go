@@ -596,9 +596,10 @@ func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
 		}
 
 		// Clean the state of the existing client to prevent sequential take-overs
-		// from increasing memory usage by inflights + subs * client-id.
+		// from increasing memory usage by inflights + subs * client-id. Its
+		// in-flight messages moved to the new client: they are not dropped.
 		s.UnsubscribeClient(existing)
-		existing.ClearInflights()
+		existing.State.Inflight.clear()
 
 		s.Log.Debug("session taken over", "client", cl.ID, "old_remote", existing.Net.Remote, "new_remote", cl.Net.Remote)
 

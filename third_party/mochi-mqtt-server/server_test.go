@@ -1324,6 +1324,42 @@ func TestInheritClientSession(t *testing.T) {
 	require.Equal(t, 0, cl.State.Subscriptions.Len())
 }
 
+func TestInheritClientSessionMovesInflights(t *testing.T) {
+	// The in-flight messages a resumed session takes over are moved, not
+	// dropped: no OnQosDropped (a store would forget them), and the count
+	// of messages in flight stays.
+	s := newServer()
+	dropped := new(qosDroppedHook)
+	require.NoError(t, s.AddHook(dropped, nil))
+	existing, _, _ := newTestClient()
+	existing.Net.Conn = nil
+	existing.ID = "mochi"
+	existing.ops.info = s.Info
+	existing.State.Inflight = NewInflights()
+	for id := uint16(1); id <= 3; id++ {
+		existing.State.Inflight.Set(packets.Packet{PacketID: id, FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}})
+	}
+	atomic.StoreInt64(&s.Info.Inflight, 3)
+	s.Clients.Add(existing)
+
+	cl, _, _ := newTestClient()
+	require.True(t, s.inheritClientSession(packets.Packet{Connect: packets.ConnectParams{ClientIdentifier: "mochi"}}, cl))
+	require.Equal(t, 3, cl.State.Inflight.Len())
+	require.Equal(t, 0, existing.State.Inflight.Len())
+	require.Equal(t, int64(3), atomic.LoadInt64(&s.Info.Inflight))
+	require.Equal(t, 0, dropped.count)
+}
+
+// qosDroppedHook counts OnQosDropped.
+type qosDroppedHook struct {
+	HookBase
+	count int
+}
+
+func (h *qosDroppedHook) ID() string                           { return "qos-dropped" }
+func (h *qosDroppedHook) Provides(b byte) bool                 { return b == OnQosDropped }
+func (h *qosDroppedHook) OnQosDropped(*Client, packets.Packet) { h.count++ }
+
 func TestServerUnsubscribeClient(t *testing.T) {
 	s := newServer()
 	cl, _, _ := newTestClient()
