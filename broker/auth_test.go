@@ -35,7 +35,9 @@ read = ["public/#"]
 	authz := auth.New(users)
 	cfg.Authorizer = authz
 	cfg.Addr = "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	e, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -339,13 +339,14 @@ func (e *Embedded) Recheck() {
 
 // Stats is a snapshot of the broker's counters.
 type Stats struct {
-	// Refusals: wrong credentials, connections refused (for any reason,
-	// limits included), clients disconnected for their message rate,
-	// connections closed for sending no CONNECT in time.
+	// Refusals: wrong credentials, connections past a limit, clients
+	// disconnected for their message rate, connections closed for sending no
+	// CONNECT in time.
 	AuthFailures, ConnectionsRefused, RateLimited, ConnectTimeouts uint64
 	// Refusals at CONNECT: a Will the user may not publish, a client id that
-	// names another user's session.
-	WillsRefused, ClientIDsRefused uint64
+	// is reserved or names another user's session, a new session when every
+	// session is connected (MaxSessions).
+	WillsRefused, ClientIDsRefused, SessionsRefused uint64
 	// Sessions ended before their expiry (for a new one, past MaxSessions,
 	// or because their user was removed); subscriptions refused past
 	// MaxSubscriptions; subscriptions and queued messages dropped from a

@@ -405,14 +405,29 @@ type mqttConn struct {
 }
 
 func dialMQTTConn(t *testing.T, addr, id string) *mqttConn {
-	c := &mqttConn{t: t, conn: rawClient(t, addr, "")}
-	c.r = bufio.NewReader(c.conn)
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: id}})
-	if pk := c.read(); pk.FixedHeader.Type != packets.Connack {
-		t.Fatalf("got packet type %d, want a CONNACK", pk.FixedHeader.Type)
+	c, connack := dialMQTTConnWith(t, addr, packets.ConnectParams{Clean: true, ClientIdentifier: id})
+	if connack.ReasonCode != 0 {
+		t.Fatalf("CONNECT refused with %#x", connack.ReasonCode)
 	}
 	return c
+}
+
+// dialMQTTConnWith connects with connect's parameters (a keep alive of 60 s
+// unless it says otherwise) and returns the CONNACK.
+func dialMQTTConnWith(t *testing.T, addr string, connect packets.ConnectParams) (*mqttConn, packets.Packet) {
+	c := &mqttConn{t: t, conn: rawClient(t, addr, "")}
+	c.r = bufio.NewReader(c.conn)
+	connect.ProtocolName = []byte("MQTT")
+	connect.UsernameFlag, connect.PasswordFlag = len(connect.Username) > 0, len(connect.Password) > 0
+	if connect.Keepalive == 0 {
+		connect.Keepalive = 60
+	}
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: connect})
+	connack := c.read()
+	if connack.FixedHeader.Type != packets.Connack {
+		t.Fatalf("got packet type %d, want a CONNACK", connack.FixedHeader.Type)
+	}
+	return c, connack
 }
 
 func (c *mqttConn) send(pk packets.Packet) {
@@ -431,6 +446,10 @@ func (c *mqttConn) send(pk packets.Packet) {
 		err = pk.UnsubscribeEncode(&buf)
 	case packets.Puback:
 		err = pk.PubackEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
 	}
 	if err == nil {
 		_, err = c.conn.Write(buf.Bytes())
@@ -461,6 +480,8 @@ func (c *mqttConn) read() packets.Packet {
 		c.t.Fatal(err)
 	}
 	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(body)
 	case packets.Publish:
 		err = pk.PublishDecode(body)
 	case packets.Suback:

@@ -35,9 +35,9 @@ type hook struct {
 	limiters map[*mqtt.Client]*rate.Limiter
 
 	authFailures, refused, rateLimited, connectTimeouts atomic.Uint64
-	willsRefused, clientIDsRefused, sessionsEnded       atomic.Uint64
-	subscriptionsRefused, subscriptionsDropped          atomic.Uint64
-	queuedDropped                                       atomic.Uint64
+	willsRefused, clientIDsRefused, sessionsRefused     atomic.Uint64
+	sessionsEnded, subscriptionsRefused                 atomic.Uint64
+	subscriptionsDropped, queuedDropped                 atomic.Uint64
 }
 
 func newHook(server *mqtt.Server, cfg *Config, connections func(string) (int, int), store *storeHook) *hook {
@@ -56,18 +56,24 @@ func (h *hook) Provides(b byte) bool {
 
 func (h *hook) stats() Stats {
 	return Stats{
-		AuthFailures: h.authFailures.Load(), ConnectionsRefused: h.refused.Load(), RateLimited: h.rateLimited.Load(),
-		ConnectTimeouts: h.connectTimeouts.Load(), SessionsEnded: h.sessionsEnded.Load(),
-		SubscriptionsRefused: h.subscriptionsRefused.Load(), WillsRefused: h.willsRefused.Load(),
+		AuthFailures:         h.authFailures.Load(),
+		ConnectionsRefused:   h.refused.Load(),
+		RateLimited:          h.rateLimited.Load(),
+		ConnectTimeouts:      h.connectTimeouts.Load(),
+		WillsRefused:         h.willsRefused.Load(),
 		ClientIDsRefused:     h.clientIDsRefused.Load(),
-		SubscriptionsDropped: h.subscriptionsDropped.Load(), QueuedDropped: h.queuedDropped.Load(),
+		SessionsRefused:      h.sessionsRefused.Load(),
+		SessionsEnded:        h.sessionsEnded.Load(),
+		SubscriptionsRefused: h.subscriptionsRefused.Load(),
+		SubscriptionsDropped: h.subscriptionsDropped.Load(),
+		QueuedDropped:        h.queuedDropped.Load(),
 	}
 }
 
 // refuse answers a CONNECT with code (mochi turns it into MQTT 3.1.1's
-// return code for such clients).
-func (h *hook) refuse(cl *mqtt.Client, code packets.Code) error {
-	h.refused.Add(1)
+// return code for such clients) and counts it.
+func (h *hook) refuse(cl *mqtt.Client, code packets.Code, count *atomic.Uint64) error {
+	count.Add(1)
 	_ = h.server.SendConnack(cl, code, false, nil)
 	return fmt.Errorf("broker: connection refused: %w", code)
 }
@@ -80,31 +86,28 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		c.connectRead() // CONNECT arrived in time
 	}
 	if cl.ID == mqtt.InlineClientId {
-		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid, &h.clientIDsRefused)
 	}
 	total, fromIP := h.connections(hostOf(cl.Net.Remote))
 	if total > h.cfg.MaxConnections || fromIP > h.cfg.MaxConnectionsPerAddress {
-		return h.refuse(cl, packets.ErrQuotaExceeded)
+		return h.refuse(cl, packets.ErrQuotaExceeded, &h.refused)
 	}
 	if code, ok := h.authenticate(cl, pk); !ok {
-		h.authFailures.Add(1)
-		return h.refuse(cl, code)
+		return h.refuse(cl, code, &h.authFailures)
 	}
 	if will := cl.Properties.Will; will.Flag == 1 && !h.OnACLCheck(cl, will.TopicName, true) {
-		h.willsRefused.Add(1)
 		h.cfg.Logger.Info("mqtt connection refused: its Will names a topic the user may not publish to",
 			"client", cl.ID, "remote", cl.Net.Remote, "user", string(identityOf(cl)), "will_topic", will.TopicName)
-		return h.refuse(cl, packets.ErrNotAuthorized)
+		return h.refuse(cl, packets.ErrNotAuthorized, &h.willsRefused)
 	}
 	old, exists := h.server.Clients.Get(cl.ID)
 	if exists && h.cfg.Authorizer.Enabled() && identityOf(old) != identityOf(cl) {
-		h.clientIDsRefused.Add(1)
 		h.cfg.Logger.Info("mqtt connection refused: its client id names another user's session",
 			"client", cl.ID, "remote", cl.Net.Remote, "user", string(identityOf(cl)))
-		return h.refuse(cl, packets.ErrClientIdentifierNotValid)
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid, &h.clientIDsRefused)
 	}
 	if !exists && !h.makeRoomForSession(cl) {
-		return h.refuse(cl, packets.ErrQuotaExceeded)
+		return h.refuse(cl, packets.ErrQuotaExceeded, &h.sessionsRefused)
 	}
 	return nil
 }

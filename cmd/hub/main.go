@@ -306,6 +306,11 @@ func startBroker(opts options, sec security, store *broker.Store, log *slog.Logg
 		MaxConnections:           opts.MaxConnections,
 		MaxConnectionsPerAddress: opts.MaxConnectionsPerAddress,
 		MessageRate:              opts.MQTTRateLimit,
+		ConnectTimeout:           opts.MQTTConnectTimeout,
+		MaxSessions:              opts.MQTTMaxSessions,
+		SessionExpiry:            opts.MQTTSessionExpiry,
+		MaxSubscriptions:         opts.MQTTMaxSubscriptions,
+		MaxQueued:                opts.MQTTMaxQueued,
 	}
 	if sec.cert != nil {
 		cfg.TLS = sec.cert.config()

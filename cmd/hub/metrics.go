@@ -17,11 +17,15 @@ var (
 	descMQTTRetained    = prometheus.NewDesc("motehub_mqtt_retained_messages", "Retained messages held by the broker.", nil, nil)
 	descMQTTSubs        = prometheus.NewDesc("motehub_mqtt_subscriptions", "MQTT subscriptions held by the broker.", nil, nil)
 	descMQTTInflight    = prometheus.NewDesc("motehub_mqtt_inflight_messages", "QoS 1 and 2 messages waiting for their acknowledgement.", nil, nil)
-	descMQTTRefusals    = prometheus.NewDesc("motehub_mqtt_refusals_total", "MQTT clients refused or disconnected, by cause.", []string{"cause"}, nil)
+	descMQTTRefusals    = prometheus.NewDesc("motehub_mqtt_refusals_total", "MQTT clients refused or disconnected, and subscriptions refused, by cause.", []string{"cause"}, nil)
+	descMQTTSessions    = prometheus.NewDesc("motehub_mqtt_sessions", "MQTT sessions the broker keeps, connected or not.", nil, nil)
+	descMQTTEnded       = prometheus.NewDesc("motehub_mqtt_sessions_ended_total", "MQTT sessions ended before their expiry: to make room for a new one, or because their user was removed.", nil, nil)
+	descMQTTResumeDrops = prometheus.NewDesc("motehub_mqtt_resume_dropped_total", "What resumed MQTT sessions lost because their user may no longer read it, by kind.", []string{"kind"}, nil)
 )
 
 func (c brokerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMQTTConnections, descMQTTMessages, descMQTTBytes, descMQTTRetained, descMQTTSubs, descMQTTInflight, descMQTTRefusals} {
+	for _, d := range []*prometheus.Desc{descMQTTConnections, descMQTTMessages, descMQTTBytes, descMQTTRetained, descMQTTSubs,
+		descMQTTInflight, descMQTTRefusals, descMQTTSessions, descMQTTEnded, descMQTTResumeDrops} {
 		ch <- d
 	}
 }
@@ -42,6 +46,15 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMQTTRefusals, s.AuthFailures, "auth")
 	counter(descMQTTRefusals, s.ConnectionsRefused, "connection_limit")
 	counter(descMQTTRefusals, s.RateLimited, "rate_limit")
+	counter(descMQTTRefusals, s.ConnectTimeouts, "connect_timeout")
+	counter(descMQTTRefusals, s.WillsRefused, "will_topic")
+	counter(descMQTTRefusals, s.ClientIDsRefused, "client_id")
+	counter(descMQTTRefusals, s.SessionsRefused, "session_limit")
+	counter(descMQTTRefusals, s.SubscriptionsRefused, "subscription_limit")
+	counter(descMQTTResumeDrops, s.SubscriptionsDropped, "subscription")
+	counter(descMQTTResumeDrops, s.QueuedDropped, "queued")
+	ch <- prometheus.MustNewConstMetric(descMQTTEnded, prometheus.CounterValue, float64(s.SessionsEnded))
+	ch <- prometheus.MustNewConstMetric(descMQTTSessions, prometheus.GaugeValue, float64(s.Sessions))
 	ch <- prometheus.MustNewConstMetric(descMQTTRetained, prometheus.GaugeValue, float64(s.Retained))
 	ch <- prometheus.MustNewConstMetric(descMQTTSubs, prometheus.GaugeValue, float64(s.Subscriptions))
 	ch <- prometheus.MustNewConstMetric(descMQTTInflight, prometheus.GaugeValue, float64(s.Inflight))

@@ -43,6 +43,13 @@ type options struct {
 	ReadHeaderTimeout        time.Duration
 	IdleTimeout              time.Duration
 
+	// The MQTT broker's bounds (broker.Config).
+	MQTTConnectTimeout   time.Duration
+	MQTTMaxSessions      int
+	MQTTSessionExpiry    time.Duration
+	MQTTMaxSubscriptions int
+	MQTTMaxQueued        int
+
 	// Command confirmation, and the simulated motes of --demo (demo.go).
 	AckTimeout time.Duration
 	Demo       bool
@@ -69,7 +76,8 @@ var helpGroups = []flagGroup{
 	{"Listeners", []string{"http", "mqtt", "mqtts"}},
 	{"Security", []string{"users", "allow-anonymous", "allow-origin", "allow-host", "tls-cert", "tls-key", "trusted-proxy"}},
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
-		"max-connections-per-address", "max-subscriptions", "read-header-timeout", "idle-timeout"}},
+		"max-connections-per-address", "max-subscriptions", "read-header-timeout", "idle-timeout",
+		"mqtt-connect-timeout", "mqtt-max-sessions", "mqtt-session-expiry", "mqtt-max-subscriptions", "mqtt-max-queued"}},
 	{"Storage", []string{"data", "data-sync-interval"}},
 	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
 		"upstream-password", "upstream-ca", "upstream-client-id-prefix", "upstream-linger"}},
@@ -156,6 +164,12 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 256, "topic filters one browser may subscribe to (`N`)")
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send an HTTP request's headers (`DURATION`)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 2*time.Minute, "an idle HTTP keep-alive connection is closed after `DURATION`")
+	o.MQTTConnectTimeout, o.MQTTSessionExpiry = 10*time.Second, 24*time.Hour
+	fs.Var(positiveDuration{&o.MQTTConnectTimeout}, "mqtt-connect-timeout", "time an MQTT connection has to send its CONNECT before it is closed (`DURATION`)")
+	fs.IntVar(&o.MQTTMaxSessions, "mqtt-max-sessions", 10000, "MQTT sessions kept, connected or not; past it a new client ends the session disconnected longest (`N`)")
+	fs.Var(positiveDuration{&o.MQTTSessionExpiry}, "mqtt-session-expiry", "how long the session of an MQTT client that went away is kept, and the longest an MQTT 5 client may ask for (`DURATION`)")
+	fs.IntVar(&o.MQTTMaxSubscriptions, "mqtt-max-subscriptions", 10000, "topic filters one MQTT client may subscribe to (`N`)")
+	fs.IntVar(&o.MQTTMaxQueued, "mqtt-max-queued", 1000, "QoS 1 and 2 messages in flight to or queued for one MQTT session, at most 65535 (`N`)")
 	fs.StringVar(&o.DataDir, "data", "./hub-data", "`DIR` where retained messages, persistent sessions, last values and history persist (\"\": memory only)")
 	fs.DurationVar(&o.SyncInterval, "data-sync-interval", time.Second, "how often changes are written to --data: a crash loses at most this (`DURATION`)")
 	o.AckTimeout = 5 * time.Second
@@ -265,6 +279,8 @@ func (o options) check() error {
 		return fmt.Errorf("--max-message-bytes %d: at least 1024", o.MaxMessageBytes)
 	case o.MaxConnections < 1 || o.MaxConnectionsPerAddress < 1 || o.MaxSubscriptions < 1:
 		return errors.New("--max-connections, --max-connections-per-address and --max-subscriptions are at least 1")
+	case o.MQTTMaxSessions < 1 || o.MQTTMaxSubscriptions < 1 || o.MQTTMaxQueued < 1 || o.MQTTMaxQueued > 65535:
+		return errors.New("--mqtt-max-sessions and --mqtt-max-subscriptions are at least 1, --mqtt-max-queued between 1 and 65535")
 	case o.ReadHeaderTimeout <= 0 || o.IdleTimeout <= 0:
 		return errors.New("--read-header-timeout and --idle-timeout must be positive")
 	case o.SyncInterval <= 0 || o.SyncInterval > time.Minute:

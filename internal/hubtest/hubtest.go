@@ -256,25 +256,26 @@ func PasswordHash(t testing.TB, password string) string {
 // ConnectMQTTAs connects with a user name and password and returns the
 // outcome of the CONNECT.
 func ConnectMQTTAs(addr, clientID, user, password string) (paho.Client, error) {
-	return connectMQTT("tcp://"+addr, clientID, user, password, nil, nil)
+	return ConnectMQTTWith("tcp://"+addr, clientID, user, password, nil)
 }
 
 // ConnectMQTTS connects over TLS.
 func ConnectMQTTS(addr, clientID, user, password string, cfg *tls.Config) (paho.Client, error) {
-	return connectMQTT("ssl://"+addr, clientID, user, password, cfg, nil)
+	return ConnectMQTTWith("ssl://"+addr, clientID, user, password, func(o *paho.ClientOptions) { o.SetTLSConfig(cfg) })
 }
 
 // ConnectMQTTWebSocket connects over WebSocket (url is ws://host:port/path),
 // sending header with the handshake (an Origin, a cookie).
 func ConnectMQTTWebSocket(url, clientID, user, password string, header http.Header) (paho.Client, error) {
-	return connectMQTT(url, clientID, user, password, nil, header)
+	return ConnectMQTTWith(url, clientID, user, password, func(o *paho.ClientOptions) { o.SetHTTPHeaders(header) })
 }
 
-func connectMQTT(url, clientID, user, password string, cfg *tls.Config, header http.Header) (paho.Client, error) {
+// ConnectMQTTWith connects to url (tcp://host:port, ssl://, ws://) as the
+// others do, with the options changed by set, when not nil: a Will, a
+// persistent session.
+func ConnectMQTTWith(url, clientID, user, password string, set func(*paho.ClientOptions)) (paho.Client, error) {
 	opts := paho.NewClientOptions().
 		AddBroker(url).
-		SetHTTPHeaders(header).
-		SetTLSConfig(cfg).
 		SetClientID(clientID).
 		SetUsername(user).
 		SetPassword(password).
@@ -283,6 +284,9 @@ func connectMQTT(url, clientID, user, password string, cfg *tls.Config, header h
 		SetAutoReconnect(false).
 		SetConnectTimeout(5 * time.Second).
 		SetWriteTimeout(5 * time.Second)
+	if set != nil {
+		set(opts)
+	}
 	c := paho.NewClient(opts)
 	tok := c.Connect()
 	if !tok.WaitTimeout(Timeout) {

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/motehub/motehub/internal/hubtest"
+)
+
+// TestReadOnlyUserCannotCommandThroughAWill: viewer may read everything and
+// write nothing. A CONNECT over TCP or over /mqtt with a retained Will on a
+// relay's command topic is refused as not authorized, so nothing reaches the
+// relay, the browsers or /api/state when the socket drops.
+func TestReadOnlyUserCannotCommandThroughAWill(t *testing.T) {
+	users, _ := writeUsers(t, false)
+	h := startHub(t, "--users", users)
+	relay, err := hubtest.ConnectMQTTAs(h.MQTT, "relay", "ops", opsPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Disconnect(0)
+	commands := hubtest.SubscribeMQTT(t, relay, "relay/#", 1)
+
+	will := func(o *paho.ClientOptions) { o.SetBinaryWill("relay/door/set", []byte(`{"state":true}`), 1, true) }
+	origin := http.Header{"Origin": {"http://" + h.HTTP}}
+	for _, url := range []string{"tcp://" + h.MQTT, "ws://" + h.HTTP + "/mqtt"} {
+		_, err := hubtest.ConnectMQTTWith(url, "viewer-will", "viewer", viewerPassword, func(o *paho.ClientOptions) {
+			will(o)
+			o.SetHTTPHeaders(origin)
+		})
+		if err == nil || !strings.Contains(err.Error(), "not Authorized") {
+			t.Fatalf("%s: a read-only user's CONNECT with a Will on relay/door/set: %v, want not authorized", url, err)
+		}
+	}
+	hubtest.PublishMQTT(t, relay, "relay/marker", 1, false, []byte("1")) // everything before it has arrived
+	if m := hubtest.Receive(t, commands, hubtest.Timeout, "the marker"); m.Topic != "relay/marker" {
+		t.Fatalf("the relay got %+v: a Will went out", m)
+	}
+	_, _, body := get(t, "GET", "http://"+h.HTTP+"/api/state?filter=relay/door/%23", http.Header{"Authorization": {basic("ops", opsPassword)}}, "")
+	if strings.Contains(body, "relay/door/set") {
+		t.Fatalf("/api/state holds the Will: %s", body)
+	}
+}
+
+// TestSilentMQTTSocketsAreClosed: with --mqtt-connect-timeout, sockets that
+// never send CONNECT are closed in time and counted in /metrics, and the
+// devices behind the same address get in again.
+func TestSilentMQTTSocketsAreClosed(t *testing.T) {
+	h := startHub(t, "--mqtt-connect-timeout", "300ms", "--max-connections-per-address", "2")
+	var silent []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", h.MQTT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	if _, err := hubtest.TryConnectMQTT(h.MQTT, "device"); err == nil {
+		t.Fatal("the silent sockets did not count toward the limit: the test proves nothing")
+	}
+	for _, c := range silent {
+		_ = c.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("a socket without CONNECT: %v, want closed (EOF)", err)
+		}
+		_ = c.Close()
+	}
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		c, err := hubtest.TryConnectMQTT(h.MQTT, "device")
+		if err == nil {
+			c.Disconnect(0)
+		}
+		return err == nil
+	}, "the device stayed locked out")
+	var metrics string
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		_, _, metrics = get(t, "GET", "http://"+h.HTTP+"/metrics", nil, "")
+		return strings.Contains(metrics, `motehub_mqtt_refusals_total{cause="connect_timeout"} 2`)
+	}, "/metrics does not count the two sockets closed for want of a CONNECT")
+}
+
+// TestRetainedMetricAfterARestart: motehub_mqtt_retained_messages counts
+// the retained messages a restarted hub holds.
+func TestRetainedMetricAfterARestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	h := startHub(t, "--data", dir)
+	device := hubtest.ConnectMQTT(t, h.MQTT, "device")
+	for i := range 20 {
+		hubtest.PublishMQTT(t, device, "ret/"+strconv.Itoa(i), 1, true, []byte("v"))
+	}
+	device.Disconnect(100)
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	h = startHub(t, "--data", dir)
+	_, _, metrics := get(t, "GET", "http://"+h.HTTP+"/metrics", nil, "")
+	if got := regexp.MustCompile(`(?m)^motehub_mqtt_retained_messages (\d+)$`).FindStringSubmatch(metrics); got == nil || got[1] != "20" {
+		t.Fatalf("after a restart with 20 retained messages: %s", grepLines(metrics, "motehub_mqtt_retained_messages"))
+	}
+}
+
+// grepLines returns the lines of text that contain s.
+func grepLines(text, s string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
