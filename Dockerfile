@@ -24,6 +24,8 @@
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# mochi-mqtt, patched (go.mod replaces it with this directory): its go.mod first.
+COPY third_party/mochi-mqtt-server/go.mod third_party/mochi-mqtt-server/go.sum third_party/mochi-mqtt-server/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG TARGETOS TARGETARCH
