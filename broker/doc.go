@@ -9,23 +9,42 @@
 //
 // No mochi or paho type leaves this package.
 //
+// The broker's policy (hook.go) decides every CONNECT at once, each refusal
+// with its reason code: limits, credentials, a Will the user may not publish,
+// a client id whose session belongs to another user, the session cap. A
+// resumed session is checked against the rights in force, and what the user
+// may no longer read is dropped from it. mochi's log lines reach the hub's
+// logger with packets summarised (no credentials, no payloads).
+//
+// mochi is the patched copy in third_party/mochi-mqtt-server (PATCHES.md
+// lists each fix and its test: message order, retained messages, Wills and
+// the ACL, 3.1.1 return codes, ...). What Embedded still works around in
+// mochi 2.7.9: the Close hang (a DISCONNECT written to every client without
+// a deadline), the clients-lock deadlock of its listener shutdown
+// (mochi-mqtt/server#488), a CONNECT that never comes (Config.ConnectTimeout),
+// and closing a connection so that the client reads its last packet (a
+// lingering close, listener.go).
+//
 // # Concurrency contract
 //
 //   - Bus callbacks must not block (bridge's never do), nor call Subscribe or
 //     a cancel function. Embedded runs them on the publishing client's
 //     goroutine inside mochi, before any MQTT subscriber gets the message;
 //     Remote runs them on paho's router goroutine, in the broker's order.
+//     While Embedded.Subscribe replays the retained messages, live messages
+//     for that subscription wait until the replay is done, so that an older
+//     retained value never arrives after a newer one (the hub subscribes
+//     before devices are let in, so none waits in practice).
 //   - Every write to an MQTT client of Embedded has a deadline
 //     (Config.WriteTimeout), so a client that stops reading blocks only its
-//     own goroutines.
+//     own goroutines; a write that fails closes the connection. The retained
+//     messages for a new subscription wait for room in the subscriber's
+//     queue, on the subscriber's own goroutine.
+//   - Each connection belongs to its listener's goroutine, which closes it
+//     after mochi is done with it, draining its input for at most a second.
 //   - Close, on either, is safe to call more than once and from any
 //     goroutine, and returns within its configured bound even when clients
 //     or the upstream are stuck.
-//
-// Around mochi 2.7.9 Embedded works around: the Close hang (a DISCONNECT
-// written to every client without a deadline), the clients-lock deadlock of
-// its listener shutdown (mochi-mqtt/server#488), unlocked retained scans
-// (#200), and client and broker packet identifiers kept in one map (#545).
 //
 // All exported methods are safe for concurrent use.
 package broker
