@@ -1729,6 +1729,9 @@ func (s *Server) loadClients(v []storage.Client) {
 
 		// cancel the context, update cl.State such as disconnected time and stopCause.
 		cl.Stop(packets.ErrServerShuttingDown)
+		if c.Disconnected > 0 { // its session expires counting from then, not from the restart
+			atomic.StoreInt64(&cl.State.disconnected, c.Disconnected)
+		}
 
 		expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
 		s.hooks.OnDisconnect(cl, packets.ErrServerShuttingDown, expire)

@@ -3806,6 +3806,28 @@ func TestServerLoadSubscriptions(t *testing.T) {
 	require.Equal(t, int64(3), atomic.LoadInt64(&s.Info.Subscriptions)) // $SYS/broker/subscriptions after a restart
 }
 
+func TestServerLoadClientsKeepsDisconnectionTime(t *testing.T) {
+	// A session restored from a store expires counting from when its client
+	// went away, not from the restart: else a server restarted more often
+	// than the expiry interval would keep abandoned sessions for good.
+	s := newServer()
+	s.Options.Capabilities.MaximumSessionExpiryInterval = 3600
+	then := time.Now().Unix() - 7200
+	s.loadClients([]storage.Client{
+		{ID: "gone-long-ago", ProtocolVersion: 4, Disconnected: then},
+		{ID: "no-time-known", ProtocolVersion: 4},
+	})
+	cl, ok := s.Clients.Get("gone-long-ago")
+	require.True(t, ok)
+	require.Equal(t, then, cl.StopTime())
+
+	s.clearExpiredClients(time.Now().Unix())
+	_, ok = s.Clients.Get("gone-long-ago")
+	require.False(t, ok)
+	_, ok = s.Clients.Get("no-time-known")
+	require.True(t, ok)
+}
+
 func TestServerLoadInflightMessages(t *testing.T) {
 	s := newServer()
 	s.loadClients([]storage.Client{

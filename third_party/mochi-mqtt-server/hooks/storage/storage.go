@@ -33,15 +33,16 @@ type Serializable interface {
 
 // Client is a storable representation of an MQTT client.
 type Client struct {
-	Will            ClientWill       `json:"will"`            // will topic and payload data if applicable
-	Properties      ClientProperties `json:"properties"`      // the connect properties for the client
-	Username        []byte           `json:"username"`        // the username of the client
-	ID              string           `json:"id" storm:"id"`   // the client id / storage key
-	T               string           `json:"t"`               // the data type (client)
-	Remote          string           `json:"remote"`          // the remote address of the client
-	Listener        string           `json:"listener"`        // the listener the client connected on
-	ProtocolVersion byte             `json:"protocolVersion"` // mqtt protocol version of the client
-	Clean           bool             `json:"clean"`           // if the client requested a clean start/session
+	Will            ClientWill       `json:"will"`                   // will topic and payload data if applicable
+	Properties      ClientProperties `json:"properties"`             // the connect properties for the client
+	Username        []byte           `json:"username"`               // the username of the client
+	ID              string           `json:"id" storm:"id"`          // the client id / storage key
+	T               string           `json:"t"`                      // the data type (client)
+	Remote          string           `json:"remote"`                 // the remote address of the client
+	Listener        string           `json:"listener"`               // the listener the client connected on
+	ProtocolVersion byte             `json:"protocolVersion"`        // mqtt protocol version of the client
+	Clean           bool             `json:"clean"`                  // if the client requested a clean start/session
+	Disconnected    int64            `json:"disconnected,omitempty"` // when the client went away, in unix seconds; 0 if it did not
 }
 
 // ClientProperties contains a limited set of the mqtt v5 properties specific to a client connection.
