@@ -475,6 +475,7 @@ func (h *storeHook) saveClient(cl *mqtt.Client) {
 		Username:        cl.Properties.Username,
 		Clean:           cl.Properties.Clean,
 		ProtocolVersion: cl.Properties.ProtocolVersion,
+		Disconnected:    cl.StopTime(), // 0 while connected
 		Properties: storage.ClientProperties{
 			SessionExpiryInterval:     props.SessionExpiryInterval,
 			SessionExpiryIntervalFlag: props.SessionExpiryIntervalFlag,
@@ -495,9 +496,17 @@ func (h *storeHook) saveClient(cl *mqtt.Client) {
 func (h *storeHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) { h.saveClient(cl) }
 func (h *storeHook) OnWillSent(cl *mqtt.Client, _ packets.Packet)           { h.saveClient(cl) }
 
+// OnDisconnect forgets a session that ends with its connection, and keeps
+// when the client of one that does not went away: its expiry counts from
+// then, across restarts. A session taken over is the new connection's.
 func (h *storeHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
-	if expire && cl.StopCause() != packets.ErrSessionTakenOver {
+	switch {
+	case cl.IsTakenOver() || cl.StopCause() == packets.ErrSessionTakenOver:
+		// handed over to the new connection
+	case expire:
 		h.s.mqttChanged(clientKey(cl.ID), nil)
+	case cl.Net.Conn != nil: // not one just restored from the store
+		h.saveClient(cl)
 	}
 }
 

@@ -121,6 +121,33 @@ func TestStoreKeepsBrokerState(t *testing.T) {
 	}
 }
 
+// TestStoreKeepsWhenClientsLeft: the store keeps when a persistent
+// session's client went away, so that the session expires counting from
+// then after a restart (third_party/mochi-mqtt-server, patch 15).
+func TestStoreKeepsWhenClientsLeft(t *testing.T) {
+	dir := t.TempDir()
+	s1 := openTestStore(t, dir, StoreConfig{})
+	b1 := brokerWithStore(t, s1, "127.0.0.1:0")
+	before := time.Now().Unix()
+	persistentClient(t, b1.Addr().String(), "keeper").Disconnect(50)
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return b1.Stats().Connections["mqtt"] == 0 }, "keeper stayed connected")
+	if err := b1.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTestStore(t, dir, StoreConfig{})
+	defer s2.Close()
+	clients, err := newStoreHook(s2).StoredClients()
+	if err != nil || len(clients) != 1 {
+		t.Fatalf("stored clients %+v, %v; want keeper", clients, err)
+	}
+	if d := clients[0].Disconnected; d < before || d > time.Now().Unix() {
+		t.Fatalf("keeper went away at %d, stored %d", before, d)
+	}
+}
+
 // TestStoreKeepsTheHubsHistory: a clean close keeps the epoch and the event
 // log; a crash keeps last values and history but starts a new epoch
 // without the log, so that resuming clients are told to resync.
