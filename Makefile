@@ -29,7 +29,7 @@ MOCHI_TESTS := TestInflightGetAllInOrderOfSet TestMessagesWhileRetaining TestPub
 	TestServerLoadSubscriptions TestServerLoadInflightMessages \
 	TestServerLoadRetainedMessages TestServerClearExpiredRetained TestServerProcessSubscribeQuota \
 	TestServerProcessPacketSubscribeServerPacketID TestServerProcessPacketSubscribePacketIDInUse \
-	TestServerProcessPacketUnsubscribePackedIDInUse TestMultiLevelWildcardMatchesParent \
+	TestServerProcessPacketUnsubscribePackedIDInUse TestMultiLevelWildcardMatchesParent TestPublishToClientQuotaDropsAreNotWarnings \
 	TestInheritClientSessionMovesInflights
 empty :=
 MOCHI_RUN := ^($(subst $(empty) $(empty),|,$(strip $(MOCHI_TESTS))))$$

@@ -82,7 +82,7 @@ type Config struct {
 	MaxSubscriptions int
 	// MaxQueued bounds the QoS 1 and 2 messages in flight to, or queued for,
 	// one session; past it, messages for that session are dropped (counted in
-	// $SYS/broker/messages/dropped). At most 65535. Default 1000.
+	// Stats.MessagesDropped). At most 65535. Default 1000.
 	MaxQueued int
 	// TopicAliases is how many topic aliases an MQTT 5 client may use
 	// towards the broker (its CONNACK says so). Default 32.
@@ -356,7 +356,9 @@ type Stats struct {
 	Connections map[string]int
 	// Sessions the broker keeps now, connected or not.
 	Sessions int
-	// The broker's own counts (mochi's $SYS values).
+	// The broker's own counts (mochi's $SYS values). Dropped: messages for a
+	// client whose queue was full (MaxPendingWrites), or whose session was
+	// (MaxQueued).
 	MessagesReceived, MessagesSent, MessagesDropped uint64
 	BytesReceived, BytesSent                        uint64
 	Retained, Subscriptions, Inflight               int64
@@ -375,7 +377,7 @@ func (e *Embedded) Stats() Stats {
 	s.Sessions = e.server.Clients.Len() - 1 // less mochi's own inline client
 	info := e.server.Info.Clone()
 	s.MessagesReceived, s.MessagesSent = uint64(info.MessagesReceived), uint64(info.MessagesSent)
-	s.MessagesDropped = uint64(info.MessagesDropped)
+	s.MessagesDropped = uint64(info.MessagesDropped + info.InflightDropped)
 	s.BytesReceived, s.BytesSent = uint64(info.BytesReceived), uint64(info.BytesSent)
 	s.Retained, s.Subscriptions, s.Inflight = info.Retained, info.Subscriptions, info.Inflight
 	return s

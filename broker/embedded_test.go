@@ -24,7 +24,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func startTest(t *testing.T, cfg Config) *Embedded {
+func startTest(t testing.TB, cfg Config) *Embedded {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.Logger == nil {
@@ -176,7 +176,7 @@ func TestStartFailsClearlyOnTakenPort(t *testing.T) {
 
 // rawClient opens a TCP connection and, when id is not empty, sends CONNECT
 // and SUBSCRIBE to "#", then never reads: a device that hung.
-func rawClient(t *testing.T, addr, id string) net.Conn {
+func rawClient(t testing.TB, addr, id string) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -399,12 +399,12 @@ func TestCloseWhileClientsLeave(t *testing.T) {
 // mqttConn is a bare MQTT 3.1.1 client for what paho hides: choosing packet
 // identifiers, and leaving messages unacknowledged.
 type mqttConn struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 }
 
-func dialMQTTConn(t *testing.T, addr, id string) *mqttConn {
+func dialMQTTConn(t testing.TB, addr, id string) *mqttConn {
 	c, connack := dialMQTTConnWith(t, addr, packets.ConnectParams{Clean: true, ClientIdentifier: id})
 	if connack.ReasonCode != 0 {
 		t.Fatalf("CONNECT refused with %#x", connack.ReasonCode)
@@ -414,7 +414,7 @@ func dialMQTTConn(t *testing.T, addr, id string) *mqttConn {
 
 // dialMQTTConnWith connects with connect's parameters (a keep alive of 60 s
 // unless it says otherwise) and returns the CONNACK.
-func dialMQTTConnWith(t *testing.T, addr string, connect packets.ConnectParams) (*mqttConn, packets.Packet) {
+func dialMQTTConnWith(t testing.TB, addr string, connect packets.ConnectParams) (*mqttConn, packets.Packet) {
 	c := &mqttConn{t: t, conn: rawClient(t, addr, "")}
 	c.r = bufio.NewReader(c.conn)
 	connect.ProtocolName = []byte("MQTT")

@@ -1090,7 +1090,7 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 		if cl.State.Inflight.Len() >= int(s.Options.Capabilities.MaximumInflight) {
 			// add hook?
 			atomic.AddInt64(&s.Info.InflightDropped, 1)
-			s.Log.Warn("client store quota reached", "client", cl.ID, "listener", cl.Net.Listener)
+			s.Log.Debug("client store quota reached", "client", cl.ID, "listener", cl.Net.Listener) // once per message: counted, logged only for debugging
 			return out, packets.ErrQuotaExceeded
 		}
 
@@ -1098,7 +1098,7 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 		if err != nil {
 			s.hooks.OnPacketIDExhausted(cl, pk)
 			atomic.AddInt64(&s.Info.InflightDropped, 1)
-			s.Log.Warn("packet ids exhausted", "error", err, "client", cl.ID, "listener", cl.Net.Listener)
+			s.Log.Debug("packet ids exhausted", "error", err, "client", cl.ID, "listener", cl.Net.Listener) // likewise
 			return out, packets.ErrQuotaExceeded
 		}
 

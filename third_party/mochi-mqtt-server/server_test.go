@@ -2199,6 +2199,24 @@ func TestPublishToClientServerDowngradeQos(t *testing.T) {
 	require.Equal(t, packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).RawBytes, <-receiverBuf)
 }
 
+func TestPublishToClientQuotaDropsAreNotWarnings(t *testing.T) {
+	// A session at its MaximumInflight drops what comes next: every message,
+	// so a busy topic would write a warning per message per full session.
+	// The drops are counted; the log line is for debugging only.
+	var logs bytes.Buffer
+	s := newServer()
+	s.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s.Options.Capabilities.MaximumInflight = 1
+	cl, _, _ := newTestClient()
+	cl.Net.Conn = nil // away: its messages are queued
+	s.Clients.Add(cl)
+	for i := 0; i < 3; i++ {
+		_, _ = s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 1}, *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet)
+	}
+	require.Equal(t, int64(2), atomic.LoadInt64(&s.Info.InflightDropped))
+	require.Empty(t, logs.String())
+}
+
 func TestPublishToClientSubscriptionDowngradeQos(t *testing.T) {
 	s := newServer()
 	s.Options.Capabilities.MaximumQos = 2
