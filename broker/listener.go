@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,7 +80,8 @@ func (s *conns) untrack(c lingeringConn) {
 // ended reports whether err, which ended a connection, is its CONNECT not
 // arriving in time; it counts such connections.
 func (s *conns) ended(c interface{ sawConnect() bool }, err error) bool {
-	if c.sawConnect() || !errors.Is(err, os.ErrDeadlineExceeded) {
+	var timeout net.Error // gorilla's read errors are net.Errors, not os.ErrDeadlineExceeded
+	if c.sawConnect() || !errors.As(err, &timeout) || !timeout.Timeout() {
 		return false
 	}
 	if s.onConnectTimeout != nil {

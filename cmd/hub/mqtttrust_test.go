@@ -12,6 +12,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 
 	"github.com/motehub/motehub/internal/hubtest"
 )
@@ -45,8 +46,8 @@ func TestReadOnlyUserCannotCommandThroughAWill(t *testing.T) {
 	if m := hubtest.Receive(t, commands, hubtest.Timeout, "the marker"); m.Topic != "relay/marker" {
 		t.Fatalf("the relay got %+v: a Will went out", m)
 	}
-	_, _, body := get(t, "GET", "http://"+h.HTTP+"/api/state?filter=relay/door/%23", http.Header{"Authorization": {basic("ops", opsPassword)}}, "")
-	if strings.Contains(body, "relay/door/set") {
+	status, _, body := get(t, "GET", "http://"+h.HTTP+"/api/state?filter=relay/door/%23", http.Header{"Authorization": {basic("ops", opsPassword)}}, "")
+	if status != http.StatusOK || strings.Contains(body, "relay/door/set") {
 		t.Fatalf("/api/state holds the Will: %s", body)
 	}
 }
@@ -55,7 +56,7 @@ func TestReadOnlyUserCannotCommandThroughAWill(t *testing.T) {
 // never send CONNECT are closed in time and counted in /metrics, and the
 // devices behind the same address get in again.
 func TestSilentMQTTSocketsAreClosed(t *testing.T) {
-	h := startHub(t, "--mqtt-connect-timeout", "300ms", "--max-connections-per-address", "2")
+	h := startHub(t, "--mqtt-connect-timeout", "1s", "--max-connections-per-address", "2")
 	var silent []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", h.MQTT)
@@ -75,6 +76,17 @@ func TestSilentMQTTSocketsAreClosed(t *testing.T) {
 		}
 		_ = c.Close()
 	}
+	// The same over /mqtt: the WebSocket opens, no CONNECT follows.
+	ws, _, err := (&websocket.Dialer{Subprotocols: []string{"mqtt"}}).Dial("ws://"+h.HTTP+"/mqtt", http.Header{"Origin": {"http://" + h.HTTP}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("MQTT over WebSocket without CONNECT: %v, want closed by the hub with a close frame", err)
+	}
+	_ = ws.Close()
 	hubtest.Eventually(t, hubtest.Timeout, func() bool {
 		c, err := hubtest.TryConnectMQTT(h.MQTT, "device")
 		if err == nil {
@@ -85,8 +97,8 @@ func TestSilentMQTTSocketsAreClosed(t *testing.T) {
 	var metrics string
 	hubtest.Eventually(t, hubtest.Timeout, func() bool {
 		_, _, metrics = get(t, "GET", "http://"+h.HTTP+"/metrics", nil, "")
-		return strings.Contains(metrics, `motehub_mqtt_refusals_total{cause="connect_timeout"} 2`)
-	}, "/metrics does not count the two sockets closed for want of a CONNECT")
+		return strings.Contains(metrics, `motehub_mqtt_refusals_total{cause="connect_timeout"} 3`)
+	}, "/metrics does not count the three connections closed for want of a CONNECT")
 }
 
 // TestRetainedMetricAfterARestart: motehub_mqtt_retained_messages counts
