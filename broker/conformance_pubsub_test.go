@@ -125,8 +125,8 @@ func TestConformanceQoSDowngrade(t *testing.T) {
 
 // TestConformanceRetained: a retained message is stored, replaced, and
 // cleared by an empty one; a new subscription gets the stored one with
-// RETAIN set [MQTT-3.3.1-9]; live deliveries have RETAIN clear (Retain As
-// Published not asked) [MQTT-3.3.1-12].
+// RETAIN set (section 3.3.1.3); live deliveries have RETAIN clear (Retain
+// As Published not asked) [MQTT-3.3.1-12].
 func TestConformanceRetained(t *testing.T) {
 	forEachBroker(t, brokerOpts{}, func(t *testing.T, b *broker5) {
 		pub := b.client(t, "pub")
@@ -207,7 +207,7 @@ func TestConformanceRetainAsPublished(t *testing.T) {
 
 // TestConformanceRequestResponse: Response Topic, Correlation Data,
 // Content Type and Payload Format Indicator reach the subscriber unchanged
-// [MQTT-3.3.2-15..20], and the answer finds its way back.
+// (section 3.3.2.3), and the answer finds its way back.
 func TestConformanceRequestResponse(t *testing.T) {
 	forEachBroker(t, brokerOpts{}, func(t *testing.T, b *broker5) {
 		responder := b.client(t, "responder")
@@ -311,8 +311,8 @@ func TestConformanceSubscriptionIdentifiers(t *testing.T) {
 }
 
 // TestConformanceSharedSubscriptions: each message published to a shared
-// subscription's topics goes to one member of the group [MQTT-4.8.2-?:
-// section 4.8.2], while an ordinary subscription still gets them all.
+// subscription's topics goes to one member of the group (section 4.8.2),
+// while an ordinary subscription still gets them all.
 func TestConformanceSharedSubscriptions(t *testing.T) {
 	forEachBroker(t, brokerOpts{}, func(t *testing.T, b *broker5) {
 		members := []*m5.Client{b.client(t, "m1"), b.client(t, "m2")}
@@ -360,9 +360,9 @@ func TestConformanceSharedSubscriptions(t *testing.T) {
 }
 
 // TestConformanceTopicAliasInbound: a client may use aliases up to the
-// Topic Alias Maximum the broker announced: set with a topic, then alone
-// [MQTT-3.3.2-12]. An alias above it is refused with DISCONNECT 0x94
-// [MQTT-3.3.2-10]; an alias never set, with 0x82 Protocol Error.
+// Topic Alias Maximum the broker announced: set with a topic, then alone.
+// An alias above it is refused with DISCONNECT 0x94 Topic Alias invalid;
+// an alias never set, with 0x82 Protocol Error (section 3.3.2.3.4).
 func TestConformanceTopicAliasInbound(t *testing.T) {
 	forEachBroker(t, brokerOpts{}, func(t *testing.T, b *broker5) {
 		pub, ack := b.open(t, "pub", nil)
@@ -503,8 +503,8 @@ func TestConformanceMessageExpiry(t *testing.T) {
 		pub.Publish(&m5.Publish{Topic: "me/short", QoS: 1, Retain: true, Payload: []byte("short"),
 			Properties: m5.Properties{MessageExpiry: m5.Ptr[uint32](1)}})
 		if p := expectDelivery(t, live, "me/long", "long", 1); p.Properties.MessageExpiry == nil ||
-			*p.Properties.MessageExpiry > 60 || *p.Properties.MessageExpiry < 58 {
-			t.Errorf("live delivery: %s, want a Message Expiry Interval of 59 or 60", m5.Describe(p))
+			*p.Properties.MessageExpiry > 60 || *p.Properties.MessageExpiry < 50 {
+			t.Errorf("live delivery: %s, want a Message Expiry Interval of 60 or a little less", m5.Describe(p))
 		}
 
 		// Time must pass for a message to expire. 3.5 s: "me/short" (1 s) is

@@ -23,18 +23,22 @@
 //     is a CONNACK, and only one; no packet larger than the Maximum Packet
 //     Size the client asked for; topic aliases within the client's Topic
 //     Alias Maximum, resolved, and never used before they are set; no more
-//     unacknowledged QoS 1 and 2 PUBLISHes than the client's Receive Maximum;
-//     a SUBACK or UNSUBACK answering a request that was sent, with one reason
-//     code per filter. Such a breach ends the client's stream with a
-//     [*Violation], which fails the test that reads it.
+//     unacknowledged QoS 1 and 2 PUBLISHes than the client's Receive Maximum,
+//     and no PUBLISH sent again on the same connection while its packet
+//     identifier is in use; a SUBACK or UNSUBACK answering a request that was
+//     sent, with one reason code per filter. Such a breach ends the client's
+//     stream with a [*Violation], which fails the test that reads it.
 //
 // A [Client] lets a test read packets one by one as they arrive (Next,
-// Expect, Await), send any packet or raw bytes, and acknowledge messages
-// itself (Options.ManualAcks) to test flow control and redelivery. It does not
-// cover enhanced authentication beyond encoding and decoding AUTH, nor MQTT
-// 3.1.1 (a test that needs a 3.1.1 exchange writes and reads the bytes).
+// Expect, Await), send any packet or raw bytes, acknowledge messages itself
+// (Options.ManualAcks) to test flow control and redelivery, and check that
+// nothing more came (Sync: a marker through the broker, not a wait). It does
+// not cover enhanced authentication beyond encoding and decoding AUTH, nor
+// MQTT 3.1.1 (a test that needs a 3.1.1 exchange writes and reads the bytes).
 //
 // Concurrency: a Client belongs to one test. Its reader goroutine ends before
-// Close returns, and Close is registered with the test's cleanup. Its methods
-// may be called from several goroutines.
+// Close returns, and Close is registered with the test's cleanup. Next,
+// Inflight and Close may be called from any goroutine; the other methods
+// fail the test on error and so belong to the test's goroutine; one
+// goroutine should consume the packets.
 package mqtt5test
