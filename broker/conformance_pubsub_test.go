@@ -180,6 +180,43 @@ func TestConformanceRetainHandling(t *testing.T) {
 	})
 }
 
+// TestConformanceManyRetainedOnSubscribe: a subscription gets every
+// retained message it matches [MQTT-3.3.1-9], however many, even when the
+// client is slow to read them: Home Assistant keeps its discovery this way
+// (a retained config per entity, often hundreds), and subscribes to all of
+// it at each start, when it is busiest. 900 messages of 16 KB are more
+// than the sockets' buffers hold (4 MB at most on Linux by default), so
+// the broker has to keep most of them until the client reads again (within
+// Mosquitto's default limit of 1,000 messages queued for a client).
+func TestConformanceManyRetainedOnSubscribe(t *testing.T) {
+	forEachBroker(t, brokerOpts{}, func(t *testing.T, b *broker5) {
+		const n = 900
+		config := bytes.Repeat([]byte("x"), 16000)
+		pub := b.client(t, "pub")
+		for i := range n {
+			pub.Send(&m5.Publish{Topic: fmt.Sprintf("homeassistant/sensor/s%d/config", i), Retain: true, Payload: config})
+		}
+		pub.Sync() // all n stored
+		s := b.client(t, "s")
+		s.PauseReading()
+		s.Send(&m5.Subscribe{Subscriptions: []m5.Subscription{{Filter: "homeassistant/#", QoS: 1}}})
+		// Busy for a moment, as a client is at start: the scenario, not a
+		// synchronisation (a broker slower than this to answer the SUBSCRIBE
+		// would only make the test easier).
+		time.Sleep(300 * time.Millisecond)
+		s.ResumeReading()
+		got := 0
+		for _, p := range s.Sync() { // the retained messages come before the marker, or not at all
+			if p.Type() == m5.PUBLISH {
+				got++
+			}
+		}
+		if got != n {
+			t.Errorf("%d retained messages delivered on subscribe, want %d", got, n)
+		}
+	})
+}
+
 // TestConformanceRetainAsPublished: with it, live deliveries keep the
 // publisher's RETAIN; without it, they have it clear [MQTT-3.3.1-12, -13].
 func TestConformanceRetainAsPublished(t *testing.T) {
@@ -306,6 +343,21 @@ func TestConformanceSubscriptionIdentifiers(t *testing.T) {
 		pub.Publish(&m5.Publish{Topic: "si/b", QoS: 1})
 		if p := s.ExpectPublish(); !slices.Equal(p.Properties.SubscriptionIDs, []int{8}) {
 			t.Errorf("after subscribing again with 8: %s", m5.Describe(p))
+		}
+	})
+}
+
+// TestConformanceSubscriptionIdentifierOnRetained: the retained messages
+// sent for a new subscription carry its Subscription Identifier, as live
+// ones do [MQTT-3.3.4-3]: a client that routes messages by identifier
+// (MQTT.js handlers, paho's router) finds no owner for them otherwise.
+func TestConformanceSubscriptionIdentifierOnRetained(t *testing.T) {
+	forEachBroker(t, brokerOpts{}, func(t *testing.T, b *broker5) {
+		b.client(t, "pub").Publish(&m5.Publish{Topic: "sir/x", QoS: 1, Retain: true, Payload: []byte("kept")})
+		s := b.client(t, "s")
+		s.Subscribe(&m5.Properties{SubscriptionIDs: []int{42}}, m5.Subscription{Filter: "sir/#", QoS: 1})
+		if p := expectDelivery(t, s, "sir/x", "kept", 1); !slices.Equal(p.Properties.SubscriptionIDs, []int{42}) {
+			t.Errorf("retained message delivered on subscribe as %s, want subscription identifier 42", m5.Describe(p))
 		}
 	})
 }

@@ -69,6 +69,8 @@ type Client struct {
 	err    error // why the stream ended; set once
 	notify chan struct{}
 	done   chan struct{} // closed when the reader has returned
+	paused chan struct{} // while not nil, the reader waits for it to close
+	closed chan struct{} // closed by Close
 
 	// The session's state, for the checks of the package documentation.
 	connect       *Connect
@@ -98,6 +100,7 @@ func Dial(t testing.TB, addr string, opts Options) *Client {
 		t: t, conn: conn, opts: opts, nonce: hex.EncodeToString(nonce),
 		notify:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		closed:   make(chan struct{}),
 		inflight: map[uint16]bool{}, aliases: map[uint16]string{},
 		pendingSubs: map[uint16]int{}, pendingUnsubs: map[uint16]int{},
 	}
@@ -122,8 +125,33 @@ func Open(t testing.TB, addr string, cp *Connect, opts Options) (*Client, *Conna
 // an abnormal end: it sends the Will), and waits for the reader goroutine.
 // Calling it again does nothing.
 func (c *Client) Close() {
-	c.closeOnce.Do(func() { _ = c.conn.Close() })
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		_ = c.conn.Close()
+	})
 	<-c.done
+}
+
+// PauseReading stops the client reading from the connection, after the
+// packet it may be reading, until ResumeReading: a slow client. What the
+// server sends meanwhile fills the sockets' buffers, then waits in the
+// server (or is lost there).
+func (c *Client) PauseReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.paused == nil {
+		c.paused = make(chan struct{})
+	}
+}
+
+// ResumeReading ends PauseReading.
+func (c *Client) ResumeReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.paused != nil {
+		close(c.paused)
+		c.paused = nil
+	}
 }
 
 // Disconnect sends d, half-closes the connection and waits for the server
@@ -224,6 +252,17 @@ func (c *Client) readLoop() {
 	defer close(c.done)
 	br := bufio.NewReader(c.conn)
 	for {
+		c.mu.Lock()
+		paused := c.paused
+		c.mu.Unlock()
+		if paused != nil {
+			select {
+			case <-paused:
+			case <-c.closed:
+				c.finish(&ClosedError{Err: net.ErrClosed})
+				return
+			}
+		}
 		c.mu.Lock()
 		maxSize := 0
 		if c.connect != nil && c.connect.Properties.MaximumPacketSize != nil {

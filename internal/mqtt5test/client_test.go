@@ -232,3 +232,30 @@ func TestClientDisconnectWaitsForTheServer(t *testing.T) {
 		t.Fatalf("server: %v", err)
 	}
 }
+
+// TestClientPauseReading: a paused client reads at most the packet it was
+// waiting for, and the rest once resumed.
+func TestClientPauseReading(t *testing.T) {
+	c, s := dialFake(t, &Connect{ClientID: "a"}, Options{}, "20 03 00 00 00")
+	c.ExpectConnack()
+	c.PauseReading()
+	s.write("D0 00 D0 00 D0 00")
+	got := 0
+	// Paused, nothing more comes: the bounded wait is the check, as there is
+	// nothing to wait for.
+	for {
+		if _, err := c.Next(300 * time.Millisecond); err != nil {
+			break
+		}
+		got++
+	}
+	if got > 1 {
+		t.Fatalf("%d packets read while paused", got)
+	}
+	c.ResumeReading()
+	for ; got < 3; got++ {
+		if p := c.Expect(); p.Type() != PINGRESP {
+			t.Fatalf("got %s", Describe(p))
+		}
+	}
+}

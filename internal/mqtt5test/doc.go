@@ -31,8 +31,9 @@
 //
 // A [Client] lets a test read packets one by one as they arrive (Next,
 // Expect, Await), send any packet or raw bytes, acknowledge messages itself
-// (Options.ManualAcks) to test flow control and redelivery, and check that
-// nothing more came (Sync: a marker through the broker, not a wait). It does
+// (Options.ManualAcks) to test flow control and redelivery, stop reading
+// for a while (PauseReading: a slow client), and check that nothing more
+// came (Sync: a marker through the broker, not a wait). It does
 // not cover enhanced authentication beyond encoding and decoding AUTH, nor
 // MQTT 3.1.1 (a test that needs a 3.1.1 exchange writes and reads the bytes).
 //
