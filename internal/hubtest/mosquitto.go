@@ -23,10 +23,11 @@ import (
 // Stop and Restart let a test take the broker away and bring it back on the
 // same port. The methods are safe for concurrent use.
 type Mosquitto struct {
-	t    testing.TB
-	path string // the mosquitto program
-	dir  string // its config, log and output
-	addr string // 127.0.0.1:port
+	t     testing.TB
+	path  string   // the mosquitto program
+	dir   string   // its config, log and output
+	addr  string   // 127.0.0.1:port
+	extra []string // configuration lines the test added
 
 	mu   sync.Mutex
 	proc *mosquittoProc // nil while stopped
@@ -48,9 +49,12 @@ const mosquittoWait = 10 * time.Second
 // StartMosquitto starts Mosquitto for the test and returns once it accepts
 // connections. Without a mosquitto program (in PATH or /usr/sbin) the test
 // is skipped loudly, or fails under HUB_REQUIRE_ALL=1 (see [RequireCommand]).
-func StartMosquitto(t testing.TB) *Mosquitto {
+//
+// extraConfig are lines added to the listener's configuration, such as
+// "max_packet_size 4096" or "max_topic_alias 5".
+func StartMosquitto(t testing.TB, extraConfig ...string) *Mosquitto {
 	t.Helper()
-	m := &Mosquitto{t: t, path: findMosquitto(t), dir: t.TempDir()}
+	m := &Mosquitto{t: t, path: findMosquitto(t), dir: t.TempDir(), extra: extraConfig}
 	t.Cleanup(m.Stop)
 	// A free port is found by binding :0 and letting it go; should another
 	// process take it before Mosquitto does, another port is tried.
@@ -116,6 +120,9 @@ func (m *Mosquitto) config() string {
 	b.WriteString("log_timestamp_format %H:%M:%S\n")
 	if os.Geteuid() == 0 {
 		b.WriteString("user root\n")
+	}
+	for _, line := range m.extra {
+		b.WriteString(line + "\n")
 	}
 	return b.String()
 }
