@@ -1970,6 +1970,29 @@ func TestServerProcessPacketPublishQos1Mqtt5PubackSuccess(t *testing.T) {
 	}
 }
 
+func TestServerProcessPublishTopicAlias(t *testing.T) {
+	// The ACL decides on the topic an alias stands for, and an alias the
+	// client never set is a protocol error.
+	s, hook, received := newWillACLServer(t)
+	cl, r, _ := newTestClient()
+	cl.Properties.ProtocolVersion = 5
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	publish := func(topic string) error {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, ProtocolVersion: 5,
+			Properties: packets.Properties{TopicAlias: 1, TopicAliasFlag: true}, Payload: []byte("x")}
+		return s.processPublish(cl, pk)
+	}
+
+	require.ErrorIs(t, publish(""), packets.ErrProtocolViolationNoTopic)
+	require.NoError(t, publish("a/b/c"))
+	require.NoError(t, publish(""))
+	require.Equal(t, int64(2), received.Load())
+
+	hook.setDenied("a/b/c", true)
+	require.NoError(t, publish(""))
+	require.Equal(t, int64(2), received.Load()) // the alias's topic was checked, and refused
+}
+
 func TestServerProcessPacketPublishQos2(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()

@@ -63,6 +63,19 @@ func (a *InboundTopicAliases) Set(id uint16, topic string) string {
 	return topic
 }
 
+// resolve is the topic a PUBLISH with alias id and topic goes to: topic,
+// which the alias names from now on, or, when topic is empty, the topic the
+// alias names already; ok is false when it names none.
+func (a *InboundTopicAliases) resolve(id uint16, topic string) (resolved string, ok bool) {
+	if topic != "" {
+		return a.Set(id, topic), true
+	}
+	a.RLock()
+	defer a.RUnlock()
+	resolved, ok = a.internal[id]
+	return resolved, ok
+}
+
 // OutboundTopicAliases contains a map of topic aliases sent from the broker to the client.
 type OutboundTopicAliases struct {
 	internal map[string]uint16
