@@ -30,7 +30,7 @@ MOCHI_TESTS := TestInflightGetAllInOrderOfSet TestMessagesWhileRetaining TestPub
 	TestServerLoadRetainedMessages TestServerClearExpiredRetained TestServerProcessSubscribeQuota \
 	TestServerProcessPacketSubscribeServerPacketID TestServerProcessPacketSubscribePacketIDInUse \
 	TestServerProcessPacketUnsubscribePackedIDInUse TestMultiLevelWildcardMatchesParent TestPublishToClientQuotaDropsAreNotWarnings \
-	TestInheritClientSessionMovesInflights TestServerProcessPublishTopicAlias
+	TestInheritClientSessionMovesInflights TestServerProcessPublishTopicAlias TestServerProcessPublishToSysIsAnswered
 empty :=
 MOCHI_RUN := ^($(subst $(empty) $(empty),|,$(strip $(MOCHI_TESTS))))$$
 

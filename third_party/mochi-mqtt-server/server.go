@@ -882,15 +882,13 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		pk.TopicName = topic
 	}
 
-	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
-		return nil
-	}
-
 	if atomic.LoadInt32(&cl.State.Inflight.receiveQuota) == 0 {
 		return s.DisconnectClient(cl, packets.ErrReceiveMaximum) // ~[MQTT-3.3.4-7] ~[MQTT-3.3.4-8]
 	}
 
-	if !cl.Net.Inline && !s.hooks.OnACLCheck(cl, pk.TopicName, true) {
+	// A topic no client may publish to ($SYS/..., the server's own) is refused
+	// as one the ACL refuses: a QoS 1 or 2 PUBLISH is always answered.
+	if !cl.Net.Inline && (!IsValidFilter(pk.TopicName, true) || !s.hooks.OnACLCheck(cl, pk.TopicName, true)) {
 		if pk.FixedHeader.Qos == 0 {
 			return nil
 		}

@@ -1993,6 +1993,30 @@ func TestServerProcessPublishTopicAlias(t *testing.T) {
 	require.Equal(t, int64(2), received.Load()) // the alias's topic was checked, and refused
 }
 
+func TestServerProcessPublishToSysIsAnswered(t *testing.T) {
+	// $SYS is the server's: a client's QoS 1 PUBLISH there is refused and
+	// answered, as for a topic the ACL refuses, not left waiting forever.
+	s := newServer()
+	cl, r, w := newTestClient()
+	cl.Properties.ProtocolVersion = 5
+	pk := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1Mqtt5).Packet
+	pk.TopicName = "$SYS/broker/fake"
+	go func() {
+		require.NoError(t, s.processPacket(cl, pk))
+		_ = w.Close()
+	}()
+	buf, err := io.ReadAll(r)
+	require.NoError(t, err)
+	ack := packets.Packet{ProtocolVersion: 5}
+	require.NotEmpty(t, buf)
+	require.NoError(t, ack.FixedHeader.Decode(buf[0]))
+	ack.FixedHeader.Remaining = int(buf[1])
+	require.NoError(t, ack.PubackDecode(buf[2:]))
+	require.Equal(t, pk.PacketID, ack.PacketID)
+	require.Equal(t, packets.ErrNotAuthorized.Code, ack.ReasonCode)
+	require.Empty(t, s.Topics.Messages("$SYS/broker/fake"))
+}
+
 func TestServerProcessPacketPublishQos2(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
