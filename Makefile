@@ -30,7 +30,8 @@ MOCHI_TESTS := TestInflightGetAllInOrderOfSet TestMessagesWhileRetaining TestPub
 	TestServerLoadRetainedMessages TestServerClearExpiredRetained TestServerProcessSubscribeQuota \
 	TestServerProcessPacketSubscribeServerPacketID TestServerProcessPacketSubscribePacketIDInUse \
 	TestServerProcessPacketUnsubscribePackedIDInUse TestMultiLevelWildcardMatchesParent TestPublishToClientQuotaDropsAreNotWarnings \
-	TestInheritClientSessionMovesInflights TestServerProcessPublishTopicAlias TestServerProcessPublishToSysIsAnswered
+	TestInheritClientSessionMovesInflights TestServerProcessPublishTopicAlias TestServerProcessPublishToSysIsAnswered \
+	TestServerProcessPacketPublishQos2PacketIDInUse
 empty :=
 MOCHI_RUN := ^($(subst $(empty) $(empty),|,$(strip $(MOCHI_TESTS))))$$
 

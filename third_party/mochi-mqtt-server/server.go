@@ -916,9 +916,10 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 
 	if !cl.Net.Inline {
 		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-			if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
-				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
-				return cl.WritePacket(ack)
+			if pki.FixedHeader.Type == packets.Pubrec {
+				// A QoS 2 PUBLISH sent again before its PUBREL (a client that reconnected,
+				// say): acknowledged again, and not delivered twice [MQTT-4.3.3-10].
+				return cl.WritePacket(pki)
 			}
 			if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
 				atomic.AddInt64(&s.Info.Inflight, -1)

@@ -1905,7 +1905,11 @@ func TestServerProcessPacketPublishQos1PacketIDInUse(t *testing.T) {
 }
 
 func TestServerProcessPacketPublishQos2PacketIDInUse(t *testing.T) {
-	s := newServer()
+	// The QoS 2 PUBLISH 7 again, before its PUBREL: the PUBREC again (not
+	// 0x91 Packet identifier in use), and no second delivery [MQTT-4.3.3-10].
+	s := newServerWithInlineClient()
+	delivered := 0
+	require.NoError(t, s.Subscribe("#", 1, func(*Client, packets.Subscription, packets.Packet) { delivered++ }))
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
 	cl.State.Inflight.Set(packets.Packet{PacketID: 7, FixedHeader: packets.FixedHeader{Type: packets.Pubrec}})
@@ -1919,8 +1923,9 @@ func TestServerProcessPacketPublishQos2PacketIDInUse(t *testing.T) {
 
 	buf, err := io.ReadAll(r)
 	require.NoError(t, err)
-	require.Equal(t, packets.TPacketData[packets.Pubrec].Get(packets.TPubrecMqtt5IDInUse).RawBytes, buf)
+	require.Equal(t, []byte{packets.Pubrec << 4, 2, 0, 7}, buf)
 	require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.Inflight))
+	require.Equal(t, 0, delivered)
 }
 
 func TestServerProcessPacketPublishQos1(t *testing.T) {
