@@ -31,7 +31,7 @@ MOCHI_TESTS := TestInflightGetAllInOrderOfSet TestMessagesWhileRetaining TestPub
 	TestServerProcessPacketSubscribeServerPacketID TestServerProcessPacketSubscribePacketIDInUse \
 	TestServerProcessPacketUnsubscribePackedIDInUse TestMultiLevelWildcardMatchesParent TestPublishToClientQuotaDropsAreNotWarnings \
 	TestInheritClientSessionMovesInflights TestServerProcessPublishTopicAlias TestServerProcessPublishToSysIsAnswered \
-	TestServerProcessPacketPublishQos2PacketIDInUse
+	TestServerProcessPacketPublishQos2PacketIDInUse TestPublishToClientFlowControl TestServerProcessPacketAndNextImmediate
 empty :=
 MOCHI_RUN := ^($(subst $(empty) $(empty),|,$(strip $(MOCHI_TESTS))))$$
 

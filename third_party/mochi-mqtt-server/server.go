@@ -736,10 +736,11 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 	if cl.State.Inflight.Len() > 0 && atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
 		next, ok := cl.State.Inflight.NextImmediate()
 		if ok {
+			// Sent now, and in flight until acknowledged: its PUBACK (or PUBREC)
+			// must find it, to end it and give the quota back.
+			next.Expiry = 0
+			cl.State.Inflight.Set(next) // the same packet id: it keeps its place
 			_ = cl.WritePacket(next)
-			if ok := cl.State.Inflight.Delete(next.PacketID); ok {
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
 			cl.State.Inflight.DecreaseSendQuota()
 		}
 	}

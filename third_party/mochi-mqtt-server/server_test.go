@@ -1624,7 +1624,10 @@ func TestServerProcessPacketAndNextImmediate(t *testing.T) {
 	buf, err := io.ReadAll(r)
 	require.NoError(t, err)
 	require.Equal(t, packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).RawBytes, buf)
-	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.Inflight))
+	require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.Inflight)) // sent, in flight until its PUBACK
+	sent, ok := cl.State.Inflight.Get(next.PacketID)
+	require.True(t, ok)
+	require.Equal(t, int64(0), sent.Expiry)
 	require.Equal(t, int32(4), cl.State.Inflight.sendQuota)
 }
 
@@ -2267,6 +2270,57 @@ func TestPublishToClientQuotaDropsAreNotWarnings(t *testing.T) {
 	}
 	require.Equal(t, int64(2), atomic.LoadInt64(&s.Info.InflightDropped))
 	require.Empty(t, logs.String())
+}
+
+func TestPublishToClientFlowControl(t *testing.T) {
+	// A client with a Receive Maximum of 1 gets its QoS 1 messages one at a
+	// time, in order; each stays in flight until its PUBACK, which lets the
+	// next one go.
+	s := newServer()
+	cl, r, w := newTestClient()
+	cl.Properties.ProtocolVersion = 5
+	cl.State.Inflight.ResetSendQuota(1)
+	s.Clients.Add(cl)
+	sent := make(chan packets.Packet, 10)
+	go func() { // reads what the server writes, so that no write waits
+		defer close(sent)
+		rd := bufio.NewReader(r)
+		for {
+			fh := new(packets.FixedHeader)
+			b, err := rd.ReadByte()
+			if err != nil {
+				return
+			}
+			_ = fh.Decode(b)
+			fh.Remaining, _, _ = packets.DecodeLength(rd)
+			body := make([]byte, fh.Remaining)
+			if _, err := io.ReadFull(rd, body); err != nil {
+				return
+			}
+			pk := packets.Packet{FixedHeader: *fh, ProtocolVersion: 5}
+			_ = pk.PublishDecode(body)
+			sent <- pk
+		}
+	}()
+
+	for i := 0; i < 3; i++ {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "a/b/c", Payload: []byte{'0' + byte(i)}}
+		_, err := s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 1}, pk)
+		require.NoError(t, err)
+	}
+	for i := 0; i < 3; i++ {
+		var pk packets.Packet
+		select {
+		case pk = <-sent:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d was never sent", i)
+		}
+		require.Equal(t, []byte{'0' + byte(i)}, pk.Payload)
+		require.Equal(t, 3-i, cl.State.Inflight.Len()) // this one, and those waiting
+		require.NoError(t, s.processPacket(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ProtocolVersion: 5}))
+	}
+	require.Equal(t, 0, cl.State.Inflight.Len())
+	_ = w.Close()
 }
 
 func TestPublishToClientSubscriptionDowngradeQos(t *testing.T) {
