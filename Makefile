@@ -31,7 +31,8 @@ MOCHI_TESTS := TestInflightGetAllInOrderOfSet TestMessagesWhileRetaining TestPub
 	TestServerProcessPacketSubscribeServerPacketID TestServerProcessPacketSubscribePacketIDInUse \
 	TestServerProcessPacketUnsubscribePackedIDInUse TestMultiLevelWildcardMatchesParent TestPublishToClientQuotaDropsAreNotWarnings \
 	TestInheritClientSessionMovesInflights TestServerProcessPublishTopicAlias TestServerProcessPublishToSysIsAnswered \
-	TestServerProcessPacketPublishQos2PacketIDInUse TestPublishToClientFlowControl TestServerProcessPacketAndNextImmediate
+	TestServerProcessPacketPublishQos2PacketIDInUse TestPublishToClientFlowControl TestServerProcessPacketAndNextImmediate \
+	TestPublishRetainedToClientSubscriptionIdentifier
 empty :=
 MOCHI_RUN := ^($(subst $(empty) $(empty),|,$(strip $(MOCHI_TESTS))))$$
 

@@ -1163,6 +1163,9 @@ func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, e
 	}
 
 	sub.FwdRetainedFlag = true
+	if sub.Identifier > 0 { // as a live delivery carries it [MQTT-3.3.4-3]
+		sub.Identifiers = map[string]int{sub.Filter: sub.Identifier}
+	}
 	for _, pkv := range s.Topics.Messages(sub.Filter) { // [MQTT-3.8.4-4]
 		// However many there are: the subscriber waits for room in its queue.
 		_, err := s.deliverToClient(cl, sub, pkv, true)

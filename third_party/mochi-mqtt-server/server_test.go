@@ -2644,6 +2644,35 @@ func TestPublishRetainedToClientWaitsForRoom(t *testing.T) {
 	_ = w.Close()
 }
 
+func TestPublishRetainedToClientSubscriptionIdentifier(t *testing.T) {
+	// A retained message sent for a new subscription carries the
+	// subscription's identifier, as a live message would [MQTT-3.3.4-3].
+	s := newServer()
+	cl, r, w := newTestClient()
+	cl.Properties.ProtocolVersion = 5
+	s.Clients.Add(cl)
+	s.Topics.RetainMessage(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true},
+		TopicName: "a/b/c", Payload: []byte("kept")})
+	go func() {
+		s.publishRetainedToClient(cl, packets.Subscription{Filter: "a/+/c", Identifier: 42}, false)
+	}()
+	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rd := bufio.NewReader(r)
+	b, err := rd.ReadByte()
+	require.NoError(t, err)
+	fh := packets.FixedHeader{}
+	require.NoError(t, fh.Decode(b))
+	fh.Remaining, _, err = packets.DecodeLength(rd)
+	require.NoError(t, err)
+	body := make([]byte, fh.Remaining)
+	_, err = io.ReadFull(rd, body)
+	require.NoError(t, err)
+	pk := packets.Packet{FixedHeader: fh, ProtocolVersion: 5}
+	require.NoError(t, pk.PublishDecode(body))
+	require.Equal(t, []int{42}, pk.Properties.SubscriptionIdentifier)
+	_ = w.Close()
+}
+
 func TestPublishRetainedToClientIsShared(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
