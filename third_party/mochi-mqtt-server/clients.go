@@ -139,6 +139,14 @@ type Will struct {
 	WillDelayInterval uint32                 // -
 	Qos               byte                   // -
 	Retain            bool                   // -
+
+	// The Will's other properties, passed on with it [MQTT-3.1.3-10].
+	PayloadFormat         byte   // -
+	PayloadFormatFlag     bool   // -
+	ContentType           string // -
+	ResponseTopic         string // -
+	CorrelationData       []byte // -
+	MessageExpiryInterval uint32 // -
 }
 
 // ClientState tracks the state of the client.
@@ -247,6 +255,13 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 			TopicName:         pk.Connect.WillTopic,
 			WillDelayInterval: pk.Connect.WillProperties.WillDelayInterval,
 			User:              pk.Connect.WillProperties.User,
+
+			PayloadFormat:         pk.Connect.WillProperties.PayloadFormat,
+			PayloadFormatFlag:     pk.Connect.WillProperties.PayloadFormatFlag,
+			ContentType:           pk.Connect.WillProperties.ContentType,
+			ResponseTopic:         pk.Connect.WillProperties.ResponseTopic,
+			CorrelationData:       pk.Connect.WillProperties.CorrelationData,
+			MessageExpiryInterval: pk.Connect.WillProperties.MessageExpiryInterval,
 		}
 		if pk.Properties.SessionExpiryIntervalFlag &&
 			pk.Properties.SessionExpiryInterval < pk.Connect.WillProperties.WillDelayInterval {

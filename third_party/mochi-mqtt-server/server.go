@@ -1601,15 +1601,23 @@ func (s *Server) sendLWT(cl *Client) {
 		TopicName: modifiedLWT.TopicName,
 		Payload:   modifiedLWT.Payload,
 		Properties: packets.Properties{
-			User: modifiedLWT.User,
+			User:                  modifiedLWT.User,
+			PayloadFormat:         modifiedLWT.PayloadFormat,
+			PayloadFormatFlag:     modifiedLWT.PayloadFormatFlag,
+			ContentType:           modifiedLWT.ContentType,
+			ResponseTopic:         modifiedLWT.ResponseTopic,
+			CorrelationData:       modifiedLWT.CorrelationData,
+			MessageExpiryInterval: modifiedLWT.MessageExpiryInterval,
 		},
-		Origin:  cl.ID,
-		Created: time.Now().Unix(),
+		Origin:          cl.ID,
+		Created:         time.Now().Unix(),
+		ProtocolVersion: cl.Properties.ProtocolVersion,
 	}
+	s.setWillExpiry(&pk)
 
 	if cl.Properties.Will.WillDelayInterval > 0 {
+		// Due at Created + the delay; its expiry counts from when it is sent.
 		pk.Connect.WillProperties.WillDelayInterval = cl.Properties.Will.WillDelayInterval
-		pk.Expiry = time.Now().Unix() + int64(pk.Connect.WillProperties.WillDelayInterval)
 		s.loop.willDelayed.Add(cl.ID, pk)
 		return
 	}
@@ -1826,10 +1834,20 @@ func (s *Server) clearExpiredInflights(now int64) {
 	}
 }
 
+// setWillExpiry sets when a Will about to be published expires: when its
+// Message Expiry Interval, counted from now, says.
+func (s *Server) setWillExpiry(pk *packets.Packet) {
+	pk.Expiry = 0
+	if expiry := minimum(s.Options.Capabilities.MaximumMessageExpiryInterval,
+		int64(pk.Properties.MessageExpiryInterval)); expiry > 0 {
+		pk.Expiry = time.Now().Unix() + expiry
+	}
+}
+
 // sendDelayedLWT sends any LWT messages which have reached their issue time.
 func (s *Server) sendDelayedLWT(dt int64) {
 	for id, pk := range s.loop.willDelayed.GetAll() {
-		if dt > pk.Expiry {
+		if dt > pk.Created+int64(pk.Connect.WillProperties.WillDelayInterval) {
 			s.sendDelayedWill(id, pk)
 		}
 	}
@@ -1845,6 +1863,8 @@ func (s *Server) sendDelayedWill(id string, pk packets.Packet) {
 		return
 	}
 
+	pk.Created = time.Now().Unix()
+	s.setWillExpiry(&pk)
 	if pk.FixedHeader.Retain {
 		s.retainMessage(cl, pk)
 	}

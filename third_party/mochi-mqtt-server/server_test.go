@@ -3708,7 +3708,7 @@ func TestServerSendLWTDelayed(t *testing.T) {
 		s.sendLWT(cl1)
 		pk, ok := s.loop.willDelayed.Get(cl1.ID)
 		require.True(t, ok)
-		pk.Expiry = time.Now().Unix() - 1 // set back expiry time
+		pk.Created = time.Now().Unix() - 3 // set back the time it went away: its delay of 2 s has passed
 		s.loop.willDelayed.Add(cl1.ID, pk)
 		require.Equal(t, 1, s.loop.willDelayed.Len())
 		s.sendDelayedLWT(time.Now().Unix())
@@ -3764,6 +3764,48 @@ func newWillACLServer(t *testing.T) (*Server, *willACLHook, *atomic.Int64) {
 		received.Add(1)
 	}))
 	return s, hook, received
+}
+
+func TestServerSendLWTProperties(t *testing.T) {
+	// A Will goes out with the properties its client gave it [MQTT-3.1.3-10];
+	// its Message Expiry Interval counts from when it is sent, whether at
+	// once or after its delay.
+	s := newServerWithInlineClient()
+	got := make(chan packets.Packet, 2)
+	require.NoError(t, s.Subscribe("will/#", 1, func(_ *Client, _ packets.Subscription, pk packets.Packet) { got <- pk }))
+	will := Will{
+		Flag: 1, TopicName: "will/now", Payload: []byte("gone"),
+		User:          []packets.UserProperty{{Key: "k", Val: "v"}},
+		PayloadFormat: 1, PayloadFormatFlag: true, ContentType: "text/plain",
+		ResponseTopic: "will/reply", CorrelationData: []byte{1, 2}, MessageExpiryInterval: 3600,
+	}
+	check := func(pk packets.Packet) {
+		require.Equal(t, will.User, pk.Properties.User)
+		require.Equal(t, byte(1), pk.Properties.PayloadFormat)
+		require.True(t, pk.Properties.PayloadFormatFlag)
+		require.Equal(t, "text/plain", pk.Properties.ContentType)
+		require.Equal(t, "will/reply", pk.Properties.ResponseTopic)
+		require.Equal(t, []byte{1, 2}, pk.Properties.CorrelationData)
+		require.InDelta(t, time.Now().Unix()+3600, pk.Expiry, 2)
+	}
+
+	cl, _, _ := newTestClient()
+	cl.ID = "now"
+	cl.Properties.Will = will
+	s.Clients.Add(cl)
+	s.sendLWT(cl)
+	check(<-got)
+
+	delayed, _, _ := newTestClient()
+	delayed.ID = "later"
+	delayed.Properties.Will = will
+	delayed.Properties.Will.TopicName = "will/later"
+	delayed.Properties.Will.WillDelayInterval = 60
+	s.Clients.Add(delayed)
+	s.sendLWT(delayed)
+	require.Empty(t, got)
+	s.sendDelayedLWT(time.Now().Unix() + 61)
+	check(<-got)
 }
 
 func TestServerSendLWTNotAllowed(t *testing.T) {

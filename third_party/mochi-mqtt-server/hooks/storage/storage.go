@@ -69,6 +69,13 @@ type ClientWill struct {
 	WillDelayInterval uint32                 `json:"willDelayInterval,omitempty"`
 	Qos               byte                   `json:"qos,omitempty"`
 	Retain            bool                   `json:"retain,omitempty"`
+
+	PayloadFormat         byte   `json:"payloadFormat,omitempty"`
+	PayloadFormatFlag     bool   `json:"payloadFormatFlag,omitempty"`
+	ContentType           string `json:"contentType,omitempty"`
+	ResponseTopic         string `json:"responseTopic,omitempty"`
+	CorrelationData       []byte `json:"correlationData,omitempty"`
+	MessageExpiryInterval uint32 `json:"messageExpiryInterval,omitempty"`
 }
 
 // MarshalBinary encodes the values into a json string.
