@@ -32,7 +32,7 @@ MOCHI_TESTS := TestInflightGetAllInOrderOfSet TestMessagesWhileRetaining TestPub
 	TestServerProcessPacketUnsubscribePackedIDInUse TestMultiLevelWildcardMatchesParent TestPublishToClientQuotaDropsAreNotWarnings \
 	TestInheritClientSessionMovesInflights TestServerProcessPublishTopicAlias TestServerProcessPublishToSysIsAnswered \
 	TestServerProcessPacketPublishQos2PacketIDInUse TestPublishToClientFlowControl TestServerProcessPacketAndNextImmediate \
-	TestPublishRetainedToClientSubscriptionIdentifier TestServerSendLWTProperties
+	TestPublishRetainedToClientSubscriptionIdentifier TestServerSendLWTProperties TestClientResendInflightMessagesNotPubrec
 empty :=
 MOCHI_RUN := ^($(subst $(empty) $(empty),|,$(strip $(MOCHI_TESTS))))$$
 

@@ -276,6 +276,9 @@ func TestConformanceRequestResponse(t *testing.T) {
 // delivered as such: a responder that finds none does not answer.
 func TestConformanceEmptyCorrelationData(t *testing.T) {
 	forEachBroker(t, brokerOpts{}, func(t *testing.T, b *broker5) {
+		if !b.mosquitto {
+			t.Skip("known limit of the embedded broker: mochi's property codec keeps Correlation Data only when it is not empty (docs/security.md, Known limits)")
+		}
 		responder := b.client(t, "responder")
 		responder.Subscribe(nil, m5.Subscription{Filter: "req/+", QoS: 1})
 		b.client(t, "requester").Publish(&m5.Publish{Topic: "req/empty", QoS: 1, Properties: m5.Properties{

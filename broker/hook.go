@@ -92,6 +92,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if total > h.cfg.MaxConnections || fromIP > h.cfg.MaxConnectionsPerAddress {
 		return h.refuse(cl, packets.ErrQuotaExceeded, &h.refused)
 	}
+	if pk.Properties.AuthenticationMethod != "" { // MQTT 5 enhanced authentication: none is offered
+		return h.refuse(cl, packets.ErrBadAuthenticationMethod, &h.authFailures)
+	}
 	if code, ok := h.authenticate(cl, pk); !ok {
 		return h.refuse(cl, code, &h.authFailures)
 	}

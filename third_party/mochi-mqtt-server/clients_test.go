@@ -414,6 +414,22 @@ func TestClientResendInflightMessages(t *testing.T) {
 	require.Equal(t, pk1.RawBytes, buf)
 }
 
+func TestClientResendInflightMessagesNotPubrec(t *testing.T) {
+	// A PUBREC the server holds for the client's QoS 2 PUBLISH is not resent
+	// on its own when the session resumes: the client resends its PUBLISH,
+	// and gets the PUBREC in answer [MQTT-4.4.0-1].
+	cl, r, w := newTestClient()
+	cl.State.Inflight.Set(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: 7})
+	go func() {
+		require.NoError(t, cl.ResendInflightMessages(true))
+		_ = w.Close()
+	}()
+	buf, err := io.ReadAll(r)
+	require.NoError(t, err)
+	require.Empty(t, buf)
+	require.Equal(t, 1, cl.State.Inflight.Len())
+}
+
 func TestClientResendInflightMessagesWriteFailure(t *testing.T) {
 	pk1 := packets.TPacketData[packets.Publish].Get(packets.TPublishQos1Dup)
 	cl, r, _ := newTestClient()
