@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/motehub/motehub/internal/hubtest"
+	m5 "github.com/motehub/motehub/internal/mqtt5test"
 )
 
 // TestReadOnlyUserCannotCommandThroughAWill: viewer may read everything and
@@ -130,4 +132,51 @@ func grepLines(text, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestMQTTBoundsFromFlags: the --mqtt-* bounds reach the broker, as an MQTT 5
+// client sees them, and each refusal shows in /metrics.
+func TestMQTTBoundsFromFlags(t *testing.T) {
+	h := startHub(t, "--mqtt-session-expiry", "90s", "--mqtt-max-subscriptions", "2", "--mqtt-max-sessions", "2", "--mqtt-max-queued", "3")
+	c, ack := m5.Open(t, h.MQTT, &m5.Connect{ClientID: "v5", Properties: m5.Properties{SessionExpiry: m5.Ptr[uint32](3600)}}, m5.Options{})
+	if se := ack.Properties.SessionExpiry; se == nil || *se != 90 {
+		t.Fatalf("a session of an hour asked for: CONNACK %s, want a session expiry of 90 s", m5.Describe(ack))
+	}
+	c.Send(&m5.Subscribe{Subscriptions: []m5.Subscription{{Filter: "a/1", QoS: 1}, {Filter: "a/2", QoS: 1}, {Filter: "a/3", QoS: 1}}})
+	if suback := c.ExpectSuback(); fmt.Sprint(suback.Reasons) != fmt.Sprint([]m5.Reason{1, 1, 0x97}) {
+		t.Fatalf("3 filters past a cap of 2: SUBACK %v, want [1 1 0x97]", suback.Reasons)
+	}
+
+	device := hubtest.ConnectMQTT(t, h.MQTT, "device") // the second session: all are connected now
+	hubtest.PublishMQTT(t, device, "a/1", 1, false, []byte("x"))
+	c.AwaitPublish("a/1")
+	third := m5.Dial(t, h.MQTT, m5.Options{})
+	third.Send(&m5.Connect{ClientID: "third", CleanStart: true})
+	if refused := third.ExpectConnack(); refused.Reason != 0x97 {
+		t.Fatalf("a third session when both are connected: %s, want 0x97 quota exceeded", m5.Describe(refused))
+	}
+
+	c.Close() // away: its session keeps 3 messages at most
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		_, _, m := get(t, "GET", "http://"+h.HTTP+"/metrics", nil, "")
+		return strings.Contains(m, `motehub_mqtt_connections{listener="mqtt"} 1`)
+	}, "the v5 client is still connected")
+	for range 5 {
+		hubtest.PublishMQTT(t, device, "a/2", 1, false, []byte("queued"))
+	}
+	var metrics string
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		_, _, metrics = get(t, "GET", "http://"+h.HTTP+"/metrics", nil, "")
+		return strings.Contains(metrics, `motehub_mqtt_inflight_messages 3`)
+	}, "the session away does not hold 3 messages")
+	for _, want := range []string{
+		`motehub_mqtt_refusals_total{cause="subscription_limit"} 1`,
+		`motehub_mqtt_refusals_total{cause="session_limit"} 1`,
+		`motehub_mqtt_messages_total{direction="dropped"} 2`,
+		`motehub_mqtt_sessions 2`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(metrics, "motehub_mqtt"))
+		}
+	}
 }
