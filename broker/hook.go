@@ -186,19 +186,13 @@ func (h *hook) makeRoomForSession(cl *mqtt.Client) bool {
 	return true
 }
 
-// endSession ends the session of a disconnected client as its expiry would:
-// its subscriptions and queued messages go, here and in the store.
+// endSession ends the session of a disconnected client as its expiry would
+// (its subscriptions and queued messages go, here and in the store), unless
+// the client is back.
 func (h *hook) endSession(cl *mqtt.Client) {
-	if cur, ok := h.server.Clients.Get(cl.ID); !ok || cur != cl || !cl.Closed() {
-		return // gone already, or back online
+	if h.server.EndSession(cl) {
+		h.sessionsEnded.Add(1)
 	}
-	h.server.UnsubscribeClient(cl) // mochi tells the store
-	cl.ClearInflights()            // likewise
-	h.server.Clients.Delete(cl.ID)
-	if h.store != nil {
-		h.store.OnClientExpired(cl)
-	}
-	h.sessionsEnded.Add(1)
 }
 
 // httpIdentity is the user the HTTP layer authenticated for an MQTT over
@@ -235,17 +229,20 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 }
 
 // OnSessionEstablish runs once a CONNECT is accepted, before mochi hands
-// the client the session it resumes: what the session holds is checked
-// against the rights in force now (they may have changed since, by a
-// reload), and what the user may no longer read is dropped.
+// the client the session it resumes, under that client id's session lock:
+// what the session holds is checked against the rights in force now (they
+// may have changed since, by a reload), and what the user may no longer read
+// is dropped. A session another user made (OnConnect refused such clients,
+// but one may have been made since) is emptied: the client gets a new one.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	old, ok := h.server.Clients.Get(cl.ID)
-	if !ok || old == cl || pk.Connect.Clean {
-		return // nothing to resume
+	if !ok || old == cl || pk.Connect.Clean || old.Properties.Clean && old.Properties.ProtocolVersion < 5 {
+		return // nothing to resume: mochi starts a new session
 	}
+	theirs := h.cfg.Authorizer.Enabled() && identityOf(old) != identityOf(cl)
 	var dropped []packets.Subscription
 	for filter, sub := range old.State.Subscriptions.GetAll() {
-		if h.OnACLCheck(cl, filter, false) {
+		if !theirs && h.OnACLCheck(cl, filter, false) {
 			continue
 		}
 		old.State.Subscriptions.Delete(filter)
@@ -256,7 +253,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	queued := 0
 	for _, m := range old.State.Inflight.GetAll(false) {
-		if m.FixedHeader.Type != packets.Publish || h.OnACLCheck(cl, m.TopicName, false) {
+		if !theirs && (m.FixedHeader.Type != packets.Publish || h.OnACLCheck(cl, m.TopicName, false)) {
 			continue
 		}
 		if old.State.Inflight.Delete(m.PacketID) {
@@ -275,8 +272,12 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	h.subscriptionsDropped.Add(uint64(len(dropped)))
 	h.queuedDropped.Add(uint64(queued))
-	h.cfg.Logger.Info("mqtt session resumed without what its user may no longer read", "client", cl.ID,
-		"user", string(identityOf(cl)), "subscriptions_dropped", len(dropped), "queued_dropped", queued)
+	msg := "mqtt session resumed without what its user may no longer read"
+	if theirs {
+		msg = "mqtt session of another user emptied for a new one"
+	}
+	h.cfg.Logger.Info(msg, "client", cl.ID, "user", string(identityOf(cl)),
+		"subscriptions_dropped", len(dropped), "queued_dropped", queued)
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {

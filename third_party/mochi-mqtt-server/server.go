@@ -8,6 +8,7 @@ package mqtt
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,6 +147,7 @@ type Server struct {
 	Log          *slog.Logger         // minimal no-alloc logger
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
+	sessionLocks [256]sync.Mutex      // see sessionLock
 }
 
 // loop contains interval tickers for the system events loop.
@@ -453,17 +456,18 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	atomic.AddInt64(&s.Info.ClientsConnected, 1)
 	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
 
+	lock := s.sessionLock(cl.ID)
+	lock.Lock()
 	s.hooks.OnSessionEstablish(cl, pk)
-
 	sessionPresent := s.inheritClientSession(pk, cl)
-	s.Clients.Add(cl) // [MQTT-4.1.0-1]
+	s.Clients.Add(cl)                // [MQTT-4.1.0-1]
+	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
+	lock.Unlock()
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
 	if err != nil {
 		return fmt.Errorf("ack connection packet: %w", err)
 	}
-
-	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
 
 	if sessionPresent {
 		err = cl.ResendInflightMessages(true)
@@ -491,16 +495,53 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
 	s.hooks.OnDisconnect(cl, err, expire)
 
-	if expire && !cl.IsTakenOver() {
-		if pk, ok := s.loop.willDelayed.Get(cl.ID); ok {
-			s.sendDelayedWill(cl.ID, pk) // the session ends, so the Will waits no longer [MQTT-3.1.2-8]
-		}
-		cl.ClearInflights()
-		s.UnsubscribeClient(cl)
-		s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
+	if expire {
+		s.endSession(cl, false) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
 	}
 
 	return err
+}
+
+// sessionLock is the lock of the sessions whose client ids hash to it. It is
+// held while a connection takes up a session (inheritClientSession and
+// Clients.Add), while a session ends, and while a delayed Will is sent, so
+// that these never interleave for one client id: a client reconnecting while
+// its session ends gets either the session or a new one, never half of one.
+func (s *Server) sessionLock(id string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return &s.sessionLocks[h.Sum32()%uint32(len(s.sessionLocks))]
+}
+
+// EndSession ends the session of a client that is not connected, as its
+// expiry would: a delayed Will goes now, its subscriptions and in-flight
+// messages go (the hooks are told: OnClientExpired, OnUnsubscribed,
+// OnQosDropped), and the server forgets it. It returns false, and does
+// nothing, when the client is connected or another connection has taken
+// its client id up meanwhile.
+func (s *Server) EndSession(cl *Client) bool {
+	return cl.Closed() && s.endSession(cl, true)
+}
+
+// endSession ends cl's session, unless its client id has been taken up by
+// another connection; expired tells the hooks.
+func (s *Server) endSession(cl *Client, expired bool) bool {
+	lock := s.sessionLock(cl.ID)
+	lock.Lock()
+	defer lock.Unlock()
+	if cur, ok := s.Clients.Get(cl.ID); cl.IsTakenOver() || !ok || cur != cl {
+		return false
+	}
+	if pk, ok := s.loop.willDelayed.Get(cl.ID); ok {
+		s.sendDelayedWill(cl.ID, pk) // the session ends, so the Will waits no longer [MQTT-3.1.2-8]
+	}
+	if expired {
+		s.hooks.OnClientExpired(cl)
+	}
+	cl.ClearInflights()
+	s.UnsubscribeClient(cl)
+	s.Clients.Delete(cl.ID)
+	return true
 }
 
 // readConnectionPacket reads the first incoming header for a connection, and if
@@ -1782,7 +1823,7 @@ func (s *Server) loadRetained(v []storage.Message) {
 // clearExpiredClients deletes all clients which have been disconnected for longer
 // than their given expiry intervals.
 func (s *Server) clearExpiredClients(dt int64) {
-	for id, client := range s.Clients.GetAll() {
+	for _, client := range s.Clients.GetAll() {
 		disconnected := client.StopTime()
 		if disconnected == 0 {
 			continue
@@ -1794,13 +1835,7 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		if disconnected+int64(expire) < dt {
-			if pk, ok := s.loop.willDelayed.Get(id); ok {
-				s.sendDelayedWill(id, pk) // the session ends, so the Will waits no longer [MQTT-3.1.2-8]
-			}
-			s.hooks.OnClientExpired(client)
-			s.UnsubscribeClient(client) // else the topic index keeps its subscriptions for good
-			client.ClearInflights()
-			s.Clients.Delete(id) // [MQTT-4.1.0-2]
+			s.endSession(client, true) // [MQTT-4.1.0-2]
 		}
 	}
 }
@@ -1848,7 +1883,12 @@ func (s *Server) setWillExpiry(pk *packets.Packet) {
 func (s *Server) sendDelayedLWT(dt int64) {
 	for id, pk := range s.loop.willDelayed.GetAll() {
 		if dt > pk.Created+int64(pk.Connect.WillProperties.WillDelayInterval) {
-			s.sendDelayedWill(id, pk)
+			lock := s.sessionLock(id)
+			lock.Lock()
+			if _, due := s.loop.willDelayed.Get(id); due { // its client did not come back meanwhile
+				s.sendDelayedWill(id, pk)
+			}
+			lock.Unlock()
 		}
 	}
 }
@@ -1856,6 +1896,7 @@ func (s *Server) sendDelayedLWT(dt int64) {
 // sendDelayedWill publishes the delayed Will of the client with id now: its
 // delay has passed, or its session has ended [MQTT-3.1.2-8]. The client's
 // write rights are checked again, as they may have changed during the delay.
+// The caller holds the client id's sessionLock.
 func (s *Server) sendDelayedWill(id string, pk packets.Packet) {
 	s.loop.willDelayed.Delete(id)
 	cl, ok := s.Clients.Get(id)

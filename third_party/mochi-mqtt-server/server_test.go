@@ -3713,18 +3713,15 @@ func TestServerSendLWTDelayed(t *testing.T) {
 		require.Equal(t, 1, s.loop.willDelayed.Len())
 		s.sendDelayedLWT(time.Now().Unix())
 		require.Equal(t, 0, s.loop.willDelayed.Len())
-		time.Sleep(time.Millisecond)
-		_ = w.Close()
 	}()
 
-	recv := make(chan []byte)
-	go func() {
-		buf, err := io.ReadAll(r)
-		require.NoError(t, err)
-		recv <- buf
-	}()
-
-	require.Equal(t, packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).RawBytes, <-recv)
+	want := packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).RawBytes
+	got := make([]byte, len(want)) // what the delayed Will should be; more would be a second packet
+	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.ReadFull(r, got)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	_ = w.Close()
 }
 
 // willACLHook allows everything but publishing to the topics in deny.
@@ -4196,6 +4193,67 @@ func TestServerClearExpiredClientsForgetsTheirState(t *testing.T) {
 	require.Equal(t, 0, cl.State.Inflight.Len())
 	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.Subscriptions))
 	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.Inflight))
+}
+
+// sessionRaceHook lets a test act while a session is being ended.
+type sessionRaceHook struct {
+	HookBase
+	onExpired   func()
+	established chan string
+}
+
+func (h *sessionRaceHook) ID() string { return "session-race" }
+func (h *sessionRaceHook) Provides(b byte) bool {
+	return b == OnClientExpired || b == OnSessionEstablished
+}
+func (h *sessionRaceHook) OnClientExpired(*Client) {
+	if h.onExpired != nil {
+		h.onExpired()
+	}
+}
+func (h *sessionRaceHook) OnSessionEstablished(cl *Client, _ packets.Packet) { h.established <- cl.ID }
+
+func TestServerEndSessionWhileItsClientReconnects(t *testing.T) {
+	// The session of "zen" (away) is ended while zen connects again. Without
+	// a lock, the new connection could take up the session being ended and be
+	// deleted with it: connected, yet unknown to the server, and deaf.
+	s := newServer()
+	race := &sessionRaceHook{established: make(chan string, 2)}
+	require.NoError(t, s.AddHook(race, nil))
+	require.NoError(t, s.Serve())
+	defer s.Close()
+
+	old, _, _ := newTestClient()
+	old.ID = "zen"
+	old.Stop(nil) // away
+	s.Clients.Add(old)
+
+	connected := make(chan error, 1)
+	r, w := net.Pipe()
+	defer func() {
+		_ = w.Close()
+		<-connected
+	}()
+	race.onExpired = func() { // while the session ends, zen comes back
+		go func() { connected <- s.EstablishConnection("tcp", r) }()
+		go func() { _, _ = w.Write(packets.TPacketData[packets.Connect].Get(packets.TConnectMqtt311).RawBytes) }()
+		go func() { _, _ = io.Copy(io.Discard, w) }()
+		// With the session lock the new connection waits; without it, give it
+		// the time to take the session up (a bounded wait for what must not happen).
+		select {
+		case <-race.established:
+			t.Error("the new connection took up a session that was being ended")
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	require.True(t, s.EndSession(old))
+	require.Equal(t, "zen", <-race.established)
+	cl, ok := s.Clients.Get("zen")
+	require.True(t, ok, "the reconnected client is not known")
+	require.NotSame(t, old, cl)
+	require.False(t, cl.Closed())
+	require.False(t, s.EndSession(cl)) // connected: not ended
+	require.False(t, s.EndSession(old)) // ended already
 }
 
 func TestServerClearExpiredClients(t *testing.T) {
