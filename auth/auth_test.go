@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,17 +214,29 @@ func testThrottle() (*Throttle, *time.Time) {
 	return th, &now
 }
 
+// mustAllow checks that user may try from addr now, without trying.
 func mustAllow(t *testing.T, th *Throttle, addr, user string) {
 	t.Helper()
-	if ok, wait := th.Allow(addr, user); !ok || wait != 0 {
+	if wait := th.wait(addr, user); wait != 0 {
 		t.Fatalf("%s from %s refused (wait %v)", user, addr, wait)
 	}
 }
 
+// mustRefuse checks that an attempt of user from addr is refused for wait.
 func mustRefuse(t *testing.T, th *Throttle, addr, user string, wait time.Duration) {
 	t.Helper()
-	if ok, got := th.Allow(addr, user); ok || got != wait {
+	if ok, got := th.Attempt(addr, user); ok || got != wait {
 		t.Fatalf("%s from %s: allowed %v, wait %v; want refused for %v", user, addr, ok, got, wait)
+	}
+}
+
+// fail is an attempt of user from addr that fails.
+func fail(th *Throttle, addr, user string) { th.Attempt(addr, user) }
+
+// succeed is an attempt of user from addr that succeeds.
+func succeed(th *Throttle, addr, user string) {
+	if ok, _ := th.Attempt(addr, user); ok {
+		th.Succeed(addr, user)
 	}
 }
 
@@ -232,7 +246,7 @@ func TestThrottlePerUser(t *testing.T) {
 	th, now := testThrottle()
 	for range DefaultFailuresPerUser {
 		mustAllow(t, th, "10.0.0.1", "alice")
-		th.Fail("10.0.0.1", "alice")
+		fail(th, "10.0.0.1", "alice")
 		*now = now.Add(time.Second)
 	}
 	mustRefuse(t, th, "10.0.0.1", "alice", 50*time.Second) // the window runs from the first failure
@@ -247,7 +261,7 @@ func TestThrottleAddressCeiling(t *testing.T) {
 	for i := range DefaultFailuresPerAddress {
 		name := fmt.Sprintf("user-%d", i%20) // 5 failures each: no name reaches its own limit
 		mustAllow(t, th, "10.0.0.1", name)
-		th.Fail("10.0.0.1", name)
+		fail(th, "10.0.0.1", name)
 	}
 	*now = now.Add(10 * time.Second)
 	mustRefuse(t, th, "10.0.0.1", "bob", 50*time.Second)
@@ -260,17 +274,17 @@ func TestThrottleAddressCeiling(t *testing.T) {
 func TestThrottleSuccessKeepsTheCeiling(t *testing.T) {
 	th, _ := testThrottle()
 	for range DefaultFailuresPerUser - 1 {
-		th.Fail("10.0.0.1", "alice")
+		fail(th, "10.0.0.1", "alice")
 	}
-	th.Succeed("10.0.0.1", "alice")
+	succeed(th, "10.0.0.1", "alice")
 	for range DefaultFailuresPerUser - 1 {
-		th.Fail("10.0.0.1", "alice")
+		fail(th, "10.0.0.1", "alice")
 	}
 	mustAllow(t, th, "10.0.0.1", "alice") // 9 since her success
 
 	for i := range DefaultFailuresPerAddress - 2*(DefaultFailuresPerUser-1) {
-		th.Fail("10.0.0.1", fmt.Sprintf("guess-%d", i/5))
-		th.Succeed("10.0.0.1", "mallory") // the guesser's own account, between guesses
+		fail(th, "10.0.0.1", fmt.Sprintf("guess-%d", i/5))
+		succeed(th, "10.0.0.1", "mallory") // the guesser's own account, between guesses
 	}
 	mustRefuse(t, th, "10.0.0.1", "mallory", time.Minute)
 	mustRefuse(t, th, "10.0.0.1", "carol", time.Minute)
@@ -282,11 +296,11 @@ func TestThrottleSuccessKeepsTheCeiling(t *testing.T) {
 func TestThrottleWindow(t *testing.T) {
 	th, now := testThrottle()
 	for i := range DefaultFailuresPerAddress - DefaultFailuresPerUser {
-		th.Fail("10.0.0.1", fmt.Sprint(i/5)) // from 0 s: the address's window
+		fail(th, "10.0.0.1", fmt.Sprint(i/5)) // from 0 s: the address's window
 	}
 	*now = now.Add(30 * time.Second)
 	for range DefaultFailuresPerUser {
-		th.Fail("10.0.0.1", "alice") // from 30 s: alice's window; the address reaches 100
+		fail(th, "10.0.0.1", "alice") // from 30 s: alice's window; the address reaches 100
 	}
 	*now = now.Add(10 * time.Second)
 	mustRefuse(t, th, "10.0.0.1", "alice", 50*time.Second) // alice's 50 s left, the address's 20 s
@@ -297,19 +311,19 @@ func TestThrottleWindow(t *testing.T) {
 	*now = now.Add(30 * time.Second)
 	mustAllow(t, th, "10.0.0.1", "alice")
 	for range DefaultFailuresPerUser - 1 { // a new window: the old failures do not count
-		th.Fail("10.0.0.1", "alice")
+		fail(th, "10.0.0.1", "alice")
 	}
 	mustAllow(t, th, "10.0.0.1", "alice")
 
 	small := NewThrottle(ThrottleConfig{PerUser: 2, PerAddress: 3, Window: time.Second})
 	small.now = th.now
-	small.Fail("a", "x")
-	small.Fail("a", "x")
-	if ok, wait := small.Allow("a", "x"); ok || wait != time.Second {
+	fail(small, "a", "x")
+	fail(small, "a", "x")
+	if ok, wait := small.Attempt("a", "x"); ok || wait != time.Second {
 		t.Fatalf("a config of 2 per name, 1 s: %v, %v", ok, wait)
 	}
-	small.Fail("a", "y")
-	if ok, _ := small.Allow("a", "z"); ok {
+	fail(small, "a", "y")
+	if ok, _ := small.Attempt("a", "z"); ok {
 		t.Fatal("a config of 3 per address: a fourth name allowed")
 	}
 }
@@ -319,8 +333,8 @@ func TestThrottleWindow(t *testing.T) {
 func TestThrottleBounded(t *testing.T) {
 	th, now := testThrottle()
 	for i := range 100_000 {
-		th.Fail(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), "alice")
-		th.Fail("10.255.0.1", fmt.Sprintf("name-%d", i))
+		fail(th, fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), "alice")
+		fail(th, "10.255.0.1", fmt.Sprintf("name-%d", i))
 		if len(th.pairs) > maxThrottled || len(th.addrs) > maxThrottled {
 			t.Fatalf("after %d keys: %d pairs, %d addresses remembered; the bound is %d", i+1, len(th.pairs), len(th.addrs), maxThrottled)
 		}
@@ -332,7 +346,7 @@ func TestThrottleBounded(t *testing.T) {
 		t.Fatalf("%d pairs, %d addresses: the flood left nothing to count", len(th.pairs), len(th.addrs))
 	}
 	for range DefaultFailuresPerUser { // and it still counts, by name
-		th.Fail("10.0.0.9", "bob")
+		fail(th, "10.0.0.9", "bob")
 	}
 	mustRefuse(t, th, "10.0.0.9", "bob", time.Minute)
 	mustAllow(t, th, "10.0.0.9", "alice")
@@ -434,8 +448,51 @@ func BenchmarkThrottle(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		addr, name := "10.0.0."+names[i%256][5:], names[i%1024]
-		th.Allow(addr, name)
-		th.Fail(addr, name)
+		th.Attempt(addr, name)
 		i++
+	}
+}
+
+// TestThrottleParallelGuesses: guesses made at once cannot all pass the
+// check before any has failed: an attempt counts from when it is let through.
+func TestThrottleParallelGuesses(t *testing.T) {
+	th, _ := testThrottle()
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			if ok, _ := th.Attempt("10.0.0.1", "alice"); ok {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != DefaultFailuresPerUser {
+		t.Fatalf("%d of 200 parallel guesses let through, want %d", n, DefaultFailuresPerUser)
+	}
+}
+
+// TestThrottleIPv6Network: an IPv6 address counts as its /64, which one
+// host can fill with addresses at will.
+func TestThrottleIPv6Network(t *testing.T) {
+	th, _ := testThrottle()
+	for i := range DefaultFailuresPerUser {
+		fail(th, fmt.Sprintf("2001:db8:1:2::%x", i+1), "alice")
+	}
+	mustRefuse(t, th, "2001:db8:1:2:ffff::1", "alice", time.Minute)
+	mustAllow(t, th, "2001:db8:1:3::1", "alice")
+}
+
+// TestThrottleFloodForgetsLittle: a flood of fresh keys past the bound
+// makes room by forgetting a sixteenth of them, not everything.
+func TestThrottleFloodForgetsLittle(t *testing.T) {
+	th, _ := testThrottle()
+	for i := range maxThrottled + 1 {
+		fail(th, fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), "alice")
+	}
+	for name, m := range map[string]map[uint64]failures{"pairs": th.pairs, "addresses": th.addrs} {
+		if n := len(m); n < maxThrottled-maxThrottled/16 || n > maxThrottled {
+			t.Fatalf("%d %s remembered after a flood of %d, want between %d and %d", n, name, maxThrottled+1, maxThrottled-maxThrottled/16, maxThrottled)
+		}
 	}
 }

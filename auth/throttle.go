@@ -2,6 +2,7 @@ package auth
 
 import (
 	"hash/maphash"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -28,18 +29,24 @@ type ThrottleConfig struct {
 	Window time.Duration
 }
 
-// Throttle slows down password guessing. It counts failures by pair of
+// Throttle slows down password guessing. It counts attempts by pair of
 // address and user name, and by address over all names: a pair that has
 // failed PerUser times within Window, or an address that has failed
 // PerAddress times, is refused until the window has passed since its first
 // failure. So a guesser who locks one name out does not lock out another
 // user behind the same address, yet cannot try more than PerAddress
-// passwords a window by varying the name. Create it with [NewThrottle].
+// passwords a window by varying the name. An IPv6 address counts as its /64
+// (what one host or home network gets). Create it with [NewThrottle].
+//
+// An attempt counts as a failure from the moment it is let through
+// ([Throttle.Attempt]) until it succeeds ([Throttle.Succeed]): guesses made
+// in parallel cannot all pass the check before any of them has failed.
 //
 // The state is bounded: each of its two maps (pairs, addresses) holds at
 // most maxThrottled (65,536) entries, each a 64-bit hash and a count with a
 // time: about 6 MiB a map when full. Keys are hashed, so a long user name
-// costs no more than a short one.
+// costs no more than a short one. A full map forgets what is older than the
+// window, then a sixteenth of its entries at random: never all at once.
 type Throttle struct {
 	cfg  ThrottleConfig
 	now  func() time.Time
@@ -47,7 +54,7 @@ type Throttle struct {
 
 	mu    sync.Mutex
 	pairs map[uint64]failures // by hash of (address, name)
-	addrs map[uint64]failures // by hash of address
+	addrs map[uint64]failures // by hash of address (an IPv6 one's /64)
 }
 
 type failures struct {
@@ -79,23 +86,45 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 type pair struct{ addr, user string }
 
 func (t *Throttle) keys(addr, user string) (pairKey, addrKey uint64) {
+	if ip, err := netip.ParseAddr(addr); err == nil && ip.Is6() && !ip.Is4In6() {
+		addr = netip.PrefixFrom(ip, 64).Masked().Addr().String()
+	}
 	return maphash.Comparable(t.seed, pair{addr, user}), maphash.String(t.seed, addr)
 }
 
-// Allow reports whether user may try to authenticate from addr now, and if
-// not, how long until it may.
-func (t *Throttle) Allow(addr, user string) (ok bool, retryAfter time.Duration) {
+// Attempt reports whether user may try to authenticate from addr now, and
+// if not, how long until it may. An attempt let through counts as a failure
+// until Succeed says otherwise.
+func (t *Throttle) Attempt(addr, user string) (ok bool, retryAfter time.Duration) {
 	pk, ak := t.keys(addr, user)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	wait := max(t.waitLocked(t.pairs, pk, t.cfg.PerUser, now), t.waitLocked(t.addrs, ak, t.cfg.PerAddress, now))
-	return wait <= 0, wait
+	if wait := t.waitLocked(pk, ak, now); wait > 0 {
+		return false, wait
+	}
+	t.failLocked(t.pairs, pk, now)
+	t.failLocked(t.addrs, ak, now)
+	return true, 0
 }
 
-// waitLocked is how long the entry k of m must wait, past limit failures;
-// it forgets the entry once its window has passed.
-func (t *Throttle) waitLocked(m map[uint64]failures, k uint64, limit int, now time.Time) time.Duration {
+// wait is how long user must wait before an attempt from addr, without
+// counting one.
+func (t *Throttle) wait(addr, user string) time.Duration {
+	pk, ak := t.keys(addr, user)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.waitLocked(pk, ak, t.now())
+}
+
+// waitLocked is the longer of the pair's and the address's waits.
+func (t *Throttle) waitLocked(pk, ak uint64, now time.Time) time.Duration {
+	return max(t.entryWaitLocked(t.pairs, pk, t.cfg.PerUser, now), t.entryWaitLocked(t.addrs, ak, t.cfg.PerAddress, now))
+}
+
+// entryWaitLocked is how long the entry k of m must wait, past limit
+// failures; it forgets the entry once its window has passed.
+func (t *Throttle) entryWaitLocked(m map[uint64]failures, k uint64, limit int, now time.Time) time.Duration {
 	f, ok := m[k]
 	if !ok {
 		return 0
@@ -111,21 +140,11 @@ func (t *Throttle) waitLocked(m map[uint64]failures, k uint64, limit int, now ti
 	return wait
 }
 
-// Fail records a failed attempt of user from addr.
-func (t *Throttle) Fail(addr, user string) {
-	pk, ak := t.keys(addr, user)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	t.failLocked(t.pairs, pk, now)
-	t.failLocked(t.addrs, ak, now)
-}
-
 func (t *Throttle) failLocked(m map[uint64]failures, k uint64, now time.Time) {
 	f, ok := m[k]
 	if !ok || now.Sub(f.since) >= t.cfg.Window {
 		if !ok && len(m) >= maxThrottled {
-			t.forgetOldLocked(m, now)
+			t.makeRoomLocked(m, now)
 		}
 		f = failures{since: now}
 	}
@@ -133,27 +152,39 @@ func (t *Throttle) failLocked(m map[uint64]failures, k uint64, now time.Time) {
 	m[k] = f
 }
 
-// Succeed forgets the failures of user from addr, and only those: the
-// address's count stays, so that a guesser who owns one account cannot
-// reset the ceiling between guesses at others.
+// Succeed says the last attempt of user from addr succeeded: the pair's
+// failures are forgotten, and the address gets that attempt back, but keeps
+// its failures, so that a guesser who owns one account cannot reset the
+// ceiling between guesses at others.
 func (t *Throttle) Succeed(addr, user string) {
-	pk, _ := t.keys(addr, user)
+	pk, ak := t.keys(addr, user)
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	delete(t.pairs, pk)
-	t.mu.Unlock()
+	if f, ok := t.addrs[ak]; ok {
+		if f.count--; f.count <= 0 {
+			delete(t.addrs, ak)
+		} else {
+			t.addrs[ak] = f
+		}
+	}
 }
 
-func (t *Throttle) forgetOldLocked(m map[uint64]failures, now time.Time) {
+// makeRoomLocked makes room in a full m: it forgets what is older than the
+// window and, under a flood of fresh keys, a sixteenth of the entries at
+// random, so that the next sweep is as many inserts away. Clearing the map
+// instead would let a flood wipe the count of the name under attack at will;
+// at random, it takes a flood of about maxThrottled fresh keys.
+func (t *Throttle) makeRoomLocked(m map[uint64]failures, now time.Time) {
 	for k, f := range m {
 		if now.Sub(f.since) >= t.cfg.Window {
 			delete(m, k)
 		}
 	}
-	if len(m) >= maxThrottled {
-		// A flood of fresh keys: start over rather than grow. Filling the
-		// pairs takes maxThrottled/PerAddress addresses within a window, all
-		// then at their ceiling, which the addresses' map still holds; filling
-		// that one takes maxThrottled addresses, who guess that fast anyway.
-		clear(m)
+	for k := range m {
+		if len(m) <= maxThrottled-maxThrottled/16 {
+			break
+		}
+		delete(m, k)
 	}
 }

@@ -98,10 +98,19 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if code, ok := h.authenticate(cl, pk); !ok {
 		return h.refuse(cl, code, &h.authFailures)
 	}
-	if will := cl.Properties.Will; will.Flag == 1 && !h.OnACLCheck(cl, will.TopicName, true) {
-		h.cfg.Logger.Info("mqtt connection refused: its Will names a topic the user may not publish to",
-			"client", cl.ID, "remote", cl.Net.Remote, "user", string(identityOf(cl)), "will_topic", will.TopicName)
-		return h.refuse(cl, packets.ErrNotAuthorized, &h.willsRefused)
+	if will := cl.Properties.Will; will.Flag == 1 {
+		// A Will is a PUBLISH made later: a topic name (no wildcards), not the
+		// server's ($SYS), and one its user may publish to.
+		if topics.ValidateTopic(will.TopicName) != nil || strings.HasPrefix(will.TopicName, "$") {
+			h.cfg.Logger.Info("mqtt connection refused: its Will names no topic a client may publish to",
+				"client", cl.ID, "remote", cl.Net.Remote, "will_topic", will.TopicName)
+			return h.refuse(cl, packets.ErrTopicNameInvalid, &h.willsRefused)
+		}
+		if !h.OnACLCheck(cl, will.TopicName, true) {
+			h.cfg.Logger.Info("mqtt connection refused: its Will names a topic the user may not publish to",
+				"client", cl.ID, "remote", cl.Net.Remote, "user", string(identityOf(cl)), "will_topic", will.TopicName)
+			return h.refuse(cl, packets.ErrNotAuthorized, &h.willsRefused)
+		}
 	}
 	old, exists := h.server.Clients.Get(cl.ID)
 	if exists && h.cfg.Authorizer.Enabled() && identityOf(old) != identityOf(cl) {
@@ -142,7 +151,7 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, b
 		return packets.CodeSuccess, true
 	}
 	ip := hostOf(cl.Net.Remote)
-	if ok, _ := h.cfg.Throttle.Allow(ip, name); !ok {
+	if ok, _ := h.cfg.Throttle.Attempt(ip, name); !ok {
 		return packets.ErrBadUsernameOrPassword, false
 	}
 	var err error
@@ -152,7 +161,6 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, b
 		_, err = authz.Authenticate(name, string(pk.Connect.Password))
 	}
 	if err != nil {
-		h.cfg.Throttle.Fail(ip, name)
 		return packets.ErrBadUsernameOrPassword, false
 	}
 	h.cfg.Throttle.Succeed(ip, name)

@@ -67,6 +67,17 @@ func TestWillToATopicTheUserMayNotWriteIsRefused(t *testing.T) {
 	if s := e.Stats(); s.WillsRefused != 3 {
 		t.Errorf("%d Wills refused, want 3", s.WillsRefused)
 	}
+	// No user may leave a Will on a filter or on the server's topics, whatever
+	// the rules say: ops may write "#" and "$SYS/#". (3.1.1 has no code for it:
+	// the connection closes without a CONNACK.)
+	for _, topic := range []string{"nodes/+/relay/1/set", "nodes/#", "$SYS/broker/clients/connected"} {
+		if _, err := hubtest.ConnectMQTTWith(url, "will-bad", "ops", "ops-secret", withWill(topic, true)); err == nil {
+			t.Errorf("a Will on %q was accepted", topic)
+		}
+	}
+	if s := e.Stats(); s.WillsRefused != 6 {
+		t.Errorf("%d Wills refused, want 6", s.WillsRefused)
+	}
 	ok, err := hubtest.ConnectMQTTWith(url, "will-ok", "alice", "alice-secret", withWill("nodes/a/relay/1/set", true))
 	if err != nil {
 		t.Fatalf("a Will alice may publish: %v", err)

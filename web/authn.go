@@ -146,14 +146,14 @@ func (a *authn) credentials(r *http.Request) (id auth.Identity, found bool, err 
 	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
 		token = strings.TrimSpace(token)
 		addr, name := hostOf(r.RemoteAddr), tokenName(token)
-		if ok, wait := a.throttle.Allow(addr, name); !ok {
+		if ok, wait := a.throttle.Attempt(addr, name); !ok {
 			return "", true, throttledError{wait}
 		}
 		id, err := a.authz.AuthenticateToken(token)
 		if err != nil {
-			a.throttle.Fail(addr, name)
 			return "", true, fmt.Errorf("web: %w", err)
 		}
+		a.throttle.Succeed(addr, name)
 		return id, true, nil
 	}
 	if user, password, ok := r.BasicAuth(); ok {
@@ -174,12 +174,11 @@ func (a *authn) anonymous() (auth.Identity, error) {
 
 // password checks a user name and password from addr, throttled.
 func (a *authn) password(addr, user, password string) (auth.Identity, error) {
-	if ok, wait := a.throttle.Allow(addr, user); !ok {
+	if ok, wait := a.throttle.Attempt(addr, user); !ok {
 		return "", throttledError{wait}
 	}
 	id, err := a.authz.Authenticate(user, password)
 	if err != nil {
-		a.throttle.Fail(addr, user)
 		return "", fmt.Errorf("web: %w", err)
 	}
 	a.throttle.Succeed(addr, user)
