@@ -115,7 +115,7 @@ start_target() {
 		GCTRACE=$WORK/gctrace.log
 		: >"$GCTRACE"
 		env GODEBUG=gctrace=1 $gomax $pin "$WORK/hub" --http "127.0.0.1:$p1" --mqtt "127.0.0.1:$p2" --log-level warn \
-			--data "" --max-connections 100000 --max-connections-per-address 100000 --mqtt-rate-limit -1 \
+			--data "" --max-connections 100000 --max-connections-per-address 100000 --mqtt-max-sessions 100000 --mqtt-rate-limit -1 \
 			>"$WORK/hub.log" 2>"$GCTRACE" &
 		TPID=$!
 		SUB=127.0.0.1:$p1 PUB=127.0.0.1:$p2

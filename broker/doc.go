@@ -27,8 +27,8 @@
 //
 // # Concurrency contract
 //
-//   - Bus callbacks must not block (bridge's never do), nor call Subscribe or
-//     a cancel function. Embedded runs them on the publishing client's
+//   - Bus callbacks must not block (bridge's never do), nor call Subscribe,
+//     a cancel function or Publish. Embedded runs them on the publishing client's
 //     goroutine inside mochi, before any MQTT subscriber gets the message;
 //     Remote runs them on paho's router goroutine, in the broker's order.
 //     While Embedded.Subscribe replays the retained messages, live messages

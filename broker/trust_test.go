@@ -438,7 +438,7 @@ func TestSessionsAreCapped(t *testing.T) {
 // TestSessionsExpire: the session of a client that went away is gone after
 // SessionExpiry, with its subscriptions.
 func TestSessionsExpire(t *testing.T) {
-	const expiry = 2 * time.Second
+	const expiry = 3 * time.Second
 	e := startTest(t, Config{SessionExpiry: expiry})
 	c, err := hubtest.ConnectMQTTWith("tcp://"+e.Addr().String(), "away", "", "", func(o *paho.ClientOptions) { o.SetCleanSession(false) })
 	if err != nil {

@@ -66,7 +66,10 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	ws.SetReadLimit(int64(h.e.cfg.MaxPacketSize) + 16)
-	c := &wsConn{ws: ws, set: &h.e.ws.conns}
+	c := &wsConn{ws: ws, set: &h.e.ws.conns, remote: ws.RemoteAddr()}
+	if a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+		c.remote = a // the client behind a trusted proxy, as the HTTP layer found it (an IP: no lookup)
+	}
 	c.who, c.authenticated = auth.Authenticated(r.Context())
 	if !h.e.ws.track(c) {
 		_ = ws.Close()
@@ -109,9 +112,10 @@ func (l *wsListener) Close(listeners.CloseFn) {
 // binary messages carry the byte stream, in any split. It closes as
 // lingeringConn says, with a close frame first.
 type wsConn struct {
-	ws  *websocket.Conn
-	set *conns
-	r   io.Reader // the message being read
+	ws     *websocket.Conn
+	set    *conns
+	r      io.Reader // the message being read
+	remote net.Addr  // the client's address: for the limits, the throttle and the logs
 
 	who           auth.Identity // the HTTP layer's user, if it authenticated one
 	authenticated bool
@@ -201,7 +205,7 @@ func (c *wsConn) connectRead()     { c.connected.Store(true) }
 func (c *wsConn) sawConnect() bool { return c.connected.Load() }
 
 func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
+func (c *wsConn) RemoteAddr() net.Addr               { return c.remote }
 func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
 func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
 func (c *wsConn) SetDeadline(t time.Time) error {

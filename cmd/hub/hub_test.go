@@ -395,6 +395,15 @@ func TestOptions(t *testing.T) {
 	if _, err := parseOptions(nil, lookup, io.Discard); err == nil || !strings.Contains(err.Error(), "HUB_LOG_LEVEL") {
 		t.Fatalf("a bad env value must be refused naming the variable, got %v", err)
 	}
+	noEnv := func(string) (string, bool) { return "", false }
+	if _, err := parseOptions([]string{"--max-connections", "20000"}, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "--mqtt-max-sessions") {
+		t.Fatalf("more MQTT connections than sessions must be refused naming --mqtt-max-sessions, got %v", err)
+	}
+	for _, bad := range [][]string{{"--mqtt-max-queued", "70000"}, {"--mqtt-max-subscriptions", "0"}, {"--mqtt-connect-timeout", "0s"}} {
+		if _, err := parseOptions(bad, noEnv, io.Discard); err == nil {
+			t.Errorf("%v was accepted", bad)
+		}
+	}
 	if _, err := parseOptions([]string{"--nope"}, lookup, io.Discard); err == nil {
 		t.Fatal("an unknown flag must be refused")
 	}

@@ -180,3 +180,27 @@ func TestMQTTBoundsFromFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestMQTTOverWebSocketBehindAProxy: behind a trusted proxy, the limits
+// (and the login throttle) of MQTT over /mqtt count the clients the proxy
+// names, not the proxy.
+func TestMQTTOverWebSocketBehindAProxy(t *testing.T) {
+	h := startHub(t, "--trusted-proxy", "127.0.0.1", "--max-connections-per-address", "1")
+	url := "ws://" + h.HTTP + "/mqtt"
+	var clients []paho.Client
+	for i, client := range []string{"192.0.2.1", "192.0.2.2"} {
+		header := http.Header{"Origin": {"http://" + h.HTTP}, "X-Forwarded-For": {client}}
+		c, err := hubtest.ConnectMQTTWebSocket(url, fmt.Sprintf("behind-%d", i), "", "", header)
+		if err != nil {
+			t.Fatalf("the client %s behind the proxy: %v", client, err)
+		}
+		clients = append(clients, c)
+	}
+	header := http.Header{"Origin": {"http://" + h.HTTP}, "X-Forwarded-For": {"192.0.2.1"}}
+	if _, err := hubtest.ConnectMQTTWebSocket(url, "behind-again", "", "", header); err == nil {
+		t.Fatal("a second connection of 192.0.2.1, past its limit of 1, was accepted")
+	}
+	for _, c := range clients {
+		c.Disconnect(0)
+	}
+}

@@ -281,6 +281,8 @@ func (o options) check() error {
 		return errors.New("--max-connections, --max-connections-per-address and --max-subscriptions are at least 1")
 	case o.MQTTMaxSessions < 1 || o.MQTTMaxSubscriptions < 1 || o.MQTTMaxQueued < 1 || o.MQTTMaxQueued > 65535:
 		return errors.New("--mqtt-max-sessions and --mqtt-max-subscriptions are at least 1, --mqtt-max-queued between 1 and 65535")
+	case o.MQTTMaxSessions < o.MaxConnections:
+		return fmt.Errorf("--mqtt-max-sessions %d is below --max-connections %d: every connected MQTT client holds a session", o.MQTTMaxSessions, o.MaxConnections)
 	case o.ReadHeaderTimeout <= 0 || o.IdleTimeout <= 0:
 		return errors.New("--read-header-timeout and --idle-timeout must be positive")
 	case o.SyncInterval <= 0 || o.SyncInterval > time.Minute:

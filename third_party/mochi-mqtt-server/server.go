@@ -1921,7 +1921,7 @@ func (s *Server) willAllowed(cl *Client, topic string) bool {
 	if s.hooks.OnACLCheck(cl, topic, true) {
 		return true
 	}
-	s.Log.Info("will message not sent: the client may not publish to its topic", "client", cl.ID, "topic", topic)
+	s.Log.Warn("will message not sent: the client may not publish to its topic", "client", cl.ID, "topic", topic)
 	return false
 }
 
