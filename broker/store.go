@@ -416,25 +416,21 @@ func (s *Store) mqttChanged(key string, value []byte) {
 // storeHook is the broker's storage hook over a Store. mochi calls it on
 // the clients' goroutines; it only records what changed.
 //
-// It keeps each session's in-flight messages in the order they were first
-// queued, which mochi resends them in (third_party/mochi-mqtt-server, patch
-// 1): the order survives a restart.
+// It keeps with each in-flight message its place in its session's order,
+// which mochi resends them in (third_party/mochi-mqtt-server, patch 1), and
+// gives them back in that order: the order survives a restart.
 type storeHook struct {
 	mqtt.HookBase
 	s *Store
-
-	mu    sync.Mutex
-	order map[string]uint64 // in-flight key → its place; as many as messages in flight
-	next  uint64
 }
 
-func newStoreHook(s *Store) *storeHook { return &storeHook{s: s, order: make(map[string]uint64)} }
+func newStoreHook(s *Store) *storeHook { return &storeHook{s: s} }
 
 // inflightRecord is an in-flight message as the store keeps it: mochi's
 // record, and its place in the order of its session's messages.
 type inflightRecord struct {
 	storage.Message
-	Order uint64 `json:"order,omitempty"` // absent in stores of earlier versions: they come first
+	Order uint64 `json:"order,omitempty"` // its place among its session's (absent in stores of earlier versions)
 }
 
 // UnmarshalBinary reads a record (storage.Message's would drop Order).
@@ -555,28 +551,17 @@ func (h *storeHook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64)
 
 func (h *storeHook) OnRetainedExpired(topic string) { h.s.mqttChanged(retainedKey(topic), nil) }
 
-// OnQosPublish keeps a message in flight, new or resent (a resend keeps
-// its place).
+// OnQosPublish keeps a message in flight, new or resent, with its place in
+// its session's order.
 func (h *storeHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ int) {
 	key := inflightKey(cl.ID, pk.PacketID)
-	h.mu.Lock()
-	order, ok := h.order[key]
-	if !ok {
-		order = h.next
-		h.order[key] = order
-		h.next++
-	}
-	h.mu.Unlock()
+	order, _ := cl.State.Inflight.Order(pk.PacketID)
 	record, _ := json.Marshal(inflightRecord{Message: *messageOf(key, storage.InflightKey, cl, pk, sent), Order: order})
 	h.s.mqttChanged(key, record)
 }
 
 func (h *storeHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	key := inflightKey(cl.ID, pk.PacketID)
-	h.mu.Lock()
-	delete(h.order, key)
-	h.mu.Unlock()
-	h.s.mqttChanged(key, nil)
+	h.s.mqttChanged(inflightKey(cl.ID, pk.PacketID), nil)
 }
 
 func (h *storeHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.OnQosComplete(cl, pk) }
@@ -619,13 +604,9 @@ func (h *storeHook) StoredInflightMessages() ([]storage.Message, error) {
 	slices.SortStableFunc(records, func(a, b inflightRecord) int {
 		return cmp.Or(strings.Compare(a.Client, b.Client), cmp.Compare(a.Order, b.Order))
 	})
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	messages := make([]storage.Message, len(records))
 	for i, r := range records {
 		messages[i] = r.Message
-		h.order[r.ID] = r.Order
-		h.next = max(h.next, r.Order+1)
 	}
 	return messages, nil
 }

@@ -61,6 +61,16 @@ func (i *Inflight) Get(id uint16) (packets.Packet, bool) {
 	return packets.Packet{}, false
 }
 
+// Order returns the position of packet id among the in-flight messages, in
+// the order they were first set (see GetAll): for a store, which must give
+// them back in that order.
+func (i *Inflight) Order(id uint16) (uint64, bool) {
+	i.RLock()
+	defer i.RUnlock()
+	o, ok := i.order[id]
+	return o, ok
+}
+
 // Len returns the size of the inflight messages map.
 func (i *Inflight) Len() int {
 	i.RLock()

@@ -76,6 +76,12 @@ func TestInflightGetAllInOrderOfSet(t *testing.T) {
 		require.Equal(t, uint16(65534), next.PacketID)
 	}
 
+	first, _ := cl.State.Inflight.Order(65534)
+	last, _ := cl.State.Inflight.Order(9)
+	require.Less(t, first, last)
+	_, ok := cl.State.Inflight.Order(11)
+	require.False(t, ok)
+
 	cloned := cl.State.Inflight.Clone()
 	cloned.Delete(65534)
 	cloned.Set(packets.Packet{PacketID: 65534})
@@ -96,6 +102,12 @@ func TestInflightClone(t *testing.T) {
 	cl, _, _ := newTestClient()
 	cl.State.Inflight.Set(packets.Packet{PacketID: 2})
 	require.Equal(t, 1, cl.State.Inflight.Len())
+
+	first, _ := cl.State.Inflight.Order(65534)
+	last, _ := cl.State.Inflight.Order(9)
+	require.Less(t, first, last)
+	_, ok := cl.State.Inflight.Order(11)
+	require.False(t, ok)
 
 	cloned := cl.State.Inflight.Clone()
 	require.NotNil(t, cloned)
