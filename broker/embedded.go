@@ -374,7 +374,7 @@ func (e *Embedded) Stats() Stats {
 	if e.ws != nil {
 		s.Connections[wsListenerID], _ = e.ws.count("")
 	}
-	s.Sessions = e.server.Clients.Len() - 1 // less mochi's own inline client
+	s.Sessions = sessions(e.server)
 	info := e.server.Info.Clone()
 	s.MessagesReceived, s.MessagesSent = uint64(info.MessagesReceived), uint64(info.MessagesSent)
 	s.MessagesDropped = uint64(info.MessagesDropped + info.InflightDropped)

@@ -171,7 +171,7 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, b
 // Config.MaxSessions: at the cap, the session disconnected longest ago ends.
 // It reports false when every session is connected.
 func (h *hook) makeRoomForSession(cl *mqtt.Client) bool {
-	if h.server.Clients.Len()-1 < h.cfg.MaxSessions { // less mochi's own inline client
+	if sessions(h.server) < h.cfg.MaxSessions {
 		return true
 	}
 	var oldest *mqtt.Client
@@ -193,6 +193,10 @@ func (h *hook) makeRoomForSession(cl *mqtt.Client) bool {
 		"max_sessions", h.cfg.MaxSessions)
 	return true
 }
+
+// sessions counts the sessions the broker keeps: its clients, connected or
+// not, less mochi's own inline client.
+func sessions(server *mqtt.Server) int { return server.Clients.Len() - 1 }
 
 // endSession ends the session of a disconnected client as its expiry would
 // (its subscriptions and queued messages go, here and in the store), unless

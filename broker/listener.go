@@ -244,14 +244,22 @@ type lingeringConn interface {
 	abort()
 }
 
+// connState is what a listener's connection knows of its life.
+type connState struct {
+	connected atomic.Bool // CONNECT was read (in time)
+	closed    atomic.Bool // Close was called: mochi reads nothing more
+	closeOnce sync.Once
+}
+
+func (s *connState) connectRead()     { s.connected.Store(true) }
+func (s *connState) sawConnect() bool { return s.connected.Load() }
+
 // deadlineConn is a TCP (or TLS) connection of an MQTT client: every write
 // has a deadline, and it closes as lingeringConn says.
 type deadlineConn struct {
 	net.Conn
-	set       *conns
-	connected atomic.Bool // CONNECT was read
-	closed    atomic.Bool
-	closeOnce sync.Once
+	connState
+	set *conns
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
@@ -295,9 +303,6 @@ func (c *deadlineConn) abort() {
 	c.closed.Store(true)
 	_ = c.Conn.Close()
 }
-
-func (c *deadlineConn) connectRead()     { c.connected.Store(true) }
-func (c *deadlineConn) sawConnect() bool { return c.connected.Load() }
 
 // hostOf is the IP address of a host:port.
 func hostOf(addr string) string {

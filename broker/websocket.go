@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -122,9 +121,7 @@ type wsConn struct {
 
 	wmu sync.Mutex // mochi serialises its writes; this guards against any other
 
-	connected atomic.Bool // CONNECT was read
-	closed    atomic.Bool
-	closeOnce sync.Once
+	connState
 }
 
 var errTextFrame = errors.New("broker: MQTT over WebSocket takes binary messages only")
@@ -200,9 +197,6 @@ func (c *wsConn) abort() {
 	c.closed.Store(true)
 	_ = c.ws.NetConn().Close()
 }
-
-func (c *wsConn) connectRead()     { c.connected.Store(true) }
-func (c *wsConn) sawConnect() bool { return c.connected.Load() }
 
 func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
 func (c *wsConn) RemoteAddr() net.Addr               { return c.remote }
