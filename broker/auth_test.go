@@ -18,20 +18,7 @@ import (
 // everything including $SYS, and anonymous clients read public/#.
 func securedBroker(t *testing.T, cfg Config) (*Embedded, *auth.Authorizer, *auth.Users) {
 	t.Helper()
-	users, err := auth.Parse([]byte(`
-[users.alice]
-password = "` + hubtest.PasswordHash(t, "alice-secret") + `"
-read = ["nodes/#"]
-write = ["nodes/+/relay/+/set"]
-[users.ops]
-password = "` + hubtest.PasswordHash(t, "ops-secret") + `"
-readwrite = ["#", "$SYS/#"]
-[users.anonymous]
-read = ["public/#"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	users := testUsers(t, "read = [\"nodes/#\"]\nwrite = [\"nodes/+/relay/+/set\"]")
 	authz := auth.New(users)
 	cfg.Authorizer = authz
 	cfg.Addr = "127.0.0.1:0"
@@ -45,6 +32,26 @@ read = ["public/#"]
 	e.Open()
 	t.Cleanup(func() { _ = e.Close(context.Background()) })
 	return e, authz, users
+}
+
+// testUsers are the users of securedBroker, with aliceRights as alice's
+// rules (a reload can change them).
+func testUsers(t *testing.T, aliceRights string) *auth.Users {
+	t.Helper()
+	users, err := auth.Parse([]byte(`
+[users.alice]
+password = "` + hubtest.PasswordHash(t, "alice-secret") + `"
+` + aliceRights + `
+[users.ops]
+password = "` + hubtest.PasswordHash(t, "ops-secret") + `"
+readwrite = ["#", "$SYS/#"]
+[users.anonymous]
+read = ["public/#"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return users
 }
 
 func TestMQTTCredentials(t *testing.T) {

@@ -27,15 +27,7 @@ func BenchmarkAbandonedSessions(b *testing.B) {
 	for b.Loop() {
 		e := startTest(b, Config{MaxConnections: 2 * sessions, MaxConnectionsPerAddress: 2 * sessions, MessageRate: -1})
 		base := liveHeap()
-		for i := range sessions {
-			c, _ := dialMQTTConnWith(b, e.Addr().String(), packets.ConnectParams{ClientIdentifier: "abandoned-" + strconv.Itoa(i)})
-			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: 1,
-				Filters: packets.Subscriptions{{Filter: "load/" + strconv.Itoa(i) + "/#", Qos: 1}}})
-			c.read()
-			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
-			_ = c.conn.Close()
-		}
-		hubtest.Eventually(b, hubtest.Timeout, func() bool { return e.Stats().Connections["mqtt"] == 0 }, "clients stayed connected")
+		abandonSessions(b, e, sessions, func(i int) string { return "load/" + strconv.Itoa(i) + "/#" })
 		b.ReportMetric(float64(liveHeap()-base)/sessions, "B/session")
 		_ = e.Close(b.Context())
 	}
@@ -51,15 +43,7 @@ func BenchmarkAbandonedSessionsOnABusyTopic(b *testing.B) {
 	for b.Loop() {
 		e := startTest(b, Config{MaxConnections: 2 * sessions, MaxConnectionsPerAddress: 2 * sessions, MessageRate: -1})
 		base := liveHeap()
-		for i := range sessions {
-			c, _ := dialMQTTConnWith(b, e.Addr().String(), packets.ConnectParams{ClientIdentifier: "abandoned-" + strconv.Itoa(i)})
-			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: 1,
-				Filters: packets.Subscriptions{{Filter: "busy/#", Qos: 1}}})
-			c.read()
-			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
-			_ = c.conn.Close()
-		}
-		hubtest.Eventually(b, hubtest.Timeout, func() bool { return e.Stats().Connections["mqtt"] == 0 }, "clients stayed connected")
+		abandonSessions(b, e, sessions, func(int) string { return "busy/#" })
 		for range messages {
 			if err := e.Publish(b.Context(), bridge.Message{Topic: "busy/x", QoS: 1, Payload: payload}); err != nil {
 				b.Fatal(err)
@@ -69,4 +53,18 @@ func BenchmarkAbandonedSessionsOnABusyTopic(b *testing.B) {
 		b.ReportMetric(float64(liveHeap()-base)/sessions, "B/session")
 		_ = e.Close(b.Context())
 	}
+}
+
+// abandonSessions makes n persistent sessions, each subscribed at QoS 1 to
+// the filter it is given, whose clients go away.
+func abandonSessions(b *testing.B, e *Embedded, n int, filter func(i int) string) {
+	for i := range n {
+		c, _ := dialMQTTConnWith(b, e.Addr().String(), packets.ConnectParams{ClientIdentifier: "abandoned-" + strconv.Itoa(i)})
+		c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe}, PacketID: 1,
+			Filters: packets.Subscriptions{{Filter: filter(i), Qos: 1}}})
+		c.read()
+		c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+		_ = c.conn.Close()
+	}
+	hubtest.Eventually(b, hubtest.Timeout, func() bool { return e.Stats().Connections["mqtt"] == 0 }, "clients stayed connected")
 }

@@ -16,7 +16,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/internal/hubtest"
 )
@@ -24,25 +23,6 @@ import (
 // The attacks and failures of "The MQTT side you can trust", each through
 // real clients: paho, a bare MQTT 3.1.1 client (mqttConn) where paho hides
 // what the test needs, and mosquitto_sub.
-
-// rightsWithout is the users of securedBroker with alice's rights replaced.
-func rightsWithout(t *testing.T, aliceRights string) *auth.Users {
-	t.Helper()
-	users, err := auth.Parse([]byte(`
-[users.alice]
-password = "` + hubtest.PasswordHash(t, "alice-secret") + `"
-` + aliceRights + `
-[users.ops]
-password = "` + hubtest.PasswordHash(t, "ops-secret") + `"
-readwrite = ["#", "$SYS/#"]
-[users.anonymous]
-read = ["public/#"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return users
-}
 
 func withWill(topic string, retain bool) func(*paho.ClientOptions) {
 	return func(o *paho.ClientOptions) { o.SetBinaryWill(topic, []byte("open"), 1, retain) }
@@ -103,7 +83,7 @@ func TestWillCheckedAgainWhenSent(t *testing.T) {
 				t.Fatalf("alice's CONNECT: %#x", connack.ReasonCode)
 			}
 			if revoke {
-				if err := authz.Replace(rightsWithout(t, `read = ["nodes/#"]`)); err != nil {
+				if err := authz.Replace(testUsers(t, `read = ["nodes/#"]`)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -201,7 +181,7 @@ func TestResumedSessionRecheckedAgainstRights(t *testing.T) {
 	hubtest.PublishMQTT(t, publisher, "nodes/a/temperature", 1, false, []byte("21"))
 	hubtest.Eventually(t, hubtest.Timeout, func() bool { return e.Stats().Inflight == 1 }, "the message was not queued for alice")
 
-	if err := authz.Replace(rightsWithout(t, `read = ["lab/#"]`)); err != nil {
+	if err := authz.Replace(testUsers(t, `read = ["lab/#"]`)); err != nil {
 		t.Fatal(err)
 	}
 	alice, connack := dialMQTTConnWith(t, addr, login)
