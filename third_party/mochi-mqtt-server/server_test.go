@@ -4252,7 +4252,7 @@ func TestServerEndSessionWhileItsClientReconnects(t *testing.T) {
 	require.True(t, ok, "the reconnected client is not known")
 	require.NotSame(t, old, cl)
 	require.False(t, cl.Closed())
-	require.False(t, s.EndSession(cl)) // connected: not ended
+	require.False(t, s.EndSession(cl))  // connected: not ended
 	require.False(t, s.EndSession(old)) // ended already
 }
 
