@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -21,17 +20,7 @@ func securedBroker(t *testing.T, cfg Config) (*Embedded, *auth.Authorizer, *auth
 	users := testUsers(t, "read = [\"nodes/#\"]\nwrite = [\"nodes/+/relay/+/set\"]")
 	authz := auth.New(users)
 	cfg.Authorizer = authz
-	cfg.Addr = "127.0.0.1:0"
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	e, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Open()
-	t.Cleanup(func() { _ = e.Close(context.Background()) })
-	return e, authz, users
+	return startTest(t, cfg), authz, users
 }
 
 // testUsers are the users of securedBroker, with aliceRights as alice's
