@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -204,24 +202,6 @@ func TestResumedSessionRecheckedAgainstRights(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination safe for the broker's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // decimalBytes is how fmt prints a []byte inside a struct: "[112 52 ...]".
 func decimalBytes(s string) string {
 	parts := make([]string, len(s))
@@ -236,7 +216,7 @@ func decimalBytes(s string) string {
 // 900 KB publish (likewise) leave neither the password nor the payload in
 // the log, and the log stays small.
 func TestNoCredentialsOrPayloadsInLogs(t *testing.T) {
-	var logs lockedBuffer
+	var logs hubtest.LogBuffer
 	e, _, _ := securedBroker(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	addr := e.Addr().String()
 
