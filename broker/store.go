@@ -21,6 +21,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/motehub/motehub/bridge"
 )
@@ -128,7 +129,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	}
 	path := filepath.Join(dir, "hub.db")
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.OpenTimeout})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bberrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is locked (stop the other hub, or choose another --data)", ErrStoreLocked, path)
 	}
 	if err != nil {

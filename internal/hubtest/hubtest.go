@@ -39,6 +39,25 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format st
 	}
 }
 
+// EventuallyNil polls check until it returns nil, failing the test with its
+// last error when timeout passes first. For state that settles by itself
+// (counters, gauges, subscriptions): a single read right after something
+// else settled may come before it.
+func EventuallyNil(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // RequireAll reports whether every external dependency must be present
 // (HUB_REQUIRE_ALL=1, as `make test` and CI set it).
 func RequireAll() bool { return os.Getenv("HUB_REQUIRE_ALL") == "1" }
