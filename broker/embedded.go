@@ -18,6 +18,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/defaults"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -97,13 +98,13 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	setDefault(&c.MaxPacketSize, 1<<20)
-	setDefault(&c.MaxPendingWrites, 512)
+	defaults.Set(&c.MaxPacketSize, 1<<20)
+	defaults.Set(&c.MaxPendingWrites, 512)
 	if c.SysInterval < time.Second {
 		c.SysInterval = 10 * time.Second
 	}
-	setDefault(&c.WriteTimeout, 10*time.Second)
-	setDefault(&c.CloseTimeout, 5*time.Second)
+	defaults.Set(&c.WriteTimeout, 10*time.Second)
+	defaults.Set(&c.CloseTimeout, 5*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -113,25 +114,17 @@ func (c *Config) setDefaults() {
 	if c.Throttle == nil {
 		c.Throttle = auth.NewThrottle(auth.ThrottleConfig{})
 	}
-	setDefault(&c.MaxConnections, 10000)
-	setDefault(&c.MaxConnectionsPerAddress, 256)
-	setDefault(&c.MessageRate, 1000)
-	setDefault(&c.ConnectTimeout, 10*time.Second)
-	setDefault(&c.MaxSessions, 10000)
-	setDefault(&c.SessionExpiry, 24*time.Hour)
-	setDefault(&c.MaxSubscriptions, 10000)
-	setDefault(&c.MaxQueued, 1000)
+	defaults.Set(&c.MaxConnections, 10000)
+	defaults.Set(&c.MaxConnectionsPerAddress, 256)
+	defaults.Set(&c.MessageRate, 1000)
+	defaults.Set(&c.ConnectTimeout, 10*time.Second)
+	defaults.Set(&c.MaxSessions, 10000)
+	defaults.Set(&c.SessionExpiry, 24*time.Hour)
+	defaults.Set(&c.MaxSubscriptions, 10000)
+	defaults.Set(&c.MaxQueued, 1000)
 	c.MaxQueued = min(c.MaxQueued, math.MaxUint16)
-	setDefault(&c.TopicAliases, 32)
+	defaults.Set(&c.TopicAliases, 32)
 	c.TopicAliases = min(c.TopicAliases, math.MaxUint16)
-}
-
-// setDefault sets *v to def when it is the zero value.
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // ErrClosed is returned by the methods of a closed broker.

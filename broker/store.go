@@ -24,6 +24,7 @@ import (
 	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/defaults"
 )
 
 // StoreConfig tunes a Store. The zero value of each field means its
@@ -47,12 +48,12 @@ type StoreConfig struct {
 }
 
 func (c *StoreConfig) setDefaults() {
-	setDefault(&c.SyncInterval, time.Second)
-	setDefault(&c.OpenTimeout, 2*time.Second)
-	setDefault(&c.LogEntries, 16384)
-	setDefault(&c.LogMaxAge, time.Hour)
-	setDefault(&c.HistoryLength, 120)
-	setDefault(&c.MaxTopics, 10000)
+	defaults.Set(&c.SyncInterval, time.Second)
+	defaults.Set(&c.OpenTimeout, 2*time.Second)
+	defaults.Set(&c.LogEntries, 16384)
+	defaults.Set(&c.LogMaxAge, time.Hour)
+	defaults.Set(&c.HistoryLength, 120)
+	defaults.Set(&c.MaxTopics, 10000)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
