@@ -179,8 +179,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// recoverer turns a panic in a handler into a logged error and, when nothing
-// was written yet, a 500 with a JSON body.
+// recoverer turns a panic in a handler into a logged error (with the stack)
+// and, unless the request asked for a WebSocket upgrade (its connection may
+// be hijacked), a 500 with a JSON body. It cannot tell whether the handler
+// had answered already: it does not wrap the ResponseWriter, which streams
+// need as it is. After a handler that wrote, the status stays as written
+// (net/http logs the superfluous WriteHeader) and the JSON follows what was
+// sent. http.ErrAbortHandler goes on up, for net/http to end the response.
 func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

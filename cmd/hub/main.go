@@ -1,6 +1,3 @@
-// Command hub runs motehub: an MQTT broker for devices and, on one HTTP port,
-// the Clown.Talk WebSocket, Server-Sent Events and a REST API for browsers.
-// See README.md and `hub --help`; `hub passwd` manages the users file.
 package main
 
 import (
