@@ -8,7 +8,7 @@
 // store (--data), the MQTT side (the embedded broker, or with --upstream a
 // broker.Remote, upstream.go), the HTTP listener, the bridge.Hub, the
 // simulated motes of --demo (demo.go), the web handler, and the SIGHUP
-// reloader of the users file and the certificate (tls.go). It lets devices
+// reloader of the users file and the certificate. It lets devices
 // in only once the hub is subscribed, and says "ready" last. Tests run it
 // whole, in process, on 127.0.0.1:0.
 //
