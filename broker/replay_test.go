@@ -142,3 +142,23 @@ func TestReplayNeverOvertakesLive(t *testing.T) {
 		t.Errorf("delivered %q, want %q: per topic, never an older value after a newer one", record(), want)
 	}
 }
+
+// BenchmarkPublishToASubscription: the hub's share of a publish, from
+// several publishers at once, into one Bus subscription.
+func BenchmarkPublishToASubscription(b *testing.B) {
+	e := startTest(b, Config{})
+	cancel, err := e.Subscribe("b/#", func(bridge.Message) {})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cancel()
+	m := bridge.Message{Topic: "b/x", Payload: []byte("1")}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := e.Publish(b.Context(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
