@@ -1,22 +1,13 @@
 package bridge
 
 import (
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/internal/httpx"
 )
-
-// hostOf is the host part of host:port.
-func hostOf(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return host
-}
 
 // CloseReason says why the hub ended a client session. Code is the WebSocket
 // close code sent with it.
@@ -92,7 +83,7 @@ func newClient(id, kind, base, remote string, who auth.Identity, f format, cfg *
 		kind:      t,
 		base:      base,
 		remote:    remote,
-		addr:      hostOf(remote),
+		addr:      httpx.Host(remote),
 		who:       who,
 		opened:    time.Now(),
 		out:       newQueue(cfg.QueueMessages, cfg.QueueBytes),

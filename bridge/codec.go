@@ -26,7 +26,7 @@ func PayloadToJSON(p []byte) []byte {
 	if !json.Valid(p) {
 		return appendString(make([]byte, 0, len(p)+2), p)
 	}
-	if bytes.IndexAny(p, " \t\r\n") < 0 {
+	if !bytes.ContainsAny(p, " \t\r\n") {
 		return p // already compact
 	}
 	var b bytes.Buffer

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,7 +25,7 @@ const (
 
 // Error is a problem with what a client sent. A WebSocket session answers it
 // with a ["clown.talk/-/error", {...}] frame and goes on; HTTP answers it with
-// a JSON body (see [WriteHTTPError]).
+// a JSON body (see httpx.WriteError).
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
@@ -75,17 +74,4 @@ func HTTPStatus(code string) int {
 		return http.StatusNotImplemented
 	}
 	return http.StatusInternalServerError
-}
-
-// WriteHTTPError answers an HTTP request with status and the JSON body
-// {"error": {"code": "...", "message": "..."}}.
-func WriteHTTPError(w http.ResponseWriter, status int, code, message string) {
-	body, _ := json.Marshal(struct {
-		Error Error `json:"error"`
-	}{Error{Code: code, Message: message}})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
 }

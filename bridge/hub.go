@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/internal/defaults"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -137,43 +138,36 @@ func (c *Config) setDefaults() {
 	if len(c.DefaultFilters) == 0 {
 		c.DefaultFilters = []string{"#"}
 	}
-	setDefault(&c.SubscribeLinger, 30*time.Second)
-	setDefault(&c.MaxSubscriptions, 256)
-	setDefault(&c.QueueMessages, 4096)
-	setDefault(&c.QueueBytes, 4<<20)
-	setDefault(&c.WriteTimeout, 10*time.Second)
-	setDefault(&c.LogEntries, 16384)
-	setDefault(&c.LogBytes, 64<<20)
-	setDefault(&c.LogMaxAge, time.Hour)
-	setDefault(&c.MaxTopics, 10000)
-	setDefault(&c.HistoryLength, 120)
-	setDefault(&c.HelloTimeout, 500*time.Millisecond)
-	setDefault(&c.PongWait, 30*time.Second)
-	setDefault(&c.MaxMessageBytes, 64<<10)
-	setDefault(&c.MaxFrameBytes, 1<<20)
+	defaults.Set(&c.SubscribeLinger, 30*time.Second)
+	defaults.Set(&c.MaxSubscriptions, 256)
+	defaults.Set(&c.QueueMessages, 4096)
+	defaults.Set(&c.QueueBytes, 4<<20)
+	defaults.Set(&c.WriteTimeout, 10*time.Second)
+	defaults.Set(&c.LogEntries, 16384)
+	defaults.Set(&c.LogBytes, 64<<20)
+	defaults.Set(&c.LogMaxAge, time.Hour)
+	defaults.Set(&c.MaxTopics, 10000)
+	defaults.Set(&c.HistoryLength, 120)
+	defaults.Set(&c.HelloTimeout, 500*time.Millisecond)
+	defaults.Set(&c.PongWait, 30*time.Second)
+	defaults.Set(&c.MaxMessageBytes, 64<<10)
+	defaults.Set(&c.MaxFrameBytes, 1<<20)
 	c.MaxFrameBytes = max(c.MaxFrameBytes, c.MaxMessageBytes)
-	setDefault(&c.MaxBatchBytes, 64<<10)
-	setDefault(&c.PublishTimeout, 10*time.Second)
-	setDefault(&c.SSERetry, 2*time.Second)
-	setDefault(&c.KeepAlive, 15*time.Second)
-	setDefault(&c.MaxPollWait, 60*time.Second)
-	setDefault(&c.AckTimeout, 5*time.Second)
-	setDefault(&c.MaxPendingCommands, 64)
-	setDefault(&c.MaxSessions, 10000)
-	setDefault(&c.MaxSessionsPerAddress, 256)
-	setDefault(&c.MessageRate, 100)
+	defaults.Set(&c.MaxBatchBytes, 64<<10)
+	defaults.Set(&c.PublishTimeout, 10*time.Second)
+	defaults.Set(&c.SSERetry, 2*time.Second)
+	defaults.Set(&c.KeepAlive, 15*time.Second)
+	defaults.Set(&c.MaxPollWait, 60*time.Second)
+	defaults.Set(&c.AckTimeout, 5*time.Second)
+	defaults.Set(&c.MaxPendingCommands, 64)
+	defaults.Set(&c.MaxSessions, 10000)
+	defaults.Set(&c.MaxSessionsPerAddress, 256)
+	defaults.Set(&c.MessageRate, 100)
 	if c.Authorizer == nil {
 		c.Authorizer = auth.Open()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -60,7 +61,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	}
 	if err != nil {
 		e := AsError(err)
-		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -68,7 +69,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
 	if err := h.attach(c); err != nil {
 		e := AsError(err)
-		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
 	defer h.detach(c)
@@ -78,7 +79,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	h.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
 	if err := h.startStream(c, q); err != nil {
 		e := AsError(err)
-		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
 	hdr := w.Header()

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -39,7 +40,7 @@ func newUpgrader(h *Hub) websocket.Upgrader {
 			if status == http.StatusForbidden {
 				code = CodeForbidden
 			}
-			WriteHTTPError(w, status, code, reason.Error())
+			httpx.WriteError(w, status, code, reason.Error())
 		},
 	}
 }
@@ -100,12 +101,12 @@ func (h *Hub) isClosed() bool {
 // goes wrong before the upgrade is answered as a JSON HTTP error.
 func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string) {
 	if err := topics.ValidateBase(base); err != nil {
-		WriteHTTPError(w, http.StatusBadRequest, CodeBadTopic, fmt.Sprintf("invalid base topic %q: %v", base, err))
+		httpx.WriteError(w, http.StatusBadRequest, CodeBadTopic, fmt.Sprintf("invalid base topic %q: %v", base, err))
 		return
 	}
-	if err := h.admit(hostOf(r.RemoteAddr)); err != nil {
+	if err := h.admit(httpx.Host(r.RemoteAddr)); err != nil {
 		e := AsError(err)
-		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
 	// Taken before the handshake completes: a session replays from here, so a

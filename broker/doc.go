@@ -31,10 +31,13 @@
 //     a cancel function or Publish. Embedded runs them on the publishing client's
 //     goroutine inside mochi, before any MQTT subscriber gets the message;
 //     Remote runs them on paho's router goroutine, in the broker's order.
-//     While Embedded.Subscribe replays the retained messages, live messages
-//     for that subscription wait until the replay is done, so that an older
-//     retained value never arrives after a newer one (the hub subscribes
-//     before devices are let in, so none waits in practice).
+//     Embedded calls one subscription's callback from several goroutines at
+//     once (one per publishing client). While Embedded.Subscribe replays the
+//     retained messages (on its caller's goroutine), live messages go on
+//     beside the replay, which skips the topics delivered live: an older
+//     retained value never arrives after a newer one. Only a live message
+//     whose topic the replay is handing over at that moment waits, for that
+//     one call.
 //   - Every write to an MQTT client of Embedded has a deadline
 //     (Config.WriteTimeout), so a client that stops reading blocks only its
 //     own goroutines; a write that fails closes the connection. The retained

@@ -18,6 +18,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/defaults"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -97,13 +98,13 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	setDefault(&c.MaxPacketSize, 1<<20)
-	setDefault(&c.MaxPendingWrites, 512)
+	defaults.Set(&c.MaxPacketSize, 1<<20)
+	defaults.Set(&c.MaxPendingWrites, 512)
 	if c.SysInterval < time.Second {
 		c.SysInterval = 10 * time.Second
 	}
-	setDefault(&c.WriteTimeout, 10*time.Second)
-	setDefault(&c.CloseTimeout, 5*time.Second)
+	defaults.Set(&c.WriteTimeout, 10*time.Second)
+	defaults.Set(&c.CloseTimeout, 5*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -113,25 +114,17 @@ func (c *Config) setDefaults() {
 	if c.Throttle == nil {
 		c.Throttle = auth.NewThrottle(auth.ThrottleConfig{})
 	}
-	setDefault(&c.MaxConnections, 10000)
-	setDefault(&c.MaxConnectionsPerAddress, 256)
-	setDefault(&c.MessageRate, 1000)
-	setDefault(&c.ConnectTimeout, 10*time.Second)
-	setDefault(&c.MaxSessions, 10000)
-	setDefault(&c.SessionExpiry, 24*time.Hour)
-	setDefault(&c.MaxSubscriptions, 10000)
-	setDefault(&c.MaxQueued, 1000)
+	defaults.Set(&c.MaxConnections, 10000)
+	defaults.Set(&c.MaxConnectionsPerAddress, 256)
+	defaults.Set(&c.MessageRate, 1000)
+	defaults.Set(&c.ConnectTimeout, 10*time.Second)
+	defaults.Set(&c.MaxSessions, 10000)
+	defaults.Set(&c.SessionExpiry, 24*time.Hour)
+	defaults.Set(&c.MaxSubscriptions, 10000)
+	defaults.Set(&c.MaxQueued, 1000)
 	c.MaxQueued = min(c.MaxQueued, math.MaxUint16)
-	setDefault(&c.TopicAliases, 32)
+	defaults.Set(&c.TopicAliases, 32)
 	c.TopicAliases = min(c.TopicAliases, math.MaxUint16)
-}
-
-// setDefault sets *v to def when it is the zero value.
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // ErrClosed is returned by the methods of a closed broker.
@@ -419,7 +412,7 @@ func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel fun
 		return nil, ErrClosed
 	}
 	id := int(e.subID.Add(1))
-	sub := &inlineSub{filter: filter, fn: fn, replaying: true, live: map[string]bool{}}
+	sub := newInlineSub(filter, fn)
 	// Subscribed inline, as mochi's Server.Subscribe does, but with the
 	// retained messages replayed here, marked as replays (its own replay
 	// calls the live handler).
@@ -438,20 +431,34 @@ func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel fun
 }
 
 // inlineSub is one Subscribe: the broker calls handle for each message
-// published on a matching topic, from the publisher's goroutine.
+// published on a matching topic, from the publisher's goroutine, while
+// Subscribe replays the retained messages from its own.
+//
+// No delivery waits for another, except a live message for the retained
+// one of its topic that the replay is handing to fn at that moment: the
+// older value goes first. mu guards the fields below and is never held
+// while fn runs.
 type inlineSub struct {
 	filter string
 	fn     func(bridge.Message)
 
-	mu        sync.RWMutex // held for reading while fn runs, so that cancel can wait it out
+	mu        sync.Mutex
+	changed   sync.Cond // broadcast when a call of fn ends
+	calls     int       // calls of fn running; cancel waits until none is
 	cancelled bool
 
 	// While the retained messages are replayed, a live message may overtake
 	// the replay of an older one on its topic: the topics delivered live in
 	// that window are not replayed, so that the older value never comes last.
-	replayMu  sync.Mutex
 	replaying bool
 	live      map[string]bool
+	replayAt  string // the topic whose retained message fn has now; "" none (no topic is empty)
+}
+
+func newInlineSub(filter string, fn func(bridge.Message)) *inlineSub {
+	s := &inlineSub{filter: filter, fn: fn, replaying: true, live: map[string]bool{}}
+	s.changed.L = &s.mu
+	return s
 }
 
 func (s *inlineSub) handle(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
@@ -459,34 +466,62 @@ func (s *inlineSub) handle(_ *mqtt.Client, _ packets.Subscription, pk packets.Pa
 	if !topics.Match(s.filter, pk.TopicName) {
 		return
 	}
-	s.replayMu.Lock()
+	s.mu.Lock()
 	if s.replaying {
-		s.live[pk.TopicName] = true
-		defer s.replayMu.Unlock() // held while delivering: the replay checks and delivers under it too
-	} else {
-		s.replayMu.Unlock()
-	}
-	s.deliver(pk, false)
-}
-
-// replay delivers the retained messages the subscription matched when it began.
-func (s *inlineSub) replay(retained []packets.Packet) {
-	s.replayMu.Lock()
-	defer s.replayMu.Unlock()
-	for _, pk := range retained {
-		if !s.live[pk.TopicName] && topics.Match(s.filter, pk.TopicName) {
-			s.deliver(pk, true)
+		s.live[pk.TopicName] = true // the replay skips the topic from now on
+		for s.replayAt == pk.TopicName {
+			s.changed.Wait() // for fn to take the older value first
 		}
 	}
-	s.replaying, s.live = false, nil
+	ok := s.enterLocked()
+	s.mu.Unlock()
+	if ok {
+		s.call(pk, false)
+	}
 }
 
-func (s *inlineSub) deliver(pk packets.Packet, replay bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.cancelled {
-		return
+// replay delivers the retained messages the subscription matched when it
+// began, one at a time, taking mu only between them.
+func (s *inlineSub) replay(retained []packets.Packet) {
+	for _, pk := range retained {
+		if !topics.Match(s.filter, pk.TopicName) {
+			continue
+		}
+		s.mu.Lock()
+		if s.live[pk.TopicName] || !s.enterLocked() {
+			s.mu.Unlock()
+			continue
+		}
+		s.replayAt = pk.TopicName
+		s.mu.Unlock()
+		s.call(pk, true)
 	}
+	s.mu.Lock()
+	s.replaying, s.live = false, nil
+	s.mu.Unlock()
+}
+
+// enterLocked counts a call of fn about to start, unless cancelled.
+func (s *inlineSub) enterLocked() bool {
+	if s.cancelled {
+		return false
+	}
+	s.calls++
+	return true
+}
+
+// call runs fn for pk, then counts the call as ended and ends the replay's
+// hold on pk's topic.
+func (s *inlineSub) call(pk packets.Packet, replay bool) {
+	defer func() {
+		s.mu.Lock()
+		s.calls--
+		if replay {
+			s.replayAt = ""
+		}
+		s.changed.Broadcast()
+		s.mu.Unlock()
+	}()
 	s.fn(bridge.Message{
 		Topic:           pk.TopicName,
 		Payload:         pk.Payload,
@@ -499,10 +534,14 @@ func (s *inlineSub) deliver(pk packets.Packet, replay bool) {
 }
 
 // cancel returns once no call of fn is running, and none will start.
+// Deliveries that come meanwhile return at once.
 func (s *inlineSub) cancel() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.cancelled = true
-	s.mu.Unlock()
+	for s.calls > 0 {
+		s.changed.Wait()
+	}
 }
 
 // Close disconnects every MQTT client and stops the broker. It returns within

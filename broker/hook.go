@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -88,7 +89,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if cl.ID == mqtt.InlineClientId {
 		return h.refuse(cl, packets.ErrClientIdentifierNotValid, &h.clientIDsRefused)
 	}
-	total, fromIP := h.connections(hostOf(cl.Net.Remote))
+	total, fromIP := h.connections(httpx.Host(cl.Net.Remote))
 	if total > h.cfg.MaxConnections || fromIP > h.cfg.MaxConnectionsPerAddress {
 		return h.refuse(cl, packets.ErrQuotaExceeded, &h.refused)
 	}
@@ -150,7 +151,7 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, b
 		}
 		return packets.CodeSuccess, true
 	}
-	ip := hostOf(cl.Net.Remote)
+	ip := httpx.Host(cl.Net.Remote)
 	if ok, _ := h.cfg.Throttle.Attempt(ip, name); !ok {
 		return packets.ErrBadUsernameOrPassword, false
 	}

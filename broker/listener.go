@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/motehub/motehub/internal/httpx"
 )
 
 // conns tracks a listener's open connections: to count them per address
@@ -59,7 +61,7 @@ func (s *conns) track(c net.Conn) bool {
 		return false
 	}
 	s.open[c] = struct{}{}
-	s.perIP[hostOf(c.RemoteAddr().String())]++
+	s.perIP[httpx.Host(c.RemoteAddr().String())]++
 	s.wg.Add(1)
 	return true
 }
@@ -69,7 +71,7 @@ func (s *conns) untrack(c lingeringConn) {
 	c.linger()
 	s.mu.Lock()
 	delete(s.open, c)
-	ip := hostOf(c.RemoteAddr().String())
+	ip := httpx.Host(c.RemoteAddr().String())
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
 	}
@@ -302,13 +304,4 @@ func (c *deadlineConn) linger() {
 func (c *deadlineConn) abort() {
 	c.closed.Store(true)
 	_ = c.Conn.Close()
-}
-
-// hostOf is the IP address of a host:port.
-func hostOf(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return host
 }

@@ -21,8 +21,10 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/defaults"
 )
 
 // StoreConfig tunes a Store. The zero value of each field means its
@@ -46,12 +48,12 @@ type StoreConfig struct {
 }
 
 func (c *StoreConfig) setDefaults() {
-	setDefault(&c.SyncInterval, time.Second)
-	setDefault(&c.OpenTimeout, 2*time.Second)
-	setDefault(&c.LogEntries, 16384)
-	setDefault(&c.LogMaxAge, time.Hour)
-	setDefault(&c.HistoryLength, 120)
-	setDefault(&c.MaxTopics, 10000)
+	defaults.Set(&c.SyncInterval, time.Second)
+	defaults.Set(&c.OpenTimeout, 2*time.Second)
+	defaults.Set(&c.LogEntries, 16384)
+	defaults.Set(&c.LogMaxAge, time.Hour)
+	defaults.Set(&c.HistoryLength, 120)
+	defaults.Set(&c.MaxTopics, 10000)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -128,7 +130,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	}
 	path := filepath.Join(dir, "hub.db")
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.OpenTimeout})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bberrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is locked (stop the other hub, or choose another --data)", ErrStoreLocked, path)
 	}
 	if err != nil {

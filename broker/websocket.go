@@ -14,6 +14,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/httpx"
 )
 
 // wsListenerID names MQTT-over-WebSocket clients' listener in mochi.
@@ -44,7 +45,7 @@ func (e *Embedded) WebSocketHandler(allowedOrigins []string) http.Handler {
 				if status == http.StatusForbidden {
 					code = bridge.CodeForbidden
 				}
-				bridge.WriteHTTPError(w, status, code, reason.Error())
+				httpx.WriteError(w, status, code, reason.Error())
 			},
 		},
 	}
@@ -57,7 +58,7 @@ type wsHandler struct {
 
 func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.e.closed.Load() {
-		bridge.WriteHTTPError(w, http.StatusServiceUnavailable, bridge.CodeUnavailable, "the broker is shutting down")
+		httpx.WriteError(w, http.StatusServiceUnavailable, bridge.CodeUnavailable, "the broker is shutting down")
 		return
 	}
 	ws, err := h.upgrader.Upgrade(w, r, nil)

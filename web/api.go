@@ -11,6 +11,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/httpx"
 )
 
 // api serves /api/*: publish, state, history and the long poll.
@@ -21,25 +22,25 @@ type api struct {
 
 func writeError(w http.ResponseWriter, err error) {
 	e := bridge.AsError(err)
-	bridge.WriteHTTPError(w, bridge.HTTPStatus(e.Code), e.Code, e.Message)
+	httpx.WriteError(w, bridge.HTTPStatus(e.Code), e.Code, e.Message)
 }
 
 // publish: POST /api/publish with the body [topic, payload].
 func (a *api) publish(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
-		bridge.WriteHTTPError(w, http.StatusUnsupportedMediaType, bridge.CodeBadRequest,
+		httpx.WriteError(w, http.StatusUnsupportedMediaType, bridge.CodeBadRequest,
 			"the body must be application/json: [topic, payload]")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBodyBytes))
 	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		bridge.WriteHTTPError(w, http.StatusRequestEntityTooLarge, bridge.CodeTooLarge,
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, bridge.CodeTooLarge,
 			fmt.Sprintf("the body is over %d bytes", mbe.Limit))
 		return
 	}
 	if err != nil {
-		bridge.WriteHTTPError(w, http.StatusBadRequest, bridge.CodeBadRequest, "reading the body: "+err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, bridge.CodeBadRequest, "reading the body: "+err.Error())
 		return
 	}
 	in, err := bridge.ParseMessage(body)
@@ -75,14 +76,14 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	topic := q.Get("topic")
 	if topic == "" {
-		bridge.WriteHTTPError(w, http.StatusBadRequest, bridge.CodeBadRequest, "?topic= is required")
+		httpx.WriteError(w, http.StatusBadRequest, bridge.CodeBadRequest, "?topic= is required")
 		return
 	}
 	limit := 0
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			bridge.WriteHTTPError(w, http.StatusBadRequest, bridge.CodeBadRequest, "?limit= must be a positive whole number")
+			httpx.WriteError(w, http.StatusBadRequest, bridge.CodeBadRequest, "?limit= must be a positive whole number")
 			return
 		}
 		limit = n

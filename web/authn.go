@@ -18,6 +18,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/httpx"
 )
 
 // sessionCookie is the name of the login session's cookie.
@@ -99,14 +100,14 @@ func (a *authn) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 		case errors.Is(err, errThrottled):
 			setRetryAfter(w, err)
-			bridge.WriteHTTPError(w, http.StatusTooManyRequests, bridge.CodeRateLimited, err.Error())
+			httpx.WriteError(w, http.StatusTooManyRequests, bridge.CodeRateLimited, err.Error())
 		case isNavigation(r):
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		default:
 			if r.Header.Get("Sec-Fetch-Mode") == "" { // not a browser: a challenge tells curl and friends what to send
 				w.Header().Set("WWW-Authenticate", `Basic realm="motehub", charset="UTF-8"`)
 			}
-			bridge.WriteHTTPError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, err.Error())
+			httpx.WriteError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, err.Error())
 		}
 	})
 }
@@ -118,7 +119,7 @@ func (a *authn) requireUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := auth.Authenticated(r.Context()); a.authz.Enabled() && !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="motehub", charset="UTF-8"`)
-			bridge.WriteHTTPError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, "web: "+r.URL.Path+" is for known users; give credentials")
+			httpx.WriteError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, "web: "+r.URL.Path+" is for known users; give credentials")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -145,7 +146,7 @@ func (a *authn) credentials(r *http.Request) (id auth.Identity, found bool, err 
 	}
 	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
 		token = strings.TrimSpace(token)
-		addr, name := hostOf(r.RemoteAddr), tokenName(token)
+		addr, name := httpx.Host(r.RemoteAddr), tokenName(token)
 		if ok, wait := a.throttle.Attempt(addr, name); !ok {
 			return "", true, throttledError{wait}
 		}
@@ -157,7 +158,7 @@ func (a *authn) credentials(r *http.Request) (id auth.Identity, found bool, err 
 		return id, true, nil
 	}
 	if user, password, ok := r.BasicAuth(); ok {
-		id, err := a.password(hostOf(r.RemoteAddr), user, password)
+		id, err := a.password(httpx.Host(r.RemoteAddr), user, password)
 		return id, true, err
 	}
 	return "", true, errors.New("web: Authorization must be Basic or Bearer")
@@ -209,12 +210,12 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !bridge.OriginAllowed(origin, r, nil) {
-		bridge.WriteHTTPError(w, http.StatusForbidden, bridge.CodeForbidden, "log in from the hub's own page")
+		httpx.WriteError(w, http.StatusForbidden, bridge.CodeForbidden, "log in from the hub's own page")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	next := safeNext(r.PostFormValue("next"))
-	id, err := a.password(hostOf(r.RemoteAddr), r.PostFormValue("user"), r.PostFormValue("password"))
+	id, err := a.password(httpx.Host(r.RemoteAddr), r.PostFormValue("user"), r.PostFormValue("password"))
 	var throttled throttledError
 	switch {
 	case errors.As(err, &throttled):

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/httpx"
 )
 
 // The dashboard is plain HTML, CSS and ES modules in web/dashboard, embedded
@@ -97,7 +98,7 @@ func contentType(name string) string {
 func (d *dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a, ok := d.assets[r.URL.Path]
 	if !ok || strings.HasSuffix(r.URL.Path, "/index.html") {
-		bridge.WriteHTTPError(w, http.StatusNotFound, bridge.CodeNotFound, "no dashboard file "+r.URL.Path)
+		httpx.WriteError(w, http.StatusNotFound, bridge.CodeNotFound, "no dashboard file "+r.URL.Path)
 		return
 	}
 	h := w.Header()

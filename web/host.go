@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/httpx"
 )
 
 // hostGuard refuses requests whose Host names a site other than this hub,
@@ -41,7 +42,7 @@ func hostGuard(nonLoopback bool, allowedHosts, allowedOrigins []string) func(htt
 				next.ServeHTTP(w, r)
 				return
 			}
-			bridge.WriteHTTPError(w, http.StatusForbidden, bridge.CodeForbidden, fmt.Sprintf(
+			httpx.WriteError(w, http.StatusForbidden, bridge.CodeForbidden, fmt.Sprintf(
 				"this hub answers only for localhost and the names given with --allow-host, not for %q (a web page may be "+
 					"trying DNS rebinding); if that name is this hub's, add --allow-host %s", name, name))
 		})

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/httpx"
 )
 
 // originGuard lets pages from other origins use the hub only when listed in
@@ -23,7 +24,7 @@ func originGuard(allowed []string) func(http.Handler) http.Handler {
 				return
 			}
 			if !bridge.OriginAllowed(origin, r, allowed) {
-				bridge.WriteHTTPError(w, http.StatusForbidden, bridge.CodeForbidden,
+				httpx.WriteError(w, http.StatusForbidden, bridge.CodeForbidden,
 					"pages from "+origin+" may not use this hub (see --allow-origin)")
 				return
 			}
@@ -63,7 +64,7 @@ func clientAddress(trusted []netip.Prefix) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			peer, err := netip.ParseAddr(hostOf(r.RemoteAddr))
+			peer, err := netip.ParseAddr(httpx.Host(r.RemoteAddr))
 			if err == nil && isTrusted(peer) {
 				hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 				for i := len(hops) - 1; i >= 0; i-- {
@@ -85,13 +86,4 @@ func clientAddress(trusted []netip.Prefix) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// hostOf is the host part of host:port.
-func hostOf(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return host
 }

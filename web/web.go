@@ -16,6 +16,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/httpx"
 )
 
 // Check is one part of the hub that must be ready before it takes traffic.
@@ -95,10 +96,10 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	r.Use(recoverer(cfg.Logger), hostGuard(cfg.NonLoopback, cfg.AllowedHosts, cfg.AllowedOrigins),
 		clientAddress(cfg.TrustedProxies), originGuard(cfg.AllowedOrigins), an.middleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		bridge.WriteHTTPError(w, http.StatusNotFound, bridge.CodeNotFound, "no route for "+r.URL.Path)
+		httpx.WriteError(w, http.StatusNotFound, bridge.CodeNotFound, "no route for "+r.URL.Path)
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		bridge.WriteHTTPError(w, http.StatusMethodNotAllowed, bridge.CodeMethod,
+		httpx.WriteError(w, http.StatusMethodNotAllowed, bridge.CodeMethod,
 			fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
 	})
 
@@ -169,7 +170,7 @@ func readyHandler(checks []Check) http.HandlerFunc {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		bridge.WriteHTTPError(w, http.StatusInternalServerError, bridge.CodeInternal, err.Error())
+		httpx.WriteError(w, http.StatusInternalServerError, bridge.CodeInternal, err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -178,8 +179,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// recoverer turns a panic in a handler into a logged error and, when nothing
-// was written yet, a 500 with a JSON body.
+// recoverer turns a panic in a handler into a logged error (with the stack)
+// and, unless the request asked for a WebSocket upgrade (its connection may
+// be hijacked), a 500 with a JSON body. It cannot tell whether the handler
+// had answered already: it does not wrap the ResponseWriter, which streams
+// need as it is. After a handler that wrote, the status stays as written
+// (net/http logs the superfluous WriteHeader) and the JSON follows what was
+// sent. http.ErrAbortHandler goes on up, for net/http to end the response.
 func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -193,7 +199,7 @@ func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 				}
 				log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 				if r.Header.Get("Upgrade") == "" {
-					bridge.WriteHTTPError(w, http.StatusInternalServerError, bridge.CodeInternal, "internal error")
+					httpx.WriteError(w, http.StatusInternalServerError, bridge.CodeInternal, "internal error")
 				}
 			}()
 			next.ServeHTTP(w, r)

@@ -1,6 +1,3 @@
-// Command hub runs motehub: an MQTT broker for devices and, on one HTTP port,
-// the Clown.Talk WebSocket, Server-Sent Events and a REST API for browsers.
-// See README.md and `hub --help`; `hub passwd` manages the users file.
 package main
 
 import (
@@ -69,93 +66,152 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err := checkExposure(opts); err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: opts.LogLevel})
-	if opts.LogFormat == "json" {
-		handler = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: opts.LogLevel})
-	}
-	log := slog.New(handler)
+	log := newLogger(opts, stdout)
 	sec, err := loadSecurity(opts)
 	if err != nil {
 		return err
 	}
 
 	// Everything started is stopped in reverse order, within shutdownTimeout.
-	var stops []func(context.Context) error
-	var ready atomic.Bool
+	var stops stopList
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-		defer cancel()
-		for i := len(stops) - 1; i >= 0; i-- {
-			err = errors.Join(err, stops[i](sctx))
-		}
+		err = errors.Join(err, stops.stopAll(ctx))
 		log.Info("stopped")
 	}()
 
-	// The MQTT side: the embedded broker (with its store), or an upstream one.
-	var (
-		store      *broker.Store
-		mqttBroker *broker.Embedded // nil with --upstream
-		up         *upstream        // nil without
-		bus        bridge.Bus
-	)
-	if opts.Upstream != "" {
-		if up, err = connectUpstream(opts, log); err != nil {
-			return err
-		}
-		stops = append(stops, up.remote.Close) // after the hub
-		bus = up.remote
-	} else {
-		if opts.DataDir != "" {
-			store, err = broker.OpenStore(opts.DataDir, broker.StoreConfig{SyncInterval: opts.SyncInterval, Logger: log})
-			if err != nil {
-				return err
-			}
-			stops = append(stops, func(context.Context) error { return store.Close() }) // last: after the broker
-			log.Info("store opened", "dir", opts.DataDir, "epoch", store.Restored().Epoch, "values", len(store.Restored().Values))
-		}
-		if mqttBroker, err = startBroker(opts, sec, store, log); err != nil {
-			return err
-		}
-		stops = append(stops, mqttBroker.Close)
-		bus = mqttBroker
+	mq, err := openMQTTSide(opts, sec, log, &stops)
+	if err != nil {
+		return err
 	}
-
 	// The HTTP socket is bound before the hub exists, so that the stops, run
 	// in reverse, go: stop taking connections (EventSource gives up for good
 	// on an error status, but retries a refused connection), end the hub's
 	// sessions (which Shutdown waits for), wait for the HTTP server, and close
 	// the broker last.
-	ln, err := net.Listen("tcp", opts.HTTPAddr)
+	hs, err := listenHTTP(opts, sec, log, &stops)
 	if err != nil {
-		hint := ""
-		if errors.Is(err, syscall.EADDRINUSE) {
-			hint = ": choose another address with --http"
-		}
-		return fmt.Errorf("listen for HTTP on %s: %w%s", opts.HTTPAddr, err, hint)
-	}
-	srv := &http.Server{
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		IdleTimeout:       opts.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if sec.cert != nil {
-		srv.TLSConfig = sec.cert.config("h2", "http/1.1")
-	}
-	serveErr := make(chan error, 1)
-	shutdownErr := make(chan error, 1)
-	served := false
-	stops = append(stops, func(context.Context) error {
-		if !served {
-			return ln.Close()
-		}
-		err := <-shutdownErr
-		if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
-		}
 		return err
-	})
+	}
+	var ready atomic.Bool
+	hub, err := bridge.New(mq.bus, hubConfig(opts, sec, mq, log))
+	if err != nil {
+		return err
+	}
+	stops.add(hub.Close)
+	mq.letIn(hub)
 
+	// --demo: simulated motes, stopped before the hub and the broker (demo.go).
+	if opts.Demo {
+		stopDemo, err := startDemo(opts, mq.broker.Addr(), sec.demo, log)
+		if err != nil {
+			return err
+		}
+		stops.add(stopDemo)
+	}
+
+	stops.add(func(ctx context.Context) error {
+		ready.Store(false) // first thing on the way down: stop taking traffic
+		log.Info("shutting down")
+		hs.shutdown(ctx)
+		return nil
+	})
+	hs.serve(web.New(hub, webConfig(opts, sec, mq, hs.ln, readiness(&ready, mq), log)))
+	log.Info("listening", "proto", hs.scheme, "addr", hs.ln.Addr().String(), "url", hs.scheme+"://"+hs.ln.Addr().String()+"/")
+
+	stopReloads := reloadOnSIGHUP(opts, sec, mq.broker, hub, log)
+	stops.add(func(context.Context) error { stopReloads(); return nil })
+	ready.Store(true)
+	announce(opts, sec, mq, hs, stdout, log)
+	return hs.waitForEnd(ctx)
+}
+
+// newLogger is the hub's logger: text or JSON lines on stdout.
+func newLogger(opts options, stdout io.Writer) *slog.Logger {
+	var handler slog.Handler = slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: opts.LogLevel})
+	if opts.LogFormat == "json" {
+		handler = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: opts.LogLevel})
+	}
+	return slog.New(handler)
+}
+
+// stopList is what run started, each with its stop.
+type stopList []func(context.Context) error
+
+func (s *stopList) add(stop func(context.Context) error) { *s = append(*s, stop) }
+
+// stopAll stops everything, the last started first, within shutdownTimeout
+// (even when ctx has ended: it is why we stop).
+func (s stopList) stopAll(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	var err error
+	for i := len(s) - 1; i >= 0; i-- {
+		err = errors.Join(err, s[i](sctx))
+	}
+	return err
+}
+
+// mqttSide is the MQTT side of the hub: the embedded broker (with its
+// store), or an upstream one.
+type mqttSide struct {
+	store  *broker.Store    // nil without --data
+	broker *broker.Embedded // nil with --upstream
+	up     *upstream        // nil without
+	bus    bridge.Bus
+}
+
+// openMQTTSide connects to the upstream broker, or opens the store and
+// starts the embedded broker, which admits no device yet (see letIn).
+func openMQTTSide(opts options, sec security, log *slog.Logger, stops *stopList) (mqttSide, error) {
+	var mq mqttSide
+	if opts.Upstream != "" {
+		up, err := connectUpstream(opts, log)
+		if err != nil {
+			return mq, err
+		}
+		stops.add(up.remote.Close) // after the hub
+		mq.up, mq.bus = up, up.remote
+		return mq, nil
+	}
+	store, err := openStore(opts, log, stops)
+	if err != nil {
+		return mq, err
+	}
+	b, err := startBroker(opts, sec, store, log)
+	if err != nil {
+		return mq, err
+	}
+	stops.add(b.Close)
+	mq.store, mq.broker, mq.bus = store, b, b
+	return mq, nil
+}
+
+// openStore opens the store of --data; nil without.
+func openStore(opts options, log *slog.Logger, stops *stopList) (*broker.Store, error) {
+	if opts.DataDir == "" {
+		return nil, nil
+	}
+	store, err := broker.OpenStore(opts.DataDir, broker.StoreConfig{SyncInterval: opts.SyncInterval, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	stops.add(func(context.Context) error { return store.Close() }) // last: after the broker
+	log.Info("store opened", "dir", opts.DataDir, "epoch", store.Restored().Epoch, "values", len(store.Restored().Values))
+	return store, nil
+}
+
+// letIn hands the MQTT side to the hub: the upstream resyncs it from now
+// on; the embedded broker lets devices in, only now that the hub listens.
+func (mq mqttSide) letIn(hub *bridge.Hub) {
+	if mq.up != nil {
+		mq.up.setHub(hub)
+	} else {
+		mq.broker.Open()
+	}
+}
+
+// hubConfig is the bridge's configuration.
+func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge.Config {
 	hubCfg := bridge.Config{
 		Logger:                log,
 		Authorizer:            sec.authz,
@@ -167,16 +223,36 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxSessionsPerAddress: opts.MaxConnectionsPerAddress,
 		MaxSubscriptions:      opts.MaxSubscriptions,
 	}
+	if mq.store != nil {
+		hubCfg.Journal, hubCfg.Restore = mq.store, mq.store.Restored()
+	}
+	if mq.up != nil {
+		// Subscribed upstream to what the clients want, not to everything.
+		hubCfg.SubscribeOnDemand, hubCfg.SubscribeLinger = true, opts.UpstreamLinger
+	}
+	return hubCfg
+}
+
+// readiness is what /readyz checks: the hub is past its start and not
+// stopping, the store writes, the upstream is connected.
+func readiness(ready *atomic.Bool, mq mqttSide) []web.Check {
 	checks := []web.Check{{Name: "hub", Ready: func() error {
 		if !ready.Load() {
 			return errors.New("starting or stopping")
 		}
 		return nil
 	}}}
-	if store != nil {
-		hubCfg.Journal, hubCfg.Restore = store, store.Restored()
-		checks = append(checks, web.Check{Name: "store", Ready: store.Err})
+	if mq.store != nil {
+		checks = append(checks, web.Check{Name: "store", Ready: mq.store.Err})
 	}
+	if mq.up != nil {
+		checks = append(checks, web.Check{Name: "upstream", Ready: mq.up.remote.Ready})
+	}
+	return checks
+}
+
+// webConfig is the HTTP surface's configuration; ln is the HTTP listener.
+func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks []web.Check, log *slog.Logger) web.Config {
 	webCfg := web.Config{
 		Logger:         log,
 		Authorizer:     sec.authz,
@@ -186,76 +262,112 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		AllowedHosts:   opts.AllowHosts,
 		NonLoopback:    !isLoopback(ln.Addr().String()),
 		TrustedProxies: opts.TrustedProxies,
+		Checks:         checks,
 	}
-	if up != nil {
-		// Subscribed upstream to what the clients want, not to everything.
-		hubCfg.SubscribeOnDemand, hubCfg.SubscribeLinger = true, opts.UpstreamLinger
-		checks = append(checks, web.Check{Name: "upstream", Ready: up.remote.Ready})
-		webCfg.Collectors = []prometheus.Collector{up}
+	if mq.up != nil {
+		webCfg.Collectors = []prometheus.Collector{mq.up}
 	} else {
 		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
-		webCfg.MQTTOverWebSocket = mqttBroker.WebSocketHandler(opts.AllowOrigins)
-		webCfg.Collectors = []prometheus.Collector{brokerCollector{mqttBroker}}
+		webCfg.MQTTOverWebSocket = mq.broker.WebSocketHandler(opts.AllowOrigins)
+		webCfg.Collectors = []prometheus.Collector{brokerCollector{mq.broker}}
 	}
-	webCfg.Checks = checks
-	hub, err := bridge.New(bus, hubCfg)
+	return webCfg
+}
+
+// httpServer is the hub's HTTP server: its listener, bound before the hub
+// exists, and the server that serves it once the hub does.
+type httpServer struct {
+	ln          net.Listener
+	srv         *http.Server
+	scheme      string // http or https
+	served      bool
+	serveErr    chan error
+	shutdownErr chan error
+}
+
+// listenHTTP binds the HTTP listener. Its stop waits for the server's
+// Shutdown (see shutdown), or closes the listener that was never served.
+func listenHTTP(opts options, sec security, log *slog.Logger, stops *stopList) (*httpServer, error) {
+	ln, err := net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
-		return err
-	}
-	stops = append(stops, hub.Close)
-	if up != nil {
-		up.setHub(hub)
-	} else {
-		mqttBroker.Open() // devices in only once the hub listens
-	}
-
-	// --demo: simulated motes, stopped before the hub and the broker (demo.go).
-	if opts.Demo {
-		stopDemo, err := startDemo(opts, mqttBroker.Addr(), sec.demo, log)
-		if err != nil {
-			return err
+		hint := ""
+		if errors.Is(err, syscall.EADDRINUSE) {
+			hint = ": choose another address with --http"
 		}
-		stops = append(stops, stopDemo)
+		return nil, fmt.Errorf("listen for HTTP on %s: %w%s", opts.HTTPAddr, err, hint)
 	}
-
-	stops = append(stops, func(ctx context.Context) error {
-		ready.Store(false) // first thing on the way down: stop taking traffic
-		log.Info("shutting down")
-		if served {
-			go func() { shutdownErr <- srv.Shutdown(ctx) }() // closes the listener at once
-		}
-		return nil
-	})
-	srv.Handler = web.New(hub, webCfg)
-	served = true
-	scheme := "http"
+	hs := &httpServer{
+		ln: ln,
+		srv: &http.Server{
+			ReadHeaderTimeout: opts.ReadHeaderTimeout,
+			IdleTimeout:       opts.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		scheme:      "http",
+		serveErr:    make(chan error, 1),
+		shutdownErr: make(chan error, 1),
+	}
 	if sec.cert != nil {
-		scheme = "https"
-		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+		hs.srv.TLSConfig = sec.cert.config("h2", "http/1.1")
+		hs.scheme = "https"
+	}
+	stops.add(hs.wait)
+	return hs, nil
+}
+
+// serve serves handler on the listener, in a goroutine of its own.
+func (hs *httpServer) serve(handler http.Handler) {
+	hs.srv.Handler = handler
+	hs.served = true
+	if hs.scheme == "https" {
+		go func() { hs.serveErr <- hs.srv.ServeTLS(hs.ln, "", "") }()
 	} else {
-		go func() { serveErr <- srv.Serve(ln) }()
+		go func() { hs.serveErr <- hs.srv.Serve(hs.ln) }()
 	}
-	log.Info("listening", "proto", scheme, "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
+}
 
-	stopReloads := reloadOnSIGHUP(opts, sec, mqttBroker, hub, log)
-	stops = append(stops, func(context.Context) error { stopReloads(); return nil })
-	ready.Store(true)
-	upstreamURL := ""
-	if up != nil {
-		upstreamURL = up.remote.URL()
+// shutdown starts the server's Shutdown, which closes the listener at once
+// and then waits for the requests under way; wait collects its result.
+func (hs *httpServer) shutdown(ctx context.Context) {
+	if hs.served {
+		go func() { hs.shutdownErr <- hs.srv.Shutdown(ctx) }()
 	}
-	if opts.LogFormat == "text" {
-		printBanner(stdout, scheme, ln.Addr(), mqttBroker, upstreamURL)
-	}
-	log.Info("ready", "version", version(), "users", opts.UsersFile != "", "tls", sec.cert != nil, "upstream", upstreamURL)
+}
 
+func (hs *httpServer) wait(context.Context) error {
+	if !hs.served {
+		return hs.ln.Close()
+	}
+	err := <-hs.shutdownErr
+	if serr := <-hs.serveErr; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// waitForEnd returns when ctx ends (a signal), or with the HTTP server's
+// error if it fails first.
+func (hs *httpServer) waitForEnd(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-serveErr:
-		serveErr <- err // for the stop above
+	case err := <-hs.serveErr:
+		hs.serveErr <- err // for wait
 		return fmt.Errorf("http server: %w", err)
 	}
+}
+
+// announce tells a person where to go (text logs only) and logs "ready".
+func announce(opts options, sec security, mq mqttSide, hs *httpServer, stdout io.Writer, log *slog.Logger) {
+	upstreamURL := ""
+	if mq.up != nil {
+		upstreamURL = mq.up.remote.URL()
+	}
+	if opts.LogFormat == "text" {
+		printBanner(stdout, hs.scheme, hs.ln.Addr(), mq.broker, upstreamURL)
+	}
+	log.Info("ready", "version", version(), "users", opts.UsersFile != "", "tls", sec.cert != nil, "upstream", upstreamURL)
 }
 
 // security is who may do what, and the certificate to prove the hub's name.

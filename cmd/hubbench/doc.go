@@ -6,9 +6,14 @@
 //
 // Subcommands:
 //
-//	hubbench run ...      one run (one target, one transport, N subscribers,
-//	                      one rate), one JSON line appended to -out
-//	hubbench report ...   results (JSON lines) to docs/benchmarks.md
+//	hubbench run ...        one run (one target, one transport, N subscribers,
+//	                        one rate), one JSON line appended to -out
+//	hubbench report ...     results (JSON lines) to docs/benchmarks.md
+//	hubbench meta ...       append the machine description to a results file
+//	hubbench skip ...       record a cell of the matrix that was not run, and why
+//	hubbench saturated ...  exit 0 when a cell of a results file is past saturation
+//	hubbench wait ...       wait until TCP addresses accept connections
+//	hubbench quiet ...      wait until other processes leave the CPUs alone
 //	hubbench freeport -n K  K free loopback TCP ports, one per line
 //
 // The clients are deliberately light: a minimal WebSocket client, a minimal

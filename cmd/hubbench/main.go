@@ -46,7 +46,7 @@ Run "hubbench COMMAND -h" for the flags of each.`
 
 func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return errors.New(usage)
+		return fmt.Errorf("no command given\n%s", usage)
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {

@@ -1,7 +1,3 @@
-// Command motesim runs simulated motes against an MQTT broker (by default the
-// hub's, on 127.0.0.1:1883), so that the dashboard has something to show
-// without hardware. See package internal/motesim for the topics, and
-// `motesim --help` for the flags. SIGINT or SIGTERM stops it (exit 0).
 package main
 
 import (

@@ -1,11 +1,3 @@
-// Package hubtest holds what motehub's tests share: waiting for a condition
-// with a deadline, the rule for tests that need programs from outside the
-// repository, real MQTT (paho), WebSocket (gorilla) and SSE clients that
-// clean up after themselves, a real Mosquitto, and headless Chromium with a
-// page that runs MQTT.js (installed by `make test` from testdata/mqttjs).
-//
-// Concurrency: each helper belongs to the test that created it; the clients'
-// internal goroutines end before the test's cleanup returns.
 package hubtest
 
 import (
@@ -34,6 +26,25 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format st
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: "+format, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// EventuallyNil polls check until it returns nil, failing the test with its
+// last error when timeout passes first. For state that settles by itself
+// (counters, gauges, subscriptions): a single read right after something
+// else settled may come before it.
+func EventuallyNil(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

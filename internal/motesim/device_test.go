@@ -33,8 +33,12 @@ func TestTemperatureWalkIsSeeded(t *testing.T) {
 	if b := readings(newThermometer(42, 2), n); slices.Equal(a, b) {
 		t.Errorf("motes 1 and 2 gave the same %d readings", n)
 	}
-	if asnOffset(42, 1) != asnOffset(42, 1) || asnOffset(42, 1) == asnOffset(42, 2) {
-		t.Errorf("ASN offsets: seed 42 gives %d, %d again, and %d for mote 2", asnOffset(42, 1), asnOffset(42, 1), asnOffset(42, 2))
+	// Each offset is computed anew: a draw from a shared or time-seeded
+	// source would give two different ones for seed 42 and mote 1.
+	first, again := asnOffset(42, 1), asnOffset(42, 1)
+	otherSeed, otherMote := asnOffset(43, 1), asnOffset(42, 2)
+	if first != again || first == otherSeed || first == otherMote {
+		t.Errorf("ASN offsets: seed 42 gives %d, then %d; seed 43 gives %d; mote 2 gets %d", first, again, otherSeed, otherMote)
 	}
 }
 

@@ -117,7 +117,7 @@ func decode(b []byte) (Packet, error) {
 		return nil, r.err
 	}
 	if length != len(b)-r.off {
-		return nil, fmt.Errorf("Remaining Length %d, but %d bytes follow", length, len(b)-r.off)
+		return nil, fmt.Errorf("the Remaining Length says %d, but %d bytes follow", length, len(b)-r.off)
 	}
 	typ, flags := Type(first>>4), first&0x0F
 	wantFlags := byte(0)
@@ -196,7 +196,7 @@ func decodeConnack(r *reader) (Packet, error) {
 		return nil, err
 	}
 	if c.Reason >= 0x80 && c.SessionPresent {
-		return nil, fmt.Errorf("Session Present set with reason code %v", c.Reason) // [MQTT-3.2.2-6]
+		return nil, fmt.Errorf("the Session Present flag is set with reason code %v", c.Reason) // [MQTT-3.2.2-6]
 	}
 	c.Properties = r.props(CONNACK)
 	return c, nil
@@ -231,7 +231,7 @@ func decodePublish(r *reader, flags byte) (Packet, error) {
 	}
 	p.Payload = r.rest()
 	if f := p.Properties.PayloadFormat; f != nil && *f == 1 && !validUTF8(string(p.Payload)) {
-		return nil, fmt.Errorf("Payload Format Indicator 1 on a payload that is not UTF-8 (%q)", p.Payload)
+		return nil, fmt.Errorf("the Payload Format Indicator is 1 on a payload that is not UTF-8 (%q)", p.Payload)
 	}
 	return p, nil
 }
