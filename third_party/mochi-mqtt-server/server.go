@@ -1012,6 +1012,11 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		s.hooks.OnQosPublish(cl, ack, ack.Created, 0)
 	}
 
+	// Delivered before it is acknowledged: a client that subscribes once the
+	// publisher has its PUBACK gets the message as retained only, not also
+	// live from a fan-out still under way.
+	s.publishToSubscribers(pk)
+
 	err = cl.WritePacket(ack)
 	if err != nil {
 		return err
@@ -1025,7 +1030,6 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		s.hooks.OnQosComplete(cl, ack)
 	}
 
-	s.publishToSubscribers(pk)
 	s.hooks.OnPublished(cl, pk)
 
 	return nil

@@ -1931,6 +1931,46 @@ func TestServerProcessPacketPublishQos2PacketIDInUse(t *testing.T) {
 	require.Equal(t, 0, delivered)
 }
 
+func TestServerProcessPacketPublishQos1DeliveredBeforePuback(t *testing.T) {
+	// A publisher that has its PUBACK knows every subscriber has the message:
+	// a client subscribing after it gets it as retained only, not also live.
+	s := newServerWithInlineClient()
+	entered, release := make(chan struct{}), make(chan struct{})
+	require.NoError(t, s.Subscribe("#", 1, func(*Client, packets.Subscription, packets.Packet) {
+		close(entered)
+		<-release
+	}))
+	cl, r, w := newTestClient()
+
+	go func() {
+		err := s.processPacket(cl, *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet)
+		require.NoError(t, err)
+		_ = w.Close()
+	}()
+	acked := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, len(packets.TPacketData[packets.Puback].Get(packets.TPuback).RawBytes))
+		_, _ = io.ReadFull(r, buf)
+		acked <- buf
+	}()
+
+	select {
+	case <-entered:
+	case buf := <-acked:
+		close(release)
+		require.Fail(t, "PUBACK before the subscribers had the message", "% x", buf)
+	case <-time.After(10 * time.Second):
+		require.Fail(t, "neither delivered nor acknowledged")
+	}
+	select {
+	case buf := <-acked:
+		require.Fail(t, "PUBACK while a subscriber was being handed the message", "% x", buf)
+	default:
+	}
+	close(release)
+	require.Equal(t, packets.TPacketData[packets.Puback].Get(packets.TPuback).RawBytes, <-acked)
+}
+
 func TestServerProcessPacketPublishQos1(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
