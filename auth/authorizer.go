@@ -20,8 +20,8 @@ type Identity string
 
 // Errors of authentication.
 var (
-	ErrBadCredentials = errors.New("auth: wrong user name, password or token")
-	ErrNoAnonymous    = errors.New("auth: credentials required")
+	ErrBadCredentials = errors.New("wrong user name, password or token")
+	ErrNoAnonymous    = errors.New("credentials required")
 )
 
 // Authorizer is the one place that decides, for every door. Create it with

@@ -37,7 +37,7 @@ type authn struct {
 
 // errThrottled is what a login that must wait returns, wrapped in a
 // throttledError that says how long.
-var errThrottled = errors.New("web: too many failed logins for this name or from this address")
+var errThrottled = errors.New("too many failed logins for this name or from this address")
 
 type throttledError struct{ wait time.Duration }
 
@@ -119,7 +119,7 @@ func (a *authn) requireUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := auth.Authenticated(r.Context()); a.authz.Enabled() && !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="motehub", charset="UTF-8"`)
-			httpx.WriteError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, "web: "+r.URL.Path+" is for known users; give credentials")
+			httpx.WriteError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, r.URL.Path+" is for known users; give credentials")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -152,7 +152,7 @@ func (a *authn) credentials(r *http.Request) (id auth.Identity, found bool, err 
 		}
 		id, err := a.authz.AuthenticateToken(token)
 		if err != nil {
-			return "", true, fmt.Errorf("web: %w", err)
+			return "", true, err
 		}
 		a.throttle.Succeed(addr, name)
 		return id, true, nil
@@ -161,14 +161,14 @@ func (a *authn) credentials(r *http.Request) (id auth.Identity, found bool, err 
 		id, err := a.password(httpx.Host(r.RemoteAddr), user, password)
 		return id, true, err
 	}
-	return "", true, errors.New("web: Authorization must be Basic or Bearer")
+	return "", true, errors.New("the Authorization header must be Basic or Bearer")
 }
 
 // anonymous is who a request without credentials is, if anyone.
 func (a *authn) anonymous() (auth.Identity, error) {
 	id, err := a.authz.Anonymous()
 	if err != nil {
-		return "", fmt.Errorf("web: %w: log in, or send Basic credentials or a Bearer token", err)
+		return "", fmt.Errorf("%w: log in, or send Basic credentials or a Bearer token", err)
 	}
 	return id, nil
 }
@@ -180,7 +180,7 @@ func (a *authn) password(addr, user, password string) (auth.Identity, error) {
 	}
 	id, err := a.authz.Authenticate(user, password)
 	if err != nil {
-		return "", fmt.Errorf("web: %w", err)
+		return "", err
 	}
 	a.throttle.Succeed(addr, user)
 	return id, nil
