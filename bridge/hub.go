@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -37,8 +38,14 @@ type Config struct {
 	// DefaultFilters are the subscriptions of a client that has not chosen
 	// any (relative to its base). Default: ["#"].
 	DefaultFilters []string
-	// MaxSubscriptions bounds the filters one client may hold. Default 256.
+	// MaxSubscriptions bounds the filters one client may hold, and the
+	// filters one request (a state read, an SSE stream, a long poll) may
+	// name; past it the answer is an error with code "limit". Default 256.
 	MaxSubscriptions int
+	// MaxStateValues bounds the values one state read (GET /api/state,
+	// clown.talk/-/state/get) answers with; an answer cut there says
+	// "truncated". Default 10000.
+	MaxStateValues int
 
 	// QueueMessages bounds each client's outgoing queue in messages. Default 4096.
 	QueueMessages int
@@ -60,6 +67,11 @@ type Config struct {
 	// HistoryLength is how many recent messages the hub keeps per topic, for
 	// charts. Default 120.
 	HistoryLength int
+	// HistoryBytes bounds the last values and history the hub keeps, in
+	// bytes (payloads and topic names plus a fixed overhead per topic and per
+	// message); past it, as past MaxTopics, the topic updated least recently
+	// goes first. Default 64 MiB.
+	HistoryBytes int
 
 	// HelloTimeout is how long a new WebSocket session waits for the client's
 	// config/set before it starts with the defaults; nothing published in the
@@ -147,6 +159,8 @@ func (c *Config) setDefaults() {
 	setDefault(&c.LogMaxAge, time.Hour)
 	setDefault(&c.MaxTopics, 10000)
 	setDefault(&c.HistoryLength, 120)
+	setDefault(&c.HistoryBytes, 64<<20)
+	setDefault(&c.MaxStateValues, 10000)
 	setDefault(&c.HelloTimeout, 500*time.Millisecond)
 	setDefault(&c.PongWait, 30*time.Second)
 	setDefault(&c.MaxMessageBytes, 64<<10)
@@ -200,7 +214,7 @@ type Hub struct {
 	offerFn   func(*client) // h.offer, bound once so fan-out does not allocate
 	newEvents chan struct{} // closed at the next delivery, for long polls; nil when none waits
 	acks      acks          // commands waiting for their devices
-	interest  interest      // the Bus subscriptions (interest.go)
+	interest  *interest     // the Bus subscriptions (interest.go); its own lock
 	// resumeFloor: no client resumes from an event before it (see Resync).
 	resumeFloor uint64
 	// lastDelivery is the Bus's number of the last message taken (see
@@ -229,7 +243,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		perAddr:  make(map[string]int),
 		authz:    cfg.Authorizer,
 		events:   newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
-		state:    newStateStore(cfg.MaxTopics, cfg.HistoryLength),
+		state:    newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
 		acks:     newAcks(),
 		interest: newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger),
 	}
@@ -261,6 +275,7 @@ func (h *Hub) restore(r *Restored) {
 	h.seq = r.Seq
 	h.events.restore(r.Log, r.Seq)
 	h.state.restore(r.Values, r.History)
+	h.state.seq = r.Seq
 }
 
 // Close ends every session with "going away" and unsubscribes from the Bus.
@@ -327,10 +342,10 @@ func (h *Hub) deliver(m Message) {
 		}
 	}
 	h.seq++
-	h.events.append(logEntry{seq: h.seq, topic: m.Topic, payload: payload, time: now})
 	cleared := m.Retain && len(m.Payload) == 0 // an empty retained message clears the topic, as in MQTT
+	h.events.append(logEntry{seq: h.seq, topic: m.Topic, payload: payload, time: now, retained: m.Retain, cleared: cleared})
 	if cleared {
-		h.state.clear(m.Topic)
+		h.state.clear(m.Topic, h.seq)
 	} else {
 		h.state.update(m.Topic, payload, m.Retain, h.seq, now)
 	}
@@ -487,6 +502,19 @@ func (h *Hub) detach(c *client) {
 	h.sessions.Done()
 }
 
+// checkQuery validates what one request names: base, and filters relative
+// to it, at most Config.MaxSubscriptions of them. The one check of every
+// state read, SSE stream and long poll.
+func (h *Hub) checkQuery(base string, filters []string) error {
+	if len(filters) > h.cfg.MaxSubscriptions {
+		return errorf(CodeLimit, "%d filters, at most %d per request", len(filters), h.cfg.MaxSubscriptions)
+	}
+	if err := topics.ValidateBase(base); err != nil {
+		return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid base topic %q: %v", base, err)}
+	}
+	return checkFilters(base, filters)
+}
+
 // checkFilters validates filters relative to base.
 func checkFilters(base string, filters []string) error {
 	for _, f := range filters {
@@ -505,11 +533,18 @@ func checkFilters(base string, filters []string) error {
 // names nothing c may read; else whether every message they match needs a
 // check (some filter is not fully covered by c's rights).
 func (h *Hub) authorizeFilters(c *client, filters []string) (checkReads bool, err error) {
+	return h.authorize(c.who, c.base, filters)
+}
+
+// authorize decides who's reading of filters (relative to base): an error
+// when one names nothing who may read; else whether every message they
+// match needs a check.
+func (h *Hub) authorize(who auth.Identity, base string, filters []string) (checkReads bool, err error) {
 	for _, f := range filters {
-		allowed, exact := h.authz.Subscription(c.who, topics.Mount(c.base, f))
+		allowed, exact := h.authz.Subscription(who, topics.Mount(base, f))
 		if !allowed {
 			h.stats.forbidden.Add(1)
-			return false, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may read nothing that %q matches", c.who, f), Topic: f}
+			return false, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may read nothing that %q matches", who, f), Topic: f}
 		}
 		checkReads = checkReads || !exact
 	}
@@ -642,33 +677,103 @@ func (h *Hub) publish(ctx context.Context, m Message, topic string, src source) 
 	return nil
 }
 
+// StateResult is the answer of a state read.
+type StateResult struct {
+	// ID is the event the values are current at: resume a stream from it.
+	ID string `json:"id"`
+	// Values are sorted by topic; at most Config.MaxStateValues of them.
+	Values []Value `json:"values"`
+	// Truncated says that more topics matched than Values holds: the first
+	// ones by topic came; ask with narrower filters for the rest.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
 // State returns the last values, readable by who, of the topics under base
-// matching filters (relative to base), and the id of the event they are
-// current at.
+// matching filters (relative to base; at most Config.MaxSubscriptions of
+// them), at most Config.MaxStateValues, and the id of the event they are
+// current at. Errors are *Error.
 //
 // A hub subscribed on demand subscribes to filters first (and keeps them
 // for a while), waiting for the broker's retained messages.
-func (h *Hub) State(ctx context.Context, who auth.Identity, base string, filters []string) (id string, values []Value, err error) {
-	if err := topics.ValidateBase(base); err != nil {
-		return "", nil, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid base %q: %v", base, err)}
-	}
-	if err := checkFilters(base, filters); err != nil {
-		return "", nil, err
+func (h *Hub) State(ctx context.Context, who auth.Identity, base string, filters []string) (StateResult, error) {
+	if err := h.checkQuery(base, filters); err != nil {
+		return StateResult{}, err
 	}
 	h.follow(ctx, base, h.readableFilters(who, base, filters), interestWait)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return eventID(h.epoch, h.seq), h.readable(who, base, h.state.values(base, filters)), nil
+	return h.readState(who, base, filters, h.cfg.MaxStateValues), nil
 }
 
-// readable keeps the values (topics relative to base) who may read.
-func (h *Hub) readable(who auth.Identity, base string, values []Value) []Value {
-	if !h.authz.Enabled() {
-		return values
+// readState reads the last values of filters (relative to base) that who
+// may read, at most limit of them (0: all). It scans a snapshot of the
+// state store outside every lock (see stateStore).
+func (h *Hub) readState(who auth.Identity, base string, filters []string, limit int) StateResult {
+	snap, seq := h.state.snapshotAt()
+	values := valuesOf(snap, base, newFilterSet(base, filters), h.readKeep(who))
+	return h.stateResult(values, seq, limit)
+}
+
+// stateResult cuts values at limit (0: none) for the answer current at seq.
+func (h *Hub) stateResult(values []Value, seq uint64, limit int) StateResult {
+	res := StateResult{ID: eventID(h.epoch, seq), Values: values}
+	if res.Values == nil {
+		res.Values = []Value{}
 	}
-	return slices.DeleteFunc(values, func(v Value) bool {
-		return !h.authz.Allowed(who, auth.Read, topics.Mount(base, v.Topic))
-	})
+	if limit > 0 && len(res.Values) > limit {
+		clear(res.Values[limit:])
+		res.Values, res.Truncated = res.Values[:limit], true
+	}
+	return res
+}
+
+// readKeep is the check of every topic a state read by who lets through:
+// nil when every one may be read.
+func (h *Hub) readKeep(who auth.Identity) func(topic string) bool {
+	if !h.authz.Enabled() {
+		return nil
+	}
+	return func(topic string) bool { return h.authz.Allowed(who, auth.Read, topic) }
+}
+
+// sendStateAt queues for c the state/ok frame of filters (relative to c's
+// base), exactly where c's live stream is, so that no older value follows
+// a newer one. It reads a snapshot of the values outside every lock, brings
+// it up to date from the event log, and takes the hub's lock only for the
+// events delivered during the last step (a few) and the queueing.
+func (h *Hub) sendStateAt(c *client, filters []string) error {
+	fs, keep := newFilterSet(c.base, filters), h.readKeep(c.who)
+	var entries []logEntry
+	for {
+		snap, at := h.state.snapshotAt()
+		values := valuesOf(snap, c.base, fs, keep)
+		values, at, entries, err := h.catchUp(values, at, math.MaxUint64, entries, fs, c.base, keep)
+		if err != nil {
+			continue // the log moved on past the snapshot: take a new one
+		}
+		h.mu.Lock()
+		values, _, entries, err = h.catchUp(values, at, h.seq+1, entries, fs, c.base, keep)
+		if err != nil {
+			h.mu.Unlock()
+			continue
+		}
+		h.send(c, stateFrame(h.stateResult(values, h.seq, h.cfg.MaxStateValues)))
+		h.mu.Unlock()
+		return nil
+	}
+}
+
+// catchUp applies to values, current at event `at`, the log's events after
+// it and before `before`, a chunk at a time (the log's lock is held for one
+// chunk's copy); buf is reused.
+func (h *Hub) catchUp(values []Value, at, before uint64, buf []logEntry, fs *filterSet, base string, keep func(string) bool) ([]Value, uint64, []logEntry, error) {
+	for {
+		var err error
+		buf, err = h.events.read(buf[:0], at, before, replayChunk)
+		if err != nil || len(buf) == 0 {
+			return values, at, buf, err
+		}
+		values = applyEntries(values, buf, base, fs, keep)
+		at = buf[len(buf)-1].seq
+	}
 }
 
 // readableFilters keeps the filters (relative to base) of which who may

@@ -82,7 +82,7 @@ func TestParseEventID(t *testing.T) {
 }
 
 func TestStateStoreBounds(t *testing.T) {
-	s := newStateStore(3, 4)
+	s := newStateStore(3, 1<<20, 4)
 	now := time.Now()
 	for i, topic := range []string{"a", "b", "c", "a", "d"} { // d evicts b, the least recently updated
 		s.update(topic, []byte(fmt.Sprint(i)), false, uint64(i), now)
@@ -104,7 +104,7 @@ func TestStateStoreBounds(t *testing.T) {
 	if got := strings.Join(hist, " "); got != "6 7 8 9" {
 		t.Fatalf("history %q, want the last 4, oldest first", got)
 	}
-	s.clear("h")
+	s.clear("h", 99)
 	if len(s.samples("h", 0)) != 0 || len(s.values("", []string{"h"})) != 0 {
 		t.Fatal("a cleared topic keeps its values")
 	}
@@ -118,7 +118,8 @@ func TestEmptyRetainedMessageClearsLastValue(t *testing.T) {
 	h.deliver(Message{Topic: "r", Payload: []byte("1"), Retain: true})
 	h.deliver(Message{Topic: "e", Payload: nil}) // an empty message that is not retained is a value
 	h.deliver(Message{Topic: "r", Payload: nil, Retain: true})
-	_, values, err := h.State(t.Context(), auth.Anonymous, "", []string{"#"})
+	st, err := h.State(t.Context(), auth.Anonymous, "", []string{"#"})
+	values := st.Values
 	if err != nil || len(values) != 1 || values[0].Topic != "e" || string(values[0].Payload) != `""` {
 		t.Fatalf("state %v %v: want only e with an empty string", values, err)
 	}
