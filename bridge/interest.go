@@ -314,12 +314,13 @@ func (h *Hub) quitting() bool {
 // in.mu for two map swaps; the merge runs outside it.
 func (in *interest) pickUp(r *reconciler) {
 	in.mu.Lock()
-	delta, leases := in.delta, in.leases
-	if len(delta) > 0 {
-		in.delta = make(map[string]int)
+	var delta map[string]int
+	var leases map[string]time.Time
+	if len(in.delta) > 0 {
+		delta, in.delta = in.delta, make(map[string]int)
 	}
-	if len(leases) > 0 {
-		in.leases = make(map[string]time.Time)
+	if len(in.leases) > 0 {
+		leases, in.leases = in.leases, make(map[string]time.Time)
 	}
 	in.mu.Unlock()
 	for f, n := range delta {
