@@ -166,6 +166,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxSessions:           opts.MaxConnections,
 		MaxSessionsPerAddress: opts.MaxConnectionsPerAddress,
 		MaxSubscriptions:      opts.MaxSubscriptions,
+		MaxStateValues:        opts.MaxStateValues,
 	}
 	checks := []web.Check{{Name: "hub", Ready: func() error {
 		if !ready.Load() {
