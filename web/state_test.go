@@ -98,7 +98,9 @@ func TestStateFilterCapAndTruncation(t *testing.T) {
 	for _, path := range []string{stateQuery(five), "/api/poll?wait=0&" + strings.TrimPrefix(stateQuery(five), "/api/state?"),
 		"/events?" + strings.TrimPrefix(stateQuery(five), "/api/state?")} {
 		status, body := ts.do(t, "GET", path, "", "")
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		if err := json.Unmarshal([]byte(body), &e); status != http.StatusTooManyRequests || err != nil || e.Error.Code != bridge.CodeLimit {
 			t.Errorf("%s with 5 filters, 4 allowed = %d %s, want 429 limit", path, status, body)
 		}
