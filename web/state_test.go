@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,9 +20,9 @@ import (
 )
 
 // startServerWith is startServer with the hub's Config given.
-func startServerWith(t *testing.T, cfg bridge.Config) *testServer {
+func startServerWith(t testing.TB, cfg bridge.Config) *testServer {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: quiet})
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: quiet, MessageRate: -1}) // the benchmark's device publishes fast
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func largestStateQuery(n int) []string {
 // loadedHub is a hub subscribed on demand on the embedded broker, holding
 // the last values of 10,000 retained topics, with 40 streams watching 250 of
 // them each, and a subscriber to dev/t.
-func loadedHub(t *testing.T) (*testServer, *hubtest.SSE) {
+func loadedHub(t testing.TB) (*testServer, *hubtest.SSE) {
 	ts := startServerWith(t, bridge.Config{SubscribeOnDemand: true, SubscribeLinger: time.Second})
 	for i := range 10000 {
 		if err := ts.Broker.Publish(context.Background(), bridge.Message{Topic: fmt.Sprintf("load/%d/v", i), Payload: []byte(fmt.Sprint(i)), Retain: true}); err != nil {
@@ -147,8 +148,12 @@ func loadedHub(t *testing.T) (*testServer, *hubtest.SSE) {
 	t.Cleanup(all.Close)
 	hubtest.Eventually(t, hubtest.Timeout, func() bool {
 		var st stateAnswer
-		_, body := ts.do(t, "GET", "/api/state?filter=load/%23", "", "")
-		return json.Unmarshal([]byte(body), &st) == nil && len(st.Values) == 10000
+		resp, err := ts.client.Get(ts.URL + "/api/state?filter=load/%23")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && len(st.Values) == 10000
 	}, "the hub does not hold the 10,000 values")
 	// Forty dashboards each watch 250 topics of their own: 10,000 distinct
 	// filters the hub's subscription planning goes over.
@@ -261,4 +266,46 @@ func TestStateReadsDoNotStallPublishes(t *testing.T) {
 		worst = max(worst, time.Since(start))
 	}
 	t.Logf("slowest publish to subscriber: %v; %d state answers", worst, answered.Load())
+}
+
+// BenchmarkPublishLatencyUnderStateReads: how long a device's publish takes
+// to reach a subscriber on the loaded hub of TestStateReadsDoNotStallPublishes,
+// alone and while a client asks for the largest allowed state query over
+// and over: p50 and p99 of each. Run it for seconds (-benchtime 10s): a
+// state request on this hub takes about a second.
+func BenchmarkPublishLatencyUnderStateReads(b *testing.B) {
+	ts, sub := loadedHub(b)
+	device := hubtest.ConnectMQTT(b, ts.Broker.Addr().String(), "bench-device")
+	n := 0
+	measure := func(b *testing.B) {
+		var lat []time.Duration
+		for b.Loop() {
+			n++
+			want := fmt.Sprintf(`["dev/t",%d]`, n)
+			start := time.Now()
+			hubtest.PublishMQTT(b, device, "dev/t", 0, false, []byte(fmt.Sprint(n)))
+			for {
+				ev, err := sub.Next(hubtest.Timeout)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ev.Data == want {
+					break
+				}
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
+	b.Run("alone", measure)
+	b.Run("state-reads", func(b *testing.B) {
+		stop := make(chan struct{})
+		answered, ended := hammerState(b, ts, stop)
+		defer func() { close(stop); <-ended }()
+		hubtest.Eventually(b, time.Minute, func() bool { return answered.Load() >= 2 }, "no state answer")
+		measure(b)
+		b.ReportMetric(float64(answered.Load()), "state-answers")
+	})
 }
