@@ -719,8 +719,7 @@ func (h *Hub) stateResult(values []Value, seq uint64, limit int) StateResult {
 		res.Values = []Value{}
 	}
 	if limit > 0 && len(res.Values) > limit {
-		clear(res.Values[limit:])
-		res.Values, res.Truncated = res.Values[:limit], true
+		res.Values, res.Truncated = res.Values[:limit:limit], true
 	}
 	return res
 }
@@ -745,19 +744,34 @@ func (h *Hub) sendStateAt(c *client, filters []string) error {
 	for {
 		snap, at := h.state.snapshotAt()
 		values := valuesOf(snap, c.base, fs, keep)
-		values, at, entries, err := h.catchUp(values, at, math.MaxUint64, entries, fs, c.base, keep)
-		if err != nil {
-			continue // the log moved on past the snapshot: take a new one
-		}
-		h.mu.Lock()
-		values, _, entries, err = h.catchUp(values, at, h.seq+1, entries, fs, c.base, keep)
-		if err != nil {
+		var err error
+		for attempt := 0; err == nil; attempt++ {
+			values, at, entries, err = h.catchUp(values, at, math.MaxUint64, entries, fs, c.base, keep)
+			if err != nil {
+				break
+			}
+			frame := stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues))
+			h.mu.Lock()
+			if h.seq == at {
+				h.send(c, frame) // nothing was delivered since: this is where the stream is
+				h.mu.Unlock()
+				return nil
+			}
+			if attempt < 3 {
+				h.mu.Unlock()
+				continue
+			}
+			// A busy hub: the last few events and the encoding under the lock.
+			values, at, entries, err = h.catchUp(values, at, h.seq+1, entries, fs, c.base, keep)
+			if err == nil {
+				h.send(c, stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues)))
+			}
 			h.mu.Unlock()
-			continue
+			if err == nil {
+				return nil
+			}
 		}
-		h.send(c, stateFrame(h.stateResult(values, h.seq, h.cfg.MaxStateValues)))
-		h.mu.Unlock()
-		return nil
+		// The log moved on past the values: take a new snapshot.
 	}
 }
 
