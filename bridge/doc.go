@@ -8,10 +8,28 @@
 //
 // # Concurrency contract
 //
-//   - The Bus callback ([Hub] subscribes with one per bus filter) never blocks:
-//     under the hub's lock it assigns the message a sequence number and appends
-//     it, by reference, to each matching client's bounded queue. It waits for no
-//     client, no network and no other goroutine.
+//   - The Bus callback ([Hub] subscribes with one per bus filter) does
+//     O(matching clients) work and waits for no client and no network. Under
+//     the hub's lock it assigns the message a sequence number, appends it to
+//     the event log, updates the last values, and appends it, by reference,
+//     to each matching client's bounded queue. It may wait for exactly these
+//     locks, each held only for bounded work:
+//     the hub's lock, whose holders do O(1) work or O(the filters of one
+//     client or request) (attach, subscribe, a session's start, a resume
+//     check; a state/get also the few events delivered while it read),
+//     except Resync, Recheck and Close, which go over every client;
+//     the event log's lock, held by a reader for the copy of one chunk
+//     (256 entries); the state store's lock, held by a reader for one
+//     pointer copy per kept topic (its snapshot), by History for one
+//     topic's samples, by the reconciler for deleting the values no
+//     subscription brings any more; a client queue's lock, held by its
+//     writer to swap the queue out; the interest lock (taken inside the
+//     hub's lock by subscription changes, O(1)), held by others only for
+//     map swaps or the filters of one request. Scans that grow with topics
+//     or filters (state reads, long polls, replays, the planning of Bus
+//     subscriptions) run outside all of these, on snapshots or in chunks.
+//     A Config.Journal's Record is called under the hub's lock and must not
+//     block.
 //   - Each client has one writer goroutine that drains its queue to the network
 //     with a deadline on every write. The writer is owned by the client's session,
 //     which waits for it before it ends. A WebSocket writer puts everything one
@@ -28,8 +46,13 @@
 //     browser blocks only that browser's reader.
 //   - With Config.SubscribeOnDemand, one goroutine owned by the hub (the
 //     reconciler, interest.go) makes and cancels the Bus subscriptions that
-//     the clients' filters need, outside the hub's lock; a client's start
-//     waits for them, bounded. [Hub.Resync] may be called from any goroutine.
+//     the clients' filters need. It plans on its own copy of what is wanted,
+//     fed by changes, under no lock, and calls the Bus under none; a
+//     client's start waits for the subscriptions, bounded. [Hub.Resync] may
+//     be called from any goroutine.
+//   - Lock order: the hub's lock, then the interest lock or the state
+//     store's or the event log's; none of these is held while taking the
+//     hub's lock.
 //   - [Hub.Close] stops taking new sessions, tells every client "going away",
 //     stops the reconciler and cancels the Bus subscriptions, and returns once
 //     every session goroutine has ended (or its context ends).
