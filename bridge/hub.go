@@ -213,7 +213,7 @@ type Hub struct {
 	cur       event         // the event being fanned out; reused under mu
 	offerFn   func(*client) // h.offer, bound once so fan-out does not allocate
 	newEvents chan struct{} // closed at the next delivery, for long polls; nil when none waits
-	acks      acks          // commands waiting for their devices
+	acks      *acks         // commands waiting for their devices; its own lock
 	interest  *interest     // the Bus subscriptions (interest.go); its own lock
 	// resumeFloor: no client resumes from an event before it (see Resync).
 	resumeFloor uint64
@@ -244,13 +244,13 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		authz:    cfg.Authorizer,
 		events:   newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
 		state:    newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
-		acks:     newAcks(),
 		interest: newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger),
 	}
 	if r := cfg.Restore; r != nil {
 		h.restore(r)
 	}
 	h.responseTopic = "motehub/response/" + h.epoch
+	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, h.responseTopic, h.send, &h.stats)
 	h.offerFn = h.offer
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
@@ -296,9 +296,9 @@ func (h *Hub) Close(ctx context.Context) error {
 		close(h.newEvents) // long polls answer at once
 		h.newEvents = nil
 	}
-	h.stopAcksLocked()
 	h.mu.Unlock()
 
+	h.acks.stop()
 	h.stopInterest(ctx)
 	for _, c := range clients {
 		c.close(ReasonGoingAway)
@@ -354,7 +354,7 @@ func (h *Hub) deliver(m Message) {
 	}
 	h.cur.reset(h.seq, m.Topic, payload, now)
 	h.index.Match(m.Topic, h.offerFn)
-	h.matchAckLocked(&m, payload, now) // after the fan-out: a client sees the state, then the ack
+	h.acks.observe(m.Topic, m.CorrelationData, payload, now) // after the fan-out: a client sees the state, then the ack
 	h.stats.received.Add(1)
 	for t, n := range h.cur.delivered {
 		if n > 0 {
@@ -495,7 +495,7 @@ func (h *Hub) detach(c *client) {
 	if h.perAddr[c.addr]--; h.perAddr[c.addr] <= 0 {
 		delete(h.perAddr, c.addr)
 	}
-	h.dropAcksLocked(c)
+	h.acks.drop(c)
 	h.mu.Unlock()
 	h.stats.sessionsBy[c.kind].Add(-1)
 	h.stats.closed(c.reason)

@@ -118,7 +118,7 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	}
 	if err := h.publish(ctx, m, in.Topic, sourceWS); err != nil {
 		if cmd != nil {
-			h.ackFailed(cmd, CodeUnavailable)
+			h.acks.failed(cmd, CodeUnavailable)
 		}
 		return err
 	}

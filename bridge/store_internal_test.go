@@ -160,7 +160,10 @@ func TestDetachDropsPendingCommands(t *testing.T) {
 		t.Fatalf("expectAck = %v, %v", cmd, err)
 	}
 	h.detach(c)
-	if len(h.acks.byID) != 0 || len(h.acks.byState) != 0 || cmd.timer.Stop() {
+	h.acks.mu.Lock()
+	left := len(h.acks.byID) + len(h.acks.byState) + len(h.acks.perC)
+	h.acks.mu.Unlock()
+	if left != 0 || cmd.timer.Stop() {
 		t.Fatal("a departed client's command is still waiting, with its timer running")
 	}
 }
