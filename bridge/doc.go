@@ -8,12 +8,15 @@
 //
 // # Concurrency contract
 //
-//   - The Bus callback ([Hub] subscribes with one per bus filter) does
-//     O(matching clients) work and waits for no client and no network. Under
-//     the hub's lock it assigns the message a sequence number, appends it to
-//     the event log, updates the last values, and appends it, by reference,
-//     to each matching client's bounded queue. It may wait for exactly these
-//     locks, each held only for bounded work:
+//   - The Bus callback ([Hub] subscribes with one per bus filter; deliver in
+//     hub.go) does O(matching clients) work and waits for no client and no
+//     network. It encodes the message once, then under the hub's lock (the
+//     fan-out lock) numbers it in the event log, tells the observers (the
+//     last values and history, the Journal, Config.Observers: each with its
+//     own state and lock, O(1) each), appends it, by reference, to each
+//     matching client's bounded queue, and settles the command acks it
+//     confirms (their own lock). It may wait for exactly these locks, each
+//     held only for bounded work:
 //     the hub's lock, whose holders do O(1) work or O(the filters of one
 //     client or request) (attach, subscribe, a session's start, a resume
 //     check; a state/get also the few events delivered while it read),
@@ -23,13 +26,14 @@
 //     pointer copy per kept topic (its snapshot), by History for one
 //     topic's samples, by the reconciler for deleting the values no
 //     subscription brings any more; a client queue's lock, held by its
-//     writer to swap the queue out; the interest lock (taken inside the
-//     hub's lock by subscription changes, O(1)), held by others only for
-//     map swaps or the filters of one request. Scans that grow with topics
-//     or filters (state reads, long polls, replays, the planning of Bus
-//     subscriptions) run outside all of these, on snapshots or in chunks.
-//     A Config.Journal's Record is called under the hub's lock and must not
-//     block.
+//     writer to swap the queue out; the acks' lock, held for O(1) per
+//     command, O(pending commands) when a client leaves; the interest lock
+//     (taken inside the hub's lock by subscription changes, O(1)), held by
+//     others only for map swaps or the filters of one request. Scans that
+//     grow with topics or filters (state reads, long polls, replays, the
+//     planning of Bus subscriptions) run outside all of these, on snapshots
+//     or in chunks. A Journal's Record and an Observer are called under the
+//     hub's lock and must not block.
 //   - Each client has one writer goroutine that drains its queue to the network
 //     with a deadline on every write. The writer is owned by the client's session,
 //     which waits for it before it ends. A WebSocket writer puts everything one

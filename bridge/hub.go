@@ -137,6 +137,10 @@ type Config struct {
 	// Restore is the history of an earlier run to go on from. Default: none,
 	// a new epoch.
 	Restore *Restored
+	// Observers are told of every delivered message, in order (see
+	// [Observer]): the place for what keeps a model of the devices. Default:
+	// none besides the hub's own last values and the Journal.
+	Observers []Observer
 
 	// Logger receives the hub's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -214,6 +218,7 @@ type Hub struct {
 	offerFn   func(*client) // h.offer, bound once so fan-out does not allocate
 	newEvents chan struct{} // closed at the next delivery, for long polls; nil when none waits
 	acks      *acks         // commands waiting for their devices; its own lock
+	observers []Observer    // told of every event, in order (see deliver)
 	interest  *interest     // the Bus subscriptions (interest.go); its own lock
 	// resumeFloor: no client resumes from an event before it (see Resync).
 	resumeFloor uint64
@@ -251,6 +256,11 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	}
 	h.responseTopic = "motehub/response/" + h.epoch
 	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, h.responseTopic, h.send, &h.stats)
+	h.observers = []Observer{h.state}
+	if cfg.Journal != nil {
+		h.observers = append(h.observers, journalObserver{cfg.Journal})
+	}
+	h.observers = append(h.observers, cfg.Observers...)
 	h.offerFn = h.offer
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
@@ -320,47 +330,85 @@ func (h *Hub) Close(ctx context.Context) error {
 	return fmt.Errorf("bridge: close: sessions still open after the deadline were cut: %w", ctx.Err())
 }
 
-// deliver is the Bus callback: it logs m and fans it out to every client
-// that wants it. It never blocks (see the package documentation).
+// deliver is the Bus callback: one message's path through the hub, top to
+// bottom. It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
-	payload := PayloadToJSON(m.Payload)
-	now := time.Now()
+	r := Record{Topic: m.Topic, Payload: PayloadToJSON(m.Payload), Time: time.Now(), Retained: m.Retain, // encoded once, shared by all
+		Cleared: m.Retain && len(m.Payload) == 0} // an empty retained message clears the topic, as in MQTT
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	if !h.takeLocked(&m, r.Payload) {
 		return
+	}
+	r.Seq = h.logLocked(&r) // the one place that numbers events
+	for _, o := range h.observers {
+		o.Observe(r) // the last values and history, the journal: each its own state and lock
+	}
+	h.fanOutLocked(&r)                                            // index match and queue push
+	h.acks.observe(m.Topic, m.CorrelationData, r.Payload, r.Time) // after the fan-out: a client sees the state, then the ack
+	h.wakePollsLocked()
+}
+
+// An Observer is told of every message the hub delivers, in order, once the
+// event log has numbered it and before clients get it (so that what it
+// keeps is never behind what a client has seen). It is called under the
+// hub's lock: it must do O(1) work and not block (keep its own state under
+// its own lock; queue, and do the slow work elsewhere). r.Payload is shared:
+// read only.
+type Observer interface {
+	Observe(r Record)
+}
+
+// journalObserver records every event in a Journal.
+type journalObserver struct{ j Journal }
+
+func (o journalObserver) Observe(r Record) { o.j.Record(r) }
+
+// takeLocked decides whether m is a new event: not when the hub is closed,
+// nor when it is one the hub has (the same message through another of the
+// hub's overlapping subscriptions, or a retained value sent again).
+func (h *Hub) takeLocked(m *Message, payload []byte) bool {
+	if h.closed {
+		return false
 	}
 	if m.Delivery != 0 {
 		if m.Delivery == h.lastDelivery {
-			return // the same message, through another of the hub's overlapping subscriptions
+			return false // the same message, through another of the hub's overlapping subscriptions
 		}
 		h.lastDelivery = m.Delivery
 	}
 	if m.Replay && len(m.Payload) > 0 {
 		if v, ok := h.state.last(m.Topic); ok && bytes.Equal(v.Payload, payload) {
-			return // the value the hub has: sent again for a new subscription, or after a reconnect
+			return false // the value the hub has: sent again for a new subscription, or after a reconnect
 		}
 	}
+	return true
+}
+
+// logLocked appends r to the event log with the next sequence number, and
+// returns it.
+func (h *Hub) logLocked(r *Record) uint64 {
 	h.seq++
-	cleared := m.Retain && len(m.Payload) == 0 // an empty retained message clears the topic, as in MQTT
-	h.events.append(logEntry{seq: h.seq, topic: m.Topic, payload: payload, time: now, retained: m.Retain, cleared: cleared})
-	if cleared {
-		h.state.clear(m.Topic, h.seq)
-	} else {
-		h.state.update(m.Topic, payload, m.Retain, h.seq, now)
-	}
-	if h.cfg.Journal != nil {
-		h.cfg.Journal.Record(Record{Seq: h.seq, Topic: m.Topic, Payload: payload, Time: now, Retained: m.Retain, Cleared: cleared})
-	}
-	h.cur.reset(h.seq, m.Topic, payload, now)
-	h.index.Match(m.Topic, h.offerFn)
-	h.acks.observe(m.Topic, m.CorrelationData, payload, now) // after the fan-out: a client sees the state, then the ack
+	h.events.append(logEntry{seq: h.seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared})
+	return h.seq
+}
+
+// fanOutLocked queues r for every client whose filters match it, the
+// frame encoded once per (base, format) they need; a client whose queue is
+// full is marked slow.
+func (h *Hub) fanOutLocked(r *Record) {
+	h.cur.reset(r.Seq, r.Topic, r.Payload, r.Time)
+	h.index.Match(r.Topic, h.offerFn)
 	h.stats.received.Add(1)
 	for t, n := range h.cur.delivered {
 		if n > 0 {
 			h.stats.deliveredBy[t].Add(n)
 		}
 	}
+}
+
+// wakePollsLocked answers the long polls waiting for an event.
+func (h *Hub) wakePollsLocked() {
 	if h.newEvents != nil {
 		close(h.newEvents)
 		h.newEvents = nil

@@ -68,6 +68,16 @@ func newStateStore(maxTopics, maxBytes, history int) *stateStore {
 	return &stateStore{topics: make(map[string]*topicState), maxTopics: maxTopics, maxBytes: maxBytes, history: history}
 }
 
+// Observe keeps r as its topic's last value and in its history, or clears
+// the topic (see Observer).
+func (s *stateStore) Observe(r Record) {
+	if r.Cleared {
+		s.clear(r.Topic, r.Seq)
+	} else {
+		s.update(r.Topic, r.Payload, r.Retained, r.Seq, r.Time)
+	}
+}
+
 // clear forgets topic and its history; seq is the event that cleared it.
 func (s *stateStore) clear(topic string, seq uint64) {
 	s.mu.Lock()
