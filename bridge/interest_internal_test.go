@@ -159,3 +159,26 @@ func BenchmarkMinimalCover(b *testing.B) {
 		})
 	}
 }
+
+type recorder struct{ records []Record }
+
+func (r *recorder) Observe(rec Record) { r.records = append(r.records, rec) }
+
+// TestObserversSeeEveryEventInOrder: a Config.Observer is told of every
+// event the hub takes, numbered, in order, with what it did to its topic;
+// not of the duplicates the hub drops.
+func TestObserversSeeEveryEventInOrder(t *testing.T) {
+	rec := &recorder{}
+	h := newTestHub(t, Config{Observers: []Observer{rec}})
+	h.deliver(Message{Topic: "a", Payload: []byte("1"), Delivery: 1})
+	h.deliver(Message{Topic: "a", Payload: []byte("1"), Delivery: 1}) // the same message again
+	h.deliver(Message{Topic: "r", Payload: []byte("on"), Retain: true})
+	h.deliver(Message{Topic: "r", Payload: nil, Retain: true})
+	var got []string
+	for _, r := range rec.records {
+		got = append(got, fmt.Sprintf("%d %s %s %v %v", r.Seq, r.Topic, r.Payload, r.Retained, r.Cleared))
+	}
+	if want := []string{`1 a 1 false false`, `2 r "on" true false`, `3 r "" true true`}; !slices.Equal(got, want) {
+		t.Fatalf("observed %q, want %q", got, want)
+	}
+}
