@@ -333,19 +333,21 @@ func (h *Hub) Close(ctx context.Context) error {
 // deliver is the Bus callback: one message's path through the hub, top to
 // bottom. It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
-	r := Record{Topic: m.Topic, Payload: PayloadToJSON(m.Payload), Time: time.Now(), Retained: m.Retain, // encoded once, shared by all
+	// Encoded once: every client's frame is made from these bytes.
+	r := Record{Topic: m.Topic, Payload: PayloadToJSON(m.Payload), Time: time.Now(), Retained: m.Retain,
 		Cleared: m.Retain && len(m.Payload) == 0} // an empty retained message clears the topic, as in MQTT
-	h.mu.Lock()
+	h.mu.Lock() // the fan-out lock
 	defer h.mu.Unlock()
 	if !h.takeLocked(&m, r.Payload) {
 		return
 	}
 	r.Seq = h.logLocked(&r) // the one place that numbers events
 	for _, o := range h.observers {
-		o.Observe(r) // the last values and history, the journal: each its own state and lock
+		o.Observe(r) // last values and history, the journal: each with its own state and lock
 	}
-	h.fanOutLocked(&r)                                            // index match and queue push
-	h.acks.observe(m.Topic, m.CorrelationData, r.Payload, r.Time) // after the fan-out: a client sees the state, then the ack
+	h.fanOutLocked(&r) // index match and queue push
+	// After the fan-out: a client sees the device's state, then its command's ack.
+	h.acks.observe(m.Topic, m.CorrelationData, r.Payload, r.Time)
 	h.wakePollsLocked()
 }
 

@@ -191,7 +191,7 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 // stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with
 // the last values in a state/ok frame, queued exactly where the live stream
 // is, so no older message follows it. Without a filter: the session's own.
-// The values are read outside the hub's lock (see stateAt).
+// The values are read outside the hub's lock (see Hub.sendStateAt).
 func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) error {
 	var req struct {
 		Filter json.RawMessage `json:"filter"`
@@ -223,6 +223,7 @@ func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) 
 	}
 	return h.sendStateAt(c, filters)
 }
+
 func decodeFilters(payload json.RawMessage) ([]string, error) {
 	var filters []string
 	if err := json.Unmarshal(payload, &filters); err != nil {

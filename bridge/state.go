@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/motehub/motehub/topics"
@@ -17,6 +18,7 @@ type Value struct {
 	Time     time.Time       `json:"time"`
 	Retained bool            `json:"retained,omitempty"`
 	seq      uint64
+	born     uint64 // stateStore.snaps when it was stored
 }
 
 // Sample is one point of a topic's history.
@@ -39,9 +41,11 @@ const (
 //
 // Its lock is its own. Writers (the hub's delivery, one update at a time)
 // hold it for O(1) work plus the evictions an update causes. Readers never
-// scan under it: a reader copies the slice of value pointers (values are
-// immutable once stored) and matches outside the lock, so a delivery waits
-// at most for that copy (one pointer per kept topic).
+// scan under it: a reader copies the slice of value pointers and matches
+// outside the lock, so a delivery waits at most for that copy (one pointer
+// per kept topic). A value a reader may hold is never changed: an update
+// replaces it, unless no snapshot was taken since it was stored (then no
+// reader has it, and it is changed in place, without an allocation).
 type stateStore struct {
 	mu        sync.RWMutex
 	topics    map[string]*topicState
@@ -49,7 +53,8 @@ type stateStore struct {
 	newest    *topicState // the most recently updated; newest.older is the next
 	oldest    *topicState
 	bytes     int
-	seq       uint64 // the last event applied
+	seq       uint64        // the last event applied
+	snaps     atomic.Uint64 // snapshots taken; counted under the read lock
 	maxTopics int
 	maxBytes  int
 	history   int // samples kept per topic
@@ -124,7 +129,7 @@ func (s *stateStore) update(topic string, payload []byte, retained bool, seq uin
 	defer s.mu.Unlock()
 	s.seq = max(s.seq, seq)
 	ts := s.touchLocked(topic)
-	s.setLastLocked(ts, &Value{Topic: topic, Payload: payload, Time: now, Retained: retained, seq: seq})
+	s.setLastLocked(ts, Value{Topic: topic, Payload: payload, Time: now, Retained: retained, seq: seq})
 	if s.history > 0 {
 		sample := Sample{Payload: payload, Time: now}
 		if len(ts.samples) < s.history {
@@ -139,10 +144,16 @@ func (s *stateStore) update(topic string, payload []byte, retained bool, seq uin
 	s.evictLocked()
 }
 
-func (s *stateStore) setLastLocked(ts *topicState, v *Value) {
+func (s *stateStore) setLastLocked(ts *topicState, v Value) {
 	s.grow(ts, len(v.Payload)-len(ts.last.Payload))
-	ts.last = v
-	s.all[ts.pos] = v
+	v.born = s.snaps.Load()
+	if ts.last.born == v.born { // no snapshot since it was stored: no reader has it
+		*ts.last = v
+		return
+	}
+	ts.last = new(Value) // v itself stays on the stack when it is copied in place
+	*ts.last = v
+	s.all[ts.pos] = ts.last
 }
 
 func (s *stateStore) grow(ts *topicState, n int) {
@@ -155,7 +166,7 @@ func (s *stateStore) grow(ts *topicState, n int) {
 func (s *stateStore) touchLocked(topic string) *topicState {
 	ts := s.topics[topic]
 	if ts == nil {
-		ts = &topicState{last: &Value{Topic: topic}, pos: len(s.all)}
+		ts = &topicState{last: &Value{Topic: topic, born: s.snaps.Load()}, pos: len(s.all)}
 		s.all = append(s.all, ts.last)
 		s.topics[topic] = ts
 		s.grow(ts, len(topic)+topicOverhead)
@@ -219,7 +230,7 @@ func (s *stateStore) restore(values, history []Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range values {
-		s.setLastLocked(s.touchLocked(r.Topic), &Value{Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, seq: r.Seq})
+		s.setLastLocked(s.touchLocked(r.Topic), Value{Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, seq: r.Seq})
 		s.evictLocked()
 	}
 }
@@ -236,6 +247,7 @@ func (s *stateStore) snapshot() []*Value {
 func (s *stateStore) snapshotAt() ([]*Value, uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	s.snaps.Add(1) // from now on, the values it copies are replaced, not changed
 	return slices.Clone(s.all), s.seq
 }
 
