@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,14 +54,30 @@ type ackResult struct {
 // commandSuffix marks a publish as a command.
 const commandSuffix = "/set"
 
-// acks holds the pending commands. It is guarded by Hub.mu.
+// acks holds the pending commands, under its own lock (the hub takes it
+// inside its own, never the reverse). It tells a client how its command
+// ended through send, which only queues.
 type acks struct {
+	timeout       time.Duration
+	max           int    // pending commands per client
+	responseTopic string // where MQTT v5 devices answer
+	send          func(c *client, frame []byte)
+	stats         *counters
+
+	waiting atomic.Int64 // len(byID), read without the lock by observe
+
+	mu      sync.Mutex
 	byState map[string][]*pendingCommand // absolute state topic → oldest first
 	byID    map[string]*pendingCommand
+	perC    map[*client]int
+	closed  bool
 }
 
-func newAcks() acks {
-	return acks{byState: make(map[string][]*pendingCommand), byID: make(map[string]*pendingCommand)}
+func newAcks(timeout time.Duration, max int, responseTopic string, send func(*client, []byte), stats *counters) *acks {
+	return &acks{
+		timeout: timeout, max: max, responseTopic: responseTopic, send: send, stats: stats,
+		byState: make(map[string][]*pendingCommand), byID: make(map[string]*pendingCommand), perC: make(map[*client]int),
+	}
 }
 
 // wantsAcks reports whether c asked for its commands to be acknowledged.
@@ -73,45 +91,53 @@ func (h *Hub) wantsAcks(c *client) bool {
 // absTopic, and returns it (nil when c did not ask for acks, or in is no
 // command).
 func (h *Hub) expectAck(c *client, in Incoming, absTopic string) (*pendingCommand, error) {
-	topic, payload := in.Topic, in.Payload
 	state, isCommand := strings.CutSuffix(absTopic, commandSuffix)
-	if !isCommand || state == "" {
+	if !isCommand || state == "" || !h.wantsAcks(c) {
 		return nil, nil
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !c.ack {
-		return nil, nil
-	}
-	if c.pendingCommands >= h.cfg.MaxPendingCommands {
-		return nil, errorf(CodeLimit, "%d commands are waiting for their devices, at most %d per client", c.pendingCommands, h.cfg.MaxPendingCommands)
-	}
+	return h.acks.expect(c, in, state)
+}
+
+// expect registers c's command in for the device state topic state.
+func (a *acks) expect(c *client, in Incoming, state string) (*pendingCommand, error) {
 	var want bytes.Buffer
-	_ = json.Compact(&want, payload) // payload is valid JSON
-	cmd := &pendingCommand{id: newID(8), clientID: in.ID, c: c, topic: topic, state: state, want: want.Bytes(), sent: time.Now()}
-	cmd.timer = time.AfterFunc(h.cfg.AckTimeout, func() { h.ackTimedOut(cmd) })
-	h.acks.byState[state] = append(h.acks.byState[state], cmd)
-	h.acks.byID[cmd.id] = cmd
-	c.pendingCommands++
+	_ = json.Compact(&want, in.Payload) // payload is valid JSON
+	cmd := &pendingCommand{id: newID(8), clientID: in.ID, c: c, topic: in.Topic, state: state, want: want.Bytes(), sent: time.Now()}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, nil
+	}
+	if a.perC[c] >= a.max {
+		return nil, errorf(CodeLimit, "%d commands are waiting for their devices, at most %d per client", a.perC[c], a.max)
+	}
+	cmd.timer = time.AfterFunc(a.timeout, func() { a.timedOut(cmd) })
+	a.byState[state] = append(a.byState[state], cmd)
+	a.byID[cmd.id] = cmd
+	a.perC[c]++
+	a.waiting.Add(1)
 	return cmd, nil
 }
 
-// matchAckLocked looks at a delivered message for confirmations. Called
-// under h.mu for every message, so it costs a map lookup when nothing waits.
-func (h *Hub) matchAckLocked(m *Message, payload []byte, now time.Time) {
-	if len(h.acks.byID) == 0 {
+// observe looks at a delivered message for confirmations. The hub calls it
+// for every message, after the fan-out (a client sees the state, then the
+// ack): it costs an atomic load when nothing waits.
+func (a *acks) observe(topic string, correlation, payload []byte, now time.Time) {
+	if a.waiting.Load() == 0 {
 		return
 	}
-	if len(m.CorrelationData) > 0 && m.Topic == h.responseTopic {
-		if cmd := h.acks.byID[string(m.CorrelationData)]; cmd != nil {
-			h.settleLocked(cmd, ackResult{OK: true, Response: payload}, now)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(correlation) > 0 && topic == a.responseTopic {
+		if cmd := a.byID[string(correlation)]; cmd != nil {
+			a.settleLocked(cmd, ackResult{OK: true, Response: payload}, now)
 		}
 		return
 	}
-	pending := h.acks.byState[m.Topic]
+	pending := a.byState[topic]
 	for _, cmd := range pending {
 		if stateMatches(cmd.want, payload) {
-			h.settleLocked(cmd, ackResult{OK: true}, now)
+			a.settleLocked(cmd, ackResult{OK: true}, now)
 			return
 		}
 	}
@@ -121,21 +147,21 @@ func (h *Hub) matchAckLocked(m *Message, payload []byte, now time.Time) {
 }
 
 // settleLocked removes cmd and tells its client how it ended.
-func (h *Hub) settleLocked(cmd *pendingCommand, res ackResult, now time.Time) {
-	if h.acks.byID[cmd.id] != cmd {
+func (a *acks) settleLocked(cmd *pendingCommand, res ackResult, now time.Time) {
+	if a.byID[cmd.id] != cmd {
 		return // already settled
 	}
 	cmd.timer.Stop()
-	h.forgetLocked(cmd)
+	a.forgetLocked(cmd)
 	res.Topic, res.ID = cmd.topic, cmd.clientID
 	res.MS = now.Sub(cmd.sent).Milliseconds()
-	h.stats.acks(res)
-	h.send(cmd.c, controlFrame(topicAck, res))
+	a.stats.acks(res)
+	a.send(cmd.c, controlFrame(topicAck, res))
 }
 
-func (h *Hub) forgetLocked(cmd *pendingCommand) {
-	delete(h.acks.byID, cmd.id)
-	list := h.acks.byState[cmd.state]
+func (a *acks) forgetLocked(cmd *pendingCommand) {
+	delete(a.byID, cmd.id)
+	list := a.byState[cmd.state]
 	for i, p := range list {
 		if p == cmd {
 			list = append(list[:i], list[i+1:]...)
@@ -143,49 +169,57 @@ func (h *Hub) forgetLocked(cmd *pendingCommand) {
 		}
 	}
 	if len(list) == 0 {
-		delete(h.acks.byState, cmd.state)
+		delete(a.byState, cmd.state)
 	} else {
-		h.acks.byState[cmd.state] = list
+		a.byState[cmd.state] = list
 	}
-	cmd.c.pendingCommands--
+	if a.perC[cmd.c]--; a.perC[cmd.c] <= 0 {
+		delete(a.perC, cmd.c)
+	}
+	a.waiting.Add(-1)
 }
 
-func (h *Hub) ackTimedOut(cmd *pendingCommand) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+func (a *acks) timedOut(cmd *pendingCommand) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	res := ackResult{Error: "timeout"}
 	if cmd.differed != nil {
 		res = ackResult{Error: "state differs", State: cmd.differed}
 	}
-	h.settleLocked(cmd, res, time.Now())
+	a.settleLocked(cmd, res, time.Now())
 }
 
-// ackFailed reports a command that could not be published.
-func (h *Hub) ackFailed(cmd *pendingCommand, reason string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.settleLocked(cmd, ackResult{Error: reason}, time.Now())
+// failed reports a command that could not be published.
+func (a *acks) failed(cmd *pendingCommand, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.settleLocked(cmd, ackResult{Error: reason}, time.Now())
 }
 
-// dropAcksLocked forgets c's pending commands (c is leaving).
-func (h *Hub) dropAcksLocked(c *client) {
-	if c.pendingCommands == 0 {
+// drop forgets c's pending commands (c is leaving).
+func (a *acks) drop(c *client) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.perC[c] == 0 {
 		return
 	}
-	for _, cmd := range h.acks.byID {
+	for _, cmd := range a.byID {
 		if cmd.c == c {
 			cmd.timer.Stop()
-			h.forgetLocked(cmd)
+			a.forgetLocked(cmd)
 		}
 	}
 }
 
-// stopAcksLocked stops every timer (the hub is closing).
-func (h *Hub) stopAcksLocked() {
-	for _, cmd := range h.acks.byID {
+// stop stops every timer and takes no more commands (the hub is closing).
+func (a *acks) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, cmd := range a.byID {
 		cmd.timer.Stop()
+		a.forgetLocked(cmd)
 	}
-	h.acks = newAcks()
+	a.closed = true
 }
 
 // stateMatches reports whether a device's reported state shows what a

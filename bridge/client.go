@@ -58,8 +58,6 @@ type client struct {
 	started    bool   // registered for live events
 	connectSeq uint64 // the last event before the client connected: a first start replays after it
 	ack        bool   // the client wants its commands acknowledged
-	// pendingCommands counts the client's commands waiting for their devices.
-	pendingCommands int
 	// checkReads: some filter is not fully covered by the client's rights, so
 	// each message must be checked.
 	checkReads bool

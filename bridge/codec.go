@@ -193,7 +193,7 @@ func resyncFrames(f format, reason string, values []Value, id string) [][]byte {
 		Reason string `json:"reason"`
 	}{reason})
 	if f != formatSSE {
-		return [][]byte{appendFrame(nil, topicResync, notice, ""), stateFrame(id, values)}
+		return [][]byte{appendFrame(nil, topicResync, notice, ""), stateFrame(StateResult{ID: id, Values: values})}
 	}
 	frames := make([][]byte, 0, len(values)+2)
 	frames = append(frames, fmt.Appendf(nil, "event: resync\ndata: %s\n\n", notice))
@@ -204,11 +204,13 @@ func resyncFrames(f format, reason string, values []Value, id string) [][]byte {
 }
 
 // stateFrame is ["clown.talk/-/state/ok", {"id": ..., "values": [[topic, payload, {"time": ...}], ...]}]:
-// the last values, and the id of the event they are current at.
-func stateFrame(id string, values []Value) []byte {
+// the last values, and the id of the event they are current at; with
+// "truncated": true after the values when more matched.
+func stateFrame(res StateResult) []byte {
+	values := res.Values
 	b := make([]byte, 0, 64+len(values)*64)
 	b = append(b, `["`+topicStateOK+`",{"id":`...)
-	b = appendString(b, id)
+	b = appendString(b, res.ID)
 	b = append(b, `,"values":[`...)
 	for i, v := range values {
 		if i > 0 {
@@ -226,5 +228,9 @@ func stateFrame(id string, values []Value) []byte {
 		}
 		b = append(b, "}]"...)
 	}
-	return append(b, "]}]\n"...)
+	b = append(b, ']')
+	if res.Truncated {
+		b = append(b, `,"truncated":true`...)
+	}
+	return append(b, "}]\n"...)
 }

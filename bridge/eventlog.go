@@ -14,6 +14,9 @@ type logEntry struct {
 	topic   string // absolute
 	payload []byte // JSON, shared with every frame made from it
 	time    time.Time
+	// What the message did to the topic's last value, for readers that
+	// bring a snapshot of the values up to date from the log.
+	retained, cleared bool
 }
 
 func (e *logEntry) size() int { return len(e.topic) + len(e.payload) + 64 }
@@ -74,7 +77,7 @@ func (l *eventLog) restore(records []Record, seq uint64) {
 	}
 	l.mu.Unlock()
 	for _, r := range records {
-		l.append(logEntry{seq: r.Seq, topic: r.Topic, payload: r.Payload, time: r.Time})
+		l.append(logEntry{seq: r.Seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared})
 	}
 }
 

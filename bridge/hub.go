@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -38,8 +39,14 @@ type Config struct {
 	// DefaultFilters are the subscriptions of a client that has not chosen
 	// any (relative to its base). Default: ["#"].
 	DefaultFilters []string
-	// MaxSubscriptions bounds the filters one client may hold. Default 256.
+	// MaxSubscriptions bounds the filters one client may hold, and the
+	// filters one request (a state read, an SSE stream, a long poll) may
+	// name; past it the answer is an error with code "limit". Default 256.
 	MaxSubscriptions int
+	// MaxStateValues bounds the values one state read (GET /api/state,
+	// clown.talk/-/state/get) answers with; an answer cut there says
+	// "truncated". Default 10000.
+	MaxStateValues int
 
 	// QueueMessages bounds each client's outgoing queue in messages. Default 4096.
 	QueueMessages int
@@ -61,6 +68,11 @@ type Config struct {
 	// HistoryLength is how many recent messages the hub keeps per topic, for
 	// charts. Default 120.
 	HistoryLength int
+	// HistoryBytes bounds the last values and history the hub keeps, in
+	// bytes (payloads and topic names plus a fixed overhead per topic and per
+	// message); past it, as past MaxTopics, the topic updated least recently
+	// goes first. Default 64 MiB.
+	HistoryBytes int
 
 	// HelloTimeout is how long a new WebSocket session waits for the client's
 	// config/set before it starts with the defaults; nothing published in the
@@ -126,6 +138,10 @@ type Config struct {
 	// Restore is the history of an earlier run to go on from. Default: none,
 	// a new epoch.
 	Restore *Restored
+	// Observers are told of every delivered message, in order (see
+	// [Observer]): the place for what keeps a model of the devices. Default:
+	// none besides the hub's own last values and the Journal.
+	Observers []Observer
 
 	// Logger receives the hub's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -148,6 +164,8 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.LogMaxAge, time.Hour)
 	defaults.Set(&c.MaxTopics, 10000)
 	defaults.Set(&c.HistoryLength, 120)
+	defaults.Set(&c.HistoryBytes, 64<<20)
+	defaults.Set(&c.MaxStateValues, 10000)
 	defaults.Set(&c.HelloTimeout, 500*time.Millisecond)
 	defaults.Set(&c.PongWait, 30*time.Second)
 	defaults.Set(&c.MaxMessageBytes, 64<<10)
@@ -193,8 +211,9 @@ type Hub struct {
 	cur       event         // the event being fanned out; reused under mu
 	offerFn   func(*client) // h.offer, bound once so fan-out does not allocate
 	newEvents chan struct{} // closed at the next delivery, for long polls; nil when none waits
-	acks      acks          // commands waiting for their devices
-	interest  interest      // the Bus subscriptions (interest.go)
+	acks      *acks         // commands waiting for their devices; its own lock
+	observers []Observer    // told of every event, in order (see deliver)
+	interest  *interest     // the Bus subscriptions (interest.go); its own lock
 	// resumeFloor: no client resumes from an event before it (see Resync).
 	resumeFloor uint64
 	// lastDelivery is the Bus's number of the last message taken (see
@@ -223,14 +242,19 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		perAddr:  make(map[string]int),
 		authz:    cfg.Authorizer,
 		events:   newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
-		state:    newStateStore(cfg.MaxTopics, cfg.HistoryLength),
-		acks:     newAcks(),
+		state:    newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
 		interest: newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger),
 	}
 	if r := cfg.Restore; r != nil {
 		h.restore(r)
 	}
 	h.responseTopic = "motehub/response/" + h.epoch
+	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, h.responseTopic, h.send, &h.stats)
+	h.observers = []Observer{h.state}
+	if cfg.Journal != nil {
+		h.observers = append(h.observers, journalObserver{cfg.Journal})
+	}
+	h.observers = append(h.observers, cfg.Observers...)
 	h.offerFn = h.offer
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
@@ -255,6 +279,7 @@ func (h *Hub) restore(r *Restored) {
 	h.seq = r.Seq
 	h.events.restore(r.Log, r.Seq)
 	h.state.restore(r.Values, r.History)
+	h.state.seq = r.Seq
 }
 
 // Close ends every session with "going away" and unsubscribes from the Bus.
@@ -275,9 +300,9 @@ func (h *Hub) Close(ctx context.Context) error {
 		close(h.newEvents) // long polls answer at once
 		h.newEvents = nil
 	}
-	h.stopAcksLocked()
 	h.mu.Unlock()
 
+	h.acks.stop()
 	h.stopInterest(ctx)
 	for _, c := range clients {
 		c.close(ReasonGoingAway)
@@ -299,47 +324,87 @@ func (h *Hub) Close(ctx context.Context) error {
 	return fmt.Errorf("bridge: close: sessions still open after the deadline were cut: %w", ctx.Err())
 }
 
-// deliver is the Bus callback: it logs m and fans it out to every client
-// that wants it. It never blocks (see the package documentation).
+// deliver is the Bus callback: one message's path through the hub, top to
+// bottom. It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
-	payload := PayloadToJSON(m.Payload)
-	now := time.Now()
-	h.mu.Lock()
+	// Encoded once: every client's frame is made from these bytes.
+	r := Record{Topic: m.Topic, Payload: PayloadToJSON(m.Payload), Time: time.Now(), Retained: m.Retain,
+		Cleared: m.Retain && len(m.Payload) == 0} // an empty retained message clears the topic, as in MQTT
+	h.mu.Lock() // the fan-out lock
 	defer h.mu.Unlock()
-	if h.closed {
+	if !h.takeLocked(&m, r.Payload) {
 		return
+	}
+	r.Seq = h.logLocked(&r) // the one place that numbers events
+	for _, o := range h.observers {
+		o.Observe(r) // last values and history, the journal: each with its own state and lock
+	}
+	h.fanOutLocked(&r) // index match and queue push
+	// After the fan-out: a client sees the device's state, then its command's ack.
+	h.acks.observe(m.Topic, m.CorrelationData, r.Payload, r.Time)
+	h.wakePollsLocked()
+}
+
+// An Observer is told of every message the hub delivers, in order, once the
+// event log has numbered it and before clients get it (so that what it
+// keeps is never behind what a client has seen). It is called under the
+// hub's lock: it must do O(1) work and not block (keep its own state under
+// its own lock; queue, and do the slow work elsewhere). r.Payload is shared:
+// read only.
+type Observer interface {
+	Observe(r Record)
+}
+
+// journalObserver records every event in a Journal.
+type journalObserver struct{ j Journal }
+
+func (o journalObserver) Observe(r Record) { o.j.Record(r) }
+
+// takeLocked decides whether m is a new event: not when the hub is closed,
+// nor when it is one the hub has (the same message through another of the
+// hub's overlapping subscriptions, or a retained value sent again).
+func (h *Hub) takeLocked(m *Message, payload []byte) bool {
+	if h.closed {
+		return false
 	}
 	if m.Delivery != 0 {
 		if m.Delivery == h.lastDelivery {
-			return // the same message, through another of the hub's overlapping subscriptions
+			return false // the same message, through another of the hub's overlapping subscriptions
 		}
 		h.lastDelivery = m.Delivery
 	}
 	if m.Replay && len(m.Payload) > 0 {
 		if v, ok := h.state.last(m.Topic); ok && bytes.Equal(v.Payload, payload) {
-			return // the value the hub has: sent again for a new subscription, or after a reconnect
+			return false // the value the hub has: sent again for a new subscription, or after a reconnect
 		}
 	}
+	return true
+}
+
+// logLocked appends r to the event log with the next sequence number, and
+// returns it.
+func (h *Hub) logLocked(r *Record) uint64 {
 	h.seq++
-	h.events.append(logEntry{seq: h.seq, topic: m.Topic, payload: payload, time: now})
-	cleared := m.Retain && len(m.Payload) == 0 // an empty retained message clears the topic, as in MQTT
-	if cleared {
-		h.state.clear(m.Topic)
-	} else {
-		h.state.update(m.Topic, payload, m.Retain, h.seq, now)
-	}
-	if h.cfg.Journal != nil {
-		h.cfg.Journal.Record(Record{Seq: h.seq, Topic: m.Topic, Payload: payload, Time: now, Retained: m.Retain, Cleared: cleared})
-	}
-	h.cur.reset(h.seq, m.Topic, payload, now)
-	h.index.Match(m.Topic, h.offerFn)
-	h.matchAckLocked(&m, payload, now) // after the fan-out: a client sees the state, then the ack
+	h.events.append(logEntry{seq: h.seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared})
+	return h.seq
+}
+
+// fanOutLocked queues r for every client whose filters match it, the
+// frame encoded once per (base, format) they need; a client whose queue is
+// full is marked slow.
+func (h *Hub) fanOutLocked(r *Record) {
+	h.cur.reset(r.Seq, r.Topic, r.Payload, r.Time)
+	h.index.Match(r.Topic, h.offerFn)
 	h.stats.received.Add(1)
 	for t, n := range h.cur.delivered {
 		if n > 0 {
 			h.stats.deliveredBy[t].Add(n)
 		}
 	}
+}
+
+// wakePollsLocked answers the long polls waiting for an event.
+func (h *Hub) wakePollsLocked() {
 	if h.newEvents != nil {
 		close(h.newEvents)
 		h.newEvents = nil
@@ -474,11 +539,24 @@ func (h *Hub) detach(c *client) {
 	if h.perAddr[c.addr]--; h.perAddr[c.addr] <= 0 {
 		delete(h.perAddr, c.addr)
 	}
-	h.dropAcksLocked(c)
+	h.acks.drop(c)
 	h.mu.Unlock()
 	h.stats.sessionsBy[c.kind].Add(-1)
 	h.stats.closed(c.reason)
 	h.sessions.Done()
+}
+
+// checkQuery validates what one request names: base, and filters relative
+// to it, at most Config.MaxSubscriptions of them. The one check of every
+// state read, SSE stream and long poll.
+func (h *Hub) checkQuery(base string, filters []string) error {
+	if len(filters) > h.cfg.MaxSubscriptions {
+		return errorf(CodeLimit, "%d filters, at most %d per request", len(filters), h.cfg.MaxSubscriptions)
+	}
+	if err := topics.ValidateBase(base); err != nil {
+		return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid base topic %q: %v", base, err)}
+	}
+	return checkFilters(base, filters)
 }
 
 // checkFilters validates filters relative to base.
@@ -499,11 +577,18 @@ func checkFilters(base string, filters []string) error {
 // names nothing c may read; else whether every message they match needs a
 // check (some filter is not fully covered by c's rights).
 func (h *Hub) authorizeFilters(c *client, filters []string) (checkReads bool, err error) {
+	return h.authorize(c.who, c.base, filters)
+}
+
+// authorize decides who's reading of filters (relative to base): an error
+// when one names nothing who may read; else whether every message they
+// match needs a check.
+func (h *Hub) authorize(who auth.Identity, base string, filters []string) (checkReads bool, err error) {
 	for _, f := range filters {
-		allowed, exact := h.authz.Subscription(c.who, topics.Mount(c.base, f))
+		allowed, exact := h.authz.Subscription(who, topics.Mount(base, f))
 		if !allowed {
 			h.stats.forbidden.Add(1)
-			return false, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may read nothing that %q matches", c.who, f), Topic: f}
+			return false, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may read nothing that %q matches", who, f), Topic: f}
 		}
 		checkReads = checkReads || !exact
 	}
@@ -636,33 +721,117 @@ func (h *Hub) publish(ctx context.Context, m Message, topic string, src source) 
 	return nil
 }
 
+// StateResult is the answer of a state read.
+type StateResult struct {
+	// ID is the event the values are current at: resume a stream from it.
+	ID string `json:"id"`
+	// Values are sorted by topic; at most Config.MaxStateValues of them.
+	Values []Value `json:"values"`
+	// Truncated says that more topics matched than Values holds: the first
+	// ones by topic came; ask with narrower filters for the rest.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
 // State returns the last values, readable by who, of the topics under base
-// matching filters (relative to base), and the id of the event they are
-// current at.
+// matching filters (relative to base; at most Config.MaxSubscriptions of
+// them), at most Config.MaxStateValues, and the id of the event they are
+// current at. Errors are *Error.
 //
 // A hub subscribed on demand subscribes to filters first (and keeps them
 // for a while), waiting for the broker's retained messages.
-func (h *Hub) State(ctx context.Context, who auth.Identity, base string, filters []string) (id string, values []Value, err error) {
-	if err := topics.ValidateBase(base); err != nil {
-		return "", nil, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid base %q: %v", base, err)}
-	}
-	if err := checkFilters(base, filters); err != nil {
-		return "", nil, err
+func (h *Hub) State(ctx context.Context, who auth.Identity, base string, filters []string) (StateResult, error) {
+	if err := h.checkQuery(base, filters); err != nil {
+		return StateResult{}, err
 	}
 	h.follow(ctx, base, h.readableFilters(who, base, filters), interestWait)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return eventID(h.epoch, h.seq), h.readable(who, base, h.state.values(base, filters)), nil
+	return h.readState(who, base, filters, h.cfg.MaxStateValues), nil
 }
 
-// readable keeps the values (topics relative to base) who may read.
-func (h *Hub) readable(who auth.Identity, base string, values []Value) []Value {
-	if !h.authz.Enabled() {
-		return values
+// readState reads the last values of filters (relative to base) that who
+// may read, at most limit of them (0: all). It scans a snapshot of the
+// state store outside every lock (see stateStore).
+func (h *Hub) readState(who auth.Identity, base string, filters []string, limit int) StateResult {
+	snap, seq := h.state.snapshotAt()
+	values := valuesOf(snap, base, newFilterSet(base, filters), h.readKeep(who))
+	return h.stateResult(values, seq, limit)
+}
+
+// stateResult cuts values at limit (0: none) for the answer current at seq.
+func (h *Hub) stateResult(values []Value, seq uint64, limit int) StateResult {
+	res := StateResult{ID: eventID(h.epoch, seq), Values: values}
+	if res.Values == nil {
+		res.Values = []Value{}
 	}
-	return slices.DeleteFunc(values, func(v Value) bool {
-		return !h.authz.Allowed(who, auth.Read, topics.Mount(base, v.Topic))
-	})
+	if limit > 0 && len(res.Values) > limit {
+		res.Values, res.Truncated = res.Values[:limit:limit], true
+	}
+	return res
+}
+
+// readKeep is the check of every topic a state read by who lets through:
+// nil when every one may be read.
+func (h *Hub) readKeep(who auth.Identity) func(topic string) bool {
+	if !h.authz.Enabled() {
+		return nil
+	}
+	return func(topic string) bool { return h.authz.Allowed(who, auth.Read, topic) }
+}
+
+// sendStateAt queues for c the state/ok frame of filters (relative to c's
+// base), exactly where c's live stream is, so that no older value follows
+// a newer one. It reads a snapshot of the values outside every lock, brings
+// it up to date from the event log, and takes the hub's lock only for the
+// events delivered during the last step (a few) and the queueing.
+func (h *Hub) sendStateAt(c *client, filters []string) error {
+	fs, keep := newFilterSet(c.base, filters), h.readKeep(c.who)
+	var entries []logEntry
+	for {
+		snap, at := h.state.snapshotAt()
+		values := valuesOf(snap, c.base, fs, keep)
+		var err error
+		for attempt := 0; err == nil; attempt++ {
+			values, at, entries, err = h.catchUp(values, at, math.MaxUint64, entries, fs, c.base, keep)
+			if err != nil {
+				break
+			}
+			frame := stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues))
+			h.mu.Lock()
+			if h.seq == at {
+				h.send(c, frame) // nothing was delivered since: this is where the stream is
+				h.mu.Unlock()
+				return nil
+			}
+			if attempt < 3 {
+				h.mu.Unlock()
+				continue
+			}
+			// A busy hub: the last few events and the encoding under the lock.
+			values, at, entries, err = h.catchUp(values, at, h.seq+1, entries, fs, c.base, keep)
+			if err == nil {
+				h.send(c, stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues)))
+			}
+			h.mu.Unlock()
+			if err == nil {
+				return nil
+			}
+		}
+		// The log moved on past the values: take a new snapshot.
+	}
+}
+
+// catchUp applies to values, current at event `at`, the log's events after
+// it and before `before`, a chunk at a time (the log's lock is held for one
+// chunk's copy); buf is reused.
+func (h *Hub) catchUp(values []Value, at, before uint64, buf []logEntry, fs *filterSet, base string, keep func(string) bool) ([]Value, uint64, []logEntry, error) {
+	for {
+		var err error
+		buf, err = h.events.read(buf[:0], at, before, replayChunk)
+		if err != nil || len(buf) == 0 {
+			return values, at, buf, err
+		}
+		values = applyEntries(values, buf, base, fs, keep)
+		at = buf[len(buf)-1].seq
+	}
 }
 
 // readableFilters keeps the filters (relative to base) of which who may

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/motehub/motehub/topics"
@@ -30,25 +31,45 @@ import (
 // busSub is one subscription of the hub on the Bus.
 type busSub struct {
 	cancel     func()
-	activeFrom uint64    // the hub has every matching message after this seq
-	idleSince  time.Time // zero while wanted; else since when it is not
+	activeFrom uint64    // the hub has every matching message after this seq; guarded by interest.mu
+	idleSince  time.Time // zero while wanted; else since when it is not (the reconciler's own)
 }
 
-// interest is the hub's Bus subscriptions and what its clients want. All
-// fields but wake, quit and done are guarded by the hub's lock.
+// interest is the hub's Bus subscriptions and what its clients want. It has
+// its own lock, which is never held for more than a few map operations per
+// filter of one request: the hub takes it under its own lock to report a
+// change (lock order: Hub.mu, then interest.mu), and the reconciler takes
+// it to pick up the changes and to publish a subscription it made. The
+// planning works on the reconciler's own copy (reconciler), under no lock.
 type interest struct {
 	onDemand bool
 	linger   time.Duration
 
-	wanted  map[string]int       // absolute filter → clients registered on it
-	leases  map[string]time.Time // absolute filter → wanted until then
+	mu      sync.Mutex
+	delta   map[string]int       // absolute filter → change of the clients registered on it, not yet picked up
+	leases  map[string]time.Time // absolute filter → wanted until then, not yet picked up
 	subs    map[string]*busSub   // absolute filter → its Bus subscription
-	retry   map[string]time.Time // filters the Bus refused: try again after then
-	changed chan struct{}        // closed and replaced when a subscription is made
+	subIdx  topics.Index[string] // the filters of subs, to find those that cover a filter
+	changed chan struct{}        // closed and replaced when a subscription is made, and at Close
+	closed  bool                 // Close cancelled the subscriptions: make no more
 
 	wake chan struct{} // a nudge for the reconciler (capacity 1)
 	quit chan struct{} // closed by Close
 	done chan struct{} // closed when the reconciler returns
+}
+
+// reconciler is the reconciler goroutine's own state: what the clients want
+// and the subscriptions it made, fed by interest's changes.
+type reconciler struct {
+	wanted map[string]int       // absolute filter → clients registered on it
+	leased map[string]time.Time // absolute filter → wanted until then
+	own    map[string]*busSub   // the subscriptions it made (interest.subs, unlocked)
+	ownIdx topics.Index[string] // the filters of own
+	retry  map[string]time.Time // filters the Bus refused: try again after then
+
+	dirty     bool                 // the set of wanted filters changed since target was made
+	target    []string             // the minimal cover of what is wanted, sorted
+	targetIdx topics.Index[string] // the filters of target
 }
 
 // retryRefused is how long the hub waits before it asks the Bus again for a
@@ -67,14 +88,13 @@ const (
 	settleMax   = 500 * time.Millisecond
 )
 
-func newInterest(onDemand bool, linger time.Duration) interest {
-	return interest{
+func newInterest(onDemand bool, linger time.Duration) *interest {
+	return &interest{
 		onDemand: onDemand,
 		linger:   linger,
-		wanted:   make(map[string]int),
+		delta:    make(map[string]int),
 		leases:   make(map[string]time.Time),
 		subs:     make(map[string]*busSub),
-		retry:    make(map[string]time.Time),
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
@@ -90,35 +110,40 @@ func (in *interest) nudge() {
 	}
 }
 
+// want reports that one more (n = 1) or one fewer (n = -1) client is
+// registered on filter (absolute).
+func (in *interest) want(filter string, n int) {
+	if !in.onDemand {
+		return
+	}
+	in.mu.Lock()
+	in.delta[filter] += n
+	in.mu.Unlock()
+	in.nudge()
+}
+
 // indexAddLocked registers c for filter f (relative to its base).
 func (h *Hub) indexAddLocked(c *client, f string) {
 	abs := topics.Mount(c.base, f)
 	h.index.Add(abs, c)
-	if h.interest.onDemand {
-		if h.interest.wanted[abs]++; h.interest.wanted[abs] == 1 {
-			h.interest.nudge()
-		}
-	}
+	h.interest.want(abs, 1)
 }
 
 // indexRemoveLocked unregisters c from filter f (relative to its base).
 func (h *Hub) indexRemoveLocked(c *client, f string) {
 	abs := topics.Mount(c.base, f)
 	h.index.Remove(abs, c)
-	if h.interest.onDemand {
-		if h.interest.wanted[abs]--; h.interest.wanted[abs] <= 0 {
-			delete(h.interest.wanted, abs)
-			h.interest.nudge()
-		}
-	}
+	h.interest.want(abs, -1)
 }
 
 // follow makes sure the hub is subscribed on the Bus to what filters
 // (relative to base) match, and keeps them wanted for at least d: it waits,
 // at most interestWait or until ctx ends, for the subscriptions to be made.
-// It does nothing for a hub subscribed to fixed BusFilters.
+// It does nothing for a hub subscribed to fixed BusFilters. It takes only
+// the interest's lock, never the hub's.
 func (h *Hub) follow(ctx context.Context, base string, filters []string, d time.Duration) {
-	if !h.interest.onDemand {
+	in := h.interest
+	if !in.onDemand {
 		return
 	}
 	abs := make([]string, len(filters))
@@ -126,22 +151,22 @@ func (h *Hub) follow(ctx context.Context, base string, filters []string, d time.
 		abs[i] = topics.Mount(base, f)
 	}
 	until := time.Now().Add(d)
-	h.mu.Lock()
+	in.mu.Lock()
 	for _, f := range abs {
-		if until.After(h.interest.leases[f]) {
-			h.interest.leases[f] = until
+		if until.After(in.leases[f]) {
+			in.leases[f] = until
 		}
 	}
-	h.interest.nudge()
-	h.mu.Unlock()
+	in.mu.Unlock()
+	in.nudge()
 
 	timer := time.NewTimer(interestWait)
 	defer timer.Stop()
 	for waited := false; ; waited = true {
-		h.mu.Lock()
-		followed := h.closed || h.coveredLocked(abs, nil)
-		changed := h.interest.changed
-		h.mu.Unlock()
+		in.mu.Lock()
+		followed := in.closed || in.coveredLocked(abs, nil)
+		changed := in.changed
+		in.mu.Unlock()
 		if followed {
 			if waited {
 				h.settle(ctx)
@@ -184,16 +209,27 @@ func (h *Hub) settle(ctx context.Context) {
 }
 
 // coveredLocked reports whether a Bus subscription covers each of filters
-// (absolute); with after, one that has every message since *after.
+// (absolute); with after, one that has every message since *after. It
+// costs, per filter, the few subscriptions the index finds as candidates.
+// Called under h.mu.
 func (h *Hub) coveredLocked(filters []string, after *uint64) bool {
+	in := h.interest
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.coveredLocked(filters, after)
+}
+
+// coveredLocked: see Hub.coveredLocked. Called under in.mu.
+func (in *interest) coveredLocked(filters []string, after *uint64) bool {
 	for _, f := range filters {
 		covered := false
-		for sf, s := range h.interest.subs {
-			if (after == nil || s.activeFrom <= *after) && topics.Covers(sf, f) {
+		// Every filter that covers f matches f read as a topic (its '+' and
+		// '#' as level names): the index finds them, Covers decides.
+		in.subIdx.Match(f, func(sf string) {
+			if !covered && (after == nil || in.subs[sf].activeFrom <= *after) && topics.Covers(sf, f) {
 				covered = true
-				break
 			}
-		}
+		})
 		if !covered {
 			return false
 		}
@@ -203,14 +239,16 @@ func (h *Hub) coveredLocked(filters []string, after *uint64) bool {
 
 // subscribeFixed makes the Bus subscriptions of a hub with fixed BusFilters.
 func (h *Hub) subscribeFixed() error {
+	in := h.interest
 	for _, f := range h.cfg.BusFilters {
 		cancel, err := h.bus.Subscribe(f, h.deliver)
 		if err != nil {
 			return err
 		}
-		h.mu.Lock()
-		h.interest.subs[f] = &busSub{cancel: cancel}
-		h.mu.Unlock()
+		in.mu.Lock()
+		in.subs[f] = &busSub{cancel: cancel}
+		in.subIdx.Add(f, f)
+		in.mu.Unlock()
 	}
 	return nil
 }
@@ -218,119 +256,185 @@ func (h *Hub) subscribeFixed() error {
 // reconcile runs until Close: it makes the Bus subscriptions match what
 // the clients want (see the top of this file).
 func (h *Hub) reconcile() {
-	defer close(h.interest.done)
+	in := h.interest
+	defer close(in.done)
+	r := &reconciler{
+		wanted: make(map[string]int),
+		leased: make(map[string]time.Time),
+		own:    make(map[string]*busSub),
+		retry:  make(map[string]time.Time),
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		next := h.reconcileOnce()
+		next := h.reconcileOnce(r)
 		timer.Reset(next)
 		select {
-		case <-h.interest.wake:
+		case <-in.wake:
 		case <-timer.C:
-		case <-h.interest.quit:
+		case <-in.quit:
 			return
 		}
 	}
 }
 
-// reconcileOnce makes one subscription change at a time, the additions
-// first, and returns how long it may wait before it looks again.
-func (h *Hub) reconcileOnce() time.Duration {
+// reconcileOnce makes the subscription changes, the additions first, until
+// there are none, and returns how long it may wait before it looks again.
+func (h *Hub) reconcileOnce(r *reconciler) time.Duration {
 	for {
-		select {
-		case <-h.interest.quit:
-			return time.Hour
-		default:
-		}
-		add, drop, next := h.plan()
-		switch {
-		case add != "":
-			h.subscribeBus(add)
-		case drop != "":
-			h.unsubscribeBus(drop)
-		default:
+		adds, drops, next := h.interest.plan(r)
+		if len(adds) == 0 && len(drops) == 0 {
 			return next
+		}
+		for _, f := range adds {
+			if h.quitting() {
+				return time.Hour
+			}
+			h.subscribeBus(r, f)
+		}
+		for _, f := range drops {
+			if h.quitting() {
+				return time.Hour
+			}
+			h.unsubscribeBus(r, f)
 		}
 	}
 }
 
-// plan decides the next change: a filter to subscribe to, or one to
-// cancel, or neither and how long until a lease or a linger ends.
-func (h *Hub) plan() (add, drop string, next time.Duration) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	in := &h.interest
+func (h *Hub) quitting() bool {
+	select {
+	case <-h.interest.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// pickUp moves the changes reported since the last call into r. It holds
+// in.mu for two map swaps; the merge runs outside it.
+func (in *interest) pickUp(r *reconciler) {
+	in.mu.Lock()
+	var delta map[string]int
+	var leases map[string]time.Time
+	if len(in.delta) > 0 {
+		delta, in.delta = in.delta, make(map[string]int)
+	}
+	if len(in.leases) > 0 {
+		leases, in.leases = in.leases, make(map[string]time.Time)
+	}
+	in.mu.Unlock()
+	for f, n := range delta {
+		before := r.wanted[f] > 0
+		if r.wanted[f] += n; r.wanted[f] <= 0 {
+			delete(r.wanted, f)
+		}
+		_, leased := r.leased[f]
+		if before != (r.wanted[f] > 0) && !leased {
+			r.dirty = true
+		}
+	}
+	for f, until := range leases {
+		old, leased := r.leased[f]
+		if !leased && r.wanted[f] == 0 {
+			r.dirty = true
+		}
+		if until.After(old) {
+			r.leased[f] = until
+		}
+	}
+}
+
+// plan decides the next changes: filters to subscribe to, or else ones to
+// cancel, or neither and how long until a lease, a linger or a refusal
+// ends. It runs on the reconciler's own state, under no lock.
+func (in *interest) plan(r *reconciler) (adds, drops []string, next time.Duration) {
+	in.pickUp(r)
 	now := time.Now()
 	next = time.Hour
-	wanted := make([]string, 0, len(in.wanted)+len(in.leases))
-	for f := range in.wanted {
-		wanted = append(wanted, f)
-	}
-	for f, until := range in.leases {
+	for f, until := range r.leased {
 		if !until.After(now) {
-			delete(in.leases, f)
+			delete(r.leased, f)
+			if r.wanted[f] == 0 {
+				r.dirty = true
+			}
 			continue
 		}
 		next = min(next, until.Sub(now))
-		if in.wanted[f] == 0 {
+	}
+	if r.dirty {
+		r.dirty = false
+		wanted := make([]string, 0, len(r.wanted)+len(r.leased))
+		for f := range r.wanted {
 			wanted = append(wanted, f)
 		}
+		for f := range r.leased {
+			if r.wanted[f] == 0 {
+				wanted = append(wanted, f)
+			}
+		}
+		r.target = minimalCover(wanted)
+		r.targetIdx = topics.Index[string]{}
+		for _, f := range r.target {
+			r.targetIdx.Add(f, f)
+		}
 	}
-	target := minimalCover(wanted)
-	for _, f := range target {
-		if s := in.subs[f]; s != nil {
+	for _, f := range r.target {
+		if s := r.own[f]; s != nil {
 			s.idleSince = time.Time{}
 			continue
 		}
-		if at, refused := in.retry[f]; refused && now.Before(at) {
+		if at, refused := r.retry[f]; refused && now.Before(at) {
 			next = min(next, at.Sub(now))
 			continue
 		}
-		if add == "" {
-			add = f
-		}
+		adds = append(adds, f)
 	}
-	if add != "" {
-		return add, "", 0
+	if len(adds) > 0 {
+		return adds, nil, 0
 	}
-	for f, s := range in.subs {
-		if slices.Contains(target, f) {
-			continue
-		}
-		covered := false
-		for _, t := range target {
-			if in.subs[t] != nil && topics.Covers(t, f) {
+	for f, s := range r.own {
+		inTarget, covered := false, false
+		r.targetIdx.Match(f, func(t string) {
+			switch {
+			case t == f:
+				inTarget = true
+			case r.own[t] != nil && topics.Covers(t, f):
 				covered = true
-				break
 			}
-		}
+		})
 		switch {
+		case inTarget:
 		case covered:
-			return "", f, 0 // the covering subscription brings its messages
+			drops = append(drops, f) // the covering subscription brings its messages
 		case s.idleSince.IsZero():
 			s.idleSince = now
 			next = min(next, in.linger)
 		case now.Sub(s.idleSince) >= in.linger:
-			return "", f, 0
+			drops = append(drops, f)
 		default:
 			next = min(next, in.linger-now.Sub(s.idleSince))
 		}
 	}
-	return "", "", max(next, time.Millisecond)
+	return nil, drops, max(next, time.Millisecond)
 }
 
 // minimalCover returns the filters of wanted that no other one covers,
-// sorted; of two filters that cover each other, the smaller stays.
+// sorted; of two filters that cover each other, the smaller stays. It
+// looks, for each filter, only at the candidates an index of the others
+// finds (those that match it read as a topic), not at every other filter.
 func minimalCover(wanted []string) []string {
+	var idx topics.Index[string]
+	for _, f := range wanted {
+		idx.Add(f, f)
+	}
 	var out []string
 	for _, f := range wanted {
 		needed := true
-		for _, g := range wanted {
-			if g != f && topics.Covers(g, f) && (!topics.Covers(f, g) || g < f) {
+		idx.Match(f, func(g string) {
+			if needed && g != f && topics.Covers(g, f) && (!topics.Covers(f, g) || g < f) {
 				needed = false
-				break
 			}
-		}
+		})
 		if needed {
 			out = append(out, f)
 		}
@@ -340,43 +444,62 @@ func minimalCover(wanted []string) []string {
 }
 
 // subscribeBus subscribes the hub to filter on the Bus.
-func (h *Hub) subscribeBus(filter string) {
+func (h *Hub) subscribeBus(r *reconciler, filter string) {
+	in := h.interest
 	cancel, err := h.bus.Subscribe(filter, h.deliver)
-	h.mu.Lock()
-	if err == nil && h.closed { // meanwhile
-		h.mu.Unlock()
-		cancel()
+	from := h.position() // every message after it went through the new subscription
+	in.mu.Lock()
+	if in.closed { // meanwhile
+		in.mu.Unlock()
+		if err == nil {
+			cancel()
+		}
 		return
 	}
-	defer h.mu.Unlock()
 	if err != nil {
+		in.mu.Unlock()
 		h.log.Warn("subscription refused by the bus; trying again later", "filter", filter, "retry_in", retryRefused, "err", err)
-		h.interest.retry[filter] = time.Now().Add(retryRefused)
+		r.retry[filter] = time.Now().Add(retryRefused)
 		return
 	}
-	delete(h.interest.retry, filter)
-	h.interest.subs[filter] = &busSub{cancel: cancel, activeFrom: h.seq}
-	close(h.interest.changed)
-	h.interest.changed = make(chan struct{})
+	s := &busSub{cancel: cancel, activeFrom: from}
+	in.subs[filter] = s
+	in.subIdx.Add(filter, filter)
+	close(in.changed)
+	in.changed = make(chan struct{})
+	in.mu.Unlock()
+	delete(r.retry, filter)
+	r.own[filter] = s
+	r.ownIdx.Add(filter, filter)
 	h.log.Debug("subscribed on the bus", "filter", filter)
 }
 
 // unsubscribeBus cancels the hub's subscription to filter, and forgets the
 // last values of the topics no other subscription brings any more: they
 // would go stale unnoticed.
-func (h *Hub) unsubscribeBus(filter string) {
-	h.mu.Lock()
-	s := h.interest.subs[filter]
-	delete(h.interest.subs, filter)
-	remaining := make([]string, 0, len(h.interest.subs))
-	for f := range h.interest.subs {
-		remaining = append(remaining, f)
+func (h *Hub) unsubscribeBus(r *reconciler, filter string) {
+	in := h.interest
+	in.mu.Lock()
+	s, closed := in.subs[filter], in.closed
+	delete(in.subs, filter)
+	in.subIdx.Remove(filter, filter)
+	in.mu.Unlock()
+	delete(r.own, filter)
+	r.ownIdx.Remove(filter, filter)
+	if closed || s == nil {
+		return // Close cancels it
 	}
-	h.state.forget(func(topic string) bool {
-		return topics.Match(filter, topic) && !matchAny(remaining, topic)
-	})
-	h.mu.Unlock()
 	s.cancel()
+	brought := false
+	onMatch := func(string) { brought = true }
+	h.state.forget(func(topic string) bool {
+		if !topics.Match(filter, topic) {
+			return false
+		}
+		brought = false
+		r.ownIdx.Match(topic, onMatch)
+		return !brought
+	})
 	h.log.Debug("unsubscribed on the bus", "filter", filter)
 }
 
@@ -385,18 +508,24 @@ func (h *Hub) unsubscribeBus(filter string) {
 // (when the Bus is closed, at the latest); its subscription is then not
 // cancelled, which a closing Bus does not need.
 func (h *Hub) stopInterest(ctx context.Context) {
-	if h.interest.onDemand {
-		close(h.interest.quit)
+	in := h.interest
+	if in.onDemand {
+		close(in.quit)
 		select {
-		case <-h.interest.done:
+		case <-in.done:
 		case <-ctx.Done():
 			h.log.Warn("a subscription on the bus still waits for the broker")
 		}
 	}
-	h.mu.Lock()
-	subs := h.interest.subs
-	h.interest.subs = make(map[string]*busSub)
-	h.mu.Unlock()
+	in.mu.Lock()
+	subs := in.subs
+	in.subs = make(map[string]*busSub)
+	in.subIdx = topics.Index[string]{}
+	if !in.closed {
+		in.closed = true
+		close(in.changed) // follows waiting for a subscription end
+	}
+	in.mu.Unlock()
 	for _, s := range subs {
 		s.cancel()
 	}
@@ -405,14 +534,23 @@ func (h *Hub) stopInterest(ctx context.Context) {
 // BusFilters returns the filters the hub is subscribed to on the Bus now,
 // sorted.
 func (h *Hub) BusFilters() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	fs := make([]string, 0, len(h.interest.subs))
-	for f := range h.interest.subs {
+	in := h.interest
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	fs := make([]string, 0, len(in.subs))
+	for f := range in.subs {
 		fs = append(fs, f)
 	}
 	slices.Sort(fs)
 	return fs
+}
+
+// busSubscriptions is how many Bus subscriptions the hub holds.
+func (h *Hub) busSubscriptions() int {
+	in := h.interest
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.subs)
 }
 
 // Resync tells every session that messages may have been lost on the way
@@ -422,9 +560,11 @@ func (h *Hub) BusFilters() []string {
 func (h *Hub) Resync(reason string) {
 	h.mu.Lock()
 	h.resumeFloor = h.seq
+	h.interest.mu.Lock()
 	for _, s := range h.interest.subs {
 		s.activeFrom = max(s.activeFrom, h.seq)
 	}
+	h.interest.mu.Unlock()
 	clients := make([]*client, 0, len(h.clients))
 	for c := range h.clients {
 		if c.started {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"time"
 
@@ -34,17 +33,12 @@ const maxPollMessages = 1000
 // else when one arrives or wait has passed; the resume and resync rules are
 // those of SSE. Errors are *Error, or ctx's error.
 func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q StreamQuery, wait time.Duration) (PollResult, error) {
-	if err := checkBaseAndFilters(base, q.Filters); err != nil {
+	if err := h.checkQuery(base, q.Filters); err != nil {
 		return PollResult{}, err
 	}
-	check := false
-	for _, f := range q.Filters {
-		allowed, exact := h.authz.Subscription(who, topics.Mount(base, f))
-		if !allowed {
-			h.stats.forbidden.Add(1)
-			return PollResult{}, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may read nothing that %q matches", who, f), Topic: f}
-		}
-		check = check || !exact
+	check, err := h.authorize(who, base, q.Filters)
+	if err != nil {
+		return PollResult{}, err
 	}
 	filters := make([]string, len(q.Filters))
 	for i, f := range q.Filters {
@@ -60,21 +54,17 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 	if q.Since != "" {
 		after, resync = h.resolveLocked(q.Since, base, q.Filters)
 	}
-	if resync != "" {
-		res := h.resyncPollLocked(who, base, q.Filters, resync)
-		h.mu.Unlock()
-		return res, nil
-	}
 	h.mu.Unlock()
+	if resync != "" {
+		return h.resyncPoll(who, base, q.Filters, resync), nil
+	}
 
 	for {
 		res, gone := h.scanLog(base, filters, after, func(topic string) bool {
 			return !check || h.authz.Allowed(who, auth.Read, topic)
 		})
 		if gone {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			return h.resyncPollLocked(who, base, q.Filters, "too old: the events after it have left the log"), nil
+			return h.resyncPoll(who, base, q.Filters, "too old: the events after it have left the log"), nil
 		}
 		if len(res.Messages) > 0 {
 			return res, nil
@@ -128,9 +118,12 @@ func (h *Hub) scanLog(base string, filters []string, after uint64, readable func
 	return res, false
 }
 
-func (h *Hub) resyncPollLocked(who auth.Identity, base string, filters []string, reason string) PollResult {
-	res := PollResult{ID: eventID(h.epoch, h.seq), Messages: []json.RawMessage{}, Resync: &ResyncNotice{Reason: reason}}
-	for _, v := range h.readable(who, base, h.state.values(base, filters)) {
+// resyncPoll answers a poll that cannot resume with the last values, read
+// outside the hub's lock.
+func (h *Hub) resyncPoll(who auth.Identity, base string, filters []string, reason string) PollResult {
+	st := h.readState(who, base, filters, 0)
+	res := PollResult{ID: st.ID, Messages: make([]json.RawMessage, 0, len(st.Values)), Resync: &ResyncNotice{Reason: reason}}
+	for _, v := range st.Values {
 		line := appendFrame(nil, v.Topic, v.Payload, "")
 		res.Messages = append(res.Messages, line[:len(line)-1])
 	}

@@ -118,7 +118,7 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	}
 	if err := h.publish(ctx, m, in.Topic, sourceWS); err != nil {
 		if cmd != nil {
-			h.ackFailed(cmd, CodeUnavailable)
+			h.acks.failed(cmd, CodeUnavailable)
 		}
 		return err
 	}
@@ -191,6 +191,7 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 // stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with
 // the last values in a state/ok frame, queued exactly where the live stream
 // is, so no older message follows it. Without a filter: the session's own.
+// The values are read outside the hub's lock (see Hub.sendStateAt).
 func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) error {
 	var req struct {
 		Filter json.RawMessage `json:"filter"`
@@ -206,23 +207,21 @@ func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) 
 		} else if err := json.Unmarshal(req.Filter, &filters); err != nil {
 			return errorf(CodeBadJSON, `"filter" must be a topic filter or an array of them`)
 		}
-		if err := checkFilters(c.base, filters); err != nil {
+		if err := h.checkQuery(c.base, filters); err != nil {
 			return err
 		}
 		if _, err := h.authorizeFilters(c, filters); err != nil {
 			return err
 		}
 		h.follow(ctx, c.base, filters, interestWait)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if filters == nil {
+	} else {
+		h.mu.Lock()
 		for f := range c.filters {
 			filters = append(filters, f)
 		}
+		h.mu.Unlock()
 	}
-	h.send(c, stateFrame(eventID(h.epoch, h.seq), h.readable(c.who, c.base, h.state.values(c.base, filters))))
-	return nil
+	return h.sendStateAt(c, filters)
 }
 
 func decodeFilters(payload json.RawMessage) ([]string, error) {

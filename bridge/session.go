@@ -26,7 +26,8 @@ const replayChunk = 256
 type catchup struct {
 	frames   [][]byte // written first, in order (config/ok; SSE's starting id)
 	resync   string   // non-empty: the client could not resume, for this reason; it gets the last values
-	values   []Value  // with resync
+	values   []*Value // with resync: every topic's last value, filtered by the writer (outside the hub's lock)
+	state    []string // with resync: the filters of the values, relative to base
 	replay   bool     // replay the log's events with after < seq < liveFrom
 	after    uint64   // the event the client has; with resync, the one the values bring it to
 	liveFrom uint64
@@ -74,7 +75,7 @@ func (h *Hub) beginLocked(c *client, filters []string, after uint64, resync stri
 	cu := &catchup{after: after, liveFrom: h.seq + 1, base: c.base, format: c.format, who: c.who, check: c.checkReads}
 	if resync != "" {
 		cu.resync = resync
-		cu.values = h.readable(c.who, c.base, h.state.values(c.base, filters))
+		cu.values, cu.state = h.state.snapshot(), filters
 		cu.after = h.seq
 		return cu, nil
 	}
@@ -198,7 +199,8 @@ func (h *Hub) writeTaken(c *client, cu *catchup, lines [][]byte, write func([][]
 func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (restarted bool, err error) {
 	frames := cu.frames
 	if cu.resync != "" {
-		frames = append(frames, resyncFrames(cu.format, cu.resync, cu.values, h.startID(cu))...)
+		values := valuesOf(cu.values, cu.base, newFilterSet(cu.base, cu.state), h.readKeep(cu.who))
+		frames = append(frames, resyncFrames(cu.format, cu.resync, values, h.startID(cu))...)
 	}
 	if len(frames) > 0 {
 		if err := write(frames); err != nil {

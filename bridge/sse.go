@@ -57,7 +57,7 @@ func ParseStreamQuery(q url.Values, header http.Header) (StreamQuery, error) {
 func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	q, err := ParseStreamQuery(r.URL.Query(), r.Header)
 	if err == nil {
-		err = checkBaseAndFilters(base, q.Filters)
+		err = h.checkQuery(base, q.Filters)
 	}
 	if err != nil {
 		e := AsError(err)
@@ -95,13 +95,6 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	s.run(r)
 	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
-}
-
-func checkBaseAndFilters(base string, filters []string) error {
-	if err := topics.ValidateBase(base); err != nil {
-		return &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid base topic %q: %v", base, err)}
-	}
-	return checkFilters(base, filters)
 }
 
 // startStream begins an SSE client: after the event it has, or from now

@@ -176,8 +176,6 @@ func (h *Hub) Stats() Stats {
 	for i, r := range closeReasons {
 		s.Closes[r.Text] = c.closes[i].Load()
 	}
-	h.mu.Lock()
-	s.BusSubscriptions = len(h.interest.subs)
-	h.mu.Unlock()
+	s.BusSubscriptions = h.busSubscriptions()
 	return s
 }

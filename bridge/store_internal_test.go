@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/motehub/motehub/auth"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func TestParseEventID(t *testing.T) {
 }
 
 func TestStateStoreBounds(t *testing.T) {
-	s := newStateStore(3, 4)
+	s := newStateStore(3, 1<<20, 4)
 	now := time.Now()
 	for i, topic := range []string{"a", "b", "c", "a", "d"} { // d evicts b, the least recently updated
 		s.update(topic, []byte(fmt.Sprint(i)), false, uint64(i), now)
@@ -104,7 +105,7 @@ func TestStateStoreBounds(t *testing.T) {
 	if got := strings.Join(hist, " "); got != "6 7 8 9" {
 		t.Fatalf("history %q, want the last 4, oldest first", got)
 	}
-	s.clear("h")
+	s.clear("h", 99)
 	if len(s.samples("h", 0)) != 0 || len(s.values("", []string{"h"})) != 0 {
 		t.Fatal("a cleared topic keeps its values")
 	}
@@ -118,7 +119,8 @@ func TestEmptyRetainedMessageClearsLastValue(t *testing.T) {
 	h.deliver(Message{Topic: "r", Payload: []byte("1"), Retain: true})
 	h.deliver(Message{Topic: "e", Payload: nil}) // an empty message that is not retained is a value
 	h.deliver(Message{Topic: "r", Payload: nil, Retain: true})
-	_, values, err := h.State(t.Context(), auth.Anonymous, "", []string{"#"})
+	st, err := h.State(t.Context(), auth.Anonymous, "", []string{"#"})
+	values := st.Values
 	if err != nil || len(values) != 1 || values[0].Topic != "e" || string(values[0].Payload) != `""` {
 		t.Fatalf("state %v %v: want only e with an empty string", values, err)
 	}
@@ -158,7 +160,77 @@ func TestDetachDropsPendingCommands(t *testing.T) {
 		t.Fatalf("expectAck = %v, %v", cmd, err)
 	}
 	h.detach(c)
-	if len(h.acks.byID) != 0 || len(h.acks.byState) != 0 || cmd.timer.Stop() {
+	h.acks.mu.Lock()
+	left := len(h.acks.byID) + len(h.acks.byState) + len(h.acks.perC)
+	h.acks.mu.Unlock()
+	if left != 0 || cmd.timer.Stop() {
 		t.Fatal("a departed client's command is still waiting, with its timer running")
 	}
+}
+
+// TestStateStoreBoundedInBytes: past the bytes bound, the topics updated
+// least recently go first, values and history alike, and the store's count
+// of its bytes is what it holds.
+func TestStateStoreBoundedInBytes(t *testing.T) {
+	payload := []byte(strings.Repeat("x", 1000))
+	perTopic := len("t/0") + topicOverhead + len(payload) + 4*(len(payload)+sampleOverhead) // the value and four samples
+	s := newStateStore(1000, 3*perTopic, 4)
+	now := time.Now()
+	for i, topic := range []string{"t/0", "t/1", "t/2", "t/0", "t/3"} { // t/3 evicts t/1
+		for range 4 {
+			s.update(topic, payload, false, uint64(i), now)
+		}
+	}
+	var kept []string
+	for _, v := range s.values("", []string{"#"}) {
+		kept = append(kept, v.Topic)
+	}
+	if got := strings.Join(kept, " "); got != "t/0 t/2 t/3" {
+		t.Fatalf("kept %q, want t/0 t/2 t/3: t/1 was updated least recently", got)
+	}
+	if s.bytes != 3*perTopic || len(s.samples("t/0", 0)) != 4 {
+		t.Fatalf("the store counts %d bytes, holds %d, and %d samples of t/0", s.bytes, 3*perTopic, len(s.samples("t/0", 0)))
+	}
+	s.update("t/2", []byte("1"), false, 9, now) // smaller: the samples it replaces no longer count
+	if want := 3*perTopic - (len(payload) - 1) - (len(payload) - 1); s.bytes != want {
+		t.Fatalf("after a smaller update the store counts %d bytes, want %d", s.bytes, want)
+	}
+	s.clear("t/0", 10)
+	s.forget(func(topic string) bool { return topic == "t/2" })
+	if len(s.topics) != 1 || len(s.all) != 1 || s.bytes != perTopic || s.newest != s.oldest {
+		t.Fatalf("after clearing two of three: %d topics, %d values, %d bytes", len(s.topics), len(s.all), s.bytes)
+	}
+}
+
+// TestStateMemoryBoundedAfter100kTopics: 100,000 distinct topics with 2 KB
+// payloads (200 MB in all) leave the hub's heap grown by about its bounds
+// (HistoryBytes and LogBytes), not by what went through.
+func TestStateMemoryBoundedAfter100kTopics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100,000 topics")
+	}
+	const historyBytes, logBytes = 8 << 20, 1 << 20
+	h := newTestHub(t, Config{MaxTopics: 1 << 20, HistoryBytes: historyBytes, LogBytes: logBytes})
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	payload := strings.Repeat("y", 2000)
+	for i := range 100000 {
+		h.deliver(Message{Topic: fmt.Sprintf("dev/%d/v", i), Payload: []byte(payload)})
+	}
+	grown := int64(heap()) - int64(before)
+	h.state.mu.RLock()
+	topics, bytes := len(h.state.topics), h.state.bytes
+	h.state.mu.RUnlock()
+	if bytes > historyBytes || topics == 0 || topics == 100000 {
+		t.Fatalf("the store holds %d topics in %d bytes, bound %d", topics, bytes, historyBytes)
+	}
+	if limit := int64(3 * (historyBytes + logBytes)); grown > limit {
+		t.Fatalf("the heap grew by %d MB after 100,000 topics, more than %d MB", grown>>20, limit>>20)
+	}
+	t.Logf("kept %d topics in %d bytes; heap grew by %.1f MB after 200 MB of messages", topics, bytes, float64(grown)/(1<<20))
 }

@@ -54,21 +54,23 @@ func (a *api) publish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "topic": in.Topic})
 }
 
-// state: GET /api/state?filter=... — the last values.
+// state: GET /api/state?filter=... — the last values: {"id", "values"},
+// with "truncated": true and the header X-Motehub-Truncated: true when more
+// topics matched than one answer carries (bridge.Config.MaxStateValues).
 func (a *api) state(w http.ResponseWriter, r *http.Request) {
 	filters := r.URL.Query()["filter"]
 	if len(filters) == 0 {
 		filters = []string{"#"}
 	}
-	id, values, err := a.hub.State(r.Context(), auth.IdentityFrom(r.Context()), "", filters)
+	res, err := a.hub.State(r.Context(), auth.IdentityFrom(r.Context()), "", filters)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if values == nil {
-		values = []bridge.Value{}
+	if res.Truncated {
+		w.Header().Set("X-Motehub-Truncated", "true")
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "values": values})
+	writeJSON(w, http.StatusOK, res)
 }
 
 // history: GET /api/history?topic=...&limit=N — recent messages, oldest first.

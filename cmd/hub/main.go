@@ -222,6 +222,7 @@ func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge
 		MaxSessions:           opts.MaxConnections,
 		MaxSessionsPerAddress: opts.MaxConnectionsPerAddress,
 		MaxSubscriptions:      opts.MaxSubscriptions,
+		MaxStateValues:        opts.MaxStateValues,
 	}
 	if mq.store != nil {
 		hubCfg.Journal, hubCfg.Restore = mq.store, mq.store.Restored()
