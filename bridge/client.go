@@ -35,6 +35,7 @@ var (
 	ReasonTooLarge    = CloseReason{1009, "frame too large"} // a frame over Config.MaxFrameBytes
 	ReasonFlooding    = CloseReason{1008, "rate limit"}      // far past Config.MessageRate
 	ReasonRevoked     = CloseReason{4003, "revoked"}         // its user is no longer allowed
+	ReasonInvalidText = CloseReason{1007, "invalid UTF-8"}   // a text frame that is not UTF-8 (RFC 6455 §8.1)
 )
 
 // format is how a client's transport wants each message encoded.
@@ -151,6 +152,9 @@ type outItem struct {
 	at   int64
 }
 
+// isReply reports whether the item answers the client (see pushReply).
+func (it outItem) isReply() bool { return it.at == 0 }
+
 // push appends line unless that would exceed a limit; then it drops what is
 // queued, refuses everything from now on, and reports false. A single line
 // larger than the byte limit is taken when the queue is empty, so that the
@@ -194,10 +198,26 @@ func (q *queue) pushReply(frame []byte) bool {
 	return true
 }
 
-// restart drops what is queued and makes cu the next thing to write.
+// restart makes cu the next thing to write. The messages queued are
+// dropped: cu brings the client to where it now starts. The replies are
+// not: the frames of a catchup not yet taken (a config/ok) and the replies
+// queued behind it go first into cu's frames, in the order they were
+// queued, so that every request the client made is answered, in order.
 func (q *queue) restart(cu *catchup) {
 	q.mu.Lock()
 	if !q.overflow {
+		var replies [][]byte
+		if q.pending != nil {
+			replies = append(replies, q.pending.frames...)
+		}
+		for _, it := range q.items {
+			if it.isReply() {
+				replies = append(replies, it.line)
+			}
+		}
+		if len(replies) > 0 {
+			cu.frames = append(replies, cu.frames...)
+		}
 		clear(q.items)
 		q.items, q.bytes, q.pending = q.items[:0], 0, cu
 	}

@@ -84,6 +84,11 @@ type Config struct {
 	// SSERetry is the reconnection delay an SSE stream asks EventSource for.
 	// Default 2 s.
 	SSERetry time.Duration
+	// SSERefusedRetry is the reconnection delay of an EventSource refused by
+	// a session limit: it gets a 200 stream that says why ("event: close")
+	// and comes back after this long, where a 429 or 503 would make it stop
+	// for good. Default 30 s.
+	SSERefusedRetry time.Duration
 	// KeepAlive is how often an idle SSE stream gets a comment, so proxies
 	// do not cut it. Default 15 s.
 	KeepAlive time.Duration
@@ -155,6 +160,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.MaxBatchBytes, 64<<10)
 	setDefault(&c.PublishTimeout, 10*time.Second)
 	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.SSERefusedRetry, 30*time.Second)
 	setDefault(&c.KeepAlive, 15*time.Second)
 	setDefault(&c.MaxPollWait, 60*time.Second)
 	setDefault(&c.AckTimeout, 5*time.Second)

@@ -1,9 +1,12 @@
 package bridge
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/motehub/motehub/auth"
@@ -68,6 +71,10 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
 	if err := h.attach(c); err != nil {
 		e := AsError(err)
+		if acceptsEventStream(r) {
+			h.refuseStream(w, rc, e)
+			return
+		}
 		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
@@ -81,11 +88,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		WriteHTTPError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no") // nginx and others: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
+	startEventStream(w)
 	s := &sseSession{hub: h, c: c, w: w, rc: rc}
 	if err := s.write([][]byte{fmt.Appendf(nil, "retry: %d\n\n", h.cfg.SSERetry.Milliseconds())}); err != nil {
 		return
@@ -94,6 +97,52 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	s.run(r)
 	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+}
+
+// startEventStream answers 200 with the headers of an event stream.
+func startEventStream(w http.ResponseWriter) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no") // nginx and others: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+}
+
+// acceptsEventStream reports whether r asks for an event stream, as
+// EventSource does (Accept: text/event-stream).
+func acceptsEventStream(r *http.Request) bool {
+	return strings.Contains(strings.ToLower(r.Header.Get("Accept")), "text/event-stream")
+}
+
+// closeEvent is the data of an "event: close": why the hub ends a stream
+// (reason and code as in a WebSocket close frame), and, when it refuses
+// one, the details.
+type closeEvent struct {
+	Reason  string `json:"reason"`
+	Code    int    `json:"code"`
+	Message string `json:"message,omitempty"`
+}
+
+func closeEventFrame(r CloseReason, message string) []byte {
+	data, _ := json.Marshal(closeEvent{Reason: r.Text, Code: r.Code, Message: message})
+	return fmt.Appendf(nil, "event: close\ndata: %s\n\n", data)
+}
+
+// ReasonRefused is why a stream (or WebSocket) is refused by a session
+// limit, or while the hub shuts down: come back later.
+var ReasonRefused = CloseReason{1013, "try again later"}
+
+// refuseStream answers an EventSource that a session limit refuses: a 429
+// or a 503 would make it give up for good (WHATWG HTML, "fail the
+// connection"), so it gets a short stream instead, with a long retry: and
+// the reason, and comes back by itself. It sends no id, so the page
+// resumes where it was.
+func (h *Hub) refuseStream(w http.ResponseWriter, rc *http.ResponseController, e *Error) {
+	startEventStream(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+	_, _ = fmt.Fprintf(w, "retry: %d\n\n", h.cfg.SSERefusedRetry.Milliseconds())
+	_, _ = w.Write(closeEventFrame(ReasonRefused, e.Code+": "+e.Message))
+	_ = rc.Flush()
 }
 
 func checkBaseAndFilters(base string, filters []string) error {
@@ -129,6 +178,9 @@ type sseSession struct {
 	c   *client
 	w   http.ResponseWriter
 	rc  *http.ResponseController
+	// closing: goodbye is writing the close event; until then a write stops
+	// (errStopping) as soon as the session is ending.
+	closing bool
 }
 
 func (s *sseSession) run(r *http.Request) {
@@ -145,19 +197,34 @@ func (s *sseSession) run(r *http.Request) {
 			drained.idle(&c.out)
 			err = s.write([][]byte{[]byte(": keep-alive\n\n")})
 		case <-c.stop:
-			// EventSource reconnects when a stream ends; the reason is for people and logs.
-			if c.reason != ReasonClientGone {
-				_ = s.write([][]byte{fmt.Appendf(nil, "event: close\ndata: {\"reason\":%q}\n\n", c.reason.Text)})
-			}
+			s.goodbye()
 			return
 		case <-r.Context().Done():
 			c.close(ReasonClientGone)
+			return
+		}
+		if errors.Is(err, errStopping) {
+			s.goodbye()
 			return
 		}
 		if err != nil {
 			c.close(ReasonWriteFailed)
 			return
 		}
+	}
+}
+
+// goodbye tells the client why the stream ends; EventSource then
+// reconnects, and the reason is for people and logs. The writer stopped
+// adding to the stream as soon as the session was ending, so for a client
+// that reads slowly this waits only behind what the socket already holds.
+// When the handler returns, net/http ends the response and keeps the
+// connection for a next request: an EventSource sends nothing on it, so no
+// unread input turns a close into a reset that would lose the event.
+func (s *sseSession) goodbye() {
+	s.closing = true
+	if r := s.c.reason; r != ReasonClientGone && r != ReasonWriteFailed {
+		_ = s.write([][]byte{closeEventFrame(r, "")})
 	}
 }
 
@@ -168,6 +235,9 @@ func (s *sseSession) write(frames [][]byte) error {
 	}
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
 	for _, f := range frames {
+		if !s.closing && s.c.stopped() {
+			return errStopping
+		}
 		if _, err := s.w.Write(f); err != nil {
 			return err
 		}
