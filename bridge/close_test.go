@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,11 +28,16 @@ const closeRuns = 20
 // its session, as a browser may: its writer sends next() until a write
 // fails, its reader reads (paced by readPace, if set) until the connection
 // ends. result is the error that ended the reading: a *websocket.CloseError
-// when the close frame arrived.
+// when the close frame arrived. Like a browser (or Node's ws), it gives up
+// on the connection when a write fails before it has the close frame (a
+// reset: the hub closed while it was sending): then it sees no close code,
+// what a page sees as 1006. wait reports such a reset even when the close
+// frame came first: the hub must not reset a connection it closes.
 type sendingClient struct {
 	conn   *websocket.Conn
 	wg     sync.WaitGroup
 	result chan error
+	reset  atomic.Value // error: a write that failed for a reason other than the close handshake
 }
 
 func startSendingClient(t *testing.T, conn *websocket.Conn, next func(i int) (kind int, data []byte), readPace time.Duration) *sendingClient {
@@ -43,7 +50,11 @@ func startSendingClient(t *testing.T, conn *websocket.Conn, next func(i int) (ki
 		defer s.wg.Done()
 		for i := 0; ; i++ {
 			kind, data := next(i)
-			if conn.WriteMessage(kind, data) != nil {
+			if err := conn.WriteMessage(kind, data); err != nil {
+				if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+					s.reset.Store(err)
+					_ = conn.Close()
+				}
 				return
 			}
 		}
@@ -69,10 +80,14 @@ func startSendingClient(t *testing.T, conn *websocket.Conn, next func(i int) (ki
 	return s
 }
 
-// wait returns how the reading ended.
+// wait returns how the reading ended, or the reset that ended the writing
+// first.
 func (s *sendingClient) wait(t *testing.T) error {
 	t.Helper()
 	err := hubtest.Receive(t, s.result, 3*hubtest.Timeout, "the end of the connection")
+	if reset, ok := s.reset.Load().(error); ok {
+		err = fmt.Errorf("a write failed (%w), then the reading ended with %v", reset, err)
+	}
 	s.stop()
 	return err
 }

@@ -30,6 +30,11 @@ const Subprotocol = "clown.talk"
 // right after its handshake.
 const closeGrace = time.Second
 
+// unsentBound is the most a WebSocket's kernel holds unsent: four of the
+// writer's coalesced writes, so throughput does not suffer, and little
+// enough that a slow reader reaches the close frame soon after it is written.
+const unsentBound = 128 << 10
+
 // wsVersion is the only WebSocket protocol version there is (RFC 6455).
 const wsVersion = "13"
 
@@ -131,6 +136,9 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered
 	}
+	// A close frame for a client that reads slowly waits behind what the
+	// kernel holds unsent: keep that small (see goodbye).
+	linger.BoundUnsent(cw.conn.Conn, unsentBound)
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
