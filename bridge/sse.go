@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -90,11 +89,14 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	}
 	startEventStream(w)
 	s := &sseSession{hub: h, c: c, w: w, rc: rc}
-	if err := s.write([][]byte{fmt.Appendf(nil, "retry: %d\n\n", h.cfg.SSERetry.Milliseconds())}); err != nil {
+	if err := s.WriteMany([][]byte{fmt.Appendf(nil, "retry: %d\n\n", h.cfg.SSERetry.Milliseconds())}); err != nil {
+		return
+	}
+	if err := s.Flush(); err != nil {
 		return
 	}
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote, "base", base, "since", q.Since)
-	s.run(r)
+	h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.KeepAlive, gone: r.Context().Done()})
 	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
 }
@@ -173,63 +175,23 @@ func (h *Hub) startStream(c *client, q StreamQuery) error {
 	return nil
 }
 
+// sseSession is one SSE client: its writer runs on the request's
+// goroutine.
 type sseSession struct {
 	hub *Hub
 	c   *client
 	w   http.ResponseWriter
 	rc  *http.ResponseController
-	// closing: goodbye is writing the close event; until then a write stops
+	// closing: Close is writing the close event; until then a write stops
 	// (errStopping) as soon as the session is ending.
 	closing bool
 }
 
-func (s *sseSession) run(r *http.Request) {
-	h, c := s.hub, s.c
-	keepAlive := time.NewTicker(h.cfg.KeepAlive)
-	defer keepAlive.Stop()
-	var drained drainer
-	for {
-		var err error
-		select {
-		case <-c.out.ready:
-			err = h.drain(c, &drained, s.write)
-		case <-keepAlive.C:
-			drained.idle(&c.out)
-			err = s.write([][]byte{[]byte(": keep-alive\n\n")})
-		case <-c.stop:
-			s.goodbye()
-			return
-		case <-r.Context().Done():
-			c.close(ReasonClientGone)
-			return
-		}
-		if errors.Is(err, errStopping) {
-			s.goodbye()
-			return
-		}
-		if err != nil {
-			c.close(ReasonWriteFailed)
-			return
-		}
-	}
-}
+var _ clientTransport = (*sseSession)(nil)
 
-// goodbye tells the client why the stream ends; EventSource then
-// reconnects, and the reason is for people and logs. The writer stopped
-// adding to the stream as soon as the session was ending, so for a client
-// that reads slowly this waits only behind what the socket already holds.
-// When the handler returns, net/http ends the response and keeps the
-// connection for a next request: an EventSource sends nothing on it, so no
-// unread input turns a close into a reset that would lose the event.
-func (s *sseSession) goodbye() {
-	s.closing = true
-	if r := s.c.reason; r != ReasonClientGone && r != ReasonWriteFailed {
-		_ = s.write([][]byte{closeEventFrame(r, "")})
-	}
-}
-
-// write sends frames and flushes them, within Config.WriteTimeout.
-func (s *sseSession) write(frames [][]byte) error {
+// WriteMany writes events into the response's buffer, within
+// Config.WriteTimeout.
+func (s *sseSession) WriteMany(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
@@ -242,5 +204,35 @@ func (s *sseSession) write(frames [][]byte) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// Flush sends what WriteMany wrote, within Config.WriteTimeout.
+func (s *sseSession) Flush() error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
 	return s.rc.Flush()
+}
+
+// KeepAlive sends a comment, so that proxies do not cut an idle stream.
+func (s *sseSession) KeepAlive() error {
+	if err := s.WriteMany([][]byte{[]byte(": keep-alive\n\n")}); err != nil {
+		return err
+	}
+	return s.Flush()
+}
+
+// Close tells the client why the stream ends; EventSource then
+// reconnects, and the reason is for people and logs. The writer stopped
+// adding to the stream as soon as the session was ending, so for a client
+// that reads slowly this waits only behind what the socket already holds.
+// When the handler returns, net/http ends the response and keeps the
+// connection for a next request: an EventSource sends nothing on it, so no
+// unread input turns a close into a reset that would lose the event.
+func (s *sseSession) Close(r CloseReason, broken bool) {
+	s.closing = true
+	if !broken && r != ReasonClientGone {
+		if s.WriteMany([][]byte{closeEventFrame(r, "")}) == nil {
+			_ = s.Flush()
+		}
+	}
 }

@@ -137,7 +137,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		return // the upgrader has answered
 	}
 	// A close frame for a client that reads slowly waits behind what the
-	// kernel holds unsent: keep that small (see goodbye).
+	// kernel holds unsent: keep that small (see Close).
 	linger.BoundUnsent(cw.conn.Conn, unsentBound)
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
@@ -167,28 +167,34 @@ type wsSession struct {
 	ctx    context.Context // for the client's publishes; cancelled when the session stops
 	cancel context.CancelFunc
 	limit  inboundLimit
-	// lingerUntil (unix nanos; 0 until goodbye) is when a closing session
+	// lingerUntil (unix nanos; 0 until Close) is when a closing session
 	// stops waiting for the client to close too.
 	lingerUntil atomic.Int64
+	holding     bool // the writer gathers frames in net (see Flush)
 }
 
-// How a session ends (a lingering close, see package linger): the writer
-// says goodbye, a close frame with the reason (the client's own close is
-// answered by gorilla's reader), then half-closes the connection, so that
-// the client reads everything up to the close frame and then an end of
-// stream. The reader, which stops acting on what the client sends, ends
-// with the client's close frame or at the linger deadline; run then drains
-// what the client still sends until it closes too, or the deadline, and only
-// then closes the socket: a socket closed with unread input sends a reset,
-// which would destroy the close frame on its way.
+var _ clientTransport = (*wsSession)(nil)
 
+// How a session ends (a lingering close, see package linger): the writer
+// closes the transport (Close): a close frame with the reason (the
+// client's own close is answered by gorilla's reader), then a half-close,
+// so that the client reads everything up to the close frame and then the
+// end of the stream. The reader, which stops acting on what the client
+// sends, ends with the client's close frame or at the linger deadline; run
+// then drains what the client still sends until it closes too, or the
+// deadline, and only then closes the socket: a socket closed with unread
+// input sends a reset, which would destroy the close frame on its way.
 func (s *wsSession) run() {
 	h, c := s.hub, s.c
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"base", c.base, "subprotocol", s.conn.Subprotocol())
 
 	writerDone := make(chan struct{})
-	go s.writeLoop(writerDone)
+	go func() {
+		defer close(writerDone)
+		// A client that has not sent config/set by HelloTimeout starts with the defaults.
+		h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.PongWait * 9 / 10, hello: h.cfg.HelloTimeout})
+	}()
 	err := s.readLoop()
 	c.close(readReason(err))
 	<-writerDone
@@ -220,7 +226,7 @@ func (s *wsSession) readLoop() error {
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
-		if until := s.lingerUntil.Load(); until != 0 { // goodbye came in between
+		if until := s.lingerUntil.Load(); until != 0 { // Close came in between
 			_ = conn.SetReadDeadline(time.Unix(0, until))
 		}
 	}
@@ -331,53 +337,15 @@ func readMessage(buf []byte, r io.Reader, limit int) (_ []byte, tooLarge bool, e
 	}
 }
 
-// errStopping ends a drain early: the session is ending, and what is left
-// of the queue would only delay the close frame.
-var errStopping = errors.New("bridge: the session is ending")
-
-func (s *wsSession) writeLoop(done chan<- struct{}) {
-	defer close(done)
-	defer s.cancel()
-	h, c := s.hub, s.c
-	ping := time.NewTicker(h.cfg.PongWait * 9 / 10)
-	defer ping.Stop()
-	// A client that has not sent config/set by then starts with the defaults.
-	hello := time.NewTimer(h.cfg.HelloTimeout)
-	defer hello.Stop()
-
-	var drained drainer
-	for {
-		var err error
-		select {
-		case <-c.out.ready:
-			s.net.hold()
-			err = h.drain(c, &drained, s.writeLines)
-			if ferr := s.net.release(); err == nil || errors.Is(err, errStopping) && ferr != nil {
-				err = ferr
-			}
-		case <-hello.C:
-			h.startDefault(c)
-		case <-ping.C:
-			drained.idle(&c.out)
-			err = s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout))
-		case <-c.stop:
-			s.goodbye(true)
-			return
-		}
-		if errors.Is(err, errStopping) {
-			s.goodbye(true)
-			return
-		}
-		if err != nil {
-			c.close(ReasonWriteFailed)
-			s.goodbye(false) // a frame may have been cut short: nothing more can be written
-			return
-		}
-	}
-}
-
-func (s *wsSession) writeLines(lines [][]byte) error {
+// WriteMany writes lines as text frames, one per line or, for a client
+// that asked for batches, as many as Config.MaxBatchBytes allows, gathered
+// until Flush (see coalescingConn).
+func (s *wsSession) WriteMany(lines [][]byte) error {
 	c := s.c
+	if !s.holding {
+		s.net.hold()
+		s.holding = true
+	}
 	if !c.batch.Load() {
 		for _, line := range lines {
 			if c.stopped() {
@@ -406,23 +374,38 @@ func (s *wsSession) writeLines(lines [][]byte) error {
 	return nil
 }
 
-// goodbye tells the client why the hub ends the session, unless it knows
-// already or the stream cannot carry another frame (canWrite false), and
-// half-closes the connection; run lingers until the client closes too.
+// Flush writes what the drain gathered, in one system call.
+func (s *wsSession) Flush() error {
+	if !s.holding {
+		return nil
+	}
+	s.holding = false
+	return s.net.release()
+}
+
+// KeepAlive pings: a client that answers (any reading client does) keeps
+// its session past Config.PongWait.
+func (s *wsSession) KeepAlive() error {
+	return s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.hub.cfg.WriteTimeout))
+}
+
+// Close tells the client why the hub ends the session, unless it knows
+// already or the stream is broken, and half-closes the connection; run
+// lingers until the client closes too.
 //
 // The close frame gets a whole Config.WriteTimeout: for a client that reads
 // slowly it waits behind what the socket already holds (the writer stopped
-// adding to it as soon as the session was ending), and its reader sees it
-// once it has read that.
-func (s *wsSession) goodbye(canWrite bool) {
-	r := s.c.reason
-	if canWrite && r != ReasonClientGone && r != ReasonTooLarge { // for these the peer already has its close frame
+// adding to it as soon as the session was ending, and the kernel holds at
+// most unsentBound unsent), and its reader sees it once it has read that.
+func (s *wsSession) Close(r CloseReason, broken bool) {
+	defer s.cancel()                                             // the client's publishes still waiting end now
+	if !broken && r != ReasonClientGone && r != ReasonTooLarge { // for these the peer already has its close frame
 		msg := websocket.FormatCloseMessage(r.Code, r.Text)
 		if s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.hub.cfg.WriteTimeout)) != nil {
-			canWrite = false
+			broken = true
 		}
 	}
-	if !canWrite && r != ReasonClientGone {
+	if broken && r != ReasonClientGone {
 		_ = s.net.Conn.Close() // nothing to linger for; ends the reader
 		return
 	}
