@@ -398,8 +398,10 @@ func (s *wsSession) KeepAlive() error {
 // adding to it as soon as the session was ending, and the kernel holds at
 // most unsentBound unsent), and its reader sees it once it has read that.
 func (s *wsSession) Close(r CloseReason, broken bool) {
-	defer s.cancel()                                             // the client's publishes still waiting end now
-	if !broken && r != ReasonClientGone && r != ReasonTooLarge { // for these the peer already has its close frame
+	defer s.cancel() // the client's publishes still waiting end now
+	// After ReasonClientGone and ReasonTooLarge the peer has its close frame
+	// (its own, answered by gorilla; gorilla's 1009).
+	if !broken && r != ReasonClientGone && r != ReasonTooLarge {
 		msg := websocket.FormatCloseMessage(r.Code, r.Text)
 		if s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.hub.cfg.WriteTimeout)) != nil {
 			broken = true
