@@ -36,6 +36,9 @@ var (
 	ReasonFlooding    = CloseReason{1008, "rate limit"}      // far past Config.MessageRate
 	ReasonRevoked     = CloseReason{4003, "revoked"}         // its user is no longer allowed
 	ReasonInvalidText = CloseReason{1007, "invalid UTF-8"}   // a text frame that is not UTF-8 (RFC 6455 §8.1)
+	// ReasonRefused refuses an EventSource for a session limit, or while
+	// the hub shuts down: come back later (see Config.SSERefusedRetry).
+	ReasonRefused = CloseReason{1013, "try again later"}
 )
 
 // format is how a client's transport wants each message encoded.

@@ -130,10 +130,6 @@ func closeEventFrame(r CloseReason, message string) []byte {
 	return fmt.Appendf(nil, "event: close\ndata: %s\n\n", data)
 }
 
-// ReasonRefused is why a stream (or WebSocket) is refused by a session
-// limit, or while the hub shuts down: come back later.
-var ReasonRefused = CloseReason{1013, "try again later"}
-
 // refuseStream answers an EventSource that a session limit refuses: a 429
 // or a 503 would make it give up for good (WHATWG HTML, "fail the
 // connection"), so it gets a short stream instead, with a long retry: and

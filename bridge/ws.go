@@ -347,8 +347,8 @@ func (s *wsSession) WriteMany(lines [][]byte) error {
 		s.holding = true
 	}
 	if !c.batch.Load() {
-		for _, line := range lines {
-			if c.stopped() {
+		for i, line := range lines {
+			if i%stopCheckEvery == 0 && c.stopped() {
 				return errStopping
 			}
 			if err := s.net.writeText(line); err != nil {
@@ -373,6 +373,11 @@ func (s *wsSession) WriteMany(lines [][]byte) error {
 	}
 	return nil
 }
+
+// stopCheckEvery is how many lines WriteMany writes between two looks at
+// whether the session is ending: often enough that a slow client's close
+// waits behind little, rarely enough to cost nothing per line.
+const stopCheckEvery = 32
 
 // Flush writes what the drain gathered, in one system call.
 func (s *wsSession) Flush() error {
