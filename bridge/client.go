@@ -138,6 +138,7 @@ type queue struct {
 	items    []outItem
 	bytes    int
 	pending  *catchup
+	held     int // replies carried in pending's frames (see restart): they count against maxItems
 	maxItems int
 	maxBytes int
 	overflow bool          // once set, the queue refuses everything
@@ -188,7 +189,7 @@ func (q *queue) push(line []byte, at int64) bool {
 // large answer (the last values) does not make a client slow by itself.
 func (q *queue) pushReply(frame []byte) bool {
 	q.mu.Lock()
-	if q.overflow || len(q.items) >= q.maxItems {
+	if q.overflow || len(q.items)+q.held >= q.maxItems {
 		q.overflow = true
 		q.items, q.bytes, q.pending = nil, 0, nil
 		q.mu.Unlock()
@@ -221,6 +222,7 @@ func (q *queue) restart(cu *catchup) {
 		if len(replies) > 0 {
 			cu.frames = append(replies, cu.frames...)
 		}
+		q.held = len(replies) // a client that restarts without reading still meets the bound
 		clear(q.items)
 		q.items, q.bytes, q.pending = q.items[:0], 0, cu
 	}
@@ -242,7 +244,7 @@ func (q *queue) take(spare []outItem) (*catchup, []outItem) {
 	clear(spare)
 	q.mu.Lock()
 	cu, items := q.pending, q.items
-	q.pending, q.items, q.bytes = nil, spare[:0], 0
+	q.pending, q.items, q.bytes, q.held = nil, spare[:0], 0, 0
 	q.mu.Unlock()
 	return cu, items
 }
