@@ -26,6 +26,10 @@ var (
 	ReasonTooLarge    = CloseReason{1009, "frame too large"} // a frame over Config.MaxFrameBytes
 	ReasonFlooding    = CloseReason{1008, "rate limit"}      // far past Config.MessageRate
 	ReasonRevoked     = CloseReason{4003, "revoked"}         // its user is no longer allowed
+	ReasonInvalidText = CloseReason{1007, "invalid UTF-8"}   // a text frame that is not UTF-8 (RFC 6455 §8.1)
+	// ReasonRefused refuses an EventSource for a session limit, or while
+	// the hub shuts down: come back later (see Config.SSERefusedRetry).
+	ReasonRefused = CloseReason{1013, "try again later"}
 )
 
 // format is how a client's transport wants each message encoded.
@@ -123,6 +127,7 @@ type queue struct {
 	items    []outItem
 	bytes    int
 	pending  *catchup
+	held     int // replies carried in pending's frames (see restart): they count against maxItems
 	maxItems int
 	maxBytes int
 	overflow bool          // once set, the queue refuses everything
@@ -139,6 +144,9 @@ type outItem struct {
 	line []byte
 	at   int64
 }
+
+// isReply reports whether the item answers the client (see pushReply).
+func (it outItem) isReply() bool { return it.at == 0 }
 
 // push appends line unless that would exceed a limit; then it drops what is
 // queued, refuses everything from now on, and reports false. A single line
@@ -170,7 +178,7 @@ func (q *queue) push(line []byte, at int64) bool {
 // large answer (the last values) does not make a client slow by itself.
 func (q *queue) pushReply(frame []byte) bool {
 	q.mu.Lock()
-	if q.overflow || len(q.items) >= q.maxItems {
+	if q.overflow || len(q.items)+q.held >= q.maxItems {
 		q.overflow = true
 		q.items, q.bytes, q.pending = nil, 0, nil
 		q.mu.Unlock()
@@ -183,10 +191,27 @@ func (q *queue) pushReply(frame []byte) bool {
 	return true
 }
 
-// restart drops what is queued and makes cu the next thing to write.
+// restart makes cu the next thing to write. The messages queued are
+// dropped: cu brings the client to where it now starts. The replies are
+// not: the frames of a catchup not yet taken (a config/ok) and the replies
+// queued behind it go first into cu's frames, in the order they were
+// queued, so that every request the client made is answered, in order.
 func (q *queue) restart(cu *catchup) {
 	q.mu.Lock()
 	if !q.overflow {
+		var replies [][]byte
+		if q.pending != nil {
+			replies = append(replies, q.pending.frames...)
+		}
+		for _, it := range q.items {
+			if it.isReply() {
+				replies = append(replies, it.line)
+			}
+		}
+		if len(replies) > 0 {
+			cu.frames = append(replies, cu.frames...)
+		}
+		q.held = len(replies) // a client that restarts without reading still meets the bound
 		clear(q.items)
 		q.items, q.bytes, q.pending = q.items[:0], 0, cu
 	}
@@ -208,7 +233,7 @@ func (q *queue) take(spare []outItem) (*catchup, []outItem) {
 	clear(spare)
 	q.mu.Lock()
 	cu, items := q.pending, q.items
-	q.pending, q.items, q.bytes = nil, spare[:0], 0
+	q.pending, q.items, q.bytes, q.held = nil, spare[:0], 0, 0
 	q.mu.Unlock()
 	return cu, items
 }

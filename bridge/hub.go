@@ -97,6 +97,11 @@ type Config struct {
 	// SSERetry is the reconnection delay an SSE stream asks EventSource for.
 	// Default 2 s.
 	SSERetry time.Duration
+	// SSERefusedRetry is the reconnection delay of an EventSource refused by
+	// a session limit: it gets a 200 stream that says why ("event: close")
+	// and comes back after this long, where a 429 or 503 would make it stop
+	// for good. Default 30 s.
+	SSERefusedRetry time.Duration
 	// KeepAlive is how often an idle SSE stream gets a comment, so proxies
 	// do not cut it. Default 15 s.
 	KeepAlive time.Duration
@@ -174,6 +179,7 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.MaxBatchBytes, 64<<10)
 	defaults.Set(&c.PublishTimeout, 10*time.Second)
 	defaults.Set(&c.SSERetry, 2*time.Second)
+	defaults.Set(&c.SSERefusedRetry, 30*time.Second)
 	defaults.Set(&c.KeepAlive, 15*time.Second)
 	defaults.Set(&c.MaxPollWait, 60*time.Second)
 	defaults.Set(&c.AckTimeout, 5*time.Second)

@@ -143,7 +143,7 @@ func (h *Hub) drain(c *client, d *drainer, write func([][]byte) error) error {
 	for _, it := range items {
 		d.lines = append(d.lines, it.line)
 	}
-	if err := h.writeTaken(c, cu, d.lines, write); err != nil {
+	if err := h.writeTaken(c, cu, items, d.lines, write); err != nil {
 		return err
 	}
 	now := time.Now().UnixNano()
@@ -180,17 +180,32 @@ func (d *drainer) idle(q *queue) {
 	q.mu.Unlock()
 }
 
-func (h *Hub) writeTaken(c *client, cu *catchup, lines [][]byte, write func([][]byte) error) error {
+func (h *Hub) writeTaken(c *client, cu *catchup, items []outItem, lines [][]byte, write func([][]byte) error) error {
 	if cu != nil {
 		restarted, err := h.writeCatchup(c, cu, write)
-		if err != nil || restarted {
+		if err != nil {
 			return err
+		}
+		if restarted {
+			lines = repliesOf(items, lines[:0])
 		}
 	}
 	if len(lines) == 0 {
 		return nil
 	}
 	return write(lines)
+}
+
+// repliesOf appends to lines the replies among items: after a restart, the
+// messages taken with the old catchup are stale, the replies still answer
+// the client.
+func repliesOf(items []outItem, lines [][]byte) [][]byte {
+	for _, it := range items {
+		if it.isReply() {
+			lines = append(lines, it.line)
+		}
+	}
+	return lines
 }
 
 // writeCatchup writes cu with write, the transport's way of writing frames.

@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/motehub/motehub/auth"
@@ -17,20 +19,15 @@ type StreamQuery struct {
 	Since   string   // the last event id the client has; "" for none
 }
 
-// maxQueryFilters bounds the filters one request may name.
-const maxQueryFilters = 256
-
 // ParseStreamQuery reads ?filter= (repeatable) and the client's last event
 // id: the Last-Event-ID header that EventSource sends when it reconnects,
 // else ?lastEventId= (for clients that cannot set headers), else ?since=.
+// How many filters a request may name is the Hub's to say (checkQuery).
 // Errors are *Error.
 func ParseStreamQuery(q url.Values, header http.Header) (StreamQuery, error) {
 	sq := StreamQuery{Filters: q["filter"]}
 	if len(sq.Filters) == 0 {
 		sq.Filters = []string{"#"}
-	}
-	if len(sq.Filters) > maxQueryFilters {
-		return sq, errorf(CodeLimit, "%d filters, at most %d", len(sq.Filters), maxQueryFilters)
 	}
 	for _, f := range sq.Filters {
 		if err := topics.ValidateFilter(f); err != nil {
@@ -69,6 +66,10 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
 	if err := h.attach(c); err != nil {
 		e := AsError(err)
+		if acceptsEventStream(r) {
+			h.refuseStream(w, rc, e)
+			return
+		}
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
@@ -82,19 +83,60 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
+	startEventStream(w)
+	s := &sseSession{hub: h, c: c, w: w, rc: rc}
+	if err := s.WriteMany([][]byte{fmt.Appendf(nil, "retry: %d\n\n", h.cfg.SSERetry.Milliseconds())}); err != nil {
+		return
+	}
+	if err := s.Flush(); err != nil {
+		return
+	}
+	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote, "base", base, "since", q.Since)
+	h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.KeepAlive, gone: r.Context().Done()})
+	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
+		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+}
+
+// startEventStream answers 200 with the headers of an event stream.
+func startEventStream(w http.ResponseWriter) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no") // nginx and others: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	s := &sseSession{hub: h, c: c, w: w, rc: rc}
-	if err := s.write([][]byte{fmt.Appendf(nil, "retry: %d\n\n", h.cfg.SSERetry.Milliseconds())}); err != nil {
-		return
-	}
-	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote, "base", base, "since", q.Since)
-	s.run(r)
-	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
-		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+}
+
+// acceptsEventStream reports whether r asks for an event stream, as
+// EventSource does (Accept: text/event-stream).
+func acceptsEventStream(r *http.Request) bool {
+	return strings.Contains(strings.ToLower(r.Header.Get("Accept")), "text/event-stream")
+}
+
+// closeEvent is the data of an "event: close": why the hub ends a stream
+// (reason and code as in a WebSocket close frame), and, when it refuses
+// one, the details.
+type closeEvent struct {
+	Reason  string `json:"reason"`
+	Code    int    `json:"code"`
+	Message string `json:"message,omitempty"`
+}
+
+func closeEventFrame(r CloseReason, message string) []byte {
+	data, _ := json.Marshal(closeEvent{Reason: r.Text, Code: r.Code, Message: message})
+	return fmt.Appendf(nil, "event: close\ndata: %s\n\n", data)
+}
+
+// refuseStream answers an EventSource that a session limit refuses: a 429
+// or a 503 would make it give up for good (WHATWG HTML, "fail the
+// connection"), so it gets a short stream instead, with a long retry: and
+// the reason, and comes back by itself. It sends no id, so the page
+// resumes where it was.
+func (h *Hub) refuseStream(w http.ResponseWriter, rc *http.ResponseController, e *Error) {
+	startEventStream(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+	_, _ = fmt.Fprintf(w, "retry: %d\n\n", h.cfg.SSERefusedRetry.Milliseconds())
+	_, _ = w.Write(closeEventFrame(ReasonRefused, e.Code+": "+e.Message))
+	_ = rc.Flush()
 }
 
 // startStream begins an SSE client: after the event it has, or from now
@@ -118,53 +160,64 @@ func (h *Hub) startStream(c *client, q StreamQuery) error {
 	return nil
 }
 
+// sseSession is one SSE client: its writer runs on the request's
+// goroutine.
 type sseSession struct {
 	hub *Hub
 	c   *client
 	w   http.ResponseWriter
 	rc  *http.ResponseController
+	// closing: Close is writing the close event; until then a write stops
+	// (errStopping) as soon as the session is ending.
+	closing bool
 }
 
-func (s *sseSession) run(r *http.Request) {
-	h, c := s.hub, s.c
-	keepAlive := time.NewTicker(h.cfg.KeepAlive)
-	defer keepAlive.Stop()
-	var drained drainer
-	for {
-		var err error
-		select {
-		case <-c.out.ready:
-			err = h.drain(c, &drained, s.write)
-		case <-keepAlive.C:
-			drained.idle(&c.out)
-			err = s.write([][]byte{[]byte(": keep-alive\n\n")})
-		case <-c.stop:
-			// EventSource reconnects when a stream ends; the reason is for people and logs.
-			if c.reason != ReasonClientGone {
-				_ = s.write([][]byte{fmt.Appendf(nil, "event: close\ndata: {\"reason\":%q}\n\n", c.reason.Text)})
-			}
-			return
-		case <-r.Context().Done():
-			c.close(ReasonClientGone)
-			return
-		}
-		if err != nil {
-			c.close(ReasonWriteFailed)
-			return
-		}
-	}
-}
+var _ clientTransport = (*sseSession)(nil)
 
-// write sends frames and flushes them, within Config.WriteTimeout.
-func (s *sseSession) write(frames [][]byte) error {
+// WriteMany writes events into the response's buffer, within
+// Config.WriteTimeout.
+func (s *sseSession) WriteMany(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
 	for _, f := range frames {
+		if !s.closing && s.c.stopped() {
+			return errStopping
+		}
 		if _, err := s.w.Write(f); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// Flush sends what WriteMany wrote, within Config.WriteTimeout.
+func (s *sseSession) Flush() error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.hub.cfg.WriteTimeout))
 	return s.rc.Flush()
+}
+
+// KeepAlive sends a comment, so that proxies do not cut an idle stream.
+func (s *sseSession) KeepAlive() error {
+	if err := s.WriteMany([][]byte{[]byte(": keep-alive\n\n")}); err != nil {
+		return err
+	}
+	return s.Flush()
+}
+
+// Close tells the client why the stream ends; EventSource then
+// reconnects, and the reason is for people and logs. The writer stopped
+// adding to the stream as soon as the session was ending, so for a client
+// that reads slowly this waits only behind what the socket already holds.
+// When the handler returns, net/http ends the response and keeps the
+// connection for a next request: an EventSource sends nothing on it, so no
+// unread input turns a close into a reset that would lose the event.
+func (s *sseSession) Close(r CloseReason, broken bool) {
+	s.closing = true
+	if !broken && r != ReasonClientGone {
+		if s.WriteMany([][]byte{closeEventFrame(r, "")}) == nil {
+			_ = s.Flush()
+		}
+	}
 }

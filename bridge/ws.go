@@ -10,13 +10,16 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/internal/httpx"
+	"github.com/motehub/motehub/internal/linger"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -24,9 +27,17 @@ import (
 // the client offers it; a client that offers none is served all the same.
 const Subprotocol = "clown.talk"
 
-// closeGrace is how long a closing session waits for its close frame to be
-// written and answered before the connection is cut.
+// closeGrace bounds the writing of the close frame that refuses a session
+// right after its handshake.
 const closeGrace = time.Second
+
+// unsentBound is the most a WebSocket's kernel holds unsent: four of the
+// writer's coalesced writes, so throughput does not suffer, and little
+// enough that a slow reader reaches the close frame soon after it is written.
+const unsentBound = 128 << 10
+
+// wsVersion is the only WebSocket protocol version there is (RFC 6455).
+const wsVersion = "13"
 
 func newUpgrader(h *Hub) websocket.Upgrader {
 	return websocket.Upgrader{
@@ -36,6 +47,7 @@ func newUpgrader(h *Hub) websocket.Upgrader {
 		Subprotocols:    []string{Subprotocol},
 		CheckOrigin:     h.checkOrigin,
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			w.Header().Set("Sec-WebSocket-Version", wsVersion) // as gorilla does without this function
 			code := CodeBadRequest
 			if status == http.StatusForbidden {
 				code = CodeForbidden
@@ -104,6 +116,13 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		httpx.WriteError(w, http.StatusBadRequest, CodeBadTopic, fmt.Sprintf("invalid base topic %q: %v", base, err))
 		return
 	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); websocket.IsWebSocketUpgrade(r) && !headerHasToken(r.Header, "Sec-WebSocket-Version", wsVersion) {
+		// RFC 6455 §4.2.2: 426 and the version the server speaks.
+		w.Header().Set("Sec-WebSocket-Version", wsVersion)
+		httpx.WriteError(w, http.StatusUpgradeRequired, CodeUnsupported,
+			fmt.Sprintf("WebSocket version %q is not supported: this hub speaks version %s", v, wsVersion))
+		return
+	}
 	if err := h.admit(httpx.Host(r.RemoteAddr)); err != nil {
 		e := AsError(err)
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
@@ -118,13 +137,16 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered
 	}
+	// A close frame for a client that reads slowly waits behind what the
+	// kernel holds unsent: keep that small (see Close).
+	linger.BoundUnsent(cw.conn.Conn, unsentBound)
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
 	if err := h.attach(c); err != nil { // a limit reached since admit, or shutting down
 		_ = conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseTryAgainLater, AsError(err).Message), time.Now().Add(closeGrace))
-		_ = conn.Close()
+			websocket.FormatCloseMessage(websocket.CloseTryAgainLater, closeText(AsError(err).Message)), time.Now().Add(closeGrace))
+		_ = linger.Close(cw.conn.Conn, linger.Timeout)
 		return
 	}
 	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, limit: newInboundLimit(h.cfg.MessageRate)}
@@ -146,20 +168,40 @@ type wsSession struct {
 	ctx    context.Context // for the client's publishes; cancelled when the session stops
 	cancel context.CancelFunc
 	limit  inboundLimit
+	// lingerUntil (unix nanos; 0 until Close) is when a closing session
+	// stops waiting for the client to close too.
+	lingerUntil atomic.Int64
+	holding     bool // the writer gathers frames in net (see Flush)
 }
 
+var _ clientTransport = (*wsSession)(nil)
+
+// How a session ends (a lingering close, see package linger): the writer
+// closes the transport (Close): a close frame with the reason (the
+// client's own close is answered by gorilla's reader), then a half-close,
+// so that the client reads everything up to the close frame and then the
+// end of the stream. The reader, which stops acting on what the client
+// sends, ends with the client's close frame or at the linger deadline; run
+// then drains what the client still sends until it closes too, or the
+// deadline, and only then closes the socket: a socket closed with unread
+// input sends a reset, which would destroy the close frame on its way.
 func (s *wsSession) run() {
 	h, c := s.hub, s.c
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"base", c.base, "subprotocol", s.conn.Subprotocol())
 
 	writerDone := make(chan struct{})
-	readerDone := make(chan struct{})
-	go s.writeLoop(writerDone, readerDone)
+	go func() {
+		defer close(writerDone)
+		// A client that has not sent config/set by HelloTimeout starts with the defaults.
+		h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.PongWait * 9 / 10, hello: h.cfg.HelloTimeout})
+	}()
 	err := s.readLoop()
 	c.close(readReason(err))
-	close(readerDone)
 	<-writerDone
+	if until := s.lingerUntil.Load(); until != 0 {
+		linger.Drain(s.net.Conn, time.Unix(0, until), linger.MaxBytes)
+	}
 	_ = s.conn.Close()
 	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
@@ -181,8 +223,12 @@ func (s *wsSession) readLoop() error {
 	h, c, conn := s.hub, s.c, s.conn
 	conn.SetReadLimit(int64(h.cfg.MaxFrameBytes))
 	alive := func() {
-		if !c.stopped() { // a closing session does not wait longer for the peer
-			_ = conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
+		if c.stopped() { // a closing session does not wait longer for the peer
+			return
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
+		if until := s.lingerUntil.Load(); until != 0 { // Close came in between
+			_ = conn.SetReadDeadline(time.Unix(0, until))
 		}
 	}
 	alive()
@@ -190,9 +236,12 @@ func (s *wsSession) readLoop() error {
 
 	var buf []byte
 	for {
-		_, r, err := conn.NextReader()
+		kind, r, err := conn.NextReader()
 		if err != nil {
 			return err
+		}
+		if c.stopped() {
+			return nil // closing: what the client sends now is drained unread
 		}
 		alive()
 		var tooLarge bool
@@ -205,7 +254,13 @@ func (s *wsSession) readLoop() error {
 				"message over %d bytes discarded", h.cfg.MaxMessageBytes)))
 			continue
 		}
-		// Text and binary frames are read alike: each must be UTF-8 lines.
+		// RFC 6455 §8.1: a text frame is UTF-8, or the connection fails.
+		// A binary frame carries the same lines; its bytes are checked line
+		// by line (a line that is not UTF-8 is answered "bad-json").
+		if kind == websocket.TextMessage && !utf8.Valid(buf) {
+			c.close(ReasonInvalidText)
+			return nil
+		}
 		splitLines(buf, func(line []byte) {
 			if s.limit.admit(h, c) {
 				h.handleLine(s.ctx, c, line)
@@ -283,46 +338,20 @@ func readMessage(buf []byte, r io.Reader, limit int) (_ []byte, tooLarge bool, e
 	}
 }
 
-func (s *wsSession) writeLoop(done chan<- struct{}, readerDone <-chan struct{}) {
-	defer close(done)
-	defer s.cancel()
-	h, c := s.hub, s.c
-	ping := time.NewTicker(h.cfg.PongWait * 9 / 10)
-	defer ping.Stop()
-	// A client that has not sent config/set by then starts with the defaults.
-	hello := time.NewTimer(h.cfg.HelloTimeout)
-	defer hello.Stop()
-
-	var drained drainer
-	for {
-		var err error
-		select {
-		case <-c.out.ready:
-			s.net.hold()
-			err = h.drain(c, &drained, s.writeLines)
-			if ferr := s.net.release(); err == nil {
-				err = ferr
-			}
-		case <-hello.C:
-			h.startDefault(c)
-		case <-ping.C:
-			drained.idle(&c.out)
-			err = s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout))
-		case <-c.stop:
-			s.goodbye(readerDone)
-			return
-		}
-		if err != nil {
-			c.close(ReasonWriteFailed)
-			_ = s.conn.Close() // ends the reader
-			return
-		}
+// WriteMany writes lines as text frames, one per line or, for a client
+// that asked for batches, as many as Config.MaxBatchBytes allows, gathered
+// until Flush (see coalescingConn).
+func (s *wsSession) WriteMany(lines [][]byte) error {
+	c := s.c
+	if !s.holding {
+		s.net.hold()
+		s.holding = true
 	}
-}
-
-func (s *wsSession) writeLines(lines [][]byte) error {
-	if !s.c.batch.Load() {
-		for _, line := range lines {
+	if !c.batch.Load() {
+		for i, line := range lines {
+			if i%stopCheckEvery == 0 && c.stopped() {
+				return errStopping
+			}
 			if err := s.net.writeText(line); err != nil {
 				return err
 			}
@@ -330,6 +359,9 @@ func (s *wsSession) writeLines(lines [][]byte) error {
 		return nil
 	}
 	for len(lines) > 0 {
+		if c.stopped() {
+			return errStopping
+		}
 		n, size := 0, 0
 		for n < len(lines) && (n == 0 || size+len(lines[n]) <= s.hub.cfg.MaxBatchBytes) {
 			size += len(lines[n])
@@ -343,20 +375,75 @@ func (s *wsSession) writeLines(lines [][]byte) error {
 	return nil
 }
 
-// goodbye tells the client why the hub ends the session, when the client is
-// still there to hear it, waits briefly for its answer, and cuts the connection.
-func (s *wsSession) goodbye(readerDone <-chan struct{}) {
-	r := s.c.reason
-	if r != ReasonClientGone && r != ReasonTooLarge { // for these the peer already knows
+// stopCheckEvery is how many lines WriteMany writes between two looks at
+// whether the session is ending: often enough that a slow client's close
+// waits behind little, rarely enough to cost nothing per line.
+const stopCheckEvery = 32
+
+// Flush writes what the drain gathered, in one system call.
+func (s *wsSession) Flush() error {
+	if !s.holding {
+		return nil
+	}
+	s.holding = false
+	return s.net.release()
+}
+
+// KeepAlive pings: a client that answers (any reading client does) keeps
+// its session past Config.PongWait.
+func (s *wsSession) KeepAlive() error {
+	return s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.hub.cfg.WriteTimeout))
+}
+
+// Close tells the client why the hub ends the session, unless it knows
+// already or the stream is broken, and half-closes the connection; run
+// lingers until the client closes too.
+//
+// The close frame gets a whole Config.WriteTimeout: for a client that reads
+// slowly it waits behind what the socket already holds (the writer stopped
+// adding to it as soon as the session was ending, and the kernel holds at
+// most unsentBound unsent), and its reader sees it once it has read that.
+func (s *wsSession) Close(r CloseReason, broken bool) {
+	defer s.cancel() // the client's publishes still waiting end now
+	// After ReasonClientGone and ReasonTooLarge the peer has its close frame
+	// (its own, answered by gorilla; gorilla's 1009).
+	if !broken && r != ReasonClientGone && r != ReasonTooLarge {
 		msg := websocket.FormatCloseMessage(r.Code, r.Text)
-		if s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) == nil {
-			t := time.NewTimer(closeGrace)
-			select {
-			case <-readerDone:
-			case <-t.C:
-			}
-			t.Stop()
+		if s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.hub.cfg.WriteTimeout)) != nil {
+			broken = true
 		}
 	}
-	_ = s.conn.Close()
+	if broken && r != ReasonClientGone {
+		_ = s.net.Conn.Close() // nothing to linger for; ends the reader
+		return
+	}
+	until := time.Now().Add(linger.Timeout)
+	s.lingerUntil.Store(until.UnixNano())
+	linger.CloseWrite(s.net.Conn)
+	_ = s.net.Conn.SetReadDeadline(until) // the reader ends by then at the latest
+}
+
+// closeText fits a reason into a close frame (at most 123 bytes).
+func closeText(s string) string {
+	const max = 123
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// headerHasToken reports whether a comma-separated header of h lists token.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.TrimSpace(t) == token {
+				return true
+			}
+		}
+	}
+	return false
 }

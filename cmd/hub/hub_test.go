@@ -149,7 +149,6 @@ func TestBadInputAnsweredWithErrorFrames(t *testing.T) {
 		{"one element", `["a"]`, "bad-json"},
 		{"three elements", `["a", 1, 2]`, "bad-json"},
 		{"topic not a string", `[1, 2]`, "bad-json"},
-		{"invalid UTF-8", "[\"a\xff\", 1]", "bad-json"},
 		{"wildcard in topic", `["a/+/b", 1]`, "bad-topic"},
 		{"empty topic", `["", 1]`, "bad-topic"},
 		{"NUL in topic", `["a\u0000b", 1]`, "bad-topic"},
@@ -168,6 +167,16 @@ func TestBadInputAnsweredWithErrorFrames(t *testing.T) {
 		if err := json.Unmarshal(f.Payload, &e); err != nil || e.Code != tc.code || e.Message == "" {
 			t.Errorf("%s: error frame %s, want code %q with a message", tc.name, f.Payload, tc.code)
 		}
+	}
+
+	// Not UTF-8 in a binary frame (which carries lines as a text frame does):
+	// answered. In a text frame it fails the connection with 1007 (RFC 6455
+	// §8.1; bridge's TestInvalidUTF8TextClosesWith1007).
+	if err := ws.Conn.WriteMessage(websocket.BinaryMessage, []byte("[\"a\xff\", 1]")); err != nil {
+		t.Fatal(err)
+	}
+	if f := ws.Expect("clown.talk/-/error"); !strings.Contains(string(f.Payload), `"code":"bad-json"`) {
+		t.Errorf("invalid UTF-8 in a binary frame: error frame %s, want bad-json", f.Payload)
 	}
 
 	// Several lines in one frame: the bad one is answered, the good ones are published.
