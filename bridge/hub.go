@@ -211,7 +211,8 @@ type Hub struct {
 	mu        sync.Mutex
 	index     topics.Index[*client] // absolute filter → client
 	clients   map[*client]struct{}
-	perAddr   map[string]int // sessions per client address
+	perAddr   map[string]int // sessions per client address, reserved ones included
+	reserved  int            // places taken by handshakes under way (see reserve)
 	seq       uint64
 	closed    bool
 	cur       event         // the event being fanned out; reused under mu
@@ -492,16 +493,56 @@ func (e *event) line(base string, f format, epoch string) []byte {
 // It fails when the hub is closing or a session limit is reached; otherwise
 // the caller must detach c.
 func (h *Hub) attach(c *client) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err := h.admitLocked(c.addr); err != nil {
+	if err := h.reserve(c.addr); err != nil {
 		return err
 	}
-	h.perAddr[c.addr]++
+	return h.attachReserved(c)
+}
+
+// reserve takes a session's place for addr, counted against the limits,
+// while its transport commits to it (a WebSocket handshake), so that
+// handshakes under way cannot together pass a limit. The caller then calls
+// attachReserved or unreserve, once.
+func (h *Hub) reserve(addr string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.admitLocked(addr); err != nil {
+		return err
+	}
+	h.perAddr[addr]++
+	h.reserved++
+	return nil
+}
+
+// unreserve gives back a place that reserve took and no session used.
+func (h *Hub) unreserve(addr string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reserved--
+	h.releaseAddrLocked(addr)
+}
+
+// attachReserved registers c in the place reserve took for c.addr. It fails
+// only when the hub is closing (the place is given back); otherwise the
+// caller must detach c.
+func (h *Hub) attachReserved(c *client) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reserved--
+	if h.closed {
+		h.releaseAddrLocked(c.addr)
+		return errorf(CodeUnavailable, "the hub is shutting down")
+	}
 	h.clients[c] = struct{}{}
 	h.sessions.Add(1)
 	h.stats.sessionsBy[c.kind].Add(1)
 	return nil
+}
+
+func (h *Hub) releaseAddrLocked(addr string) {
+	if h.perAddr[addr]--; h.perAddr[addr] <= 0 {
+		delete(h.perAddr, addr)
+	}
 }
 
 // admitLocked says whether a session from addr may open now.
@@ -509,7 +550,7 @@ func (h *Hub) admitLocked(addr string) error {
 	switch {
 	case h.closed:
 		return errorf(CodeUnavailable, "the hub is shutting down")
-	case len(h.clients) >= h.cfg.MaxSessions:
+	case len(h.clients)+h.reserved >= h.cfg.MaxSessions:
 		h.stats.refused.Add(1)
 		return errorf(CodeUnavailable, "the hub serves %d sessions, its limit", h.cfg.MaxSessions)
 	case h.perAddr[addr] >= h.cfg.MaxSessionsPerAddress:
@@ -517,14 +558,6 @@ func (h *Hub) admitLocked(addr string) error {
 		return errorf(CodeLimit, "%d sessions from %s, at most %d per address", h.perAddr[addr], addr, h.cfg.MaxSessionsPerAddress)
 	}
 	return nil
-}
-
-// admit says whether a session from addr may open now, before a transport
-// commits to it (attach decides for good).
-func (h *Hub) admit(addr string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.admitLocked(addr)
 }
 
 // position is the sequence number of the last event delivered.
@@ -542,9 +575,7 @@ func (h *Hub) detach(c *client) {
 	}
 	clear(c.filters)
 	delete(h.clients, c)
-	if h.perAddr[c.addr]--; h.perAddr[c.addr] <= 0 {
-		delete(h.perAddr, c.addr)
-	}
+	h.releaseAddrLocked(c.addr)
 	h.acks.drop(c)
 	h.mu.Unlock()
 	h.stats.sessionsBy[c.kind].Add(-1)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,5 +256,59 @@ func TestRepeatedRetainedReadingsAreEvents(t *testing.T) {
 	history, err := h.Hub.History(auth.Anonymous, "thermo/t", 10)
 	if err != nil || len(history) != 3 {
 		t.Fatalf("history of thermo/t: %d values, %v; want 3", len(history), err)
+	}
+}
+
+// TestConcurrentHandshakesKeepThePerAddressLimit: handshakes under way at
+// once cannot together pass the limit of sessions per address. Each is either
+// refused with 429 before the upgrade, or becomes a session that works; none
+// is accepted and then closed (a 101 followed by 1013).
+func TestConcurrentHandshakesKeepThePerAddressLimit(t *testing.T) {
+	const limit, dials = 3, 24
+	h := startRealHub(t, bridge.Config{MaxSessionsPerAddress: limit})
+	for round := range 5 {
+		var wg sync.WaitGroup
+		conns := make(chan *websocket.Conn, dials)
+		refused := make(chan int, dials)
+		for range dials {
+			wg.Go(func() {
+				d := websocket.Dialer{HandshakeTimeout: hubtest.Timeout}
+				conn, resp, err := d.Dial(h.URL, nil)
+				if err != nil {
+					status := 0
+					if resp != nil {
+						status = resp.StatusCode
+						resp.Body.Close()
+					}
+					refused <- status
+					return
+				}
+				conns <- conn
+			})
+		}
+		wg.Wait()
+		close(conns)
+		close(refused)
+		var open []*hubtest.WS
+		for conn := range conns {
+			open = append(open, hubtest.WrapWS(t, conn))
+		}
+		for status := range refused {
+			if status != http.StatusTooManyRequests {
+				t.Fatalf("round %d: a handshake refused with status %d, want 429", round, status)
+			}
+		}
+		if len(open) != limit {
+			t.Fatalf("round %d: %d of %d handshakes accepted, want the limit, %d", round, len(open), dials, limit)
+		}
+		for _, ws := range open {
+			ws.Send(`["clown.talk/-/config/set", {}]`)
+			ws.Expect("clown.talk/-/config/ok") // a session, not a 101 before a close
+		}
+		for _, ws := range open {
+			_ = ws.Conn.Close()
+		}
+		hubtest.Eventually(t, hubtest.Timeout, func() bool { return h.Hub.Stats().Sessions == 0 },
+			"round %d: the sessions end when their clients go", round)
 	}
 }
