@@ -1199,19 +1199,29 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 }
 
 func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, existed bool) {
+	s.sendRetained(cl, sub, s.retainedFor(sub, existed))
+}
+
+// retainedFor returns the retained messages a new subscription gets.
+func (s *Server) retainedFor(sub packets.Subscription, existed bool) []packets.Packet {
 	if IsSharedFilter(sub.Filter) {
-		return // 4.8.2 Non-normative - Shared Subscriptions - No Retained Messages are sent to the Session when it first subscribes.
+		return nil // 4.8.2 Non-normative - Shared Subscriptions - No Retained Messages are sent to the Session when it first subscribes.
 	}
 
 	if sub.RetainHandling == 1 && existed || sub.RetainHandling == 2 { // [MQTT-3.3.1-10] [MQTT-3.3.1-11]
-		return
+		return nil
 	}
 
+	return s.Topics.Messages(sub.Filter) // [MQTT-3.8.4-4]
+}
+
+// sendRetained delivers retained messages to cl through sub.
+func (s *Server) sendRetained(cl *Client, sub packets.Subscription, retained []packets.Packet) {
 	sub.FwdRetainedFlag = true
 	if sub.Identifier > 0 { // as a live delivery carries it [MQTT-3.3.4-3]
 		sub.Identifiers = map[string]int{sub.Filter: sub.Identifier}
 	}
-	for _, pkv := range s.Topics.Messages(sub.Filter) { // [MQTT-3.8.4-4]
+	for _, pkv := range retained {
 		// However many there are: the subscriber waits for room in its queue.
 		_, err := s.deliverToClient(cl, sub, pkv, true)
 		if err != nil {
@@ -1396,18 +1406,23 @@ func (s *Server) processSubscribe(cl *Client, pk packets.Packet) error {
 		ack.Properties.ReasonString = code.Reason
 	}
 
+	// The retained messages are those of the moment before the SUBACK: one
+	// published once the client has its SUBACK reaches it live, not twice.
+	retained := make([][]packets.Packet, len(pk.Filters))
+	for i, sub := range pk.Filters { // [MQTT-3.3.1-9]
+		if reasonCodes[i] < packets.ErrUnspecifiedError.Code {
+			retained[i] = s.retainedFor(sub, filterExisted[i])
+		}
+	}
+
 	s.hooks.OnSubscribed(cl, pk, reasonCodes)
 	err := cl.WritePacket(ack)
 	if err != nil {
 		return err
 	}
 
-	for i, sub := range pk.Filters { // [MQTT-3.3.1-9]
-		if reasonCodes[i] >= packets.ErrUnspecifiedError.Code {
-			continue
-		}
-
-		s.publishRetainedToClient(cl, sub, filterExisted[i])
+	for i, sub := range pk.Filters {
+		s.sendRetained(cl, sub, retained[i])
 	}
 
 	return nil

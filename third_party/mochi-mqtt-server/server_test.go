@@ -3178,6 +3178,34 @@ func TestServerProcessPacketSubscribe(t *testing.T) {
 	require.Equal(t, packets.TPacketData[packets.Suback].Get(packets.TSubackMqtt5).RawBytes, buf)
 }
 
+func TestServerProcessSubscribeRetainedOfBeforeSuback(t *testing.T) {
+	// A message retained once the client has its SUBACK is not also sent
+	// as one of the subscription's retained messages: published, it reaches
+	// the client live. Repeated, as the old order lost only some races.
+	for i := 0; i < 50; i++ {
+		s := newServer()
+		cl, r, w := newTestClient()
+		cl.Properties.ProtocolVersion = 5
+		done := make(chan error, 1)
+		go func() {
+			done <- s.processPacket(cl, packets.Packet{
+				FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 7, ProtocolVersion: 5,
+				Filters: packets.Subscriptions{{Filter: "a/#", Qos: 1}},
+			})
+		}()
+		suback := make([]byte, 6) // 0x90, length 4, packet id, no properties, QoS 1
+		_, err := io.ReadFull(r, suback)
+		require.NoError(t, err)
+		require.Equal(t, []byte{packets.Suback << 4, 4, 0, 7, 0, 1}, suback)
+		s.Topics.RetainMessage(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: "a/late", Payload: []byte("x"),
+		})
+		require.NoError(t, <-done)
+		require.Equal(t, 0, len(cl.State.outbound), "run %d: a message retained after the SUBACK was sent as retained", i)
+		_ = w.Close()
+	}
+}
+
 func TestServerProcessSubscribeQuota(t *testing.T) {
 	// A client past MaximumClientSubscriptions is refused further filters,
 	// each with 0x97 Quota exceeded (0x80 Failure in 3.1.1); a filter it
