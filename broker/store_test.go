@@ -19,7 +19,7 @@ import (
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
-func openTestStore(t *testing.T, dir string, cfg StoreConfig) *Store {
+func openTestStore(t testing.TB, dir string, cfg StoreConfig) *Store {
 	t.Helper()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.SyncInterval = time.Hour // the tests write when they decide (Close, or crash)
