@@ -219,7 +219,7 @@ func TestStoreUnusableDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(broken, "hub.db"), []byte("this is not a bbolt file, but it is long enough to be read as one, or not"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenStore(broken, StoreConfig{OpenTimeout: time.Second}); err == nil || !strings.Contains(err.Error(), "open the store") {
+	if _, err := OpenStore(broken, StoreConfig{OpenTimeout: time.Second}); !errors.Is(err, ErrStoreDamaged) || !strings.Contains(err.Error(), "hub.db") {
 		t.Fatalf("a damaged file: %v", err)
 	}
 }
