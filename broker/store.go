@@ -209,6 +209,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 
 // damagedError says what is wrong with the file and what to do.
 func (s *Store) damagedError(what string) error {
+	what = strings.TrimPrefix(what, "panic: ")
 	return fmt.Errorf("%w: %s cannot be read (%s): stop the hub, move the file aside (mv %s %s.damaged) and start again with an empty store, or put back a copy",
 		ErrStoreDamaged, s.path, what, s.path, s.path)
 }
@@ -660,7 +661,8 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // Close writes what is pending, marks the file clean, and closes it.
 // Calling it more than once is harmless. It returns why the pending
-// changes could not be written, if they could not.
+// changes could not be written, if they could not. A damaged file is left
+// open (bbolt may hold its lock after a panic) until the process ends.
 func (s *Store) Close() error {
 	s.closing.Do(func() {
 		close(s.stop)
@@ -673,6 +675,12 @@ func (s *Store) Close() error {
 					return tx.Bucket(bucketMeta).Put([]byte("clean"), []byte("1"))
 				})
 			})
+		}
+		if s.Stats().Damaged {
+			// bbolt may have panicked holding its write lock: Close would
+			// wait for ever. The file is closed when the process ends.
+			s.closeErr = err
+			return
 		}
 		s.closeErr = errors.Join(err, s.db.Close())
 	})

@@ -106,7 +106,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		bus = up.remote
 	} else {
 		if opts.DataDir != "" {
-			store, err = broker.OpenStore(opts.DataDir, broker.StoreConfig{SyncInterval: opts.SyncInterval, Logger: log})
+			store, err = broker.OpenStore(opts.DataDir, broker.StoreConfig{
+				SyncInterval: opts.SyncInterval, Logger: log,
+				MaxTopics: opts.MaxTopics, HistoryLength: opts.HistoryLength, HistoryBytes: opts.HistoryBytes,
+			})
 			if err != nil {
 				return err
 			}
@@ -166,6 +169,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxSessions:           opts.MaxConnections,
 		MaxSessionsPerAddress: opts.MaxConnectionsPerAddress,
 		MaxSubscriptions:      opts.MaxSubscriptions,
+		MaxTopics:             opts.MaxTopics,
+		HistoryLength:         opts.HistoryLength,
+		// TODO(lead): HistoryBytes: opts.HistoryBytes (bridge.Config gets it from the core branch).
 	}
 	checks := []web.Check{{Name: "hub", Ready: func() error {
 		if !ready.Load() {
@@ -196,6 +202,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
 		webCfg.MQTTOverWebSocket = mqttBroker.WebSocketHandler(opts.AllowOrigins)
 		webCfg.Collectors = []prometheus.Collector{brokerCollector{mqttBroker}}
+		if store != nil {
+			webCfg.Collectors = append(webCfg.Collectors, storeCollector{store})
+		}
 	}
 	webCfg.Checks = checks
 	hub, err := bridge.New(bus, hubCfg)
