@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -416,5 +417,59 @@ func TestNextWait(t *testing.T) {
 		if got := nextWait(time.Second, c.took, c.expected); got != c.want {
 			t.Errorf("nextWait(1s, %v, %v) = %v, want %v", c.took, c.expected, got, c.want)
 		}
+	}
+}
+
+// TestStoreStartsWritesEarly: the crash window counts from when a write
+// starts (what changes after it waits for the next one to end), so with
+// writes that take 300 ms the store starts them about 700 ms apart, not
+// 1 s: a change is then on disk within the interval. The ticker of before
+// started them 1 s apart, a window of 1.3 s.
+func TestStoreStartsWritesEarly(t *testing.T) {
+	const interval, slow = time.Second, 300 * time.Millisecond
+	var (
+		mu     sync.Mutex
+		starts []time.Time
+		s      *Store
+	)
+	cfg := StoreConfig{
+		SyncInterval: interval,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		writeFault: func() error {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			n, s := len(starts), s
+			mu.Unlock()
+			// Something for the next write, then a slow disk.
+			s.Record(bridge.Record{Seq: uint64(n + 1), Topic: "slow", Payload: json.RawMessage(`1`), Time: time.Now()})
+			time.Sleep(slow)
+			return nil
+		},
+	}
+	var err error
+	mu.Lock() // s is set before the first write reads it
+	s, err = OpenStore(t.TempDir(), cfg)
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Record(bridge.Record{Seq: 1, Topic: "slow", Payload: json.RawMessage(`1`), Time: time.Now()})
+	hubtest.Eventually(t, 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(starts) >= 6
+	}, "fewer than 6 writes")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	shortest := time.Hour
+	for i := 2; i < len(starts); i++ { // the first gap: the recent durations are not known yet
+		shortest = min(shortest, starts[i].Sub(starts[i-1]))
+	}
+	// Expected: interval - slow = 700 ms; the margin is for a busy machine.
+	if shortest > interval-slow/2 {
+		t.Fatalf("writes of %v started at least %v apart; want about %v, so that a change is on disk within %v", slow, shortest, interval-slow, interval)
 	}
 }
