@@ -318,7 +318,7 @@ func (s *Store) loadTopics(tx *bbolt.Tx) error {
 		}
 	}
 	if len(drop) > 0 {
-		s.cfg.Logger.Info("store: topics past the bounds deleted", "topics", len(drop), "kept", s.kept.len(), "max_topics", s.cfg.MaxTopics, "history_bytes", s.cfg.HistoryBytes)
+		s.cfg.Logger.Info("store trimmed to its bounds: topics past them deleted", "topics", len(drop), "kept", s.kept.len(), "max_topics", s.cfg.MaxTopics, "history_bytes", s.cfg.HistoryBytes)
 	}
 	r := &s.restored
 	for _, v := range vals {
@@ -494,7 +494,7 @@ func (s *Store) sync() time.Duration {
 	s.stats.LastSync = took
 	if err != nil {
 		s.stats.SyncFailures++
-		s.lastErr = fmt.Errorf("store: write to %s: %w", s.path, err)
+		s.lastErr = fmt.Errorf("write to %s: %w", s.path, err)
 		if errors.Is(err, ErrStoreDamaged) {
 			s.damaged = err
 		}
@@ -509,18 +509,18 @@ func (s *Store) sync() time.Duration {
 	s.mu.Unlock()
 	switch {
 	case errors.Is(err, ErrStoreDamaged):
-		s.cfg.Logger.Error("store: the file is damaged; nothing more is written to it (readyz says 503)", "err", err)
+		s.cfg.Logger.Error("store file damaged: nothing more is written to it, and /readyz answers 503", "err", err)
 	case err != nil && !failing:
-		s.cfg.Logger.Error("store: a write failed; the changes stay in memory and the write is tried again every interval", "err", err, "records", len(b.log), "interval", s.cfg.SyncInterval)
+		s.cfg.Logger.Error("store write failed: the changes stay in memory and are tried again every interval", "err", err, "records", len(b.log), "interval", s.cfg.SyncInterval)
 	case err != nil:
-		s.cfg.Logger.Debug("store: a write failed again", "err", err, "failures", failures)
+		s.cfg.Logger.Debug("store write failed again", "err", err, "failures", failures)
 	case failing:
-		s.cfg.Logger.Info("store: writing again; nothing held in memory was lost", "seq", b.seq, "failures", failures)
+		s.cfg.Logger.Info("store writing again: nothing held in memory was lost", "seq", b.seq, "failures", failures)
 	}
 	if err == nil {
 		s.cfg.Logger.Debug("store synced", "seq", b.seq, "records", len(b.log), "mqtt", len(b.mqtt), "took", took.Round(time.Microsecond))
 		if took > s.cfg.SyncInterval/2 {
-			s.cfg.Logger.Warn("store: a write took more than half the sync interval; a crash may lose more than the interval", "took", took.Round(time.Millisecond), "interval", s.cfg.SyncInterval)
+			s.cfg.Logger.Warn("store write slow: it took more than half the sync interval, so a crash may lose more than the interval", "took", took.Round(time.Millisecond), "interval", s.cfg.SyncInterval)
 		}
 	}
 	return took
@@ -853,16 +853,18 @@ func stored[T any, P interface {
 	UnmarshalBinary([]byte) error
 }](s *Store, prefix string) ([]T, error) {
 	var out []T
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketMQTT).Cursor()
-		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-			var item T
-			if err := P(&item).UnmarshalBinary(v); err != nil {
-				return fmt.Errorf("broker: a damaged entry %q in the store: %w", k, err)
+	err := s.guard(func() error {
+		return s.db.View(func(tx *bbolt.Tx) error {
+			c := tx.Bucket(bucketMQTT).Cursor()
+			for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+				var item T
+				if err := P(&item).UnmarshalBinary(v); err != nil {
+					return fmt.Errorf("broker: a damaged entry %q in the store: %w", k, err)
+				}
+				out = append(out, item)
 			}
-			out = append(out, item)
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, err
 }
