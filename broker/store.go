@@ -288,6 +288,7 @@ func (s *Store) loadTopics(tx *bbolt.Tx) error {
 	// The most recently updated last, so that it is kept.
 	slices.SortFunc(vals, func(a, b bridge.Record) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Seq, b.Seq)) })
 	var drop []string
+	dropped := make(map[string]bool)
 	for _, v := range vals {
 		h := byTopic[v.Topic]
 		if len(h) > s.cfg.HistoryLength {
@@ -299,13 +300,14 @@ func (s *Store) loadTopics(tx *bbolt.Tx) error {
 		}
 		for _, e := range s.kept.touch(v, h, &s.cfg) {
 			drop = append(drop, e.topic)
+			dropped[e.topic] = true
 		}
 	}
 	for topic := range byTopic {
 		if s.kept.has(topic) {
 			continue
 		}
-		if !slices.Contains(drop, topic) {
+		if !dropped[topic] {
 			drop = append(drop, topic) // history without a value
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -27,7 +28,7 @@ func TestDamagedStoreExitsWithAMessage(t *testing.T) {
 	}
 	bin := buildHub(t)
 	data := t.TempDir()
-	s, err := broker.OpenStore(data, broker.StoreConfig{})
+	s, err := broker.OpenStore(data, broker.StoreConfig{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
