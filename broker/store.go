@@ -207,11 +207,44 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	return s, nil
 }
 
+// CheckStore reads every page of the store in dir without changing it
+// (hub store check). It returns nil for a sound file, an error wrapping
+// ErrStoreDamaged for a damaged one, ErrStoreLocked while a hub uses it.
+func CheckStore(dir string) error {
+	path := filepath.Join(dir, "hub.db")
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("broker: no store in %s: %w", dir, err)
+	}
+	s := &Store{path: path}
+	var db *bbolt.DB
+	err := s.guard(func() (err error) {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+		return err
+	})
+	switch {
+	case errors.Is(err, bbolt.ErrTimeout):
+		return fmt.Errorf("%w: %s is locked (stop the hub first)", ErrStoreLocked, path)
+	case errors.Is(err, bbolt.ErrInvalid) || errors.Is(err, bbolt.ErrVersionMismatch) || errors.Is(err, bbolt.ErrChecksum):
+		return s.damagedError(err.Error())
+	case err != nil:
+		return err
+	}
+	defer db.Close()
+	return s.guard(func() error {
+		return db.View(func(tx *bbolt.Tx) error {
+			for err := range tx.Check() {
+				return s.damagedError(err.Error())
+			}
+			return nil
+		})
+	})
+}
+
 // damagedError says what is wrong with the file and what to do.
 func (s *Store) damagedError(what string) error {
 	what = strings.TrimPrefix(what, "panic: ")
-	return fmt.Errorf("%w: %s cannot be read (%s): stop the hub, move the file aside (mv %s %s.damaged) and start again with an empty store, or put back a copy",
-		ErrStoreDamaged, s.path, what, s.path, s.path)
+	return fmt.Errorf("%w: %s cannot be read (%s); move the file aside (mv %s %s.damaged) and start the hub again, which then starts with an empty store, or put back a copy (check one with hub store check %s)",
+		ErrStoreDamaged, s.path, what, s.path, s.path, filepath.Dir(s.path))
 }
 
 // guard runs f, turning a panic of bbolt's (a damaged page) into an error.

@@ -43,6 +43,8 @@ func main() {
 		case "version":
 			fmt.Println(version())
 			return
+		case "store":
+			os.Exit(runStore(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

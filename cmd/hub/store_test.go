@@ -22,7 +22,8 @@ import (
 
 // TestDamagedStoreExitsWithAMessage: the real binary on a store file with
 // 4 KiB of noise mid-file exits 1 with one message that names the file,
-// says what is wrong and what to do; no stack dump.
+// says what is wrong and what to do; no stack dump. hub store check finds
+// the damage too (and none before).
 func TestDamagedStoreExitsWithAMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -41,7 +42,15 @@ func TestDamagedStoreExitsWithAMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(data, "hub.db")
+	if out, err := exec.Command(bin, "store", "check", data).CombinedOutput(); err != nil || !strings.Contains(string(out), "sound") {
+		t.Fatalf("hub store check on a sound store: %v %s", err, out)
+	}
 	damageMidFile(t, path)
+	check := exec.Command(bin, "store", "check", data)
+	out, _ := check.CombinedOutput()
+	if code := check.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), path) || !strings.Contains(string(out), "damaged") {
+		t.Fatalf("hub store check on a damaged store: exit %d, %s", code, out)
+	}
 
 	cmd := exec.Command(bin, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--data", data)
 	cmd.Dir = t.TempDir()
