@@ -231,13 +231,20 @@ func CheckStore(dir string) error {
 	}
 	defer db.Close()
 	return s.guard(func() error {
-		return db.View(func(tx *bbolt.Tx) error {
-			for err := range tx.Check() {
-				return s.damagedError(err.Error())
-			}
-			return nil
-		})
+		return db.View(s.check)
 	})
+}
+
+// check reads every page of the file (about 30 ms per 100 MB in the page
+// cache; BenchmarkStoreCheck), and returns the first damage found.
+func (s *Store) check(tx *bbolt.Tx) error {
+	var first error
+	for err := range tx.Check() { // to its end: the checker's goroutine ends with it
+		if first == nil {
+			first = s.damagedError(err.Error())
+		}
+	}
+	return first
 }
 
 // damagedError says what is wrong with the file and what to do.
@@ -261,8 +268,8 @@ func (s *Store) guard(f func() error) (err error) {
 // It checks every page first: bbolt panics on a damaged page when it reads
 // it, which would otherwise happen later, on a write.
 func (s *Store) load(tx *bbolt.Tx) error {
-	for err := range tx.Check() {
-		return s.damagedError(err.Error())
+	if err := s.check(tx); err != nil {
+		return err
 	}
 	for _, name := range [][]byte{bucketMeta, bucketMQTT, bucketLog, bucketValues, bucketHistory} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {

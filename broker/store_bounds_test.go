@@ -369,7 +369,13 @@ func TestStoreDamagedFile(t *testing.T) {
 	dir := t.TempDir()
 	fillStore(t, dir, 20_000)
 	path := filepath.Join(dir, "hub.db")
+	if err := CheckStore(dir); err != nil {
+		t.Fatalf("checking a sound store: %v", err)
+	}
 	damage(t, path, 4096)
+	if err := CheckStore(dir); !errors.Is(err, ErrStoreDamaged) {
+		t.Fatalf("checking a damaged store: %v", err)
+	}
 	_, err := OpenStore(dir, StoreConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if !errors.Is(err, ErrStoreDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "move the file aside") {
 		t.Fatalf("a damaged file: %v", err)
