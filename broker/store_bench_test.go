@@ -50,3 +50,29 @@ func benchmarkSync(b *testing.B, records, topics int) {
 	}
 	b.ReportMetric(float64(took.Milliseconds())/float64(b.N), "ms/sync")
 }
+
+// BenchmarkStoreRecord is the cost of Record, which the hub calls under its
+// lock for every message: 10,000 topics, at the bounds (BenchmarkStoreRecordEvicting: 20,000, each record evicts a topic).
+func BenchmarkStoreRecord(b *testing.B) { benchmarkRecord(b, 10000) }
+
+func BenchmarkStoreRecordEvicting(b *testing.B) { benchmarkRecord(b, 20000) }
+
+func benchmarkRecord(b *testing.B, n int) {
+	s := openTestStore(b, b.TempDir(), StoreConfig{})
+	defer s.Close()
+	topics := make([]string, n)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("bench/%d/temp", i)
+	}
+	payload := json.RawMessage(`[21.5,"°C"]`)
+	at := time.Now()
+	b.ReportAllocs()
+	for i := range b.N {
+		s.Record(bridge.Record{Seq: uint64(i + 1), Topic: topics[i%len(topics)], Payload: payload, Time: at})
+		if i%100_000 == 99_999 {
+			b.StopTimer()
+			s.sync()
+			b.StartTimer()
+		}
+	}
+}
