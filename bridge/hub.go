@@ -21,6 +21,14 @@ import (
 	"github.com/motehub/motehub/topics"
 )
 
+// The defaults of the bounds of the kept topics (Config.MaxTopics,
+// HistoryLength, HistoryBytes), which a store of the same topics shares.
+const (
+	DefaultMaxTopics     = 10000
+	DefaultHistoryLength = 120
+	DefaultHistoryBytes  = 64 << 20
+)
+
 // Config tunes a Hub. The zero value of each field means its documented default.
 type Config struct {
 	// BusFilters are what the hub subscribes to on the Bus, unless
@@ -167,9 +175,9 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.LogEntries, 16384)
 	defaults.Set(&c.LogBytes, 64<<20)
 	defaults.Set(&c.LogMaxAge, time.Hour)
-	defaults.Set(&c.MaxTopics, 10000)
-	defaults.Set(&c.HistoryLength, 120)
-	defaults.Set(&c.HistoryBytes, 64<<20)
+	defaults.Set(&c.MaxTopics, DefaultMaxTopics)
+	defaults.Set(&c.HistoryLength, DefaultHistoryLength)
+	defaults.Set(&c.HistoryBytes, DefaultHistoryBytes)
 	defaults.Set(&c.MaxStateValues, 10000)
 	defaults.Set(&c.HelloTimeout, 500*time.Millisecond)
 	defaults.Set(&c.PongWait, 30*time.Second)

@@ -28,10 +28,14 @@ type Sample struct {
 }
 
 // What a kept topic costs besides its payloads, roughly: the map entry, the
-// topicState, its Value and list links; and each sample's header.
+// topicState, its Value and list links; and each sample's header. A kept
+// topic counts len(topic) + TopicOverhead + its last payload, plus
+// len(payload) + SampleOverhead per sample: Config.HistoryBytes bounds the
+// sum, and a store that keeps the same topics (broker.Store) counts them the
+// same way, so that disk and memory hold the same set.
 const (
-	topicOverhead  = 200
-	sampleOverhead = 48
+	TopicOverhead  = 200
+	SampleOverhead = 48
 )
 
 // stateStore keeps the last value of every topic and a short history of
@@ -134,7 +138,7 @@ func (s *stateStore) update(topic string, payload []byte, retained bool, seq uin
 		sample := Sample{Payload: payload, Time: now}
 		if len(ts.samples) < s.history {
 			ts.samples = append(ts.samples, sample)
-			s.grow(ts, len(payload)+sampleOverhead)
+			s.grow(ts, len(payload)+SampleOverhead)
 		} else {
 			s.grow(ts, len(payload)-len(ts.samples[ts.next].Payload))
 			ts.samples[ts.next] = sample
@@ -169,7 +173,7 @@ func (s *stateStore) touchLocked(topic string) *topicState {
 		ts = &topicState{last: &Value{Topic: topic, born: s.snaps.Load()}, pos: len(s.all)}
 		s.all = append(s.all, ts.last)
 		s.topics[topic] = ts
-		s.grow(ts, len(topic)+topicOverhead)
+		s.grow(ts, len(topic)+TopicOverhead)
 	} else if ts == s.newest {
 		return ts
 	} else {

@@ -173,7 +173,7 @@ func TestDetachDropsPendingCommands(t *testing.T) {
 // of its bytes is what it holds.
 func TestStateStoreBoundedInBytes(t *testing.T) {
 	payload := []byte(strings.Repeat("x", 1000))
-	perTopic := len("t/0") + topicOverhead + len(payload) + 4*(len(payload)+sampleOverhead) // the value and four samples
+	perTopic := len("t/0") + TopicOverhead + len(payload) + 4*(len(payload)+SampleOverhead) // the value and four samples
 	s := newStateStore(1000, 3*perTopic, 4)
 	now := time.Now()
 	for i, topic := range []string{"t/0", "t/1", "t/2", "t/0", "t/3"} { // t/3 evicts t/1

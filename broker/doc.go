@@ -9,6 +9,11 @@
 //
 // No mochi or paho type leaves this package.
 //
+// The [Store] writes from its own goroutine every SyncInterval, holds on
+// disk the same bounded set of topics as the hub (the least recently
+// updated goes first), keeps what a failed write held and tries again, and
+// turns a damaged file into [ErrStoreDamaged] instead of bbolt's panic.
+//
 // The broker's policy (hook.go) decides every CONNECT at once, each refusal
 // with its reason code: limits, credentials, a Will the user may not publish,
 // a client id whose session belongs to another user, the session cap. A

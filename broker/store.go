@@ -28,10 +28,15 @@ import (
 )
 
 // StoreConfig tunes a Store. The zero value of each field means its
-// documented default; the bounds should be the hub's (bridge.Config).
+// documented default. The bounds of the kept topics are the hub's:
+// cmd/hub passes the same --max-topics, --history-length and
+// --history-bytes to bridge.Config, and the defaults here are
+// bridge.Config's (10000, 120, 64 MiB).
 type StoreConfig struct {
 	// SyncInterval is how often what changed is written, in one transaction
-	// flushed to disk: a crash loses at most that much. Default 1 s.
+	// flushed to disk. A crash loses at most the changes of the last
+	// SyncInterval while a write takes less than half of it: each write
+	// starts early by the time the recent ones took (see Store). Default 1 s.
 	SyncInterval time.Duration
 	// OpenTimeout bounds the wait for the store's lock, held by another hub
 	// using the same directory. Default 2 s.
@@ -41,19 +46,30 @@ type StoreConfig struct {
 	LogMaxAge  time.Duration
 	// HistoryLength is how many messages are kept per topic. Default 120.
 	HistoryLength int
-	// MaxTopics bounds the last values restored. Default 10000.
-	MaxTopics int
+	// MaxTopics and HistoryBytes bound the topics kept, on disk and in
+	// memory: at most MaxTopics topics, and at most HistoryBytes bytes of
+	// their last values and history, counted as the hub counts them (see
+	// bridge.TopicOverhead). Past either, the topic updated least recently
+	// goes, value and history. Defaults: bridge.Config's.
+	MaxTopics    int
+	HistoryBytes int64
 	// Logger receives the store's logs. Default: slog.Default().
 	Logger *slog.Logger
+
+	// writeFault, for tests, is called in each write transaction; an error
+	// fails the write as a full disk would.
+	writeFault func() error
 }
+
 
 func (c *StoreConfig) setDefaults() {
 	defaults.Set(&c.SyncInterval, time.Second)
 	defaults.Set(&c.OpenTimeout, 2*time.Second)
 	defaults.Set(&c.LogEntries, 16384)
 	defaults.Set(&c.LogMaxAge, time.Hour)
-	defaults.Set(&c.HistoryLength, 120)
-	defaults.Set(&c.MaxTopics, 10000)
+	defaults.Set(&c.HistoryLength, bridge.DefaultHistoryLength)
+	defaults.Set(&c.MaxTopics, bridge.DefaultMaxTopics)
+	defaults.Set(&c.HistoryBytes, bridge.DefaultHistoryBytes)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -62,7 +78,13 @@ func (c *StoreConfig) setDefaults() {
 // ErrStoreLocked is returned when another hub holds the store.
 var ErrStoreLocked = errors.New("broker: the data directory is in use by another hub")
 
-// Buckets of the store's file.
+// ErrStoreDamaged is returned (wrapped in a message that names the file and
+// says what to do) when the store's file cannot be read.
+var ErrStoreDamaged = errors.New("the store file is damaged")
+
+// Buckets of the store's file. Keys sort so that what goes first is a
+// range at the front: the log's by sequence number (big-endian), a topic's
+// history by sequence number after the topic's name.
 var (
 	bucketMeta    = []byte("meta")    // epoch, seq, clean
 	bucketMQTT    = []byte("mqtt")    // the broker's sessions, subscriptions, queued and retained messages
@@ -85,16 +107,40 @@ var (
 // epoch, so clients resume without noticing; after a crash the next run
 // starts a new epoch, and clients are told to resync.
 //
+// The crash window: a change made just after a write began is on disk when
+// the next write ends. So that this is SyncInterval, each write starts
+// early by the longest of the last few writes' durations; a write longer
+// than half the interval makes the window up to two writes long, and is
+// logged (Stats.LastSync shows them all).
+//
+// The pending changes are bounded: the broker's changes are kept latest per
+// key (the broker's own limits bound them); the event log to its last
+// LogEntries records and HistoryBytes bytes, the oldest going first (the
+// next run then keeps no log older than the pending ones: no gap); last
+// values and history are the kept topics' (MaxTopics, HistoryBytes), at
+// most HistoryLength samples each, the oldest going first.
+//
+// A write that fails (a full disk) keeps its changes pending, within those
+// bounds, and is tried again every interval; Err reports it (readiness)
+// until a write succeeds. A file found damaged (a read panics in bbolt)
+// stops the writes for good: Err reports it, and the hub must be restarted
+// with the file moved aside.
+//
 // Concurrency: every method is safe for concurrent use.
 type Store struct {
 	cfg      StoreConfig
+	path     string
 	db       *bbolt.DB
 	restored bridge.Restored
 
-	mu      sync.Mutex
-	pending *batch
-	lastErr error
-
+	mu       sync.Mutex
+	pending  *batch
+	kept     keptTopics // on disk or pending
+	lastErr  error
+	damaged  error // set once: the file cannot be read
+	stats    StoreStats
+	recent   [4]time.Duration // the last writes' durations
+	nrecent  int
 	stop     chan struct{}
 	finished chan struct{}
 	closing  sync.Once
@@ -103,50 +149,123 @@ type Store struct {
 
 var _ bridge.Journal = (*Store)(nil)
 
-// batch is what changed since the last write.
-type batch struct {
-	mqtt    map[string][]byte        // key → value; nil: delete
-	log     []bridge.Record          // in sequence order
-	values  map[string]bridge.Record // topic → last value; Cleared: delete
-	cleared map[string]bool          // topics whose history was cleared
-	history []bridge.Record          // samples since the topic's last clear
-	seq     uint64
-}
-
-func newBatch() *batch {
-	return &batch{mqtt: make(map[string][]byte), values: make(map[string]bridge.Record), cleared: make(map[string]bool)}
-}
-
-func (b *batch) empty() bool {
-	return len(b.mqtt) == 0 && len(b.log) == 0 && len(b.values) == 0
+// StoreStats are the store's counters, for metrics.
+type StoreStats struct {
+	Syncs         uint64        // writes that succeeded
+	SyncFailures  uint64        // writes that failed (kept pending, tried again)
+	LastSync      time.Duration // how long the last write took
+	Pending       int           // changes waiting to be written: records, topics, broker keys
+	PendingBytes  int64         // their payloads' bytes
+	LogDropped    uint64        // event log records dropped from a full pending batch, never written
+	TopicsEvicted uint64        // topics dropped, the least recently updated first, to stay in bounds
+	Topics        int           // topics kept (on disk or pending)
+	TopicBytes    int64         // their bytes, as MaxTopics and HistoryBytes count them
+	Damaged       bool          // the file is damaged: nothing is written any more
 }
 
 // OpenStore opens (or creates) the store in dir, within cfg.OpenTimeout,
-// and reads what an earlier run left.
+// and reads what an earlier run left. A damaged file gives an error that
+// wraps ErrStoreDamaged, names the file and says what to do.
 func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	cfg.setDefaults()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("broker: data directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "hub.db")
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.OpenTimeout})
+	s := &Store{cfg: cfg, path: path, pending: newBatch(), kept: newKeptTopics(), stop: make(chan struct{}), finished: make(chan struct{})}
+	var db *bbolt.DB
+	err := s.guard(func() (err error) {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.OpenTimeout})
+		return err
+	})
 	if errors.Is(err, bberrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is locked (stop the other hub, or choose another --data)", ErrStoreLocked, path)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("broker: open the store %s: %w", path, err)
+	if errors.Is(err, bberrors.ErrInvalid) || errors.Is(err, bberrors.ErrVersionMismatch) || errors.Is(err, bberrors.ErrChecksum) {
+		err = s.damagedError(err.Error())
 	}
-	s := &Store{cfg: cfg, db: db, pending: newBatch(), stop: make(chan struct{}), finished: make(chan struct{})}
-	if err := db.Update(s.load); err != nil {
+	if err != nil && !errors.Is(err, ErrStoreDamaged) {
+		err = fmt.Errorf("broker: open the store %s: %w", path, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	if err := s.guard(func() error { return db.Update(s.load) }); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("broker: read the store %s: %w", path, err)
+		if !errors.Is(err, ErrStoreDamaged) {
+			err = fmt.Errorf("broker: read the store %s: %w", path, err)
+		}
+		return nil, err
 	}
 	go s.run()
 	return s, nil
 }
 
+// CheckStore reads every page of the store in dir without changing it
+// (hub store check). It returns nil for a sound file, an error wrapping
+// ErrStoreDamaged for a damaged one, ErrStoreLocked while a hub uses it.
+func CheckStore(dir string) error {
+	path := filepath.Join(dir, "hub.db")
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("broker: no store in %s: %w", dir, err)
+	}
+	s := &Store{path: path}
+	var db *bbolt.DB
+	err := s.guard(func() (err error) {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+		return err
+	})
+	switch {
+	case errors.Is(err, bberrors.ErrTimeout):
+		return fmt.Errorf("%w: %s is locked (stop the hub first)", ErrStoreLocked, path)
+	case errors.Is(err, bberrors.ErrInvalid) || errors.Is(err, bberrors.ErrVersionMismatch) || errors.Is(err, bberrors.ErrChecksum):
+		return s.damagedError(err.Error())
+	case err != nil:
+		return err
+	}
+	defer db.Close()
+	return s.guard(func() error {
+		return db.View(s.check)
+	})
+}
+
+// check reads every page of the file (about 30 ms per 100 MB in the page
+// cache; BenchmarkStoreCheck), and returns the first damage found.
+func (s *Store) check(tx *bbolt.Tx) error {
+	var first error
+	for err := range tx.Check() { // to its end: the checker's goroutine ends with it
+		if first == nil {
+			first = s.damagedError(err.Error())
+		}
+	}
+	return first
+}
+
+// damagedError says what is wrong with the file and what to do.
+func (s *Store) damagedError(what string) error {
+	what = strings.TrimPrefix(what, "panic: ")
+	return fmt.Errorf("%w: %s cannot be read (%s); move the file aside (mv %s %s.damaged) and start the hub again, which then starts with an empty store, or put back a copy (check one with hub store check %s)",
+		ErrStoreDamaged, s.path, what, s.path, s.path, filepath.Dir(s.path))
+}
+
+// guard runs f, turning a panic of bbolt's (a damaged page) into an error.
+func (s *Store) guard(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = s.damagedError(fmt.Sprint(p))
+		}
+	}()
+	return f()
+}
+
 // load reads the earlier run's state and marks the file in use (not clean).
+// It checks every page first: bbolt panics on a damaged page when it reads
+// it, which would otherwise happen later, on a write.
 func (s *Store) load(tx *bbolt.Tx) error {
+	if err := s.check(tx); err != nil {
+		return err
+	}
 	for _, name := range [][]byte{bucketMeta, bucketMQTT, bucketLog, bucketValues, bucketHistory} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
@@ -170,20 +289,90 @@ func (s *Store) load(tx *bbolt.Tx) error {
 	if err := readRecords(tx.Bucket(bucketLog), &r.Log); err != nil {
 		return err
 	}
-	if err := readRecords(tx.Bucket(bucketValues), &r.Values); err != nil {
+	if err := s.loadTopics(tx); err != nil {
 		return err
-	}
-	if err := readRecords(tx.Bucket(bucketHistory), &r.History); err != nil {
-		return err
-	}
-	if len(r.Values) > s.cfg.MaxTopics {
-		slices.SortFunc(r.Values, func(a, b bridge.Record) int { return b.Time.Compare(a.Time) })
-		r.Values = r.Values[:s.cfg.MaxTopics]
 	}
 	if err := meta.Put([]byte("epoch"), []byte(r.Epoch)); err != nil {
 		return err
 	}
 	return meta.Put([]byte("clean"), []byte("0"))
+}
+
+// loadTopics reads the last values and history, keeps the topics within
+// the bounds (the most recently updated), and deletes the others from the
+// file, once: files of earlier versions kept every topic ever seen.
+func (s *Store) loadTopics(tx *bbolt.Tx) error {
+	values, hist := tx.Bucket(bucketValues), tx.Bucket(bucketHistory)
+	var vals []bridge.Record
+	if err := readRecords(values, &vals); err != nil {
+		return err
+	}
+	var samples []bridge.Record // grouped by topic, oldest first
+	if err := readRecords(hist, &samples); err != nil {
+		return err
+	}
+	byTopic := make(map[string][]bridge.Record)
+	for i := 0; i < len(samples); {
+		j := i + 1
+		for j < len(samples) && samples[j].Topic == samples[i].Topic {
+			j++
+		}
+		byTopic[samples[i].Topic] = samples[i:j:j]
+		i = j
+	}
+	// The most recently updated last, so that it is kept.
+	slices.SortFunc(vals, func(a, b bridge.Record) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Seq, b.Seq)) })
+	var drop []string
+	dropped := make(map[string]bool)
+	for _, v := range vals {
+		h := byTopic[v.Topic]
+		if len(h) > s.cfg.HistoryLength {
+			if err := deleteHistory(hist, v.Topic, len(h)-s.cfg.HistoryLength); err != nil {
+				return err
+			}
+			h = h[len(h)-s.cfg.HistoryLength:]
+			byTopic[v.Topic] = h
+		}
+		for _, e := range s.kept.touch(v, h, &s.cfg) {
+			drop = append(drop, e.topic)
+			dropped[e.topic] = true
+		}
+	}
+	for topic := range byTopic {
+		if s.kept.has(topic) {
+			continue
+		}
+		if !dropped[topic] {
+			drop = append(drop, topic) // history without a value
+		}
+	}
+	for _, topic := range drop {
+		if err := values.Delete([]byte(topic)); err != nil {
+			return err
+		}
+		if err := deleteHistory(hist, topic, -1); err != nil {
+			return err
+		}
+	}
+	if len(drop) > 0 {
+		s.cfg.Logger.Info("store trimmed to its bounds: topics past them deleted", "topics", len(drop), "kept", s.kept.len(), "max_topics", s.cfg.MaxTopics, "history_bytes", s.cfg.HistoryBytes)
+	}
+	r := &s.restored
+	for _, v := range vals {
+		if s.kept.has(v.Topic) {
+			r.Values = append(r.Values, v)
+		}
+	}
+	// History grouped by topic in the file's order (the order New expects).
+	for _, h := range samples {
+		if s.kept.has(h.Topic) {
+			if hs := byTopic[h.Topic]; len(hs) > 0 && h.Seq >= hs[0].Seq {
+				r.History = append(r.History, h)
+			}
+		}
+	}
+	s.kept.markStored()
+	return nil
 }
 
 func newEpoch() string {
@@ -239,64 +428,146 @@ func (s *Store) Record(r bridge.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.pending
-	b.seq = r.Seq
-	b.log = append(b.log, r)
-	b.values[r.Topic] = r
+	b.seq = max(b.seq, r.Seq)
+	s.stats.LogDropped += b.appendLog(&s.cfg, r)
 	if r.Cleared {
-		b.cleared[r.Topic] = true
-		b.history = slices.DeleteFunc(b.history, func(h bridge.Record) bool { return h.Topic == r.Topic })
+		b.drop(r.Topic, s.kept.remove(r.Topic))
 		return
 	}
-	b.history = append(b.history, r)
+	pt := b.topics[r.Topic]
+	if pt == nil {
+		pt = &pendingTopic{}
+		b.topics[r.Topic] = pt
+	}
+	pt.add(r, s.cfg.HistoryLength)
+	for _, e := range s.kept.touch(r, []bridge.Record{r}, &s.cfg) {
+		s.stats.TopicsEvicted++
+		b.drop(e.topic, e.stored)
+	}
 }
 
-// Err is the last write's error, or nil (for readiness).
+// Err is the reason the store cannot write now, or nil (for readiness).
 func (s *Store) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastErr
+	return cmp.Or(s.damaged, s.lastErr)
 }
 
+// Stats returns the store's counters.
+func (s *Store) Stats() StoreStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Pending, st.PendingBytes = s.pending.size()
+	st.Topics, st.TopicBytes = s.kept.len(), s.kept.bytes
+	st.Damaged = s.damaged != nil
+	return st
+}
+
+// run writes every interval, each write started early by the time the
+// recent ones took, so that a change waits at most SyncInterval to be on
+// disk (see Store).
 func (s *Store) run() {
 	defer close(s.finished)
-	tick := time.NewTicker(s.cfg.SyncInterval)
-	defer tick.Stop()
+	timer := time.NewTimer(s.cfg.SyncInterval)
+	defer timer.Stop()
 	for {
 		select {
-		case <-tick.C:
-			s.sync()
+		case <-timer.C:
+			took := s.sync()
+			s.mu.Lock()
+			s.recent[s.nrecent%len(s.recent)] = took
+			s.nrecent++
+			wait := nextWait(s.cfg.SyncInterval, took, slices.Max(s.recent[:]))
+			s.mu.Unlock()
+			timer.Reset(wait)
 		case <-s.stop:
 			return
 		}
 	}
 }
 
-// sync writes what changed in one transaction.
-func (s *Store) sync() {
+// nextWait is how long to wait after a write that took took before the
+// next starts, so that a change made as that write began is on disk within
+// interval: it waited for the write that took took, and waits for the next
+// one, expected to take at most expected.
+func nextWait(interval, took, expected time.Duration) time.Duration {
+	return max(interval-took-expected, 0)
+}
+
+// sync writes what changed in one transaction, and returns how long it
+// took. What a failed write held stays pending.
+func (s *Store) sync() time.Duration {
 	s.mu.Lock()
+	if s.damaged != nil {
+		s.mu.Unlock()
+		return 0
+	}
 	b := s.pending
 	s.pending = newBatch()
+	for topic, pt := range b.topics {
+		if !pt.gone {
+			s.kept.markWritten(topic)
+		}
+	}
 	s.mu.Unlock()
 	if b.empty() {
-		return
+		return 0
 	}
 	start := time.Now()
-	err := s.db.Update(func(tx *bbolt.Tx) error { return s.write(tx, b) })
+	err := s.guard(func() error {
+		return s.db.Update(func(tx *bbolt.Tx) error {
+			if s.cfg.writeFault != nil {
+				if err := s.cfg.writeFault(); err != nil {
+					return err
+				}
+			}
+			return s.write(tx, b)
+		})
+	})
+	took := time.Since(start)
 	s.mu.Lock()
-	s.lastErr = err
-	s.mu.Unlock()
+	failing := s.lastErr != nil
+	s.stats.LastSync = took
 	if err != nil {
-		s.cfg.Logger.Error("store: a write failed; the changes are lost", "err", err, "records", len(b.log))
-		return
+		s.stats.SyncFailures++
+		s.lastErr = fmt.Errorf("write to %s: %w", s.path, err)
+		if errors.Is(err, ErrStoreDamaged) {
+			s.damaged = err
+		}
+		// The failed changes first, what came since on top.
+		s.stats.LogDropped += b.then(s.pending, &s.cfg)
+		s.pending = b
+	} else {
+		s.stats.Syncs++
+		s.lastErr = nil
 	}
-	s.cfg.Logger.Debug("store synced", "seq", b.seq, "records", len(b.log), "mqtt", len(b.mqtt), "took", time.Since(start).Round(time.Microsecond))
+	failures := s.stats.SyncFailures
+	s.mu.Unlock()
+	switch {
+	case errors.Is(err, ErrStoreDamaged):
+		s.cfg.Logger.Error("store file damaged: nothing more is written to it, and /readyz answers 503", "err", err)
+	case err != nil && !failing:
+		s.cfg.Logger.Error("store write failed: the changes stay in memory and are tried again every interval", "err", err, "records", len(b.log), "interval", s.cfg.SyncInterval)
+	case err != nil:
+		s.cfg.Logger.Debug("store write failed again", "err", err, "failures", failures)
+	case failing:
+		s.cfg.Logger.Info("store writing again: nothing held in memory was lost", "seq", b.seq, "failures", failures)
+	}
+	if err == nil {
+		s.cfg.Logger.Debug("store synced", "seq", b.seq, "records", len(b.log), "mqtt", len(b.mqtt), "took", took.Round(time.Microsecond))
+		if took > s.cfg.SyncInterval/2 {
+			s.cfg.Logger.Warn("store write slow: it took more than half the sync interval, so a crash may lose more than the interval", "took", took.Round(time.Millisecond), "interval", s.cfg.SyncInterval)
+		}
+	}
+	return took
 }
 
 func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 	mq := tx.Bucket(bucketMQTT)
-	for k, v := range b.mqtt {
+	for _, k := range sortedKeys(b.mqtt) {
 		var err error
-		if v == nil {
+		if v := b.mqtt[k]; v == nil {
 			err = mq.Delete([]byte(k))
 		} else {
 			err = mq.Put([]byte(k), v)
@@ -305,41 +576,39 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 			return err
 		}
 	}
-	logs := tx.Bucket(bucketLog)
-	for _, r := range b.log {
-		if err := logs.Put(seqKey(r.Seq), encodeRecord(r)); err != nil {
-			return err
-		}
-	}
-	if err := s.trimLog(logs, b.seq); err != nil {
+	if err := s.writeLog(tx, b); err != nil {
 		return err
 	}
 	values := tx.Bucket(bucketValues)
 	hist := tx.Bucket(bucketHistory)
-	for topic := range b.cleared {
-		if err := trimHistory(hist, topic, 0); err != nil {
+	for _, topic := range sortedKeys(b.topics) {
+		pt := b.topics[topic]
+		if pt.reset || pt.gone {
+			if err := deleteHistory(hist, topic, -1); err != nil {
+				return err
+			}
+		}
+		if pt.gone {
+			if err := values.Delete([]byte(topic)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := values.Put([]byte(topic), encodeRecord(pt.value)); err != nil {
 			return err
 		}
-	}
-	for topic, r := range b.values {
-		var err error
-		if r.Cleared {
-			err = values.Delete([]byte(topic))
-		} else {
-			err = values.Put([]byte(topic), encodeRecord(r))
+		if !pt.reset {
+			// Make room first: deleting what was just put is what made
+			// writes quadratic (bbolt splits nodes only at commit).
+			n := countHistory(hist, topic)
+			if extra := n + len(pt.samples) - s.cfg.HistoryLength; extra > 0 {
+				if err := deleteHistory(hist, topic, extra); err != nil {
+					return err
+				}
+			}
 		}
-		if err != nil {
-			return err
-		}
-	}
-	for _, r := range b.history {
-		if err := hist.Put(historyKey(r.Topic, r.Seq), encodeRecord(r)); err != nil {
-			return err
-		}
-	}
-	for topic, r := range b.values {
-		if !r.Cleared {
-			if err := trimHistory(hist, topic, s.cfg.HistoryLength); err != nil {
+		for _, r := range pt.samples {
+			if err := hist.Put(historyKey(topic, r.Seq), encodeRecord(r)); err != nil {
 				return err
 			}
 		}
@@ -352,46 +621,85 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 	return nil
 }
 
-// trimLog deletes the records past the log's bounds.
-func (s *Store) trimLog(logs *bbolt.Bucket, last uint64) error {
+// writeLog appends the batch's records to the log, after deleting (from
+// the front, in order) those past the log's bounds.
+func (s *Store) writeLog(tx *bbolt.Tx, b *batch) error {
 	oldestKept := uint64(0)
-	if last > uint64(s.cfg.LogEntries) {
-		oldestKept = last - uint64(s.cfg.LogEntries) + 1
+	if b.seq > uint64(s.cfg.LogEntries) {
+		oldestKept = b.seq - uint64(s.cfg.LogEntries) + 1
 	}
 	cutoff := time.Now().Add(-s.cfg.LogMaxAge)
-	c := logs.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.First() {
-		if binary.BigEndian.Uint64(k) >= oldestKept {
-			var r storedRecord
-			if json.Unmarshal(v, &r) == nil && r.Time.After(cutoff) {
-				return nil
+	logs := tx.Bucket(bucketLog)
+	if b.logTruncated || (len(b.log) > 0 && b.log[0].Seq <= oldestKept) {
+		// All of the file's log goes: the pending records replace it (with
+		// no gap between them and what the file had, if some were dropped).
+		if err := clearBucket(tx, bucketLog); err != nil {
+			return err
+		}
+		logs = tx.Bucket(bucketLog)
+	} else {
+		c := logs.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			if binary.BigEndian.Uint64(k) >= oldestKept {
+				var r storedRecord
+				if json.Unmarshal(v, &r) == nil && r.Time.After(cutoff) {
+					break
+				}
+			}
+			if err := c.Delete(); err != nil {
+				return err
 			}
 		}
+	}
+	for _, r := range b.log {
+		if r.Seq < oldestKept || !r.Time.After(cutoff) {
+			continue
+		}
+		if err := logs.Put(seqKey(r.Seq), encodeRecord(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countHistory is how many samples of topic the file has.
+func countHistory(hist *bbolt.Bucket, topic string) int {
+	prefix := append([]byte(topic), 0)
+	n := 0
+	c := hist.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// deleteHistory deletes topic's n oldest samples (all with n < 0), in
+// order from the front of its range.
+func deleteHistory(hist *bbolt.Bucket, topic string, n int) error {
+	prefix := append([]byte(topic), 0)
+	c := hist.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n != 0; k, _ = c.Seek(prefix) {
 		if err := c.Delete(); err != nil {
 			return err
 		}
+		n--
 	}
 	return nil
 }
 
-// trimHistory keeps topic's last keep samples.
-func trimHistory(hist *bbolt.Bucket, topic string, keep int) error {
-	prefix := append([]byte(topic), 0)
-	c := hist.Cursor()
-	var keys [][]byte
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, append([]byte(nil), k...))
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	for _, k := range keys[:max(len(keys)-keep, 0)] {
-		if err := hist.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	slices.Sort(keys)
+	return keys
 }
 
 // Close writes what is pending, marks the file clean, and closes it.
-// Calling it more than once is harmless.
+// Calling it more than once is harmless. It returns why the pending
+// changes could not be written, if they could not. A damaged file is left
+// open (bbolt may hold its lock after a panic) until the process ends.
 func (s *Store) Close() error {
 	s.closing.Do(func() {
 		close(s.stop)
@@ -399,9 +707,17 @@ func (s *Store) Close() error {
 		s.sync()
 		err := s.Err()
 		if err == nil {
-			err = s.db.Update(func(tx *bbolt.Tx) error {
-				return tx.Bucket(bucketMeta).Put([]byte("clean"), []byte("1"))
+			err = s.guard(func() error {
+				return s.db.Update(func(tx *bbolt.Tx) error {
+					return tx.Bucket(bucketMeta).Put([]byte("clean"), []byte("1"))
+				})
 			})
+		}
+		if s.Stats().Damaged {
+			// bbolt may have panicked holding its write lock: Close would
+			// wait for ever. The file is closed when the process ends.
+			s.closeErr = err
+			return
 		}
 		s.closeErr = errors.Join(err, s.db.Close())
 	})
@@ -574,16 +890,18 @@ func stored[T any, P interface {
 	UnmarshalBinary([]byte) error
 }](s *Store, prefix string) ([]T, error) {
 	var out []T
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketMQTT).Cursor()
-		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-			var item T
-			if err := P(&item).UnmarshalBinary(v); err != nil {
-				return fmt.Errorf("broker: a damaged entry %q in the store: %w", k, err)
+	err := s.guard(func() error {
+		return s.db.View(func(tx *bbolt.Tx) error {
+			c := tx.Bucket(bucketMQTT).Cursor()
+			for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+				var item T
+				if err := P(&item).UnmarshalBinary(v); err != nil {
+					return fmt.Errorf("broker: a damaged entry %q in the store: %w", k, err)
+				}
+				out = append(out, item)
 			}
-			out = append(out, item)
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, err
 }

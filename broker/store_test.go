@@ -19,7 +19,7 @@ import (
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
-func openTestStore(t *testing.T, dir string, cfg StoreConfig) *Store {
+func openTestStore(t testing.TB, dir string, cfg StoreConfig) *Store {
 	t.Helper()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.SyncInterval = time.Hour // the tests write when they decide (Close, or crash)
@@ -219,7 +219,7 @@ func TestStoreUnusableDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(broken, "hub.db"), []byte("this is not a bbolt file, but it is long enough to be read as one, or not"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenStore(broken, StoreConfig{OpenTimeout: time.Second}); err == nil || !strings.Contains(err.Error(), "open the store") {
+	if _, err := OpenStore(broken, StoreConfig{OpenTimeout: time.Second}); !errors.Is(err, ErrStoreDamaged) || !strings.Contains(err.Error(), "hub.db") {
 		t.Fatalf("a damaged file: %v", err)
 	}
 }

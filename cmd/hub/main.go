@@ -40,6 +40,8 @@ func main() {
 		case "version":
 			fmt.Println(version())
 			return
+		case "store":
+			os.Exit(runStore(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -191,7 +193,11 @@ func openStore(opts options, log *slog.Logger, stops *stopList) (*broker.Store, 
 	if opts.DataDir == "" {
 		return nil, nil
 	}
-	store, err := broker.OpenStore(opts.DataDir, broker.StoreConfig{SyncInterval: opts.SyncInterval, Logger: log})
+	store, err := broker.OpenStore(opts.DataDir, broker.StoreConfig{
+		SyncInterval: opts.SyncInterval, Logger: log,
+		// The same bounds as the hub's: disk and memory hold the same topics.
+		MaxTopics: opts.MaxTopics, HistoryLength: opts.HistoryLength, HistoryBytes: opts.HistoryBytes,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +229,9 @@ func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge
 		MaxSessionsPerAddress: opts.MaxConnectionsPerAddress,
 		MaxSubscriptions:      opts.MaxSubscriptions,
 		MaxStateValues:        opts.MaxStateValues,
+		MaxTopics:             opts.MaxTopics,
+		HistoryLength:         opts.HistoryLength,
+		HistoryBytes:          int(opts.HistoryBytes),
 	}
 	if mq.store != nil {
 		hubCfg.Journal, hubCfg.Restore = mq.store, mq.store.Restored()
@@ -271,6 +280,9 @@ func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks 
 		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
 		webCfg.MQTTOverWebSocket = mq.broker.WebSocketHandler(opts.AllowOrigins)
 		webCfg.Collectors = []prometheus.Collector{brokerCollector{mq.broker}}
+		if mq.store != nil {
+			webCfg.Collectors = append(webCfg.Collectors, storeCollector{mq.store})
+		}
 	}
 	return webCfg
 }

@@ -59,3 +59,42 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMQTTSubs, prometheus.GaugeValue, float64(s.Subscriptions))
 	ch <- prometheus.MustNewConstMetric(descMQTTInflight, prometheus.GaugeValue, float64(s.Inflight))
 }
+
+// storeCollector turns the store's counters into metrics at each scrape.
+type storeCollector struct{ s *broker.Store }
+
+var (
+	descStoreSyncs       = prometheus.NewDesc("motehub_store_writes_total", "Writes of the store's changes to --data that succeeded.", nil, nil)
+	descStoreFailures    = prometheus.NewDesc("motehub_store_write_failures_total", "Writes to --data that failed (a full disk): their changes stay pending and are tried again.", nil, nil)
+	descStoreSyncSeconds = prometheus.NewDesc("motehub_store_sync_seconds", "How long the last write to --data took.", nil, nil)
+	descStorePending     = prometheus.NewDesc("motehub_store_pending", "Changes waiting to be written to --data, and their bytes.", []string{"unit"}, nil)
+	descStoreLogDropped  = prometheus.NewDesc("motehub_store_log_dropped_total", "Event log records dropped, never written, to keep the pending changes within their bounds.", nil, nil)
+	descStoreEvicted     = prometheus.NewDesc("motehub_store_topics_evicted_total", "Topics whose last value and history were dropped, the least recently updated first, to stay within --max-topics and --history-bytes.", nil, nil)
+	descStoreTopics      = prometheus.NewDesc("motehub_store_topics", "Topics kept in --data, and their bytes as --history-bytes counts them.", []string{"unit"}, nil)
+	descStoreDamaged     = prometheus.NewDesc("motehub_store_damaged", "1 when the file in --data was found damaged: nothing more is written to it.", nil, nil)
+)
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStoreSyncs, descStoreFailures, descStoreSyncSeconds, descStorePending,
+		descStoreLogDropped, descStoreEvicted, descStoreTopics, descStoreDamaged} {
+		ch <- d
+	}
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s.Stats()
+	damaged := 0.0
+	if s.Damaged {
+		damaged = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descStoreSyncs, prometheus.CounterValue, float64(s.Syncs))
+	ch <- prometheus.MustNewConstMetric(descStoreFailures, prometheus.CounterValue, float64(s.SyncFailures))
+	ch <- prometheus.MustNewConstMetric(descStoreSyncSeconds, prometheus.GaugeValue, s.LastSync.Seconds())
+	ch <- prometheus.MustNewConstMetric(descStorePending, prometheus.GaugeValue, float64(s.Pending), "changes")
+	ch <- prometheus.MustNewConstMetric(descStorePending, prometheus.GaugeValue, float64(s.PendingBytes), "bytes")
+	ch <- prometheus.MustNewConstMetric(descStoreLogDropped, prometheus.CounterValue, float64(s.LogDropped))
+	ch <- prometheus.MustNewConstMetric(descStoreEvicted, prometheus.CounterValue, float64(s.TopicsEvicted))
+	ch <- prometheus.MustNewConstMetric(descStoreTopics, prometheus.GaugeValue, float64(s.Topics), "topics")
+	ch <- prometheus.MustNewConstMetric(descStoreTopics, prometheus.GaugeValue, float64(s.TopicBytes), "bytes")
+	ch <- prometheus.MustNewConstMetric(descStoreDamaged, prometheus.GaugeValue, damaged)
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/motehub/motehub/bridge"
 )
 
 // options is everything the command line and the environment decide.
@@ -33,6 +35,12 @@ type options struct {
 	TrustedProxies []netip.Prefix
 	DataDir        string
 	SyncInterval   time.Duration
+
+	// The topics kept, in memory and on disk (bridge.Config and
+	// broker.StoreConfig alike).
+	MaxTopics     int
+	HistoryLength int
+	HistoryBytes  int64
 
 	MaxMessageBytes          int
 	RateLimit                float64
@@ -79,7 +87,7 @@ var helpGroups = []flagGroup{
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
 		"max-connections-per-address", "max-subscriptions", "max-state-values", "read-header-timeout", "idle-timeout",
 		"mqtt-connect-timeout", "mqtt-max-sessions", "mqtt-session-expiry", "mqtt-max-subscriptions", "mqtt-max-queued"}},
-	{"Storage", []string{"data", "data-sync-interval"}},
+	{"Storage", []string{"data", "data-sync-interval", "max-topics", "history-length", "history-bytes"}},
 	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
 		"upstream-password", "upstream-ca", "upstream-client-id-prefix", "upstream-linger"}},
 	{"Commands", []string{"ack-timeout"}},
@@ -173,7 +181,11 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	fs.IntVar(&o.MQTTMaxSubscriptions, "mqtt-max-subscriptions", 10000, "topic filters one MQTT client may subscribe to (`N`)")
 	fs.IntVar(&o.MQTTMaxQueued, "mqtt-max-queued", 1000, "QoS 1 and 2 messages in flight to or queued for one MQTT session, at most 65535 (`N`)")
 	fs.StringVar(&o.DataDir, "data", "./hub-data", "`DIR` where retained messages, persistent sessions, last values and history persist (\"\": memory only)")
-	fs.DurationVar(&o.SyncInterval, "data-sync-interval", time.Second, "how often changes are written to --data: a crash loses at most this (`DURATION`)")
+	fs.DurationVar(&o.SyncInterval, "data-sync-interval", time.Second, "how often changes are written to --data: a crash loses at most this, "+
+		"or two writes' time if one write takes longer than half of it (`DURATION`; logged, see motehub_store_sync_seconds)")
+	fs.IntVar(&o.MaxTopics, "max-topics", bridge.DefaultMaxTopics, "topics whose last value and history are kept, in memory and in --data; past it the topic updated least recently goes (`N`)")
+	fs.IntVar(&o.HistoryLength, "history-length", bridge.DefaultHistoryLength, "recent messages kept per topic for /api/history (`N`)")
+	fs.Int64Var(&o.HistoryBytes, "history-bytes", bridge.DefaultHistoryBytes, "`BYTES` of last values and history kept, in memory and in --data; past it the topic updated least recently goes")
 	o.AckTimeout = 5 * time.Second
 	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
 	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
@@ -287,6 +299,10 @@ func (o options) check() error {
 		return fmt.Errorf("--mqtt-max-sessions %d is below --max-connections %d: every connected MQTT client holds a session", o.MQTTMaxSessions, o.MaxConnections)
 	case o.ReadHeaderTimeout <= 0 || o.IdleTimeout <= 0:
 		return errors.New("--read-header-timeout and --idle-timeout must be positive")
+	case o.MaxTopics < 1 || o.HistoryLength < 1:
+		return errors.New("--max-topics and --history-length are at least 1")
+	case o.HistoryBytes < 1<<10:
+		return fmt.Errorf("--history-bytes %d: at least 1024", o.HistoryBytes)
 	case o.SyncInterval <= 0 || o.SyncInterval > time.Minute:
 		return fmt.Errorf("--data-sync-interval %v: between 0 and 1m", o.SyncInterval)
 	case o.Demo && o.Upstream == "" && o.MQTTAddr == "":

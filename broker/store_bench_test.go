@@ -1,0 +1,78 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/motehub/motehub/bridge"
+)
+
+// BenchmarkStoreSync30k times one sync of 30,000 records, spread over 100
+// or 10,000 topics, on a store already at its bounds (full event log, full
+// histories): the steady state of a busy hub.
+//
+//	go test ./broker -run '^$' -bench StoreSync -benchtime 5x
+func BenchmarkStoreSync30k(b *testing.B) {
+	for _, topics := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("topics=%d", topics), func(b *testing.B) { benchmarkSync(b, 30000, topics) })
+	}
+}
+
+func benchmarkSync(b *testing.B, records, topics int) {
+	s := openTestStore(b, b.TempDir(), StoreConfig{})
+	defer s.Close()
+	seq := uint64(0)
+	fill := func() {
+		at := time.Now()
+		for i := range records {
+			seq++
+			s.Record(bridge.Record{Seq: seq, Topic: fmt.Sprintf("bench/%d/temp", i%topics), Payload: json.RawMessage(`[21.5,"°C",{"n":12345}]`), Time: at})
+		}
+	}
+	fill()
+	s.sync()
+	fill()
+	s.sync()
+	b.ResetTimer()
+	var took time.Duration
+	for range b.N {
+		b.StopTimer()
+		fill()
+		b.StartTimer()
+		start := time.Now()
+		s.sync()
+		took += time.Since(start)
+	}
+	if err := s.Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(took.Milliseconds())/float64(b.N), "ms/sync")
+}
+
+// BenchmarkStoreRecord is the cost of Record, which the hub calls under its
+// lock for every message: 10,000 topics, at the bounds (BenchmarkStoreRecordEvicting: 20,000, each record evicts a topic).
+func BenchmarkStoreRecord(b *testing.B) { benchmarkRecord(b, 10000) }
+
+func BenchmarkStoreRecordEvicting(b *testing.B) { benchmarkRecord(b, 20000) }
+
+func benchmarkRecord(b *testing.B, n int) {
+	s := openTestStore(b, b.TempDir(), StoreConfig{})
+	defer s.Close()
+	topics := make([]string, n)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("bench/%d/temp", i)
+	}
+	payload := json.RawMessage(`[21.5,"°C"]`)
+	at := time.Now()
+	b.ReportAllocs()
+	for i := range b.N {
+		s.Record(bridge.Record{Seq: uint64(i + 1), Topic: topics[i%len(topics)], Payload: payload, Time: at})
+		if i%100_000 == 99_999 {
+			b.StopTimer()
+			s.sync()
+			b.StartTimer()
+		}
+	}
+}
