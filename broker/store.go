@@ -61,7 +61,6 @@ type StoreConfig struct {
 	writeFault func() error
 }
 
-
 func (c *StoreConfig) setDefaults() {
 	defaults.Set(&c.SyncInterval, time.Second)
 	defaults.Set(&c.OpenTimeout, 2*time.Second)
