@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -322,33 +321,6 @@ func TestStoreKeepsChangesWhileWritesFail(t *testing.T) {
 	}
 }
 
-// damage writes n bytes of noise into the file's pages in use, from the
-// middle on (page-aligned: the start of a page).
-func damage(t *testing.T, path string, n int) {
-	t.Helper()
-	var used int64
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = db.View(func(tx *bbolt.Tx) error { used = tx.Size(); return nil })
-	_ = db.Close()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	noise := make([]byte, n)
-	rng := rand.New(rand.NewPCG(14, 14))
-	for i := range noise {
-		noise[i] = byte(rng.Uint32())
-	}
-	page := int64(os.Getpagesize())
-	if _, err := f.WriteAt(noise, used/2/page*page); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // fillStore writes n topics with history and retained messages, closed cleanly.
 func fillStore(t *testing.T, dir string, n int) {
 	t.Helper()
@@ -372,7 +344,7 @@ func TestStoreDamagedFile(t *testing.T) {
 	if err := CheckStore(dir); err != nil {
 		t.Fatalf("checking a sound store: %v", err)
 	}
-	damage(t, path, 4096)
+	hubtest.DamageStore(t, path, 4096)
 	if err := CheckStore(dir); !errors.Is(err, ErrStoreDamaged) {
 		t.Fatalf("checking a damaged store: %v", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -45,7 +43,7 @@ func TestDamagedStoreExitsWithAMessage(t *testing.T) {
 	if out, err := exec.Command(bin, "store", "check", data).CombinedOutput(); err != nil || !strings.Contains(string(out), "sound") {
 		t.Fatalf("hub store check on a sound store: %v %s", err, out)
 	}
-	damageMidFile(t, path)
+	hubtest.DamageStore(t, path, 4096)
 	check := exec.Command(bin, "store", "check", data)
 	out, _ := check.CombinedOutput()
 	if code := check.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), path) || !strings.Contains(string(out), "damaged") {
@@ -75,32 +73,6 @@ func TestDamagedStoreExitsWithAMessage(t *testing.T) {
 		t.Fatalf("a damaged store: exit %d, stderr:\n%s\nwant exit 1 and one line naming %s, the damage and what to do", code, msg, path)
 	}
 	t.Log(msg)
-}
-
-// damageMidFile writes 4 KiB of noise at the middle of the file's pages in use.
-func damageMidFile(t *testing.T, path string) {
-	t.Helper()
-	var used int64
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = db.View(func(tx *bbolt.Tx) error { used = tx.Size(); return nil })
-	_ = db.Close()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	noise := make([]byte, 4096)
-	rng := rand.New(rand.NewPCG(14, 14))
-	for i := range noise {
-		noise[i] = byte(rng.Uint32())
-	}
-	page := int64(os.Getpagesize())
-	if _, err := f.WriteAt(noise, used/2/page*page); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestStoreBoundsThroughTheHub: with --max-topics 50, a hub that saw 300
