@@ -210,9 +210,6 @@ type Hub struct {
 
 	mu        sync.Mutex
 	index     topics.Index[*client] // absolute filter → client
-	clients   map[*client]struct{}
-	perAddr   map[string]int // sessions per client address, reserved ones included
-	reserved  int            // places taken by handshakes under way (see reserve)
 	seq       uint64
 	closed    bool
 	cur       event         // the event being fanned out; reused under mu
@@ -227,8 +224,8 @@ type Hub struct {
 	// Message.Delivery).
 	lastDelivery uint64
 
-	sessions sync.WaitGroup // one per attached client
-	stats    counters
+	sess  *sessions // the sessions and their limits; its own lock
+	stats counters
 }
 
 // New creates a hub on bus and subscribes it to cfg.BusFilters (with
@@ -245,8 +242,6 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		bus:      bus,
 		log:      cfg.Logger,
 		epoch:    newID(6),
-		clients:  make(map[*client]struct{}),
-		perAddr:  make(map[string]int),
 		authz:    cfg.Authorizer,
 		events:   newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
 		state:    newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
@@ -255,6 +250,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	if r := cfg.Restore; r != nil {
 		h.restore(r)
 	}
+	h.sess = newSessions(cfg.MaxSessions, cfg.MaxSessionsPerAddress, &h.stats)
 	h.responseTopic = "motehub/response/" + h.epoch
 	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, h.responseTopic, h.send, &h.stats)
 	h.observers = []Observer{h.state}
@@ -293,16 +289,12 @@ func (h *Hub) restore(r *Restored) {
 // It returns when every session has ended, or when ctx ends, after cutting
 // the connections that were still open.
 func (h *Hub) Close(ctx context.Context) error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	clients, first := h.sess.close()
+	if !first {
 		return nil
 	}
+	h.mu.Lock()
 	h.closed = true
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
 	if h.newEvents != nil {
 		close(h.newEvents) // long polls answer at once
 		h.newEvents = nil
@@ -311,24 +303,7 @@ func (h *Hub) Close(ctx context.Context) error {
 
 	h.acks.stop()
 	h.stopInterest(ctx)
-	for _, c := range clients {
-		c.close(ReasonGoingAway)
-	}
-	done := make(chan struct{})
-	go func() {
-		h.sessions.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	for _, c := range clients {
-		c.abort()
-	}
-	<-done // the transports end at once when their connections are cut
-	return fmt.Errorf("bridge: close: sessions still open after the deadline were cut: %w", ctx.Err())
+	return h.sess.end(ctx, clients)
 }
 
 // deliver is the Bus callback: one message's path through the hub, top to
@@ -489,77 +464,6 @@ func (e *event) line(base string, f format, epoch string) []byte {
 	return line
 }
 
-// attach registers c with the hub, not yet for any topic (see beginLocked).
-// It fails when the hub is closing or a session limit is reached; otherwise
-// the caller must detach c.
-func (h *Hub) attach(c *client) error {
-	if err := h.reserve(c.addr); err != nil {
-		return err
-	}
-	return h.attachReserved(c)
-}
-
-// reserve takes a session's place for addr, counted against the limits,
-// while its transport commits to it (a WebSocket handshake), so that
-// handshakes under way cannot together pass a limit. The caller then calls
-// attachReserved or unreserve, once.
-func (h *Hub) reserve(addr string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err := h.admitLocked(addr); err != nil {
-		return err
-	}
-	h.perAddr[addr]++
-	h.reserved++
-	return nil
-}
-
-// unreserve gives back a place that reserve took and no session used.
-func (h *Hub) unreserve(addr string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reserved--
-	h.releaseAddrLocked(addr)
-}
-
-// attachReserved registers c in the place reserve took for c.addr. It fails
-// only when the hub is closing (the place is given back); otherwise the
-// caller must detach c.
-func (h *Hub) attachReserved(c *client) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reserved--
-	if h.closed {
-		h.releaseAddrLocked(c.addr)
-		return errorf(CodeUnavailable, "the hub is shutting down")
-	}
-	h.clients[c] = struct{}{}
-	h.sessions.Add(1)
-	h.stats.sessionsBy[c.kind].Add(1)
-	return nil
-}
-
-func (h *Hub) releaseAddrLocked(addr string) {
-	if h.perAddr[addr]--; h.perAddr[addr] <= 0 {
-		delete(h.perAddr, addr)
-	}
-}
-
-// admitLocked says whether a session from addr may open now.
-func (h *Hub) admitLocked(addr string) error {
-	switch {
-	case h.closed:
-		return errorf(CodeUnavailable, "the hub is shutting down")
-	case len(h.clients)+h.reserved >= h.cfg.MaxSessions:
-		h.stats.refused.Add(1)
-		return errorf(CodeUnavailable, "the hub serves %d sessions, its limit", h.cfg.MaxSessions)
-	case h.perAddr[addr] >= h.cfg.MaxSessionsPerAddress:
-		h.stats.refused.Add(1)
-		return errorf(CodeLimit, "%d sessions from %s, at most %d per address", h.perAddr[addr], addr, h.cfg.MaxSessionsPerAddress)
-	}
-	return nil
-}
-
 // position is the sequence number of the last event delivered.
 func (h *Hub) position() uint64 {
 	h.mu.Lock()
@@ -574,13 +478,9 @@ func (h *Hub) detach(c *client) {
 		h.indexRemoveLocked(c, f)
 	}
 	clear(c.filters)
-	delete(h.clients, c)
-	h.releaseAddrLocked(c.addr)
 	h.acks.drop(c)
 	h.mu.Unlock()
-	h.stats.sessionsBy[c.kind].Add(-1)
-	h.stats.closed(c.reason)
-	h.sessions.Done()
+	h.sess.remove(c) // last: Close waits for it
 }
 
 // checkQuery validates what one request names: base, and filters relative
@@ -902,7 +802,7 @@ func (h *Hub) History(who auth.Identity, topic string, limit int) ([]Sample, err
 func (h *Hub) Recheck() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for c := range h.clients {
+	for _, c := range h.sess.list() {
 		if !h.authz.Known(c.who) {
 			c.close(ReasonRevoked)
 			continue

@@ -34,14 +34,11 @@ func newTestHub(t testing.TB, cfg Config) *Hub {
 func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
 	t.Helper()
 	c := newClient(newID(4), "test", base, "test:1", auth.Anonymous, formatLines, &h.cfg)
-	if err := h.attach(c); err != nil {
+	if err := h.sess.attach(c); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { // a test that failed early leaves it attached
-		h.mu.Lock()
-		_, attached := h.clients[c]
-		h.mu.Unlock()
-		if attached {
+		if h.sess.has(c) {
 			h.detach(c)
 		}
 	})
@@ -152,7 +149,7 @@ func TestCloseEndsSessionsGoingAway(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := h.attach(newClient("late", "test", "", "", auth.Anonymous, formatLines, &h.cfg)); AsError(err).Code != CodeUnavailable {
+	if err := h.sess.attach(newClient("late", "test", "", "", auth.Anonymous, formatLines, &h.cfg)); AsError(err).Code != CodeUnavailable {
 		t.Fatalf("attach after Close: %v, want unavailable", err)
 	}
 }

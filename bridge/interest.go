@@ -565,8 +565,8 @@ func (h *Hub) Resync(reason string) {
 		s.activeFrom = max(s.activeFrom, h.seq)
 	}
 	h.interest.mu.Unlock()
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
+	var clients []*client
+	for _, c := range h.sess.list() {
 		if c.started {
 			clients = append(clients, c)
 		}

@@ -64,7 +64,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	rc := http.NewResponseController(w)
 	c := newClient(newID(8), "sse", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatSSE, &h.cfg)
 	c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
-	if err := h.attach(c); err != nil {
+	if err := h.sess.attach(c); err != nil {
 		e := AsError(err)
 		if acceptsEventStream(r) {
 			h.refuseStream(w, rc, e)

@@ -124,7 +124,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		return
 	}
 	addr := httpx.Host(r.RemoteAddr)
-	if err := h.reserve(addr); err != nil {
+	if err := h.sess.reserve(addr); err != nil {
 		e := AsError(err)
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
@@ -135,7 +135,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	cw := &coalescingWriter{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
 	conn, err := h.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
-		h.unreserve(addr)
+		h.sess.unreserve(addr)
 		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered
 	}
@@ -145,7 +145,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
-	if err := h.attachReserved(c); err != nil { // shutting down
+	if err := h.sess.attachReserved(c); err != nil { // shutting down
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseTryAgainLater, closeText(AsError(err).Message)), time.Now().Add(closeGrace))
 		_ = linger.Close(cw.conn.Conn, linger.Timeout)
