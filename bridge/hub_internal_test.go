@@ -42,12 +42,12 @@ func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
 			h.detach(c)
 		}
 	})
-	h.mu.Lock()
-	cu, err := h.beginLocked(c, filters, h.seq, "")
+	h.fan.mu.Lock()
+	cu, err := h.fan.beginLocked(c, filters, h.fan.seq, "")
 	if err == nil {
 		c.out.restart(cu)
 	}
-	h.mu.Unlock()
+	h.fan.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,20 +122,6 @@ func (in *interest) want(filter string, n int) {
 	in.nudge()
 }
 
-// indexAddLocked registers c for filter f (relative to its base).
-func (h *Hub) indexAddLocked(c *client, f string) {
-	abs := topics.Mount(c.base, f)
-	h.index.Add(abs, c)
-	h.interest.want(abs, 1)
-}
-
-// indexRemoveLocked unregisters c from filter f (relative to its base).
-func (h *Hub) indexRemoveLocked(c *client, f string) {
-	abs := topics.Mount(c.base, f)
-	h.index.Remove(abs, c)
-	h.interest.want(abs, -1)
-}
-
 // follow makes sure the hub is subscribed on the Bus to what filters
 // (relative to base) match, and keeps them wanted for at least d: it waits,
 // at most interestWait or until ctx ends, for the subscriptions to be made.
@@ -191,7 +177,7 @@ func (h *Hub) settle(ctx context.Context) {
 	deadline := time.NewTimer(settleMax)
 	defer deadline.Stop()
 	for {
-		next := h.eventsAfter(h.position())
+		next := h.fan.eventsAfter(h.fan.position())
 		quiet := time.NewTimer(settleQuiet)
 		select {
 		case <-next:
@@ -208,18 +194,16 @@ func (h *Hub) settle(ctx context.Context) {
 	}
 }
 
-// coveredLocked reports whether a Bus subscription covers each of filters
+// covered reports whether a Bus subscription covers each of filters
 // (absolute); with after, one that has every message since *after. It
 // costs, per filter, the few subscriptions the index finds as candidates.
-// Called under h.mu.
-func (h *Hub) coveredLocked(filters []string, after *uint64) bool {
-	in := h.interest
+func (in *interest) covered(filters []string, after *uint64) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.coveredLocked(filters, after)
 }
 
-// coveredLocked: see Hub.coveredLocked. Called under in.mu.
+// coveredLocked: see covered. Called under in.mu.
 func (in *interest) coveredLocked(filters []string, after *uint64) bool {
 	for _, f := range filters {
 		covered := false
@@ -447,7 +431,7 @@ func minimalCover(wanted []string) []string {
 func (h *Hub) subscribeBus(r *reconciler, filter string) {
 	in := h.interest
 	cancel, err := h.bus.Subscribe(filter, h.deliver)
-	from := h.position() // every message after it went through the new subscription
+	from := h.fan.position() // every message after it went through the new subscription
 	in.mu.Lock()
 	if in.closed { // meanwhile
 		in.mu.Unlock()
@@ -553,30 +537,13 @@ func (h *Hub) busSubscriptions() int {
 	return len(in.subs)
 }
 
-// Resync tells every session that messages may have been lost on the way
-// to the hub (the connection to a remote broker dropped and came back): each
-// gets a resync with the last values, then goes on live; and no client may
-// resume from an event before now. reason is what the clients are told.
-func (h *Hub) Resync(reason string) {
-	h.mu.Lock()
-	h.resumeFloor = h.seq
-	h.interest.mu.Lock()
-	for _, s := range h.interest.subs {
-		s.activeFrom = max(s.activeFrom, h.seq)
-	}
-	h.interest.mu.Unlock()
-	var clients []*client
-	for _, c := range h.sess.list() {
-		if c.started {
-			clients = append(clients, c)
-		}
-	}
-	h.mu.Unlock()
-	for _, c := range clients {
-		h.restartWithResync(c, reason)
-	}
-	if len(clients) > 0 {
-		h.log.Info("sessions told to resync", "sessions", len(clients), "reason", reason)
+// raiseActiveFrom makes seq the earliest start of every Bus subscription:
+// the hub may have missed messages before it (see Hub.Resync).
+func (in *interest) raiseActiveFrom(seq uint64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, s := range in.subs {
+		s.activeFrom = max(s.activeFrom, seq)
 	}
 }
 

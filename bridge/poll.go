@@ -36,7 +36,7 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 	if err := h.checkQuery(base, q.Filters); err != nil {
 		return PollResult{}, err
 	}
-	check, err := h.authorize(who, base, q.Filters)
+	check, err := authorize(h.authz, &h.stats, who, base, q.Filters)
 	if err != nil {
 		return PollResult{}, err
 	}
@@ -49,12 +49,7 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 
-	h.mu.Lock()
-	after, resync := h.seq, ""
-	if q.Since != "" {
-		after, resync = h.resolveLocked(q.Since, base, q.Filters)
-	}
-	h.mu.Unlock()
+	after, resync := h.fan.resumePoint(q.Since, base, q.Filters)
 	if resync != "" {
 		return h.resyncPoll(who, base, q.Filters, resync), nil
 	}
@@ -71,8 +66,8 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 		}
 		_, after, _ = parseEventID(res.ID)
 		select {
-		case <-h.eventsAfter(after):
-			if h.isClosed() {
+		case <-h.fan.eventsAfter(after):
+			if h.fan.isClosed() {
 				return res, nil
 			}
 		case <-timer.C:
@@ -128,20 +123,4 @@ func (h *Hub) resyncPoll(who auth.Identity, base string, filters []string, reaso
 		res.Messages = append(res.Messages, line[:len(line)-1])
 	}
 	return res
-}
-
-// eventsAfter returns a channel that is closed once an event after seq has
-// been delivered (at once if one has), or the hub closes.
-func (h *Hub) eventsAfter(seq uint64) <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.seq > seq || h.closed {
-		closed := make(chan struct{})
-		close(closed)
-		return closed
-	}
-	if h.newEvents == nil {
-		h.newEvents = make(chan struct{})
-	}
-	return h.newEvents
 }

@@ -78,7 +78,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	// Registered before the first byte goes out: a client that has the
 	// response gets everything published after it.
 	h.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
-	if err := h.startStream(c, q); err != nil {
+	if err := h.fan.startStream(c, q); err != nil {
 		e := AsError(err)
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
@@ -142,19 +142,19 @@ func (h *Hub) refuseStream(w http.ResponseWriter, rc *http.ResponseController, e
 // startStream begins an SSE client: after the event it has, or from now
 // with the current id as its first event, so that even a client that has
 // received nothing yet can resume.
-func (h *Hub) startStream(c *client, q StreamQuery) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	after, resync := h.seq, ""
+func (f *fanout) startStream(c *client, q StreamQuery) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	after, resync := f.seq, ""
 	if q.Since != "" {
-		after, resync = h.resolveLocked(q.Since, c.base, q.Filters)
+		after, resync = f.resolveLocked(q.Since, c.base, q.Filters)
 	}
-	cu, err := h.beginLocked(c, q.Filters, after, resync)
+	cu, err := f.beginLocked(c, q.Filters, after, resync)
 	if err != nil {
 		return err
 	}
 	if q.Since == "" {
-		cu.frames = [][]byte{[]byte("id: " + h.startID(cu) + "\n\n")}
+		cu.frames = [][]byte{[]byte("id: " + cu.startID(f.epoch) + "\n\n")}
 	}
 	c.out.restart(cu)
 	return nil

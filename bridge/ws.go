@@ -102,12 +102,6 @@ func RequestScheme(r *http.Request) string {
 	return "http"
 }
 
-func (h *Hub) isClosed() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.closed
-}
-
 // ServeWebSocket upgrades r to a Clown.Talk session mounted on base, the MQTT
 // subtree the client sees with topics relative to it ("" is the root). What
 // goes wrong before the upgrade is answered as a JSON HTTP error.
@@ -131,7 +125,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	}
 	// Taken before the handshake completes: a session replays from here, so a
 	// client gets everything published after it saw the 101 response.
-	connectSeq := h.position()
+	connectSeq := h.fan.position()
 	cw := &coalescingWriter{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
 	conn, err := h.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
@@ -252,7 +246,7 @@ func (s *wsSession) readLoop() error {
 			return err
 		}
 		if tooLarge {
-			h.send(c, controlFrame(topicError, errorf(CodeTooLarge,
+			h.fan.send(c, controlFrame(topicError, errorf(CodeTooLarge,
 				"message over %d bytes discarded", h.cfg.MaxMessageBytes)))
 			continue
 		}
@@ -312,7 +306,7 @@ func (l *inboundLimit) admit(h *Hub, c *client) bool {
 	}
 	if now.After(l.warnedUntil) {
 		l.warnedUntil = now.Add(time.Second)
-		h.send(c, controlFrame(topicError, errorf(CodeRateLimited,
+		h.fan.send(c, controlFrame(topicError, errorf(CodeRateLimited,
 			"over %g messages per second: messages are dropped", float64(l.lim.Limit()))))
 	}
 	return false
