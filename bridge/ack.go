@@ -54,7 +54,7 @@ type ackResult struct {
 // commandSuffix marks a publish as a command.
 const commandSuffix = "/set"
 
-// acks holds the pending commands, under its own lock (the hub takes it
+// acks holds the pending commands, under its own lock (the fan-out takes it
 // inside its own, never the reverse). It tells a client how its command
 // ended through send, which only queues.
 type acks struct {

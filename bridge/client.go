@@ -60,6 +60,7 @@ type client struct {
 	format     format
 	lastSeq    uint64 // the last event offered: one delivery per event even when several filters match
 	started    bool   // registered for live events
+	removed    bool   // detached: never in the index again
 	connectSeq uint64 // the last event before the client connected: a first start replays after it
 	// checkReads: some filter is not fully covered by the client's rights, so
 	// each message must be checked.

@@ -252,11 +252,15 @@ func (f *fanout) remove(c *client) {
 		f.indexRemoveLocked(c, fl)
 	}
 	clear(c.filters)
+	c.removed = true // and nothing puts it back
 	f.acks.drop(c)
 }
 
 // replaceFiltersLocked makes filters c's whole subscription set.
 func (f *fanout) replaceFiltersLocked(c *client, filters []string) error {
+	if c.removed {
+		return errorf(CodeUnavailable, "the session has ended")
+	}
 	if err := checkFilters(c.base, filters); err != nil {
 		return err
 	}
@@ -292,6 +296,9 @@ func (f *fanout) replaceFiltersLocked(c *client, filters []string) error {
 func (f *fanout) subscribe(c *client, filters []string, checkReads bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if c.removed {
+		return errorf(CodeUnavailable, "the session has ended")
+	}
 	c.checkReads = c.checkReads || checkReads
 	added := 0
 	for _, fl := range filters {

@@ -467,7 +467,7 @@ func (h *Hub) readKeep(who auth.Identity) func(topic string) bool {
 // sendStateAt queues for c the state/ok frame of filters (relative to c's
 // base), exactly where c's live stream is, so that no older value follows
 // a newer one. It reads a snapshot of the values outside every lock, brings
-// it up to date from the event log, and takes the hub's lock only for the
+// it up to date from the event log, and takes the fan-out lock only for the
 // events delivered during the last step (a few) and the queueing.
 func (h *Hub) sendStateAt(c *client, filters []string) error {
 	fs, keep := newFilterSet(c.base, filters), h.readKeep(c.who)

@@ -18,9 +18,9 @@ import (
 // those of long polls and state reads ("leases"), counted per absolute
 // filter. The Bus subscriptions are the wanted filters that no other wanted
 // filter covers (a client on a/# makes a/b needless), made and cancelled by
-// one goroutine, the reconciler, outside the hub's lock (a Bus subscription
-// waits for the broker, and cancelling one waits for its callbacks, which
-// take the lock). A filter no longer wanted stays subscribed for
+// one goroutine, the reconciler, outside every other part's lock (a Bus
+// subscription waits for the broker, and cancelling one waits for its
+// callbacks, which take the fan-out lock). A filter no longer wanted stays subscribed for
 // Config.SubscribeLinger, so that a page reload finds it still followed;
 // one covered by another subscription goes at once.
 //
@@ -37,8 +37,8 @@ type busSub struct {
 
 // interest is the hub's Bus subscriptions and what its clients want. It has
 // its own lock, which is never held for more than a few map operations per
-// filter of one request: the hub takes it under its own lock to report a
-// change (lock order: Hub.mu, then interest.mu), and the reconciler takes
+// filter of one request: the fan-out takes it under its own lock to report
+// a change (lock order: fanout.mu, then interest.mu), and the reconciler takes
 // it to pick up the changes and to publish a subscription it made. The
 // planning works on the reconciler's own copy (reconciler), under no lock.
 type interest struct {

@@ -114,7 +114,7 @@ func (h *Hub) scanLog(base string, filters []string, after uint64, readable func
 }
 
 // resyncPoll answers a poll that cannot resume with the last values, read
-// outside the hub's lock.
+// outside every lock.
 func (h *Hub) resyncPoll(who auth.Identity, base string, filters []string, reason string) PollResult {
 	st := h.readState(who, base, filters, 0)
 	res := PollResult{ID: st.ID, Messages: make([]json.RawMessage, 0, len(st.Values)), Resync: &ResyncNotice{Reason: reason}}

@@ -197,7 +197,7 @@ func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
 // stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with
 // the last values in a state/ok frame, queued exactly where the live stream
 // is, so no older message follows it. Without a filter: the session's own.
-// The values are read outside the hub's lock (see Hub.sendStateAt).
+// The values are read outside every lock (see Hub.sendStateAt).
 func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) error {
 	var req struct {
 		Filter json.RawMessage `json:"filter"`

@@ -105,7 +105,7 @@ func (cu *catchup) startID(epoch string) string { return eventID(epoch, cu.after
 func (f *fanout) startDefault(c *client) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c.started || f.closed {
+	if c.started || f.closed || c.removed {
 		return
 	}
 	cu, err := f.beginLocked(c, f.defaultFilters, c.connectSeq, "")

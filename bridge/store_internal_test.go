@@ -155,7 +155,7 @@ func TestDetachDropsPendingCommands(t *testing.T) {
 	c.ack.Store(true)
 	cmd, err := h.acks.expectFrom(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set")
 	if err != nil || cmd == nil {
-		t.Fatalf("expectAck = %v, %v", cmd, err)
+		t.Fatalf("expectFrom = %v, %v", cmd, err)
 	}
 	h.detach(c)
 	h.acks.mu.Lock()
