@@ -228,8 +228,8 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		authz:    cfg.Authorizer,
 		events:   newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
 		state:    newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
-		interest: newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger),
 	}
+	h.interest = newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger, bus, h.state, h.log)
 	var seq uint64
 	if r := cfg.Restore; r != nil {
 		seq = h.restore(r)
@@ -246,13 +246,14 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		h.fan.observers = append(h.fan.observers, journalObserver{cfg.Journal})
 	}
 	h.fan.observers = append(h.fan.observers, cfg.Observers...)
+	h.interest.fan, h.interest.deliver = h.fan, h.deliver
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
-		go h.reconcile() // until Close
+		go h.interest.reconcile() // until Close
 		return h, nil
 	}
-	if err := h.subscribeFixed(); err != nil {
-		h.stopInterest(context.Background())
+	if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
+		h.interest.stop(context.Background())
 		return nil, fmt.Errorf("bridge: subscribe on the bus: %w", err)
 	}
 	return h, nil
@@ -284,7 +285,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.fan.close()
 
 	h.acks.stop()
-	h.stopInterest(ctx)
+	h.interest.stop(ctx)
 	return h.sess.end(ctx, clients)
 }
 
@@ -353,7 +354,7 @@ func (h *Hub) subscribe(ctx context.Context, c *client, filters []string) error 
 	if err != nil {
 		return err
 	}
-	h.follow(ctx, c.base, filters, interestWait)
+	h.interest.follow(ctx, c.base, filters, interestWait)
 	return h.fan.subscribe(c, filters, checkReads)
 }
 
@@ -430,7 +431,7 @@ func (h *Hub) State(ctx context.Context, who auth.Identity, base string, filters
 	if err := h.checkQuery(base, filters); err != nil {
 		return StateResult{}, err
 	}
-	h.follow(ctx, base, h.readableFilters(who, base, filters), interestWait)
+	h.interest.follow(ctx, base, h.readableFilters(who, base, filters), interestWait)
 	return h.readState(who, base, filters, h.cfg.MaxStateValues), nil
 }
 
@@ -561,6 +562,10 @@ func (h *Hub) Resync(reason string) {
 		h.log.Info("sessions told to resync", "sessions", len(clients), "reason", reason)
 	}
 }
+
+// BusFilters returns the filters the hub is subscribed to on the Bus now,
+// sorted.
+func (h *Hub) BusFilters() []string { return h.interest.busFilters() }
 
 // newID returns n random bytes as hex.
 func newID(n int) string {

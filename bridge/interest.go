@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -44,6 +45,11 @@ type busSub struct {
 type interest struct {
 	onDemand bool
 	linger   time.Duration
+	bus      Bus
+	deliver  func(Message) // the hub's Bus callback
+	fan      *fanout       // where the stream is, for settle and a new subscription's start
+	state    *stateStore   // forgets the values no subscription brings any more
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	delta   map[string]int       // absolute filter → change of the clients registered on it, not yet picked up
@@ -88,10 +94,13 @@ const (
 	settleMax   = 500 * time.Millisecond
 )
 
-func newInterest(onDemand bool, linger time.Duration) *interest {
+func newInterest(onDemand bool, linger time.Duration, bus Bus, state *stateStore, log *slog.Logger) *interest {
 	return &interest{
 		onDemand: onDemand,
 		linger:   linger,
+		bus:      bus,
+		state:    state,
+		log:      log,
 		delta:    make(map[string]int),
 		leases:   make(map[string]time.Time),
 		subs:     make(map[string]*busSub),
@@ -125,10 +134,9 @@ func (in *interest) want(filter string, n int) {
 // follow makes sure the hub is subscribed on the Bus to what filters
 // (relative to base) match, and keeps them wanted for at least d: it waits,
 // at most interestWait or until ctx ends, for the subscriptions to be made.
-// It does nothing for a hub subscribed to fixed BusFilters. It takes only
-// the interest's lock, never the hub's.
-func (h *Hub) follow(ctx context.Context, base string, filters []string, d time.Duration) {
-	in := h.interest
+// It does nothing for a hub subscribed to fixed BusFilters. It takes the
+// interest's lock, and the fan-out's only to wait for messages (settle).
+func (in *interest) follow(ctx context.Context, base string, filters []string, d time.Duration) {
 	if !in.onDemand {
 		return
 	}
@@ -155,7 +163,7 @@ func (h *Hub) follow(ctx context.Context, base string, filters []string, d time.
 		in.mu.Unlock()
 		if followed {
 			if waited {
-				h.settle(ctx)
+				in.settle(ctx)
 			}
 			return
 		}
@@ -173,11 +181,11 @@ func (h *Hub) follow(ctx context.Context, base string, filters []string, d time.
 // settleMax: a broker sends a new subscription's retained messages right
 // after it acknowledges the subscription, and MQTT does not say when they
 // end.
-func (h *Hub) settle(ctx context.Context) {
+func (in *interest) settle(ctx context.Context) {
 	deadline := time.NewTimer(settleMax)
 	defer deadline.Stop()
 	for {
-		next := h.fan.eventsAfter(h.fan.position())
+		next := in.fan.eventsAfter(in.fan.position())
 		quiet := time.NewTimer(settleQuiet)
 		select {
 		case <-next:
@@ -222,10 +230,9 @@ func (in *interest) coveredLocked(filters []string, after *uint64) bool {
 }
 
 // subscribeFixed makes the Bus subscriptions of a hub with fixed BusFilters.
-func (h *Hub) subscribeFixed() error {
-	in := h.interest
-	for _, f := range h.cfg.BusFilters {
-		cancel, err := h.bus.Subscribe(f, h.deliver)
+func (in *interest) subscribeFixed(filters []string) error {
+	for _, f := range filters {
+		cancel, err := in.bus.Subscribe(f, in.deliver)
 		if err != nil {
 			return err
 		}
@@ -239,8 +246,7 @@ func (h *Hub) subscribeFixed() error {
 
 // reconcile runs until Close: it makes the Bus subscriptions match what
 // the clients want (see the top of this file).
-func (h *Hub) reconcile() {
-	in := h.interest
+func (in *interest) reconcile() {
 	defer close(in.done)
 	r := &reconciler{
 		wanted: make(map[string]int),
@@ -251,7 +257,7 @@ func (h *Hub) reconcile() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		next := h.reconcileOnce(r)
+		next := in.reconcileOnce(r)
 		timer.Reset(next)
 		select {
 		case <-in.wake:
@@ -264,30 +270,30 @@ func (h *Hub) reconcile() {
 
 // reconcileOnce makes the subscription changes, the additions first, until
 // there are none, and returns how long it may wait before it looks again.
-func (h *Hub) reconcileOnce(r *reconciler) time.Duration {
+func (in *interest) reconcileOnce(r *reconciler) time.Duration {
 	for {
-		adds, drops, next := h.interest.plan(r)
+		adds, drops, next := in.plan(r)
 		if len(adds) == 0 && len(drops) == 0 {
 			return next
 		}
 		for _, f := range adds {
-			if h.quitting() {
+			if in.quitting() {
 				return time.Hour
 			}
-			h.subscribeBus(r, f)
+			in.subscribeBus(r, f)
 		}
 		for _, f := range drops {
-			if h.quitting() {
+			if in.quitting() {
 				return time.Hour
 			}
-			h.unsubscribeBus(r, f)
+			in.unsubscribeBus(r, f)
 		}
 	}
 }
 
-func (h *Hub) quitting() bool {
+func (in *interest) quitting() bool {
 	select {
-	case <-h.interest.quit:
+	case <-in.quit:
 		return true
 	default:
 		return false
@@ -428,10 +434,9 @@ func minimalCover(wanted []string) []string {
 }
 
 // subscribeBus subscribes the hub to filter on the Bus.
-func (h *Hub) subscribeBus(r *reconciler, filter string) {
-	in := h.interest
-	cancel, err := h.bus.Subscribe(filter, h.deliver)
-	from := h.fan.position() // every message after it went through the new subscription
+func (in *interest) subscribeBus(r *reconciler, filter string) {
+	cancel, err := in.bus.Subscribe(filter, in.deliver)
+	from := in.fan.position() // every message after it went through the new subscription
 	in.mu.Lock()
 	if in.closed { // meanwhile
 		in.mu.Unlock()
@@ -442,7 +447,7 @@ func (h *Hub) subscribeBus(r *reconciler, filter string) {
 	}
 	if err != nil {
 		in.mu.Unlock()
-		h.log.Warn("subscription refused by the bus; trying again later", "filter", filter, "retry_in", retryRefused, "err", err)
+		in.log.Warn("subscription refused by the bus; trying again later", "filter", filter, "retry_in", retryRefused, "err", err)
 		r.retry[filter] = time.Now().Add(retryRefused)
 		return
 	}
@@ -455,14 +460,13 @@ func (h *Hub) subscribeBus(r *reconciler, filter string) {
 	delete(r.retry, filter)
 	r.own[filter] = s
 	r.ownIdx.Add(filter, filter)
-	h.log.Debug("subscribed on the bus", "filter", filter)
+	in.log.Debug("subscribed on the bus", "filter", filter)
 }
 
 // unsubscribeBus cancels the hub's subscription to filter, and forgets the
 // last values of the topics no other subscription brings any more: they
 // would go stale unnoticed.
-func (h *Hub) unsubscribeBus(r *reconciler, filter string) {
-	in := h.interest
+func (in *interest) unsubscribeBus(r *reconciler, filter string) {
 	in.mu.Lock()
 	s, closed := in.subs[filter], in.closed
 	delete(in.subs, filter)
@@ -476,7 +480,7 @@ func (h *Hub) unsubscribeBus(r *reconciler, filter string) {
 	s.cancel()
 	brought := false
 	onMatch := func(string) { brought = true }
-	h.state.forget(func(topic string) bool {
+	in.state.forget(func(topic string) bool {
 		if !topics.Match(filter, topic) {
 			return false
 		}
@@ -484,21 +488,20 @@ func (h *Hub) unsubscribeBus(r *reconciler, filter string) {
 		r.ownIdx.Match(topic, onMatch)
 		return !brought
 	})
-	h.log.Debug("unsubscribed on the bus", "filter", filter)
+	in.log.Debug("unsubscribed on the bus", "filter", filter)
 }
 
-// stopInterest stops the reconciler and cancels every Bus subscription. A
+// stop stops the reconciler and cancels every Bus subscription. A
 // reconciler waiting for the broker past ctx is left to end on its own
 // (when the Bus is closed, at the latest); its subscription is then not
 // cancelled, which a closing Bus does not need.
-func (h *Hub) stopInterest(ctx context.Context) {
-	in := h.interest
+func (in *interest) stop(ctx context.Context) {
 	if in.onDemand {
 		close(in.quit)
 		select {
 		case <-in.done:
 		case <-ctx.Done():
-			h.log.Warn("a subscription on the bus still waits for the broker")
+			in.log.Warn("a subscription on the bus still waits for the broker")
 		}
 	}
 	in.mu.Lock()
@@ -515,10 +518,9 @@ func (h *Hub) stopInterest(ctx context.Context) {
 	}
 }
 
-// BusFilters returns the filters the hub is subscribed to on the Bus now,
+// busFilters returns the filters the hub is subscribed to on the Bus now,
 // sorted.
-func (h *Hub) BusFilters() []string {
-	in := h.interest
+func (in *interest) busFilters() []string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	fs := make([]string, 0, len(in.subs))
@@ -529,9 +531,8 @@ func (h *Hub) BusFilters() []string {
 	return fs
 }
 
-// busSubscriptions is how many Bus subscriptions the hub holds.
-func (h *Hub) busSubscriptions() int {
-	in := h.interest
+// count is how many Bus subscriptions the hub holds.
+func (in *interest) count() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return len(in.subs)

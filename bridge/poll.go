@@ -45,7 +45,7 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 		filters[i] = topics.Mount(base, f)
 	}
 	wait = min(max(wait, 0), h.cfg.MaxPollWait)
-	h.follow(ctx, base, q.Filters, wait+interestWait)
+	h.interest.follow(ctx, base, q.Filters, wait+interestWait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 

@@ -144,7 +144,7 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 	if _, err := authorize(h.authz, &h.stats, c.who, c.base, sc.Subscribe); err != nil {
 		return err
 	}
-	h.follow(ctx, c.base, sc.Subscribe, interestWait)
+	h.interest.follow(ctx, c.base, sc.Subscribe, interestWait)
 	ok := configOK{
 		Ack:       sc.Ack,
 		Batch:     sc.Batch,
@@ -219,7 +219,7 @@ func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) 
 		if _, err := authorize(h.authz, &h.stats, c.who, c.base, filters); err != nil {
 			return err
 		}
-		h.follow(ctx, c.base, filters, interestWait)
+		h.interest.follow(ctx, c.base, filters, interestWait)
 	} else {
 		filters = h.fan.filtersOf(c)
 	}

@@ -77,7 +77,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 
 	// Registered before the first byte goes out: a client that has the
 	// response gets everything published after it.
-	h.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
+	h.interest.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
 	if err := h.fan.startStream(c, q); err != nil {
 		e := AsError(err)
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
