@@ -15,7 +15,8 @@
 //     polls' wake-up, the resume floor, and the fields of each client that
 //     its (re)start sets (filters, format, started). Held for O(1) work,
 //     O(matching clients) per message, or O(the filters of one client or
-//     request); Recheck and Resync go over every session.
+//     request) (a state/get also for the few events delivered while it
+//     read); Recheck and Resync go over every session.
 //   - the sessions (sessions.go): the attached clients, handshakes' reserved
 //     places, the counts per address and the limits, the WaitGroup Close
 //     waits on. Held for O(1) work, O(sessions) to list them.
@@ -27,9 +28,10 @@
 //     snapshot, which it then scans), by History for one topic's samples,
 //     and by the reconciler to delete the values no subscription brings.
 //   - the interest (interest.go), the Bus subscriptions: told of each index
-//     change (O(1)); one goroutine of the hub's, the reconciler, plans on
-//     its own copy under no lock and calls the Bus under none. A client's
-//     start waits for the subscriptions it needs, bounded.
+//     change (O(1)), its lock held otherwise for map swaps or the filters of
+//     one request. One goroutine of the hub's, the reconciler, plans on its
+//     own copy under no lock and calls the Bus under none. A client's start
+//     waits for the subscriptions it needs, bounded.
 //   - the command acks (ack.go): settled by the fan-out after each message,
 //     O(1) per command; they reach clients through a send function that
 //     only queues.
@@ -63,14 +65,16 @@
 //     takes the client out of the index under the fan-out lock, for good,
 //     then out of the sessions, and Close waits for it. Close marks the
 //     sessions closed, so no client attaches after it lists them, then
-//     stops the fan-out, the acks and the reconciler, tells every listed
+//     stops the fan-out, the acks and the reconciler, cancels the Bus
+//     subscriptions, tells every listed
 //     client "going away", and returns once every session has ended (or its
 //     context ends, after cutting the connections still open).
 //   - Each client has one writer loop (writer.go) that drains its queue to
 //     the network through a clientTransport (WriteMany, Flush, KeepAlive,
 //     Close), with a deadline on every write; the WebSocket (ws.go) and SSE
 //     (sse.go) sessions implement it. A WebSocket drain goes out in one write
-//     (coalesce.go). The writer is owned by its session, which waits for it.
+//     (coalesce.go). The writer runs on its session's goroutine (SSE) or on
+//     one the session waits for (WebSocket).
 //   - A client whose queue overflows is marked slow on the publish path; its
 //     writer closes it with 4008 "slow". The publisher never waits for it.
 //   - A WebSocket session's reader runs on a goroutine of its own:
@@ -78,10 +82,11 @@
 //     owns the session from attach to detach. A publish from a browser blocks
 //     only that browser's reader. An SSE stream is written from its HTTP
 //     handler's goroutine.
-//   - A session ends with a lingering close (package internal/linger): the
-//     close frame (or SSE's "event: close"), a half-close, then what the
-//     client still sends is drained for a bounded moment, so that the close
-//     reaches it instead of a reset.
+//   - A WebSocket session ends with a lingering close (package
+//     internal/linger): the close frame, a half-close, then what the client
+//     still sends is drained for a bounded moment, so that the close frame
+//     reaches it instead of a reset. An SSE stream ends with "event: close"
+//     and the reason.
 //   - [Hub.Resync] and [Hub.Recheck] may be called from any goroutine.
 //
 // All exported methods of Hub are safe for concurrent use.

@@ -221,13 +221,13 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		}
 	}
 	h := &Hub{
-		cfg:      cfg,
-		bus:      bus,
-		log:      cfg.Logger,
-		epoch:    newID(6),
-		authz:    cfg.Authorizer,
-		events:   newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
-		state:    newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
+		cfg:    cfg,
+		bus:    bus,
+		log:    cfg.Logger,
+		epoch:  newID(6),
+		authz:  cfg.Authorizer,
+		events: newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
+		state:  newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
 	}
 	h.interest = newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger, bus, h.state, h.log)
 	var seq uint64
@@ -240,12 +240,14 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	h.fan.offerFn = h.fan.offer
 	h.responseTopic = "motehub/response/" + h.epoch
 	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, h.responseTopic, h.fan.send, &h.stats)
-	h.fan.acks = h.acks
+	// What the fan-out tells of each event, in order: the observers, then
+	// (after the clients got it) the acks.
 	h.fan.observers = []Observer{h.state}
 	if cfg.Journal != nil {
 		h.fan.observers = append(h.fan.observers, journalObserver{cfg.Journal})
 	}
 	h.fan.observers = append(h.fan.observers, cfg.Observers...)
+	h.fan.acks = h.acks
 	h.interest.fan, h.interest.deliver = h.fan, h.deliver
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
