@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 // nopBus is a Bus that goes nowhere, for tests that drive the hub's fan-out
@@ -162,6 +163,68 @@ func TestCloseCutsSessionsThatDoNotEnd(t *testing.T) {
 	cancel()
 	if err := h.Close(ctx); err == nil {
 		t.Fatal("Close with an expired context and a session that did not end must say so")
+	}
+}
+
+// TestDetachedClientStaysOutOfTheIndex: once detach returns, nothing puts
+// the client back in the index (a late subscribe, a resync, a config/set),
+// so no message reaches it.
+func TestDetachedClientStaysOutOfTheIndex(t *testing.T) {
+	h := newTestHub(t, Config{})
+	c := attachTest(t, h, "", "a")
+	h.detach(c)
+	if err := h.subscribe(context.Background(), c, []string{"#"}); err == nil {
+		t.Error("subscribe after detach was taken")
+	}
+	h.fan.restartWithResync(c, "test")
+	if err := h.configure(context.Background(), c, []byte(`{"subscribe":["#"],"since":""}`)); err == nil {
+		t.Error("config/set after detach was taken")
+	}
+	h.deliver(Message{Topic: "a", Payload: []byte("1")})
+	if got := drain(c); len(got) != 0 {
+		t.Fatalf("a detached client got %q", got)
+	}
+	if fs := h.fan.filtersOf(c); len(fs) != 0 {
+		t.Fatalf("a detached client holds filters %v", fs)
+	}
+}
+
+// TestCloseTellsEverySessionAttachedMeanwhile: sessions attach while Close
+// runs; each attach either fails or its session is told "going away", and
+// Close returns once they all ended.
+func TestCloseTellsEverySessionAttachedMeanwhile(t *testing.T) {
+	h := newTestHub(t, Config{MaxSessionsPerAddress: 1000})
+	const n = 200
+	attached := make(chan *client, n)
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for i := range n {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c := newClient(fmt.Sprint(i), "test", "", "test:1", auth.Anonymous, formatLines, &h.cfg)
+			<-start
+			if h.sess.attach(c) != nil {
+				return
+			}
+			attached <- c
+			<-c.stop // the transport's part: it ends when told to
+			h.detach(c)
+		}()
+	}
+	close(start)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatalf("Close: %v (a session attached meanwhile was not told to end)", err)
+	}
+	for range n {
+		<-done
+	}
+	close(attached)
+	for c := range attached {
+		if c.reason != ReasonGoingAway {
+			t.Fatalf("session %s ended for %v, want going away", c.id, c.reason)
+		}
 	}
 }
 
