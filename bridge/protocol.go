@@ -158,42 +158,6 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 	return h.fan.configure(c, sc, ok)
 }
 
-// configure applies sc to c (checked and authorized by Hub.configure) and
-// answers with ok: see Hub.configure.
-func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return errorf(CodeUnavailable, "the hub is shutting down")
-	}
-	c.format = formatLines
-	if sc.IDs {
-		c.format = formatLinesIDs
-	}
-	c.batch.Store(sc.Batch)
-	c.ack.Store(sc.Ack)
-	if c.started && sc.Since == nil {
-		if err := f.replaceFiltersLocked(c, sc.Subscribe); err != nil {
-			return err
-		}
-		ok.ID = eventID(f.epoch, f.seq)
-		f.send(c, controlFrame(topicConfigOK, ok))
-		return nil
-	}
-	after, resync := c.connectSeq, ""
-	if sc.Since != nil {
-		after, resync = f.resolveLocked(*sc.Since, c.base, sc.Subscribe)
-	}
-	cu, err := f.beginLocked(c, sc.Subscribe, after, resync)
-	if err != nil {
-		return err
-	}
-	ok.ID = cu.startID(f.epoch)
-	cu.frames = [][]byte{controlFrame(topicConfigOK, ok)}
-	c.out.restart(cu)
-	return nil
-}
-
 // stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with
 // the last values in a state/ok frame, queued exactly where the live stream
 // is, so no older message follows it. Without a filter: the session's own.

@@ -18,6 +18,9 @@ import (
 // lock, so every event is either below liveFrom (in the catchup) or at or
 // above it (in the queue), never both and never neither; the writer writes
 // the catchup first.
+//
+// Every (re)start is one of the fan-out's methods below (a config/set, an
+// SSE stream, the default filters, a resync); the writer's side follows.
 
 // replayChunk is how many log entries a writer reads at a time.
 const replayChunk = 256
@@ -133,6 +136,63 @@ func (f *fanout) restartWithResync(c *client, reason string) {
 		return // the filters were valid a moment ago
 	}
 	c.out.restart(cu)
+}
+
+// startStream begins an SSE client: after the event it has, or from now
+// with the current id as its first event, so that even a client that has
+// received nothing yet can resume.
+func (f *fanout) startStream(c *client, q StreamQuery) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	after, resync := f.seq, ""
+	if q.Since != "" {
+		after, resync = f.resolveLocked(q.Since, c.base, q.Filters)
+	}
+	cu, err := f.beginLocked(c, q.Filters, after, resync)
+	if err != nil {
+		return err
+	}
+	if q.Since == "" {
+		cu.frames = [][]byte{[]byte("id: " + cu.startID(f.epoch) + "\n\n")}
+	}
+	c.out.restart(cu)
+	return nil
+}
+
+// configure applies sc to c (checked and authorized by Hub.configure) and
+// answers with ok: see Hub.configure.
+func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return errorf(CodeUnavailable, "the hub is shutting down")
+	}
+	c.format = formatLines
+	if sc.IDs {
+		c.format = formatLinesIDs
+	}
+	c.batch.Store(sc.Batch)
+	c.ack.Store(sc.Ack)
+	if c.started && sc.Since == nil {
+		if err := f.replaceFiltersLocked(c, sc.Subscribe); err != nil {
+			return err
+		}
+		ok.ID = eventID(f.epoch, f.seq)
+		f.send(c, controlFrame(topicConfigOK, ok))
+		return nil
+	}
+	after, resync := c.connectSeq, ""
+	if sc.Since != nil {
+		after, resync = f.resolveLocked(*sc.Since, c.base, sc.Subscribe)
+	}
+	cu, err := f.beginLocked(c, sc.Subscribe, after, resync)
+	if err != nil {
+		return err
+	}
+	ok.ID = cu.startID(f.epoch)
+	cu.frames = [][]byte{controlFrame(topicConfigOK, ok)}
+	c.out.restart(cu)
+	return nil
 }
 
 // drainer is a writer's reusable buffers.

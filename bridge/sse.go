@@ -139,27 +139,6 @@ func (h *Hub) refuseStream(w http.ResponseWriter, rc *http.ResponseController, e
 	_ = rc.Flush()
 }
 
-// startStream begins an SSE client: after the event it has, or from now
-// with the current id as its first event, so that even a client that has
-// received nothing yet can resume.
-func (f *fanout) startStream(c *client, q StreamQuery) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	after, resync := f.seq, ""
-	if q.Since != "" {
-		after, resync = f.resolveLocked(q.Since, c.base, q.Filters)
-	}
-	cu, err := f.beginLocked(c, q.Filters, after, resync)
-	if err != nil {
-		return err
-	}
-	if q.Since == "" {
-		cu.frames = [][]byte{[]byte("id: " + cu.startID(f.epoch) + "\n\n")}
-	}
-	c.out.restart(cu)
-	return nil
-}
-
 // sseSession is one SSE client: its writer runs on the request's
 // goroutine.
 type sseSession struct {
