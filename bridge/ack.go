@@ -54,7 +54,7 @@ type ackResult struct {
 // commandSuffix marks a publish as a command.
 const commandSuffix = "/set"
 
-// acks holds the pending commands, under its own lock (the hub takes it
+// acks holds the pending commands, under its own lock (the fan-out takes it
 // inside its own, never the reverse). It tells a client how its command
 // ended through send, which only queues.
 type acks struct {
@@ -80,22 +80,15 @@ func newAcks(timeout time.Duration, max int, responseTopic string, send func(*cl
 	}
 }
 
-// wantsAcks reports whether c asked for its commands to be acknowledged.
-func (h *Hub) wantsAcks(c *client) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return c.ack
-}
-
-// expectAck registers a command from c that is about to be published to
+// expectFrom registers a command from c that is about to be published to
 // absTopic, and returns it (nil when c did not ask for acks, or in is no
 // command).
-func (h *Hub) expectAck(c *client, in Incoming, absTopic string) (*pendingCommand, error) {
+func (a *acks) expectFrom(c *client, in Incoming, absTopic string) (*pendingCommand, error) {
 	state, isCommand := strings.CutSuffix(absTopic, commandSuffix)
-	if !isCommand || state == "" || !h.wantsAcks(c) {
+	if !isCommand || state == "" || !c.ack.Load() {
 		return nil, nil
 	}
-	return h.acks.expect(c, in, state)
+	return a.expect(c, in, state)
 }
 
 // expect registers c's command in for the device state topic state.

@@ -55,18 +55,19 @@ type client struct {
 
 	out queue
 
-	// Guarded by Hub.mu.
+	// Guarded by the fan-out lock (fanout.mu).
 	filters    map[string]struct{} // relative to base
 	format     format
 	lastSeq    uint64 // the last event offered: one delivery per event even when several filters match
 	started    bool   // registered for live events
+	removed    bool   // detached: never in the index again
 	connectSeq uint64 // the last event before the client connected: a first start replays after it
-	ack        bool   // the client wants its commands acknowledged
 	// checkReads: some filter is not fully covered by the client's rights, so
 	// each message must be checked.
 	checkReads bool
 
 	batch atomic.Bool // join queued lines into one frame; read by the writer
+	ack   atomic.Bool // the client wants its commands acknowledged; read by acks
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed when the session must end

@@ -8,58 +8,86 @@
 //
 // # Concurrency contract
 //
-//   - The Bus callback ([Hub] subscribes with one per bus filter; deliver in
-//     hub.go) does O(matching clients) work and waits for no client and no
-//     network. It encodes the message once, then under the hub's lock (the
-//     fan-out lock) numbers it in the event log, tells the observers (the
-//     last values and history, the Journal, Config.Observers: each with its
-//     own state and lock, O(1) each), appends it, by reference, to each
-//     matching client's bounded queue, and settles the command acks it
-//     confirms (their own lock). It may wait for exactly these locks, each
-//     held only for bounded work:
-//     the hub's lock, whose holders do O(1) work or O(the filters of one
-//     client or request) (attach, subscribe, a session's start, a resume
-//     check; a state/get also the few events delivered while it read),
-//     except Resync, Recheck and Close, which go over every client;
-//     the event log's lock, held by a reader for the copy of one chunk
-//     (256 entries); the state store's lock, held by a reader for one
-//     pointer copy per kept topic (its snapshot), by History for one
-//     topic's samples, by the reconciler for deleting the values no
-//     subscription brings any more; a client queue's lock, held by its
-//     writer to swap the queue out; the acks' lock, held for O(1) per
-//     command, O(pending commands) when a client leaves; the interest lock
-//     (taken inside the hub's lock by subscription changes, O(1)), held by
-//     others only for map swaps or the filters of one request. Scans that
-//     grow with topics or filters (state reads, long polls, replays, the
-//     planning of Bus subscriptions) run outside all of these, on snapshots
-//     or in chunks. A Journal's Record and an Observer are called under the
-//     hub's lock and must not block.
-//   - Each client has one writer goroutine that drains its queue to the network
-//     with a deadline on every write. The writer is owned by the client's session,
-//     which waits for it before it ends. A WebSocket writer puts everything one
-//     drain takes into one write (coalesce.go): frames encoded once per message,
-//     one system call and one deadline per drain, a pooled buffer held only
-//     while draining.
-//   - A client whose queue overflows (messages or bytes, see [Config]) is marked
-//     slow on the publish path; its writer closes it with code 4008 "slow". The
-//     publisher never waits for it and the other clients never notice it.
-//   - An SSE stream is written from its HTTP handler's goroutine. A WebSocket
-//     session's reader runs on a goroutine of its own: ServeWebSocket returns once the
-//     connection is upgraded, so net/http frees what it held for the request,
-//     and the hub owns the session from attach to detach. A publish from a
-//     browser blocks only that browser's reader.
-//   - With Config.SubscribeOnDemand, one goroutine owned by the hub (the
-//     reconciler, interest.go) makes and cancels the Bus subscriptions that
-//     the clients' filters need. It plans on its own copy of what is wanted,
-//     fed by changes, under no lock, and calls the Bus under none; a
-//     client's start waits for the subscriptions, bounded. [Hub.Resync] may
-//     be called from any goroutine.
-//   - Lock order: the hub's lock, then the interest lock or the state
-//     store's or the event log's; none of these is held while taking the
-//     hub's lock.
-//   - [Hub.Close] stops taking new sessions, tells every client "going away",
-//     stops the reconciler and cancels the Bus subscriptions, and returns once
-//     every session goroutine has ended (or its context ends).
+// [Hub] composes parts that each own their state under their own lock:
+//
+//   - the fan-out (fanout.go): the topic index, the sequence number (the
+//     one place that numbers events), the event being fanned out, the long
+//     polls' wake-up, the resume floor, and the fields of each client that
+//     its (re)start sets (filters, format, started). Held for O(1) work,
+//     O(matching clients) per message, or O(the filters of one client or
+//     request) (a state/get also for the few events delivered while it
+//     read); Recheck and Resync go over every session.
+//   - the sessions (sessions.go): the attached clients, handshakes' reserved
+//     places, the counts per address and the limits, the WaitGroup Close
+//     waits on. Held for O(1) work, O(sessions) to list them.
+//   - the event log (eventlog.go), the ring clients resume from: appended
+//     by the fan-out only; a reader holds its lock to copy one chunk (256
+//     entries).
+//   - the state store (state.go), last values and history: an observer.
+//     Its lock is held by a reader for one pointer copy per kept topic (a
+//     snapshot, which it then scans), by History for one topic's samples,
+//     and by the reconciler to delete the values no subscription brings.
+//   - the interest (interest.go), the Bus subscriptions: told of each index
+//     change (O(1)), its lock held otherwise for map swaps or the filters of
+//     one request. One goroutine of the hub's, the reconciler, plans on its
+//     own copy under no lock and calls the Bus under none. A client's start
+//     waits for the subscriptions it needs, bounded.
+//   - the command acks (ack.go): settled by the fan-out after each message,
+//     O(1) per command; they reach clients through a send function that
+//     only queues.
+//   - each client's queue (client.go), bounded in messages and bytes: a
+//     push or a take holds its lock for O(1) work.
+//
+// The Bus callback ([Hub] subscribes with one per bus filter; Hub.deliver)
+// encodes the message once, then under the fan-out lock numbers it,
+// appends it to the event log, tells the observers (the state store, the
+// Journal, Config.Observers: O(1) each, under their own locks), pushes it by
+// reference onto each matching client's queue and settles the acks it
+// confirms. It waits for no client, no network and no goroutine other than
+// the holders of these locks, each held only for the bounded work above:
+// the fan-out lock (its longest holders are Recheck and Resync, which list
+// the sessions under it), the event log's, the state store's,
+// the interest's, the acks', a queue's, and the sessions' (taken by the
+// fan-out to list them). Scans that grow with topics or filters (state
+// reads, long polls, replays, the planning of Bus subscriptions) run
+// outside all of these, on snapshots or in chunks. A Journal's Record and
+// an Observer must not block.
+//
+// Lock order: the fan-out lock first; under it, any one of the others
+// (event log, state store, interest, acks, sessions, a queue; the acks'
+// lock may be followed by a queue's, when an ack is sent). No lock is held
+// while taking the fan-out lock, and no other two are nested.
+//
+// Sessions:
+//
+//   - A session is attached (sessions) before its transport commits to it
+//     (a WebSocket handshake reserves its place) and detached last: detach
+//     takes the client out of the index under the fan-out lock, for good,
+//     then out of the sessions, and Close waits for it. Close marks the
+//     sessions closed, so no client attaches after it lists them, then
+//     stops the fan-out, the acks and the reconciler, cancels the Bus
+//     subscriptions, tells every listed
+//     client "going away", and returns once every session has ended (or its
+//     context ends, after cutting the connections still open).
+//   - Each client has one writer loop (writer.go) that drains its queue to
+//     the network through a clientTransport (WriteMany, Flush, KeepAlive,
+//     Close), with a deadline on every write; the WebSocket (ws.go) and SSE
+//     (sse.go) sessions implement it. A WebSocket drain goes out in one write
+//     (coalesce.go). The writer runs on its session's goroutine (SSE) or on
+//     one the session waits for (WebSocket).
+//   - A client whose queue overflows is marked slow on the publish path; its
+//     writer closes it with 4008 "slow". The publisher never waits for it.
+//   - A WebSocket session's reader runs on a goroutine of its own:
+//     ServeWebSocket returns once the connection is upgraded, and the hub
+//     owns the session from attach to detach. A publish from a browser blocks
+//     only that browser's reader. An SSE stream is written from its HTTP
+//     handler's goroutine.
+//   - A WebSocket session ends with a lingering close (package
+//     internal/linger): the close frame, a half-close, then what the client
+//     still sends is drained for a bounded moment, so that the close frame
+//     reaches it instead of a reset. An SSE stream ends with "event: close"
+//     and the reason.
+//   - [Hub.Resync] and [Hub.Recheck] may be called from any goroutine.
 //
 // All exported methods of Hub are safe for concurrent use.
 package bridge

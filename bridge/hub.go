@@ -1,17 +1,13 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -216,26 +212,10 @@ type Hub struct {
 	// responseTopic is where MQTT v5 devices answer commands.
 	responseTopic string
 
-	mu        sync.Mutex
-	index     topics.Index[*client] // absolute filter → client
-	clients   map[*client]struct{}
-	perAddr   map[string]int // sessions per client address, reserved ones included
-	reserved  int            // places taken by handshakes under way (see reserve)
-	seq       uint64
-	closed    bool
-	cur       event         // the event being fanned out; reused under mu
-	offerFn   func(*client) // h.offer, bound once so fan-out does not allocate
-	newEvents chan struct{} // closed at the next delivery, for long polls; nil when none waits
-	acks      *acks         // commands waiting for their devices; its own lock
-	observers []Observer    // told of every event, in order (see deliver)
-	interest  *interest     // the Bus subscriptions (interest.go); its own lock
-	// resumeFloor: no client resumes from an event before it (see Resync).
-	resumeFloor uint64
-	// lastDelivery is the Bus's number of the last message taken (see
-	// Message.Delivery).
-	lastDelivery uint64
-
-	sessions sync.WaitGroup // one per attached client
+	fan      *fanout   // the index, the numbering, the queues' push (fanout.go); its own lock
+	sess     *sessions // the sessions and their limits (sessions.go); its own lock
+	acks     *acks     // commands waiting for their devices (ack.go); its own lock
+	interest *interest // the Bus subscriptions (interest.go); its own lock
 	stats    counters
 }
 
@@ -249,35 +229,41 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		}
 	}
 	h := &Hub{
-		cfg:      cfg,
-		bus:      bus,
-		log:      cfg.Logger,
-		epoch:    newID(6),
-		clients:  make(map[*client]struct{}),
-		perAddr:  make(map[string]int),
-		authz:    cfg.Authorizer,
-		events:   newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
-		state:    newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
-		interest: newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger),
+		cfg:    cfg,
+		bus:    bus,
+		log:    cfg.Logger,
+		epoch:  newID(6),
+		authz:  cfg.Authorizer,
+		events: newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
+		state:  newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
 	}
+	h.interest = newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger, bus, h.state, h.log)
+	var seq uint64
 	if r := cfg.Restore; r != nil {
-		h.restore(r)
+		seq = h.restore(r)
 	}
+	h.sess = newSessions(cfg.MaxSessions, cfg.MaxSessionsPerAddress, &h.stats)
+	h.fan = &fanout{epoch: h.epoch, authz: h.authz, events: h.events, state: h.state, interest: h.interest,
+		stats: &h.stats, log: h.log, defaultFilters: cfg.DefaultFilters, maxSubs: cfg.MaxSubscriptions, seq: seq}
+	h.fan.offerFn = h.fan.offer
 	h.responseTopic = "motehub/response/" + h.epoch
-	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, h.responseTopic, h.send, &h.stats)
-	h.observers = []Observer{h.state}
+	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, h.responseTopic, h.fan.send, &h.stats)
+	// What the fan-out tells of each event, in order: the observers, then
+	// (after the clients got it) the acks.
+	h.fan.observers = []Observer{h.state}
 	if cfg.Journal != nil {
-		h.observers = append(h.observers, journalObserver{cfg.Journal})
+		h.fan.observers = append(h.fan.observers, journalObserver{cfg.Journal})
 	}
-	h.observers = append(h.observers, cfg.Observers...)
-	h.offerFn = h.offer
+	h.fan.observers = append(h.fan.observers, cfg.Observers...)
+	h.fan.acks = h.acks
+	h.interest.fan, h.interest.deliver = h.fan, h.deliver
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
-		go h.reconcile() // until Close
+		go h.interest.reconcile() // until Close
 		return h, nil
 	}
-	if err := h.subscribeFixed(); err != nil {
-		h.stopInterest(context.Background())
+	if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
+		h.interest.stop(context.Background())
 		return nil, fmt.Errorf("bridge: subscribe on the bus: %w", err)
 	}
 	return h, nil
@@ -286,309 +272,45 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 // Epoch names this hub's event history; event ids are "<epoch>-<seq>".
 func (h *Hub) Epoch() string { return h.epoch }
 
-// restore goes on from an earlier run's history.
-func (h *Hub) restore(r *Restored) {
+// restore goes on from an earlier run's history, and returns the sequence
+// number of its last event.
+func (h *Hub) restore(r *Restored) uint64 {
 	if r.Epoch != "" {
 		h.epoch = r.Epoch
 	}
-	h.seq = r.Seq
 	h.events.restore(r.Log, r.Seq)
 	h.state.restore(r.Values, r.History)
 	h.state.seq = r.Seq
+	return r.Seq
 }
 
 // Close ends every session with "going away" and unsubscribes from the Bus.
 // It returns when every session has ended, or when ctx ends, after cutting
 // the connections that were still open.
 func (h *Hub) Close(ctx context.Context) error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	clients, first := h.sess.close()
+	if !first {
 		return nil
 	}
-	h.closed = true
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
-	if h.newEvents != nil {
-		close(h.newEvents) // long polls answer at once
-		h.newEvents = nil
-	}
-	h.mu.Unlock()
+	h.fan.close()
 
 	h.acks.stop()
-	h.stopInterest(ctx)
-	for _, c := range clients {
-		c.close(ReasonGoingAway)
-	}
-	done := make(chan struct{})
-	go func() {
-		h.sessions.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	for _, c := range clients {
-		c.abort()
-	}
-	<-done // the transports end at once when their connections are cut
-	return fmt.Errorf("bridge: close: sessions still open after the deadline were cut: %w", ctx.Err())
+	h.interest.stop(ctx)
+	return h.sess.end(ctx, clients)
 }
 
-// deliver is the Bus callback: one message's path through the hub, top to
-// bottom. It never blocks (see the package documentation).
+// deliver is the Bus callback: the message is encoded once (every
+// client's frame is made from these bytes), then the fan-out takes it (see
+// fanout.deliver). It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
-	// Encoded once: every client's frame is made from these bytes.
-	r := Record{Topic: m.Topic, Payload: PayloadToJSON(m.Payload), Time: time.Now(), Retained: m.Retain,
-		Cleared: m.Retain && len(m.Payload) == 0} // an empty retained message clears the topic, as in MQTT
-	h.mu.Lock() // the fan-out lock
-	defer h.mu.Unlock()
-	if !h.takeLocked(&m, r.Payload) {
-		return
-	}
-	r.Seq = h.logLocked(&r) // the one place that numbers events
-	for _, o := range h.observers {
-		o.Observe(r) // last values and history, the journal: each with its own state and lock
-	}
-	h.fanOutLocked(&r) // index match and queue push
-	// After the fan-out: a client sees the device's state, then its command's ack.
-	h.acks.observe(m.Topic, m.CorrelationData, r.Payload, r.Time)
-	h.wakePollsLocked()
-}
-
-// An Observer is told of every message the hub delivers, in order, once the
-// event log has numbered it and before clients get it (so that what it
-// keeps is never behind what a client has seen). It is called under the
-// hub's lock: it must do O(1) work and not block (keep its own state under
-// its own lock; queue, and do the slow work elsewhere). r.Payload is shared:
-// read only.
-type Observer interface {
-	Observe(r Record)
-}
-
-// journalObserver records every event in a Journal.
-type journalObserver struct{ j Journal }
-
-func (o journalObserver) Observe(r Record) { o.j.Record(r) }
-
-// takeLocked decides whether m is a new event: not when the hub is closed,
-// nor when it is one the hub has (the same message through another of the
-// hub's overlapping subscriptions, or a retained value sent again).
-func (h *Hub) takeLocked(m *Message, payload []byte) bool {
-	if h.closed {
-		return false
-	}
-	if m.Delivery != 0 {
-		if m.Delivery == h.lastDelivery {
-			return false // the same message, through another of the hub's overlapping subscriptions
-		}
-		h.lastDelivery = m.Delivery
-	}
-	if m.Replay && len(m.Payload) > 0 {
-		if v, ok := h.state.last(m.Topic); ok && bytes.Equal(v.Payload, payload) {
-			return false // the value the hub has: sent again for a new subscription, or after a reconnect
-		}
-	}
-	return true
-}
-
-// logLocked appends r to the event log with the next sequence number, and
-// returns it.
-func (h *Hub) logLocked(r *Record) uint64 {
-	h.seq++
-	h.events.append(logEntry{seq: h.seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared})
-	return h.seq
-}
-
-// fanOutLocked queues r for every client whose filters match it, the
-// frame encoded once per (base, format) they need; a client whose queue is
-// full is marked slow.
-func (h *Hub) fanOutLocked(r *Record) {
-	h.cur.reset(r.Seq, r.Topic, r.Payload, r.Time)
-	h.index.Match(r.Topic, h.offerFn)
-	h.stats.received.Add(1)
-	for t, n := range h.cur.delivered {
-		if n > 0 {
-			h.stats.deliveredBy[t].Add(n)
-		}
-	}
-}
-
-// wakePollsLocked answers the long polls waiting for an event.
-func (h *Hub) wakePollsLocked() {
-	if h.newEvents != nil {
-		close(h.newEvents)
-		h.newEvents = nil
-	}
-}
-
-// offer queues the current event for c. Called under h.mu.
-func (h *Hub) offer(c *client) {
-	ev := &h.cur
-	if c.lastSeq == ev.seq {
-		return
-	}
-	c.lastSeq = ev.seq
-	if c.checkReads && !h.authz.Allowed(c.who, auth.Read, ev.topic) {
-		return
-	}
-	line := ev.line(c.base, c.format, h.epoch)
-	if line == nil {
-		return
-	}
-	if c.out.push(line, ev.at) {
-		ev.delivered[c.kind]++
-	} else {
-		h.dropSlow(c)
-	}
-}
-
-func (h *Hub) dropSlow(c *client) {
-	if c.close(ReasonSlow) {
-		h.stats.slow.Add(1)
-	}
-}
-
-// send queues a frame for c alone (a reply or an error); a client too slow
-// to take it is dropped like any slow client.
-func (h *Hub) send(c *client, frame []byte) {
-	if !c.out.pushReply(frame) {
-		h.dropSlow(c)
-	}
-}
-
-// event is one message being fanned out, with its frame encoded once for each
-// (base, format) combination the matching clients need.
-type event struct {
-	seq       uint64
-	topic     string
-	payload   []byte // JSON
-	at        int64  // when the hub took it, unix nanoseconds
-	variants  []variant
-	delivered [transports]uint64
-}
-
-type variant struct {
-	base   string
-	format format
-	line   []byte // nil: the topic is not below base
-}
-
-func (e *event) reset(seq uint64, topic string, payload []byte, at time.Time) {
-	clear(e.variants) // drop references to the last event's lines
-	*e = event{seq: seq, topic: topic, payload: payload, at: at.UnixNano(), variants: e.variants[:0]}
-}
-
-func (e *event) line(base string, f format, epoch string) []byte {
-	for _, v := range e.variants {
-		if v.base == base && v.format == f {
-			return v.line
-		}
-	}
-	var line []byte
-	if rel, ok := topics.Unmount(base, e.topic); ok {
-		line = encodeEvent(make([]byte, 0, len(rel)+len(e.payload)+len(epoch)+48), f, rel, e.payload, epoch, e.seq)
-	}
-	e.variants = append(e.variants, variant{base: base, format: f, line: line})
-	return line
-}
-
-// attach registers c with the hub, not yet for any topic (see beginLocked).
-// It fails when the hub is closing or a session limit is reached; otherwise
-// the caller must detach c.
-func (h *Hub) attach(c *client) error {
-	if err := h.reserve(c.addr); err != nil {
-		return err
-	}
-	return h.attachReserved(c)
-}
-
-// reserve takes a session's place for addr, counted against the limits,
-// while its transport commits to it (a WebSocket handshake), so that
-// handshakes under way cannot together pass a limit. The caller then calls
-// attachReserved or unreserve, once.
-func (h *Hub) reserve(addr string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err := h.admitLocked(addr); err != nil {
-		return err
-	}
-	h.perAddr[addr]++
-	h.reserved++
-	return nil
-}
-
-// unreserve gives back a place that reserve took and no session used.
-func (h *Hub) unreserve(addr string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reserved--
-	h.releaseAddrLocked(addr)
-}
-
-// attachReserved registers c in the place reserve took for c.addr. It fails
-// only when the hub is closing (the place is given back); otherwise the
-// caller must detach c.
-func (h *Hub) attachReserved(c *client) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reserved--
-	if h.closed {
-		h.releaseAddrLocked(c.addr)
-		return errorf(CodeUnavailable, "the hub is shutting down")
-	}
-	h.clients[c] = struct{}{}
-	h.sessions.Add(1)
-	h.stats.sessionsBy[c.kind].Add(1)
-	return nil
-}
-
-func (h *Hub) releaseAddrLocked(addr string) {
-	if h.perAddr[addr]--; h.perAddr[addr] <= 0 {
-		delete(h.perAddr, addr)
-	}
-}
-
-// admitLocked says whether a session from addr may open now.
-func (h *Hub) admitLocked(addr string) error {
-	switch {
-	case h.closed:
-		return errorf(CodeUnavailable, "the hub is shutting down")
-	case len(h.clients)+h.reserved >= h.cfg.MaxSessions:
-		h.stats.refused.Add(1)
-		return errorf(CodeUnavailable, "the hub serves %d sessions, its limit", h.cfg.MaxSessions)
-	case h.perAddr[addr] >= h.cfg.MaxSessionsPerAddress:
-		h.stats.refused.Add(1)
-		return errorf(CodeLimit, "%d sessions from %s, at most %d per address", h.perAddr[addr], addr, h.cfg.MaxSessionsPerAddress)
-	}
-	return nil
-}
-
-// position is the sequence number of the last event delivered.
-func (h *Hub) position() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.seq
+	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: PayloadToJSON(m.Payload), Time: time.Now(), Retained: m.Retain,
+		Cleared: m.Retain && len(m.Payload) == 0}) // an empty retained message clears the topic, as in MQTT
 }
 
 // detach removes c from the hub. Call it once, after a successful attach.
 func (h *Hub) detach(c *client) {
-	h.mu.Lock()
-	for f := range c.filters {
-		h.indexRemoveLocked(c, f)
-	}
-	clear(c.filters)
-	delete(h.clients, c)
-	h.releaseAddrLocked(c.addr)
-	h.acks.drop(c)
-	h.mu.Unlock()
-	h.stats.sessionsBy[c.kind].Add(-1)
-	h.stats.closed(c.reason)
-	h.sessions.Done()
+	h.fan.remove(c)
+	h.sess.remove(c) // last: Close waits for it
 }
 
 // checkQuery validates what one request names: base, and filters relative
@@ -618,21 +340,14 @@ func checkFilters(base string, filters []string) error {
 	return nil
 }
 
-// authorizeFilters decides c's subscription to filters: an error when one
-// names nothing c may read; else whether every message they match needs a
-// check (some filter is not fully covered by c's rights).
-func (h *Hub) authorizeFilters(c *client, filters []string) (checkReads bool, err error) {
-	return h.authorize(c.who, c.base, filters)
-}
-
 // authorize decides who's reading of filters (relative to base): an error
 // when one names nothing who may read; else whether every message they
-// match needs a check.
-func (h *Hub) authorize(who auth.Identity, base string, filters []string) (checkReads bool, err error) {
+// match needs a check (some filter is not fully covered by who's rights).
+func authorize(authz *auth.Authorizer, stats *counters, who auth.Identity, base string, filters []string) (checkReads bool, err error) {
 	for _, f := range filters {
-		allowed, exact := h.authz.Subscription(who, topics.Mount(base, f))
+		allowed, exact := authz.Subscription(who, topics.Mount(base, f))
 		if !allowed {
-			h.stats.forbidden.Add(1)
+			stats.forbidden.Add(1)
 			return false, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may read nothing that %q matches", who, f), Topic: f}
 		}
 		checkReads = checkReads || !exact
@@ -640,79 +355,17 @@ func (h *Hub) authorize(who auth.Identity, base string, filters []string) (check
 	return checkReads, nil
 }
 
-// replaceFiltersLocked makes filters c's whole subscription set. Called under h.mu.
-func (h *Hub) replaceFiltersLocked(c *client, filters []string) error {
-	if err := checkFilters(c.base, filters); err != nil {
-		return err
-	}
-	checkReads, err := h.authorizeFilters(c, filters)
-	if err != nil {
-		return err
-	}
-	want := make(map[string]struct{}, len(filters))
-	for _, f := range filters {
-		want[f] = struct{}{}
-	}
-	if len(want) > h.cfg.MaxSubscriptions {
-		return errorf(CodeLimit, "%d filters, at most %d per client", len(want), h.cfg.MaxSubscriptions)
-	}
-	for f := range c.filters {
-		if _, keep := want[f]; !keep {
-			h.indexRemoveLocked(c, f)
-			delete(c.filters, f)
-		}
-	}
-	for f := range want {
-		if _, have := c.filters[f]; !have {
-			h.indexAddLocked(c, f)
-			c.filters[f] = struct{}{}
-		}
-	}
-	c.checkReads = checkReads
-	return nil
-}
-
 // subscribe adds filters to c's subscriptions.
 func (h *Hub) subscribe(ctx context.Context, c *client, filters []string) error {
 	if err := checkFilters(c.base, filters); err != nil {
 		return err
 	}
-	checkReads, err := h.authorizeFilters(c, filters)
+	checkReads, err := authorize(h.authz, &h.stats, c.who, c.base, filters)
 	if err != nil {
 		return err
 	}
-	h.follow(ctx, c.base, filters, interestWait)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c.checkReads = c.checkReads || checkReads
-	added := 0
-	for _, f := range filters {
-		if _, have := c.filters[f]; !have {
-			added++
-		}
-	}
-	if len(c.filters)+added > h.cfg.MaxSubscriptions {
-		return errorf(CodeLimit, "%d filters, at most %d per client", len(c.filters)+added, h.cfg.MaxSubscriptions)
-	}
-	for _, f := range filters {
-		if _, have := c.filters[f]; !have {
-			h.indexAddLocked(c, f)
-			c.filters[f] = struct{}{}
-		}
-	}
-	return nil
-}
-
-// unsubscribe removes filters from c's subscriptions; unknown ones are ignored.
-func (h *Hub) unsubscribe(c *client, filters []string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, f := range filters {
-		if _, have := c.filters[f]; have {
-			h.indexRemoveLocked(c, f)
-			delete(c.filters, f)
-		}
-	}
+	h.interest.follow(ctx, c.base, filters, interestWait)
+	return h.fan.subscribe(c, filters, checkReads)
 }
 
 // Publish sends a message from who to the devices: topic is relative to
@@ -788,7 +441,7 @@ func (h *Hub) State(ctx context.Context, who auth.Identity, base string, filters
 	if err := h.checkQuery(base, filters); err != nil {
 		return StateResult{}, err
 	}
-	h.follow(ctx, base, h.readableFilters(who, base, filters), interestWait)
+	h.interest.follow(ctx, base, h.readableFilters(who, base, filters), interestWait)
 	return h.readState(who, base, filters, h.cfg.MaxStateValues), nil
 }
 
@@ -825,7 +478,7 @@ func (h *Hub) readKeep(who auth.Identity) func(topic string) bool {
 // sendStateAt queues for c the state/ok frame of filters (relative to c's
 // base), exactly where c's live stream is, so that no older value follows
 // a newer one. It reads a snapshot of the values outside every lock, brings
-// it up to date from the event log, and takes the hub's lock only for the
+// it up to date from the event log, and takes the fan-out lock only for the
 // events delivered during the last step (a few) and the queueing.
 func (h *Hub) sendStateAt(c *client, filters []string) error {
 	fs, keep := newFilterSet(c.base, filters), h.readKeep(c.who)
@@ -840,23 +493,20 @@ func (h *Hub) sendStateAt(c *client, filters []string) error {
 				break
 			}
 			frame := stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues))
-			h.mu.Lock()
-			if h.seq == at {
-				h.send(c, frame) // nothing was delivered since: this is where the stream is
-				h.mu.Unlock()
-				return nil
+			var update func(seq uint64) ([]byte, error)
+			if attempt >= 3 {
+				// A busy hub: the last few events and the encoding under the lock.
+				update = func(seq uint64) ([]byte, error) {
+					var err error
+					values, at, entries, err = h.catchUp(values, at, seq+1, entries, fs, c.base, keep)
+					if err != nil {
+						return nil, err
+					}
+					return stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues)), nil
+				}
 			}
-			if attempt < 3 {
-				h.mu.Unlock()
-				continue
-			}
-			// A busy hub: the last few events and the encoding under the lock.
-			values, at, entries, err = h.catchUp(values, at, h.seq+1, entries, fs, c.base, keep)
-			if err == nil {
-				h.send(c, stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues)))
-			}
-			h.mu.Unlock()
-			if err == nil {
+			var sent bool
+			if sent, err = h.fan.sendAt(c, at, frame, update); sent {
 				return nil
 			}
 		}
@@ -907,22 +557,25 @@ func (h *Hub) History(who auth.Identity, topic string, limit int) ([]Sample, err
 // Recheck applies the Authorizer's new users to the sessions: a client whose
 // user is gone is closed (4003 "revoked"); the others keep their filters,
 // and what their new rights leave them is checked message by message.
-func (h *Hub) Recheck() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for c := range h.clients {
-		if !h.authz.Known(c.who) {
-			c.close(ReasonRevoked)
-			continue
-		}
-		c.checkReads = true
-		if filters := slices.Collect(maps.Keys(c.filters)); len(filters) > 0 {
-			if check, err := h.authorizeFilters(c, filters); err == nil {
-				c.checkReads = check
-			}
-		}
+func (h *Hub) Recheck() { h.fan.recheck(h.sess) }
+
+// Resync tells every session that messages may have been lost on the way
+// to the hub (the connection to a remote broker dropped and came back): each
+// gets a resync with the last values, then goes on live; and no client may
+// resume from an event before now. reason is what the clients are told.
+func (h *Hub) Resync(reason string) {
+	clients := h.fan.resync(h.sess)
+	for _, c := range clients {
+		h.fan.restartWithResync(c, reason)
+	}
+	if len(clients) > 0 {
+		h.log.Info("sessions told to resync", "sessions", len(clients), "reason", reason)
 	}
 }
+
+// BusFilters returns the filters the hub is subscribed to on the Bus now,
+// sorted.
+func (h *Hub) BusFilters() []string { return h.interest.busFilters() }
 
 // newID returns n random bytes as hex.
 func newID(n int) string {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 // nopBus is a Bus that goes nowhere, for tests that drive the hub's fan-out
@@ -34,23 +35,20 @@ func newTestHub(t testing.TB, cfg Config) *Hub {
 func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
 	t.Helper()
 	c := newClient(newID(4), "test", base, "test:1", auth.Anonymous, formatLines, &h.cfg)
-	if err := h.attach(c); err != nil {
+	if err := h.sess.attach(c); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { // a test that failed early leaves it attached
-		h.mu.Lock()
-		_, attached := h.clients[c]
-		h.mu.Unlock()
-		if attached {
+		if h.sess.has(c) {
 			h.detach(c)
 		}
 	})
-	h.mu.Lock()
-	cu, err := h.beginLocked(c, filters, h.seq, "")
+	h.fan.mu.Lock()
+	cu, err := h.fan.beginLocked(c, filters, h.fan.seq, "")
 	if err == nil {
 		c.out.restart(cu)
 	}
-	h.mu.Unlock()
+	h.fan.mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +150,7 @@ func TestCloseEndsSessionsGoingAway(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := h.attach(newClient("late", "test", "", "", auth.Anonymous, formatLines, &h.cfg)); AsError(err).Code != CodeUnavailable {
+	if err := h.sess.attach(newClient("late", "test", "", "", auth.Anonymous, formatLines, &h.cfg)); AsError(err).Code != CodeUnavailable {
 		t.Fatalf("attach after Close: %v, want unavailable", err)
 	}
 }
@@ -165,6 +163,68 @@ func TestCloseCutsSessionsThatDoNotEnd(t *testing.T) {
 	cancel()
 	if err := h.Close(ctx); err == nil {
 		t.Fatal("Close with an expired context and a session that did not end must say so")
+	}
+}
+
+// TestDetachedClientStaysOutOfTheIndex: once detach returns, nothing puts
+// the client back in the index (a late subscribe, a resync, a config/set),
+// so no message reaches it.
+func TestDetachedClientStaysOutOfTheIndex(t *testing.T) {
+	h := newTestHub(t, Config{})
+	c := attachTest(t, h, "", "a")
+	h.detach(c)
+	if err := h.subscribe(context.Background(), c, []string{"#"}); err == nil {
+		t.Error("subscribe after detach was taken")
+	}
+	h.fan.restartWithResync(c, "test")
+	if err := h.configure(context.Background(), c, []byte(`{"subscribe":["#"],"since":""}`)); err == nil {
+		t.Error("config/set after detach was taken")
+	}
+	h.deliver(Message{Topic: "a", Payload: []byte("1")})
+	if got := drain(c); len(got) != 0 {
+		t.Fatalf("a detached client got %q", got)
+	}
+	if fs := h.fan.filtersOf(c); len(fs) != 0 {
+		t.Fatalf("a detached client holds filters %v", fs)
+	}
+}
+
+// TestCloseTellsEverySessionAttachedMeanwhile: sessions attach while Close
+// runs; each attach either fails or its session is told "going away", and
+// Close returns once they all ended.
+func TestCloseTellsEverySessionAttachedMeanwhile(t *testing.T) {
+	h := newTestHub(t, Config{MaxSessionsPerAddress: 1000})
+	const n = 200
+	attached := make(chan *client, n)
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for i := range n {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c := newClient(fmt.Sprint(i), "test", "", "test:1", auth.Anonymous, formatLines, &h.cfg)
+			<-start
+			if h.sess.attach(c) != nil {
+				return
+			}
+			attached <- c
+			<-c.stop // the transport's part: it ends when told to
+			h.detach(c)
+		}()
+	}
+	close(start)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Fatalf("Close: %v (a session attached meanwhile was not told to end)", err)
+	}
+	for range n {
+		<-done
+	}
+	close(attached)
+	for c := range attached {
+		if c.reason != ReasonGoingAway {
+			t.Fatalf("session %s ended for %v, want going away", c.id, c.reason)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -18,9 +19,9 @@ import (
 // those of long polls and state reads ("leases"), counted per absolute
 // filter. The Bus subscriptions are the wanted filters that no other wanted
 // filter covers (a client on a/# makes a/b needless), made and cancelled by
-// one goroutine, the reconciler, outside the hub's lock (a Bus subscription
-// waits for the broker, and cancelling one waits for its callbacks, which
-// take the lock). A filter no longer wanted stays subscribed for
+// one goroutine, the reconciler, outside every other part's lock (a Bus
+// subscription waits for the broker, and cancelling one waits for its
+// callbacks, which take the fan-out lock). A filter no longer wanted stays subscribed for
 // Config.SubscribeLinger, so that a page reload finds it still followed;
 // one covered by another subscription goes at once.
 //
@@ -37,13 +38,18 @@ type busSub struct {
 
 // interest is the hub's Bus subscriptions and what its clients want. It has
 // its own lock, which is never held for more than a few map operations per
-// filter of one request: the hub takes it under its own lock to report a
-// change (lock order: Hub.mu, then interest.mu), and the reconciler takes
+// filter of one request: the fan-out takes it under its own lock to report
+// a change (lock order: fanout.mu, then interest.mu), and the reconciler takes
 // it to pick up the changes and to publish a subscription it made. The
 // planning works on the reconciler's own copy (reconciler), under no lock.
 type interest struct {
 	onDemand bool
 	linger   time.Duration
+	bus      Bus
+	deliver  func(Message) // the hub's Bus callback
+	fan      *fanout       // where the stream is, for settle and a new subscription's start
+	state    *stateStore   // forgets the values no subscription brings any more
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	delta   map[string]int       // absolute filter → change of the clients registered on it, not yet picked up
@@ -88,10 +94,13 @@ const (
 	settleMax   = 500 * time.Millisecond
 )
 
-func newInterest(onDemand bool, linger time.Duration) *interest {
+func newInterest(onDemand bool, linger time.Duration, bus Bus, state *stateStore, log *slog.Logger) *interest {
 	return &interest{
 		onDemand: onDemand,
 		linger:   linger,
+		bus:      bus,
+		state:    state,
+		log:      log,
 		delta:    make(map[string]int),
 		leases:   make(map[string]time.Time),
 		subs:     make(map[string]*busSub),
@@ -122,27 +131,12 @@ func (in *interest) want(filter string, n int) {
 	in.nudge()
 }
 
-// indexAddLocked registers c for filter f (relative to its base).
-func (h *Hub) indexAddLocked(c *client, f string) {
-	abs := topics.Mount(c.base, f)
-	h.index.Add(abs, c)
-	h.interest.want(abs, 1)
-}
-
-// indexRemoveLocked unregisters c from filter f (relative to its base).
-func (h *Hub) indexRemoveLocked(c *client, f string) {
-	abs := topics.Mount(c.base, f)
-	h.index.Remove(abs, c)
-	h.interest.want(abs, -1)
-}
-
 // follow makes sure the hub is subscribed on the Bus to what filters
 // (relative to base) match, and keeps them wanted for at least d: it waits,
 // at most interestWait or until ctx ends, for the subscriptions to be made.
-// It does nothing for a hub subscribed to fixed BusFilters. It takes only
-// the interest's lock, never the hub's.
-func (h *Hub) follow(ctx context.Context, base string, filters []string, d time.Duration) {
-	in := h.interest
+// It does nothing for a hub subscribed to fixed BusFilters. It takes the
+// interest's lock, and the fan-out's only to wait for messages (settle).
+func (in *interest) follow(ctx context.Context, base string, filters []string, d time.Duration) {
 	if !in.onDemand {
 		return
 	}
@@ -169,7 +163,7 @@ func (h *Hub) follow(ctx context.Context, base string, filters []string, d time.
 		in.mu.Unlock()
 		if followed {
 			if waited {
-				h.settle(ctx)
+				in.settle(ctx)
 			}
 			return
 		}
@@ -187,11 +181,11 @@ func (h *Hub) follow(ctx context.Context, base string, filters []string, d time.
 // settleMax: a broker sends a new subscription's retained messages right
 // after it acknowledges the subscription, and MQTT does not say when they
 // end.
-func (h *Hub) settle(ctx context.Context) {
+func (in *interest) settle(ctx context.Context) {
 	deadline := time.NewTimer(settleMax)
 	defer deadline.Stop()
 	for {
-		next := h.eventsAfter(h.position())
+		next := in.fan.eventsAfter(in.fan.position())
 		quiet := time.NewTimer(settleQuiet)
 		select {
 		case <-next:
@@ -208,18 +202,16 @@ func (h *Hub) settle(ctx context.Context) {
 	}
 }
 
-// coveredLocked reports whether a Bus subscription covers each of filters
+// covered reports whether a Bus subscription covers each of filters
 // (absolute); with after, one that has every message since *after. It
 // costs, per filter, the few subscriptions the index finds as candidates.
-// Called under h.mu.
-func (h *Hub) coveredLocked(filters []string, after *uint64) bool {
-	in := h.interest
+func (in *interest) covered(filters []string, after *uint64) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.coveredLocked(filters, after)
 }
 
-// coveredLocked: see Hub.coveredLocked. Called under in.mu.
+// coveredLocked: see covered. Called under in.mu.
 func (in *interest) coveredLocked(filters []string, after *uint64) bool {
 	for _, f := range filters {
 		covered := false
@@ -238,10 +230,9 @@ func (in *interest) coveredLocked(filters []string, after *uint64) bool {
 }
 
 // subscribeFixed makes the Bus subscriptions of a hub with fixed BusFilters.
-func (h *Hub) subscribeFixed() error {
-	in := h.interest
-	for _, f := range h.cfg.BusFilters {
-		cancel, err := h.bus.Subscribe(f, h.deliver)
+func (in *interest) subscribeFixed(filters []string) error {
+	for _, f := range filters {
+		cancel, err := in.bus.Subscribe(f, in.deliver)
 		if err != nil {
 			return err
 		}
@@ -255,8 +246,7 @@ func (h *Hub) subscribeFixed() error {
 
 // reconcile runs until Close: it makes the Bus subscriptions match what
 // the clients want (see the top of this file).
-func (h *Hub) reconcile() {
-	in := h.interest
+func (in *interest) reconcile() {
 	defer close(in.done)
 	r := &reconciler{
 		wanted: make(map[string]int),
@@ -267,7 +257,7 @@ func (h *Hub) reconcile() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		next := h.reconcileOnce(r)
+		next := in.reconcileOnce(r)
 		timer.Reset(next)
 		select {
 		case <-in.wake:
@@ -280,30 +270,30 @@ func (h *Hub) reconcile() {
 
 // reconcileOnce makes the subscription changes, the additions first, until
 // there are none, and returns how long it may wait before it looks again.
-func (h *Hub) reconcileOnce(r *reconciler) time.Duration {
+func (in *interest) reconcileOnce(r *reconciler) time.Duration {
 	for {
-		adds, drops, next := h.interest.plan(r)
+		adds, drops, next := in.plan(r)
 		if len(adds) == 0 && len(drops) == 0 {
 			return next
 		}
 		for _, f := range adds {
-			if h.quitting() {
+			if in.quitting() {
 				return time.Hour
 			}
-			h.subscribeBus(r, f)
+			in.subscribeBus(r, f)
 		}
 		for _, f := range drops {
-			if h.quitting() {
+			if in.quitting() {
 				return time.Hour
 			}
-			h.unsubscribeBus(r, f)
+			in.unsubscribeBus(r, f)
 		}
 	}
 }
 
-func (h *Hub) quitting() bool {
+func (in *interest) quitting() bool {
 	select {
-	case <-h.interest.quit:
+	case <-in.quit:
 		return true
 	default:
 		return false
@@ -444,10 +434,9 @@ func minimalCover(wanted []string) []string {
 }
 
 // subscribeBus subscribes the hub to filter on the Bus.
-func (h *Hub) subscribeBus(r *reconciler, filter string) {
-	in := h.interest
-	cancel, err := h.bus.Subscribe(filter, h.deliver)
-	from := h.position() // every message after it went through the new subscription
+func (in *interest) subscribeBus(r *reconciler, filter string) {
+	cancel, err := in.bus.Subscribe(filter, in.deliver)
+	from := in.fan.position() // every message after it went through the new subscription
 	in.mu.Lock()
 	if in.closed { // meanwhile
 		in.mu.Unlock()
@@ -458,7 +447,7 @@ func (h *Hub) subscribeBus(r *reconciler, filter string) {
 	}
 	if err != nil {
 		in.mu.Unlock()
-		h.log.Warn("subscription refused by the bus; trying again later", "filter", filter, "retry_in", retryRefused, "err", err)
+		in.log.Warn("subscription refused by the bus; trying again later", "filter", filter, "retry_in", retryRefused, "err", err)
 		r.retry[filter] = time.Now().Add(retryRefused)
 		return
 	}
@@ -471,14 +460,13 @@ func (h *Hub) subscribeBus(r *reconciler, filter string) {
 	delete(r.retry, filter)
 	r.own[filter] = s
 	r.ownIdx.Add(filter, filter)
-	h.log.Debug("subscribed on the bus", "filter", filter)
+	in.log.Debug("subscribed on the bus", "filter", filter)
 }
 
 // unsubscribeBus cancels the hub's subscription to filter, and forgets the
 // last values of the topics no other subscription brings any more: they
 // would go stale unnoticed.
-func (h *Hub) unsubscribeBus(r *reconciler, filter string) {
-	in := h.interest
+func (in *interest) unsubscribeBus(r *reconciler, filter string) {
 	in.mu.Lock()
 	s, closed := in.subs[filter], in.closed
 	delete(in.subs, filter)
@@ -492,7 +480,7 @@ func (h *Hub) unsubscribeBus(r *reconciler, filter string) {
 	s.cancel()
 	brought := false
 	onMatch := func(string) { brought = true }
-	h.state.forget(func(topic string) bool {
+	in.state.forget(func(topic string) bool {
 		if !topics.Match(filter, topic) {
 			return false
 		}
@@ -500,21 +488,20 @@ func (h *Hub) unsubscribeBus(r *reconciler, filter string) {
 		r.ownIdx.Match(topic, onMatch)
 		return !brought
 	})
-	h.log.Debug("unsubscribed on the bus", "filter", filter)
+	in.log.Debug("unsubscribed on the bus", "filter", filter)
 }
 
-// stopInterest stops the reconciler and cancels every Bus subscription. A
+// stop stops the reconciler and cancels every Bus subscription. A
 // reconciler waiting for the broker past ctx is left to end on its own
 // (when the Bus is closed, at the latest); its subscription is then not
 // cancelled, which a closing Bus does not need.
-func (h *Hub) stopInterest(ctx context.Context) {
-	in := h.interest
+func (in *interest) stop(ctx context.Context) {
 	if in.onDemand {
 		close(in.quit)
 		select {
 		case <-in.done:
 		case <-ctx.Done():
-			h.log.Warn("a subscription on the bus still waits for the broker")
+			in.log.Warn("a subscription on the bus still waits for the broker")
 		}
 	}
 	in.mu.Lock()
@@ -531,10 +518,9 @@ func (h *Hub) stopInterest(ctx context.Context) {
 	}
 }
 
-// BusFilters returns the filters the hub is subscribed to on the Bus now,
+// busFilters returns the filters the hub is subscribed to on the Bus now,
 // sorted.
-func (h *Hub) BusFilters() []string {
-	in := h.interest
+func (in *interest) busFilters() []string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	fs := make([]string, 0, len(in.subs))
@@ -545,38 +531,20 @@ func (h *Hub) BusFilters() []string {
 	return fs
 }
 
-// busSubscriptions is how many Bus subscriptions the hub holds.
-func (h *Hub) busSubscriptions() int {
-	in := h.interest
+// count is how many Bus subscriptions the hub holds.
+func (in *interest) count() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return len(in.subs)
 }
 
-// Resync tells every session that messages may have been lost on the way
-// to the hub (the connection to a remote broker dropped and came back): each
-// gets a resync with the last values, then goes on live; and no client may
-// resume from an event before now. reason is what the clients are told.
-func (h *Hub) Resync(reason string) {
-	h.mu.Lock()
-	h.resumeFloor = h.seq
-	h.interest.mu.Lock()
-	for _, s := range h.interest.subs {
-		s.activeFrom = max(s.activeFrom, h.seq)
-	}
-	h.interest.mu.Unlock()
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		if c.started {
-			clients = append(clients, c)
-		}
-	}
-	h.mu.Unlock()
-	for _, c := range clients {
-		h.restartWithResync(c, reason)
-	}
-	if len(clients) > 0 {
-		h.log.Info("sessions told to resync", "sessions", len(clients), "reason", reason)
+// raiseActiveFrom makes seq the earliest start of every Bus subscription:
+// the hub may have missed messages before it (see Hub.Resync).
+func (in *interest) raiseActiveFrom(seq uint64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, s := range in.subs {
+		s.activeFrom = max(s.activeFrom, seq)
 	}
 }
 

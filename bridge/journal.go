@@ -17,7 +17,7 @@ type Record struct {
 
 // Journal keeps the hub's history across restarts (package broker's Store
 // implements it). Record is called for every message delivered, in sequence
-// order, under the hub's lock: it must not block (queue, and write later).
+// order, under the fan-out lock: it must not block (queue, and write later).
 type Journal interface {
 	Record(r Record)
 }

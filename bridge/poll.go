@@ -36,7 +36,7 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 	if err := h.checkQuery(base, q.Filters); err != nil {
 		return PollResult{}, err
 	}
-	check, err := h.authorize(who, base, q.Filters)
+	check, err := authorize(h.authz, &h.stats, who, base, q.Filters)
 	if err != nil {
 		return PollResult{}, err
 	}
@@ -45,16 +45,11 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 		filters[i] = topics.Mount(base, f)
 	}
 	wait = min(max(wait, 0), h.cfg.MaxPollWait)
-	h.follow(ctx, base, q.Filters, wait+interestWait)
+	h.interest.follow(ctx, base, q.Filters, wait+interestWait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 
-	h.mu.Lock()
-	after, resync := h.seq, ""
-	if q.Since != "" {
-		after, resync = h.resolveLocked(q.Since, base, q.Filters)
-	}
-	h.mu.Unlock()
+	after, resync := h.fan.resumePoint(q.Since, base, q.Filters)
 	if resync != "" {
 		return h.resyncPoll(who, base, q.Filters, resync), nil
 	}
@@ -71,8 +66,8 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 		}
 		_, after, _ = parseEventID(res.ID)
 		select {
-		case <-h.eventsAfter(after):
-			if h.isClosed() {
+		case <-h.fan.eventsAfter(after):
+			if h.fan.isClosed() {
 				return res, nil
 			}
 		case <-timer.C:
@@ -119,7 +114,7 @@ func (h *Hub) scanLog(base string, filters []string, after uint64, readable func
 }
 
 // resyncPoll answers a poll that cannot resume with the last values, read
-// outside the hub's lock.
+// outside every lock.
 func (h *Hub) resyncPoll(who auth.Identity, base string, filters []string, reason string) PollResult {
 	st := h.readState(who, base, filters, 0)
 	res := PollResult{ID: st.ID, Messages: make([]json.RawMessage, 0, len(st.Values)), Resync: &ResyncNotice{Reason: reason}}
@@ -128,20 +123,4 @@ func (h *Hub) resyncPoll(who auth.Identity, base string, filters []string, reaso
 		res.Messages = append(res.Messages, line[:len(line)-1])
 	}
 	return res
-}
-
-// eventsAfter returns a channel that is closed once an event after seq has
-// been delivered (at once if one has), or the hub closes.
-func (h *Hub) eventsAfter(seq uint64) <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.seq > seq || h.closed {
-		closed := make(chan struct{})
-		close(closed)
-		return closed
-	}
-	if h.newEvents == nil {
-		h.newEvents = make(chan struct{})
-	}
-	return h.newEvents
 }

@@ -53,7 +53,7 @@ func (h *Hub) handleLine(ctx context.Context, c *client, line []byte) {
 	in, err := ParseMessage(line)
 	if err == nil {
 		if in.Topic != topicConfigSet {
-			h.startDefault(c) // a client that talks before configuring gets the defaults
+			h.fan.startDefault(c) // a client that talks before configuring gets the defaults
 		}
 		err = h.dispatch(ctx, c, in)
 	}
@@ -62,7 +62,7 @@ func (h *Hub) handleLine(ctx context.Context, c *client, line []byte) {
 		if e.Topic == "" {
 			e.Topic = in.Topic
 		}
-		h.send(c, controlFrame(topicError, e))
+		h.fan.send(c, controlFrame(topicError, e))
 	}
 }
 
@@ -79,15 +79,15 @@ func (h *Hub) dispatch(ctx context.Context, c *client, in Incoming) error {
 		if err := h.subscribe(ctx, c, filters); err != nil {
 			return err
 		}
-		h.send(c, controlFrame(topicSubscribeOK, filters))
+		h.fan.send(c, controlFrame(topicSubscribeOK, filters))
 		return nil
 	case topicUnsubscribe:
 		filters, err := decodeFilters(payload)
 		if err != nil {
 			return err
 		}
-		h.unsubscribe(c, filters)
-		h.send(c, controlFrame(topicUnsubscribeOK, filters))
+		h.fan.unsubscribe(c, filters)
+		h.fan.send(c, controlFrame(topicUnsubscribeOK, filters))
 		return nil
 	case topicStateGet:
 		return h.stateGet(ctx, c, payload)
@@ -100,8 +100,8 @@ func (h *Hub) dispatch(ctx context.Context, c *client, in Incoming) error {
 // also when it is refused (besides the error frame every refusal gets).
 func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	refused := func(err error) error {
-		if strings.HasSuffix(in.Topic, commandSuffix) && h.wantsAcks(c) {
-			h.send(c, controlFrame(topicAck, ackResult{Topic: in.Topic, ID: in.ID, Error: AsError(err).Code}))
+		if strings.HasSuffix(in.Topic, commandSuffix) && c.ack.Load() {
+			h.fan.send(c, controlFrame(topicAck, ackResult{Topic: in.Topic, ID: in.ID, Error: AsError(err).Code}))
 		}
 		return err
 	}
@@ -109,7 +109,7 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	if err != nil {
 		return refused(err)
 	}
-	cmd, err := h.expectAck(c, in, m.Topic)
+	cmd, err := h.acks.expectFrom(c, in, m.Topic)
 	if err != nil {
 		return refused(err)
 	}
@@ -141,10 +141,10 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 	if err := checkFilters(c.base, sc.Subscribe); err != nil {
 		return err
 	}
-	if _, err := h.authorizeFilters(c, sc.Subscribe); err != nil {
+	if _, err := authorize(h.authz, &h.stats, c.who, c.base, sc.Subscribe); err != nil {
 		return err
 	}
-	h.follow(ctx, c.base, sc.Subscribe, interestWait)
+	h.interest.follow(ctx, c.base, sc.Subscribe, interestWait)
 	ok := configOK{
 		Ack:       sc.Ack,
 		Batch:     sc.Batch,
@@ -155,43 +155,13 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 		Subscribe: slices.Compact(slices.Sorted(slices.Values(sc.Subscribe))),
 	}
 
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return errorf(CodeUnavailable, "the hub is shutting down")
-	}
-	c.format = formatLines
-	if sc.IDs {
-		c.format = formatLinesIDs
-	}
-	c.batch.Store(sc.Batch)
-	c.ack = sc.Ack
-	if c.started && sc.Since == nil {
-		if err := h.replaceFiltersLocked(c, sc.Subscribe); err != nil {
-			return err
-		}
-		ok.ID = eventID(h.epoch, h.seq)
-		h.send(c, controlFrame(topicConfigOK, ok))
-		return nil
-	}
-	after, resync := c.connectSeq, ""
-	if sc.Since != nil {
-		after, resync = h.resolveLocked(*sc.Since, c.base, sc.Subscribe)
-	}
-	cu, err := h.beginLocked(c, sc.Subscribe, after, resync)
-	if err != nil {
-		return err
-	}
-	ok.ID = h.startID(cu)
-	cu.frames = [][]byte{controlFrame(topicConfigOK, ok)}
-	c.out.restart(cu)
-	return nil
+	return h.fan.configure(c, sc, ok)
 }
 
 // stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with
 // the last values in a state/ok frame, queued exactly where the live stream
 // is, so no older message follows it. Without a filter: the session's own.
-// The values are read outside the hub's lock (see Hub.sendStateAt).
+// The values are read outside every lock (see Hub.sendStateAt).
 func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) error {
 	var req struct {
 		Filter json.RawMessage `json:"filter"`
@@ -210,16 +180,12 @@ func (h *Hub) stateGet(ctx context.Context, c *client, payload json.RawMessage) 
 		if err := h.checkQuery(c.base, filters); err != nil {
 			return err
 		}
-		if _, err := h.authorizeFilters(c, filters); err != nil {
+		if _, err := authorize(h.authz, &h.stats, c.who, c.base, filters); err != nil {
 			return err
 		}
-		h.follow(ctx, c.base, filters, interestWait)
+		h.interest.follow(ctx, c.base, filters, interestWait)
 	} else {
-		h.mu.Lock()
-		for f := range c.filters {
-			filters = append(filters, f)
-		}
-		h.mu.Unlock()
+		filters = h.fan.filtersOf(c)
 	}
 	return h.sendStateAt(c, filters)
 }

@@ -10,7 +10,7 @@ import (
 
 // How a session starts, and how it resumes without a gap or a duplicate:
 //
-// Under the hub's lock, (re)starting a client registers its filters for
+// Under the fan-out lock, (re)starting a client registers its filters for
 // live events from liveFrom = seq+1 on, empties its queue, and leaves in it a
 // catchup for what comes before: the events after the client's position,
 // which the writer reads from the log in chunks, or, when the log no longer
@@ -18,6 +18,9 @@ import (
 // lock, so every event is either below liveFrom (in the catchup) or at or
 // above it (in the queue), never both and never neither; the writer writes
 // the catchup first.
+//
+// Every (re)start is one of the fan-out's methods below (a config/set, an
+// SSE stream, the default filters, a resync); the writer's side follows.
 
 // replayChunk is how many log entries a writer reads at a time.
 const replayChunk = 256
@@ -26,7 +29,7 @@ const replayChunk = 256
 type catchup struct {
 	frames   [][]byte // written first, in order (config/ok; SSE's starting id)
 	resync   string   // non-empty: the client could not resume, for this reason; it gets the last values
-	values   []*Value // with resync: every topic's last value, filtered by the writer (outside the hub's lock)
+	values   []*Value // with resync: every topic's last value, filtered by the writer (outside every lock)
 	state    []string // with resync: the filters of the values, relative to base
 	replay   bool     // replay the log's events with after < seq < liveFrom
 	after    uint64   // the event the client has; with resync, the one the values bring it to
@@ -41,65 +44,76 @@ type catchup struct {
 // resolveLocked decides where a client holding event id `since` continues
 // with filters (relative to base): after the event it names, or, with a
 // reason, from the last values.
-func (h *Hub) resolveLocked(since, base string, filters []string) (after uint64, resync string) {
+func (f *fanout) resolveLocked(since, base string, filters []string) (after uint64, resync string) {
 	epoch, seq, ok := parseEventID(since)
 	abs := make([]string, len(filters))
-	for i, f := range filters {
-		abs[i] = topics.Mount(base, f)
+	for i, fl := range filters {
+		abs[i] = topics.Mount(base, fl)
 	}
 	switch {
 	case !ok:
-		return h.seq, "invalid event id"
-	case epoch != h.epoch:
-		return h.seq, "unknown epoch: the id is from another hub or an earlier run without its history"
-	case seq > h.seq:
-		return h.seq, "unknown event id"
-	case seq < h.resumeFloor:
-		return h.seq, "messages may have been lost since: the connection to the broker was down"
-	case !h.events.covers(seq, time.Now()):
-		return h.seq, "too old: the events after it have left the log"
-	case !h.coveredLocked(abs, &seq):
-		return h.seq, notFollowedReason(filters)
+		return f.seq, "invalid event id"
+	case epoch != f.epoch:
+		return f.seq, "unknown epoch: the id is from another hub or an earlier run without its history"
+	case seq > f.seq:
+		return f.seq, "unknown event id"
+	case seq < f.resumeFloor:
+		return f.seq, "messages may have been lost since: the connection to the broker was down"
+	case !f.events.covers(seq, time.Now()):
+		return f.seq, "too old: the events after it have left the log"
+	case !f.interest.covered(abs, &seq):
+		return f.seq, notFollowedReason(filters)
 	}
 	return seq, ""
 }
 
+// resumePoint is where a stream of filters (relative to base) that holds
+// event id since goes on (see resolveLocked); with no since, from now.
+func (f *fanout) resumePoint(since, base string, filters []string) (after uint64, resync string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if since == "" {
+		return f.seq, ""
+	}
+	return f.resolveLocked(since, base, filters)
+}
+
 // beginLocked registers c for live events on filters and returns the
 // catchup that brings it there from after (or, with resync, from the last
-// values). The caller queues it with c.out.restart, under h.mu.
-func (h *Hub) beginLocked(c *client, filters []string, after uint64, resync string) (*catchup, error) {
-	if err := h.replaceFiltersLocked(c, filters); err != nil {
+// values). The caller queues it with c.out.restart, under f.mu.
+func (f *fanout) beginLocked(c *client, filters []string, after uint64, resync string) (*catchup, error) {
+	if err := f.replaceFiltersLocked(c, filters); err != nil {
 		return nil, err
 	}
 	c.started = true
-	cu := &catchup{after: after, liveFrom: h.seq + 1, base: c.base, format: c.format, who: c.who, check: c.checkReads}
+	cu := &catchup{after: after, liveFrom: f.seq + 1, base: c.base, format: c.format, who: c.who, check: c.checkReads}
 	if resync != "" {
 		cu.resync = resync
-		cu.values, cu.state = h.state.snapshot(), filters
-		cu.after = h.seq
+		cu.values, cu.state = f.state.snapshot(), filters
+		cu.after = f.seq
 		return cu, nil
 	}
-	cu.replay = after < h.seq
-	for f := range c.filters {
-		cu.filters = append(cu.filters, topics.Mount(c.base, f))
+	cu.replay = after < f.seq
+	for fl := range c.filters {
+		cu.filters = append(cu.filters, topics.Mount(c.base, fl))
 	}
 	return cu, nil
 }
 
 // startID is the id of the event after which the stream of cu continues.
-func (h *Hub) startID(cu *catchup) string { return eventID(h.epoch, cu.after) }
+func (cu *catchup) startID(epoch string) string { return eventID(epoch, cu.after) }
 
 // startDefault starts a client that has not chosen its configuration, with
 // the default filters, from where it connected.
-func (h *Hub) startDefault(c *client) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if c.started || h.closed {
+func (f *fanout) startDefault(c *client) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c.started || f.closed || c.removed {
 		return
 	}
-	cu, err := h.beginLocked(c, h.cfg.DefaultFilters, c.connectSeq, "")
+	cu, err := f.beginLocked(c, f.defaultFilters, c.connectSeq, "")
 	if err != nil {
-		h.log.Error("default filters refused", "err", err) // New validated them
+		f.log.Error("default filters refused", "err", err) // New validated them
 		return
 	}
 	c.out.restart(cu)
@@ -107,21 +121,78 @@ func (h *Hub) startDefault(c *client) {
 
 // restartWithResync restarts c from the last values, when the log lost the
 // events its catchup needed.
-func (h *Hub) restartWithResync(c *client, reason string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || c.stopped() {
+func (f *fanout) restartWithResync(c *client, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || c.stopped() {
 		return
 	}
 	filters := make([]string, 0, len(c.filters))
-	for f := range c.filters {
-		filters = append(filters, f)
+	for fl := range c.filters {
+		filters = append(filters, fl)
 	}
-	cu, err := h.beginLocked(c, filters, 0, reason)
+	cu, err := f.beginLocked(c, filters, 0, reason)
 	if err != nil {
 		return // the filters were valid a moment ago
 	}
 	c.out.restart(cu)
+}
+
+// startStream begins an SSE client: after the event it has, or from now
+// with the current id as its first event, so that even a client that has
+// received nothing yet can resume.
+func (f *fanout) startStream(c *client, q StreamQuery) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	after, resync := f.seq, ""
+	if q.Since != "" {
+		after, resync = f.resolveLocked(q.Since, c.base, q.Filters)
+	}
+	cu, err := f.beginLocked(c, q.Filters, after, resync)
+	if err != nil {
+		return err
+	}
+	if q.Since == "" {
+		cu.frames = [][]byte{[]byte("id: " + cu.startID(f.epoch) + "\n\n")}
+	}
+	c.out.restart(cu)
+	return nil
+}
+
+// configure applies sc to c (checked and authorized by Hub.configure) and
+// answers with ok: see Hub.configure.
+func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return errorf(CodeUnavailable, "the hub is shutting down")
+	}
+	c.format = formatLines
+	if sc.IDs {
+		c.format = formatLinesIDs
+	}
+	c.batch.Store(sc.Batch)
+	c.ack.Store(sc.Ack)
+	if c.started && sc.Since == nil {
+		if err := f.replaceFiltersLocked(c, sc.Subscribe); err != nil {
+			return err
+		}
+		ok.ID = eventID(f.epoch, f.seq)
+		f.send(c, controlFrame(topicConfigOK, ok))
+		return nil
+	}
+	after, resync := c.connectSeq, ""
+	if sc.Since != nil {
+		after, resync = f.resolveLocked(*sc.Since, c.base, sc.Subscribe)
+	}
+	cu, err := f.beginLocked(c, sc.Subscribe, after, resync)
+	if err != nil {
+		return err
+	}
+	ok.ID = cu.startID(f.epoch)
+	cu.frames = [][]byte{controlFrame(topicConfigOK, ok)}
+	c.out.restart(cu)
+	return nil
 }
 
 // drainer is a writer's reusable buffers.
@@ -215,7 +286,7 @@ func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (
 	frames := cu.frames
 	if cu.resync != "" {
 		values := valuesOf(cu.values, cu.base, newFilterSet(cu.base, cu.state), h.readKeep(cu.who))
-		frames = append(frames, resyncFrames(cu.format, cu.resync, values, h.startID(cu))...)
+		frames = append(frames, resyncFrames(cu.format, cu.resync, values, cu.startID(h.epoch))...)
 	}
 	if len(frames) > 0 {
 		if err := write(frames); err != nil {
@@ -233,7 +304,7 @@ func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (
 		}
 		entries, err = h.events.read(entries[:0], cursor, cu.liveFrom, replayChunk)
 		if errors.Is(err, errGone) || len(entries) == 0 {
-			h.restartWithResync(c, "too old: the events after "+eventID(h.epoch, cursor)+" left the log during the replay")
+			h.fan.restartWithResync(c, "too old: the events after "+eventID(h.epoch, cursor)+" left the log during the replay")
 			return true, nil
 		}
 		lines = lines[:0]

@@ -64,7 +64,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	rc := http.NewResponseController(w)
 	c := newClient(newID(8), "sse", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatSSE, &h.cfg)
 	c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
-	if err := h.attach(c); err != nil {
+	if err := h.sess.attach(c); err != nil {
 		e := AsError(err)
 		if acceptsEventStream(r) {
 			h.refuseStream(w, rc, e)
@@ -77,8 +77,8 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 
 	// Registered before the first byte goes out: a client that has the
 	// response gets everything published after it.
-	h.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
-	if err := h.startStream(c, q); err != nil {
+	h.interest.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
+	if err := h.fan.startStream(c, q); err != nil {
 		e := AsError(err)
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
@@ -137,27 +137,6 @@ func (h *Hub) refuseStream(w http.ResponseWriter, rc *http.ResponseController, e
 	_, _ = fmt.Fprintf(w, "retry: %d\n\n", h.cfg.SSERefusedRetry.Milliseconds())
 	_, _ = w.Write(closeEventFrame(ReasonRefused, e.Code+": "+e.Message))
 	_ = rc.Flush()
-}
-
-// startStream begins an SSE client: after the event it has, or from now
-// with the current id as its first event, so that even a client that has
-// received nothing yet can resume.
-func (h *Hub) startStream(c *client, q StreamQuery) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	after, resync := h.seq, ""
-	if q.Since != "" {
-		after, resync = h.resolveLocked(q.Since, c.base, q.Filters)
-	}
-	cu, err := h.beginLocked(c, q.Filters, after, resync)
-	if err != nil {
-		return err
-	}
-	if q.Since == "" {
-		cu.frames = [][]byte{[]byte("id: " + h.startID(cu) + "\n\n")}
-	}
-	c.out.restart(cu)
-	return nil
 }
 
 // sseSession is one SSE client: its writer runs on the request's

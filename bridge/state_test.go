@@ -50,7 +50,7 @@ func TestStateGetCapAndTruncation(t *testing.T) {
 }
 
 // TestStateGetInStreamOrderWhilePublishing: state/ok, read outside the
-// hub's lock, still sits exactly where the live stream is: no value in it
+// fan-out lock, still sits exactly where the live stream is: no value in it
 // is older than a message the client got before it, and none after it is
 // older than the value, while devices publish all the time.
 func TestStateGetInStreamOrderWhilePublishing(t *testing.T) {

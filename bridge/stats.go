@@ -176,6 +176,6 @@ func (h *Hub) Stats() Stats {
 	for i, r := range closeReasons {
 		s.Closes[r.Text] = c.closes[i].Load()
 	}
-	s.BusSubscriptions = h.busSubscriptions()
+	s.BusSubscriptions = h.interest.count()
 	return s
 }

@@ -152,12 +152,10 @@ func TestStateMatches(t *testing.T) {
 func TestDetachDropsPendingCommands(t *testing.T) {
 	h := newTestHub(t, Config{})
 	c := attachTest(t, h, "", "#")
-	h.mu.Lock()
-	c.ack = true
-	h.mu.Unlock()
-	cmd, err := h.expectAck(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set")
+	c.ack.Store(true)
+	cmd, err := h.acks.expectFrom(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set")
 	if err != nil || cmd == nil {
-		t.Fatalf("expectAck = %v, %v", cmd, err)
+		t.Fatalf("expectFrom = %v, %v", cmd, err)
 	}
 	h.detach(c)
 	h.acks.mu.Lock()

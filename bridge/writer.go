@@ -59,7 +59,7 @@ func (h *Hub) writeLoop(c *client, t clientTransport, timers writerTimers) {
 				err = ferr
 			}
 		case <-hello:
-			h.startDefault(c)
+			h.fan.startDefault(c)
 		case <-keepAlive.C:
 			drained.idle(&c.out)
 			err = t.KeepAlive()

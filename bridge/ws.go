@@ -102,12 +102,6 @@ func RequestScheme(r *http.Request) string {
 	return "http"
 }
 
-func (h *Hub) isClosed() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.closed
-}
-
 // ServeWebSocket upgrades r to a Clown.Talk session mounted on base, the MQTT
 // subtree the client sees with topics relative to it ("" is the root). What
 // goes wrong before the upgrade is answered as a JSON HTTP error.
@@ -124,18 +118,18 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		return
 	}
 	addr := httpx.Host(r.RemoteAddr)
-	if err := h.reserve(addr); err != nil {
+	if err := h.sess.reserve(addr); err != nil {
 		e := AsError(err)
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
 	// Taken before the handshake completes: a session replays from here, so a
 	// client gets everything published after it saw the 101 response.
-	connectSeq := h.position()
+	connectSeq := h.fan.position()
 	cw := &coalescingWriter{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
 	conn, err := h.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
-		h.unreserve(addr)
+		h.sess.unreserve(addr)
 		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered
 	}
@@ -145,7 +139,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
-	if err := h.attachReserved(c); err != nil { // shutting down
+	if err := h.sess.attachReserved(c); err != nil { // shutting down
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseTryAgainLater, closeText(AsError(err).Message)), time.Now().Add(closeGrace))
 		_ = linger.Close(cw.conn.Conn, linger.Timeout)
@@ -252,7 +246,7 @@ func (s *wsSession) readLoop() error {
 			return err
 		}
 		if tooLarge {
-			h.send(c, controlFrame(topicError, errorf(CodeTooLarge,
+			h.fan.send(c, controlFrame(topicError, errorf(CodeTooLarge,
 				"message over %d bytes discarded", h.cfg.MaxMessageBytes)))
 			continue
 		}
@@ -312,7 +306,7 @@ func (l *inboundLimit) admit(h *Hub, c *client) bool {
 	}
 	if now.After(l.warnedUntil) {
 		l.warnedUntil = now.Add(time.Second)
-		h.send(c, controlFrame(topicError, errorf(CodeRateLimited,
+		h.fan.send(c, controlFrame(topicError, errorf(CodeRateLimited,
 			"over %g messages per second: messages are dropped", float64(l.lim.Limit()))))
 	}
 	return false
