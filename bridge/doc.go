@@ -16,7 +16,9 @@
 //     its (re)start sets (filters, format, started). Held for O(1) work,
 //     O(matching clients) per message, or O(the filters of one client or
 //     request) (a state/get also for the few events delivered while it
-//     read); Recheck and Resync go over every session.
+//     read); Recheck and Resync go over every session, and a resync copies
+//     one pointer per kept topic, shared by the sessions restarted within
+//     the next 1024 events.
 //   - the sessions (sessions.go): the attached clients, handshakes' reserved
 //     places, the counts per address and the limits, the WaitGroup Close
 //     waits on. Held for O(1) work, O(sessions) to list them.

@@ -22,7 +22,9 @@ import (
 // out, the long polls' wake-up, the resume floor, and each client's fields
 // marked "guarded by the fan-out lock". It is held for O(1) work, O(matching
 // clients) for a delivery, or O(the filters of one client or request), except
-// for Recheck and Resync, which go over every session. Under it the fan-out
+// for Recheck and Resync, which go over every session, and a resync's copy of
+// the last values (one pointer per kept topic, shared by the sessions
+// restarted within resyncReuse events). Under it the fan-out
 // takes the locks of the event log, the state store, the interest, the acks,
 // a client queue and the sessions, each for bounded work; none of them is held
 // while taking it.
@@ -48,6 +50,10 @@ type fanout struct {
 	newEvents    chan struct{}         // closed at the next delivery, for long polls; nil when none waits
 	resumeFloor  uint64                // no client resumes from an event before it (see Hub.Resync)
 	lastDelivery uint64                // the Bus's number of the last message taken (see Message.Delivery)
+	// The last values that resyncs start from, current at event resyncAt,
+	// shared by the sessions restarted meanwhile (see resyncValuesLocked).
+	resyncValues []*Value
+	resyncAt     uint64
 }
 
 // deliver is the path of one message, which the Bus callback encoded into

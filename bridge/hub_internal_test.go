@@ -3,11 +3,13 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"github.com/motehub/motehub/auth"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/motehub/motehub/auth"
 )
 
 // nopBus is a Bus that goes nowhere, for tests that drive the hub's fan-out
@@ -286,5 +288,51 @@ func TestDrainLetsBurstBuffersGo(t *testing.T) {
 	if items, lines, queued := held(); items > drainKeep || lines > drainKeep || queued > drainKeep {
 		t.Fatalf("idle for a tick after a burst: drainer holds %d items and %d lines, the queue %d; want at most %d each",
 			items, lines, queued, drainKeep)
+	}
+}
+
+// TestResyncSessionsShareOneSnapshot: the sessions one Resync restarts hold
+// one copy of the last values between them, not one each; a session
+// restarted a few events later gets those events replayed after the values.
+func TestResyncSessionsShareOneSnapshot(t *testing.T) {
+	h := newTestHub(t, Config{})
+	for i := range 1000 {
+		h.deliver(Message{Topic: fmt.Sprintf("t/%d", i), Payload: []byte("1")})
+	}
+	var clients []*client
+	for range 50 {
+		clients = append(clients, attachTest(t, h, "", "#"))
+	}
+	h.Resync("test")
+	first, _ := clients[0].out.take(nil)
+	if first == nil || first.resync == "" || len(first.values) != 1000 {
+		t.Fatalf("after a resync, catchup %+v", first)
+	}
+	for i, c := range clients[1:] {
+		cu, _ := c.out.take(nil)
+		if cu == nil || cu.resync == "" || len(cu.values) != 1000 || &cu.values[0] != &first.values[0] {
+			t.Fatalf("session %d: its resync does not share the values of the first", i+1)
+		}
+	}
+
+	h.deliver(Message{Topic: "t/late", Payload: []byte("2")})
+	late := attachTest(t, h, "", "#")
+	h.fan.restartWithResync(late, "test")
+	cu, _ := late.out.take(nil)
+	if &cu.values[0] != &first.values[0] || !cu.replay || cu.after != first.after || cu.liveFrom != first.after+2 {
+		t.Fatalf("a session restarted one event later: catchup after %d, live from %d, replay %v; want the shared values (at %d) and a replay of one event",
+			cu.after, cu.liveFrom, cu.replay, first.after)
+	}
+	var got []string
+	if _, err := h.writeCatchup(late, cu, func(frames [][]byte) error {
+		for _, f := range frames {
+			got = append(got, string(f))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(got); n < 2 || !strings.Contains(got[n-1], `"t/late"`) {
+		t.Fatalf("the replay after the values: last frames %q", got[max(0, n-2):])
 	}
 }

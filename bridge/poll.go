@@ -84,6 +84,7 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 func (h *Hub) scanLog(base string, filters []string, after uint64, readable func(topic string) bool) (PollResult, bool) {
 	res := PollResult{Messages: []json.RawMessage{}}
 	var entries []logEntry
+	match := newFilterSet("", filters) // absolute filters
 	for len(res.Messages) < maxPollMessages {
 		var err error
 		entries, err = h.events.read(entries[:0], after, math.MaxUint64, replayChunk)
@@ -96,7 +97,7 @@ func (h *Hub) scanLog(base string, filters []string, after uint64, readable func
 		for i := range entries {
 			e := &entries[i]
 			after = e.seq
-			if matchAny(filters, e.topic) && readable(e.topic) {
+			if match.match(e.topic) && readable(e.topic) {
 				if rel, ok := topics.Unmount(base, e.topic); ok {
 					res.Messages = append(res.Messages, encodeEvent(nil, formatLinesIDs, rel, e.payload, h.epoch, e.seq))
 				}

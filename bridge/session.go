@@ -88,16 +88,31 @@ func (f *fanout) beginLocked(c *client, filters []string, after uint64, resync s
 	c.started = true
 	cu := &catchup{after: after, liveFrom: f.seq + 1, base: c.base, format: c.format, who: c.who, check: c.checkReads}
 	if resync != "" {
-		cu.resync = resync
-		cu.values, cu.state = f.state.snapshot(), filters
-		cu.after = f.seq
-		return cu, nil
+		cu.resync, cu.state = resync, filters
+		cu.values, cu.after = f.resyncValuesLocked()
 	}
-	cu.replay = after < f.seq
+	cu.replay = cu.after < f.seq
 	for fl := range c.filters {
 		cu.filters = append(cu.filters, topics.Mount(c.base, fl))
 	}
 	return cu, nil
+}
+
+// resyncReuse is how many events after it the last values of a resync may
+// be reused for another: those events are replayed from the log.
+const resyncReuse = 1024
+
+// resyncValuesLocked returns the last values a resync starts from, shared
+// (read only), and the event they are current at. The sessions a Resync
+// restarts one after the other share one snapshot, one pointer per kept
+// topic, instead of holding a copy each; a session restarted a few events
+// later replays those events from the log after the values.
+func (f *fanout) resyncValuesLocked() ([]*Value, uint64) {
+	if f.resyncValues == nil || f.seq-f.resyncAt > resyncReuse || !f.events.covers(f.resyncAt, time.Now()) {
+		// Current at f.seq: the state store is an observer, updated under f.mu.
+		f.resyncValues, f.resyncAt = f.state.snapshot(), f.seq
+	}
+	return f.resyncValues, f.resyncAt
 }
 
 // startID is the id of the event after which the stream of cu continues.
@@ -298,6 +313,7 @@ func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (
 	}
 	var entries []logEntry
 	var lines [][]byte
+	match := newFilterSet("", cu.filters) // absolute filters
 	for cursor := cu.after; cursor+1 < cu.liveFrom; {
 		if c.stopped() {
 			return false, nil
@@ -311,7 +327,7 @@ func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (
 		for i := range entries {
 			e := &entries[i]
 			cursor = e.seq
-			if !matchAny(cu.filters, e.topic) || cu.check && !h.authz.Allowed(cu.who, auth.Read, e.topic) {
+			if !match.match(e.topic) || cu.check && !h.authz.Allowed(cu.who, auth.Read, e.topic) {
 				continue
 			}
 			if rel, ok := topics.Unmount(cu.base, e.topic); ok {
@@ -325,13 +341,4 @@ func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (
 		}
 	}
 	return false, nil
-}
-
-func matchAny(filters []string, topic string) bool {
-	for _, f := range filters {
-		if topics.Match(f, topic) {
-			return true
-		}
-	}
-	return false
 }
