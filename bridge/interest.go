@@ -368,6 +368,11 @@ func (in *interest) plan(r *reconciler) (adds, drops []string, next time.Duratio
 			r.targetIdx.Add(f, f)
 		}
 	}
+	for f, at := range r.retry {
+		if !now.Before(at) {
+			delete(r.retry, f) // due: asked again below if still wanted, forgotten if not
+		}
+	}
 	for _, f := range r.target {
 		if s := r.own[f]; s != nil {
 			s.idleSince = time.Time{}
