@@ -59,20 +59,27 @@ func TestStateGetInStreamOrderWhilePublishing(t *testing.T) {
 	ws.Send(`["clown.talk/-/config/set", {"subscribe": ["c/#"]}]`)
 	ws.Expect("clown.talk/-/config/ok")
 
+	// Each state/get goes out with a burst of publishes beside it: as many
+	// as a loaded machine handles in time, and never enough to fill the
+	// client's queue (a reader that far behind would be cut off as slow).
 	stop := make(chan struct{})
+	burst := make(chan struct{}, 1)
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
-		for n := 1; ; n++ {
+		for n := 1; ; {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-burst:
 			}
-			m := bridge.Message{Topic: fmt.Sprintf("c/%d", n%5), Payload: []byte(strconv.Itoa(n))}
-			if err := h.Broker.Publish(context.Background(), m); err != nil {
-				t.Errorf("publish: %v", err)
-				return
+			for range 500 {
+				m := bridge.Message{Topic: fmt.Sprintf("c/%d", n%5), Payload: []byte(strconv.Itoa(n))}
+				if err := h.Broker.Publish(context.Background(), m); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+				n++
 			}
 		}
 	}()
@@ -83,6 +90,10 @@ func TestStateGetInStreamOrderWhilePublishing(t *testing.T) {
 	deadline := time.Now().Add(hubtest.Timeout)
 	for answered < 20 && time.Now().Before(deadline) {
 		if asked == answered {
+			select {
+			case burst <- struct{}{}:
+			default:
+			}
 			ws.Send(`["clown.talk/-/state/get", {"filter": "c/#"}]`)
 			asked++
 		}
