@@ -117,7 +117,10 @@ var (
 // LogEntries records and HistoryBytes bytes, the oldest going first (the
 // next run then keeps no log older than the pending ones: no gap); last
 // values and history are the kept topics' (MaxTopics, HistoryBytes), at
-// most HistoryLength samples each, the oldest going first.
+// most HistoryLength samples each, the oldest going first; deletions are
+// those of topics gone since a write that held them committed (at most the
+// topics on disk, themselves kept ones): a topic that never reached the
+// disk leaves nothing to delete.
 //
 // A write that fails (a full disk) keeps its changes pending, within those
 // bounds, and is tried again every interval; Err reports it (readiness)

@@ -176,7 +176,7 @@ func testCountsAndWrites(t *testing.T, seed uint64) {
 		seq       uint64
 		model     = make(map[string][]string) // kept topic → samples since it was added
 		inWrite   bool
-		writeBusy = 0 // messages to send during the next write
+		writeBusy = 0 // changes made during the next write
 	)
 	check := func(where string) {
 		t.Helper()
@@ -220,12 +220,25 @@ func testCountsAndWrites(t *testing.T, seed uint64) {
 		}
 		check(fmt.Sprintf("after message %d", seq))
 	}
+	mqttChange := func(where string) {
+		key := fmt.Sprintf("retained/m/%d", rng.IntN(10))
+		var v []byte
+		if rng.IntN(3) > 0 {
+			v = []byte(strings.Repeat("v", rng.IntN(50)))
+		}
+		s.mqttChanged(key, v)
+		check(where + ": after a broker change")
+	}
 	cfg := StoreConfig{LogEntries: 30, HistoryLength: keep, MaxTopics: 6, HistoryBytes: 2000,
 		writeFault: func() error {
 			// On the test's goroutine: sync runs on it.
 			inWrite = true
 			for range writeBusy {
-				message()
+				if rng.IntN(5) == 0 {
+					mqttChange("in a write")
+				} else {
+					message()
+				}
 			}
 			inWrite = false
 			if failing.Load() {
@@ -239,16 +252,13 @@ func testCountsAndWrites(t *testing.T, seed uint64) {
 		case k < 14:
 			message()
 		case k < 17:
-			key := fmt.Sprintf("retained/m/%d", rng.IntN(10))
-			var v []byte
-			if rng.IntN(3) > 0 {
-				v = []byte(strings.Repeat("v", rng.IntN(50)))
-			}
-			s.mqttChanged(key, v)
-			check(fmt.Sprintf("step %d: after a broker change", step))
+			mqttChange(fmt.Sprintf("step %d", step))
 		default:
 			failing.Store(rng.IntN(2) == 0)
 			writeBusy = rng.IntN(4)
+			if rng.IntN(4) == 0 {
+				writeBusy = rng.IntN(50) // the log's bounds, topics evicted and added again
+			}
 			s.sync()
 			check(fmt.Sprintf("step %d: after a write (failing %v)", step, failing.Load()))
 		}
