@@ -117,7 +117,10 @@ var (
 // LogEntries records and HistoryBytes bytes, the oldest going first (the
 // next run then keeps no log older than the pending ones: no gap); last
 // values and history are the kept topics' (MaxTopics, HistoryBytes), at
-// most HistoryLength samples each, the oldest going first.
+// most HistoryLength samples each, the oldest going first; deletions are
+// those of topics gone since a write that held them committed (at most the
+// topics on disk, themselves kept ones): a topic that never reached the
+// disk leaves nothing to delete.
 //
 // A write that fails (a full disk) keeps its changes pending, within those
 // bounds, and is tried again every interval; Err reports it (readiness)
@@ -134,6 +137,7 @@ type Store struct {
 
 	mu       sync.Mutex
 	pending  *batch
+	inflight *batch     // being written (read only meanwhile), or nil
 	kept     keptTopics // on disk or pending
 	lastErr  error
 	damaged  error // set once: the file cannot be read
@@ -153,8 +157,8 @@ type StoreStats struct {
 	Syncs         uint64        // writes that succeeded
 	SyncFailures  uint64        // writes that failed (kept pending, tried again)
 	LastSync      time.Duration // how long the last write took
-	Pending       int           // changes waiting to be written: records, topics, broker keys
-	PendingBytes  int64         // their payloads' bytes
+	Pending       int           // changes waiting to be written or being written: records, topics, samples, broker keys
+	PendingBytes  int64         // their keys' and payloads' bytes
 	LogDropped    uint64        // event log records dropped from a full pending batch, never written
 	TopicsEvicted uint64        // topics dropped, the least recently updated first, to stay in bounds
 	Topics        int           // topics kept (on disk or pending)
@@ -172,20 +176,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	}
 	path := filepath.Join(dir, "hub.db")
 	s := &Store{cfg: cfg, path: path, pending: newBatch(), kept: newKeptTopics(), stop: make(chan struct{}), finished: make(chan struct{})}
-	var db *bbolt.DB
-	err := s.guard(func() (err error) {
-		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.OpenTimeout})
-		return err
-	})
-	if errors.Is(err, bberrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s is locked (stop the other hub, or choose another --data)", ErrStoreLocked, path)
-	}
-	if errors.Is(err, bberrors.ErrInvalid) || errors.Is(err, bberrors.ErrVersionMismatch) || errors.Is(err, bberrors.ErrChecksum) {
-		err = s.damagedError(err.Error())
-	}
-	if err != nil && !errors.Is(err, ErrStoreDamaged) {
-		err = fmt.Errorf("broker: open the store %s: %w", path, err)
-	}
+	db, err := s.openDB(&bbolt.Options{Timeout: cfg.OpenTimeout}, "stop the other hub, or choose another --data")
 	if err != nil {
 		return nil, err
 	}
@@ -210,23 +201,37 @@ func CheckStore(dir string) error {
 		return fmt.Errorf("broker: no store in %s: %w", dir, err)
 	}
 	s := &Store{path: path}
-	var db *bbolt.DB
-	err := s.guard(func() (err error) {
-		db, err = bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
-		return err
-	})
-	switch {
-	case errors.Is(err, bberrors.ErrTimeout):
-		return fmt.Errorf("%w: %s is locked (stop the hub first)", ErrStoreLocked, path)
-	case errors.Is(err, bberrors.ErrInvalid) || errors.Is(err, bberrors.ErrVersionMismatch) || errors.Is(err, bberrors.ErrChecksum):
-		return s.damagedError(err.Error())
-	case err != nil:
+	db, err := s.openDB(&bbolt.Options{ReadOnly: true, Timeout: time.Second}, "stop the hub first")
+	if err != nil {
 		return err
 	}
 	defer db.Close()
 	return s.guard(func() error {
 		return db.View(s.check)
 	})
+}
+
+// openDB opens the store's file with opts, and sorts the errors: held by
+// another process (ErrStoreLocked, with what to do: ifLocked), damaged
+// (ErrStoreDamaged), or another.
+func (s *Store) openDB(opts *bbolt.Options, ifLocked string) (*bbolt.DB, error) {
+	var db *bbolt.DB
+	err := s.guard(func() (err error) {
+		db, err = bbolt.Open(s.path, 0o600, opts)
+		return err
+	})
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, ErrStoreDamaged): // a panic of bbolt's
+		return nil, err
+	case errors.Is(err, bberrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s is locked (%s)", ErrStoreLocked, s.path, ifLocked)
+	case errors.Is(err, bberrors.ErrInvalid) || errors.Is(err, bberrors.ErrVersionMismatch) || errors.Is(err, bberrors.ErrChecksum):
+		return nil, s.damagedError(err.Error())
+	default:
+		return nil, fmt.Errorf("broker: open the store %s: %w", s.path, err)
+	}
 }
 
 // check reads every page of the file (about 30 ms per 100 MB in the page
@@ -395,6 +400,7 @@ type storedRecord struct {
 	Payload  json.RawMessage `json:"p"`
 	Time     time.Time       `json:"at"`
 	Retained bool            `json:"r,omitempty"`
+	Cleared  bool            `json:"c,omitempty"`
 }
 
 func readRecords(b *bbolt.Bucket, out *[]bridge.Record) error {
@@ -403,13 +409,13 @@ func readRecords(b *bbolt.Bucket, out *[]bridge.Record) error {
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("a damaged record: %w", err)
 		}
-		*out = append(*out, bridge.Record{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained})
+		*out = append(*out, bridge.Record{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared})
 		return nil
 	})
 }
 
 func encodeRecord(r bridge.Record) []byte {
-	b, _ := json.Marshal(storedRecord{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained})
+	b, _ := json.Marshal(storedRecord{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared})
 	return b
 }
 
@@ -430,18 +436,14 @@ func (s *Store) Record(r bridge.Record) {
 	b.seq = max(b.seq, r.Seq)
 	s.stats.LogDropped += b.appendLog(&s.cfg, r)
 	if r.Cleared {
-		b.drop(r.Topic, s.kept.remove(r.Topic))
+		onDisk, writing := s.kept.remove(r.Topic)
+		b.drop(r.Topic, onDisk, writing)
 		return
 	}
-	pt := b.topics[r.Topic]
-	if pt == nil {
-		pt = &pendingTopic{}
-		b.topics[r.Topic] = pt
-	}
-	pt.add(r, s.cfg.HistoryLength)
+	b.add(r.Topic, r, s.cfg.HistoryLength)
 	for _, e := range s.kept.touch(r, []bridge.Record{r}, &s.cfg) {
 		s.stats.TopicsEvicted++
-		b.drop(e.topic, e.stored)
+		b.drop(e.topic, e.onDisk, e.writing)
 	}
 }
 
@@ -457,7 +459,11 @@ func (s *Store) Stats() StoreStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.Pending, st.PendingBytes = s.pending.size()
+	st.Pending, st.PendingBytes = s.pending.n, s.pending.bytes
+	if b := s.inflight; b != nil {
+		st.Pending += b.n
+		st.PendingBytes += b.bytes
+	}
 	st.Topics, st.TopicBytes = s.kept.len(), s.kept.bytes
 	st.Damaged = s.damaged != nil
 	return st
@@ -503,16 +509,15 @@ func (s *Store) sync() time.Duration {
 		return 0
 	}
 	b := s.pending
-	s.pending = newBatch()
-	for topic, pt := range b.topics {
-		if !pt.gone {
-			s.kept.markWritten(topic)
-		}
-	}
-	s.mu.Unlock()
 	if b.empty() {
+		s.mu.Unlock()
 		return 0
 	}
+	// A topic counts as on disk once a write that held it commits: one
+	// removed before (the write failing, say) leaves nothing to delete.
+	s.pending, s.inflight = newBatch(), b
+	s.kept.startWrite(b)
+	s.mu.Unlock()
 	start := time.Now()
 	err := s.guard(func() error {
 		return s.db.Update(func(tx *bbolt.Tx) error {
@@ -528,6 +533,8 @@ func (s *Store) sync() time.Duration {
 	s.mu.Lock()
 	failing := s.lastErr != nil
 	s.stats.LastSync = took
+	s.inflight = nil
+	s.kept.endWrite(b, err == nil)
 	if err != nil {
 		s.stats.SyncFailures++
 		s.lastErr = fmt.Errorf("write to %s: %w", s.path, err)
@@ -538,6 +545,7 @@ func (s *Store) sync() time.Duration {
 		s.stats.LogDropped += b.then(s.pending, &s.cfg)
 		s.pending = b
 	} else {
+		s.pending.committed(b)
 		s.stats.Syncs++
 		s.lastErr = nil
 	}
@@ -726,7 +734,7 @@ func (s *Store) Close() error {
 // mqttChanged records a change of the broker's state.
 func (s *Store) mqttChanged(key string, value []byte) {
 	s.mu.Lock()
-	s.pending.mqtt[key] = value
+	s.pending.setMQTT(key, value)
 	s.mu.Unlock()
 }
 

@@ -7,6 +7,10 @@ import (
 )
 
 // batch is what changed since the last write.
+//
+// n and bytes count what it holds (Stats), kept up to date by every method
+// that changes it: a recount is O(pending), and Stats holds the lock that
+// Record, called under the hub's fan-out lock, needs.
 type batch struct {
 	mqtt         map[string][]byte // key → value; nil: delete
 	log          []bridge.Record   // in sequence order
@@ -14,14 +18,21 @@ type batch struct {
 	logTruncated bool // older pending records were dropped: the file's log goes
 	topics       map[string]*pendingTopic
 	seq          uint64
+	n            int   // entries: broker keys, log records, topics, samples
+	bytes        int64 // their keys' and payloads' bytes
 }
 
 // pendingTopic is what changed of one topic.
 type pendingTopic struct {
-	reset   bool // the file's history of the topic goes first (cleared or evicted since)
-	gone    bool // the value and history go
-	value   bridge.Record
-	samples []bridge.Record // the newest, at most HistoryLength, oldest first
+	reset bool // the file's history of the topic goes first: the file may have it
+	// ifWritten: so does it if the write in flight when this was noted
+	// commits: that write holds the topic, which was not on disk before it.
+	// Settled when that write ends (see Store.sync); never set otherwise.
+	ifWritten bool
+	gone      bool // the value and history go
+	value     bridge.Record
+	samples   []bridge.Record // the newest, at most HistoryLength, oldest first
+	bytes     int64           // the samples' (the value is the last of them)
 }
 
 func newBatch() *batch {
@@ -34,16 +45,30 @@ func (b *batch) empty() bool {
 
 func recordBytes(r bridge.Record) int64 { return int64(len(r.Topic) + len(r.Payload)) }
 
+// setMQTT records a change of the broker's state (nil: a deletion).
+func (b *batch) setMQTT(key string, value []byte) {
+	if old, ok := b.mqtt[key]; ok {
+		b.bytes -= int64(len(key) + len(old))
+	} else {
+		b.n++
+	}
+	b.mqtt[key] = value
+	b.bytes += int64(len(key) + len(value))
+}
+
 // appendLog adds r to the log, and drops the oldest records past the
 // bounds. It returns how many went for the bytes: those past LogEntries
 // would not have been kept anyway.
 func (b *batch) appendLog(cfg *StoreConfig, r bridge.Record) (dropped uint64) {
 	b.log = append(b.log, r)
 	b.logBytes += recordBytes(r)
+	b.n++
+	b.bytes += recordBytes(r)
 	return b.boundLog(cfg)
 }
 
 func (b *batch) boundLog(cfg *StoreConfig) (dropped uint64) {
+	before := b.logBytes
 	n := 0
 	for len(b.log)-n > cfg.LogEntries {
 		b.logBytes -= recordBytes(b.log[n])
@@ -57,72 +82,132 @@ func (b *batch) boundLog(cfg *StoreConfig) (dropped uint64) {
 	if n > 0 {
 		b.log = b.log[n:]
 		b.logTruncated = true
+		b.n -= n
+		b.bytes -= before - b.logBytes
 	}
 	return dropped
 }
 
-// drop notes that topic's value and history go; stored says whether the
-// file may have them.
-func (b *batch) drop(topic string, stored bool) {
-	if pt := b.topics[topic]; stored || (pt != nil && pt.reset) {
-		b.topics[topic] = &pendingTopic{reset: true, gone: true}
+// size is what pt counts for in a batch's n and bytes.
+func (pt *pendingTopic) size(topic string) (n int, bytes int64) {
+	return 1 + len(pt.samples), int64(len(topic)) + pt.bytes
+}
+
+// setTopic puts pt as topic's change (nil: none).
+func (b *batch) setTopic(topic string, pt *pendingTopic) {
+	if old := b.topics[topic]; old != nil {
+		n, bytes := old.size(topic)
+		b.n -= n
+		b.bytes -= bytes
+	}
+	if pt == nil {
+		delete(b.topics, topic)
+		return
+	}
+	b.topics[topic] = pt
+	n, bytes := pt.size(topic)
+	b.n += n
+	b.bytes += bytes
+}
+
+// add records a message on the topic, keeping its newest keep samples.
+func (b *batch) add(topic string, r bridge.Record, keep int) {
+	pt := b.topics[topic]
+	if pt == nil {
+		pt = &pendingTopic{}
+		b.setTopic(topic, pt)
+	}
+	n, bytes := pt.size(topic)
+	pt.add(r, keep)
+	n2, bytes2 := pt.size(topic)
+	b.n += n2 - n
+	b.bytes += bytes2 - bytes
+}
+
+// drop notes that topic's value and history go: onDisk says whether the
+// file may have them, writing whether the write in flight does (see
+// keptTopics.remove).
+func (b *batch) drop(topic string, onDisk, writing bool) {
+	pt := b.topics[topic]
+	reset := onDisk || (pt != nil && pt.reset)
+	ifWritten := !reset && (writing || (pt != nil && pt.ifWritten))
+	if reset || ifWritten {
+		b.setTopic(topic, &pendingTopic{reset: reset, ifWritten: ifWritten, gone: true})
 	} else {
-		delete(b.topics, topic) // never written: nothing to delete
+		b.setTopic(topic, nil) // never written: nothing to delete
 	}
 }
 
-// add records a message on the topic.
 func (pt *pendingTopic) add(r bridge.Record, keep int) {
 	pt.gone = false
 	pt.value = r
 	pt.samples = append(pt.samples, r)
-	if len(pt.samples) > keep {
-		pt.samples = pt.samples[len(pt.samples)-keep:]
+	pt.bytes += recordBytes(r)
+	if extra := len(pt.samples) - keep; extra > 0 {
+		for _, old := range pt.samples[:extra] {
+			pt.bytes -= recordBytes(old)
+		}
+		pt.samples = pt.samples[extra:]
 	}
 }
 
-// then puts the changes of n, made after b's, on top of b (after a failed
-// write), within the bounds. It returns the log records dropped for bytes.
+// committed settles b's changes that depended on the write of written,
+// which succeeded: the topics it held are on disk, so their removals noted
+// since must be written.
+func (b *batch) committed(written *batch) {
+	for topic, wt := range written.topics {
+		if pt := b.topics[topic]; pt != nil && pt.ifWritten && !wt.gone {
+			pt.reset, pt.ifWritten = true, false
+		}
+	}
+}
+
+// then puts the changes of n, made after b's, on top of b, after b's write
+// failed, within the bounds. It returns the log records dropped for bytes.
 func (b *batch) then(n *batch, cfg *StoreConfig) (dropped uint64) {
 	for k, v := range n.mqtt {
-		b.mqtt[k] = v
+		b.setMQTT(k, v)
 	}
 	if n.logTruncated {
+		b.n -= len(b.log)
+		b.bytes -= b.logBytes
 		b.log, b.logBytes = n.log, n.logBytes
+		b.n += len(n.log)
+		b.bytes += n.logBytes
 		b.logTruncated = true
 	} else {
 		b.log = append(b.log, n.log...)
 		b.logBytes += n.logBytes
+		b.n += len(n.log)
+		b.bytes += n.logBytes
 	}
 	dropped = b.boundLog(cfg)
 	for topic, nt := range n.topics {
 		bt := b.topics[topic]
-		if bt == nil || nt.reset {
-			b.topics[topic] = nt
-			continue
+		switch {
+		case nt.ifWritten:
+			// The topic was removed while b's write, which held it, was
+			// in flight; that write failed, so the file has of the topic
+			// what it had before, which b's change says. What b held of
+			// the topic went with the removal.
+			nt.ifWritten = false
+			nt.reset = bt != nil && bt.reset
+			if nt.gone && !nt.reset {
+				b.setTopic(topic, nil)
+			} else {
+				b.setTopic(topic, nt)
+			}
+		case bt == nil || nt.reset:
+			b.setTopic(topic, nt)
+		default:
+			for _, r := range nt.samples {
+				b.add(topic, r, cfg.HistoryLength)
+			}
+			bt.value = nt.value
 		}
-		for _, r := range nt.samples {
-			bt.add(r, cfg.HistoryLength)
-		}
-		bt.value = nt.value
 	}
 	b.seq = max(b.seq, n.seq)
 	return dropped
-}
-
-// size is how many changes are pending, and their payloads' bytes.
-func (b *batch) size() (n int, bytes int64) {
-	n, bytes = len(b.mqtt)+len(b.log)+len(b.topics), b.logBytes
-	for k, v := range b.mqtt {
-		bytes += int64(len(k) + len(v))
-	}
-	for _, pt := range b.topics {
-		n += len(pt.samples)
-		for _, r := range pt.samples {
-			bytes += recordBytes(r)
-		}
-	}
-	return n, bytes
 }
 
 // keptTopics are the topics the store keeps (on disk or pending), least
@@ -140,7 +225,8 @@ type keptTopic struct {
 	samples []int32 // bytes of each sample, circular once full
 	next    int
 	history int64 // their sum
-	stored  bool  // it may be on disk: its deletion must be written
+	onDisk  bool  // a write that held it committed: its removal must be written
+	writing bool  // the write in flight holds it
 }
 
 func (t *keptTopic) size() int64 { return t.value + t.history }
@@ -154,8 +240,8 @@ func (k *keptTopics) has(topic string) bool { return k.m[topic] != nil }
 
 // evicted is a topic that went to keep the bounds.
 type evicted struct {
-	topic  string
-	stored bool
+	topic           string
+	onDisk, writing bool
 }
 
 // touch records v, the topic's last value, with new samples, makes the
@@ -187,35 +273,51 @@ func (k *keptTopics) touch(v bridge.Record, samples []bridge.Record, cfg *StoreC
 	var out []evicted
 	for len(k.m) > 1 && (len(k.m) > cfg.MaxTopics || k.bytes > cfg.HistoryBytes) {
 		oldest := k.lru.Back().Value.(*keptTopic)
-		out = append(out, evicted{oldest.topic, oldest.stored})
+		out = append(out, evicted{oldest.topic, oldest.onDisk, oldest.writing})
 		k.remove(oldest.topic)
 	}
 	return out
 }
 
-// remove forgets topic, and says whether it may be on disk.
-func (k *keptTopics) remove(topic string) (stored bool) {
+// remove forgets topic, and says whether it is on disk, and whether the
+// write in flight holds it.
+func (k *keptTopics) remove(topic string) (onDisk, writing bool) {
 	if el := k.m[topic]; el != nil {
 		t := el.Value.(*keptTopic)
 		k.bytes -= t.size()
 		k.lru.Remove(el)
 		delete(k.m, topic)
-		return t.stored
+		return t.onDisk, t.writing
 	}
-	return false
+	return false, false
 }
 
-// markWritten notes that topic is being written: from now on, its removal
-// must be written too.
-func (k *keptTopics) markWritten(topic string) {
-	if el := k.m[topic]; el != nil {
-		el.Value.(*keptTopic).stored = true
+// startWrite notes that the topics b holds are being written.
+func (k *keptTopics) startWrite(b *batch) {
+	for topic, pt := range b.topics {
+		if el := k.m[topic]; el != nil && !pt.gone {
+			el.Value.(*keptTopic).writing = true
+		}
+	}
+}
+
+// endWrite notes that the write of b ended: if it succeeded, the topics it
+// held (and still kept) are on disk. A topic removed and added again
+// meanwhile is another keptTopic, whose pending change knows (reset or
+// ifWritten) what the file may have.
+func (k *keptTopics) endWrite(b *batch, ok bool) {
+	for topic, pt := range b.topics {
+		if el := k.m[topic]; el != nil && !pt.gone {
+			t := el.Value.(*keptTopic)
+			t.writing = false
+			t.onDisk = t.onDisk || ok
+		}
 	}
 }
 
 // markStored notes that every topic is on disk (after loading).
 func (k *keptTopics) markStored() {
 	for _, el := range k.m {
-		el.Value.(*keptTopic).stored = true
+		el.Value.(*keptTopic).onDisk = true
 	}
 }

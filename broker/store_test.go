@@ -207,6 +207,33 @@ func TestStoreRefusesASecondHub(t *testing.T) {
 	}
 }
 
+// TestCheckStoreSortsErrors: hub store check tells a store in use, a file
+// that is not a store, and a missing one apart (the same sorting as
+// OpenStore's: openDB).
+func TestCheckStoreSortsErrors(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir, StoreConfig{})
+	if err := CheckStore(dir); !errors.Is(err, ErrStoreLocked) || !strings.Contains(err.Error(), "stop the hub first") {
+		t.Fatalf("checking a store in use: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckStore(dir); err != nil {
+		t.Fatalf("checking a sound store: %v", err)
+	}
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "hub.db"), []byte(strings.Repeat("not a bbolt file ", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckStore(broken); !errors.Is(err, ErrStoreDamaged) || !strings.Contains(err.Error(), "move the file aside") {
+		t.Fatalf("checking a file that is not a store: %v", err)
+	}
+	if err := CheckStore(t.TempDir()); err == nil || errors.Is(err, ErrStoreDamaged) || !strings.Contains(err.Error(), "no store") {
+		t.Fatalf("checking a directory without a store: %v", err)
+	}
+}
+
 func TestStoreUnusableDirectory(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "a-file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
