@@ -2,7 +2,6 @@ package broker
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/motehub/motehub/internal/httpx"
+	"github.com/motehub/motehub/internal/linger"
 )
 
 // conns tracks a listener's open connections: to count them per address
@@ -40,6 +40,9 @@ type connLimits struct {
 // drained, so that the client gets what was written last (a DISCONNECT or a
 // refused CONNACK) instead of a reset that loses it.
 const lingerTimeout = time.Second
+
+// lingerBytes bounds what a lingering close reads and discards.
+const lingerBytes = 1 << 20
 
 func newConns(limits connLimits) conns {
 	return conns{connLimits: limits, open: make(map[net.Conn]struct{}), perIP: make(map[string]int)}
@@ -286,9 +289,7 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 func (c *deadlineConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
-		if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite() // *net.TCPConn, *tls.Conn: FIN after what is written
-		}
+		linger.CloseWrite(c.Conn)              // FIN after what is written (TLS: after close_notify)
 		_ = c.Conn.SetReadDeadline(time.Now()) // mochi's reader returns now
 	})
 	return nil
@@ -296,8 +297,7 @@ func (c *deadlineConn) Close() error {
 
 func (c *deadlineConn) linger() {
 	_ = c.Close()
-	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
-	_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, 1<<20)) // until the client closes too, or the deadline
+	linger.Drain(c.Conn, time.Now().Add(lingerTimeout), lingerBytes) // until the client closes too, or the deadline
 	_ = c.Conn.Close()
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/internal/httpx"
+	"github.com/motehub/motehub/internal/linger"
 )
 
 // wsListenerID names MQTT-over-WebSocket clients' listener in mochi.
@@ -178,9 +179,7 @@ func (c *wsConn) Close() error {
 		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
 			time.Now().Add(lingerTimeout))
 		c.wmu.Unlock()
-		if cw, ok := c.ws.NetConn().(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
+		linger.CloseWrite(c.ws.NetConn())
 		_ = c.ws.NetConn().SetReadDeadline(time.Now()) // mochi's reader returns now
 	})
 	return nil
@@ -189,8 +188,7 @@ func (c *wsConn) Close() error {
 func (c *wsConn) linger() {
 	_ = c.Close()
 	conn := c.ws.NetConn()
-	_ = conn.SetReadDeadline(time.Now().Add(lingerTimeout))
-	_, _ = io.Copy(io.Discard, io.LimitReader(conn, 1<<20)) // until the client closes too, or the deadline
+	linger.Drain(conn, time.Now().Add(lingerTimeout), lingerBytes) // until the client closes too, or the deadline
 	_ = conn.Close()
 }
 

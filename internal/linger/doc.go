@@ -5,7 +5,9 @@
 // before is lost, and a browser reports 1006 instead of the reason. A
 // lingering close writes its last words, half-closes (FIN after them), reads
 // and discards what the peer still sends, for a bounded time and number of
-// bytes, until the peer closes too, and only then closes.
+// bytes, until the peer closes too, and only then closes. The browser
+// sessions (package bridge) and the MQTT listeners (package broker: a
+// DISCONNECT with its reason code, a WebSocket close frame) both close so.
 //
 // The functions are safe to call from any goroutine, as net.Conn's methods
 // are; each call belongs to the goroutine that makes it.
