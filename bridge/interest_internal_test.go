@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/motehub/motehub/topics"
 )
@@ -180,5 +181,28 @@ func TestObserversSeeEveryEventInOrder(t *testing.T) {
 	}
 	if want := []string{`1 a 1 false false`, `2 r "on" true false`, `3 r "" true true`}; !slices.Equal(got, want) {
 		t.Fatalf("observed %q, want %q", got, want)
+	}
+}
+
+// TestReconcilerForgetsDueRefusals: a filter the Bus refused is remembered
+// until it is due to be asked again, and then forgotten unless it is still
+// wanted (asked again at once): refusals of filters nobody wants any more do
+// not pile up.
+func TestReconcilerForgetsDueRefusals(t *testing.T) {
+	h := newTestHub(t, Config{}) // fixed subscriptions: no reconciler of its own runs
+	now := time.Now()
+	r := &reconciler{
+		wanted: map[string]int{"wanted/#": 1},
+		leased: map[string]time.Time{},
+		own:    map[string]*busSub{},
+		retry:  map[string]time.Time{"gone/#": now.Add(-time.Second), "wanted/#": now.Add(-time.Second), "later/#": now.Add(time.Minute)},
+		dirty:  true,
+	}
+	adds, _, _ := h.interest.plan(r)
+	if len(adds) != 1 || adds[0] != "wanted/#" {
+		t.Fatalf("plan adds %v, want the wanted filter whose refusal is due", adds)
+	}
+	if _, kept := r.retry["gone/#"]; kept || len(r.retry) != 1 {
+		t.Fatalf("refusals after planning: %v, want only the one not yet due", r.retry)
 	}
 }
