@@ -105,6 +105,17 @@ func requireClose(t *testing.T, run int, err error, code int) {
 	}
 }
 
+// firstThenValid is what a sendingClient sends: first, then a valid line
+// again and again.
+func firstThenValid(first []byte) func(i int) (int, []byte) {
+	return func(i int) (int, []byte) {
+		if i == 0 {
+			return websocket.TextMessage, first
+		}
+		return websocket.TextMessage, []byte(`["after", 1]`)
+	}
+}
+
 // TestFrameTooLargeClosesWith1009 sends a 2 MiB frame (the limit is 1 MiB)
 // and keeps sending: the client reads the close frame 1009 every time, not
 // a reset (1006).
@@ -116,12 +127,7 @@ func TestFrameTooLargeClosesWith1009(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := startSendingClient(t, conn, func(i int) (int, []byte) {
-			if i == 0 {
-				return websocket.TextMessage, large
-			}
-			return websocket.TextMessage, []byte(`["after", 1]`)
-		}, 0)
+		c := startSendingClient(t, conn, firstThenValid(large), 0)
 		requireClose(t, run, c.wait(t), websocket.CloseMessageTooBig)
 	}
 }
@@ -171,12 +177,7 @@ func TestInvalidUTF8TextClosesWith1007(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := startSendingClient(t, conn, func(i int) (int, []byte) {
-			if i == 0 {
-				return websocket.TextMessage, []byte("[\"t\", \"\xc3\x28\"]")
-			}
-			return websocket.TextMessage, []byte(`["after", 1]`)
-		}, 0)
+		c := startSendingClient(t, conn, firstThenValid([]byte("[\"t\", \"\xc3\x28\"]")), 0)
 		requireClose(t, run, c.wait(t), websocket.CloseInvalidFramePayloadData)
 	}
 }
