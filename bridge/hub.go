@@ -303,7 +303,8 @@ func (h *Hub) Close(ctx context.Context) error {
 // client's frame is made from these bytes), then the fan-out takes it (see
 // fanout.deliver). It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
-	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: PayloadToJSON(m.Payload), Time: time.Now(), Retained: m.Retain,
+	payload, text := payloadToJSON(m.Payload)
+	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: payload, Text: text, Time: time.Now(), Retained: m.Retain,
 		Cleared: m.Retain && len(m.Payload) == 0}) // an empty retained message clears the topic, as in MQTT
 }
 
@@ -492,7 +493,7 @@ func (h *Hub) sendStateAt(c *client, filters []string) error {
 			if err != nil {
 				break
 			}
-			frame := stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues))
+			frame := stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues), c.text.Load())
 			var update func(seq uint64) ([]byte, error)
 			if attempt >= 3 {
 				// A busy hub: the last few events and the encoding under the lock.
@@ -502,7 +503,7 @@ func (h *Hub) sendStateAt(c *client, filters []string) error {
 					if err != nil {
 						return nil, err
 					}
-					return stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues)), nil
+					return stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues), c.text.Load()), nil
 				}
 			}
 			var sent bool

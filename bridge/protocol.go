@@ -33,6 +33,8 @@ type sessionConfig struct {
 	Ack       bool     `json:"ack"`
 	IDs       bool     `json:"ids"`
 	Batch     bool     `json:"batch"`
+	Text      bool     `json:"text"`    // plain-text payloads as {"$text": "..."}
+	Devices   bool     `json:"devices"` // live clown.talk/-/device frames
 }
 
 // configOK is the payload of config/ok: what the session now is.
@@ -40,11 +42,13 @@ type configOK struct {
 	Ack       bool     `json:"ack"` // commands are confirmed with clown.talk/-/ack
 	Batch     bool     `json:"batch"`
 	Device    string   `json:"device"`
+	Devices   bool     `json:"devices"` // live device frames (clown.talk/-/device)
 	Epoch     string   `json:"epoch"`
 	ID        string   `json:"id"` // the stream goes on after this event: resume from it
 	IDs       bool     `json:"ids"`
 	Session   string   `json:"session"`
 	Subscribe []string `json:"subscribe"`
+	Text      bool     `json:"text"` // plain-text payloads are {"$text": "..."}
 }
 
 // handleLine acts on one line a client sent and queues the answer, if any.
@@ -153,6 +157,8 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 		IDs:       sc.IDs,
 		Session:   c.id,
 		Subscribe: slices.Compact(slices.Sorted(slices.Values(sc.Subscribe))),
+		Text:      sc.Text,
+		Devices:   sc.Devices,
 	}
 
 	return h.fan.configure(c, sc, ok)

@@ -86,7 +86,7 @@ func TestStateStoreBounds(t *testing.T) {
 	s := newStateStore(3, 1<<20, 4)
 	now := time.Now()
 	for i, topic := range []string{"a", "b", "c", "a", "d"} { // d evicts b, the least recently updated
-		s.update(topic, []byte(fmt.Sprint(i)), false, uint64(i), now)
+		s.update(topic, []byte(fmt.Sprint(i)), false, false, uint64(i), now)
 	}
 	var topics []string
 	for _, v := range s.values("", []string{"#"}) {
@@ -96,7 +96,7 @@ func TestStateStoreBounds(t *testing.T) {
 		t.Fatalf("last values %q, want a=3 c=2 d=4", got)
 	}
 	for i := range 10 {
-		s.update("h", []byte(fmt.Sprint(i)), false, uint64(i), now)
+		s.update("h", []byte(fmt.Sprint(i)), false, false, uint64(i), now)
 	}
 	var hist []string
 	for _, sample := range s.samples("h", 0) {
@@ -176,7 +176,7 @@ func TestStateStoreBoundedInBytes(t *testing.T) {
 	now := time.Now()
 	for i, topic := range []string{"t/0", "t/1", "t/2", "t/0", "t/3"} { // t/3 evicts t/1
 		for range 4 {
-			s.update(topic, payload, false, uint64(i), now)
+			s.update(topic, payload, false, false, uint64(i), now)
 		}
 	}
 	var kept []string
@@ -189,7 +189,7 @@ func TestStateStoreBoundedInBytes(t *testing.T) {
 	if s.bytes != 3*perTopic || len(s.samples("t/0", 0)) != 4 {
 		t.Fatalf("the store counts %d bytes, holds %d, and %d samples of t/0", s.bytes, 3*perTopic, len(s.samples("t/0", 0)))
 	}
-	s.update("t/2", []byte("1"), false, 9, now) // smaller: the samples it replaces no longer count
+	s.update("t/2", []byte("1"), false, false, 9, now) // smaller: the samples it replaces no longer count
 	if want := 3*perTopic - (len(payload) - 1) - (len(payload) - 1); s.bytes != want {
 		t.Fatalf("after a smaller update the store counts %d bytes, want %d", s.bytes, want)
 	}
