@@ -72,7 +72,7 @@ func (f *fanout) deliver(m *Message, r Record) {
 	}
 	f.fanOutLocked(&r) // index match and queue push
 	// After the fan-out: a client sees the device's state, then its command's ack.
-	f.acks.observe(m.Topic, m.CorrelationData, r.Payload, r.Time)
+	f.acks.observe(m.Topic, m.CorrelationData, r.Payload, m.Payload, r.Time)
 	f.wakePollsLocked()
 }
 

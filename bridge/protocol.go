@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+
+	"github.com/motehub/motehub/devices"
 )
 
 // Control topics: a Clown.Talk client talks to the hub itself on topics under
@@ -95,17 +97,27 @@ func (h *Hub) dispatch(ctx context.Context, c *client, in Incoming) error {
 		return nil
 	case topicStateGet:
 		return h.stateGet(ctx, c, payload)
+	case topicDevicesGet:
+		h.devicesGet(c)
+		return nil
+	case topicCommand:
+		return h.commandFrom(ctx, c, payload)
 	}
 	return h.publishFrom(ctx, c, in)
 }
 
 // publishFrom publishes for a session, as a command to be acknowledged when
 // the client asked for that: then every command gets exactly one ack,
-// also when it is refused (besides the error frame every refusal gets).
+// also when it is refused (besides the error frame every refusal gets). A
+// command is a publish on a topic ending in "/set", or on a command topic
+// the device model knows, which then says what confirms it.
 func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
+	var confirm devices.Confirm
+	known := false
 	refused := func(err error) error {
-		if strings.HasSuffix(in.Topic, commandSuffix) && c.ack.Load() {
-			h.fan.send(c, controlFrame(topicAck, ackResult{Topic: in.Topic, ID: in.ID, Error: AsError(err).Code}))
+		if c.ack.Load() && (known || strings.HasSuffix(in.Topic, commandSuffix)) {
+			e := AsError(err)
+			h.fan.send(c, controlFrame(topicAck, ackResult{Topic: in.Topic, ID: in.ID, Code: e.Code, Error: e.Code}))
 		}
 		return err
 	}
@@ -113,7 +125,10 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	if err != nil {
 		return refused(err)
 	}
-	cmd, err := h.acks.expectFrom(c, in, m.Topic)
+	if c.ack.Load() {
+		confirm, known = h.devices.confirmFor(m.Topic, m.Payload)
+	}
+	cmd, err := h.acks.expectFrom(c, in, m.Topic, confirm, known)
 	if err != nil {
 		return refused(err)
 	}
@@ -122,9 +137,12 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	}
 	if err := h.publish(ctx, m, in.Topic, sourceWS); err != nil {
 		if cmd != nil {
-			h.acks.failed(cmd, CodeUnavailable)
+			h.acks.failed(cmd, ackResult{Code: CodeUnavailable, Error: CodeUnavailable})
 		}
 		return err
+	}
+	if cmd != nil && cmd.timer == nil { // nothing confirms it: done once published
+		h.acks.settleNow(cmd, ackResult{OK: true})
 	}
 	return nil
 }
@@ -161,7 +179,11 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 		Devices:   sc.Devices,
 	}
 
-	return h.fan.configure(c, sc, ok)
+	if err := h.fan.configure(c, sc, ok); err != nil {
+		return err
+	}
+	h.views.follow(c, sc.Devices)
+	return nil
 }
 
 // stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with

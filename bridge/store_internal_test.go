@@ -3,11 +3,13 @@ package bridge
 import (
 	"errors"
 	"fmt"
-	"github.com/motehub/motehub/auth"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/devices"
 )
 
 func appendN(l *eventLog, from, to int, payload string, at time.Time) {
@@ -153,7 +155,7 @@ func TestDetachDropsPendingCommands(t *testing.T) {
 	h := newTestHub(t, Config{})
 	c := attachTest(t, h, "", "#")
 	c.ack.Store(true)
-	cmd, err := h.acks.expectFrom(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set")
+	cmd, err := h.acks.expectFrom(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set", devices.Confirm{}, false)
 	if err != nil || cmd == nil {
 		t.Fatalf("expectFrom = %v, %v", cmd, err)
 	}
@@ -202,13 +204,14 @@ func TestStateStoreBoundedInBytes(t *testing.T) {
 
 // TestStateMemoryBoundedAfter100kTopics: 100,000 distinct topics with 2 KB
 // payloads (200 MB in all) leave the hub's heap grown by about its bounds
-// (HistoryBytes and LogBytes), not by what went through.
+// (HistoryBytes, LogBytes and DeviceQueueBytes), not by what went
+// through.
 func TestStateMemoryBoundedAfter100kTopics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100,000 topics")
 	}
-	const historyBytes, logBytes = 8 << 20, 1 << 20
-	h := newTestHub(t, Config{MaxTopics: 1 << 20, HistoryBytes: historyBytes, LogBytes: logBytes})
+	const historyBytes, logBytes, deviceQueueBytes = 8 << 20, 1 << 20, 1 << 20
+	h := newTestHub(t, Config{MaxTopics: 1 << 20, HistoryBytes: historyBytes, LogBytes: logBytes, DeviceQueueBytes: deviceQueueBytes})
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats
@@ -227,7 +230,7 @@ func TestStateMemoryBoundedAfter100kTopics(t *testing.T) {
 	if bytes > historyBytes || topics == 0 || topics == 100000 {
 		t.Fatalf("the store holds %d topics in %d bytes, bound %d", topics, bytes, historyBytes)
 	}
-	if limit := int64(3 * (historyBytes + logBytes)); grown > limit {
+	if limit := int64(3 * (historyBytes + logBytes + deviceQueueBytes)); grown > limit {
 		t.Fatalf("the heap grew by %d MB after 100,000 topics, more than %d MB", grown>>20, limit>>20)
 	}
 	t.Logf("kept %d topics in %d bytes; heap grew by %.1f MB after 200 MB of messages", topics, bytes, float64(grown)/(1<<20))
