@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"slices"
@@ -70,6 +71,7 @@ type binding struct {
 	ent *entity
 	av  *availBinding
 	exp *expandBinding
+	alt *stateSource // for ent: one of its also sources, else its Topic
 }
 
 // boundByConvention reports whether a declaration of a convention (not a
@@ -324,6 +326,13 @@ func (m *Model) bind(d *device, oldEntities map[string]*entity, oldAvail []*avai
 		if m.bindTopic(d, e.spec.Topic, b) && e.spec.Value == nil {
 			fresh = append(fresh, pending{e.spec.Topic, b})
 		}
+		for i := range e.spec.also {
+			alt := &e.spec.also[i]
+			b := binding{dev: d, ent: e, alt: alt}
+			if m.bindTopic(d, alt.Topic, b) && e.spec.Value == nil {
+				fresh = append(fresh, pending{alt.Topic, b})
+			}
+		}
 	}
 	for _, a := range d.avail {
 		b := binding{dev: d, av: a}
@@ -444,9 +453,12 @@ func (m *Model) feedOne(b binding, payload []byte, at time.Time) {
 		e := b.ent
 		var v json.RawMessage
 		var ok bool
-		if e.spec.read != nil {
+		switch {
+		case b.alt != nil:
+			v, ok = readAlso(e, *b.alt, payload)
+		case e.spec.read != nil:
 			v, ok = e.spec.read(payload)
-		} else {
+		default:
 			v, ok = readValue(&e.spec.Entity, payload)
 		}
 		if ok && len(v) <= maxValueBytes {
@@ -460,6 +472,21 @@ func (m *Model) feedOne(b binding, payload []byte, at time.Time) {
 	case b.exp != nil:
 		m.expand(b.exp, payload, at)
 	}
+}
+
+// readAlso reads an entity's state from one of its also sources.
+func readAlso(e *entity, s stateSource, payload []byte) (json.RawMessage, bool) {
+	raw, ok := jsonField(payload, s.Field)
+	if !ok {
+		if s.Field != "" {
+			return nil, false
+		}
+		raw = stringJSON(string(bytes.TrimSpace(payload)))
+	}
+	if e.spec.read != nil {
+		return e.spec.read(raw)
+	}
+	return normalise(e.spec.Type, raw)
 }
 
 // touch records a message about d.
@@ -544,8 +571,8 @@ func (d *device) snapshot() Device {
 	out := d.meta
 	out.Availability = d.availability()
 	out.Updated = d.updated
-	out.Entities = make([]Entity, len(d.entities))
-	for i, e := range d.entities {
+	out.Entities = make([]Entity, 0, len(d.entities))
+	for _, e := range d.entities {
 		x := e.spec.Entity
 		x.Value = slices.Clone(x.Value)
 		if x.Control != nil {
@@ -553,7 +580,9 @@ func (d *device) snapshot() Device {
 			c.Options = slices.Clone(c.Options)
 			x.Control = &c
 		}
-		out.Entities[i] = x
+		if !e.spec.hidden {
+			out.Entities = append(out.Entities, x)
+		}
 		if x.Value == nil {
 			continue
 		}

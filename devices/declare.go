@@ -93,6 +93,22 @@ type entitySpec struct {
 	// ConfirmFor can confirm it: ok false when it asks for nothing the
 	// model can confirm (TOGGLE). nil: read, else readValue.
 	parseCommand func(payload []byte) (value json.RawMessage, ok bool)
+	// also are more topics the same state arrives on (Tasmota's relay: text
+	// on stat/<t>/POWER, {"POWER":"ON"} on stat/<t>/RESULT and
+	// tele/<t>/STATE). Their value is the JSON at Field (the whole payload,
+	// text read as a JSON string, when ""), read by read when set, else
+	// normalised to Type. Commands are confirmed on Entity.Topic only.
+	also []stateSource
+	// hidden entities feed their device (Battery, LinkQuality) without being
+	// listed in Device.Entities.
+	hidden bool
+}
+
+// A stateSource is one more topic, and field within it, an entity's state
+// arrives on.
+type stateSource struct {
+	Topic string
+	Field string
 }
 
 // An availabilitySpec binds one topic to a device's availability.

@@ -102,6 +102,7 @@ func New(cfg Config) *Model {
 	m.conventions = []convention{
 		homeAssistant{},
 		// Conventions of other files: one line each below.
+		newZigbee2MQTT(),
 	}
 	return m
 }
