@@ -348,7 +348,7 @@ func homieList(s string) []string {
 }
 
 // declarations is the device as the model shows it: one entity per
-// property, availability from $state.
+// property, availability from $state; none while it has no property.
 func (d *homieDevice) declarations() []declaration {
 	desc := d.desc
 	if desc == nil {
@@ -385,6 +385,9 @@ func (d *homieDevice) declarations() []declaration {
 			}
 			decl.entities = append(decl.entities, p.entity(d.base+"/"+n.ID+"/"+p.ID, n.ID+"/"+p.ID, name))
 		}
+	}
+	if len(decl.entities) == 0 {
+		return nil // nothing to show yet
 	}
 	return []declaration{decl}
 }
@@ -424,7 +427,7 @@ func (p homieProperty) entity(topic, id, name string) entitySpec {
 	case "integer", "float":
 		e.Type, e.Kind = TypeNumber, KindSensor
 		e.DeviceClass = homieDeviceClass(p)
-		if e.DeviceClass != "" {
+		if e.DeviceClass != "" && !p.Settable {
 			e.StateClass = "measurement"
 		}
 		if p.Settable {
