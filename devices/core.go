@@ -180,8 +180,12 @@ func (m *Model) rebuild(d *device) Changes {
 	var ch Changes
 	m.unbind(d)
 	if len(d.parts) == 0 {
-		delete(m.devices, d.id)
-		ch.Removed = append(ch.Removed, d.id)
+		if m.devices[d.id] == d {
+			delete(m.devices, d.id)
+		}
+		if d.visible() {
+			ch.Removed = append(ch.Removed, d.id)
+		}
 		return ch
 	}
 	oldEntities := d.byID
@@ -228,15 +232,21 @@ func (m *Model) rebuild(d *device) Changes {
 			d.avail = append(d.avail, a)
 		}
 	}
-	if len(d.entities) == 0 {
-		delete(m.devices, d.id)
-		ch.Removed = append(ch.Removed, d.id)
-		return ch
-	}
-	ch.Updated = append(ch.Updated, d.id)
+	wasVisible := len(oldEntities) > 0
 	m.bind(d, oldEntities, oldAvail)
+	switch {
+	case d.visible():
+		ch.Updated = append(ch.Updated, d.id)
+	case wasVisible:
+		ch.Removed = append(ch.Removed, d.id)
+	}
 	return ch
 }
+
+// visible reports whether d is shown: a device with no entity (yet: Homie's
+// $name before its properties, an expansion before its first payload) is
+// not, but its declarations are kept.
+func (d *device) visible() bool { return len(d.entities) > 0 }
 
 // add appends e to d's entities.
 func (d *device) add(e *entity) {
@@ -440,7 +450,9 @@ func (m *Model) feed(t *topic, payload []byte, at time.Time, dev *device) Change
 			continue // removed meanwhile
 		}
 		m.feedOne(b, payload, at)
-		ch.Updated = appendUnique(ch.Updated, b.dev.id)
+		if b.dev.visible() {
+			ch.Updated = appendUnique(ch.Updated, b.dev.id)
+		}
 	}
 	return ch
 }
