@@ -427,3 +427,148 @@ func assertNothingPublished(t *testing.T, c paho.Client, ch <-chan hubtest.Messa
 		t.Fatalf("%s got %q, which should not have been published", topic, m.Payload)
 	}
 }
+
+// kitchenAndGarage is a Zigbee2MQTT bridge with two devices, in the trace
+// format: a bulb under zigbee2mqtt/kitchen/ and a plug under
+// zigbee2mqtt/garage/ (friendly names may hold '/').
+const kitchenAndGarage = `
+{"topic": "zigbee2mqtt/bridge/devices", "retain": true, "json": [` +
+	`{"ieee_address": "0x01", "friendly_name": "kitchen/bulb", "type": "Router", "definition": {"model": "LED1545G12", "vendor": "IKEA", ` +
+	`"exposes": [{"type": "light", "features": [{"type": "binary", "name": "state", "property": "state", "access": 7, "value_on": "ON", "value_off": "OFF"}]}]}}, ` +
+	`{"ieee_address": "0x02", "friendly_name": "garage/plug", "type": "Router", "definition": {"model": "E1603", "vendor": "IKEA", ` +
+	`"exposes": [{"type": "switch", "features": [{"type": "binary", "name": "state", "property": "state", "access": 7, "value_on": "ON", "value_off": "OFF"}]}]}}]}
+{"topic": "zigbee2mqtt/kitchen/bulb", "retain": true, "json": {"state": "OFF"}}
+{"topic": "zigbee2mqtt/garage/plug", "retain": true, "json": {"state": "OFF"}}
+`
+
+// TestDevicesFollowTheReadACL: a user who may read only
+// zigbee2mqtt/kitchen/# sees only the kitchen bulb in /api/devices,
+// devices/get and device frames, while a user who reads everything sees
+// both; a read-only user's command is refused "forbidden" and nothing is
+// published.
+func TestDevicesFollowTheReadACL(t *testing.T) {
+	users, err := auth.Parse([]byte(`
+[users.anonymous]
+read = ["zigbee2mqtt/kitchen/#"]
+[users.admin]
+password = "` + hubtest.PasswordHash(t, "secret") + `"
+readwrite = ["#"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startDeviceServer(t, auth.New(users))
+	msgs, err := devicetrace.Read(strings.NewReader(kitchenAndGarage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	player := hubtest.ConnectMQTT(t, ts.Broker.Addr().String(), "z2m")
+	play(t, player, msgs)
+	admin := http.Header{"Authorization": {basicAuth("admin", "secret")}}
+	var all []devices.Device
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { all = ts.apiDevices(t, admin); return len(all) == 2 },
+		"the admin never saw two devices")
+	var kitchen, garage string
+	for _, d := range all {
+		switch d.Name {
+		case "kitchen/bulb":
+			kitchen = d.ID
+		case "garage/plug":
+			garage = d.ID
+		}
+	}
+	if kitchen == "" || garage == "" {
+		t.Fatalf("no kitchen device in %v", shape(all))
+	}
+
+	onlyKitchen := func(where string, list []devices.Device) {
+		t.Helper()
+		if len(list) != 1 || list[0].ID != kitchen {
+			t.Fatalf("%s shows %v to the kitchen reader, want only %s", where, shape(list), kitchen)
+		}
+		for _, e := range list[0].Entities {
+			if !strings.HasPrefix(e.Topic, "zigbee2mqtt/kitchen/") {
+				t.Fatalf("%s shows the kitchen reader an entity on %s", where, e.Topic)
+			}
+		}
+	}
+	onlyKitchen("/api/devices", ts.apiDevices(t, nil))
+	ws := ts.session(t, nil, `{"subscribe": ["zigbee2mqtt/kitchen/#"], "devices": true}`)
+	onlyKitchen("devices/get", devicesGet(t, ws))
+	if status, _ := ts.do(t, "GET", "/api/devices/"+url.PathEscape(garage), "", ""); status != http.StatusNotFound {
+		t.Fatalf("a device the reader may not read: %d, want 404", status)
+	}
+
+	// The garage changes first, then the kitchen: the first frame is the kitchen's.
+	hubtest.PublishMQTT(t, player, "zigbee2mqtt/garage/plug", 1, true, []byte(`{"state":"ON"}`))
+	hubtest.PublishMQTT(t, player, "zigbee2mqtt/kitchen/bulb", 1, true, []byte(`{"state":"ON"}`))
+	var first struct{ ID string }
+	if err := json.Unmarshal(ws.Expect("clown.talk/-/device").Payload, &first); err != nil || first.ID != kitchen {
+		t.Fatalf("the kitchen reader's first device frame is about %q, want %s", first.ID, kitchen)
+	}
+
+	// Read-only: the command is refused and nothing reaches the bulb.
+	bulb := hubtest.ConnectMQTT(t, ts.Broker.Addr().String(), "bulb")
+	commands := hubtest.SubscribeMQTT(t, bulb, "zigbee2mqtt/kitchen/bulb/set", 1)
+	ws.Send(`["clown.talk/-/command", {"device": "` + kitchen + `", "entity": "state", "value": true, "id": "ro"}]`)
+	if a := readAck(t, ws); a.OK || a.Code != "forbidden" || a.ID != "ro" {
+		t.Fatalf("a read-only user's command: ack %+v", a)
+	}
+	status, body := ts.do(t, "POST", "/api/devices/"+url.PathEscape(kitchen)+"/command", "application/json", `{"entity": "state", "value": true}`)
+	if status != http.StatusForbidden || !strings.Contains(body, `"code":"forbidden"`) {
+		t.Fatalf("a read-only user's POST command = %d %s", status, body)
+	}
+	assertNothingPublished(t, player, commands, "zigbee2mqtt/kitchen/bulb/set")
+}
+
+func basicAuth(user, password string) string {
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(user, password)
+	return r.Header.Get("Authorization")
+}
+
+// TestPlainText: {"$text": ...} publishes bare bytes, over the WebSocket and
+// /api/publish; a session with "text" sees text and JSON strings apart, in
+// live frames and state/get, and a session without it sees exactly the
+// frames it always did.
+func TestPlainText(t *testing.T) {
+	ts := startDeviceServer(t, nil)
+	device := hubtest.ConnectMQTT(t, ts.Broker.Addr().String(), "device")
+	got := hubtest.SubscribeMQTT(t, device, "cmnd/plug/#", 1)
+
+	texter := ts.session(t, nil, `{"subscribe": ["t/#"], "text": true}`)
+	plain := ts.session(t, nil, `{"subscribe": ["t/#"]}`)
+
+	texter.Send(`["cmnd/plug/POWER", {"$text": "ON"}]`)
+	if m := hubtest.Receive(t, got, hubtest.Timeout, "the text command"); m.Payload != "ON" {
+		t.Fatalf("{\"$text\": \"ON\"} over the WebSocket published %q, want the bytes ON", m.Payload)
+	}
+	if status, body := ts.do(t, "POST", "/api/publish", "application/json", `["cmnd/plug/POWER", {"$text": "OFF"}]`); status != http.StatusOK {
+		t.Fatalf("/api/publish with $text = %d %s", status, body)
+	}
+	if m := hubtest.Receive(t, got, hubtest.Timeout, "the text command"); m.Payload != "OFF" {
+		t.Fatalf("{\"$text\": \"OFF\"} over HTTP published %q, want the bytes OFF", m.Payload)
+	}
+
+	hubtest.PublishMQTT(t, device, "t/text", 1, false, []byte("hello"))
+	hubtest.PublishMQTT(t, device, "t/json", 1, false, []byte(`"hello"`))
+	hubtest.PublishMQTT(t, device, "t/num", 1, false, []byte(`21.5`))
+	for _, want := range []string{`["t/text",{"$text":"hello"}]`, `["t/json","hello"]`, `["t/num",21.5]`} {
+		if line := texter.ReadLine(); line != want {
+			t.Fatalf("the text session got %s, want %s", line, want)
+		}
+	}
+	for _, want := range []string{`["t/text","hello"]`, `["t/json","hello"]`, `["t/num",21.5]`} {
+		if line := plain.ReadLine(); line != want {
+			t.Fatalf("the session without text got %s, want %s as always", line, want)
+		}
+	}
+	texter.Send(`["clown.talk/-/state/get", {"filter": "t/text"}]`)
+	if f := texter.Expect("clown.talk/-/state/ok"); !strings.Contains(string(f.Payload), `["t/text",{"$text":"hello"},`) {
+		t.Fatalf("state/ok of the text session: %s", f.Payload)
+	}
+	plain.Send(`["clown.talk/-/state/get", {"filter": "t/text"}]`)
+	if f := plain.Expect("clown.talk/-/state/ok"); !strings.Contains(string(f.Payload), `["t/text","hello",`) {
+		t.Fatalf("state/ok of the session without text: %s", f.Payload)
+	}
+}
