@@ -218,8 +218,8 @@ func TestZigbee2MQTTCommands(t *testing.T) {
 		t.Errorf("confirmed on %s, want the state topic", on.Confirm.Topic)
 	}
 	for payload, want := range map[string]bool{
-		`{"state":"ON","brightness":120}`: true,
-		`{"brightness":120,"state":"ON"}`: true,
+		`{"state":"ON","brightness":120}`:  true,
+		`{"brightness":120,"state":"ON"}`:  true,
 		`{"state":"OFF","brightness":120}`: false,
 		`{"brightness":120}`:               false,
 		`ON`:                               false,
