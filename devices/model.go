@@ -117,6 +117,7 @@ func (m *Model) Apply(msg Message) Changes {
 		return Changes{}
 	}
 	m.now = msg.Time
+	m.seq++
 	for _, c := range m.conventions {
 		if ch, ok := c.handle(m, msg); ok {
 			return ch
@@ -134,7 +135,7 @@ func (m *Model) Apply(msg Message) Changes {
 		ch.add(m.heuristic(msg))
 		t = m.topics[msg.Topic]
 	}
-	ch.add(m.feed(t, msg.Payload, msg.Time, nil))
+	ch.add(m.feed(t, msg.Payload, msg.Time, m.seq))
 	return ch
 }
 
