@@ -484,7 +484,17 @@ func tasmotaLeafName(path string) string {
 	if last == 0 {
 		return words
 	}
-	return strings.Join(levels[:last], " ") + " " + strings.ToLower(words)
+	return strings.Join(levels[:last], " ") + " " + lowerWord(words)
+}
+
+// lowerWord is s with its first letter in lower case when it starts a
+// capitalised word (Temperature), not an acronym (TVOC, A0).
+func lowerWord(s string) string {
+	runes := []rune(s)
+	if len(runes) > 1 && unicode.IsUpper(runes[0]) && unicode.IsLower(runes[1]) {
+		runes[0] = unicode.ToLower(runes[0])
+	}
+	return string(runes)
 }
 
 // splitCamel is ApparentPower as "Apparent power"; runs of capitals
