@@ -468,14 +468,16 @@ func (u tasmotaUnits) leaf(path string, v json.RawMessage) (entitySpec, bool) {
 }
 
 // tasmotaLeafName names a SENSOR leaf for people: ENERGY.ApparentPower is
-// "Apparent power", ENERGY.Total "Energy total", BME280.DewPoint "BME280
-// dew point".
+// "Apparent power", ENERGY.Total "Energy total", ENERGY.Factor "Power
+// factor", BME280.DewPoint "BME280 dew point".
 func tasmotaLeafName(path string) string {
 	levels := strings.Split(path, ".")
 	if levels[0] == "ENERGY" && len(levels) == 2 {
 		switch levels[1] {
 		case "Total", "Today", "Yesterday":
 			return "Energy " + strings.ToLower(levels[1])
+		case "Factor":
+			return "Power factor"
 		}
 		levels = levels[1:]
 	}
