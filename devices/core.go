@@ -30,7 +30,9 @@ type part struct {
 	source   string
 	dev      *device
 	decl     declaration
-	declared []*entity          // the entities of decl.entities the device kept
+	declared []*entity          // the entities of decl.entities the device shows
+	all      map[string]*entity // every entity of decl.entities by id, shown or not (another part's of that id, MaxEntities): they outlive a rebuild
+	prev     map[string]*entity // the entities the source declared before, whose values carry over
 	expanded []*entity          // leaves of decl.expand, sorted by id; they outlive a rebuild
 	byLeaf   map[string]*entity // expanded, by topic and path (leafKey)
 	expands  []*expandBinding
@@ -125,9 +127,12 @@ func (m *Model) declare(source string, decls []declaration) Changes {
 			dev = &device{id: id}
 			m.devices[id] = dev
 		}
-		p := &part{source: source, dev: dev, decl: d, byLeaf: make(map[string]*entity)}
-		for _, q := range old { // leaves seen before outlive the declaration
+		p := &part{source: source, dev: dev, decl: d, byLeaf: make(map[string]*entity), all: make(map[string]*entity)}
+		for _, q := range old { // values and leaves seen before outlive the declaration
 			if q.dev == dev {
+				if p.prev == nil {
+					p.prev = q.all
+				}
 				for _, e := range q.expanded {
 					if q.expandsLeaf(e, d.expand) {
 						e.part = p
@@ -205,7 +210,10 @@ func (m *Model) rebuild(d *device) Changes {
 		}
 		return ch
 	}
-	oldEntities := d.byID
+	wasBound := make(map[*entity]bool, len(d.entities))
+	for _, e := range d.entities {
+		wasBound[e] = true
+	}
 	oldAvail := d.avail
 	d.mergeMeta()
 	d.entities, d.byID = nil, make(map[string]*entity)
@@ -213,21 +221,29 @@ func (m *Model) rebuild(d *device) Changes {
 	for _, p := range d.parts {
 		p.declared = p.declared[:0]
 		for _, spec := range p.decl.entities {
-			if spec.ID == "" || d.byID[spec.ID] != nil {
+			if spec.ID == "" {
 				continue
+			}
+			e := p.all[spec.ID]
+			if e == nil {
+				e = &entity{spec: spec, part: p}
+				e.spec.Value, e.spec.Updated = nil, time.Time{}
+				if old := p.prev[spec.ID]; old != nil && old.spec.Topic == spec.Topic && old.spec.Field == spec.Field && old.spec.Type == spec.Type {
+					e.spec.Value, e.spec.Updated = old.spec.Value, old.spec.Updated
+				}
+				p.all[spec.ID] = e
+			}
+			if d.byID[spec.ID] != nil {
+				continue // another part's, or twice in one declaration
 			}
 			if len(d.entities) >= m.cfg.MaxEntities {
 				m.stats.RefusedEntities++
 				continue
 			}
-			e := &entity{spec: spec, part: p}
-			e.spec.Value, e.spec.Updated = nil, time.Time{}
-			if old := oldEntities[spec.ID]; old != nil && old.spec.Topic == spec.Topic && old.spec.Field == spec.Field && old.spec.Type == spec.Type {
-				e.spec.Value, e.spec.Updated = old.spec.Value, old.spec.Updated
-			}
 			p.declared = append(p.declared, e)
 			d.add(e)
 		}
+		p.prev = nil
 		for _, e := range p.expanded {
 			if d.byID[e.spec.ID] == nil && len(d.entities) < m.cfg.MaxEntities {
 				d.add(e)
@@ -249,8 +265,8 @@ func (m *Model) rebuild(d *device) Changes {
 			d.avail = append(d.avail, a)
 		}
 	}
-	wasVisible := len(oldEntities) > 0
-	ch.add(m.bind(d, oldEntities, oldAvail))
+	wasVisible := len(wasBound) > 0
+	ch.add(m.bind(d, wasBound, oldAvail))
 	switch {
 	case d.visible():
 		ch.Updated = append(ch.Updated, d.id)
@@ -334,7 +350,7 @@ func (m *Model) dropIfEmpty(name string, t *topic) {
 // drops the heuristic devices of topics a convention now binds, and feeds
 // the new bindings what was kept on their topics. It returns the changes of
 // the heuristic devices it dropped.
-func (m *Model) bind(d *device, oldEntities map[string]*entity, oldAvail []*availBinding) Changes {
+func (m *Model) bind(d *device, wasBound map[*entity]bool, oldAvail []*availBinding) Changes {
 	var ch Changes
 	type pending struct {
 		topic string
@@ -352,13 +368,13 @@ func (m *Model) bind(d *device, oldEntities map[string]*entity, oldAvail []*avai
 			continue // expanded leaves are fed by their expansion
 		}
 		b := binding{dev: d, ent: e}
-		if m.bindTopic(d, e.spec.Topic, b) && e.spec.Value == nil {
+		if m.bindTopic(d, e.spec.Topic, b) && !wasBound[e] {
 			fresh = append(fresh, pending{e.spec.Topic, b})
 		}
 		for i := range e.spec.also {
 			alt := &e.spec.also[i]
 			b := binding{dev: d, ent: e, alt: alt}
-			if m.bindTopic(d, alt.Topic, b) && e.spec.Value == nil {
+			if m.bindTopic(d, alt.Topic, b) && !wasBound[e] {
 				fresh = append(fresh, pending{alt.Topic, b})
 			}
 		}

@@ -132,8 +132,12 @@ func (m *Model) Apply(msg Message) Changes {
 	}
 	t = m.keep(msg)
 	if !t.boundByConvention() {
-		ch.add(m.heuristic(msg))
+		hc, declared := m.heuristic(msg)
+		ch.add(hc)
 		t = m.topics[msg.Topic]
+		if declared && t != nil && t.kept != nil && t.keptSeq == m.seq {
+			return ch // declaring fed it what was just kept: this message
+		}
 	}
 	ch.add(m.feed(t, msg.Payload, msg.Time, m.seq))
 	return ch
