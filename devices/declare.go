@@ -123,7 +123,8 @@ type availabilitySpec struct {
 	// Anything else leaves the binding unknown.
 	Online, Offline string
 	// read overrides Field, Online and Offline: it returns Online, Offline
-	// or Unknown for a payload (Homie's $state: ready, lost, ...).
+	// or Unknown for a payload (Homie's $state: ready, lost, ...). A
+	// payload that is neither online nor offline leaves the binding as it was.
 	read func(payload []byte) string
 }
 

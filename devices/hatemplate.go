@@ -200,3 +200,12 @@ func isSimpleJSONAround(t haCommandTemplate) bool {
 func (t haCommandTemplate) apply(value string) []byte {
 	return []byte(t.before + value + t.after)
 }
+
+// unapply is the text a payload of the template was filled with.
+func (t haCommandTemplate) unapply(payload []byte) (string, bool) {
+	s, ok := strings.CutPrefix(string(payload), t.before)
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(s, t.after)
+}

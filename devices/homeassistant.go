@@ -469,7 +469,9 @@ func rawValue(payload []byte) (json.RawMessage, bool) {
 // haCommand sets an entity's control: its command topic, and how a value
 // becomes a payload through command_template (text) and what confirms it.
 // A command template the model does not evaluate leaves it read-only.
-func haCommand(e *entitySpec, c haConfig, topicKey, templateKey string, text func(json.RawMessage) string, confirm func(json.RawMessage) Confirm) {
+// fromText reads the text a command template was filled with back as a
+// value, for ConfirmFor.
+func haCommand(e *entitySpec, c haConfig, topicKey, templateKey string, text func(json.RawMessage) string, confirm func(json.RawMessage) Confirm, fromText func(string) (json.RawMessage, bool)) {
 	topic := c.str(topicKey)
 	if topic == "" {
 		return
@@ -485,6 +487,13 @@ func haCommand(e *entitySpec, c haConfig, topicKey, templateKey string, text fun
 	e.Control.Topic = topic
 	e.encode = func(v json.RawMessage) ([]byte, Confirm, error) {
 		return tpl.apply(text(v)), confirm(v), nil
+	}
+	e.parseCommand = func(payload []byte) (json.RawMessage, bool) {
+		s, ok := tpl.unapply(payload)
+		if !ok {
+			return nil, false
+		}
+		return fromText(s)
 	}
 }
 
@@ -519,7 +528,7 @@ func haSwitch(e entitySpec, c haConfig, stateKey, tplKey string) ([]entitySpec, 
 		func(v json.RawMessage) string { return pick(string(v) == "true", on, off) },
 		func(v json.RawMessage) Confirm {
 			return haTextConfirm(e.Topic, t, evaluated, pick(string(v) == "true", stateOn, stateOff))
-		})
+		}, onOffText(on, off))
 	return []entitySpec{e}, nil
 }
 
@@ -550,7 +559,7 @@ func haLight(e entitySpec, c haConfig) ([]entitySpec, error) {
 		}
 		haCommand(&b, c, "brightness_command_topic", "brightness_command_template",
 			func(v json.RawMessage) string { return string(v) },
-			func(v json.RawMessage) Confirm { return haTextConfirm(b.Topic, t, evaluated, string(v)) })
+			func(v json.RawMessage) Confirm { return haTextConfirm(b.Topic, t, evaluated, string(v)) }, numberText)
 		if b.Control != nil {
 			b.Control.Min, b.Control.Max, b.Control.Step = &zero, &scale, &step
 		}
@@ -631,7 +640,7 @@ func haNumber(e entitySpec, c haConfig) ([]entitySpec, error) {
 	e.Control = &Control{Min: c.numOr("min", 1), Max: c.numOr("max", 100), Step: c.numOr("step", 1)}
 	haCommand(&e, c, "command_topic", "command_template",
 		func(v json.RawMessage) string { return string(v) },
-		func(v json.RawMessage) Confirm { return haTextConfirm(e.Topic, t, evaluated, string(v)) })
+		func(v json.RawMessage) Confirm { return haTextConfirm(e.Topic, t, evaluated, string(v)) }, numberText)
 	if e.Control.Topic == "" {
 		e.Control = nil
 	}
@@ -651,7 +660,8 @@ func haSelect(e entitySpec, c haConfig) ([]entitySpec, error) {
 	e.Control = &Control{Options: options}
 	haCommand(&e, c, "command_topic", "command_template",
 		func(v json.RawMessage) string { return textOf(v) },
-		func(v json.RawMessage) Confirm { return haTextConfirm(e.Topic, t, evaluated, textOf(v)) })
+		func(v json.RawMessage) Confirm { return haTextConfirm(e.Topic, t, evaluated, textOf(v)) },
+		func(s string) (json.RawMessage, bool) { return stringJSON(s), true })
 	if e.Control.Topic == "" {
 		e.Control = nil
 	}
@@ -664,7 +674,8 @@ func haButton(e entitySpec, c haConfig) ([]entitySpec, error) {
 	press := c.strOr("payload_press", "PRESS")
 	haCommand(&e, c, "command_topic", "command_template",
 		func(json.RawMessage) string { return press },
-		func(json.RawMessage) Confirm { return Confirm{} })
+		func(json.RawMessage) Confirm { return Confirm{} },
+		func(s string) (json.RawMessage, bool) { return json.RawMessage("null"), s == press })
 	if e.Control == nil {
 		return nil, errHAConfig
 	}
@@ -675,4 +686,13 @@ func haButton(e entitySpec, c haConfig) ([]entitySpec, error) {
 func humanise(class string) string {
 	s := strings.ReplaceAll(class, "_", " ")
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// numberText reads a number written as text.
+func numberText(s string) (json.RawMessage, bool) {
+	f, ok := parseNumber([]byte(s))
+	if !ok {
+		return nil, false
+	}
+	return numberJSON(f), true
 }

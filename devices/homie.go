@@ -23,7 +23,8 @@ import (
 // $state is availability: ready is online, and so is alert (Homie 3/4:
 // connected, but something is wrong); disconnected and lost are offline,
 // and so is sleeping (a sleeping device does not hear a command: Homie's
-// /set messages are not retained); init leaves it unknown.
+// /set messages are not retained); init (starting up) says nothing: the
+// availability stays as it was, unknown at first.
 
 const (
 	homieRoot           = "homie/"
@@ -402,7 +403,7 @@ func homieAvailability(payload []byte) string {
 	case "disconnected", "lost", "sleeping":
 		return Offline
 	}
-	return Unknown // init, or nothing yet
+	return Unknown // init, or nothing the spec names
 }
 
 // entity is the entity of a property whose value arrives on topic.

@@ -117,6 +117,7 @@ func (m *Model) Apply(msg Message) Changes {
 		return Changes{}
 	}
 	m.now = msg.Time
+	m.seq++
 	for _, c := range m.conventions {
 		if ch, ok := c.handle(m, msg); ok {
 			return ch
@@ -131,10 +132,14 @@ func (m *Model) Apply(msg Message) Changes {
 	}
 	t = m.keep(msg)
 	if !t.boundByConvention() {
-		ch.add(m.heuristic(msg))
+		hc, declared := m.heuristic(msg)
+		ch.add(hc)
 		t = m.topics[msg.Topic]
+		if declared && t != nil && t.kept != nil && t.keptSeq == m.seq {
+			return ch // declaring fed it what was just kept: this message
+		}
 	}
-	ch.add(m.feed(t, msg.Payload, msg.Time, nil))
+	ch.add(m.feed(t, msg.Payload, msg.Time, m.seq))
 	return ch
 }
 
