@@ -572,3 +572,37 @@ func TestPlainText(t *testing.T) {
 		t.Fatalf("state/ok of the session without text: %s", f.Payload)
 	}
 }
+
+// TestRawPublishOnKnownCommandTopicIsConfirmed: a session with "ack" that
+// publishes plain text on a Tasmota command topic (no "/set") gets an ack
+// once the device reports the state on its stat topic.
+func TestRawPublishOnKnownCommandTopicIsConfirmed(t *testing.T) {
+	msgs, ok := readTrace(t, "tasmota")
+	if !ok {
+		t.Skip("testdata/devices/tasmota.trace is not written yet")
+	}
+	ts := startDeviceServer(t, nil)
+	addr := ts.Broker.Addr().String()
+	play(t, hubtest.ConnectMQTT(t, addr, "trace-player"), msgs)
+	cc := commandCases[3]
+	var ent devices.Entity
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		_, ent, ok = cc.find(ts.apiDevices(t, nil))
+		return ok
+	}, "no Tasmota relay in /api/devices")
+	if strings.HasSuffix(ent.Control.Topic, "/set") {
+		t.Fatalf("the Tasmota command topic %s ends in /set: this test is about those that do not", ent.Control.Topic)
+	}
+
+	device := hubtest.ConnectMQTT(t, addr, "plug")
+	commands := hubtest.SubscribeMQTT(t, device, ent.Control.Topic, 1)
+	ws := ts.session(t, nil, `{"subscribe": [], "ack": true}`)
+	ws.Send(`["` + ent.Control.Topic + `", {"$text": "ON"}, {"id": "raw1"}]`)
+	if m := hubtest.Receive(t, commands, hubtest.Timeout, "the raw command"); m.Payload != "ON" {
+		t.Fatalf("the plug got %q", m.Payload)
+	}
+	hubtest.PublishMQTT(t, device, ent.Topic, 1, false, []byte("ON"))
+	if a := readAck(t, ws); !a.OK || a.ID != "raw1" || a.Topic != ent.Control.Topic {
+		t.Fatalf("raw publish on %s: ack %+v", ent.Control.Topic, a)
+	}
+}
