@@ -204,14 +204,17 @@ func TestStateStoreBoundedInBytes(t *testing.T) {
 
 // TestStateMemoryBoundedAfter100kTopics: 100,000 distinct topics with 2 KB
 // payloads (200 MB in all) leave the hub's heap grown by about its bounds
-// (HistoryBytes, LogBytes and DeviceQueueBytes), not by what went
-// through.
+// (HistoryBytes, LogBytes, DeviceQueueBytes and the device model's), not
+// by what went through.
 func TestStateMemoryBoundedAfter100kTopics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100,000 topics")
 	}
-	const historyBytes, logBytes, deviceQueueBytes = 8 << 20, 1 << 20, 1 << 20
-	h := newTestHub(t, Config{MaxTopics: 1 << 20, HistoryBytes: historyBytes, LogBytes: logBytes, DeviceQueueBytes: deviceQueueBytes})
+	const historyBytes, logBytes, deviceQueueBytes, modelBytes = 8 << 20, 1 << 20, 1 << 20, 1 << 20
+	h := newTestHub(t, Config{MaxTopics: 1 << 20, HistoryBytes: historyBytes, LogBytes: logBytes, DeviceQueueBytes: deviceQueueBytes,
+		// The device model's bounds: its kept payloads, and 100 devices of a
+		// 2 KB value each.
+		Devices: devices.Config{MaxDevices: 100, MaxKeptBytes: modelBytes}})
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats
@@ -230,7 +233,7 @@ func TestStateMemoryBoundedAfter100kTopics(t *testing.T) {
 	if bytes > historyBytes || topics == 0 || topics == 100000 {
 		t.Fatalf("the store holds %d topics in %d bytes, bound %d", topics, bytes, historyBytes)
 	}
-	if limit := int64(3 * (historyBytes + logBytes + deviceQueueBytes)); grown > limit {
+	if limit := int64(3 * (historyBytes + logBytes + deviceQueueBytes + modelBytes)); grown > limit {
 		t.Fatalf("the heap grew by %d MB after 100,000 topics, more than %d MB", grown>>20, limit>>20)
 	}
 	t.Logf("kept %d topics in %d bytes; heap grew by %.1f MB after 200 MB of messages", topics, bytes, float64(grown)/(1<<20))
