@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"slices"
 	"sync"
 
@@ -40,7 +39,6 @@ type deviceModel struct {
 	maxBytes int         // of the records queued (recordOverhead each, and their topics and payloads)
 	state    *stateStore // the values a rebuild starts from
 	stats    *counters
-	log      *slog.Logger
 	views    *deviceViews // who sees what, and the sessions that follow devices
 
 	// The queue, under qmu: Observe appends; the worker takes it whole.
@@ -64,9 +62,9 @@ type deviceModel struct {
 	known map[string]devices.Device
 }
 
-func newDeviceModel(cfg devices.Config, maxQueue, maxBytes int, state *stateStore, views *deviceViews, stats *counters, log *slog.Logger) *deviceModel {
+func newDeviceModel(cfg devices.Config, maxQueue, maxBytes int, state *stateStore, views *deviceViews, stats *counters) *deviceModel {
 	return &deviceModel{
-		cfg: cfg, maxQueue: maxQueue, maxBytes: maxBytes, state: state, views: views, stats: stats, log: log,
+		cfg: cfg, maxQueue: maxQueue, maxBytes: maxBytes, state: state, views: views, stats: stats,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		model: devices.New(cfg), known: make(map[string]devices.Device),
 	}

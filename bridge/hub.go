@@ -268,7 +268,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	h.responseTopic = "motehub/response/" + h.epoch
 	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, 16*cfg.MaxPendingCommands, h.responseTopic, h.fan.send, &h.stats)
 	h.views = newDeviceViews(h.authz, h.fan.send)
-	h.devices = newDeviceModel(cfg.Devices, cfg.DeviceQueue, cfg.DeviceQueueBytes, h.state, h.views, &h.stats, h.log)
+	h.devices = newDeviceModel(cfg.Devices, cfg.DeviceQueue, cfg.DeviceQueueBytes, h.state, h.views, &h.stats)
 	h.devices.start() // from the restored values, before any event; until Close
 	// What the fan-out tells of each event, in order: the observers (the
 	// state store first: the device model rebuilds from it), then (after
