@@ -32,6 +32,9 @@ type deviceSpec struct {
 	// commands, in order, each in the convention's exact encoding, with the
 	// messages that answer it, in order.
 	commands []commandCase
+	// announced is the last message it announces after connecting (any
+	// payload when "").
+	announced sent
 	// will is its Will, goodbye what it says when it stops on purpose; both
 	// retained, on the topic of its online message in retained.
 	will, goodbye sent
@@ -41,7 +44,14 @@ type sent struct{ topic, payload string }
 
 type commandCase struct {
 	sent
-	answers []sent
+	answers []answer
+}
+
+// answer is a message that answers a command: its topic, and its payload as
+// a string (exact) or a jsonHas.
+type answer struct {
+	topic string
+	want  any
 }
 
 var deviceSpecs = []deviceSpec{{
@@ -64,12 +74,13 @@ var deviceSpecs = []deviceSpec{{
 		"motesim_climate/heater/state": "OFF",
 	},
 	commands: []commandCase{
-		{sent{"motesim_climate/heater/set", "ON"}, []sent{{"motesim_climate/heater/state", "ON"}}},
+		{sent{"motesim_climate/heater/set", "ON"}, []answer{{"motesim_climate/heater/state", "ON"}}},
 		{sent{"motesim_climate/heater/set", "on"}, nil}, // not payload_on: ignored
-		{sent{"motesim_climate/heater/set", "OFF"}, []sent{{"motesim_climate/heater/state", "OFF"}}},
+		{sent{"motesim_climate/heater/set", "OFF"}, []answer{{"motesim_climate/heater/state", "OFF"}}},
 	},
-	will:    sent{"motesim_climate/status", "offline"},
-	goodbye: sent{"motesim_climate/status", "offline"},
+	announced: sent{"motesim_climate/sensor", ""},
+	will:      sent{"motesim_climate/status", "offline"},
+	goodbye:   sent{"motesim_climate/status", "offline"},
 }, {
 	name: DeviceZigbee2MQTT,
 	retained: map[string]any{
@@ -92,17 +103,18 @@ var deviceSpecs = []deviceSpec{{
 		"zigbee2mqtt/kitchen_lamp/availability": `{"state":"online"}`,
 	},
 	commands: []commandCase{
-		{sent{"zigbee2mqtt/kitchen_lamp/set", `{"state":"ON"}`}, []sent{{"zigbee2mqtt/kitchen_lamp", `"state":"ON","brightness":120,`}}},
-		{sent{"zigbee2mqtt/kitchen_lamp/set", `{"brightness": 200}`}, []sent{{"zigbee2mqtt/kitchen_lamp", `"state":"ON","brightness":200,`}}},
-		{sent{"zigbee2mqtt/kitchen_lamp/set", `{"state":"TOGGLE"}`}, []sent{{"zigbee2mqtt/kitchen_lamp", `"state":"OFF","brightness":200,`}}},
+		{sent{"zigbee2mqtt/kitchen_lamp/set", `{"state":"ON"}`}, []answer{{"zigbee2mqtt/kitchen_lamp", jsonHas{"state": "ON", "brightness": 120.0, "linkquality": nil}}}},
+		{sent{"zigbee2mqtt/kitchen_lamp/set", `{"brightness": 200}`}, []answer{{"zigbee2mqtt/kitchen_lamp", jsonHas{"state": "ON", "brightness": 200.0, "linkquality": nil}}}},
+		{sent{"zigbee2mqtt/kitchen_lamp/set", `{"state":"TOGGLE"}`}, []answer{{"zigbee2mqtt/kitchen_lamp", jsonHas{"state": "OFF", "brightness": 200.0, "linkquality": nil}}}},
 		{sent{"zigbee2mqtt/kitchen_lamp/set", `{"state":"DIM"}`}, nil},
 		{sent{"zigbee2mqtt/kitchen_lamp/set", `{"brightness": 300}`}, nil},
-		{sent{"zigbee2mqtt/kitchen_lamp/set/brightness", `80`}, []sent{{"zigbee2mqtt/kitchen_lamp", `"state":"ON","brightness":80,`}}},
-		{sent{"zigbee2mqtt/kitchen_lamp/set", `OFF`}, []sent{{"zigbee2mqtt/kitchen_lamp", `"state":"OFF","brightness":80,`}}},
-		{sent{"zigbee2mqtt/kitchen_lamp/get", `{"state":""}`}, []sent{{"zigbee2mqtt/kitchen_lamp", `"state":"OFF","brightness":80,`}}},
+		{sent{"zigbee2mqtt/kitchen_lamp/set/brightness", `80`}, []answer{{"zigbee2mqtt/kitchen_lamp", jsonHas{"state": "ON", "brightness": 80.0, "linkquality": nil}}}},
+		{sent{"zigbee2mqtt/kitchen_lamp/set", `OFF`}, []answer{{"zigbee2mqtt/kitchen_lamp", jsonHas{"state": "OFF", "brightness": 80.0, "linkquality": nil}}}},
+		{sent{"zigbee2mqtt/kitchen_lamp/get", `{"state":""}`}, []answer{{"zigbee2mqtt/kitchen_lamp", jsonHas{"state": "OFF", "brightness": 80.0, "linkquality": nil}}}},
 	},
-	will:    sent{"zigbee2mqtt/bridge/state", `{"state":"offline"}`},
-	goodbye: sent{"zigbee2mqtt/bridge/state", `{"state":"offline"}`},
+	announced: sent{"zigbee2mqtt/kitchen_lamp", ""},
+	will:      sent{"zigbee2mqtt/bridge/state", `{"state":"offline"}`},
+	goodbye:   sent{"zigbee2mqtt/bridge/state", `{"state":"offline"}`},
 }, {
 	name: DeviceTasmota,
 	retained: map[string]any{
@@ -115,15 +127,16 @@ var deviceSpecs = []deviceSpec{{
 		"tasmota/discovery/DC4F22A1B2C3/sensors": jsonHas{"sn.ENERGY.Voltage": nil, "sn.ENERGY.Power": 0.0, "ver": 1.0},
 	},
 	commands: []commandCase{
-		{sent{"cmnd/tasmota_A1B2C3/POWER", "ON"}, []sent{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"ON"}`}, {"stat/tasmota_A1B2C3/POWER", "ON"}}},
-		{sent{"cmnd/tasmota_A1B2C3/POWER", "TOGGLE"}, []sent{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"OFF"}`}, {"stat/tasmota_A1B2C3/POWER", "OFF"}}},
-		{sent{"cmnd/tasmota_A1B2C3/Power", "on"}, []sent{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"ON"}`}, {"stat/tasmota_A1B2C3/POWER", "ON"}}},
-		{sent{"cmnd/tasmota_A1B2C3/POWER", ""}, []sent{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"ON"}`}, {"stat/tasmota_A1B2C3/POWER", "ON"}}},
-		{sent{"cmnd/tasmota_A1B2C3/POWER", "0"}, []sent{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"OFF"}`}, {"stat/tasmota_A1B2C3/POWER", "OFF"}}},
-		{sent{"cmnd/tasmota_A1B2C3/Dimmer", "50"}, []sent{{"stat/tasmota_A1B2C3/RESULT", `{"Command":"Unknown"}`}}},
+		{sent{"cmnd/tasmota_A1B2C3/POWER", "ON"}, []answer{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"ON"}`}, {"stat/tasmota_A1B2C3/POWER", "ON"}}},
+		{sent{"cmnd/tasmota_A1B2C3/POWER", "TOGGLE"}, []answer{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"OFF"}`}, {"stat/tasmota_A1B2C3/POWER", "OFF"}}},
+		{sent{"cmnd/tasmota_A1B2C3/Power", "on"}, []answer{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"ON"}`}, {"stat/tasmota_A1B2C3/POWER", "ON"}}},
+		{sent{"cmnd/tasmota_A1B2C3/POWER", ""}, []answer{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"ON"}`}, {"stat/tasmota_A1B2C3/POWER", "ON"}}},
+		{sent{"cmnd/tasmota_A1B2C3/POWER", "0"}, []answer{{"stat/tasmota_A1B2C3/RESULT", `{"POWER":"OFF"}`}, {"stat/tasmota_A1B2C3/POWER", "OFF"}}},
+		{sent{"cmnd/tasmota_A1B2C3/Dimmer", "50"}, []answer{{"stat/tasmota_A1B2C3/RESULT", `{"Command":"Unknown"}`}}},
 	},
-	will:    sent{"tele/tasmota_A1B2C3/LWT", "Offline"},
-	goodbye: sent{"tele/tasmota_A1B2C3/LWT", "Offline"},
+	announced: sent{"tele/tasmota_A1B2C3/SENSOR", ""},
+	will:      sent{"tele/tasmota_A1B2C3/LWT", "Offline"},
+	goodbye:   sent{"tele/tasmota_A1B2C3/LWT", "Offline"},
 }, {
 	name: DeviceHomie,
 	retained: map[string]any{
@@ -146,12 +159,13 @@ var deviceSpecs = []deviceSpec{{
 		"homie/thermostat/heater/power/set":             nil, // commands are not retained
 	},
 	commands: []commandCase{
-		{sent{"homie/thermostat/heater/power/set", "true"}, []sent{{"homie/thermostat/heater/power", "true"}}},
+		{sent{"homie/thermostat/heater/power/set", "true"}, []answer{{"homie/thermostat/heater/power", "true"}}},
 		{sent{"homie/thermostat/heater/power/set", "TRUE"}, nil}, // not a Homie boolean
-		{sent{"homie/thermostat/heater/power/set", "false"}, []sent{{"homie/thermostat/heater/power", "false"}}},
+		{sent{"homie/thermostat/heater/power/set", "false"}, []answer{{"homie/thermostat/heater/power", "false"}}},
 	},
-	will:    sent{"homie/thermostat/$state", "lost"},
-	goodbye: sent{"homie/thermostat/$state", "disconnected"},
+	announced: sent{"homie/thermostat/$state", "ready"},
+	will:      sent{"homie/thermostat/$state", "lost"},
+	goodbye:   sent{"homie/thermostat/$state", "disconnected"},
 }}
 
 // present are the topics of spec.retained the device publishes (a nil
@@ -229,40 +243,47 @@ func jsonAt(v any, path string) (any, bool) {
 }
 
 // waitRetained waits until every topic of each spec has a retained message
-// on the broker at addr, and returns them, as a subscriber that comes later
-// gets them: retained messages are sent at once on SUBSCRIBE, so a fresh
-// subscriber per attempt sees what is retained now.
+// on the broker at addr, and returns what is retained, as a subscriber that
+// comes later gets it.
 func waitRetained(t *testing.T, addr string, specs ...deviceSpec) map[string]hubtest.Message {
 	t.Helper()
 	var want []string
 	for _, s := range specs {
 		want = append(want, s.present()...)
 	}
-	got := map[string]hubtest.Message{}
-	for attempt := 0; ; attempt++ {
-		id := fmt.Sprintf("late-%d", attempt)
-		c := connectOrdered(t, addr, id)
-		ch := hubtest.SubscribeMQTT(t, c, "#", 1)
-		// The broker sent the retained messages on SUBSCRIBE, before it
-		// handles this client's next publish: that one marks their end.
-		end := "motesim-test/" + id
-		hubtest.PublishMQTT(t, c, end, 1, false, []byte("end"))
-		clear(got)
-		receiveUntil(t, ch, hubtest.Timeout, "the end of the retained messages", func(m hubtest.Message) bool {
-			if m.Retain {
-				got[m.Topic] = m
-			}
-			return m.Topic == end
-		})
-		c.Disconnect(0)
+	var got map[string]hubtest.Message
+	attempt := 0
+	hubtest.EventuallyNil(t, hubtest.Timeout, func() error {
+		attempt++
+		got = retainedNow(t, addr, fmt.Sprintf("late-%d", attempt))
 		missing := slices.DeleteFunc(slices.Clone(want), func(topic string) bool { _, ok := got[topic]; return ok })
-		if len(missing) == 0 {
-			return got
+		if len(missing) > 0 {
+			return fmt.Errorf("still not retained: %v\nretained: %v", missing, slices.Sorted(maps.Keys(got)))
 		}
-		if attempt == 50 {
-			t.Fatalf("after %d attempts, these are still not retained: %v\nretained: %v", attempt, missing, slices.Sorted(maps.Keys(got)))
+		return nil
+	})
+	return got
+}
+
+// retainedNow is every message retained on the broker at addr, by topic,
+// as a new subscriber to # gets them.
+func retainedNow(t *testing.T, addr, clientID string) map[string]hubtest.Message {
+	t.Helper()
+	c := connectOrdered(t, addr, clientID)
+	defer c.Disconnect(0)
+	ch := hubtest.SubscribeMQTT(t, c, "#", 1)
+	// The broker sent the retained messages on SUBSCRIBE, before it
+	// handles this client's next publish: that one marks their end.
+	end := "motesim-test/" + clientID
+	hubtest.PublishMQTT(t, c, end, 1, false, []byte("end"))
+	got := map[string]hubtest.Message{}
+	receiveUntil(t, ch, hubtest.Timeout, "the end of the retained messages", func(m hubtest.Message) bool {
+		if m.Retain {
+			got[m.Topic] = m
 		}
-	}
+		return m.Topic == end
+	})
+	return got
 }
 
 // TestDevicesAnnounceRetained: each device publishes its discovery and
@@ -287,4 +308,179 @@ func TestDevicesAnnounceRetained(t *testing.T) {
 			}
 		}
 	}
+}
+
+// waitAnnounced reads ch until spec's device has announced itself.
+func waitAnnounced(t *testing.T, ch <-chan hubtest.Message, spec deviceSpec) {
+	t.Helper()
+	receiveUntil(t, ch, hubtest.Timeout, spec.name+" to announce itself", func(m hubtest.Message) bool {
+		return m.Topic == spec.announced.topic && (spec.announced.payload == "" || m.Payload == spec.announced.payload)
+	})
+}
+
+// TestDevicesObeyCommands: each device obeys commands on its command topic
+// in its convention's exact encoding, answers each with the confirming
+// message, and ignores a command its convention does not accept.
+func TestDevicesObeyCommands(t *testing.T) {
+	t.Parallel()
+	for _, spec := range deviceSpecs {
+		t.Run(spec.name, func(t *testing.T) {
+			t.Parallel()
+			b := startBroker(t, "127.0.0.1:0")
+			addr := b.Addr().String()
+			c := connectOrdered(t, addr, "commander")
+			ch := hubtest.SubscribeMQTT(t, c, "#", 1)
+			log, _ := newLogs(t)
+			startMotes(t, devicesConfig(addr, time.Hour, log, spec.name))
+			waitAnnounced(t, ch, spec)
+
+			answerTopics := map[string]bool{}
+			for _, cmd := range spec.commands {
+				for _, a := range cmd.answers {
+					answerTopics[a.topic] = true
+				}
+			}
+			for _, cmd := range spec.commands {
+				hubtest.PublishMQTT(t, c, cmd.topic, 1, false, []byte(cmd.payload))
+				for _, a := range cmd.answers {
+					var got hubtest.Message
+					receiveUntil(t, ch, hubtest.Timeout, fmt.Sprintf("the answer to %q on %s", cmd.payload, cmd.topic), func(m hubtest.Message) bool {
+						got = m
+						return answerTopics[m.Topic]
+					})
+					if got.Topic != a.topic {
+						t.Fatalf("%q on %s: answered on %s (%q), want %s", cmd.payload, cmd.topic, got.Topic, got.Payload, a.topic)
+					}
+					checkPayload(t, fmt.Sprintf("%s, answering %q on %s", got.Topic, cmd.payload, cmd.topic), got.Payload, a.want)
+				}
+			}
+		})
+	}
+}
+
+// TestDevicesWillAndReannounce: when a device vanishes without DISCONNECT,
+// the broker publishes its Will, retained; after the broker restarts empty,
+// the device reconnects and announces itself again, so its discovery is
+// retained on the new broker.
+func TestDevicesWillAndReannounce(t *testing.T) {
+	first := startBroker(t, "127.0.0.1:0")
+	addr := first.Addr().String()
+	px := startProxy(t, addr)
+	watcher := connectOrdered(t, addr, "watcher")
+	ch := hubtest.SubscribeMQTT(t, watcher, "#", 1)
+	log, logs := newLogs(t)
+	startMotes(t, devicesConfig(px.addr(), time.Hour, log))
+	waitRetained(t, addr, deviceSpecs...)
+
+	// The network fails: every device vanishes and its Will goes out.
+	px.shut.Store(true)
+	px.cut()
+	wills := map[string]string{}
+	for _, s := range deviceSpecs {
+		wills[s.will.topic] = s.will.payload
+	}
+	receiveUntil(t, ch, hubtest.Timeout, "every device's Will", func(m hubtest.Message) bool {
+		if want, ok := wills[m.Topic]; ok && m.Payload == want {
+			delete(wills, m.Topic)
+		}
+		return len(wills) == 0
+	})
+	retained := map[string]any{}
+	for _, s := range deviceSpecs {
+		retained[s.will.topic] = s.will.payload
+	}
+	got := waitRetained(t, addr, deviceSpec{name: "wills", retained: retained})
+	for topic, want := range retained {
+		checkPayload(t, topic, got[topic].Payload, want)
+	}
+
+	// The broker restarts with nothing retained: the devices announce
+	// themselves again.
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		for _, s := range deviceSpecs {
+			if logs.count(slog.LevelInfo, "disconnected", "device", s.name) != 1 {
+				return false
+			}
+		}
+		return true
+	}, "the devices did not log the lost connection")
+	if err := first.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	second := startBroker(t, addr)
+	px.shut.Store(false)
+	got = waitRetained(t, second.Addr().String(), deviceSpecs...)
+	for _, s := range deviceSpecs {
+		for topic, want := range s.retained {
+			if want != nil {
+				checkPayload(t, topic, got[topic].Payload, want)
+			}
+		}
+		if n := logs.count(slog.LevelInfo, "connected", "device", s.name, "reconnect", "true"); n != 1 {
+			t.Errorf("%s logged %d reconnects, want 1", s.name, n)
+		}
+	}
+}
+
+// TestDevicesSayGoodbye: a device that stops on purpose disconnects cleanly
+// (no Will) after saying so as its convention does, retained.
+func TestDevicesSayGoodbye(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "127.0.0.1:0")
+	addr := b.Addr().String()
+	log, logs := newLogs(t)
+	r := startMotes(t, devicesConfig(addr, time.Hour, log))
+	waitRetained(t, addr, deviceSpecs...)
+	r.stop(t)
+
+	retained := map[string]any{}
+	for _, s := range deviceSpecs {
+		retained[s.goodbye.topic] = s.goodbye.payload
+		if n := logs.count(slog.LevelInfo, "disconnected", "device", s.name, "reason", "stopping"); n != 1 {
+			t.Errorf("%s logged %d clean disconnects, want 1", s.name, n)
+		}
+	}
+	got := waitRetained(t, addr, deviceSpec{name: "goodbyes", retained: retained})
+	for topic, want := range retained {
+		checkPayload(t, topic, got[topic].Payload, want)
+	}
+}
+
+// TestDevicesReport: the devices report their readings every
+// ReportInterval, each as its convention does.
+func TestDevicesReport(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, "127.0.0.1:0")
+	addr := b.Addr().String()
+	c := connectOrdered(t, addr, "watcher")
+	ch := hubtest.SubscribeMQTT(t, c, "#", 1)
+	log, _ := newLogs(t)
+	startMotes(t, devicesConfig(addr, fast, log))
+
+	reports := map[string]jsonHas{
+		"motesim_climate/sensor":              {"temperature": nil},
+		"zigbee2mqtt/kitchen_lamp":            {"state": "OFF", "brightness": 120.0, "linkquality": nil},
+		"tele/tasmota_A1B2C3/STATE":           {"POWER": "OFF", "UptimeSec": nil, "Time": nil, "Wifi.RSSI": nil},
+		"tele/tasmota_A1B2C3/SENSOR":          {"ENERGY.Voltage": nil, "ENERGY.Power": 0.0, "ENERGY.Current": 0.0, "ENERGY.Total": nil},
+		"homie/thermostat/heater/temperature": nil, // a float as text
+	}
+	counts := map[string]int{}
+	receiveUntil(t, ch, hubtest.Timeout, "five reports of every device", func(m hubtest.Message) bool {
+		want, ok := reports[m.Topic]
+		if !ok {
+			return false
+		}
+		if want != nil {
+			checkPayload(t, m.Topic, m.Payload, want)
+		} else if v, err := strconv.ParseFloat(m.Payload, 64); err != nil || v < 18 || v > 26 {
+			t.Errorf("%s: %q is not an indoor temperature", m.Topic, m.Payload)
+		}
+		counts[m.Topic]++
+		for topic := range reports {
+			if counts[topic] < 5 {
+				return false
+			}
+		}
+		return true
+	})
 }
