@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/motehub/motehub/internal/hubtest"
 )
@@ -115,6 +118,92 @@ func TestDialable(t *testing.T) {
 		}
 		if got := dialable(tcp); got != want {
 			t.Errorf("dialable(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}
+
+// demoDiscovery are the retained messages by which the demo's devices of
+// other conventions announce themselves, and what each must hold.
+var demoDiscovery = map[string]string{
+	"homeassistant/sensor/motesim_climate/temperature/config": `"state_topic":"motesim_climate/sensor"`,
+	"homeassistant/switch/motesim_climate/heater/config":      `"cmd_t":"~/set"`,
+	"motesim_climate/status":                                  `online`,
+	"zigbee2mqtt/bridge/devices":                              `"friendly_name":"kitchen_lamp"`,
+	"zigbee2mqtt/kitchen_lamp/availability":                   `{"state":"online"}`,
+	"tasmota/discovery/DC4F22A1B2C3/config":                   `"t":"tasmota_A1B2C3"`,
+	"tele/tasmota_A1B2C3/LWT":                                 `Online`,
+	"homie/thermostat/$homie":                                 `4.0`,
+	"homie/thermostat/$state":                                 `ready`,
+}
+
+// TestDemoDevices: hub --demo runs one device of each convention next to
+// the motes, and each announces itself retained, anonymously as with a
+// users file (the demo's built-in user may use their topics); on shutdown
+// they disconnect cleanly.
+func TestDemoDevices(t *testing.T) {
+	users, _ := writeUsers(t, false)
+	for _, tt := range []struct {
+		name       string
+		args       []string
+		user, pass string
+	}{
+		{"anonymous", nil, "", ""},
+		{"users", []string{"--users", users}, "ops", opsPassword},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHub(t, append([]string{"--demo", "--demo-motes", "1"}, tt.args...)...)
+			if !strings.Contains(h.Log.String(), `msg="demo on: one simulated device of each convention" devices=homeassistant,zigbee2mqtt,tasmota,homie`) {
+				t.Errorf("no demo line naming the devices:\n%s", h.Log)
+			}
+			attempt := 0
+			hubtest.EventuallyNil(t, hubtest.Timeout, func() error {
+				attempt++
+				got := demoRetained(t, h.MQTT, fmt.Sprintf("late-%d", attempt), tt.user, tt.pass)
+				for topic, want := range demoDiscovery {
+					if !strings.Contains(got[topic], want) {
+						return fmt.Errorf("retained %s: %q, want it to hold %q", topic, got[topic], want)
+					}
+				}
+				return nil
+			})
+			if err := h.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			log := h.Log.String()
+			for _, device := range []string{"homeassistant", "zigbee2mqtt", "tasmota", "homie"} {
+				if !strings.Contains(log, "msg=disconnected component=motesim device="+device+" reason=stopping") {
+					t.Errorf("%s did not disconnect cleanly on shutdown:\n%s", device, log)
+				}
+			}
+			if strings.Contains(log, "connect failed") {
+				t.Errorf("a simulated device could not connect:\n%s", log)
+			}
+		})
+	}
+}
+
+// demoRetained is every retained message a new subscriber to # gets from
+// the broker at addr, by topic.
+func demoRetained(t *testing.T, addr, clientID, user, pass string) map[string]string {
+	t.Helper()
+	c, err := hubtest.ConnectMQTTWith("tcp://"+addr, clientID, user, pass, func(o *paho.ClientOptions) { o.SetOrderMatters(true) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(0)
+	ch := hubtest.SubscribeMQTT(t, c, "#", 1)
+	// The retained messages came on SUBSCRIBE, before the broker handles
+	// this client's next publish: that one marks their end.
+	end := "demo-test/" + clientID
+	hubtest.PublishMQTT(t, c, end, 1, false, []byte("end"))
+	got := map[string]string{}
+	for {
+		m := hubtest.Receive(t, ch, hubtest.Timeout, "the end of the retained messages")
+		if m.Topic == end {
+			return got
+		}
+		if m.Retain {
+			got[m.Topic] = m.Payload
 		}
 	}
 }
