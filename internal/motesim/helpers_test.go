@@ -30,7 +30,7 @@ const (
 	// stopBound is how long Run may take to return after its context ends:
 	// usually milliseconds, at most writeTimeout when a publish raced the
 	// loss of the connection.
-	stopBound = writeTimeout + time.Second
+	stopBound = writeTimeout + goodbyeTimeout + time.Second
 )
 
 // fastConfig is a Config for tests of the motes, without the devices of
