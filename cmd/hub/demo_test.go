@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -206,4 +209,77 @@ func demoRetained(t *testing.T, addr, clientID, user, pass string) map[string]st
 			got[m.Topic] = m.Payload
 		}
 	}
+}
+
+// TestDemoDevicesInAPI: every simulated device of hub --demo appears in
+// /api/devices with its convention, its name and online; a command through
+// the device model to each control is confirmed by the device.
+func TestDemoDevicesInAPI(t *testing.T) {
+	h := startHub(t, "--demo", "--demo-motes", "1")
+	type device struct {
+		ID, Name, Convention, Availability string
+	}
+	want := map[string]device{
+		"homeassistant:motesim_climate":  {Name: "Living room climate", Convention: "homeassistant", Availability: "online"},
+		"zigbee2mqtt:0x000b57fffec6a5b2": {Name: "kitchen_lamp", Convention: "zigbee2mqtt", Availability: "online"},
+		"tasmota:DC4F22A1B2C3":           {Name: "Desk plug", Convention: "tasmota", Availability: "online"},
+		"homie:thermostat":               {Name: "Hall thermostat", Convention: "homie", Availability: "online"},
+		"hardwario:" + "nodes/mote-1":    {Name: "mote-1", Convention: "hardwario"},
+	}
+	hubtest.EventuallyNil(t, hubtest.Timeout, func() error {
+		status, body := httpGet(t, "http://"+h.HTTP+"/api/devices")
+		var got struct{ Devices []device }
+		if status != http.StatusOK || json.Unmarshal(body, &got) != nil {
+			return fmt.Errorf("GET /api/devices: %d %.300s", status, body)
+		}
+		byID := map[string]device{}
+		for _, d := range got.Devices {
+			byID[d.ID] = device{Name: d.Name, Convention: d.Convention, Availability: d.Availability}
+		}
+		for id, w := range want {
+			g, ok := byID[id]
+			if w.Availability == "" { // the motes: the model learns their pace
+				g.Availability = ""
+			}
+			if !ok || g != w {
+				return fmt.Errorf("device %s: %+v, want %+v; all: %.2000s", id, g, w, body)
+			}
+		}
+		return nil
+	})
+
+	for _, c := range []struct{ device, entity string }{
+		{"homeassistant:motesim_climate", "heater"},
+		{"zigbee2mqtt:0x000b57fffec6a5b2", "state"},
+		{"tasmota:DC4F22A1B2C3", "power"},
+		{"homie:thermostat", "heater/power"},
+	} {
+		for _, value := range []string{"true", "false"} {
+			body := fmt.Sprintf(`{"entity": %q, "value": %s}`, c.entity, value)
+			resp, err := http.Post("http://"+h.HTTP+"/api/devices/"+url.PathEscape(c.device)+"/command", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(answer), `"ok":true`) {
+				t.Errorf("%s %s = %s: %d %s, want the device to confirm it", c.device, c.entity, value, resp.StatusCode, answer)
+			}
+		}
+	}
+}
+
+// httpGet is a GET's status and body.
+func httpGet(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
 }
