@@ -77,6 +77,15 @@ var deviceSpecs = []deviceSpec{{
 		{sent{"motesim_climate/heater/set", "ON"}, []answer{{"motesim_climate/heater/state", "ON"}}},
 		{sent{"motesim_climate/heater/set", "on"}, nil}, // not payload_on: ignored
 		{sent{"motesim_climate/heater/set", "OFF"}, []answer{{"motesim_climate/heater/state", "OFF"}}},
+		{sent{"homeassistant/status", "offline"}, nil},
+		// Home Assistant's birth message: the device announces itself again.
+		{sent{"homeassistant/status", "online"}, []answer{
+			{"motesim_climate/status", "online"},
+			{"homeassistant/sensor/motesim_climate/temperature/config", jsonHas{"unique_id": "motesim_climate_temperature"}},
+			{"homeassistant/switch/motesim_climate/heater/config", jsonHas{"uniq_id": "motesim_climate_heater"}},
+			{"motesim_climate/heater/state", "OFF"},
+			{"motesim_climate/sensor", jsonHas{"temperature": nil}},
+		}},
 	},
 	announced: sent{"motesim_climate/sensor", ""},
 	will:      sent{"motesim_climate/status", "offline"},

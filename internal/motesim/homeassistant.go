@@ -2,7 +2,6 @@ package motesim
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -127,7 +126,7 @@ func (h *homeAssistant) obey(topic string, payload []byte) ([]message, error) {
 	switch topic {
 	case haBirthTopic:
 		if string(payload) != haOnline {
-			return nil, errors.New("Home Assistant's status is not online: nothing to announce")
+			return nil, fmt.Errorf("status %q of Home Assistant is not online: nothing to announce", payload)
 		}
 		return h.announce(time.Now()), nil
 	case haHeaterSet:
