@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/motehub/motehub/auth"
@@ -16,12 +17,15 @@ import (
 // hub --demo runs simulated motes (package internal/motesim) inside the hub,
 // as real MQTT clients of its own MQTT listener, so that the dashboard shows
 // a living system without hardware: temperatures, counters, relays and an
-// LED that obey commands and echo their state.
+// LED that obey commands and echo their state; and next to them one device
+// of each convention the hub understands (a Home Assistant discovery sensor
+// and switch, a Zigbee2MQTT bulb, a Tasmota plug, a Homie thermostat).
 
 // demoUser is the user the simulated motes log in as when the hub enforces
 // a users file: built in (auth.Authorizer.AddBuiltIn), with a random
 // password made at each start and kept in memory, and the right to read and
-// write the motes' topics only. A users file may not define the name.
+// write the simulator's topics only (motesim.Filters). A users file may not
+// define the name.
 const demoUser = "hub-demo"
 
 // demoLogin is what the motes send in CONNECT; zero without a users file.
@@ -29,9 +33,16 @@ type demoLogin struct{ user, password string }
 
 // addDemoUser adds the motes' user to authz, which enforces a users file.
 func addDemoUser(authz *auth.Authorizer) (demoLogin, error) {
+	filters, err := motesim.Filters(demoConfig(options{}, "", demoLogin{}, nil))
+	if err != nil {
+		return demoLogin{}, fmt.Errorf("--demo: %w", err)
+	}
+	rules := make([]auth.Rule, 0, len(filters))
+	for _, f := range filters {
+		rules = append(rules, auth.Rule{Filter: f, Access: auth.Read | auth.Write})
+	}
 	password, hash := auth.NewSecret()
-	err := authz.AddBuiltIn(&auth.User{Name: demoUser, PasswordHash: hash,
-		Rules: []auth.Rule{{Filter: motesim.DefaultPrefix + "/#", Access: auth.Read | auth.Write}}})
+	err = authz.AddBuiltIn(&auth.User{Name: demoUser, PasswordHash: hash, Rules: rules})
 	if err != nil {
 		return demoLogin{}, fmt.Errorf("--demo: the simulated motes log in as %q: %w", demoUser, err)
 	}
@@ -41,6 +52,24 @@ func addDemoUser(authz *auth.Authorizer) (demoLogin, error) {
 // demoTemperatureInterval is faster than the simulator's default (2 s), so
 // that the charts of a fresh dashboard fill within seconds.
 const demoTemperatureInterval = time.Second
+
+// demoReportInterval is how often the devices of other conventions report,
+// faster than the simulator's default (5 s) for the same reason.
+const demoReportInterval = 2 * time.Second
+
+// demoConfig is the simulator's Config for --demo; the motes' user is given
+// the topics of exactly this Config.
+func demoConfig(opts options, broker string, login demoLogin, log *slog.Logger) motesim.Config {
+	return motesim.Config{
+		Broker:              broker,
+		Motes:               opts.DemoMotes,
+		TemperatureInterval: demoTemperatureInterval,
+		ReportInterval:      demoReportInterval,
+		Username:            login.user,
+		Password:            login.password,
+		Logger:              log,
+	}
+}
 
 // startDemo starts opts.DemoMotes simulated motes connected to the hub's MQTT
 // listener at mqttAddr (nil when --mqtt is ""), logging in with login (zero:
@@ -52,22 +81,17 @@ func startDemo(opts options, mqttAddr net.Addr, login demoLogin, log *slog.Logge
 		return nil, errors.New("--demo: no MQTT listener")
 	}
 	broker := dialable(mqttAddr)
-	cfg := motesim.Config{
-		Broker:              "tcp://" + broker,
-		Motes:               opts.DemoMotes,
-		TemperatureInterval: demoTemperatureInterval,
-		Username:            login.user,
-		Password:            login.password,
-		Logger:              log,
-	}
+	cfg := demoConfig(opts, "tcp://"+broker, login, log)
 	// Not derived from run's context: the motes stop when their turn in
 	// run's stops comes, not as soon as the hub is told to stop.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- motesim.Run(ctx, cfg) }()
 	log.Info("demo on: simulated motes publish under "+motesim.DefaultPrefix+"/", "motes", opts.DemoMotes, "broker", "mqtt://"+broker)
+	log.Info("demo on: one simulated device of each convention", "devices", strings.Join(motesim.DeviceNames(), ","))
 	if login.user != "" {
-		log.Info("the simulated motes log in as a built-in user, with a password made for this run", "user", login.user, "may", "read and write "+motesim.DefaultPrefix+"/#")
+		filters, _ := motesim.Filters(cfg) // addDemoUser checked this Config's
+		log.Info("the simulated motes log in as a built-in user, with a password made for this run", "user", login.user, "may", "read and write "+strings.Join(filters, " "))
 	}
 
 	return func(stopCtx context.Context) error {

@@ -54,6 +54,15 @@ func parseFlags(args []string, out io.Writer) (motesim.Config, slog.Level, error
 	fs.DurationVar(&cfg.ASNInterval, "asn-interval", motesim.DefaultASNInterval, "how often each mote publishes its ASN")
 	fs.DurationVar(&cfg.TemperatureInterval, "temperature-interval", motesim.DefaultTemperatureInterval, "how often each mote publishes its temperature")
 	fs.DurationVar(&cfg.PIRInterval, "pir-interval", motesim.DefaultPIRInterval, "mean time between two PIR events of a mote")
+	fs.Func("devices", "comma-separated `NAMES` of the devices of other conventions to run next to the motes: "+
+		strings.Join(motesim.DeviceNames(), ", ")+"; none for the motes only (default all)", func(v string) error {
+		cfg.Devices, cfg.NoDevices = nil, v == "none"
+		if !cfg.NoDevices {
+			cfg.Devices = strings.Split(v, ",")
+		}
+		return nil
+	})
+	fs.DurationVar(&cfg.ReportInterval, "report-interval", motesim.DefaultReportInterval, "how often those devices report their readings")
 	fs.DurationVar(&cfg.MaxReconnectInterval, "max-reconnect-interval", motesim.DefaultMaxReconnectInterval, "longest wait between two attempts to reach the broker")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "`N` makes the readings repeatable (0: random, logged at start)")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "`LEVEL` of logs: debug, info, warn, error")
@@ -71,7 +80,7 @@ func parseFlags(args []string, out io.Writer) (motesim.Config, slog.Level, error
 }
 
 func usage(fs *flag.FlagSet, out io.Writer) {
-	fmt.Fprintf(out, "Usage: motesim [flags]\n\nSimulated motes over MQTT: ASN, temperature, PIR, two relays and an LED that obey .../set.\n\n")
+	fmt.Fprintf(out, "Usage: motesim [flags]\n\nSimulated motes over MQTT: ASN, temperature, PIR, two relays and an LED that obey .../set;\nand one device of each convention: a Home Assistant discovery sensor and switch, a Zigbee2MQTT bulb,\na Tasmota plug, a Homie thermostat.\n\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, text := flag.UnquoteUsage(f)
 		fmt.Fprintf(out, "  --%s %s\n      %s", f.Name, arg, text)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,8 +42,9 @@ func TestParseFlags(t *testing.T) {
 		Broker: motesim.DefaultBroker, Motes: motesim.DefaultMotes, Prefix: motesim.DefaultPrefix,
 		ASNInterval: motesim.DefaultASNInterval, TemperatureInterval: motesim.DefaultTemperatureInterval,
 		PIRInterval: motesim.DefaultPIRInterval, MaxReconnectInterval: motesim.DefaultMaxReconnectInterval,
+		ReportInterval: motesim.DefaultReportInterval,
 	}
-	if cfg != want || level != slog.LevelInfo {
+	if !reflect.DeepEqual(cfg, want) || level != slog.LevelInfo {
 		t.Errorf("defaults: %+v, %v; want %+v, INFO", cfg, level, want)
 	}
 
@@ -50,6 +52,7 @@ func TestParseFlags(t *testing.T) {
 		"--broker", "tcp://10.0.0.1:1884", "--motes", "7", "--prefix", "lab/bench",
 		"--asn-interval", "100ms", "--temperature-interval", "3s", "--pir-interval", "1m",
 		"--max-reconnect-interval", "5s", "--seed", "99", "--log-level", "debug",
+		"--devices", "tasmota,homie", "--report-interval", "30s",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -58,9 +61,13 @@ func TestParseFlags(t *testing.T) {
 		Broker: "tcp://10.0.0.1:1884", Motes: 7, Prefix: "lab/bench",
 		ASNInterval: 100 * time.Millisecond, TemperatureInterval: 3 * time.Second, PIRInterval: time.Minute,
 		MaxReconnectInterval: 5 * time.Second, Seed: 99,
+		Devices: []string{"tasmota", "homie"}, ReportInterval: 30 * time.Second,
 	}
-	if cfg != want || level != slog.LevelDebug {
+	if !reflect.DeepEqual(cfg, want) || level != slog.LevelDebug {
 		t.Errorf("flags: %+v, %v; want %+v, DEBUG", cfg, level, want)
+	}
+	if cfg, _, err := parseFlags([]string{"--devices", "none"}, io.Discard); err != nil || !cfg.NoDevices || cfg.Devices != nil {
+		t.Errorf("--devices none: %+v, %v; want no devices", cfg, err)
 	}
 
 	for _, args := range [][]string{{"--motes", "0"}, {"--motes", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}} {
@@ -69,7 +76,8 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 	var help bytes.Buffer
-	if _, _, err := parseFlags([]string{"--help"}, &help); err != flag.ErrHelp || !strings.Contains(help.String(), "--temperature-interval") {
+	if _, _, err := parseFlags([]string{"--help"}, &help); err != flag.ErrHelp || !strings.Contains(help.String(), "--temperature-interval") ||
+		!strings.Contains(help.String(), "--devices NAMES") || !strings.Contains(help.String(), "homeassistant, zigbee2mqtt, tasmota, homie") {
 		t.Errorf("--help: %v\n%s", err, help.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ const (
 	DefaultTemperatureInterval  = 2 * time.Second
 	DefaultPIRInterval          = 5 * time.Second
 	DefaultMaxReconnectInterval = 2 * time.Second
+	DefaultReportInterval       = 5 * time.Second
 )
 
 // minInterval is the shortest interval a Config accepts: shorter would only
@@ -56,6 +58,21 @@ type Config struct {
 	// PIRInterval is the mean time between two PIR events of a mote; they
 	// come at random (a Poisson process). Default 5 s.
 	PIRInterval time.Duration
+	// Devices picks the devices of other conventions that run next to the
+	// motes, one of each named: "homeassistant" (a Home Assistant
+	// MQTT-discovery sensor and switch), "zigbee2mqtt" (a Zigbee2MQTT bridge
+	// with a dimmable bulb), "tasmota" (a Tasmota plug with energy
+	// metering), "homie" (a Homie 4 thermostat); see [DeviceNames]. Each is
+	// an MQTT client of its own, "motesim-<name>". Default (empty): all of
+	// them.
+	Devices []string
+	// NoDevices turns the devices of other conventions off: only the motes
+	// run. Default false.
+	NoDevices bool
+	// ReportInterval is how often those devices report their readings
+	// (temperatures, the bulb's link quality, the plug's STATE and SENSOR).
+	// Default 5 s.
+	ReportInterval time.Duration
 	// MaxReconnectInterval bounds the wait between two attempts to reach the
 	// broker, at start and after the connection is lost. Default 2 s.
 	MaxReconnectInterval time.Duration
@@ -107,6 +124,7 @@ func (c *Config) normalize() error {
 		{"temperature interval", &c.TemperatureInterval, DefaultTemperatureInterval},
 		{"PIR interval", &c.PIRInterval, DefaultPIRInterval},
 		{"max reconnect interval", &c.MaxReconnectInterval, DefaultMaxReconnectInterval},
+		{"report interval", &c.ReportInterval, DefaultReportInterval},
 	} {
 		switch {
 		case *d.value == 0:
@@ -114,6 +132,10 @@ func (c *Config) normalize() error {
 		case *d.value < minInterval:
 			bad("%s %v is shorter than %v", d.name, *d.value, minInterval)
 		}
+	}
+
+	if err := c.normalizeDevices(); err != nil {
+		errs = append(errs, err)
 	}
 
 	for c.Seed == 0 {
@@ -143,5 +165,31 @@ func checkBroker(broker string) error {
 	default:
 		return fmt.Errorf("scheme %q is not one of tcp, mqtt, ssl, tls, mqtts, ws, wss", u.Scheme)
 	}
+	return nil
+}
+
+// normalizeDevices applies the default of Devices and NoDevices (after it,
+// Devices lists exactly the devices to run) and checks the names.
+func (c *Config) normalizeDevices() error {
+	if c.NoDevices {
+		if len(c.Devices) > 0 {
+			return fmt.Errorf("%w: devices %v and no devices at once", ErrBadConfig, c.Devices)
+		}
+		c.Devices = nil
+		return nil
+	}
+	if len(c.Devices) == 0 {
+		c.Devices = DeviceNames()
+		return nil
+	}
+	for i, name := range c.Devices {
+		if !slices.Contains(DeviceNames(), name) {
+			return fmt.Errorf("%w: no device %q (want one of %s)", ErrBadConfig, name, strings.Join(DeviceNames(), ", "))
+		}
+		if slices.Contains(c.Devices[:i], name) {
+			return fmt.Errorf("%w: device %q twice", ErrBadConfig, name)
+		}
+	}
+	c.Devices = slices.Clone(c.Devices) // Run's copy, whatever the caller does with theirs
 	return nil
 }

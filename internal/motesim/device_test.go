@@ -184,6 +184,7 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Broker != DefaultBroker || c.Motes != DefaultMotes || c.Prefix != DefaultPrefix ||
 		c.ASNInterval != DefaultASNInterval || c.TemperatureInterval != DefaultTemperatureInterval ||
 		c.PIRInterval != DefaultPIRInterval || c.MaxReconnectInterval != DefaultMaxReconnectInterval ||
+		c.ReportInterval != DefaultReportInterval || !slices.Equal(c.Devices, DeviceNames()) ||
 		c.Seed == 0 || c.Logger != slog.Default() {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -193,5 +194,46 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.Broker != "tcp://localhost:1884" || c.Prefix != "lab/floor-2" || c.Seed != 7 {
 		t.Errorf("normalized to %+v", c)
+	}
+}
+
+func TestConfigDevices(t *testing.T) {
+	t.Parallel()
+	c := Config{NoDevices: true}
+	if err := c.normalize(); err != nil || c.Devices != nil {
+		t.Errorf("NoDevices: %v, %v; want no devices", c.Devices, err)
+	}
+	picked := []string{DeviceHomie, DeviceTasmota}
+	c = Config{Devices: picked}
+	if err := c.normalize(); err != nil || !slices.Equal(c.Devices, picked) {
+		t.Errorf("Devices %v: %v, %v", picked, c.Devices, err)
+	}
+	c.Devices[0] = "changed"
+	if picked[0] != DeviceHomie {
+		t.Error("normalize shares the caller's Devices")
+	}
+}
+
+// TestFilters: the filters cover the motes' subtree and every topic of the
+// devices picked; only those. (TestDemoDevices in cmd/hub runs the devices
+// as a user allowed exactly these.)
+func TestFilters(t *testing.T) {
+	t.Parallel()
+	all, err := Filters(Config{Prefix: "lab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"lab/#", "motesim_climate/#", "homeassistant/+/motesim_climate/#", "homeassistant/status",
+		"zigbee2mqtt/bridge/#", "zigbee2mqtt/kitchen_lamp", "zigbee2mqtt/kitchen_lamp/#",
+		"tasmota/discovery/DC4F22A1B2C3/#", "tele/tasmota_A1B2C3/#", "stat/tasmota_A1B2C3/#", "cmnd/tasmota_A1B2C3/#",
+		"homie/thermostat/#"}
+	if !slices.Equal(all, want) {
+		t.Errorf("Filters = %q\nwant %q", all, want)
+	}
+	if motes, err := Filters(Config{NoDevices: true}); err != nil || !slices.Equal(motes, []string{"nodes/#"}) {
+		t.Errorf("Filters without devices = %q, %v", motes, err)
+	}
+	if _, err := Filters(Config{Devices: []string{"hue"}}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("Filters of an unknown device: %v", err)
 	}
 }

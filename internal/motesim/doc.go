@@ -22,10 +22,36 @@
 // state it retains. Telemetry waits for that boot and is not queued while the
 // broker is away.
 //
+// # Devices of other conventions
+//
+// Next to the motes, Run simulates one device of each convention the hub
+// understands, each an MQTT client of its own ("motesim-<name>") that speaks
+// its convention as the real thing does, from each project's public
+// documentation: the topics, payloads, QoS and retained flags are listed
+// at the top of each device's file.
+//
+//   - homeassistant: a Home Assistant MQTT-discovery temperature sensor and
+//     heater switch, one device (homeassistant.go);
+//   - zigbee2mqtt: a Zigbee2MQTT bridge with an IKEA dimmable bulb
+//     (zigbee2mqtt.go);
+//   - tasmota: a Tasmota plug with energy metering (tasmota.go);
+//   - homie: a Homie 4 thermostat (homie.go).
+//
+// Each announces itself (availability, retained discovery, states) after
+// every connect, once its subscriptions are acknowledged, so a broker that
+// restarts empty learns it again; obeys its commands and answers with the
+// confirming message; reports every Config.ReportInterval; has the Will its
+// convention gives it (offline, Offline, {"state":"offline"}, lost); and
+// says so itself, retained, before a clean disconnect. Config.Devices
+// picks them, Config.NoDevices turns them off, and [Filters] lists the
+// topics an MQTT user needs to run them.
+//
 // [Run] keeps trying to reach the broker, so the hub may start after the
 // simulator, and a mote heals by itself when the broker restarts.
 //
 // # Concurrency contract
+//
+// The devices of other conventions follow the same contract as the motes.
 //
 //   - [Run] starts one goroutine per mote. That goroutine owns all of the
 //     mote's state (readings, relays, LED, random numbers): nothing else reads
@@ -39,7 +65,8 @@
 //     does), and paho bounds the queueing by its 1 s write timeout.
 //   - The mote's goroutine publishes without waiting for acknowledgements. A
 //     publish that races the loss of the connection can hold it for up to 1 s
-//     (paho's write timeout), which is also the longest a stop takes.
+//     (paho's write timeout), which is also the longest a stop takes, plus,
+//     for a device, up to 500 ms for its goodbye to be written.
 //   - [Run] returns once ctx is done and every mote's goroutine has ended, its
 //     paho client is disconnected (DISCONNECT sent, connection closed), and
 //     none of its callbacks is running or will run. A mote that is between

@@ -30,14 +30,16 @@ const (
 	// stopBound is how long Run may take to return after its context ends:
 	// usually milliseconds, at most writeTimeout when a publish raced the
 	// loss of the connection.
-	stopBound = writeTimeout + time.Second
+	stopBound = writeTimeout + goodbyeTimeout + time.Second
 )
 
-// fastConfig is a Config for tests against the broker at addr (host:port).
+// fastConfig is a Config for tests of the motes, without the devices of
+// other conventions, against the broker at addr (host:port).
 func fastConfig(addr string, motes int, log *slog.Logger) Config {
 	return Config{
 		Broker:               "tcp://" + addr,
 		Motes:                motes,
+		NoDevices:            true,
 		ASNInterval:          fast,
 		TemperatureInterval:  fast,
 		PIRInterval:          fast,
@@ -317,6 +319,16 @@ func (p *proxy) track(conns ...net.Conn) bool {
 		p.conns[c] = struct{}{}
 	}
 	return !p.closed
+}
+
+// cut breaks every forwarded connection, as a network that fails does: the
+// broker sees the client vanish without DISCONNECT.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		_ = c.Close()
+	}
 }
 
 func (p *proxy) close() {

@@ -354,11 +354,16 @@ func TestRunStopsPromptly(t *testing.T) {
 		b := startBroker(t, "127.0.0.1:0")
 		before := goleak.IgnoreCurrent()
 		log, logs := newLogs(t)
-		r := startMotes(t, fastConfig(b.Addr().String(), 2, log))
+		cfg := fastConfig(b.Addr().String(), 2, log)
+		cfg.NoDevices = false // and every device of another convention
+		r := startMotes(t, cfg)
 		bothLogged(t, logs, "connected")
+		hubtest.Eventually(t, hubtest.Timeout, func() bool {
+			return logs.count(slog.LevelDebug, "announced") == len(DeviceNames())
+		}, "every device to announce itself")
 		stopClean(t, r, before)
-		if n := logs.count(slog.LevelInfo, "disconnected", "reason", "stopping"); n != 2 {
-			t.Errorf("%d motes logged their disconnect at info, want 2", n)
+		if n := logs.count(slog.LevelInfo, "disconnected", "reason", "stopping"); n != 2+len(DeviceNames()) {
+			t.Errorf("%d motes and devices logged their disconnect at info, want %d", n, 2+len(DeviceNames()))
 		}
 	})
 	t.Run("broker-gone", func(t *testing.T) {
@@ -406,6 +411,10 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{TemperatureInterval: 1},
 		{PIRInterval: -5},
 		{MaxReconnectInterval: -1},
+		{ReportInterval: -1},
+		{Devices: []string{"hue"}},
+		{Devices: []string{"homie", "homie"}},
+		{Devices: []string{"homie"}, NoDevices: true},
 	} {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		err := Run(t.Context(), cfg) // the test would hang if Run started motes
