@@ -3,7 +3,7 @@
 
 import { h, setText } from "./dom.js";
 import { isCommand } from "./topics.js";
-import { describe } from "./devices.js";
+import { describe } from "./commands.js";
 
 let sent = 0;
 
