@@ -132,28 +132,34 @@ export class Store {
     const c = this.#changes;
     if (all) {
       const keep = new Set(devices.map((d) => d.id));
-      for (const id of [...this.models.keys()]) if (!keep.has(id)) this.#removeModel(id);
+      for (const id of [...this.models.keys()]) if (!keep.has(id)) this.#removeModel(id, false);
     }
+    let structure = all;
     for (const d of devices) {
       const prev = this.models.get(d.id);
       if (!prev && this.models.size >= MAX_MODEL_DEVICES) continue;
       this.models.set(d.id, d);
       c.models.add(d.id);
-      if (!prev || prev.convention !== d.convention || topicsOf(prev) !== topicsOf(d)) c.modelStructure = true;
+      if (!prev || prev.convention !== d.convention || topicsOf(prev) !== topicsOf(d)) structure = true;
       if (prev) this.#dropGoneEntities(prev, d);
       if (hasCard(d)) for (const e of d.entities) if (isNumeric(e)) this.#addEntityPoint(d, e);
     }
-    if (c.modelStructure) this.coverage = new Coverage(this.models.values());
+    if (structure) {
+      c.modelStructure = true;
+      this.coverage = new Coverage(this.models.values());
+    }
   }
 
-  #removeModel(id) {
+  // removeModel forgets a device; cover says whether to work out what the
+  // cards cover now (not for each of many removed at once).
+  #removeModel(id, cover = true) {
     const d = this.models.get(id);
     if (!d) return;
     this.models.delete(id);
     this.#dropGoneEntities(d, { entities: [] });
     this.#changes.models.add(id);
     this.#changes.modelStructure = true;
-    this.coverage = new Coverage(this.models.values());
+    if (cover) this.coverage = new Coverage(this.models.values());
   }
 
   #dropGoneEntities(prev, next) {
@@ -325,8 +331,9 @@ export class Store {
     }
     // The hub's history holds every value the series has seen before the
     // request; what arrived since goes after it, except a first value the
-    // history already ends with (it may have been in both).
-    const since = target.series.filter((p) => p.a > asked);
+    // history already ends with (it may have been in both). An empty history
+    // (the hub keeps none) leaves the live values.
+    const since = past.length ? target.series.filter((p) => p.a > asked) : target.series;
     if (since.length && past.length && since[0].v === past[past.length - 1].v) since.shift();
     target.series = [];
     for (const p of [...past, ...since]) addPoint(target.series, p);
