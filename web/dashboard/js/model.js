@@ -21,7 +21,8 @@ export const entityKey = (deviceID, entityID) => `${deviceID}\n${entityID}`;
 //   - topics under either ("zigbee2mqtt/lamp/availability",
 //     "homie/dev/node/prop/$unit");
 //   - what a convention publishes about its devices, once the model shows a
-//     device of it: Home Assistant discovery ("homeassistant/.../config"),
+//     device of it: Home Assistant's discovery prefix ("homeassistant/...":
+//     configs, and the states and availability examples put there),
 //     Homie attributes (a level starting with "$" under a Homie device),
 //     the Zigbee2MQTT bridge ("<base>/bridge/..."), Tasmota discovery and
 //     the tele/stat/cmnd topics of a Tasmota device's topic.
@@ -66,7 +67,7 @@ export class Coverage {
   // covers reports whether a model card shows topic (or what it says).
   covers(topic) {
     const levels = topic.split("/");
-    if (this.#homeAssistant && levels[0] === "homeassistant" && levels[levels.length - 1] === "config") return true;
+    if (this.#homeAssistant && levels[0] === "homeassistant") return true;
     let prefix = "";
     for (let i = 0; i < levels.length; i++) {
       prefix = i === 0 ? levels[0] : `${prefix}/${levels[i]}`;
