@@ -1,0 +1,212 @@
+package devices
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Expansion: a JSON object on a topic becomes one entity per leaf.
+
+// maxLeafDepth bounds how deep expansion looks into nested objects.
+const maxLeafDepth = 8
+
+// leafKey names a leaf: its topic and its path.
+func leafKey(topic, field string) string { return topic + "\x00" + field }
+
+// expand feeds a payload to an expansion: leaves seen before get their
+// value, new ones become entities (within MaxEntities).
+func (m *Model) expand(x *expandBinding, payload []byte, at time.Time) {
+	raw, ok := jsonField(payload, x.spec.Field)
+	if !ok {
+		if x.spec.Field != "" {
+			return
+		}
+		raw = stringJSON(string(bytes.TrimSpace(payload)))
+	}
+	p := x.part
+	d := p.dev
+	added := false
+	eachLeaf(raw, x.spec.Field, maxLeafDepth, func(path string, v json.RawMessage) {
+		e := p.byLeaf[leafKey(x.spec.Topic, path)]
+		if e == nil {
+			if d.declares(x.spec.Topic, path) {
+				return
+			}
+			if e = m.newLeaf(x, path, v); e == nil {
+				return
+			}
+			added = true
+		}
+		var value json.RawMessage
+		var ok bool
+		if e.spec.read != nil {
+			value, ok = e.spec.read(v)
+		} else {
+			value, ok = normalise(e.spec.Type, v)
+		}
+		if ok && len(value) <= maxValueBytes {
+			e.spec.Value, e.spec.Updated = value, at
+		}
+	})
+	if added {
+		d.relist()
+	}
+}
+
+// newLeaf makes the entity of a leaf seen for the first time, or nil when
+// the hook skips it or its device is full.
+func (m *Model) newLeaf(x *expandBinding, path string, v json.RawMessage) *entity {
+	p, d := x.part, x.part.dev
+	leaf := x.spec.leaf
+	if leaf == nil {
+		leaf = leafEntity
+	}
+	spec, ok := leaf(path, v)
+	if !ok {
+		return nil
+	}
+	if spec.Topic == "" {
+		spec.Topic = x.spec.Topic
+	}
+	if spec.Topic != x.spec.Topic {
+		return nil // a leaf reads its expansion's topic
+	}
+	if spec.Field == "" {
+		spec.Field = path
+	}
+	if spec.ID == "" {
+		spec.ID = path
+		if path == "" {
+			spec.ID = "value"
+		}
+	}
+	if spec.Name == "" {
+		spec.Name = spec.ID
+	}
+	if d.byID[spec.ID] != nil {
+		return nil
+	}
+	if len(d.entities) >= m.cfg.MaxEntities {
+		m.stats.RefusedEntities++
+		return nil
+	}
+	e := &entity{spec: spec, part: p}
+	i := sort.Search(len(p.expanded), func(i int) bool { return p.expanded[i].spec.ID >= spec.ID })
+	p.expanded = slices.Insert(p.expanded, i, e)
+	p.byLeaf[leafKey(spec.Topic, path)] = e
+	d.byID[spec.ID] = e
+	d.entities = append(d.entities, e) // relist orders them
+	if c := spec.Control; c != nil && spec.encode != nil {
+		m.commands[c.Topic] = append(m.commands[c.Topic], e)
+	}
+	return e
+}
+
+// declares reports whether one of d's declared entities reads path on topic.
+func (d *device) declares(topic, path string) bool {
+	for _, p := range d.parts {
+		for _, e := range p.declared {
+			if e.spec.Topic == topic && e.spec.Field == path {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// relist orders d's entities again: parts in order, each part's declared
+// entities, then its expanded ones.
+func (d *device) relist() {
+	d.entities = d.entities[:0]
+	clear(d.byID)
+	for _, p := range d.parts {
+		for _, e := range p.declared {
+			d.add(e)
+		}
+		for _, e := range p.expanded {
+			if d.byID[e.spec.ID] == nil {
+				d.add(e)
+			}
+		}
+	}
+}
+
+// eachLeaf calls fn for every leaf of a JSON value, in the order of sorted
+// keys, with its dotted path below prefix: numbers, booleans, strings,
+// Clown.Talk's [number, "unit"], and other arrays as a whole. Nulls, keys
+// with dots (no path could name them) and levels below depth are skipped.
+func eachLeaf(raw json.RawMessage, prefix string, depth int, fn func(path string, v json.RawMessage)) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return
+	}
+	if raw[0] != '{' {
+		fn(prefix, raw)
+		return
+	}
+	if depth == 0 {
+		return
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		if k != "" && !strings.Contains(k, ".") {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		path := k
+		if prefix != "" {
+			path = prefix + "." + k
+		}
+		eachLeaf(obj[k], path, depth-1, fn)
+	}
+}
+
+// leafEntity is the default entity of a leaf: a number (with the unit of
+// [21.5, "°C"]), an on/off state, a text, or other JSON shown raw.
+func leafEntity(path string, v json.RawMessage) (entitySpec, bool) {
+	var e entitySpec
+	e.Kind, e.Type = kindOf(v)
+	if e.Type == TypeNumber {
+		e.Unit = unitOf(v)
+	}
+	return e, true
+}
+
+// kindOf is what a value looks like: a number, an on/off state, a text, or
+// other JSON.
+func kindOf(v json.RawMessage) (kind, typ string) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return KindText, TypeText
+	}
+	switch v[0] {
+	case '"':
+		if _, ok := onOff(v, "", ""); ok {
+			return KindBinarySensor, TypeBoolean
+		}
+		return KindText, TypeText
+	case 't', 'f':
+		return KindBinarySensor, TypeBoolean
+	case '[':
+		if _, ok := parseNumber(v); ok {
+			return KindSensor, TypeNumber
+		}
+		return KindText, TypeJSON
+	case '{', 'n':
+		return KindText, TypeJSON
+	}
+	if _, ok := parseNumber(v); ok {
+		return KindSensor, TypeNumber
+	}
+	return KindText, TypeJSON
+}

@@ -1,0 +1,140 @@
+package devices
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+)
+
+// Plain JSON: a topic no convention claims makes a device by the dashboard's
+// prefix/device/rest heuristic (web/dashboard/js/topics.js deviceOf), with
+// one entity per leaf of its JSON payload; Clown.Talk's {"state": bool} and
+// a boolean on a topic named state are switches commanded on <topic>/set in
+// the same shape.
+
+// heuristic makes a device of a topic no convention binds: HARDWARIO's
+// layout, else plain JSON. An empty payload (a retained message cleared)
+// removes what the topic made.
+func (m *Model) heuristic(msg Message) Changes {
+	source := heuristicSource + msg.Topic
+	if len(bytes.TrimSpace(msg.Payload)) == 0 || len(msg.Payload) > maxKeptPayload {
+		if _, ok := m.sources[source]; ok {
+			return m.declare(source, nil)
+		}
+		return Changes{}
+	}
+	decl, shape := heuristicDeclaration(msg.Topic, msg.Payload)
+	t := m.topics[msg.Topic]
+	if _, ok := m.sources[source]; ok && t != nil && t.shape == shape {
+		return Changes{}
+	}
+	ch := m.declare(source, []declaration{decl})
+	if t := m.topics[msg.Topic]; t != nil {
+		t.shape = shape
+	}
+	return ch
+}
+
+// heuristicDeclaration is the device a topic no convention binds makes, and
+// the shape of its payload: the declaration changes when the shape does.
+func heuristicDeclaration(topic string, payload []byte) (declaration, string) {
+	key, name, rest, conv := groupOf(topic)
+	d := declaration{device: Device{ID: conv + ":" + key, Name: name, Convention: conv}}
+	label := labelOf(rest)
+	switch shape := switchShape(topic, payload); shape {
+	case "object", "bool":
+		e := entitySpec{Entity: Entity{ID: rest, Name: label, Kind: KindSwitch, Type: TypeBoolean, Topic: topic,
+			Control: &Control{Topic: topic + "/set"}}}
+		field := ""
+		if shape == "object" {
+			field = "state"
+		}
+		e.Field = field
+		e.encode = func(v json.RawMessage) ([]byte, Confirm, error) {
+			payload := []byte(v)
+			if field != "" {
+				payload = []byte(`{"state":` + string(v) + `}`)
+			}
+			return payload, confirmJSON(topic, field, v), nil
+		}
+		d.entities = append(d.entities, e)
+		return d, "switch-" + shape
+	}
+	leaf := func(path string, v json.RawMessage) (entitySpec, bool) {
+		e, _ := leafEntity(path, v)
+		e.ID, e.Name = rest, label
+		if path != "" {
+			e.ID, e.Name = rest+"."+path, label+" "+path
+		}
+		if conv == HARDWARIO {
+			hardwarioAnnotate(&e, rest, path)
+		}
+		return e, true
+	}
+	d.expand = append(d.expand, expandSpec{Topic: topic, leaf: leaf})
+	return d, "leaves"
+}
+
+// switchShape says whether a payload is a state a command can change, as
+// the dashboard's values.js: "object" for {"state": bool}, "bool" for a
+// boolean on a topic named state, else "".
+func switchShape(topic string, payload []byte) string {
+	payload = bytes.TrimSpace(payload)
+	switch {
+	case len(payload) > 0 && payload[0] == '{':
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(payload, &obj) == nil && len(obj) == 1 {
+			if s := string(bytes.TrimSpace(obj["state"])); s == "true" || s == "false" {
+				return "object"
+			}
+		}
+	case string(payload) == "true" || string(payload) == "false":
+		if topic == "state" || strings.HasSuffix(topic, "/state") {
+			return "bool"
+		}
+	}
+	return ""
+}
+
+// groupOf is the device of a topic, as the dashboard groups them
+// (topics.js deviceOf): "<prefix>/<device>/<rest...>" is the device
+// prefix/device; "a/b" is the device a; "a" is a device of its own. The
+// HARDWARIO layout (node/<id>/..., nodes/<id>/...) is HARDWARIO's.
+func groupOf(topic string) (key, name, rest, convention string) {
+	levels := strings.Split(topic, "/")
+	switch {
+	case len(levels) >= 3:
+		key, name, rest = levels[0]+"/"+levels[1], levels[1], strings.Join(levels[2:], "/")
+		if levels[0] == "node" || levels[0] == "nodes" {
+			return key, name, rest, HARDWARIO
+		}
+	case len(levels) == 2:
+		key, name, rest = levels[0], levels[0], levels[1]
+	default:
+		key, name, rest = topic, topic, topic
+	}
+	return key, name, rest, PlainJSON
+}
+
+// labelOf names an entity from the rest of its topic as the dashboard
+// names a tile (topics.js labelOf): the first and the last level
+// ("thermometer/0:1/temperature" is "thermometer temperature"), where "-"
+// (HARDWARIO's "any channel") and a final "state" say nothing.
+func labelOf(rest string) string {
+	var levels []string
+	for _, l := range strings.Split(rest, "/") {
+		if l != "-" && l != "" {
+			levels = append(levels, l)
+		}
+	}
+	if len(levels) > 1 && levels[len(levels)-1] == "state" {
+		levels = levels[:len(levels)-1]
+	}
+	switch len(levels) {
+	case 0:
+		return rest
+	case 1:
+		return levels[0]
+	}
+	return levels[0] + " " + levels[len(levels)-1]
+}
