@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/motehub/motehub/devices"
 )
 
 // Command acknowledgement. A client that sent config/set {"ack": true} gets,
@@ -26,29 +28,59 @@ import (
 //
 // Several commands to one device are matched in order: an echo confirms the
 // oldest pending command whose asked state it shows.
+//
+// A command to a device of the model (clown.talk/-/command, POST
+// /api/devices/{id}/command), and a raw publish on a command topic the
+// model knows, are confirmed by the model's devices.Confirm instead (Tasmota
+// cmnd/x/POWER by stat/x/POWER), and their acks carry a "code" besides the
+// "error" in words.
 
 // pendingCommand is a command waiting for its device.
 type pendingCommand struct {
-	id       string // correlation data of the MQTT v5 request
-	clientID string // the client's own name for the command, if it gave one
-	c        *client
-	topic    string          // as the client sent it
-	state    string          // absolute topic of the device's state
-	want     json.RawMessage // the state asked for
+	id       string  // correlation data of the MQTT v5 request
+	clientID string  // the client's own name for the command, if it gave one
+	c        *client // whose limit it counts against: nil for the HTTP API's
+	// done takes the result, once, under the acks' lock: it only queues
+	// (the client's ack frame) or hands it over (an HTTP request waiting).
+	done     func(ackResult)
+	topic    string           // as the client sent it
+	device   string           // the model's device and entity, for a command through the model
+	entity   string           //
+	state    string           // absolute topic of the device's state
+	want     json.RawMessage  // the state asked for (when confirm is nil)
+	confirm  *devices.Confirm // the model's confirmation: checked instead of want
 	sent     time.Time
 	timer    *time.Timer
 	differed json.RawMessage // the last state reported that was not the one asked for
 }
 
+// matches reports whether a message on the state topic (its frame's JSON
+// value, and the MQTT payload) confirms cmd.
+func (cmd *pendingCommand) matches(payload, raw []byte) bool {
+	if cmd.confirm != nil {
+		return cmd.confirm.Check(raw)
+	}
+	return stateMatches(cmd.want, payload)
+}
+
 // ackResult is the payload of clown.talk/-/ack.
 type ackResult struct {
 	Topic    string          `json:"topic"`
-	ID       string          `json:"id,omitempty"` // the client's name for the command
+	ID       string          `json:"id,omitempty"`     // the client's name for the command
+	Device   string          `json:"device,omitempty"` // a command through the model
+	Entity   string          `json:"entity,omitempty"`
 	OK       bool            `json:"ok"`
 	MS       int64           `json:"ms"`
-	Error    string          `json:"error,omitempty"`
+	Code     string          `json:"code,omitempty"`     // why it failed (CodeTimeout, CodeStateDiffers, CodeOffline, ...)
+	Error    string          `json:"error,omitempty"`    // the same in words ("timeout", "state differs", ...)
 	State    json.RawMessage `json:"state,omitempty"`    // what the device reported, when it differs
 	Response json.RawMessage `json:"response,omitempty"` // an MQTT v5 response's payload
+}
+
+// failure is the result of a command that failed with err.
+func failure(err error) ackResult {
+	e := AsError(err)
+	return ackResult{Code: e.Code, Error: e.Message}
 }
 
 // commandSuffix marks a publish as a command.
@@ -60,6 +92,7 @@ const commandSuffix = "/set"
 type acks struct {
 	timeout       time.Duration
 	max           int    // pending commands per client
+	maxAPI        int    // pending commands of the HTTP API, together
 	responseTopic string // where MQTT v5 devices answer
 	send          func(c *client, frame []byte)
 	stats         *counters
@@ -69,53 +102,100 @@ type acks struct {
 	mu      sync.Mutex
 	byState map[string][]*pendingCommand // absolute state topic → oldest first
 	byID    map[string]*pendingCommand
-	perC    map[*client]int
+	perC    map[*client]int // the HTTP API's under nil
 	closed  bool
 }
 
-func newAcks(timeout time.Duration, max int, responseTopic string, send func(*client, []byte), stats *counters) *acks {
+func newAcks(timeout time.Duration, max, maxAPI int, responseTopic string, send func(*client, []byte), stats *counters) *acks {
 	return &acks{
-		timeout: timeout, max: max, responseTopic: responseTopic, send: send, stats: stats,
+		timeout: timeout, max: max, maxAPI: maxAPI, responseTopic: responseTopic, send: send, stats: stats,
 		byState: make(map[string][]*pendingCommand), byID: make(map[string]*pendingCommand), perC: make(map[*client]int),
 	}
 }
 
-// expectFrom registers a command from c that is about to be published to
-// absTopic, and returns it (nil when c did not ask for acks, or in is no
-// command).
-func (a *acks) expectFrom(c *client, in Incoming, absTopic string) (*pendingCommand, error) {
-	state, isCommand := strings.CutSuffix(absTopic, commandSuffix)
-	if !isCommand || state == "" || !c.ack.Load() {
-		return nil, nil
-	}
-	return a.expect(c, in, state)
+// isCommand reports whether a publish to absTopic is a command: a topic
+// ending in "/set", or one the model knows (known).
+func isCommand(absTopic string, known bool) bool {
+	state, ok := strings.CutSuffix(absTopic, commandSuffix)
+	return known || ok && state != ""
 }
 
-// expect registers c's command in for the device state topic state.
-func (a *acks) expect(c *client, in Incoming, state string) (*pendingCommand, error) {
-	var want bytes.Buffer
-	_ = json.Compact(&want, in.Payload) // payload is valid JSON
-	cmd := &pendingCommand{id: newID(8), clientID: in.ID, c: c, topic: in.Topic, state: state, want: want.Bytes(), sent: time.Now()}
+// expectFrom makes the command of a publish from c to absTopic (in as c
+// sent it), when c asked for acks and it is one: confirmed by confirm when
+// known (the model knows the topic), else by the state on the topic without
+// "/set". It is registered unless nothing confirms it (a zero confirm: see
+// settleNow). nil: no command.
+func (a *acks) expectFrom(c *client, in Incoming, absTopic string, confirm devices.Confirm, known bool) (*pendingCommand, error) {
+	if !c.ack.Load() || !isCommand(absTopic, known) {
+		return nil, nil
+	}
+	cmd := &pendingCommand{clientID: in.ID, c: c, done: a.toClient(c), topic: in.Topic}
+	if known {
+		cmd.confirm = &confirm
+		cmd.state = confirm.Topic
+		if confirm.Topic == "" {
+			cmd.sent = time.Now()
+			return cmd, nil
+		}
+	} else {
+		var want bytes.Buffer
+		_ = json.Compact(&want, in.Payload) // payload is valid JSON
+		cmd.state, _ = strings.CutSuffix(absTopic, commandSuffix)
+		cmd.want = want.Bytes()
+	}
+	if err := a.expect(cmd); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// toClient is the destination of c's acks: its queue.
+func (a *acks) toClient(c *client) func(ackResult) {
+	return func(res ackResult) { a.send(c, controlFrame(topicAck, res)) }
+}
+
+// expect registers cmd (its state, want or confirm, topic, client and
+// destination set), within the limits: per client, or for the HTTP API.
+func (a *acks) expect(cmd *pendingCommand) error {
+	cmd.id, cmd.sent = newID(8), time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return nil, nil
+		return errorf(CodeUnavailable, "the hub is shutting down")
 	}
-	if a.perC[c] >= a.max {
-		return nil, errorf(CodeLimit, "%d commands are waiting for their devices, at most %d per client", a.perC[c], a.max)
+	if limit := a.limitOf(cmd.c); a.perC[cmd.c] >= limit {
+		return errorf(CodeLimit, "%d commands are waiting for their devices, at most %d per client", a.perC[cmd.c], limit)
 	}
+	c := cmd.c
 	cmd.timer = time.AfterFunc(a.timeout, func() { a.timedOut(cmd) })
-	a.byState[state] = append(a.byState[state], cmd)
+	a.byState[cmd.state] = append(a.byState[cmd.state], cmd)
 	a.byID[cmd.id] = cmd
 	a.perC[c]++
 	a.waiting.Add(1)
-	return cmd, nil
+	return nil
+}
+
+// limitOf is how many commands c may have waiting (nil: the HTTP API's).
+func (a *acks) limitOf(c *client) int {
+	if c == nil {
+		return a.maxAPI
+	}
+	return a.max
+}
+
+// settleNow reports a command that nothing confirms (a zero Confirm: a
+// button), or that failed before it was registered, without registering it.
+func (a *acks) settleNow(cmd *pendingCommand, res ackResult) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reportLocked(cmd, res, time.Now())
 }
 
 // observe looks at a delivered message for confirmations. The hub calls it
 // for every message, after the fan-out (a client sees the state, then the
 // ack): it costs an atomic load when nothing waits.
-func (a *acks) observe(topic string, correlation, payload []byte, now time.Time) {
+// payload is the frame's JSON value, raw the MQTT payload.
+func (a *acks) observe(topic string, correlation, payload, raw []byte, now time.Time) {
 	if a.waiting.Load() == 0 {
 		return
 	}
@@ -129,7 +209,7 @@ func (a *acks) observe(topic string, correlation, payload []byte, now time.Time)
 	}
 	pending := a.byState[topic]
 	for _, cmd := range pending {
-		if stateMatches(cmd.want, payload) {
+		if cmd.matches(payload, raw) {
 			a.settleLocked(cmd, ackResult{OK: true}, now)
 			return
 		}
@@ -146,10 +226,18 @@ func (a *acks) settleLocked(cmd *pendingCommand, res ackResult, now time.Time) {
 	}
 	cmd.timer.Stop()
 	a.forgetLocked(cmd)
-	res.Topic, res.ID = cmd.topic, cmd.clientID
+	a.reportLocked(cmd, res, now)
+}
+
+// reportLocked tells cmd's destination how it ended.
+func (a *acks) reportLocked(cmd *pendingCommand, res ackResult, now time.Time) {
+	res.Topic, res.ID, res.Device, res.Entity = cmd.topic, cmd.clientID, cmd.device, cmd.entity
+	if cmd.sent.IsZero() {
+		cmd.sent = now
+	}
 	res.MS = now.Sub(cmd.sent).Milliseconds()
 	a.stats.acks(res)
-	a.send(cmd.c, controlFrame(topicAck, res))
+	cmd.done(res)
 }
 
 func (a *acks) forgetLocked(cmd *pendingCommand) {
@@ -175,18 +263,32 @@ func (a *acks) forgetLocked(cmd *pendingCommand) {
 func (a *acks) timedOut(cmd *pendingCommand) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	res := ackResult{Error: "timeout"}
+	res := ackResult{Code: CodeTimeout, Error: "timeout"}
 	if cmd.differed != nil {
-		res = ackResult{Error: "state differs", State: cmd.differed}
+		res = ackResult{Code: CodeStateDiffers, Error: "state differs", State: cmd.differed}
 	}
 	a.settleLocked(cmd, res, time.Now())
 }
 
 // failed reports a command that could not be published.
-func (a *acks) failed(cmd *pendingCommand, reason string) {
+func (a *acks) failed(cmd *pendingCommand, res ackResult) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.settleLocked(cmd, ackResult{Error: reason}, time.Now())
+	if cmd.timer == nil { // never registered (see settleNow)
+		a.reportLocked(cmd, res, time.Now())
+		return
+	}
+	a.settleLocked(cmd, res, time.Now())
+}
+
+// forget drops cmd without a word (its HTTP request is gone).
+func (a *acks) forget(cmd *pendingCommand) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.byID[cmd.id] == cmd {
+		cmd.timer.Stop()
+		a.forgetLocked(cmd)
+	}
 }
 
 // drop forgets c's pending commands (c is leaving).
@@ -208,9 +310,13 @@ func (a *acks) drop(c *client) {
 func (a *acks) stop() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := time.Now()
 	for _, cmd := range a.byID {
 		cmd.timer.Stop()
 		a.forgetLocked(cmd)
+		if cmd.c == nil { // an HTTP request waits for it
+			a.reportLocked(cmd, failure(errorf(CodeUnavailable, "the hub is shutting down")), now)
+		}
 	}
 	a.closed = true
 }

@@ -39,6 +39,10 @@ const (
 	formatLines    format = iota // WebSocket: ["topic",payload]\n
 	formatLinesIDs               // WebSocket with ids: ["topic",payload,{"id":"..."}]\n
 	formatSSE                    // id: ...\ndata: ["topic",payload]\n\n
+
+	// formatText modifies the others: a plain-text payload (not JSON) is
+	// {"$text": "..."} instead of a JSON string (config/set "text": true).
+	formatText format = 1 << 7
 )
 
 // client is one browser session, whatever its transport. The hub fills its
@@ -68,6 +72,7 @@ type client struct {
 
 	batch atomic.Bool // join queued lines into one frame; read by the writer
 	ack   atomic.Bool // the client wants its commands acknowledged; read by acks
+	text  atomic.Bool // plain-text payloads as {"$text": ...}; read by state reads (the fan-out reads format)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed when the session must end

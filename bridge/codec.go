@@ -17,40 +17,65 @@ import (
 // valid JSON as is, compacted to one line; other valid UTF-8 as a JSON string;
 // anything else as {"$base64": "..."}. The result may share p's memory.
 func PayloadToJSON(p []byte) []byte {
+	out, _ := payloadToJSON(p)
+	return out
+}
+
+// payloadToJSON is PayloadToJSON, and whether p was plain text (valid UTF-8
+// that is not JSON, carried as a JSON string): the frames of a session that
+// asked for "text" show it as {"$text": "..."} (see textPayload).
+func payloadToJSON(p []byte) (out []byte, text bool) {
 	if !utf8.Valid(p) {
 		out := make([]byte, 0, len(`{"$base64":""}`)+base64.StdEncoding.EncodedLen(len(p)))
 		out = append(out, `{"$base64":"`...)
 		out = base64.StdEncoding.AppendEncode(out, p)
-		return append(out, `"}`...)
+		return append(out, `"}`...), false
 	}
 	if !json.Valid(p) {
-		return appendString(make([]byte, 0, len(p)+2), p)
+		return appendString(make([]byte, 0, len(p)+2), p), true
 	}
 	if !bytes.ContainsAny(p, " \t\r\n") {
-		return p // already compact
+		return p, false // already compact
 	}
 	var b bytes.Buffer
 	b.Grow(len(p))
 	_ = json.Compact(&b, p) // cannot fail: p is valid JSON
-	return b.Bytes()
+	return b.Bytes(), false
+}
+
+// appendTextPayload appends {"$text": s} for s, the JSON string
+// payloadToJSON made of a plain-text payload.
+func appendTextPayload(dst, s []byte) []byte {
+	dst = append(dst, `{"$text":`...)
+	dst = append(dst, s...)
+	return append(dst, '}')
+}
+
+// mqttPayload is the MQTT payload a frame's JSON value p came from (the
+// inverse of payloadToJSON, text telling a plain-text payload from a JSON
+// string): what the device model reads.
+func mqttPayload(p []byte, text bool) []byte {
+	if text {
+		var s string
+		if json.Unmarshal(p, &s) == nil {
+			return []byte(s)
+		}
+		return p
+	}
+	if b, ok, _ := wrappedBytes(p, "$base64"); ok {
+		return b
+	}
+	return p
 }
 
 // PayloadFromJSON converts a frame's JSON value to the MQTT payload: the
 // compact JSON text, except that {"$base64": "..."} becomes the decoded bytes,
-// so that binary payloads survive a round trip through a browser.
+// so that binary payloads survive a round trip through a browser, and
+// {"$text": "..."} the bytes of the text (a bare ON, not "ON" with its quotes).
 func PayloadFromJSON(v json.RawMessage) ([]byte, error) {
-	if len(v) > 0 && v[0] == '{' && bytes.Contains(v, []byte(`"$base64"`)) {
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(v, &obj) == nil && len(obj) == 1 {
-			var s string
-			if err := json.Unmarshal(obj["$base64"], &s); err != nil {
-				return nil, errorf(CodeBadJSON, `"$base64" must be a string`)
-			}
-			b, err := base64.StdEncoding.DecodeString(s)
-			if err != nil {
-				return nil, errorf(CodeBadJSON, `"$base64" is not valid base64: %v`, err)
-			}
-			return b, nil
+	for _, key := range []string{"$base64", "$text"} {
+		if b, ok, err := wrappedBytes(v, key); ok || err != nil {
+			return b, err
 		}
 	}
 	var b bytes.Buffer
@@ -59,6 +84,30 @@ func PayloadFromJSON(v json.RawMessage) ([]byte, error) {
 		return nil, errorf(CodeBadJSON, "payload is not valid JSON: %v", err)
 	}
 	return b.Bytes(), nil
+}
+
+// wrappedBytes decodes v when it is the object {key: "..."} (key "$base64"
+// or "$text"): ok is false when it is not one, err set when it is one with a
+// bad value.
+func wrappedBytes(v []byte, key string) (b []byte, ok bool, err error) {
+	if len(v) == 0 || v[0] != '{' || !bytes.Contains(v, []byte(`"`+key+`"`)) {
+		return nil, false, nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(v, &obj) != nil || len(obj) != 1 || obj[key] == nil {
+		return nil, false, nil
+	}
+	var s string
+	if err := json.Unmarshal(obj[key], &s); err != nil {
+		return nil, true, errorf(CodeBadJSON, "%q must be a string", key)
+	}
+	if key == "$text" {
+		return []byte(s), true, nil
+	}
+	if b, err = base64.StdEncoding.DecodeString(s); err != nil {
+		return nil, true, errorf(CodeBadJSON, `"$base64" is not valid base64: %v`, err)
+	}
+	return b, true, nil
 }
 
 // appendFrame appends the line for one message: ["topic",payload] or, with
@@ -166,9 +215,14 @@ func splitLines(frame []byte, fn func(line []byte)) {
 }
 
 // encodeEvent appends one message as format f encodes it: a Clown.Talk line
-// (with its id for formatLinesIDs), or an SSE event with its id.
-func encodeEvent(dst []byte, f format, topic string, payload []byte, epoch string, seq uint64) []byte {
-	switch f {
+// (with its id for formatLinesIDs), or an SSE event with its id; text says
+// that payload is a plain-text payload's JSON string, which formatText
+// shows as {"$text": ...}.
+func encodeEvent(dst []byte, f format, topic string, payload []byte, text bool, epoch string, seq uint64) []byte {
+	if text && f&formatText != 0 {
+		payload = appendTextPayload(make([]byte, 0, len(payload)+10), payload)
+	}
+	switch f &^ formatText {
 	case formatLinesIDs:
 		return appendFrame(dst, topic, payload, eventID(epoch, seq))
 	case formatSSE:
@@ -193,7 +247,7 @@ func resyncFrames(f format, reason string, values []Value, id string) [][]byte {
 		Reason string `json:"reason"`
 	}{reason})
 	if f != formatSSE {
-		return [][]byte{appendFrame(nil, topicResync, notice, ""), stateFrame(StateResult{ID: id, Values: values})}
+		return [][]byte{appendFrame(nil, topicResync, notice, ""), stateFrame(StateResult{ID: id, Values: values}, f&formatText != 0)}
 	}
 	frames := make([][]byte, 0, len(values)+2)
 	frames = append(frames, fmt.Appendf(nil, "event: resync\ndata: %s\n\n", notice))
@@ -205,8 +259,9 @@ func resyncFrames(f format, reason string, values []Value, id string) [][]byte {
 
 // stateFrame is ["clown.talk/-/state/ok", {"id": ..., "values": [[topic, payload, {"time": ...}], ...]}]:
 // the last values, and the id of the event they are current at; with
-// "truncated": true after the values when more matched.
-func stateFrame(res StateResult) []byte {
+// "truncated": true after the values when more matched. With text,
+// plain-text payloads are {"$text": ...}.
+func stateFrame(res StateResult, text bool) []byte {
 	values := res.Values
 	b := make([]byte, 0, 64+len(values)*64)
 	b = append(b, `["`+topicStateOK+`",{"id":`...)
@@ -219,7 +274,11 @@ func stateFrame(res StateResult) []byte {
 		b = append(b, '[')
 		b = appendString(b, v.Topic)
 		b = append(b, ',')
-		b = append(b, v.Payload...)
+		if text && v.text {
+			b = appendTextPayload(b, v.Payload)
+		} else {
+			b = append(b, v.Payload...)
+		}
 		b = append(b, `,{"time":"`...)
 		b = v.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 		b = append(b, '"')

@@ -21,6 +21,15 @@ const (
 	CodeInternal     = "internal"     // a fault of the hub, logged
 	CodeRateLimited  = "rate-limited" // past a rate limit
 	CodeUnauthorized = "unauthorized" // no valid credentials
+
+	// How a command fails (its ack's "code"; docs/devices.md).
+	CodeTimeout       = "timeout"        // the device said nothing within Config.AckTimeout
+	CodeStateDiffers  = "state-differs"  // the device reported another state until then
+	CodeOffline       = "offline"        // the device is known to be offline: not sent
+	CodeBadValue      = "bad-value"      // the value does not suit the entity
+	CodeUnknownDevice = "unknown-device" // the model has no such device (or the reader may not see it)
+	CodeUnknownEntity = "unknown-entity" // the device has no such entity
+	CodeNotControl    = "not-control"    // the entity cannot be commanded
 )
 
 // Error is a problem with what a client sent. A WebSocket session answers it
@@ -54,8 +63,14 @@ func AsError(err error) *Error {
 // HTTPStatus is the HTTP status that goes with an error code.
 func HTTPStatus(code string) int {
 	switch code {
-	case CodeBadJSON, CodeBadTopic, CodeBadRequest:
+	case CodeBadJSON, CodeBadTopic, CodeBadRequest, CodeBadValue, CodeNotControl:
 		return http.StatusBadRequest
+	case CodeOffline, CodeStateDiffers:
+		return http.StatusConflict
+	case CodeTimeout:
+		return http.StatusGatewayTimeout
+	case CodeUnknownDevice, CodeUnknownEntity:
+		return http.StatusNotFound
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case CodeForbidden:

@@ -17,6 +17,7 @@ type logEntry struct {
 	// What the message did to the topic's last value, for readers that
 	// bring a snapshot of the values up to date from the log.
 	retained, cleared bool
+	text              bool // see Record.Text
 }
 
 func (e *logEntry) size() int { return len(e.topic) + len(e.payload) + 64 }
@@ -77,7 +78,7 @@ func (l *eventLog) restore(records []Record, seq uint64) {
 	}
 	l.mu.Unlock()
 	for _, r := range records {
-		l.append(logEntry{seq: r.Seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared})
+		l.append(logEntry{seq: r.Seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared, text: r.Text})
 	}
 }
 

@@ -72,7 +72,7 @@ func (f *fanout) deliver(m *Message, r Record) {
 	}
 	f.fanOutLocked(&r) // index match and queue push
 	// After the fan-out: a client sees the device's state, then its command's ack.
-	f.acks.observe(m.Topic, m.CorrelationData, r.Payload, r.Time)
+	f.acks.observe(m.Topic, m.CorrelationData, r.Payload, m.Payload, r.Time)
 	f.wakePollsLocked()
 }
 
@@ -116,7 +116,7 @@ func (f *fanout) takeLocked(m *Message, payload []byte) bool {
 // returns it.
 func (f *fanout) logLocked(r *Record) uint64 {
 	f.seq++
-	f.events.append(logEntry{seq: f.seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared})
+	f.events.append(logEntry{seq: f.seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared, text: r.Text})
 	return f.seq
 }
 
@@ -124,7 +124,7 @@ func (f *fanout) logLocked(r *Record) uint64 {
 // frame encoded once per (base, format) they need; a client whose queue is
 // full is marked slow.
 func (f *fanout) fanOutLocked(r *Record) {
-	f.cur.reset(r.Seq, r.Topic, r.Payload, r.Time)
+	f.cur.reset(r.Seq, r.Topic, r.Payload, r.Text, r.Time)
 	f.index.Match(r.Topic, f.offerFn)
 	f.stats.received.Add(1)
 	for t, n := range f.cur.delivered {
@@ -385,6 +385,7 @@ type event struct {
 	seq       uint64
 	topic     string
 	payload   []byte // JSON
+	text      bool   // payload is a plain-text payload's JSON string (Record.Text)
 	at        int64  // when the hub took it, unix nanoseconds
 	variants  []variant
 	delivered [transports]uint64
@@ -396,12 +397,15 @@ type variant struct {
 	line   []byte // nil: the topic is not below base
 }
 
-func (e *event) reset(seq uint64, topic string, payload []byte, at time.Time) {
+func (e *event) reset(seq uint64, topic string, payload []byte, text bool, at time.Time) {
 	clear(e.variants) // drop references to the last event's lines
-	*e = event{seq: seq, topic: topic, payload: payload, at: at.UnixNano(), variants: e.variants[:0]}
+	*e = event{seq: seq, topic: topic, payload: payload, text: text, at: at.UnixNano(), variants: e.variants[:0]}
 }
 
 func (e *event) line(base string, f format, epoch string) []byte {
+	if !e.text {
+		f &^= formatText // the same bytes: one variant
+	}
 	for _, v := range e.variants {
 		if v.base == base && v.format == f {
 			return v.line
@@ -409,7 +413,7 @@ func (e *event) line(base string, f format, epoch string) []byte {
 	}
 	var line []byte
 	if rel, ok := topics.Unmount(base, e.topic); ok {
-		line = encodeEvent(make([]byte, 0, len(rel)+len(e.payload)+len(epoch)+48), f, rel, e.payload, epoch, e.seq)
+		line = encodeEvent(make([]byte, 0, len(rel)+len(e.payload)+len(epoch)+48), f, rel, e.payload, e.text, epoch, e.seq)
 	}
 	e.variants = append(e.variants, variant{base: base, format: f, line: line})
 	return line

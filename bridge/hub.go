@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/devices"
 	"github.com/motehub/motehub/internal/defaults"
 	"github.com/motehub/motehub/topics"
 )
@@ -116,8 +117,22 @@ type Config struct {
 	// before it is reported failed (see ack.go). Default 5 s.
 	AckTimeout time.Duration
 	// MaxPendingCommands bounds the commands one client may have waiting for
-	// confirmation. Default 64.
+	// confirmation; the HTTP API's commands (POST /api/devices/{id}/command)
+	// share a bound of 16 times it. Default 64.
 	MaxPendingCommands int
+
+	// Devices bounds the device model (see package devices and
+	// docs/devices.md); its zero fields take the defaults of devices.Config
+	// (10,000 devices, 256 entities each, 100,000 topics followed, discovery
+	// payloads up to 16 MiB).
+	Devices devices.Config
+	// DeviceQueue bounds the messages waiting for the device model, which
+	// takes them on a goroutine of its own; past it they are dropped and the
+	// model is rebuilt from the last values (see devmodel.go). Default 65536.
+	DeviceQueue int
+	// DeviceQueueBytes bounds the same queue in bytes (topics and payloads,
+	// plus 80 per message). Default 16 MiB.
+	DeviceQueueBytes int
 
 	// Authorizer decides what each client may read and publish: the same one
 	// every door of the hub asks. Default: auth.Open(), everything allowed.
@@ -188,6 +203,8 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.MaxPollWait, 60*time.Second)
 	defaults.Set(&c.AckTimeout, 5*time.Second)
 	defaults.Set(&c.MaxPendingCommands, 64)
+	defaults.Set(&c.DeviceQueue, DefaultDeviceQueue)
+	defaults.Set(&c.DeviceQueueBytes, DefaultDeviceQueueBytes)
 	defaults.Set(&c.MaxSessions, 10000)
 	defaults.Set(&c.MaxSessionsPerAddress, 256)
 	defaults.Set(&c.MessageRate, 100)
@@ -212,10 +229,12 @@ type Hub struct {
 	// responseTopic is where MQTT v5 devices answer commands.
 	responseTopic string
 
-	fan      *fanout   // the index, the numbering, the queues' push (fanout.go); its own lock
-	sess     *sessions // the sessions and their limits (sessions.go); its own lock
-	acks     *acks     // commands waiting for their devices (ack.go); its own lock
-	interest *interest // the Bus subscriptions (interest.go); its own lock
+	fan      *fanout      // the index, the numbering, the queues' push (fanout.go); its own lock
+	sess     *sessions    // the sessions and their limits (sessions.go); its own lock
+	acks     *acks        // commands waiting for their devices (ack.go); its own lock
+	interest *interest    // the Bus subscriptions (interest.go); its own lock
+	devices  *deviceModel // the device model and its worker (devmodel.go); its own locks
+	views    *deviceViews // who sees what of the devices, and who follows them (devview.go); its own lock
 	stats    counters
 }
 
@@ -247,13 +266,18 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		stats: &h.stats, log: h.log, defaultFilters: cfg.DefaultFilters, maxSubs: cfg.MaxSubscriptions, seq: seq}
 	h.fan.offerFn = h.fan.offer
 	h.responseTopic = "motehub/response/" + h.epoch
-	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, h.responseTopic, h.fan.send, &h.stats)
-	// What the fan-out tells of each event, in order: the observers, then
-	// (after the clients got it) the acks.
+	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, 16*cfg.MaxPendingCommands, h.responseTopic, h.fan.send, &h.stats)
+	h.views = newDeviceViews(h.authz, h.fan.send)
+	h.devices = newDeviceModel(cfg.Devices, cfg.DeviceQueue, cfg.DeviceQueueBytes, h.state, h.views, &h.stats, h.log)
+	h.devices.start() // from the restored values, before any event; until Close
+	// What the fan-out tells of each event, in order: the observers (the
+	// state store first: the device model rebuilds from it), then (after
+	// the clients got it) the acks.
 	h.fan.observers = []Observer{h.state}
 	if cfg.Journal != nil {
 		h.fan.observers = append(h.fan.observers, journalObserver{cfg.Journal})
 	}
+	h.fan.observers = append(h.fan.observers, h.devices)
 	h.fan.observers = append(h.fan.observers, cfg.Observers...)
 	h.fan.acks = h.acks
 	h.interest.fan, h.interest.deliver = h.fan, h.deliver
@@ -264,6 +288,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	}
 	if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
 		h.interest.stop(context.Background())
+		h.devices.close()
 		return nil, fmt.Errorf("bridge: subscribe on the bus: %w", err)
 	}
 	return h, nil
@@ -293,7 +318,7 @@ func (h *Hub) Close(ctx context.Context) error {
 		return nil
 	}
 	h.fan.close()
-
+	h.devices.close()
 	h.acks.stop()
 	h.interest.stop(ctx)
 	return h.sess.end(ctx, clients)
@@ -303,13 +328,15 @@ func (h *Hub) Close(ctx context.Context) error {
 // client's frame is made from these bytes), then the fan-out takes it (see
 // fanout.deliver). It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
-	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: PayloadToJSON(m.Payload), Time: time.Now(), Retained: m.Retain,
+	payload, text := payloadToJSON(m.Payload)
+	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: payload, Text: text, Time: time.Now(), Retained: m.Retain,
 		Cleared: m.Retain && len(m.Payload) == 0}) // an empty retained message clears the topic, as in MQTT
 }
 
 // detach removes c from the hub. Call it once, after a successful attach.
 func (h *Hub) detach(c *client) {
 	h.fan.remove(c)
+	h.views.follow(c, false)
 	h.sess.remove(c) // last: Close waits for it
 }
 
@@ -381,22 +408,9 @@ func (h *Hub) Publish(ctx context.Context, who auth.Identity, base, topic string
 // prepareMessage validates a browser's publish, checks that who may make it,
 // and makes its MQTT message.
 func (h *Hub) prepareMessage(who auth.Identity, base, topic string, payload []byte) (Message, error) {
-	if err := topics.ValidateTopic(topic); err != nil {
-		return Message{}, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
-	}
-	abs := topics.Mount(base, topic)
-	if err := topics.ValidateTopic(abs); err != nil {
-		return Message{}, &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
-	}
-	if strings.HasPrefix(abs, "$") {
-		return Message{}, &Error{Code: CodeBadTopic, Message: "topics starting with '$' are reserved for the broker", Topic: topic}
-	}
-	if strings.HasPrefix(topic, controlPrefix) {
-		return Message{}, &Error{Code: CodeBadTopic, Message: "unknown control topic", Topic: topic}
-	}
-	if !h.authz.Allowed(who, auth.Write, abs) {
-		h.stats.forbidden.Add(1)
-		return Message{}, &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may not publish here", who), Topic: topic}
+	abs, err := h.checkPublish(who, base, topic)
+	if err != nil {
+		return Message{}, err
 	}
 	mqttPayload, err := PayloadFromJSON(payload)
 	if err != nil {
@@ -405,6 +419,30 @@ func (h *Hub) prepareMessage(who auth.Identity, base, topic string, payload []by
 		return Message{}, e
 	}
 	return Message{Topic: abs, Payload: mqttPayload, QoS: 1}, nil
+}
+
+// checkPublish validates topic (relative to base) for a publish by who,
+// checks that who may make it, and returns the absolute topic: the one
+// check of every publish, raw or a command through the device model.
+func (h *Hub) checkPublish(who auth.Identity, base, topic string) (string, error) {
+	if err := topics.ValidateTopic(topic); err != nil {
+		return "", &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
+	}
+	abs := topics.Mount(base, topic)
+	if err := topics.ValidateTopic(abs); err != nil {
+		return "", &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
+	}
+	if strings.HasPrefix(abs, "$") {
+		return "", &Error{Code: CodeBadTopic, Message: "topics starting with '$' are reserved for the broker", Topic: topic}
+	}
+	if strings.HasPrefix(topic, controlPrefix) {
+		return "", &Error{Code: CodeBadTopic, Message: "unknown control topic", Topic: topic}
+	}
+	if !h.authz.Allowed(who, auth.Write, abs) {
+		h.stats.forbidden.Add(1)
+		return "", &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may not publish here", who), Topic: topic}
+	}
+	return abs, nil
 }
 
 // publish hands m to the Bus; topic is how the client named it, for errors.
@@ -492,7 +530,7 @@ func (h *Hub) sendStateAt(c *client, filters []string) error {
 			if err != nil {
 				break
 			}
-			frame := stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues))
+			frame := stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues), c.text.Load())
 			var update func(seq uint64) ([]byte, error)
 			if attempt >= 3 {
 				// A busy hub: the last few events and the encoding under the lock.
@@ -502,7 +540,7 @@ func (h *Hub) sendStateAt(c *client, filters []string) error {
 					if err != nil {
 						return nil, err
 					}
-					return stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues)), nil
+					return stateFrame(h.stateResult(values, at, h.cfg.MaxStateValues), c.text.Load()), nil
 				}
 			}
 			var sent bool

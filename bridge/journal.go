@@ -13,6 +13,11 @@ type Record struct {
 	Time     time.Time
 	Retained bool
 	Cleared  bool // an empty retained message: the topic's last value is gone
+	// Text says that the MQTT payload was plain text (valid UTF-8, not
+	// JSON), which Payload carries as a JSON string: a session that asked
+	// for "text" sees it as {"$text": "..."}, and the device model reads
+	// the bytes.
+	Text bool
 }
 
 // Journal keeps the hub's history across restarts (package broker's Store

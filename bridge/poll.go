@@ -99,7 +99,7 @@ func (h *Hub) scanLog(base string, filters []string, after uint64, readable func
 			after = e.seq
 			if match.match(e.topic) && readable(e.topic) {
 				if rel, ok := topics.Unmount(base, e.topic); ok {
-					res.Messages = append(res.Messages, encodeEvent(nil, formatLinesIDs, rel, e.payload, h.epoch, e.seq))
+					res.Messages = append(res.Messages, encodeEvent(nil, formatLinesIDs, rel, e.payload, false, h.epoch, e.seq))
 				}
 				if len(res.Messages) == maxPollMessages {
 					break

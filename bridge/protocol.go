@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+
+	"github.com/motehub/motehub/devices"
 )
 
 // Control topics: a Clown.Talk client talks to the hub itself on topics under
@@ -33,6 +35,8 @@ type sessionConfig struct {
 	Ack       bool     `json:"ack"`
 	IDs       bool     `json:"ids"`
 	Batch     bool     `json:"batch"`
+	Text      bool     `json:"text"`    // plain-text payloads as {"$text": "..."}
+	Devices   bool     `json:"devices"` // live clown.talk/-/device frames
 }
 
 // configOK is the payload of config/ok: what the session now is.
@@ -40,11 +44,13 @@ type configOK struct {
 	Ack       bool     `json:"ack"` // commands are confirmed with clown.talk/-/ack
 	Batch     bool     `json:"batch"`
 	Device    string   `json:"device"`
+	Devices   bool     `json:"devices"` // live device frames (clown.talk/-/device)
 	Epoch     string   `json:"epoch"`
 	ID        string   `json:"id"` // the stream goes on after this event: resume from it
 	IDs       bool     `json:"ids"`
 	Session   string   `json:"session"`
 	Subscribe []string `json:"subscribe"`
+	Text      bool     `json:"text"` // plain-text payloads are {"$text": "..."}
 }
 
 // handleLine acts on one line a client sent and queues the answer, if any.
@@ -91,17 +97,27 @@ func (h *Hub) dispatch(ctx context.Context, c *client, in Incoming) error {
 		return nil
 	case topicStateGet:
 		return h.stateGet(ctx, c, payload)
+	case topicDevicesGet:
+		h.devicesGet(c)
+		return nil
+	case topicCommand:
+		return h.commandFrom(ctx, c, payload)
 	}
 	return h.publishFrom(ctx, c, in)
 }
 
 // publishFrom publishes for a session, as a command to be acknowledged when
 // the client asked for that: then every command gets exactly one ack,
-// also when it is refused (besides the error frame every refusal gets).
+// also when it is refused (besides the error frame every refusal gets). A
+// command is a publish on a topic ending in "/set", or on a command topic
+// the device model knows, which then says what confirms it.
 func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
+	var confirm devices.Confirm
+	known := false
 	refused := func(err error) error {
-		if strings.HasSuffix(in.Topic, commandSuffix) && c.ack.Load() {
-			h.fan.send(c, controlFrame(topicAck, ackResult{Topic: in.Topic, ID: in.ID, Error: AsError(err).Code}))
+		if c.ack.Load() && (known || strings.HasSuffix(in.Topic, commandSuffix)) {
+			e := AsError(err)
+			h.fan.send(c, controlFrame(topicAck, ackResult{Topic: in.Topic, ID: in.ID, Code: e.Code, Error: e.Code}))
 		}
 		return err
 	}
@@ -109,7 +125,10 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	if err != nil {
 		return refused(err)
 	}
-	cmd, err := h.acks.expectFrom(c, in, m.Topic)
+	if c.ack.Load() {
+		confirm, known = h.devices.confirmFor(m.Topic, m.Payload)
+	}
+	cmd, err := h.acks.expectFrom(c, in, m.Topic, confirm, known)
 	if err != nil {
 		return refused(err)
 	}
@@ -118,9 +137,12 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	}
 	if err := h.publish(ctx, m, in.Topic, sourceWS); err != nil {
 		if cmd != nil {
-			h.acks.failed(cmd, CodeUnavailable)
+			h.acks.failed(cmd, ackResult{Code: CodeUnavailable, Error: CodeUnavailable})
 		}
 		return err
+	}
+	if cmd != nil && cmd.timer == nil { // nothing confirms it: done once published
+		h.acks.settleNow(cmd, ackResult{OK: true})
 	}
 	return nil
 }
@@ -153,9 +175,15 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 		IDs:       sc.IDs,
 		Session:   c.id,
 		Subscribe: slices.Compact(slices.Sorted(slices.Values(sc.Subscribe))),
+		Text:      sc.Text,
+		Devices:   sc.Devices,
 	}
 
-	return h.fan.configure(c, sc, ok)
+	if err := h.fan.configure(c, sc, ok); err != nil {
+		return err
+	}
+	h.views.follow(c, sc.Devices)
+	return nil
 }
 
 // stateGet answers ["clown.talk/-/state/get", {"filter": "#" or [...]}] with

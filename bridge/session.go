@@ -186,6 +186,10 @@ func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
 	if sc.IDs {
 		c.format = formatLinesIDs
 	}
+	if sc.Text {
+		c.format |= formatText
+	}
+	c.text.Store(sc.Text)
 	c.batch.Store(sc.Batch)
 	c.ack.Store(sc.Ack)
 	if c.started && sc.Since == nil {
@@ -331,7 +335,7 @@ func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (
 				continue
 			}
 			if rel, ok := topics.Unmount(cu.base, e.topic); ok {
-				lines = append(lines, encodeEvent(nil, cu.format, rel, e.payload, h.epoch, e.seq))
+				lines = append(lines, encodeEvent(nil, cu.format, rel, e.payload, e.text, h.epoch, e.seq))
 			}
 		}
 		if len(lines) > 0 {

@@ -17,6 +17,7 @@ type Value struct {
 	Payload  json.RawMessage `json:"payload"`
 	Time     time.Time       `json:"time"`
 	Retained bool            `json:"retained,omitempty"`
+	text     bool            // see Record.Text
 	seq      uint64
 	born     uint64 // stateStore.snaps when it was stored
 }
@@ -83,7 +84,7 @@ func (s *stateStore) Observe(r Record) {
 	if r.Cleared {
 		s.clear(r.Topic, r.Seq)
 	} else {
-		s.update(r.Topic, r.Payload, r.Retained, r.Seq, r.Time)
+		s.update(r.Topic, r.Payload, r.Retained, r.Text, r.Seq, r.Time)
 	}
 }
 
@@ -128,12 +129,12 @@ func (s *stateStore) forget(drop func(topic string) bool) {
 }
 
 // update records a message on topic as event seq.
-func (s *stateStore) update(topic string, payload []byte, retained bool, seq uint64, now time.Time) {
+func (s *stateStore) update(topic string, payload []byte, retained, text bool, seq uint64, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq = max(s.seq, seq)
 	ts := s.touchLocked(topic)
-	s.setLastLocked(ts, Value{Topic: topic, Payload: payload, Time: now, Retained: retained, seq: seq})
+	s.setLastLocked(ts, Value{Topic: topic, Payload: payload, Time: now, Retained: retained, text: text, seq: seq})
 	if s.history > 0 {
 		sample := Sample{Payload: payload, Time: now}
 		if len(ts.samples) < s.history {
@@ -228,13 +229,13 @@ func (s *stateStore) unlinkLocked(ts *topicState) {
 // and last values.
 func (s *stateStore) restore(values, history []Record) {
 	for _, r := range history {
-		s.update(r.Topic, r.Payload, r.Retained, r.Seq, r.Time)
+		s.update(r.Topic, r.Payload, r.Retained, r.Text, r.Seq, r.Time)
 	}
 	slices.SortFunc(values, func(a, b Record) int { return a.Time.Compare(b.Time) }) // the most recent ends most recently used
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range values {
-		s.setLastLocked(s.touchLocked(r.Topic), Value{Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, seq: r.Seq})
+		s.setLastLocked(s.touchLocked(r.Topic), Value{Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, text: r.Text, seq: r.Seq})
 		s.evictLocked()
 	}
 }
@@ -318,9 +319,9 @@ func applyEntries(values []Value, entries []logEntry, base string, fs *filterSet
 			values = slices.Delete(values, at, at+1)
 		case e.cleared:
 		case found:
-			values[at] = Value{Topic: rel, Payload: e.payload, Time: e.time, Retained: e.retained, seq: e.seq}
+			values[at] = Value{Topic: rel, Payload: e.payload, Time: e.time, Retained: e.retained, text: e.text, seq: e.seq}
 		default:
-			values = slices.Insert(values, at, Value{Topic: rel, Payload: e.payload, Time: e.time, Retained: e.retained, seq: e.seq})
+			values = slices.Insert(values, at, Value{Topic: rel, Payload: e.payload, Time: e.time, Retained: e.retained, text: e.text, seq: e.seq})
 		}
 	}
 	return values

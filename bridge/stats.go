@@ -44,6 +44,13 @@ type Stats struct {
 	// Commands confirmed, and failed by cause: no answer, a different state
 	// reported, not published.
 	AcksOK, AcksTimeout, AcksDiffer, AcksFailed uint64
+	// Commands by outcome: "ok" or the code of the failure ("timeout",
+	// "state-differs", "offline", "forbidden", ...; "other").
+	Commands map[string]uint64
+	// The device model: devices known now, times its queue overflowed (each
+	// followed by a rebuild from the last values) and rebuilds.
+	Devices                      int64
+	ModelOverflows, ModelRebuilt uint64
 	// Refusals: sessions past a limit, requests their user may not make,
 	// messages past a client's rate.
 	SessionsRefused, Forbidden, RateLimited uint64
@@ -86,20 +93,41 @@ type counters struct {
 	forbidden   atomic.Uint64
 	limited     atomic.Uint64
 	latency     histogram
+	commands    [len(commandOutcomes)]atomic.Uint64
+
+	devicesKnown   atomic.Int64
+	modelOverflows atomic.Uint64
+	modelRebuilds  atomic.Uint64
 }
 
 func (c *counters) acks(r ackResult) {
 	switch {
 	case r.OK:
 		c.ackOK.Add(1)
-	case r.Error == "timeout":
+	case r.Code == CodeTimeout:
 		c.ackTime.Add(1)
-	case r.State != nil:
+	case r.Code == CodeStateDiffers:
 		c.ackDiffer.Add(1)
 	default:
 		c.ackFailed.Add(1)
 	}
+	outcome := "ok"
+	if !r.OK {
+		outcome = r.Code
+	}
+	for i, o := range commandOutcomes {
+		if o == outcome {
+			c.commands[i].Add(1)
+			return
+		}
+	}
+	c.commands[len(commandOutcomes)-1].Add(1) // "other"
 }
+
+// commandOutcomes are how commands end, in the order counters keep them:
+// "ok", then the codes of a failed ack, then anything else.
+var commandOutcomes = [...]string{"ok", CodeTimeout, CodeStateDiffers, CodeOffline, CodeForbidden, CodeUnavailable,
+	CodeBadValue, CodeUnknownDevice, CodeUnknownEntity, CodeNotControl, CodeLimit, CodeBadJSON, CodeBadTopic, "other"}
 
 func (c *counters) closed(r CloseReason) {
 	for i, known := range closeReasons {
@@ -160,6 +188,13 @@ func (h *Hub) Stats() Stats {
 		PublishedBy:     map[string]uint64{},
 		Closes:          map[string]uint64{},
 		Latency:         c.latency.snapshot(),
+		Commands:        map[string]uint64{},
+		Devices:         c.devicesKnown.Load(),
+		ModelOverflows:  c.modelOverflows.Load(),
+		ModelRebuilt:    c.modelRebuilds.Load(),
+	}
+	for i, o := range commandOutcomes {
+		s.Commands[o] = c.commands[i].Load()
 	}
 	for t := range transports {
 		n := c.sessionsBy[t].Load()

@@ -3,11 +3,13 @@ package bridge
 import (
 	"errors"
 	"fmt"
-	"github.com/motehub/motehub/auth"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/devices"
 )
 
 func appendN(l *eventLog, from, to int, payload string, at time.Time) {
@@ -86,7 +88,7 @@ func TestStateStoreBounds(t *testing.T) {
 	s := newStateStore(3, 1<<20, 4)
 	now := time.Now()
 	for i, topic := range []string{"a", "b", "c", "a", "d"} { // d evicts b, the least recently updated
-		s.update(topic, []byte(fmt.Sprint(i)), false, uint64(i), now)
+		s.update(topic, []byte(fmt.Sprint(i)), false, false, uint64(i), now)
 	}
 	var topics []string
 	for _, v := range s.values("", []string{"#"}) {
@@ -96,7 +98,7 @@ func TestStateStoreBounds(t *testing.T) {
 		t.Fatalf("last values %q, want a=3 c=2 d=4", got)
 	}
 	for i := range 10 {
-		s.update("h", []byte(fmt.Sprint(i)), false, uint64(i), now)
+		s.update("h", []byte(fmt.Sprint(i)), false, false, uint64(i), now)
 	}
 	var hist []string
 	for _, sample := range s.samples("h", 0) {
@@ -153,7 +155,7 @@ func TestDetachDropsPendingCommands(t *testing.T) {
 	h := newTestHub(t, Config{})
 	c := attachTest(t, h, "", "#")
 	c.ack.Store(true)
-	cmd, err := h.acks.expectFrom(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set")
+	cmd, err := h.acks.expectFrom(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set", devices.Confirm{}, false)
 	if err != nil || cmd == nil {
 		t.Fatalf("expectFrom = %v, %v", cmd, err)
 	}
@@ -176,7 +178,7 @@ func TestStateStoreBoundedInBytes(t *testing.T) {
 	now := time.Now()
 	for i, topic := range []string{"t/0", "t/1", "t/2", "t/0", "t/3"} { // t/3 evicts t/1
 		for range 4 {
-			s.update(topic, payload, false, uint64(i), now)
+			s.update(topic, payload, false, false, uint64(i), now)
 		}
 	}
 	var kept []string
@@ -189,7 +191,7 @@ func TestStateStoreBoundedInBytes(t *testing.T) {
 	if s.bytes != 3*perTopic || len(s.samples("t/0", 0)) != 4 {
 		t.Fatalf("the store counts %d bytes, holds %d, and %d samples of t/0", s.bytes, 3*perTopic, len(s.samples("t/0", 0)))
 	}
-	s.update("t/2", []byte("1"), false, 9, now) // smaller: the samples it replaces no longer count
+	s.update("t/2", []byte("1"), false, false, 9, now) // smaller: the samples it replaces no longer count
 	if want := 3*perTopic - (len(payload) - 1) - (len(payload) - 1); s.bytes != want {
 		t.Fatalf("after a smaller update the store counts %d bytes, want %d", s.bytes, want)
 	}
@@ -202,13 +204,14 @@ func TestStateStoreBoundedInBytes(t *testing.T) {
 
 // TestStateMemoryBoundedAfter100kTopics: 100,000 distinct topics with 2 KB
 // payloads (200 MB in all) leave the hub's heap grown by about its bounds
-// (HistoryBytes and LogBytes), not by what went through.
+// (HistoryBytes, LogBytes and DeviceQueueBytes), not by what went
+// through.
 func TestStateMemoryBoundedAfter100kTopics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100,000 topics")
 	}
-	const historyBytes, logBytes = 8 << 20, 1 << 20
-	h := newTestHub(t, Config{MaxTopics: 1 << 20, HistoryBytes: historyBytes, LogBytes: logBytes})
+	const historyBytes, logBytes, deviceQueueBytes = 8 << 20, 1 << 20, 1 << 20
+	h := newTestHub(t, Config{MaxTopics: 1 << 20, HistoryBytes: historyBytes, LogBytes: logBytes, DeviceQueueBytes: deviceQueueBytes})
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats
@@ -227,7 +230,7 @@ func TestStateMemoryBoundedAfter100kTopics(t *testing.T) {
 	if bytes > historyBytes || topics == 0 || topics == 100000 {
 		t.Fatalf("the store holds %d topics in %d bytes, bound %d", topics, bytes, historyBytes)
 	}
-	if limit := int64(3 * (historyBytes + logBytes)); grown > limit {
+	if limit := int64(3 * (historyBytes + logBytes + deviceQueueBytes)); grown > limit {
 		t.Fatalf("the heap grew by %d MB after 100,000 topics, more than %d MB", grown>>20, limit>>20)
 	}
 	t.Logf("kept %d topics in %d bytes; heap grew by %.1f MB after 200 MB of messages", topics, bytes, float64(grown)/(1<<20))

@@ -401,6 +401,7 @@ type storedRecord struct {
 	Time     time.Time       `json:"at"`
 	Retained bool            `json:"r,omitempty"`
 	Cleared  bool            `json:"c,omitempty"`
+	Text     bool            `json:"x,omitempty"` // bridge.Record.Text
 }
 
 func readRecords(b *bbolt.Bucket, out *[]bridge.Record) error {
@@ -409,13 +410,13 @@ func readRecords(b *bbolt.Bucket, out *[]bridge.Record) error {
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("a damaged record: %w", err)
 		}
-		*out = append(*out, bridge.Record{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared})
+		*out = append(*out, bridge.Record{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared, Text: r.Text})
 		return nil
 	})
 }
 
 func encodeRecord(r bridge.Record) []byte {
-	b, _ := json.Marshal(storedRecord{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared})
+	b, _ := json.Marshal(storedRecord{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared, Text: r.Text})
 	return b
 }
 

@@ -1,0 +1,297 @@
+package bridge
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/motehub/motehub/devices"
+)
+
+// The device model in the hub (see package devices): deviceModel is an
+// Observer whose Observe appends the record to a bounded queue, O(1) under
+// the fan-out lock; one goroutine of the hub's, the model worker, takes the
+// queue a batch at a time, applies it to the model under the model's own
+// lock, and sends each device the batch changed, once, to the sessions
+// that follow devices (devices.go).
+//
+// When the queue overflows, it is emptied and the worker rebuilds the model
+// from the state store's last values (a snapshot, current at event S),
+// then applies only the queued records after S: nothing is lost (but what
+// the state store no longer keeps) and the fan-out never waits.
+
+// The defaults of Config.DeviceQueue and DeviceQueueBytes.
+const (
+	DefaultDeviceQueue      = 65536
+	DefaultDeviceQueueBytes = 16 << 20
+)
+
+// recordOverhead is what a queued record costs besides its topic and
+// payload, roughly.
+const recordOverhead = 80
+
+// deviceModel owns the hub's devices.Model.
+type deviceModel struct {
+	cfg      devices.Config
+	maxQueue int // records
+	maxBytes int // of the records queued (recordOverhead each, and their topics and payloads)
+	state    *stateStore // the values a rebuild starts from
+	stats    *counters
+	log      *slog.Logger
+	views    *deviceViews // who sees what, and the sessions that follow devices
+
+	// The queue, under qmu: Observe appends; the worker takes it whole.
+	qmu     sync.Mutex
+	queue   []Record // at most maxQueue records, maxBytes bytes
+	bytes   int
+	spare   []Record // the worker's last batch, emptied, for reuse
+	rebuild bool     // the queue overflowed: rebuild before applying it
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+
+	// The model, under mu (Model is not safe for concurrent use): applied
+	// by the worker, read by requests (lists, commands).
+	mu      sync.Mutex
+	model   *devices.Model
+	applied uint64 // the last event the model has seen
+
+	// The worker's own: what each known device looked like when last sent,
+	// for the removals' ACL checks; at most the model's MaxDevices entries.
+	known map[string]devices.Device
+}
+
+func newDeviceModel(cfg devices.Config, maxQueue, maxBytes int, state *stateStore, views *deviceViews, stats *counters, log *slog.Logger) *deviceModel {
+	return &deviceModel{
+		cfg: cfg, maxQueue: maxQueue, maxBytes: maxBytes, state: state, views: views, stats: stats, log: log,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		model: devices.New(cfg), known: make(map[string]devices.Device),
+	}
+}
+
+// Observe queues r for the worker (see Observer): O(1), never blocks.
+func (dm *deviceModel) Observe(r Record) {
+	size := recordOverhead + len(r.Topic) + len(r.Payload)
+	dm.qmu.Lock()
+	if len(dm.queue) >= dm.maxQueue || len(dm.queue) > 0 && dm.bytes+size > dm.maxBytes {
+		// The worker is far behind: what is queued is dropped, and the
+		// worker starts again from the last values, which have it.
+		clear(dm.queue)
+		dm.queue, dm.bytes = dm.queue[:0], 0
+		if !dm.rebuild {
+			dm.rebuild = true
+			dm.stats.modelOverflows.Add(1)
+		}
+	}
+	dm.queue = append(dm.queue, r)
+	dm.bytes += size
+	dm.qmu.Unlock()
+	select {
+	case dm.wake <- struct{}{}:
+	default:
+	}
+}
+
+// start builds the model from the last values (restored from an earlier
+// run, or none) and starts the worker. Call it before the hub takes events.
+func (dm *deviceModel) start() {
+	dm.rebuildFromState()
+	var ids []string
+	for _, d := range dm.devices() {
+		ids = append(ids, d.ID)
+	}
+	dm.publish(ids) // no session follows yet: this fills known
+	go dm.run()
+}
+
+// close stops the worker and waits for it.
+func (dm *deviceModel) close() {
+	close(dm.stop)
+	<-dm.done
+}
+
+func (dm *deviceModel) run() {
+	defer close(dm.done)
+	for {
+		select {
+		case <-dm.stop:
+			return
+		case <-dm.wake:
+		}
+		batch, rebuild := dm.take()
+		dm.process(batch, rebuild)
+	}
+}
+
+// take moves out the queue, and whether it overflowed since the last take.
+func (dm *deviceModel) take() ([]Record, bool) {
+	dm.qmu.Lock()
+	defer dm.qmu.Unlock()
+	batch, rebuild := dm.queue, dm.rebuild
+	dm.queue, dm.spare, dm.rebuild, dm.bytes = dm.spare[:0], nil, false, 0
+	return batch, rebuild
+}
+
+// applyChunk is how many records the worker applies per hold of the
+// model's lock, so that a command or a list waits for a few at most.
+const applyChunk = 64
+
+// process applies one batch (after a rebuild, when the queue overflowed)
+// and sends every device it changed, once.
+func (dm *deviceModel) process(batch []Record, rebuild bool) {
+	changed := newChangeSet()
+	if rebuild {
+		for id := range dm.known {
+			changed.add(id)
+		}
+		dm.rebuildFromState()
+		dm.stats.modelRebuilds.Add(1)
+	}
+	all := batch
+	for len(batch) > 0 {
+		n := min(len(batch), applyChunk)
+		dm.mu.Lock()
+		for i := range batch[:n] {
+			r := &batch[i]
+			if r.Seq <= dm.applied {
+				continue // in the values the model was rebuilt from
+			}
+			dm.applied = r.Seq
+			ch := dm.model.Apply(devices.Message{Topic: r.Topic, Payload: mqttPayload(r.Payload, r.Text), Retained: r.Retained, Time: r.Time})
+			changed.addAll(ch.Updated)
+			changed.addAll(ch.Removed)
+		}
+		dm.mu.Unlock()
+		clear(batch[:n]) // let the payloads go
+		batch = batch[n:]
+	}
+	if rebuild {
+		for _, d := range dm.devices() {
+			changed.add(d.ID)
+		}
+	}
+	dm.qmu.Lock()
+	if dm.spare == nil {
+		dm.spare = all[:0]
+	}
+	dm.qmu.Unlock()
+	dm.publish(changed.ids)
+}
+
+// rebuildFromState replaces the model with one built from the state
+// store's last values, in the order they came.
+func (dm *deviceModel) rebuildFromState() {
+	snap, at := dm.state.snapshotAt()
+	slices.SortFunc(snap, func(a, b *Value) int { return cmp.Compare(a.seq, b.seq) })
+	m := devices.New(dm.cfg)
+	for _, v := range snap {
+		m.Apply(devices.Message{Topic: v.Topic, Payload: mqttPayload(v.Payload, v.text), Retained: v.Retained, Time: v.Time})
+	}
+	dm.mu.Lock()
+	dm.model, dm.applied = m, at
+	dm.mu.Unlock()
+}
+
+// publish sends the devices of ids (changed or removed) to the followers,
+// and keeps what they looked like.
+func (dm *deviceModel) publish(ids []string) {
+	for start := 0; start < len(ids); start += applyChunk {
+		chunk := ids[start:min(len(ids), start+applyChunk)]
+		now := make([]devices.Device, len(chunk))
+		found := make([]bool, len(chunk))
+		dm.mu.Lock()
+		for i, id := range chunk {
+			now[i], found[i] = dm.model.Device(id)
+		}
+		dm.mu.Unlock()
+		for i, id := range chunk {
+			if found[i] {
+				dm.known[id] = now[i]
+				dm.views.sendDevice(now[i])
+			} else if old, ok := dm.known[id]; ok {
+				delete(dm.known, id)
+				dm.views.sendRemoved(old)
+			}
+		}
+	}
+	dm.stats.devicesKnown.Store(int64(len(dm.known)))
+}
+
+// devices returns a copy of every device, sorted by id.
+func (dm *deviceModel) devices() []devices.Device {
+	dm.mu.Lock()
+	defer dm.mu.Unlock()
+	return dm.model.Devices()
+}
+
+// device returns a copy of one device.
+func (dm *deviceModel) device(id string) (devices.Device, bool) {
+	dm.mu.Lock()
+	defer dm.mu.Unlock()
+	return dm.model.Device(id)
+}
+
+// command encodes a command for a device's entity (devices.Model.Command);
+// errors are *Error with the command codes.
+func (dm *deviceModel) command(deviceID, entityID string, value json.RawMessage) (devices.Command, error) {
+	dm.mu.Lock()
+	cmd, err := dm.model.Command(deviceID, entityID, value)
+	dm.mu.Unlock()
+	if err != nil {
+		return cmd, commandError(err)
+	}
+	return cmd, nil
+}
+
+// confirmFor is what confirms a raw publish on a command topic the model
+// knows (devices.Model.ConfirmFor).
+func (dm *deviceModel) confirmFor(topic string, payload []byte) (devices.Confirm, bool) {
+	dm.mu.Lock()
+	defer dm.mu.Unlock()
+	return dm.model.ConfirmFor(topic, payload)
+}
+
+// commandError maps the model's errors to Clown.Talk codes.
+func commandError(err error) *Error {
+	for _, m := range []struct {
+		err  error
+		code string
+	}{
+		{devices.ErrUnknownDevice, CodeUnknownDevice},
+		{devices.ErrUnknownEntity, CodeUnknownEntity},
+		{devices.ErrNotControl, CodeNotControl},
+		{devices.ErrBadValue, CodeBadValue},
+		{devices.ErrOffline, CodeOffline},
+	} {
+		if errors.Is(err, m.err) {
+			return &Error{Code: m.code, Message: err.Error()}
+		}
+	}
+	return &Error{Code: CodeBadValue, Message: err.Error()}
+}
+
+// changeSet is the ids of the devices one batch changed, each once, in
+// the order they first changed; at most the records of a batch plus the
+// devices known.
+type changeSet struct {
+	seen map[string]struct{}
+	ids  []string
+}
+
+func newChangeSet() *changeSet { return &changeSet{seen: make(map[string]struct{})} }
+
+func (s *changeSet) add(id string) {
+	if _, ok := s.seen[id]; !ok {
+		s.seen[id] = struct{}{}
+		s.ids = append(s.ids, id)
+	}
+}
+
+func (s *changeSet) addAll(ids []string) {
+	for _, id := range ids {
+		s.add(id)
+	}
+}
