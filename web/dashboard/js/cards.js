@@ -35,9 +35,11 @@ export class DeviceCard {
     this.#facts = h("p", { class: "device-facts" });
     this.#seen = h("span", { class: "device-seen" });
     this.#list = h("ul", { class: "tiles" });
+    // Generic tiles of the device's other topics (see DevicesView), after its entities.
+    this.extras = h("ul", { class: "tiles tiles-extra" });
     this.el = h("section", { class: "device device-card", "aria-labelledby": titleID, dataset: { deviceId: device.id, convention: device.convention } },
       h("header", { class: "device-head" }, h("h2", { id: titleID }, this.#name), this.#availability, this.#seen),
-      this.#meta, this.#facts, this.#list);
+      this.#meta, this.#facts, this.#list, this.extras);
   }
 
   // update draws the device as the model now describes it.

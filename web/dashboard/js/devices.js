@@ -146,10 +146,13 @@ export class DevicesView {
     return { el, list, seen, stale };
   }
 
+  // placeTiles puts the tiles of a generic device's topics that no model
+  // card shows in its card, or, when the model knows the device by the same
+  // name (a HARDWARIO mote's nodes/mote-1), in that device's card.
   #placeTiles(key) {
-    const card = this.#cards.get(key);
     const device = this.#store.devices.get(key);
-    if (!card || !device) return;
+    const list = this.#modelCards.get(this.#store.hostOf(key))?.extras ?? this.#cards.get(key)?.list;
+    if (!list || !device) return;
     const shown = this.#store.shownTopics(device);
     const keep = new Set(shown);
     for (const topic of device.topics) {
@@ -171,9 +174,9 @@ export class DevicesView {
         view = new TileView(this.#store, topic, this.#send);
         this.#tiles.set(topic, view);
       }
-      if (prev ? prev.nextSibling !== view.el : card.list.firstChild !== view.el) {
+      if (prev ? prev.nextSibling !== view.el : list.firstChild !== view.el) {
         if (prev) prev.after(view.el);
-        else card.list.prepend(view.el);
+        else list.prepend(view.el);
       }
       prev = view.el;
       view.update();

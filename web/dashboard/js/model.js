@@ -12,6 +12,12 @@ export const PLAIN = "json";
 // hasCard says whether a device of the model is drawn as a card of its own.
 export const hasCard = (device) => device.convention !== PLAIN;
 
+// nativeID is a device's id without its convention: "nodes/mote-1" of
+// "hardwario:nodes/mote-1".
+export function nativeID(d) {
+  return d.id.startsWith(d.convention + ":") ? d.id.slice(d.convention.length + 1) : d.id;
+}
+
 // entityKey names an entity across devices (series, commands).
 export const entityKey = (deviceID, entityID) => `${deviceID}\n${entityID}`;
 

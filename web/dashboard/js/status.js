@@ -29,10 +29,8 @@ export class StatusView {
   render(changes) {
     if (changes.all || changes.status) this.tick();
     if (changes.all || changes.structure || changes.devices.size || changes.modelStructure) {
-      const store = this.#store;
-      let d = store.cardDevices().length;
-      for (const device of store.devices.values()) if (store.shownTopics(device).length) d++;
-      const t = store.tiles.size;
+      const d = this.#store.shownDevices();
+      const t = this.#store.tiles.size;
       setText(this.#summary, d ? `${d} device${d === 1 ? "" : "s"} · ${t} topic${t === 1 ? "" : "s"}` : "");
     }
     for (const n of changes.notices) this.#notice(n);

@@ -5,7 +5,7 @@
 // the recent lines for the log. It takes the events of a connection (see
 // client.js) and tells views what changed, at most once per frame.
 
-import { Coverage, entityKey, fieldOf, hasCard, isNumeric, numberOf } from "./model.js";
+import { Coverage, entityKey, fieldOf, hasCard, isNumeric, nativeID, numberOf } from "./model.js";
 import { compareNatural, deviceOf, isCommand, isControl, labelOf } from "./topics.js";
 import { classify } from "./values.js";
 
@@ -32,7 +32,9 @@ export class Store {
   // series per numeric entity of a device with a card, and the latest
   // command per entity, both dropped with their device or entity.
   models = new Map();
-  entitySeries = new Map(); // entityKey → {topic, field, series, seeded, history, stamp}
+  // entitySeries: entityKey → {topic, field, series, seeded, history, stamp},
+  // or the tile of the topic when the entity is its whole numeric payload.
+  entitySeries = new Map();
   deviceCommands = new Map(); // entityKey → latest command
   coverage = new Coverage();
   status = { state: "connecting", tabs: 1 };
@@ -46,6 +48,8 @@ export class Store {
   #changes = emptyChanges();
   #scheduled = false;
   #histories = new Map(); // topic → the promise of its history, while it loads (≤ HISTORY_PARALLEL + the queue)
+  #hosts = new Map(); // native id of a device of the model with a card → its id (≤ the devices of the model)
+  #sharing = new Map(); // topic → keys of the entities that chart its tile's series (≤ the entities)
 
   // fetchHistory(topic) resolves to the hub's samples [{payload, time}], oldest first.
   constructor(fetchHistory) {
@@ -125,6 +129,24 @@ export class Store {
     return device.topics.filter((t) => !this.coverage.covers(t));
   }
 
+  // hostOf is the id of the device of the model, with a card, that the
+  // generic device key names (a HARDWARIO mote's "nodes/mote-1" is
+  // "hardwario:nodes/mote-1"): its other topics show in that card.
+  hostOf(key) {
+    return this.#hosts.get(key) ?? "";
+  }
+
+  // shownDevices is how many cards the page shows: the model's, and the
+  // generic devices with a topic left to show in a card of their own.
+  shownDevices() {
+    let n = 0;
+    for (const d of this.models.values()) if (hasCard(d)) n++;
+    for (const device of this.devices.values()) {
+      if (!this.#hosts.has(device.key) && this.shownTopics(device).length) n++;
+    }
+    return n;
+  }
+
   // setModels takes devices of the model: all of them (replacing what was
   // known), or some that changed. A numeric entity's new value adds a point
   // to its series.
@@ -146,7 +168,7 @@ export class Store {
     }
     if (structure) {
       c.modelStructure = true;
-      this.coverage = new Coverage(this.models.values());
+      this.#cover();
     }
   }
 
@@ -159,24 +181,55 @@ export class Store {
     this.#dropGoneEntities(d, { entities: [] });
     this.#changes.models.add(id);
     this.#changes.modelStructure = true;
-    if (cover) this.coverage = new Coverage(this.models.values());
+    if (cover) this.#cover();
+  }
+
+  // cover works out what the model's cards show: the topics they cover, and
+  // the generic devices they host.
+  #cover() {
+    this.coverage = new Coverage(this.models.values());
+    this.#hosts.clear();
+    for (const d of this.models.values()) if (hasCard(d)) this.#hosts.set(nativeID(d), d.id);
   }
 
   #dropGoneEntities(prev, next) {
     const kept = new Set(next.entities.map((e) => e.id));
     for (const e of prev.entities) {
       if (kept.has(e.id)) continue;
-      this.entitySeries.delete(entityKey(prev.id, e.id));
-      this.deviceCommands.delete(entityKey(prev.id, e.id));
+      const key = entityKey(prev.id, e.id);
+      this.#unshare(key);
+      this.entitySeries.delete(key);
+      this.deviceCommands.delete(key);
     }
+  }
+
+  #unshare(key) {
+    const s = this.entitySeries.get(key);
+    const keys = s && this.#sharing.get(s.topic);
+    if (!keys) return;
+    keys.delete(key);
+    if (keys.size === 0) this.#sharing.delete(s.topic);
   }
 
   // addEntityPoint adds an entity's value to its series when it is new (a
   // later time, or another value): the whole device comes with each change.
+  // An entity that is a topic's whole numeric payload charts the topic's
+  // tile instead: its history is loaded once, its points added once.
   #addEntityPoint(device, e) {
     const key = entityKey(device.id, e.id);
     let s = this.entitySeries.get(key);
-    if (!s || s.topic !== e.topic || s.field !== (e.field ?? "")) {
+    const tile = e.field ? undefined : this.tiles.get(e.topic);
+    if (tile?.info.kind === "number") {
+      if (s !== tile) {
+        this.#unshare(key);
+        this.entitySeries.set(key, tile);
+        this.#sharing.set(tile.topic, (this.#sharing.get(tile.topic) ?? new Set()).add(key));
+        this.#changes.entities.add(key);
+      }
+      return;
+    }
+    if (!s || s.topic !== e.topic || s.field !== (e.field ?? "") || s.info) {
+      this.#unshare(key);
       s = { topic: e.topic ?? "", field: e.field ?? "", series: [], seeded: 0, history: "none", stamp: "" };
       this.entitySeries.set(key, s);
     }
@@ -269,7 +322,7 @@ export class Store {
       device.updates.push(time);
       if (device.updates.length > DEVICE_UPDATES) device.updates.shift();
     }
-    c.tiles.add(topic);
+    this.#tileChanged(topic);
     if (info.kind === "number" && tile.history === "none") this.#queueHistory(tile);
   }
 
@@ -340,8 +393,14 @@ export class Store {
     target.seeded = past.length;
     target.history = "done";
     if (key) this.#changes.entities.add(key);
-    else this.#changes.tiles.add(target.topic);
+    else this.#tileChanged(target.topic);
     this.#schedule();
+  }
+
+  // tileChanged notes a tile's change, and so that of the entities that chart it.
+  #tileChanged(topic) {
+    this.#changes.tiles.add(topic);
+    for (const key of this.#sharing.get(topic) ?? []) this.#changes.entities.add(key);
   }
 
   // schedule tells the listeners once per frame; background tabs, which
