@@ -30,7 +30,9 @@ type part struct {
 	source   string
 	dev      *device
 	decl     declaration
-	declared []*entity          // the entities of decl.entities the device kept
+	declared []*entity          // the entities of decl.entities the device shows
+	all      map[string]*entity // every entity of decl.entities by id, shown or not (another part's of that id, MaxEntities): they outlive a rebuild
+	prev     map[string]*entity // the entities the source declared before, whose values carry over
 	expanded []*entity          // leaves of decl.expand, sorted by id; they outlive a rebuild
 	byLeaf   map[string]*entity // expanded, by topic and path (leafKey)
 	expands  []*expandBinding
@@ -61,6 +63,7 @@ type topic struct {
 	bindings []binding
 	kept     []byte // nil: none
 	keptTime time.Time
+	keptSeq  uint64 // the kept message's place in the order of messages (Model.seq)
 	shape    string // the payload shape the heuristic declared for (plainjson.go)
 }
 
@@ -124,9 +127,12 @@ func (m *Model) declare(source string, decls []declaration) Changes {
 			dev = &device{id: id}
 			m.devices[id] = dev
 		}
-		p := &part{source: source, dev: dev, decl: d, byLeaf: make(map[string]*entity)}
-		for _, q := range old { // leaves seen before outlive the declaration
+		p := &part{source: source, dev: dev, decl: d, byLeaf: make(map[string]*entity), all: make(map[string]*entity)}
+		for _, q := range old { // values and leaves seen before outlive the declaration
 			if q.dev == dev {
+				if p.prev == nil {
+					p.prev = q.all
+				}
 				for _, e := range q.expanded {
 					if q.expandsLeaf(e, d.expand) {
 						e.part = p
@@ -149,10 +155,26 @@ func (m *Model) declare(source string, decls []declaration) Changes {
 			d.touch(m.now)
 		}
 	}
+	var touched []string // topics bound before: those left unbound forget their kept payload
+	for _, d := range affected {
+		touched = append(touched, d.bound...)
+	}
 	for _, d := range affected {
 		ch.add(m.rebuild(d))
 	}
+	for _, name := range touched {
+		if t := m.topics[name]; t != nil && len(t.bindings) == 0 {
+			m.release(name, t)
+		}
+	}
 	return ch
+}
+
+// release forgets a topic's kept payload, and the topic when nothing binds it.
+func (m *Model) release(name string, t *topic) {
+	m.keptBytes -= len(t.kept)
+	t.kept = nil
+	m.dropIfEmpty(name, t)
 }
 
 // expandsLeaf reports whether e, a leaf of p, is still a leaf of one of specs.
@@ -180,11 +202,18 @@ func (m *Model) rebuild(d *device) Changes {
 	var ch Changes
 	m.unbind(d)
 	if len(d.parts) == 0 {
-		delete(m.devices, d.id)
-		ch.Removed = append(ch.Removed, d.id)
+		if m.devices[d.id] == d {
+			delete(m.devices, d.id)
+		}
+		if d.visible() {
+			ch.Removed = append(ch.Removed, d.id)
+		}
 		return ch
 	}
-	oldEntities := d.byID
+	wasBound := make(map[*entity]bool, len(d.entities))
+	for _, e := range d.entities {
+		wasBound[e] = true
+	}
 	oldAvail := d.avail
 	d.mergeMeta()
 	d.entities, d.byID = nil, make(map[string]*entity)
@@ -192,21 +221,29 @@ func (m *Model) rebuild(d *device) Changes {
 	for _, p := range d.parts {
 		p.declared = p.declared[:0]
 		for _, spec := range p.decl.entities {
-			if spec.ID == "" || d.byID[spec.ID] != nil {
+			if spec.ID == "" {
 				continue
+			}
+			e := p.all[spec.ID]
+			if e == nil {
+				e = &entity{spec: spec, part: p}
+				e.spec.Value, e.spec.Updated = nil, time.Time{}
+				if old := p.prev[spec.ID]; old != nil && old.spec.Topic == spec.Topic && old.spec.Field == spec.Field && old.spec.Type == spec.Type {
+					e.spec.Value, e.spec.Updated = old.spec.Value, old.spec.Updated
+				}
+				p.all[spec.ID] = e
+			}
+			if d.byID[spec.ID] != nil {
+				continue // another part's, or twice in one declaration
 			}
 			if len(d.entities) >= m.cfg.MaxEntities {
 				m.stats.RefusedEntities++
 				continue
 			}
-			e := &entity{spec: spec, part: p}
-			e.spec.Value, e.spec.Updated = nil, time.Time{}
-			if old := oldEntities[spec.ID]; old != nil && old.spec.Topic == spec.Topic && old.spec.Field == spec.Field && old.spec.Type == spec.Type {
-				e.spec.Value, e.spec.Updated = old.spec.Value, old.spec.Updated
-			}
 			p.declared = append(p.declared, e)
 			d.add(e)
 		}
+		p.prev = nil
 		for _, e := range p.expanded {
 			if d.byID[e.spec.ID] == nil && len(d.entities) < m.cfg.MaxEntities {
 				d.add(e)
@@ -228,15 +265,21 @@ func (m *Model) rebuild(d *device) Changes {
 			d.avail = append(d.avail, a)
 		}
 	}
-	if len(d.entities) == 0 {
-		delete(m.devices, d.id)
+	wasVisible := len(wasBound) > 0
+	ch.add(m.bind(d, wasBound, oldAvail))
+	switch {
+	case d.visible():
+		ch.Updated = append(ch.Updated, d.id)
+	case wasVisible:
 		ch.Removed = append(ch.Removed, d.id)
-		return ch
 	}
-	ch.Updated = append(ch.Updated, d.id)
-	m.bind(d, oldEntities, oldAvail)
 	return ch
 }
+
+// visible reports whether d is shown: a device with no entity (yet: Homie's
+// $name before its properties, an expansion before its first payload) is
+// not, but its declarations are kept.
+func (d *device) visible() bool { return len(d.entities) > 0 }
 
 // add appends e to d's entities.
 func (d *device) add(e *entity) {
@@ -305,8 +348,10 @@ func (m *Model) dropIfEmpty(name string, t *topic) {
 
 // bind binds d's entities, availability and expansions to their topics,
 // drops the heuristic devices of topics a convention now binds, and feeds
-// the new bindings what was kept on their topics.
-func (m *Model) bind(d *device, oldEntities map[string]*entity, oldAvail []*availBinding) {
+// the new bindings what was kept on their topics. It returns the changes of
+// the heuristic devices it dropped.
+func (m *Model) bind(d *device, wasBound map[*entity]bool, oldAvail []*availBinding) Changes {
+	var ch Changes
 	type pending struct {
 		topic string
 		b     binding
@@ -316,20 +361,20 @@ func (m *Model) bind(d *device, oldEntities map[string]*entity, oldAvail []*avai
 		if c := e.spec.Control; c != nil && e.spec.encode != nil {
 			m.commands[c.Topic] = append(m.commands[c.Topic], e)
 			if !d.heuristic() {
-				m.dropHeuristic(c.Topic)
+				ch.add(m.dropHeuristic(c.Topic))
 			}
 		}
 		if e.spec.Topic == "" || e.part.byLeaf[leafKey(e.spec.Topic, e.spec.Field)] == e {
 			continue // expanded leaves are fed by their expansion
 		}
 		b := binding{dev: d, ent: e}
-		if m.bindTopic(d, e.spec.Topic, b) && e.spec.Value == nil {
+		if m.bindTopic(d, e.spec.Topic, b) && !wasBound[e] {
 			fresh = append(fresh, pending{e.spec.Topic, b})
 		}
 		for i := range e.spec.also {
 			alt := &e.spec.also[i]
 			b := binding{dev: d, ent: e, alt: alt}
-			if m.bindTopic(d, alt.Topic, b) && e.spec.Value == nil {
+			if m.bindTopic(d, alt.Topic, b) && !wasBound[e] {
 				fresh = append(fresh, pending{alt.Topic, b})
 			}
 		}
@@ -354,14 +399,15 @@ func (m *Model) bind(d *device, oldEntities map[string]*entity, oldAvail []*avai
 	}
 	if !d.heuristic() {
 		for _, name := range d.bound {
-			m.dropHeuristic(name)
+			ch.add(m.dropHeuristic(name))
 		}
 	}
 	for _, f := range fresh {
 		if t := m.topics[f.topic]; t != nil && t.kept != nil {
-			m.feedOne(f.b, t.kept, t.keptTime)
+			m.feedOne(f.b, t.kept, t.keptTime, t.keptSeq)
 		}
 	}
+	return ch
 }
 
 // bindTopic adds b to a topic's bindings, within MaxTopics.
@@ -384,10 +430,11 @@ func (m *Model) bindTopic(d *device, name string, b binding) bool {
 
 // dropHeuristic removes what the heuristics made of a topic that a
 // convention now binds.
-func (m *Model) dropHeuristic(name string) {
+func (m *Model) dropHeuristic(name string) Changes {
 	if _, ok := m.sources[heuristicSource+name]; ok {
-		m.declare(heuristicSource+name, nil)
+		return m.declare(heuristicSource+name, nil)
 	}
+	return Changes{}
 }
 
 // keep records msg's payload on its topic for declarations to come, within
@@ -395,13 +442,14 @@ func (m *Model) dropHeuristic(name string) {
 // followed).
 func (m *Model) keep(msg Message) *topic {
 	t := m.topics[msg.Topic]
-	if len(msg.Payload) > maxKeptPayload || m.keptBytes-len(t.keptOrNil())+len(msg.Payload) > m.cfg.MaxKeptBytes {
+	empty := len(msg.Payload) == 0 // a retained message cleared
+	if empty || len(msg.Payload) > maxKeptPayload || m.keptBytes-len(t.keptOrNil())+len(msg.Payload) > m.cfg.MaxKeptBytes {
 		if t != nil {
-			m.keptBytes -= len(t.kept)
-			t.kept = nil
-			m.dropIfEmpty(msg.Topic, t)
+			m.release(msg.Topic, t)
 		}
-		m.stats.RefusedTopics++
+		if !empty {
+			m.stats.RefusedTopics++
+		}
 		return m.topics[msg.Topic]
 	}
 	if t == nil {
@@ -413,8 +461,8 @@ func (m *Model) keep(msg Message) *topic {
 		m.topics[msg.Topic] = t
 	}
 	m.keptBytes += len(msg.Payload) - len(t.kept)
-	t.kept = append(make([]byte, 0, len(msg.Payload)+1), msg.Payload...) // never nil: an empty payload is kept too
-	t.keptTime = msg.Time
+	t.kept = append(make([]byte, 0, len(msg.Payload)), msg.Payload...)
+	t.keptTime, t.keptSeq = msg.Time, m.seq
 	return t
 }
 
@@ -425,28 +473,27 @@ func (t *topic) keptOrNil() []byte {
 	return t.kept
 }
 
-// feed gives a payload to every binding of t (or only those of dev) and
-// says which devices changed.
-func (m *Model) feed(t *topic, payload []byte, at time.Time, dev *device) Changes {
+// feed gives a payload, the seq-th message, to every binding of t and says
+// which devices changed.
+func (m *Model) feed(t *topic, payload []byte, at time.Time, seq uint64) Changes {
 	var ch Changes
 	if t == nil {
 		return ch
 	}
 	for _, b := range slices.Clone(t.bindings) { // an expansion may rebuild its device
-		if dev != nil && b.dev != dev {
-			continue
-		}
 		if m.devices[b.dev.id] != b.dev {
 			continue // removed meanwhile
 		}
-		m.feedOne(b, payload, at)
-		ch.Updated = appendUnique(ch.Updated, b.dev.id)
+		m.feedOne(b, payload, at, seq)
+		if b.dev.visible() {
+			ch.Updated = appendUnique(ch.Updated, b.dev.id)
+		}
 	}
 	return ch
 }
 
-// feedOne gives a payload to one binding.
-func (m *Model) feedOne(b binding, payload []byte, at time.Time) {
+// feedOne gives a payload, the seq-th message, to one binding.
+func (m *Model) feedOne(b binding, payload []byte, at time.Time, seq uint64) {
 	b.dev.touch(at)
 	switch {
 	case b.ent != nil:
@@ -465,9 +512,9 @@ func (m *Model) feedOne(b binding, payload []byte, at time.Time) {
 			e.spec.Value, e.spec.Updated = v, at
 		}
 	case b.av != nil:
-		if s := readAvailability(b.av.spec, payload); s != Unknown || b.av.state == Unknown {
-			m.seq++
-			b.av.state, b.av.seq = s, m.seq
+		// A payload that is neither online nor offline changes nothing.
+		if s := readAvailability(b.av.spec, payload); s != Unknown && seq >= b.av.seq {
+			b.av.state, b.av.seq = s, seq
 		}
 	case b.exp != nil:
 		m.expand(b.exp, payload, at)

@@ -23,7 +23,8 @@ import "encoding/json"
 // declare replaces everything the source declared before; declare(source,
 // nil) removes it. Several sources may add entities to one device (Home
 // Assistant sends one config per entity, grouped by device identifiers);
-// a device left with no entities from any source is removed.
+// a device with no entities from any source is not shown (Devices,
+// Device, Changes), and goes when no source declares it.
 //
 // Helpers every convention needs: jsonField (dotted JSON paths), onOff
 // (ON/OFF/true/false and custom payloads to a boolean), parseNumber ("21.5"
@@ -122,7 +123,8 @@ type availabilitySpec struct {
 	// Anything else leaves the binding unknown.
 	Online, Offline string
 	// read overrides Field, Online and Offline: it returns Online, Offline
-	// or Unknown for a payload (Homie's $state: ready, lost, ...).
+	// or Unknown for a payload (Homie's $state: ready, lost, ...). A
+	// payload that is neither online nor offline leaves the binding as it was.
 	read func(payload []byte) string
 }
 

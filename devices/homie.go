@@ -23,7 +23,8 @@ import (
 // $state is availability: ready is online, and so is alert (Homie 3/4:
 // connected, but something is wrong); disconnected and lost are offline,
 // and so is sleeping (a sleeping device does not hear a command: Homie's
-// /set messages are not retained); init leaves it unknown.
+// /set messages are not retained); init (starting up) says nothing: the
+// availability stays as it was, unknown at first.
 
 const (
 	homieRoot           = "homie/"
@@ -348,7 +349,7 @@ func homieList(s string) []string {
 }
 
 // declarations is the device as the model shows it: one entity per
-// property, availability from $state.
+// property, availability from $state; none while it has no property.
 func (d *homieDevice) declarations() []declaration {
 	desc := d.desc
 	if desc == nil {
@@ -386,6 +387,9 @@ func (d *homieDevice) declarations() []declaration {
 			decl.entities = append(decl.entities, p.entity(d.base+"/"+n.ID+"/"+p.ID, n.ID+"/"+p.ID, name))
 		}
 	}
+	if len(decl.entities) == 0 {
+		return nil // nothing to show yet
+	}
 	return []declaration{decl}
 }
 
@@ -399,7 +403,7 @@ func homieAvailability(payload []byte) string {
 	case "disconnected", "lost", "sleeping":
 		return Offline
 	}
-	return Unknown // init, or nothing yet
+	return Unknown // init, or nothing the spec names
 }
 
 // entity is the entity of a property whose value arrives on topic.
@@ -424,7 +428,7 @@ func (p homieProperty) entity(topic, id, name string) entitySpec {
 	case "integer", "float":
 		e.Type, e.Kind = TypeNumber, KindSensor
 		e.DeviceClass = homieDeviceClass(p)
-		if e.DeviceClass != "" {
+		if e.DeviceClass != "" && !p.Settable {
 			e.StateClass = "measurement"
 		}
 		if p.Settable {

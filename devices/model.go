@@ -103,6 +103,8 @@ func New(cfg Config) *Model {
 		homeAssistant{},
 		// Conventions of other files: one line each below.
 		newZigbee2MQTT(),
+		newHomie(),
+		newTasmota(),
 	}
 	return m
 }
@@ -115,6 +117,7 @@ func (m *Model) Apply(msg Message) Changes {
 		return Changes{}
 	}
 	m.now = msg.Time
+	m.seq++
 	for _, c := range m.conventions {
 		if ch, ok := c.handle(m, msg); ok {
 			return ch
@@ -129,10 +132,14 @@ func (m *Model) Apply(msg Message) Changes {
 	}
 	t = m.keep(msg)
 	if !t.boundByConvention() {
-		ch.add(m.heuristic(msg))
+		hc, declared := m.heuristic(msg)
+		ch.add(hc)
 		t = m.topics[msg.Topic]
+		if declared && t != nil && t.kept != nil && t.keptSeq == m.seq {
+			return ch // declaring fed it what was just kept: this message
+		}
 	}
-	ch.add(m.feed(t, msg.Payload, msg.Time, nil))
+	ch.add(m.feed(t, msg.Payload, msg.Time, m.seq))
 	return ch
 }
 
@@ -143,7 +150,9 @@ const controlPrefix = "clown.talk/-/"
 func (m *Model) Devices() []Device {
 	out := make([]Device, 0, len(m.devices))
 	for _, d := range m.devices {
-		out = append(out, d.snapshot())
+		if d.visible() {
+			out = append(out, d.snapshot())
+		}
 	}
 	slices.SortFunc(out, func(a, b Device) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -152,7 +161,7 @@ func (m *Model) Devices() []Device {
 // Device returns a copy of one device.
 func (m *Model) Device(id string) (Device, bool) {
 	d, ok := m.devices[id]
-	if !ok {
+	if !ok || !d.visible() {
 		return Device{}, false
 	}
 	return d.snapshot(), true
@@ -161,7 +170,7 @@ func (m *Model) Device(id string) (Device, bool) {
 // Stats returns what the model holds and what its bounds refused.
 func (m *Model) Stats() Stats {
 	s := m.stats
-	s.Devices = len(m.devices)
+	s.Devices = len(m.devices) // those waiting for their first entity too
 	s.Topics = len(m.topics)
 	for _, d := range m.devices {
 		s.Entities += len(d.entities)
@@ -176,7 +185,7 @@ func (m *Model) Stats() Stats {
 // sense.
 func (m *Model) Command(deviceID, entityID string, value json.RawMessage) (Command, error) {
 	d, ok := m.devices[deviceID]
-	if !ok {
+	if !ok || !d.visible() {
 		return Command{}, ErrUnknownDevice
 	}
 	e := d.entity(entityID)

@@ -14,25 +14,26 @@ import (
 
 // heuristic makes a device of a topic no convention binds: HARDWARIO's
 // layout, else plain JSON. An empty payload (a retained message cleared)
-// removes what the topic made.
-func (m *Model) heuristic(msg Message) Changes {
+// removes what the topic made. declared says whether it declared the
+// topic's device anew (else the topic's bindings are as they were).
+func (m *Model) heuristic(msg Message) (ch Changes, declared bool) {
 	source := heuristicSource + msg.Topic
 	if len(bytes.TrimSpace(msg.Payload)) == 0 || len(msg.Payload) > maxKeptPayload {
 		if _, ok := m.sources[source]; ok {
-			return m.declare(source, nil)
+			return m.declare(source, nil), false
 		}
-		return Changes{}
+		return Changes{}, false
 	}
 	decl, shape := heuristicDeclaration(msg.Topic, msg.Payload)
 	t := m.topics[msg.Topic]
 	if _, ok := m.sources[source]; ok && t != nil && t.shape == shape {
-		return Changes{}
+		return Changes{}, false
 	}
-	ch := m.declare(source, []declaration{decl})
+	ch = m.declare(source, []declaration{decl})
 	if t := m.topics[msg.Topic]; t != nil {
 		t.shape = shape
 	}
-	return ch
+	return ch, true
 }
 
 // heuristicDeclaration is the device a topic no convention binds makes, and

@@ -468,14 +468,16 @@ func (u tasmotaUnits) leaf(path string, v json.RawMessage) (entitySpec, bool) {
 }
 
 // tasmotaLeafName names a SENSOR leaf for people: ENERGY.ApparentPower is
-// "Apparent power", ENERGY.Total "Energy total", BME280.DewPoint "BME280
-// dew point".
+// "Apparent power", ENERGY.Total "Energy total", ENERGY.Factor "Power
+// factor", BME280.DewPoint "BME280 dew point".
 func tasmotaLeafName(path string) string {
 	levels := strings.Split(path, ".")
 	if levels[0] == "ENERGY" && len(levels) == 2 {
 		switch levels[1] {
 		case "Total", "Today", "Yesterday":
 			return "Energy " + strings.ToLower(levels[1])
+		case "Factor":
+			return "Power factor"
 		}
 		levels = levels[1:]
 	}
@@ -484,7 +486,17 @@ func tasmotaLeafName(path string) string {
 	if last == 0 {
 		return words
 	}
-	return strings.Join(levels[:last], " ") + " " + strings.ToLower(words)
+	return strings.Join(levels[:last], " ") + " " + lowerWord(words)
+}
+
+// lowerWord is s with its first letter in lower case when it starts a
+// capitalised word (Temperature), not an acronym (TVOC, A0).
+func lowerWord(s string) string {
+	runes := []rune(s)
+	if len(runes) > 1 && unicode.IsUpper(runes[0]) && unicode.IsLower(runes[1]) {
+		runes[0] = unicode.ToLower(runes[0])
+	}
+	return string(runes)
 }
 
 // splitCamel is ApparentPower as "Apparent power"; runs of capitals

@@ -149,7 +149,11 @@ func unitOf(raw []byte) string {
 }
 
 // numberJSON is f as a JSON number, in its shortest form.
+// Like JavaScript, it writes digits without an exponent from 1e-6 to 1e21.
 func numberJSON(f float64) json.RawMessage {
+	if a := math.Abs(f); a == 0 || a >= 1e-6 && a < 1e21 {
+		return strconv.AppendFloat(nil, f, 'f', -1, 64)
+	}
 	return strconv.AppendFloat(nil, f, 'g', -1, 64)
 }
 

@@ -202,7 +202,7 @@ func zigbeeDeclarations(base string, list []zigbeeDevice, maxEntities int) []dec
 			decl.device.Model = d.Definition.Model
 			decl.device.Manufacturer = d.Definition.Vendor
 			var features []zigbeeFeature
-			flattenExposes(d.Definition.Exposes, "", "", 0, maxEntities, &features)
+			flattenExposes(d.Definition.Exposes, "", "", "", 0, maxEntities, &features)
 			seen := make(map[string]bool, len(features))
 			for _, f := range features {
 				if seen[f.path] {
@@ -212,6 +212,9 @@ func zigbeeDeclarations(base string, list []zigbeeDevice, maxEntities int) []dec
 				decl.entities = append(decl.entities, f.entity(stateTopic))
 			}
 			decl.availability = []availabilitySpec{{Topic: stateTopic + "/availability", read: zigbeeAvailability}}
+			if len(decl.entities) == 0 {
+				continue // a definition that exposes nothing
+			}
 		}
 		decls = append(decls, decl)
 	}
@@ -260,12 +263,14 @@ type zigbeeFeature struct {
 	zigbeeExpose
 	path   string // the dotted path of the value in the state JSON: property, or composite.property
 	parent string // the specific expose it is a feature of (light, switch, climate, ...), "" for none
+	group  string // the label of the composite it is a feature of, "" for none
 }
 
 // flattenExposes appends the leaves of exposes to out, at most max of them:
 // specific exposes and composites are followed into their features (a
-// composite's property prefixes its features' paths), up to maxExposeDepth.
-func flattenExposes(exposes []zigbeeExpose, parent, prefix string, depth, max int, out *[]zigbeeFeature) {
+// composite's property prefixes its features' paths, its label their
+// names), up to maxExposeDepth.
+func flattenExposes(exposes []zigbeeExpose, parent, group, prefix string, depth, max int, out *[]zigbeeFeature) {
 	if depth >= maxExposeDepth {
 		return
 	}
@@ -278,15 +283,15 @@ func flattenExposes(exposes []zigbeeExpose, parent, prefix string, depth, max in
 			if e.Property == "" || strings.Contains(e.Property, ".") {
 				continue
 			}
-			*out = append(*out, zigbeeFeature{zigbeeExpose: e, path: prefix + e.Property, parent: parent})
+			*out = append(*out, zigbeeFeature{zigbeeExpose: e, path: prefix + e.Property, parent: parent, group: group})
 		case "composite":
 			p := prefix
 			if e.Property != "" {
 				p = prefix + e.Property + "."
 			}
-			flattenExposes(e.Features, parent, p, depth+1, max, out)
+			flattenExposes(e.Features, parent, zigbeeLabel(e), p, depth+1, max, out)
 		default: // light, switch, lock, cover, climate, fan, and specific types to come
-			flattenExposes(e.Features, e.Type, prefix, depth+1, max, out)
+			flattenExposes(e.Features, e.Type, group, prefix, depth+1, max, out)
 		}
 	}
 }
@@ -296,13 +301,17 @@ func (f zigbeeFeature) entity(stateTopic string) entitySpec {
 	published := f.Access&zigbeePublished != 0
 	settable := f.Access&zigbeeSettable != 0
 	e := Entity{ID: f.path, Name: zigbeeLabel(f.zigbeeExpose), Unit: f.Unit, Field: f.path}
+	if f.group != "" {
+		e.Name = f.group + " " + strings.ToLower(e.Name[:1]) + e.Name[1:]
+	}
 	if published {
 		e.Topic = stateTopic
 	}
 	if settable {
 		e.Control = &Control{Topic: stateTopic + "/set"}
 	}
-	spec := entitySpec{}
+	// Link quality is shown as the device's (Device.LinkQuality), not as an entity.
+	spec := entitySpec{hidden: f.path == "linkquality"}
 	switch f.Type {
 	case "binary":
 		e.Type = TypeBoolean
