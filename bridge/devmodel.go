@@ -36,8 +36,8 @@ const recordOverhead = 80
 // deviceModel owns the hub's devices.Model.
 type deviceModel struct {
 	cfg      devices.Config
-	maxQueue int // records
-	maxBytes int // of the records queued (recordOverhead each, and their topics and payloads)
+	maxQueue int         // records
+	maxBytes int         // of the records queued (recordOverhead each, and their topics and payloads)
 	state    *stateStore // the values a rebuild starts from
 	stats    *counters
 	log      *slog.Logger

@@ -4,7 +4,10 @@
 // them; and it turns what browsers send into validated publishes on the Bus.
 //
 // The package knows nothing of MQTT libraries. It declares [Bus], and package
-// broker implements it for the embedded broker and for a remote one.
+// broker implements it for the embedded broker and for a remote one. It
+// keeps a model of the devices (package devices, pure) current with what it
+// delivers, serves it to browsers, and sends commands through it
+// (docs/devices.md).
 //
 // # Concurrency contract
 //
@@ -36,7 +39,18 @@
 //     waits for the subscriptions it needs, bounded.
 //   - the command acks (ack.go): settled by the fan-out after each message,
 //     O(1) per command; they reach clients through a send function that
-//     only queues.
+//     only queues, or an HTTP request through a buffered channel.
+//   - the device model (devmodel.go): an observer that appends each event
+//     to a bounded queue under the queue's lock (O(1)); one goroutine of
+//     the hub's, the model worker, applies the queue a batch at a time to
+//     the devices.Model under the model's own lock (a chunk of records per
+//     hold), and, on overflow, rebuilds it from a snapshot of the state
+//     store. Requests (lists, commands) hold the model's lock for one call
+//     of the model.
+//   - the device views (devview.go): the sessions that follow devices,
+//     under a leaf lock held to add, remove or list them; the worker sends
+//     them device frames through their queues after releasing the model's
+//     lock.
 //   - each client's queue (client.go), bounded in messages and bytes: a
 //     push or a take holds its lock for O(1) work.
 //
@@ -56,9 +70,11 @@
 // an Observer must not block.
 //
 // Lock order: the fan-out lock first; under it, any one of the others
-// (event log, state store, interest, acks, sessions, a queue; the acks'
-// lock may be followed by a queue's, when an ack is sent). No lock is held
-// while taking the fan-out lock, and no other two are nested.
+// (event log, state store, interest, acks, sessions, a queue, the device
+// model's queue; the acks' lock may be followed by a queue's, when an ack is
+// sent). No lock is held while taking the fan-out lock, and no other two are
+// nested: the model worker takes the model's lock, the state store's (a
+// snapshot), the views' and a client queue's one at a time.
 //
 // Sessions:
 //
@@ -67,7 +83,8 @@
 //     takes the client out of the index under the fan-out lock, for good,
 //     then out of the sessions, and Close waits for it. Close marks the
 //     sessions closed, so no client attaches after it lists them, then
-//     stops the fan-out, the acks and the reconciler, cancels the Bus
+//     stops the fan-out, the model worker, the acks and the reconciler,
+//     cancels the Bus
 //     subscriptions, tells every listed
 //     client "going away", and returns once every session has ended (or its
 //     context ends, after cutting the connections still open).

@@ -1,20 +1,25 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/devices"
 	"github.com/motehub/motehub/internal/httpx"
 )
 
-// api serves /api/*: publish, state, history and the long poll.
+// api serves /api/*: publish, state, history, the long poll and the
+// devices.
 type api struct {
 	hub          *bridge.Hub
 	maxBodyBytes int64
@@ -27,20 +32,8 @@ func writeError(w http.ResponseWriter, err error) {
 
 // publish: POST /api/publish with the body [topic, payload].
 func (a *api) publish(w http.ResponseWriter, r *http.Request) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		httpx.WriteError(w, http.StatusUnsupportedMediaType, bridge.CodeBadRequest,
-			"the body must be application/json: [topic, payload]")
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBodyBytes))
-	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		httpx.WriteError(w, http.StatusRequestEntityTooLarge, bridge.CodeTooLarge,
-			fmt.Sprintf("the body is over %d bytes", mbe.Limit))
-		return
-	}
-	if err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, bridge.CodeBadRequest, "reading the body: "+err.Error())
+	body, ok := a.readJSONBody(w, r, "[topic, payload]")
+	if !ok {
 		return
 	}
 	in, err := bridge.ParseMessage(body)
@@ -134,4 +127,99 @@ func parseWait(s string) (time.Duration, error) {
 		return 0, &bridge.Error{Code: bridge.CodeBadRequest, Message: "?wait= must be seconds, from 0 to 3600"}
 	}
 	return time.Duration(f * float64(time.Second)), nil
+}
+
+// devicesPrefix is where the device model is served.
+const devicesPrefix = "/api/devices/"
+
+// deviceID reads the device id of /api/devices/{id}[/suffix] from the
+// escaped path: an id is path-escaped (encodeURIComponent), since ids hold
+// ':' and a Zigbee2MQTT friendly name may hold '/' (%2F).
+func deviceID(r *http.Request, suffix string) (string, error) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), devicesPrefix)
+	rest = strings.TrimSuffix(rest, suffix)
+	id, err := url.PathUnescape(rest)
+	if err != nil || id == "" || strings.Contains(rest, "/") {
+		return "", &bridge.Error{Code: bridge.CodeBadRequest, Message: "the device id in the path must be path-escaped (encodeURIComponent)"}
+	}
+	return id, nil
+}
+
+// devices: GET /api/devices — {"devices": [...]}, the devices the reader
+// may read (docs/devices.md).
+func (a *api) devices(w http.ResponseWriter, r *http.Request) {
+	list := a.hub.Devices(auth.IdentityFrom(r.Context()))
+	if list == nil {
+		list = []devices.Device{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": list})
+}
+
+// device: GET /api/devices/{id} — one device, 404 when there is none the
+// reader may read.
+func (a *api) device(w http.ResponseWriter, r *http.Request) {
+	id, err := deviceID(r, "")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	d, ok := a.hub.Device(auth.IdentityFrom(r.Context()), id)
+	if !ok {
+		httpx.WriteError(w, http.StatusNotFound, bridge.CodeUnknownDevice, fmt.Sprintf("no device %q", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// command: POST /api/devices/{id}/command with {"entity", "value"} — sends
+// the command and waits for the device to confirm it (at most the hub's ack
+// timeout): {"ok": true, "ms": N}, or an error with the command's code and
+// its status (docs/devices.md).
+func (a *api) command(w http.ResponseWriter, r *http.Request) {
+	id, err := deviceID(r, "/command")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	body, ok := a.readJSONBody(w, r, `{"entity": "...", "value": ...}`)
+	if !ok {
+		return
+	}
+	var req struct {
+		Entity string          `json:"entity"`
+		Value  json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || len(body) == 0 || body[0] != '{' {
+		httpx.WriteError(w, http.StatusBadRequest, bridge.CodeBadJSON, `the body must be an object {"entity": "...", "value": ...}`)
+		return
+	}
+	res, err := a.hub.Command(r.Context(), auth.IdentityFrom(r.Context()), id, req.Entity, req.Value)
+	if err != nil {
+		return // the client left
+	}
+	if !res.OK {
+		httpx.WriteError(w, bridge.HTTPStatus(res.Code), res.Code, res.Error)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// readJSONBody reads a request's application/json body within the size
+// bound, answering the errors itself (what says what the body should be).
+func (a *api) readJSONBody(w http.ResponseWriter, r *http.Request, what string) ([]byte, bool) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		httpx.WriteError(w, http.StatusUnsupportedMediaType, bridge.CodeBadRequest, "the body must be application/json: "+what)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBodyBytes))
+	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, bridge.CodeTooLarge, fmt.Sprintf("the body is over %d bytes", mbe.Limit))
+		return nil, false
+	}
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, bridge.CodeBadRequest, "reading the body: "+err.Error())
+		return nil, false
+	}
+	return body, true
 }

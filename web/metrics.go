@@ -46,7 +46,12 @@ var (
 	descRefusals   = prometheus.NewDesc("motehub_refusals_total", "Browser requests refused, by cause.", []string{"cause"}, nil)
 	descLatency    = prometheus.NewDesc("motehub_delivery_latency_seconds", "Time from the hub taking a message to writing it to a browser's connection.", nil, nil)
 	descBusSubs    = prometheus.NewDesc("motehub_bus_subscriptions", "Topic filters the hub is subscribed to on the MQTT side (with --upstream: what its clients want).", nil, nil)
-	hubDescriptors = []*prometheus.Desc{descSessions, descReceived, descDelivered, descBytesOut, descPublished, descCloses, descSlow, descAcks, descRefusals, descLatency, descBusSubs}
+	descCommands   = prometheus.NewDesc("motehub_commands_total", "Commands (through the device model, or raw with ack) by outcome: ok, or the code of the failure.", []string{"outcome"}, nil)
+	descDevices    = prometheus.NewDesc("motehub_devices", "Devices the device model knows now.", nil, nil)
+	descOverflows  = prometheus.NewDesc("motehub_device_model_overflows_total", "Times the device model fell behind its bounded queue (each followed by a rebuild from the last values).", nil, nil)
+	descRebuilds   = prometheus.NewDesc("motehub_device_model_rebuilds_total", "Times the device model was rebuilt from the last values.", nil, nil)
+	hubDescriptors = []*prometheus.Desc{descSessions, descReceived, descDelivered, descBytesOut, descPublished, descCloses, descSlow, descAcks, descRefusals, descLatency, descBusSubs,
+		descCommands, descDevices, descOverflows, descRebuilds}
 )
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -76,6 +81,10 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(s.Received))
 	ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(s.SlowDisconnects))
 	ch <- prometheus.MustNewConstMetric(descBusSubs, prometheus.GaugeValue, float64(s.BusSubscriptions))
+	byLabel(descCommands, prometheus.CounterValue, s.Commands)
+	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(s.Devices))
+	ch <- prometheus.MustNewConstMetric(descOverflows, prometheus.CounterValue, float64(s.ModelOverflows))
+	ch <- prometheus.MustNewConstMetric(descRebuilds, prometheus.CounterValue, float64(s.ModelRebuilt))
 
 	buckets := make(map[float64]uint64, len(s.Latency.Bounds))
 	var cumulative uint64

@@ -131,6 +131,9 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	r.Get("/api/state", a.state)
 	r.Get("/api/history", a.history)
 	r.Get("/api/poll", a.poll)
+	r.Get("/api/devices", a.devices)
+	r.Get("/api/devices/{id}", a.device)
+	r.Post("/api/devices/{id}/command", a.command)
 
 	// The dashboard (dashboard.go): the page at /, its files under /assets/.
 	dash := newDashboard()

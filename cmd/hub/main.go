@@ -22,6 +22,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/broker"
+	"github.com/motehub/motehub/devices"
 	"github.com/motehub/motehub/web"
 )
 
@@ -229,6 +230,7 @@ func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge
 		MaxSessionsPerAddress: opts.MaxConnectionsPerAddress,
 		MaxSubscriptions:      opts.MaxSubscriptions,
 		MaxStateValues:        opts.MaxStateValues,
+		Devices:               devices.Config{MaxDevices: opts.MaxDevices},
 		MaxTopics:             opts.MaxTopics,
 		HistoryLength:         opts.HistoryLength,
 		HistoryBytes:          int(opts.HistoryBytes),

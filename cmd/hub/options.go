@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/devices"
 )
 
 // options is everything the command line and the environment decide.
@@ -49,6 +50,7 @@ type options struct {
 	MaxConnectionsPerAddress int
 	MaxSubscriptions         int
 	MaxStateValues           int
+	MaxDevices               int // the device model's bound (devices.Config.MaxDevices)
 	ReadHeaderTimeout        time.Duration
 	IdleTimeout              time.Duration
 
@@ -85,7 +87,7 @@ var helpGroups = []flagGroup{
 	{"Listeners", []string{"http", "mqtt", "mqtts"}},
 	{"Security", []string{"users", "allow-anonymous", "allow-origin", "allow-host", "tls-cert", "tls-key", "trusted-proxy"}},
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
-		"max-connections-per-address", "max-subscriptions", "max-state-values", "read-header-timeout", "idle-timeout",
+		"max-connections-per-address", "max-subscriptions", "max-state-values", "max-devices", "read-header-timeout", "idle-timeout",
 		"mqtt-connect-timeout", "mqtt-max-sessions", "mqtt-session-expiry", "mqtt-max-subscriptions", "mqtt-max-queued"}},
 	{"Storage", []string{"data", "data-sync-interval", "max-topics", "history-length", "history-bytes"}},
 	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
@@ -172,6 +174,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	fs.IntVar(&o.MaxConnectionsPerAddress, "max-connections-per-address", 256, "MQTT connections, and browser sessions, from one IP address (`N` each)")
 	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", 256, "topic filters one browser may subscribe to, or name in one request (`N`)")
 	fs.IntVar(&o.MaxStateValues, "max-state-values", 10000, "last values in one answer to /api/state or state/get; more are cut and the answer says \"truncated\" (`N`)")
+	fs.IntVar(&o.MaxDevices, "max-devices", devices.DefaultMaxDevices, "devices the hub's device model keeps (/api/devices, the dashboard's cards); discoveries past it are ignored (`N`)")
 	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send an HTTP request's headers (`DURATION`)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 2*time.Minute, "an idle HTTP keep-alive connection is closed after `DURATION`")
 	o.MQTTConnectTimeout, o.MQTTSessionExpiry = 10*time.Second, 24*time.Hour
@@ -291,8 +294,8 @@ func (o options) check() error {
 		return errors.New("--mqtts needs --tls-cert and --tls-key")
 	case o.MaxMessageBytes < 1024:
 		return fmt.Errorf("--max-message-bytes %d: at least 1024", o.MaxMessageBytes)
-	case o.MaxConnections < 1 || o.MaxConnectionsPerAddress < 1 || o.MaxSubscriptions < 1 || o.MaxStateValues < 1:
-		return errors.New("--max-connections, --max-connections-per-address, --max-subscriptions and --max-state-values are at least 1")
+	case o.MaxConnections < 1 || o.MaxConnectionsPerAddress < 1 || o.MaxSubscriptions < 1 || o.MaxStateValues < 1 || o.MaxDevices < 1:
+		return errors.New("--max-connections, --max-connections-per-address, --max-subscriptions, --max-state-values and --max-devices are at least 1")
 	case o.MQTTMaxSessions < 1 || o.MQTTMaxSubscriptions < 1 || o.MQTTMaxQueued < 1 || o.MQTTMaxQueued > 65535:
 		return errors.New("--mqtt-max-sessions and --mqtt-max-subscriptions are at least 1, --mqtt-max-queued between 1 and 65535")
 	case o.MQTTMaxSessions < o.MaxConnections:

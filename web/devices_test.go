@@ -1,0 +1,429 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/broker"
+	"github.com/motehub/motehub/devices"
+	"github.com/motehub/motehub/internal/devicetrace"
+	"github.com/motehub/motehub/internal/hubtest"
+)
+
+// ackTimeout is the hub's command timeout in these tests: short, so that
+// the timeout cases end soon.
+const ackTimeout = 1500 * time.Millisecond
+
+// startDeviceServer starts a broker, a hub and the HTTP surface, the hub
+// and HTTP deciding with authz (nil: open).
+func startDeviceServer(t *testing.T, authz *auth.Authorizer) *testServer {
+	t.Helper()
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := bridge.New(b, bridge.Config{Logger: quiet, AckTimeout: ackTimeout, Authorizer: authz})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Open()
+	srv := httptest.NewServer(New(hub, Config{Logger: quiet, Authorizer: authz}))
+	ts := &testServer{URL: srv.URL, Broker: b, client: &http.Client{Timeout: hubtest.Timeout}}
+	t.Cleanup(func() {
+		ts.client.CloseIdleConnections()
+		_ = hub.Close(context.Background())
+		srv.Close()
+		_ = b.Close(context.Background())
+	})
+	return ts
+}
+
+// readTrace reads testdata/devices/<name>.trace; ok is false when no helper
+// has written it yet.
+func readTrace(t *testing.T, name string) ([]devicetrace.Message, bool) {
+	t.Helper()
+	path := filepath.Join("..", "testdata", "devices", name+".trace")
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return nil, false
+	}
+	msgs, err := devicetrace.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs, true
+}
+
+// allTraces reads every trace there is.
+func allTraces(t *testing.T) []devicetrace.Message {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("..", "testdata", "devices", "*.trace"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no traces in testdata/devices: %v", err)
+	}
+	var all []devicetrace.Message
+	for _, p := range paths {
+		msgs, err := devicetrace.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, msgs...)
+	}
+	return all
+}
+
+// play publishes msgs from a paho client, with their retained flags, in
+// order (QoS 1: the broker takes each before the next).
+func play(t *testing.T, c paho.Client, msgs []devicetrace.Message) {
+	t.Helper()
+	for _, m := range msgs {
+		hubtest.PublishMQTT(t, c, m.Topic, 1, m.Retain, m.Payload)
+	}
+}
+
+// modelOf is a model fed msgs directly: what the hub's should come to.
+func modelOf(msgs []devicetrace.Message) *devices.Model {
+	m := devices.New(devices.Config{})
+	for _, msg := range msgs {
+		m.Apply(devices.Message{Topic: msg.Topic, Payload: msg.Payload, Retained: msg.Retain, Time: time.Now()})
+	}
+	return m
+}
+
+// shape is a device's id and its entities' ids: what must match between
+// the hub's model and one fed directly (values and times may differ).
+func shape(list []devices.Device) []string {
+	var out []string
+	for _, d := range list {
+		ids := []string{}
+		for _, e := range d.Entities {
+			ids = append(ids, e.ID)
+		}
+		out = append(out, d.ID+" "+strings.Join(ids, ","))
+	}
+	return out
+}
+
+// apiDevices is GET /api/devices decoded.
+func (ts *testServer) apiDevices(t *testing.T, header http.Header) []devices.Device {
+	t.Helper()
+	status, body := ts.doWith(t, "GET", "/api/devices", header, "")
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/devices = %d %s", status, body)
+	}
+	var res struct{ Devices []devices.Device }
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		t.Fatalf("GET /api/devices: %v: %s", err, body)
+	}
+	return res.Devices
+}
+
+func (ts *testServer) doWith(t *testing.T, method, path string, header http.Header, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = io.Copy(&b, resp.Body)
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("%s %s: error %d with Content-Type %q, want JSON", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return resp.StatusCode, b.String()
+}
+
+// session opens a Clown.Talk session with config and returns it after
+// config/ok.
+func (ts *testServer) session(t *testing.T, header http.Header, config string) *hubtest.WS {
+	t.Helper()
+	ws := hubtest.DialWS(t, "ws"+strings.TrimPrefix(ts.URL, "http")+"/ws", header)
+	ws.Send(`["clown.talk/-/config/set", ` + config + `]`)
+	ws.Expect("clown.talk/-/config/ok")
+	return ws
+}
+
+// devicesGet asks a session for its devices.
+func devicesGet(t *testing.T, ws *hubtest.WS) []devices.Device {
+	t.Helper()
+	ws.Send(`["clown.talk/-/devices/get", {}]`)
+	var res struct{ Devices []devices.Device }
+	if err := json.Unmarshal(ws.Expect("clown.talk/-/devices/ok").Payload, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res.Devices
+}
+
+// nextDevice reads device frames until one about id comes.
+func nextDevice(t *testing.T, ws *hubtest.WS, id string) json.RawMessage {
+	t.Helper()
+	for range 1000 {
+		f := ws.Expect("clown.talk/-/device")
+		var d struct{ ID string }
+		if err := json.Unmarshal(f.Payload, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.ID == id {
+			return f.Payload
+		}
+	}
+	t.Fatalf("no device frame about %s", id)
+	return nil
+}
+
+// TestDevicesFromTraces: every trace, published by a real MQTT client with
+// its retained flags, makes in /api/devices and devices/get the devices a
+// model fed directly has; a live value comes as a device frame to a session
+// that asked for them; /api/devices/{id} takes path-escaped ids.
+func TestDevicesFromTraces(t *testing.T) {
+	ts := startDeviceServer(t, nil)
+	msgs := allTraces(t)
+	play(t, hubtest.ConnectMQTT(t, ts.Broker.Addr().String(), "trace-player"), msgs)
+	want := shape(modelOf(msgs).Devices())
+	if len(want) == 0 {
+		t.Fatal("the traces make no devices")
+	}
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return slices.Equal(shape(ts.apiDevices(t, nil)), want) },
+		"/api/devices never came to\n%s", strings.Join(want, "\n"))
+
+	ws := ts.session(t, nil, `{"subscribe": [], "devices": true}`)
+	if got := shape(devicesGet(t, ws)); !slices.Equal(got, want) {
+		t.Fatalf("devices/get = \n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A live value: one device frame with it.
+	device := hubtest.ConnectMQTT(t, ts.Broker.Addr().String(), "kitchen-node")
+	hubtest.PublishMQTT(t, device, "node/kitchen/thermometer/0:1/temperature", 1, false, []byte("23.25"))
+	var live devices.Device
+	if err := json.Unmarshal(nextDevice(t, ws, "hardwario:node/kitchen"), &live); err != nil {
+		t.Fatal(err)
+	}
+	if e := entityOf(live, "thermometer/0:1/temperature"); e == nil || string(e.Value) != "23.25" || e.Unit != "°C" {
+		t.Fatalf("the live device frame has the temperature %+v", e)
+	}
+
+	status, body := ts.do(t, "GET", "/api/devices/"+url.PathEscape("hardwario:node/kitchen"), "", "")
+	if status != http.StatusOK || !strings.Contains(body, `"id":"hardwario:node/kitchen"`) {
+		t.Fatalf("GET /api/devices/{escaped id} = %d %s", status, body)
+	}
+	status, body = ts.do(t, "GET", "/api/devices/nothing%3Ahere", "", "")
+	if status != http.StatusNotFound || !strings.Contains(body, `"code":"unknown-device"`) {
+		t.Fatalf("GET /api/devices/ of no device = %d %s", status, body)
+	}
+}
+
+func entityOf(d devices.Device, id string) *devices.Entity {
+	for i := range d.Entities {
+		if d.Entities[i].ID == id {
+			return &d.Entities[i]
+		}
+	}
+	return nil
+}
+
+// commandCase is a control of one convention's trace: the bytes the device
+// expects for "on", and what it answers.
+type commandCase struct {
+	convention string
+	trace      string
+	// control picks the entity: by its command topic, or (empty) the first
+	// switch or light of the convention.
+	control string
+	sent    string // the bytes the command topic must carry for value true
+	answer  string // the device's state once on
+	differ  string // a state that is not on
+}
+
+var commandCases = []commandCase{
+	{devices.HomeAssistant, "homeassistant", "homeassistant/switch/irrigation/set", "ON", "ON", "OFF"},
+	{devices.HARDWARIO, "hardwario", "node/kitchen/relay/-/state/set", "true", "true", "false"},
+	{devices.Zigbee2MQTT, "zigbee2mqtt", "", `{"state":"ON"}`, `{"state":"ON"}`, `{"state":"OFF"}`},
+	{devices.Tasmota, "tasmota", "", "ON", "ON", "OFF"},
+	{devices.Homie, "homie", "", "true", "true", "false"},
+}
+
+// find returns the device and entity the case commands.
+func (cc commandCase) find(list []devices.Device) (devices.Device, devices.Entity, bool) {
+	for _, d := range list {
+		if d.Convention != cc.convention || d.Availability == devices.Offline {
+			continue
+		}
+		for _, e := range d.Entities {
+			if e.Control == nil || e.Topic == "" {
+				continue
+			}
+			if cc.control == e.Control.Topic || cc.control == "" && (e.Kind == devices.KindSwitch || e.Kind == devices.KindLight) {
+				return d, e, true
+			}
+		}
+	}
+	return devices.Device{}, devices.Entity{}, false
+}
+
+// ack is the payload of clown.talk/-/ack.
+type ack struct {
+	Topic, ID, Device, Entity, Code, Error string
+	OK                                     bool
+	State                                  json.RawMessage
+}
+
+func readAck(t *testing.T, ws *hubtest.WS) ack {
+	t.Helper()
+	var a ack
+	if err := json.Unmarshal(ws.Expect("clown.talk/-/ack").Payload, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestCommandsPerConvention: for each convention, a command over the
+// WebSocket reaches an MQTT subscriber with the exact bytes the device
+// expects; the device's answer confirms it; no answer is a timeout, another
+// state state-differs; and over HTTP the same command waits for the answer.
+func TestCommandsPerConvention(t *testing.T) {
+	for _, cc := range commandCases {
+		t.Run(cc.convention, func(t *testing.T) {
+			msgs, ok := readTrace(t, cc.trace)
+			if !ok {
+				t.Skipf("testdata/devices/%s.trace is not written yet", cc.trace)
+			}
+			ts := startDeviceServer(t, nil)
+			addr := ts.Broker.Addr().String()
+			play(t, hubtest.ConnectMQTT(t, addr, "trace-player"), msgs)
+			var dev devices.Device
+			var ent devices.Entity
+			hubtest.Eventually(t, hubtest.Timeout, func() bool {
+				dev, ent, ok = cc.find(ts.apiDevices(t, nil))
+				return ok
+			}, "no %s control in /api/devices", cc.convention)
+
+			device := hubtest.ConnectMQTT(t, addr, "device")
+			commands := hubtest.SubscribeMQTT(t, device, ent.Control.Topic, 1)
+			ws := ts.session(t, nil, `{"subscribe": []}`)
+			send := func(id string) {
+				frame, _ := json.Marshal([]any{"clown.talk/-/command", map[string]any{"device": dev.ID, "entity": ent.ID, "value": true, "id": id}})
+				ws.Send(string(frame))
+				if got := hubtest.Receive(t, commands, hubtest.Timeout, "the command"); got.Payload != cc.sent {
+					t.Fatalf("the device got %q on %s, want %q", got.Payload, ent.Control.Topic, cc.sent)
+				}
+			}
+
+			send("c1")
+			hubtest.PublishMQTT(t, device, ent.Topic, 1, false, []byte(cc.answer))
+			if a := readAck(t, ws); !a.OK || a.ID != "c1" || a.Device != dev.ID || a.Entity != ent.ID || a.Topic != ent.Control.Topic {
+				t.Fatalf("answered command: ack %+v", a)
+			}
+
+			send("c2") // no answer
+			if a := readAck(t, ws); a.OK || a.ID != "c2" || a.Code != "timeout" || a.Error != "timeout" {
+				t.Fatalf("unanswered command: ack %+v", a)
+			}
+
+			send("c3")
+			hubtest.PublishMQTT(t, device, ent.Topic, 1, false, []byte(cc.differ))
+			if a := readAck(t, ws); a.OK || a.ID != "c3" || a.Code != "state-differs" || a.Error != "state differs" {
+				t.Fatalf("command answered with another state: ack %+v", a)
+			}
+
+			// Over HTTP: the request waits for the device's answer.
+			go func() {
+				if m, ok := <-commands; ok && m.Payload == cc.sent {
+					device.Publish(ent.Topic, 1, false, []byte(cc.answer))
+				}
+			}()
+			status, body := ts.do(t, "POST", "/api/devices/"+url.PathEscape(dev.ID)+"/command", "application/json",
+				`{"entity": "`+ent.ID+`", "value": true}`)
+			if status != http.StatusOK || !strings.Contains(body, `"ok":true`) {
+				t.Fatalf("POST command = %d %s", status, body)
+			}
+			if s := ts.stats(t); s["ok"] < 2 || s["timeout"] < 1 || s["state-differs"] < 1 {
+				t.Errorf("commands by outcome: %v", s)
+			}
+		})
+	}
+}
+
+// stats is motehub_commands_total by outcome, read from /metrics.
+func (ts *testServer) stats(t *testing.T) map[string]float64 {
+	t.Helper()
+	_, body := ts.do(t, "GET", "/metrics", "", "")
+	out := map[string]float64{}
+	for line := range strings.Lines(body) {
+		rest, ok := strings.CutPrefix(line, `motehub_commands_total{outcome="`)
+		if !ok {
+			continue
+		}
+		outcome, value, _ := strings.Cut(rest, `"} `)
+		var v float64
+		_ = json.Unmarshal([]byte(strings.TrimSpace(value)), &v)
+		out[outcome] = v
+	}
+	return out
+}
+
+// TestCommandToOfflineDeviceFailsAtOnce: a device whose availability says
+// offline gets nothing; the ack says offline without waiting, and HTTP
+// answers 409.
+func TestCommandToOfflineDeviceFailsAtOnce(t *testing.T) {
+	msgs, _ := readTrace(t, "homeassistant")
+	ts := startDeviceServer(t, nil)
+	addr := ts.Broker.Addr().String()
+	player := hubtest.ConnectMQTT(t, addr, "trace-player")
+	play(t, player, msgs)
+	hubtest.PublishMQTT(t, player, "homeassistant/switch/irrigation/available", 1, true, []byte("offline"))
+	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+		for _, d := range ts.apiDevices(t, nil) {
+			if d.ID == "homeassistant:garden01ad" {
+				return d.Availability == devices.Offline
+			}
+		}
+		return false
+	}, "the irrigation never went offline")
+
+	device := hubtest.ConnectMQTT(t, addr, "device")
+	commands := hubtest.SubscribeMQTT(t, device, "homeassistant/switch/irrigation/set", 1)
+	ws := ts.session(t, nil, `{"subscribe": []}`)
+	start := time.Now()
+	ws.Send(`["clown.talk/-/command", {"device": "homeassistant:garden01ad", "entity": "irrigation", "value": true, "id": "off1"}]`)
+	if a := readAck(t, ws); a.OK || a.Code != "offline" || a.ID != "off1" {
+		t.Fatalf("command to an offline device: ack %+v", a)
+	}
+	if waited := time.Since(start); waited >= ackTimeout {
+		t.Fatalf("the offline ack took %v, the whole ack timeout", waited)
+	}
+	status, body := ts.do(t, "POST", "/api/devices/homeassistant%3Agarden01ad/command", "application/json", `{"entity": "irrigation", "value": true}`)
+	if status != http.StatusConflict || !strings.Contains(body, `"code":"offline"`) {
+		t.Fatalf("POST command to an offline device = %d %s", status, body)
+	}
+	assertNothingPublished(t, player, commands, "homeassistant/switch/irrigation/set")
+}
+
+// assertNothingPublished publishes a marker on topic and checks that it is
+// the first thing the subscriber's channel holds: nothing went before it.
+func assertNothingPublished(t *testing.T, c paho.Client, ch <-chan hubtest.Message, topic string) {
+	t.Helper()
+	hubtest.PublishMQTT(t, c, topic, 1, false, []byte("marker"))
+	if m := hubtest.Receive(t, ch, hubtest.Timeout, "the marker"); m.Payload != "marker" {
+		t.Fatalf("%s got %q, which should not have been published", topic, m.Payload)
+	}
+}
