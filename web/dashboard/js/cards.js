@@ -15,7 +15,7 @@ import { describe } from "./commands.js";
 export class DeviceCard {
   #store;
   #send;
-  #tiles = new Map(); // entity id → EntityTile, the device's current entities only
+  #tiles = new Map(); // entity id (or "fields\n<topic>") → its tile, the device's current entities only
   #list;
   #name;
   #meta;
@@ -63,31 +63,45 @@ export class DeviceCard {
     this.tick();
   }
 
+  // placeTiles puts a tile per entity, in the device's order; the read-only
+  // text fields of one payload share a tile (a mote's boot: "fw 1.0.0 ·
+  // reason power-on"), the first of them placing it.
   #placeTiles(d) {
-    const ids = new Set(d.entities.map((e) => e.id));
-    for (const [id, tile] of this.#tiles) {
-      if (!ids.has(id)) {
+    const groups = textGroups(d.entities);
+    const items = [];
+    for (const e of d.entities) {
+      const group = groups.get(e.id);
+      if (!group) items.push({ key: e.id, shape: shapeOf(e), make: () => new EntityTile(this.#store, d, e, this.#send), update: (t) => t.update(d, e) });
+      else if (group[0] === e) {
+        const key = `fields\n${e.topic}`;
+        items.push({ key, shape: group.map((x) => x.id).join("\n"), make: () => new FieldsTile(e.topic), update: (t) => t.update(group) });
+      }
+    }
+    const keys = new Set(items.map((i) => i.key));
+    for (const [key, tile] of this.#tiles) {
+      if (!keys.has(key)) {
         tile.el.remove();
-        this.#tiles.delete(id);
+        this.#tiles.delete(key);
       }
     }
     let prev = null;
-    for (const e of d.entities) {
-      let tile = this.#tiles.get(e.id);
-      if (tile && tile.shape !== shapeOf(e)) {
+    for (const item of items) {
+      let tile = this.#tiles.get(item.key);
+      if (tile && tile.shape !== item.shape) {
         tile.el.remove();
         tile = null;
       }
       if (!tile) {
-        tile = new EntityTile(this.#store, d, e, this.#send);
-        this.#tiles.set(e.id, tile);
+        tile = item.make();
+        tile.shape = item.shape;
+        this.#tiles.set(item.key, tile);
       }
       if (prev ? prev.nextSibling !== tile.el : this.#list.firstChild !== tile.el) {
         if (prev) prev.after(tile.el);
         else this.#list.prepend(tile.el);
       }
       prev = tile.el;
-      tile.update(d, e);
+      item.update(tile);
     }
   }
 
@@ -95,7 +109,8 @@ export class DeviceCard {
   entityChanged(entityID) {
     const d = this.#store.models.get(this.id);
     const e = d?.entities.find((x) => x.id === entityID);
-    if (e) this.#tiles.get(entityID)?.update(d, e);
+    const tile = this.#tiles.get(entityID);
+    if (e && tile instanceof EntityTile) tile.update(d, e);
   }
 
   tick(now = Date.now()) {
@@ -103,6 +118,49 @@ export class DeviceCard {
     const t = Date.parse(d?.updated);
     setText(this.#seen, Number.isFinite(t) ? `updated ${ago(Math.min(t, now), now)}` : "");
     for (const tile of this.#tiles.values()) tile.tick(now);
+  }
+}
+
+// textGroups finds the read-only text fields that share a payload, two or
+// more: entity id → the group's entities, in order.
+function textGroups(entities) {
+  const byTopic = new Map();
+  for (const e of entities) {
+    if (e.control || !e.field || !e.topic || (e.type !== "text" && e.type !== "enum")) continue;
+    const list = byTopic.get(e.topic) ?? [];
+    list.push(e);
+    byTopic.set(e.topic, list);
+  }
+  const groups = new Map();
+  for (const list of byTopic.values()) if (list.length > 1) for (const e of list) groups.set(e.id, list);
+  return groups;
+}
+
+// FieldsTile shows the text fields of one payload on one line, as
+// "field value · field value", each field by its path in the payload.
+class FieldsTile {
+  #entities = [];
+
+  constructor(topic) {
+    const label = topic.split("/").pop();
+    this.agoEl = h("span", { class: "tile-ago" });
+    this.valueEl = h("span", { class: "tile-value" });
+    this.el = h("li", { class: "tile tile-text tile-entity", dataset: { topic, kind: "text", type: "text", control: "none" } },
+      h("div", { class: "tile-head" }, h("span", { class: "tile-label", title: label }, label), this.agoEl),
+      this.valueEl, h("code", { class: "tile-topic", title: topic }, topic));
+  }
+
+  update(entities) {
+    this.#entities = entities;
+    this.el.dataset.entity = entities.map((e) => e.id).join(" ");
+    setText(this.valueEl, entities.map((e) => `${e.field} ${formatEntity(e)}`).join(" · "));
+    this.valueEl.title = entities.map((e) => `${e.name || e.id}: ${formatEntity(e)}`).join("\n");
+    this.tick();
+  }
+
+  tick(now = Date.now()) {
+    const t = Math.max(...this.#entities.map((e) => Date.parse(e.updated)).filter(Number.isFinite));
+    setText(this.agoEl, Number.isFinite(t) ? ago(Math.min(t, now), now) : "");
   }
 }
 
