@@ -20,9 +20,10 @@ const link = connect((ev) => store.apply(ev), { shared });
 
 const $ = (id) => document.getElementById(id);
 const command = (topic, payload) => link.command(topic, payload, "");
+const deviceCommand = (device, entity, value, topic) => link.deviceCommand(device, entity, value, topic, "");
 const views = [
   new StatusView($("connection"), $("summary"), $("notices"), store, link),
-  new DevicesView($("devices"), store, command),
+  new DevicesView($("devices"), store, command, deviceCommand),
   new PublishView($("publish"), store, link),
   new LogView($("log"), store),
 ];

@@ -1,31 +1,46 @@
 // HubClient is one Clown.Talk session with the hub over its WebSocket, kept
 // alive: it reconnects with backoff and resumes from the last event id it
-// saw, tracks commands until their devices confirm them, and remembers the
-// last value of every topic and the recent lines, so that a tab that joins
-// later starts complete. It uses no DOM: it runs in the SharedWorker that
+// saw, tracks commands until their devices confirm them, follows the hub's
+// device model (docs/devices.md), and remembers the last value of every
+// topic, the devices and the recent lines, so that a tab that joins later
+// starts complete. It uses no DOM: it runs in the SharedWorker that
 // the tabs share, or in a tab of its own when there is no SharedWorker.
 //
 // Listeners get plain objects (they cross postMessage):
-//   {type: "snapshot", status, values: [{topic, payload, time}], lines, commands}
+//   {type: "snapshot", status, values: [{topic, payload, time}], lines, commands, devices}
 //   {type: "status", status}
 //   {type: "lines", lines: [{dir: "in"|"out", topic, payload, id, time}]}  every line, in order
 //   {type: "state", values: [{topic, payload, time}], resync}  last values from the hub
-//   {type: "command", command: {id, ref, topic, payload, state, error, ms, reported}}
+//   {type: "devices", devices: [device]}  the hub's whole device model (replaces what was known)
+//   {type: "device", device}  one device added or changed, or {id, removed: true}
+//   {type: "command", command: {id, ref, topic, payload, state, code, error, ms, reported, device, entity}}
 //   {type: "notice", level: "info"|"warn"|"error", text, topic}
-// Times are milliseconds since the epoch.
+// Times are milliseconds since the epoch. status.model says whether the hub
+// has a device model: "unknown" until it answers, then "ok" or "unsupported"
+// (a hub older than docs/devices.md); devices are as docs/devices.md shows.
+// A command to a device of the model has device and entity set, and its
+// topic is the entity's MQTT command topic.
 
 import { CONTROL, isCommand } from "./topics.js";
 
 const KEEP_LINES = 300; // recent lines a joining tab gets
 const KEEP_COMMANDS = 50; // recent commands a joining tab gets
+const MAX_DEVICES = 10_000; // devices of the model kept (the hub's own default bound)
+const MAX_DEVICE_COMMANDS = 100; // device commands waiting for their ack at once
+const DEVICE_COMMAND_TIMEOUT = 60_000; // a device command the hub never answers fails after this
 const BACKOFF_FIRST = 500; // ms; doubles per failed attempt
 const BACKOFF_MAX = 10_000;
 const CONNECT_TIMEOUT = 10_000; // a handshake that takes longer is given up
 const QUIET_PROBE = 20_000; // after this long without a frame, ask the hub for one
 const PROBE_TIMEOUT = 10_000; // and if none comes, the connection is dead
 
+// Control lines the message log leaves out: answers that say nothing to a
+// person, and the device model's updates, which repeat the messages shown.
+const UNLOGGED = new Set([CONTROL + "subscribe/ok", CONTROL + "devices/ok", CONTROL + "device"]);
+
 export const LOST = "the connection to the hub was lost before the device confirmed; the command may or may not have been carried out";
 export const NOT_CONNECTED = "not connected to the hub";
+export const NO_ANSWER = "the hub did not answer the command";
 
 export class HubClient {
   #url;
@@ -38,6 +53,7 @@ export class HubClient {
   #lastFrame = 0;
   #probing = false;
   #pending = new Map(); // command topic → commands awaiting their ack, oldest first
+  #devicePending = new Map(); // command id → {cmd, timer}: device commands awaiting their ack, ≤ MAX_DEVICE_COMMANDS
   #seq = 0;
   #started = false;
   #resync = ""; // the reason of a resync whose state/ok is still to come
@@ -45,6 +61,7 @@ export class HubClient {
   values = new Map(); // topic → {payload, time}
   lines = [];
   commands = new Map(); // id → command, the recent ones
+  devices = new Map(); // device id → device of the hub's model, ≤ MAX_DEVICES
   lastId = ""; // the last event of the stream this client has: resume from it
   status = {
     state: "connecting", // connecting | live | reconnecting
@@ -57,6 +74,7 @@ export class HubClient {
     epoch: "",
     ack: false, // the hub confirms commands
     resumed: "", // how the last session started: "fresh" | "resumed" | "resynced"
+    model: "unknown", // the hub's device model: "unknown" | "ok" | "unsupported"
     tabs: 1, // tabs sharing this session (set by the worker)
   };
 
@@ -80,6 +98,7 @@ export class HubClient {
       values: [...this.values].map(([topic, v]) => ({ topic, payload: v.payload, time: v.time })),
       lines: this.lines.slice(),
       commands: [...this.commands.values()],
+      devices: [...this.devices.values()],
     };
   }
 
@@ -121,7 +140,7 @@ export class HubClient {
     this.#connectTimer = setTimeout(() => this.#drop(ws, 4000, "the hub did not answer in time"), CONNECT_TIMEOUT);
     ws.onopen = () => {
       clearTimeout(this.#connectTimer);
-      const config = { ack: true, ids: true, subscribe: ["#"] };
+      const config = { ack: true, ids: true, subscribe: ["#"], devices: true };
       if (this.lastId) config.since = this.lastId;
       this.#sendRaw(CONTROL + "config/set", config);
       this.#lastFrame = Date.now();
@@ -224,6 +243,40 @@ export class HubClient {
     return cmd.id;
   }
 
+  // deviceCommand asks the hub to command an entity of a device of its
+  // model (clown.talk/-/command): the hub encodes value for the device and
+  // answers with one ack naming the command's id, whatever the session's
+  // ack setting. topic is the entity's MQTT command topic, for the record.
+  // Without a live session, or with too many commands waiting, it fails at
+  // once.
+  deviceCommand(device, entity, value, topic = "", ref = "") {
+    const id = `c${++this.#seq}`;
+    const cmd = { id, ref, device, entity, topic, payload: value, state: "pending", code: "", error: "", ms: 0, reported: undefined, sent: Date.now() };
+    if (!this.#ws || this.status.state !== "live") {
+      this.#settle(cmd, { state: "failed", error: NOT_CONNECTED });
+      return id;
+    }
+    if (this.#devicePending.size >= MAX_DEVICE_COMMANDS) {
+      this.#settle(cmd, { state: "failed", code: "limit", error: `${MAX_DEVICE_COMMANDS} commands are already waiting for their devices` });
+      return id;
+    }
+    this.#sendRaw(CONTROL + "command", { device, entity, value, id });
+    const timer = setTimeout(() => this.#settleDevice(id, { state: "failed", code: "", error: NO_ANSWER }), DEVICE_COMMAND_TIMEOUT);
+    this.#devicePending.set(id, { cmd, timer });
+    this.#remember(cmd);
+    return id;
+  }
+
+  // settleDevice ends a device command, once.
+  #settleDevice(id, change) {
+    const waiting = this.#devicePending.get(id);
+    if (!waiting) return false;
+    this.#devicePending.delete(id);
+    clearTimeout(waiting.timer);
+    this.#settle(waiting.cmd, change);
+    return true;
+  }
+
   #remember(cmd) {
     this.commands.set(cmd.id, cmd);
     if (this.commands.size > KEEP_COMMANDS) this.commands.delete(this.commands.keys().next().value);
@@ -238,7 +291,12 @@ export class HubClient {
   #failPending(error) {
     const all = [...this.#pending.values()].flat();
     this.#pending.clear();
-    for (const cmd of all) this.#settle(cmd, { state: "failed", error });
+    for (const { cmd, timer } of this.#devicePending.values()) {
+      clearTimeout(timer);
+      all.push(cmd);
+    }
+    this.#devicePending.clear();
+    for (const cmd of all) this.#settle(cmd, { state: "failed", code: "", error });
   }
 
   #receive(data) {
@@ -271,7 +329,7 @@ export class HubClient {
         // The lines before a control line reach listeners first: an echo
         // before the ack it causes, live values before a resync's state.
         flush();
-        if (topic !== CONTROL + "subscribe/ok") this.#record([{ dir: "in", topic, payload, id: "", time: now }]);
+        if (!UNLOGGED.has(topic)) this.#record([{ dir: "in", topic, payload, id: "", time: now }]);
         this.#control(topic.slice(CONTROL.length), payload);
         continue;
       }
@@ -306,6 +364,29 @@ export class HubClient {
         // A first session starts from now: ask for the last values. One that
         // resumes gets what it missed, or a resync with the last values.
         if (fresh) this.#sendRaw(CONTROL + "state/get", { filter: "#" });
+        // Every session asks for the whole device model: changes while the
+        // page was away are not replayed, the list replaces what it knew.
+        this.#sendRaw(CONTROL + "devices/get", {}, { log: false });
+        break;
+      }
+      case "devices/ok": {
+        this.devices.clear();
+        for (const d of Array.isArray(p?.devices) ? p.devices : []) {
+          if (isDevice(d) && this.devices.size < MAX_DEVICES) this.devices.set(d.id, d);
+        }
+        if (this.status.model !== "ok") this.#setStatus({ model: "ok" });
+        this.#emit({ type: "devices", devices: [...this.devices.values()] });
+        break;
+      }
+      case "device": {
+        if (typeof p?.id !== "string") break;
+        if (p.removed === true) {
+          if (this.devices.delete(p.id)) this.#emit({ type: "device", device: { id: p.id, removed: true } });
+          break;
+        }
+        if (!isDevice(p) || (!this.devices.has(p.id) && this.devices.size >= MAX_DEVICES)) break;
+        this.devices.set(p.id, p);
+        this.#emit({ type: "device", device: p });
         break;
       }
       case "resync":
@@ -330,27 +411,40 @@ export class HubClient {
         break;
       }
       case "ack": {
+        const result = {
+          state: p.ok ? "ok" : "failed",
+          ms: p.ms ?? 0,
+          code: p.ok ? "" : p.code || legacyCode(p.error),
+          error: p.ok ? "" : p.error || p.code || "failed",
+          reported: p.state,
+        };
+        if (typeof p.id === "string" && this.#settleDevice(p.id, result)) break;
         const list = this.#pending.get(p.topic);
         const cmd = list?.shift();
         if (list && list.length === 0) this.#pending.delete(p.topic);
         if (!cmd) break;
-        this.#settle(cmd, {
-          state: p.ok ? "ok" : "failed",
-          ms: p.ms ?? 0,
-          error: p.ok ? "" : p.error || "failed",
-          reported: p.state,
-        });
+        this.#settle(cmd, result);
         break;
       }
       case "error": {
         const topic = p?.topic ?? "";
-        // A command the hub refused gets no ack: fail it here. When its
-        // publish failed ("unavailable"), the ack came first and settled it.
+        // A hub without a device model does not know devices/get: the page
+        // shows what it shows without one, and needs no notice of it.
+        if (topic === CONTROL + "devices/get") {
+          if (this.status.model !== "unsupported") this.#setStatus({ model: "unsupported" });
+          break;
+        }
+        // A refused device command is answered by its ack (docs/devices.md),
+        // which the control shows: an error naming it needs no notice.
+        if (topic === CONTROL + "command" && typeof p?.id === "string" && this.#devicePending.has(p.id)) {
+          this.#settleDevice(p.id, { state: "failed", code: p.code ?? "", error: p.message || p.code || "failed" });
+          break;
+        }
         const list = this.#pending.get(topic);
         if (list?.length && p.code !== "unavailable") {
           const cmd = list.pop();
           if (list.length === 0) this.#pending.delete(topic);
-          this.#settle(cmd, { state: "failed", error: `${p.code}: ${p.message}` });
+          this.#settle(cmd, { state: "failed", code: p.code ?? "", error: `${p.code}: ${p.message}` });
         }
         this.#notice("error", `${p?.code ?? "error"}: ${p?.message ?? ""}`, topic);
         break;
@@ -361,6 +455,17 @@ export class HubClient {
   #notice(level, text, topic = "", ref = "") {
     this.#emit({ type: "notice", level, text, topic, ref });
   }
+}
+
+// isDevice: the least a device frame must have to be shown.
+function isDevice(d) {
+  return d !== null && typeof d === "object" && typeof d.id === "string" && d.id !== "" && Array.isArray(d.entities);
+}
+
+// legacyCode is the code of an ack from a hub that gave only error (before
+// docs/devices.md): "state differs" and "timeout".
+function legacyCode(error) {
+  return error === "state differs" ? "state-differs" : error === "timeout" ? "timeout" : error || "";
 }
 
 // wsURL is the hub's WebSocket next to a page or worker at location.

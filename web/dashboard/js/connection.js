@@ -10,7 +10,7 @@ import { HubClient, wsURL } from "./client.js";
 // The worker's name is part of its identity: a dashboard whose tab-worker
 // messages change must change it, so that new tabs do not talk to a worker
 // of an older version that still serves open tabs.
-const WORKER_NAME = "motehub-session-1";
+const WORKER_NAME = "motehub-session-2";
 const WORKER_START_TIMEOUT = 4000;
 
 export function connect(onEvent, { shared = true } = {}) {
@@ -30,6 +30,7 @@ function directLink(onEvent, link = {}) {
     mode: "direct",
     command: (topic, payload, ref) => client.command(topic, payload, ref),
     publish: (topic, payload, ref) => client.publish(topic, payload, ref),
+    deviceCommand: (device, entity, value, topic, ref) => client.deviceCommand(device, entity, value, topic, ref),
     retry: () => client.retryNow(),
   });
 }
@@ -46,6 +47,7 @@ function sharedLink(onEvent) {
     mode: "shared",
     command: (topic, payload, ref) => port.postMessage({ type: "command", topic, payload, ref }),
     publish: (topic, payload, ref) => port.postMessage({ type: "publish", topic, payload, ref }),
+    deviceCommand: (device, entity, value, topic, ref) => port.postMessage({ type: "device-command", device, entity, value, topic, ref }),
     retry: () => port.postMessage({ type: "retry" }),
   };
   let alive = false;

@@ -1,49 +1,73 @@
-// The devices: one card per device, one tile per topic. Numbers show their
-// value with its unit and a chart; states show a badge, and a button when
-// they can be commanded (see Store); anything else shows as compact text. Every tile
-// says how long ago it changed; a device that has gone quiet for longer
-// than its usual pace is greyed as stale.
+// The devices. Those of the hub's device model get a card of their own
+// (see cards.js); every other topic keeps the generic look: one card per
+// device by the topic heuristic (topics.js), one tile per topic. Numbers
+// show their value with its unit and a chart; states show a badge, and a
+// button when they can be commanded (see Store); anything else shows as
+// compact text. Every tile says how long ago it changed; a device that has
+// gone quiet for longer than its usual pace is greyed as stale. A topic a
+// model card shows is not shown again in a generic card.
 
+import { DeviceCard } from "./cards.js";
 import { Chart } from "./chart.js";
-import { LOST, NOT_CONNECTED } from "./client.js";
+import { describe } from "./commands.js";
 import { h, setText } from "./dom.js";
 import { ago, commandFor, formatNumber, formatValue } from "./values.js";
 
 export class DevicesView {
   #store;
   #send;
-  #cards = new Map(); // device key → {el, list, seen, stale}
-  #tiles = new Map(); // topic → TileView
+  #sendDevice;
+  #cards = new Map(); // generic device key → {el, list, seen, stale}
+  #tiles = new Map(); // topic → TileView, for the topics generic cards show
+  #modelCards = new Map(); // model device id → DeviceCard, for the devices of the model that have one
+  #cardCount = 0;
   #empty;
+  #lastModelCard; // the generic cards go after it
 
-  // send(topic, payload) sends a command and returns nothing.
-  constructor(root, store, send) {
+  // send(topic, payload) sends a command; sendDevice(device, entity, value,
+  // topic) commands an entity of the model. Both return nothing.
+  constructor(root, store, send, sendDevice) {
     this.#store = store;
     this.#send = send;
+    this.#sendDevice = sendDevice;
     this.#empty = h("div", { class: "empty" },
       h("h2", {}, "Waiting for devices…"),
       h("p", {}, "Tiles appear as messages arrive. Run ", h("code", {}, "hub --demo"), " for simulated motes, or publish as a device would:"),
       h("pre", {}, `mosquitto_pub -t nodes/mote-9/thermometer/0:1/temperature -m '[21.5, "°C"]'`));
     root.append(this.#empty);
+    this.#lastModelCard = this.#empty;
   }
 
   render(changes) {
     const store = this.#store;
-    if (changes.all || changes.structure) this.#placeCards();
-    const keys = changes.all ? store.devices.keys() : changes.devices;
+    const remodel = changes.all || changes.modelStructure;
+    if (remodel) this.#placeModelCards();
+    for (const id of changes.all ? [] : changes.models) this.#modelCards.get(id)?.update();
+    for (const key of changes.entities) this.#modelEntity(key);
+    for (const key of changes.deviceCommands) this.#modelEntity(key);
+    if (remodel || changes.structure) this.#newCards();
+    // What the model covers changed: every generic card may show other topics.
+    const keys = remodel ? store.devices.keys() : changes.devices;
     for (const key of keys) this.#placeTiles(key);
     const topics = changes.all ? store.tiles.keys() : changes.tiles;
     for (const topic of topics) this.#tiles.get(topic)?.update();
     for (const commandTopic of changes.commands) {
       this.#tiles.get(commandTopic.replace(/\/set$/, ""))?.update();
     }
+    if (remodel || changes.structure || changes.devices.size) this.#placeCards();
     this.#tickCards(Date.now());
+  }
+
+  #modelEntity(key) {
+    const [id, entity] = key.split("\n");
+    this.#modelCards.get(id)?.entityChanged(entity);
   }
 
   // tick refreshes what depends on the clock: "ago" texts and staleness.
   tick(now = Date.now()) {
     this.#tickCards(now);
     for (const tile of this.#tiles.values()) tile.tick(now);
+    for (const card of this.#modelCards.values()) card.tick(now);
   }
 
   #tickCards(now) {
@@ -56,19 +80,55 @@ export class DevicesView {
     }
   }
 
-  #placeCards() {
-    const devices = this.#store.sortedDevices();
-    this.#empty.hidden = devices.length > 0;
+  // placeModelCards puts a card per device of the model, in order, first.
+  #placeModelCards() {
+    const devices = this.#store.cardDevices();
+    const ids = new Set(devices.map((d) => d.id));
+    for (const [id, card] of this.#modelCards) {
+      if (!ids.has(id)) {
+        card.el.remove();
+        this.#modelCards.delete(id);
+      }
+    }
     let prev = this.#empty;
-    for (const device of devices) {
-      let card = this.#cards.get(device.key);
+    for (const d of devices) {
+      let card = this.#modelCards.get(d.id);
       if (!card) {
-        card = this.#newCard(device);
-        this.#cards.set(device.key, card);
+        card = new DeviceCard(this.#store, d, this.#sendDevice, ++this.#cardCount);
+        this.#modelCards.set(d.id, card);
       }
       if (prev.nextSibling !== card.el) prev.after(card.el);
       prev = card.el;
+      card.update();
     }
+    this.#lastModelCard = prev;
+  }
+
+  // newCards makes a card for each new generic device.
+  #newCards() {
+    for (const device of this.#store.devices.values()) {
+      if (!this.#cards.has(device.key)) this.#cards.set(device.key, this.#newCard(device));
+    }
+  }
+
+  // placeCards puts the generic cards with something to show after the
+  // model's, and takes out those whose every topic a model card shows; the
+  // waiting message goes once there is a card.
+  #placeCards() {
+    let prev = this.#lastModelCard;
+    let shown = this.#modelCards.size;
+    for (const device of this.#store.sortedDevices()) {
+      const card = this.#cards.get(device.key);
+      if (!card) continue;
+      if (card.list.childElementCount === 0) {
+        card.el.remove();
+        continue;
+      }
+      if (prev.nextSibling !== card.el) prev.after(card.el);
+      prev = card.el;
+      shown++;
+    }
+    this.#empty.hidden = shown > 0;
   }
 
   #newCard(device) {
@@ -86,12 +146,24 @@ export class DevicesView {
     return { el, list, seen, stale };
   }
 
+  // placeTiles puts the tiles of a generic device's topics that no model
+  // card shows in its card, or, when the model knows the device by the same
+  // name (a HARDWARIO mote's nodes/mote-1), in that device's card.
   #placeTiles(key) {
-    const card = this.#cards.get(key);
     const device = this.#store.devices.get(key);
-    if (!card || !device) return;
-    let prev = null;
+    const list = this.#modelCards.get(this.#store.hostOf(key))?.extras ?? this.#cards.get(key)?.list;
+    if (!list || !device) return;
+    const shown = this.#store.shownTopics(device);
+    const keep = new Set(shown);
     for (const topic of device.topics) {
+      const view = this.#tiles.get(topic);
+      if (view && !keep.has(topic)) {
+        view.el.remove();
+        this.#tiles.delete(topic);
+      }
+    }
+    let prev = null;
+    for (const topic of shown) {
       const tile = this.#store.tiles.get(topic);
       let view = this.#tiles.get(topic);
       if (view && view.shape !== shapeOf(tile)) {
@@ -102,9 +174,9 @@ export class DevicesView {
         view = new TileView(this.#store, topic, this.#send);
         this.#tiles.set(topic, view);
       }
-      if (prev ? prev.nextSibling !== view.el : card.list.firstChild !== view.el) {
+      if (prev ? prev.nextSibling !== view.el : list.firstChild !== view.el) {
         if (prev) prev.after(view.el);
-        else card.list.prepend(view.el);
+        else list.prepend(view.el);
       }
       prev = view.el;
       view.update();
@@ -198,38 +270,4 @@ const shapeOf = (tile) => `${tile.info.kind}${tile.commandable ? "+command" : ""
 
 function commandWants(payload) {
   return typeof payload === "boolean" ? payload : Boolean(payload?.state);
-}
-
-// describe says how a command ended, or that it is still waiting: briefly
-// for a tile, or in full.
-export function describe(cmd, full = true) {
-  if (!cmd) return "";
-  switch (cmd.state) {
-    case "pending":
-      return full ? "Sent; waiting for the device to confirm…" : "Waiting for the device…";
-    case "ok":
-      return `Confirmed${full ? " by the device" : ""} in ${cmd.ms < 1 ? "<1" : cmd.ms} ms`;
-    case "sent":
-      return full ? "Sent; this hub does not confirm commands" : "Sent, unconfirmed";
-    case "failed":
-      return `Failed: ${failure(cmd, full)}`;
-  }
-  return "";
-}
-
-function failure(cmd, full) {
-  switch (cmd.error) {
-    case "timeout":
-      return full ? "the device did not answer in time" : "no answer";
-    case "state differs":
-      return `the device reports ${formatValue(cmd.reported)}`;
-    case "unavailable":
-      return full ? "the hub could not reach the broker" : "broker unavailable";
-    case LOST:
-      return full ? LOST : "connection lost";
-    case NOT_CONNECTED:
-      return full ? "not connected to the hub, so it was not sent" : "not connected";
-    default:
-      return cmd.error || "unknown reason";
-  }
 }

@@ -3,7 +3,7 @@
 
 import { h, setText } from "./dom.js";
 import { isCommand } from "./topics.js";
-import { describe } from "./devices.js";
+import { describe } from "./commands.js";
 
 let sent = 0;
 
@@ -31,7 +31,7 @@ export class PublishView {
       this.#submit(topic.value.trim(), payload.value);
     } },
       h("label", { for: "publish-topic" }, "Topic"), topic,
-      h("label", { for: "publish-payload" }, "Payload ", h("span", { class: "hint" }, "JSON: 21.5, true, \"text\", {\"state\": false}")), payload,
+      h("label", { for: "publish-payload" }, "Payload ", h("span", { class: "hint" }, "JSON: 21.5, true, \"text\", {\"state\": false}; bare text: {\"$text\": \"ON\"}")), payload,
       h("div", { class: "publish-actions" }, h("button", { type: "submit", class: "primary" }, "Publish"), this.#result),
       this.#datalist);
     payload.addEventListener("keydown", (e) => {

@@ -28,8 +28,8 @@ export class StatusView {
 
   render(changes) {
     if (changes.all || changes.status) this.tick();
-    if (changes.all || changes.structure || changes.devices.size) {
-      const d = this.#store.devices.size;
+    if (changes.all || changes.structure || changes.devices.size || changes.modelStructure) {
+      const d = this.#store.shownDevices();
       const t = this.#store.tiles.size;
       setText(this.#summary, d ? `${d} device${d === 1 ? "" : "s"} · ${t} topic${t === 1 ? "" : "s"}` : "");
     }

@@ -1,9 +1,11 @@
 // Store is what one tab knows: devices and their tiles discovered from the
 // messages that arrive, each tile's value and (for numbers) its recent
-// series, the commands and their outcome, the connection's status, the
-// recent lines for the log. It takes the events of a connection (see
+// series, the devices of the hub's model (docs/devices.md) with a series per
+// numeric entity, the commands and their outcome, the connection's status,
+// the recent lines for the log. It takes the events of a connection (see
 // client.js) and tells views what changed, at most once per frame.
 
+import { Coverage, entityKey, fieldOf, hasCard, isNumeric, nativeID, numberOf } from "./model.js";
 import { compareNatural, deviceOf, isCommand, isControl, labelOf } from "./topics.js";
 import { classify } from "./values.js";
 
@@ -15,6 +17,7 @@ const KEEP_NOTICES = 5;
 const DEVICE_UPDATES = 16; // arrival times kept per device, to learn its pace
 const STALE_UNKNOWN_PACE = 120_000; // ms of silence before a device of unknown pace is stale
 const STALE_MIN = 30_000;
+const MAX_MODEL_DEVICES = 10_000; // devices of the model kept (as the client keeps)
 
 // Tiles go in this order: readings with a unit, other numbers, states,
 // the rest; by topic within each.
@@ -25,6 +28,15 @@ export class Store {
   tiles = new Map(); // topic → tile
   commands = new Map(); // command topic (".../set") → its latest command
   byRef = new Map(); // a caller's ref → command
+  // The hub's device model: device id → device, ≤ MAX_MODEL_DEVICES; a
+  // series per numeric entity of a device with a card, and the latest
+  // command per entity, both dropped with their device or entity.
+  models = new Map();
+  // entitySeries: entityKey → {topic, field, series, seeded, history, stamp},
+  // or the tile of the topic when the entity is its whole numeric payload.
+  entitySeries = new Map();
+  deviceCommands = new Map(); // entityKey → latest command
+  coverage = new Coverage();
   status = { state: "connecting", tabs: 1 };
   lines = [];
   notices = [];
@@ -35,6 +47,9 @@ export class Store {
   #listeners = new Set();
   #changes = emptyChanges();
   #scheduled = false;
+  #histories = new Map(); // topic → the promise of its history, while it loads (≤ HISTORY_PARALLEL + the queue)
+  #hosts = new Map(); // native id of a device of the model with a card → its id (≤ the devices of the model)
+  #sharing = new Map(); // topic → keys of the entities that chart its tile's series (≤ the entities)
 
   // fetchHistory(topic) resolves to the hub's samples [{payload, time}], oldest first.
   constructor(fetchHistory) {
@@ -54,6 +69,14 @@ export class Store {
         for (const v of ev.values) this.#setValue(v.topic, v.payload, v.time, false);
         this.#addLines(ev.lines, false);
         for (const cmd of ev.commands) this.#setCommand(cmd);
+        if (ev.devices?.length || ev.status?.model === "ok") this.#setModels(ev.devices ?? [], true);
+        break;
+      case "devices":
+        this.#setModels(ev.devices, true);
+        break;
+      case "device":
+        if (ev.device.removed) this.#removeModel(ev.device.id);
+        else this.#setModels([ev.device], false);
         break;
       case "status":
         this.#setStatus(ev.status);
@@ -96,6 +119,133 @@ export class Store {
     return [...this.devices.values()].sort((a, b) => compareNatural(a.key, b.key));
   }
 
+  // cardDevices are the devices of the model that get a card, by name.
+  cardDevices() {
+    return [...this.models.values()].filter(hasCard).sort((a, b) => compareNatural(a.name, b.name) || compareNatural(a.id, b.id));
+  }
+
+  // shownTopics are the topics of a generic device that no model card shows.
+  shownTopics(device) {
+    return device.topics.filter((t) => !this.coverage.covers(t));
+  }
+
+  // hostOf is the id of the device of the model, with a card, that the
+  // generic device key names (a HARDWARIO mote's "nodes/mote-1" is
+  // "hardwario:nodes/mote-1"): its other topics show in that card.
+  hostOf(key) {
+    return this.#hosts.get(key) ?? "";
+  }
+
+  // shownDevices is how many cards the page shows: the model's, and the
+  // generic devices with a topic left to show in a card of their own.
+  shownDevices() {
+    let n = 0;
+    for (const d of this.models.values()) if (hasCard(d)) n++;
+    for (const device of this.devices.values()) {
+      if (!this.#hosts.has(device.key) && this.shownTopics(device).length) n++;
+    }
+    return n;
+  }
+
+  // setModels takes devices of the model: all of them (replacing what was
+  // known), or some that changed. A numeric entity's new value adds a point
+  // to its series.
+  #setModels(devices, all) {
+    const c = this.#changes;
+    if (all) {
+      const keep = new Set(devices.map((d) => d.id));
+      for (const id of [...this.models.keys()]) if (!keep.has(id)) this.#removeModel(id, false);
+    }
+    let structure = all;
+    for (const d of devices) {
+      const prev = this.models.get(d.id);
+      if (!prev && this.models.size >= MAX_MODEL_DEVICES) continue;
+      this.models.set(d.id, d);
+      c.models.add(d.id);
+      if (!prev || prev.convention !== d.convention || topicsOf(prev) !== topicsOf(d)) structure = true;
+      if (prev) this.#dropGoneEntities(prev, d);
+      if (hasCard(d)) for (const e of d.entities) if (isNumeric(e)) this.#addEntityPoint(d, e);
+    }
+    if (structure) {
+      c.modelStructure = true;
+      this.#cover();
+    }
+  }
+
+  // removeModel forgets a device; cover says whether to work out what the
+  // cards cover now (not for each of many removed at once).
+  #removeModel(id, cover = true) {
+    const d = this.models.get(id);
+    if (!d) return;
+    this.models.delete(id);
+    this.#dropGoneEntities(d, { entities: [] });
+    this.#changes.models.add(id);
+    this.#changes.modelStructure = true;
+    if (cover) this.#cover();
+  }
+
+  // cover works out what the model's cards show: the topics they cover, and
+  // the generic devices they host.
+  #cover() {
+    this.coverage = new Coverage(this.models.values());
+    this.#hosts.clear();
+    for (const d of this.models.values()) if (hasCard(d)) this.#hosts.set(nativeID(d), d.id);
+  }
+
+  #dropGoneEntities(prev, next) {
+    const kept = new Set(next.entities.map((e) => e.id));
+    for (const e of prev.entities) {
+      if (kept.has(e.id)) continue;
+      const key = entityKey(prev.id, e.id);
+      this.#unshare(key);
+      this.entitySeries.delete(key);
+      this.deviceCommands.delete(key);
+    }
+  }
+
+  #unshare(key) {
+    const s = this.entitySeries.get(key);
+    const keys = s && this.#sharing.get(s.topic);
+    if (!keys) return;
+    keys.delete(key);
+    if (keys.size === 0) this.#sharing.delete(s.topic);
+  }
+
+  // addEntityPoint adds an entity's value to its series when it is new (a
+  // later time, or another value): the whole device comes with each change.
+  // An entity that is a topic's whole numeric payload charts the topic's
+  // tile instead: its history is loaded once, its points added once.
+  #addEntityPoint(device, e) {
+    const key = entityKey(device.id, e.id);
+    let s = this.entitySeries.get(key);
+    const tile = e.field ? undefined : this.tiles.get(e.topic);
+    if (tile?.info.kind === "number") {
+      if (s !== tile) {
+        this.#unshare(key);
+        this.entitySeries.set(key, tile);
+        this.#sharing.set(tile.topic, (this.#sharing.get(tile.topic) ?? new Set()).add(key));
+        this.#changes.entities.add(key);
+      }
+      return;
+    }
+    if (!s || s.topic !== e.topic || s.field !== (e.field ?? "") || s.info) {
+      this.#unshare(key);
+      s = { topic: e.topic ?? "", field: e.field ?? "", series: [], seeded: 0, history: "none", stamp: "" };
+      this.entitySeries.set(key, s);
+    }
+    const v = numberOf(e.value);
+    if (v === null) return;
+    const stamp = `${e.updated ?? ""} ${JSON.stringify(e.value)}`;
+    if (stamp !== s.stamp) {
+      s.stamp = stamp;
+      const now = Date.now();
+      const t = Date.parse(e.updated);
+      addPoint(s.series, { t: Number.isFinite(t) ? Math.min(t, now) : now, v, a: now });
+      this.#changes.entities.add(key);
+    }
+    if (s.history === "none" && s.topic) this.#queueHistory(s, key);
+  }
+
   #setStatus(status) {
     this.status = status;
     this.#changes.status = true;
@@ -113,11 +263,17 @@ export class Store {
   }
 
   #setCommand(cmd) {
-    const prev = this.commands.get(cmd.topic);
     // The control shows the latest command; an older one settling late does not undo it.
-    if (!prev || prev.id === cmd.id || seqOf(cmd.id) > seqOf(prev.id)) this.commands.set(cmd.topic, cmd);
+    const later = (prev) => !prev || prev.id === cmd.id || seqOf(cmd.id) > seqOf(prev.id);
+    if (cmd.device) {
+      const key = entityKey(cmd.device, cmd.entity);
+      if (later(this.deviceCommands.get(key)) && this.models.has(cmd.device)) this.deviceCommands.set(key, cmd);
+      this.#changes.deviceCommands.add(key);
+    } else {
+      if (later(this.commands.get(cmd.topic))) this.commands.set(cmd.topic, cmd);
+      this.#changes.commands.add(cmd.topic);
+    }
     if (cmd.ref) this.byRef.set(cmd.ref, cmd);
-    this.#changes.commands.add(cmd.topic);
   }
 
   // setValue records a message: live ones (lines as they arrive) move the
@@ -166,56 +322,85 @@ export class Store {
       device.updates.push(time);
       if (device.updates.length > DEVICE_UPDATES) device.updates.shift();
     }
-    c.tiles.add(topic);
+    this.#tileChanged(topic);
     if (info.kind === "number" && tile.history === "none") this.#queueHistory(tile);
   }
 
   // Charts start from the hub's history, so a fresh page is not empty.
-  #queueHistory(tile) {
-    tile.history = "queued";
-    this.#historyQueue.push(tile);
+  // target is a generic tile ({topic, series, seeded, history}) or an
+  // entity's series ({topic, field, ...}); key is the entity's, if it is one.
+  #queueHistory(target, key = "") {
+    target.history = "queued";
+    this.#historyQueue.push({ target, key });
     this.#pumpHistory();
   }
 
   #pumpHistory() {
     while (this.#historyRunning < HISTORY_PARALLEL && this.#historyQueue.length) {
-      const tile = this.#historyQueue.shift();
+      const { target, key } = this.#historyQueue.shift();
       this.#historyRunning++;
-      this.#loadHistory(tile).finally(() => {
+      this.#loadHistory(target, key).finally(() => {
         this.#historyRunning--;
         this.#pumpHistory();
       });
     }
   }
 
-  async #loadHistory(tile) {
-    tile.history = "loading";
+  // historyOf fetches a topic's history once for every series that waits
+  // for it at the same time (the fields of one JSON payload).
+  #historyOf(topic) {
+    let p = this.#histories.get(topic);
+    if (!p) {
+      p = this.#fetchHistory(topic, HISTORY_LIMIT);
+      this.#histories.set(topic, p);
+      p.catch(() => {}).finally(() => this.#histories.delete(topic));
+    }
+    return p;
+  }
+
+  async #loadHistory(target, key) {
+    target.history = "loading";
     const asked = Date.now();
     let samples;
     try {
-      samples = await this.#fetchHistory(tile.topic, HISTORY_LIMIT);
+      samples = await this.#historyOf(target.topic);
     } catch {
-      tile.history = "failed"; // the chart fills from live values alone
+      target.history = "failed"; // the chart fills from live values alone
       return;
     }
     const now = Date.now();
     const past = [];
     for (const s of samples) {
-      const info = classify(s.payload);
       const t = Date.parse(s.time);
-      if (info.kind === "number" && Number.isFinite(t)) past.push({ t: Math.min(t, now), v: info.value, a: asked });
+      if (!Number.isFinite(t)) continue;
+      let v = null;
+      if (key) {
+        v = numberOf(fieldOf(s.payload, target.field));
+      } else {
+        const info = classify(s.payload);
+        if (info.kind === "number") v = info.value;
+      }
+      if (v !== null) past.push({ t: Math.min(t, now), v, a: asked });
     }
-    // The hub's history holds every value the tile has seen before the
+    // The hub's history holds every value the series has seen before the
     // request; what arrived since goes after it, except a first value the
-    // history already ends with (it may have been in both).
-    const since = tile.series.filter((p) => p.a > asked);
+    // history already ends with (it may have been in both). An empty history
+    // (the hub keeps none) leaves the live values.
+    const since = past.length ? target.series.filter((p) => p.a > asked) : target.series;
     if (since.length && past.length && since[0].v === past[past.length - 1].v) since.shift();
-    tile.series = [];
-    for (const p of [...past, ...since]) addPoint(tile.series, p);
-    tile.seeded = past.length;
-    tile.history = "done";
-    this.#changes.tiles.add(tile.topic);
+    target.series = [];
+    for (const p of [...past, ...since]) addPoint(target.series, p);
+    target.seeded = past.length;
+    target.history = "done";
+    if (key) this.#changes.entities.add(key);
+    else this.#tileChanged(target.topic);
     this.#schedule();
+  }
+
+  // tileChanged notes a tile's change, and so that of the entities that chart it.
+  #tileChanged(topic) {
+    this.#changes.tiles.add(topic);
+    for (const key of this.#sharing.get(topic) ?? []) this.#changes.entities.add(key);
   }
 
   // schedule tells the listeners once per frame; background tabs, which
@@ -246,8 +431,17 @@ function commandable(topic, info) {
 }
 
 function emptyChanges() {
-  return { all: false, status: false, structure: false, devices: new Set(), tiles: new Set(), commands: new Set(), lines: [], notices: [] };
+  return {
+    all: false, status: false, structure: false, devices: new Set(), tiles: new Set(), commands: new Set(), lines: [], notices: [],
+    // The device model: devices added, changed or removed (by id); whether
+    // cards or the topics they cover changed; entities with new points;
+    // commands to entities (by entityKey).
+    models: new Set(), modelStructure: false, entities: new Set(), deviceCommands: new Set(),
+  };
 }
+
+// topicsOf is what decides which topics a device's card covers.
+const topicsOf = (d) => d.entities.map((e) => `${e.topic ?? ""} ${e.control?.topic ?? ""}`).join("|");
 
 // addPoint appends p, keeping time in order (clocks of hub and browser may
 // differ a little) and the series bounded.

@@ -5,6 +5,7 @@
 // then every event, in order.
 //
 // Messages from a tab: {type: "command"|"publish", topic, payload, ref},
+// {type: "device-command", device, entity, value, topic, ref},
 // {type: "retry"}, {type: "bye"} (the tab is going away).
 
 import { HubClient, wsURL } from "./client.js";
@@ -32,6 +33,9 @@ self.onconnect = (e) => {
         break;
       case "publish":
         client.publish(msg.topic, msg.payload, msg.ref);
+        break;
+      case "device-command":
+        client.deviceCommand(msg.device, msg.entity, msg.value, msg.topic, msg.ref);
         break;
       case "retry":
         client.retryNow();
