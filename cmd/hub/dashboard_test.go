@@ -102,10 +102,16 @@ func TestDashboardShowsDemo(t *testing.T) {
 	b := hubtest.NewBrowser(t)
 	openDashboard(t, b, h, "")
 
-	b.WaitJS(t, hubtest.Timeout, `document.querySelectorAll(".device").length === 3`,
-		`[...document.querySelectorAll(".device")].map(d => d.dataset.device)`)
-	if got := hubtest.Eval[string](t, b, `[...document.querySelectorAll(".device-name")].map(e => e.textContent).join(" ")`); got != "mote-1 mote-2 mote-3" {
-		t.Errorf("devices %q, want mote-1 mote-2 mote-3 in order", got)
+	// The motes, in order, and one device of each other convention the
+	// demo simulates, each a card of the hub's device model.
+	b.WaitJS(t, hubtest.Timeout, `document.querySelectorAll(".device-card[data-convention=hardwario]").length === 3`,
+		`[...document.querySelectorAll(".device-card")].map(d => d.dataset.deviceId)`)
+	if got := hubtest.Eval[string](t, b, `[...document.querySelectorAll(".device-card[data-convention=hardwario] .device-name")].map(e => e.textContent).join(" ")`); got != "mote-1 mote-2 mote-3" {
+		t.Errorf("motes %q, want mote-1 mote-2 mote-3 in order", got)
+	}
+	for _, convention := range []string{"homeassistant", "zigbee2mqtt", "tasmota", "homie"} {
+		b.WaitJS(t, hubtest.Timeout, `document.querySelector(".device-card[data-convention=`+convention+`]") !== null`,
+			`[...document.querySelectorAll(".device-card")].map(d => d.dataset.deviceId)`)
 	}
 	for _, topic := range []string{temperature, "nodes/mote-1/asn", "nodes/mote-1/pir/-/event-count", relay, "nodes/mote-1/relay/i2c0-3c", led, "nodes/mote-1/boot"} {
 		b.WaitJS(t, hubtest.Timeout, `tile("`+topic+`") !== null`, `[...document.querySelectorAll(".tile")].map(e => e.dataset.topic)`)
@@ -232,7 +238,7 @@ func TestDashboardSurvivesHubRestart(t *testing.T) {
 			if got := hubtest.Eval[string](t, b, `motehub.mode()`); got != mode.name {
 				t.Fatalf("connection mode %q, want %q", got, mode.name)
 			}
-			b.WaitJS(t, hubtest.Timeout, `document.querySelectorAll(".tile").length === 21 && historyLoaded()`, `document.querySelectorAll(".tile").length`)
+			b.WaitJS(t, hubtest.Timeout, `document.querySelectorAll(".device-card[data-convention=hardwario] .tile").length === 21 && historyLoaded()`, `document.querySelectorAll(".device-card[data-convention=hardwario] .tile").length`)
 			hubtest.Eval[bool](t, b, `window.notReloaded = true`)
 
 			if err := first.Stop(); err != nil {
