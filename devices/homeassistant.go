@@ -72,9 +72,12 @@ type haConfig map[string]json.RawMessage
 
 // haDeclarations reads one discovery payload.
 func haDeclarations(component, node, object string, payload []byte) ([]declaration, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		return nil, fmt.Errorf("%w: %w", errHAConfig, err)
+	if !json.Valid(payload) {
+		return nil, fmt.Errorf("%w: not JSON", errHAConfig)
+	}
+	raw, ok := objectMembers(payload)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a JSON object", errHAConfig)
 	}
 	c := haExpand(raw, "")
 	if component != "device" {
@@ -85,12 +88,16 @@ func haDeclarations(component, node, object string, payload []byte) ([]declarati
 		return []declaration{d}, nil
 	}
 	// Device-based discovery: the shared options, and one entity per component.
-	var cmps map[string]map[string]json.RawMessage
-	if err := json.Unmarshal(c["components"], &cmps); err != nil || len(cmps) == 0 {
+	cmps, ok := objectMembers(c["components"])
+	if !ok || len(cmps) == 0 {
 		return nil, errHAConfig
 	}
 	var out []declaration
-	for id, cmp := range cmps {
+	for id, raw := range cmps {
+		cmp, ok := objectMembers(raw)
+		if !ok {
+			return nil, errHAConfig
+		}
 		merged := haConfig{}
 		for k, v := range c {
 			if k != "components" {
@@ -179,6 +186,9 @@ func haBase(topic, base string) string {
 }
 
 func jsonString(raw json.RawMessage) (string, bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 && bytes.IndexByte(raw[1:n-1], '"') < 0 {
+		return string(raw[1 : n-1]), true // no escapes: the common case, without decoding
+	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return "", false
@@ -233,12 +243,16 @@ func (c haConfig) numOr(key string, def float64) *float64 {
 
 // list is a key's list of objects, unabbreviated.
 func (c haConfig) list(key string) ([]haConfig, bool) {
-	var items []map[string]json.RawMessage
+	var items []json.RawMessage
 	if json.Unmarshal(c[key], &items) != nil {
 		return nil, false
 	}
 	out := make([]haConfig, 0, len(items))
-	for _, it := range items {
+	for _, raw := range items {
+		it, ok := objectMembers(raw)
+		if !ok {
+			return nil, false
+		}
 		out = append(out, haExpand(it, ""))
 	}
 	return out, true
@@ -246,8 +260,8 @@ func (c haConfig) list(key string) ([]haConfig, bool) {
 
 // object is a key's object, unabbreviated.
 func (c haConfig) object(key string) haConfig {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(c[key], &obj) != nil {
+	obj, ok := objectMembers(c[key])
+	if !ok {
 		return nil
 	}
 	out := make(haConfig, len(obj))
