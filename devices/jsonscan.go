@@ -169,11 +169,3 @@ func objectMembers(raw []byte) (map[string]json.RawMessage, bool) {
 		}
 	}
 }
-
-// decodeObject is objectMembers of raw after checking it is JSON.
-func decodeObject(raw []byte) (map[string]json.RawMessage, bool) {
-	if !json.Valid(raw) {
-		return nil, false
-	}
-	return objectMembers(raw)
-}
