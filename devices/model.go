@@ -88,6 +88,7 @@ type Model struct {
 	seq       uint64               // orders availability reports, for availability_mode latest
 	now       time.Time            // the time of the message being applied
 	stats     Stats
+	batch     *batch // what ApplyAll defers; nil outside ApplyAll
 }
 
 // New returns an empty model.
@@ -112,7 +113,10 @@ func New(cfg Config) *Model {
 // Apply feeds one message to the model and says which devices it changed.
 // An empty retained payload on a discovery topic removes what that topic
 // declared.
-func (m *Model) Apply(msg Message) Changes {
+func (m *Model) Apply(msg Message) Changes { return m.apply(msg) }
+
+// apply is Apply, within a batch or not.
+func (m *Model) apply(msg Message) Changes {
 	if msg.Topic == "" || strings.HasPrefix(msg.Topic, "$") || strings.HasPrefix(msg.Topic, controlPrefix) {
 		return Changes{}
 	}
@@ -124,12 +128,14 @@ func (m *Model) Apply(msg Message) Changes {
 		}
 	}
 	var ch Changes
+	m.settleTopic(msg.Topic)
 	t := m.topics[msg.Topic]
 	if !t.boundByConvention() {
 		if _, isCommand := m.commands[msg.Topic]; isCommand || strings.HasSuffix(msg.Topic, "/set") {
 			return ch // a command, not a state: the device's echo will say
 		}
 	}
+	m.roomToKeep(msg)
 	t = m.keep(msg)
 	if !t.boundByConvention() {
 		hc, declared := m.heuristic(msg)
