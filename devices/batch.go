@@ -204,19 +204,29 @@ func (m *Model) declareInBatch(source string, decls []declaration) {
 			}
 		}
 	}
-	now := false // build the devices of this declaration now, as Apply
+	// Which entities a device keeps at MaxEntities depends on the order they
+	// came in: a device that may reach it is built as Apply would build it.
+	now := false       // build the devices of this declaration now
+	var full []*device // devices at MaxEntities that this only gives leaves
+	for _, p := range m.sources[source] {
+		if p.dev.dirty && p.dev.saturated { // it loses entities: what waits could take their place
+			first = appendUnique(first, p.dev)
+		}
+	}
 	for i := range decls {
 		d := m.devices[decls[i].device.ID]
 		if d == nil {
 			continue
 		}
-		if !d.dirty {
-			d.estimate = d.entityBound()
-		}
-		if d.estimate+m.entityBound(&decls[i]) >= m.cfg.MaxEntities {
-			// It may reach MaxEntities, and which entities it keeps then
-			// depends on the order they came in.
+		onlyLeaves := len(decls[i].entities) == 0 && !slices.ContainsFunc(m.sources[source], func(p *part) bool { return p.dev == d })
+		switch {
+		case onlyLeaves && (d.saturated || !d.dirty && len(d.entities) >= m.cfg.MaxEntities):
+			// Full, and only leaves to come: it refuses them in any order.
+			full = append(full, d)
+		case d.dirty && d.estimate+m.entityBound(&decls[i]) >= m.cfg.MaxEntities:
 			first = appendUnique(first, d)
+			now = true
+		case !d.dirty && d.entityBound()+m.entityBound(&decls[i]) >= m.cfg.MaxEntities:
 			now = true
 		}
 	}
@@ -238,6 +248,7 @@ func (m *Model) declareInBatch(source string, decls []declaration) {
 	for _, d := range affected {
 		if !d.dirty {
 			d.dirty = true
+			d.saturated = slices.Contains(full, d)
 			d.estimate = d.entityBound()
 			b.dirty = append(b.dirty, d)
 			b.waiting++

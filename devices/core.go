@@ -25,6 +25,9 @@ type device struct {
 	updated  time.Time
 	dirty    bool // in a batch: its parts changed since it was built (batch.go)
 	estimate int  // while dirty: at most how many entities it will have (batch.go)
+	// saturated: while dirty, it had MaxEntities entities and has taken
+	// only leaves since, which it refuses (batch.go).
+	saturated bool
 }
 
 // A part is what one source declared about one device.
@@ -225,7 +228,7 @@ const heuristicSource = "heuristic:"
 func (m *Model) rebuild(d *device) Changes {
 	var ch Changes
 	if d.dirty {
-		d.dirty = false
+		d.dirty, d.saturated = false, false
 		m.batch.waiting--
 	}
 	for _, p := range d.parts {
@@ -452,10 +455,10 @@ func (m *Model) bindTopic(d *device, name string, b binding) bool {
 		t = &topic{}
 		m.topics[name] = t
 	}
-	t.bindings = append(t.bindings, b)
-	if !slices.Contains(d.bound, name) {
-		d.bound = append(d.bound, name)
+	if !slices.ContainsFunc(t.bindings, func(x binding) bool { return x.dev == d }) {
+		d.bound = append(d.bound, name) // the device's first binding on the topic
 	}
+	t.bindings = append(t.bindings, b)
 	return true
 }
 
