@@ -147,8 +147,8 @@ func (m *Model) replaceParts(source string, decls []declaration) (affected []*de
 			dev = &device{id: id}
 			m.devices[id] = dev
 		}
-		p := &part{source: source, dev: dev, decl: d, byLeaf: make(map[string]*entity), all: make(map[string]*entity)}
-		for _, q := range old { // values and leaves seen before outlive the declaration
+		p := &part{source: source, dev: dev, decl: d} // maps made when first written
+		for _, q := range old {                       // values and leaves seen before outlive the declaration
 			if q.dev == dev {
 				if p.prev == nil {
 					p.prev = q.all
@@ -157,7 +157,7 @@ func (m *Model) replaceParts(source string, decls []declaration) (affected []*de
 					if q.expandsLeaf(e, d.expand) {
 						e.part = p
 						p.expanded = append(p.expanded, e)
-						p.byLeaf[leafKey(e.spec.Topic, e.spec.Field)] = e
+						p.addLeaf(e)
 					}
 				}
 			}
@@ -202,6 +202,14 @@ func (m *Model) release(name string, t *topic) {
 	m.keptBytes -= len(t.kept)
 	t.kept = nil
 	m.dropIfEmpty(name, t)
+}
+
+// addLeaf indexes an expanded leaf of p.
+func (p *part) addLeaf(e *entity) {
+	if p.byLeaf == nil {
+		p.byLeaf = make(map[string]*entity)
+	}
+	p.byLeaf[leafKey(e.spec.Topic, e.spec.Field)] = e
 }
 
 // expandsLeaf reports whether e, a leaf of p, is still a leaf of one of specs.
@@ -264,6 +272,9 @@ func (m *Model) rebuild(d *device) Changes {
 				e.spec.Value, e.spec.Updated = nil, time.Time{}
 				if old := p.prev[spec.ID]; old != nil && old.spec.Topic == spec.Topic && old.spec.Field == spec.Field && old.spec.Type == spec.Type {
 					e.spec.Value, e.spec.Updated = old.spec.Value, old.spec.Updated
+				}
+				if p.all == nil {
+					p.all = make(map[string]*entity, len(p.decl.entities))
 				}
 				p.all[spec.ID] = e
 			}

@@ -97,6 +97,9 @@ func (m *Model) newLeaf(x *expandBinding, path string, v json.RawMessage) *entit
 	e := &entity{spec: spec, part: p}
 	i := sort.Search(len(p.expanded), func(i int) bool { return p.expanded[i].spec.ID >= spec.ID })
 	p.expanded = slices.Insert(p.expanded, i, e)
+	if p.byLeaf == nil {
+		p.byLeaf = make(map[string]*entity)
+	}
 	p.byLeaf[leafKey(spec.Topic, path)] = e
 	d.byID[spec.ID] = e
 	d.entities = append(d.entities, e) // relist orders them

@@ -118,54 +118,56 @@ func valueEnd(b []byte, i int) int {
 	return j
 }
 
-// objectMembers is every member of the JSON object raw (valid JSON), keys
-// decoded; ok is false when raw is no object.
-func objectMembers(raw []byte) (map[string]json.RawMessage, bool) {
+// eachMember calls fn with every member of the JSON object raw (valid
+// JSON), in order, its key decoded; ok is false when raw is no object. key
+// is only valid during the call.
+func eachMember(raw []byte, fn func(key []byte, value json.RawMessage)) bool {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
-		return nil, false
+		return false
 	}
-	out := make(map[string]json.RawMessage)
 	i = skipSpace(raw, i+1)
 	if i < len(raw) && raw[i] == '}' {
-		return out, true
+		return true
 	}
 	for {
 		i = skipSpace(raw, i)
 		if i >= len(raw) || raw[i] != '"' {
-			return nil, false
+			return false
 		}
 		end, plain := stringEnd(raw, i)
 		if end < 0 {
-			return nil, false
+			return false
 		}
-		var key string
-		if plain {
-			key = string(raw[i+1 : end-1])
-		} else if json.Unmarshal(raw[i:end], &key) != nil {
-			return nil, false
+		key := raw[i+1 : end-1]
+		if !plain {
+			var k string
+			if json.Unmarshal(raw[i:end], &k) != nil {
+				return false
+			}
+			key = []byte(k)
 		}
 		i = skipSpace(raw, end)
 		if i >= len(raw) || raw[i] != ':' {
-			return nil, false
+			return false
 		}
 		i = skipSpace(raw, i+1)
 		vend := valueEnd(raw, i)
 		if vend < 0 {
-			return nil, false
+			return false
 		}
-		out[key] = raw[i:vend]
+		fn(key, raw[i:vend])
 		i = skipSpace(raw, vend)
 		if i >= len(raw) {
-			return nil, false
+			return false
 		}
 		switch raw[i] {
 		case '}':
-			return out, true
+			return true
 		case ',':
 			i++
 		default:
-			return nil, false
+			return false
 		}
 	}
 }
