@@ -1,7 +1,7 @@
 package devices
 
 import (
-	"encoding/json"
+	"bytes"
 	"slices"
 	"time"
 )
@@ -280,11 +280,7 @@ func (m *Model) entityBound(d *declaration) int {
 	n := len(d.entities)
 	for _, x := range d.expand {
 		if t := m.topics[x.Topic]; t != nil && t.kept != nil {
-			if raw, ok := jsonField(t.kept, x.Field); ok {
-				eachLeaf(raw, "", maxLeafDepth, func(string, json.RawMessage) { n++ })
-			} else {
-				n++ // text: one leaf
-			}
+			n += 1 + bytes.Count(t.kept, []byte{':'}) // a leaf of an object follows a colon; text is one leaf
 		}
 	}
 	return n
