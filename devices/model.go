@@ -144,6 +144,10 @@ func (m *Model) apply(msg Message) Changes {
 		if declared && t != nil && t.kept != nil && t.keptSeq == m.seq {
 			return ch // declaring fed it what was just kept: this message
 		}
+		if declared && m.batch != nil {
+			m.settleTopic(msg.Topic) // not kept (too large): built now, to be fed it
+			t = m.topics[msg.Topic]
+		}
 	}
 	ch.add(m.feed(t, msg.Payload, msg.Time, m.seq))
 	return ch
