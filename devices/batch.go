@@ -21,11 +21,15 @@ import (
 // earlier, as soon as the order of messages could show: before the core
 // reads a message on a topic the device binds, will bind or commands;
 // before its source is declared again; before a declaration binds a topic
-// the device may release; and whenever the model gets near a bound on
-// topics or kept bytes (then everything waiting is built, and the batch
-// goes on as Apply would). So ApplyAll ends with the model Apply would have
-// built message by message (batch_test.go replays traces and shuffled sets
-// both ways, and FuzzApply random splits).
+// the device may release; when it may reach MaxEntities (which entities it
+// keeps then depends on their order), unless it is full already and only
+// takes leaves it refuses in any order; and whenever the model gets near a
+// bound on devices, topics or kept bytes (then everything waiting is built,
+// and the batch goes on as Apply would). So ApplyAll ends with the model
+// Apply would have built message by message (batch_test.go replays traces
+// and shuffled sets both ways, and FuzzApply random splits), Stats'
+// refusal counts aside. Messages come in the order they were received: with
+// times out of order, a Homie device's Updated may differ.
 
 // A batch is what ApplyAll defers. Everything in it is cleared when
 // ApplyAll returns; until then it holds at most what the batch's

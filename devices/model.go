@@ -66,6 +66,8 @@ type Stats struct {
 	Entities int // entities now, all devices together
 	Topics   int // topics followed now (bound, or with a kept payload)
 
+	// Refusals are counted each time a device is built: ApplyAll, which
+	// builds a device once per batch, may count fewer than Apply.
 	RefusedDevices       uint64 // declarations of a new device past MaxDevices
 	RefusedEntities      uint64 // entities past MaxEntities of their device
 	RefusedTopics        uint64 // topics (and sources) past MaxTopics, payloads past MaxKeptBytes
@@ -112,7 +114,7 @@ func New(cfg Config) *Model {
 
 // Apply feeds one message to the model and says which devices it changed.
 // An empty retained payload on a discovery topic removes what that topic
-// declared.
+// declared. ApplyAll feeds many at once, quicker.
 func (m *Model) Apply(msg Message) Changes { return m.apply(msg) }
 
 // apply is Apply, within a batch or not.
