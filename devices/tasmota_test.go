@@ -292,3 +292,14 @@ func FuzzTasmota(f *testing.F) {
 		}
 	})
 }
+
+// replaceTokens replaces as a strings.Replacer does.
+func TestReplaceTokens(t *testing.T) {
+	t.Parallel()
+	pairs := []string{"%prefix%", "stat", "%topic%", "%id%", "%hostname%", "h", "%id%", "A1B2C3"}
+	for _, s := range []string{"%prefix%/%topic%/", "a/%topic%/%prefix%", "%%prefix%%", "%id%-%hostname%/%", "plain", "%prefi%/x", ""} {
+		if got, want := replaceTokens(s, pairs...), strings.NewReplacer(pairs...).Replace(s); got != want {
+			t.Errorf("replaceTokens(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
