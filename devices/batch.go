@@ -40,7 +40,7 @@ type batch struct {
 	footprint  map[string][]*device // by topic: the dirty devices whose new parts bind or command it
 	lazy       map[string]*lazyDeclaration
 	lazyOrder  []string            // the sources of lazy in the order they were asked for (some settled since)
-	scopes     map[string][]string // by scope: the sources of lazy below it
+	watched    map[string][]string // by topic, or prefix ending with /: the sources of lazy that watch it
 	lazyTopics int                 // at most how many topics lazy binds and commands
 	changes    changeSet           // what the batch changed so far
 }
@@ -86,10 +86,10 @@ func (s *changeSet) changes() Changes {
 
 // A lazyDeclaration is a source to declare later (declareLater).
 type lazyDeclaration struct {
-	scope  string
-	topics int // at most how many topics it binds and commands
-	decls  func() []declaration
-	at     time.Time // the latest message that asked, for device.updated
+	watches []string // topics, and prefixes ending with /, whose messages it must be declared before
+	topics  int      // at most how many topics it binds and commands
+	decls   func() []declaration
+	at      time.Time // the latest message that asked, for device.updated
 }
 
 // ApplyAll feeds msgs to the model in order, as Apply each would, and says
@@ -103,7 +103,7 @@ func (m *Model) ApplyAll(msgs []Message) Changes {
 	m.batch = &batch{
 		footprint: make(map[string][]*device),
 		lazy:      make(map[string]*lazyDeclaration),
-		scopes:    make(map[string][]string),
+		watched:   make(map[string][]string),
 	}
 	defer func() { m.batch = nil }()
 	b := m.batch
@@ -116,15 +116,19 @@ func (m *Model) ApplyAll(msgs []Message) Changes {
 }
 
 // declareLater declares what decls returns for source, now outside a batch;
-// in a batch once, when its declarations could first show (a message below
-// scope reaching the core, a declare of the same source, the end of the
-// batch). decls is called then, and must describe everything the
-// convention knows by then: one device, binding and commanding at most
-// topics topics, all below scope. A convention uses it only when what it
-// learnt since the last call adds to the declaration (Homie's attributes
-// arriving one by one) and calls settle(source) before it changes or
-// removes what it knew: a step skipped must lie between the ones declared.
-func (m *Model) declareLater(source, scope string, topics int, decls func() []declaration) Changes {
+// in a batch once, when its declarations could first show: before the core
+// reads a message on a topic watch names (a topic, or every topic below a
+// prefix ending with /; "": none) or one an earlier call watched, before a
+// declare of the same source, at the end of the batch. decls is called
+// then, and must describe everything the convention knows by then: one
+// device, binding and commanding at most topics topics. watch names every
+// topic whose message the declaration reads otherwise than the source's
+// declaration in place does (all of them while it has none). A convention
+// uses it only when what it learnt since the last call adds to the
+// declaration (Homie's attributes arriving one by one) and calls
+// settle(source) before it changes or removes what it knew: a step skipped
+// must lie between the ones declared.
+func (m *Model) declareLater(source, watch string, topics int, decls func() []declaration) Changes {
 	b := m.batch
 	if b == nil {
 		return m.declare(source, decls())
@@ -136,15 +140,18 @@ func (m *Model) declareLater(source, scope string, topics int, decls func() []de
 			m.declareInBatch(source, decls())
 			return Changes{}
 		}
-		l = &lazyDeclaration{scope: scope}
+		l = &lazyDeclaration{}
 		b.lazy[source] = l
 		b.lazyOrder = append(b.lazyOrder, source)
-		b.scopes[scope] = append(b.scopes[scope], source)
 	} else if m.nearMaxTopics(topics - l.topics) {
 		m.settle(source)
 		m.flush()
 		m.declareInBatch(source, decls())
 		return Changes{}
+	}
+	if watch != "" && !slices.Contains(l.watches, watch) {
+		l.watches = append(l.watches, watch)
+		b.watched[watch] = append(b.watched[watch], source)
 	}
 	b.lazyTopics += topics - l.topics
 	l.decls, l.topics = decls, topics
@@ -152,6 +159,13 @@ func (m *Model) declareLater(source, scope string, topics int, decls func() []de
 		l.at = m.now
 	}
 	return Changes{}
+}
+
+// declared reports whether source has declared a device (in a batch, not
+// counting what declareLater defers).
+func (m *Model) declared(source string) bool {
+	_, ok := m.sources[source]
+	return ok
 }
 
 // nearMaxTopics reports whether more topics, and everything the batch
@@ -173,9 +187,11 @@ func (m *Model) settle(source string) {
 	}
 	delete(b.lazy, source)
 	b.lazyTopics -= l.topics
-	b.scopes[l.scope] = slices.DeleteFunc(b.scopes[l.scope], func(s string) bool { return s == source })
-	if len(b.scopes[l.scope]) == 0 {
-		delete(b.scopes, l.scope)
+	for _, w := range l.watches {
+		b.watched[w] = slices.DeleteFunc(b.watched[w], func(s string) bool { return s == source })
+		if len(b.watched[w]) == 0 {
+			delete(b.watched, w)
+		}
 	}
 	now := m.now
 	m.now = l.at
@@ -319,10 +335,15 @@ func (m *Model) settleTopic(name string) {
 	if b == nil || b.waiting == 0 && len(b.lazy) == 0 {
 		return
 	}
-	for i := 0; i < len(name); i++ {
-		if name[i] == '/' {
-			for _, source := range slices.Clone(b.scopes[name[:i+1]]) {
-				m.settle(source)
+	if len(b.watched) > 0 {
+		for _, source := range slices.Clone(b.watched[name]) {
+			m.settle(source)
+		}
+		for i := 0; i < len(name); i++ {
+			if name[i] == '/' {
+				for _, source := range slices.Clone(b.watched[name[:i+1]]) {
+					m.settle(source)
+				}
 			}
 		}
 	}

@@ -191,6 +191,23 @@ func TestApplyAllHomieAttributes(t *testing.T) {
 	for i := range msgs {
 		sameBothWays(t, Config{}, [][]Message{msgs[:i], msgs[i:]})
 	}
+	// A datatype coming for a property already shown: its value is read
+	// anew, and a value it cannot read leaves the one before.
+	typed := timed([]Message{
+		msg("homie/e/$nodes", "n"),
+		msg("homie/e/n/$properties", "p"),
+		msg("homie/e/n/p", "21.5"),
+		msg("homie/e/n/p/$unit", "°C"),
+		msg("homie/e/n/p/$datatype", "float"),
+		msg("homie/e/n/p", "warm"),
+		msg("homie/e/n/p/$name", "P"),
+		msg("homie/e/$name", "E"),
+	})
+	for i := range typed {
+		for j := i; j <= len(typed); j++ {
+			sameBothWays(t, Config{}, [][]Message{typed[:i], typed[i:j], typed[j:]})
+		}
+	}
 	m := New(Config{})
 	m.ApplyAll(msgs)
 	d := mustDevice(t, m, "homie:d")

@@ -202,7 +202,23 @@ func (h *homie) attribute(m *Model, id, base, attr string, payload []byte) Chang
 	}
 	// A new attribute only adds to the device: in a batch (ApplyAll), the
 	// device is declared once its attributes are all in, not after each.
-	return m.declareLater(source, base+"/", d.topicBound(), d.declarations)
+	return m.declareLater(source, homieWatch(m.declared(source), base, attr), d.topicBound(), d.declarations)
+}
+
+// homieWatch is the topics whose messages a device's declaration reads
+// otherwise once a new attribute is in: all of them while it is not
+// declared, or when the attribute may add properties ($nodes, $properties);
+// a property's own topic when its datatype comes (its value is read anew);
+// none for the other attributes, names and units.
+func homieWatch(declared bool, base, attr string) string {
+	levels := strings.Split(attr, "/")
+	switch {
+	case !declared || attr == "$nodes" || len(levels) == 2 && levels[1] == "$properties":
+		return base + "/"
+	case len(levels) == 3 && levels[2] == "$datatype":
+		return base + "/" + levels[0] + "/" + levels[1]
+	}
+	return ""
 }
 
 // topicBound is at most how many topics the device's declaration binds and
