@@ -23,6 +23,11 @@ type device struct {
 	mode     string   // availability_mode: latest, any or all
 	bound    []string // the topics the device has bindings on
 	updated  time.Time
+	dirty    bool // in a batch: its parts changed since it was built (batch.go)
+	estimate int  // while dirty: at most how many entities it will have (batch.go)
+	// saturated: while dirty, it had MaxEntities entities and has taken
+	// only leaves since, which it refuses (batch.go).
+	saturated bool
 }
 
 // A part is what one source declared about one device.
@@ -36,6 +41,7 @@ type part struct {
 	expanded []*entity          // leaves of decl.expand, sorted by id; they outlive a rebuild
 	byLeaf   map[string]*entity // expanded, by topic and path (leafKey)
 	expands  []*expandBinding
+	built    bool // its device was built since it was declared (batch.go)
 }
 
 // An entity is an Entity with what reads and commands it.
@@ -98,14 +104,28 @@ func (d *device) heuristic() bool {
 }
 
 // declare replaces what source declared before with decls (none: remove).
-// See declare.go.
+// See declare.go. In a batch (ApplyAll) the devices it changes are rebuilt
+// later, once (batch.go).
 func (m *Model) declare(source string, decls []declaration) Changes {
-	var ch Changes
+	if m.batch != nil {
+		m.declareInBatch(source, decls)
+		return Changes{}
+	}
+	affected, ok := m.replaceParts(source, decls)
+	if !ok {
+		return Changes{}
+	}
+	return m.build(affected)
+}
+
+// replaceParts replaces the parts source declared before with those of
+// decls, and returns the devices that changed, to be built again. ok is
+// false when the source was refused (MaxTopics).
+func (m *Model) replaceParts(source string, decls []declaration) (affected []*device, ok bool) {
 	if _, known := m.sources[source]; !known && len(decls) > 0 && len(m.sources) >= m.cfg.MaxTopics {
 		m.stats.RefusedTopics++
-		return ch
+		return nil, false
 	}
-	var affected []*device
 	old := m.sources[source]
 	for _, p := range old {
 		p.dev.parts = slices.DeleteFunc(p.dev.parts, func(q *part) bool { return q == p })
@@ -127,8 +147,8 @@ func (m *Model) declare(source string, decls []declaration) Changes {
 			dev = &device{id: id}
 			m.devices[id] = dev
 		}
-		p := &part{source: source, dev: dev, decl: d, byLeaf: make(map[string]*entity), all: make(map[string]*entity)}
-		for _, q := range old { // values and leaves seen before outlive the declaration
+		p := &part{source: source, dev: dev, decl: d} // maps made when first written
+		for _, q := range old {                       // values and leaves seen before outlive the declaration
 			if q.dev == dev {
 				if p.prev == nil {
 					p.prev = q.all
@@ -137,7 +157,7 @@ func (m *Model) declare(source string, decls []declaration) Changes {
 					if q.expandsLeaf(e, d.expand) {
 						e.part = p
 						p.expanded = append(p.expanded, e)
-						p.byLeaf[leafKey(e.spec.Topic, e.spec.Field)] = e
+						p.addLeaf(e)
 					}
 				}
 			}
@@ -155,11 +175,18 @@ func (m *Model) declare(source string, decls []declaration) Changes {
 			d.touch(m.now)
 		}
 	}
+	return affected, true
+}
+
+// build builds devices again from their parts (rebuild), then forgets the
+// payloads kept on the topics they bound before and nothing binds now.
+func (m *Model) build(devices []*device) Changes {
+	var ch Changes
 	var touched []string // topics bound before: those left unbound forget their kept payload
-	for _, d := range affected {
+	for _, d := range devices {
 		touched = append(touched, d.bound...)
 	}
-	for _, d := range affected {
+	for _, d := range devices {
 		ch.add(m.rebuild(d))
 	}
 	for _, name := range touched {
@@ -175,6 +202,14 @@ func (m *Model) release(name string, t *topic) {
 	m.keptBytes -= len(t.kept)
 	t.kept = nil
 	m.dropIfEmpty(name, t)
+}
+
+// addLeaf indexes an expanded leaf of p.
+func (p *part) addLeaf(e *entity) {
+	if p.byLeaf == nil {
+		p.byLeaf = make(map[string]*entity)
+	}
+	p.byLeaf[leafKey(e.spec.Topic, e.spec.Field)] = e
 }
 
 // expandsLeaf reports whether e, a leaf of p, is still a leaf of one of specs.
@@ -200,6 +235,13 @@ const heuristicSource = "heuristic:"
 // removes d when no entity is left.
 func (m *Model) rebuild(d *device) Changes {
 	var ch Changes
+	if d.dirty {
+		d.dirty, d.saturated = false, false
+		m.batch.waiting--
+	}
+	for _, p := range d.parts {
+		p.built = true
+	}
 	m.unbind(d)
 	if len(d.parts) == 0 {
 		if m.devices[d.id] == d {
@@ -230,6 +272,9 @@ func (m *Model) rebuild(d *device) Changes {
 				e.spec.Value, e.spec.Updated = nil, time.Time{}
 				if old := p.prev[spec.ID]; old != nil && old.spec.Topic == spec.Topic && old.spec.Field == spec.Field && old.spec.Type == spec.Type {
 					e.spec.Value, e.spec.Updated = old.spec.Value, old.spec.Updated
+				}
+				if p.all == nil {
+					p.all = make(map[string]*entity, len(p.decl.entities))
 				}
 				p.all[spec.ID] = e
 			}
@@ -421,20 +466,24 @@ func (m *Model) bindTopic(d *device, name string, b binding) bool {
 		t = &topic{}
 		m.topics[name] = t
 	}
-	t.bindings = append(t.bindings, b)
-	if !slices.Contains(d.bound, name) {
-		d.bound = append(d.bound, name)
+	if !slices.ContainsFunc(t.bindings, func(x binding) bool { return x.dev == d }) {
+		d.bound = append(d.bound, name) // the device's first binding on the topic
 	}
+	t.bindings = append(t.bindings, b)
 	return true
 }
 
 // dropHeuristic removes what the heuristics made of a topic that a
-// convention now binds.
+// convention now binds. That is no message about the heuristic device: its
+// Updated stays.
 func (m *Model) dropHeuristic(name string) Changes {
-	if _, ok := m.sources[heuristicSource+name]; ok {
-		return m.declare(heuristicSource+name, nil)
+	if _, ok := m.sources[heuristicSource+name]; !ok {
+		return Changes{}
 	}
-	return Changes{}
+	now := m.now
+	m.now = time.Time{}
+	defer func() { m.now = now }()
+	return m.declare(heuristicSource+name, nil)
 }
 
 // keep records msg's payload on its topic for declarations to come, within

@@ -31,6 +31,14 @@ import "encoding/json"
 // as text or JSON), textOf, confirmText and confirmJSON (what confirms a
 // command), boolJSON and numberJSON (normalised values).
 //
+// In a batch (Model.ApplyAll) declare replaces the parts at once and builds
+// the devices later, once (batch.go); a convention notices nothing. A
+// convention that would declare a source anew after each of many messages,
+// each only adding to what it knew (Homie 3/4's attributes), calls
+// m.declareLater(source, scope, topics, decls) instead: decls is called
+// once, when the declaration could first show; before it changes or
+// removes what it knew, it calls m.settle(source).
+//
 // A convention keeps whatever state it needs between messages (Homie's
 // attributes arrive one topic at a time); it bounds it with m.cfg
 // (MaxDevices, MaxTopics) and skips discovery payloads longer than

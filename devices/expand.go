@@ -97,6 +97,9 @@ func (m *Model) newLeaf(x *expandBinding, path string, v json.RawMessage) *entit
 	e := &entity{spec: spec, part: p}
 	i := sort.Search(len(p.expanded), func(i int) bool { return p.expanded[i].spec.ID >= spec.ID })
 	p.expanded = slices.Insert(p.expanded, i, e)
+	if p.byLeaf == nil {
+		p.byLeaf = make(map[string]*entity)
+	}
 	p.byLeaf[leafKey(spec.Topic, path)] = e
 	d.byID[spec.ID] = e
 	d.entities = append(d.entities, e) // relist orders them
@@ -151,23 +154,28 @@ func eachLeaf(raw json.RawMessage, prefix string, depth int, fn func(path string
 	if depth == 0 {
 		return
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil {
+	type member struct {
+		key   string
+		value json.RawMessage
+	}
+	var members []member
+	if !eachMember(raw, func(k []byte, v json.RawMessage) {
+		if len(k) > 0 && bytes.IndexByte(k, '.') < 0 {
+			members = append(members, member{string(k), v})
+		}
+	}) {
 		return
 	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		if k != "" && !strings.Contains(k, ".") {
-			keys = append(keys, k)
+	slices.SortStableFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	for i, mb := range members {
+		if i+1 < len(members) && members[i+1].key == mb.key {
+			continue // given again: the last counts
 		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		path := k
+		path := mb.key
 		if prefix != "" {
-			path = prefix + "." + k
+			path = prefix + "." + mb.key
 		}
-		eachLeaf(obj[k], path, depth-1, fn)
+		eachLeaf(mb.value, path, depth-1, fn)
 	}
 }
 

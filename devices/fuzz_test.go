@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/motehub/motehub/internal/devicetrace"
 )
@@ -29,16 +30,18 @@ func seedTraces(f *testing.F, add func(msg devicetrace.Message)) {
 	}
 }
 
-// FuzzApply: random topics and payloads never panic, the bounds hold, and
-// what the model hands out is valid JSON.
+// FuzzApply: random topics and payloads never panic, the bounds hold, what
+// the model hands out is valid JSON, and ApplyAll of the messages cut into
+// batches where split says builds what Apply of each builds.
 func FuzzApply(f *testing.F) {
 	seedTraces(f, func(msg devicetrace.Message) {
-		f.Add(msg.Topic, msg.Payload, msg.Retain, "homeassistant/sensor/s/state", []byte(`{"temperature":1}`))
+		f.Add(msg.Topic, msg.Payload, msg.Retain, "homeassistant/sensor/s/state", []byte(`{"temperature":1}`), byte(0))
 	})
-	f.Add("a/b/c", []byte(`{"state":true}`), true, "a/b/c", []byte(``))
-	f.Add("homeassistant/switch/x/config", []byte(`{"~":"x","cmd_t":"~/set","stat_t":"~/state","avty":[{"t":"~/a"}],"avty_mode":"all"}`), true, "x/state", []byte("ON"))
-	f.Fuzz(func(t *testing.T, topic1 string, payload1 []byte, retained bool, topic2 string, payload2 []byte) {
-		m := New(fuzzConfig)
+	f.Add("a/b/c", []byte(`{"state":true}`), true, "a/b/c", []byte(``), byte(0b0101))
+	f.Add("homeassistant/switch/x/config", []byte(`{"~":"x","cmd_t":"~/set","stat_t":"~/state","avty":[{"t":"~/a"}],"avty_mode":"all"}`), true, "x/state", []byte("ON"), byte(0b0010))
+	f.Add("a/b/d", []byte(`{"a":1,"b":2,"c":3,"d":4}`), true, "a/b/c", []byte(`{"e":1,"f":2,"g":3}`), byte(0b1000))
+	f.Add("homie/d/$nodes", []byte(`n`), true, "homie/d/n/$properties", []byte(`p,q`), byte(0b0001))
+	f.Fuzz(func(t *testing.T, topic1 string, payload1 []byte, retained bool, topic2 string, payload2 []byte, split byte) {
 		msgs := []Message{
 			{Topic: topic1, Payload: payload1, Retained: retained},
 			{Topic: topic2, Payload: payload2, Retained: retained},
@@ -46,7 +49,12 @@ func FuzzApply(f *testing.F) {
 			{Topic: topic2, Payload: nil, Retained: true},
 			{Topic: topic1, Payload: nil, Retained: true},
 		}
-		for _, msg := range msgs {
+		for i := range msgs {
+			msgs[i].Time = traceStart.Add(time.Duration(i) * time.Second)
+		}
+		m, batched := New(fuzzConfig), New(fuzzConfig)
+		var batch []Message
+		for i, msg := range msgs {
 			m.Apply(msg)
 			checkBounds(t, m)
 			for _, d := range m.Devices() {
@@ -59,6 +67,19 @@ func FuzzApply(f *testing.F) {
 						_, _ = m.ConfirmFor(e.Control.Topic, payload2)
 					}
 				}
+			}
+			batch = append(batch, msg)
+			if split&(1<<i) == 0 && i < len(msgs)-1 {
+				continue
+			}
+			batched.ApplyAll(batch)
+			batch = nil
+			checkBounds(t, batched)
+			if diff := firstDifference(t, m.Devices(), batched.Devices()); diff != "" {
+				t.Fatalf("after message %d: %s", i+1, diff)
+			}
+			if a, b := heldBy(m), heldBy(batched); a != b {
+				t.Fatalf("after message %d: Apply holds %s, ApplyAll %s", i+1, a, b)
 			}
 		}
 	})

@@ -89,6 +89,18 @@ var haDeviceAbbreviations = map[string]string{
 	"sn":     "serial_number",
 }
 
+// haFullNames are the unabbreviated keys, so that reading a config
+// needs no copy of them.
+var haFullNames = func() map[string]string {
+	names := map[string]string{"~": "~", "device": "device", "platform": "platform"}
+	for _, abbreviations := range []map[string]string{haAbbreviations, haDeviceAbbreviations} {
+		for _, full := range abbreviations {
+			names[full] = full
+		}
+	}
+	return names
+}()
+
 // sortEntities orders entity specs by id.
 func sortEntities(es []entitySpec) {
 	slices.SortStableFunc(es, func(a, b entitySpec) int { return strings.Compare(a.ID, b.ID) })

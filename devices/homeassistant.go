@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -66,17 +67,88 @@ func haDiscoveryTopic(topic string) (component, node, object string, ok bool) {
 	return component, node, object, true
 }
 
-// A haConfig is a discovery config with its keys unabbreviated and its ~
-// expanded.
-type haConfig map[string]json.RawMessage
+// A haConfig is a discovery config's members with their keys
+// unabbreviated and its ~ expanded, in order: of a key given twice, the
+// last counts. A config has a few dozen members: a list is quicker to make
+// and to search than a map.
+type haConfig []haMember
+
+type haMember struct {
+	key   string
+	value json.RawMessage
+}
+
+// haMembers reads a JSON object (valid JSON) as a haConfig, with keys
+// unabbreviated by abbreviations (nil: none); ok is false when it is no
+// object.
+func haMembers(raw []byte, abbreviations map[string]string) (haConfig, bool) {
+	c := make(haConfig, 0, min(32, bytes.Count(raw, []byte(`":`)))) // at least its members, but for nested ones
+	ok := eachMember(raw, func(k []byte, v json.RawMessage) {
+		key, found := abbreviations[string(k)]
+		if !found {
+			if key, found = haFullNames[string(k)]; !found {
+				key = string(k)
+			}
+		}
+		c = append(c, haMember{key, v})
+	})
+	return c, ok
+}
+
+// get is the value of key, the last one given.
+func (c haConfig) get(key string) (json.RawMessage, bool) {
+	for i := len(c) - 1; i >= 0; i-- {
+		if c[i].key == key {
+			return c[i].value, true
+		}
+	}
+	return nil, false
+}
+
+// set gives key a value: the last one given, else a new member.
+func (c *haConfig) set(key string, value json.RawMessage) {
+	for i := len(*c) - 1; i >= 0; i-- {
+		if (*c)[i].key == key {
+			(*c)[i].value = value
+			return
+		}
+	}
+	*c = append(*c, haMember{key, value})
+}
+
+// each calls fn with every member in order, of a key given twice the last.
+func (c haConfig) each(fn func(key string, value json.RawMessage)) {
+	for i, mb := range c {
+		if !slices.ContainsFunc(c[i+1:], func(later haMember) bool { return later.key == mb.key }) {
+			fn(mb.key, mb.value)
+		}
+	}
+}
+
+// MarshalJSON writes the config as a JSON object.
+func (c haConfig) MarshalJSON() ([]byte, error) {
+	out := []byte{'{'}
+	c.each(func(key string, value json.RawMessage) {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, stringJSON(key)...)
+		out = append(out, ':')
+		out = append(out, value...)
+	})
+	return append(out, '}'), nil
+}
 
 // haDeclarations reads one discovery payload.
 func haDeclarations(component, node, object string, payload []byte) ([]declaration, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &raw); err != nil {
-		return nil, fmt.Errorf("%w: %w", errHAConfig, err)
+	if !json.Valid(payload) {
+		return nil, fmt.Errorf("%w: not JSON", errHAConfig)
 	}
-	c := haExpand(raw, "")
+	c, ok := haMembers(payload, haAbbreviations)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a JSON object", errHAConfig)
+	}
+	c = haExpand(c, "")
 	if component != "device" {
 		d, ok, err := haDeclaration(component, node, object, c)
 		if err != nil || !ok {
@@ -85,28 +157,39 @@ func haDeclarations(component, node, object string, payload []byte) ([]declarati
 		return []declaration{d}, nil
 	}
 	// Device-based discovery: the shared options, and one entity per component.
-	var cmps map[string]map[string]json.RawMessage
-	if err := json.Unmarshal(c["components"], &cmps); err != nil || len(cmps) == 0 {
+	raw, _ := c.get("components")
+	components, ok := haMembers(raw, nil)
+	if !ok || len(components) == 0 {
 		return nil, errHAConfig
 	}
 	var out []declaration
-	for id, cmp := range cmps {
-		merged := haConfig{}
-		for k, v := range c {
-			if k != "components" {
-				merged[k] = v
+	var failed error
+	components.each(func(id string, raw json.RawMessage) {
+		if failed != nil {
+			return
+		}
+		cmp, ok := haMembers(raw, haAbbreviations)
+		if !ok {
+			failed = errHAConfig
+			return
+		}
+		var merged haConfig
+		for _, mb := range c {
+			if mb.key != "components" {
+				merged = append(merged, mb)
 			}
 		}
-		for k, v := range haExpand(cmp, c.str("~")) {
-			merged[k] = v
-		}
+		merged = append(merged, haExpand(cmp, c.str("~"))...)
 		d, ok, err := haDeclaration(merged.str("platform"), node, id, merged)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		switch {
+		case err != nil:
+			failed = err
+		case ok:
 			out = append(out, d)
 		}
+	})
+	if failed != nil {
+		return nil, failed
 	}
 	return mergeDeclarations(out), nil
 }
@@ -133,36 +216,30 @@ func mergeDeclarations(ds []declaration) []declaration {
 	return out
 }
 
-// haExpand unabbreviates a config's keys and expands ~ in its topics (base
-// is an outer config's ~, for device-based discovery).
-func haExpand(raw map[string]json.RawMessage, base string) haConfig {
-	c := make(haConfig, len(raw))
-	for k, v := range raw {
-		if full, ok := haAbbreviations[k]; ok {
-			k = full
-		}
-		c[k] = v
-	}
+// haExpand expands ~ in a config's topics (base is an outer config's ~,
+// for device-based discovery), in place.
+func haExpand(c haConfig, base string) haConfig {
 	if b := c.str("~"); b != "" {
 		base = b
 	}
-	if base != "" {
-		for k, v := range c {
-			if k == "topic" || strings.HasSuffix(k, "_topic") {
-				if s, ok := jsonString(v); ok {
-					c[k] = stringJSON(haBase(s, base))
-				}
+	if base == "" {
+		return c
+	}
+	for i, mb := range c {
+		if mb.key == "topic" || strings.HasSuffix(mb.key, "_topic") {
+			if s, ok := jsonString(mb.value); ok {
+				c[i].value = stringJSON(haBase(s, base))
 			}
 		}
-		if list, ok := c.list("availability"); ok {
-			for _, item := range list {
-				if s := item.str("topic"); s != "" {
-					item["topic"] = stringJSON(haBase(s, base))
-				}
+	}
+	if list, ok := c.list("availability"); ok {
+		for _, item := range list {
+			if s := item.str("topic"); s != "" {
+				item.set("topic", stringJSON(haBase(s, base)))
 			}
-			b, _ := json.Marshal(list) // raw values marshal back as they were
-			c["availability"] = b
 		}
+		b, _ := json.Marshal(list) // raw values marshal back as they were
+		c.set("availability", b)
 	}
 	return c
 }
@@ -179,6 +256,9 @@ func haBase(topic, base string) string {
 }
 
 func jsonString(raw json.RawMessage) (string, bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 && bytes.IndexByte(raw[1:n-1], '"') < 0 {
+		return string(raw[1 : n-1]), true // no escapes: the common case, without decoding
+	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		return "", false
@@ -188,7 +268,7 @@ func jsonString(raw json.RawMessage) (string, bool) {
 
 // str is a key's value as text: a string, or a number or boolean as written.
 func (c haConfig) str(key string) string {
-	raw, ok := c[key]
+	raw, ok := c.get(key)
 	if !ok {
 		return ""
 	}
@@ -204,7 +284,7 @@ func (c haConfig) str(key string) string {
 
 // strOr is str, or def when the key is absent.
 func (c haConfig) strOr(key, def string) string {
-	if _, ok := c[key]; !ok {
+	if _, ok := c.get(key); !ok {
 		return def
 	}
 	return c.str(key)
@@ -212,7 +292,7 @@ func (c haConfig) strOr(key, def string) string {
 
 // num is a key's number, or nil.
 func (c haConfig) num(key string) *float64 {
-	raw, ok := c[key]
+	raw, ok := c.get(key)
 	if !ok {
 		return nil
 	}
@@ -233,37 +313,37 @@ func (c haConfig) numOr(key string, def float64) *float64 {
 
 // list is a key's list of objects, unabbreviated.
 func (c haConfig) list(key string) ([]haConfig, bool) {
-	var items []map[string]json.RawMessage
-	if json.Unmarshal(c[key], &items) != nil {
+	raw, _ := c.get(key)
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
 		return nil, false
 	}
 	out := make([]haConfig, 0, len(items))
-	for _, it := range items {
+	for _, raw := range items {
+		it, ok := haMembers(raw, haAbbreviations)
+		if !ok {
+			return nil, false
+		}
 		out = append(out, haExpand(it, ""))
 	}
 	return out, true
 }
 
-// object is a key's object, unabbreviated.
+// object is a key's object, with the device block's keys unabbreviated.
 func (c haConfig) object(key string) haConfig {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(c[key], &obj) != nil {
+	raw, _ := c.get(key)
+	obj, ok := haMembers(raw, haDeviceAbbreviations)
+	if !ok {
 		return nil
 	}
-	out := make(haConfig, len(obj))
-	for k, v := range obj {
-		if full, ok := haDeviceAbbreviations[k]; ok {
-			k = full
-		}
-		out[k] = v
-	}
-	return out
+	return obj
 }
 
 // strings is a key's string or list of strings.
 func (c haConfig) strings(key string) []string {
+	raw, _ := c.get(key)
 	var list []string
-	if json.Unmarshal(c[key], &list) == nil {
+	if json.Unmarshal(raw, &list) == nil {
 		return list
 	}
 	if s := c.str(key); s != "" {
@@ -297,7 +377,7 @@ func haDeviceOf(node, object string, c haConfig) Device {
 		native = ids[0]
 	} else {
 		var conns [][]string
-		if json.Unmarshal(dev["connections"], &conns) == nil && len(conns) > 0 && len(conns[0]) == 2 {
+		if raw, _ := dev.get("connections"); json.Unmarshal(raw, &conns) == nil && len(conns) > 0 && len(conns[0]) == 2 {
 			native = conns[0][0] + "_" + conns[0][1]
 		}
 	}
@@ -358,7 +438,7 @@ func haEntities(component, object string, c haConfig, deviceName string) ([]enti
 		Topic:       c.str("state_topic"),
 	}}
 	if e.Name == "" {
-		raw, ok := c["name"]
+		raw, ok := c.get("name")
 		switch {
 		case ok && string(bytes.TrimSpace(raw)) == "null" && deviceName != "":
 			e.Name = deviceName // name null: the device's main feature

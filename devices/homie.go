@@ -150,19 +150,21 @@ func homieKeeps(attr string) bool {
 func (h *homie) attribute(m *Model, id, base, attr string, payload []byte) Changes {
 	d := h.devices[base]
 	value := string(payload)
+	source := homieSource(base)
 	if len(payload) == 0 {
 		if d == nil {
 			return Changes{}
 		}
 		if old, ok := d.attrs[attr]; ok {
+			m.settle(source) // what it said before is declared before it goes
 			delete(d.attrs, attr)
 			h.bytes -= len(attr) + len(old)
 		}
 		if len(d.attrs) == 0 {
 			delete(h.devices, base)
-			return m.declare(homieSource(base), nil)
+			return m.declare(source, nil)
 		}
-		return m.declare(homieSource(base), d.declarations())
+		return m.declare(source, d.declarations())
 	}
 	if len(payload) > maxHomieAttributeBytes {
 		return Changes{}
@@ -179,6 +181,9 @@ func (h *homie) attribute(m *Model, id, base, attr string, payload []byte) Chang
 	if had && old == value {
 		return Changes{} // a retained attribute again
 	}
+	if had {
+		m.settle(source) // what it said before is declared before it changes
+	}
 	grow := len(value) - len(old)
 	if !had {
 		grow += len(attr)
@@ -192,7 +197,41 @@ func (h *homie) attribute(m *Model, id, base, attr string, payload []byte) Chang
 	}
 	d.attrs[attr] = value
 	h.bytes += grow
-	return m.declare(homieSource(base), d.declarations())
+	if had {
+		return m.declare(source, d.declarations())
+	}
+	// A new attribute only adds to the device: in a batch (ApplyAll), the
+	// device is declared once its attributes are all in, not after each.
+	return m.declareLater(source, homieWatch(m.declared(source), base, attr), d.topicBound(), d.declarations)
+}
+
+// homieWatch is the topics whose messages a device's declaration reads
+// otherwise once a new attribute is in: all of them while it is not
+// declared, or when the attribute may add properties ($nodes, $properties);
+// a property's own topic when its datatype comes (its value is read anew);
+// none for the other attributes, names and units.
+func homieWatch(declared bool, base, attr string) string {
+	levels := strings.Split(attr, "/")
+	switch {
+	case !declared || attr == "$nodes" || len(levels) == 2 && levels[1] == "$properties":
+		return base + "/"
+	case len(levels) == 3 && levels[2] == "$datatype":
+		return base + "/" + levels[0] + "/" + levels[1]
+	}
+	return ""
+}
+
+// topicBound is at most how many topics the device's declaration binds and
+// commands: $state, and each property's topic and its /set.
+func (d *homieDevice) topicBound() int {
+	n := 1
+	for node := range strings.SplitSeq(d.attrs["$nodes"], ",") {
+		node = strings.TrimSuffix(strings.TrimSpace(node), "[]")
+		if props := d.attrs[node+"/$properties"]; props != "" {
+			n += 2 * (strings.Count(props, ",") + 1)
+		}
+	}
+	return n
 }
 
 // description reads a Homie 5 $description (an empty payload removes the

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/motehub/motehub/internal/devicetrace"
 )
 
 // homieThermostat is a Homie 4 device, attribute by attribute, then its
@@ -302,4 +304,44 @@ func TestHomieBounds(t *testing.T) {
 	if n := len(c.device("homie:door").Entities); n != 2 {
 		t.Errorf("%d entities, want MaxEntities 2", n)
 	}
+}
+
+// FuzzHomie: a Homie 5 description, or a Homie 3/4 attribute, then its empty
+// retained message, leaves the model as it was, within its bounds all along.
+func FuzzHomie(f *testing.F) {
+	seedTraces(f, func(msg devicetrace.Message) {
+		if rest, ok := strings.CutPrefix(msg.Topic, "homie/kitchen-thermostat/"); ok && strings.Contains(rest, "$") {
+			f.Add(rest, msg.Payload)
+		}
+		if strings.HasSuffix(msg.Topic, "/$description") {
+			f.Add("$description", msg.Payload)
+		}
+	})
+	f.Add("$description", []byte(homie5Door))
+	f.Add("n/p/$format", []byte("1:0:-1"))
+	f.Fuzz(func(t *testing.T, attr string, payload []byte) {
+		m := New(fuzzConfig)
+		applyAll(m, unrelated...)
+		for _, a := range homieThermostat[:8] {
+			m.Apply(Message{Topic: a[0], Payload: []byte(a[1]), Retained: true})
+		}
+		h := conventionOf[*homie](t, m)
+		before, bytes := footprint(m), h.bytes
+		topic := "homie/fuzz/" + attr
+		if attr == "$description" {
+			topic = "homie/5/fuzz/$description"
+		}
+		m.Apply(Message{Topic: topic, Payload: payload, Retained: true})
+		checkBounds(t, m)
+		for _, d := range m.Devices() {
+			for _, e := range d.Entities {
+				_, _ = m.Command(d.ID, e.ID, json.RawMessage("1"))
+			}
+		}
+		m.Apply(Message{Topic: topic, Retained: true})
+		checkBounds(t, m)
+		if after := footprint(m); after != before || h.bytes != bytes {
+			t.Fatalf("the model changed (%d attribute bytes, were %d):\nbefore %s\nafter  %s", h.bytes, bytes, before, after)
+		}
+	})
 }

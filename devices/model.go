@@ -66,6 +66,8 @@ type Stats struct {
 	Entities int // entities now, all devices together
 	Topics   int // topics followed now (bound, or with a kept payload)
 
+	// Refusals are counted each time a device is built: ApplyAll, which
+	// builds a device once per batch, may count fewer than Apply.
 	RefusedDevices       uint64 // declarations of a new device past MaxDevices
 	RefusedEntities      uint64 // entities past MaxEntities of their device
 	RefusedTopics        uint64 // topics (and sources) past MaxTopics, payloads past MaxKeptBytes
@@ -88,6 +90,7 @@ type Model struct {
 	seq       uint64               // orders availability reports, for availability_mode latest
 	now       time.Time            // the time of the message being applied
 	stats     Stats
+	batch     *batch // what ApplyAll defers; nil outside ApplyAll
 }
 
 // New returns an empty model.
@@ -111,8 +114,11 @@ func New(cfg Config) *Model {
 
 // Apply feeds one message to the model and says which devices it changed.
 // An empty retained payload on a discovery topic removes what that topic
-// declared.
-func (m *Model) Apply(msg Message) Changes {
+// declared. ApplyAll feeds many at once, quicker.
+func (m *Model) Apply(msg Message) Changes { return m.apply(msg) }
+
+// apply is Apply, within a batch or not.
+func (m *Model) apply(msg Message) Changes {
 	if msg.Topic == "" || strings.HasPrefix(msg.Topic, "$") || strings.HasPrefix(msg.Topic, controlPrefix) {
 		return Changes{}
 	}
@@ -124,12 +130,14 @@ func (m *Model) Apply(msg Message) Changes {
 		}
 	}
 	var ch Changes
+	m.settleTopic(msg.Topic)
 	t := m.topics[msg.Topic]
 	if !t.boundByConvention() {
 		if _, isCommand := m.commands[msg.Topic]; isCommand || strings.HasSuffix(msg.Topic, "/set") {
 			return ch // a command, not a state: the device's echo will say
 		}
 	}
+	m.roomToKeep(msg)
 	t = m.keep(msg)
 	if !t.boundByConvention() {
 		hc, declared := m.heuristic(msg)
@@ -137,6 +145,10 @@ func (m *Model) Apply(msg Message) Changes {
 		t = m.topics[msg.Topic]
 		if declared && t != nil && t.kept != nil && t.keptSeq == m.seq {
 			return ch // declaring fed it what was just kept: this message
+		}
+		if declared && m.batch != nil {
+			m.settleTopic(msg.Topic) // not kept (too large): built now, to be fed it
+			t = m.topics[msg.Topic]
 		}
 	}
 	ch.add(m.feed(t, msg.Payload, msg.Time, m.seq))

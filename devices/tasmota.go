@@ -242,11 +242,39 @@ func (c *tasmotaConfig) topic(mac, role string) string {
 	if len(id) > 6 {
 		id = id[len(id)-6:]
 	}
-	s := strings.NewReplacer("%prefix%", prefix, "%topic%", c.Topic, "%hostname%", c.Hostname, "%id%", id).Replace(c.FullTopic)
+	s := replaceTokens(c.FullTopic, "%prefix%", prefix, "%topic%", c.Topic, "%hostname%", c.Hostname, "%id%", id)
 	if !strings.HasSuffix(s, "/") {
 		s += "/"
 	}
 	return s
+}
+
+// replaceTokens is strings.NewReplacer(pairs...).Replace(s) for a few
+// tokens starting with %, without making a Replacer each time (the model
+// reads a full topic three times per declaration).
+func replaceTokens(s string, pairs ...string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		matched := false
+		if s[i] == '%' {
+			for j := 0; j < len(pairs); j += 2 {
+				if strings.HasPrefix(s[i:], pairs[j]) {
+					b.WriteString(pairs[j+1])
+					i += len(pairs[j])
+					matched = true
+					break
+				}
+			}
+		}
+		if !matched {
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String()
 }
 
 // stateTexts are the device's texts for on and off (StateText1 and 2).

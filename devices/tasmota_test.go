@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/motehub/motehub/internal/devicetrace"
 )
 
 // tasmotaConfigOf is a discovery config of a device with topic t, relay
@@ -253,6 +255,51 @@ func TestTasmotaLeafNames(t *testing.T) {
 	} {
 		if got := tasmotaLeafName(path); got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)
+		}
+	}
+}
+
+// FuzzTasmota: a config and a sensors discovery, then their empty retained
+// messages, leave the model as it was, within its bounds all along.
+func FuzzTasmota(f *testing.F) {
+	seedTraces(f, func(msg devicetrace.Message) {
+		if strings.HasPrefix(msg.Topic, tasmotaDiscovery) && strings.HasSuffix(msg.Topic, "/config") {
+			f.Add(msg.Payload, []byte(tasmotaSensorsSample))
+		}
+	})
+	f.Add([]byte(tasmotaPlug), []byte(tasmotaSensorsSample))
+	f.Add([]byte(`{"t":"x","ft":"%topic%","rl":[2,2],"lt_st":3,"state":[]}`), []byte(`{"sn":[]}`))
+	f.Fuzz(func(t *testing.T, config, sensors []byte) {
+		m := New(fuzzConfig)
+		applyAll(m, unrelated...)
+		before := footprint(m)
+		m.Apply(Message{Topic: "tasmota/discovery/AABBCCDDEEFF/sensors", Payload: sensors, Retained: true})
+		m.Apply(Message{Topic: "tasmota/discovery/AABBCCDDEEFF/config", Payload: config, Retained: true})
+		checkBounds(t, m)
+		for _, d := range m.Devices() {
+			for _, e := range d.Entities {
+				_, _ = m.Command(d.ID, e.ID, json.RawMessage("true"))
+			}
+		}
+		m.Apply(Message{Topic: "tasmota/discovery/AABBCCDDEEFF/config", Retained: true})
+		m.Apply(Message{Topic: "tasmota/discovery/AABBCCDDEEFF/sensors", Retained: true})
+		checkBounds(t, m)
+		if after := footprint(m); after != before {
+			t.Fatalf("the model changed:\nbefore %s\nafter  %s", before, after)
+		}
+		if tc := conventionOf[*tasmota](t, m); len(tc.devices) != 0 || len(tc.prefixes) != 0 {
+			t.Fatalf("the convention keeps %d devices, %d prefixes", len(tc.devices), len(tc.prefixes))
+		}
+	})
+}
+
+// replaceTokens replaces as a strings.Replacer does.
+func TestReplaceTokens(t *testing.T) {
+	t.Parallel()
+	pairs := []string{"%prefix%", "stat", "%topic%", "%id%", "%hostname%", "h", "%id%", "A1B2C3"}
+	for _, s := range []string{"%prefix%/%topic%/", "a/%topic%/%prefix%", "%%prefix%%", "%id%-%hostname%/%", "plain", "%prefi%/x", ""} {
+		if got, want := replaceTokens(s, pairs...), strings.NewReplacer(pairs...).Replace(s); got != want {
+			t.Errorf("replaceTokens(%q) = %q, want %q", s, got, want)
 		}
 	}
 }

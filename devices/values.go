@@ -19,10 +19,10 @@ const maxValueBytes = 16 << 10
 // an array. ok is false when payload is not JSON or has nothing at path.
 func jsonField(payload []byte, path string) (json.RawMessage, bool) {
 	payload = bytes.TrimSpace(payload)
+	if !json.Valid(payload) {
+		return nil, false
+	}
 	if path == "" {
-		if !json.Valid(payload) {
-			return nil, false
-		}
 		return payload, true
 	}
 	cur := json.RawMessage(payload)
@@ -41,7 +41,7 @@ func jsonField(payload []byte, path string) (json.RawMessage, bool) {
 }
 
 // jsonChild is the member key of a JSON object, or the element key (a
-// decimal index) of a JSON array.
+// decimal index) of a JSON array; v is valid JSON.
 func jsonChild(v json.RawMessage, key string) (json.RawMessage, bool) {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
@@ -49,12 +49,7 @@ func jsonChild(v json.RawMessage, key string) (json.RawMessage, bool) {
 	}
 	switch v[0] {
 	case '{':
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(v, &obj) != nil {
-			return nil, false
-		}
-		child, ok := obj[key]
-		return child, ok
+		return objectMember(v, key)
 	case '[':
 		i, err := strconv.Atoi(key)
 		if err != nil || i < 0 {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/motehub/motehub/internal/devicetrace"
 )
 
 // convModel is a Model under test with the helpers the convention tests
@@ -397,4 +399,57 @@ func TestZigbee2MQTTBounds(t *testing.T) {
 	if len(features) != 0 {
 		t.Errorf("features %+v below maxExposeDepth", features)
 	}
+}
+
+// footprint is what a model holds, to compare before and after a discovery
+// came and went: its devices and the sizes of its maps.
+func footprint(m *Model) string {
+	ds, _ := json.Marshal(m.Devices())
+	return fmt.Sprintf("%s\ntopics %d, sources %d, command topics %d", ds, len(m.topics), len(m.sources), len(m.commands))
+}
+
+// unrelated are messages of devices no fuzzed discovery here touches.
+var unrelated = []Message{
+	{Topic: "garden/weather", Payload: []byte(`{"temperature":12.5,"wind":{"speed":3}}`), Retained: true},
+	{Topic: "homeassistant/switch/plug/config", Payload: []byte(`{"name":"Plug","uniq_id":"p1","cmd_t":"home/plug/set","stat_t":"home/plug/state","dev":{"ids":"p1"}}`), Retained: true},
+	{Topic: "home/plug/state", Payload: []byte("ON"), Retained: true},
+}
+
+// FuzzZigbee2MQTTList: a device list, then its empty retained message,
+// leaves the model as it was, within its bounds all along.
+func FuzzZigbee2MQTTList(f *testing.F) {
+	seedTraces(f, func(msg devicetrace.Message) {
+		if strings.HasSuffix(msg.Topic, "/bridge/devices") {
+			f.Add(msg.Payload, []byte(`{"state":"ON","brightness":3}`))
+		}
+	})
+	f.Add([]byte(zigbeeList(zigbeeCoordinator, zigbeeLamp, zigbeeClimate, zigbeeUnsupported)), []byte(`{"state":"ON","color":{"x":1}}`))
+	f.Fuzz(func(t *testing.T, list, state []byte) {
+		m := New(fuzzConfig)
+		applyAll(m, unrelated...)
+		before := footprint(m)
+		m.Apply(Message{Topic: "zigbee2mqtt/bridge/devices", Payload: list, Retained: true})
+		checkBounds(t, m)
+		for _, d := range m.Devices() {
+			m.Apply(Message{Topic: "zigbee2mqtt/" + d.Name, Payload: state})
+			for _, e := range d.Entities {
+				_, _ = m.Command(d.ID, e.ID, json.RawMessage("true"))
+			}
+		}
+		m.Apply(Message{Topic: "zigbee2mqtt/bridge/devices", Retained: true})
+		checkBounds(t, m)
+		for _, d := range m.Devices() {
+			if d.Convention == Zigbee2MQTT {
+				t.Fatalf("device %s outlived its list", d.ID)
+			}
+		}
+		// The states the fuzzer sent may stay as plain JSON devices; without them, nothing is left.
+		m2 := New(fuzzConfig)
+		applyAll(m2, unrelated...)
+		m2.Apply(Message{Topic: "zigbee2mqtt/bridge/devices", Payload: list, Retained: true})
+		m2.Apply(Message{Topic: "zigbee2mqtt/bridge/devices", Retained: true})
+		if after := footprint(m2); after != before {
+			t.Fatalf("the model changed:\nbefore %s\nafter  %s", before, after)
+		}
+	})
 }
