@@ -151,3 +151,28 @@ func TestMountedSessionCommands(t *testing.T) {
 	}
 	assertNothingPublished(t, device, valve, "a/valve/set")
 }
+
+// TestWrappedPayloadForms: only an object that is {"$text": string} or
+// {"$base64": string} alone is unwrapped; a value of another type, null
+// included, is a bad-json error and publishes nothing (not an empty
+// payload); with more keys, or nested, the object is JSON like any other.
+func TestWrappedPayloadForms(t *testing.T) {
+	ts := startDeviceServer(t, nil)
+	device := hubtest.ConnectMQTT(t, ts.Broker.Addr().String(), "device")
+	got := hubtest.SubscribeMQTT(t, device, "w/#", 1)
+	for _, bad := range []string{`{"$text": 5}`, `{"$text": null}`, `{"$base64": null}`, `{"$text": ["ON"]}`, `{"$base64": "!!"}`} {
+		status, body := ts.do(t, "POST", "/api/publish", "application/json", `["w/bad", `+bad+`]`)
+		if status != http.StatusBadRequest || !strings.Contains(body, `"code":"bad-json"`) {
+			t.Errorf("publish %s = %d %s, want 400 bad-json", bad, status, body)
+		}
+	}
+	assertNothingPublished(t, device, got, "w/bad")
+	for _, asJSON := range []string{`{"$text":"ON","$base64":"T04="}`, `{"a":{"$text":"ON"}}`, `[{"$text":"ON"}]`} {
+		if status, body := ts.do(t, "POST", "/api/publish", "application/json", `["w/json", `+asJSON+`]`); status != http.StatusOK {
+			t.Fatalf("publish %s = %d %s", asJSON, status, body)
+		}
+		if m := hubtest.Receive(t, got, hubtest.Timeout, "the JSON"); m.Payload != asJSON {
+			t.Errorf("publish %s sent %q, want the JSON as it is", asJSON, m.Payload)
+		}
+	}
+}
