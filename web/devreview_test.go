@@ -19,10 +19,10 @@ import (
 // its commands on a/valve/set; a pump all below c/ (c/pump/state,
 // c/pump/set).
 var gardenDevice = map[string]string{
-	"homeassistant/sensor/temp/config":  `{"name": "Temperature", "state_topic": "c/temp", "unique_id": "g-temp", "device": {"identifiers": ["garden"], "name": "Garden"}}`,
+	"homeassistant/sensor/temp/config":   `{"name": "Temperature", "state_topic": "c/temp", "unique_id": "g-temp", "device": {"identifiers": ["garden"], "name": "Garden"}}`,
 	"homeassistant/switch/hidden/config": `{"name": "Hidden", "state_topic": "b/state", "command_topic": "a/cmd", "unique_id": "g-hidden", "device": {"identifiers": ["garden"], "name": "Garden"}}`,
-	"homeassistant/switch/valve/config": `{"name": "Valve", "state_topic": "c/valve", "command_topic": "a/valve/set", "unique_id": "g-valve", "device": {"identifiers": ["garden"], "name": "Garden"}}`,
-	"homeassistant/switch/pump/config":  `{"name": "Pump", "state_topic": "c/pump/state", "command_topic": "c/pump/set", "unique_id": "g-pump", "device": {"identifiers": ["garden"], "name": "Garden"}}`,
+	"homeassistant/switch/valve/config":  `{"name": "Valve", "state_topic": "c/valve", "command_topic": "a/valve/set", "unique_id": "g-valve", "device": {"identifiers": ["garden"], "name": "Garden"}}`,
+	"homeassistant/switch/pump/config":   `{"name": "Pump", "state_topic": "c/pump/state", "command_topic": "c/pump/set", "unique_id": "g-pump", "device": {"identifiers": ["garden"], "name": "Garden"}}`,
 }
 
 // startGarden starts a hub with users (anonymous reads c/# and writes a/#;
