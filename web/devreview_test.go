@@ -1,15 +1,22 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/motehub/motehub/auth"
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -174,5 +181,144 @@ func TestWrappedPayloadForms(t *testing.T) {
 		if m := hubtest.Receive(t, got, hubtest.Timeout, "the JSON"); m.Payload != asJSON {
 			t.Errorf("publish %s sent %q, want the JSON as it is", asJSON, m.Payload)
 		}
+	}
+}
+
+// startPumpServer starts an open hub with cfg and the garden's pump
+// announced, and returns the server, its hub and the device's client.
+func startPumpServer(t *testing.T, cfg bridge.Config) (*testServer, *bridge.Hub, paho.Client) {
+	t.Helper()
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Logger = quiet
+	hub, err := bridge.New(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Open()
+	srv := httptest.NewServer(New(hub, Config{Logger: quiet}))
+	ts := &testServer{URL: srv.URL, Broker: b, client: &http.Client{Timeout: hubtest.Timeout}}
+	t.Cleanup(func() {
+		ts.client.CloseIdleConnections()
+		_ = hub.Close(context.Background())
+		srv.Close()
+		_ = b.Close(context.Background())
+	})
+	device := hubtest.ConnectMQTT(t, b.Addr().String(), "pump")
+	hubtest.PublishMQTT(t, device, "homeassistant/switch/pump/config", 1, true, []byte(gardenDevice["homeassistant/switch/pump/config"]))
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return len(ts.apiDevices(t, nil)) == 1 }, "the pump never came")
+	return ts, hub, device
+}
+
+// postCommand posts a command to the pump with ctx, and returns the status
+// and body, or the error of a request that did not end.
+func (ts *testServer) postCommand(ctx context.Context, value string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", ts.URL+"/api/devices/homeassistant%3Agarden/command",
+		strings.NewReader(`{"entity": "pump", "value": `+value+`}`))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// TestHTTPCommandsWhoseClientLeaves: HTTP clients that leave while their
+// commands wait (the ack timeout is a minute) leave no command waiting
+// behind: the hub's count of waiting commands is back to 0, and as many
+// new commands as the HTTP bound allows are taken (none refused "limit").
+func TestHTTPCommandsWhoseClientLeaves(t *testing.T) {
+	const perClient = 1 // HTTP: 16 at once
+	ts, hub, device := startPumpServer(t, bridge.Config{AckTimeout: time.Minute, MaxPendingCommands: perClient})
+	commands := hubtest.SubscribeMQTT(t, device, "c/pump/set", 1)
+	for i := range 16 {
+		ctx, cancel := context.WithCancel(context.Background())
+		ended := make(chan error, 1)
+		go func() {
+			_, _, err := ts.postCommand(ctx, "true")
+			ended <- err
+		}()
+		hubtest.Receive(t, commands, hubtest.Timeout, "a command")
+		hubtest.Eventually(t, hubtest.Timeout, func() bool { return hub.Stats().CommandsWaiting == 1 },
+			"command %d is not waiting", i+1)
+		cancel()
+		if err := hubtest.Receive(t, ended, hubtest.Timeout, "the request's end"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a request whose client left ended with %v", err)
+		}
+		hubtest.Eventually(t, hubtest.Timeout, func() bool { return hub.Stats().CommandsWaiting == 0 },
+			"after %d clients left, %d commands still wait", i+1, hub.Stats().CommandsWaiting)
+	}
+	go func() { // the pump answers the next one
+		if m, ok := <-commands; ok && m.Payload == "OFF" {
+			device.Publish("c/pump/state", 1, false, []byte("OFF"))
+		}
+	}()
+	if status, body, err := ts.postCommand(context.Background(), "false"); err != nil || status != http.StatusOK {
+		t.Fatalf("a command after 16 clients left = %d %s %v", status, body, err)
+	}
+}
+
+// TestHubCloseAnswersWaitingHTTPCommands: Hub.Close answers an HTTP
+// command still waiting for its device at once, 503 unavailable, and the
+// hub's count of waiting commands is 0.
+func TestHubCloseAnswersWaitingHTTPCommands(t *testing.T) {
+	ts, hub, device := startPumpServer(t, bridge.Config{AckTimeout: time.Minute})
+	commands := hubtest.SubscribeMQTT(t, device, "c/pump/set", 1)
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		status, body, err := ts.postCommand(context.Background(), "true")
+		answered <- answer{status, body, err}
+	}()
+	hubtest.Receive(t, commands, hubtest.Timeout, "the command")
+	ctx, cancel := context.WithTimeout(context.Background(), hubtest.Timeout)
+	defer cancel()
+	if err := hub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := hubtest.Receive(t, answered, hubtest.Timeout, "the answer")
+	if a.err != nil || a.status != http.StatusServiceUnavailable || !strings.Contains(a.body, `"code":"unavailable"`) {
+		t.Fatalf("a command waiting when the hub closed: %d %s %v", a.status, a.body, a.err)
+	}
+	if n := hub.Stats().CommandsWaiting; n != 0 {
+		t.Fatalf("%d commands wait after Close", n)
+	}
+}
+
+// TestCommandFromAnotherSiteIsRefused: a page of another origin cannot
+// make a visitor's browser command a device: POST
+// /api/devices/{id}/command with its Origin is refused 403, like
+// /api/publish, and nothing is published; the hub's own origin may.
+func TestCommandFromAnotherSiteIsRefused(t *testing.T) {
+	ts, _, device := startPumpServer(t, bridge.Config{AckTimeout: ackTimeout})
+	commands := hubtest.SubscribeMQTT(t, device, "c/pump/set", 1)
+	for _, origin := range []string{"https://evil.example", "null", "http://127.0.0.1.evil.example"} {
+		status, body := ts.doWith(t, "POST", "/api/devices/homeassistant%3Agarden/command",
+			http.Header{"Origin": {origin}, "Content-Type": {"application/json"}}, `{"entity": "pump", "value": true}`)
+		if status != http.StatusForbidden || !strings.Contains(body, `"code":"forbidden"`) {
+			t.Fatalf("a command from a page of %s = %d %s", origin, status, body)
+		}
+	}
+	assertNothingPublished(t, device, commands, "c/pump/set")
+	go func() {
+		if m, ok := <-commands; ok && m.Payload == "ON" {
+			device.Publish("c/pump/state", 1, false, []byte("ON"))
+		}
+	}()
+	status, body := ts.doWith(t, "POST", "/api/devices/homeassistant%3Agarden/command",
+		http.Header{"Origin": {ts.URL}, "Content-Type": {"application/json"}}, `{"entity": "pump", "value": true}`)
+	if status != http.StatusOK {
+		t.Fatalf("a command from the hub's own page = %d %s", status, body)
 	}
 }
