@@ -52,6 +52,9 @@ type pendingCommand struct {
 	sent     time.Time
 	timer    *time.Timer
 	differed json.RawMessage // the last state reported that was not the one asked for
+	// hideState keeps differed out of the ack: the sender may not read the
+	// state topic (it may write a command topic and not read the state).
+	hideState bool
 }
 
 // matches reports whether a message on the state topic (its frame's JSON
@@ -124,8 +127,9 @@ func isCommand(absTopic string, known bool) bool {
 // sent it), when c asked for acks and it is one: confirmed by confirm when
 // known (the model knows the topic), else by the state on the topic without
 // "/set". It is registered unless nothing confirms it (a zero confirm: see
-// settleNow). nil: no command.
-func (a *acks) expectFrom(c *client, in Incoming, absTopic string, confirm devices.Confirm, known bool) (*pendingCommand, error) {
+// settleNow). mayRead says whether c may read a topic: a state it may not
+// stays out of the ack. nil: no command.
+func (a *acks) expectFrom(c *client, in Incoming, absTopic string, confirm devices.Confirm, known bool, mayRead func(topic string) bool) (*pendingCommand, error) {
 	if !c.ack.Load() || !isCommand(absTopic, known) {
 		return nil, nil
 	}
@@ -143,6 +147,7 @@ func (a *acks) expectFrom(c *client, in Incoming, absTopic string, confirm devic
 		cmd.state, _ = strings.CutSuffix(absTopic, commandSuffix)
 		cmd.want = want.Bytes()
 	}
+	cmd.hideState = !mayRead(cmd.state)
 	if err := a.expect(cmd); err != nil {
 		return nil, err
 	}
@@ -265,7 +270,10 @@ func (a *acks) timedOut(cmd *pendingCommand) {
 	defer a.mu.Unlock()
 	res := ackResult{Code: CodeTimeout, Error: "timeout"}
 	if cmd.differed != nil {
-		res = ackResult{Code: CodeStateDiffers, Error: "state differs", State: cmd.differed}
+		res = ackResult{Code: CodeStateDiffers, Error: "state differs"}
+		if !cmd.hideState {
+			res.State = cmd.differed
+		}
 	}
 	a.settleLocked(cmd, res, time.Now())
 }

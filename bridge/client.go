@@ -151,7 +151,8 @@ type outItem struct {
 	at   int64
 }
 
-// isReply reports whether the item answers the client (see pushReply).
+// isReply reports whether the item answers the client (see pushReply) or
+// is a notice (pushNotice): anything but a message, kept across a restart.
 func (it outItem) isReply() bool { return it.at == 0 }
 
 // push appends line unless that would exceed a limit; then it drops what is
@@ -159,6 +160,20 @@ func (it outItem) isReply() bool { return it.at == 0 }
 // larger than the byte limit is taken when the queue is empty, so that the
 // limit bounds the backlog and not the largest message.
 func (q *queue) push(line []byte, at int64) bool {
+	return q.pushBounded(outItem{line, at})
+}
+
+// pushNotice appends a frame the hub sends on its own, neither a message
+// nor an answer (a device frame): bounded in messages and bytes like a
+// message, so that a browser that stops reading them is dropped as slow,
+// and kept across a restart like a reply.
+func (q *queue) pushNotice(frame []byte) bool {
+	return q.pushBounded(outItem{line: frame})
+}
+
+// pushBounded is push and pushNotice.
+func (q *queue) pushBounded(it outItem) bool {
+	line := it.line
 	q.mu.Lock()
 	if q.overflow || len(q.items) >= q.maxItems || (len(q.items) > 0 && q.bytes+len(line) > q.maxBytes) {
 		q.overflow = true
@@ -167,7 +182,7 @@ func (q *queue) push(line []byte, at int64) bool {
 		return false
 	}
 	wasEmpty := len(q.items) == 0 && q.pending == nil
-	q.items = append(q.items, outItem{line, at})
+	q.items = append(q.items, it)
 	q.bytes += len(line)
 	q.mu.Unlock()
 	// The writer takes everything at once, so it needs waking only when the

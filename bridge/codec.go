@@ -62,7 +62,7 @@ func mqttPayload(p []byte, text bool) []byte {
 		}
 		return p
 	}
-	if b, ok, _ := wrappedBytes(p, "$base64"); ok {
+	if b, ok, err := wrappedBytes(p, "$base64"); ok && err == nil {
 		return b
 	}
 	return p
@@ -98,8 +98,8 @@ func wrappedBytes(v []byte, key string) (b []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	var s string
-	if err := json.Unmarshal(obj[key], &s); err != nil {
-		return nil, true, errorf(CodeBadJSON, "%q must be a string", key)
+	if raw := bytes.TrimSpace(obj[key]); len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return nil, true, errorf(CodeBadJSON, "%q must be a string", key) // null too: not an empty payload
 	}
 	if key == "$text" {
 		return []byte(s), true, nil

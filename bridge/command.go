@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/motehub/motehub/auth"
@@ -72,17 +73,22 @@ func (h *Hub) command(ctx context.Context, who auth.Identity, base string, req c
 		h.acks.settleNow(cmd, failure(err))
 		return nil
 	}
-	if _, visible := h.deviceFor(who, base, req.Device); !visible {
+	view, visible := h.deviceFor(who, base, req.Device)
+	if !visible {
 		return fail(&Error{Code: CodeUnknownDevice, Message: fmt.Sprintf("no device %q", req.Device)})
+	}
+	if !slices.ContainsFunc(view.Entities, func(e devices.Entity) bool { return e.ID == req.Entity }) {
+		// One who sees it not: as if the device had none, in the same words.
+		return fail(commandError(devices.ErrUnknownEntity))
 	}
 	encoded, err := h.devices.command(req.Device, req.Entity, req.Value)
 	if err != nil {
 		return fail(err)
 	}
 	rel, ok := topics.Unmount(base, encoded.Topic)
-	if !ok {
+	if !ok { // the entity is read only here (viewOf): its topic is not told
 		h.stats.forbidden.Add(1)
-		return fail(errorf(CodeForbidden, "the command topic %q is outside this session's base", encoded.Topic))
+		return fail(errorf(CodeForbidden, "this entity is commanded outside this session's base"))
 	}
 	cmd.topic = rel
 	abs, err := h.checkPublish(who, base, rel)
@@ -93,6 +99,7 @@ func (h *Hub) command(ctx context.Context, who auth.Identity, base string, req c
 	registered := encoded.Confirm.Topic != ""
 	if registered {
 		cmd.confirm, cmd.state = &encoded.Confirm, encoded.Confirm.Topic
+		cmd.hideState = !h.authz.Allowed(who, auth.Read, cmd.state)
 		if err := h.acks.expect(cmd); err != nil {
 			return fail(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -194,7 +195,9 @@ func (dm *deviceModel) rebuildFromState() {
 }
 
 // publish sends the devices of ids (changed or removed) to the followers,
-// and keeps what they looked like.
+// and keeps what they looked like. A device as it was last sent is not
+// sent again: after a rebuild, which lists every device, only those that
+// changed go out, not the whole model to every follower.
 func (dm *deviceModel) publish(ids []string) {
 	for start := 0; start < len(ids); start += applyChunk {
 		chunk := ids[start:min(len(ids), start+applyChunk)]
@@ -207,8 +210,11 @@ func (dm *deviceModel) publish(ids []string) {
 		dm.mu.Unlock()
 		for i, id := range chunk {
 			if found[i] {
+				old, sent := dm.known[id]
 				dm.known[id] = now[i]
-				dm.views.sendDevice(now[i])
+				if !sent || !reflect.DeepEqual(old, now[i]) {
+					dm.views.sendDevice(now[i])
+				}
 			} else if old, ok := dm.known[id]; ok {
 				delete(dm.known, id)
 				dm.views.sendRemoved(old)

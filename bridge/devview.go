@@ -23,7 +23,7 @@ const (
 // frame, outside it.
 type deviceViews struct {
 	authz *auth.Authorizer
-	send  func(c *client, frame []byte) // queues; drops a slow client
+	send  func(c *client, frame []byte) // queues within the queue's bounds; drops a slow client
 
 	mu        sync.Mutex
 	followers map[*client]struct{} // at most one per session (Config.MaxSessions)

@@ -177,6 +177,15 @@ func (f *fanout) send(c *client, frame []byte) {
 	}
 }
 
+// notify queues a frame the hub sends c on its own (a device frame) within
+// both of c's queue bounds; a client too slow to take it is dropped like
+// any slow client. It takes only c's queue's lock.
+func (f *fanout) notify(c *client, frame []byte) {
+	if !c.out.pushNotice(frame) {
+		f.dropSlow(c)
+	}
+}
+
 // sendAt queues frame for c when no event was delivered after at: then it
 // is where c's stream is. Else, when update is set, it queues what update
 // makes, under the lock, for the current event seq (update brings the frame

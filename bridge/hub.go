@@ -267,7 +267,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	h.fan.offerFn = h.fan.offer
 	h.responseTopic = "motehub/response/" + h.epoch
 	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, 16*cfg.MaxPendingCommands, h.responseTopic, h.fan.send, &h.stats)
-	h.views = newDeviceViews(h.authz, h.fan.send)
+	h.views = newDeviceViews(h.authz, h.fan.notify)
 	h.devices = newDeviceModel(cfg.Devices, cfg.DeviceQueue, cfg.DeviceQueueBytes, h.state, h.views, &h.stats)
 	h.devices.start() // from the restored values, before any event; until Close
 	// What the fan-out tells of each event, in order: the observers (the

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/devices"
 )
 
@@ -128,7 +129,8 @@ func (h *Hub) publishFrom(ctx context.Context, c *client, in Incoming) error {
 	if c.ack.Load() {
 		confirm, known = h.devices.confirmFor(m.Topic, m.Payload)
 	}
-	cmd, err := h.acks.expectFrom(c, in, m.Topic, confirm, known)
+	cmd, err := h.acks.expectFrom(c, in, m.Topic, confirm, known,
+		func(topic string) bool { return h.authz.Allowed(c.who, auth.Read, topic) })
 	if err != nil {
 		return refused(err)
 	}

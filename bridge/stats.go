@@ -47,6 +47,9 @@ type Stats struct {
 	// Commands by outcome: "ok" or the code of the failure ("timeout",
 	// "state-differs", "offline", "forbidden", ...; "other").
 	Commands map[string]uint64
+	// CommandsWaiting is how many commands wait for their devices now (at
+	// most Config.MaxPendingCommands per session, 16 times it for HTTP).
+	CommandsWaiting int64
 	// The device model: devices known now, times its queue overflowed (each
 	// followed by a rebuild from the last values) and rebuilds.
 	Devices                      int64
@@ -196,6 +199,7 @@ func (h *Hub) Stats() Stats {
 	for i, o := range commandOutcomes {
 		s.Commands[o] = c.commands[i].Load()
 	}
+	s.CommandsWaiting = h.acks.waiting.Load()
 	for t := range transports {
 		n := c.sessionsBy[t].Load()
 		s.Sessions += n

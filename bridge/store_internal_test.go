@@ -155,7 +155,8 @@ func TestDetachDropsPendingCommands(t *testing.T) {
 	h := newTestHub(t, Config{})
 	c := attachTest(t, h, "", "#")
 	c.ack.Store(true)
-	cmd, err := h.acks.expectFrom(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set", devices.Confirm{}, false)
+	cmd, err := h.acks.expectFrom(c, Incoming{Topic: "relay/r/set", Payload: []byte(`{"state":true}`)}, "relay/r/set", devices.Confirm{}, false,
+		func(string) bool { return true })
 	if err != nil || cmd == nil {
 		t.Fatalf("expectFrom = %v, %v", cmd, err)
 	}

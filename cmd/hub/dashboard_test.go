@@ -41,8 +41,10 @@ window.recordCommands = (topic) => {
 	};
 	return seen;
 };
-// historyLoaded: every chart has asked the hub for its history.
-window.historyLoaded = () => [...motehub.store.tiles.values()].every(t => t.info.kind !== "number" || t.history === "done");
+// historyLoaded: every chart, of a topic's tile or of a model entity's
+// field, has had its history from the hub.
+window.historyLoaded = () => [...motehub.store.tiles.values()].every(t => t.info.kind !== "number" || t.history === "done") &&
+  [...motehub.store.entitySeries.values()].every(s => s.info ? s.info.kind !== "number" || s.history === "done" : !s.topic || s.history === "done");
 true`
 
 // openDashboard loads the dashboard of h in tab b (query: "" or "?shared=0")
@@ -239,7 +241,12 @@ func TestDashboardSurvivesHubRestart(t *testing.T) {
 			if got := hubtest.Eval[string](t, b, `motehub.mode()`); got != mode.name {
 				t.Fatalf("connection mode %q, want %q", got, mode.name)
 			}
-			b.WaitJS(t, hubtest.Timeout, `document.querySelectorAll(".device-card[data-convention=hardwario] .tile").length === 21 && historyLoaded()`, `document.querySelectorAll(".device-card[data-convention=hardwario] .tile").length`)
+			// Every card of the demo, and their charts' histories, before the
+			// hub stops: else a history asked for while it is away is a
+			// refused connection in the console.
+			b.WaitJS(t, hubtest.Timeout, `document.querySelectorAll(".device-card[data-convention=hardwario] .tile").length === 21 && `+
+				`["homeassistant", "zigbee2mqtt", "tasmota", "homie"].every(c => document.querySelector(".device-card[data-convention=" + c + "]")) && historyLoaded()`,
+				`document.querySelectorAll(".device-card[data-convention=hardwario] .tile").length + " " + [...document.querySelectorAll(".device-card")].map(c => c.dataset.convention)`)
 			hubtest.Eval[bool](t, b, `window.notReloaded = true`)
 
 			if err := first.Stop(); err != nil {
