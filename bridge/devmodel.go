@@ -135,8 +135,10 @@ func (dm *deviceModel) take() ([]Record, bool) {
 }
 
 // applyChunk is how many records the worker applies per hold of the
-// model's lock, so that a command or a list waits for a few at most.
-const applyChunk = 64
+// model's lock, with one devices.Model.ApplyAll (which builds each device
+// the chunk changes once), so that a command or a list waits for a few
+// hundred records at most; and how many devices publish reads per hold.
+const applyChunk = 256
 
 // process applies one batch (after a rebuild, when the queue overflowed)
 // and sends every device it changed, once.
@@ -150,21 +152,25 @@ func (dm *deviceModel) process(batch []Record, rebuild bool) {
 		dm.stats.modelRebuilds.Add(1)
 	}
 	all := batch
+	msgs := make([]devices.Message, 0, min(len(batch), applyChunk))
 	for len(batch) > 0 {
 		n := min(len(batch), applyChunk)
 		dm.mu.Lock()
+		msgs = msgs[:0]
 		for i := range batch[:n] {
 			r := &batch[i]
 			if r.Seq <= dm.applied {
 				continue // in the values the model was rebuilt from
 			}
 			dm.applied = r.Seq
-			ch := dm.model.Apply(devices.Message{Topic: r.Topic, Payload: mqttPayload(r.Payload, r.Text), Retained: r.Retained, Time: r.Time})
-			changed.addAll(ch.Updated)
-			changed.addAll(ch.Removed)
+			msgs = append(msgs, devices.Message{Topic: r.Topic, Payload: mqttPayload(r.Payload, r.Text), Retained: r.Retained, Time: r.Time})
 		}
+		ch := dm.model.ApplyAll(msgs)
 		dm.mu.Unlock()
+		changed.addAll(ch.Updated)
+		changed.addAll(ch.Removed)
 		clear(batch[:n]) // let the payloads go
+		clear(msgs)
 		batch = batch[n:]
 	}
 	if rebuild {
@@ -185,10 +191,12 @@ func (dm *deviceModel) process(batch []Record, rebuild bool) {
 func (dm *deviceModel) rebuildFromState() {
 	snap, at := dm.state.snapshotAt()
 	slices.SortFunc(snap, func(a, b *Value) int { return cmp.Compare(a.seq, b.seq) })
-	m := devices.New(dm.cfg)
-	for _, v := range snap {
-		m.Apply(devices.Message{Topic: v.Topic, Payload: mqttPayload(v.Payload, v.text), Retained: v.Retained, Time: v.Time})
+	msgs := make([]devices.Message, len(snap))
+	for i, v := range snap {
+		msgs[i] = devices.Message{Topic: v.Topic, Payload: mqttPayload(v.Payload, v.text), Retained: v.Retained, Time: v.Time}
 	}
+	m := devices.New(dm.cfg)
+	m.ApplyAll(msgs) // each device built once, however many messages declare it
 	dm.mu.Lock()
 	dm.model, dm.applied = m, at
 	dm.mu.Unlock()
