@@ -20,6 +20,9 @@ type Browser struct {
 	console []chromedp.ConsoleMessage
 }
 
+// browserStarts is how many times NewBrowser tries to start Chromium.
+const browserStarts = 3
+
 // NewBrowser starts Chromium for the test and stops it when the test ends.
 // What pages write to the console is collected (see Console).
 func NewBrowser(t testing.TB) *Browser {
@@ -29,24 +32,37 @@ func NewBrowser(t testing.TB) *Browser {
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // tests run as root in CI
 		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
 		// The machine's network is closed: nothing may try to reach out.
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("no-pings", true),
 	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	b := &Browser{Ctx: ctx}
-
 	// The first action starts the browser, whose life is tied to the context
-	// of that action: it must be ctx itself, not one with a deadline.
-	if err := chromedp.Do(ctx); err != nil {
+	// of that action: it must be ctx itself, not one with a deadline. A
+	// Chromium that crashes as it starts (seen now and then on a busy
+	// machine, before any page is loaded) is started again, at most
+	// browserStarts times in all; what the test then does is not retried.
+	var (
+		ctx, allocCtx       context.Context
+		cancel, cancelAlloc context.CancelFunc
+	)
+	for attempt := 1; ; attempt++ {
+		// A profile of its own each time: a crashed Chromium may leave its lock behind.
+		allocCtx, cancelAlloc = chromedp.NewExecAllocator(context.Background(), append(opts, chromedp.UserDataDir(t.TempDir()))...)
+		ctx, cancel = chromedp.NewContext(allocCtx)
+		err := chromedp.Do(ctx)
+		if err == nil {
+			break
+		}
 		cancel()
 		cancelAlloc()
-		t.Fatalf("starting Chromium (%s): %v", path, err)
+		if attempt == browserStarts {
+			t.Fatalf("starting Chromium (%s), %d times: %v", path, attempt, err)
+		}
+		t.Logf("Chromium did not start (attempt %d of %d), starting it again: %v", attempt, browserStarts, err)
 	}
+	b := &Browser{Ctx: ctx}
 	messages := chromedp.Console(ctx)
 	collected := make(chan struct{})
 	go func() { // ends when the browser's context does
