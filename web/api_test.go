@@ -23,24 +23,39 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: quiet})
+	ts, _ := startTestServer(t, broker.Config{}, bridge.Config{HistoryLength: 5}, Config{MaxBodyBytes: 1024})
+	return ts
+}
+
+// startTestServer starts an embedded broker on loopback, a hub on it and
+// the HTTP surface, each with its Config given (their loggers quiet), all
+// stopped when the test ends; it returns the server and the hub.
+func startTestServer(t testing.TB, bcfg broker.Config, hcfg bridge.Config, wcfg Config) (*testServer, *bridge.Hub) {
+	t.Helper()
+	bcfg.Addr, bcfg.Logger = "127.0.0.1:0", quiet
+	b, err := broker.Start(bcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := bridge.New(b, bridge.Config{Logger: quiet, HistoryLength: 5})
+	hcfg.Logger = quiet
+	hub, err := bridge.New(b, hcfg)
 	if err != nil {
+		_ = b.Close(context.Background())
 		t.Fatal(err)
 	}
 	b.Open()
-	srv := httptest.NewServer(New(hub, Config{Logger: quiet, MaxBodyBytes: 1024}))
+	wcfg.Logger = quiet
+	srv := httptest.NewServer(New(hub, wcfg))
 	ts := &testServer{URL: srv.URL, Broker: b, client: &http.Client{Timeout: hubtest.Timeout}}
 	t.Cleanup(func() {
 		ts.client.CloseIdleConnections()
-		_ = hub.Close(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hub.Close(ctx)
 		srv.Close()
-		_ = b.Close(context.Background())
+		_ = b.Close(ctx)
 	})
-	return ts
+	return ts, hub
 }
 
 func (ts *testServer) do(t *testing.T, method, path, contentType, body string) (int, string) {

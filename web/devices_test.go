@@ -1,11 +1,9 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,23 +30,7 @@ const ackTimeout = 1500 * time.Millisecond
 // and HTTP deciding with authz (nil: open).
 func startDeviceServer(t *testing.T, authz *auth.Authorizer) *testServer {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := bridge.New(b, bridge.Config{Logger: quiet, AckTimeout: ackTimeout, Authorizer: authz})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Open()
-	srv := httptest.NewServer(New(hub, Config{Logger: quiet, Authorizer: authz}))
-	ts := &testServer{URL: srv.URL, Broker: b, client: &http.Client{Timeout: hubtest.Timeout}}
-	t.Cleanup(func() {
-		ts.client.CloseIdleConnections()
-		_ = hub.Close(context.Background())
-		srv.Close()
-		_ = b.Close(context.Background())
-	})
+	ts, _ := startTestServer(t, broker.Config{}, bridge.Config{AckTimeout: ackTimeout, Authorizer: authz}, Config{Authorizer: authz})
 	return ts
 }
 

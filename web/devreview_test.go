@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -188,25 +187,8 @@ func TestWrappedPayloadForms(t *testing.T) {
 // announced, and returns the server, its hub and the device's client.
 func startPumpServer(t *testing.T, cfg bridge.Config) (*testServer, *bridge.Hub, paho.Client) {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Logger = quiet
-	hub, err := bridge.New(b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Open()
-	srv := httptest.NewServer(New(hub, Config{Logger: quiet}))
-	ts := &testServer{URL: srv.URL, Broker: b, client: &http.Client{Timeout: hubtest.Timeout}}
-	t.Cleanup(func() {
-		ts.client.CloseIdleConnections()
-		_ = hub.Close(context.Background())
-		srv.Close()
-		_ = b.Close(context.Background())
-	})
-	device := hubtest.ConnectMQTT(t, b.Addr().String(), "pump")
+	ts, hub := startTestServer(t, broker.Config{}, cfg, Config{})
+	device := hubtest.ConnectMQTT(t, ts.Broker.Addr().String(), "pump")
 	hubtest.PublishMQTT(t, device, "homeassistant/switch/pump/config", 1, true, []byte(gardenDevice["homeassistant/switch/pump/config"]))
 	hubtest.Eventually(t, hubtest.Timeout, func() bool { return len(ts.apiDevices(t, nil)) == 1 }, "the pump never came")
 	return ts, hub, device

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,26 +21,7 @@ import (
 // startServerWith is startServer with the hub's Config given.
 func startServerWith(t testing.TB, cfg bridge.Config) *testServer {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Logger: quiet, MessageRate: -1}) // the benchmark's device publishes fast
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Logger = quiet
-	hub, err := bridge.New(b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Open()
-	srv := httptest.NewServer(New(hub, Config{Logger: quiet}))
-	ts := &testServer{URL: srv.URL, Broker: b, client: &http.Client{Timeout: hubtest.Timeout}}
-	t.Cleanup(func() {
-		ts.client.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hub.Close(ctx)
-		srv.Close()
-		_ = b.Close(ctx)
-	})
+	ts, _ := startTestServer(t, broker.Config{MessageRate: -1}, cfg, Config{}) // the benchmark's device publishes fast
 	return ts
 }
 
