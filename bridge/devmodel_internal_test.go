@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,17 +13,9 @@ import (
 // traceMessages reads every testdata/devices trace, in file order.
 func traceMessages(t *testing.T) []devicetrace.Message {
 	t.Helper()
-	paths, err := filepath.Glob("../testdata/devices/*.trace")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no traces in testdata/devices: %v", err)
-	}
-	var all []devicetrace.Message
-	for _, p := range paths {
-		msgs, err := devicetrace.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, msgs...)
+	all, err := devicetrace.ReadDir("../testdata/devices")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return all
 }

@@ -52,17 +52,9 @@ func readTrace(t *testing.T, name string) ([]devicetrace.Message, bool) {
 // allTraces reads every trace there is.
 func allTraces(t *testing.T) []devicetrace.Message {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "testdata", "devices", "*.trace"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no traces in testdata/devices: %v", err)
-	}
-	var all []devicetrace.Message
-	for _, p := range paths {
-		msgs, err := devicetrace.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, msgs...)
+	all, err := devicetrace.ReadDir(filepath.Join("..", "testdata", "devices"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return all
 }

@@ -43,22 +43,14 @@ true`
 // as the trace says (retained or not), and returns how many there were.
 func replayTraces(t *testing.T, c paho.Client) int {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "devices", "*.trace"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no device traces in testdata/devices (%v)", err)
+	msgs, err := devicetrace.ReadDir(filepath.Join("..", "..", "testdata", "devices"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	n := 0
-	for _, f := range files {
-		msgs, err := devicetrace.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			hubtest.PublishMQTT(t, c, m.Topic, 1, m.Retain, m.Payload)
-			n++
-		}
+	for _, m := range msgs {
+		hubtest.PublishMQTT(t, c, m.Topic, 1, m.Retain, m.Payload)
 	}
-	return n
+	return len(msgs)
 }
 
 // traceDevices are devices the traces define, with a reading each shows

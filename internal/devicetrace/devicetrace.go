@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // Message is one line of a trace.
@@ -45,6 +46,27 @@ func ReadFile(path string) ([]Message, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return msgs, nil
+}
+
+// ReadDir reads every *.trace file in dir, in the order of their names,
+// one after the other; it fails when there is none.
+func ReadDir(dir string) ([]Message, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.trace"))
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no traces in %s", dir)
+	}
+	var all []Message
+	for _, p := range paths {
+		msgs, err := ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, msgs...)
+	}
+	return all, nil
 }
 
 // Read reads a trace.
