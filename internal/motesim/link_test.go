@@ -1,12 +1,9 @@
 package motesim
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 
-	"github.com/motehub/motehub/auth"
-	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -15,24 +12,14 @@ import (
 // a mote and a device each say so at warn, and still announce themselves.
 func TestRefusedSubscriptionIsLogged(t *testing.T) {
 	t.Parallel()
-	users, err := auth.Parse([]byte(`
+	addr := startBrokerWithUsers(t, `
 [users.sim]
-password = "` + hubtest.PasswordHash(t, "sim-secret") + `"
+password = "`+hubtest.PasswordHash(t, "sim-secret")+`"
 write = ["nodes/#", "homie/#"]
 [users.watcher]
-password = "` + hubtest.PasswordHash(t, "watcher-secret") + `"
+password = "`+hubtest.PasswordHash(t, "watcher-secret")+`"
 read = ["#"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Authorizer: auth.New(users), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Open()
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	addr := b.Addr().String()
+`)
 	watcher, err := hubtest.ConnectMQTTAs(addr, "watcher", "watcher", "watcher-secret")
 	if err != nil {
 		t.Fatal(err)
