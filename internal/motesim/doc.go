@@ -51,7 +51,8 @@
 //
 // # Concurrency contract
 //
-// The devices of other conventions follow the same contract as the motes.
+// The devices of other conventions follow the same contract as the motes;
+// the part about the MQTT connection is written once, in link.go, for both.
 //
 //   - [Run] starts one goroutine per mote. That goroutine owns all of the
 //     mote's state (readings, relays, LED, random numbers): nothing else reads

@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/goleak"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/internal/hubtest"
 )
@@ -72,6 +73,24 @@ func startBroker(t *testing.T, addr string) *broker.Embedded {
 		}
 	})
 	return b
+}
+
+// startBrokerWithUsers starts an embedded broker on any loopback port that
+// admits only the users of usersTOML (auth's users file), closes it when the
+// test ends, and returns its address.
+func startBrokerWithUsers(t *testing.T, usersTOML string) string {
+	t.Helper()
+	users, err := auth.Parse([]byte(usersTOML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Authorizer: auth.New(users), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Open()
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b.Addr().String()
 }
 
 // motes is a Run in the background.

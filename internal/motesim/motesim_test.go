@@ -1,7 +1,6 @@
 package motesim
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -14,8 +13,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/motehub/motehub/auth"
-	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -429,24 +426,14 @@ func TestRunRejectsBadConfig(t *testing.T) {
 // never the password.
 func TestCredentials(t *testing.T) {
 	t.Parallel()
-	users, err := auth.Parse([]byte(`
+	addr := startBrokerWithUsers(t, `
 [users.motes]
-password = "` + hubtest.PasswordHash(t, "motes-secret") + `"
+password = "`+hubtest.PasswordHash(t, "motes-secret")+`"
 readwrite = ["nodes/#"]
 [users.watcher]
-password = "` + hubtest.PasswordHash(t, "watcher-secret") + `"
+password = "`+hubtest.PasswordHash(t, "watcher-secret")+`"
 read = ["#"]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.Start(broker.Config{Addr: "127.0.0.1:0", Authorizer: auth.New(users), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Open()
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	addr := b.Addr().String()
+`)
 	watcher, err := hubtest.ConnectMQTTAs(addr, "watcher", "watcher", "watcher-secret")
 	if err != nil {
 		t.Fatal(err)
