@@ -56,7 +56,8 @@ type deviceModel struct {
 	// by the worker, read by requests (lists, commands).
 	mu      sync.Mutex
 	model   *devices.Model
-	applied uint64 // the last event the model has seen
+	applied uint64        // the last event the model has seen
+	earlier devices.Stats // the refusals of the models rebuilds replaced
 
 	// The worker's own: what each known device looked like when last sent,
 	// for the removals' ACL checks; at most the model's MaxDevices entries.
@@ -198,6 +199,7 @@ func (dm *deviceModel) rebuildFromState() {
 	m := devices.New(dm.cfg)
 	m.ApplyAll(msgs) // each device built once, however many messages declare it
 	dm.mu.Lock()
+	dm.earlier = addRefusals(dm.earlier, dm.model.Stats())
 	dm.model, dm.applied = m, at
 	dm.mu.Unlock()
 }
@@ -230,6 +232,23 @@ func (dm *deviceModel) publish(ids []string) {
 		}
 	}
 	dm.stats.devicesKnown.Store(int64(len(dm.known)))
+	dm.mu.Lock()
+	s := addRefusals(dm.earlier, dm.model.Stats())
+	dm.mu.Unlock()
+	dm.stats.modelRefused.Store(&map[string]uint64{
+		"devices": s.RefusedDevices, "entities": s.RefusedEntities, "topics": s.RefusedTopics,
+		"oversized": s.OversizedDiscoveries, "malformed": s.MalformedDiscoveries,
+	})
+}
+
+// addRefusals adds the refusal counters of b to a.
+func addRefusals(a, b devices.Stats) devices.Stats {
+	a.RefusedDevices += b.RefusedDevices
+	a.RefusedEntities += b.RefusedEntities
+	a.RefusedTopics += b.RefusedTopics
+	a.OversizedDiscoveries += b.OversizedDiscoveries
+	a.MalformedDiscoveries += b.MalformedDiscoveries
+	return a
 }
 
 // devices returns a copy of every device, sorted by id.

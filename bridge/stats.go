@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"maps"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,10 @@ type Stats struct {
 	// followed by a rebuild from the last values) and rebuilds.
 	Devices                      int64
 	ModelOverflows, ModelRebuilt uint64
+	// What the device model refused at its bounds (devices.Config), counted
+	// since the hub started, rebuilds included: "devices", "entities",
+	// "topics", and discovery payloads "oversized" or "malformed".
+	ModelRefused map[string]uint64
 	// Refusals: sessions past a limit, requests their user may not make,
 	// messages past a client's rate.
 	SessionsRefused, Forbidden, RateLimited uint64
@@ -99,6 +104,7 @@ type counters struct {
 	commands    [len(commandOutcomes)]atomic.Uint64
 
 	devicesKnown   atomic.Int64
+	modelRefused   atomic.Pointer[map[string]uint64] // set by the model worker; read only
 	modelOverflows atomic.Uint64
 	modelRebuilds  atomic.Uint64
 }
@@ -195,6 +201,10 @@ func (h *Hub) Stats() Stats {
 		Devices:         c.devicesKnown.Load(),
 		ModelOverflows:  c.modelOverflows.Load(),
 		ModelRebuilt:    c.modelRebuilds.Load(),
+		ModelRefused:    map[string]uint64{},
+	}
+	if refused := c.modelRefused.Load(); refused != nil {
+		maps.Copy(s.ModelRefused, *refused)
 	}
 	for i, o := range commandOutcomes {
 		s.Commands[o] = c.commands[i].Load()

@@ -50,9 +50,10 @@ var (
 	descDevices    = prometheus.NewDesc("motehub_devices", "Devices the device model knows now.", nil, nil)
 	descOverflows  = prometheus.NewDesc("motehub_device_model_overflows_total", "Times the device model fell behind its bounded queue (each followed by a rebuild from the last values).", nil, nil)
 	descRebuilds   = prometheus.NewDesc("motehub_device_model_rebuilds_total", "Times the device model was rebuilt from the last values.", nil, nil)
+	descRefused    = prometheus.NewDesc("motehub_device_model_refused_total", "What the device model refused at its bounds: devices (--max-devices), entities, topics, and discovery payloads oversized or malformed.", []string{"what"}, nil)
 	descWaiting    = prometheus.NewDesc("motehub_commands_waiting", "Commands waiting for their devices' confirmation now.", nil, nil)
 	hubDescriptors = []*prometheus.Desc{descSessions, descReceived, descDelivered, descBytesOut, descPublished, descCloses, descSlow, descAcks, descRefusals, descLatency, descBusSubs,
-		descCommands, descDevices, descOverflows, descRebuilds, descWaiting}
+		descCommands, descDevices, descOverflows, descRebuilds, descRefused, descWaiting}
 )
 
 func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -86,6 +87,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(s.Devices))
 	ch <- prometheus.MustNewConstMetric(descOverflows, prometheus.CounterValue, float64(s.ModelOverflows))
 	ch <- prometheus.MustNewConstMetric(descRebuilds, prometheus.CounterValue, float64(s.ModelRebuilt))
+	byLabel(descRefused, prometheus.CounterValue, s.ModelRefused)
 	ch <- prometheus.MustNewConstMetric(descWaiting, prometheus.GaugeValue, float64(s.CommandsWaiting))
 
 	buckets := make(map[float64]uint64, len(s.Latency.Bounds))

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -62,6 +63,11 @@ func TestDevicesSurviveARestart(t *testing.T) {
 	bounded := startHub(t, "--data", data, "--max-devices", "1")
 	if after := deviceIDs(t, bounded.HTTP); len(after) != 1 {
 		t.Fatalf("with --max-devices 1, /api/devices has %v", after)
+	}
+	// The devices past the bound are counted (the trace has more than one).
+	_, _, metrics := get(t, "GET", "http://"+bounded.HTTP+"/metrics", nil, "")
+	if !regexp.MustCompile(`(?m)^motehub_device_model_refused_total\{what="devices"\} [1-9]`).MatchString(metrics) {
+		t.Errorf("/metrics does not count the devices past --max-devices:\n%s", grepLines(metrics, "motehub_device_model"))
 	}
 }
 
