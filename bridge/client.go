@@ -58,6 +58,7 @@ type client struct {
 	opened    time.Time
 
 	out queue
+	w   writeState // how its stream is written, when the flushers do it (flusher.go)
 
 	// Guarded by the fan-out lock (fanout.mu).
 	filters    map[string]struct{} // relative to base
@@ -111,6 +112,9 @@ func (c *client) close(r CloseReason) bool {
 		close(c.stop)
 		first = true
 	})
+	if first {
+		c.wake() // its writer writes the close
+	}
 	return first
 }
 
@@ -136,12 +140,15 @@ type queue struct {
 	held     int // replies carried in pending's frames (see restart): they count against maxItems
 	maxItems int
 	maxBytes int
-	overflow bool          // once set, the queue refuses everything
-	ready    chan struct{} // holds a token while something is waiting
+	overflow bool // once set, the queue refuses everything
+	// notify is called when something waits that the writer has not seen
+	// (see wake); set once, before the session is attached. nil: no one
+	// is told (a test's client).
+	notify func()
 }
 
 func newQueue(maxItems, maxBytes int) queue {
-	return queue{maxItems: maxItems, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
+	return queue{maxItems: maxItems, maxBytes: maxBytes}
 }
 
 // outItem is a queued line and when the hub took its message (unix nanos;
@@ -241,10 +248,42 @@ func (q *queue) restart(cu *catchup) {
 }
 
 func (q *queue) wake() {
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	if q.notify != nil {
+		q.notify()
 	}
+}
+
+// readySignal is a notify for a writer that waits on a channel (an SSE
+// stream on net/http's goroutine): it holds a token while something is
+// waiting.
+func readySignal(ready chan struct{}) func() {
+	return func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waiting reports whether anything is queued (a catchup or lines), or the
+// queue overflowed.
+func (q *queue) waiting() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) > 0 || q.pending != nil || q.overflow
+}
+
+// takeUpTo moves out the lines queued, when there is no catchup and they
+// are at most limit bytes; else it takes nothing and reports false.
+func (q *queue) takeUpTo(limit int) ([]outItem, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending != nil || q.bytes > limit {
+		return nil, false
+	}
+	items := q.items
+	q.items, q.bytes, q.held = nil, 0, 0
+	return items, true
 }
 
 // take moves out the pending catchup, if any, and everything queued behind

@@ -64,6 +64,8 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	rc := http.NewResponseController(w)
 	c := newClient(newID(8), "sse", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatSSE, &h.cfg)
 	c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
+	ready := make(chan struct{}, 1)
+	c.out.notify = readySignal(ready)
 	if err := h.sess.attach(c); err != nil {
 		e := AsError(err)
 		if acceptsEventStream(r) {
@@ -92,7 +94,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		return
 	}
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote, "base", base, "since", q.Since)
-	h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.KeepAlive, gone: r.Context().Done()})
+	h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.KeepAlive, gone: r.Context().Done(), ready: ready})
 	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
 }

@@ -126,7 +126,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	// Taken before the handshake completes: a session replays from here, so a
 	// client gets everything published after it saw the 101 response.
 	connectSeq := h.fan.position()
-	cw := &coalescingWriter{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
+	cw := &hijackingWriter{ResponseWriter: w}
 	conn, err := h.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
 		h.sess.unreserve(addr)
@@ -139,14 +139,17 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
+	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, limit: newInboundLimit(h.cfg.MessageRate)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.prepareScheduled(c, s)
 	if err := h.sess.attachReserved(c); err != nil { // shutting down
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseTryAgainLater, closeText(AsError(err).Message)), time.Now().Add(closeGrace))
 		_ = linger.Close(cw.conn.Conn, linger.Timeout)
 		return
 	}
-	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, limit: newInboundLimit(h.cfg.MessageRate)}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	// A client that has not sent config/set by HelloTimeout starts with the defaults.
+	h.watch.add(c, h.cfg.PongWait*9/10, h.cfg.HelloTimeout)
 	// The handler returns: net/http lets go of the connection's buffers, the
 	// request and the handler's deep stack, about half of what an idle
 	// session would otherwise hold. The session belongs to the hub from
@@ -155,25 +158,25 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 }
 
 // wsSession is one WebSocket client: the reader runs on a goroutine of its
-// own, started by ServeWebSocket, and the writer on one that run waits for.
+// own, started by ServeWebSocket; its stream is written by the flushers
+// and, when a write would wait, a writer of its own (see flusher.go).
 type wsSession struct {
 	hub    *Hub
 	c      *client
 	conn   *websocket.Conn
-	net    *coalescingConn // conn's connection: a drain's frames go out in one write
+	net    *streamConn // conn's connection, where the stream goes
 	ctx    context.Context // for the client's publishes; cancelled when the session stops
 	cancel context.CancelFunc
 	limit  inboundLimit
 	// lingerUntil (unix nanos; 0 until Close) is when a closing session
 	// stops waiting for the client to close too.
 	lingerUntil atomic.Int64
-	holding     bool // the writer gathers frames in net (see Flush)
 }
 
-var _ clientTransport = (*wsSession)(nil)
+var _ streamTransport = (*wsSession)(nil)
 
 // How a session ends (a lingering close, see package linger): the writer
-// closes the transport (Close): a close frame with the reason (the
+// closes the transport (close): a close frame with the reason (the
 // client's own close is answered by gorilla's reader), then a half-close,
 // so that the client reads everything up to the close frame and then the
 // end of the stream. The reader, which stops acting on what the client
@@ -186,15 +189,9 @@ func (s *wsSession) run() {
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"base", c.base, "subprotocol", s.conn.Subprotocol())
 
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		// A client that has not sent config/set by HelloTimeout starts with the defaults.
-		h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.PongWait * 9 / 10, hello: h.cfg.HelloTimeout})
-	}()
 	err := s.readLoop()
 	c.close(readReason(err))
-	<-writerDone
+	<-c.w.done // the close is written
 	if until := s.lingerUntil.Load(); until != 0 {
 		linger.Drain(s.net.Conn, time.Unix(0, until), linger.MaxBytes)
 	}
@@ -218,16 +215,9 @@ func readReason(err error) CloseReason {
 func (s *wsSession) readLoop() error {
 	h, c, conn := s.hub, s.c, s.conn
 	conn.SetReadLimit(int64(h.cfg.MaxFrameBytes))
-	alive := func() {
-		if c.stopped() { // a closing session does not wait longer for the peer
-			return
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
-		if until := s.lingerUntil.Load(); until != 0 { // Close came in between
-			_ = conn.SetReadDeadline(time.Unix(0, until))
-		}
-	}
-	alive()
+	// The watchdog closes a session not heard from in PongWait: no read
+	// deadline per frame.
+	alive := func() { c.w.heard.Store(time.Now().UnixNano()) }
 	conn.SetPongHandler(func(string) error { alive(); return nil })
 
 	var buf []byte
@@ -334,72 +324,28 @@ func readMessage(buf []byte, r io.Reader, limit int) (_ []byte, tooLarge bool, e
 	}
 }
 
-// WriteMany writes lines as text frames, one per line or, for a client
-// that asked for batches, as many as Config.MaxBatchBytes allows, gathered
-// until Flush (see coalescingConn).
-func (s *wsSession) WriteMany(lines [][]byte) error {
-	c := s.c
-	if !s.holding {
-		s.net.hold()
-		s.holding = true
-	}
-	if !c.batch.Load() {
-		for i, line := range lines {
-			if i%stopCheckEvery == 0 && c.stopped() {
-				return errStopping
-			}
-			if err := s.net.writeText(line); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for len(lines) > 0 {
-		if c.stopped() {
-			return errStopping
-		}
-		n, size := 0, 0
-		for n < len(lines) && (n == 0 || size+len(lines[n]) <= s.hub.cfg.MaxBatchBytes) {
-			size += len(lines[n])
-			n++
-		}
-		if err := s.net.writeText(lines[:n]...); err != nil {
-			return err
-		}
-		lines = lines[n:]
-	}
-	return nil
+func (s *wsSession) appendLines(dst []byte, lines [][]byte) []byte {
+	return appendTextFrames(dst, lines, s.c.batch.Load(), s.hub.cfg.MaxBatchBytes)
 }
 
-// stopCheckEvery is how many lines WriteMany writes between two looks at
-// whether the session is ending: often enough that a slow client's close
-// waits behind little, rarely enough to cost nothing per line.
-const stopCheckEvery = 32
+func (s *wsSession) appendHeader(dst []byte, size int) []byte { return appendTextHeader(dst, size) }
 
-// Flush writes what the drain gathered, in one system call.
-func (s *wsSession) Flush() error {
-	if !s.holding {
-		return nil
-	}
-	s.holding = false
-	return s.net.release()
-}
-
-// KeepAlive pings: a client that answers (any reading client does) keeps
+// keepAlive pings: a client that answers (any reading client does) keeps
 // its session past Config.PongWait.
-func (s *wsSession) KeepAlive() error {
-	return s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.hub.cfg.WriteTimeout))
-}
+func (s *wsSession) keepAlive() []byte { return pingFrame }
 
-// Close tells the client why the hub ends the session, unless it knows
+func (s *wsSession) stream() *streamConn { return s.net }
+
+// close tells the client why the hub ends the session, unless it knows
 // already or the stream is broken, and half-closes the connection; run
 // lingers until the client closes too.
 //
-// The close frame gets a whole Config.WriteTimeout: for a client that reads
-// slowly it waits behind what the socket already holds (the writer stopped
-// adding to it as soon as the session was ending, and the kernel holds at
-// most unsentBound unsent), and its reader sees it once it has read that.
-func (s *wsSession) Close(r CloseReason, broken bool) {
+// The close frame gets a whole Config.WriteTimeout (the watchdog's): for a
+// client that reads slowly it waits behind what the socket already holds
+// (the writer stopped adding to it as soon as the session was ending, and
+// the kernel holds at most unsentBound unsent), and its reader sees it once
+// it has read that.
+func (s *wsSession) close(r CloseReason, broken bool) {
 	defer s.cancel() // the client's publishes still waiting end now
 	// After ReasonClientGone and ReasonTooLarge the peer has its close frame
 	// (its own, answered by gorilla; gorilla's 1009).

@@ -1,0 +1,48 @@
+//go:build unix
+
+package bridge
+
+import (
+	"net"
+	"syscall"
+)
+
+// rawConnOf is nc's file descriptor, for writes that never wait: a TCP or
+// Unix socket; nil for anything else (TLS).
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	if _, tcp := nc.(*net.TCPConn); !tcp {
+		if _, unix := nc.(*net.UnixConn); !unix {
+			return nil
+		}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// writeNow makes one write(2) of b on raw's descriptor, which the runtime
+// keeps non-blocking: the callback reports done after one attempt, so the
+// goroutine never parks. A full socket writes part of b, or none.
+func writeNow(raw syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err // closed, or cut by the watchdog
+	case werr == syscall.EAGAIN || werr == syscall.EINTR:
+		return 0, nil
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
+}
