@@ -61,8 +61,8 @@ type writeState struct {
 	tx    streamTransport
 	shard *flushShard
 	owner atomic.Int32
-	ping  atomic.Bool  // a keep-alive is due
-	heard atomic.Int64 // unix nanos when the client was last heard from (a frame, a pong); for the idle timeout
+	ping  atomic.Bool   // a keep-alive is due
+	heard atomic.Int64  // unix nanos when the client was last heard from (a frame, a pong); for the idle timeout
 	done  chan struct{} // closed once the session's close is written (writeDone)
 
 	// The watchdog's own (under its lock).

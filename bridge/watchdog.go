@@ -27,8 +27,8 @@ type watchdog struct {
 	writeTimeout int64 // nanoseconds
 
 	mu      sync.Mutex
-	members []*client   // the scheduled sessions: at most Config.MaxSessions
-	hello   []helloDue  // in the order they are due; see the bound in addHello
+	members []*client     // the scheduled sessions: at most Config.MaxSessions
+	hello   []helloDue    // in the order they are due; see the bound in addHello
 	wake    chan struct{} // a first hello is due before the next tick
 	stop    chan struct{}
 	done    chan struct{}

@@ -164,7 +164,7 @@ type wsSession struct {
 	hub    *Hub
 	c      *client
 	conn   *websocket.Conn
-	net    *streamConn // conn's connection, where the stream goes
+	net    *streamConn     // conn's connection, where the stream goes
 	ctx    context.Context // for the client's publishes; cancelled when the session stops
 	cancel context.CancelFunc
 	limit  inboundLimit
