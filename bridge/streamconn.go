@@ -95,11 +95,27 @@ func (c *streamConn) cut() { _ = c.Conn.SetWriteDeadline(time.Unix(1, 0)) }
 // NetConn is the connection under c (for package linger).
 func (c *streamConn) NetConn() net.Conn { return c.Conn }
 
+// waitReadable returns once the connection has something to read (or
+// has ended, or its read deadline passed), reading nothing: a reader that
+// waits here, at a shallow stack, before it reads, keeps an idle
+// session's goroutine small. Without a descriptor (TLS) it returns at once.
+func (c *streamConn) waitReadable() {
+	if c.raw != nil {
+		waitReadable(c.raw)
+	}
+}
+
+// wsReadBuffer is the size of a WebSocket session's read buffer, which
+// gorilla reads frames through.
+const wsReadBuffer = 512
+
 // hijackingWriter hands gorilla's upgrader a streamConn when it hijacks the
-// connection.
+// connection, and a read buffer of the session's (br), smaller than
+// net/http's, whose Buffered the reader can ask (see wsSession.readLoop).
 type hijackingWriter struct {
 	http.ResponseWriter
-	conn *streamConn // set by Hijack
+	conn *streamConn   // set by Hijack
+	br   *bufio.Reader // set by Hijack: gorilla's read buffer
 }
 
 func (w *hijackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -108,5 +124,11 @@ func (w *hijackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.conn = newStreamConn(nc)
-	return w.conn, brw, nil
+	if brw.Reader.Buffered() > 0 {
+		return w.conn, brw, nil // the client spoke before the handshake: gorilla refuses it
+	}
+	// gorilla reads through br (Upgrader.ReadBufferSize is 0, and br is
+	// larger than 256 bytes): net/http's 4 KiB reader goes back to its pool.
+	w.br = bufio.NewReaderSize(w.conn, wsReadBuffer)
+	return w.conn, bufio.NewReadWriter(w.br, brw.Writer), nil
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ const wsVersion = "13"
 
 func newUpgrader(h *Hub) websocket.Upgrader {
 	return websocket.Upgrader{
-		ReadBufferSize:  1024,
+		ReadBufferSize:  0, // gorilla reads through the session's buffer (hijackingWriter)
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{}, // idle sessions hold no write buffer
 		Subprotocols:    []string{Subprotocol},
@@ -139,7 +140,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
-	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, limit: newInboundLimit(h.cfg.MessageRate)}
+	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, br: cw.br, limit: newInboundLimit(h.cfg.MessageRate)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.prepareScheduled(c, s)
 	if err := h.sess.attachReserved(c); err != nil { // shutting down
@@ -148,6 +149,8 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 		_ = linger.Close(cw.conn.Conn, linger.Timeout)
 		return
 	}
+	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
+		"base", c.base, "subprotocol", conn.Subprotocol())
 	// A client that has not sent config/set by HelloTimeout starts with the defaults.
 	h.watch.add(c, h.cfg.PongWait*9/10, h.cfg.HelloTimeout)
 	// The handler returns: net/http lets go of the connection's buffers, the
@@ -165,6 +168,7 @@ type wsSession struct {
 	c      *client
 	conn   *websocket.Conn
 	net    *streamConn     // conn's connection, where the stream goes
+	br     *bufio.Reader   // what gorilla reads through; the reader's own
 	ctx    context.Context // for the client's publishes; cancelled when the session stops
 	cancel context.CancelFunc
 	limit  inboundLimit
@@ -184,12 +188,19 @@ var _ streamTransport = (*wsSession)(nil)
 // then drains what the client still sends until it closes too, or the
 // deadline, and only then closes the socket: a socket closed with unread
 // input sends a reset, which would destroy the close frame on its way.
+//
+// run is the session's goroutine, and idle it waits at a shallow stack
+// (see readLoop): what goes deep (logs, the end) is in functions of their
+// own.
 func (s *wsSession) run() {
-	h, c := s.hub, s.c
-	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
-		"base", c.base, "subprotocol", s.conn.Subprotocol())
+	s.end(s.readLoop())
+}
 
-	err := s.readLoop()
+// end ends the session, after its reader returned err.
+//
+//go:noinline
+func (s *wsSession) end(err error) {
+	h, c := s.hub, s.c
 	c.close(readReason(err))
 	<-c.w.done // the close is written
 	if until := s.lingerUntil.Load(); until != 0 {
@@ -217,48 +228,58 @@ func (s *wsSession) readLoop() error {
 	conn.SetReadLimit(int64(h.cfg.MaxFrameBytes))
 	// The watchdog closes a session not heard from in PongWait: no read
 	// deadline per frame.
-	alive := func() { c.w.heard.Store(time.Now().UnixNano()) }
-	conn.SetPongHandler(func(string) error { alive(); return nil })
+	conn.SetPongHandler(func(string) error { c.w.heard.Store(time.Now().UnixNano()); return nil })
 
 	var buf []byte
 	for {
-		kind, r, err := conn.NextReader()
-		if err != nil {
-			return err
+		// An idle session waits here, its stack shallow (see streamConn.waitReadable),
+		// unless gorilla has read ahead what comes next.
+		if s.br == nil || s.br.Buffered() == 0 {
+			s.net.waitReadable()
 		}
-		if c.stopped() {
-			return nil // closing: what the client sends now is drained unread
-		}
-		alive()
-		var tooLarge bool
-		buf, tooLarge, err = readMessage(buf[:0], r, h.cfg.MaxMessageBytes)
-		if err != nil {
-			return err
-		}
-		if tooLarge {
-			h.fan.send(c, controlFrame(topicError, errorf(CodeTooLarge,
-				"message over %d bytes discarded", h.cfg.MaxMessageBytes)))
-			continue
-		}
-		// RFC 6455 §8.1: a text frame is UTF-8, or the connection fails.
-		// A binary frame carries the same lines; its bytes are checked line
-		// by line (a line that is not UTF-8 is answered "bad-json").
-		if kind == websocket.TextMessage && !utf8.Valid(buf) {
-			c.close(ReasonInvalidText)
-			return nil
-		}
-		splitLines(buf, func(line []byte) {
-			if s.limit.admit(h, c) {
-				h.handleLine(s.ctx, c, line)
-			}
-		})
-		if cap(buf) > 16<<10 {
-			buf = nil // an idle session keeps no large buffer
-		}
-		if c.stopped() {
-			return nil // flooding, or the hub ended the session
+		var err error
+		if buf, err = s.readOne(buf); err != nil || c.stopped() {
+			return err // nil: closing (what the client sends now is drained unread), flooding, or the hub ended the session
 		}
 	}
+}
+
+// readOne reads a message from the client and acts on it, reusing buf.
+//
+//go:noinline
+func (s *wsSession) readOne(buf []byte) ([]byte, error) {
+	h, c := s.hub, s.c
+	kind, r, err := s.conn.NextReader()
+	if err != nil || c.stopped() {
+		return buf, err
+	}
+	c.w.heard.Store(time.Now().UnixNano())
+	var tooLarge bool
+	buf, tooLarge, err = readMessage(buf[:0], r, h.cfg.MaxMessageBytes)
+	if err != nil {
+		return buf, err
+	}
+	if tooLarge {
+		h.fan.send(c, controlFrame(topicError, errorf(CodeTooLarge,
+			"message over %d bytes discarded", h.cfg.MaxMessageBytes)))
+		return buf, nil
+	}
+	// RFC 6455 §8.1: a text frame is UTF-8, or the connection fails.
+	// A binary frame carries the same lines; its bytes are checked line
+	// by line (a line that is not UTF-8 is answered "bad-json").
+	if kind == websocket.TextMessage && !utf8.Valid(buf) {
+		c.close(ReasonInvalidText)
+		return buf, nil
+	}
+	splitLines(buf, func(line []byte) {
+		if s.limit.admit(h, c) {
+			h.handleLine(s.ctx, c, line)
+		}
+	})
+	if cap(buf) > 16<<10 {
+		buf = nil // an idle session keeps no large buffer
+	}
+	return buf, nil
 }
 
 // inboundLimit holds a client to Config.MessageRate.

@@ -46,3 +46,15 @@ func writeNow(raw syscall.RawConn, b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// waitReadable returns once raw's descriptor has something to read, has
+// reached its end or failed, or its read deadline passed; it reads
+// nothing (a peek of one byte that does not wait). The caller waits here,
+// at a shallow stack, instead of deep in a reader.
+func waitReadable(raw syscall.RawConn) {
+	var peek [1]byte
+	_ = raw.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return err != syscall.EAGAIN
+	})
+}

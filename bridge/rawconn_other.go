@@ -12,3 +12,5 @@ import (
 func rawConnOf(net.Conn) syscall.RawConn { return nil }
 
 func writeNow(syscall.RawConn, []byte) (int, error) { return 0, errBusy }
+
+func waitReadable(syscall.RawConn) {}
