@@ -65,8 +65,8 @@ type options struct {
 	AckTimeout time.Duration
 	// CoalesceWindow: bridge.Config.CoalesceWindow, 0 for off.
 	CoalesceWindow time.Duration
-	Demo       bool
-	DemoMotes  int
+	Demo           bool
+	DemoMotes      int
 
 	// An existing broker in place of the embedded one (upstream.go).
 	Upstream         string
