@@ -238,10 +238,27 @@ func (s *wsSession) readLoop() error {
 			s.net.waitReadable()
 		}
 		var err error
-		if buf, err = s.readOne(buf); err != nil || c.stopped() {
+		if buf, err = s.readAside(buf); err != nil || c.stopped() {
 			return err // nil: closing (what the client sends now is drained unread), flooding, or the hub ended the session
 		}
 	}
+}
+
+// readAside runs readOne on a goroutine of its own and waits for it: the
+// depth that reading a message and acting on it takes (gorilla, JSON, a
+// config/set) is that goroutine's stack, which ends with it, and not the
+// reader's, which an idle session keeps until a garbage collection shrinks
+// it. A message costs a goroutine's start (browsers send few; MessageRate
+// bounds them).
+func (s *wsSession) readAside(buf []byte) ([]byte, error) {
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		buf, err = s.readOne(buf)
+	}()
+	<-done
+	return buf, err
 }
 
 // readOne reads a message from the client and acts on it, reusing buf.
