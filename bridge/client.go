@@ -135,6 +135,7 @@ func (c *client) stopped() bool {
 type queue struct {
 	mu       sync.Mutex
 	items    []outItem
+	spare    []outItem // an emptied array a writer gave back (recycle), for the next take
 	bytes    int
 	pending  *catchup
 	held     int // replies carried in pending's frames (see restart): they count against maxItems
@@ -282,8 +283,32 @@ func (q *queue) takeUpTo(limit int) ([]outItem, bool) {
 		return nil, false
 	}
 	items := q.items
-	q.items, q.bytes, q.held = nil, 0, 0
+	q.items, q.spare, q.bytes, q.held = q.spare, nil, 0, 0
 	return items, true
+}
+
+// recycle gives back an array takeUpTo returned, once its lines are
+// written: the next take hands it to the queue, so that a busy client's
+// queue does not grow a new array each time. An idle one lets both go
+// (trim).
+func (q *queue) recycle(items []outItem) {
+	clear(items)
+	q.mu.Lock()
+	if q.spare == nil && cap(items) <= q.maxItems {
+		q.spare = items[:0]
+	}
+	q.mu.Unlock()
+}
+
+// trim lets go of the arrays of a queue that is empty: for a client idle
+// since the watchdog last looked.
+func (q *queue) trim() {
+	q.mu.Lock()
+	if len(q.items) == 0 {
+		q.items = nil
+	}
+	q.spare = nil
+	q.mu.Unlock()
 }
 
 // take moves out the pending catchup, if any, and everything queued behind

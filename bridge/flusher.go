@@ -62,6 +62,7 @@ type writeState struct {
 	shard *flushShard
 	owner atomic.Int32
 	ping  atomic.Bool   // a keep-alive is due
+	used  atomic.Bool   // written to since the watchdog last looked: its queue keeps its arrays
 	heard atomic.Int64  // unix nanos when the client was last heard from (a frame, a pong); for the idle timeout
 	done  chan struct{} // closed once the session's close is written (writeDone)
 
@@ -156,6 +157,7 @@ type flushShard struct {
 	// The shard goroutine's own.
 	buf   []byte
 	lines [][]byte
+	raw   rawWrite
 }
 
 // add puts c, which the caller just made owned, on the ready list.
@@ -248,10 +250,13 @@ func (sh *flushShard) flush(c *client) {
 	if cap(buf) <= 2*flushBufferSize {
 		sh.buf = buf // a batch's headers may take more than the eighth left for them
 	}
-	n, err := tx.stream().tryWrite(buf)
+	n, err := tx.stream().tryWrite(buf, &sh.raw)
 	if err == nil || err == errBusy {
 		h.countWritten(c, items)
 	}
+	clear(sh.lines)
+	c.out.recycle(items)
+	c.w.used.Store(true)
 	switch {
 	case err == errBusy || err == nil && n < len(buf):
 		h.startWriter(c, append([]byte(nil), buf[n:]...))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -262,3 +263,72 @@ func TestHijackedStreamOfAClientThatVanishes(t *testing.T) {
 }
 
 var _ = websocket.TextMessage
+
+// TestWatchdogHellosAreBounded: the hellos of sessions that ended before
+// theirs was due are dropped once they are twice Config.MaxSessions.
+func TestWatchdogHellosAreBounded(t *testing.T) {
+	const maxSessions = 10
+	h := newTestHub(t, Config{MaxSessions: maxSessions, HelloTimeout: time.Hour})
+	for i := range 100 * maxSessions {
+		c := newClient(fmt.Sprint(i), "ws", "", "test:1", auth.Anonymous, formatLines, &h.cfg)
+		h.watch.add(c, time.Hour, time.Hour)
+		h.watch.remove(c)
+		h.watch.mu.Lock()
+		n, members := len(h.watch.hello), len(h.watch.members)
+		h.watch.mu.Unlock()
+		if n > 2*maxSessions || members != 0 {
+			t.Fatalf("after %d sessions came and went: %d hellos wait (bound %d), %d members", i+1, n, 2*maxSessions, members)
+		}
+	}
+}
+
+// TestWakeListsAClientOnce: however often and from however many
+// goroutines a client is woken while it is owned, its shard lists it
+// once; released with nothing to do it is idle, and one more wake lists
+// it again.
+func TestWakeListsAClientOnce(t *testing.T) {
+	h := newTestHub(t, Config{QueueMessages: 10000})
+	sh := &flushShard{hub: h, wake: make(chan struct{}, 1)} // no goroutine: the test looks at its list
+	c := newClient("w", "ws", "", "test:1", auth.Anonymous, formatLines, &h.cfg)
+	c.w.shard = sh
+	c.out.notify = c.wake
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				c.out.push([]byte(strconv.Itoa(i)), 1)
+				c.wake()
+			}
+		})
+	}
+	wg.Wait()
+	listed := func() int {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		n := 0
+		for _, x := range sh.ready {
+			if x == c {
+				n++
+			}
+		}
+		return n
+	}
+	if n := listed(); n != 1 || c.w.owner.Load() != writeOwned {
+		t.Fatalf("woken 16,000 times: listed %d times, owner state %d", n, c.w.owner.Load())
+	}
+	sh.ready = nil
+	if !c.release() {
+		t.Fatal("released with 8,000 lines queued, the owner was not told to go on")
+	}
+	if items, ok := c.out.takeUpTo(1 << 30); !ok || len(items) != 8000 {
+		t.Fatalf("took %d lines (%v), want 8000", len(items), ok)
+	}
+	if c.release() || c.w.owner.Load() != writeIdle {
+		t.Fatal("released with nothing to do, the client is not idle")
+	}
+	c.wake()
+	c.wake()
+	if n := listed(); n != 1 {
+		t.Fatalf("an idle client woken twice is listed %d times", n)
+	}
+}

@@ -11,6 +11,9 @@ import (
 // write goes through a session's writer.
 func rawConnOf(net.Conn) syscall.RawConn { return nil }
 
-func writeNow(syscall.RawConn, []byte) (int, error) { return 0, errBusy }
+// rawWrite is a non-blocking write's state (none here).
+type rawWrite struct{}
+
+func (*rawWrite) writeNow(syscall.RawConn, []byte) (int, error) { return 0, errBusy }
 
 func waitReadable(syscall.RawConn) {}

@@ -26,16 +26,26 @@ func rawConnOf(nc net.Conn) syscall.RawConn {
 	return raw
 }
 
+// rawWrite is a non-blocking write's state, reused from one write to the
+// next: its callback, bound once, allocates nothing per write.
+type rawWrite struct {
+	b    []byte
+	n    int
+	err  error
+	call func(fd uintptr) bool
+}
+
 // writeNow makes one write(2) of b on raw's descriptor, which the runtime
 // keeps non-blocking: the callback reports done after one attempt, so the
 // goroutine never parks. A full socket writes part of b, or none.
-func writeNow(raw syscall.RawConn, b []byte) (int, error) {
-	var n int
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
-		return true
-	})
+func (w *rawWrite) writeNow(raw syscall.RawConn, b []byte) (int, error) {
+	if w.call == nil {
+		w.call = w.write
+	}
+	w.b = b
+	err := raw.Write(w.call)
+	n, werr := w.n, w.err
+	w.b, w.n, w.err = nil, 0, nil
 	switch {
 	case err != nil:
 		return 0, err // closed, or cut by the watchdog
@@ -45,6 +55,11 @@ func writeNow(raw syscall.RawConn, b []byte) (int, error) {
 		return 0, werr
 	}
 	return n, nil
+}
+
+func (w *rawWrite) write(fd uintptr) bool {
+	w.n, w.err = syscall.Write(int(fd), w.b)
+	return true
 }
 
 // waitReadable returns once raw's descriptor has something to read, has

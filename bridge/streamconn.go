@@ -40,12 +40,13 @@ var errBusy = errors.New("bridge: the connection is busy")
 // tryWrite writes what it can of b at once, without waiting (one system
 // call): n < len(b) when the socket is full. errBusy means it wrote nothing
 // and did not try; any other error, that the connection is broken.
-func (c *streamConn) tryWrite(b []byte) (int, error) {
+// w is the caller's, reused from one write to the next.
+func (c *streamConn) tryWrite(b []byte, w *rawWrite) (int, error) {
 	if c.raw == nil || !c.mu.TryLock() {
 		return 0, errBusy
 	}
 	defer c.mu.Unlock()
-	return writeNow(c.raw, b)
+	return w.writeNow(c.raw, b)
 }
 
 // writeAll writes b, waiting as long as it takes: the watchdog bounds it.

@@ -199,6 +199,9 @@ func (w *watchdog) check(c *client, now int64) {
 	if c.w.ping.Load() {
 		c.wake()
 	}
+	if !c.w.used.Swap(false) {
+		c.out.trim() // idle since the last look: its queue holds no array
+	}
 }
 
 // greet starts the sessions whose hello is due, and returns when the next

@@ -53,8 +53,8 @@ func (h *Hub) runWriter(c *client, rest []byte, broken bool) {
 		if c.w.ping.Swap(false) {
 			g.buf = append(g.buf, tx.keepAlive()...)
 		}
-		d.items = nil // what the queue gets back: an idle queue holds no buffer
-		err = h.drain(c, &d, g.write)
+		err = h.drain(c, &d, g.write) // d's arrays go back and forth with the queue's; the watchdog trims an idle queue's
+		c.w.used.Store(true)
 		if ferr := g.flush(); err == nil {
 			err = ferr
 		}
