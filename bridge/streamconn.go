@@ -107,8 +107,9 @@ func (c *streamConn) waitReadable() {
 }
 
 // wsReadBuffer is the size of a WebSocket session's read buffer, which
-// gorilla reads frames through.
-const wsReadBuffer = 512
+// gorilla reads frames through: the smallest it takes as its own (more
+// than 256 bytes), rounded up to an allocation size class.
+const wsReadBuffer = 288
 
 // hijackingWriter hands gorilla's upgrader a streamConn when it hijacks the
 // connection, and a read buffer of the session's (br), smaller than
