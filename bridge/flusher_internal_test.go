@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -331,4 +332,57 @@ func TestWakeListsAClientOnce(t *testing.T) {
 	if n := listed(); n != 1 {
 		t.Fatalf("an idle client woken twice is listed %d times", n)
 	}
+}
+
+// TestEventStreamOverHTTP2KeepsItsWriterLoop: a stream net/http cannot
+// hand over (HTTP/2) is written from its handler's goroutine, as before:
+// retry first, then the messages, and "event: close" when the hub ends it.
+func TestEventStreamOverHTTP2KeepsItsWriterLoop(t *testing.T) {
+	h := newTestHub(t, Config{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeEvents(w, r, "") }))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	client := srv.Client()
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/events?filter=t", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	expect := func(prefix string) {
+		t.Helper()
+		for {
+			line, ok := <-lines
+			if !ok {
+				t.Fatalf("the stream ended before %q", prefix)
+			}
+			if strings.HasPrefix(line, prefix) {
+				return
+			}
+		}
+	}
+	expect("retry: ")
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return len(h.sess.list()) == 1 }, "the stream did not open")
+	if c := h.sess.list()[0]; c.scheduled() {
+		t.Fatal("an HTTP/2 stream was scheduled: its connection is not the hub's")
+	}
+	h.deliver(Message{Topic: "t", Payload: []byte("42")})
+	expect(`data: ["t",42]`)
+	go func() { _ = h.Close(t.Context()) }()
+	expect("event: close")
+	expect(`data: {"reason":"going away","code":1001}`)
 }
