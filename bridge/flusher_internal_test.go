@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -382,7 +383,11 @@ func TestEventStreamOverHTTP2KeepsItsWriterLoop(t *testing.T) {
 	}
 	h.deliver(Message{Topic: "t", Payload: []byte("42")})
 	expect(`data: ["t",42]`)
-	go func() { _ = h.Close(t.Context()) }()
+	closed := make(chan error, 1)
+	go func() { closed <- h.Close(context.Background()) }()
 	expect("event: close")
 	expect(`data: {"reason":"going away","code":1001}`)
+	if err := hubtest.Receive(t, closed, hubtest.Timeout, "the hub's close"); err != nil {
+		t.Fatal(err)
+	}
 }
