@@ -52,6 +52,11 @@ func ParseStreamQuery(q url.Values, header http.Header) (StreamQuery, error) {
 // "data: [topic, payload]", a comment every Config.KeepAlive. A client that
 // sends its last event id resumes after it without a gap or a duplicate,
 // or gets "event: resync" and the last values when that is not possible.
+//
+// Over HTTP/1.1 the hub takes the connection over from net/http once the
+// stream starts (its head written by the hub, the body ended by closing
+// the connection) and ServeEvents returns; over HTTP/2 it returns when the
+// stream ends.
 func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	q, err := ParseStreamQuery(r.URL.Query(), r.Header)
 	if err == nil {
@@ -187,8 +192,9 @@ func (h *Hub) refuseStream(w http.ResponseWriter, rc *http.ResponseController, e
 	_ = rc.Flush()
 }
 
-// sseSession is one SSE client: its writer runs on the request's
-// goroutine.
+// sseSession is an SSE client whose connection net/http keeps (HTTP/2):
+// its writer runs on the request's goroutine. Over HTTP/1.1 the hub takes
+// the connection over instead (sseStream).
 type sseSession struct {
 	hub *Hub
 	c   *client

@@ -32,9 +32,10 @@ const Subprotocol = "clown.talk"
 // right after its handshake.
 const closeGrace = time.Second
 
-// unsentBound is the most a WebSocket's kernel holds unsent: four of the
-// writer's coalesced writes, so throughput does not suffer, and little
-// enough that a slow reader reaches the close frame soon after it is written.
+// unsentBound is the most a stream's kernel holds unsent (WebSocket, hijacked
+// SSE): four of a writer's gathered writes, so throughput does not suffer,
+// and little enough that a slow reader reaches the close frame soon after
+// it is written.
 const unsentBound = 128 << 10
 
 // wsVersion is the only WebSocket protocol version there is (RFC 6455).
