@@ -264,7 +264,6 @@ func TestHijackedStreamOfAClientThatVanishes(t *testing.T) {
 	}
 }
 
-var _ = websocket.TextMessage
 
 // TestWatchdogHellosAreBounded: the hellos of sessions that ended before
 // theirs was due are dropped once they are twice Config.MaxSessions.
@@ -387,6 +386,46 @@ func TestEventStreamOverHTTP2KeepsItsWriterLoop(t *testing.T) {
 	go func() { closed <- h.Close(context.Background()) }()
 	expect("event: close")
 	expect(`data: {"reason":"going away","code":1001}`)
+	if err := hubtest.Receive(t, closed, hubtest.Timeout, "the hub's close"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWebSocketOverTLS: a connection without non-blocking writes (TLS)
+// is written by its on-demand writer alone: messages arrive in order, and
+// the hub's close reaches the client.
+func TestWebSocketOverTLS(t *testing.T) {
+	h := newTestHub(t, Config{})
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeWebSocket(w, r, "") }))
+	defer srv.Close()
+	d := websocket.Dialer{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig, HandshakeTimeout: hubtest.Timeout}
+	conn, _, err := d.Dial("wss"+strings.TrimPrefix(srv.URL, "https"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := hubtest.WrapWS(t, conn)
+	ws.Send(`["clown.talk/-/config/set", {"subscribe": ["t"]}]`)
+	ws.Expect("clown.talk/-/config/ok")
+	if c := h.sess.list()[0]; c.w.tx.stream().raw != nil {
+		t.Fatal("a TLS connection offers non-blocking writes")
+	}
+	const n = 500
+	go func() {
+		for i := range n {
+			h.deliver(Message{Topic: "t", Payload: []byte(strconv.Itoa(i))})
+		}
+	}()
+	for i := range n {
+		if got, want := ws.ReadLine(), fmt.Sprintf(`["t",%d]`, i); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- h.Close(context.Background()) }()
+	if _, err := ws.TryReadLine(hubtest.Timeout); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("after the hub's close the client saw %v, want 1001", err)
+	}
+	_ = conn.Close()
 	if err := hubtest.Receive(t, closed, hubtest.Timeout, "the hub's close"); err != nil {
 		t.Fatal(err)
 	}
