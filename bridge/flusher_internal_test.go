@@ -264,7 +264,6 @@ func TestHijackedStreamOfAClientThatVanishes(t *testing.T) {
 	}
 }
 
-
 // TestWatchdogHellosAreBounded: the hellos of sessions that ended before
 // theirs was due are dropped once they are twice Config.MaxSessions.
 func TestWatchdogHellosAreBounded(t *testing.T) {
