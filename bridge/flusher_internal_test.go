@@ -205,6 +205,10 @@ func TestOrderUnderConcurrency(t *testing.T) {
 // their own: the hub's goroutines are the readers and a constant.
 func TestIdleSessionsHoldOnlyTheirReaders(t *testing.T) {
 	const n = 50
+	// Every allocation sampled: a timer or ticker a session holds shows in
+	// the heap profile.
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 1
 	h, addr := idleHub(t, Config{MaxSessionsPerAddress: 2 * n, HelloTimeout: 20 * time.Millisecond})
 	settle(t, h, 0)
 	before := runtime.NumGoroutine()
@@ -230,6 +234,22 @@ func TestIdleSessionsHoldOnlyTheirReaders(t *testing.T) {
 		if strings.Contains(profile.String(), "bridge.(*Hub)."+busy) || strings.Contains(profile.String(), busy+"(") {
 			t.Errorf("an idle session's goroutine is in %s:\n%s", busy, profile.String())
 		}
+	}
+	runtime.GC()
+	var heap strings.Builder
+	_ = pprof.Lookup("heap").WriteTo(&heap, 1)
+	// Each record: "inuse_objects: inuse_bytes [allocs: bytes] @ ...", then
+	// its stack. The hub's own (the watchdog's, the shards') are a few.
+	timers := 0
+	for _, record := range strings.Split(heap.String(), "\n\n") {
+		if strings.Contains(record, "motehub/bridge.") && (strings.Contains(record, "time.NewTicker") || strings.Contains(record, "time.NewTimer")) {
+			var live int
+			_, _ = fmt.Sscanf(record, "%d:", &live)
+			timers += live
+		}
+	}
+	if timers >= n {
+		t.Errorf("%d idle sessions hold %d tickers and timers from the hub:\n%s", 2*n, timers, heap.String())
 	}
 }
 
