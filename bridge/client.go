@@ -58,6 +58,7 @@ type client struct {
 	opened    time.Time
 
 	out queue
+	w   writeState // how its stream is written, when the flushers do it (flusher.go)
 
 	// Guarded by the fan-out lock (fanout.mu).
 	filters    map[string]struct{} // relative to base
@@ -111,6 +112,9 @@ func (c *client) close(r CloseReason) bool {
 		close(c.stop)
 		first = true
 	})
+	if first {
+		c.wake() // its writer writes the close
+	}
 	return first
 }
 
@@ -131,17 +135,21 @@ func (c *client) stopped() bool {
 type queue struct {
 	mu       sync.Mutex
 	items    []outItem
+	spare    []outItem // an emptied array a writer gave back (recycle), for the next take
 	bytes    int
 	pending  *catchup
 	held     int // replies carried in pending's frames (see restart): they count against maxItems
 	maxItems int
 	maxBytes int
-	overflow bool          // once set, the queue refuses everything
-	ready    chan struct{} // holds a token while something is waiting
+	overflow bool // once set, the queue refuses everything
+	// notify is called when something waits that the writer has not seen
+	// (see wake); set once, before the session is attached. nil: no one
+	// is told (a test's client).
+	notify func()
 }
 
 func newQueue(maxItems, maxBytes int) queue {
-	return queue{maxItems: maxItems, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
+	return queue{maxItems: maxItems, maxBytes: maxBytes}
 }
 
 // outItem is a queued line and when the hub took its message (unix nanos;
@@ -241,10 +249,66 @@ func (q *queue) restart(cu *catchup) {
 }
 
 func (q *queue) wake() {
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	if q.notify != nil {
+		q.notify()
 	}
+}
+
+// readySignal is a notify for a writer that waits on a channel (an SSE
+// stream on net/http's goroutine): it holds a token while something is
+// waiting.
+func readySignal(ready chan struct{}) func() {
+	return func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waiting reports whether anything is queued (a catchup or lines), or the
+// queue overflowed.
+func (q *queue) waiting() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) > 0 || q.pending != nil || q.overflow
+}
+
+// takeUpTo moves out the lines queued, when there is no catchup and they
+// are at most limit bytes; else it takes nothing and reports false.
+func (q *queue) takeUpTo(limit int) ([]outItem, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending != nil || q.bytes > limit {
+		return nil, false
+	}
+	items := q.items
+	q.items, q.spare, q.bytes, q.held = q.spare, nil, 0, 0
+	return items, true
+}
+
+// recycle gives back an array takeUpTo returned, once its lines are
+// written: the next take hands it to the queue, so that a busy client's
+// queue does not grow a new array each time. An idle one lets both go
+// (trim).
+func (q *queue) recycle(items []outItem) {
+	clear(items)
+	q.mu.Lock()
+	if q.spare == nil && cap(items) <= q.maxItems {
+		q.spare = items[:0]
+	}
+	q.mu.Unlock()
+}
+
+// trim lets go of the arrays of a queue that is empty: for a client idle
+// since the watchdog last looked.
+func (q *queue) trim() {
+	q.mu.Lock()
+	if len(q.items) == 0 {
+		q.items = nil
+	}
+	q.spare = nil
+	q.mu.Unlock()
 }
 
 // take moves out the pending catchup, if any, and everything queued behind

@@ -1,100 +1,46 @@
 package bridge
 
-import (
-	"bufio"
-	"encoding/binary"
-	"errors"
-	"net"
-	"net/http"
-	"sync"
-	"time"
-)
+import "encoding/binary"
 
-// coalescingConn is a WebSocket's network connection, under gorilla. While
-// the session's writer drains its queue (between hold and release), the
-// text frames it writes with writeText, and any frame gorilla writes
-// meanwhile, gather in one buffer that goes out in one system call: a
-// client sent many messages at once costs one write, not one per frame (on
-// loopback, a write is most of a delivery's cost), no allocation and no
-// deadline per frame. Writes outside a drain (pings, and the pongs and close
-// frames gorilla sends from the reader) go straight through.
-//
-// Data frames bypass gorilla, which is left the handshake, the reading, and
-// the control frames; both write whole frames under mu, so frames never
-// interleave. Safe for concurrent use.
-type coalescingConn struct {
-	net.Conn
-	timeout time.Duration // for each write of the buffer
+// A WebSocket session's data frames bypass gorilla, which is left the
+// handshake, the reading, and the control frames: the flushers and the
+// session's writer frame the queued lines straight into the buffer they
+// write (appendTextFrames), so that a client sent many messages at once
+// costs one write, not one per frame (on loopback, a write is most of a
+// delivery's cost), and no allocation per frame. Both write whole frames
+// through the session's streamConn, one write at a time, so frames never
+// interleave with gorilla's.
 
-	mu      sync.Mutex
-	holding bool
-	buf     *[]byte // while holding, from coalescePool
-}
-
-// coalesceFlushAt is how much a drain gathers before it writes: large
-// enough for one write to carry many frames, small enough to bound the
-// buffer (it goes back to the pool after each drain, so that an idle
-// session holds none).
-const coalesceFlushAt = 32 << 10
-
-var coalescePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceFlushAt); return &b }}
-
-// hold starts gathering writes.
-func (c *coalescingConn) hold() {
-	c.mu.Lock()
-	c.holding = true
-	c.buf = coalescePool.Get().(*[]byte)
-	c.mu.Unlock()
-}
-
-// release writes what was gathered and stops gathering.
-func (c *coalescingConn) release() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	err := c.flushLocked()
-	c.holding = false
-	coalescePool.Put(c.buf) // empty, and never grown past coalesceFlushAt: larger frames go around it
-	c.buf = nil
-	return err
-}
-
-// errNotHolding is a writer's mistake: writeText outside hold and release.
-var errNotHolding = errors.New("bridge: websocket frame written outside a drain")
-
-// writeText writes parts, concatenated, as one text frame: the header of an
-// unmasked, final frame (RFC 6455 §5.2; a server never masks) and the
-// payload, straight into the buffer. Only between hold and release.
-func (c *coalescingConn) writeText(parts ...[]byte) error {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.holding {
-		return errNotHolding
-	}
-	if len(*c.buf)+maxTextHeader+n > coalesceFlushAt {
-		if err := c.flushLocked(); err != nil {
-			return err
+// appendTextFrames appends lines to dst as text frames: one per line, or,
+// with batch, as many lines joined per frame as maxBatch bytes allow (a
+// line larger than that on its own).
+func appendTextFrames(dst []byte, lines [][]byte, batch bool, maxBatch int) []byte {
+	if !batch {
+		for _, line := range lines {
+			dst = append(appendTextHeader(dst, len(line)), line...)
 		}
+		return dst
 	}
-	if maxTextHeader+n > coalesceFlushAt { // larger than the buffer: as it is, in one writev
-		var header [maxTextHeader]byte
-		frame := append(net.Buffers{appendTextHeader(header[:0], n)}, parts...)
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-		_, err := frame.WriteTo(c.Conn)
-		return err
+	for len(lines) > 0 {
+		n, size := 0, 0
+		for n < len(lines) && (n == 0 || size+len(lines[n]) <= maxBatch) {
+			size += len(lines[n])
+			n++
+		}
+		dst = appendTextHeader(dst, size)
+		for _, line := range lines[:n] {
+			dst = append(dst, line...)
+		}
+		lines = lines[n:]
 	}
-	*c.buf = appendTextHeader(*c.buf, n)
-	for _, p := range parts {
-		*c.buf = append(*c.buf, p...)
-	}
-	return nil
+	return dst
 }
 
+// maxTextHeader is the longest frame header a server writes.
 const maxTextHeader = 10
 
+// appendTextHeader appends the header of an unmasked, final text frame of
+// n bytes (RFC 6455 §5.2; a server never masks).
 func appendTextHeader(b []byte, n int) []byte {
 	const finText = 0x81 // FIN, opcode 1 (text)
 	switch {
@@ -107,59 +53,5 @@ func appendTextHeader(b []byte, n int) []byte {
 	}
 }
 
-func (c *coalescingConn) flushLocked() error {
-	if len(*c.buf) == 0 {
-		return nil
-	}
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	_, err := c.Conn.Write(*c.buf)
-	*c.buf = (*c.buf)[:0]
-	return err
-}
-
-func (c *coalescingConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.holding {
-		return c.Conn.Write(p)
-	}
-	if len(*c.buf)+len(p) > coalesceFlushAt {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
-		}
-		if len(p) >= coalesceFlushAt { // a large frame goes as it is, not through the buffer
-			_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-			return c.Conn.Write(p)
-		}
-	}
-	*c.buf = append(*c.buf, p...)
-	return len(p), nil
-}
-
-// SetWriteDeadline is gorilla's, before each frame: while holding, the
-// buffer's writes have their own.
-func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.holding {
-		return nil
-	}
-	return c.Conn.SetWriteDeadline(t)
-}
-
-// coalescingWriter hands gorilla's upgrader a coalescingConn when it
-// hijacks the connection.
-type coalescingWriter struct {
-	http.ResponseWriter
-	timeout time.Duration
-	conn    *coalescingConn // set by Hijack
-}
-
-func (w *coalescingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	w.conn = &coalescingConn{Conn: nc, timeout: w.timeout}
-	return w.conn, brw, nil
-}
+// pingFrame is an unmasked ping with no payload.
+var pingFrame = []byte{0x89, 0x00}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/motehub/motehub/auth"
 )
 
 // countingConn records what is written to it, one entry per Write.
@@ -25,60 +27,64 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 func (c *countingConn) SetWriteDeadline(time.Time) error { return nil }
 
-// TestCoalescingConnOneWritePerDrain: what is written while held goes out
-// in as few writes as the flush size allows, byte for byte, and writes
-// outside a hold go straight through.
-func TestCoalescingConnOneWritePerDrain(t *testing.T) {
+// TestGathererOneWritePerDrain: the lines a writer drains go out framed,
+// byte for byte, in as few writes as its buffer allows; a line larger than
+// the buffer goes out on its own, after what was gathered before it.
+func TestGathererOneWritePerDrain(t *testing.T) {
+	h := newTestHub(t, Config{})
 	under := &countingConn{}
-	c := &coalescingConn{Conn: under, timeout: time.Second}
-	var want []byte
-	c.hold()
-	for i := range 100 {
-		frame := []byte{0x81, 3, 'a', 'b', byte('0' + i%10)}
-		want = append(want, frame...)
-		if n, err := c.Write(frame); n != len(frame) || err != nil {
-			t.Fatalf("Write = %d, %v", n, err)
+	c := newClient("g", "ws", "", "test:1", auth.Anonymous, formatLines, &h.cfg)
+	s := &wsSession{hub: h, c: c, net: newStreamConn(under)}
+	g := gatherer{conn: s.net, c: c, tx: s}
+	written := func() (all []byte) {
+		for _, w := range under.writes {
+			all = append(all, w...)
 		}
+		return all
+	}
+
+	var lines [][]byte
+	var want []byte
+	for i := range 100 {
+		line := []byte{'a', 'b', byte('0' + i%10), '\n'}
+		lines = append(lines, line)
+		want = append(appendTextHeader(want, len(line)), line...)
+	}
+	if err := g.write(lines); err != nil {
+		t.Fatal(err)
 	}
 	if len(under.writes) != 0 {
-		t.Fatalf("%d writes reached the connection during the hold", len(under.writes))
+		t.Fatalf("%d writes reached the connection before the flush", len(under.writes))
 	}
-	if err := c.release(); err != nil {
+	if err := g.flush(); err != nil {
 		t.Fatal(err)
 	}
 	if len(under.writes) != 1 || !bytes.Equal(under.writes[0], want) {
-		t.Fatalf("after the hold: %d writes, want 1 with the 100 frames in order", len(under.writes))
-	}
-	_, _ = c.Write([]byte("pong"))
-	if len(under.writes) != 2 || string(under.writes[1]) != "pong" {
-		t.Fatal("a write outside a hold did not go straight through")
+		t.Fatalf("after the flush: %d writes, want 1 with the 100 frames in order", len(under.writes))
 	}
 
-	big := bytes.Repeat([]byte("x"), 1000)
-	c.hold()
-	for range 100 { // 100 kB: flushed along the way, at most coalesceFlushAt at a time
-		_, _ = c.Write(big)
-	}
-	_ = c.release()
-	total := 0
-	for _, w := range under.writes[2:] {
-		total += len(w)
-	}
-	if n := len(under.writes) - 2; n != 100_000/coalesceFlushAt+1 || total != 100_000 {
-		t.Fatalf("100 kB went out in %d writes of %d bytes in all, want %d writes", n, total, 100_000/coalesceFlushAt+1)
-	}
-
-	// A frame larger than the buffer goes out in one write of its own,
-	// after what was gathered before it.
 	under.writes = nil
-	huge := bytes.Repeat([]byte("y"), 3*coalesceFlushAt)
-	c.hold()
-	_, _ = c.Write([]byte("head"))
-	_, _ = c.Write(huge)
-	_, _ = c.Write([]byte("tail"))
-	_ = c.release()
-	if len(under.writes) != 3 || string(under.writes[0]) != "head" || !bytes.Equal(under.writes[1], huge) || string(under.writes[2]) != "tail" {
-		t.Fatalf("a large frame between small ones went out in %d writes", len(under.writes))
+	big := bytes.Repeat([]byte("x"), 1000)
+	lines, want = lines[:0], want[:0]
+	for range 100 { // 100 kB: written along the way, at most writerBufferSize at a time
+		lines = append(lines, big)
+		want = append(appendTextHeader(want, len(big)), big...)
+	}
+	_ = g.write(lines)
+	_ = g.flush()
+	if n, most := len(under.writes), len(want)/(writerBufferSize-2*maxTextHeader-len(big))+1; n > most || !bytes.Equal(written(), want) {
+		t.Fatalf("100 kB went out in %d writes (want at most %d), or not byte for byte", n, most)
+	}
+
+	under.writes = nil
+	huge := bytes.Repeat([]byte("y"), 3*writerBufferSize)
+	_ = g.write([][]byte{[]byte("head"), huge, []byte("tail")})
+	_ = g.flush()
+	want = append(appendTextHeader(nil, 4), "head"...)
+	want = append(appendTextHeader(want, len(huge)), huge...)
+	want = append(appendTextHeader(want, 4), "tail"...)
+	if !bytes.Equal(written(), want) || !bytes.Equal(under.writes[0], want[:6]) {
+		t.Fatalf("a large line between small ones went out in %d writes, not in order", len(under.writes))
 	}
 }
 
@@ -90,7 +96,7 @@ func TestWebSocketFramesOfEverySize(t *testing.T) {
 	h := newTestHub(t, Config{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeWebSocket(w, r, "") }))
 	defer srv.Close()
-	sizes := []int{9, 125, 126, 127, 1000, 65535, 65536, 65537, coalesceFlushAt - 2, coalesceFlushAt + 10, 300_000}
+	sizes := []int{9, 125, 126, 127, 1000, 65535, 65536, 65537, flushBufferSize - 2, flushBufferSize + 10, writerBufferSize - 2, writerBufferSize + 10, 300_000}
 
 	for _, batch := range []bool{false, true} {
 		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)

@@ -53,6 +53,13 @@
 //     lock.
 //   - each client's queue (client.go), bounded in messages and bytes: a
 //     push or a take holds its lock for O(1) work.
+//   - the flush shards (flusher.go): each holds its lock to append a
+//     client to its ready list (O(1); a push that makes a queue non-empty
+//     does it, after the queue's lock, and may hold the fan-out's or the
+//     acks') or to swap the list out.
+//   - the watchdog (watchdog.go): its lock is held to add or remove a
+//     session, or to copy a chunk of 256 of them; what its checks lead to
+//     (a close, a wake, a start with the default filters) runs outside it.
 //
 // The Bus callback ([Hub] subscribes with one per bus filter; Hub.deliver)
 // encodes the message once, then under the fan-out lock numbers it,
@@ -72,7 +79,8 @@
 // Lock order: the fan-out lock first; under it, any one of the others
 // (event log, state store, interest, acks, sessions, a queue, the device
 // model's queue; the acks' lock may be followed by a queue's, when an ack is
-// sent). No lock is held while taking the fan-out lock, and no other two are
+// sent), then, after the queue's is released, a flush shard's (a wake). No
+// lock is held while taking the fan-out lock, and no other two are
 // nested: the model worker takes the model's lock, the state store's (a
 // snapshot), the views' and a client queue's one at a time.
 //
@@ -88,24 +96,39 @@
 //     subscriptions, tells every listed
 //     client "going away", and returns once every session has ended (or its
 //     context ends, after cutting the connections still open).
-//   - Each client has one writer loop (writer.go) that drains its queue to
-//     the network through a clientTransport (WriteMany, Flush, KeepAlive,
-//     Close), with a deadline on every write; the WebSocket (ws.go) and SSE
-//     (sse.go) sessions implement it. A WebSocket drain goes out in one write
-//     (coalesce.go). The writer runs on its session's goroutine (SSE) or on
-//     one the session waits for (WebSocket).
+//   - A client has one writer at a time. A WebSocket's stream, and an SSE
+//     stream over HTTP/1.1 (hijacked), are scheduled (flusher.go): a queue
+//     that stops being empty puts its client on its flush shard's ready
+//     list (Config.FlushShards goroutines); the shard frames what is
+//     waiting into one buffer and tries one write that never waits; what
+//     would wait (a full socket, a catchup, more than the shard's buffer,
+//     TLS) goes to a writer goroutine started for that client alone
+//     (writer.go), which ends once the queue is empty. Which of them owns
+//     the client is one atomic (writeState.owner: idle, owned, done); only
+//     the owner takes from the queue and writes, and an owner that lets go
+//     looks again, so nothing queued meanwhile waits. An idle scheduled
+//     session holds its reader's goroutine and nothing else: no writer,
+//     ticker, timer or buffer.
+//   - No write sets a deadline: a blocking write records when it began
+//     (streamConn), and the watchdog, one goroutine of the hub's, cuts one
+//     past Config.WriteTimeout; it also pings, closes a WebSocket silent for
+//     Config.PongWait, and starts one that did not configure itself within
+//     Config.HelloTimeout. An SSE stream net/http cannot hand over (HTTP/2)
+//     keeps a writer loop on its handler's goroutine (writeLoop), with its
+//     own ticker and deadlines.
 //   - A client whose queue overflows is marked slow on the publish path; its
 //     writer closes it with 4008 "slow". The publisher never waits for it.
-//   - A WebSocket session's reader runs on a goroutine of its own:
-//     ServeWebSocket returns once the connection is upgraded, and the hub
-//     owns the session from attach to detach. A publish from a browser blocks
-//     only that browser's reader. An SSE stream is written from its HTTP
-//     handler's goroutine.
+//   - A scheduled session's reader runs on a goroutine of its own, which
+//     waits for input at a shallow stack: ServeWebSocket and ServeEvents
+//     return once the connection is the hub's, and the hub owns the session
+//     from attach to detach. A publish from a browser blocks only that
+//     browser's reader. Close stops the flushers and the watchdog after
+//     every session has ended.
 //   - A WebSocket session ends with a lingering close (package
 //     internal/linger): the close frame, a half-close, then what the client
 //     still sends is drained for a bounded moment, so that the close frame
 //     reaches it instead of a reset. An SSE stream ends with "event: close"
-//     and the reason.
+//     and the reason (a hijacked one, lingering as a WebSocket does).
 //   - [Hub.Resync] and [Hub.Recheck] may be called from any goroutine.
 //
 // All exported methods of Hub are safe for concurrent use.

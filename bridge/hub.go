@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"strings"
 	"time"
 
@@ -57,8 +58,19 @@ type Config struct {
 	QueueMessages int
 	// QueueBytes bounds each client's outgoing queue in bytes. Default 4 MiB.
 	QueueBytes int
-	// WriteTimeout bounds every write to a client. Default 10 s.
+	// WriteTimeout bounds every write to a client: a WebSocket or SSE
+	// stream whose write waits longer is cut (the watchdog looks about ten
+	// times per WriteTimeout, PongWait or KeepAlive, whichever is shortest,
+	// and at most once a second). Default 10 s.
 	WriteTimeout time.Duration
+	// FlushShards is how many goroutines write the sessions' streams
+	// (flusher.go). Default GOMAXPROCS.
+	FlushShards int
+	// CoalesceWindow is the longest a flush shard waits after a wide pass
+	// (many sessions written at once) before its next one, so that each
+	// session gets fewer, larger writes when the fan-out is wide; a pass
+	// over fewer than 64 sessions does not wait. Default 2 ms; negative: off.
+	CoalesceWindow time.Duration
 
 	// LogEntries bounds the event log clients resume from, in messages.
 	// Default 16384.
@@ -183,6 +195,8 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.QueueMessages, 4096)
 	defaults.Set(&c.QueueBytes, 4<<20)
 	defaults.Set(&c.WriteTimeout, 10*time.Second)
+	defaults.Set(&c.FlushShards, runtime.GOMAXPROCS(0))
+	defaults.Set(&c.CoalesceWindow, 2*time.Millisecond)
 	defaults.Set(&c.LogEntries, 16384)
 	defaults.Set(&c.LogBytes, 64<<20)
 	defaults.Set(&c.LogMaxAge, time.Hour)
@@ -235,6 +249,8 @@ type Hub struct {
 	interest *interest    // the Bus subscriptions (interest.go); its own lock
 	devices  *deviceModel // the device model and its worker (devmodel.go); its own locks
 	views    *deviceViews // who sees what of the devices, and who follows them (devview.go); its own lock
+	flush    *flushers    // the goroutines that write the sessions' streams (flusher.go); a lock per shard
+	watch    *watchdog    // the sessions' keep-alives and timeouts (watchdog.go); its own lock
 	stats    counters
 }
 
@@ -284,14 +300,23 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
 		go h.interest.reconcile() // until Close
-		return h, nil
-	}
-	if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
+	} else if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
 		h.interest.stop(context.Background())
 		h.devices.close()
 		return nil, fmt.Errorf("bridge: subscribe on the bus: %w", err)
 	}
+	h.flush = newFlushers(h, cfg.FlushShards) // until Close
+	h.watch = newWatchdog(h)                  // until Close
 	return h, nil
+}
+
+// prepareScheduled makes c's stream written by the flushers through tx,
+// before c is attached. The caller then registers it with the watchdog.
+func (h *Hub) prepareScheduled(c *client, tx streamTransport) {
+	c.w.tx = tx
+	c.w.done = make(chan struct{})
+	h.flush.assign(c)
+	c.out.notify = c.wake
 }
 
 // Epoch names this hub's event history; event ids are "<epoch>-<seq>".
@@ -321,7 +346,11 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.devices.close()
 	h.acks.stop()
 	h.interest.stop(ctx)
-	return h.sess.end(ctx, clients)
+	err := h.sess.end(ctx, clients)
+	// Every session has ended: its close written, its writer gone.
+	h.watch.close()
+	h.flush.close()
+	return err
 }
 
 // deliver is the Bus callback: the message is encoded once (every
@@ -335,6 +364,9 @@ func (h *Hub) deliver(m Message) {
 
 // detach removes c from the hub. Call it once, after a successful attach.
 func (h *Hub) detach(c *client) {
+	if c.scheduled() {
+		h.watch.remove(c)
+	}
 	h.fan.remove(c)
 	h.views.follow(c, false)
 	h.sess.remove(c) // last: Close waits for it

@@ -236,6 +236,14 @@ func (h *Hub) drain(c *client, d *drainer, write func([][]byte) error) error {
 	if err := h.writeTaken(c, cu, items, d.lines, write); err != nil {
 		return err
 	}
+	h.countWritten(c, items)
+	d.used = true
+	return nil
+}
+
+// countWritten counts the bytes of items written to c, and how long each
+// message waited.
+func (h *Hub) countWritten(c *client, items []outItem) {
 	now := time.Now().UnixNano()
 	var bytes uint64
 	for _, it := range items {
@@ -245,8 +253,6 @@ func (h *Hub) drain(c *client, d *drainer, write func([][]byte) error) error {
 		}
 	}
 	h.stats.bytesOutBy[c.kind].Add(bytes)
-	d.used = true
-	return nil
 }
 
 // drainKeep is the most a queue keeps of its buffer when it lets it go.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/internal/httpx"
+	"github.com/motehub/motehub/internal/linger"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -51,6 +52,11 @@ func ParseStreamQuery(q url.Values, header http.Header) (StreamQuery, error) {
 // "data: [topic, payload]", a comment every Config.KeepAlive. A client that
 // sends its last event id resumes after it without a gap or a duplicate,
 // or gets "event: resync" and the last values when that is not possible.
+//
+// Over HTTP/1.1 the hub takes the connection over from net/http once the
+// stream starts (its head written by the hub, the body ended by closing
+// the connection) and ServeEvents returns; over HTTP/2 it returns when the
+// stream ends.
 func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	q, err := ParseStreamQuery(r.URL.Query(), r.Header)
 	if err == nil {
@@ -63,7 +69,18 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	}
 	rc := http.NewResponseController(w)
 	c := newClient(newID(8), "sse", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatSSE, &h.cfg)
-	c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
+	var hijacked *sseStream
+	var ready chan struct{}
+	if canHijack(w, r) {
+		hijacked = &sseStream{hub: h, c: c}
+		h.prepareScheduled(c, hijacked)
+		c.w.owner.Store(writeOwned) // the handler's, until the response's head is written
+		c.abort = hijacked.abort
+	} else {
+		c.abort = func() { _ = rc.SetWriteDeadline(time.Now()) } // a write in progress fails at once
+		ready = make(chan struct{}, 1)
+		c.out.notify = readySignal(ready)
+	}
 	if err := h.sess.attach(c); err != nil {
 		e := AsError(err)
 		if acceptsEventStream(r) {
@@ -73,16 +90,21 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
-	defer h.detach(c)
 
 	// Registered before the first byte goes out: a client that has the
 	// response gets everything published after it.
 	h.interest.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
 	if err := h.fan.startStream(c, q); err != nil {
+		h.detach(c)
 		e := AsError(err)
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
+	if hijacked != nil {
+		h.serveHijacked(w, hijacked, q.Since)
+		return
+	}
+	defer h.detach(c)
 	startEventStream(w)
 	s := &sseSession{hub: h, c: c, w: w, rc: rc}
 	if err := s.WriteMany([][]byte{fmt.Appendf(nil, "retry: %d\n\n", h.cfg.SSERetry.Milliseconds())}); err != nil {
@@ -92,9 +114,40 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		return
 	}
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote, "base", base, "since", q.Since)
-	h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.KeepAlive, gone: r.Context().Done()})
+	h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.KeepAlive, gone: r.Context().Done(), ready: ready})
 	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+}
+
+// serveHijacked takes s's connection over from net/http, writes the
+// response's head, and hands the stream, whose catchup is queued, to the
+// flushers; the handler then returns. The handler owns s.c until then.
+func (h *Hub) serveHijacked(w http.ResponseWriter, s *sseStream, since string) {
+	c := s.c
+	nc, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		c.close(ReasonWriteFailed)
+		c.finish()
+		h.detach(c)
+		h.log.Error("event stream not taken over", "remote", c.remote, "err", err)
+		httpx.WriteError(w, http.StatusInternalServerError, CodeInternal, "the event stream could not start")
+		return
+	}
+	_ = nc.SetDeadline(time.Time{}) // the server's deadlines are not the stream's
+	// "event: close" for a client that reads slowly waits behind what the
+	// kernel holds unsent: keep that small.
+	linger.BoundUnsent(nc, unsentBound)
+	s.net = newStreamConn(nc)
+	s.hijacked.Store(s.net)
+	h.watch.add(c, h.cfg.KeepAlive, 0)
+	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote, "base", c.base, "since", since)
+	if err := s.net.writeAll(eventStreamHead(w.Header(), h.cfg.SSERetry)); err != nil {
+		c.close(ReasonWriteFailed)
+	}
+	if c.release() { // the catchup is queued: the flushers take it from here
+		c.w.shard.add(c)
+	}
+	go s.run()
 }
 
 // startEventStream answers 200 with the headers of an event stream.
@@ -139,8 +192,9 @@ func (h *Hub) refuseStream(w http.ResponseWriter, rc *http.ResponseController, e
 	_ = rc.Flush()
 }
 
-// sseSession is one SSE client: its writer runs on the request's
-// goroutine.
+// sseSession is an SSE client whose connection net/http keeps (HTTP/2):
+// its writer runs on the request's goroutine. Over HTTP/1.1 the hub takes
+// the connection over instead (sseStream).
 type sseSession struct {
 	hub *Hub
 	c   *client

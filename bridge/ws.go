@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -31,9 +32,10 @@ const Subprotocol = "clown.talk"
 // right after its handshake.
 const closeGrace = time.Second
 
-// unsentBound is the most a WebSocket's kernel holds unsent: four of the
-// writer's coalesced writes, so throughput does not suffer, and little
-// enough that a slow reader reaches the close frame soon after it is written.
+// unsentBound is the most a stream's kernel holds unsent (WebSocket, hijacked
+// SSE): four of a writer's gathered writes, so throughput does not suffer,
+// and little enough that a slow reader reaches the close frame soon after
+// it is written.
 const unsentBound = 128 << 10
 
 // wsVersion is the only WebSocket protocol version there is (RFC 6455).
@@ -41,7 +43,7 @@ const wsVersion = "13"
 
 func newUpgrader(h *Hub) websocket.Upgrader {
 	return websocket.Upgrader{
-		ReadBufferSize:  1024,
+		ReadBufferSize:  0, // gorilla reads through the session's buffer (hijackingWriter)
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{}, // idle sessions hold no write buffer
 		Subprotocols:    []string{Subprotocol},
@@ -126,7 +128,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	// Taken before the handshake completes: a session replays from here, so a
 	// client gets everything published after it saw the 101 response.
 	connectSeq := h.fan.position()
-	cw := &coalescingWriter{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
+	cw := &hijackingWriter{ResponseWriter: w}
 	conn, err := h.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
 		h.sess.unreserve(addr)
@@ -139,14 +141,19 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
 	c.abort = func() { _ = conn.NetConn().Close() }
+	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, br: cw.br, limit: newInboundLimit(h.cfg.MessageRate)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.prepareScheduled(c, s)
 	if err := h.sess.attachReserved(c); err != nil { // shutting down
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseTryAgainLater, closeText(AsError(err).Message)), time.Now().Add(closeGrace))
 		_ = linger.Close(cw.conn.Conn, linger.Timeout)
 		return
 	}
-	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, limit: newInboundLimit(h.cfg.MessageRate)}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
+		"base", c.base, "subprotocol", conn.Subprotocol())
+	// A client that has not sent config/set by HelloTimeout starts with the defaults.
+	h.watch.add(c, h.cfg.PongWait*9/10, h.cfg.HelloTimeout)
 	// The handler returns: net/http lets go of the connection's buffers, the
 	// request and the handler's deep stack, about half of what an idle
 	// session would otherwise hold. The session belongs to the hub from
@@ -155,25 +162,26 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 }
 
 // wsSession is one WebSocket client: the reader runs on a goroutine of its
-// own, started by ServeWebSocket, and the writer on one that run waits for.
+// own, started by ServeWebSocket; its stream is written by the flushers
+// and, when a write would wait, a writer of its own (see flusher.go).
 type wsSession struct {
 	hub    *Hub
 	c      *client
 	conn   *websocket.Conn
-	net    *coalescingConn // conn's connection: a drain's frames go out in one write
+	net    *streamConn     // conn's connection, where the stream goes
+	br     *bufio.Reader   // what gorilla reads through; the reader's own
 	ctx    context.Context // for the client's publishes; cancelled when the session stops
 	cancel context.CancelFunc
 	limit  inboundLimit
 	// lingerUntil (unix nanos; 0 until Close) is when a closing session
 	// stops waiting for the client to close too.
 	lingerUntil atomic.Int64
-	holding     bool // the writer gathers frames in net (see Flush)
 }
 
-var _ clientTransport = (*wsSession)(nil)
+var _ streamTransport = (*wsSession)(nil)
 
 // How a session ends (a lingering close, see package linger): the writer
-// closes the transport (Close): a close frame with the reason (the
+// closes the transport (close): a close frame with the reason (the
 // client's own close is answered by gorilla's reader), then a half-close,
 // so that the client reads everything up to the close frame and then the
 // end of the stream. The reader, which stops acting on what the client
@@ -181,20 +189,21 @@ var _ clientTransport = (*wsSession)(nil)
 // then drains what the client still sends until it closes too, or the
 // deadline, and only then closes the socket: a socket closed with unread
 // input sends a reset, which would destroy the close frame on its way.
+//
+// run is the session's goroutine, and idle it waits at a shallow stack
+// (see readLoop): what goes deep (logs, the end) is in functions of their
+// own.
 func (s *wsSession) run() {
-	h, c := s.hub, s.c
-	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
-		"base", c.base, "subprotocol", s.conn.Subprotocol())
+	s.end(s.readLoop())
+}
 
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		// A client that has not sent config/set by HelloTimeout starts with the defaults.
-		h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.PongWait * 9 / 10, hello: h.cfg.HelloTimeout})
-	}()
-	err := s.readLoop()
+// end ends the session, after its reader returned err.
+//
+//go:noinline
+func (s *wsSession) end(err error) {
+	h, c := s.hub, s.c
 	c.close(readReason(err))
-	<-writerDone
+	<-c.w.done // the close is written
 	if until := s.lingerUntil.Load(); until != 0 {
 		linger.Drain(s.net.Conn, time.Unix(0, until), linger.MaxBytes)
 	}
@@ -218,57 +227,77 @@ func readReason(err error) CloseReason {
 func (s *wsSession) readLoop() error {
 	h, c, conn := s.hub, s.c, s.conn
 	conn.SetReadLimit(int64(h.cfg.MaxFrameBytes))
-	alive := func() {
-		if c.stopped() { // a closing session does not wait longer for the peer
-			return
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
-		if until := s.lingerUntil.Load(); until != 0 { // Close came in between
-			_ = conn.SetReadDeadline(time.Unix(0, until))
-		}
-	}
-	alive()
-	conn.SetPongHandler(func(string) error { alive(); return nil })
+	// The watchdog closes a session not heard from in PongWait: no read
+	// deadline per frame.
+	conn.SetPongHandler(func(string) error { c.w.heard.Store(time.Now().UnixNano()); return nil })
 
 	var buf []byte
 	for {
-		kind, r, err := conn.NextReader()
-		if err != nil {
-			return err
+		// An idle session waits here, its stack shallow (see streamConn.waitReadable),
+		// unless gorilla has read ahead what comes next.
+		if s.br == nil || s.br.Buffered() == 0 {
+			s.net.waitReadable()
 		}
-		if c.stopped() {
-			return nil // closing: what the client sends now is drained unread
-		}
-		alive()
-		var tooLarge bool
-		buf, tooLarge, err = readMessage(buf[:0], r, h.cfg.MaxMessageBytes)
-		if err != nil {
-			return err
-		}
-		if tooLarge {
-			h.fan.send(c, controlFrame(topicError, errorf(CodeTooLarge,
-				"message over %d bytes discarded", h.cfg.MaxMessageBytes)))
-			continue
-		}
-		// RFC 6455 §8.1: a text frame is UTF-8, or the connection fails.
-		// A binary frame carries the same lines; its bytes are checked line
-		// by line (a line that is not UTF-8 is answered "bad-json").
-		if kind == websocket.TextMessage && !utf8.Valid(buf) {
-			c.close(ReasonInvalidText)
-			return nil
-		}
-		splitLines(buf, func(line []byte) {
-			if s.limit.admit(h, c) {
-				h.handleLine(s.ctx, c, line)
-			}
-		})
-		if cap(buf) > 16<<10 {
-			buf = nil // an idle session keeps no large buffer
-		}
-		if c.stopped() {
-			return nil // flooding, or the hub ended the session
+		var err error
+		if buf, err = s.readAside(buf); err != nil || c.stopped() {
+			return err // nil: closing (what the client sends now is drained unread), flooding, or the hub ended the session
 		}
 	}
+}
+
+// readAside runs readOne on a goroutine of its own and waits for it: the
+// depth that reading a message and acting on it takes (gorilla, JSON, a
+// config/set) is that goroutine's stack, which ends with it, and not the
+// reader's, which an idle session keeps until a garbage collection shrinks
+// it. A message costs a goroutine's start (browsers send few; MessageRate
+// bounds them).
+func (s *wsSession) readAside(buf []byte) ([]byte, error) {
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		buf, err = s.readOne(buf)
+	}()
+	<-done
+	return buf, err
+}
+
+// readOne reads a message from the client and acts on it, reusing buf.
+//
+//go:noinline
+func (s *wsSession) readOne(buf []byte) ([]byte, error) {
+	h, c := s.hub, s.c
+	kind, r, err := s.conn.NextReader()
+	if err != nil || c.stopped() {
+		return buf, err
+	}
+	c.w.heard.Store(time.Now().UnixNano())
+	var tooLarge bool
+	buf, tooLarge, err = readMessage(buf[:0], r, h.cfg.MaxMessageBytes)
+	if err != nil {
+		return buf, err
+	}
+	if tooLarge {
+		h.fan.send(c, controlFrame(topicError, errorf(CodeTooLarge,
+			"message over %d bytes discarded", h.cfg.MaxMessageBytes)))
+		return buf, nil
+	}
+	// RFC 6455 §8.1: a text frame is UTF-8, or the connection fails.
+	// A binary frame carries the same lines; its bytes are checked line
+	// by line (a line that is not UTF-8 is answered "bad-json").
+	if kind == websocket.TextMessage && !utf8.Valid(buf) {
+		c.close(ReasonInvalidText)
+		return buf, nil
+	}
+	splitLines(buf, func(line []byte) {
+		if s.limit.admit(h, c) {
+			h.handleLine(s.ctx, c, line)
+		}
+	})
+	if cap(buf) > 16<<10 {
+		buf = nil // an idle session keeps no large buffer
+	}
+	return buf, nil
 }
 
 // inboundLimit holds a client to Config.MessageRate.
@@ -334,72 +363,28 @@ func readMessage(buf []byte, r io.Reader, limit int) (_ []byte, tooLarge bool, e
 	}
 }
 
-// WriteMany writes lines as text frames, one per line or, for a client
-// that asked for batches, as many as Config.MaxBatchBytes allows, gathered
-// until Flush (see coalescingConn).
-func (s *wsSession) WriteMany(lines [][]byte) error {
-	c := s.c
-	if !s.holding {
-		s.net.hold()
-		s.holding = true
-	}
-	if !c.batch.Load() {
-		for i, line := range lines {
-			if i%stopCheckEvery == 0 && c.stopped() {
-				return errStopping
-			}
-			if err := s.net.writeText(line); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for len(lines) > 0 {
-		if c.stopped() {
-			return errStopping
-		}
-		n, size := 0, 0
-		for n < len(lines) && (n == 0 || size+len(lines[n]) <= s.hub.cfg.MaxBatchBytes) {
-			size += len(lines[n])
-			n++
-		}
-		if err := s.net.writeText(lines[:n]...); err != nil {
-			return err
-		}
-		lines = lines[n:]
-	}
-	return nil
+func (s *wsSession) appendLines(dst []byte, lines [][]byte) []byte {
+	return appendTextFrames(dst, lines, s.c.batch.Load(), s.hub.cfg.MaxBatchBytes)
 }
 
-// stopCheckEvery is how many lines WriteMany writes between two looks at
-// whether the session is ending: often enough that a slow client's close
-// waits behind little, rarely enough to cost nothing per line.
-const stopCheckEvery = 32
+func (s *wsSession) appendHeader(dst []byte, size int) []byte { return appendTextHeader(dst, size) }
 
-// Flush writes what the drain gathered, in one system call.
-func (s *wsSession) Flush() error {
-	if !s.holding {
-		return nil
-	}
-	s.holding = false
-	return s.net.release()
-}
-
-// KeepAlive pings: a client that answers (any reading client does) keeps
+// keepAlive pings: a client that answers (any reading client does) keeps
 // its session past Config.PongWait.
-func (s *wsSession) KeepAlive() error {
-	return s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.hub.cfg.WriteTimeout))
-}
+func (s *wsSession) keepAlive() []byte { return pingFrame }
 
-// Close tells the client why the hub ends the session, unless it knows
+func (s *wsSession) stream() *streamConn { return s.net }
+
+// close tells the client why the hub ends the session, unless it knows
 // already or the stream is broken, and half-closes the connection; run
 // lingers until the client closes too.
 //
-// The close frame gets a whole Config.WriteTimeout: for a client that reads
-// slowly it waits behind what the socket already holds (the writer stopped
-// adding to it as soon as the session was ending, and the kernel holds at
-// most unsentBound unsent), and its reader sees it once it has read that.
-func (s *wsSession) Close(r CloseReason, broken bool) {
+// The close frame gets a whole Config.WriteTimeout (the watchdog's): for a
+// client that reads slowly it waits behind what the socket already holds
+// (the writer stopped adding to it as soon as the session was ending, and
+// the kernel holds at most unsentBound unsent), and its reader sees it once
+// it has read that.
+func (s *wsSession) close(r CloseReason, broken bool) {
 	defer s.cancel() // the client's publishes still waiting end now
 	// After ReasonClientGone and ReasonTooLarge the peer has its close frame
 	// (its own, answered by gorilla; gorilla's 1009).

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -412,6 +413,15 @@ func TestOptions(t *testing.T) {
 		if _, err := parseOptions(bad, noEnv, io.Discard); err == nil {
 			t.Errorf("%v was accepted", bad)
 		}
+	}
+	for args, want := range map[string]time.Duration{"": 2 * time.Millisecond, "--coalesce-window=5ms": 5 * time.Millisecond, "--coalesce-window=0": -1} {
+		o, err := parseOptions(strings.Fields(args), noEnv, io.Discard)
+		if got := hubConfig(o, security{}, mqttSide{}, slog.Default()).CoalesceWindow; err != nil || got != want {
+			t.Errorf("%q: the hub's coalescing window %v (%v), want %v", args, got, err, want)
+		}
+	}
+	if _, err := parseOptions([]string{"--coalesce-window", "-1ms"}, noEnv, io.Discard); err == nil {
+		t.Error("a negative --coalesce-window was accepted")
 	}
 	if _, err := parseOptions([]string{"--nope"}, lookup, io.Discard); err == nil {
 		t.Fatal("an unknown flag must be refused")

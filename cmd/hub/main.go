@@ -234,6 +234,10 @@ func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge
 		MaxTopics:             opts.MaxTopics,
 		HistoryLength:         opts.HistoryLength,
 		HistoryBytes:          int(opts.HistoryBytes),
+		CoalesceWindow:        opts.CoalesceWindow,
+	}
+	if opts.CoalesceWindow == 0 {
+		hubCfg.CoalesceWindow = -1 // off; the bridge's zero is its default
 	}
 	if mq.store != nil {
 		hubCfg.Journal, hubCfg.Restore = mq.store, mq.store.Restored()

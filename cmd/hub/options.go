@@ -63,8 +63,10 @@ type options struct {
 
 	// Command confirmation, and the simulated motes of --demo (demo.go).
 	AckTimeout time.Duration
-	Demo       bool
-	DemoMotes  int
+	// CoalesceWindow: bridge.Config.CoalesceWindow, 0 for off.
+	CoalesceWindow time.Duration
+	Demo           bool
+	DemoMotes      int
 
 	// An existing broker in place of the embedded one (upstream.go).
 	Upstream         string
@@ -93,6 +95,7 @@ var helpGroups = []flagGroup{
 	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
 		"upstream-password", "upstream-ca", "upstream-client-id-prefix", "upstream-linger"}},
 	{"Commands", []string{"ack-timeout"}},
+	{"Tuning", []string{"coalesce-window"}},
 	{"Demo", []string{"demo", "demo-motes"}},
 	{"Logging", []string{"log-level", "log-format"}},
 	{"Configuration", []string{"config"}},
@@ -191,6 +194,8 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	fs.Int64Var(&o.HistoryBytes, "history-bytes", bridge.DefaultHistoryBytes, "`BYTES` of last values and history kept, in memory and in --data; past it the topic updated least recently goes")
 	o.AckTimeout = 5 * time.Second
 	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
+	fs.DurationVar(&o.CoalesceWindow, "coalesce-window", 2*time.Millisecond, "the longest the hub waits after writing to many browsers at once before it writes again, "+
+		"so that each gets fewer, larger writes; writing to few it never waits (`DURATION`; 0: off)")
 	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
 	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
 	fs.StringVar(&o.Upstream, "upstream", "", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); turns off --mqtt and --data")
@@ -296,6 +301,8 @@ func (o options) check() error {
 		return fmt.Errorf("--max-message-bytes %d: at least 1024", o.MaxMessageBytes)
 	case o.MaxConnections < 1 || o.MaxConnectionsPerAddress < 1 || o.MaxSubscriptions < 1 || o.MaxStateValues < 1 || o.MaxDevices < 1:
 		return errors.New("--max-connections, --max-connections-per-address, --max-subscriptions, --max-state-values and --max-devices are at least 1")
+	case o.CoalesceWindow < 0 || o.CoalesceWindow > time.Second:
+		return fmt.Errorf("--coalesce-window %v: between 0 (off) and 1s", o.CoalesceWindow)
 	case o.MQTTMaxSessions < 1 || o.MQTTMaxSubscriptions < 1 || o.MQTTMaxQueued < 1 || o.MQTTMaxQueued > 65535:
 		return errors.New("--mqtt-max-sessions and --mqtt-max-subscriptions are at least 1, --mqtt-max-queued between 1 and 65535")
 	case o.MQTTMaxSessions < o.MaxConnections:

@@ -1,0 +1,274 @@
+package bridge
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// How a scheduled session's stream is written (WebSocket, hijacked SSE):
+// no goroutine waits on an idle session's queue. A queue that stops being
+// empty puts its client on its flush shard's ready list; the shard's
+// goroutine gathers the client's frames into one buffer and tries one
+// write that never waits. When the socket takes it all, the client holds
+// nothing again. When it would wait (the socket is full), when there is a
+// catchup to write (a replay, a resync), more than a shard's buffer, or a
+// connection without non-blocking writes (TLS), a writer goroutine is
+// started for that client alone (writer.go): it writes with blocking
+// writes, drains the queue until it is empty, and ends.
+//
+// A client has one writer at a time: its writeState.owner says whether it
+// is idle, or owned (on a shard's list, being flushed by the shard, or
+// being written by its writer goroutine), or done (its session's close was
+// written). Only the owner takes from the queue and writes. Whoever has
+// something for the client (a push, a keep-alive, a close) calls wake,
+// which makes an idle client owned and puts it on its shard's list; an
+// owner that runs out of work lets go (release) and then looks once more,
+// so that nothing woken meanwhile is left behind.
+
+// The states of writeState.owner.
+const (
+	writeIdle  int32 = iota // nothing to write, no one on it
+	writeOwned              // on a shard's list, flushed by it, or its writer's
+	writeDone               // the session's close has been written: nothing more
+)
+
+// streamTransport is a scheduled session's way to its client, as its
+// shard and its writer see it; the WebSocket (ws.go) and the hijacked SSE
+// stream (sse.go) implement it. Only the client's owner calls it, but for
+// stream, which the watchdog reads.
+type streamTransport interface {
+	// appendLines appends lines to dst, framed for the client (WebSocket
+	// frames; SSE events as they are).
+	appendLines(dst []byte, lines [][]byte) []byte
+	// appendHeader appends to dst what goes before a line of size bytes
+	// written on its own (a WebSocket frame's header; nothing for SSE).
+	appendHeader(dst []byte, size int) []byte
+	// keepAlive is the frame of the idle tick: a ping, an SSE comment.
+	keepAlive() []byte
+	// stream is the connection the stream goes to.
+	stream() *streamConn
+	// close ends the session for reason r, telling the client why when it
+	// can (broken: a write failed, nothing more can be written). It may
+	// wait on the network: only a writer goroutine calls it.
+	close(r CloseReason, broken bool)
+}
+
+// writeState is a scheduled client's side of the flushers and the
+// watchdog. Its zero value is a client that is not scheduled (an
+// SSE stream on net/http's own goroutine, a test's).
+type writeState struct {
+	tx    streamTransport
+	shard *flushShard
+	owner atomic.Int32
+	ping  atomic.Bool   // a keep-alive is due
+	used  atomic.Bool   // written to since the watchdog last looked: its queue keeps its arrays
+	heard atomic.Int64  // unix nanos when the client was last heard from (a frame, a pong); for the idle timeout
+	done  chan struct{} // closed once the session's close is written (writeDone)
+
+	// The watchdog's own (under its lock).
+	slot     int   // index in the watchdog's members
+	nextPing int64 // unix nanos
+}
+
+// scheduled reports whether c's stream is written by the flushers.
+func (c *client) scheduled() bool { return c.w.shard != nil }
+
+// wake makes sure someone will look at c: an idle client goes on its
+// shard's list, an owned one is looked at again by its owner before it
+// lets go. O(1), and it never blocks: the publish path calls it.
+func (c *client) wake() {
+	if c.w.shard != nil && c.w.owner.CompareAndSwap(writeIdle, writeOwned) {
+		c.w.shard.add(c)
+	}
+}
+
+// release lets go of c after its owner found nothing more to do, and
+// reports whether the caller owns it again because something came
+// meanwhile: then it must go on.
+func (c *client) release() bool {
+	c.w.owner.Store(writeIdle)
+	return c.hasWork() && c.w.owner.CompareAndSwap(writeIdle, writeOwned)
+}
+
+// hasWork reports whether c's owner has something to do.
+func (c *client) hasWork() bool {
+	return c.stopped() || c.w.ping.Load() || c.out.waiting()
+}
+
+// finish marks c's close written: its reader may linger and detach it.
+func (c *client) finish() {
+	c.w.owner.Store(writeDone)
+	close(c.w.done)
+}
+
+// flushers are the hub's flush shards.
+type flushers struct {
+	shards []*flushShard
+	next   atomic.Uint32 // round robin of new sessions over the shards
+	wg     sync.WaitGroup
+	stop   chan struct{}
+}
+
+// flushBufferSize is a shard's buffer: the most one client's frames can
+// take in one try. A client with more waiting goes to its writer.
+const flushBufferSize = 64 << 10
+
+// coalesceFrom is the width of a pass (clients flushed) from which a shard
+// waits before its next one, and coalesceFull the width at which it waits
+// the whole Config.CoalesceWindow: a wider pass waits longer, so that each
+// client gets fewer, larger writes, and a narrow one (low load) not at all.
+const (
+	coalesceFrom = 64
+	coalesceFull = 1024
+)
+
+func newFlushers(h *Hub, n int) *flushers {
+	f := &flushers{stop: make(chan struct{})}
+	for range n {
+		sh := &flushShard{hub: h, wake: make(chan struct{}, 1), window: h.cfg.CoalesceWindow}
+		f.shards = append(f.shards, sh)
+		f.wg.Go(func() { sh.run(f.stop) })
+	}
+	return f
+}
+
+// assign gives c a shard.
+func (f *flushers) assign(c *client) {
+	c.w.shard = f.shards[int(f.next.Add(1))%len(f.shards)]
+}
+
+// close stops the shards: after every session ended.
+func (f *flushers) close() {
+	close(f.stop)
+	f.wg.Wait()
+}
+
+// flushShard is one flusher: a goroutine that writes the clients on its
+// ready list, in the order they became ready.
+type flushShard struct {
+	hub    *Hub
+	window time.Duration
+
+	mu    sync.Mutex
+	ready []*client // each client at most once (it is owned while on it): at most the sessions
+	wake  chan struct{}
+
+	// The shard goroutine's own.
+	buf   []byte
+	lines [][]byte
+	raw   rawWrite
+}
+
+// add puts c, which the caller just made owned, on the ready list.
+func (sh *flushShard) add(c *client) {
+	sh.mu.Lock()
+	sh.ready = append(sh.ready, c)
+	first := len(sh.ready) == 1
+	sh.mu.Unlock()
+	if first {
+		select {
+		case sh.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (sh *flushShard) run(stop <-chan struct{}) {
+	var batch []*client
+	var timer *time.Timer
+	for {
+		select {
+		case <-sh.wake:
+		case <-stop:
+			return
+		}
+		for {
+			sh.mu.Lock()
+			batch, sh.ready = sh.ready, batch[:0]
+			sh.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for _, c := range batch {
+				sh.flush(c)
+			}
+			wait := sh.pause(len(batch))
+			clear(batch)
+			if cap(batch) > coalesceFull && len(batch) < coalesceFull/4 {
+				batch = nil // a peak's list is not kept
+			}
+			if wait <= 0 {
+				continue
+			}
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-timer.C:
+			case <-stop:
+				timer.Stop()
+				return
+			}
+		}
+	}
+}
+
+// pause is how long the shard waits after a pass over n clients.
+func (sh *flushShard) pause(n int) time.Duration {
+	if sh.window <= 0 || n < coalesceFrom {
+		return 0
+	}
+	return sh.window * time.Duration(min(n, coalesceFull)) / coalesceFull
+}
+
+// flush writes what c has waiting, which the shard owns, in one try; what
+// it cannot write without waiting goes to c's writer.
+func (sh *flushShard) flush(c *client) {
+	h, tx := sh.hub, c.w.tx
+	if c.stopped() || tx.stream().raw == nil {
+		h.startWriter(c, nil)
+		return
+	}
+	items, ok := c.out.takeUpTo(flushBufferSize - flushBufferSize/8) // room for the frames' headers
+	if !ok {
+		h.startWriter(c, nil)
+		return
+	}
+	clear(sh.lines)
+	sh.lines = sh.lines[:0]
+	for _, it := range items {
+		sh.lines = append(sh.lines, it.line)
+	}
+	buf := sh.buf[:0]
+	if c.w.ping.Swap(false) {
+		buf = append(buf, tx.keepAlive()...)
+	}
+	buf = tx.appendLines(buf, sh.lines)
+	if cap(buf) <= 2*flushBufferSize {
+		sh.buf = buf // a batch's headers may take more than the eighth left for them
+	}
+	n, err := tx.stream().tryWrite(buf, &sh.raw)
+	if err == nil || err == errBusy {
+		h.countWritten(c, items)
+	}
+	clear(sh.lines)
+	c.out.recycle(items)
+	c.w.used.Store(true)
+	switch {
+	case err == errBusy || err == nil && n < len(buf):
+		h.startWriter(c, append([]byte(nil), buf[n:]...))
+		return
+	case err != nil:
+		c.close(ReasonWriteFailed)
+		h.startBrokenWriter(c)
+		return
+	}
+	if c.release() {
+		// Woken meanwhile: the shard owns c again. Its turn comes after
+		// the others on the list.
+		sh.add(c)
+	}
+}
