@@ -133,6 +133,9 @@ func (cl *Client) enqueue(pk *packets.Packet) bool {
 func (cl *Client) enqueueWait(pk *packets.Packet) bool {
 	limit := int(cl.ops.options.Capabilities.MaximumClientWritesPending)
 	for {
+		if cl.Closed() {
+			return false
+		}
 		room := cl.State.outbound.roomOrWait(limit)
 		if room == nil && cl.enqueue(pk) {
 			return true
