@@ -7,10 +7,15 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
+
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/hubtest"
 )
 
 // An idle device, as the memory benchmarks see it: an MQTT 3.1.1 client
@@ -134,4 +139,39 @@ func rssBytes(pid string) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc/" + pid + "/status")
+}
+
+// TestIdleDevicesHoldOneGoroutineEach: an idle MQTT client costs the broker
+// one goroutine (its reader, which the runtime's poller needs), not two: a
+// writer runs only while there is something to write to it, and ends once
+// it is written.
+func TestIdleDevicesHoldOneGoroutineEach(t *testing.T) {
+	const n, slack = 100, 5
+	e := startTest(t, Config{MaxConnectionsPerAddress: n + 10, MessageRate: -1})
+	base := runtime.NumGoroutine()
+	conns, _, err := connectDevices(func() (net.Conn, error) { return net.Dial("tcp", e.Addr().String()) }, 0, n, 8)
+	defer closeAll(conns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	atMost := func(limit int) func() bool { return func() bool { return runtime.NumGoroutine() <= limit } }
+	hubtest.Eventually(t, hubtest.Timeout, atMost(base+n+slack), "more than one goroutine per idle device")
+
+	// A message for each: each gets it, and the writers started for them end.
+	for i := range n {
+		topic := "dev/" + strconv.Itoa(i) + "/cmd"
+		if err := e.Publish(t.Context(), bridge.Message{Topic: topic, Payload: []byte("go")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range conns {
+		topic := "dev/" + strconv.Itoa(i) + "/cmd"
+		want := appendPacket(nil, 0x30, append(appendString(nil, topic), "go"...))
+		var got [32]byte
+		_ = c.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+		if _, err := io.ReadFull(c, got[:len(want)]); err != nil || string(got[:len(want)]) != string(want) {
+			t.Fatalf("device %d got % x (%v), want % x", i, got[:len(want)], err, want)
+		}
+	}
+	hubtest.Eventually(t, hubtest.Timeout, atMost(base+n+slack), "writers still running once everything was written")
 }

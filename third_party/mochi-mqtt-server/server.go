@@ -109,10 +109,13 @@ type Options struct {
 	// 	server.Options.Capabilities.MaximumClientWritesPending = 16 * 1024
 	Capabilities *Capabilities `yaml:"capabilities" json:"capabilities"`
 
-	// ClientNetWriteBufferSize specifies the size of the client *bufio.Writer write buffer.
+	// ClientNetWriteBufferSize is about the size of the writes of a client's
+	// writer: the packets queued while it writes go together, up to this size.
+	// The buffer is pooled, held only while writing.
 	ClientNetWriteBufferSize int `yaml:"client_net_write_buffer_size" json:"client_net_write_buffer_size"`
 
-	// ClientNetReadBufferSize specifies the size of the client *bufio.Reader read buffer.
+	// ClientNetReadBufferSize specifies the size of the client *bufio.Reader read buffer,
+	// held for as long as the client is connected.
 	ClientNetReadBufferSize int `yaml:"client_net_read_buffer_size" json:"client_net_read_buffer_size"`
 
 	// Logger specifies a custom configured implementation of log/slog to override
