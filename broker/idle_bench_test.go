@@ -28,7 +28,8 @@ var idleProfileDir = flag.String("idleprofile", "", "`DIR` where BenchmarkIdleDe
 // devices minus without, over the devices; the device's own end of the
 // connection included: a net.Pipe end or a TCP socket's Go side),
 // RSS/device (the same for the process's resident set), goroutines/device,
-// and connects/s.
+// stack-before-GC-B/device (the stacks as handling CONNECT and SUBSCRIBE
+// grew them: collections shrink them later), and connects/s.
 func BenchmarkIdleDevices(b *testing.B) {
 	for _, run := range []struct {
 		name string
@@ -67,6 +68,8 @@ func measureIdleDevices(b *testing.B, name string, n int, pipe bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var grown runtime.MemStats
+	runtime.ReadMemStats(&grown) // the stacks as handling CONNECT and SUBSCRIBE left them, before a collection shrinks them
 	heap1, stack1, rss1 := idleMemory(b)
 	if *idleProfileDir != "" {
 		writeProfiles(b, filepath.Join(*idleProfileDir, name))
@@ -75,6 +78,7 @@ func measureIdleDevices(b *testing.B, name string, n int, pipe bool) {
 	b.ReportMetric(perDevice(heap1+stack1, heap0+stack0), "heap+stack-B/device")
 	b.ReportMetric(perDevice(heap1, heap0), "heap-B/device")
 	b.ReportMetric(perDevice(stack1, stack0), "stack-B/device")
+	b.ReportMetric(perDevice(grown.StackInuse, stack0), "stack-before-GC-B/device")
 	b.ReportMetric(perDevice(rss1, rss0), "RSS-B/device")
 	b.ReportMetric(float64(runtime.NumGoroutine()-goroutines0)/float64(n), "goroutines/device")
 	b.ReportMetric(rate, "connects/s")

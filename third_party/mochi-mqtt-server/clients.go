@@ -173,7 +173,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	cl := &Client{
 		State: ClientState{
 			Inflight:      NewInflights(),
-			Subscriptions: NewSubscriptions(),
+			Subscriptions: newClientSubscriptions(),
 			TopicAliases:  NewTopicAliases(o.options.Capabilities.TopicAliasMaximum),
 			open:          ctx,
 			cancelOpen:    cancel,
