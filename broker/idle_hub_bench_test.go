@@ -96,6 +96,9 @@ func measureHubIdleDevices(b *testing.B, bin string, n int) {
 	after = settledRSS(b, pid)
 	metrics1 := hubMetrics(b, h[1])
 	perDevice := func(name string) float64 { return (metrics1[name] - metrics0[name]) / float64(n) }
+	if g := perDevice("go_goroutines"); g < 0.99 {
+		b.Fatalf("%.2f goroutines per device: devices were disconnected while idle", g)
+	}
 	b.ReportMetric(float64(after-before)/float64(n), "RSS-2GC-B/device")
 	b.ReportMetric(float64(after)/(1<<20), "RSS-MB")
 	b.ReportMetric(perDevice("go_goroutines"), "goroutines/device")
