@@ -29,7 +29,7 @@ import (
 func deviceHandshake(i int) (connect, subscribe []byte) {
 	id := "dev-" + strconv.Itoa(i)
 	body := appendString(nil, "MQTT")
-	body = append(body, 4, 0x02)                   // 3.1.1, clean session
+	body = append(body, 4, 0x02)                    // 3.1.1, clean session
 	body = binary.BigEndian.AppendUint16(body, 600) // keep alive
 	body = appendString(body, id)
 	connect = appendPacket(nil, 0x10, body)
