@@ -2,6 +2,8 @@ package broker
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/motehub/motehub/internal/hubtest"
 )
@@ -32,12 +36,21 @@ import (
 // later; the hub's own goroutines/device, heap-B/device and
 // stack-B/device from its /metrics at that point; connects/s. GOGC is the
 // hub's default unless the environment sets it.
+//
+// "ws-2000" devices speak MQTT over WebSocket to the hub's /mqtt instead.
 func BenchmarkIdleDevicesHub(b *testing.B) {
 	bin := buildHub(b)
-	for _, n := range []int{2000, 19000} {
-		b.Run("tcp-"+strconv.Itoa(n), func(b *testing.B) {
+	for _, run := range []struct {
+		n  int
+		ws bool
+	}{{2000, false}, {19000, false}, {2000, true}} {
+		name := "tcp-" + strconv.Itoa(run.n)
+		if run.ws {
+			name = "ws-" + strconv.Itoa(run.n)
+		}
+		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				measureHubIdleDevices(b, bin, n)
+				measureHubIdleDevices(b, bin, run.n, run.ws)
 			}
 		})
 	}
@@ -58,7 +71,7 @@ var (
 	hubReady     = regexp.MustCompile(`msg=ready`)
 )
 
-func measureHubIdleDevices(b *testing.B, bin string, n int) {
+func measureHubIdleDevices(b *testing.B, bin string, n int, ws bool) {
 	limit := strconv.Itoa(n + 100)
 	cmd, out, exited := hubtest.StartProcess(b, bin, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--data", "",
 		"--max-connections", limit, "--max-connections-per-address", limit, "--mqtt-max-sessions", limit)
@@ -77,7 +90,11 @@ func measureHubIdleDevices(b *testing.B, bin string, n int) {
 	pid := strconv.Itoa(cmd.Process.Pid)
 	before := settledRSS(b, pid)
 	metrics0 := hubMetrics(b, h[1])
-	conns, rate, err := connectDevices(func() (net.Conn, error) { return net.Dial("tcp", m[1]) }, 0, n, 64)
+	dial := func() (net.Conn, error) { return net.Dial("tcp", m[1]) }
+	if ws {
+		dial = func() (net.Conn, error) { return dialWebSocketDevice("ws://" + h[1] + "/mqtt") }
+	}
+	conns, rate, err := connectDevices(dial, 0, n, 64)
 	defer closeAll(conns)
 	if err != nil {
 		b.Fatal(err)
@@ -150,4 +167,54 @@ func settledRSS(b *testing.B, pid string) int64 {
 		time.Sleep(step) // a measurement's pace, not synchronisation
 	}
 	return last[len(last)-1]
+}
+
+// wsDevice is a device's MQTT-over-WebSocket connection, as a net.Conn:
+// each Write one binary message, Read the messages' bytes in turn.
+type wsDevice struct {
+	*websocket.Conn
+	r io.Reader // the message being read
+}
+
+// dialWebSocketDevice opens an MQTT-over-WebSocket connection to url, with
+// small buffers: the device's end is in this process, the hub's is measured.
+func dialWebSocketDevice(url string) (net.Conn, error) {
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, ReadBufferSize: 256, WriteBufferSize: 256}
+	ws, _, err := d.Dial(url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &wsDevice{Conn: ws}, nil
+}
+
+func (c *wsDevice) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			_, r, err := c.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsDevice) Write(p []byte) (int, error) {
+	if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsDevice) SetDeadline(t time.Time) error {
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
