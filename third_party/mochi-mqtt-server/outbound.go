@@ -202,7 +202,7 @@ func (cl *Client) writeOutbound() {
 type sentBatch struct {
 	count, publishes int
 	keep             bool         // keep the packets: a hook wants them
-	packets          []sentPacket // when keep
+	packets          []sentPacket // when keep; at most one write's, so at most MaximumClientWritesPending
 }
 
 // sentPacket is one packet of a write, and where its bytes end.
