@@ -33,8 +33,15 @@ type Config struct {
 	// client's connection. Default 1 MiB.
 	MaxPacketSize uint32
 	// MaxPendingWrites bounds the messages queued for one MQTT client;
-	// messages past it are dropped for that client. Default 512.
+	// messages past it are dropped for that client. The queue takes memory
+	// only while it holds messages (an idle client has none, and no writer
+	// goroutine). Default 512.
 	MaxPendingWrites int32
+	// ReadBufferSize is the buffer each MQTT client's packets are read
+	// through, in bytes: held for as long as the client is connected, so
+	// sized for devices, whose packets are small (a larger packet is read
+	// past the buffer, straight into its own). Default 512.
+	ReadBufferSize int
 	// SysInterval is how often the $SYS topics are refreshed. Default 10 s.
 	SysInterval time.Duration
 	// WriteTimeout bounds every write to an MQTT client. Default 10 s.
@@ -100,6 +107,7 @@ type Config struct {
 func (c *Config) setDefaults() {
 	defaults.Set(&c.MaxPacketSize, 1<<20)
 	defaults.Set(&c.MaxPendingWrites, 512)
+	defaults.Set(&c.ReadBufferSize, 512)
 	if c.SysInterval < time.Second {
 		c.SysInterval = 10 * time.Second
 	}
@@ -165,10 +173,11 @@ func Start(cfg Config) (*Embedded, error) {
 	caps.MaximumInflight = uint16(cfg.MaxQueued)
 	caps.TopicAliasMaximum = uint16(cfg.TopicAliases)
 	server := mqtt.New(&mqtt.Options{
-		Capabilities:           caps,
-		InlineClient:           true,
-		SysTopicResendInterval: int64(cfg.SysInterval / time.Second),
-		Logger:                 mochiLogger(cfg.Logger),
+		Capabilities:            caps,
+		ClientNetReadBufferSize: cfg.ReadBufferSize,
+		InlineClient:            true,
+		SysTopicResendInterval:  int64(cfg.SysInterval / time.Second),
+		Logger:                  mochiLogger(cfg.Logger),
 	})
 	self := server.NewClient(nil, mqtt.LocalListener, "motehub", true)
 	self.Properties.ProtocolVersion = 5 // so that v5 properties (request/response) are kept

@@ -207,16 +207,28 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 		}
 		// mochi moves the deadline to the client's keep alive once CONNECT is read.
 		_ = conn.SetReadDeadline(time.Now().Add(l.connectTimeout))
-		go func() {
-			defer l.untrack(dc)
-			err := establish(l.id, dc)
-			switch {
-			case l.ended(dc, err):
-				l.log.Debug("mqtt connection closed: no CONNECT in time", "remote", conn.RemoteAddr().String(), "timeout", l.connectTimeout)
-			case err != nil:
-				l.log.Debug("mqtt client ended", "remote", conn.RemoteAddr().String(), "err", err)
-			}
-		}()
+		go l.serveConn(dc, establish)
+	}
+}
+
+// serveConn is the goroutine of one connection: mochi reads its packets on
+// it. An idle client's goroutine waits here, below mochi's reader: the
+// frame is kept small (the logging is in connEnded) so that the runtime
+// can shrink the stack to its smallest.
+func (l *tcpListener) serveConn(dc *deadlineConn, establish listeners.EstablishFn) {
+	defer l.untrack(dc)
+	l.connEnded(dc, establish(l.id, dc))
+}
+
+// connEnded logs why a connection ended.
+//
+//go:noinline
+func (l *tcpListener) connEnded(dc *deadlineConn, err error) {
+	switch {
+	case l.ended(dc, err):
+		l.log.Debug("mqtt connection closed: no CONNECT in time", "remote", dc.RemoteAddr().String(), "timeout", l.connectTimeout)
+	case err != nil:
+		l.log.Debug("mqtt client ended", "remote", dc.RemoteAddr().String(), "err", err)
 	}
 }
 

@@ -76,15 +76,30 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
+	// The connection is hijacked: net/http needs its goroutine no more, and
+	// its stack, deep from the handlers around this one, would stay with an
+	// idle client. mochi reads the client's packets on a goroutine of its own.
+	go h.serve(c, r.RemoteAddr)
+}
+
+// serve is the goroutine of one MQTT-over-WebSocket client, as
+// tcpListener.serveConn for TCP: small frames below mochi's reader.
+func (h *wsHandler) serve(c *wsConn, remote string) {
 	defer h.e.ws.untrack(c)
 	// mochi moves the deadline to the client's keep alive once CONNECT is read.
-	_ = ws.SetReadDeadline(time.Now().Add(h.e.ws.connectTimeout))
-	err = h.e.server.EstablishConnection(wsListenerID, c)
+	_ = c.ws.SetReadDeadline(time.Now().Add(h.e.ws.connectTimeout))
+	h.ended(c, remote, h.e.server.EstablishConnection(wsListenerID, c))
+}
+
+// ended logs why a client's connection ended.
+//
+//go:noinline
+func (h *wsHandler) ended(c *wsConn, remote string, err error) {
 	switch {
 	case h.e.ws.ended(c, err):
-		h.e.cfg.Logger.Debug("mqtt over websocket closed: no CONNECT in time", "remote", r.RemoteAddr, "timeout", h.e.ws.connectTimeout)
+		h.e.cfg.Logger.Debug("mqtt over websocket closed: no CONNECT in time", "remote", remote, "timeout", h.e.ws.connectTimeout)
 	case err != nil:
-		h.e.cfg.Logger.Debug("mqtt over websocket client ended", "remote", r.RemoteAddr, "err", err)
+		h.e.cfg.Logger.Debug("mqtt over websocket client ended", "remote", remote, "err", err)
 	}
 }
 

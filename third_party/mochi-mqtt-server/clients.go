@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/xid"
 
+	"github.com/mochi-mqtt/server/v2/mempool"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -115,7 +116,6 @@ type Client struct {
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
 	bconn    *bufio.Reader // a buffered net.Conn for reading packets
-	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
 	Inline   bool          // if true, the client is the built-in 'inline' embedded client
@@ -151,20 +151,19 @@ type Will struct {
 
 // ClientState tracks the state of the client.
 type ClientState struct {
-	TopicAliases    TopicAliases         // a map of topic aliases
-	stopCause       atomic.Value         // reason for stopping
-	Inflight        *Inflight            // a map of in-flight qos messages
-	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
-	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
-	outbound        chan *packets.Packet // queue for pending outbound packets
-	endOnce         sync.Once            // only end once
-	isTakenOver     atomic.Bool          // used to identify orphaned clients
-	packetID        uint32               // the current highest packetID
-	open            context.Context      // indicate that the client is open for packet exchange
-	cancelOpen      context.CancelFunc   // cancel function for open context
-	outboundQty     int32                // number of messages currently in the outbound queue
-	Keepalive       uint16               // the number of seconds the connection can wait
-	ServerKeepalive bool                 // keepalive was set by the server
+	TopicAliases    TopicAliases       // a map of topic aliases
+	stopCause       atomic.Value       // reason for stopping
+	Inflight        *Inflight          // a map of in-flight qos messages
+	Subscriptions   *Subscriptions     // a map of the subscription filters a client maintains
+	disconnected    int64              // the time the client disconnected in unix time, for calculating expiry
+	outbound        outbound           // queue for pending outbound packets, and its writer
+	endOnce         sync.Once          // only end once
+	isTakenOver     atomic.Bool        // used to identify orphaned clients
+	packetID        uint32             // the current highest packetID
+	open            context.Context    // indicate that the client is open for packet exchange
+	cancelOpen      context.CancelFunc // cancel function for open context
+	Keepalive       uint16             // the number of seconds the connection can wait
+	ServerKeepalive bool               // keepalive was set by the server
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server
@@ -174,12 +173,11 @@ func newClient(c net.Conn, o *ops) *Client {
 	cl := &Client{
 		State: ClientState{
 			Inflight:      NewInflights(),
-			Subscriptions: NewSubscriptions(),
+			Subscriptions: newClientSubscriptions(),
 			TopicAliases:  NewTopicAliases(o.options.Capabilities.TopicAliasMaximum),
 			open:          ctx,
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -196,22 +194,6 @@ func newClient(c net.Conn, o *ops) *Client {
 	}
 
 	return cl
-}
-
-// WriteLoop ranges over pending outbound messages and writes them to the client connection.
-func (cl *Client) WriteLoop() {
-	for {
-		select {
-		case pk := <-cl.State.outbound:
-			if err := cl.WritePacket(*pk); err != nil {
-				// TODO : Figure out what to do with error
-				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
-			}
-			atomic.AddInt32(&cl.State.outboundQty, -1)
-		case <-cl.State.open.Done():
-			return
-		}
-	}
 }
 
 // ParseConnect parses the connect parameters and properties for a client.
@@ -380,31 +362,39 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 
 // Read reads incoming packets from the connected client and transforms them into
 // packets to be handled by the packetHandler.
+//
+// Between packets it waits for the next one at a shallow stack (the packet
+// itself is read and handled in handlePacket, below this frame), so that
+// the runtime shrinks an idle client's goroutine stack to its smallest.
 func (cl *Client) Read(packetHandler ReadFn) error {
-	var err error
-
 	for {
 		if cl.Closed() {
 			return nil
 		}
 
 		cl.refreshDeadline(cl.State.Keepalive)
-		fh := new(packets.FixedHeader)
-		err = cl.ReadFixedHeader(fh)
-		if err != nil {
+		var fh packets.FixedHeader
+		if err := cl.ReadFixedHeader(&fh); err != nil {
 			return err
 		}
 
-		pk, err := cl.ReadPacket(fh)
-		if err != nil {
-			return err
-		}
-
-		err = packetHandler(cl, pk) // Process inbound packet.
-		if err != nil {
+		if err := cl.handlePacket(&fh, packetHandler); err != nil {
 			return err
 		}
 	}
+}
+
+// handlePacket reads the rest of the packet whose fixed header is fh and
+// hands it to packetHandler.
+//
+//go:noinline
+func (cl *Client) handlePacket(fh *packets.FixedHeader, packetHandler ReadFn) error {
+	pk, err := cl.ReadPacket(fh)
+	if err != nil {
+		return err
+	}
+
+	return packetHandler(cl, pk) // Process inbound packet.
 }
 
 // Stop instructs the client to shut down all processing goroutines and disconnect.
@@ -540,7 +530,8 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 	return
 }
 
-// WritePacket encodes and writes a packet to the client.
+// WritePacket encodes and writes a packet to the client, at once (the
+// packets queued for its writer may go before or after it).
 func (cl *Client) WritePacket(pk packets.Packet) error {
 	if cl.Closed() {
 		return ErrConnectionClosed
@@ -550,6 +541,31 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 		return nil
 	}
 
+	buf := mempool.GetBuffer()
+	defer mempool.PutBuffer(buf)
+	pk, err := cl.encodePacket(pk, buf)
+	if err != nil {
+		return err
+	}
+
+	if err := cl.writeBytes(buf.Bytes()); err != nil {
+		return err
+	}
+
+	atomic.AddInt64(&cl.ops.info.BytesSent, int64(buf.Len()))
+	atomic.AddInt64(&cl.ops.info.PacketsSent, 1)
+	if pk.FixedHeader.Type == packets.Publish {
+		atomic.AddInt64(&cl.ops.info.MessagesSent, 1)
+	}
+
+	cl.ops.hooks.OnPacketSent(cl, pk, buf.Bytes())
+
+	return nil
+}
+
+// encodePacket appends pk's encoding to buf, as sent to this client, and
+// returns pk as encoded.
+func (cl *Client) encodePacket(pk packets.Packet, buf *bytes.Buffer) (packets.Packet, error) {
 	if pk.Expiry > 0 {
 		expiry := pk.Expiry - time.Now().Unix()
 		if expiry < 1 {
@@ -573,8 +589,8 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 
 	pk = cl.ops.hooks.OnPacketEncode(cl, pk)
 
+	start := buf.Len()
 	var err error
-	buf := new(bytes.Buffer)
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectEncode(buf)
@@ -610,66 +626,22 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 		err = fmt.Errorf("%w: %v", packets.ErrNoValidPacketAvailable, pk.FixedHeader.Type)
 	}
 	if err != nil {
-		return err
+		buf.Truncate(start)
+		return pk, err
 	}
 
-	if pk.Mods.MaxSize > 0 && uint32(buf.Len()) > pk.Mods.MaxSize {
-		return packets.ErrPacketTooLarge // [MQTT-3.1.2-24] [MQTT-3.1.2-25]
+	if pk.Mods.MaxSize > 0 && uint32(buf.Len()-start) > pk.Mods.MaxSize {
+		buf.Truncate(start)
+		return pk, packets.ErrPacketTooLarge // [MQTT-3.1.2-24] [MQTT-3.1.2-25]
 	}
 
-	n, err := func() (int64, error) {
-		cl.Lock()
-		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
-			if cl.Net.outbuf == nil {
-				return buf.WriteTo(cl.Net.Conn)
-			}
-
-			// first write to buffer, then flush buffer
-			n, _ := cl.Net.outbuf.Write(buf.Bytes()) // will always be successful
-			err = cl.flushOutbuf()
-			return int64(n), err
-		}
-
-		// there are more writes in the queue
-		if cl.Net.outbuf == nil {
-			if buf.Len() >= cl.ops.options.ClientNetWriteBufferSize {
-				return buf.WriteTo(cl.Net.Conn)
-			}
-			cl.Net.outbuf = new(bytes.Buffer)
-		}
-
-		n, _ := cl.Net.outbuf.Write(buf.Bytes()) // will always be successful
-		if cl.Net.outbuf.Len() < cl.ops.options.ClientNetWriteBufferSize {
-			return int64(n), nil
-		}
-
-		err = cl.flushOutbuf()
-		return int64(n), err
-	}()
-	if err != nil {
-		return err
-	}
-
-	atomic.AddInt64(&cl.ops.info.BytesSent, n)
-	atomic.AddInt64(&cl.ops.info.PacketsSent, 1)
-	if pk.FixedHeader.Type == packets.Publish {
-		atomic.AddInt64(&cl.ops.info.MessagesSent, 1)
-	}
-
-	cl.ops.hooks.OnPacketSent(cl, pk, buf.Bytes())
-
-	return err
+	return pk, nil
 }
 
-func (cl *Client) flushOutbuf() (err error) {
-	if cl.Net.outbuf == nil {
-		return
-	}
-
-	_, err = cl.Net.outbuf.WriteTo(cl.Net.Conn)
-	if err == nil {
-		cl.Net.outbuf = nil
-	}
-	return
+// writeBytes writes b to the client's connection, whole, one writer at a time.
+func (cl *Client) writeBytes(b []byte) error {
+	cl.Lock()
+	defer cl.Unlock()
+	_, err := cl.Net.Conn.Write(b)
+	return err
 }

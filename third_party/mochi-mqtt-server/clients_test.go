@@ -53,13 +53,14 @@ func newTestClient() (cl *Client, r net.Conn, w net.Conn) {
 	cl.Properties.Props.TopicAliasMaximum = 0
 	cl.Properties.Props.RequestResponseInfo = 0x1
 
-	go cl.WriteLoop()
-
 	return
 }
 
 func TestNewInflights(t *testing.T) {
-	require.NotNil(t, NewInflights().internal)
+	i := NewInflights()
+	require.Nil(t, i.internal, "no map until a packet is set")
+	require.True(t, i.Set(packets.Packet{PacketID: 1}))
+	require.NotNil(t, i.internal)
 }
 
 func TestNewClients(t *testing.T) {
@@ -135,7 +136,7 @@ func TestNewClient(t *testing.T) {
 	cl, _, _ := newTestClient()
 
 	require.NotNil(t, cl)
-	require.NotNil(t, cl.State.Inflight.internal)
+	require.NotNil(t, cl.State.Inflight)
 	require.NotNil(t, cl.State.Subscriptions)
 	require.NotNil(t, cl.State.TopicAliases)
 	require.Equal(t, defaultKeepalive, cl.State.Keepalive)
@@ -313,7 +314,7 @@ func TestClientNextPacketIDInUse(t *testing.T) {
 func TestClientNextPacketIDExhausted(t *testing.T) {
 	cl, _, _ := newTestClient()
 	for i := uint32(1); i <= cl.ops.options.Capabilities.maximumPacketID; i++ {
-		cl.State.Inflight.internal[uint16(i)] = packets.Packet{PacketID: uint16(i)}
+		cl.State.Inflight.Set(packets.Packet{PacketID: uint16(i)})
 	}
 
 	i, err := cl.NextPacketID()
@@ -325,14 +326,14 @@ func TestClientNextPacketIDExhausted(t *testing.T) {
 func TestClientNextPacketIDOverflow(t *testing.T) {
 	cl, _, _ := newTestClient()
 	for i := uint32(0); i < cl.ops.options.Capabilities.maximumPacketID; i++ {
-		cl.State.Inflight.internal[uint16(i)] = packets.Packet{}
+		cl.State.Inflight.Set(packets.Packet{PacketID: uint16(i)})
 	}
 
 	cl.State.packetID = cl.ops.options.Capabilities.maximumPacketID - 1
 	i, err := cl.NextPacketID()
 	require.NoError(t, err)
 	require.Equal(t, cl.ops.options.Capabilities.maximumPacketID, i)
-	cl.State.Inflight.internal[uint16(cl.ops.options.Capabilities.maximumPacketID)] = packets.Packet{}
+	cl.State.Inflight.Set(packets.Packet{PacketID: uint16(cl.ops.options.Capabilities.maximumPacketID)})
 
 	cl.State.packetID = cl.ops.options.Capabilities.maximumPacketID
 	_, err = cl.NextPacketID()
@@ -771,86 +772,6 @@ func TestClientWritePacket(t *testing.T) {
 		if tt.Packet.FixedHeader.Type == packets.Publish {
 			require.Equal(t, int64(1), atomic.LoadInt64(&cl.ops.info.MessagesSent))
 		}
-	}
-}
-
-func TestClientWritePacketBuffer(t *testing.T) {
-	r, w := net.Pipe()
-
-	cl := newClient(w, &ops{
-		info:  new(system.Info),
-		hooks: new(Hooks),
-		log:   logger,
-		options: &Options{
-			Capabilities: &Capabilities{
-				ReceiveMaximum:             10,
-				TopicAliasMaximum:          10000,
-				MaximumClientWritesPending: 3,
-				maximumPacketID:            10,
-			},
-		},
-	})
-
-	cl.ID = "mochi"
-	cl.State.Inflight.maximumSendQuota = 5
-	cl.State.Inflight.sendQuota = 5
-	cl.State.Inflight.maximumReceiveQuota = 10
-	cl.State.Inflight.receiveQuota = 10
-	cl.Properties.Props.TopicAliasMaximum = 0
-	cl.Properties.Props.RequestResponseInfo = 0x1
-
-	cl.ops.options.ClientNetWriteBufferSize = 10
-	defer cl.Stop(errClientStop)
-
-	small := packets.TPacketData[packets.Publish].Get(packets.TPublishNoPayload).Packet
-	large := packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).Packet
-
-	cl.State.outbound <- small
-
-	tt := []struct {
-		pks  []*packets.Packet
-		size int
-	}{
-		{
-			pks:  []*packets.Packet{small, small},
-			size: 18,
-		},
-		{
-			pks:  []*packets.Packet{large},
-			size: 20,
-		},
-		{
-			pks:  []*packets.Packet{small},
-			size: 0,
-		},
-	}
-
-	go func() {
-		for i, tx := range tt {
-			for _, pk := range tx.pks {
-				cl.Properties.ProtocolVersion = pk.ProtocolVersion
-				err := cl.WritePacket(*pk)
-				require.NoError(t, err, "index: %d", i)
-				if i == len(tt)-1 {
-					cl.Net.Conn.Close()
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-	}()
-
-	var n int
-	var err error
-	for i, tx := range tt {
-		buf := make([]byte, 100)
-		if i == len(tt)-1 {
-			buf, err = io.ReadAll(r)
-			n = len(buf)
-		} else {
-			n, err = io.ReadAtLeast(r, buf, 1)
-		}
-		require.NoError(t, err, "index: %d", i)
-		require.Equal(t, tx.size, n, "index: %d", i)
 	}
 }
 

@@ -26,11 +26,18 @@ type Inflight struct {
 	maximumSendQuota    int32                     // maximum allowed send quota
 }
 
-// NewInflights returns a new instance of an Inflight packets map.
+// NewInflights returns a new instance of an Inflight packets map. Its maps
+// are made when the first packet is set: most clients never have one in
+// flight.
 func NewInflights() *Inflight {
-	return &Inflight{
-		internal: map[uint16]packets.Packet{},
-		order:    map[uint16]uint64{},
+	return &Inflight{}
+}
+
+// makeMapsLocked makes the maps, if they are not made yet.
+func (i *Inflight) makeMapsLocked() {
+	if i.internal == nil {
+		i.internal = map[uint16]packets.Packet{}
+		i.order = map[uint16]uint64{}
 	}
 }
 
@@ -40,6 +47,7 @@ func (i *Inflight) Set(m packets.Packet) bool {
 	i.Lock()
 	defer i.Unlock()
 
+	i.makeMapsLocked()
 	_, ok := i.internal[m.PacketID]
 	i.internal[m.PacketID] = m
 	if !ok {
@@ -85,6 +93,7 @@ func (i *Inflight) Clone() *Inflight {
 	i.RLock()
 	defer i.RUnlock()
 	for k, v := range i.internal {
+		c.makeMapsLocked()
 		c.internal[k] = v
 		c.order[k] = i.order[k]
 	}

@@ -109,10 +109,13 @@ type Options struct {
 	// 	server.Options.Capabilities.MaximumClientWritesPending = 16 * 1024
 	Capabilities *Capabilities `yaml:"capabilities" json:"capabilities"`
 
-	// ClientNetWriteBufferSize specifies the size of the client *bufio.Writer write buffer.
+	// ClientNetWriteBufferSize is about the size of the writes of a client's
+	// writer: the packets queued while it writes go together, up to this size.
+	// The buffer is pooled, held only while writing.
 	ClientNetWriteBufferSize int `yaml:"client_net_write_buffer_size" json:"client_net_write_buffer_size"`
 
-	// ClientNetReadBufferSize specifies the size of the client *bufio.Reader read buffer.
+	// ClientNetReadBufferSize specifies the size of the client *bufio.Reader read buffer,
+	// held for as long as the client is connected.
 	ClientNetReadBufferSize int `yaml:"client_net_read_buffer_size" json:"client_net_read_buffer_size"`
 
 	// Logger specifies a custom configured implementation of log/slog to override
@@ -407,13 +410,33 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 
 // attachClient validates an incoming client connection and if viable, attaches the client
 // to the server, performs session housekeeping, and reads incoming packets.
+//
+// It is in three parts so that an idle client's goroutine, waiting in
+// cl.Read for its next packet, holds a shallow stack (which the runtime
+// shrinks to its smallest): the CONNECT and the end of the connection,
+// with their large packets, are handled in functions that have returned
+// or not yet begun.
 func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	go cl.WriteLoop()
-	defer cl.Stop(nil)
+	defer cl.Stop(nil) // no writer runs until a packet is queued for it: see outbound
 
+	if err := s.connectClient(cl, listener); err != nil {
+		return err
+	}
+	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
+
+	err := cl.Read(s.receivePacket)
+	s.detachClient(cl, listener, err)
+	return err
+}
+
+// connectClient reads and answers cl's CONNECT, and takes up its session.
+// Unless it returns an error, cl is counted in ClientsConnected.
+//
+//go:noinline
+func (s *Server) connectClient(cl *Client, listener string) error {
 	pk, err := s.readConnectionPacket(cl)
 	if err != nil {
 		return fmt.Errorf("read connection: %w", err)
@@ -454,7 +477,6 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 
 	atomic.AddInt64(&s.Info.ClientsConnected, 1)
-	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
 
 	lock := s.sessionLock(cl.ID)
 	lock.Lock()
@@ -465,20 +487,27 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	lock.Unlock()
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
-	if err != nil {
-		return fmt.Errorf("ack connection packet: %w", err)
-	}
-
-	if sessionPresent {
-		err = cl.ResendInflightMessages(true)
-		if err != nil {
-			return fmt.Errorf("resend inflight: %w", err)
+	if err == nil && sessionPresent {
+		if err = cl.ResendInflightMessages(true); err != nil {
+			err = fmt.Errorf("resend inflight: %w", err)
 		}
+	} else if err != nil {
+		err = fmt.Errorf("ack connection packet: %w", err)
+	}
+	if err != nil {
+		atomic.AddInt64(&s.Info.ClientsConnected, -1)
+		return err
 	}
 
 	s.hooks.OnSessionEstablished(cl, pk)
+	return nil
+}
 
-	err = cl.Read(s.receivePacket)
+// detachClient ends the connection of cl, whose reads ended with err: its
+// Will, the hooks, and its session if it ends with the connection.
+//
+//go:noinline
+func (s *Server) detachClient(cl *Client, listener string, err error) {
 	if err != nil {
 		var code packets.Code
 		if errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code &&
@@ -498,8 +527,6 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	if expire {
 		s.endSession(cl, false) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
 	}
-
-	return err
 }
 
 // sessionLock is the lock of the sessions whose client ids hash to it. It is
@@ -1173,19 +1200,13 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	if wait {
-		select {
-		case cl.State.outbound <- &out:
-			atomic.AddInt32(&cl.State.outboundQty, 1)
-			return out, nil
-		case <-cl.State.open.Done():
+		if !cl.enqueueWait(&out) {
 			return out, packets.CodeDisconnect // as for a client that is not connected
 		}
+		return out, nil
 	}
 
-	select {
-	case cl.State.outbound <- &out:
-		atomic.AddInt32(&cl.State.outboundQty, 1)
-	default:
+	if !cl.enqueue(&out) {
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)
 		if out.FixedHeader.Qos > 0 {

@@ -177,7 +177,7 @@ func TestServerNewClient(t *testing.T) {
 	require.Equal(t, "test", cl.ID)
 	require.Equal(t, "testing", cl.Net.Listener)
 	require.False(t, cl.Net.Inline)
-	require.NotNil(t, cl.State.Inflight.internal)
+	require.NotNil(t, cl.State.Inflight)
 	require.NotNil(t, cl.State.Subscriptions)
 	require.NotNil(t, cl.State.TopicAliases)
 	require.Equal(t, defaultKeepalive, cl.State.Keepalive)
@@ -2414,8 +2414,7 @@ func TestPublishToClientExceedClientWritesPending(t *testing.T) {
 	s.Clients.Add(cl)
 
 	for i := int32(0); i < cl.ops.options.Capabilities.MaximumClientWritesPending; i++ {
-		cl.State.outbound <- new(packets.Packet)
-		atomic.AddInt32(&cl.State.outboundQty, 1)
+		_, _ = cl.State.outbound.push(new(packets.Packet), int(cl.ops.options.Capabilities.MaximumClientWritesPending)) // no writer: they stay
 	}
 
 	id, _ := cl.NextPacketID()
@@ -3201,7 +3200,7 @@ func TestServerProcessSubscribeRetainedOfBeforeSuback(t *testing.T) {
 			FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: "a/late", Payload: []byte("x"),
 		})
 		require.NoError(t, <-done)
-		require.Equal(t, 0, len(cl.State.outbound), "run %d: a message retained after the SUBACK was sent as retained", i)
+		require.Equal(t, 0, cl.State.outbound.len(), "run %d: a message retained after the SUBACK was sent as retained", i)
 		_ = w.Close()
 	}
 }

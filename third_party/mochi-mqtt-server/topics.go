@@ -33,10 +33,7 @@ func NewTopicAliases(topicAliasMaximum uint16) TopicAliases {
 
 // NewInboundTopicAliases returns a pointer to InboundTopicAliases.
 func NewInboundTopicAliases(topicAliasMaximum uint16) *InboundTopicAliases {
-	return &InboundTopicAliases{
-		maximum:  topicAliasMaximum,
-		internal: map[uint16]string{},
-	}
+	return &InboundTopicAliases{maximum: topicAliasMaximum} // the map is made by the first Set
 }
 
 // InboundTopicAliases contains a map of topic aliases received from the client.
@@ -59,6 +56,9 @@ func (a *InboundTopicAliases) Set(id uint16, topic string) string {
 		return existing
 	}
 
+	if a.internal == nil {
+		a.internal = map[uint16]string{}
+	}
 	a.internal[id] = topic
 	return topic
 }
@@ -86,10 +86,7 @@ type OutboundTopicAliases struct {
 
 // NewOutboundTopicAliases returns a pointer to OutboundTopicAliases.
 func NewOutboundTopicAliases(topicAliasMaximum uint16) *OutboundTopicAliases {
-	return &OutboundTopicAliases{
-		maximum:  topicAliasMaximum,
-		internal: map[string]uint16{},
-	}
+	return &OutboundTopicAliases{maximum: topicAliasMaximum} // the map is made by the first Set
 }
 
 // Set sets a new topic alias for a topic and returns the alias value, and a boolean
@@ -112,6 +109,9 @@ func (a *OutboundTopicAliases) Set(topic string) (uint16, bool) {
 		return 0, false
 	}
 
+	if a.internal == nil {
+		a.internal = map[string]uint16{}
+	}
 	a.internal[topic] = uint16(i) + 1
 	atomic.StoreUint32(&a.cursor, i+1)
 	return uint16(i) + 1, false
@@ -258,11 +258,29 @@ func (s *InlineSubscriptions) Delete(id int) {
 	delete(s.internal, id)
 }
 
-// Subscriptions is a map of subscriptions keyed on client.
+// Subscriptions is a map of subscriptions keyed on client (a particle's),
+// or on filter (a client's).
 type Subscriptions struct {
 	internal map[string]packets.Subscription
+
+	// A client's subscriptions are a short slice until they outgrow it
+	// (fewSubscriptions): most clients hold one or two, and a map takes
+	// eight slots from its first entry. See newClientSubscriptions.
+	few     []keyedSubscription
+	compact bool
+
 	sync.RWMutex
 }
+
+// keyedSubscription is one of Subscriptions.few.
+type keyedSubscription struct {
+	id  string
+	sub packets.Subscription
+}
+
+// fewSubscriptions is how many subscriptions a client's Subscriptions keeps
+// in a slice; past it they move to a map.
+const fewSubscriptions = 4
 
 // NewSubscriptions returns a new instance of Subscriptions.
 func NewSubscriptions() *Subscriptions {
@@ -271,12 +289,43 @@ func NewSubscriptions() *Subscriptions {
 	}
 }
 
+// newClientSubscriptions returns the Subscriptions of a client: a slice
+// while it holds at most fewSubscriptions, a map beyond.
+func newClientSubscriptions() *Subscriptions {
+	return &Subscriptions{compact: true}
+}
+
 // Add adds a new subscription for a client. ID can be a filter in the
 // case this map is client state, or a client id if particle state.
 func (s *Subscriptions) Add(id string, val packets.Subscription) {
 	s.Lock()
 	defer s.Unlock()
+	if s.compact {
+		if i := s.indexLocked(id); i >= 0 {
+			s.few[i].sub = val
+			return
+		}
+		if len(s.few) < fewSubscriptions {
+			s.few = append(s.few, keyedSubscription{id: id, sub: val})
+			return
+		}
+		s.internal = make(map[string]packets.Subscription, len(s.few)+1)
+		for _, k := range s.few {
+			s.internal[k.id] = k.sub
+		}
+		s.few, s.compact = nil, false
+	}
 	s.internal[id] = val
+}
+
+// indexLocked is the index of id in few, or -1.
+func (s *Subscriptions) indexLocked(id string) int {
+	for i := range s.few {
+		if s.few[i].id == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // GetAll returns all subscriptions.
@@ -284,6 +333,9 @@ func (s *Subscriptions) GetAll() map[string]packets.Subscription {
 	s.RLock()
 	defer s.RUnlock()
 	m := map[string]packets.Subscription{}
+	for _, k := range s.few {
+		m[k.id] = k.sub
+	}
 	for k, v := range s.internal {
 		m[k] = v
 	}
@@ -294,6 +346,9 @@ func (s *Subscriptions) GetAll() map[string]packets.Subscription {
 func (s *Subscriptions) Get(id string) (val packets.Subscription, ok bool) {
 	s.RLock()
 	defer s.RUnlock()
+	if i := s.indexLocked(id); i >= 0 {
+		return s.few[i].sub, true
+	}
 	val, ok = s.internal[id]
 	return val, ok
 }
@@ -302,14 +357,23 @@ func (s *Subscriptions) Get(id string) (val packets.Subscription, ok bool) {
 func (s *Subscriptions) Len() int {
 	s.RLock()
 	defer s.RUnlock()
-	val := len(s.internal)
-	return val
+	return len(s.few) + len(s.internal)
 }
 
 // Delete removes a subscription by client or filter id.
 func (s *Subscriptions) Delete(id string) {
 	s.Lock()
 	defer s.Unlock()
+	if i := s.indexLocked(id); i >= 0 {
+		last := len(s.few) - 1
+		s.few[i] = s.few[last]
+		s.few[last] = keyedSubscription{}
+		s.few = s.few[:last]
+		if last == 0 {
+			s.few = nil
+		}
+		return
+	}
 	delete(s.internal, id)
 }
 

@@ -786,7 +786,7 @@ func TestIsSharedFilter(t *testing.T) {
 func TestNewInboundAliases(t *testing.T) {
 	a := NewInboundTopicAliases(5)
 	require.NotNil(t, a)
-	require.NotNil(t, a.internal)
+	require.Nil(t, a.internal, "no map until an alias is set")
 	require.Equal(t, uint16(5), a.maximum)
 }
 
@@ -812,7 +812,7 @@ func TestInboundAliasesSetMaxZero(t *testing.T) {
 func TestNewOutboundAliases(t *testing.T) {
 	a := NewOutboundTopicAliases(5)
 	require.NotNil(t, a)
-	require.NotNil(t, a.internal)
+	require.Nil(t, a.internal, "no map until an alias is set")
 	require.Equal(t, uint16(5), a.maximum)
 	require.Equal(t, uint32(0), a.cursor)
 }
@@ -1119,4 +1119,43 @@ func TestMultiLevelWildcardMatchesParent(t *testing.T) {
 		}
 		require.ElementsMatch(t, want, got, filter)
 	}
+}
+
+// A client's subscriptions are a slice while they are few, a map beyond:
+// both behave alike.
+func TestClientSubscriptionsFewThenMany(t *testing.T) {
+	s := newClientSubscriptions()
+	want := map[string]packets.Subscription{}
+	for i := 0; i < 2*fewSubscriptions; i++ {
+		filter := "a/" + strconv.Itoa(i)
+		sub := packets.Subscription{Filter: filter, Qos: byte(i % 3)}
+		s.Add(filter, sub)
+		s.Add(filter, sub) // again: replaced, not added
+		want[filter] = sub
+		require.Equal(t, len(want), s.Len())
+		require.Equal(t, want, s.GetAll())
+		if i < fewSubscriptions {
+			require.Nil(t, s.internal, "a slice while they are few")
+			require.Len(t, s.few, i+1)
+		} else {
+			require.Nil(t, s.few, "a map once they are many")
+		}
+		got, ok := s.Get(filter)
+		require.True(t, ok)
+		require.Equal(t, sub, got)
+	}
+
+	c := newClientSubscriptions()
+	c.Add("x", packets.Subscription{Filter: "x"})
+	c.Add("y", packets.Subscription{Filter: "y", Qos: 1})
+	c.Delete("x")
+	_, ok := c.Get("x")
+	require.False(t, ok)
+	got, ok := c.Get("y")
+	require.True(t, ok)
+	require.Equal(t, byte(1), got.Qos)
+	c.Delete("y")
+	c.Delete("z") // not there: nothing happens
+	require.Equal(t, 0, c.Len())
+	require.Nil(t, c.few, "the slice goes with its last subscription")
 }
