@@ -79,19 +79,19 @@ type ingestResult struct {
 
 	LatencyUs latencySummary `json:"latency_us"` // device send to dashboard receipt, window messages
 
-	TargetCPUSeconds  float64   `json:"target_cpu_s"`
-	CPUUsPerMessage   float64   `json:"cpu_us_per_message"`  // target CPU / window messages
-	CPUUsPerDelivery  float64   `json:"cpu_us_per_delivery"` // target CPU / deliveries
-	TargetCPUCores    float64   `json:"target_cpu_cores"`
-	LoadgenCPUCores   float64   `json:"loadgen_cpu_cores"`
-	ForeignCores      float64   `json:"foreign_cores"`
-	CPUBusy           []float64 `json:"cpu_busy"`
-	CPUSoftIRQ        []float64 `json:"cpu_softirq"`
-	RSSIdleKB         int64     `json:"rss_idle_kb"`
-	RSSPeakKB         int64     `json:"rss_peak_kb"`
-	Attempt           int       `json:"attempt,omitempty"`
-	Error             string    `json:"error,omitempty"`
-	Sustained         bool      `json:"sustained"` // ≥ 99.9 % delivered, p99 < 1 s, nobody cut off, publisher on time
+	TargetCPUSeconds float64   `json:"target_cpu_s"`
+	CPUUsPerMessage  float64   `json:"cpu_us_per_message"`  // target CPU / window messages
+	CPUUsPerDelivery float64   `json:"cpu_us_per_delivery"` // target CPU / deliveries
+	TargetCPUCores   float64   `json:"target_cpu_cores"`
+	LoadgenCPUCores  float64   `json:"loadgen_cpu_cores"`
+	ForeignCores     float64   `json:"foreign_cores"`
+	CPUBusy          []float64 `json:"cpu_busy"`
+	CPUSoftIRQ       []float64 `json:"cpu_softirq"`
+	RSSIdleKB        int64     `json:"rss_idle_kb"`
+	RSSPeakKB        int64     `json:"rss_peak_kb"`
+	Attempt          int       `json:"attempt,omitempty"`
+	Error            string    `json:"error,omitempty"`
+	Sustained        bool      `json:"sustained"` // ≥ 99.9 % delivered, p99 < 1 s, nobody cut off, publisher on time
 }
 
 func cmdIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
