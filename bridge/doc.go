@@ -52,7 +52,9 @@
 //     them device frames through their queues after releasing the model's
 //     lock.
 //   - each client's queue (client.go), bounded in messages and bytes: a
-//     push or a take holds its lock for O(1) work.
+//     push or a take holds its lock for O(1) work (amortized, for a client
+//     with overflow "latest" whose queue conflates: latest.go; the
+//     conflated lines are copied by the writer after the take, outside it).
 //
 // The Bus callback ([Hub] subscribes with one per bus filter; Hub.deliver)
 // encodes the message once, then under the fan-out lock numbers it,
@@ -96,6 +98,9 @@
 //     one the session waits for (WebSocket).
 //   - A client whose queue overflows is marked slow on the publish path; its
 //     writer closes it with 4008 "slow". The publisher never waits for it.
+//     With overflow "latest" (latest.go) the queue keeps the newest message
+//     of each topic instead, within the same bounds, and the client is
+//     marked slow only when its topics alone exceed them.
 //   - A WebSocket session's reader runs on a goroutine of its own:
 //     ServeWebSocket returns once the connection is upgraded, and the hub
 //     owns the session from attach to detach. A publish from a browser blocks
