@@ -89,13 +89,13 @@ func TestIngestConfigChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, change := range map[string]func(*ingestConfig){
-		"remote":      func(c *ingestConfig) { c.PubAddr = "192.0.2.1:1883" },
-		"no pid":      func(c *ingestConfig) { c.PID = "" },
-		"no devices":  func(c *ingestConfig) { c.Devices = 0 },
-		"no rate":     func(c *ingestConfig) { c.Rate = 0 },
-		"transport":   func(c *ingestConfig) { c.Transport = transportMQTTWS },
-		"topics":      func(c *ingestConfig) { c.Topics = "d/x" },
-		"two %":       func(c *ingestConfig) { c.Topics = "d/%d/%s" },
+		"remote":       func(c *ingestConfig) { c.PubAddr = "192.0.2.1:1883" },
+		"no pid":       func(c *ingestConfig) { c.PID = "" },
+		"no devices":   func(c *ingestConfig) { c.Devices = 0 },
+		"no rate":      func(c *ingestConfig) { c.Rate = 0 },
+		"transport":    func(c *ingestConfig) { c.Transport = transportMQTTWS },
+		"topics":       func(c *ingestConfig) { c.Topics = "d/x" },
+		"two %":        func(c *ingestConfig) { c.Topics = "d/%d/%s" },
 		"huge payload": func(c *ingestConfig) { c.Payload = 1 << 20 },
 	} {
 		c := good
