@@ -135,12 +135,6 @@ func (f *fleet) close() {
 	}
 }
 
-// inWindow reports whether message s was sent inside the measured window.
-func (f *fleet) inWindow(s uint64) bool {
-	w := s / 64
-	return w < uint64(len(f.window)) && f.window[w].Load()&(1<<(s%64)) != 0
-}
-
 // countWindow is how many messages were sent inside the window.
 func (f *fleet) countWindow() uint64 {
 	var n uint64
