@@ -189,7 +189,7 @@ func (q *queue) pushBounded(it outItem) bool {
 	line := it.line
 	q.mu.Lock()
 	full := q.overflow || len(q.items) >= q.maxItems || (len(q.items) > 0 && q.bytes+len(line) > q.maxBytes)
-	if !q.overflow && q.keepLatest && (full || q.conflated != nil) {
+	if !q.overflow && (q.conflated != nil || q.keepLatest && full) {
 		full = !q.pushLatestLocked(it) // latest.go: the newest message of each topic
 		if !full {
 			q.mu.Unlock()
