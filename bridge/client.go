@@ -146,6 +146,12 @@ type queue struct {
 	// (see wake); set once, before the session is attached. nil: no one
 	// is told (a test's client).
 	notify func()
+	// keepLatest: the client asked for overflow "latest" (latest.go), in
+	// format; conflated holds the newest message of each topic while the
+	// queue conflates (nil otherwise).
+	keepLatest bool
+	format     format
+	conflated  *latest
 }
 
 func newQueue(maxItems, maxBytes int) queue {
@@ -155,8 +161,9 @@ func newQueue(maxItems, maxBytes int) queue {
 // outItem is a queued line and when the hub took its message (unix nanos;
 // 0 for a reply), for the delivery latency.
 type outItem struct {
-	line []byte
-	at   int64
+	line  []byte
+	at    int64
+	topic string // a message's (absolute) topic; "" for a reply or a notice
 }
 
 // isReply reports whether the item answers the client (see pushReply) or
@@ -168,7 +175,13 @@ func (it outItem) isReply() bool { return it.at == 0 }
 // larger than the byte limit is taken when the queue is empty, so that the
 // limit bounds the backlog and not the largest message.
 func (q *queue) push(line []byte, at int64) bool {
-	return q.pushBounded(outItem{line, at})
+	return q.pushBounded(outItem{line: line, at: at})
+}
+
+// pushEvent is push for the line of a message on topic (absolute): a
+// client with overflow "latest" keeps the newest of each topic (latest.go).
+func (q *queue) pushEvent(line []byte, at int64, topic string) bool {
+	return q.pushBounded(outItem{line: line, at: at, topic: topic})
 }
 
 // pushNotice appends a frame the hub sends on its own, neither a message
@@ -183,9 +196,17 @@ func (q *queue) pushNotice(frame []byte) bool {
 func (q *queue) pushBounded(it outItem) bool {
 	line := it.line
 	q.mu.Lock()
-	if q.overflow || len(q.items) >= q.maxItems || (len(q.items) > 0 && q.bytes+len(line) > q.maxBytes) {
+	full := q.overflow || len(q.items) >= q.maxItems || (len(q.items) > 0 && q.bytes+len(line) > q.maxBytes)
+	if !q.overflow && (q.conflated != nil || q.keepLatest && full) {
+		full = !q.pushLatestLocked(it) // latest.go: the newest message of each topic
+		if !full {
+			q.mu.Unlock()
+			return true // the queue was not empty: its writer is woken
+		}
+	}
+	if full {
 		q.overflow = true
-		q.items, q.bytes, q.pending = nil, 0, nil
+		q.items, q.bytes, q.pending, q.conflated = nil, 0, nil, nil
 		q.mu.Unlock()
 		return false
 	}
@@ -242,7 +263,7 @@ func (q *queue) restart(cu *catchup) {
 		}
 		q.held = len(replies) // a client that restarts without reading still meets the bound
 		clear(q.items)
-		q.items, q.bytes, q.pending = q.items[:0], 0, cu
+		q.items, q.bytes, q.pending, q.conflated = q.items[:0], 0, cu, nil
 	}
 	q.mu.Unlock()
 	q.wake()
@@ -266,20 +287,21 @@ func readySignal(ready chan struct{}) func() {
 	}
 }
 
-// waiting reports whether anything is queued (a catchup or lines), or the
-// queue overflowed.
+// waiting reports whether anything is queued (a catchup, lines or
+// conflated messages), or the queue overflowed.
 func (q *queue) waiting() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items) > 0 || q.pending != nil || q.overflow
+	return len(q.items) > 0 || q.pending != nil || q.conflated != nil || q.overflow
 }
 
-// takeUpTo moves out the lines queued, when there is no catchup and they
+// takeUpTo moves out the lines queued, when there is no catchup, the queue
+// is not conflating (take copies those lines, outside the lock) and they
 // are at most limit bytes; else it takes nothing and reports false.
 func (q *queue) takeUpTo(limit int) ([]outItem, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.pending != nil || q.bytes > limit {
+	if q.pending != nil || q.conflated != nil || q.bytes > limit {
 		return nil, false
 	}
 	items := q.items
@@ -317,8 +339,11 @@ func (q *queue) trim() {
 func (q *queue) take(spare []outItem) (*catchup, []outItem) {
 	clear(spare)
 	q.mu.Lock()
-	cu, items := q.pending, q.items
-	q.pending, q.items, q.bytes, q.held = nil, spare[:0], 0, 0
+	cu, items, conflated := q.pending, q.items, q.conflated
+	q.pending, q.items, q.bytes, q.held, q.conflated = nil, spare[:0], 0, 0, nil
 	q.mu.Unlock()
+	if conflated != nil { // latest.go; its lines are copied (marked) outside the lock
+		items = conflated.frames(make([]outItem, 0, conflated.live+1+len(items)), items)
+	}
 	return cu, items
 }

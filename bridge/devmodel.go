@@ -199,7 +199,7 @@ func (dm *deviceModel) rebuildFromState() {
 	m := devices.New(dm.cfg)
 	m.ApplyAll(msgs) // each device built once, however many messages declare it
 	dm.mu.Lock()
-	dm.earlier = addRefusals(dm.earlier, dm.model.Stats())
+	dm.earlier = addRefusals(dm.earlier, dm.model.Refusals())
 	dm.model, dm.applied = m, at
 	dm.mu.Unlock()
 }
@@ -233,7 +233,7 @@ func (dm *deviceModel) publish(ids []string) {
 	}
 	dm.stats.devicesKnown.Store(int64(len(dm.known)))
 	dm.mu.Lock()
-	s := addRefusals(dm.earlier, dm.model.Stats())
+	s := addRefusals(dm.earlier, dm.model.Refusals()) // not Stats: a walk over every device, after every batch
 	dm.mu.Unlock()
 	dm.stats.modelRefused.Store(&map[string]uint64{
 		"devices": s.RefusedDevices, "entities": s.RefusedEntities, "topics": s.RefusedTopics,

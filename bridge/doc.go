@@ -52,7 +52,9 @@
 //     them device frames through their queues after releasing the model's
 //     lock.
 //   - each client's queue (client.go), bounded in messages and bytes: a
-//     push or a take holds its lock for O(1) work.
+//     push or a take holds its lock for O(1) work (amortized, for a client
+//     with overflow "latest" whose queue conflates: latest.go; the
+//     conflated lines are copied by the writer after the take, outside it).
 //   - the flush shards (flusher.go): each holds its lock to append a
 //     client to its ready list (O(1); a push that makes a queue non-empty
 //     does it, after the queue's lock, and may hold the fan-out's or the
@@ -118,6 +120,9 @@
 //     own ticker and deadlines.
 //   - A client whose queue overflows is marked slow on the publish path; its
 //     writer closes it with 4008 "slow". The publisher never waits for it.
+//     With overflow "latest" (latest.go) the queue keeps the newest message
+//     of each topic instead, within the same bounds, and the client is
+//     marked slow only when its topics alone exceed them.
 //   - A scheduled session's reader runs on a goroutine of its own, which
 //     waits for input at a shallow stack: ServeWebSocket and ServeEvents
 //     return once the connection is the hub's, and the hub owns the session

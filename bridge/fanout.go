@@ -156,7 +156,7 @@ func (f *fanout) offer(c *client) {
 	if line == nil {
 		return
 	}
-	if c.out.push(line, ev.at) {
+	if c.out.pushEvent(line, ev.at, ev.topic) {
 		ev.delivered[c.kind]++
 	} else {
 		f.dropSlow(c)

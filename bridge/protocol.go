@@ -36,8 +36,9 @@ type sessionConfig struct {
 	Ack       bool     `json:"ack"`
 	IDs       bool     `json:"ids"`
 	Batch     bool     `json:"batch"`
-	Text      bool     `json:"text"`    // plain-text payloads as {"$text": "..."}
-	Devices   bool     `json:"devices"` // live clown.talk/-/device frames
+	Text      bool     `json:"text"`     // plain-text payloads as {"$text": "..."}
+	Devices   bool     `json:"devices"`  // live clown.talk/-/device frames
+	Overflow  string   `json:"overflow"` // when the queue is full: OverflowClose ("" too) or OverflowLatest (latest.go)
 }
 
 // configOK is the payload of config/ok: what the session now is.
@@ -52,6 +53,7 @@ type configOK struct {
 	Session   string   `json:"session"`
 	Subscribe []string `json:"subscribe"`
 	Text      bool     `json:"text"` // plain-text payloads are {"$text": "..."}
+	Overflow  string   `json:"overflow"`
 }
 
 // handleLine acts on one line a client sent and queues the answer, if any.
@@ -165,6 +167,12 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 	if err := checkFilters(c.base, sc.Subscribe); err != nil {
 		return err
 	}
+	if err := checkOverflow(sc.Overflow); err != nil {
+		return err
+	}
+	if sc.Overflow == "" {
+		sc.Overflow = OverflowClose
+	}
 	if _, err := authorize(h.authz, &h.stats, c.who, c.base, sc.Subscribe); err != nil {
 		return err
 	}
@@ -179,6 +187,7 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 		Subscribe: slices.Compact(slices.Sorted(slices.Values(sc.Subscribe))),
 		Text:      sc.Text,
 		Devices:   sc.Devices,
+		Overflow:  sc.Overflow,
 	}
 
 	if err := h.fan.configure(c, sc, ok); err != nil {

@@ -51,6 +51,8 @@ func (f *fanout) resolveLocked(since, base string, filters []string) (after uint
 		abs[i] = topics.Mount(base, fl)
 	}
 	switch {
+	case isConflatedID(since): // latest.go
+		return f.seq, conflatedReason
 	case !ok:
 		return f.seq, "invalid event id"
 	case epoch != f.epoch:
@@ -167,6 +169,7 @@ func (f *fanout) startStream(c *client, q StreamQuery) error {
 	if err != nil {
 		return err
 	}
+	c.out.setOverflow(q.Overflow, c.format)
 	if q.Since == "" {
 		cu.frames = [][]byte{[]byte("id: " + cu.startID(f.epoch) + "\n\n")}
 	}
@@ -189,6 +192,7 @@ func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
 	if sc.Text {
 		c.format |= formatText
 	}
+	c.out.setOverflow(sc.Overflow, c.format)
 	c.text.Store(sc.Text)
 	c.batch.Store(sc.Batch)
 	c.ack.Store(sc.Ack)

@@ -18,6 +18,8 @@ import (
 type StreamQuery struct {
 	Filters []string // relative to the base; default ["#"]
 	Since   string   // the last event id the client has; "" for none
+	// Overflow is ?overflow=: OverflowClose ("" too) or OverflowLatest (latest.go).
+	Overflow string
 }
 
 // ParseStreamQuery reads ?filter= (repeatable) and the client's last event
@@ -43,6 +45,10 @@ func ParseStreamQuery(q url.Values, header http.Header) (StreamQuery, error) {
 	}
 	if len(sq.Since) > 128 {
 		return sq, errorf(CodeBadRequest, "the last event id is longer than 128 bytes")
+	}
+	sq.Overflow = q.Get("overflow")
+	if err := checkOverflow(sq.Overflow); err != nil {
+		return sq, err
 	}
 	return sq, nil
 }

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"sync"
@@ -32,8 +31,11 @@ type hook struct {
 	connections func(ip string) (total, fromIP int)
 	store       *storeHook // nil without a store: told what the policy removes from sessions
 
-	mu       sync.Mutex
-	limiters map[*mqtt.Client]*rate.Limiter
+	// limiters holds each connected client's *rate.Limiter (none when
+	// Config.MessageRate is negative): written at connect and disconnect,
+	// read at every PUBLISH, by every client's goroutine at once, so a
+	// sync.Map (no lock on the read). Bounded by the connected clients.
+	limiters sync.Map
 
 	authFailures, refused, rateLimited, connectTimeouts atomic.Uint64
 	willsRefused, clientIDsRefused, sessionsRefused     atomic.Uint64
@@ -42,17 +44,27 @@ type hook struct {
 }
 
 func newHook(server *mqtt.Server, cfg *Config, connections func(string) (int, int), store *storeHook) *hook {
-	return &hook{server: server, cfg: cfg, connections: connections, store: store,
-		limiters: make(map[*mqtt.Client]*rate.Limiter)}
+	return &hook{server: server, cfg: cfg, connections: connections, store: store}
 }
 
 func (h *hook) ID() string { return "motehub" }
 
-func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish,
-		mqtt.OnSessionEstablished, mqtt.OnPublish, mqtt.OnSubscribed, mqtt.OnDisconnect,
-	}, []byte{b})
+// hookProvides is the set of mochi's hook methods hook implements. mochi
+// asks each hook Provides for every packet, several times: a table lookup.
+var hookProvides = hookSet(
+	mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish,
+	mqtt.OnSessionEstablished, mqtt.OnPublish, mqtt.OnSubscribed, mqtt.OnDisconnect,
+)
+
+func (h *hook) Provides(b byte) bool { return hookProvides[b] }
+
+// hookSet is the set of mochi hook methods given, as a table.
+func hookSet(methods ...byte) *[256]bool {
+	var set [256]bool
+	for _, m := range methods {
+		set[m] = true
+	}
+	return &set
 }
 
 func (h *hook) stats() Stats {
@@ -299,9 +311,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if h.cfg.MessageRate < 0 {
 		return
 	}
-	h.mu.Lock()
-	h.limiters[cl] = rate.NewLimiter(rate.Limit(h.cfg.MessageRate), int(2*h.cfg.MessageRate)+1)
-	h.mu.Unlock()
+	h.limiters.Store(cl, rate.NewLimiter(rate.Limit(h.cfg.MessageRate), int(2*h.cfg.MessageRate)+1))
 }
 
 // OnSubscribed counts and logs the filters refused for the client's quota
@@ -336,18 +346,14 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		}
 		h.cfg.Logger.Info("mqtt client disconnected", "client", cl.ID, "remote", cl.Net.Remote, "reason", reason)
 	}
-	h.mu.Lock()
-	delete(h.limiters, cl)
-	h.mu.Unlock()
+	h.limiters.Delete(cl)
 }
 
 // OnPublish disconnects a client past its message rate. The hub's own
 // client (inline) has no limiter.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	h.mu.Lock()
-	lim := h.limiters[cl]
-	h.mu.Unlock()
-	if lim != nil && !lim.Allow() {
+	v, ok := h.limiters.Load(cl)
+	if ok && !v.(*rate.Limiter).Allow() {
 		h.rateLimited.Add(1)
 		_ = h.server.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
 		return pk, packets.ErrRejectPacket

@@ -764,14 +764,15 @@ func (r *inflightRecord) UnmarshalBinary(b []byte) error { return json.Unmarshal
 
 func (h *storeHook) ID() string { return "motehub-store" }
 
-func (h *storeHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnSessionEstablished, mqtt.OnWillSent, mqtt.OnDisconnect,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
-		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnClientExpired,
-		mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages, mqtt.StoredRetainedMessages,
-	}, []byte{b})
-}
+// storeHookProvides is the set of mochi's hook methods storeHook implements.
+var storeHookProvides = hookSet(
+	mqtt.OnSessionEstablished, mqtt.OnWillSent, mqtt.OnDisconnect,
+	mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
+	mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnClientExpired,
+	mqtt.StoredClients, mqtt.StoredSubscriptions, mqtt.StoredInflightMessages, mqtt.StoredRetainedMessages,
+)
+
+func (h *storeHook) Provides(b byte) bool { return storeHookProvides[b] }
 
 // The keys of the broker's state in the mqtt bucket.
 func clientKey(id string) string               { return "client/" + id }

@@ -190,6 +190,14 @@ func (m *Model) Stats() Stats {
 	return s
 }
 
+// Refusals returns the refusal counters of Stats alone (Devices, Entities
+// and Topics zero): O(1), where Stats walks every device to count entities.
+func (m *Model) Refusals() Stats {
+	s := m.stats
+	s.Devices, s.Entities, s.Topics = 0, 0, 0
+	return s
+}
+
 // Command encodes value (JSON: true/false for switches and lights, a number,
 // an option's string, null for a button) for an entity, with the message
 // that will confirm it. It fails with ErrOffline when the device is known to

@@ -24,11 +24,14 @@ func (m *Model) heuristic(msg Message) (ch Changes, declared bool) {
 		}
 		return Changes{}, false
 	}
-	decl, shape := heuristicDeclaration(msg.Topic, msg.Payload)
+	// The shape alone decides whether the declaration changed: the
+	// declaration is built only when it did (once per topic, usually).
+	shape := heuristicShape(msg.Topic, msg.Payload)
 	t := m.topics[msg.Topic]
 	if _, ok := m.sources[source]; ok && t != nil && t.shape == shape {
 		return Changes{}, false
 	}
+	decl, shape := heuristicDeclaration(msg.Topic, msg.Payload)
 	ch = m.declare(source, []declaration{decl})
 	if t := m.topics[msg.Topic]; t != nil {
 		t.shape = shape
@@ -76,6 +79,15 @@ func heuristicDeclaration(topic string, payload []byte) (declaration, string) {
 	return d, "leaves"
 }
 
+// heuristicShape is the shape heuristicDeclaration returns for payload on
+// topic, without building the declaration.
+func heuristicShape(topic string, payload []byte) string {
+	if shape := switchShape(topic, payload); shape != "" {
+		return "switch-" + shape
+	}
+	return "leaves"
+}
+
 // switchShape says whether a payload is a state a command can change, as
 // the dashboard's values.js: "object" for {"state": bool}, "bool" for a
 // boolean on a topic named state, else "".
@@ -83,6 +95,11 @@ func switchShape(topic string, payload []byte) string {
 	payload = bytes.TrimSpace(payload)
 	switch {
 	case len(payload) > 0 && payload[0] == '{':
+		// Not decoded when it cannot be {"state": ...}: no "state" key, even
+		// one spelled with escapes.
+		if !bytes.Contains(payload, []byte(`state"`)) && !bytes.Contains(payload, []byte(`\u`)) {
+			return ""
+		}
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(payload, &obj) == nil && len(obj) == 1 {
 			if s := string(bytes.TrimSpace(obj["state"])); s == "true" || s == "false" {

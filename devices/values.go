@@ -69,6 +69,9 @@ func jsonChild(v json.RawMessage, key string) (json.RawMessage, bool) {
 func textOf(raw []byte) string {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '"' {
+		if len(raw) >= 2 && raw[len(raw)-1] == '"' && plainJSONString(raw[1:len(raw)-1]) {
+			return string(raw[1 : len(raw)-1]) // what json.Unmarshal gives, without its work
+		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
 			return s
@@ -162,8 +165,28 @@ func boolJSON(b bool) json.RawMessage {
 
 // stringJSON is s as a JSON string.
 func stringJSON(s string) json.RawMessage {
+	if plainJSONString(s) {
+		b := make([]byte, 0, len(s)+2) // what json.Marshal writes, without its work
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	b, _ := json.Marshal(s) // a string always marshals
 	return b
+}
+
+// plainJSONString reports whether s is the same inside a JSON string as
+// outside it: printable ASCII without '"' and '\', nor '<', '>' and '&',
+// which json.Marshal escapes. json.Unmarshal of `"s"` is then s, and
+// json.Marshal of s is `"s"`.
+func plainJSONString[T string | []byte](s T) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // readValue is the core's reading of a payload for an entity without a read

@@ -110,6 +110,11 @@ type Client struct {
 	ID           string           // the client id.
 	ops          *ops             // ops provides a reference to server ops.
 	sync.RWMutex                  // mutex
+
+	// When Read last moved the connection's deadline on, and for which
+	// keepalive (see refreshDeadlineLazily); the reading goroutine's own.
+	deadlineSet       time.Time
+	deadlineKeepalive uint16
 }
 
 // ClientConnection contains the connection transport and metadata for the client.
@@ -267,6 +272,32 @@ func (cl *Client) refreshDeadline(keepalive uint16) {
 	}
 }
 
+// deadlineSlack is how often, at most, Read moves the connection's deadline
+// on, and how much later than the keepalive asks it sets it: a deadline
+// moved on every packet is two timer updates per packet, and a device that
+// publishes many messages a second needs it moved about once a second.
+const deadlineSlack = time.Second
+
+// refreshDeadlineLazily is refreshDeadline for Read: it moves the deadline
+// on only when deadlineSlack has passed since it last did (or the keepalive
+// changed), to deadlineSlack beyond what refreshDeadline sets, so that the
+// deadline is never earlier than a packet read now would set it
+// [MQTT-3.1.2-22]. Only the client's reading goroutine calls it.
+func (cl *Client) refreshDeadlineLazily(keepalive uint16) {
+	now := time.Now()
+	if keepalive == cl.deadlineKeepalive && now.Sub(cl.deadlineSet) < deadlineSlack && !cl.deadlineSet.IsZero() {
+		return
+	}
+	cl.deadlineSet, cl.deadlineKeepalive = now, keepalive
+	var expiry time.Time // no deadline when keepalive = 0
+	if keepalive > 0 {
+		expiry = now.Add(time.Duration(keepalive+(keepalive/2))*time.Second + deadlineSlack) // [MQTT-3.1.2-22]
+	}
+	if cl.Net.Conn != nil {
+		_ = cl.Net.Conn.SetDeadline(expiry)
+	}
+}
+
 // NextPacketID returns the next available (unused) packet id for the client.
 // If no unused packet ids are available, an error is returned and the client
 // should be disconnected.
@@ -372,7 +403,7 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 			return nil
 		}
 
-		cl.refreshDeadline(cl.State.Keepalive)
+		cl.refreshDeadlineLazily(cl.State.Keepalive)
 		var fh packets.FixedHeader
 		if err := cl.ReadFixedHeader(&fh); err != nil {
 			return err
@@ -483,9 +514,8 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 
 	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(n))
 
-	// Decode the remaining packet values using a fresh copy of the bytes,
-	// otherwise the next packet will change the data of this one.
-	px := append([]byte{}, p[:]...)
+	// p is this packet's own (made above): decoded values may point into it.
+	px := p
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectDecode(px)

@@ -983,7 +983,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		pk.Expiry = pk.Created + expiry
 	}
 
-	if !cl.Net.Inline {
+	if !cl.Net.Inline && pk.FixedHeader.Qos > 0 { // a QoS 0 PUBLISH has no packet id
 		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
 			if pki.FixedHeader.Type == packets.Pubrec {
 				// A QoS 2 PUBLISH sent again before its PUBREL (a client that reconnected,

@@ -1,0 +1,85 @@
+package mqtt
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// TestSubscribersOnlyInlineAllocs: finding the subscribers of a topic that
+// only an inline subscription matches makes the one map it returns (and the
+// Subscribers), no copy of each particle's subscriptions (PATCHES.md 30).
+func TestSubscribersOnlyInlineAllocs(t *testing.T) {
+	index := NewTopicsIndex()
+	index.InlineSubscribe(InlineSubscription{Subscription: packets.Subscription{Filter: "#", Identifier: 1},
+		Handler: func(*Client, packets.Subscription, packets.Packet) {}})
+	index.Subscribe("cl1", packets.Subscription{Filter: "other/topic"})
+
+	subs := index.Subscribers("dev/17/data")
+	require.Len(t, subs.InlineSubscriptions, 1)
+	require.Empty(t, subs.Subscriptions)
+	require.Empty(t, subs.Shared)
+
+	allocs := testing.AllocsPerRun(100, func() { _ = index.Subscribers("dev/17/data") })
+	require.LessOrEqual(t, allocs, 3.0, "the Subscribers, one map and its bucket")
+}
+
+// TestSubscribersSharedStillSelected: with maps made only when needed, a
+// shared subscription is still selected and merged (PATCHES.md 30).
+func TestSubscribersSharedStillSelected(t *testing.T) {
+	index := NewTopicsIndex()
+	index.Subscribe("cl1", packets.Subscription{Filter: SharePrefix + "/g/a/#", Qos: 1})
+	subs := index.Subscribers("a/b")
+	require.Len(t, subs.Shared, 1)
+	require.NotNil(t, subs.SharedSelected)
+	require.Nil(t, subs.Subscriptions)
+	subs.SelectShared()
+	subs.MergeSharedSelected()
+	require.Contains(t, subs.Subscriptions, "cl1")
+}
+
+// deadlineCountConn counts the deadlines set on it.
+type deadlineCountConn struct {
+	net.Conn
+	set  int
+	last time.Time
+}
+
+func (c *deadlineCountConn) SetDeadline(t time.Time) error {
+	c.set++
+	c.last = t
+	return nil
+}
+
+// TestClientRefreshDeadlineLazily: Read moves the deadline on at most once
+// per deadlineSlack (and when the keepalive changes), never to earlier than
+// a packet read now asks [MQTT-3.1.2-22] (PATCHES.md 30).
+func TestClientRefreshDeadlineLazily(t *testing.T) {
+	cl, _, _ := newTestClient()
+	defer cl.Stop(errClientStop)
+	conn := &deadlineCountConn{Conn: cl.Net.Conn}
+	cl.Net.Conn = conn
+
+	for i := 0; i < 1000; i++ {
+		before := time.Now()
+		cl.refreshDeadlineLazily(10)
+		require.False(t, conn.last.Before(before.Add(15*time.Second)), "the deadline is earlier than 1.5 × keepalive")
+	}
+	require.Equal(t, 1, conn.set, "1,000 packets within a second moved the deadline more than once")
+
+	cl.refreshDeadlineLazily(20) // a new keepalive (at CONNECT) applies at once
+	require.Equal(t, 2, conn.set)
+	require.True(t, conn.last.After(time.Now().Add(29*time.Second)))
+
+	cl.refreshDeadlineLazily(0) // no keepalive: no deadline
+	require.Equal(t, 3, conn.set)
+	require.True(t, conn.last.IsZero())
+
+	cl.deadlineSet = time.Now().Add(-deadlineSlack) // a second later
+	cl.refreshDeadlineLazily(0)
+	require.Equal(t, 4, conn.set)
+}
