@@ -151,3 +151,38 @@ func TestMarkConflated(t *testing.T) {
 		}
 	}
 }
+
+// TestLatestQueueConflatingIsWaitingAndNotForTheShard: a conflating queue
+// whose lines all went into the conflated set (items empty) still has work
+// for its owner, and the flush shard's non-blocking take leaves it to the
+// writer's take, which writes the conflated lines: else the owner lets go
+// of a client whose messages then wait, unwritten, for a push that never
+// wakes anyone.
+func TestLatestQueueConflatingIsWaitingAndNotForTheShard(t *testing.T) {
+	q := latestQueue(2, 1<<20, formatLinesIDs)
+	woken := 0
+	q.notify = func() { woken++ }
+	for seq := uint64(1); seq <= 4; seq++ {
+		if !q.pushEvent(idLine("t/0", seq), int64(seq), "t/0") {
+			t.Fatalf("message %d refused", seq)
+		}
+	}
+	if q.conflated == nil || len(q.items) != 0 {
+		t.Fatalf("conflated %v, %d items: want every message conflated", q.conflated != nil, len(q.items))
+	}
+	if woken != 1 {
+		t.Fatalf("woken %d times, want once (when the queue stopped being empty)", woken)
+	}
+	if !q.waiting() {
+		t.Fatal("a conflating queue reports nothing waiting")
+	}
+	if items, ok := q.takeUpTo(1 << 20); ok {
+		t.Fatalf("the shard's take took %d items from a conflating queue", len(items))
+	}
+	if _, items := q.take(nil); len(items) != 2 || !strings.Contains(string(items[1].line), `"ep-4~"`) {
+		t.Fatalf("the writer's take: %d items, want the notice and message 4 marked", len(items))
+	}
+	if q.waiting() {
+		t.Fatal("taken, the queue still reports something waiting")
+	}
+}
