@@ -84,13 +84,16 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	var out string
 	var maxForeign float64
 	var lastTry bool
-	fs.StringVar(&cfg.Target, "target", "motehub", "label of the target: motehub or mosquitto")
-	fs.StringVar(&cfg.Transport, "transport", transportWS, "ws, ws-batch, sse (motehub) or mqtt-ws (Mosquitto)")
+	fs.StringVar(&cfg.Target, "target", "motehub", "label of the target: motehub, centrifugo, nats or mosquitto")
+	fs.StringVar(&cfg.Transport, "transport", transportWS, "ws, ws-batch, sse (motehub), mqtt-ws (Mosquitto), cent-ws (Centrifugo), nats-ws (NATS), or mqtt-tcp (idle devices, motehub and Mosquitto)")
+	fs.BoolVar(&cfg.Idle, "idle", false, "connect the subscribers, read the target's memory, publish nothing")
 	fs.StringVar(&cfg.Variant, "variant", "pinned", "label: how target and load generator share the CPUs")
 	fs.BoolVar(&cfg.Probe, "probe", false, "mark the run as the low-rate latency probe")
 	fs.IntVar(&cfg.Repeat, "repeat", 1, "label: the repeat number")
 	fs.StringVar(&cfg.SubAddr, "sub", "", "host:port the subscribers connect to (loopback only)")
-	fs.StringVar(&cfg.PubAddr, "pub", "", "host:port of the target's MQTT/TCP listener (loopback only)")
+	fs.StringVar(&cfg.PubAddr, "pub", "", "host:port the publisher connects to (loopback only): the target's MQTT/TCP listener, NATS's client port, or Centrifugo's HTTP server")
+	fs.StringVar(&cfg.APIKey, "api-key", "hubbench", "Centrifugo's HTTP API key (X-API-Key)")
+	fs.IntVar(&cfg.HTTPPublishers, "http-publishers", 8, "Centrifugo: publish requests in flight at once, each on its own connection")
 	fs.StringVar(&cfg.PID, "pid", "", "PID of the target process, for its CPU time and memory")
 	fs.StringVar(&cfg.GCTrace, "gctrace", "", "file with the target's GODEBUG=gctrace=1 output (Go targets), for its live heap")
 	fs.IntVar(&cfg.Subscribers, "subs", 100, "subscribers")
@@ -112,13 +115,22 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, a := range []string{cfg.SubAddr, cfg.PubAddr} {
+	addrs := []string{cfg.SubAddr}
+	if !cfg.Idle {
+		addrs = append(addrs, cfg.PubAddr)
+	}
+	for _, a := range addrs {
 		if err := checkLoopback(a); err != nil {
 			return err
 		}
 	}
-	if cfg.PID == "" || cfg.Subscribers < 1 || cfg.Rate <= 0 || cfg.Measure <= 0 {
-		return errors.New("run: -pid, -subs ≥ 1, -rate > 0 and -measure > 0 are required")
+	if cfg.PID == "" || cfg.Subscribers < 1 {
+		return errors.New("run: -pid and -subs ≥ 1 are required")
+	}
+	if cfg.Idle {
+		cfg.Rate, cfg.Warmup, cfg.Measure = 0, 0, 0
+	} else if cfg.Rate <= 0 || cfg.Measure <= 0 {
+		return errors.New("run: -rate > 0 and -measure > 0 are required (or -idle)")
 	}
 	// Everything the run does is bounded by this deadline.
 	limit := cfg.Warmup + cfg.Measure + cfg.Settle + cfg.MaxDrain +
@@ -128,7 +140,7 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	log = log.With("target", cfg.Target, "transport", cfg.Transport, "subs", cfg.Subscribers, "rate", cfg.Rate)
 	res, err := runBench(ctx, cfg, log)
 	res.Attempt = res0Attempt
-	if err == nil && maxForeign > 0 && res.ForeignCores > maxForeign && !lastTry {
+	if err == nil && maxForeign > 0 && res.ForeignCores > maxForeign && !lastTry && !cfg.Idle {
 		log.Warn("other processes competed for the CPU: not recorded", "foreign_cores", res.ForeignCores, "max", maxForeign)
 		return errContaminated
 	}

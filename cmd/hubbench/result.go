@@ -16,6 +16,7 @@ type result struct {
 	Transport string `json:"transport"`
 	Variant   string `json:"variant"` // how target and load generator were placed on the CPUs
 	Probe     bool   `json:"probe,omitempty"`
+	Idle      bool   `json:"idle,omitempty"` // connected and measured idle; nothing published
 	Repeat    int    `json:"repeat"`
 
 	Subscribers  int     `json:"subscribers"`
@@ -33,6 +34,8 @@ type result struct {
 
 	Published       uint64  `json:"published"`        // by the publisher, whole run
 	PublisherBehind uint64  `json:"publisher_behind"` // messages due that it could not send in time
+	PublishFailed   uint64  `json:"publish_failed,omitempty"` // HTTP publish requests that failed (Centrifugo)
+	PublishError    string  `json:"publish_error,omitempty"`  // the first of them
 	Expected        uint64  `json:"expected"`         // deliveries due in the window: subscribers × window messages
 	Delivered       uint64  `json:"delivered"`        // distinct window messages received, all subscribers
 	DeliveredPerSec float64 `json:"delivered_per_s"`
