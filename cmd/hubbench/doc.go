@@ -8,6 +8,11 @@
 //
 //	hubbench run ...        one run (one target, one transport, N subscribers,
 //	                        one rate), one JSON line appended to -out
+//	hubbench ingest ...     D MQTT devices (-devices 2000) each publishing to its own topic at a
+//	                        total -rate, K dashboards (-dashboards 10) on "#" (ws or sse, -overflow
+//	                        latest to ask for the newest value per topic): delivered ratio, p50/p99,
+//	                        the target's CPU µs per message, dashboards cut off; one JSON line
+//	                        of kind "ingest" appended to -out (keep it in its own results file)
 //	hubbench report ...     results (JSON lines) to docs/benchmarks.md
 //	hubbench meta ...       append the machine description to a results file
 //	hubbench skip ...       record a cell of the matrix that was not run, and why

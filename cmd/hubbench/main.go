@@ -35,6 +35,7 @@ const usage = `usage: hubbench COMMAND [flags]
 
 commands:
   run        one benchmark run; appends one JSON line to -out
+  ingest     devices publishing to their own topics, dashboards on "#": one JSON line (kind "ingest")
   report     results (JSON lines) to a Markdown report
   meta       append the machine description to a results file
   skip       record a cell of the matrix that was not run, and why
@@ -52,6 +53,8 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	switch cmd {
 	case "run":
 		return cmdRun(ctx, args, stdout, log)
+	case "ingest":
+		return cmdIngest(ctx, args, stdout, log)
 	case "report":
 		return cmdReport(args, log)
 	case "meta":
