@@ -19,7 +19,7 @@ func main() {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	err := dispatch(ctx, os.Args[1:], os.Stdout, log)
-	if errors.Is(err, errNotSaturated) {
+	if errors.Is(err, errNotSaturated) || errors.Is(err, errNotSustained) {
 		os.Exit(1) // an answer, not a failure
 	}
 	if errors.Is(err, errContaminated) {
@@ -40,6 +40,7 @@ commands:
   meta       append the machine description to a results file
   skip       record a cell of the matrix that was not run, and why
   saturated  exit 0 when a cell of a results file is past saturation
+  sustained  exit 0 when most repeats of an ingest rate were sustained
   wait       wait until TCP addresses accept connections
   quiet      wait until other processes leave the CPUs alone
   freeport   print free loopback TCP ports
@@ -63,6 +64,8 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return cmdSkip(args)
 	case "saturated":
 		return cmdSaturated(args)
+	case "sustained":
+		return cmdSustained(args)
 	case "wait":
 		return cmdWait(ctx, args)
 	case "quiet":

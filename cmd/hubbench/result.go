@@ -139,9 +139,16 @@ func appendJSONLine(path string, v any) error {
 
 // results is what a results file holds, in order.
 type results struct {
-	Metas []meta
-	Runs  []result
-	Skips []skipped
+	Metas   []meta
+	Runs    []result
+	Skips   []skipped
+	Ingests []ingestRecord // hubbench ingest's runs
+}
+
+// ingestRecord is one hubbench ingest run and the session that took it.
+type ingestRecord struct {
+	ingestResult
+	Session int // as result.Session
 }
 
 // readResults reads a results file.
@@ -174,6 +181,12 @@ func readResults(r io.Reader) (results, error) {
 			}
 			res.Session = len(rs.Metas) - 1
 			rs.Runs = append(rs.Runs, res)
+		case "ingest":
+			var in ingestResult
+			if err := json.Unmarshal(line, &in); err != nil {
+				return rs, fmt.Errorf("results line %d: %w", n, err)
+			}
+			rs.Ingests = append(rs.Ingests, ingestRecord{in, len(rs.Metas) - 1})
 		case "skip":
 			var sk skipped
 			if err := json.Unmarshal(line, &sk); err != nil {

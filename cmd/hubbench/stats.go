@@ -219,6 +219,14 @@ var (
 		{"motehub", transportWSBatch, "motehub WS batch"},
 		{"motehub", transportSSE, "motehub SSE"},
 		{"mosquitto", transportMQTTWS, "Mosquitto WS"},
+		{"centrifugo", transportCentWS, "Centrifugo WS"},
+		{"nats", transportNATSWS, "NATS WS"},
+	}
+	// peerSeries are the series motehub WS is compared with.
+	peerSeries = []struct{ Target, Transport string }{
+		{"centrifugo", transportCentWS},
+		{"nats", transportNATSWS},
+		{"mosquitto", transportMQTTWS},
 	}
 )
 

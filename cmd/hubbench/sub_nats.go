@@ -88,14 +88,10 @@ func (s *natsWSSub) next() (natsOp, error) {
 	return natsOp{}, errors.New("nats-ws: no whole operation in 1M messages")
 }
 
+// read handles what the decoder holds (the handshake's last frame may have
+// carried more than its PONG), then each message as it comes.
 func (s *natsWSSub) read() error {
 	for {
-		_, msg, err := s.ws.ReadMessage(s.buf)
-		if err != nil {
-			return err
-		}
-		s.buf = msg
-		s.dec.Write(msg)
 		for {
 			op, ok, err := s.dec.Next()
 			if err != nil {
@@ -115,6 +111,12 @@ func (s *natsWSSub) read() error {
 				return fmt.Errorf("nats-ws: the server said -ERR %s", op.Arg)
 			}
 		}
+		_, msg, err := s.ws.ReadMessage(s.buf)
+		if err != nil {
+			return err
+		}
+		s.buf = msg
+		s.dec.Write(msg)
 	}
 }
 
