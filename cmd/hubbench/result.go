@@ -32,12 +32,12 @@ type result struct {
 	ConnectSeconds float64 `json:"connect_s"`
 	ConnectP99Ms   float64 `json:"connect_p99_ms"`
 
-	Published       uint64  `json:"published"`        // by the publisher, whole run
-	PublisherBehind uint64  `json:"publisher_behind"` // messages due that it could not send in time
+	Published       uint64  `json:"published"`                // by the publisher, whole run
+	PublisherBehind uint64  `json:"publisher_behind"`         // messages due that it could not send in time
 	PublishFailed   uint64  `json:"publish_failed,omitempty"` // HTTP publish requests that failed (Centrifugo)
 	PublishError    string  `json:"publish_error,omitempty"`  // the first of them
-	Expected        uint64  `json:"expected"`         // deliveries due in the window: subscribers × window messages
-	Delivered       uint64  `json:"delivered"`        // distinct window messages received, all subscribers
+	Expected        uint64  `json:"expected"`                 // deliveries due in the window: subscribers × window messages
+	Delivered       uint64  `json:"delivered"`                // distinct window messages received, all subscribers
 	DeliveredPerSec float64 `json:"delivered_per_s"`
 	DeliveryRatio   float64 `json:"delivery_ratio"`
 	Duplicates      uint64  `json:"duplicates"`

@@ -31,8 +31,8 @@ type runConfig struct {
 	// HTTPPublishers is how many publish requests to Centrifugo's HTTP API
 	// may be in flight at once.
 	HTTPPublishers int
-	PID     string // the target process, for /proc
-	GCTrace string // the target's GODEBUG=gctrace=1 output, if it is Go
+	PID            string // the target process, for /proc
+	GCTrace        string // the target's GODEBUG=gctrace=1 output, if it is Go
 
 	Subscribers int
 	Rate        float64 // messages/s
