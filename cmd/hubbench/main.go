@@ -99,7 +99,7 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	fs.StringVar(&cfg.SubAddr, "sub", "", "host:port the subscribers connect to (loopback only)")
 	fs.StringVar(&cfg.PubAddr, "pub", "", "host:port the publisher connects to (loopback only): the target's MQTT/TCP listener, NATS's client port, or Centrifugo's HTTP server")
 	fs.StringVar(&cfg.APIKey, "api-key", "hubbench", "Centrifugo's HTTP API key (X-API-Key)")
-	fs.IntVar(&cfg.HTTPPublishers, "http-publishers", 8, "Centrifugo: publish requests in flight at once, each on its own connection")
+	fs.IntVar(&cfg.HTTPPublishers, "http-publishers", 32, "Centrifugo: publish requests in flight at once, each on its own connection")
 	fs.StringVar(&cfg.PID, "pid", "", "PID of the target process, for its CPU time and memory")
 	fs.StringVar(&cfg.GCTrace, "gctrace", "", "file with the target's GODEBUG=gctrace=1 output (Go targets), for its live heap")
 	fs.IntVar(&cfg.Subscribers, "subs", 100, "subscribers")

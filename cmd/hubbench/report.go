@@ -143,7 +143,7 @@ The method is the team's BENCHMARKS.md (shared notes). One MQTT 3.1.1 publisher 
 subscribers receive: motehub Clown.Talk over WebSocket (one line per frame, or `+"`batch: true`"+`), motehub
 SSE, MQTT 3.1.1 over WebSocket to Mosquitto (subprotocol `+"`mqtt`"+`, as MQTT.js), Centrifugo's JSON protocol
 over WebSocket (`+"`/connection/websocket`"+`, as centrifuge-js; the publisher then posts to its HTTP API,
-`+"`POST /api/publish`"+`, 8 requests in flight, the way a backend publishes to Centrifugo), or NATS's text
+`+"`POST /api/publish`"+`, 32 requests in flight, the way a backend publishes to Centrifugo), or NATS's text
 protocol over WebSocket (as nats.ws; the publisher then sends `+"`PUB`"+` over NATS's TCP port). The peers
 Centrifugo and NATS server are built from the module proxy by bench/peers.sh. Everything runs in
 its own network namespace (`+"`unshare --net`"+`, loopback only); each run starts a fresh target.
