@@ -150,10 +150,14 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 		log.Warn("other processes competed for the CPU: not recorded", "foreign_cores", res.ForeignCores, "max", maxForeign)
 		return errContaminated
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		res.Error = err.Error()
 		log.Error("run failed", "err", err)
-	} else {
+	case cfg.Idle:
+		log.Info("idle run done", "connected", res.Connected, "connect_s", round(res.ConnectSeconds, 2),
+			"mem_per_conn_bytes", int(res.MemPerConnBytes), "dropped", res.Dropped)
+	default:
 		log.Info("run done", "delivered_per_s", int(res.DeliveredPerSec), "ratio", round(res.DeliveryRatio, 5),
 			"p50_ms", float64(res.LatencyUs.P50)/1000, "p99_ms", float64(res.LatencyUs.P99)/1000,
 			"cpu_s_per_m", round(res.CPUPerMDeliveries, 3), "target_cores", round(res.TargetCPUCores, 2),

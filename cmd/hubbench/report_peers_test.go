@@ -103,3 +103,34 @@ func TestSustained(t *testing.T) {
 		t.Error("a series never run answered sustained")
 	}
 }
+
+// TestSaturatedLatestSession: a cell measured again is judged on its
+// latest session's runs, as the report shows it.
+func TestSaturatedLatestSession(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "r.jsonl")
+	write := func(v any) {
+		t.Helper()
+		if err := appendJSONLine(path, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask := func() error {
+		return cmdSaturated([]string{"-in", path, "-target", "motehub", "-transport", transportWS, "-subs", "1000", "-offered", "400000"})
+	}
+	if err := ask(); err == nil {
+		t.Error("an empty file answered saturated")
+	}
+	write(meta{Kind: "meta"})
+	for range 3 {
+		write(run(transportWS, 1000, 400000, 0.5, 3_000_000))
+	}
+	if err := ask(); err != nil {
+		t.Errorf("three saturated runs: %v", err)
+	}
+	write(meta{Kind: "meta"})
+	write(run(transportWS, 1000, 400000, 1, 40_000))
+	if err := ask(); err == nil {
+		t.Error("the later session kept up, yet the cell answered saturated")
+	}
+}
