@@ -56,8 +56,8 @@
 #   BENCH_REPORT    report to write   (docs/benchmarks.md; quick: bench/results/quick/benchmarks.md)
 #   BENCH_MAX_FOREIGN  CPU (cores) other processes may use during a run before it is tried again;
 #                   0 turns the check and the wait for a quiet machine off (0.3)
-#   BENCH_TRIES     tries per run, the last recorded whatever happened (3)
-#   BENCH_QUIET_TIMEOUT  longest wait for a quiet machine before a try (30s)
+#   BENCH_TRIES     tries per run, the last recorded whatever happened (3; quick: 1)
+#   BENCH_QUIET_TIMEOUT  longest wait for a quiet machine before a try (30s; quick: 5s)
 #   BENCH_APPEND    1: add to an existing results file instead of starting a new one (0); a cell
 #                   measured again replaces its earlier runs in the report (the latest session wins),
 #                   so e.g. BENCH_APPEND=1 BENCH_TARGETS=motehub make bench redoes motehub's runs and
@@ -72,6 +72,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	: "${BENCH_IDLE_WS:=200}" "${BENCH_IDLE_DEVICES:=200}" "${BENCH_IDLE_MAX:=0}"
 	: "${BENCH_MANY:=500x10}"
 	: "${BENCH_INGEST_RATES:=2000}" "${BENCH_INGEST_DEVICES:=200}"
+	: "${BENCH_TRIES:=1}" "${BENCH_QUIET_TIMEOUT:=5s}" # a smoke test: no waiting out the neighbours
 	MODE=quick
 else
 	: "${BENCH_REPEATS:=3}" "${BENCH_WARMUP:=5s}" "${BENCH_MEASURE:=15s}"
