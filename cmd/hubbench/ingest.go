@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -27,15 +28,15 @@ type ingestConfig struct {
 	PubAddr string // host:port of the target's MQTT/TCP listener
 	PID     string // the target process, for /proc
 
-	Devices     int     // MQTT connections, one topic each
-	Dashboards  int     // subscribers on Filter
-	Rate        float64 // messages/s, all devices together
-	Payload     int     // bytes
-	TopicPrefix string  // device i publishes to TopicPrefix + i
-	Filter      string  // what the dashboards subscribe to
-	Transport   string  // ws or sse
-	Overflow    string  // the dashboards' overflow option ("" leaves the hub's default)
-	Senders     int     // goroutines that pace the devices' publishes
+	Devices    int     // MQTT connections, one topic each
+	Dashboards int     // subscribers on Filter
+	Rate       float64 // messages/s, all devices together
+	Payload    int     // bytes
+	Topics     string  // device i publishes to fmt.Sprintf(Topics, i)
+	Filter     string  // what the dashboards subscribe to
+	Transport  string  // ws or sse
+	Overflow   string  // the dashboards' overflow option ("" leaves the hub's default)
+	Senders    int     // goroutines that pace the devices' publishes
 
 	Warmup, Measure time.Duration
 	Settle          time.Duration // after the last connect, before the first publish
@@ -112,7 +113,7 @@ func cmdIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	fs.IntVar(&cfg.Dashboards, "dashboards", 10, "dashboards subscribed to -filter")
 	fs.Float64Var(&cfg.Rate, "rate", 20000, "messages per second, all devices together")
 	fs.IntVar(&cfg.Payload, "payload", 100, "payload bytes")
-	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", "bench/dev/", "device i publishes to PREFIXi")
+	fs.StringVar(&cfg.Topics, "topics", "bench/dev%d/data", "device i publishes to this with %d replaced by i (the default makes each device a device of its own in the hub's model)")
 	fs.StringVar(&cfg.Filter, "filter", "#", "filter the dashboards subscribe to")
 	fs.StringVar(&cfg.Transport, "transport", transportWS, "dashboards' transport: ws (Clown.Talk) or sse")
 	fs.StringVar(&cfg.Overflow, "overflow", "", `dashboards' overflow option ("latest": newest value per topic instead of being cut off; "": the hub's default)`)
@@ -177,6 +178,8 @@ func (c *ingestConfig) check() error {
 		return errors.New("ingest: -rate > 0, -measure > 0 and -warmup ≥ 0")
 	case c.Transport != transportWS && c.Transport != transportSSE:
 		return fmt.Errorf("ingest: -transport %q: ws or sse", c.Transport)
+	case strings.Count(c.Topics, "%d") != 1 || strings.Count(c.Topics, "%") != 1:
+		return fmt.Errorf("ingest: -topics %q must hold %%d once, and no other %%", c.Topics)
 	case c.Payload < 0 || c.Payload > 1<<16:
 		return errors.New("ingest: -payload between 0 and 65536 bytes")
 	}

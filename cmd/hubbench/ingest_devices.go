@@ -79,8 +79,8 @@ type fleet struct {
 }
 
 // connectFleet dials n devices, parallel at a time; device i publishes to
-// prefix+i.
-func connectFleet(ctx context.Context, addr, prefix string, n, parallel int) (*fleet, int, error) {
+// fmt.Sprintf(topics, i).
+func connectFleet(ctx context.Context, addr, topics string, n, parallel int) (*fleet, int, error) {
 	f := &fleet{devices: make([]*device, n)}
 	idx := make(chan int)
 	var failed atomic.Int64
@@ -91,7 +91,7 @@ func connectFleet(ctx context.Context, addr, prefix string, n, parallel int) (*f
 		wg.Go(func() {
 			for i := range idx {
 				cctx, cancel := context.WithTimeout(ctx, connectTimeout)
-				d, err := dialDevice(cctx, addr, base+strconv.Itoa(i), prefix+strconv.Itoa(i))
+				d, err := dialDevice(cctx, addr, base+strconv.Itoa(i), fmt.Sprintf(topics, i))
 				cancel()
 				if err != nil {
 					failed.Add(1)

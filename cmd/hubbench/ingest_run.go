@@ -38,7 +38,7 @@ func runIngest(ctx context.Context, cfg ingestConfig, log *slog.Logger) (res ing
 	defer r.shutdown()
 
 	began := time.Now()
-	fl, connected, cerr := connectFleet(ctx, cfg.PubAddr, cfg.TopicPrefix, cfg.Devices, cfg.Parallel)
+	fl, connected, cerr := connectFleet(ctx, cfg.PubAddr, cfg.Topics, cfg.Devices, cfg.Parallel)
 	if fl == nil {
 		return res, cerr
 	}
