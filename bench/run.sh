@@ -453,12 +453,13 @@ ingest_one() {
 # The ingest sweep: per series, rates in ascending order until one is not sustained by most
 # repeats (hubbench sustained reads the results file).
 if has_run ingest; then
-	if ! "$HB" ingest -h 2>&1 | grep -q -- '-devices'; then
+	ingest_help=$("$HB" ingest -h 2>&1 || true) # -h answers with its flags, and exit status 1
+	if ! grep -q -- '-devices' <<<"$ingest_help"; then
 		echo "bench: this hubbench has no ingest subcommand: ingest not run" >&2
 	else
 		for s in $BENCH_INGEST_SERIES; do
 			has_target "$(ingest_series_target "$s")" || continue
-			if [ "$s" = mosq ] && ! "$HB" ingest -h 2>&1 | grep -q 'mqtt-ws'; then
+			if [ "$s" = mosq ] && ! grep -q 'mqtt-ws' <<<"$ingest_help"; then
 				echo "bench: hubbench ingest has no MQTT-over-WebSocket dashboards: Mosquitto's ingest not run" >&2
 				continue
 			fi
