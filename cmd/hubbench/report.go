@@ -122,7 +122,7 @@ func writeReport(w io.Writer, in reportInput) {
 	fmt.Fprintln(w)
 	writeMethod(w)
 	writeSideBySide(w, idle, cells, ingest)
-	writeTargets(w, cells)
+	writeTargets(w, cells, idle)
 	writeKnees(w, cells)
 	writeProbe(w, cells)
 	writeMemory(w, cells)
