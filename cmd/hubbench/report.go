@@ -471,12 +471,21 @@ func runsText(c *cell) string {
 }
 
 func errorNote(c *cell) string {
+	var behind, failed uint64
 	for _, r := range c.Runs {
 		if r.Error != "" {
 			return fmt.Sprintf(" (error: %.80s)", r.Error)
 		}
+		behind, failed = max(behind, r.PublisherBehind), max(failed, r.PublishFailed)
 	}
-	return ""
+	note := ""
+	if behind > 0 {
+		note += fmt.Sprintf(" (publisher behind by up to %d messages: counted as lost)", behind)
+	}
+	if failed > 0 {
+		note += fmt.Sprintf(" (up to %d publish requests failed)", failed)
+	}
+	return note
 }
 
 // writeCellRatio compares motehub WS with each peer in one cell.

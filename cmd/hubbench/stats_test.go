@@ -214,3 +214,21 @@ func TestTargetsWhenMosquittoHasNoKnee(t *testing.T) {
 		t.Errorf("targets lack %q:\n%s", want, b.String())
 	}
 }
+
+// TestPublisherBehindCountsAsLost: messages the publisher was due to send
+// and could not are not delivered, whatever the subscribers saw of the rest.
+func TestPublisherBehindCountsAsLost(t *testing.T) {
+	t.Parallel()
+	r := run(transportCentWS, 100, 400000, 1, 1000)
+	r.Published, r.PublisherBehind = 600, 400
+	if got := ratioOf(r); got != 0.6 {
+		t.Errorf("ratioOf = %v, want 0.6", got)
+	}
+	c := &cell{Runs: []result{r}}
+	if c.passes() {
+		t.Error("a cell whose publisher fell 40 % behind passes the knee")
+	}
+	if note := errorNote(c); !strings.Contains(note, "behind by up to 400") {
+		t.Errorf("errorNote = %q", note)
+	}
+}
