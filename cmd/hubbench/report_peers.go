@@ -125,7 +125,6 @@ type sideRow struct {
 	What  string
 	Text  map[string]string
 	Value map[string]float64
-	Unit  string // what the ratio compares, e.g. "memory"
 }
 
 // writeSideBySide writes the headline table and the idle memory table.
@@ -147,7 +146,7 @@ func writeSideBySide(w io.Writer, idle []*idleCell, cells []*cell, ingest []*ing
 		}
 	}
 	for _, g := range groups {
-		row := sideRow{What: fmt.Sprintf("memory per idle %s (%s)", idleKind(g.transport), count(g.n)), Text: map[string]string{}, Value: map[string]float64{}, Unit: "memory"}
+		row := sideRow{What: fmt.Sprintf("memory per idle %s (%s)", idleKind(g.transport), count(g.n)), Text: map[string]string{}, Value: map[string]float64{}}
 		for _, t := range reportTargets {
 			tr := g.transport
 			if tr == transportWS {
@@ -171,7 +170,7 @@ func writeSideBySide(w io.Writer, idle []*idleCell, cells []*cell, ingest []*ing
 	}
 	// The knee per subscriber count (pinned), from the matrix.
 	for _, n := range subCounts(cells, "pinned") {
-		row := sideRow{What: fmt.Sprintf("knee, %s WS subscribers (≥ 99.9 %% delivered, p99 < 100 ms)", count(n)), Text: map[string]string{}, Value: map[string]float64{}, Unit: "knee"}
+		row := sideRow{What: fmt.Sprintf("knee, %s WS subscribers (≥ 99.9 %% delivered, p99 < 100 ms)", count(n)), Text: map[string]string{}, Value: map[string]float64{}}
 		for _, t := range reportTargets {
 			k := findKnee(seriesCells(cells, seriesKey{"pinned", t.Target, browserTransport[t.Target], n}))
 			if k.Tested < 2 {
@@ -196,7 +195,7 @@ func writeSideBySide(w io.Writer, idle []*idleCell, cells []*cell, ingest []*ing
 			continue
 		}
 		row := sideRow{What: fmt.Sprintf("%s WS subscribers × %s msg/s (%s): delivered, p50 / p99 ms", count(k.Subs), si(rate), k.Variant),
-			Text: map[string]string{}, Value: map[string]float64{}, Unit: "delivered"}
+			Text: map[string]string{}, Value: map[string]float64{}}
 		for _, t := range reportTargets {
 			pk := k
 			pk.Target, pk.Transport = t.Target, browserTransport[t.Target]
@@ -225,7 +224,7 @@ func writeSideBySide(w io.Writer, idle []*idleCell, cells []*cell, ingest []*ing
 		}
 		delete(byDevices, s.Devices)
 		row := sideRow{What: fmt.Sprintf("ingest, %s devices → %d dashboards: highest sustained (≥ 99.9 %%, p99 < 1 s)", count(s.Devices), s.Dashboard),
-			Text: map[string]string{}, Value: map[string]float64{}, Unit: "ingest"}
+			Text: map[string]string{}, Value: map[string]float64{}}
 		for _, ps := range ingestSeriesOf(ingest) {
 			if ps.Data || ps.Overflow != "" || ps.Devices != s.Devices || ps.Variant != s.Variant {
 				continue
