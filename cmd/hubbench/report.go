@@ -102,7 +102,7 @@ func writeReport(w io.Writer, in reportInput) {
 					n++
 				}
 			}
-			fmt.Fprintf(w, " %s (%d runs)", s.Date, n)
+			fmt.Fprintf(w, " %s (%d runs%s)", s.Date, n, sessionSummary(s.Notes))
 			if i < len(in.Results.Metas)-1 {
 				fmt.Fprint(w, ",")
 			}
@@ -133,6 +133,23 @@ func writeReport(w io.Writer, in reportInput) {
 	if in.Notes != "" {
 		fmt.Fprintf(w, "%s\n", strings.TrimSpace(in.Notes))
 	}
+}
+
+// sessionSummary picks from a session's notes what tells sessions apart:
+// which runs and targets it took, and how loaded the machine was.
+func sessionSummary(notes string) string {
+	var out []string
+	for part := range strings.SplitSeq(notes, "; ") {
+		for _, prefix := range []string{"runs: ", "targets: ", "load average at the start: "} {
+			if strings.HasPrefix(part, prefix) {
+				out = append(out, part)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(out, "; ")
 }
 
 func writeMethod(w io.Writer) {

@@ -18,7 +18,10 @@ func idleRun(target, transport string, n int, perConn float64, session int) resu
 func TestReportSideBySide(t *testing.T) {
 	t.Parallel()
 	var rs results
-	rs.Metas = []meta{{Kind: "meta", Date: "2026-01-01T00:00:00Z", Mode: "full"}, {Kind: "meta", Date: "2026-01-02T00:00:00Z", Mode: "full"}}
+	rs.Metas = []meta{
+		{Kind: "meta", Date: "2026-01-01T00:00:00Z", Mode: "full", Notes: "runs: idle many; targets: centrifugo nats mosquitto; load average at the start: 1.00 2.00 3.00; repeats 3"},
+		{Kind: "meta", Date: "2026-01-02T00:00:00Z", Mode: "full", Notes: "runs: idle; targets: motehub; repeats 3"},
+	}
 	for _, c := range []struct {
 		target, transport string
 		kb                float64
@@ -60,6 +63,7 @@ func TestReportSideBySide(t *testing.T) {
 		"| motehub | 40k | ",
 		"| 1 of 3 | 3 |",
 		"motehub WS / Centrifugo WS: delivered/s 1.25×",
+		"2026-01-01T00:00:00Z (33 runs; runs: idle many; targets: centrifugo nats mosquitto; load average at the start: 1.00 2.00 3.00), 2026-01-02T00:00:00Z (18 runs; runs: idle; targets: motehub)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
