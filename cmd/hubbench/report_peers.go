@@ -185,11 +185,17 @@ func writeSideBySide(w io.Writer, idle []*idleCell, cells []*cell, ingest []*ing
 	}
 	// The many-clients cells (more subscribers than the matrix has), and
 	// the 1,000 × 400 msg/s cell.
+	var seen []cellKey
 	for _, c := range cells {
 		k := c.Key
-		if k.Probe || k.Target != "motehub" || k.Transport != transportWS {
+		if k.Probe || browserTransport[k.Target] != k.Transport {
 			continue
 		}
+		k.Target, k.Transport = "", ""
+		if slices.Contains(seen, k) {
+			continue // a row per cell, whichever targets ran it
+		}
+		seen = append(seen, k)
 		rate := k.Offered / float64(k.Subs)
 		if k.Subs <= matrixMaxSubs && !(k.Subs == 1000 && k.Offered == 400_000 && k.Variant == "pinned") {
 			continue
