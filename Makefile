@@ -72,6 +72,6 @@ check:
 run:
 	go run ./cmd/hub
 
-## bench: motehub against Mosquitto (bench/run.sh; BENCH_QUICK=1 for a smoke test), rewrites docs/benchmarks.md
+## bench: motehub against Centrifugo, NATS server and Mosquitto (bench/run.sh; BENCH_RUNS, BENCH_TARGETS pick; BENCH_QUICK=1 for a smoke test), rewrites docs/benchmarks.md
 bench:
 	./bench/run.sh

@@ -1,58 +1,98 @@
 #!/usr/bin/env bash
-# bench/run.sh: motehub against Mosquitto, side by side, as BENCHMARKS.md asks.
+# bench/run.sh: motehub against its peers (Centrifugo, NATS server, Mosquitto), side by side,
+# as BENCHMARKS.md asks.
 #
-#   make bench                    # the full matrix (about 1.5 hours), then docs/benchmarks.md
-#   BENCH_QUICK=1 make bench      # a smoke test (a few minutes): 1 repeat, short windows, a small matrix
+#   make bench                    # every run, every target, then docs/benchmarks.md
+#   BENCH_QUICK=1 make bench      # a smoke test (a few minutes): every run and target, tiny counts
 #
-# It builds hub and hubbench, then re-runs itself inside `unshare --net` (a network
-# namespace with only loopback: Mosquitto's WebSocket listener binds every address),
-# raises the open-file limit, and for each run starts a fresh target (the hub, or
-# Mosquitto with a generated config) on free loopback ports, runs `hubbench run`
-# against it, and stops it by its PID. Results go to a JSON-lines file; the report
-# is regenerated from it at the end.
+# It builds hub and hubbench, builds the Go peers once into a cache outside the repository
+# (bench/peers.sh), then re-runs itself inside `unshare --net` (a network namespace with only
+# loopback: Mosquitto's WebSocket listener binds every address), raises the open-file limit,
+# and for each run starts a fresh target on free loopback ports, runs hubbench against it, and
+# stops it by its PID. Results go to a JSON-lines file; the report is regenerated from it.
+#
+# The runs (BENCH_RUNS, any of them, in this order):
+#   idle     memory per idle client, nothing published: WebSocket clients (all four targets),
+#            SSE streams (motehub), MQTT/TCP devices with one subscription each (motehub and
+#            Mosquitto; connect rate too), then as many devices as the open-file limit allows
+#   many     many WebSocket subscribers of one target at a few msg/s each (all four)
+#   ingest   hubbench ingest: MQTT devices on their own topics -> dashboards on '#', a rate sweep
+#            per series (motehub, motehub --data, motehub with the dashboards' overflow "latest",
+#            Mosquitto with MQTT-over-WebSocket dashboards), stopping a series at the first rate
+#            it does not sustain (>= 99.9 % delivered, p99 < 1 s, nobody cut off)
+#   matrix   the fan-out matrix: subscriber counts x offered loads, the 10 msg/s probe, the perf
+#            profile of the hub, and the extras (unpinned, GOMAXPROCS=1, the batch ceiling)
 #
 # Environment (defaults for the full run; BENCH_QUICK=1 changes them):
-#   BENCH_REPEATS   repeats per cell                          3        (quick: 1)
-#   BENCH_WARMUP    warm-up                                   5s       (quick: 2s)
-#   BENCH_MEASURE   measured window                           15s      (quick: 5s)
-#   BENCH_SUBS      subscriber counts, in the order run       "1000 100 5000"   (quick: "100 1000")
-#   BENCH_LOADS     offered deliveries/s                      "10000 50000 100000 200000 400000" (quick: "10000 100000")
-#   BENCH_SERIES    series: hub-ws hub-ws-batch hub-sse mosq-ws (all)
+#   BENCH_RUNS      which runs                                  "idle many ingest matrix"
+#   BENCH_TARGETS   which targets                               "motehub centrifugo nats mosquitto"
+#   BENCH_CACHE     where bench/peers.sh keeps the peers' binaries (${XDG_CACHE_HOME:-$HOME/.cache}/motehub-bench)
+#   BENCH_REPEATS   repeats per cell                            3        (quick: 1)
+#   BENCH_WARMUP    warm-up                                     5s       (quick: 2s)
+#   BENCH_MEASURE   measured window                             15s      (quick: 5s)
+#   idle:
+#   BENCH_IDLE_WS       idle WebSocket clients (and SSE streams)     5000   (quick: 200)
+#   BENCH_IDLE_DEVICES  idle MQTT devices                            2000   (quick: 200)
+#   BENCH_IDLE_MAX      1: also as many devices as the open-file limit allows (1; quick: 0)
+#   many:
+#   BENCH_MANY          cells as SUBSxRATE (msg/s)                   "10000x10 19000x5"  (quick: "5500x2")
+#   BENCH_MANY_VARIANT  placement                                    pinned
+#   ingest:
+#   BENCH_INGEST_SERIES     any of hub hub-data hub-latest mosq     "hub hub-data hub-latest mosq"
+#   BENCH_INGEST_RATES      msg/s, all devices, ascending           "5000 10000 20000 30000 40000 50000 60000 80000" (quick: "2000")
+#   BENCH_INGEST_DEVICES    devices                                 2000   (quick: 200)
+#   BENCH_INGEST_DASHBOARDS dashboards on '#'                       10
+#   BENCH_INGEST_VARIANT    placement                               pinned
+#   matrix:
+#   BENCH_SUBS      subscriber counts, in the order run       "1000 100 5000"   (quick: "1000")
+#   BENCH_LOADS     offered deliveries/s                      "10000 50000 100000 200000 400000" (quick: "100000")
+#   BENCH_SERIES    hub-ws mosq-ws cent-ws nats-ws hub-sse hub-ws-batch (all; filtered by BENCH_TARGETS)
 #   BENCH_PROBE     1: the 10 msg/s latency probe per subscriber count (1)
 #   BENCH_EXTRAS    1: unpinned and GOMAXPROCS=1 runs, and the batch ceiling (1)
 #   BENCH_PROFILE   1: perf profile of the hub under 1,000 WS subscribers (1)
-#   BENCH_MANY      many clients: this many WS (and Mosquitto WS) subscribers of one target,
-#                   unpinned, 10 msg/s broadcast; fewer when the open-file limit does not allow
-#                   as many (the shortfall is recorded); 0: not run   50000    (quick: 0)
+#   output and the machine:
 #   BENCH_OUT       results file; the profile goes beside it
 #                   (bench/results/full.jsonl; quick: bench/results/quick/results.jsonl)
 #   BENCH_REPORT    report to write   (docs/benchmarks.md; quick: bench/results/quick/benchmarks.md)
 #   BENCH_MAX_FOREIGN  CPU (cores) other processes may use during a run before it is tried again;
 #                   0 turns the check and the wait for a quiet machine off (0.3)
-#   BENCH_TRIES     tries per run, the last recorded whatever happened (3)
-#   BENCH_QUIET_TIMEOUT  longest wait for a quiet machine before a try (30s)
-#   BENCH_APPEND    1: add to an existing results file instead of starting a new one (0);
-#                   e.g. BENCH_APPEND=1 BENCH_SUBS= BENCH_EXTRAS=0 make bench redoes only the profile
+#   BENCH_TRIES     tries per run, the last recorded whatever happened (3; quick: 1)
+#   BENCH_QUIET_TIMEOUT  longest wait for a quiet machine before a try (30s; quick: 5s)
+#   BENCH_APPEND    1: add to an existing results file instead of starting a new one (0); a cell
+#                   measured again replaces its earlier runs in the report (the latest session wins),
+#                   so e.g. BENCH_APPEND=1 BENCH_TARGETS=motehub make bench redoes motehub's runs and
+#                   keeps the peers'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	: "${BENCH_REPEATS:=1}" "${BENCH_WARMUP:=2s}" "${BENCH_MEASURE:=5s}"
-	: "${BENCH_SUBS:=100 1000}" "${BENCH_LOADS:=10000 100000}"
+	: "${BENCH_SUBS:=1000}" "${BENCH_LOADS:=100000}"
 	: "${BENCH_OUT:=bench/results/quick/results.jsonl}" "${BENCH_REPORT:=bench/results/quick/benchmarks.md}"
-	: "${BENCH_MANY:=0}"
+	: "${BENCH_IDLE_WS:=200}" "${BENCH_IDLE_DEVICES:=200}" "${BENCH_IDLE_MAX:=0}"
+	: "${BENCH_MANY:=5500x2}"
+	: "${BENCH_INGEST_RATES:=2000}" "${BENCH_INGEST_DEVICES:=200}"
+	: "${BENCH_TRIES:=1}" "${BENCH_QUIET_TIMEOUT:=5s}" # a smoke test: no waiting out the neighbours
 	MODE=quick
 else
 	: "${BENCH_REPEATS:=3}" "${BENCH_WARMUP:=5s}" "${BENCH_MEASURE:=15s}"
 	: "${BENCH_SUBS:=1000 100 5000}" "${BENCH_LOADS:=10000 50000 100000 200000 400000}"
 	: "${BENCH_OUT:=bench/results/full.jsonl}" "${BENCH_REPORT:=docs/benchmarks.md}"
-	: "${BENCH_MANY:=50000}"
+	: "${BENCH_IDLE_WS:=5000}" "${BENCH_IDLE_DEVICES:=2000}" "${BENCH_IDLE_MAX:=1}"
+	: "${BENCH_MANY:=10000x10 19000x5}"
+	: "${BENCH_INGEST_RATES:=5000 10000 20000 30000 40000 50000 60000 80000}" "${BENCH_INGEST_DEVICES:=2000}"
 	MODE=full
 fi
-: "${BENCH_SERIES:=hub-ws mosq-ws hub-sse hub-ws-batch}" "${BENCH_PROBE:=1}" "${BENCH_EXTRAS:=1}" "${BENCH_PROFILE:=1}"
+: "${BENCH_RUNS:=idle many ingest matrix}" "${BENCH_TARGETS:=motehub centrifugo nats mosquitto}"
+: "${BENCH_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/motehub-bench}"
+: "${BENCH_SERIES:=hub-ws mosq-ws cent-ws nats-ws hub-sse hub-ws-batch}" "${BENCH_PROBE:=1}" "${BENCH_EXTRAS:=1}" "${BENCH_PROFILE:=1}"
+: "${BENCH_MANY_VARIANT:=pinned}"
+: "${BENCH_INGEST_SERIES:=hub hub-data hub-latest mosq}" "${BENCH_INGEST_DASHBOARDS:=10}" "${BENCH_INGEST_VARIANT:=pinned}"
 : "${BENCH_MAX_FOREIGN:=0.3}" "${BENCH_TRIES:=3}" "${BENCH_QUIET_TIMEOUT:=30s}"
 export BENCH_REPEATS BENCH_WARMUP BENCH_MEASURE BENCH_SUBS BENCH_LOADS BENCH_OUT BENCH_REPORT
-export BENCH_SERIES BENCH_PROBE BENCH_EXTRAS BENCH_PROFILE BENCH_QUICK BENCH_MANY
+export BENCH_SERIES BENCH_PROBE BENCH_EXTRAS BENCH_PROFILE BENCH_QUICK BENCH_RUNS BENCH_TARGETS BENCH_CACHE
+export BENCH_IDLE_WS BENCH_IDLE_DEVICES BENCH_IDLE_MAX BENCH_MANY BENCH_MANY_VARIANT
+export BENCH_INGEST_SERIES BENCH_INGEST_RATES BENCH_INGEST_DEVICES BENCH_INGEST_DASHBOARDS BENCH_INGEST_VARIANT
 export BENCH_MAX_FOREIGN BENCH_TRIES BENCH_QUIET_TIMEOUT
 
 if [ "${BENCH_IN_NETNS:-0}" != 1 ]; then
@@ -64,6 +104,15 @@ if [ "${BENCH_IN_NETNS:-0}" != 1 ]; then
 	echo "bench: building hub and hubbench into $BENCH_WORK" >&2
 	go build -o "$BENCH_WORK/hub" ./cmd/hub
 	go build -o "$BENCH_WORK/hubbench" ./cmd/hubbench
+	# The Go peers, built once (outside the namespace: the module proxy is on the network).
+	CENTRIFUGO_BIN="" NATS_BIN=""
+	case " $BENCH_TARGETS " in *" centrifugo "* | *" nats "*)
+		while read -r name bin; do
+			case $name in centrifugo) CENTRIFUGO_BIN=$bin ;; nats-server) NATS_BIN=$bin ;; esac
+		done < <(bench/peers.sh)
+		;;
+	esac
+	export CENTRIFUGO_BIN NATS_BIN
 	rc=0
 	BENCH_IN_NETNS=1 unshare --net "$0" "$@" || rc=$?
 	rm -rf "$BENCH_WORK"
@@ -82,10 +131,28 @@ OUT=$BENCH_OUT
 mkdir -p "$(dirname "$OUT")" "$(dirname "$BENCH_REPORT")"
 if [ "${BENCH_APPEND:-0}" != 1 ] && [ -f "$OUT" ]; then mv "$OUT" "$OUT.prev"; fi
 MQ_VERSION=$(mosquitto -h 2>/dev/null | head -n1 | sed 's/^mosquitto version //') || true
+PEER_VERSIONS=""
+[ -n "${CENTRIFUGO_BIN:-}" ] && PEER_VERSIONS="$PEER_VERSIONS Centrifugo ${CENTRIFUGO_BIN##*-}"
+[ -n "${NATS_BIN:-}" ] && PEER_VERSIONS="$PEER_VERSIONS, NATS server ${NATS_BIN##*-}"
 COMMAND="make bench"
 [ "$MODE" = quick ] && COMMAND="BENCH_QUICK=1 make bench"
-[ -s "$OUT" ] || "$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
-	-notes "repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data '' --mqtt-rate-limit -1, connection limits 100000; Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; ulimit -n $(ulimit -n)"
+# Every session records its machine, its load and its settings (the latest session's are shown).
+"$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
+	-notes "runs: $BENCH_RUNS; targets: $BENCH_TARGETS;${PEER_VERSIONS:+ peers built from the module proxy:$PEER_VERSIONS;} load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data '' --mqtt-rate-limit -1, connection limits 100000; Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; Centrifugo: client.insecure, HTTP API key, defaults otherwise; NATS: websocket no_tls, defaults otherwise; ulimit -n $(ulimit -n)"
+
+has_run() { case " $BENCH_RUNS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# has_target TARGET: asked for in BENCH_TARGETS, and its binary is there.
+has_target() {
+	case " $BENCH_TARGETS " in *" $1 "*) ;; *) return 1 ;; esac
+	case $1 in
+	centrifugo) [ -n "${CENTRIFUGO_BIN:-}" ] ;;
+	nats) [ -n "${NATS_BIN:-}" ] ;;
+	esac
+}
+for t in centrifugo nats; do
+	case " $BENCH_TARGETS " in *" $t "*) has_target "$t" || echo "bench: $t was not built: its runs are left out" >&2 ;; esac
+done
 
 TPID=""
 stop_target() {
@@ -102,26 +169,33 @@ stop_target() {
 trap stop_target EXIT
 trap 'stop_target; exit 130' INT TERM
 
-# start_target TARGET VARIANT: a fresh target on free ports; sets TPID, SUB, PUB, GCTRACE.
+# start_target TARGET VARIANT [DATA]: a fresh target on free ports; sets TPID, SUB (where
+# browsers connect), PUB (where the publisher connects: MQTT/TCP, NATS/TCP or Centrifugo's HTTP
+# API) and GCTRACE. DATA=1 gives the hub a fresh --data directory.
 start_target() {
-	local target=$1 variant=$2 pin="" gomax="" ports p1 p2
+	local target=$1 variant=$2 data=${3:-0} pin="" gomax="" ports p1 p2 datadir=""
 	[ "$variant" = pinned ] && pin="taskset -c 0"
 	[ "$variant" = gomaxprocs1 ] && gomax="GOMAXPROCS=1"
 	ports=$("$HB" freeport -n 2)
 	p1=$(echo "$ports" | sed -n 1p)
 	p2=$(echo "$ports" | sed -n 2p)
+	GCTRACE=""
 	case $target in
 	motehub)
 		GCTRACE=$WORK/gctrace.log
 		: >"$GCTRACE"
+		if [ "$data" = 1 ]; then
+			rm -rf "$WORK/data"
+			mkdir -p "$WORK/data"
+			datadir=$WORK/data
+		fi
 		env GODEBUG=gctrace=1 $gomax $pin "$WORK/hub" --http "127.0.0.1:$p1" --mqtt "127.0.0.1:$p2" --log-level warn \
-			--data "" --max-connections 100000 --max-connections-per-address 100000 --mqtt-max-sessions 100000 --mqtt-rate-limit -1 \
+			--data "$datadir" --max-connections 100000 --max-connections-per-address 100000 --mqtt-max-sessions 100000 --mqtt-rate-limit -1 \
 			>"$WORK/hub.log" 2>"$GCTRACE" &
 		TPID=$!
 		SUB=127.0.0.1:$p1 PUB=127.0.0.1:$p2
 		;;
 	mosquitto)
-		GCTRACE=""
 		cat >"$WORK/mosquitto.conf" <<-EOF
 			per_listener_settings false
 			allow_anonymous true
@@ -139,22 +213,88 @@ start_target() {
 		TPID=$!
 		SUB=127.0.0.1:$p2 PUB=127.0.0.1:$p1
 		;;
+	centrifugo)
+		cat >"$WORK/centrifugo.json" <<-EOF
+			{
+			  "log": {"level": "error"},
+			  "http_server": {"address": "127.0.0.1", "port": $p1},
+			  "client": {"insecure": true},
+			  "http_api": {"key": "hubbench"},
+			  "channel": {"without_namespace": {"allow_subscribe_for_client": true}},
+			  "usage_stats": {"disabled": true}
+			}
+		EOF
+		GCTRACE=$WORK/gctrace.log
+		: >"$GCTRACE"
+		(cd "$WORK" && exec env GODEBUG=gctrace=1 $gomax $pin "$CENTRIFUGO_BIN" --config "$WORK/centrifugo.json") >"$WORK/centrifugo.log" 2>"$GCTRACE" &
+		TPID=$!
+		SUB=127.0.0.1:$p1 PUB=127.0.0.1:$p1
+		;;
+	nats)
+		cat >"$WORK/nats.conf" <<-EOF
+			listen: 127.0.0.1:$p1
+			websocket {
+			  listen: "127.0.0.1:$p2"
+			  no_tls: true
+			}
+		EOF
+		GCTRACE=$WORK/gctrace.log
+		: >"$GCTRACE"
+		env GODEBUG=gctrace=1 $gomax $pin "$NATS_BIN" -c "$WORK/nats.conf" >"$WORK/nats.log" 2>"$GCTRACE" &
+		TPID=$!
+		SUB=127.0.0.1:$p2 PUB=127.0.0.1:$p1
+		;;
 	esac
 	if ! "$HB" wait -timeout 10s "$PUB" "$SUB"; then
 		echo "bench: $target did not start:" >&2
-		cat "$WORK/hub.log" "$WORK/mosquitto.log" 2>/dev/null | tail -n 20 >&2
+		for f in hub.log mosquitto.log centrifugo.log nats.log gctrace.log; do
+			[ -s "$WORK/$f" ] && tail -n 10 "$WORK/$f" >&2
+		done
 		stop_target
 		return 1
 	fi
 }
 
-series_target() { case $1 in mosq-*) echo mosquitto ;; *) echo motehub ;; esac; }
+series_target() {
+	case $1 in
+	mosq-*) echo mosquitto ;; cent-*) echo centrifugo ;; nats-*) echo nats ;; *) echo motehub ;;
+	esac
+}
 series_transport() {
 	case $1 in
 	hub-ws) echo ws ;; hub-ws-batch) echo ws-batch ;; hub-sse) echo sse ;; mosq-ws) echo mqtt-ws ;;
+	cent-ws) echo cent-ws ;; nats-ws) echo nats-ws ;; hub-mqtt | mosq-mqtt) echo mqtt-tcp ;;
 	*) echo "bench: unknown series $1" >&2; return 1 ;;
 	esac
 }
+
+# only_wanted "SERIES...": the series whose target is wanted and there.
+only_wanted() {
+	local s out=""
+	for s in $1; do has_target "$(series_target "$s")" && out="$out $s"; done
+	echo "$out"
+}
+
+# quiet_first: wait for a quiet machine; sets TRIES to hubbench's retry flags for try $1.
+quiet_first() {
+	TRIES=(-attempt "$1")
+	if [ "$BENCH_MAX_FOREIGN" != 0 ]; then
+		"$HB" quiet -max "$BENCH_MAX_FOREIGN" -for 2s -timeout "$BENCH_QUIET_TIMEOUT"
+		TRIES+=(-max-foreign "$BENCH_MAX_FOREIGN")
+		[ "$1" = "$BENCH_TRIES" ] && TRIES+=(-last-try)
+	fi
+	return 0
+}
+
+# keep_stacks LABEL: a hub that delivered nothing was asked for its goroutine stacks: keep them.
+keep_stacks() {
+	if [ "$1" = motehub ] && [ -n "$GCTRACE" ] && grep -q '^goroutine ' "$GCTRACE"; then
+		STALLS=$((STALLS + 1))
+		cp "$GCTRACE" "$(dirname "$OUT")/stall-$STALLS-$2.txt"
+		echo "bench: the hub delivered nothing; its stacks are in $(dirname "$OUT")/stall-$STALLS-*.txt" >&2
+	fi
+}
+STALLS=0
 
 # one_run SERIES VARIANT SUBS RATE REPEAT OUTFILE [hubbench run flags...]
 # Each try waits for the machine to be quiet first; a run that other processes
@@ -163,36 +303,28 @@ series_transport() {
 one_run() {
 	local s=$1 variant=$2 n=$3 rate=$4 rep=$5 out=$6 pinl=""
 	shift 6
-	local target transport attempt rc
+	local target transport attempt rc sub
 	target=$(series_target "$s")
 	transport=$(series_transport "$s")
 	[ "$variant" = pinned ] && pinl="taskset -c 1"
 	local extra=()
 	[ "$target" = motehub ] && extra=(-dump-on-stall)
 	for attempt in $(seq 1 "$BENCH_TRIES"); do
-		local tries=(-attempt "$attempt")
-		if [ "$BENCH_MAX_FOREIGN" != 0 ]; then
-			"$HB" quiet -max "$BENCH_MAX_FOREIGN" -for 2s -timeout "$BENCH_QUIET_TIMEOUT"
-			tries+=(-max-foreign "$BENCH_MAX_FOREIGN")
-			[ "$attempt" = "$BENCH_TRIES" ] && tries+=(-last-try)
-		fi
+		quiet_first "$attempt"
 		echo "bench: $variant $s subs=$n rate=$rate/s repeat=$rep try=$attempt" >&2
 		start_target "$target" "$variant" || {
 			"$HB" skip -out "$out" -variant "$variant" -target "$target" -transport "$transport" -subs "$n" \
 				-offered "$(awk "BEGIN{print $n*$rate}")" -reason "the target did not start"
 			return 0
 		}
+		sub=$SUB
+		[ "$transport" = mqtt-tcp ] && sub=$PUB # devices connect to the MQTT/TCP listener
 		rc=0
 		$pinl "$HB" run -target "$target" -transport "$transport" -variant "$variant" -repeat "$rep" \
-			-sub "$SUB" -pub "$PUB" -pid "$TPID" -gctrace "$GCTRACE" -subs "$n" -rate "$rate" \
-			-warmup "$BENCH_WARMUP" -measure "$BENCH_MEASURE" -out "$out" "${extra[@]}" "${tries[@]}" "$@" || rc=$?
+			-sub "$sub" -pub "$PUB" -pid "$TPID" -gctrace "$GCTRACE" -subs "$n" -rate "$rate" \
+			-warmup "$BENCH_WARMUP" -measure "$BENCH_MEASURE" -out "$out" "${extra[@]}" "${TRIES[@]}" "$@" || rc=$?
 		stop_target
-		# A hub that delivered nothing was asked for its goroutine stacks: keep them.
-		if [ -n "$GCTRACE" ] && grep -q '^goroutine ' "$GCTRACE"; then
-			STALLS=$((STALLS + 1))
-			cp "$GCTRACE" "$(dirname "$OUT")/stall-$STALLS-$variant-$s-$n-$rate.txt"
-			echo "bench: the hub delivered nothing; its stacks are in $(dirname "$OUT")/stall-$STALLS-*.txt" >&2
-		fi
+		keep_stacks "$target" "$variant-$s-$n-$rate"
 		case $rc in
 		0) return 0 ;;
 		3) echo "bench: other processes used the CPU during the run; trying again" >&2 ;;
@@ -200,7 +332,6 @@ one_run() {
 		esac
 	done
 }
-STALLS=0
 
 # matrix VARIANT "SERIES..." "SUBS..." "LOADS..." [probe]: every cell, the series
 # alternated (A B A B, the order flipped every repeat); a series that is
@@ -208,6 +339,8 @@ STALLS=0
 matrix() {
 	local variant=$1 sers=$2 subs=$3 loads=$4 probe=${5:-0}
 	local n load rate rep s order target transport
+	sers=$(only_wanted "$sers")
+	[ -n "${sers// /}" ] || return 0
 	for n in $subs; do
 		local saturated=" "
 		if [ "$probe" = 1 ]; then
@@ -244,55 +377,140 @@ matrix() {
 	done
 }
 
-# The profile: perf on the hub during a 1,000-subscriber WS run at 100k deliveries/s.
-if [ "$BENCH_PROFILE" = 1 ]; then
-	if command -v perf >/dev/null; then
-		secs=$(awk "BEGIN{d=\"$BENCH_MEASURE\"; sub(/s$/,\"\",d); print d}")
-		rm -f "$WORK/perf.data"
-		one_run hub-ws pinned 1000 100 1 "$WORK/profile.jsonl" \
-			-during "perf record -e cpu-clock -F 499 -g -o $WORK/perf.data -p \$PID -- sleep $secs 2>/dev/null"
-		if [ -s "$WORK/perf.data" ]; then
-			pdir=$(dirname "$OUT")
-			report() { perf report -i "$WORK/perf.data" --stdio -g none "$@" 2>/dev/null || true; }
-			report --no-children --sort symbol >"$pdir/profile-self.txt"
-			report --children --sort symbol >"$pdir/profile-children.txt"
-			report --no-children --sort dso >"$pdir/profile-dso.txt"
-			report --no-children --sort symbol --dsos hub >"$pdir/profile-user.txt"
+# idle_cells "SERIES..." N: memory per idle client, the series alternated.
+idle_cells() {
+	local sers n=$2 rep s order
+	sers=$(only_wanted "$1")
+	[ -n "${sers// /}" ] || return 0
+	for rep in $(seq 1 "$BENCH_REPEATS"); do
+		order=$sers
+		[ $((rep % 2)) = 0 ] && order=$(echo "$sers" | tr ' ' '\n' | tac | tr '\n' ' ')
+		for s in $order; do one_run "$s" pinned "$n" 0 "$rep" "$OUT" -idle -settle 2s; done
+	done
+}
+
+# The most clients one process may hold here: a descriptor each, and some to spare.
+FIT=$(($(ulimit -n) - 500))
+
+if has_run idle; then
+	idle_cells "hub-ws cent-ws nats-ws mosq-ws" "$BENCH_IDLE_WS"
+	idle_cells "hub-sse" "$BENCH_IDLE_WS"
+	idle_cells "hub-mqtt mosq-mqtt" "$BENCH_IDLE_DEVICES"
+	[ "$BENCH_IDLE_MAX" = 1 ] && idle_cells "hub-mqtt mosq-mqtt" "$FIT"
+fi
+
+# Many clients: SUBSxRATE cells, the four targets' WebSocket subscribers. Each side needs a
+# descriptor per client: a count the open-file limit does not allow is recorded as not run,
+# with the reason, and the most that fit are measured.
+if has_run many; then
+	for cell in $BENCH_MANY; do
+		n=${cell%x*} rate=${cell#*x}
+		if [ "$n" -gt "$FIT" ]; then
+			for s in $(only_wanted "hub-ws cent-ws nats-ws mosq-ws"); do
+				"$HB" skip -out "$OUT" -variant "$BENCH_MANY_VARIANT" -target "$(series_target "$s")" -transport "$(series_transport "$s")" \
+					-subs "$n" -offered "$((n * rate))" -reason "ulimit -n is $(ulimit -n) here; measured with $FIT subscribers"
+			done
+			n=$FIT
 		fi
-	else
-		echo "bench: perf is missing (apt-get install linux-perf): no profile" >&2
-	fi
+		matrix "$BENCH_MANY_VARIANT" "hub-ws cent-ws nats-ws mosq-ws" "$n" "$((n * rate))"
+	done
 fi
 
-matrix pinned "$BENCH_SERIES" "$BENCH_SUBS" "$BENCH_LOADS" "$BENCH_PROBE"
+# ingest_series_target SERIES: the target of an ingest series.
+ingest_series_target() { case $1 in mosq) echo mosquitto ;; *) echo motehub ;; esac; }
 
-if [ "$BENCH_EXTRAS" = 1 ]; then
-	if [ "$MODE" = quick ]; then
-		matrix unpinned "hub-ws mosq-ws" 1000 100000
-		matrix gomaxprocs1 "hub-ws" 1000 100000
-	else
-		case " $BENCH_SERIES " in *" hub-ws-batch "*)
-			matrix pinned hub-ws-batch 1000 "800000 1600000 2400000" ;;
+# ingest_one SERIES RATE REPEAT: one hubbench ingest run, tried again like one_run.
+ingest_one() {
+	local s=$1 rate=$2 rep=$3 target data=0 pinl="" attempt rc
+	local flags=(-transport ws)
+	target=$(ingest_series_target "$s")
+	case $s in
+	hub-data) data=1 flags+=(-data) ;;
+	hub-latest) flags+=(-overflow latest) ;;
+	mosq) flags=(-transport mqtt-ws -filter '#') ;;
+	esac
+	[ "$BENCH_INGEST_VARIANT" = pinned ] && pinl="taskset -c 1"
+	for attempt in $(seq 1 "$BENCH_TRIES"); do
+		quiet_first "$attempt"
+		echo "bench: ingest $s rate=$rate/s repeat=$rep try=$attempt" >&2
+		if ! start_target "$target" "$BENCH_INGEST_VARIANT" "$data"; then
+			echo "bench: $target did not start: ingest $s at $rate/s not run" >&2
+			return 0
+		fi
+		rc=0
+		$pinl "$HB" ingest -target "$target" -variant "$BENCH_INGEST_VARIANT" -repeat "$rep" \
+			-sub "$SUB" -pub "$PUB" -pid "$TPID" -devices "$BENCH_INGEST_DEVICES" -dashboards "$BENCH_INGEST_DASHBOARDS" \
+			-rate "$rate" -warmup "$BENCH_WARMUP" -measure "$BENCH_MEASURE" -out "$OUT" "${flags[@]}" "${TRIES[@]}" || rc=$?
+		stop_target
+		case $rc in
+		0) return 0 ;;
+		3) echo "bench: other processes used the CPU during the run; trying again" >&2 ;;
+		*) echo "bench: the ingest run failed; its error is in $OUT" >&2; return 0 ;;
 		esac
-		matrix unpinned "hub-ws mosq-ws" 1000 "100000 200000 400000"
-		matrix gomaxprocs1 "hub-ws" 1000 "100000 200000 400000"
+	done
+}
+
+# The ingest sweep: per series, rates in ascending order until one is not sustained by most
+# repeats (hubbench sustained reads the results file).
+if has_run ingest; then
+	ingest_help=$("$HB" ingest -h 2>&1 || true) # -h answers with its flags, and exit status 1
+	if ! grep -q -- '-devices' <<<"$ingest_help"; then
+		echo "bench: this hubbench has no ingest subcommand: ingest not run" >&2
+	else
+		for s in $BENCH_INGEST_SERIES; do
+			has_target "$(ingest_series_target "$s")" || continue
+			if [ "$s" = mosq ] && ! grep -q 'mqtt-ws' <<<"$ingest_help"; then
+				echo "bench: hubbench ingest has no MQTT-over-WebSocket dashboards: Mosquitto's ingest not run" >&2
+				continue
+			fi
+			for rate in $BENCH_INGEST_RATES; do
+				for rep in $(seq 1 "$BENCH_REPEATS"); do ingest_one "$s" "$rate" "$rep"; done
+				if ! "$HB" sustained -in "$OUT" -variant "$BENCH_INGEST_VARIANT" -target "$(ingest_series_target "$s")" \
+					-data="$([ "$s" = hub-data ] && echo true || echo false)" -overflow "$([ "$s" = hub-latest ] && echo latest)" \
+					-devices "$BENCH_INGEST_DEVICES" -rate "$rate"; then
+					echo "bench: ingest $s not sustained at $rate/s: higher rates not run" >&2
+					break
+				fi
+			done
+		done
 	fi
 fi
 
-# Many clients: one target, BENCH_MANY WebSocket subscribers, a 10 msg/s broadcast. Each side
-# needs a descriptor per client, so the open-file limit may allow fewer: then the full count is
-# recorded as not run, with the reason, and the most that fit are measured.
-if [ "$BENCH_MANY" != 0 ]; then
-	fit=$(($(ulimit -n) - 500))
-	many=$BENCH_MANY
-	if [ "$many" -gt "$fit" ]; then
-		for s in hub-ws mosq-ws; do
-			"$HB" skip -out "$OUT" -variant unpinned -target "$(series_target "$s")" -transport "$(series_transport "$s")" \
-				-subs "$many" -offered "$((many * 10))" -reason "ulimit -n is $(ulimit -n) here; measured with $fit subscribers"
-		done
-		many=$fit
+if has_run matrix; then
+	# The profile: perf on the hub during a 1,000-subscriber WS run at 100k deliveries/s.
+	if [ "$BENCH_PROFILE" = 1 ] && has_target motehub; then
+		if command -v perf >/dev/null; then
+			secs=$(awk "BEGIN{d=\"$BENCH_MEASURE\"; sub(/s$/,\"\",d); print d}")
+			rm -f "$WORK/perf.data"
+			one_run hub-ws pinned 1000 100 1 "$WORK/profile.jsonl" \
+				-during "perf record -e cpu-clock -F 499 -g -o $WORK/perf.data -p \$PID -- sleep $secs 2>/dev/null"
+			if [ -s "$WORK/perf.data" ]; then
+				pdir=$(dirname "$OUT")
+				report() { perf report -i "$WORK/perf.data" --stdio -g none "$@" 2>/dev/null || true; }
+				report --no-children --sort symbol >"$pdir/profile-self.txt"
+				report --children --sort symbol >"$pdir/profile-children.txt"
+				report --no-children --sort dso >"$pdir/profile-dso.txt"
+				report --no-children --sort symbol --dsos hub >"$pdir/profile-user.txt"
+			fi
+		else
+			echo "bench: perf is missing (apt-get install linux-perf): no profile" >&2
+		fi
 	fi
-	matrix unpinned "hub-ws mosq-ws" "$many" "$((many * 10))"
+
+	matrix pinned "$BENCH_SERIES" "$BENCH_SUBS" "$BENCH_LOADS" "$BENCH_PROBE"
+
+	if [ "$BENCH_EXTRAS" = 1 ]; then
+		if [ "$MODE" = quick ]; then
+			matrix unpinned "hub-ws mosq-ws" 1000 100000
+			matrix gomaxprocs1 "hub-ws" 1000 100000
+		else
+			case " $BENCH_SERIES " in *" hub-ws-batch "*)
+				matrix pinned hub-ws-batch 1000 "800000 1600000 2400000" ;;
+			esac
+			matrix unpinned "hub-ws mosq-ws" 1000 "100000 200000 400000"
+			matrix gomaxprocs1 "hub-ws" 1000 "100000 200000 400000"
+		fi
+	fi
 fi
 
 notes_flags=()

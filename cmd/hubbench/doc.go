@@ -1,8 +1,15 @@
 // Command hubbench is motehub's load generator and report writer. It feeds
-// one MQTT publisher into a target broker (the hub, or Mosquitto) and counts
-// what reaches N browser-like subscribers: Clown.Talk over WebSocket, Server-
-// Sent Events, or MQTT 3.1.1 over WebSocket as MQTT.js speaks it. See
-// /work/shared/BENCHMARKS.md for the method and bench/run.sh for the matrix.
+// one publisher into a target (the hub, Mosquitto, Centrifugo or NATS
+// server) and counts what reaches N browser-like subscribers: Clown.Talk
+// over WebSocket or Server-Sent Events (the hub), MQTT 3.1.1 over WebSocket
+// as MQTT.js speaks it (Mosquitto), Centrifugo's JSON protocol over
+// WebSocket as centrifuge-js speaks it, or NATS's text protocol over
+// WebSocket as nats.ws speaks it. The publisher is MQTT over TCP, NATS PUB
+// over TCP, or Centrifugo's HTTP API (several requests in flight). With
+// -idle a run only connects its clients and reads the target's memory;
+// its clients may also be MQTT devices on TCP with one subscription each.
+// See /work/shared/BENCHMARKS.md for the method and bench/run.sh for the
+// runs.
 //
 // Subcommands:
 //
@@ -17,6 +24,7 @@
 //	hubbench meta ...       append the machine description to a results file
 //	hubbench skip ...       record a cell of the matrix that was not run, and why
 //	hubbench saturated ...  exit 0 when a cell of a results file is past saturation
+//	hubbench sustained ...  exit 0 when most repeats of an ingest rate were sustained
 //	hubbench wait ...       wait until TCP addresses accept connections
 //	hubbench quiet ...      wait until other processes leave the CPUs alone
 //	hubbench freeport -n K  K free loopback TCP ports, one per line
@@ -32,7 +40,8 @@
 //
 //   - A run owns every goroutine it starts: 64 connecting workers (waited for
 //     before the readers start), one reader per subscriber, the publisher's
-//     pacing loop and its reader, and a pinger; the run's own goroutine samples
+//     pacing loop and its reader (for Centrifugo: its HTTP workers, ended by
+//     closing their bounded queue), and a pinger; the run's own goroutine samples
 //     /proc. They end when their connections are closed or the run's deadline
 //     passes, and the run waits for all of them (sync.WaitGroup) before it
 //     returns. The -during command is a child process the run waits for.

@@ -19,7 +19,7 @@ func main() {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	err := dispatch(ctx, os.Args[1:], os.Stdout, log)
-	if errors.Is(err, errNotSaturated) {
+	if errors.Is(err, errNotSaturated) || errors.Is(err, errNotSustained) {
 		os.Exit(1) // an answer, not a failure
 	}
 	if errors.Is(err, errContaminated) {
@@ -40,6 +40,7 @@ commands:
   meta       append the machine description to a results file
   skip       record a cell of the matrix that was not run, and why
   saturated  exit 0 when a cell of a results file is past saturation
+  sustained  exit 0 when most repeats of an ingest rate were sustained
   wait       wait until TCP addresses accept connections
   quiet      wait until other processes leave the CPUs alone
   freeport   print free loopback TCP ports
@@ -63,6 +64,8 @@ func dispatch(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return cmdSkip(args)
 	case "saturated":
 		return cmdSaturated(args)
+	case "sustained":
+		return cmdSustained(args)
 	case "wait":
 		return cmdWait(ctx, args)
 	case "quiet":
@@ -87,13 +90,16 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	var out string
 	var maxForeign float64
 	var lastTry bool
-	fs.StringVar(&cfg.Target, "target", "motehub", "label of the target: motehub or mosquitto")
-	fs.StringVar(&cfg.Transport, "transport", transportWS, "ws, ws-batch, sse (motehub) or mqtt-ws (Mosquitto)")
+	fs.StringVar(&cfg.Target, "target", "motehub", "label of the target: motehub, centrifugo, nats or mosquitto")
+	fs.StringVar(&cfg.Transport, "transport", transportWS, "ws, ws-batch, sse (motehub), mqtt-ws (Mosquitto), cent-ws (Centrifugo), nats-ws (NATS), or mqtt-tcp (idle devices, motehub and Mosquitto)")
+	fs.BoolVar(&cfg.Idle, "idle", false, "connect the subscribers, read the target's memory, publish nothing")
 	fs.StringVar(&cfg.Variant, "variant", "pinned", "label: how target and load generator share the CPUs")
 	fs.BoolVar(&cfg.Probe, "probe", false, "mark the run as the low-rate latency probe")
 	fs.IntVar(&cfg.Repeat, "repeat", 1, "label: the repeat number")
 	fs.StringVar(&cfg.SubAddr, "sub", "", "host:port the subscribers connect to (loopback only)")
-	fs.StringVar(&cfg.PubAddr, "pub", "", "host:port of the target's MQTT/TCP listener (loopback only)")
+	fs.StringVar(&cfg.PubAddr, "pub", "", "host:port the publisher connects to (loopback only): the target's MQTT/TCP listener, NATS's client port, or Centrifugo's HTTP server")
+	fs.StringVar(&cfg.APIKey, "api-key", "hubbench", "Centrifugo's HTTP API key (X-API-Key)")
+	fs.IntVar(&cfg.HTTPPublishers, "http-publishers", 32, "Centrifugo: publish requests in flight at once, each on its own connection")
 	fs.StringVar(&cfg.PID, "pid", "", "PID of the target process, for its CPU time and memory")
 	fs.StringVar(&cfg.GCTrace, "gctrace", "", "file with the target's GODEBUG=gctrace=1 output (Go targets), for its live heap")
 	fs.IntVar(&cfg.Subscribers, "subs", 100, "subscribers")
@@ -115,13 +121,22 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, a := range []string{cfg.SubAddr, cfg.PubAddr} {
+	addrs := []string{cfg.SubAddr}
+	if !cfg.Idle {
+		addrs = append(addrs, cfg.PubAddr)
+	}
+	for _, a := range addrs {
 		if err := checkLoopback(a); err != nil {
 			return err
 		}
 	}
-	if cfg.PID == "" || cfg.Subscribers < 1 || cfg.Rate <= 0 || cfg.Measure <= 0 {
-		return errors.New("run: -pid, -subs ≥ 1, -rate > 0 and -measure > 0 are required")
+	if cfg.PID == "" || cfg.Subscribers < 1 {
+		return errors.New("run: -pid and -subs ≥ 1 are required")
+	}
+	if cfg.Idle {
+		cfg.Rate, cfg.Warmup, cfg.Measure = 0, 0, 0
+	} else if cfg.Rate <= 0 || cfg.Measure <= 0 {
+		return errors.New("run: -rate > 0 and -measure > 0 are required (or -idle)")
 	}
 	// Everything the run does is bounded by this deadline.
 	limit := cfg.Warmup + cfg.Measure + cfg.Settle + cfg.MaxDrain +
@@ -131,14 +146,18 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	log = log.With("target", cfg.Target, "transport", cfg.Transport, "subs", cfg.Subscribers, "rate", cfg.Rate)
 	res, err := runBench(ctx, cfg, log)
 	res.Attempt = res0Attempt
-	if err == nil && maxForeign > 0 && res.ForeignCores > maxForeign && !lastTry {
+	if err == nil && maxForeign > 0 && res.ForeignCores > maxForeign && !lastTry && !cfg.Idle {
 		log.Warn("other processes competed for the CPU: not recorded", "foreign_cores", res.ForeignCores, "max", maxForeign)
 		return errContaminated
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		res.Error = err.Error()
 		log.Error("run failed", "err", err)
-	} else {
+	case cfg.Idle:
+		log.Info("idle run done", "connected", res.Connected, "connect_s", round(res.ConnectSeconds, 2),
+			"mem_per_conn_bytes", int(res.MemPerConnBytes), "dropped", res.Dropped)
+	default:
 		log.Info("run done", "delivered_per_s", int(res.DeliveredPerSec), "ratio", round(res.DeliveryRatio, 5),
 			"p50_ms", float64(res.LatencyUs.P50)/1000, "p99_ms", float64(res.LatencyUs.P99)/1000,
 			"cpu_s_per_m", round(res.CPUPerMDeliveries, 3), "target_cores", round(res.TargetCPUCores, 2),

@@ -11,13 +11,24 @@ import (
 	"time"
 )
 
-// publisher is the device side: one MQTT 3.1.1 connection over TCP that
-// publishes bench payloads at QoS 0 at a steady rate.
+// benchPublisher is the device side of a run: it publishes bench payloads
+// at a steady rate (run), is kept alive (ping) and closed.
+type benchPublisher interface {
+	run(ctx context.Context, topic string, rate float64, size int, start, end, windowFrom, windowTo time.Time) (pubStats, error)
+	ping() error
+	close()
+}
+
+// publisher is one TCP connection that publishes bench payloads at a steady
+// rate: MQTT 3.1.1 at QoS 0 (dialPublisher), or NATS (dialNATSPublisher).
 type publisher struct {
-	conn net.Conn
-	bw   *bufio.Writer
-	wmu  sync.Mutex    // the pacing loop and the pinger both write
-	done chan struct{} // closed when discard returns
+	conn      net.Conn
+	bw        *bufio.Writer
+	wmu       sync.Mutex    // the pacing loop and the pinger both write
+	done      chan struct{} // closed when the reader returns
+	encode    func(dst []byte, topic string, payload []byte) []byte
+	keepAlive []byte // MQTT PINGREQ, NATS PING
+	goodbye   []byte // MQTT DISCONNECT; none for NATS
 }
 
 // pubStats is what the publisher sent. Sequence numbers start at 1.
@@ -64,7 +75,8 @@ func dialPublisher(ctx context.Context, addr, clientID string) (*publisher, erro
 		dec.Write(buf[:n])
 	}
 	_ = conn.SetDeadline(time.Time{})
-	p := &publisher{conn: conn, bw: bufio.NewWriterSize(conn, 64<<10), done: make(chan struct{})}
+	p := &publisher{conn: conn, bw: bufio.NewWriterSize(conn, 64<<10), done: make(chan struct{}),
+		encode: appendPublish, keepAlive: appendPingreq(nil), goodbye: appendDisconnect(nil)}
 	go p.discard()
 	return p, nil
 }
@@ -81,14 +93,44 @@ func (p *publisher) discard() {
 // [windowFrom, windowTo) are counted in the window. It returns at end, or
 // when ctx ends or a write fails.
 func (p *publisher) run(ctx context.Context, topic string, rate float64, size int, start, end, windowFrom, windowTo time.Time) (pubStats, error) {
+	buf := make([]byte, 0, 256)
+	payload := make([]byte, 0, size+32)
+	emit := func(seq uint64, sentNs int64) (bool, error) {
+		payload = appendBenchPayload(payload[:0], seq, sentNs, size)
+		buf = p.encode(buf[:0], topic, payload)
+		if _, err := p.bw.Write(buf); err != nil {
+			return false, fmt.Errorf("publisher: %w", err)
+		}
+		return true, nil
+	}
+	flush := func() error {
+		_ = p.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := p.bw.Flush(); err != nil {
+			return fmt.Errorf("publisher: %w", err)
+		}
+		return nil
+	}
+	return pace(ctx, rate, start, end, windowFrom, windowTo, &p.wmu, emit, flush)
+}
+
+// pace is the pacing loop every publisher shares: from start until end it
+// wakes every pacingTick and emits the messages due (sequence numbers from
+// 1, stamped with the time they are emitted), at most 50 ticks' worth at
+// once, then flushes. emit may refuse a message (false: it cannot take
+// more now); the loop tries again on the next tick, and messages still due
+// at the end count as Behind. lock, if not nil, is held while emitting and
+// flushing.
+func pace(ctx context.Context, rate float64, start, end, windowFrom, windowTo time.Time, lock sync.Locker,
+	emit func(seq uint64, sentNs int64) (bool, error), flush func() error) (pubStats, error) {
 	var st pubStats
 	if rate <= 0 {
 		return st, errors.New("publisher: rate must be positive")
 	}
+	if lock == nil {
+		lock = noLock{}
+	}
 	total := uint64(rate * end.Sub(start).Seconds())
 	maxBurst := uint64(max(rate*pacingTick.Seconds()*50, 64)) // catch up at most 50 ticks at once
-	buf := make([]byte, 0, 256)
-	payload := make([]byte, 0, size+32)
 	if d := time.Until(start); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -107,17 +149,18 @@ func (p *publisher) run(ctx context.Context, topic string, rate float64, size in
 			break
 		}
 		due := min(uint64(rate*now.Sub(start).Seconds())+1, total)
-		burst := uint64(0)
-		p.wmu.Lock()
-		for ; st.Sent < due && burst < maxBurst; burst++ {
-			st.Sent++
+		lock.Lock()
+		for burst := uint64(0); st.Sent < due && burst < maxBurst; burst++ {
 			sentNs := time.Now().UnixNano()
-			payload = appendBenchPayload(payload[:0], st.Sent, sentNs, size)
-			buf = appendPublish(buf[:0], topic, payload)
-			if _, err := p.bw.Write(buf); err != nil {
-				p.wmu.Unlock()
-				return st, fmt.Errorf("publisher: %w", err)
+			ok, err := emit(st.Sent+1, sentNs)
+			if err != nil {
+				lock.Unlock()
+				return st, err
 			}
+			if !ok {
+				break
+			}
+			st.Sent++
 			if sentNs >= fromNs && sentNs < toNs {
 				if st.WindowFirst == 0 {
 					st.WindowFirst = st.Sent
@@ -125,11 +168,10 @@ func (p *publisher) run(ctx context.Context, topic string, rate float64, size in
 				st.WindowLast = st.Sent
 			}
 		}
-		_ = p.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		err := p.bw.Flush()
-		p.wmu.Unlock()
+		err := flush()
+		lock.Unlock()
 		if err != nil {
-			return st, fmt.Errorf("publisher: %w", err)
+			return st, err
 		}
 		select {
 		case <-tick.C:
@@ -144,22 +186,29 @@ func (p *publisher) run(ctx context.Context, topic string, rate float64, size in
 	return st, nil
 }
 
-// ping sends a PINGREQ.
+// noLock is a sync.Locker for a loop nothing else writes beside.
+type noLock struct{}
+
+func (noLock) Lock()   {}
+func (noLock) Unlock() {}
+
+// ping sends a keep-alive (MQTT PINGREQ, NATS PING).
 func (p *publisher) ping() error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	_ = p.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := p.bw.Write(appendPingreq(nil)); err != nil {
+	if _, err := p.bw.Write(p.keepAlive); err != nil {
 		return err
 	}
 	return p.bw.Flush()
 }
 
-// close sends DISCONNECT, closes the connection and waits for the reader.
+// close says goodbye (MQTT DISCONNECT), closes the connection and waits
+// for the reader.
 func (p *publisher) close() {
 	p.wmu.Lock()
 	_ = p.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = p.bw.Write(appendDisconnect(nil))
+	_, _ = p.bw.Write(p.goodbye)
 	_ = p.bw.Flush()
 	p.wmu.Unlock()
 	_ = p.conn.Close()

@@ -16,6 +16,7 @@ type result struct {
 	Transport string `json:"transport"`
 	Variant   string `json:"variant"` // how target and load generator were placed on the CPUs
 	Probe     bool   `json:"probe,omitempty"`
+	Idle      bool   `json:"idle,omitempty"` // connected and measured idle; nothing published
 	Repeat    int    `json:"repeat"`
 
 	Subscribers  int     `json:"subscribers"`
@@ -31,10 +32,12 @@ type result struct {
 	ConnectSeconds float64 `json:"connect_s"`
 	ConnectP99Ms   float64 `json:"connect_p99_ms"`
 
-	Published       uint64  `json:"published"`        // by the publisher, whole run
-	PublisherBehind uint64  `json:"publisher_behind"` // messages due that it could not send in time
-	Expected        uint64  `json:"expected"`         // deliveries due in the window: subscribers × window messages
-	Delivered       uint64  `json:"delivered"`        // distinct window messages received, all subscribers
+	Published       uint64  `json:"published"`                // by the publisher, whole run
+	PublisherBehind uint64  `json:"publisher_behind"`         // messages due that it could not send in time
+	PublishFailed   uint64  `json:"publish_failed,omitempty"` // HTTP publish requests that failed (Centrifugo)
+	PublishError    string  `json:"publish_error,omitempty"`  // the first of them
+	Expected        uint64  `json:"expected"`                 // deliveries due in the window: subscribers × window messages
+	Delivered       uint64  `json:"delivered"`                // distinct window messages received, all subscribers
 	DeliveredPerSec float64 `json:"delivered_per_s"`
 	DeliveryRatio   float64 `json:"delivery_ratio"`
 	Duplicates      uint64  `json:"duplicates"`
@@ -136,9 +139,16 @@ func appendJSONLine(path string, v any) error {
 
 // results is what a results file holds, in order.
 type results struct {
-	Metas []meta
-	Runs  []result
-	Skips []skipped
+	Metas   []meta
+	Runs    []result
+	Skips   []skipped
+	Ingests []ingestRecord // hubbench ingest's runs
+}
+
+// ingestRecord is one hubbench ingest run and the session that took it.
+type ingestRecord struct {
+	ingestResult
+	Session int // as result.Session
 }
 
 // readResults reads a results file.
@@ -171,6 +181,12 @@ func readResults(r io.Reader) (results, error) {
 			}
 			res.Session = len(rs.Metas) - 1
 			rs.Runs = append(rs.Runs, res)
+		case "ingest":
+			var in ingestResult
+			if err := json.Unmarshal(line, &in); err != nil {
+				return rs, fmt.Errorf("results line %d: %w", n, err)
+			}
+			rs.Ingests = append(rs.Ingests, ingestRecord{in, len(rs.Metas) - 1})
 		case "skip":
 			var sk skipped
 			if err := json.Unmarshal(line, &sk); err != nil {

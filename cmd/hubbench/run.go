@@ -22,12 +22,17 @@ type runConfig struct {
 	Transport string // transportWS, ...
 	Variant   string // a label: how the processes were placed on the CPUs
 	Probe     bool   // the low-rate latency probe
+	Idle      bool   // connect, read the memory, publish nothing
 	Repeat    int
 
 	SubAddr string // host:port subscribers connect to
-	PubAddr string // host:port of the MQTT/TCP listener
-	PID     string // the target process, for /proc
-	GCTrace string // the target's GODEBUG=gctrace=1 output, if it is Go
+	PubAddr string // host:port the publisher connects to: MQTT/TCP, NATS/TCP, or Centrifugo's HTTP API
+	APIKey  string // Centrifugo's HTTP API key
+	// HTTPPublishers is how many publish requests to Centrifugo's HTTP API
+	// may be in flight at once.
+	HTTPPublishers int
+	PID            string // the target process, for /proc
+	GCTrace        string // the target's GODEBUG=gctrace=1 output, if it is Go
 
 	Subscribers int
 	Rate        float64 // messages/s
@@ -53,6 +58,12 @@ func (c *runConfig) subURL() string {
 		return "http://" + c.SubAddr + "/events?filter=" + urlQueryEscape(c.Filter)
 	case transportMQTTWS:
 		return "ws://" + c.SubAddr + "/mqtt"
+	case transportCentWS:
+		return "ws://" + c.SubAddr + "/connection/websocket"
+	case transportNATSWS:
+		return "ws://" + c.SubAddr + "/"
+	case transportMQTTTCP:
+		return "tcp://" + c.SubAddr
 	}
 	return "ws://" + c.SubAddr + "/ws"
 }
@@ -75,7 +86,7 @@ type bench struct {
 func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result, err error) {
 	res = result{
 		Kind: "run", Time: time.Now().UTC().Format(time.RFC3339), Target: cfg.Target, Transport: cfg.Transport,
-		Variant: cfg.Variant, Probe: cfg.Probe, Repeat: cfg.Repeat, Subscribers: cfg.Subscribers, Rate: cfg.Rate,
+		Variant: cfg.Variant, Probe: cfg.Probe, Idle: cfg.Idle, Repeat: cfg.Repeat, Subscribers: cfg.Subscribers, Rate: cfg.Rate,
 		Offered: cfg.Rate * float64(cfg.Subscribers), PayloadBytes: cfg.Payload,
 		WarmupS: cfg.Warmup.Seconds(), MeasureS: cfg.Measure.Seconds(),
 		HeapNoneMB: -1, HeapIdleMB: -1, HeapPeakMB: -1,
@@ -83,11 +94,13 @@ func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result,
 	b := &bench{cfg: cfg, log: log, sink: &sink{}}
 	defer b.shutdown()
 
-	pub, err := dialPublisher(ctx, cfg.PubAddr, fmt.Sprintf("hubbench-pub-%d", os.Getpid()))
-	if err != nil {
-		return res, err
+	var pub benchPublisher
+	if !cfg.Idle {
+		if pub, err = dialBenchPublisher(ctx, &cfg); err != nil {
+			return res, err
+		}
+		defer pub.close()
 	}
-	defer pub.close()
 	if res.RSSNoneKB, err = rssKB(cfg.PID); err != nil {
 		return res, err
 	}
@@ -116,6 +129,15 @@ func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result,
 	}
 	log.Info("subscribed", "connected", res.Connected, "failed", res.ConnectFailed,
 		"connect_s", round(res.ConnectSeconds, 2), "mem_per_conn_bytes", int(res.MemPerConnBytes))
+	if cfg.Idle {
+		stopPings()
+		b.shutdown()
+		res.Dropped = int(b.dropped.Load())
+		if r, ok := b.dropErr.Load().(string); ok {
+			res.DropReason = r
+		}
+		return res, nil
+	}
 
 	pubDone := make(chan struct{})
 	var pst pubStats
@@ -129,6 +151,9 @@ func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result,
 		return res, err
 	}
 	<-pubDone
+	if cp, ok := pub.(*centrifugoPublisher); ok {
+		res.PublishFailed, res.PublishError = cp.failures()
+	}
 	if perr != nil {
 		return res, perr
 	}
@@ -205,6 +230,18 @@ func (b *bench) connect(ctx context.Context, res *result) error {
 
 func (b *bench) subURL() string { return b.cfg.subURL() }
 
+// dialBenchPublisher connects the publisher the transport's target takes:
+// NATS over TCP, Centrifugo's HTTP API, or MQTT over TCP.
+func dialBenchPublisher(ctx context.Context, cfg *runConfig) (benchPublisher, error) {
+	switch cfg.Transport {
+	case transportNATSWS:
+		return dialNATSPublisher(ctx, cfg.PubAddr)
+	case transportCentWS:
+		return newCentrifugoPublisher(cfg.PubAddr, cfg.APIKey, cfg.HTTPPublishers)
+	}
+	return dialPublisher(ctx, cfg.PubAddr, fmt.Sprintf("hubbench-pub-%d", os.Getpid()))
+}
+
 // startReaders starts one reader goroutine per connected subscriber.
 func (b *bench) startReaders(maxSeq uint64) {
 	for i, s := range b.subs {
@@ -224,7 +261,7 @@ func (b *bench) startReaders(maxSeq uint64) {
 }
 
 // startPinger keeps MQTT connections alive; stop waits for it.
-func (b *bench) startPinger(pub *publisher) (stop func()) {
+func (b *bench) startPinger(pub benchPublisher) (stop func()) {
 	done := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -237,7 +274,9 @@ func (b *bench) startPinger(pub *publisher) (stop func()) {
 				return
 			case <-t.C:
 			}
-			_ = pub.ping()
+			if pub != nil {
+				_ = pub.ping()
+			}
 			for _, s := range b.subs {
 				if s != nil && !b.closing.Load() {
 					_ = s.ping()

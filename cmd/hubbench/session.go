@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -104,18 +105,16 @@ func cmdSaturated(args []string) error {
 	if err != nil {
 		return err
 	}
-	n := 0
-	for _, r := range rs.Runs {
-		if r.Probe || (cellKey{seriesKey{r.Variant, r.Target, r.Transport, r.Subscribers}, r.Offered, false}) != k {
-			continue
-		}
-		n++
+	// The cell as the report sees it: its latest session's runs only, so
+	// that a target measured again (BENCH_APPEND=1) is judged on the new runs.
+	c := findCell(groupCells(slices.DeleteFunc(rs.Runs, func(r result) bool { return r.Idle })), k)
+	if c == nil || len(c.Runs) == 0 {
+		return fmt.Errorf("%w: no run of that cell", errNotSaturated)
+	}
+	for _, r := range c.Runs {
 		if ratioOf(r) >= *minRatio && p99Of(r) <= float64(maxP99.Microseconds()) {
 			return errNotSaturated
 		}
-	}
-	if n == 0 {
-		return fmt.Errorf("%w: no run of that cell", errNotSaturated)
 	}
 	return nil
 }

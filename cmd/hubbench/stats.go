@@ -99,10 +99,16 @@ func (c *cell) of(m measure) spread {
 	return spreadOf(xs)
 }
 
-// ratioOf is the delivery ratio a failed run counts with: nothing delivered.
+// ratioOf is the delivery ratio a run counts with: nothing for a failed
+// run, and a publisher that could not send all it was due to (the target
+// did not take its messages fast enough: Centrifugo's HTTP API, or a
+// broker that stopped reading) counts what it did not send as lost.
 func ratioOf(r result) float64 {
 	if r.Error != "" {
 		return 0
+	}
+	if r.PublisherBehind > 0 && r.Published > 0 {
+		return r.DeliveryRatio * float64(r.Published) / float64(r.Published+r.PublisherBehind)
 	}
 	return r.DeliveryRatio
 }
@@ -219,6 +225,14 @@ var (
 		{"motehub", transportWSBatch, "motehub WS batch"},
 		{"motehub", transportSSE, "motehub SSE"},
 		{"mosquitto", transportMQTTWS, "Mosquitto WS"},
+		{"centrifugo", transportCentWS, "Centrifugo WS"},
+		{"nats", transportNATSWS, "NATS WS"},
+	}
+	// peerSeries are the series motehub WS is compared with.
+	peerSeries = []struct{ Target, Transport string }{
+		{"centrifugo", transportCentWS},
+		{"nats", transportNATSWS},
+		{"mosquitto", transportMQTTWS},
 	}
 )
 

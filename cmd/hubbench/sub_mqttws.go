@@ -92,14 +92,10 @@ func (s *mqttWSSub) next() (mqttPacket, error) {
 	return mqttPacket{}, errors.New("mqtt-ws: no whole packet in 1M messages")
 }
 
+// read handles what the decoder holds (the SUBACK's frame may have carried
+// more), then each message as it comes.
 func (s *mqttWSSub) read() error {
 	for {
-		_, msg, err := s.ws.ReadMessage(s.buf)
-		if err != nil {
-			return err
-		}
-		s.buf = msg
-		s.dec.Write(msg)
 		for {
 			pk, ok, err := s.dec.Next()
 			if err != nil {
@@ -112,6 +108,12 @@ func (s *mqttWSSub) read() error {
 				s.st.got(pk.Payload)
 			}
 		}
+		_, msg, err := s.ws.ReadMessage(s.buf)
+		if err != nil {
+			return err
+		}
+		s.buf = msg
+		s.dec.Write(msg)
 	}
 }
 

@@ -13,6 +13,9 @@ const (
 	transportWSBatch = "ws-batch" // the same with "batch": true
 	transportSSE     = "sse"      // motehub Server-Sent Events
 	transportMQTTWS  = "mqtt-ws"  // MQTT 3.1.1 over WebSocket (Mosquitto, as MQTT.js)
+	transportCentWS  = "cent-ws"  // Centrifugo's JSON protocol over WebSocket (as centrifuge-js)
+	transportNATSWS  = "nats-ws"  // NATS text protocol over WebSocket (as nats.ws)
+	transportMQTTTCP = "mqtt-tcp" // an MQTT 3.1.1 device on TCP with one subscription of its own
 )
 
 // subscriber is one browser-like client. connect returns it subscribed;
@@ -61,6 +64,12 @@ func connectSubscriber(ctx context.Context, transport, url, filter string, st *s
 		return connectSSE(ctx, url, st)
 	case transportMQTTWS:
 		return connectMQTTWS(ctx, url, filter, fmt.Sprintf("hubbench-%d", st.index), st)
+	case transportCentWS:
+		return connectCentrifugo(ctx, url, st)
+	case transportNATSWS:
+		return connectNATSWS(ctx, url, st)
+	case transportMQTTTCP:
+		return connectMQTTTCP(ctx, url, deviceFilter(st.index), fmt.Sprintf("hubbench-dev-%d", st.index), st)
 	}
 	return nil, fmt.Errorf("hubbench: unknown transport %q", transport)
 }

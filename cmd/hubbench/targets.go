@@ -23,7 +23,7 @@ func verdict(ok bool) string {
 	return "**not met**"
 }
 
-func writeTargets(w io.Writer, cells []*cell) {
+func writeTargets(w io.Writer, cells []*cell, idle []*idleCell) {
 	fmt.Fprintf(w, "## Where motehub stands against its targets\n\n")
 	fmt.Fprintf(w, "Pinned placement (target on one core, load generator on the other), medians over repeats.\n\n")
 	fmt.Fprintf(w, "| target | measured | verdict |\n|---|---|---|\n")
@@ -111,7 +111,10 @@ func writeTargets(w io.Writer, cells []*cell) {
 
 	var p99s []string
 	allOK, any := true, false
-	for _, n := range subCounts(cells, v) {
+	for _, n := range matrixSubCounts(cells, v) {
+		if !slices.ContainsFunc(cells, func(c *cell) bool { return c.Key.Variant == v && c.Key.Subs == n && c.Key.Offered >= 100_000 }) {
+			continue // this count's loads stayed below it: not a cell of this target
+		}
 		c := findCell(cells, cellKey{seriesKey{v, "motehub", transportWS, n}, 100_000, false})
 		if c == nil || c.Skipped {
 			if k := findKnee(seriesCells(cells, seriesKey{v, "motehub", transportWS, n})); k.Tested > 0 && (c != nil || k.Highest < 100_000) {
@@ -133,8 +136,8 @@ func writeTargets(w io.Writer, cells []*cell) {
 
 	var mems []string
 	memOK, anyMem := true, false
-	for _, n := range subCounts(cells, v) {
-		if n < 1000 {
+	for _, n := range matrixSubCounts(cells, v) {
+		if n < 1000 || len(idle) > 0 {
 			continue // too few connections to see past the noise of RSS
 		}
 		var all cell
@@ -149,12 +152,31 @@ func writeTargets(w io.Writer, cells []*cell) {
 		memOK = memOK && m <= targetIdleBytes
 		mems = append(mems, fmt.Sprintf("%d subs: %s", n, kb(m)))
 	}
+	for _, c := range idle { // the idle runs, when there are any, rather than the matrix's
+		if c.Target != "motehub" || c.Transport != transportWS || c.Subs < 1000 {
+			continue
+		}
+		anyMem = true
+		m := c.Runs.of(memPerConn).Median
+		memOK = memOK && m <= targetIdleBytes
+		mems = append(mems, fmt.Sprintf("%s idle: %s", count(c.Subs), kb(m)))
+	}
 	if !anyMem {
 		fmt.Fprintf(w, "| ≤ 8 KB per idle WS connection | not measured (needs ≥ 1,000 subscribers) | — |\n")
 	} else {
 		fmt.Fprintf(w, "| ≤ 8 KB per idle WS connection | %s | %s |\n", joinList(mems), verdict(memOK))
 	}
 	fmt.Fprintln(w)
+}
+
+// matrixMaxSubs is the most subscribers of a matrix cell; the many-clients
+// cells above it have rows of their own and are no part of the targets
+// judged on the matrix.
+const matrixMaxSubs = 5000
+
+// matrixSubCounts are the matrix's subscriber counts of a variant.
+func matrixSubCounts(cells []*cell, variant string) []int {
+	return slices.DeleteFunc(subCounts(cells, variant), func(n int) bool { return n > matrixMaxSubs })
 }
 
 func joinList(xs []string) string {
