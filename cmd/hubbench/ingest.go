@@ -115,7 +115,7 @@ func cmdIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	fs.IntVar(&cfg.Payload, "payload", 100, "payload bytes")
 	fs.StringVar(&cfg.Topics, "topics", "bench/dev%d/data", "device i publishes to this with %d replaced by i (the default makes each device a device of its own in the hub's model)")
 	fs.StringVar(&cfg.Filter, "filter", "#", "filter the dashboards subscribe to")
-	fs.StringVar(&cfg.Transport, "transport", transportWS, "dashboards' transport: ws (Clown.Talk) or sse")
+	fs.StringVar(&cfg.Transport, "transport", transportWS, "dashboards' transport: ws (Clown.Talk), sse, or mqtt-ws (MQTT over WebSocket at /mqtt, as MQTT.js: Mosquitto)")
 	fs.StringVar(&cfg.Overflow, "overflow", "", `dashboards' overflow option ("latest": newest value per topic instead of being cut off; "": the hub's default)`)
 	fs.IntVar(&cfg.Senders, "senders", 4, "goroutines pacing the devices' publishes")
 	fs.DurationVar(&cfg.Warmup, "warmup", 5*time.Second, "warm-up before the measured window")
@@ -176,8 +176,10 @@ func (c *ingestConfig) check() error {
 		return errors.New("ingest: -devices ≥ 1, -dashboards ≥ 0 and -senders ≥ 1")
 	case c.Rate <= 0 || c.Measure <= 0 || c.Warmup < 0:
 		return errors.New("ingest: -rate > 0, -measure > 0 and -warmup ≥ 0")
-	case c.Transport != transportWS && c.Transport != transportSSE:
-		return fmt.Errorf("ingest: -transport %q: ws or sse", c.Transport)
+	case c.Transport != transportWS && c.Transport != transportSSE && c.Transport != transportMQTTWS:
+		return fmt.Errorf("ingest: -transport %q: ws, sse or mqtt-ws", c.Transport)
+	case c.Transport == transportMQTTWS && c.Overflow != "":
+		return errors.New("ingest: -overflow is a Clown.Talk option: not with -transport mqtt-ws")
 	case strings.Count(c.Topics, "%d") != 1 || strings.Count(c.Topics, "%") != 1:
 		return fmt.Errorf("ingest: -topics %q must hold %%d once, and no other %%", c.Topics)
 	case c.Payload < 0 || c.Payload > 1<<16:

@@ -84,12 +84,15 @@ func runIngest(ctx context.Context, cfg ingestConfig, log *slog.Logger) (res ing
 
 // dashboardURL is where a dashboard of the run connects.
 func (c *ingestConfig) dashboardURL() string {
-	if c.Transport == transportSSE {
+	switch c.Transport {
+	case transportSSE:
 		q := url.Values{"filter": {c.Filter}}
 		if c.Overflow != "" {
 			q.Set("overflow", c.Overflow)
 		}
 		return "http://" + c.SubAddr + "/events?" + q.Encode()
+	case transportMQTTWS:
+		return "ws://" + c.SubAddr + "/mqtt"
 	}
 	return "ws://" + c.SubAddr + "/ws"
 }
@@ -106,9 +109,12 @@ func (r *ingestRun) connectDashboards(ctx context.Context, res *ingestResult) er
 		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 		var s subscriber
 		var err error
-		if r.cfg.Transport == transportSSE {
+		switch r.cfg.Transport {
+		case transportSSE:
 			s, err = connectSSE(cctx, r.cfg.dashboardURL(), st)
-		} else {
+		case transportMQTTWS:
+			s, err = connectMQTTWS(cctx, r.cfg.dashboardURL(), r.cfg.Filter, fmt.Sprintf("hubbench-dash-%d", i), st)
+		default:
 			s, err = connectDashboardWS(cctx, r.cfg.dashboardURL(), r.cfg.Filter, r.cfg.Overflow, st)
 		}
 		cancel()

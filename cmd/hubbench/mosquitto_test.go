@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -57,34 +60,9 @@ func TestMosquittoMQTTOverWebSocket(t *testing.T) {
 	if !inNetNS(t, "TestMosquittoMQTTOverWebSocket") {
 		return
 	}
-	ports, err := freePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	err = os.WriteFile(conf, fmt.Appendf(nil, "allow_anonymous true\npersistence false\nlistener %d 127.0.0.1\nlistener %d 127.0.0.1\nprotocol websockets\n", ports[0], ports[1]), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(mosq, "-c", conf)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("mosquitto:\n%s", logs.String())
-		}
-	})
-	pubAddr, wsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	pubAddr, wsAddr, _ := startMosquittoWS(t, mosq)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := cmdWait(ctx, []string{"-timeout", "10s", pubAddr, wsAddr}); err != nil {
-		t.Fatal(err)
-	}
 
 	const subs = 3
 	states := make([]*subState, subs)
@@ -145,4 +123,77 @@ func TestMosquittoMQTTOverWebSocket(t *testing.T) {
 			t.Errorf("subscriber %d: received %d duplicates %d reordered %d", i, tr.received, tr.duplicates, tr.reordered)
 		}
 	}
+}
+
+// TestIngestMosquitto: an ingest run into the real Mosquitto, with the
+// dashboards on MQTT over WebSocket (as MQTT.js), delivers every window
+// message to every dashboard and measures Mosquitto's CPU.
+func TestIngestMosquitto(t *testing.T) {
+	mosq := hubtest.RequireCommand(t, "mosquitto", "mosquitto")
+	if !inNetNS(t, "TestIngestMosquitto") {
+		return
+	}
+	pubAddr, wsAddr, pid := startMosquittoWS(t, mosq)
+	cfg := ingestConfig{
+		Target: "mosquitto", SubAddr: wsAddr, PubAddr: pubAddr, PID: strconv.Itoa(pid),
+		Devices: 40, Dashboards: 2, Rate: 400, Payload: 100, Topics: "ingest/dev%d/data", Filter: "#",
+		Transport: transportMQTTWS, Senders: 3,
+		Warmup: 300 * time.Millisecond, Measure: time.Second, Settle: 100 * time.Millisecond,
+		MaxDrain: 2 * time.Second, Parallel: 8,
+	}
+	if err := cfg.check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err := runIngest(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DevicesConnected != 40 || res.DashboardsConnected != 2 {
+		t.Fatalf("%d devices and %d dashboards connected, want 40 and 2", res.DevicesConnected, res.DashboardsConnected)
+	}
+	if res.WindowMessages < 300 || res.Expected != 2*res.WindowMessages || res.Delivered != res.Expected {
+		t.Errorf("delivered %d of %d (%d in the window); want all of about 800", res.Delivered, res.Expected, res.WindowMessages)
+	}
+	if res.CPUUsPerMessage <= 0 {
+		t.Errorf("%.1f µs of Mosquitto's CPU per message", res.CPUUsPerMessage)
+	}
+}
+
+// startMosquittoWS starts Mosquitto (the program at mosq) with an MQTT
+// listener and a WebSocket one on loopback, waits until both accept, and
+// returns their addresses and its PID; the test's cleanup stops it. Call it
+// only inside inNetNS.
+func startMosquittoWS(t *testing.T, mosq string) (pubAddr, wsAddr string, pid int) {
+	t.Helper()
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	err = os.WriteFile(conf, fmt.Appendf(nil, "allow_anonymous true\npersistence false\nlistener %d 127.0.0.1\nlistener %d 127.0.0.1\nprotocol websockets\n", ports[0], ports[1]), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(mosq, "-c", conf)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("mosquitto:\n%s", logs.String())
+		}
+	})
+	pubAddr, wsAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cmdWait(ctx, []string{"-timeout", "10s", pubAddr, wsAddr}); err != nil {
+		t.Fatal(err)
+	}
+	return pubAddr, wsAddr, cmd.Process.Pid
 }
