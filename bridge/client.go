@@ -146,9 +146,11 @@ type queue struct {
 	// (see wake); set once, before the session is attached. nil: no one
 	// is told (a test's client).
 	notify func()
-	// keepLatest: the client asked for overflow "latest" (latest.go), in
-	// format; conflated holds the newest message of each topic while the
-	// queue conflates (nil otherwise).
+	// keepLatest: the client asked for overflow "latest" (latest.go);
+	// format is the one the fan-out frames its messages in now (each
+	// message queued keeps its own: outItem.format); conflated holds the
+	// newest message of each topic while the queue conflates (nil
+	// otherwise).
 	keepLatest bool
 	format     format
 	conflated  *latest
