@@ -146,9 +146,11 @@ type queue struct {
 	// (see wake); set once, before the session is attached. nil: no one
 	// is told (a test's client).
 	notify func()
-	// keepLatest: the client asked for overflow "latest" (latest.go), in
-	// format; conflated holds the newest message of each topic while the
-	// queue conflates (nil otherwise).
+	// keepLatest: the client asked for overflow "latest" (latest.go);
+	// format is the one the fan-out frames its messages in now (each
+	// message queued keeps its own: outItem.format); conflated holds the
+	// newest message of each topic while the queue conflates (nil
+	// otherwise).
 	keepLatest bool
 	format     format
 	conflated  *latest
@@ -161,9 +163,10 @@ func newQueue(maxItems, maxBytes int) queue {
 // outItem is a queued line and when the hub took its message (unix nanos;
 // 0 for a reply), for the delivery latency.
 type outItem struct {
-	line  []byte
-	at    int64
-	topic string // a message's (absolute) topic; "" for a reply or a notice
+	line   []byte
+	at     int64
+	topic  string // a message's (absolute) topic; "" for a reply or a notice
+	format format // a message's, as line is framed: a conflating queue marks its id by it (latest.go)
 }
 
 // isReply reports whether the item answers the client (see pushReply) or
@@ -196,6 +199,13 @@ func (q *queue) pushNotice(frame []byte) bool {
 func (q *queue) pushBounded(it outItem) bool {
 	line := it.line
 	q.mu.Lock()
+	if it.topic != "" {
+		// The fan-out frames a message and sets the format under its lock,
+		// so the format of the moment is the line's; it may change while
+		// the line waits (a config/set switching ids), and only the line's
+		// own says whether it carries an id to mark.
+		it.format = q.format
+	}
 	full := q.overflow || len(q.items) >= q.maxItems || (len(q.items) > 0 && q.bytes+len(line) > q.maxBytes)
 	if !q.overflow && (q.conflated != nil || q.keepLatest && full) {
 		full = !q.pushLatestLocked(it) // latest.go: the newest message of each topic
@@ -228,9 +238,13 @@ func (q *queue) pushBounded(it outItem) bool {
 // large answer (the last values) does not make a client slow by itself.
 func (q *queue) pushReply(frame []byte) bool {
 	q.mu.Lock()
-	if q.overflow || len(q.items)+q.held >= q.maxItems {
+	kept := 0 // the topics a conflating queue keeps count against the bound too
+	if q.conflated != nil {
+		kept = q.conflated.live
+	}
+	if q.overflow || len(q.items)+q.held+kept >= q.maxItems {
 		q.overflow = true
-		q.items, q.bytes, q.pending = nil, 0, nil
+		q.items, q.bytes, q.pending, q.conflated = nil, 0, nil, nil
 		q.mu.Unlock()
 		return false
 	}

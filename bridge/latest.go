@@ -57,7 +57,7 @@ func checkOverflow(mode string) error {
 // latest is a conflating queue's messages: the newest of each topic. It
 // belongs to its queue and is guarded by the queue's lock.
 type latest struct {
-	format  format         // the client's, for the marks and the notice
+	format  format         // the client's when the queue began to conflate, for the notice (each message is marked by its own format)
 	slot    map[string]int // topic → its entry in entries; at most the queue's maxItems topics
 	entries []outItem      // in order of arrival; a replaced entry is left with a nil line
 	live    int            // entries with a line
@@ -111,7 +111,7 @@ func (l *latest) frames(dst, replies []outItem) []outItem {
 	dst = append(dst, outItem{line: overflowNotice(l.format, l.dropped)})
 	for _, it := range l.entries {
 		if it.line != nil {
-			it.line = markConflated(it.line, l.format)
+			it.line = markConflated(it.line, it.format)
 			dst = append(dst, it)
 		}
 	}

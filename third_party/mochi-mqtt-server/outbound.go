@@ -23,7 +23,7 @@ import (
 // is refused (and the caller drops it) or waits for room.
 type outbound struct {
 	mu      sync.Mutex
-	queue   []*packets.Packet // waiting, oldest at head; nil while empty
+	queue   []*packets.Packet // waiting, oldest at head; nil while empty; within twice the most that waited at once (push)
 	head    int               // the oldest waiting packet's index in queue
 	pending int               // waiting, or taken by the writer and not yet written
 	writing bool              // a writer goroutine runs
@@ -37,6 +37,15 @@ func (q *outbound) push(pk *packets.Packet, limit int) (ok, start bool) {
 	defer q.mu.Unlock()
 	if q.pending >= max(limit, 1) {
 		return false, false
+	}
+	if q.head > 0 && len(q.queue) == cap(q.queue) {
+		// The packets taken go before append would grow the buffer: a
+		// writer that never finds the queue empty (so never lets the buffer
+		// go) keeps one within twice what waits, not one packet per packet
+		// ever queued.
+		n := copy(q.queue, q.queue[q.head:])
+		clear(q.queue[n:])
+		q.queue, q.head = q.queue[:n], 0
 	}
 	q.queue = append(q.queue, pk)
 	q.pending++

@@ -205,3 +205,25 @@ func TestOutboundEnqueueWait(t *testing.T) {
 	_ = w.Close()
 	require.False(t, <-queued, "a closed client takes nothing more")
 }
+
+// A writer that never finds its queue empty (a packet comes in during
+// each of its writes, as to a subscriber of a busy topic for months) never
+// lets go of the queue's buffer: the buffer must stay within what is
+// waiting, and not grow with every packet ever queued.
+func TestOutboundBufferBoundedWhileTheWriterNeverIdles(t *testing.T) {
+	const limit, rounds = 8, 100_000
+	var q outbound
+	pk := publishOf(0)
+	ok, start := q.push(&pk, limit)
+	require.True(t, ok)
+	require.True(t, start)
+	for i := 0; i < rounds; i++ {
+		require.NotNil(t, q.pop())      // the writer takes one...
+		ok, start := q.push(&pk, limit) // ...and the next comes while it writes it
+		require.True(t, ok)
+		require.False(t, start, "a writer runs")
+		q.written(1)
+		require.LessOrEqual(t, cap(q.queue), 4*limit, "after %d packets the queue's buffer holds %d slots for %d waiting", i+2, cap(q.queue), len(q.queue)-q.head)
+	}
+	require.Equal(t, 1, q.len())
+}
