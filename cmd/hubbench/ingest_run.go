@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -76,7 +74,7 @@ func runIngest(ctx context.Context, cfg ingestConfig, log *slog.Logger) (res ing
 		return res, err
 	}
 	<-pubDone
-	r.drain(ctx)
+	r.sink.drain(ctx, r.cfg.MaxDrain)
 	r.shutdown()
 	r.tally(&res, fl, to.Sub(from))
 	return res, nil
@@ -115,7 +113,8 @@ func (r *ingestRun) connectDashboards(ctx context.Context, res *ingestResult) er
 		case transportMQTTWS:
 			s, err = connectMQTTWS(cctx, r.cfg.dashboardURL(), r.cfg.Filter, fmt.Sprintf("hubbench-dash-%d", i), st)
 		default:
-			s, err = connectDashboardWS(cctx, r.cfg.dashboardURL(), r.cfg.Filter, r.cfg.Overflow, st)
+			// A conflated backlog may come as one large message.
+			s, err = connectClown(cctx, r.cfg.dashboardURL(), clownConfig{Subscribe: []string{r.cfg.Filter}, Overflow: r.cfg.Overflow}, 1<<20, st)
 		}
 		cancel()
 		if err != nil {
@@ -135,44 +134,6 @@ func (r *ingestRun) connectDashboards(ctx context.Context, res *ingestResult) er
 		return fmt.Errorf("ingest: no dashboard connected: %s", res.ConnectError)
 	}
 	return nil
-}
-
-// connectDashboardWS is connectClown with the overflow option in config/set.
-func connectDashboardWS(ctx context.Context, url, filter, overflow string, st *subState) (*clownSub, error) {
-	ws, err := dialWS(ctx, url, []string{"clown.talk"}, 1<<20)
-	if err != nil {
-		return nil, err
-	}
-	set := map[string]any{"subscribe": []string{filter}}
-	if overflow != "" {
-		set["overflow"] = overflow
-	}
-	cfg, _ := json.Marshal(set)
-	hello := fmt.Appendf(nil, `["clown.talk/-/config/set",%s]`, cfg)
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Second)
-	}
-	if err := ws.WriteFrame(wsText, hello, deadline); err != nil {
-		_ = ws.conn.Close()
-		return nil, fmt.Errorf("clown.talk: send config/set: %w", err)
-	}
-	s := &clownSub{ws: ws, st: st}
-	_ = ws.conn.SetReadDeadline(deadline)
-	_, msg, err := ws.ReadMessage(s.buf)
-	_ = ws.conn.SetReadDeadline(time.Time{})
-	if err != nil {
-		_ = ws.conn.Close()
-		return nil, fmt.Errorf("clown.talk: wait for config/ok: %w", err)
-	}
-	s.buf = msg
-	first, rest, _ := bytes.Cut(msg, []byte{'\n'})
-	if topic, _, ok := scanClownLine(first); !ok || !bytes.Equal(topic, topicConfigOK) {
-		_ = ws.conn.Close()
-		return nil, fmt.Errorf("clown.talk: first line %.200q, want config/ok", first)
-	}
-	s.lines(rest)
-	return s, nil
 }
 
 // startReaders starts one reader per connected dashboard.
@@ -236,19 +197,6 @@ func (r *ingestRun) measure(ctx context.Context, res *ingestResult, from, to tim
 	res.LoadgenCPUCores = (self1 - self0) / secs
 	res.ForeignCores = foreignCores(stat0, stat1, secs, res.TargetCPUCores, res.LoadgenCPUCores)
 	return ctx.Err()
-}
-
-// drain waits for messages still on their way: until nothing arrives for
-// 500 ms, or MaxDrain.
-func (r *ingestRun) drain(ctx context.Context) {
-	deadline := time.Now().Add(r.cfg.MaxDrain)
-	last, quiet := r.sink.messages.Load(), time.Now()
-	for time.Now().Before(deadline) && time.Since(quiet) < 500*time.Millisecond && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-		if n := r.sink.messages.Load(); n != last {
-			last, quiet = n, time.Now()
-		}
-	}
 }
 
 // shutdown closes every dashboard and waits for every goroutine; it may be

@@ -157,7 +157,7 @@ func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result,
 	if perr != nil {
 		return res, perr
 	}
-	b.drain(ctx)
+	b.sink.drain(ctx, b.cfg.MaxDrain)
 	b.shutdown()
 	b.tally(&res, pst, to.Sub(from))
 	if res.Delivered == 0 && res.Published > 0 && cfg.DumpOnStall {
@@ -357,19 +357,6 @@ func (b *bench) startDuring(ctx context.Context) (wait func()) {
 			b.log.Warn("-during failed", "err", err)
 		}
 		cancel()
-	}
-}
-
-// drain waits for messages still on their way: until nothing arrives for
-// 500 ms, or MaxDrain.
-func (b *bench) drain(ctx context.Context) {
-	deadline := time.Now().Add(b.cfg.MaxDrain)
-	last, quiet := b.sink.messages.Load(), time.Now()
-	for time.Now().Before(deadline) && time.Since(quiet) < 500*time.Millisecond && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-		if n := b.sink.messages.Load(); n != last {
-			last, quiet = n, time.Now()
-		}
 	}
 }
 

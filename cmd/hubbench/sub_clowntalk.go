@@ -20,13 +20,22 @@ var (
 	topicError    = []byte("clown.talk/-/error")
 )
 
-func connectClown(ctx context.Context, url, filter string, batch bool, st *subState) (*clownSub, error) {
-	ws, err := dialWS(ctx, url, []string{"clown.talk"}, 16<<10)
+// clownConfig is what a Clown.Talk subscriber asks for in its config/set.
+type clownConfig struct {
+	Subscribe []string `json:"subscribe"`
+	Batch     bool     `json:"batch,omitempty"`
+	Overflow  string   `json:"overflow,omitempty"` // "" (the hub's default), "close" or "latest"
+}
+
+// connectClown dials url, sends cfg as config/set and returns once the hub
+// answered config/ok. maxMessage bounds one WebSocket message it reads.
+func connectClown(ctx context.Context, url string, cfg clownConfig, maxMessage int, st *subState) (*clownSub, error) {
+	ws, err := dialWS(ctx, url, []string{"clown.talk"}, maxMessage)
 	if err != nil {
 		return nil, err
 	}
-	cfg, _ := json.Marshal(map[string]any{"subscribe": []string{filter}, "batch": batch})
-	hello := fmt.Appendf(nil, `["clown.talk/-/config/set",%s]`, cfg)
+	set, _ := json.Marshal(cfg)
+	hello := fmt.Appendf(nil, `["clown.talk/-/config/set",%s]`, set)
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(10 * time.Second)

@@ -34,6 +34,19 @@ type sink struct {
 	others   atomic.Uint64 // lines or packets that were not bench messages
 }
 
+// drain waits for messages still on their way: until nothing arrives for
+// 500 ms, or maxDrain.
+func (s *sink) drain(ctx context.Context, maxDrain time.Duration) {
+	deadline := time.Now().Add(maxDrain)
+	last, quiet := s.messages.Load(), time.Now()
+	for time.Now().Before(deadline) && time.Since(quiet) < 500*time.Millisecond && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		if n := s.messages.Load(); n != last {
+			last, quiet = n, time.Now()
+		}
+	}
+}
+
 // subState is what one subscriber learned; it belongs to its reader.
 type subState struct {
 	index int
@@ -59,7 +72,7 @@ func (s *subState) got(b []byte) {
 func connectSubscriber(ctx context.Context, transport, url, filter string, st *subState) (subscriber, error) {
 	switch transport {
 	case transportWS, transportWSBatch:
-		return connectClown(ctx, url, filter, transport == transportWSBatch, st)
+		return connectClown(ctx, url, clownConfig{Subscribe: []string{filter}, Batch: transport == transportWSBatch}, 16<<10, st)
 	case transportSSE:
 		return connectSSE(ctx, url, st)
 	case transportMQTTWS:

@@ -83,7 +83,7 @@ func TestClownSubscriber(t *testing.T) {
 	st := newTestState()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := connectClown(ctx, url, "bench/#", true, st)
+	s, err := connectClown(ctx, url, clownConfig{Subscribe: []string{"bench/#"}, Batch: true}, 16<<10, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestClownSubscriberRefused(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := connectClown(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://")+"/ws", "#", false, newTestState())
+	_, err := connectClown(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://")+"/ws", clownConfig{Subscribe: []string{"#"}}, 16<<10, newTestState())
 	if err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("err %v, want the 403", err)
 	}
