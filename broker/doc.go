@@ -52,10 +52,11 @@
 //     WebSocket, one the handler starts once the connection is hijacked: the
 //     HTTP server's returns), which closes it after mochi is done with it,
 //     draining its input for at most a second. mochi reads the client's
-//     packets on that goroutine; an idle client has no other. Messages for a client are queued (at most MaxPendingWrites)
-//     and written by a writer goroutine of its own that runs only while the
-//     queue holds something: whoever queues the first starts it, and it ends
-//     once it has written the last. No publisher writes to a subscriber's
+//     packets on that goroutine; an idle client has no other. Messages for
+//     a client are queued (at most MaxPendingWrites) and written by a
+//     writer goroutine of its own that runs only while the queue holds
+//     something: whoever queues the first starts it, and it ends once it
+//     has written the last. No publisher writes to a subscriber's
 //     connection.
 //   - Close, on either, is safe to call more than once and from any
 //     goroutine, and returns within its configured bound even when clients
