@@ -35,7 +35,7 @@ func newStreamConn(nc net.Conn) *streamConn {
 
 // errBusy says tryWrite could not try: the connection cannot write without
 // waiting, or another write is under way.
-var errBusy = errors.New("bridge: the connection is busy")
+var errBusy = errors.New("the connection is busy")
 
 // tryWrite writes what it can of b at once, without waiting (one system
 // call): n < len(b) when the socket is full. errBusy means it wrote nothing
