@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/motehub/motehub/devices"
 )
@@ -51,6 +52,10 @@ type deviceModel struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+	// working is set while the worker takes and processes a batch, up to
+	// the last frame it sends: with an empty queue, its being unset says
+	// that everything observed so far has reached the followers.
+	working atomic.Bool
 
 	// The model, under mu (Model is not safe for concurrent use): applied
 	// by the worker, read by requests (lists, commands).
@@ -121,8 +126,10 @@ func (dm *deviceModel) run() {
 			return
 		case <-dm.wake:
 		}
+		dm.working.Store(true)
 		batch, rebuild := dm.take()
 		dm.process(batch, rebuild)
+		dm.working.Store(false)
 	}
 }
 

@@ -20,17 +20,21 @@ func traceMessages(t *testing.T) []devicetrace.Message {
 	return all
 }
 
-// waitModel waits until the model worker has applied every event delivered.
+// waitModel waits until the model worker has applied every event delivered
+// and sent the frames of what they changed.
 func waitModel(t *testing.T, h *Hub) {
 	t.Helper()
 	hubtest.Eventually(t, 10*time.Second, func() bool {
+		// working before the queue: a worker that took the queue is still
+		// working when the queue reads empty.
+		working := h.devices.working.Load()
 		h.devices.qmu.Lock()
 		queued := len(h.devices.queue)
 		h.devices.qmu.Unlock()
 		h.devices.mu.Lock()
 		applied := h.devices.applied
 		h.devices.mu.Unlock()
-		return queued == 0 && applied == h.fan.position()
+		return !working && !h.devices.working.Load() && queued == 0 && applied == h.fan.position()
 	}, "the model worker never caught up")
 }
 
