@@ -117,15 +117,10 @@ const flushBufferSize = 64 << 10
 // coalesceFrom is the width of a pass (clients flushed) from which a shard
 // waits before its next one, and coalesceFull the width at which it waits
 // the whole Config.CoalesceWindow: a wider pass waits longer, so that each
-// client gets fewer, larger writes. A narrow pass waits only when the shard
-// is busy (see pause): then it starts passes at most every
-// window/coalesceBusy, so that a few clients that each get thousands of
-// messages a second (dashboards on '#') get them several to a write,
-// instead of one write(2) per message. At low load nothing waits.
+// client gets fewer, larger writes, and a narrow one (low load) not at all.
 const (
 	coalesceFrom = 64
 	coalesceFull = 1024
-	coalesceBusy = 4
 )
 
 func newFlushers(h *Hub, n int) *flushers {
@@ -182,7 +177,6 @@ func (sh *flushShard) add(c *client) {
 func (sh *flushShard) run(stop <-chan struct{}) {
 	var batch []*client
 	var timer *time.Timer
-	var previous time.Time // when the last pass began
 	for {
 		select {
 		case <-sh.wake:
@@ -196,12 +190,10 @@ func (sh *flushShard) run(stop <-chan struct{}) {
 			if len(batch) == 0 {
 				break
 			}
-			start := time.Now()
 			for _, c := range batch {
 				sh.flush(c)
 			}
-			wait := sh.pause(len(batch), start.Sub(previous), time.Since(start))
-			previous = start
+			wait := sh.pause(len(batch))
 			clear(batch)
 			if cap(batch) > coalesceFull && len(batch) < coalesceFull/4 {
 				batch = nil // a peak's list is not kept
@@ -224,25 +216,12 @@ func (sh *flushShard) run(stop <-chan struct{}) {
 	}
 }
 
-// pause is how long the shard waits after a pass over n clients that
-// began since after the previous one began and took took. A wide pass
-// waits in proportion to its width (up to the window). A narrow one waits
-// when the shard is busy, its passes less than 2×busy apart (busy is
-// window/coalesceBusy): until busy after its own start, so that a busy
-// shard starts a pass at most every busy. The first pass after a quiet
-// moment never waits, so a message that comes alone is written at once.
-func (sh *flushShard) pause(n int, since, took time.Duration) time.Duration {
-	if sh.window <= 0 {
+// pause is how long the shard waits after a pass over n clients.
+func (sh *flushShard) pause(n int) time.Duration {
+	if sh.window <= 0 || n < coalesceFrom {
 		return 0
 	}
-	var wait time.Duration
-	if n >= coalesceFrom {
-		wait = sh.window * time.Duration(min(n, coalesceFull)) / coalesceFull
-	}
-	if busy := sh.window / coalesceBusy; since < 2*busy {
-		wait = max(wait, busy-took)
-	}
-	return wait
+	return sh.window * time.Duration(min(n, coalesceFull)) / coalesceFull
 }
 
 // flush writes what c has waiting, which the shard owns, in one try; what

@@ -451,33 +451,24 @@ func TestWebSocketOverTLS(t *testing.T) {
 }
 
 // TestShardPause: a shard waits after a wide pass in proportion to its
-// width; after a narrow one only when its passes come back to back (busy),
-// and then until window/coalesceBusy after the pass began; never after the
-// first pass following a quiet moment, nor with the window off.
+// width, up to the whole window; never after a narrow one (low load), nor
+// with the window off.
 func TestShardPause(t *testing.T) {
 	const window = 2 * time.Millisecond
-	busy := window / coalesceBusy
 	on, off := &flushShard{window: window}, &flushShard{window: -1}
-	quiet := time.Hour // since the previous pass began: the first pass after a quiet moment
 	for _, c := range []struct {
-		name        string
-		sh          *flushShard
-		n           int
-		since, took time.Duration
-		want        time.Duration
+		name string
+		sh   *flushShard
+		n    int
+		want time.Duration
 	}{
-		{"narrow after a quiet moment", on, 10, quiet, 0, 0},
-		{"narrow, passes 2×busy apart", on, 10, 2 * busy, 0, 0},
-		{"narrow, back to back", on, 10, busy / 10, 0, busy},
-		{"narrow, back to back, a long pass", on, 10, busy / 10, busy / 4, busy - busy/4},
-		{"narrow, back to back, longer than busy", on, 10, busy / 10, 2 * busy, 0},
-		{"wide after a quiet moment", on, coalesceFull / 2, quiet, 0, window / 2},
-		{"widest", on, 4 * coalesceFull, quiet, 0, window},
-		{"just below wide", on, coalesceFrom - 1, quiet, 0, 0},
-		{"wide and busy", on, coalesceFull, busy / 10, 0, window},
-		{"off, wide and busy", off, coalesceFull, 0, 0, 0},
+		{"narrow", on, 10, 0},
+		{"just below wide", on, coalesceFrom - 1, 0},
+		{"wide", on, coalesceFull / 2, window / 2},
+		{"widest", on, 4 * coalesceFull, window},
+		{"off, wide", off, coalesceFull, 0},
 	} {
-		if got := c.sh.pause(c.n, c.since, c.took); got > 0 != (c.want > 0) || (c.want > 0 && got != c.want) {
+		if got := c.sh.pause(c.n); got != c.want {
 			t.Errorf("%s: pause %v, want %v", c.name, got, c.want)
 		}
 	}

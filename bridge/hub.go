@@ -68,12 +68,8 @@ type Config struct {
 	FlushShards int
 	// CoalesceWindow is the longest a flush shard waits after a wide pass
 	// (many sessions written at once) before its next one, so that each
-	// session gets fewer, larger writes when the fan-out is wide. A pass
-	// over fewer than 64 sessions waits only when the shard is busy (its
-	// passes less than half the window apart), and then a quarter of the
-	// window at most: a few sessions that each get thousands of messages a
-	// second get several to a write. The first pass after a quiet moment
-	// never waits. Default 2 ms; negative: off.
+	// session gets fewer, larger writes when the fan-out is wide; a pass
+	// over fewer than 64 sessions does not wait. Default 2 ms; negative: off.
 	CoalesceWindow time.Duration
 
 	// LogEntries bounds the event log clients resume from, in messages.

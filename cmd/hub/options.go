@@ -195,8 +195,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	o.AckTimeout = 5 * time.Second
 	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
 	fs.DurationVar(&o.CoalesceWindow, "coalesce-window", 2*time.Millisecond, "the longest the hub waits after writing to many browsers at once before it writes again, "+
-		"so that each gets fewer, larger writes (a quarter of it when it writes to few, busily); "+
-		"a message after a quiet moment never waits (`DURATION`; 0: off)")
+		"so that each gets fewer, larger writes; writing to few it never waits (`DURATION`; 0: off)")
 	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
 	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
 	fs.StringVar(&o.Upstream, "upstream", "", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); turns off --mqtt and --data")
