@@ -176,24 +176,8 @@ func startMosquittoWS(t *testing.T, mosq string) (pubAddr, wsAddr string, pid in
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(mosq, "-c", conf)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("mosquitto:\n%s", logs.String())
-		}
-	})
 	pubAddr, wsAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := cmdWait(ctx, []string{"-timeout", "10s", pubAddr, wsAddr}); err != nil {
-		t.Fatal(err)
-	}
-	return pubAddr, wsAddr, cmd.Process.Pid
+	return pubAddr, wsAddr, startPeer(t, ctx, mosq, []string{"-c", conf}, pubAddr, wsAddr)
 }

@@ -43,9 +43,9 @@ func peerBinary(t *testing.T, name string) string {
 	return bins[len(bins)-1]
 }
 
-// startPeer starts a peer, stops it when the test ends, and waits until
-// addrs accept connections.
-func startPeer(t *testing.T, ctx context.Context, bin string, args []string, addrs ...string) {
+// startPeer starts a peer, stops it when the test ends, waits until addrs
+// accept connections, and returns its PID.
+func startPeer(t *testing.T, ctx context.Context, bin string, args []string, addrs ...string) int {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
@@ -64,6 +64,7 @@ func startPeer(t *testing.T, ctx context.Context, bin string, args []string, add
 	if err := cmdWait(ctx, append([]string{"-timeout", "15s"}, addrs...)); err != nil {
 		t.Fatalf("%s did not start: %v", filepath.Base(bin), err)
 	}
+	return cmd.Process.Pid
 }
 
 // checkFanOut connects subs subscribers of transport at url, publishes 300
