@@ -235,6 +235,39 @@ func (a *Authorizer) Subscription(id Identity, filter string) (allowed, exact bo
 	return allowed, false
 }
 
+// Rights is what an identity may do, as a page shows it: the rules in force
+// for it, and whether it may use the admin view.
+type Rights struct {
+	// Open is true when no users file is in force: everyone may do
+	// everything (the hub allows that only on loopback), admin included.
+	Open bool
+	// Rules are the user's rules (none when Open or when the user is gone).
+	Rules []Rule
+	// Admin is true for a user with the admin flag, or whose rules let them
+	// read every "$SYS" topic (MQTT's own way of naming the operator).
+	Admin bool
+}
+
+// adminFilter is the filter whose read access makes a user an admin.
+const adminFilter = "$SYS/#"
+
+// Rights returns what id may do under the users in force now.
+func (a *Authorizer) Rights(id Identity) Rights {
+	users := a.users.Load()
+	if users == nil {
+		return Rights{Open: true, Admin: true}
+	}
+	user, ok := users.Lookup(string(id))
+	if !ok {
+		return Rights{}
+	}
+	_, sys := a.Subscription(id, adminFilter)
+	return Rights{Rules: slices.Clone(user.Rules), Admin: user.Admin || sys}
+}
+
+// Admin reports whether id may use the admin view (see [Rights]).
+func (a *Authorizer) Admin(id Identity) bool { return a.Rights(id).Admin }
+
 type identityKey struct{}
 
 // WithIdentity returns ctx carrying id (set by the HTTP layer once it has

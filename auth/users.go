@@ -48,6 +48,9 @@ type User struct {
 	PasswordHash string   // bcrypt; empty for anonymous or a token-only user
 	TokenHashes  []string // "sha256:<hex>"
 	Rules        []Rule
+	// Admin opens the admin view (connected clients, retained messages) to
+	// the user; reading "$SYS/#" does too (see [Authorizer.Rights]).
+	Admin bool
 }
 
 // Users is the content of a users file. It is immutable once built.
@@ -85,6 +88,7 @@ type fileUser struct {
 	Write     []string `toml:"write,omitempty"`
 	ReadWrite []string `toml:"readwrite,omitempty"`
 	Tokens    []string `toml:"tokens,omitempty"`
+	Admin     bool     `toml:"admin,omitempty"`
 }
 
 type file struct {
@@ -99,6 +103,7 @@ type file struct {
 //	write = ["nodes/+/relay/+/set"]      # ... may publish
 //	readwrite = ["lab/#"]                # both
 //	tokens = ["sha256:9f86d08..."]       # API tokens, as SHA-256 hashes
+//	admin = true                         # the admin view (reading "$SYS/#" gives it too)
 //
 //	[users.anonymous]                    # clients without credentials
 //	read = ["public/#"]
@@ -113,7 +118,7 @@ func Parse(data []byte) (*Users, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadUsersFile, err)
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		return nil, fmt.Errorf("%w: unknown key %q (a user takes password, read, write, readwrite, tokens)", ErrBadUsersFile, undecoded[0].String())
+		return nil, fmt.Errorf("%w: unknown key %q (a user takes password, read, write, readwrite, tokens, admin)", ErrBadUsersFile, undecoded[0].String())
 	}
 	u := &Users{byName: make(map[string]*User), byToken: make(map[[sha256.Size]byte]string)}
 	for name, fu := range f.Users {
@@ -132,9 +137,9 @@ func fromFile(name string, fu fileUser) (*User, error) {
 	if err := validName(name); err != nil {
 		return nil, err
 	}
-	user := &User{Name: name, PasswordHash: fu.Password, TokenHashes: fu.Tokens}
-	if name == Anonymous && (fu.Password != "" || len(fu.Tokens) > 0) {
-		return nil, errors.New("anonymous takes no password or tokens")
+	user := &User{Name: name, PasswordHash: fu.Password, TokenHashes: fu.Tokens, Admin: fu.Admin}
+	if name == Anonymous && (fu.Password != "" || len(fu.Tokens) > 0 || fu.Admin) {
+		return nil, errors.New("anonymous takes no password, tokens or admin")
 	}
 	if fu.Password != "" {
 		if _, err := bcrypt.Cost([]byte(fu.Password)); err != nil {
@@ -228,7 +233,7 @@ func (u *Users) Marshal() []byte {
 	var f file
 	f.Users = make(map[string]fileUser, len(u.byName))
 	for name, user := range u.byName {
-		fu := fileUser{Password: user.PasswordHash, Tokens: user.TokenHashes}
+		fu := fileUser{Password: user.PasswordHash, Tokens: user.TokenHashes, Admin: user.Admin}
 		for _, r := range user.Rules {
 			switch r.Access {
 			case Read:
