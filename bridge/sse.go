@@ -11,6 +11,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/internal/linger"
+	"github.com/motehub/motehub/internal/refusals"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -89,6 +90,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	}
 	if err := h.sess.attach(c); err != nil {
 		e := AsError(err)
+		h.reportRefusal(r, refusals.SSE, e)
 		if acceptsEventStream(r) {
 			h.refuseStream(w, rc, e)
 			return
@@ -103,6 +105,9 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	if err := h.fan.startStream(c, q); err != nil {
 		h.detach(c)
 		e := AsError(err)
+		if refusedStatus(HTTPStatus(e.Code)) { // filters the user may not read
+			h.reportRefusal(r, refusals.SSE, e)
+		}
 		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 		return
 	}
@@ -121,8 +126,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	}
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote, "base", base, "since", q.Since)
 	h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.KeepAlive, gone: r.Context().Done(), ready: ready})
-	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
-		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+	h.sessionClosed(c)
 }
 
 // serveHijacked takes s's connection over from net/http, writes the
