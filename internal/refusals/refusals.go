@@ -82,8 +82,9 @@ type Log struct {
 
 // tally is what one address (or the others) did in the current window.
 type tally struct {
-	logged int // lines written
-	more   int // refusals counted, not written
+	logged int   // lines written
+	more   int   // refusals counted, not written
+	doors  doors // the doors of those counted
 }
 
 // New returns a Log writing to cfg.Logger.
@@ -119,6 +120,7 @@ func (l *Log) report(msg string, door Door, remote, user, reason string, attrs [
 		l.lines++
 	} else {
 		t.more++
+		t.doors = t.doors.add(door)
 		l.armLocked()
 	}
 	l.mu.Unlock()

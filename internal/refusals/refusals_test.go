@@ -143,13 +143,15 @@ func TestLongFieldsAreCut(t *testing.T) {
 }
 
 // TestRepeatedRefusalsAreSummarised: past PerAddress lines, refusals from an
-// address are counted; the first report after the window sums them up,
-// before its own line; another address keeps its own lines meanwhile.
+// address are counted, whatever the door; the first report after the
+// window sums them up, before its own line; another address keeps its own
+// lines meanwhile.
 func TestRepeatedRefusalsAreSummarised(t *testing.T) {
 	l, rec, c := newLog(t, refusals.Config{PerAddress: 3})
 	for i := range 10 {
 		l.Refused(refusals.MQTT, fmt.Sprintf("192.0.2.1:%d", 1000+i), "bob", "wrong user name or password")
 	}
+	l.Refused(refusals.WebSocket, "192.0.2.1:3000", "", "pages from https://evil.example may not use this hub")
 	l.Refused(refusals.HTTP, "[2001:db8::1]:80", "", "credentials required")
 	refused, summaries, _ := split(t, rec.lines())
 	if len(refused) != 4 || len(summaries) != 0 {
@@ -162,8 +164,8 @@ func TestRepeatedRefusalsAreSummarised(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("%d lines after the window, want the summary and the refusal: %+v", len(lines), lines)
 	}
-	if lines[0].msg != "... and 7 more from 192.0.2.1 in the last minute" || lines[0].attrs["more"] != "7" ||
-		lines[0].attrs["remote"] != "192.0.2.1" {
+	if lines[0].msg != "... and 8 more from 192.0.2.1 in the last minute" || lines[0].attrs["more"] != "8" ||
+		lines[0].attrs["remote"] != "192.0.2.1" || lines[0].attrs["doors"] != "mqtt,websocket" {
 		t.Errorf("summary %+v", lines[0])
 	}
 	if lines[1].msg != "refused" || lines[1].attrs["remote"] != "192.0.2.1:2000" {
