@@ -17,8 +17,21 @@ func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, door refusals.Door,
 	httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
 }
 
-// reportRefusal reports that r was refused with e.
+// answer answers r with e, a JSON HTTP error, and reports it when it is a
+// refusal (refusedStatus).
+func (h *Hub) answer(w http.ResponseWriter, r *http.Request, door refusals.Door, e *Error) {
+	if refusedStatus(HTTPStatus(e.Code)) {
+		h.reportRefusal(r, door, e)
+	}
+	httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
+}
+
+// reportRefusal reports that r was refused with e (not when the hub is
+// shutting down: that refuses everyone).
 func (h *Hub) reportRefusal(r *http.Request, door refusals.Door, e *Error) {
+	if e == errShuttingDown {
+		return
+	}
 	h.cfg.Refusals.Refused(door, r.RemoteAddr, userName(auth.IdentityFrom(r.Context())), e.Message,
 		slog.Int("status", HTTPStatus(e.Code)))
 }

@@ -70,8 +70,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		err = h.checkQuery(base, q.Filters)
 	}
 	if err != nil {
-		e := AsError(err)
-		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		h.answer(w, r, refusals.SSE, AsError(err))
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -104,11 +103,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	h.interest.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
 	if err := h.fan.startStream(c, q); err != nil {
 		h.detach(c)
-		e := AsError(err)
-		if refusedStatus(HTTPStatus(e.Code)) { // filters the user may not read
-			h.reportRefusal(r, refusals.SSE, e)
-		}
-		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		h.answer(w, r, refusals.SSE, AsError(err)) // filters the user may not read: 403
 		return
 	}
 	if hijacked != nil {

@@ -156,3 +156,25 @@ func TestCrossOriginWebSocketIsOneWarning(t *testing.T) {
 		t.Fatalf("WARN lines %q, want exactly one matching %s; log:\n%s", lines, want, log)
 	}
 }
+
+// TestRefusedMQTTOverWebSocketIsOneWarning: a CONNECT over /mqtt with a
+// wrong password is one WARN line at the mqtt-ws door.
+func TestRefusedMQTTOverWebSocketIsOneWarning(t *testing.T) {
+	users, _ := writeUsers(t, false)
+	h := startHub(t, "--users", users)
+	const password = "not-alices-password"
+	if c, err := hubtest.ConnectMQTTWebSocket("ws://"+h.HTTP+"/mqtt", "ws-wrong", "alice", password, nil); err == nil {
+		c.Disconnect(0)
+		t.Fatal("CONNECT over WebSocket with a wrong password accepted")
+	}
+	want := regexp.MustCompile(`level=WARN msg=refused door=mqtt-ws remote=127\.0\.0\.1:\d+ user=alice ` +
+		`reason="wrong user name, password or token" client=ws-wrong code="0x86 bad username or password"$`)
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return len(warnLine.FindAllString(h.Log.String(), -1)) > 0 },
+		"no WARN line:\n%s", h.Log)
+	if lines := warnLine.FindAllString(h.Log.String(), -1); len(lines) != 1 || !want.MatchString(lines[0]) {
+		t.Fatalf("WARN lines %q, want exactly one matching %s", lines, want)
+	}
+	if strings.Contains(h.Log.String(), password) {
+		t.Fatalf("the password is in the log:\n%s", h.Log)
+	}
+}
