@@ -76,10 +76,11 @@ func TestClownHubURL(t *testing.T) {
 		t.Error("gorilla's Dialer took a URL with credentials: README and web/clownhub.go say it refuses them")
 	}
 
-	for _, c := range []struct{ path, topic string }{
-		{"/auth/clown-talk-server_nodes_bridge_0", "nodes/bridge/0/relay/i2c0-3b/set"},
-		{"/clown-talk-server_nodes_bridge_0", "nodes/bridge/0/relay/i2c0-3b/set"},
-		{"/auth/clown-talk-server_nodes_living__room", "nodes/living_room/relay/i2c0-3b/set"},
+	for _, c := range []struct{ path, send, topic string }{
+		{"/auth/clown-talk-server_nodes_bridge_0", "relay/i2c0-3b/set", "nodes/bridge/0/relay/i2c0-3b/set"},
+		{"/clown-talk-server_nodes_bridge_0", "relay/i2c0-3b/set", "nodes/bridge/0/relay/i2c0-3b/set"},
+		{"/auth/clown-talk-server_nodes_living__room", "relay/i2c0-3b/set", "nodes/living_room/relay/i2c0-3b/set"},
+		{"/auth/clown-talk-server", "nodes/bridge/1/relay/i2c0-3b/set", "nodes/bridge/1/relay/i2c0-3b/set"}, // the root, like /ws
 	} {
 		conn, resp, err := dialWithURLCredentials("ws://clown:bigclown@" + h.HTTP + c.path)
 		if err != nil {
@@ -88,7 +89,7 @@ func TestClownHubURL(t *testing.T) {
 		ws := hubtest.WrapWS(t, conn)
 		ws.Send(`["clown.talk/-/config/set", {}]`)
 		ws.Expect("clown.talk/-/config/ok")
-		ws.Send(`["relay/i2c0-3b/set", {"state": false}]`)
+		ws.Send(`["` + c.send + `", {"state": false}]`)
 		m := hubtest.Receive(t, commands, hubtest.Timeout, "the command on MQTT")
 		if m.Topic != c.topic || m.Payload != `{"state":false}` {
 			t.Errorf("%s: MQTT got %s %s, want %s {\"state\":false}", c.path, m.Topic, m.Payload, c.topic)
