@@ -289,9 +289,6 @@ type readmeHub struct {
 
 // background is a process that runs until the block ends.
 type background struct {
-	cmd    readmeCommand
-	what   string // "the hub", "mosquitto_sub"
-	proc   *exec.Cmd
 	out    *hubtest.LogBuffer
 	exited <-chan error
 
@@ -299,29 +296,24 @@ type background struct {
 	endErr error
 }
 
-// wait waits up to timeout for the process to exit; ok is false if it
-// still runs.
-func (bg *background) wait(timeout time.Duration) (err error, ok bool) {
-	if bg.ended {
-		return bg.endErr, true
+// wait waits up to timeout (0: not at all) for the process to exit, and
+// says whether it has, and how.
+func (bg *background) wait(timeout time.Duration) (ended bool, err error) {
+	if !bg.ended {
+		select {
+		case bg.endErr = <-bg.exited:
+			bg.ended = true
+		default:
+			if timeout > 0 {
+				select {
+				case bg.endErr = <-bg.exited:
+					bg.ended = true
+				case <-time.After(timeout):
+				}
+			}
+		}
 	}
-	var expire <-chan time.Time
-	if timeout > 0 {
-		timer := time.NewTimer(timeout)
-		defer timer.Stop()
-		expire = timer.C
-	} else {
-		closed := make(chan time.Time)
-		close(closed)
-		expire = closed
-	}
-	select {
-	case bg.endErr = <-bg.exited:
-		bg.ended = true
-		return bg.endErr, true
-	case <-expire:
-		return nil, false
-	}
+	return bg.ended, bg.endErr
 }
 
 // startBackground starts proc for c, to run until the block ends: then it
@@ -332,14 +324,17 @@ func (r *readmeRun) startBackground(c readmeCommand, what string, proc *exec.Cmd
 	t := r.t
 	t.Helper()
 	out, exited := hubtest.StartCommand(t, proc)
-	bg := &background{cmd: c, what: what, proc: proc, out: out, exited: exited}
+	bg := &background{out: out, exited: exited}
 	t.Cleanup(func() {
-		if err, ended := bg.wait(0); ended {
+		if ended, err := bg.wait(0); ended {
+			if t.Failed() {
+				return // said already, or the block failed for another reason
+			}
 			t.Errorf("%s: %s ended before the block did: %v\n%s", c, what, err, out)
 			return
 		}
 		_ = proc.Process.Signal(syscall.SIGTERM)
-		err, ended := bg.wait(readmeCommandTimeout)
+		ended, err := bg.wait(readmeCommandTimeout)
 		switch {
 		case !ended:
 			t.Errorf("%s: %s still runs %v after SIGTERM\n%s", c, what, readmeCommandTimeout, out)
@@ -348,7 +343,7 @@ func (r *readmeRun) startBackground(c readmeCommand, what string, proc *exec.Cmd
 		}
 	})
 	hubtest.Eventually(t, readmeCommandTimeout, func() bool {
-		if err, ended := bg.wait(0); ended {
+		if ended, err := bg.wait(0); ended {
 			t.Fatalf("%s: %s exited (%v) before it was up; run as %q:\n%s", c, what, err, proc.Args, out)
 		}
 		return ready(out.String())
