@@ -117,6 +117,9 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	}
 	r.Get("/ws", serveWS)
 	r.Get("/ws/*", serveWS)
+	for _, p := range clownHubRoutes { // Clown.Hub's spelling of /ws/{base...} (clownhub.go)
+		r.Get(p, serveClownHub(hub, cfg.Authorizer))
+	}
 	serveEvents := func(w http.ResponseWriter, r *http.Request) {
 		hub.ServeEvents(w, r, mountBase(r.URL.Path, "/events"))
 	}

@@ -43,9 +43,19 @@ func BuildBinary(t testing.TB, name string) string {
 // the test ends, the process is killed (by its PID) if it still runs.
 func StartProcess(t testing.TB, bin string, args ...string) (cmd *exec.Cmd, out *LogBuffer, exited <-chan error) {
 	t.Helper()
-	out = &LogBuffer{}
 	cmd = exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
+	out, exited = StartCommand(t, cmd)
+	return cmd, out, exited
+}
+
+// StartCommand starts cmd, prepared by the caller (its directory,
+// environment, standard input), as StartProcess does: its output to out,
+// exited yields cmd.Wait's result, and the process is killed (by its PID)
+// when the test ends if it still runs.
+func StartCommand(t testing.TB, cmd *exec.Cmd) (out *LogBuffer, exited <-chan error) {
+	t.Helper()
+	out = &LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -58,5 +68,5 @@ func StartProcess(t testing.TB, bin string, args ...string) (cmd *exec.Cmd, out 
 			<-done
 		}
 	})
-	return cmd, out, done
+	return out, done
 }
