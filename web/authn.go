@@ -220,7 +220,7 @@ func (a *authn) renderLogin(w http.ResponseWriter, status int, next, user, messa
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", dashboardCSP)
-	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Referrer-Policy", pageReferrerPolicy)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = loginPage.Execute(w, struct{ Next, User, Message string }{safeNext(next), user, message})

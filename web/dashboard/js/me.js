@@ -63,8 +63,10 @@ export class MeView {
     const s = this.#store.status;
     const rights = rightsOf(s.me);
     if (rights && !same(rights, this.#rights)) this.#set(rights, false);
-    // Each failed attempt to reconnect may be a login that is gone.
-    if (s.state === "reconnecting" && s.attempt !== this.#checkedAttempt) {
+    // With a users file, each failed attempt to reconnect may be a login
+    // that is gone (an open hub turns nobody away: no need to ask, nor to
+    // log a refused request in the console while it is down).
+    if (this.#rights && !this.#rights.open && s.state === "reconnecting" && s.attempt !== this.#checkedAttempt) {
       this.#checkedAttempt = s.attempt;
       this.#fetch();
     }
