@@ -24,8 +24,8 @@ type PollResult struct {
 // maps to its own sentence (see resync.go), Reason in English for logs and
 // people reading raw frames.
 type ResyncNotice struct {
-	Code   string `json:"code"`
 	Reason string `json:"reason"`
+	Code   string `json:"code"`
 }
 
 // maxPollMessages bounds one long poll's answer; the rest comes with the next.
