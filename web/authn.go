@@ -201,12 +201,13 @@ const (
 )
 
 // loginForm serves GET /login. A browser that comes with a session cookie
-// the hub no longer knows is told that its session expired, and the cookie
-// is dropped (so that it is said once).
+// the hub no longer honours (expired, from before a restart, of a user
+// since removed) is told that its session expired, and the cookie is
+// dropped (so that it is said once).
 func (a *authn) loginForm(w http.ResponseWriter, r *http.Request) {
 	message := ""
 	if c, err := r.Cookie(sessionCookie); err == nil && a.authz.Enabled() {
-		if _, ok := a.sessions.lookup(c.Value); !ok {
+		if id, ok := a.sessions.lookup(c.Value); !ok || !a.authz.Known(id) {
 			message = msgSessionExpired
 			a.clearCookie(w)
 		}
