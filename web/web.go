@@ -111,6 +111,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	r.Get("/login", an.loginForm)
 	r.Post("/login", an.login)
 	r.Post("/logout", an.logout)
+	r.Get("/api/me", an.me)
 
 	serveWS := func(w http.ResponseWriter, r *http.Request) {
 		hub.ServeWebSocket(w, r, mountBase(r.URL.Path, "/ws"))
