@@ -114,7 +114,7 @@ func (c *RemoteConfig) setDefaults() {
 }
 
 // ErrBadURL is returned, wrapped, by [ConnectRemote] for a URL it cannot use.
-var ErrBadURL = errors.New("broker: bad upstream URL")
+var ErrBadURL = errors.New("bad upstream URL")
 
 // upstream is where a Remote connects, parsed from RemoteConfig.
 type upstream struct {
