@@ -140,6 +140,14 @@ var schemes = map[string]struct {
 	"wss":   {"wss", "443"},
 }
 
+// CheckUpstreamURL reports whether [ConnectRemote] can use rawURL, so that a
+// command line can refuse a bad one before it starts anything. Its error
+// wraps [ErrBadURL] and never contains the password.
+func CheckUpstreamURL(rawURL string) error {
+	_, err := parseUpstream(&RemoteConfig{URL: rawURL})
+	return err
+}
+
 // parseUpstream checks cfg's URL and credentials. Its errors wrap ErrBadURL
 // and never contain the password.
 func parseUpstream(cfg *RemoteConfig) (upstream, error) {

@@ -29,30 +29,7 @@ import (
 // shutdownTimeout bounds everything the hub does after it is told to stop.
 const shutdownTimeout = 8 * time.Second
 
-func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "passwd":
-			if err := runPasswd(os.Args[2:], os.Stdin, os.Stdout); err != nil {
-				fmt.Fprintln(os.Stderr, "hub passwd:", err)
-				os.Exit(1)
-			}
-			return
-		case "version":
-			fmt.Println(version())
-			return
-		case "store":
-			os.Exit(runStore(os.Args[2:], os.Stdout, os.Stderr))
-		}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	context.AfterFunc(ctx, stop) // a second signal ends the process the default way
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "hub:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(hubMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 // run is the whole hub: it serves until ctx ends, then drains and returns.
 // Logs go to stdout; once every listener is bound it logs one "listening"
@@ -66,8 +43,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if opts.ShowVersion {
+		fmt.Fprintln(stdout, version())
+		return nil
+	}
 	if err := checkExposure(opts); err != nil {
-		return err
+		return usage(err)
 	}
 	log := newLogger(opts, stdout)
 	sec, err := loadSecurity(opts)
