@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,6 +52,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return usage(err)
 	}
 	log := newLogger(opts, stdout)
+	if exposed := anonymousExposure(opts); exposed != nil {
+		log.Warn("anyone who can reach the hub can read and command every device, without a password: "+
+			"--allow-anonymous on an address other machines can reach; give users with --users (see hub passwd)",
+			"listeners", strings.Join(exposed, ", "))
+	}
 	sec, err := loadSecurity(opts)
 	if err != nil {
 		return err

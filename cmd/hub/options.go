@@ -407,14 +407,33 @@ func checkExposure(o options) error {
 	if o.AllowAnonymous || o.UsersFile != "" {
 		return nil
 	}
-	for _, l := range []struct{ flag, addr string }{{"--http", o.HTTPAddr}, {"--mqtt", o.MQTTAddr}, {"--mqtts", o.MQTTSAddr}} {
-		if l.addr == "" || isLoopback(l.addr) {
-			continue
-		}
-		return fmt.Errorf("%s %s is not a loopback address: anyone who can reach it could read and command every device. "+
-			"Give users with --users (see hub passwd), listen on 127.0.0.1, or pass --allow-anonymous to accept that", l.flag, l.addr)
+	if exposed := o.exposedListeners(); len(exposed) > 0 {
+		return fmt.Errorf("%s is not a loopback address: anyone who can reach it could read and command every device. "+
+			"Give users with --users (see hub passwd), listen on 127.0.0.1, or pass --allow-anonymous to accept that", exposed[0])
 	}
 	return nil
+}
+
+// anonymousExposure is what the WARN line at start says when
+// --allow-anonymous lets anonymous clients in with full access on
+// addresses other machines can reach: those listeners, or nil.
+func anonymousExposure(o options) []string {
+	if !o.AllowAnonymous || o.UsersFile != "" {
+		return nil
+	}
+	return o.exposedListeners()
+}
+
+// exposedListeners are the listeners given an address that is not a
+// loopback one, as "--flag addr".
+func (o options) exposedListeners() []string {
+	var exposed []string
+	for _, l := range []struct{ flag, addr string }{{"--http", o.HTTPAddr}, {"--mqtt", o.MQTTAddr}, {"--mqtts", o.MQTTSAddr}} {
+		if l.addr != "" && !isLoopback(l.addr) {
+			exposed = append(exposed, l.flag+" "+l.addr)
+		}
+	}
+	return exposed
 }
 
 func isLoopback(addr string) bool {
