@@ -105,14 +105,27 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		hs.shutdown(ctx)
 		return nil
 	})
-	hs.serve(web.New(hub, webConfig(opts, sec, mq, hs.ln, readiness(&ready, mq), log)))
+	checks := readiness(&ready, mq)
+	hs.serve(web.New(hub, webConfig(opts, sec, mq, hs.ln, checks, log)))
 	log.Info("listening", "proto", hs.scheme, "addr", hs.ln.Addr().String(), "url", hs.scheme+"://"+hs.ln.Addr().String()+"/")
 
 	stopReloads := reloadOnSIGHUP(opts, sec, mq.broker, hub, log)
 	stops.add(func(context.Context) error { stopReloads(); return nil })
 	ready.Store(true)
-	announce(opts, sec, mq, hs, stdout, log)
+	// "ready" only when /readyz says so: an upstream broker may be down.
+	if awaitReady(ctx, hs, checks, mq.readinessNames(opts), textOut(opts, stdout), log) {
+		announce(opts, sec, mq, hs, stdout, log)
+	}
 	return hs.waitForEnd(ctx)
+}
+
+// textOut is where a person reads the banner: stdout with text logs, nil
+// with JSON logs (which are for machines).
+func textOut(opts options, stdout io.Writer) io.Writer {
+	if opts.LogFormat != "text" {
+		return nil
+	}
+	return stdout
 }
 
 // newLogger is the hub's logger: text or JSON lines on stdout.
@@ -254,6 +267,15 @@ func readiness(ready *atomic.Bool, mq mqttSide) []web.Check {
 	return checks
 }
 
+// readinessNames names, for a person, the parts that readiness checks.
+func (mq mqttSide) readinessNames(opts options) map[string]string {
+	names := map[string]string{"hub": "the hub to start", "store": "the store in " + opts.DataDir + " to write"}
+	if mq.up != nil {
+		names["upstream"] = "the upstream broker" // its errors name its URL
+	}
+	return names
+}
+
 // webConfig is the HTTP surface's configuration; ln is the HTTP listener.
 func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks []web.Check, log *slog.Logger) web.Config {
 	webCfg := web.Config{
@@ -370,8 +392,8 @@ func announce(opts options, sec security, mq mqttSide, hs *httpServer, stdout io
 	if mq.up != nil {
 		upstreamURL = mq.up.remote.URL()
 	}
-	if opts.LogFormat == "text" {
-		printBanner(stdout, hs.scheme, hs.ln.Addr(), mq.broker, upstreamURL)
+	if out := textOut(opts, stdout); out != nil {
+		printBanner(out, hs.scheme, hs.ln.Addr(), mq.broker, upstreamURL)
 	}
 	log.Info("ready", "version", version(), "users", opts.UsersFile != "", "tls", sec.cert != nil, "upstream", upstreamURL)
 }
