@@ -137,9 +137,26 @@ func TestCommandLine(t *testing.T) {
 		}
 	})
 
+	t.Run("config file mistakes", func(t *testing.T) {
+		for content, stderr := range map[string]string{
+			`http = "127.0.0.1:1" x`: "line 1: expected a top-level item to end with a newline, comment, or EOF, but got 'x' instead\n",
+			`mqtt = "1883"`:          "key \"mqtt\" = \"1883\": want host:port (for example 127.0.0.1:1883), or \"\" for none\n",
+			`version = true`:         "unknown key \"version\"; the keys are the flags of hub --help without their dashes, such as http, mqtt, users\n",
+		} {
+			path := writeConfig(t, content)
+			if got := hub(t, "", nil, "--config", path); got.Exit != 2 || got.Stderr != "hub: config file "+path+": "+stderr {
+				t.Errorf("config %q: exit %d, stderr %q; want exit 2 and %q", content, got.Exit, got.Stderr, stderr)
+			}
+		}
+	})
+
 	t.Run("failures", func(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "users.toml")
 		if err := os.WriteFile(bad, []byte("[users.bob]\npassword = \"plain\"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		badTOML := filepath.Join(t.TempDir(), "users.toml")
+		if err := os.WriteFile(badTOML, []byte("[users.bob]\nread = \"nodes/#\"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {
@@ -149,6 +166,7 @@ func TestCommandLine(t *testing.T) {
 		}{
 			{"short\n", []string{"passwd", "--users", "u.toml", "--user", "bob", "--password-stdin"}, "hub passwd: a password has at least 8 characters\n"},
 			{"", []string{"--users", bad, "--data", ""}, "hub: " + bad + ": bad users file: user \"bob\": password is not a bcrypt hash (write it with hub passwd)\n"},
+			{"", []string{"--users", badTOML, "--data", ""}, "hub: " + badTOML + ": bad users file: line 2 (last key \"users.bob.read\"): incompatible types: TOML value has type string; destination has type slice\n"},
 			{"", []string{"--users", "/no/such/users.toml", "--data", ""}, "hub: read the users file: open /no/such/users.toml: no such file or directory\n"},
 			{"", []string{"--config", "/no/such/hub.toml"}, "hub: config file: open /no/such/hub.toml: no such file or directory\n"},
 		} {
