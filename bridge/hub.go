@@ -260,7 +260,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	cfg.setDefaults()
 	for _, f := range append(cfg.BusFilters, cfg.DefaultFilters...) {
 		if err := topics.ValidateFilter(f); err != nil {
-			return nil, fmt.Errorf("bridge: filter %q: %w", f, err)
+			return nil, fmt.Errorf("filter %q: %w", f, err)
 		}
 	}
 	h := &Hub{
@@ -303,7 +303,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	} else if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
 		h.interest.stop(context.Background())
 		h.devices.close()
-		return nil, fmt.Errorf("bridge: subscribe on the bus: %w", err)
+		return nil, fmt.Errorf("subscribe on the bus: %w", err)
 	}
 	h.flush = newFlushers(h, cfg.FlushShards) // until Close
 	h.watch = newWatchdog(h)                  // until Close
