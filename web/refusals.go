@@ -34,8 +34,9 @@ func (f refuser) report(r *http.Request, status int, reason, user string) {
 // door is the door a request's path leads to.
 func door(path string) refusals.Door {
 	switch {
-	case path == "/ws" || strings.HasPrefix(path, "/ws/"):
-		return refusals.WebSocket
+	case path == "/ws" || strings.HasPrefix(path, "/ws/"),
+		strings.HasPrefix(path, "/"+clownHubName), strings.HasPrefix(path, clownHubAuth+"/"+clownHubName):
+		return refusals.WebSocket // Clown.Hub's spelling of /ws too (clownhub.go)
 	case path == "/events" || strings.HasPrefix(path, "/events/"):
 		return refusals.SSE
 	case path == mqttPath:

@@ -70,6 +70,8 @@ read = ["nodes/#"]
 			`door=sse remote=127\.0\.0\.1:\d+ user=alice reason="wrong user name, password or token" status=401`},
 		{"a wrong token", "GET", "/ws", http.Header{"Authorization": {"Bearer " + token}}, "", 401,
 			`door=websocket remote=127\.0\.0\.1:\d+ reason="wrong user name, password or token" status=401`},
+		{"Clown.Hub's path without credentials", "GET", "/auth/clown-talk-server_nodes_bridge_0", nil, "", 401,
+			`door=websocket remote=127\.0\.0\.1:\d+ reason="credentials required: .+" status=401`},
 		{"another origin", "GET", "/api/state", http.Header{"Origin": {"https://evil.example"}}, "", 403,
 			`door=http remote=127\.0\.0\.1:\d+ reason="pages from https://evil.example may not use this hub \(see --allow-origin\)" status=403`},
 		{"another origin on /mqtt", "GET", "/mqtt", http.Header{"Origin": {"https://evil.example"}}, "", 403,
