@@ -134,6 +134,11 @@
 //     still sends is drained for a bounded moment, so that the close frame
 //     reaches it instead of a reset. An SSE stream ends with "event: close"
 //     and the reason (a hijacked one, lingering as a WebSocket does).
+//   - A refused handshake or stream (an origin, a session limit, filters
+//     the user may not read) and a session cut off (slow, flooding, too
+//     large) are reported to Config.Refusals (package internal/refusals,
+//     shared with the broker and the HTTP layer) by the handler or by the
+//     session's end, under no lock of the hub's; its own lock is a leaf.
 //   - [Hub.Resync] and [Hub.Recheck] may be called from any goroutine.
 //
 // All exported methods of Hub are safe for concurrent use.

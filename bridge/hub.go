@@ -16,6 +16,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/devices"
 	"github.com/motehub/motehub/internal/defaults"
+	"github.com/motehub/motehub/internal/refusals"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -179,6 +180,13 @@ type Config struct {
 	// none besides the hub's own last values and the Journal.
 	Observers []Observer
 
+	// Refusals receives the sessions refused (an origin, a session limit,
+	// filters the user may not read) and the clients cut off (too slow, too
+	// fast): one WARN line each, summarised per address (package refusals);
+	// the hub's doors share one. Default: a Log of the hub's own on Logger,
+	// closed by Close.
+	Refusals *refusals.Log
+
 	// Logger receives the hub's logs. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -228,6 +236,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Refusals == nil {
+		c.Refusals = refusals.New(refusals.Config{Logger: c.Logger})
+	}
 }
 
 // Hub connects a Bus to browser sessions. Create it with [New].
@@ -242,6 +253,7 @@ type Hub struct {
 	state    *stateStore
 	// responseTopic is where MQTT v5 devices answer commands.
 	responseTopic string
+	ownRefusals   bool // cfg.Refusals is the hub's own: Close closes it
 
 	fan      *fanout      // the index, the numbering, the queues' push (fanout.go); its own lock
 	sess     *sessions    // the sessions and their limits (sessions.go); its own lock
@@ -257,6 +269,7 @@ type Hub struct {
 // New creates a hub on bus and subscribes it to cfg.BusFilters (with
 // cfg.SubscribeOnDemand, to what its clients want as they come).
 func New(bus Bus, cfg Config) (*Hub, error) {
+	ownRefusals := cfg.Refusals == nil
 	cfg.setDefaults()
 	for _, f := range append(cfg.BusFilters, cfg.DefaultFilters...) {
 		if err := topics.ValidateFilter(f); err != nil {
@@ -271,6 +284,8 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		authz:  cfg.Authorizer,
 		events: newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
 		state:  newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
+
+		ownRefusals: ownRefusals,
 	}
 	h.interest = newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger, bus, h.state, h.log)
 	var seq uint64
@@ -350,6 +365,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	// Every session has ended: its close written, its writer gone.
 	h.watch.close()
 	h.flush.close()
+	if h.ownRefusals {
+		h.cfg.Refusals.Close()
+	}
 	return err
 }
 

@@ -25,6 +25,10 @@ type sessions struct {
 	wg sync.WaitGroup // one per attached client
 }
 
+// errShuttingDown refuses a session while the hub closes: not a refusal
+// to report.
+var errShuttingDown = &Error{Code: CodeUnavailable, Message: "the hub is shutting down"}
+
 func newSessions(max, maxPerAddr int, stats *counters) *sessions {
 	return &sessions{max: max, maxPerAddr: maxPerAddr, stats: stats,
 		clients: make(map[*client]struct{}), perAddr: make(map[string]int)}
@@ -71,7 +75,7 @@ func (s *sessions) attachReserved(c *client) error {
 	s.reserved--
 	if s.closed {
 		s.releaseAddrLocked(c.addr)
-		return errorf(CodeUnavailable, "the hub is shutting down")
+		return errShuttingDown
 	}
 	s.clients[c] = struct{}{}
 	s.wg.Add(1)
@@ -89,7 +93,7 @@ func (s *sessions) releaseAddrLocked(addr string) {
 func (s *sessions) admitLocked(addr string) error {
 	switch {
 	case s.closed:
-		return errorf(CodeUnavailable, "the hub is shutting down")
+		return errShuttingDown
 	case len(s.clients)+s.reserved >= s.max:
 		s.stats.refused.Add(1)
 		return errorf(CodeUnavailable, "the hub serves %d sessions, its limit", s.max)

@@ -11,6 +11,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/internal/linger"
+	"github.com/motehub/motehub/internal/refusals"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -69,8 +70,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		err = h.checkQuery(base, q.Filters)
 	}
 	if err != nil {
-		e := AsError(err)
-		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		h.answer(w, r, refusals.SSE, AsError(err))
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -89,6 +89,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	}
 	if err := h.sess.attach(c); err != nil {
 		e := AsError(err)
+		h.reportRefusal(r, refusals.SSE, e)
 		if acceptsEventStream(r) {
 			h.refuseStream(w, rc, e)
 			return
@@ -102,8 +103,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	h.interest.follow(r.Context(), base, h.readableFilters(c.who, base, q.Filters), interestWait)
 	if err := h.fan.startStream(c, q); err != nil {
 		h.detach(c)
-		e := AsError(err)
-		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		h.answer(w, r, refusals.SSE, AsError(err)) // filters the user may not read: 403
 		return
 	}
 	if hijacked != nil {
@@ -121,8 +121,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 	}
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote, "base", base, "since", q.Since)
 	h.writeLoop(c, s, writerTimers{keepAlive: h.cfg.KeepAlive, gone: r.Context().Done(), ready: ready})
-	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
-		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+	h.sessionClosed(c)
 }
 
 // serveHijacked takes s's connection over from net/http, writes the

@@ -97,8 +97,7 @@ func (s *sseStream) end() {
 		linger.Drain(s.net.Conn, time.Unix(0, until), linger.MaxBytes)
 	}
 	_ = s.net.Conn.Close()
-	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
-		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+	h.sessionClosed(c)
 	h.detach(c) // last: Close waits for it
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/internal/linger"
+	"github.com/motehub/motehub/internal/refusals"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -48,13 +49,14 @@ func newUpgrader(h *Hub) websocket.Upgrader {
 		WriteBufferPool: &sync.Pool{}, // idle sessions hold no write buffer
 		Subprotocols:    []string{Subprotocol},
 		CheckOrigin:     h.checkOrigin,
-		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			w.Header().Set("Sec-WebSocket-Version", wsVersion) // as gorilla does without this function
-			code := CodeBadRequest
-			if status == http.StatusForbidden {
-				code = CodeForbidden
+			if status == http.StatusForbidden {                // the only refusal gorilla makes: CheckOrigin's
+				h.refuse(w, r, refusals.WebSocket, errorf(CodeForbidden,
+					"pages from %s may not use this hub (see --allow-origin)", r.Header.Get("Origin")))
+				return
 			}
-			httpx.WriteError(w, status, code, reason.Error())
+			httpx.WriteError(w, status, CodeBadRequest, reason.Error())
 		},
 	}
 }
@@ -121,8 +123,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	}
 	addr := httpx.Host(r.RemoteAddr)
 	if err := h.sess.reserve(addr); err != nil {
-		e := AsError(err)
-		httpx.WriteError(w, HTTPStatus(e.Code), e.Code, e.Message)
+		h.refuse(w, r, refusals.WebSocket, AsError(err))
 		return
 	}
 	// Taken before the handshake completes: a session replays from here, so a
@@ -208,8 +209,7 @@ func (s *wsSession) end(err error) {
 		linger.Drain(s.net.Conn, time.Unix(0, until), linger.MaxBytes)
 	}
 	_ = s.conn.Close()
-	h.log.Info("session closed", "session", c.id, "transport", c.transport, "remote", c.remote,
-		"reason", c.reason.Text, "duration", time.Since(c.opened).Round(time.Millisecond))
+	h.sessionClosed(c)
 	h.detach(c) // last: Close waits for it
 }
 

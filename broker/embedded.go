@@ -19,6 +19,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/internal/defaults"
+	"github.com/motehub/motehub/internal/refusals"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -96,6 +97,13 @@ type Config struct {
 	// towards the broker (its CONNACK says so). Default 32.
 	TopicAliases int
 
+	// Refusals receives the refused CONNECTs and WebSocket handshakes, and
+	// the clients cut off for publishing too fast: one WARN line each,
+	// summarised per address (package refusals); the hub shares one among
+	// its doors. Default: a Log of the broker's own on Logger, closed by
+	// Close.
+	Refusals *refusals.Log
+
 	// Store keeps persistent sessions, their queued messages and the
 	// retained messages across restarts. Default: none, all in memory.
 	Store *Store
@@ -118,6 +126,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Authorizer == nil {
 		c.Authorizer = auth.Open()
+	}
+	if c.Refusals == nil {
+		c.Refusals = refusals.New(refusals.Config{Logger: c.Logger})
 	}
 	if c.Throttle == nil {
 		c.Throttle = auth.NewThrottle(auth.ThrottleConfig{})
@@ -151,6 +162,8 @@ type Embedded struct {
 	subID  atomic.Int64
 	closed atomic.Bool
 
+	ownRefusals bool // cfg.Refusals is the broker's own: Close closes it
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -162,6 +175,7 @@ var _ bridge.Bus = (*Embedded)(nil)
 // it misses no device's message (and mochi's retained-message scan for the
 // hub's subscription does not race with devices' retained publishes).
 func Start(cfg Config) (*Embedded, error) {
+	ownRefusals := cfg.Refusals == nil
 	cfg.setDefaults()
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = cfg.MaxPacketSize
@@ -181,7 +195,7 @@ func Start(cfg Config) (*Embedded, error) {
 	})
 	self := server.NewClient(nil, mqtt.LocalListener, "motehub", true)
 	self.Properties.ProtocolVersion = 5 // so that v5 properties (request/response) are kept
-	e := &Embedded{cfg: cfg, server: server, self: self}
+	e := &Embedded{cfg: cfg, server: server, self: self, ownRefusals: ownRefusals}
 	var store *storeHook
 	if cfg.Store != nil {
 		store = newStoreHook(cfg.Store)
@@ -231,7 +245,7 @@ func (e *Embedded) listen(id, addr string, tlsCfg *tls.Config) (*tcpListener, er
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	l := newTCPListener(id, ln, e.connLimits(), e.disconnectListener)
+	l := newTCPListener(id, ln, e.connLimits(), e.cfg.Refusals, e.disconnectListener)
 	if err := e.server.AddListener(l); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("add a listener to the broker: %w", err)
@@ -563,6 +577,9 @@ func (e *Embedded) Close(ctx context.Context) error {
 
 func (e *Embedded) close(ctx context.Context) error {
 	e.closed.Store(true)
+	if e.ownRefusals {
+		defer e.cfg.Refusals.Close()
+	}
 	deadline := time.Now().Add(e.cfg.CloseTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d

@@ -2,9 +2,12 @@ package broker
 
 import (
 	"fmt"
+	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/internal/httpx"
+	"github.com/motehub/motehub/internal/refusals"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -84,11 +88,43 @@ func (h *hook) stats() Stats {
 }
 
 // refuse answers a CONNECT with code (mochi turns it into MQTT 3.1.1's
-// return code for such clients) and counts it.
-func (h *hook) refuse(cl *mqtt.Client, code packets.Code, count *atomic.Uint64) error {
+// return code for such clients), counts it and reports it with reason.
+func (h *hook) refuse(cl *mqtt.Client, code packets.Code, count *atomic.Uint64, reason string) error {
 	count.Add(1)
+	h.cfg.Refusals.Refused(door(cl.Net.Listener), cl.Net.Remote, string(cl.Properties.Username), reason,
+		slog.String("client", cl.ID), codeAttr(code))
 	_ = h.server.SendConnack(cl, code, false, nil)
-	return fmt.Errorf("broker: connection refused: %w", code)
+	return refusedError{code}
+}
+
+// refusedError is how OnConnect refuses a client: reported already, unlike
+// the codes mochi refuses with itself (see reportRefusal).
+type refusedError struct{ code packets.Code }
+
+func (e refusedError) Error() string { return "connection refused: " + e.code.Error() }
+func (e refusedError) Unwrap() error { return e.code }
+
+// door is the door of clients of a mochi listener.
+func door(listener string) refusals.Door {
+	if listener == wsListenerID {
+		return refusals.MQTTWebSocket
+	}
+	return refusals.MQTT
+}
+
+// codeAttr is a reason code as a refusal's line shows it.
+func codeAttr(code packets.Code) slog.Attr {
+	return slog.String("code", fmt.Sprintf("%#02x %s", code.Code, code.Reason))
+}
+
+// reportRefusal reports a connection that mochi refused itself, before
+// the hook saw its CONNECT (a protocol version it does not speak, an empty
+// client id without clean session, the server full): err, which ended the
+// connection from remote, is then a bare reason code.
+func reportRefusal(log *refusals.Log, listener string, remote net.Addr, err error) {
+	if code, ok := err.(packets.Code); ok && code.Code >= packets.ErrUnspecifiedError.Code {
+		log.Refused(door(listener), remote.String(), "", "refused by the broker: "+code.Reason, codeAttr(code))
+	}
 }
 
 // OnConnect decides whether a CONNECT is accepted; OnConnectAuthenticate
@@ -99,40 +135,41 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		c.connectRead() // CONNECT arrived in time
 	}
 	if cl.ID == mqtt.InlineClientId {
-		return h.refuse(cl, packets.ErrClientIdentifierNotValid, &h.clientIDsRefused)
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid, &h.clientIDsRefused, "the client id is the hub's own")
 	}
 	total, fromIP := h.connections(httpx.Host(cl.Net.Remote))
 	if total > h.cfg.MaxConnections || fromIP > h.cfg.MaxConnectionsPerAddress {
-		return h.refuse(cl, packets.ErrQuotaExceeded, &h.refused)
+		return h.refuse(cl, packets.ErrQuotaExceeded, &h.refused, fmt.Sprintf(
+			"too many connections: %d in all (at most %d), %d from this address (at most %d)",
+			total, h.cfg.MaxConnections, fromIP, h.cfg.MaxConnectionsPerAddress))
 	}
-	if pk.Properties.AuthenticationMethod != "" { // MQTT 5 enhanced authentication: none is offered
-		return h.refuse(cl, packets.ErrBadAuthenticationMethod, &h.authFailures)
+	if m := pk.Properties.AuthenticationMethod; m != "" { // MQTT 5 enhanced authentication: none is offered
+		return h.refuse(cl, packets.ErrBadAuthenticationMethod, &h.authFailures,
+			fmt.Sprintf("enhanced authentication (%q) is not offered", m))
 	}
-	if code, ok := h.authenticate(cl, pk); !ok {
-		return h.refuse(cl, code, &h.authFailures)
+	if code, reason, ok := h.authenticate(cl, pk); !ok {
+		return h.refuse(cl, code, &h.authFailures, reason)
 	}
 	if will := cl.Properties.Will; will.Flag == 1 {
 		// A Will is a PUBLISH made later: a topic name (no wildcards), not the
 		// server's ($SYS), and one its user may publish to.
 		if topics.ValidateTopic(will.TopicName) != nil || strings.HasPrefix(will.TopicName, "$") {
-			h.cfg.Logger.Info("mqtt connection refused: its Will names no topic a client may publish to",
-				"client", cl.ID, "remote", cl.Net.Remote, "will_topic", will.TopicName)
-			return h.refuse(cl, packets.ErrTopicNameInvalid, &h.willsRefused)
+			return h.refuse(cl, packets.ErrTopicNameInvalid, &h.willsRefused,
+				fmt.Sprintf("its Will's topic %q is not one a client may publish to", will.TopicName))
 		}
 		if !h.OnACLCheck(cl, will.TopicName, true) {
-			h.cfg.Logger.Info("mqtt connection refused: its Will names a topic the user may not publish to",
-				"client", cl.ID, "remote", cl.Net.Remote, "user", string(identityOf(cl)), "will_topic", will.TopicName)
-			return h.refuse(cl, packets.ErrNotAuthorized, &h.willsRefused)
+			return h.refuse(cl, packets.ErrNotAuthorized, &h.willsRefused,
+				fmt.Sprintf("its Will's topic %q is not one the user may publish to", will.TopicName))
 		}
 	}
 	old, exists := h.server.Clients.Get(cl.ID)
 	if exists && h.cfg.Authorizer.Enabled() && identityOf(old) != identityOf(cl) {
-		h.cfg.Logger.Info("mqtt connection refused: its client id names another user's session",
-			"client", cl.ID, "remote", cl.Net.Remote, "user", string(identityOf(cl)))
-		return h.refuse(cl, packets.ErrClientIdentifierNotValid, &h.clientIDsRefused)
+		return h.refuse(cl, packets.ErrClientIdentifierNotValid, &h.clientIDsRefused,
+			"its client id names another user's session")
 	}
-	if !exists && !h.makeRoomForSession(cl) {
-		return h.refuse(cl, packets.ErrQuotaExceeded, &h.sessionsRefused)
+	if !exists && !h.makeRoomForSession() {
+		return h.refuse(cl, packets.ErrQuotaExceeded, &h.sessionsRefused,
+			fmt.Sprintf("every session is in use (at most %d)", h.cfg.MaxSessions))
 	}
 	return nil
 }
@@ -142,48 +179,50 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 func (h *hook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
 
 // authenticate checks a CONNECT's credentials and sets the client's user
-// name to the identity it proved (or leaves it empty for anonymous).
-func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (packets.Code, bool) {
+// name to the identity it proved (or leaves it empty for anonymous). A
+// refusal comes with its reason, for the log.
+func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) (_ packets.Code, reason string, ok bool) {
 	authz := h.cfg.Authorizer
 	if !authz.Enabled() {
-		return packets.CodeSuccess, true
+		return packets.CodeSuccess, "", true
 	}
 	name := string(pk.Connect.Username)
 	if id, ok := httpIdentity(cl); ok && name == "" {
 		// MQTT over WebSocket from a page whose user the HTTP layer knows.
-		if !authz.Known(id) {
-			return packets.ErrNotAuthorized, false
-		}
 		cl.Properties.Username = []byte(id)
-		return packets.CodeSuccess, true
+		if !authz.Known(id) {
+			return packets.ErrNotAuthorized, "the page's user is no longer in the users file", false
+		}
+		return packets.CodeSuccess, "", true
 	}
 	if name == "" { // no credentials at all guess nothing: neither throttled nor counted
 		if _, err := authz.Anonymous(); err != nil {
-			return packets.ErrBadUsernameOrPassword, false
+			return packets.ErrBadUsernameOrPassword, "credentials required (the users file lets no anonymous client in)", false
 		}
-		return packets.CodeSuccess, true
+		return packets.CodeSuccess, "", true
 	}
 	ip := httpx.Host(cl.Net.Remote)
-	if ok, _ := h.cfg.Throttle.Attempt(ip, name); !ok {
-		return packets.ErrBadUsernameOrPassword, false
+	if ok, wait := h.cfg.Throttle.Attempt(ip, name); !ok {
+		return packets.ErrBadUsernameOrPassword, fmt.Sprintf(
+			"too many failed logins for this name or from this address: locked out for %v", wait.Round(time.Second)), false
 	}
 	var err error
 	if name == auth.Anonymous {
-		err = auth.ErrBadCredentials // the name is reserved for clients without credentials
+		err = fmt.Errorf("%w: the name %q is for clients without credentials", auth.ErrBadCredentials, name)
 	} else {
 		_, err = authz.Authenticate(name, string(pk.Connect.Password))
 	}
 	if err != nil {
-		return packets.ErrBadUsernameOrPassword, false
+		return packets.ErrBadUsernameOrPassword, err.Error(), false
 	}
 	h.cfg.Throttle.Succeed(ip, name)
-	return packets.CodeSuccess, true
+	return packets.CodeSuccess, "", true
 }
 
 // makeRoomForSession makes sure a client with a new client id fits within
 // Config.MaxSessions: at the cap, the session disconnected longest ago ends.
 // It reports false when every session is connected.
-func (h *hook) makeRoomForSession(cl *mqtt.Client) bool {
+func (h *hook) makeRoomForSession() bool {
 	if sessions(h.server) < h.cfg.MaxSessions {
 		return true
 	}
@@ -197,8 +236,6 @@ func (h *hook) makeRoomForSession(cl *mqtt.Client) bool {
 		}
 	}
 	if oldest == nil {
-		h.cfg.Logger.Warn("mqtt connection refused: every session is in use", "client", cl.ID,
-			"remote", cl.Net.Remote, "max_sessions", h.cfg.MaxSessions)
 		return false
 	}
 	h.endSession(oldest)
@@ -355,6 +392,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	v, ok := h.limiters.Load(cl)
 	if ok && !v.(*rate.Limiter).Allow() {
 		h.rateLimited.Add(1)
+		h.cfg.Refusals.CutOff(door(cl.Net.Listener), cl.Net.Remote, string(cl.Properties.Username),
+			fmt.Sprintf("publishes faster than %g messages a second", h.cfg.MessageRate),
+			slog.String("client", cl.ID), codeAttr(packets.ErrMessageRateTooHigh))
 		_ = h.server.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
 		return pk, packets.ErrRejectPacket
 	}

@@ -129,7 +129,7 @@ func writeProfiles(b *testing.B, dir string) {
 // device's end.
 func servePipes(b *testing.B, e *Embedded) func() (net.Conn, error) {
 	ln := &pipeListener{accept: make(chan net.Conn), done: make(chan struct{})}
-	l := newTCPListener("mqtt-pipe", ln, e.connLimits(), e.disconnectListener)
+	l := newTCPListener("mqtt-pipe", ln, e.connLimits(), e.cfg.Refusals, e.disconnectListener)
 	if err := e.server.AddListener(l); err != nil {
 		b.Fatal(err)
 	}

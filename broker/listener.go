@@ -12,6 +12,7 @@ import (
 
 	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/internal/linger"
+	"github.com/motehub/motehub/internal/refusals"
 )
 
 // conns tracks a listener's open connections: to count them per address
@@ -145,6 +146,8 @@ type tcpListener struct {
 	ln  net.Listener
 	log *slog.Logger
 
+	refusals *refusals.Log // told of the CONNECTs mochi refuses itself
+
 	gate      chan struct{} // closed by admit: until then connections wait in the backlog
 	gateOnce  sync.Once
 	shutCh    chan struct{} // closed by Close
@@ -156,11 +159,12 @@ type tcpListener struct {
 
 var _ listeners.Listener = (*tcpListener)(nil)
 
-func newTCPListener(id string, ln net.Listener, limits connLimits, disconnect func(string)) *tcpListener {
+func newTCPListener(id string, ln net.Listener, limits connLimits, refused *refusals.Log, disconnect func(string)) *tcpListener {
 	return &tcpListener{
 		conns:      newConns(limits),
 		id:         id,
 		ln:         ln,
+		refusals:   refused,
 		disconnect: disconnect,
 		gate:       make(chan struct{}),
 		shutCh:     make(chan struct{}),
@@ -228,6 +232,7 @@ func (l *tcpListener) connEnded(dc *deadlineConn, err error) {
 	case l.ended(dc, err):
 		l.log.Debug("mqtt connection closed: no CONNECT in time", "remote", dc.RemoteAddr().String(), "timeout", l.connectTimeout)
 	case err != nil:
+		reportRefusal(l.refusals, l.id, dc.RemoteAddr(), err)
 		l.log.Debug("mqtt client ended", "remote", dc.RemoteAddr().String(), "err", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/internal/linger"
+	"github.com/motehub/motehub/internal/refusals"
 )
 
 // wsListenerID names MQTT-over-WebSocket clients' listener in mochi.
@@ -41,10 +42,14 @@ func (e *Embedded) WebSocketHandler(allowedOrigins []string) http.Handler {
 				origin := r.Header.Get("Origin")
 				return origin == "" || bridge.OriginAllowed(origin, r, allowedOrigins)
 			},
-			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 				code := bridge.CodeBadRequest
 				if status == http.StatusForbidden {
 					code = bridge.CodeForbidden
+					who, _ := auth.Authenticated(r.Context())
+					e.cfg.Refusals.Refused(refusals.MQTTWebSocket, r.RemoteAddr, string(who),
+						"pages from "+r.Header.Get("Origin")+" may not use this hub (see --allow-origin)",
+						slog.Int("status", status))
 				}
 				httpx.WriteError(w, status, code, reason.Error())
 			},
@@ -99,6 +104,7 @@ func (h *wsHandler) ended(c *wsConn, remote string, err error) {
 	case h.e.ws.ended(c, err):
 		h.e.cfg.Logger.Debug("mqtt over websocket closed: no CONNECT in time", "remote", remote, "timeout", h.e.ws.connectTimeout)
 	case err != nil:
+		reportRefusal(h.e.cfg.Refusals, wsListenerID, c.remote, err)
 		h.e.cfg.Logger.Debug("mqtt over websocket client ended", "remote", remote, "err", err)
 	}
 }

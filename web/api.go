@@ -23,11 +23,13 @@ import (
 type api struct {
 	hub          *bridge.Hub
 	maxBodyBytes int64
+	refuser
 }
 
-func writeError(w http.ResponseWriter, err error) {
+// writeError answers r with err; a refusal (forbidden, a limit) is reported.
+func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := bridge.AsError(err)
-	httpx.WriteError(w, bridge.HTTPStatus(e.Code), e.Code, e.Message)
+	a.refuse(w, r, bridge.HTTPStatus(e.Code), e.Code, e.Message, claimedUser(r))
 }
 
 // publish: POST /api/publish with the body [topic, payload].
@@ -41,7 +43,7 @@ func (a *api) publish(w http.ResponseWriter, r *http.Request) {
 		err = a.hub.Publish(r.Context(), auth.IdentityFrom(r.Context()), "", in.Topic, in.Payload)
 	}
 	if err != nil {
-		writeError(w, err)
+		a.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "topic": in.Topic})
@@ -57,7 +59,7 @@ func (a *api) state(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.hub.State(r.Context(), auth.IdentityFrom(r.Context()), "", filters)
 	if err != nil {
-		writeError(w, err)
+		a.writeError(w, r, err)
 		return
 	}
 	if res.Truncated {
@@ -85,7 +87,7 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 	}
 	samples, err := a.hub.History(auth.IdentityFrom(r.Context()), topic, limit)
 	if err != nil {
-		writeError(w, err)
+		a.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"topic": topic, "values": samples})
@@ -98,12 +100,12 @@ const defaultPollWait = 25 * time.Second
 func (a *api) poll(w http.ResponseWriter, r *http.Request) {
 	q, err := bridge.ParseStreamQuery(r.URL.Query(), r.Header)
 	if err != nil {
-		writeError(w, err)
+		a.writeError(w, r, err)
 		return
 	}
 	wait, err := parseWait(r.URL.Query().Get("wait"))
 	if err != nil {
-		writeError(w, err)
+		a.writeError(w, r, err)
 		return
 	}
 	res, err := a.hub.Poll(r.Context(), auth.IdentityFrom(r.Context()), "", q, wait)
@@ -111,7 +113,7 @@ func (a *api) poll(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			return // the client left
 		}
-		writeError(w, err)
+		a.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -160,7 +162,7 @@ func (a *api) devices(w http.ResponseWriter, r *http.Request) {
 func (a *api) device(w http.ResponseWriter, r *http.Request) {
 	id, err := deviceID(r, "")
 	if err != nil {
-		writeError(w, err)
+		a.writeError(w, r, err)
 		return
 	}
 	d, ok := a.hub.Device(auth.IdentityFrom(r.Context()), id)
@@ -178,7 +180,7 @@ func (a *api) device(w http.ResponseWriter, r *http.Request) {
 func (a *api) command(w http.ResponseWriter, r *http.Request) {
 	id, err := deviceID(r, "/command")
 	if err != nil {
-		writeError(w, err)
+		a.writeError(w, r, err)
 		return
 	}
 	body, ok := a.readJSONBody(w, r, `{"entity": "...", "value": ...}`)
@@ -198,7 +200,7 @@ func (a *api) command(w http.ResponseWriter, r *http.Request) {
 		return // the client left
 	}
 	if !res.OK {
-		httpx.WriteError(w, bridge.HTTPStatus(res.Code), res.Code, res.Error)
+		a.refuse(w, r, bridge.HTTPStatus(res.Code), res.Code, res.Error, claimedUser(r))
 		return
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -33,6 +33,7 @@ type authn struct {
 	sessions *sessions
 	secure   bool // cookies only over TLS
 	failures atomic.Uint64
+	refuser
 }
 
 // errThrottled is what a login that must wait returns, wrapped in a
@@ -102,14 +103,14 @@ func (a *authn) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(withLogin(auth.WithIdentity(r.Context(), id), how)))
 		case errors.Is(err, errThrottled):
 			setRetryAfter(w, err)
-			httpx.WriteError(w, http.StatusTooManyRequests, bridge.CodeRateLimited, err.Error())
+			a.refuse(w, r, http.StatusTooManyRequests, bridge.CodeRateLimited, err.Error(), claimedUser(r))
 		case isNavigation(r):
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		default:
 			if r.Header.Get("Sec-Fetch-Mode") == "" { // not a browser: a challenge tells curl and friends what to send
 				w.Header().Set("WWW-Authenticate", `Basic realm="motehub", charset="UTF-8"`)
 			}
-			httpx.WriteError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, err.Error())
+			a.refuse(w, r, http.StatusUnauthorized, bridge.CodeUnauthorized, err.Error(), claimedUser(r))
 		}
 	})
 }
@@ -121,7 +122,7 @@ func (a *authn) requireUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := auth.Authenticated(r.Context()); a.authz.Enabled() && !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="motehub", charset="UTF-8"`)
-			httpx.WriteError(w, http.StatusUnauthorized, bridge.CodeUnauthorized, r.URL.Path+" is for known users; give credentials")
+			a.refuse(w, r, http.StatusUnauthorized, bridge.CodeUnauthorized, r.URL.Path+" is for known users; give credentials", "")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -234,7 +235,7 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !bridge.OriginAllowed(origin, r, nil) {
-		httpx.WriteError(w, http.StatusForbidden, bridge.CodeForbidden, "log in from the hub's own page")
+		a.refuse(w, r, http.StatusForbidden, bridge.CodeForbidden, "log in from the hub's own page", "")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
@@ -245,9 +246,11 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &throttled):
 		setRetryAfter(w, err)
+		a.report(r, http.StatusTooManyRequests, err.Error(), user)
 		a.renderLogin(w, http.StatusTooManyRequests, next, user, fmt.Sprintf(msgTooManyLogins, retryAfter(throttled.wait)))
 		return
 	case err != nil:
+		a.report(r, http.StatusUnauthorized, err.Error(), user)
 		a.renderLogin(w, http.StatusUnauthorized, next, user, msgWrongLogin)
 		return
 	}

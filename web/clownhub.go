@@ -92,7 +92,7 @@ func clownHubBase(rest string) (string, error) {
 
 // serveClownHub serves the Clown.Hub aliases: the Clown.Talk WebSocket on
 // the base the path names (see clownHubBase).
-func serveClownHub(hub *bridge.Hub, authz *auth.Authorizer) http.HandlerFunc {
+func serveClownHub(hub *bridge.Hub, authz *auth.Authorizer, f refuser) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		path, insist := strings.CutPrefix(r.URL.Path, clownHubAuth+"/")
 		if !insist {
@@ -105,8 +105,8 @@ func serveClownHub(hub *bridge.Hub, authz *auth.Authorizer) http.HandlerFunc {
 		}
 		if _, ok := auth.Authenticated(r.Context()); insist && authz.Enabled() && !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="motehub", charset="UTF-8"`)
-			httpx.WriteError(w, http.StatusUnauthorized, bridge.CodeUnauthorized,
-				clownHubAuth+"/"+clownHubName+" needs a user name and password (in the URL, or as Basic credentials)")
+			f.refuse(w, r, http.StatusUnauthorized, bridge.CodeUnauthorized,
+				clownHubAuth+"/"+clownHubName+" needs a user name and password (in the URL, or as Basic credentials)", "")
 			return
 		}
 		hub.ServeWebSocket(w, r, base)

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/motehub/motehub/bridge"
-	"github.com/motehub/motehub/internal/httpx"
 )
 
 // hostGuard refuses requests whose Host names a site other than this hub,
@@ -22,7 +21,7 @@ import (
 // --allow-anonymous already). /healthz and /readyz answer whatever the name:
 // they need no credentials anyway, and health checks name the hub by
 // whatever address they reach it at (a container's, a pod's).
-func hostGuard(nonLoopback bool, allowedHosts, allowedOrigins []string) func(http.Handler) http.Handler {
+func hostGuard(nonLoopback bool, allowedHosts, allowedOrigins []string, f refuser) func(http.Handler) http.Handler {
 	if nonLoopback && len(allowedHosts) == 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
@@ -42,9 +41,9 @@ func hostGuard(nonLoopback bool, allowedHosts, allowedOrigins []string) func(htt
 				next.ServeHTTP(w, r)
 				return
 			}
-			httpx.WriteError(w, http.StatusForbidden, bridge.CodeForbidden, fmt.Sprintf(
+			f.refuse(w, r, http.StatusForbidden, bridge.CodeForbidden, fmt.Sprintf(
 				"this hub answers only for localhost and the names given with --allow-host, not for %q (a web page may be "+
-					"trying DNS rebinding); if that name is this hub's, add --allow-host %s", name, name))
+					"trying DNS rebinding); if that name is this hub's, add --allow-host %s", name, name), "")
 		})
 	}
 }

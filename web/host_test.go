@@ -14,10 +14,10 @@ import (
 // Health answers every name.
 func TestHostGuardStopsDNSRebinding(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	loopback := hostGuard(false, nil, nil)(ok)
-	named := hostGuard(false, []string{"Hub.LAN", "192.168.1.5"}, []string{"https://dash.example:8443", "*"})(ok)
-	exposed := hostGuard(true, nil, nil)(ok)
-	exposedNamed := hostGuard(true, []string{"hub.example"}, nil)(ok)
+	loopback := hostGuard(false, nil, nil, quietRefuser)(ok)
+	named := hostGuard(false, []string{"Hub.LAN", "192.168.1.5"}, []string{"https://dash.example:8443", "*"}, quietRefuser)(ok)
+	exposed := hostGuard(true, nil, nil, quietRefuser)(ok)
+	exposedNamed := hostGuard(true, []string{"hub.example"}, nil, quietRefuser)(ok)
 
 	tests := []struct {
 		name    string

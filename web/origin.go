@@ -15,7 +15,7 @@ import (
 // refused (403), so another site cannot make a visitor's browser publish or
 // read with the visitor's cookie or cached credentials. Allowed origins get
 // CORS headers, credentials included, and their preflight requests answered.
-func originGuard(allowed []string) func(http.Handler) http.Handler {
+func originGuard(allowed []string, f refuser) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			origin := r.Header.Get("Origin")
@@ -24,8 +24,8 @@ func originGuard(allowed []string) func(http.Handler) http.Handler {
 				return
 			}
 			if !bridge.OriginAllowed(origin, r, allowed) {
-				httpx.WriteError(w, http.StatusForbidden, bridge.CodeForbidden,
-					"pages from "+origin+" may not use this hub (see --allow-origin)")
+				f.refuse(w, r, http.StatusForbidden, bridge.CodeForbidden,
+					"pages from "+origin+" may not use this hub (see --allow-origin)", "")
 				return
 			}
 			h := w.Header()

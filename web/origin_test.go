@@ -10,7 +10,7 @@ import (
 )
 
 func TestOriginGuard(t *testing.T) {
-	h := originGuard([]string{"https://dash.example"})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	h := originGuard([]string{"https://dash.example"}, quietRefuser)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusTeapot)
 	}))
 	do := func(method, origin string, hdr map[string]string) *httptest.ResponseRecorder {

@@ -17,6 +17,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/internal/httpx"
+	"github.com/motehub/motehub/internal/refusals"
 )
 
 // Check is one part of the hub that must be ready before it takes traffic.
@@ -67,6 +68,12 @@ type Config struct {
 	// Collectors are more metrics for /metrics (the broker's, the
 	// upstream's), besides the hub's, the runtime's and the process's.
 	Collectors []prometheus.Collector
+	// Refusals receives every request refused with 401, 403 or 429, logins
+	// refused included: one WARN line each, summarised per address (package
+	// refusals); the hub's doors share one. Default: a Log of its own on
+	// Logger (never closed: summaries still pending when the hub stops are
+	// lost).
+	Refusals *refusals.Log
 	// Logger receives the logs of the HTTP layer. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -79,6 +86,10 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Refusals == nil {
+		cfg.Refusals = refusals.New(refusals.Config{Logger: cfg.Logger})
+	}
+	refused := refuser{cfg.Refusals}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
@@ -91,10 +102,11 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
-	an := &authn{authz: cfg.Authorizer, throttle: cfg.Throttle, sessions: newSessions(cfg.SessionTTL, 100000), secure: cfg.SecureCookies}
+	an := &authn{authz: cfg.Authorizer, throttle: cfg.Throttle, sessions: newSessions(cfg.SessionTTL, 100000),
+		secure: cfg.SecureCookies, refuser: refused}
 	r := chi.NewRouter()
-	r.Use(recoverer(cfg.Logger), hostGuard(cfg.NonLoopback, cfg.AllowedHosts, cfg.AllowedOrigins),
-		clientAddress(cfg.TrustedProxies), originGuard(cfg.AllowedOrigins), an.middleware)
+	r.Use(recoverer(cfg.Logger), hostGuard(cfg.NonLoopback, cfg.AllowedHosts, cfg.AllowedOrigins, refused),
+		clientAddress(cfg.TrustedProxies), originGuard(cfg.AllowedOrigins, refused), an.middleware)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, bridge.CodeNotFound, "no route for "+r.URL.Path)
 	})
@@ -119,7 +131,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	r.Get("/ws", serveWS)
 	r.Get("/ws/*", serveWS)
 	for _, p := range clownHubRoutes { // Clown.Hub's spelling of /ws/{base...} (clownhub.go)
-		r.Get(p, serveClownHub(hub, cfg.Authorizer))
+		r.Get(p, serveClownHub(hub, cfg.Authorizer, refused))
 	}
 	serveEvents := func(w http.ResponseWriter, r *http.Request) {
 		hub.ServeEvents(w, r, mountBase(r.URL.Path, "/events"))
@@ -130,7 +142,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 		r.Get(mqttPath, cfg.MQTTOverWebSocket.ServeHTTP)
 	}
 
-	a := &api{hub: hub, maxBodyBytes: cfg.MaxBodyBytes}
+	a := &api{hub: hub, maxBodyBytes: cfg.MaxBodyBytes, refuser: refused}
 	r.Post("/api/publish", a.publish)
 	r.Get("/api/state", a.state)
 	r.Get("/api/history", a.history)

@@ -24,6 +24,7 @@ import (
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/devices"
+	"github.com/motehub/motehub/internal/refusals"
 	"github.com/motehub/motehub/web"
 )
 
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		err = errors.Join(err, stops.stopAll(ctx))
 		log.Info("stopped")
 	}()
+	sec.refusals = refusals.New(refusals.Config{Logger: log})
+	stops.add(func(context.Context) error { sec.refusals.Close(); return nil }) // last: its summaries after every door's
 
 	mq, err := openMQTTSide(opts, sec, log, &stops)
 	if err != nil {
@@ -222,6 +225,7 @@ func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge
 	hubCfg := bridge.Config{
 		Logger:                log,
 		Authorizer:            sec.authz,
+		Refusals:              sec.refusals,
 		AllowedOrigins:        opts.AllowOrigins,
 		AckTimeout:            opts.AckTimeout,
 		MaxMessageBytes:       opts.MaxMessageBytes,
@@ -282,6 +286,7 @@ func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks 
 		Logger:         log,
 		Authorizer:     sec.authz,
 		Throttle:       sec.throttle,
+		Refusals:       sec.refusals,
 		SecureCookies:  sec.cert != nil,
 		AllowedOrigins: opts.AllowOrigins,
 		AllowedHosts:   opts.AllowHosts,
@@ -404,6 +409,7 @@ type security struct {
 	throttle *auth.Throttle // failed logins per user name and address, for MQTT and HTTP alike
 	cert     *certificate   // nil without TLS
 	demo     demoLogin      // the --demo motes' credentials with --users; zero otherwise
+	refusals *refusals.Log  // where every door reports what it refuses, summarised per address
 }
 
 // The throttle of failed logins: 10 a minute for one name from one address,
@@ -442,6 +448,7 @@ func startBroker(opts options, sec security, store *broker.Store, log *slog.Logg
 		Logger:                   log,
 		Authorizer:               sec.authz,
 		Throttle:                 sec.throttle,
+		Refusals:                 sec.refusals,
 		MaxPacketSize:            uint32(16 * opts.MaxMessageBytes),
 		MaxConnections:           opts.MaxConnections,
 		MaxConnectionsPerAddress: opts.MaxConnectionsPerAddress,
