@@ -209,18 +209,20 @@ export class Board {
     const wildcard = q.includes("+") || q.includes("#");
     this.#match = q === "" ? () => true : (f) => f.topics.some(byTopic) ||
       (!wildcard && [f.name, f.id, f.area].some((s) => s && s.toLowerCase().includes(lower)));
-    this.arrange();
+    this.arrange(true);
   }
 
   // order sorts the cards: "name", "recent" (last change first) or "area".
   order(sort) {
     this.#sort = sort;
-    this.arrange();
+    this.arrange(true);
   }
 
   // arrange shows the cards that match, in order, and hides the others
-  // (and those forgotten, until their device speaks again).
-  arrange() {
+  // (and those forgotten, until their device speaks again). It goes by what
+  // each card was when last drawn, or, fresh (for a person's search or
+  // sort), by what each is now.
+  arrange(fresh = false) {
     this.#arranged = Date.now();
     const list = [];
     let total = 0;
@@ -229,6 +231,7 @@ export class Board {
     let gone = false;
     for (const card of this.#cards.values()) {
       if (!card.drawn) continue; // not in the page yet
+      if (fresh) card.known = card.facts();
       const f = card.known;
       let show = f.shown;
       if (f.shown) {
@@ -283,7 +286,7 @@ export class Board {
   unforget() {
     this.#forgotten.clear();
     save("motehub.forgotten", []);
-    this.arrange();
+    this.arrange(true);
   }
 
   #remember(key, when) {
