@@ -49,7 +49,7 @@ true`
 
 // openDashboard loads the dashboard of h in tab b (query: "" or "?shared=0")
 // and waits until it is live.
-func openDashboard(t *testing.T, b *hubtest.Browser, h *runningHub, query string) {
+func openDashboard(t testing.TB, b *hubtest.Browser, h *runningHub, query string) {
 	t.Helper()
 	b.Do(t, chromedp.Navigate("http://"+h.HTTP+"/"+query))
 	b.WaitJS(t, hubtest.Timeout, `window.motehub !== undefined`, `document.documentElement.outerHTML.slice(0, 400)`)
@@ -59,7 +59,7 @@ func openDashboard(t *testing.T, b *hubtest.Browser, h *runningHub, query string
 
 // checkConsole fails the test for any console error or uncaught exception
 // in the page but those allowed.
-func checkConsole(t *testing.T, b *hubtest.Browser, allowed ...*regexp.Regexp) {
+func checkConsole(t testing.TB, b *hubtest.Browser, allowed ...*regexp.Regexp) {
 	t.Helper()
 next:
 	for _, e := range b.Errors() {

@@ -36,7 +36,7 @@ var (
 // startHub runs the hub with args after "--http 127.0.0.1:0 --mqtt
 // 127.0.0.1:0 --data ”" (only the first with --upstream), waits for its
 // "ready" line, and stops it when the test ends.
-func startHub(t *testing.T, args ...string) *runningHub {
+func startHub(t testing.TB, args ...string) *runningHub {
 	t.Helper()
 	h := launchHub(t, args...)
 	h.waitFor(t, readyLine, "ready")

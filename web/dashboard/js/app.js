@@ -24,7 +24,7 @@ const command = (topic, payload) => link.command(topic, payload, "");
 const deviceCommand = (device, entity, value, topic) => link.deviceCommand(device, entity, value, topic, "");
 const views = [
   new StatusView($("connection"), $("summary"), $("notices"), store, link),
-  new DevicesView($("devices"), store, command, deviceCommand),
+  new DevicesView($("devices"), store, command, deviceCommand, $("device-tools")),
   new PublishView($("publish"), store, link),
   new LogView($("log"), store),
   new MeView($("me"), $("publish"), $("devices"), store),

@@ -1,6 +1,8 @@
 // A small line chart of a numeric series, in SVG: the line, a soft area under
 // it, a dot on the latest value, and the range and time span as text. It
-// scales to its box (the SVG stretches; the stroke keeps its width).
+// scales to its box (the SVG stretches; the stroke keeps its width). A
+// chart out of view keeps its series and draws it when it comes into view:
+// 500 charts off-screen cost nothing per update.
 
 import { formatNumber } from "./values.js";
 
@@ -9,7 +11,18 @@ const W = 300;
 const H = 60;
 const PAD = 4; // vertical room so that the line never touches the edges
 
+// inView tells each chart whether it is within a screen of the view (one
+// observer for all of them); without IntersectionObserver every chart draws.
+const inView = typeof IntersectionObserver === "function"
+  ? new IntersectionObserver((entries) => {
+    for (const e of entries) e.target.chart?.seen(e.isIntersecting);
+  }, { rootMargin: "100% 0px" })
+  : null;
+
 export class Chart {
+  #visible = inView === null;
+  #waiting = null; // the arguments of the last update, while out of view
+
   constructor(label) {
     this.label = label;
     this.el = document.createElement("figure");
@@ -31,13 +44,28 @@ export class Chart {
     this.caption = document.createElement("figcaption");
     this.el.append(plot, this.caption);
     this.el.setAttribute("role", "img");
+    this.el.chart = this;
+    inView?.observe(this.el);
+  }
+
+  // seen is told when the chart comes into or goes out of view.
+  seen(visible) {
+    this.#visible = visible;
+    if (visible && this.#waiting) this.#draw(...this.#waiting);
   }
 
   // update draws series ([{t, v}], oldest first) with unit for the caption;
-  // seeded is how many points came from the hub's history.
+  // seeded is how many points came from the hub's history. Out of view,
+  // only the counts change until it is seen.
   update(series, unit, seeded) {
     this.el.dataset.points = String(series.length);
     this.el.dataset.seeded = String(seeded);
+    if (this.#visible) this.#draw(series, unit, seeded);
+    else this.#waiting = [series, unit, seeded];
+  }
+
+  #draw(series, unit) {
+    this.#waiting = null;
     if (series.length === 0) {
       this.line.setAttribute("d", "");
       this.area.setAttribute("d", "");

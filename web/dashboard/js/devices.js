@@ -6,27 +6,41 @@
 // compact text. Every tile says how long ago it changed; a device that has
 // gone quiet for longer than its usual pace is greyed as stale. A topic a
 // model card shows is not shown again in a generic card.
+//
+// Which cards show, in what order, and when each is drawn is the board's
+// (board.js): a change only marks its card, which is drawn in this frame
+// when in view and in idle time otherwise.
 
+import { Board } from "./board.js";
 import { DeviceCard } from "./cards.js";
 import { Chart } from "./chart.js";
 import { describe } from "./commands.js";
+import { openDetail } from "./detail.js";
 import { h, setText } from "./dom.js";
+import { formatEntity, nativeID } from "./model.js";
+import { DeviceTools } from "./tools.js";
 import { ago, commandFor, formatNumber, formatValue } from "./values.js";
+
+const ARRANGE_PACE = 250; // ms: cards arriving in a stream are placed at most this often
 
 export class DevicesView {
   #store;
   #send;
   #sendDevice;
-  #cards = new Map(); // generic device key → {el, list, seen, stale}
+  #board;
+  #tools = null;
+  #generic = new Map(); // generic device key → its card (a board card), ≤ the store's devices
+  #models = new Map(); // model device id → its card (a board card), ≤ the store's models
   #tiles = new Map(); // topic → TileView, for the topics generic cards show
-  #modelCards = new Map(); // model device id → DeviceCard, for the devices of the model that have one
   #cardCount = 0;
   #empty;
-  #lastModelCard; // the generic cards go after it
+  #arrangeTimer = 0;
+  #arranged = 0;
 
   // send(topic, payload) sends a command; sendDevice(device, entity, value,
-  // topic) commands an entity of the model. Both return nothing.
-  constructor(root, store, send, sendDevice) {
+  // topic) commands an entity of the model. Both return nothing. tools,
+  // when given, gets the search, sort and view controls.
+  constructor(root, store, send, sendDevice, tools = null) {
     this.#store = store;
     this.#send = send;
     this.#sendDevice = sendDevice;
@@ -35,115 +49,205 @@ export class DevicesView {
       h("p", {}, "Tiles appear as messages arrive. Run ", h("code", {}, "hub --demo"), " for simulated motes, or publish as a device would:"),
       h("pre", {}, `mosquitto_pub -t nodes/mote-9/thermometer/0:1/temperature -m '[21.5, "°C"]'`));
     root.append(this.#empty);
-    this.#lastModelCard = this.#empty;
+    this.#board = new Board(this.#empty, (board) => {
+      this.#empty.hidden = board.total > 0;
+      this.#tools?.counted(board);
+    }, () => this.#arrangeSoon());
+    this.#board.detail = (card) => openDetail(card.details());
+    if (tools) this.#tools = new DeviceTools(tools, root, this.#board);
   }
 
   render(changes) {
     const store = this.#store;
+    const board = this.#board;
     const remodel = changes.all || changes.modelStructure;
-    if (remodel) this.#placeModelCards();
-    for (const id of changes.all ? [] : changes.models) this.#modelCards.get(id)?.update();
-    for (const key of changes.entities) this.#modelEntity(key);
-    for (const key of changes.deviceCommands) this.#modelEntity(key);
+    let arrange = remodel || changes.structure || changes.devices.size > 0;
+    if (remodel) this.#syncModelCards();
+    for (const id of changes.all ? this.#models.keys() : changes.models) this.#touchModel(id, null);
+    for (const key of changes.entities) this.#touchModel(...key.split("\n"));
+    for (const key of changes.deviceCommands) this.#touchModel(...key.split("\n"));
     if (remodel || changes.structure) this.#newCards();
+    // A generic device the model now shows (or no longer does) may have nothing left to show.
+    if (remodel) for (const card of this.#generic.values()) board.touch(card.key);
     // What the model covers changed: every generic card may show other topics.
     const keys = remodel ? store.devices.keys() : changes.devices;
-    for (const key of keys) this.#placeTiles(key);
-    const topics = changes.all ? store.tiles.keys() : changes.tiles;
-    for (const topic of topics) this.#tiles.get(topic)?.update();
-    for (const commandTopic of changes.commands) {
-      this.#tiles.get(commandTopic.replace(/\/set$/, ""))?.update();
+    for (const key of keys) {
+      const card = this.#cardOf(key);
+      card?.places.add(key);
+      if (card) board.touch(card.key);
     }
-    if (remodel || changes.structure || changes.devices.size) this.#placeCards();
-    this.#tickCards(Date.now());
+    const topics = changes.all ? store.tiles.keys() : changes.tiles;
+    for (const topic of topics) this.#touchTile(topic);
+    for (const commandTopic of changes.commands) this.#touchTile(commandTopic.replace(/\/set$/, ""));
+    board.flush();
+    if (arrange) this.#arrangeSoon();
   }
 
-  #modelEntity(key) {
-    const [id, entity] = key.split("\n");
-    this.#modelCards.get(id)?.entityChanged(entity);
+  // arrangeSoon orders the cards now, or, while devices keep arriving,
+  // once ARRANGE_PACE has passed.
+  #arrangeSoon() {
+    if (this.#arrangeTimer) return;
+    const wait = this.#arranged + ARRANGE_PACE - Date.now();
+    if (wait <= 0) {
+      this.#arranged = Date.now();
+      this.#board.arrange();
+      return;
+    }
+    this.#arrangeTimer = setTimeout(() => {
+      this.#arrangeTimer = 0;
+      this.#arranged = Date.now();
+      this.#board.arrange();
+    }, wait);
+  }
+
+  #touchModel(id, entity) {
+    const card = this.#models.get(id);
+    if (!card) return;
+    if (entity === null) card.changed = true;
+    else card.entities.add(entity);
+    this.#board.touch(card.key);
+  }
+
+  #touchTile(topic) {
+    const view = this.#tiles.get(topic);
+    if (!view) return;
+    const card = this.#board.get(view.cardKey);
+    if (!card) return;
+    card.tiles.add(view);
+    this.#board.touch(card.key);
+  }
+
+  // cardOf is the card a generic device's tiles go in: the card of the
+  // device of the model that has the same name (a HARDWARIO mote's
+  // nodes/mote-1), else its own.
+  #cardOf(key) {
+    return this.#models.get(this.#store.hostOf(key)) ?? this.#generic.get(key);
   }
 
   // tick refreshes what depends on the clock: "ago" texts and staleness.
   tick(now = Date.now()) {
-    this.#tickCards(now);
-    for (const tile of this.#tiles.values()) tile.tick(now);
-    for (const card of this.#modelCards.values()) card.tick(now);
+    this.#board.tick(now);
   }
 
-  #tickCards(now) {
-    for (const [key, card] of this.#cards) {
-      const device = this.#store.devices.get(key);
-      const stale = this.#store.isStale(device, now);
-      card.el.classList.toggle("stale", stale);
-      card.stale.hidden = !stale;
-      setText(card.seen, device.lastTime ? `updated ${ago(device.lastTime, now)}` : "");
+  // syncModelCards makes a card for each new device of the model that has
+  // one, and drops those of devices that went.
+  #syncModelCards() {
+    const ids = new Set();
+    for (const d of this.#store.cardDevices()) {
+      ids.add(d.id);
+      if (!this.#models.has(d.id)) this.#models.set(d.id, this.#modelCard(d));
+    }
+    for (const [id, card] of this.#models) {
+      if (ids.has(id)) continue;
+      this.#board.remove(card.key);
+      this.#models.delete(id);
     }
   }
 
-  // placeModelCards puts a card per device of the model, in order, first.
-  #placeModelCards() {
-    const devices = this.#store.cardDevices();
-    const ids = new Set(devices.map((d) => d.id));
-    for (const [id, card] of this.#modelCards) {
-      if (!ids.has(id)) {
-        card.el.remove();
-        this.#modelCards.delete(id);
-      }
-    }
-    let prev = this.#empty;
-    for (const d of devices) {
-      let card = this.#modelCards.get(d.id);
-      if (!card) {
-        card = new DeviceCard(this.#store, d, this.#sendDevice, ++this.#cardCount);
-        this.#modelCards.set(d.id, card);
-      }
-      if (prev.nextSibling !== card.el) prev.after(card.el);
-      prev = card.el;
-      card.update();
-    }
-    this.#lastModelCard = prev;
+  #modelCard(d) {
+    const store = this.#store;
+    const dc = new DeviceCard(store, d, this.#sendDevice, ++this.#cardCount);
+    const id = d.id;
+    const card = {
+      key: `m:${id}`,
+      el: dc.el,
+      list: dc.extras,
+      changed: true,
+      entities: new Set(), // ids of entities to redraw
+      tiles: new Set(), // generic tiles to redraw
+      places: new Set(), // generic devices whose tiles to place
+      draw: () => {
+        if (card.changed) dc.update();
+        else for (const e of card.entities) dc.entityChanged(e);
+        card.changed = false;
+        card.entities.clear();
+        this.#drawTiles(card);
+      },
+      tick: (now) => {
+        dc.tick(now);
+        const device = store.devices.get(nativeID(store.models.get(id) ?? d));
+        if (device) for (const t of store.shownTopics(device)) this.#tiles.get(t)?.tick(now);
+      },
+      facts: () => {
+        const m = store.models.get(id) ?? d;
+        const device = store.devices.get(nativeID(m));
+        const topics = [];
+        for (const e of m.entities) {
+          if (e.topic) topics.push(e.topic);
+          if (e.control?.topic) topics.push(e.control.topic);
+        }
+        if (device) topics.push(...store.shownTopics(device));
+        const t = Date.parse(m.updated);
+        return {
+          name: m.name || m.id, id: m.id, area: m.area ?? "", topics, shown: true,
+          time: Math.max(Number.isFinite(t) ? t : 0, device?.lastTime ?? 0),
+          gone: m.availability === "offline" || (device ? store.isStale(device) : false),
+        };
+      },
+      details: () => modelDetails(store, store.models.get(id) ?? d),
+    };
+    this.#board.add(card);
+    return card;
   }
 
   // newCards makes a card for each new generic device.
   #newCards() {
     for (const device of this.#store.devices.values()) {
-      if (!this.#cards.has(device.key)) this.#cards.set(device.key, this.#newCard(device));
+      if (!this.#generic.has(device.key)) this.#generic.set(device.key, this.#newCard(device));
     }
-  }
-
-  // placeCards puts the generic cards with something to show after the
-  // model's, and takes out those whose every topic a model card shows; the
-  // waiting message goes once there is a card.
-  #placeCards() {
-    let prev = this.#lastModelCard;
-    let shown = this.#modelCards.size;
-    for (const device of this.#store.sortedDevices()) {
-      const card = this.#cards.get(device.key);
-      if (!card) continue;
-      if (card.list.childElementCount === 0) {
-        card.el.remove();
-        continue;
-      }
-      if (prev.nextSibling !== card.el) prev.after(card.el);
-      prev = card.el;
-      shown++;
-    }
-    this.#empty.hidden = shown > 0;
   }
 
   #newCard(device) {
-    const id = `device-${this.#cards.size + 1}`;
+    const store = this.#store;
+    const key = device.key;
+    const id = `device-${this.#generic.size + 1}`;
     const seen = h("span", { class: "device-seen" });
     const stale = h("span", { class: "badge badge-stale", hidden: true, title: "No update for longer than this device's usual pace" }, "stale");
     const list = h("ul", { class: "tiles" });
-    const el = h("section", { class: "device", "aria-labelledby": id, dataset: { device: device.key } },
+    const el = h("section", { class: "device", "aria-labelledby": id, dataset: { device: key } },
       h("header", { class: "device-head" },
-        h("h2", { id },
+        h("h2", { id, title: key },
           device.prefix ? h("span", { class: "device-prefix" }, device.prefix + "/") : null,
           h("span", { class: "device-name" }, device.name)),
         stale, seen),
       list);
-    return { el, list, seen, stale };
+    const card = {
+      key: `g:${key}`,
+      el,
+      list,
+      tiles: new Set(),
+      places: new Set([key]),
+      draw: () => {
+        this.#drawTiles(card);
+        card.tick(Date.now());
+      },
+      tick: (now) => {
+        const d = store.devices.get(key);
+        if (!d) return;
+        const isStale = store.isStale(d, now);
+        el.classList.toggle("stale", isStale);
+        stale.hidden = !isStale;
+        setText(seen, d.lastTime ? `updated ${ago(d.lastTime, now)}` : "");
+        for (const t of store.shownTopics(d)) this.#tiles.get(t)?.tick(now);
+      },
+      facts: () => {
+        const d = store.devices.get(key);
+        const topics = d && !store.hostOf(key) ? store.shownTopics(d) : [];
+        return { name: d?.name ?? key, id: key, area: "", topics, shown: topics.length > 0, time: d?.lastTime ?? 0, gone: d ? store.isStale(d) : true };
+      },
+      details: () => genericDetails(store, store.devices.get(key)),
+    };
+    this.#board.add(card);
+    return card;
+  }
+
+  // drawTiles places the tiles of the generic devices a card waits for,
+  // then redraws its tiles that changed.
+  #drawTiles(card) {
+    for (const key of card.places) this.#placeTiles(key);
+    card.places.clear();
+    for (const view of card.tiles) if (view.el.isConnected) view.update();
+    card.tiles.clear();
   }
 
   // placeTiles puts the tiles of a generic device's topics that no model
@@ -151,8 +255,9 @@ export class DevicesView {
   // name (a HARDWARIO mote's nodes/mote-1), in that device's card.
   #placeTiles(key) {
     const device = this.#store.devices.get(key);
-    const list = this.#modelCards.get(this.#store.hostOf(key))?.extras ?? this.#cards.get(key)?.list;
-    if (!list || !device) return;
+    const card = this.#cardOf(key);
+    if (!card || !device) return;
+    const list = card.list;
     const shown = this.#store.shownTopics(device);
     const keep = new Set(shown);
     for (const topic of device.topics) {
@@ -174,6 +279,7 @@ export class DevicesView {
         view = new TileView(this.#store, topic, this.#send);
         this.#tiles.set(topic, view);
       }
+      view.cardKey = card.key;
       if (prev ? prev.nextSibling !== view.el : list.firstChild !== view.el) {
         if (prev) prev.after(view.el);
         else list.prepend(view.el);
@@ -182,6 +288,30 @@ export class DevicesView {
       view.update();
     }
   }
+}
+
+// modelDetails are the rows of a model device's detail view: every entity
+// with its value, state topic (and field), command topic and last change.
+function modelDetails(store, d) {
+  const rows = d.entities.map((e) => ({
+    label: e.name || e.id, value: formatEntity(e),
+    topic: e.topic ?? "", field: e.field ?? "", command: e.control?.topic ?? "", time: Date.parse(e.updated),
+  }));
+  const device = store.devices.get(nativeID(d));
+  if (device) rows.push(...genericDetails(store, device, store.shownTopics(device)).rows);
+  const about = [d.model, d.manufacturer, d.area, d.availability].filter(Boolean).join(" · ");
+  return { title: d.name || d.id, subtitle: `${d.id}${about ? ` · ${about}` : ""}`, rows };
+}
+
+// genericDetails are the rows of a generic device's detail view: its
+// topics (all of them unless told which), with their values.
+function genericDetails(store, device, topics = device?.topics ?? []) {
+  if (!device) return { title: "", subtitle: "", rows: [] };
+  const rows = topics.map((topic) => {
+    const tile = store.tiles.get(topic);
+    return { label: tile.label, value: formatValue(tile.payload), topic, field: "", command: tile.commandable ? `${topic}/set` : "", time: tile.time };
+  });
+  return { title: device.name, subtitle: device.key, rows };
 }
 
 // TileView is one topic's tile; its shape follows the kind of its value.

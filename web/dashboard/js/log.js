@@ -8,6 +8,7 @@ import { clock } from "./values.js";
 
 const SHOWN = 200; // rows in the page
 const PAYLOAD_CHARS = 2000; // shown on one line; the rest in a tooltip
+const PACE = 250; // ms: new lines are drawn at most this often (500 devices send 1,500 a second)
 
 export class LogView {
   #store;
@@ -17,6 +18,10 @@ export class LogView {
   #pauseButton;
   #count;
   #hidden = 0; // lines that arrived while paused
+  #filter;
+  #none; // says that no line matches the filter
+  #waiting = []; // lines to draw at the next pace, ≤ SHOWN
+  #timer = 0;
 
   constructor(root, store) {
     this.#store = store;
@@ -28,12 +33,15 @@ export class LogView {
         this.#redraw();
       },
     });
+    this.#filter = filter;
+    this.#none = h("p", { class: "log-none", role: "status", hidden: true });
     this.#pauseButton = h("button", { type: "button", class: "quiet", "aria-pressed": "false", onclick: () => this.#togglePause() }, "Pause");
     this.#count = h("span", { class: "log-count", "aria-live": "polite" });
     this.#list = h("ol", { class: "log-lines", "aria-label": "Messages, newest first" });
     root.append(
       h("div", { class: "panel-head" }, h("h2", { id: "log-title" }, "Messages"), this.#count, this.#pauseButton),
       filter,
+      this.#none,
       this.#list,
     );
   }
@@ -45,10 +53,27 @@ export class LogView {
       if (changes.lines.length) setText(this.#count, `${this.#hidden} new`);
       return;
     }
-    const rows = changes.lines.filter((l) => this.#match(l.topic)).slice(-SHOWN).map(row);
-    if (rows.length === 0) return;
+    for (const l of changes.lines) if (this.#match(l.topic)) this.#waiting.push(l);
+    if (this.#waiting.length > SHOWN) this.#waiting.splice(0, this.#waiting.length - SHOWN);
+    if (this.#waiting.length && !this.#timer) this.#timer = setTimeout(() => this.#drawWaiting(), PACE);
+  }
+
+  #drawWaiting() {
+    this.#timer = 0;
+    const rows = this.#waiting.map(row);
+    this.#waiting = [];
+    if (this.#paused || rows.length === 0) return;
     this.#list.prepend(...rows.reverse());
     while (this.#list.childElementCount > SHOWN) this.#list.lastElementChild.remove();
+    this.#noMatch();
+  }
+
+  // noMatch says so when a filter leaves no line to show.
+  #noMatch() {
+    const q = this.#filter.value.trim();
+    const none = q !== "" && this.#list.childElementCount === 0;
+    this.#none.hidden = !none;
+    if (none) setText(this.#none, `No messages match “${q}”. New ones that do will show here.`);
   }
 
   #togglePause() {
@@ -60,9 +85,11 @@ export class LogView {
 
   #redraw() {
     this.#hidden = 0;
+    this.#waiting = [];
     setText(this.#count, "");
     const rows = this.#store.lines.filter((l) => this.#match(l.topic)).slice(-SHOWN).map(row);
     this.#list.replaceChildren(...rows.reverse());
+    this.#noMatch();
   }
 }
 

@@ -36,7 +36,8 @@ export class Store {
   // or the tile of the topic when the entity is its whole numeric payload.
   entitySeries = new Map();
   deviceCommands = new Map(); // entityKey → latest command
-  coverage = new Coverage();
+  #coverage = new Coverage();
+  #covered = true; // whether #coverage and #hosts follow the models (worked out when asked)
   status = { state: "connecting", tabs: 1 };
   lines = [];
   notices = [];
@@ -124,15 +125,23 @@ export class Store {
     return [...this.models.values()].filter(hasCard).sort((a, b) => compareNatural(a.name, b.name) || compareNatural(a.id, b.id));
   }
 
+  // coverage says which topics the model's cards show.
+  get coverage() {
+    this.#cover();
+    return this.#coverage;
+  }
+
   // shownTopics are the topics of a generic device that no model card shows.
   shownTopics(device) {
-    return device.topics.filter((t) => !this.coverage.covers(t));
+    const coverage = this.coverage;
+    return device.topics.filter((t) => !coverage.covers(t));
   }
 
   // hostOf is the id of the device of the model, with a card, that the
   // generic device key names (a HARDWARIO mote's "nodes/mote-1" is
   // "hardwario:nodes/mote-1"): its other topics show in that card.
   hostOf(key) {
+    this.#cover();
     return this.#hosts.get(key) ?? "";
   }
 
@@ -141,6 +150,7 @@ export class Store {
   shownDevices() {
     let n = 0;
     for (const d of this.models.values()) if (hasCard(d)) n++;
+    this.#cover();
     for (const device of this.devices.values()) {
       if (!this.#hosts.has(device.key) && this.shownTopics(device).length) n++;
     }
@@ -154,7 +164,7 @@ export class Store {
     const c = this.#changes;
     if (all) {
       const keep = new Set(devices.map((d) => d.id));
-      for (const id of [...this.models.keys()]) if (!keep.has(id)) this.#removeModel(id, false);
+      for (const id of [...this.models.keys()]) if (!keep.has(id)) this.#removeModel(id);
     }
     let structure = all;
     for (const d of devices) {
@@ -168,26 +178,28 @@ export class Store {
     }
     if (structure) {
       c.modelStructure = true;
-      this.#cover();
+      this.#covered = false;
     }
   }
 
-  // removeModel forgets a device; cover says whether to work out what the
-  // cards cover now (not for each of many removed at once).
-  #removeModel(id, cover = true) {
+  // removeModel forgets a device.
+  #removeModel(id) {
     const d = this.models.get(id);
     if (!d) return;
     this.models.delete(id);
     this.#dropGoneEntities(d, { entities: [] });
     this.#changes.models.add(id);
     this.#changes.modelStructure = true;
-    if (cover) this.#cover();
+    this.#covered = false;
   }
 
-  // cover works out what the model's cards show: the topics they cover, and
-  // the generic devices they host.
+  // cover works out what the model's cards show, the topics they cover and
+  // the generic devices they host, once after the models change (not for
+  // each of 500 devices that arrive one by one).
   #cover() {
-    this.coverage = new Coverage(this.models.values());
+    if (this.#covered) return;
+    this.#covered = true;
+    this.#coverage = new Coverage(this.models.values());
     this.#hosts.clear();
     for (const d of this.models.values()) if (hasCard(d)) this.#hosts.set(nativeID(d), d.id);
   }
