@@ -116,6 +116,8 @@ func TestCommandLine(t *testing.T) {
 			{nil, []string{"--allow-host", "a b"}, "hub: --allow-host \"a b\": want a host name or an IP address, such as hub.lan\n"},
 			{nil, []string{"serve"}, "hub: unknown command \"serve\": the commands are passwd, store, version and help (see hub --help)\n"},
 			{nil, []string{"--demo", "extra"}, "hub: unexpected argument \"extra\" (see hub --help)\n"},
+			{nil, []string{"--demo", "--demo-motes", "500"}, "hub: --demo-motes 500: the demo's 504 MQTT clients all connect from the hub's own address, " +
+				"more than --max-connections-per-address 256 or --max-connections 10000 let in; raise them to at least 504\n"},
 			{nil, []string{"help", "serve"}, "hub help: unknown command \"serve\": the commands are passwd, store, version and help\n"},
 			{nil, []string{"--upstream", "gopher://hub:s3cret@broker"}, "hub: --upstream: bad upstream URL: scheme \"gopher\" (want mqtt, mqtts, ws or wss)\n"},
 			{[]string{"HUB_UPSTREAM=gopher://hub:s3cret@broker"}, nil, "hub: HUB_UPSTREAM: bad upstream URL: scheme \"gopher\" (want mqtt, mqtts, ws or wss)\n"},

@@ -49,6 +49,10 @@ func addDemoUser(authz *auth.Authorizer) (demoLogin, error) {
 	return demoLogin{user: demoUser, password: password}, nil
 }
 
+// demoClients is how many MQTT clients --demo connects: one per mote and one
+// per device of another convention.
+func demoClients(o options) int { return o.DemoMotes + len(motesim.DeviceNames()) }
+
 // demoTemperatureInterval is faster than the simulator's default (2 s), so
 // that the charts of a fresh dashboard fill within seconds.
 const demoTemperatureInterval = time.Second

@@ -381,6 +381,10 @@ func (o options) check() error {
 			`Give --mqtt an address (the default is 127.0.0.1:1883), not ""`)
 	case o.Demo && o.DemoMotes < 1:
 		return fmt.Errorf("--demo-motes %d: want at least 1", o.DemoMotes)
+	case o.Demo && demoClients(o) > min(o.MaxConnectionsPerAddress, o.MaxConnections):
+		return fmt.Errorf("--demo-motes %d: the demo's %d MQTT clients all connect from the hub's own address, more than "+
+			"--max-connections-per-address %d or --max-connections %d let in; raise them to at least %d",
+			o.DemoMotes, demoClients(o), o.MaxConnectionsPerAddress, o.MaxConnections, demoClients(o))
 	case o.Upstream == "":
 		return nil
 	case o.explicit["mqtt"] && o.MQTTAddr != "" || o.MQTTSAddr != "":
