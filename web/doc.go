@@ -3,7 +3,8 @@
 // /events/{base...}), MQTT over WebSocket (/mqtt, the broker's handler, when
 // given), the REST API (/api/publish, /api/state, /api/history, /api/poll),
 // health (/healthz), readiness (/readyz), metrics (/metrics, for known users),
-// the login page (/login, /logout) and the dashboard (/ and /assets/).
+// the login page (/login, /logout), the dashboard (/ and /assets/) and the
+// admin view (/admin, its API under /api/admin: admin.go).
 // Every error it answers is JSON: {"error": {"code": "...", "message": "..."}}
 // (httpx.WriteError); only a browser that asks for a page without
 // credentials is sent to /login instead.
