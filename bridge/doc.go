@@ -135,6 +135,11 @@
 //     reaches it instead of a reset. An SSE stream ends with "event: close"
 //     and the reason (a hijacked one, lingering as a WebSocket does).
 //   - [Hub.Resync] and [Hub.Recheck] may be called from any goroutine.
+//   - The admin view's reads (admin.go) list the sessions under the
+//     sessions' lock, then take the fan-out lock once per listed session
+//     to copy its filters (O(the filters of one client)) and its queue's
+//     lock for its length, one after the other; a disconnect is a close
+//     with [ReasonDisconnected], as any other.
 //
 // All exported methods of Hub are safe for concurrent use.
 package bridge
