@@ -9,6 +9,7 @@ import { h, setText } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 const refreshEvery = 3000; // ms, the lists of clients and sessions
+const maxUndo = 20; // the clears the page keeps for an undo (each at most 10,000 messages and 16 MB): the oldest goes
 
 class APIError extends Error {
   constructor(status, code, message) {
@@ -216,7 +217,7 @@ const sessions = new ListView($("sessions"), {
 // topic of a filter after a dry run that lists them, undo a clear.
 class RetainedView {
   #root; #filter; #summary; #body; #pager; #plan; #undo; #offset = 0; #limit = 100;
-  #undoable = []; // the clears this page can undo: {filter, at, messages}
+  #undoable = []; // the clears this page can undo, {filter, at, messages}: at most maxUndo
 
   constructor(root) {
     this.#root = root;
@@ -304,6 +305,10 @@ class RetainedView {
     this.#plan.hidden = true;
     if (data.count > 0) {
       this.#undoable.push({ filter, at: new Date(), messages: data.messages.map((m) => ({ topic: m.topic, payload: m.payload, qos: m.qos })) });
+      if (this.#undoable.length > maxUndo) {
+        const gone = this.#undoable.shift();
+        notify(`The clear of ${gone.filter} at ${gone.at.toLocaleTimeString()} can no longer be undone: the page keeps the last ${maxUndo}.`, "warn");
+      }
       this.#renderUndo();
     }
     if (data.skipped_count > 0) notify(`${number.format(data.skipped_count)} messages were not cleared: ${data.skipped[0].message}.`, "warn");
