@@ -222,3 +222,36 @@ func TestAdminScreenshot(t *testing.T) {
 	}
 	checkConsole(t, b)
 }
+
+// TestAdminPageKeepsTheLast20Clears: the page keeps at most 20 clears for
+// an undo; a 21st lets the oldest go, and says so.
+func TestAdminPageKeepsTheLast20Clears(t *testing.T) {
+	t.Parallel()
+	h := startHub(t)
+	var msgs []string
+	for i := range 21 {
+		msgs = append(msgs, fmt.Sprintf(`{"topic": "u/%02d", "payload": "eA=="}`, i))
+	}
+	status, _, body := get(t, "POST", "http://"+h.HTTP+"/api/admin/retained/restore",
+		map[string][]string{"Content-Type": {"application/json"}}, `{"messages": [`+strings.Join(msgs, ",")+`]}`)
+	if status != 200 || !strings.Contains(body, `"restored":21`) {
+		t.Fatalf("restore = %d %s", status, body)
+	}
+	b := hubtest.NewBrowser(t)
+	openAdmin(t, b, h)
+	b.WaitJS(t, hubtest.Timeout, `document.querySelectorAll("#retained tr[data-topic]").length === 21`, `document.getElementById("retained").textContent`)
+	// Each clear as the page's confirm button makes it, one after the other.
+	hubtest.Eval[bool](t, b, `window.clearsDone = false;
+	(async () => {
+		for (let i = 0; i < 21; i++) await motehubAdmin.retained.clear("u/" + String(i).padStart(2, "0"), document.createElement("button"));
+		window.clearsDone = true;
+	})();
+	true`)
+	b.WaitJS(t, 2*hubtest.Timeout, `window.clearsDone`, `document.querySelectorAll(".admin-undo-entry").length`)
+	entries := `[...document.querySelectorAll(".admin-undo-entry")].map(e => e.dataset.filter)`
+	b.WaitJS(t, hubtest.Timeout, entries+`.length === 20 && `+entries+`[0] === "u/01" && `+entries+`[19] === "u/20"`, entries+`.join(" ")`)
+	if text := hubtest.Eval[string](t, b, `document.getElementById("notices").textContent`); !strings.Contains(text, "u/00") || !strings.Contains(text, "can no longer be undone") {
+		t.Errorf("notices: %q", text)
+	}
+	checkConsole(t, b)
+}
