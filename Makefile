@@ -1,7 +1,7 @@
 # motehub: `make test` is the test command of README.md and of CI.
 
 # Programs the tests drive, as COMMAND:DEBIAN-PACKAGE. node and npm install MQTT.js.
-TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients stdbuf:coreutils chromium:chromium node:nodejs npm:npm
+TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients stdbuf:coreutils curl:curl chromium:chromium node:nodejs npm:npm
 
 # MQTT.js for the browser tests (internal/hubtest.MQTTJS): the npm package mqtt,
 # pinned in package.json and package-lock.json. npm ci installs exactly the

@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -200,7 +201,7 @@ func TestWriteFile(t *testing.T) {
 	if u, err := Load(path); err != nil || len(u.Names()) != 3 {
 		t.Fatalf("Load = %v, %v", u, err)
 	}
-	if _, err := Load(filepath.Join(t.TempDir(), "nope.toml")); err == nil || !strings.Contains(err.Error(), "read users file") {
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.toml")); err == nil || !strings.Contains(err.Error(), "read the users file") || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
 	}
 }

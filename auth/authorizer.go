@@ -63,7 +63,7 @@ func New(users *Users) *Authorizer {
 
 // ErrBuiltInName is returned, wrapped, for a users file that defines the
 // name of a built-in user.
-var ErrBuiltInName = errors.New("auth: a users file may not define a built-in user")
+var ErrBuiltInName = errors.New("a users file may not define a built-in user")
 
 // AddBuiltIn puts user in force besides the users file's for as long as the
 // authorizer lives: every [Authorizer.Replace] keeps it. The hub defines such
@@ -75,7 +75,7 @@ func (a *Authorizer) AddBuiltIn(user *User) error {
 	a.replacing.Lock()
 	defer a.replacing.Unlock()
 	if a.file == nil {
-		return errors.New("auth: built-in users need a users file")
+		return errors.New("built-in users need a users file")
 	}
 	builtIn := append(slices.Clone(a.builtIn), user)
 	merged, err := withBuiltIn(a.file, builtIn)
@@ -114,7 +114,7 @@ func withBuiltIn(file *Users, builtIn []*User) (*Users, error) {
 		}
 		var err error
 		if merged, err = merged.With(user); err != nil {
-			return nil, fmt.Errorf("auth: built-in user %q: %w", user.Name, err)
+			return nil, fmt.Errorf("built-in user %q: %w", user.Name, err)
 		}
 	}
 	return merged, nil

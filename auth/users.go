@@ -25,7 +25,7 @@ import (
 const Anonymous = "anonymous"
 
 // ErrBadUsersFile wraps every problem with a users file.
-var ErrBadUsersFile = errors.New("auth: bad users file")
+var ErrBadUsersFile = errors.New("bad users file")
 
 // Access is what a rule grants on the topics its filter matches.
 type Access uint8
@@ -115,7 +115,7 @@ func Parse(data []byte) (*Users, error) {
 	var f file
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadUsersFile, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadUsersFile, tomlError(err))
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		return nil, fmt.Errorf("%w: unknown key %q (a user takes password, read, write, readwrite, tokens, admin)", ErrBadUsersFile, undecoded[0].String())
@@ -131,6 +131,18 @@ func Parse(data []byte) (*Users, error) {
 		}
 	}
 	return u, nil
+}
+
+// tomlError is a TOML error without the library's "toml: " in front.
+func tomlError(err error) error {
+	var pe toml.ParseError
+	switch {
+	case !errors.As(err, &pe): // a type mismatch: "toml: line 2 (last key ...): ..."
+		return errors.New(strings.TrimPrefix(err.Error(), "toml: "))
+	case pe.LastKey != "":
+		return fmt.Errorf("line %d (key %q): %s", pe.Position.Line, pe.LastKey, pe.Message)
+	}
+	return fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
 }
 
 func fromFile(name string, fu fileUser) (*User, error) {
@@ -203,7 +215,7 @@ func parseTokenHash(s string) ([sha256.Size]byte, error) {
 func Load(path string) (*Users, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("auth: read users file: %w", err)
+		return nil, fmt.Errorf("read the users file: %w", err)
 	}
 	u, err := Parse(data)
 	if err != nil {
@@ -294,11 +306,11 @@ var passwordCost = bcrypt.DefaultCost
 // HashPassword returns the bcrypt hash of a password.
 func HashPassword(password string) (string, error) {
 	if len(password) < 8 {
-		return "", errors.New("auth: a password has at least 8 characters")
+		return "", errors.New("a password has at least 8 characters")
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), passwordCost)
 	if err != nil {
-		return "", fmt.Errorf("auth: hash password: %w", err)
+		return "", fmt.Errorf("hash the password: %w", err)
 	}
 	return string(h), nil
 }
@@ -330,7 +342,7 @@ func NewToken() (token, hash string) {
 func WriteFile(path string, u *Users) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".users-*.toml")
 	if err != nil {
-		return fmt.Errorf("auth: write users file: %w", err)
+		return fmt.Errorf("write the users file: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
 	if _, err = tmp.Write(u.Marshal()); err == nil {
@@ -346,7 +358,7 @@ func WriteFile(path string, u *Users) error {
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		return fmt.Errorf("auth: write users file: %w", err)
+		return fmt.Errorf("write the users file: %w", err)
 	}
 	return nil
 }

@@ -237,15 +237,13 @@ func encodeEvent(dst []byte, f format, topic string, payload []byte, text bool, 
 // resyncFrames tell a client that it could not resume, and give it the last
 // values and the id they bring it to.
 //
-// WebSocket: ["clown.talk/-/resync", {"reason": ...}] then a state/ok frame.
-// SSE: "event: resync" with the reason, each value as a plain message, and
+// WebSocket: ["clown.talk/-/resync", {"code": ..., "reason": ...}] then a
+// state/ok frame. SSE: "event: resync" with the same object, each value as a plain message, and
 // last an event with only an id: EventSource takes the id without
 // dispatching anything, so a client that drops during the values resumes
 // from its old id and gets them all again.
-func resyncFrames(f format, reason string, values []Value, id string) [][]byte {
-	notice, _ := json.Marshal(struct {
-		Reason string `json:"reason"`
-	}{reason})
+func resyncFrames(f format, reason ResyncNotice, values []Value, id string) [][]byte {
+	notice, _ := json.Marshal(reason)
 	if f != formatSSE {
 		return [][]byte{appendFrame(nil, topicResync, notice, ""), stateFrame(StateResult{ID: id, Values: values}, f&formatText != 0)}
 	}

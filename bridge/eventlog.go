@@ -23,7 +23,7 @@ type logEntry struct {
 func (e *logEntry) size() int { return len(e.topic) + len(e.payload) + 64 }
 
 // errGone says that events a client needs have left the log.
-var errGone = errors.New("bridge: events are no longer in the log")
+var errGone = errors.New("events are no longer in the log")
 
 // eventLog is the ring of recent messages clients resume from, bounded in
 // entries, bytes and age. The hub appends under its own lock, so sequence

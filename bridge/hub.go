@@ -260,7 +260,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	cfg.setDefaults()
 	for _, f := range append(cfg.BusFilters, cfg.DefaultFilters...) {
 		if err := topics.ValidateFilter(f); err != nil {
-			return nil, fmt.Errorf("bridge: filter %q: %w", f, err)
+			return nil, fmt.Errorf("filter %q: %w", f, err)
 		}
 	}
 	h := &Hub{
@@ -303,7 +303,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	} else if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
 		h.interest.stop(context.Background())
 		h.devices.close()
-		return nil, fmt.Errorf("bridge: subscribe on the bus: %w", err)
+		return nil, fmt.Errorf("subscribe on the bus: %w", err)
 	}
 	h.flush = newFlushers(h, cfg.FlushShards) // until Close
 	h.watch = newWatchdog(h)                  // until Close
@@ -632,14 +632,15 @@ func (h *Hub) Recheck() { h.fan.recheck(h.sess) }
 // Resync tells every session that messages may have been lost on the way
 // to the hub (the connection to a remote broker dropped and came back): each
 // gets a resync with the last values, then goes on live; and no client may
-// resume from an event before now. reason is what the clients are told.
-func (h *Hub) Resync(reason string) {
+// resume from an event before now. reason is what the clients are told
+// (ResyncBrokerConnected or ResyncBrokerGap, with words of the caller's).
+func (h *Hub) Resync(reason ResyncNotice) {
 	clients := h.fan.resync(h.sess)
 	for _, c := range clients {
 		h.fan.restartWithResync(c, reason)
 	}
 	if len(clients) > 0 {
-		h.log.Info("sessions told to resync", "sessions", len(clients), "reason", reason)
+		h.log.Info("sessions told to resync", "sessions", len(clients), "reason", reason.Reason)
 	}
 }
 

@@ -46,7 +46,7 @@ func attachTest(t testing.TB, h *Hub, base string, filters ...string) *client {
 		}
 	})
 	h.fan.mu.Lock()
-	cu, err := h.fan.beginLocked(c, filters, h.fan.seq, "")
+	cu, err := h.fan.beginLocked(c, filters, h.fan.seq, ResyncNotice{})
 	if err == nil {
 		c.out.restart(cu)
 	}
@@ -178,7 +178,7 @@ func TestDetachedClientStaysOutOfTheIndex(t *testing.T) {
 	if err := h.subscribe(context.Background(), c, []string{"#"}); err == nil {
 		t.Error("subscribe after detach was taken")
 	}
-	h.fan.restartWithResync(c, "test")
+	h.fan.restartWithResync(c, testResync)
 	if err := h.configure(context.Background(), c, []byte(`{"subscribe":["#"],"since":""}`)); err == nil {
 		t.Error("config/set after detach was taken")
 	}
@@ -303,21 +303,21 @@ func TestResyncSessionsShareOneSnapshot(t *testing.T) {
 	for range 50 {
 		clients = append(clients, attachTest(t, h, "", "#"))
 	}
-	h.Resync("test")
+	h.Resync(testResync)
 	first, _ := clients[0].out.take(nil)
-	if first == nil || first.resync == "" || len(first.values) != 1000 {
+	if first == nil || first.resync.Code == "" || len(first.values) != 1000 {
 		t.Fatalf("after a resync, catchup %+v", first)
 	}
 	for i, c := range clients[1:] {
 		cu, _ := c.out.take(nil)
-		if cu == nil || cu.resync == "" || len(cu.values) != 1000 || &cu.values[0] != &first.values[0] {
+		if cu == nil || cu.resync.Code == "" || len(cu.values) != 1000 || &cu.values[0] != &first.values[0] {
 			t.Fatalf("session %d: its resync does not share the values of the first", i+1)
 		}
 	}
 
 	h.deliver(Message{Topic: "t/late", Payload: []byte("2")})
 	late := attachTest(t, h, "", "#")
-	h.fan.restartWithResync(late, "test")
+	h.fan.restartWithResync(late, testResync)
 	cu, _ := late.out.take(nil)
 	if &cu.values[0] != &first.values[0] || !cu.replay || cu.after != first.after || cu.liveFrom != first.after+2 {
 		t.Fatalf("a session restarted one event later: catchup after %d, live from %d, replay %v; want the shared values (at %d) and a replay of one event",
@@ -336,3 +336,6 @@ func TestResyncSessionsShareOneSnapshot(t *testing.T) {
 		t.Fatalf("the replay after the values: last frames %q", got[max(0, n-2):])
 	}
 }
+
+// testResync is the notice of the resyncs these tests cause.
+var testResync = ResyncNotice{Code: ResyncBrokerGap, Reason: "test"}

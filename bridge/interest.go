@@ -555,6 +555,6 @@ func (in *interest) raiseActiveFrom(seq uint64) {
 
 // notFollowedReason is why a client resuming on filters that the hub did
 // not follow all along resyncs.
-func notFollowedReason(filters []string) string {
-	return "this hub was not following " + strings.Join(filters, ", ") + " since that event"
+func notFollowedReason(filters []string) ResyncNotice {
+	return ResyncNotice{Code: ResyncNotFollowed, Reason: "this hub was not following " + strings.Join(filters, ", ") + " since that event"}
 }

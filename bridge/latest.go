@@ -164,9 +164,6 @@ func splice(b []byte, i int, s string) []byte {
 	return append(out, b[i:]...)
 }
 
-// conflatedReason is the resync reason of a resume from a marked id.
-const conflatedReason = "the id is from messages conflated to the newest of each topic (overflow latest): events before it may be missing"
-
 // isConflatedID reports whether id was written from a conflated queue.
 func isConflatedID(id string) bool {
 	return len(id) > len(conflatedMark) && id[len(id)-len(conflatedMark):] == conflatedMark

@@ -166,7 +166,7 @@ func TestLatestOverflowKeepsNewestOfEachTopic(t *testing.T) {
 	again.Send(fmt.Sprintf(`["clown.talk/-/config/set", {"subscribe": ["feed/#"], "ids": true, "since": %q}]`, markedID))
 	again.Expect("clown.talk/-/config/ok")
 	resync := again.Expect("clown.talk/-/resync")
-	if !strings.Contains(string(resync.Payload), "conflated") {
+	if !strings.Contains(string(resync.Payload), `"code":"conflated"`) {
 		t.Fatalf("resync reason %s does not say why", resync.Payload)
 	}
 	state := again.Expect("clown.talk/-/state/ok")

@@ -20,9 +20,12 @@ type PollResult struct {
 	Resync   *ResyncNotice     `json:"resync,omitempty"`
 }
 
-// ResyncNotice says why a client could not resume.
+// ResyncNotice says why a client could not resume: Code in a word a page
+// maps to its own sentence (see resync.go), Reason in English for logs and
+// people reading raw frames.
 type ResyncNotice struct {
 	Reason string `json:"reason"`
+	Code   string `json:"code"`
 }
 
 // maxPollMessages bounds one long poll's answer; the rest comes with the next.
@@ -50,7 +53,7 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 	defer timer.Stop()
 
 	after, resync := h.fan.resumePoint(q.Since, base, q.Filters)
-	if resync != "" {
+	if resync.Code != "" {
 		return h.resyncPoll(who, base, q.Filters, resync), nil
 	}
 
@@ -59,7 +62,7 @@ func (h *Hub) Poll(ctx context.Context, who auth.Identity, base string, q Stream
 			return !check || h.authz.Allowed(who, auth.Read, topic)
 		})
 		if gone {
-			return h.resyncPoll(who, base, q.Filters, "too old: the events after it have left the log"), nil
+			return h.resyncPoll(who, base, q.Filters, resyncTooOld), nil
 		}
 		if len(res.Messages) > 0 {
 			return res, nil
@@ -116,9 +119,9 @@ func (h *Hub) scanLog(base string, filters []string, after uint64, readable func
 
 // resyncPoll answers a poll that cannot resume with the last values, read
 // outside every lock.
-func (h *Hub) resyncPoll(who auth.Identity, base string, filters []string, reason string) PollResult {
+func (h *Hub) resyncPoll(who auth.Identity, base string, filters []string, reason ResyncNotice) PollResult {
 	st := h.readState(who, base, filters, 0)
-	res := PollResult{ID: st.ID, Messages: make([]json.RawMessage, 0, len(st.Values)), Resync: &ResyncNotice{Reason: reason}}
+	res := PollResult{ID: st.ID, Messages: make([]json.RawMessage, 0, len(st.Values)), Resync: &reason}
 	for _, v := range st.Values {
 		line := appendFrame(nil, v.Topic, v.Payload, "")
 		res.Messages = append(res.Messages, line[:len(line)-1])

@@ -41,8 +41,12 @@ type sessionConfig struct {
 	Overflow  string   `json:"overflow"` // when the queue is full: OverflowClose ("" too) or OverflowLatest (latest.go)
 }
 
-// configOK is the payload of config/ok: what the session now is.
+// configOK is the payload of config/ok: what the session now is, and who
+// it acts as with what rights (UserRights: "user", "open", "admin",
+// "rules"), read when the session is configured; a reload of the users
+// file takes effect at once but shows in the next config/ok.
 type configOK struct {
+	UserRights
 	Ack       bool     `json:"ack"` // commands are confirmed with clown.talk/-/ack
 	Batch     bool     `json:"batch"`
 	Device    string   `json:"device"`
@@ -178,16 +182,17 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 	}
 	h.interest.follow(ctx, c.base, sc.Subscribe, interestWait)
 	ok := configOK{
-		Ack:       sc.Ack,
-		Batch:     sc.Batch,
-		Device:    "hub",
-		Epoch:     h.epoch,
-		IDs:       sc.IDs,
-		Session:   c.id,
-		Subscribe: slices.Compact(slices.Sorted(slices.Values(sc.Subscribe))),
-		Text:      sc.Text,
-		Devices:   sc.Devices,
-		Overflow:  sc.Overflow,
+		UserRights: RightsOf(h.authz, c.who),
+		Ack:        sc.Ack,
+		Batch:      sc.Batch,
+		Device:     "hub",
+		Epoch:      h.epoch,
+		IDs:        sc.IDs,
+		Session:    c.id,
+		Subscribe:  slices.Compact(slices.Sorted(slices.Values(sc.Subscribe))),
+		Text:       sc.Text,
+		Devices:    sc.Devices,
+		Overflow:   sc.Overflow,
 	}
 
 	if err := h.fan.configure(c, sc, ok); err != nil {

@@ -27,12 +27,12 @@ const replayChunk = 256
 
 // catchup is what a (re)started session writes before its live queue.
 type catchup struct {
-	frames   [][]byte // written first, in order (config/ok; SSE's starting id)
-	resync   string   // non-empty: the client could not resume, for this reason; it gets the last values
-	values   []*Value // with resync: every topic's last value, filtered by the writer (outside every lock)
-	state    []string // with resync: the filters of the values, relative to base
-	replay   bool     // replay the log's events with after < seq < liveFrom
-	after    uint64   // the event the client has; with resync, the one the values bring it to
+	frames   [][]byte     // written first, in order (config/ok; SSE's starting id)
+	resync   ResyncNotice // with a Code: the client could not resume, for this reason; it gets the last values
+	values   []*Value     // with resync: every topic's last value, filtered by the writer (outside every lock)
+	state    []string     // with resync: the filters of the values, relative to base
+	replay   bool         // replay the log's events with after < seq < liveFrom
+	after    uint64       // the event the client has; with resync, the one the values bring it to
 	liveFrom uint64
 	base     string
 	filters  []string // absolute, for the replay
@@ -44,7 +44,7 @@ type catchup struct {
 // resolveLocked decides where a client holding event id `since` continues
 // with filters (relative to base): after the event it names, or, with a
 // reason, from the last values.
-func (f *fanout) resolveLocked(since, base string, filters []string) (after uint64, resync string) {
+func (f *fanout) resolveLocked(since, base string, filters []string) (after uint64, resync ResyncNotice) {
 	epoch, seq, ok := parseEventID(since)
 	abs := make([]string, len(filters))
 	for i, fl := range filters {
@@ -52,30 +52,30 @@ func (f *fanout) resolveLocked(since, base string, filters []string) (after uint
 	}
 	switch {
 	case isConflatedID(since): // latest.go
-		return f.seq, conflatedReason
+		return f.seq, resyncConflated
 	case !ok:
-		return f.seq, "invalid event id"
+		return f.seq, resyncInvalidID
 	case epoch != f.epoch:
-		return f.seq, "unknown epoch: the id is from another hub or an earlier run without its history"
+		return f.seq, resyncOtherEpoch
 	case seq > f.seq:
-		return f.seq, "unknown event id"
+		return f.seq, resyncUnknownID
 	case seq < f.resumeFloor:
-		return f.seq, "messages may have been lost since: the connection to the broker was down"
+		return f.seq, resyncBrokerDown
 	case !f.events.covers(seq, time.Now()):
-		return f.seq, "too old: the events after it have left the log"
+		return f.seq, resyncTooOld
 	case !f.interest.covered(abs, &seq):
 		return f.seq, notFollowedReason(filters)
 	}
-	return seq, ""
+	return seq, ResyncNotice{}
 }
 
 // resumePoint is where a stream of filters (relative to base) that holds
 // event id since goes on (see resolveLocked); with no since, from now.
-func (f *fanout) resumePoint(since, base string, filters []string) (after uint64, resync string) {
+func (f *fanout) resumePoint(since, base string, filters []string) (after uint64, resync ResyncNotice) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if since == "" {
-		return f.seq, ""
+		return f.seq, ResyncNotice{}
 	}
 	return f.resolveLocked(since, base, filters)
 }
@@ -83,13 +83,13 @@ func (f *fanout) resumePoint(since, base string, filters []string) (after uint64
 // beginLocked registers c for live events on filters and returns the
 // catchup that brings it there from after (or, with resync, from the last
 // values). The caller queues it with c.out.restart, under f.mu.
-func (f *fanout) beginLocked(c *client, filters []string, after uint64, resync string) (*catchup, error) {
+func (f *fanout) beginLocked(c *client, filters []string, after uint64, resync ResyncNotice) (*catchup, error) {
 	if err := f.replaceFiltersLocked(c, filters); err != nil {
 		return nil, err
 	}
 	c.started = true
 	cu := &catchup{after: after, liveFrom: f.seq + 1, base: c.base, format: c.format, who: c.who, check: c.checkReads}
-	if resync != "" {
+	if resync.Code != "" {
 		cu.resync, cu.state = resync, filters
 		cu.values, cu.after = f.resyncValuesLocked()
 	}
@@ -128,7 +128,7 @@ func (f *fanout) startDefault(c *client) {
 	if c.started || f.closed || c.removed {
 		return
 	}
-	cu, err := f.beginLocked(c, f.defaultFilters, c.connectSeq, "")
+	cu, err := f.beginLocked(c, f.defaultFilters, c.connectSeq, ResyncNotice{})
 	if err != nil {
 		f.log.Error("default filters refused", "err", err) // New validated them
 		return
@@ -138,7 +138,7 @@ func (f *fanout) startDefault(c *client) {
 
 // restartWithResync restarts c from the last values, when the log lost the
 // events its catchup needed.
-func (f *fanout) restartWithResync(c *client, reason string) {
+func (f *fanout) restartWithResync(c *client, reason ResyncNotice) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed || c.stopped() {
@@ -161,7 +161,7 @@ func (f *fanout) restartWithResync(c *client, reason string) {
 func (f *fanout) startStream(c *client, q StreamQuery) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	after, resync := f.seq, ""
+	after, resync := f.seq, ResyncNotice{}
 	if q.Since != "" {
 		after, resync = f.resolveLocked(q.Since, c.base, q.Filters)
 	}
@@ -204,7 +204,7 @@ func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
 		f.send(c, controlFrame(topicConfigOK, ok))
 		return nil
 	}
-	after, resync := c.connectSeq, ""
+	after, resync := c.connectSeq, ResyncNotice{}
 	if sc.Since != nil {
 		after, resync = f.resolveLocked(*sc.Since, c.base, sc.Subscribe)
 	}
@@ -313,7 +313,7 @@ func repliesOf(items []outItem, lines [][]byte) [][]byte {
 // with a resync, and what the writer took from the queue with cu is stale.
 func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (restarted bool, err error) {
 	frames := cu.frames
-	if cu.resync != "" {
+	if cu.resync.Code != "" {
 		values := valuesOf(cu.values, cu.base, newFilterSet(cu.base, cu.state), h.readKeep(cu.who))
 		frames = append(frames, resyncFrames(cu.format, cu.resync, values, cu.startID(h.epoch))...)
 	}
@@ -334,7 +334,7 @@ func (h *Hub) writeCatchup(c *client, cu *catchup, write func([][]byte) error) (
 		}
 		entries, err = h.events.read(entries[:0], cursor, cu.liveFrom, replayChunk)
 		if errors.Is(err, errGone) || len(entries) == 0 {
-			h.fan.restartWithResync(c, "too old: the events after "+eventID(h.epoch, cursor)+" left the log during the replay")
+			h.fan.restartWithResync(c, ResyncNotice{Code: ResyncTooOld, Reason: "too old: the events after " + eventID(h.epoch, cursor) + " left the log during the replay"})
 			return true, nil
 		}
 		lines = lines[:0]

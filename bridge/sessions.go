@@ -168,5 +168,5 @@ func (s *sessions) end(ctx context.Context, clients []*client) error {
 		c.abort()
 	}
 	<-done // the transports end at once when their connections are cut
-	return fmt.Errorf("bridge: close: sessions still open after the deadline were cut: %w", ctx.Err())
+	return fmt.Errorf("close the hub: sessions still open after the deadline were cut: %w", ctx.Err())
 }

@@ -181,7 +181,8 @@ func TestSSEResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 }
 
 // TestSSEResync: an id the hub cannot resume from gets "event: resync" with
-// the reason, then the last values, then the id they are current at.
+// the reason and its code, then the last values, then the id they are
+// current at.
 func TestSSEResync(t *testing.T) {
 	h := startRealHub(t, bridge.Config{LogEntries: 8})
 	h.publish(t, "state/b", `"bee"`)
@@ -189,7 +190,7 @@ func TestSSEResync(t *testing.T) {
 	epoch := h.Hub.Epoch()
 
 	s := hubtest.DialSSE(t, h.HTTP+"/events?filter=state/%23", header("Last-Event-ID", "0123abcd-1"))
-	check := func(s *hubtest.SSE, reason string, values []string) {
+	check := func(s *hubtest.SSE, code, reason string, values []string) {
 		t.Helper()
 		startOf := func() { // skip the retry line
 			if ev, err := s.Next(hubtest.Timeout); err != nil || ev.Retry == "" {
@@ -198,9 +199,9 @@ func TestSSEResync(t *testing.T) {
 		}
 		startOf()
 		ev, err := s.Next(hubtest.Timeout)
-		var notice struct{ Reason string }
-		if err != nil || ev.Event != "resync" || json.Unmarshal([]byte(ev.Data), &notice) != nil || !strings.Contains(notice.Reason, reason) {
-			t.Fatalf("want event resync with a reason about %q, got %+v %v", reason, ev, err)
+		var notice bridge.ResyncNotice
+		if err != nil || ev.Event != "resync" || json.Unmarshal([]byte(ev.Data), &notice) != nil || !strings.Contains(notice.Reason, reason) || notice.Code != code {
+			t.Fatalf("want event resync %s with a reason about %q, got %+v %v", code, reason, ev, err)
 		}
 		for _, want := range values {
 			if ev, err := s.Next(hubtest.Timeout); err != nil || ev.Data != want || ev.HasID {
@@ -212,14 +213,14 @@ func TestSSEResync(t *testing.T) {
 		}
 	}
 	values := []string{`["state/a",1]`, `["state/b","bee"]`}
-	check(s, "epoch", values)
-	check(hubtest.DialSSE(t, h.HTTP+"/events?filter=state/%23", header("Last-Event-ID", "garbage")), "invalid", values)
-	check(hubtest.DialSSE(t, h.HTTP+"/events?filter=state/%23", header("Last-Event-ID", epoch+"-999")), "unknown", values)
+	check(s, bridge.ResyncRestarted, "epoch", values)
+	check(hubtest.DialSSE(t, h.HTTP+"/events?filter=state/%23", header("Last-Event-ID", "garbage")), bridge.ResyncInvalidID, "invalid", values)
+	check(hubtest.DialSSE(t, h.HTTP+"/events?filter=state/%23", header("Last-Event-ID", epoch+"-999")), bridge.ResyncUnknownID, "unknown", values)
 
 	for i := range 20 {
 		h.publish(t, "noise", strconv.Itoa(i))
 	}
-	check(hubtest.DialSSE(t, h.HTTP+"/events?filter=state/%23", header("Last-Event-ID", epoch+"-1")), "too old", values)
+	check(hubtest.DialSSE(t, h.HTTP+"/events?filter=state/%23", header("Last-Event-ID", epoch+"-1")), bridge.ResyncTooOld, "too old", values)
 }
 
 // TestResumeSeamUnderConcurrentPublishing: while thousands of messages are

@@ -159,7 +159,7 @@ type clientTransport interface {
 
 // errStopping ends a drain early: the session is ending, and what is left
 // of the queue would only delay the close.
-var errStopping = errors.New("bridge: the session is ending")
+var errStopping = errors.New("the session is ending")
 
 // writerTimers are what tells transports' writer loops apart.
 type writerTimers struct {

@@ -136,7 +136,7 @@ func (c *Config) setDefaults() {
 }
 
 // ErrClosed is returned by the methods of a closed broker.
-var ErrClosed = errors.New("broker: closed")
+var ErrClosed = errors.New("the broker is closed")
 
 // Embedded is the mochi-mqtt broker running inside the hub. It implements
 // bridge.Bus.
@@ -188,11 +188,11 @@ func Start(cfg Config) (*Embedded, error) {
 	}
 	e.hook = newHook(server, &cfg, e.connections, store)
 	if err := server.AddHook(e.hook, nil); err != nil {
-		return nil, fmt.Errorf("broker: add hook: %w", err)
+		return nil, fmt.Errorf("add the broker's hook: %w", err)
 	}
 	if store != nil {
 		if err := server.AddHook(store, nil); err != nil {
-			return nil, fmt.Errorf("broker: add the store's hook: %w", err)
+			return nil, fmt.Errorf("add the store's hook: %w", err)
 		}
 	}
 	var err error
@@ -200,7 +200,7 @@ func Start(cfg Config) (*Embedded, error) {
 		return nil, err
 	}
 	if cfg.TLSAddr != "" && cfg.TLS == nil {
-		return nil, errors.New("broker: MQTT over TLS needs a TLS configuration")
+		return nil, errors.New("MQTT over TLS needs a TLS configuration")
 	}
 	if e.tls, err = e.listen("mqtts", cfg.TLSAddr, cfg.TLS); err != nil {
 		e.closeListeners()
@@ -209,11 +209,11 @@ func Start(cfg Config) (*Embedded, error) {
 	e.ws = &wsListener{conns: newConns(e.connLimits()), disconnect: e.disconnectListener}
 	if err := server.AddListener(e.ws); err != nil {
 		e.closeListeners()
-		return nil, fmt.Errorf("broker: add listener: %w", err)
+		return nil, fmt.Errorf("add a listener to the broker: %w", err)
 	}
 	if err := server.Serve(); err != nil {
 		_ = e.Close(context.Background())
-		return nil, fmt.Errorf("broker: start: %w", err)
+		return nil, fmt.Errorf("start the broker: %w", err)
 	}
 	return e, nil
 }
@@ -226,7 +226,7 @@ func (e *Embedded) listen(id, addr string, tlsCfg *tls.Config) (*tcpListener, er
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("broker: listen for %s on %s: %w", strings.ToUpper(id), addr, err)
+		return nil, fmt.Errorf("listen for %s on %s: %w", strings.ToUpper(id), addr, err)
 	}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
@@ -234,7 +234,7 @@ func (e *Embedded) listen(id, addr string, tlsCfg *tls.Config) (*tcpListener, er
 	l := newTCPListener(id, ln, e.connLimits(), e.disconnectListener)
 	if err := e.server.AddListener(l); err != nil {
 		_ = ln.Close()
-		return nil, fmt.Errorf("broker: add listener: %w", err)
+		return nil, fmt.Errorf("add a listener to the broker: %w", err)
 	}
 	return l, nil
 }
@@ -406,7 +406,7 @@ func (e *Embedded) Publish(ctx context.Context, m bridge.Message) error {
 		},
 	}
 	if err := e.server.InjectPacket(e.self, pk); err != nil {
-		return fmt.Errorf("broker: publish to %q: %w", m.Topic, err)
+		return fmt.Errorf("publish to %q: %w", m.Topic, err)
 	}
 	return nil
 }
@@ -415,7 +415,7 @@ func (e *Embedded) Publish(ctx context.Context, m bridge.Message) error {
 // with the retained ones, until cancel is called.
 func (e *Embedded) Subscribe(filter string, fn func(bridge.Message)) (cancel func(), err error) {
 	if err := topics.ValidateFilter(filter); err != nil {
-		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, err)
+		return nil, fmt.Errorf("subscribe to %q: %w", filter, err)
 	}
 	if e.closed.Load() {
 		return nil, ErrClosed
@@ -588,5 +588,5 @@ func (e *Embedded) close(ctx context.Context) error {
 		s.cut()
 	}
 	<-done // with every connection cut, nothing is left for mochi to wait on
-	return fmt.Errorf("broker: close: clients were cut off after %v", e.cfg.CloseTimeout)
+	return fmt.Errorf("close the broker: clients were cut off after %v", e.cfg.CloseTimeout)
 }

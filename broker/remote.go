@@ -19,11 +19,11 @@ import (
 // ErrUnavailable is returned, wrapped, when the upstream broker cannot take
 // a message now: not connected, the connection lost before the broker
 // acknowledged, or no acknowledgement in time.
-var ErrUnavailable = errors.New("broker: upstream unavailable")
+var ErrUnavailable = errors.New("upstream unavailable")
 
 // ErrRefused is returned, wrapped, by [Remote.Subscribe] when the upstream
 // broker refuses the subscription (a SUBACK failure, usually its ACL).
-var ErrRefused = errors.New("broker: refused by the upstream broker")
+var ErrRefused = errors.New("refused by the upstream broker")
 
 // errClosedRemote is why a closed Remote is not ready.
 var errClosedRemote = fmt.Errorf("%w: closed", ErrUnavailable)
@@ -150,10 +150,10 @@ func (r *Remote) Publish(ctx context.Context, m bridge.Message) error {
 	}
 	if err := topics.ValidateTopic(m.Topic); err != nil {
 		// A PUBLISH with a wildcard would make the broker drop the connection.
-		return fmt.Errorf("broker: publish to %q: %w", m.Topic, err)
+		return fmt.Errorf("publish to %q: %w", m.Topic, err)
 	}
 	if m.QoS > 2 {
-		return fmt.Errorf("broker: publish to %q: QoS %d: want 0, 1 or 2", m.Topic, m.QoS)
+		return fmt.Errorf("publish to %q: QoS %d: want 0, 1 or 2", m.Topic, m.QoS)
 	}
 	cn := r.conn.Load()
 	if cn == nil || cn.isLost() {
@@ -173,7 +173,7 @@ func (r *Remote) Publish(ctx context.Context, m bridge.Message) error {
 	case <-timer.C:
 		return fmt.Errorf("%w: publish to %q: no acknowledgement within %v", ErrUnavailable, m.Topic, r.cfg.PublishTimeout)
 	case <-ctx.Done():
-		return fmt.Errorf("broker: publish to %q: %w", m.Topic, context.Cause(ctx))
+		return fmt.Errorf("publish to %q: %w", m.Topic, context.Cause(ctx))
 	case <-r.quit:
 		return ErrClosed
 	}
@@ -204,10 +204,10 @@ func (r *Remote) Publish(ctx context.Context, m bridge.Message) error {
 // broker's answer). Calling it again does nothing.
 func (r *Remote) Subscribe(filter string, fn func(bridge.Message)) (cancel func(), err error) {
 	if err := topics.ValidateFilter(filter); err != nil {
-		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, err)
+		return nil, fmt.Errorf("subscribe to %q: %w", filter, err)
 	}
 	if strings.HasPrefix(filter, "$share/") || strings.HasPrefix(filter, "$queue/") {
-		return nil, fmt.Errorf("broker: subscribe %q: shared subscriptions are not supported: every replica needs every message its clients want", filter)
+		return nil, fmt.Errorf("subscribe to %q: shared subscriptions are not supported: every replica needs every message its clients want", filter)
 	}
 	s := &remoteSub{filter: filter, fn: fn}
 	r.subMu.Lock()
@@ -235,7 +235,7 @@ func (r *Remote) Subscribe(filter string, fn func(bridge.Message)) (cancel func(
 	switch {
 	case len(refused) > 0:
 		cancel()
-		return nil, fmt.Errorf("broker: subscribe %q: %w", filter, ErrRefused)
+		return nil, fmt.Errorf("subscribe to %q: %w", filter, ErrRefused)
 	case errors.Is(err, ErrClosed):
 		cancel()
 		return nil, ErrClosed
@@ -318,5 +318,5 @@ func (r *Remote) close(ctx context.Context) error {
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	return fmt.Errorf("broker: close: the upstream connection had not ended after %v", time.Since(start).Round(time.Millisecond))
+	return fmt.Errorf("close the upstream connection: it had not ended after %v", time.Since(start).Round(time.Millisecond))
 }

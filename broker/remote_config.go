@@ -114,7 +114,7 @@ func (c *RemoteConfig) setDefaults() {
 }
 
 // ErrBadURL is returned, wrapped, by [ConnectRemote] for a URL it cannot use.
-var ErrBadURL = errors.New("broker: bad upstream URL")
+var ErrBadURL = errors.New("bad upstream URL")
 
 // upstream is where a Remote connects, parsed from RemoteConfig.
 type upstream struct {
@@ -138,6 +138,14 @@ var schemes = map[string]struct {
 	"tls":   {"mqtts", "8883"},
 	"ws":    {"ws", "80"},
 	"wss":   {"wss", "443"},
+}
+
+// CheckUpstreamURL reports whether [ConnectRemote] can use rawURL, so that a
+// command line can refuse a bad one before it starts anything. Its error
+// wraps [ErrBadURL] and never contains the password.
+func CheckUpstreamURL(rawURL string) error {
+	_, err := parseUpstream(&RemoteConfig{URL: rawURL})
+	return err
 }
 
 // parseUpstream checks cfg's URL and credentials. Its errors wrap ErrBadURL

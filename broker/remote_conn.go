@@ -165,7 +165,7 @@ func (r *Remote) connect() (*conn, error) {
 		return nil, ErrClosed
 	}
 	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrUnavailable, r.up, err)
+		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrUnavailable, r.up, connectError(err))
 	}
 	cn.mu.Lock()
 	cn.netConn = nil // paho's now
@@ -361,3 +361,13 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.n = 0 }
+
+// connectError is why a connect failed: the network's error when there is
+// one ("dial tcp ...: connection refused"; paho's "network Error : " in
+// front of it adds nothing), else paho's.
+func connectError(err error) error {
+	if op, ok := errors.AsType[*net.OpError](err); ok {
+		return op
+	}
+	return err
+}

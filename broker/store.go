@@ -75,7 +75,7 @@ func (c *StoreConfig) setDefaults() {
 }
 
 // ErrStoreLocked is returned when another hub holds the store.
-var ErrStoreLocked = errors.New("broker: the data directory is in use by another hub")
+var ErrStoreLocked = errors.New("the data directory is in use by another hub")
 
 // ErrStoreDamaged is returned (wrapped in a message that names the file and
 // says what to do) when the store's file cannot be read.
@@ -172,7 +172,7 @@ type StoreStats struct {
 func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	cfg.setDefaults()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("broker: data directory %s: %w", dir, err)
+		return nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "hub.db")
 	s := &Store{cfg: cfg, path: path, pending: newBatch(), kept: newKeptTopics(), stop: make(chan struct{}), finished: make(chan struct{})}
@@ -184,7 +184,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 	if err := s.guard(func() error { return db.Update(s.load) }); err != nil {
 		_ = db.Close()
 		if !errors.Is(err, ErrStoreDamaged) {
-			err = fmt.Errorf("broker: read the store %s: %w", path, err)
+			err = fmt.Errorf("read the store %s: %w", path, err)
 		}
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 func CheckStore(dir string) error {
 	path := filepath.Join(dir, "hub.db")
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("broker: no store in %s: %w", dir, err)
+		return fmt.Errorf("no store in %s: %w", dir, err)
 	}
 	s := &Store{path: path}
 	db, err := s.openDB(&bbolt.Options{ReadOnly: true, Timeout: time.Second}, "stop the hub first")
@@ -230,7 +230,7 @@ func (s *Store) openDB(opts *bbolt.Options, ifLocked string) (*bbolt.DB, error) 
 	case errors.Is(err, bberrors.ErrInvalid) || errors.Is(err, bberrors.ErrVersionMismatch) || errors.Is(err, bberrors.ErrChecksum):
 		return nil, s.damagedError(err.Error())
 	default:
-		return nil, fmt.Errorf("broker: open the store %s: %w", s.path, err)
+		return nil, fmt.Errorf("open the store %s: %w", s.path, err)
 	}
 }
 
@@ -905,7 +905,7 @@ func stored[T any, P interface {
 			for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
 				var item T
 				if err := P(&item).UnmarshalBinary(v); err != nil {
-					return fmt.Errorf("broker: a damaged entry %q in the store: %w", k, err)
+					return fmt.Errorf("a damaged entry %q in the store: %w", k, err)
 				}
 				out = append(out, item)
 			}

@@ -141,7 +141,7 @@ type wsConn struct {
 	connState
 }
 
-var errTextFrame = errors.New("broker: MQTT over WebSocket takes binary messages only")
+var errTextFrame = errors.New("MQTT over WebSocket takes binary messages only")
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	if c.closed.Load() {

@@ -13,13 +13,13 @@ const MaxLength = 65535
 // Errors returned by the validators. Each names the rule that was broken; wrap
 // them with the offending text for a user-facing message.
 var (
-	ErrEmpty       = errors.New("topics: empty")
-	ErrTooLong     = errors.New("topics: longer than 65535 bytes")
-	ErrInvalidUTF8 = errors.New("topics: not valid UTF-8")
-	ErrNUL         = errors.New("topics: contains the NUL character")
-	ErrWildcard    = errors.New("topics: wildcard ('+' or '#') in a topic name")
-	ErrBadWildcard = errors.New("topics: '+' and '#' must fill a whole level, and '#' must be last")
-	ErrBadBase     = errors.New("topics: a base must be a topic name without empty, '.' or '..' levels")
+	ErrEmpty       = errors.New("empty")
+	ErrTooLong     = errors.New("longer than 65535 bytes")
+	ErrInvalidUTF8 = errors.New("not valid UTF-8")
+	ErrNUL         = errors.New("contains the NUL character")
+	ErrWildcard    = errors.New("wildcard ('+' or '#') in a topic name")
+	ErrBadWildcard = errors.New("'+' and '#' must fill a whole level, and '#' must be last")
+	ErrBadBase     = errors.New("a base must be a topic name without empty, '.' or '..' levels")
 )
 
 // ValidateTopic reports whether name may be published to: non-empty, at most

@@ -69,10 +69,11 @@ func tokenName(token string) string {
 	return "token " + base64.RawURLEncoding.EncodeToString(sum[:9])
 }
 
-// public routes need no credentials.
+// public routes need no credentials: the login page needs the dashboard's
+// style sheet and icon, which say nothing about the hub.
 func public(path string) bool {
 	switch path {
-	case "/healthz", "/readyz", "/login", "/logout":
+	case "/healthz", "/readyz", "/login", "/logout", assetsPrefix + "style.css", assetsPrefix + "icon.svg":
 		return true
 	}
 	return false
@@ -84,7 +85,7 @@ func (a *authn) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		id, found, err := a.credentials(r)
+		id, how, found, err := a.credentials(r)
 		if found && err != nil {
 			a.failures.Add(1)
 		}
@@ -94,10 +95,11 @@ func (a *authn) middleware(next http.Handler) http.Handler {
 				return
 			}
 			id, err = a.anonymous()
+			how = loginAnonymous
 		}
 		switch {
 		case err == nil:
-			next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
+			next.ServeHTTP(w, r.WithContext(withLogin(auth.WithIdentity(r.Context(), id), how)))
 		case errors.Is(err, errThrottled):
 			setRetryAfter(w, err)
 			httpx.WriteError(w, http.StatusTooManyRequests, bridge.CodeRateLimited, err.Error())
@@ -132,36 +134,36 @@ func isNavigation(r *http.Request) bool {
 		strings.Contains(r.Header.Get("Accept"), "text/html"))
 }
 
-// credentials returns who r says it is, from a valid session cookie or its
-// Authorization header; found is false when it says nothing.
-func (a *authn) credentials(r *http.Request) (id auth.Identity, found bool, err error) {
+// credentials returns who r says it is and how, from a valid session
+// cookie or its Authorization header; found is false when it says nothing.
+func (a *authn) credentials(r *http.Request) (id auth.Identity, how login, found bool, err error) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if id, ok := a.sessions.lookup(c.Value); ok && a.authz.Known(id) {
-			return id, true, nil
+			return id, loginSession, true, nil
 		}
 	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return "", false, nil
+		return "", "", false, nil
 	}
 	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
 		token = strings.TrimSpace(token)
 		addr, name := httpx.Host(r.RemoteAddr), tokenName(token)
 		if ok, wait := a.throttle.Attempt(addr, name); !ok {
-			return "", true, throttledError{wait}
+			return "", loginToken, true, throttledError{wait}
 		}
 		id, err := a.authz.AuthenticateToken(token)
 		if err != nil {
-			return "", true, err
+			return "", loginToken, true, err
 		}
 		a.throttle.Succeed(addr, name)
-		return id, true, nil
+		return id, loginToken, true, nil
 	}
 	if user, password, ok := r.BasicAuth(); ok {
 		id, err := a.password(httpx.Host(r.RemoteAddr), user, password)
-		return id, true, err
+		return id, loginBasic, true, err
 	}
-	return "", true, errors.New("the Authorization header must be Basic or Bearer")
+	return "", "", true, errors.New("the Authorization header must be Basic or Bearer")
 }
 
 // anonymous is who a request without credentials is, if anyone.
@@ -191,16 +193,38 @@ var loginHTML string
 
 var loginPage = template.Must(template.New("login").Parse(loginHTML))
 
-// loginForm serves GET /login.
+// Messages of the login page.
+const (
+	msgWrongLogin     = "Wrong user name or password."
+	msgSessionExpired = "Your session has expired (or the hub restarted): log in again."
+	msgTooManyLogins  = "Too many failed attempts: try again in %d s."
+)
+
+// loginForm serves GET /login. A browser that comes with a session cookie
+// the hub no longer honours (expired, from before a restart, of a user
+// since removed) is told that its session expired, and the cookie is
+// dropped (so that it is said once).
 func (a *authn) loginForm(w http.ResponseWriter, r *http.Request) {
-	a.renderLogin(w, http.StatusOK, r.URL.Query().Get("next"), "")
+	message := ""
+	if c, err := r.Cookie(sessionCookie); err == nil && a.authz.Enabled() {
+		if id, ok := a.sessions.lookup(c.Value); !ok || !a.authz.Known(id) {
+			message = msgSessionExpired
+			a.clearCookie(w)
+		}
+	}
+	a.renderLogin(w, http.StatusOK, r.URL.Query().Get("next"), "", message)
 }
 
-func (a *authn) renderLogin(w http.ResponseWriter, status int, next, message string) {
+// renderLogin answers with the login page: user is the name to keep in its
+// field, message what went wrong ("" for none).
+func (a *authn) renderLogin(w http.ResponseWriter, status int, next, user, message string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", dashboardCSP)
+	w.Header().Set("Referrer-Policy", pageReferrerPolicy)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = loginPage.Execute(w, struct{ Next, Message string }{safeNext(next), message})
+	_ = loginPage.Execute(w, struct{ Next, User, Message string }{safeNext(next), user, message})
 }
 
 // login serves POST /login: a form with user, password and next.
@@ -215,15 +239,16 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	next := safeNext(r.PostFormValue("next"))
-	id, err := a.password(httpx.Host(r.RemoteAddr), r.PostFormValue("user"), r.PostFormValue("password"))
+	user := r.PostFormValue("user")
+	id, err := a.password(httpx.Host(r.RemoteAddr), user, r.PostFormValue("password"))
 	var throttled throttledError
 	switch {
 	case errors.As(err, &throttled):
 		setRetryAfter(w, err)
-		a.renderLogin(w, http.StatusTooManyRequests, next, fmt.Sprintf("Too many failed attempts: try again in %d s.", retryAfter(throttled.wait)))
+		a.renderLogin(w, http.StatusTooManyRequests, next, user, fmt.Sprintf(msgTooManyLogins, retryAfter(throttled.wait)))
 		return
 	case err != nil:
-		a.renderLogin(w, http.StatusUnauthorized, next, "Wrong user name or password.")
+		a.renderLogin(w, http.StatusUnauthorized, next, user, msgWrongLogin)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -238,8 +263,13 @@ func (a *authn) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		a.sessions.remove(c.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
+	a.clearCookie(w)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// clearCookie tells the browser to forget its session cookie.
+func (a *authn) clearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
 }
 
 // safeNext keeps a redirect after login on this site.

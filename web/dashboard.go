@@ -34,6 +34,11 @@ const adminPath = "/admin"
 // worker, WebSocket and API calls. No inline script or style is needed.
 const dashboardCSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
+// pageReferrerPolicy keeps the page's address from other sites, while its
+// own forms (log-out) still say where they come from: under "no-referrer" a
+// browser sends "Origin: null" with them, which originGuard refuses.
+const pageReferrerPolicy = "same-origin"
+
 // asset is one embedded file, ready to serve.
 type asset struct {
 	body        []byte
@@ -114,7 +119,7 @@ func (d *dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if strings.HasPrefix(a.contentType, "text/html") {
 		h.Set("Content-Security-Policy", dashboardCSP)
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Referrer-Policy", pageReferrerPolicy)
 	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }

@@ -1,7 +1,9 @@
 // Package web is motehub's HTTP surface: one chi router that serves the
-// Clown.Talk WebSocket (/ws, /ws/{base...}), Server-Sent Events (/events,
+// Clown.Talk WebSocket (/ws, /ws/{base...}, and Clown.Hub's spelling of it,
+// /auth/clown-talk-server_{base}: clownhub.go), Server-Sent Events (/events,
 // /events/{base...}), MQTT over WebSocket (/mqtt, the broker's handler, when
-// given), the REST API (/api/publish, /api/state, /api/history, /api/poll),
+// given), the REST API (/api/publish, /api/state, /api/history, /api/poll,
+// /api/me: who the request acts as, with what rights, logged in how),
 // health (/healthz), readiness (/readyz), metrics (/metrics, for known users),
 // the login page (/login, /logout), the dashboard (/ and /assets/) and the
 // admin view (/admin, its API under /api/admin: admin.go).

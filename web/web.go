@@ -115,12 +115,16 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	r.Get("/login", an.loginForm)
 	r.Post("/login", an.login)
 	r.Post("/logout", an.logout)
+	r.Get("/api/me", an.me)
 
 	serveWS := func(w http.ResponseWriter, r *http.Request) {
 		hub.ServeWebSocket(w, r, mountBase(r.URL.Path, "/ws"))
 	}
 	r.Get("/ws", serveWS)
 	r.Get("/ws/*", serveWS)
+	for _, p := range clownHubRoutes { // Clown.Hub's spelling of /ws/{base...} (clownhub.go)
+		r.Get(p, serveClownHub(hub, cfg.Authorizer))
+	}
 	serveEvents := func(w http.ResponseWriter, r *http.Request) {
 		hub.ServeEvents(w, r, mountBase(r.URL.Path, "/events"))
 	}

@@ -38,6 +38,15 @@ var (
 // "ready" line, and stops it when the test ends.
 func startHub(t *testing.T, args ...string) *runningHub {
 	t.Helper()
+	h := launchHub(t, args...)
+	h.waitFor(t, readyLine, "ready")
+	return h
+}
+
+// launchHub is startHub without the wait for "ready": it waits only for
+// the HTTP listening line.
+func launchHub(t *testing.T, args ...string) *runningHub {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &runningHub{Log: &hubtest.LogBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	all := []string{"--http", "127.0.0.1:0"}
@@ -54,17 +63,27 @@ func startHub(t *testing.T, args ...string) *runningHub {
 			t.Logf("hub log:\n%s", h.Log.String())
 		}
 	})
+	h.waitFor(t, httpListeningLine, "listening on HTTP")
+	return h
+}
 
+var httpListeningLine = regexp.MustCompile(`msg=listening proto=https? |"msg":"listening","proto":"https?"`)
+
+// waitFor waits for a line of the log that matches re (what says which),
+// failing the test if the hub exits first, then notes the listeners'
+// addresses.
+func (h *runningHub) waitFor(t *testing.T, re *regexp.Regexp, what string) {
+	t.Helper()
 	var early error
 	hubtest.Eventually(t, hubtest.Timeout, func() bool {
 		select {
 		case early = <-h.done:
 			h.once.Do(func() { h.err = early })
-			t.Fatalf("hub exited before it was ready: %v\n%s", early, h.Log.String())
+			t.Fatalf("hub exited before %s: %v\n%s", what, early, h.Log.String())
 		default:
 		}
-		return readyLine.MatchString(h.Log.String())
-	}, "hub not ready; log:\n%s", h.Log)
+		return re.MatchString(h.Log.String())
+	}, "hub not %s; log:\n%s", what, h.Log)
 	for _, m := range listeningLine.FindAllStringSubmatch(h.Log.String(), -1) {
 		proto, addr := m[1]+m[3], m[2]+m[4]
 		switch proto {
@@ -77,7 +96,6 @@ func startHub(t *testing.T, args ...string) *runningHub {
 	if h.HTTP == "" {
 		t.Fatalf("no HTTP listening line in the log:\n%s", h.Log.String())
 	}
-	return h
 }
 
 // Stop cancels the hub's context and waits for run to return (at most 15 s).

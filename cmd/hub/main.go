@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,30 +30,7 @@ import (
 // shutdownTimeout bounds everything the hub does after it is told to stop.
 const shutdownTimeout = 8 * time.Second
 
-func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "passwd":
-			if err := runPasswd(os.Args[2:], os.Stdin, os.Stdout); err != nil {
-				fmt.Fprintln(os.Stderr, "hub passwd:", err)
-				os.Exit(1)
-			}
-			return
-		case "version":
-			fmt.Println(version())
-			return
-		case "store":
-			os.Exit(runStore(os.Args[2:], os.Stdout, os.Stderr))
-		}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	context.AfterFunc(ctx, stop) // a second signal ends the process the default way
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "hub:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(hubMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 // run is the whole hub: it serves until ctx ends, then drains and returns.
 // Logs go to stdout; once every listener is bound it logs one "listening"
@@ -66,10 +44,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if opts.ShowVersion {
+		fmt.Fprintln(stdout, version())
+		return nil
+	}
 	if err := checkExposure(opts); err != nil {
-		return err
+		return usage(err)
 	}
 	log := newLogger(opts, stdout)
+	if exposed := anonymousExposure(opts); exposed != nil {
+		log.Warn("anyone who can reach the hub can read and command every device, without a password: "+
+			"--allow-anonymous on an address other machines can reach; give users with --users (see hub passwd)",
+			"listeners", strings.Join(exposed, ", "))
+	}
 	sec, err := loadSecurity(opts)
 	if err != nil {
 		return err
@@ -118,14 +105,27 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		hs.shutdown(ctx)
 		return nil
 	})
-	hs.serve(web.New(hub, webConfig(opts, sec, mq, hs.ln, readiness(&ready, mq), log)))
+	checks := readiness(&ready, mq)
+	hs.serve(web.New(hub, webConfig(opts, sec, mq, hs.ln, checks, log)))
 	log.Info("listening", "proto", hs.scheme, "addr", hs.ln.Addr().String(), "url", hs.scheme+"://"+hs.ln.Addr().String()+"/")
 
 	stopReloads := reloadOnSIGHUP(opts, sec, mq.broker, hub, log)
 	stops.add(func(context.Context) error { stopReloads(); return nil })
 	ready.Store(true)
-	announce(opts, sec, mq, hs, stdout, log)
+	// "ready" only when /readyz says so: an upstream broker may be down.
+	if awaitReady(ctx, hs, checks, mq.readinessNames(opts), textOut(opts, stdout), log) {
+		announce(opts, sec, mq, hs, stdout, log)
+	}
 	return hs.waitForEnd(ctx)
+}
+
+// textOut is where a person reads the banner: stdout with text logs, nil
+// with JSON logs (which are for machines).
+func textOut(opts options, stdout io.Writer) io.Writer {
+	if opts.LogFormat != "text" {
+		return nil
+	}
+	return stdout
 }
 
 // newLogger is the hub's logger: text or JSON lines on stdout.
@@ -267,6 +267,15 @@ func readiness(ready *atomic.Bool, mq mqttSide) []web.Check {
 	return checks
 }
 
+// readinessNames names, for a person, the parts that readiness checks.
+func (mq mqttSide) readinessNames(opts options) map[string]string {
+	names := map[string]string{"hub": "the hub to start", "store": "the store in " + opts.DataDir + " to write"}
+	if mq.up != nil {
+		names["upstream"] = "the upstream broker" // its errors name its URL
+	}
+	return names
+}
+
 // webConfig is the HTTP surface's configuration; ln is the HTTP listener.
 func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks []web.Check, log *slog.Logger) web.Config {
 	webCfg := web.Config{
@@ -384,8 +393,8 @@ func announce(opts options, sec security, mq mqttSide, hs *httpServer, stdout io
 	if mq.up != nil {
 		upstreamURL = mq.up.remote.URL()
 	}
-	if opts.LogFormat == "text" {
-		printBanner(stdout, hs.scheme, hs.ln.Addr(), mq.broker, upstreamURL)
+	if out := textOut(opts, stdout); out != nil {
+		printBanner(out, hs.scheme, hs.ln.Addr(), mq.broker, upstreamURL)
 	}
 	log.Info("ready", "version", version(), "users", opts.UsersFile != "", "tls", sec.cert != nil, "upstream", upstreamURL)
 }

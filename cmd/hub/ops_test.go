@@ -49,7 +49,7 @@ rate-limit = 5
 		fmt.Sprint(o.AllowHosts) != "[hub.lan hub.example]" {
 		t.Fatalf("options %+v: want http and the rest from the file, mqtt from the environment, data from the flag", o)
 	}
-	if o, err := parseOptions([]string{"--config", filepath.Join("..", "..", "testdata", "hub.toml")}, func(string) (string, bool) { return "", false }, io.Discard); err != nil || o.LogFormat != "json" || len(o.TrustedProxies) != 1 {
+	if o, err := parseOptions([]string{"--config", filepath.Join("..", "..", "testdata", "hub.toml")}, func(string) (string, bool) { return "", false }, io.Discard); err != nil || o.LogFormat != "text" || len(o.TrustedProxies) != 1 {
 		t.Fatalf("testdata/hub.toml: %+v %v", o, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -76,6 +77,9 @@ type options struct {
 	UpstreamClientID string
 	UpstreamLinger   time.Duration
 
+	// ShowVersion: --version or -v, print the version and exit.
+	ShowVersion bool
+
 	explicit map[string]bool // the flags given (command line, environment or file)
 }
 
@@ -94,7 +98,7 @@ var helpGroups = []flagGroup{
 	{"Storage", []string{"data", "data-sync-interval", "max-topics", "history-length", "history-bytes"}},
 	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
 		"upstream-password", "upstream-ca", "upstream-client-id-prefix", "upstream-linger"}},
-	{"Commands", []string{"ack-timeout"}},
+	{"Device commands", []string{"ack-timeout"}},
 	{"Tuning", []string{"coalesce-window"}},
 	{"Demo", []string{"demo", "demo-motes"}},
 	{"Logging", []string{"log-level", "log-format"}},
@@ -103,6 +107,10 @@ var helpGroups = []flagGroup{
 
 // repeatable flags take a comma-separated list from the environment.
 var repeatable = map[string]bool{"allow-origin": true, "allow-host": true, "trusted-proxy": true}
+
+// commandLineOnly flags have no environment twin and no key in the
+// --config file.
+var commandLineOnly = map[string]bool{"version": true, "v": true}
 
 // envName is the environment twin of a flag: --allow-origin is HUB_ALLOW_ORIGIN.
 func envName(flagName string) string {
@@ -114,13 +122,48 @@ func envName(flagName string) string {
 // neither set: flags win over the environment, the environment over the
 // file. Repeatable flags take a comma-separated list from the environment
 // and an array from the file. --help prints the usage to out and returns
-// flag.ErrHelp.
+// flag.ErrHelp; --version (or -v) sets ShowVersion and nothing is checked.
+// Mistakes are usage errors (exit status 2), except a --config file that
+// cannot be read.
 func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.Writer) (options, error) {
-	o := options{LogLevel: slog.LevelInfo, LogFormat: "text"}
+	var o options
+	fs := hubFlags(&o)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, out)
+			return o, err
+		}
+		return o, parseError(err, "hub")
+	}
+	if o.ShowVersion {
+		return o, nil
+	}
+	if fs.NArg() > 0 {
+		if len(args) > 0 && args[0] == fs.Arg(0) {
+			return o, usage(fmt.Errorf("unknown command %q: the commands are %s (see hub --help)", fs.Arg(0), commandNames()))
+		}
+		return o, usage(fmt.Errorf("unexpected argument %q (see hub --help)", fs.Arg(0)))
+	}
+	if err := fromEnvironmentAndFile(fs, &o, lookupEnv); err != nil {
+		return o, err
+	}
+	if err := o.check(); err != nil {
+		return o, usage(err)
+	}
+	if o.Upstream != "" { // the devices and their state are the upstream's
+		o.MQTTAddr, o.DataDir = "", ""
+	}
+	return o, nil
+}
+
+// hubFlags are the hub's flags, writing to o, which they set to the defaults.
+func hubFlags(o *options) *flag.FlagSet {
+	*o = options{LogLevel: slog.LevelInfo, LogFormat: "text", HTTPAddr: "127.0.0.1:8080", MQTTAddr: "127.0.0.1:1883"}
 	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.StringVar(&o.HTTPAddr, "http", "127.0.0.1:8080", "`ADDR` for HTTP: the dashboard, /ws, /events, /api, /mqtt, /metrics")
-	fs.StringVar(&o.MQTTAddr, "mqtt", "127.0.0.1:1883", "`ADDR` for MQTT over TCP (\"\" turns it off)")
+	fs.SetOutput(io.Discard) // errors are returned, in people's words (parseError); --help is printed by parseOptions
+	fs.Usage = func() {}
+	fs.Var(listenAddr{addr: &o.HTTPAddr, defaultPort: "8080"}, "http", "`ADDR` (host:port) for HTTP: the dashboard, /ws, /events, /api, /mqtt, /metrics")
+	fs.Var(listenAddr{addr: &o.MQTTAddr, defaultPort: "1883", optional: true}, "mqtt", "`ADDR` (host:port) for MQTT over TCP (\"\" turns it off)")
 	fs.Func("log-level", "`LEVEL` of logs: debug, info, warn, error (default \"info\")", func(v string) error {
 		if err := o.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			return errors.New("want debug, info, warn or error")
@@ -153,7 +196,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 			return nil
 		})
 	fs.BoolVar(&o.AllowAnonymous, "allow-anonymous", false, "without --users, serve anonymous clients with full access on non-loopback addresses too")
-	fs.StringVar(&o.MQTTSAddr, "mqtts", "", "`ADDR` for MQTT over TLS (needs --tls-cert and --tls-key)")
+	fs.Var(listenAddr{addr: &o.MQTTSAddr, defaultPort: "8883", optional: true}, "mqtts", "`ADDR` (host:port) for MQTT over TLS (needs --tls-cert and --tls-key)")
 	fs.StringVar(&o.UsersFile, "users", "", "`FILE` of users and their rights (TOML, written by hub passwd); reloaded on SIGHUP")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "certificate `FILE` (PEM): serve HTTPS/WSS, and MQTTS; reloaded on SIGHUP")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "private key `FILE` (PEM) of --tls-cert")
@@ -198,26 +241,27 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 		"so that each gets fewer, larger writes; writing to few it never waits (`DURATION`; 0: off)")
 	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
 	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
-	fs.StringVar(&o.Upstream, "upstream", "", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); turns off --mqtt and --data")
+	fs.Var(upstreamURL{&o.Upstream}, "upstream", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); turns off --mqtt and --data")
 	fs.StringVar(&o.UpstreamUser, "upstream-username", "", "`USER` to connect to --upstream as (wins over the URL's)")
 	fs.StringVar(&o.UpstreamPassword, "upstream-password", "", "`PASSWORD` of --upstream-username; prefer the environment, which other users of the machine cannot see")
 	fs.StringVar(&o.UpstreamCA, "upstream-ca", "", "`FILE` of CA certificates (PEM) that --upstream's certificate must chain to (default: the system's)")
 	fs.StringVar(&o.UpstreamClientID, "upstream-client-id-prefix", "motehub-", "`PREFIX` of the hub's MQTT client id upstream; 12 random characters follow")
 	fs.DurationVar(&o.UpstreamLinger, "upstream-linger", 30*time.Second, "how long the hub stays subscribed upstream to topics no client watches any more, so that a page reload resumes (`DURATION`)")
-	fs.Usage = func() { usage(fs, out) }
+	fs.BoolVar(&o.ShowVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&o.ShowVersion, "v", false, "print the version and exit")
+	explainValues(fs)
+	return fs
+}
 
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q (see hub --help)", fs.Arg(0))
-	}
+// fromEnvironmentAndFile sets, from the environment and then the --config
+// file, the flags of fs that args did not set.
+func fromEnvironmentAndFile(fs *flag.FlagSet, o *options, lookupEnv func(string) (string, bool)) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		value, ok := lookupEnv(envName(f.Name))
-		if set[f.Name] || !ok {
+		if set[f.Name] || !ok || commandLineOnly[f.Name] {
 			return
 		}
 		set[f.Name] = true
@@ -227,42 +271,45 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 		}
 		for _, v := range values {
 			if err := fs.Set(f.Name, strings.TrimSpace(v)); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), value, err))
+				errs = append(errs, fmt.Errorf("%s%s: %w", envName(f.Name), quoted(f.Name, value), err))
 			}
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
-		return o, err
+		return usage(err)
 	}
 	if o.ConfigFile != "" {
 		if err := applyConfigFile(fs, o.ConfigFile, set); err != nil {
-			return o, err
+			return err
 		}
 	}
 	o.explicit = set
-	if err := o.check(); err != nil {
-		return o, err
-	}
-	if o.Upstream != "" { // the devices and their state are the upstream's
-		o.MQTTAddr, o.DataDir = "", ""
-	}
-	return o, nil
+	return nil
 }
 
 // applyConfigFile sets, from a TOML file, every flag not set already. Its
 // keys are the flags' names; an unknown key or a bad value is refused,
-// naming it.
+// naming it, as a usage error; a file that cannot be read is not one.
 func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	return usage(applyConfig(fs, path, data, set))
+}
+
+// applyConfig sets the flags of a --config file's content.
+func applyConfig(fs *flag.FlagSet, path string, data []byte, set map[string]bool) error {
 	var keys map[string]any
-	if _, err := toml.DecodeFile(path, &keys); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+	if _, err := toml.Decode(string(data), &keys); err != nil {
+		return fmt.Errorf("config file %s: %w", path, tomlError(err))
 	}
 	for _, name := range slices.Sorted(maps.Keys(keys)) {
 		if _, table := keys[name].(map[string]any); table {
 			return fmt.Errorf("config file %s: [%s] is a table; the file has no tables, write every key at the top", path, name)
 		}
 		f := fs.Lookup(name)
-		if f == nil || name == "config" {
+		if f == nil || name == "config" || commandLineOnly[name] {
 			return fmt.Errorf("config file %s: unknown key %q; the keys are the flags of hub --help without their dashes, such as http, mqtt, users", path, name)
 		}
 		var values []string
@@ -281,13 +328,27 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 			continue // the command line or the environment said it already
 		}
 		for _, v := range values {
-			if err := fs.Set(name, v); err != nil {
+			if err := fs.Set(name, v); err != nil && secretFlags[name] {
+				return fmt.Errorf("config file %s: key %q: %w", path, name, err)
+			} else if err != nil {
 				return fmt.Errorf("config file %s: key %q = %q: %w", path, name, v, err)
 			}
 		}
 		set[name] = true
 	}
 	return nil
+}
+
+// tomlError is a TOML error without the library's "toml: " in front.
+func tomlError(err error) error {
+	var pe toml.ParseError
+	switch {
+	case !errors.As(err, &pe): // a type mismatch: "toml: line 2 (last key ...): ..."
+		return errors.New(strings.TrimPrefix(err.Error(), "toml: "))
+	case pe.LastKey != "":
+		return fmt.Errorf("line %d (key %q): %s", pe.Position.Line, pe.LastKey, pe.Message)
+	}
+	return fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
 }
 
 // check refuses combinations that cannot work, naming the flags.
@@ -334,21 +395,19 @@ func (o options) check() error {
 	return nil
 }
 
-func usage(fs *flag.FlagSet, out io.Writer) {
-	fmt.Fprintf(out, "Usage: hub [flags]\n\nmotehub: MQTT devices in front of browsers. Every flag has an environment twin (--http is HUB_HTTP).\n")
+// printUsage is hub --help: the commands, then the flags by group.
+func printUsage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprint(out, "Usage: hub [flags]\n       hub COMMAND [flags]\n\n"+
+		"motehub: MQTT devices in front of browsers. Without a command, hub serves:\n"+
+		"the MQTT broker, the dashboard and the browsers' WebSocket, SSE and REST API.\n\n")
+	printCommands(out)
+	fmt.Fprint(out, "\nEvery flag has an environment twin (--http is HUB_HTTP) and a key in the\n"+
+		"--config file (http = \"...\"). -h or --help shows this; -v or --version\n"+
+		"prints the version.\n")
 	for _, g := range helpGroups {
 		fmt.Fprintf(out, "\n%s:\n", g.title)
 		for _, name := range g.names {
-			f := fs.Lookup(name)
-			arg, text := flag.UnquoteUsage(f)
-			if arg != "" {
-				arg = " " + arg
-			}
-			fmt.Fprintf(out, "  --%s%s\n      %s", f.Name, arg, text)
-			if f.DefValue != "" && f.DefValue != "false" {
-				fmt.Fprintf(out, " (default %q)", f.DefValue)
-			}
-			fmt.Fprintf(out, " [%s]\n", envName(f.Name))
+			printFlag(out, fs.Lookup(name), envName(name))
 		}
 	}
 }
@@ -360,14 +419,33 @@ func checkExposure(o options) error {
 	if o.AllowAnonymous || o.UsersFile != "" {
 		return nil
 	}
-	for _, l := range []struct{ flag, addr string }{{"--http", o.HTTPAddr}, {"--mqtt", o.MQTTAddr}, {"--mqtts", o.MQTTSAddr}} {
-		if l.addr == "" || isLoopback(l.addr) {
-			continue
-		}
-		return fmt.Errorf("%s %s is not a loopback address: anyone who can reach it could read and command every device. "+
-			"Give users with --users (see hub passwd), listen on 127.0.0.1, or pass --allow-anonymous to accept that", l.flag, l.addr)
+	if exposed := o.exposedListeners(); len(exposed) > 0 {
+		return fmt.Errorf("%s is not a loopback address: anyone who can reach it could read and command every device. "+
+			"Give users with --users (see hub passwd), listen on 127.0.0.1, or pass --allow-anonymous to accept that", exposed[0])
 	}
 	return nil
+}
+
+// anonymousExposure is what the WARN line at start says when
+// --allow-anonymous lets anonymous clients in with full access on
+// addresses other machines can reach: those listeners, or nil.
+func anonymousExposure(o options) []string {
+	if !o.AllowAnonymous || o.UsersFile != "" {
+		return nil
+	}
+	return o.exposedListeners()
+}
+
+// exposedListeners are the listeners given an address that is not a
+// loopback one, as "--flag addr".
+func (o options) exposedListeners() []string {
+	var exposed []string
+	for _, l := range []struct{ flag, addr string }{{"--http", o.HTTPAddr}, {"--mqtt", o.MQTTAddr}, {"--mqtts", o.MQTTSAddr}} {
+		if l.addr != "" && !isLoopback(l.addr) {
+			exposed = append(exposed, l.flag+" "+l.addr)
+		}
+	}
+	return exposed
 }
 
 func isLoopback(addr string) bool {

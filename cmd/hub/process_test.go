@@ -99,23 +99,24 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		}
 	}
 
-	// What a service manager sees when a start fails: exit status 1 and one
-	// line on standard error that says why.
+	// What a service manager sees when a start fails: exit status 1 (2 for
+	// a usage mistake) and one line on standard error that says why.
 	for _, c := range []struct {
 		args []string
+		exit int
 		want string
 	}{
-		{[]string{"--http", httpAddr, "--mqtt", "127.0.0.1:0", "--data", ""}, "hub: listen for HTTP on " + httpAddr},
-		{[]string{"--users", "/no/such/users.toml", "--data", ""}, "/no/such/users.toml"},
-		{[]string{"--log-format", "xml"}, "want text or json"},
+		{[]string{"--http", httpAddr, "--mqtt", "127.0.0.1:0", "--data", ""}, 1, "hub: listen for HTTP on " + httpAddr},
+		{[]string{"--users", "/no/such/users.toml", "--data", ""}, 1, "/no/such/users.toml"},
+		{[]string{"--log-format", "xml"}, 2, "want text or json"},
 	} {
 		second := exec.Command(bin, c.args...)
 		second.Dir = t.TempDir()
 		var stderr strings.Builder
 		second.Stderr = &stderr
 		err := second.Run()
-		if code := second.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), c.want) {
-			t.Errorf("hub %v: exit %d (%v), stderr %q; want exit 1 and %q", c.args, code, err, stderr.String(), c.want)
+		if code := second.ProcessState.ExitCode(); code != c.exit || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("hub %v: exit %d (%v), stderr %q; want exit %d and %q", c.args, code, err, stderr.String(), c.exit, c.want)
 		}
 	}
 	if v, err := exec.Command(bin, "version").Output(); err != nil || !strings.HasPrefix(string(v), "motehub ") {

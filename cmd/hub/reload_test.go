@@ -67,7 +67,7 @@ func TestPasswd(t *testing.T) {
 	}{
 		{"", []string{"--user", "bob"}, "--password-stdin"},
 		{"short\n", []string{"--user", "bob", "--password-stdin"}, "at least 8"},
-		{"a long password\n", []string{"--user", "bob", "--password-stdin", "--read", "a/#/b"}, `filter "a/#/b"`},
+		{"a long password\n", []string{"--user", "bob", "--password-stdin", "--read", "a/#/b"}, `--read a/#/b: '+' and '#' must fill a whole level`},
 		{"", []string{"--user", "bob", "--delete"}, `no user "bob"`},
 		{"", []string{"--user", "a:b", "--no-password"}, "no ':'"},
 	} {

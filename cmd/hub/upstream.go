@@ -73,9 +73,9 @@ func (u *upstream) status(s broker.Status) {
 	if h == nil {
 		return
 	}
-	reason := "connected to the broker"
+	reason := bridge.ResyncNotice{Code: bridge.ResyncBrokerConnected, Reason: "connected to the broker"}
 	if s.Gap {
-		reason = "the connection to the broker was lost and is back: messages published meanwhile did not arrive"
+		reason = bridge.ResyncNotice{Code: bridge.ResyncBrokerGap, Reason: "the connection to the broker was lost and is back: messages published meanwhile did not arrive"}
 	}
 	h.Resync(reason)
 }

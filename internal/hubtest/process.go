@@ -2,10 +2,15 @@ package hubtest
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // LogBuffer collects what a program writes, in-process or as a child
@@ -43,9 +48,19 @@ func BuildBinary(t testing.TB, name string) string {
 // the test ends, the process is killed (by its PID) if it still runs.
 func StartProcess(t testing.TB, bin string, args ...string) (cmd *exec.Cmd, out *LogBuffer, exited <-chan error) {
 	t.Helper()
-	out = &LogBuffer{}
 	cmd = exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
+	out, exited = StartCommand(t, cmd)
+	return cmd, out, exited
+}
+
+// StartCommand starts cmd, prepared by the caller (its directory,
+// environment, standard input), as StartProcess does: its output to out,
+// exited yields cmd.Wait's result, and the process is killed (by its PID)
+// when the test ends if it still runs.
+func StartCommand(t testing.TB, cmd *exec.Cmd) (out *LogBuffer, exited <-chan error) {
+	t.Helper()
+	out = &LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -58,5 +73,39 @@ func StartProcess(t testing.TB, bin string, args ...string) (cmd *exec.Cmd, out 
 			<-done
 		}
 	})
-	return cmd, out, done
+	return out, done
+}
+
+// CommandResult is what a program that ran to its end printed and its exit
+// status.
+type CommandResult struct {
+	Stdout, Stderr string
+	Exit           int
+}
+
+// RunCommand runs bin with args to its end (at most a minute: then it is
+// killed) in a temporary working directory, with stdin as its standard
+// input and an environment of this process's without its HUB_ variables,
+// plus env ("NAME=value"), so that only what the test gives configures it.
+func RunCommand(t testing.TB, bin, stdin string, env []string, args ...string) CommandResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = t.TempDir()
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HUB_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return CommandResult{Stdout: stdout.String(), Stderr: stderr.String(), Exit: cmd.ProcessState.ExitCode()}
 }

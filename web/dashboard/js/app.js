@@ -4,6 +4,7 @@
 import { connect } from "./connection.js";
 import { DevicesView } from "./devices.js";
 import { LogView } from "./log.js";
+import { MeView } from "./me.js";
 import { PublishView } from "./publish.js";
 import { StatusView } from "./status.js";
 import { Store } from "./store.js";
@@ -26,6 +27,7 @@ const views = [
   new DevicesView($("devices"), store, command, deviceCommand),
   new PublishView($("publish"), store, link),
   new LogView($("log"), store),
+  new MeView($("me"), $("publish"), $("devices"), store),
 ];
 store.subscribe((changes) => {
   for (const v of views) v.render(changes);

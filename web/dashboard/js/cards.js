@@ -214,7 +214,10 @@ class EntityTile {
     const head = h("div", { class: "tile-head" }, h("span", { class: "tile-label", title: label }, label), this.agoEl);
     this.el = h("li", {
       class: `tile tile-${look} tile-entity`,
-      dataset: { topic: where, entity: e.id, kind: e.kind, type: e.type, control: this.control, ...(e.field ? { field: e.field } : {}) },
+      dataset: {
+        topic: where, entity: e.id, kind: e.kind, type: e.type, control: this.control, ...(e.field ? { field: e.field } : {}),
+        ...(this.control !== "none" && e.control?.topic ? { commandTopic: e.control.topic } : {}), // see me.js
+      },
     }, head);
 
     if (look === "number") {

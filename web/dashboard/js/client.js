@@ -21,6 +21,8 @@
 // A command to a device of the model has device and entity set, and its
 // topic is the entity's MQTT command topic.
 
+import { rightsOf } from "./rights.js";
+import { resyncText } from "./resync.js";
 import { CONTROL, isCommand } from "./topics.js";
 
 const KEEP_LINES = 300; // recent lines a joining tab gets
@@ -76,6 +78,7 @@ export class HubClient {
     resumed: "", // how the last session started: "fresh" | "resumed" | "resynced"
     model: "unknown", // the hub's device model: "unknown" | "ok" | "unsupported"
     tabs: 1, // tabs sharing this session (set by the worker)
+    me: null, // who the session acts as, from config/ok: {user, open, admin, rules} (rights.js)
   };
 
   constructor(url) {
@@ -360,6 +363,7 @@ export class HubClient {
           epoch: p.epoch ?? "",
           ack: p.ack === true,
           resumed: fresh ? "fresh" : "resumed", // a resync line says otherwise
+          me: rightsOf(p), // who the session acts as, and the rules (me.js)
         });
         // A first session starts from now: ask for the last values. One that
         // resumes gets what it missed, or a resync with the last values.
@@ -392,7 +396,7 @@ export class HubClient {
       case "resync":
         this.#resync = p?.reason || "unknown reason";
         this.#setStatus({ resumed: "resynced" });
-        this.#notice("warn", `Messages missed while disconnected could not be replayed (${this.#resync}). The values shown are the current ones.`);
+        this.#notice("warn", resyncText(p));
         break;
       case "state/ok": {
         if (p.id) this.lastId = p.id;

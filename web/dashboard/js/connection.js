@@ -10,7 +10,7 @@ import { HubClient, wsURL } from "./client.js";
 // The worker's name is part of its identity: a dashboard whose tab-worker
 // messages change must change it, so that new tabs do not talk to a worker
 // of an older version that still serves open tabs.
-const WORKER_NAME = "motehub-session-2";
+const WORKER_NAME = "motehub-session-3";
 const WORKER_START_TIMEOUT = 4000;
 
 export function connect(onEvent, { shared = true } = {}) {

@@ -196,7 +196,8 @@ class TileView {
     this.valueEl = h("span", { class: "tile-value" });
     const head = h("div", { class: "tile-head" }, h("span", { class: "tile-label", title: tile.label }, tile.label), this.agoEl);
     const path = h("code", { class: "tile-topic", title: topic }, tile.rest);
-    this.el = h("li", { class: `tile tile-${this.kind}`, dataset: { topic, kind: this.kind } }, head);
+    const commandTopic = tile.commandable ? { commandTopic: `${topic}/set` } : {}; // see me.js
+    this.el = h("li", { class: `tile tile-${this.kind}`, dataset: { topic, kind: this.kind, ...commandTopic } }, head);
 
     if (this.kind === "number") {
       this.chart = new Chart(tile.label);
