@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -370,12 +371,16 @@ func (a *admin) clearRetained(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans := clearAnswer{Filter: req.Filter, DryRun: req.DryRun, Messages: []retainedItem{}, skips: skips{Listed: []skipped{}}}
+	// A clear goes to its end even if the page leaves meanwhile: stopped
+	// half-way, its answer (what an undo needs) would be lost with nothing
+	// to tell what went. Each publish is bounded by the hub's PublishTimeout.
+	ctx := context.WithoutCancel(r.Context())
 	for _, m := range msgs {
 		if ans.Count == maxClear || ans.Bytes+len(m.Payload) > maxClearBytes {
 			ans.Truncated = true
 			break
 		}
-		if err := a.clearOne(r, who, m, req.DryRun); err != nil {
+		if err := a.clearOne(ctx, who, m, req.DryRun); err != nil {
 			ans.add(m.Topic, err)
 			continue
 		}
@@ -399,14 +404,14 @@ func (a *admin) clearRetained(w http.ResponseWriter, r *http.Request) {
 }
 
 // clearOne clears m as who (or, in a dry run, checks that who may).
-func (a *admin) clearOne(r *http.Request, who auth.Identity, m bridge.RetainedMessage, dryRun bool) error {
+func (a *admin) clearOne(ctx context.Context, who auth.Identity, m bridge.RetainedMessage, dryRun bool) error {
 	if dryRun {
 		if !a.authz.Allowed(who, auth.Write, m.Topic) {
 			return &bridge.Error{Code: bridge.CodeForbidden, Message: fmt.Sprintf("%s may not publish here", who), Topic: m.Topic}
 		}
 		return nil
 	}
-	return a.hub.PublishRetained(r.Context(), who, m.Topic, nil, 0)
+	return a.hub.PublishRetained(ctx, who, m.Topic, nil, 0)
 }
 
 // restoreRetained: POST /api/admin/retained/restore with {"messages":
@@ -440,6 +445,7 @@ func (a *admin) restoreRetained(w http.ResponseWriter, r *http.Request) {
 		skips
 	}
 	ans.Listed = []skipped{}
+	ctx := context.WithoutCancel(r.Context()) // as a clear: to its end, each publish bounded
 	for _, m := range req.Messages {
 		var err error
 		switch {
@@ -448,7 +454,7 @@ func (a *admin) restoreRetained(w http.ResponseWriter, r *http.Request) {
 		case ans.Bytes+len(m.Payload) > maxClearBytes:
 			err = &bridge.Error{Code: bridge.CodeTooLarge, Message: fmt.Sprintf("past %d bytes in one restore", maxClearBytes), Topic: m.Topic}
 		default:
-			err = a.hub.PublishRetained(r.Context(), who, m.Topic, m.Payload, m.QoS)
+			err = a.hub.PublishRetained(ctx, who, m.Topic, m.Payload, m.QoS)
 		}
 		if err != nil {
 			ans.add(m.Topic, err)
