@@ -140,6 +140,11 @@
 //     shared with the broker and the HTTP layer) by the handler or by the
 //     session's end, under no lock of the hub's; its own lock is a leaf.
 //   - [Hub.Resync] and [Hub.Recheck] may be called from any goroutine.
+//   - The admin view's reads (admin.go) list the sessions under the
+//     sessions' lock, then take the fan-out lock once per listed session
+//     to copy its filters (O(the filters of one client)) and its queue's
+//     lock for its length, one after the other; a disconnect is a close
+//     with [ReasonDisconnected], as any other.
 //
 // All exported methods of Hub are safe for concurrent use.
 package bridge

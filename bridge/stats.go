@@ -32,7 +32,7 @@ var sourceNames = [sources]string{"ws", "api"}
 // closeReasons are the reasons a session ends, in the order counters keep them.
 var closeReasons = []CloseReason{
 	ReasonClientGone, ReasonGoingAway, ReasonSlow, ReasonIdle, ReasonWriteFailed,
-	ReasonTooLarge, ReasonFlooding, ReasonRevoked, ReasonInvalidText,
+	ReasonTooLarge, ReasonFlooding, ReasonRevoked, ReasonInvalidText, ReasonDisconnected,
 }
 
 // Stats is a snapshot of the hub's counters, read without stopping it.
@@ -90,7 +90,7 @@ type counters struct {
 	deliveredBy [transports]atomic.Uint64
 	bytesOutBy  [transports]atomic.Uint64
 	publishedBy [sources]atomic.Uint64
-	closes      [9]atomic.Uint64 // by closeReasons
+	closes      [10]atomic.Uint64 // by closeReasons
 	received    atomic.Uint64
 	slow        atomic.Uint64
 	ackOK       atomic.Uint64

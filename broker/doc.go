@@ -7,7 +7,9 @@
 //   - [Remote] is a client (paho) of an existing broker or cluster, for
 //     several hub replicas in front of Mosquitto, EMQX or HiveMQ.
 //
-// No mochi or paho type leaves this package.
+// No mochi or paho type leaves this package: the admin view's accessors
+// (admin.go: the connected clients, a disconnect, the retained messages)
+// answer in bridge's types.
 //
 // The [Store] writes from its own goroutine every SyncInterval, holds on
 // disk the same bounded set of topics as the hub (the least recently

@@ -268,13 +268,21 @@ type lingeringConn interface {
 
 // connState is what a listener's connection knows of its life.
 type connState struct {
-	connected atomic.Bool // CONNECT was read (in time)
-	closed    atomic.Bool // Close was called: mochi reads nothing more
-	closeOnce sync.Once
+	connectedAt atomic.Int64 // unix nanos when CONNECT was read (in time); 0 before
+	closed      atomic.Bool  // Close was called: mochi reads nothing more
+	closeOnce   sync.Once
 }
 
-func (s *connState) connectRead()     { s.connected.Store(true) }
-func (s *connState) sawConnect() bool { return s.connected.Load() }
+func (s *connState) connectRead()     { s.connectedAt.Store(time.Now().UnixNano()) }
+func (s *connState) sawConnect() bool { return s.connectedAt.Load() != 0 }
+
+// connectedSince is when CONNECT was read (zero before).
+func (s *connState) connectedSince() time.Time {
+	if at := s.connectedAt.Load(); at != 0 {
+		return time.Unix(0, at)
+	}
+	return time.Time{}
+}
 
 // deadlineConn is a TCP (or TLS) connection of an MQTT client: every write
 // has a deadline, and it closes as lingeringConn says.

@@ -209,12 +209,18 @@ func (a *api) command(w http.ResponseWriter, r *http.Request) {
 // readJSONBody reads a request's application/json body within the size
 // bound, answering the errors itself (what says what the body should be).
 func (a *api) readJSONBody(w http.ResponseWriter, r *http.Request, what string) ([]byte, bool) {
+	return readJSONBody(w, r, a.maxBodyBytes, what)
+}
+
+// readJSONBody reads a request's application/json body of at most limit
+// bytes, answering the errors itself (what says what the body should be).
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64, what string) ([]byte, bool) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		httpx.WriteError(w, http.StatusUnsupportedMediaType, bridge.CodeBadRequest, "the body must be application/json: "+what)
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		httpx.WriteError(w, http.StatusRequestEntityTooLarge, bridge.CodeTooLarge, fmt.Sprintf("the body is over %d bytes", mbe.Limit))
 		return nil, false

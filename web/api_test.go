@@ -28,8 +28,9 @@ func startServer(t *testing.T) *testServer {
 }
 
 // startTestServer starts an embedded broker on loopback, a hub on it and
-// the HTTP surface, each with its Config given (their loggers quiet), all
-// stopped when the test ends; it returns the server and the hub.
+// the HTTP surface (with the broker for the admin view), each with its
+// Config given (their loggers quiet), all stopped when the test ends; it
+// returns the server and the hub.
 func startTestServer(t testing.TB, bcfg broker.Config, hcfg bridge.Config, wcfg Config) (*testServer, *bridge.Hub) {
 	t.Helper()
 	bcfg.Addr, bcfg.Logger = "127.0.0.1:0", quiet
@@ -45,6 +46,9 @@ func startTestServer(t testing.TB, bcfg broker.Config, hcfg bridge.Config, wcfg 
 	}
 	b.Open()
 	wcfg.Logger = quiet
+	if wcfg.Broker == nil {
+		wcfg.Broker = b // the admin view's MQTT side
+	}
 	srv := httptest.NewServer(New(hub, wcfg))
 	ts := &testServer{URL: srv.URL, Broker: b, client: &http.Client{Timeout: hubtest.Timeout}}
 	t.Cleanup(func() {

@@ -27,6 +27,9 @@ var dashboardFiles embed.FS
 // assetsPrefix is where the dashboard's files are served.
 const assetsPrefix = "/assets/"
 
+// adminPath is where the admin view's page (admin.html) is served.
+const adminPath = "/admin"
+
 // dashboardCSP keeps the page to its own origin: its scripts, styles,
 // worker, WebSocket and API calls. No inline script or style is needed.
 const dashboardCSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -65,8 +68,11 @@ func newDashboard() *dashboard {
 		sum := sha256.Sum256(body)
 		a := asset{body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: contentType(name)}
 		d.assets[assetsPrefix+name] = a
-		if name == "index.html" {
+		switch name {
+		case "index.html":
 			d.assets["/"] = a
+		case "admin.html":
+			d.assets[adminPath] = a
 		}
 		return nil
 	})
@@ -102,7 +108,7 @@ func contentType(name string) string {
 // makes the answer a 304 while the binary (and so the file) is the same.
 func (d *dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a, ok := d.assets[r.URL.Path]
-	if !ok || strings.HasSuffix(r.URL.Path, "/index.html") {
+	if !ok || strings.HasSuffix(r.URL.Path, "/index.html") || strings.HasSuffix(r.URL.Path, "/admin.html") {
 		httpx.WriteError(w, http.StatusNotFound, bridge.CodeNotFound, "no dashboard file "+r.URL.Path)
 		return
 	}

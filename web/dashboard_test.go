@@ -104,7 +104,7 @@ func TestDashboardReferencesResolve(t *testing.T) {
 	srv := dashboardServer(t)
 	refs := regexp.MustCompile(`(?:href|src)="(/[^"]*)"|from "(\./[^"]+)"|import\("(/[^"]+)"\)|new URL\("(\./[^"]+)", import\.meta\.url\)`)
 	seen := map[string]bool{}
-	queue := []string{"/"}
+	queue := []string{"/", adminPath} // the pages: the dashboard and the admin view
 	for len(queue) > 0 {
 		path := queue[0]
 		queue = queue[1:]
@@ -146,7 +146,7 @@ func TestDashboardReferencesResolve(t *testing.T) {
 func dashboardServerFiles() map[string]bool {
 	out := map[string]bool{}
 	for path := range newDashboard().assets {
-		if path != "/assets/index.html" {
+		if path != "/assets/index.html" && path != "/assets/admin.html" { // served as / and /admin only
 			out[path] = true
 		}
 	}

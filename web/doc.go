@@ -5,7 +5,8 @@
 // given), the REST API (/api/publish, /api/state, /api/history, /api/poll,
 // /api/me: who the request acts as, with what rights, logged in how),
 // health (/healthz), readiness (/readyz), metrics (/metrics, for known users),
-// the login page (/login, /logout) and the dashboard (/ and /assets/).
+// the login page (/login, /logout), the dashboard (/ and /assets/) and the
+// admin view (/admin, its API under /api/admin: admin.go).
 // Every error it answers is JSON: {"error": {"code": "...", "message": "..."}}
 // (httpx.WriteError); only a browser that asks for a page without
 // credentials is sent to /login instead.

@@ -65,6 +65,10 @@ type Config struct {
 	// MQTTOverWebSocket serves /mqtt (the broker's WebSocketHandler).
 	// Default: nil, no /mqtt.
 	MQTTOverWebSocket http.Handler
+	// Broker is the embedded MQTT broker, for the admin view's MQTT clients
+	// and retained messages (admin.go). Default: nil (an upstream broker),
+	// and those parts of the admin view answer "unsupported".
+	Broker Broker
 	// Collectors are more metrics for /metrics (the broker's, the
 	// upstream's), besides the hub's, the runtime's and the process's.
 	Collectors []prometheus.Collector
@@ -151,9 +155,13 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	r.Get("/api/devices/{id}", a.device)
 	r.Post("/api/devices/{id}/command", a.command)
 
-	// The dashboard (dashboard.go): the page at /, its files under /assets/.
+	// The admin view (admin.go): its API; its page is the dashboard's.
+	(&admin{hub: hub, broker: cfg.Broker, authz: cfg.Authorizer, log: cfg.Logger}).routes(r)
+
+	// The dashboard (dashboard.go): the page at / (the admin view's at
+	// /admin), its files under /assets/.
 	dash := newDashboard()
-	for _, p := range []string{"/", assetsPrefix + "*"} {
+	for _, p := range []string{"/", adminPath, assetsPrefix + "*"} {
 		r.Get(p, dash.ServeHTTP)
 		r.Head(p, dash.ServeHTTP)
 	}

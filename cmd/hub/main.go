@@ -299,6 +299,7 @@ func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks 
 	} else {
 		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
 		webCfg.MQTTOverWebSocket = mq.broker.WebSocketHandler(opts.AllowOrigins)
+		webCfg.Broker = mq.broker // the admin view's MQTT clients and retained messages
 		webCfg.Collectors = []prometheus.Collector{brokerCollector{mq.broker}}
 		if mq.store != nil {
 			webCfg.Collectors = append(webCfg.Collectors, storeCollector{mq.store})

@@ -400,7 +400,7 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 func (cl *Client) Read(packetHandler ReadFn) error {
 	for {
 		if cl.Closed() {
-			return nil
+			return cl.stoppedBetweenPackets()
 		}
 
 		cl.refreshDeadlineLazily(cl.State.Keepalive)
@@ -413,6 +413,21 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 			return err
 		}
 	}
+}
+
+// stoppedBetweenPackets is what Read returns for a client stopped while it
+// was between packets: nil (a clean end, its Will deleted) after its own
+// DISCONNECT, or when nothing says why; else the cause (the server ended
+// the connection: an administrative action, a limit, a session taken
+// over), which ends the connection as a failure to read would, Will
+// included [MQTT-3.1.2-8]. Whether the reader was blocked on the socket or
+// between two packets no longer decides whether the Will is sent.
+func (cl *Client) stoppedBetweenPackets() error {
+	cause := cl.StopCause()
+	if cause == nil || errors.Is(cause, packets.CodeDisconnect) {
+		return nil
+	}
+	return cause
 }
 
 // handlePacket reads the rest of the packet whose fixed header is fh and

@@ -598,6 +598,26 @@ func TestClientReadDone(t *testing.T) {
 	require.NoError(t, <-o)
 }
 
+// A client the server stopped while its reader was between packets ends
+// as one whose read failed (its Will is sent), unless it was its own
+// DISCONNECT that stopped it.
+func TestClientReadStoppedBetweenPackets(t *testing.T) {
+	for _, c := range []struct {
+		cause error
+		want  error
+	}{
+		{packets.ErrAdministrativeAction, packets.ErrAdministrativeAction},
+		{packets.ErrSessionTakenOver, packets.ErrSessionTakenOver},
+		{packets.CodeDisconnect, nil},
+		{nil, nil},
+	} {
+		cl, _, _ := newTestClient()
+		cl.Stop(c.cause)
+		err := cl.Read(func(*Client, packets.Packet) error { return nil })
+		require.Equal(t, c.want, err, "stopped by %v", c.cause)
+	}
+}
+
 func TestClientStop(t *testing.T) {
 	cl, _, _ := newTestClient()
 	require.Equal(t, int64(0), cl.StopTime())

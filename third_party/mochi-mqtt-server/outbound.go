@@ -126,6 +126,11 @@ func (q *outbound) len() int {
 	return q.pending
 }
 
+// PendingWrites is how many packets wait to be written to cl now (queued,
+// or taken by its writer and not yet written): at most
+// Capabilities.MaximumClientWritesPending. For an admin's view of the client.
+func (cl *Client) PendingWrites() int { return cl.State.outbound.len() }
+
 // enqueue queues pk for cl's writer, starting one if none runs. It returns
 // false, queuing nothing, when MaximumClientWritesPending packets are
 // pending already.

@@ -123,6 +123,7 @@ func TestOutboundBoundsAClientThatStopsReading(t *testing.T) {
 		}
 	}
 	require.Equal(t, limit, cl.State.outbound.len())
+	require.Equal(t, limit, cl.PendingWrites(), "what an admin sees waiting")
 	require.Equal(t, int64(extra), atomic.LoadInt64(&s.Info.MessagesDropped))
 	require.True(t, writerRunning(cl))
 
@@ -130,6 +131,7 @@ func TestOutboundBoundsAClientThatStopsReading(t *testing.T) {
 	_ = w.Close()
 	requireWriterEnds(t, cl)
 	require.Equal(t, 0, cl.State.outbound.len())
+	require.Equal(t, 0, cl.PendingWrites())
 	require.Nil(t, cl.State.outbound.queue)
 }
 
