@@ -346,6 +346,7 @@ func (d *device) mergeMeta() {
 		first(&meta.Model, dm.Model)
 		first(&meta.Manufacturer, dm.Manufacturer)
 		first(&meta.ViaDevice, dm.ViaDevice)
+		first(&meta.Area, dm.Area)
 	}
 	if meta.Name == "" {
 		meta.Name = d.id[strings.IndexByte(d.id, ':')+1:]

@@ -61,8 +61,8 @@ func asJSON(t *testing.T, v any) string {
 
 const (
 	haTempConfig = `{"device_class":"temperature","state_topic":"bedroom/state","unit_of_measurement":"°C","value_template":"{{ value_json.temperature }}","unique_id":"t1","device":{"identifiers":["bedroom"],"name":"Bedroom"}}`
-	haHumConfig  = `{"device_class":"humidity","state_topic":"bedroom/state","unit_of_measurement":"%","value_template":"{{ value_json['humidity'] }}","unique_id":"h1","device":{"identifiers":["bedroom"]}}`
-	haPlugConfig = `{"~":"home/plug","name":"Plug","cmd_t":"~/set","stat_t":"~/state","avty_t":"~/lwt","pl_avail":"Online","pl_not_avail":"Offline","uniq_id":"plug1","dev":{"ids":"plug1","name":"Plug","mf":"Acme","mdl":"P1"}}`
+	haHumConfig  = `{"device_class":"humidity","state_topic":"bedroom/state","unit_of_measurement":"%","value_template":"{{ value_json['humidity'] }}","unique_id":"h1","device":{"identifiers":["bedroom"],"suggested_area":"Upstairs"}}`
+	haPlugConfig = `{"~":"home/plug","name":"Plug","cmd_t":"~/set","stat_t":"~/state","avty_t":"~/lwt","pl_avail":"Online","pl_not_avail":"Offline","uniq_id":"plug1","dev":{"ids":"plug1","name":"Plug","mf":"Acme","mdl":"P1","sa":"Hall"}}`
 	bedroomState = `{"temperature":21.5,"humidity":40}`
 )
 
@@ -111,8 +111,12 @@ func TestDiscoveryTakesOverHeuristicDevice(t *testing.T) {
 	if got := ids(m.Devices()); !reflect.DeepEqual(got, []string{"homeassistant:plug1"}) {
 		t.Fatalf("devices %v, want only homeassistant:plug1", got)
 	}
-	if v := entityOf(t, mustDevice(t, m, "homeassistant:plug1"), "plug").Value; string(v) != "true" {
+	plug := mustDevice(t, m, "homeassistant:plug1")
+	if v := entityOf(t, plug, "plug").Value; string(v) != "true" {
 		t.Errorf("plug's value %s, want true from the state kept before discovery", v)
+	}
+	if plug.Area != "Hall" || plug.Manufacturer != "Acme" { // "sa" and "mf": abbreviated keys
+		t.Errorf("plug's area %q and manufacturer %q, want Hall and Acme", plug.Area, plug.Manufacturer)
 	}
 }
 
@@ -138,7 +142,9 @@ func TestHomeAssistantConfigsMakeOneDevice(t *testing.T) {
 		t.Fatalf("devices %v, want one", ids(ds))
 	}
 	d := ds[0]
-	if d.ID != "homeassistant:bedroom" || d.Name != "Bedroom" || len(d.Entities) != 2 {
+	// The name from the first config, the area from the second: each
+	// field from the first part that has it.
+	if d.ID != "homeassistant:bedroom" || d.Name != "Bedroom" || d.Area != "Upstairs" || len(d.Entities) != 2 {
 		t.Fatalf("device %s", asJSON(t, d))
 	}
 	if v := entityOf(t, d, "bedroomT").Value; string(v) != "21.5" {

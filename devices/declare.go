@@ -61,7 +61,7 @@ type convention interface {
 type declaration struct {
 	// device is the identity and metadata of the device: ID (required:
 	// "<convention>:<native id>"), Name, Convention, Model, Manufacturer,
-	// ViaDevice. Entities, Availability, Battery, LinkQuality and Updated
+	// ViaDevice, Area. Entities, Availability, Battery, LinkQuality and Updated
 	// are ignored: the core computes them. When several sources declare
 	// one device, the first non-empty value of each field, in the order of
 	// the sources' names, wins.

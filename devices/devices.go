@@ -61,6 +61,7 @@ type Device struct {
 	Model        string    `json:"model,omitempty"`
 	Manufacturer string    `json:"manufacturer,omitempty"`
 	ViaDevice    string    `json:"via_device,omitempty"`  // the id of the device it talks through (a Zigbee coordinator, a bridge)
+	Area         string    `json:"area,omitempty"`        // the room or area it is in, when the device says (Home Assistant's suggested_area)
 	Availability string    `json:"availability"`          // Online, Offline or Unknown
 	Battery      *float64  `json:"battery,omitempty"`     // percent, when the device reports it
 	LinkQuality  *float64  `json:"linkquality,omitempty"` // as the device reports it (Zigbee LQI 0-255, Wi-Fi RSSI %)

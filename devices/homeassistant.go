@@ -385,6 +385,7 @@ func haDeviceOf(node, object string, c haConfig) Device {
 		d.Name = dev.str("name")
 		d.Model = dev.str("model")
 		d.Manufacturer = dev.str("manufacturer")
+		d.Area = dev.str("suggested_area")
 		if via := dev.str("via_device"); via != "" {
 			d.ViaDevice = HomeAssistant + ":" + via
 		}

@@ -144,6 +144,15 @@ func TestDashboardShowsDemo(t *testing.T) {
 	if stale := hubtest.Eval[int](t, b, `document.querySelectorAll(".device.stale").length`); stale != 0 {
 		t.Errorf("%d devices look stale while the demo runs", stale)
 	}
+
+	// The Home Assistant device says its area (suggested_area): the sort by
+	// area is offered, and puts the one device with an area first.
+	b.WaitJS(t, hubtest.Timeout, `!document.querySelector(".device-sort option[value=area]").hidden`,
+		`document.querySelector(".device-sort").outerHTML`)
+	b.Do(t, chromedp.SetValue(chromedp.CSS(".device-sort"), "area"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector(".device-sort").dispatchEvent(new Event("change"))`))
+	b.WaitJS(t, hubtest.Timeout, `document.querySelector(".device-card:not([hidden])").dataset.convention === "homeassistant"`,
+		`[...document.querySelectorAll(".device-card")].map(d => d.dataset.deviceId)`)
 	checkConsole(t, b)
 }
 

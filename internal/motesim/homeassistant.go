@@ -63,10 +63,10 @@ func (*homeAssistant) subscriptions() []string { return []string{haHeaterSet, ha
 func haDevice(abbreviated bool) map[string]any {
 	if abbreviated {
 		return map[string]any{"ids": []string{haNode}, "name": "Living room climate",
-			"mdl": "Climate sensor", "mf": "motesim", "sw": firmware}
+			"mdl": "Climate sensor", "mf": "motesim", "sw": firmware, "sa": "Living room"}
 	}
 	return map[string]any{"identifiers": []string{haNode}, "name": "Living room climate",
-		"model": "Climate sensor", "manufacturer": "motesim", "sw_version": firmware}
+		"model": "Climate sensor", "manufacturer": "motesim", "sw_version": firmware, "suggested_area": "Living room"}
 }
 
 func haSensorConfigPayload() []byte {
