@@ -71,6 +71,7 @@ type admin struct {
 	broker Broker // nil with an upstream broker
 	authz  *auth.Authorizer
 	log    *slog.Logger
+	refuser
 }
 
 func (a *admin) routes(r chi.Router) {
@@ -91,8 +92,8 @@ func (a *admin) routes(r chi.Router) {
 func (a *admin) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if who := auth.IdentityFrom(r.Context()); !a.authz.Admin(who) {
-			httpx.WriteError(w, http.StatusForbidden, bridge.CodeForbidden,
-				fmt.Sprintf("%s is not an admin: the admin view needs the admin flag in the users file, or read access to all of $SYS/#", who))
+			a.refuse(w, r, http.StatusForbidden, bridge.CodeForbidden,
+				fmt.Sprintf("%s is not an admin: the admin view needs the admin flag in the users file, or read access to all of $SYS/#", who), string(who))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -156,7 +156,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	r.Post("/api/devices/{id}/command", a.command)
 
 	// The admin view (admin.go): its API; its page is the dashboard's.
-	(&admin{hub: hub, broker: cfg.Broker, authz: cfg.Authorizer, log: cfg.Logger}).routes(r)
+	(&admin{hub: hub, broker: cfg.Broker, authz: cfg.Authorizer, log: cfg.Logger, refuser: refused}).routes(r)
 
 	// The dashboard (dashboard.go): the page at / (the admin view's at
 	// /admin), its files under /assets/.
