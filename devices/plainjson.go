@@ -56,9 +56,10 @@ func (m *Model) heuristic(msg Message) (ch Changes, declared bool) {
 // The bound keeps the work per message bounded: a device is rebuilt, each
 // of its topics visited, when a topic joins it, so 10,000 sibling topics
 // (many/0 … many/9999) would otherwise cost 10,000²/2 visits, for a device
-// that shows MaxEntities entities at most. A topic with a value shows at
-// least one entity unless the device is full, so a device that refuses
-// topics is full, or holds topics that have no value yet ({} or null).
+// that shows MaxEntities entities at most. A topic with a value shows an
+// entity unless the device is full (or another topic's entity has its id),
+// so a device that refuses topics is full, or holds topics that have no
+// value yet ({} or null).
 // Which topics join depends on the order they come in, as which leaves a
 // full device keeps does; ApplyAll refuses the same ones as Apply, since a
 // batch replaces a device's parts at once (batch.go).
