@@ -112,7 +112,8 @@ func (dm *deviceModel) start() {
 	go dm.run()
 }
 
-// close stops the worker and waits for it.
+// close stops the worker and waits for it: at most the chunk it is
+// applying (applyChunk records).
 func (dm *deviceModel) close() {
 	close(dm.stop)
 	<-dm.done
@@ -149,7 +150,8 @@ func (dm *deviceModel) take() ([]Record, bool) {
 const applyChunk = 256
 
 // process applies one batch (after a rebuild, when the queue overflowed)
-// and sends every device it changed, once.
+// and sends every device it changed, once. When the hub closes, it stops
+// after the chunk it is applying: what is left would reach no one.
 func (dm *deviceModel) process(batch []Record, rebuild bool) {
 	changed := newChangeSet()
 	if rebuild {
@@ -162,6 +164,11 @@ func (dm *deviceModel) process(batch []Record, rebuild bool) {
 	all := batch
 	msgs := make([]devices.Message, 0, min(len(batch), applyChunk))
 	for len(batch) > 0 {
+		select {
+		case <-dm.stop:
+			return
+		default:
+		}
 		n := min(len(batch), applyChunk)
 		dm.mu.Lock()
 		msgs = msgs[:0]

@@ -45,7 +45,8 @@
 //     the hub's, the model worker, applies the queue a batch at a time to
 //     the devices.Model under the model's own lock (a chunk of records per
 //     hold), and, on overflow, rebuilds it from a snapshot of the state
-//     store. Requests (lists, commands) hold the model's lock for one call
+//     store; Close waits for the chunk it is applying, not the rest of its
+//     batch. Requests (lists, commands) hold the model's lock for one call
 //     of the model.
 //   - the device views (devview.go): the sessions that follow devices,
 //     under a leaf lock held to add, remove or list them; the worker sends

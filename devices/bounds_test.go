@@ -25,6 +25,9 @@ func checkBounds(t testing.TB, m *Model) {
 		if len(d.entities) > c.MaxEntities {
 			t.Fatalf("device %s: %d entities (max %d)", id, len(d.entities), c.MaxEntities)
 		}
+		if d.heuristic() && len(d.parts) > c.MaxEntities {
+			t.Fatalf("heuristic device %s: %d topics (max %d)", id, len(d.parts), c.MaxEntities)
+		}
 	}
 	for name, es := range m.commands {
 		for _, e := range es {

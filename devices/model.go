@@ -12,7 +12,9 @@ type Config struct {
 	// MaxDevices is the most devices the model keeps; a discovery past it is
 	// ignored (and counted in Stats). Default 10,000.
 	MaxDevices int
-	// MaxEntities is the most entities one device keeps. Default 256.
+	// MaxEntities is the most entities one device keeps, and the most
+	// topics a plain JSON or HARDWARIO device is made of (a topic past them
+	// is refused until one of them goes: plainjson.go). Default 256.
 	MaxEntities int
 	// MaxTopics is the most topics the model follows (state, availability,
 	// and the last payload of topics no convention claims). Default 100,000.
@@ -69,7 +71,7 @@ type Stats struct {
 	// Refusals are counted each time a device is built: ApplyAll, which
 	// builds a device once per batch, may count fewer than Apply.
 	RefusedDevices       uint64 // declarations of a new device past MaxDevices
-	RefusedEntities      uint64 // entities past MaxEntities of their device
+	RefusedEntities      uint64 // entities past MaxEntities of their device, messages of topics past MaxEntities of a plain JSON device
 	RefusedTopics        uint64 // topics (and sources) past MaxTopics, payloads past MaxKeptBytes
 	OversizedDiscoveries uint64 // discovery payloads past MaxDiscoveryBytes
 	MalformedDiscoveries uint64 // discovery payloads that could not be read

@@ -10,11 +10,13 @@ import (
 // prefix/device/rest heuristic (web/dashboard/js/topics.js deviceOf), with
 // one entity per leaf of its JSON payload; Clown.Talk's {"state": bool} and
 // a boolean on a topic named state are switches commanded on <topic>/set in
-// the same shape.
+// the same shape. A device is made of MaxEntities topics at most
+// (heuristicFull).
 
 // heuristic makes a device of a topic no convention binds: HARDWARIO's
 // layout, else plain JSON. An empty payload (a retained message cleared)
-// removes what the topic made. declared says whether it declared the
+// removes what the topic made; a topic past the bound on a device's topics
+// makes nothing (heuristicFull). declared says whether it declared the
 // topic's device anew (else the topic's bindings are as they were).
 func (m *Model) heuristic(msg Message) (ch Changes, declared bool) {
 	source := heuristicSource + msg.Topic
@@ -28,7 +30,12 @@ func (m *Model) heuristic(msg Message) (ch Changes, declared bool) {
 	// declaration is built only when it did (once per topic, usually).
 	shape := heuristicShape(msg.Topic, msg.Payload)
 	t := m.topics[msg.Topic]
-	if _, ok := m.sources[source]; ok && t != nil && t.shape == shape {
+	_, known := m.sources[source]
+	if known && t != nil && t.shape == shape {
+		return Changes{}, false
+	}
+	if !known && m.heuristicFull(msg.Topic) {
+		m.stats.RefusedEntities++
 		return Changes{}, false
 	}
 	decl, shape := heuristicDeclaration(msg.Topic, msg.Payload)
@@ -37,6 +44,29 @@ func (m *Model) heuristic(msg Message) (ch Changes, declared bool) {
 		t.shape = shape
 	}
 	return ch, true
+}
+
+// heuristicFull reports whether the heuristic device a new topic would
+// join is made of MaxEntities topics already. The topic is then refused: it
+// is no part of the device, its messages change nothing (its payload is
+// kept, as every topic's, within MaxTopics and MaxKeptBytes), and it is
+// tried again at its next message, when a topic of the device may have
+// been cleared.
+//
+// The bound keeps the work per message bounded: a device is rebuilt, each
+// of its topics visited, when a topic joins it, so 10,000 sibling topics
+// (many/0 … many/9999) would otherwise cost 10,000²/2 visits, for a device
+// that shows MaxEntities entities at most. A topic with a value shows an
+// entity unless the device is full (or another topic's entity has its id),
+// so a device that refuses topics is full, or holds topics that have no
+// value yet ({} or null).
+// Which topics join depends on the order they come in, as which leaves a
+// full device keeps does; ApplyAll refuses the same ones as Apply, since a
+// batch replaces a device's parts at once (batch.go).
+func (m *Model) heuristicFull(topic string) bool {
+	key, _, _, conv := groupOf(topic)
+	d := m.devices[conv+":"+key]
+	return d != nil && len(d.parts) >= m.cfg.MaxEntities
 }
 
 // heuristicDeclaration is the device a topic no convention binds makes, and
