@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"os"
 	"strings"
 	"testing"
 
@@ -92,8 +92,8 @@ func TestDashboardManyDevices(t *testing.T) {
 	typeInto(t, b, ".device-search", "")
 	b.WaitJS(t, hubtest.Timeout, `cardNames().length > `+fmt.Sprint(motes)+` && document.querySelector(".device-count").textContent === ""`, `cardNames().length`)
 	b.Do(t, chromedp.Evaluate[chromedp.Void](`scrollTo(0, 0)`))
-	if *update {
-		writeFile(t, filepath.Join("..", "..", "docs", "dashboard-list.png"), screenshot(t, b))
+	if *update || os.Getenv("HUB_SCREENSHOTS") != "" {
+		saveScreenshot(t, screenshot(t, b), "dashboard-list.png")
 	}
 	navigateSlow(t, b, h)
 	if !hubtest.Eval[bool](t, b, `document.getElementById("devices").classList.contains("list")`) {

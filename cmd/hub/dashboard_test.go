@@ -519,19 +519,8 @@ func TestDashboardScreenshot(t *testing.T) {
 	b.WaitJS(t, hubtest.Timeout, `tile("nodes/mote-1/relay/i2c0-3c").dataset.command === "ok"`, `tile("nodes/mote-1/relay/i2c0-3c").dataset.command`)
 	b.Do(t, chromedp.Evaluate[chromedp.Void](`scrollTo(0, 0)`)) // the click scrolled its tile into view
 
-	shot := screenshot(t, b)
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if size := img.Bounds().Size(); size.X != 1280 || size.Y != 800 {
-		t.Fatalf("screenshot is %v, want 1280×800", size)
-	}
-	if *update {
-		writeFile(t, filepath.Join("..", "..", "docs", "dashboard.png"), shot)
-	}
+	saveScreenshot(t, screenshot(t, b), "dashboard.png")
 	if dir := os.Getenv("HUB_SCREENSHOTS"); dir != "" {
-		writeFile(t, filepath.Join(dir, "dashboard-desktop.png"), shot)
 		b.Do(t, chromedp.Evaluate[chromedp.Void](`scrollTo(0, 10000)`))
 		writeFile(t, filepath.Join(dir, "dashboard-desktop-2.png"), screenshot(t, b))
 		b.Do(t, chromedp.Evaluate[chromedp.Void](`scrollTo(0, 0)`))
@@ -553,6 +542,25 @@ func screenshot(t *testing.T, b *hubtest.Browser) []byte {
 		t.Fatal(err)
 	}
 	return shot
+}
+
+// saveScreenshot checks that shot is a 1280×800 PNG and writes it as
+// docs/name with -update, and as $HUB_SCREENSHOTS/name when that is set.
+func saveScreenshot(t *testing.T, shot []byte, name string) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := img.Bounds().Size(); size.X != 1280 || size.Y != 800 {
+		t.Fatalf("screenshot %s is %v, want 1280×800", name, size)
+	}
+	if *update {
+		writeFile(t, filepath.Join("..", "..", "docs", name), shot)
+	}
+	if dir := os.Getenv("HUB_SCREENSHOTS"); dir != "" {
+		writeFile(t, filepath.Join(dir, name), shot)
+	}
 }
 
 func writeFile(t *testing.T, path string, data []byte) {

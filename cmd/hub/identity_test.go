@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -57,13 +56,7 @@ func shoot(t *testing.T, b *hubtest.Browser, name string) {
 		return
 	}
 	b.Do(t, chromedp.EmulateViewport(1280, 800), chromedp.Evaluate[chromedp.Void](`scrollTo(0, 0)`))
-	shot := screenshot(t, b)
-	if *update {
-		writeFile(t, filepath.Join("..", "..", "docs", name), shot)
-	}
-	if dir := os.Getenv("HUB_SCREENSHOTS"); dir != "" {
-		writeFile(t, filepath.Join(dir, name), shot)
-	}
+	saveScreenshot(t, screenshot(t, b), name)
 }
 
 // TestDashboardKnowsWhoIsLoggedIn: with a users file and the demo, the
