@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/motehub/motehub/internal/tomltext"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -115,7 +116,7 @@ func Parse(data []byte) (*Users, error) {
 	var f file
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadUsersFile, tomlError(err))
+		return nil, fmt.Errorf("%w: %v", ErrBadUsersFile, tomltext.Error(err))
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		return nil, fmt.Errorf("%w: unknown key %q (a user takes password, read, write, readwrite, tokens, admin)", ErrBadUsersFile, undecoded[0].String())
@@ -131,18 +132,6 @@ func Parse(data []byte) (*Users, error) {
 		}
 	}
 	return u, nil
-}
-
-// tomlError is a TOML error without the library's "toml: " in front.
-func tomlError(err error) error {
-	var pe toml.ParseError
-	switch {
-	case !errors.As(err, &pe): // a type mismatch: "toml: line 2 (last key ...): ..."
-		return errors.New(strings.TrimPrefix(err.Error(), "toml: "))
-	case pe.LastKey != "":
-		return fmt.Errorf("line %d (key %q): %s", pe.Position.Line, pe.LastKey, pe.Message)
-	}
-	return fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
 }
 
 func fromFile(name string, fu fileUser) (*User, error) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/devices"
+	"github.com/motehub/motehub/internal/tomltext"
 )
 
 // options is everything the command line and the environment decide.
@@ -302,7 +303,7 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 func applyConfig(fs *flag.FlagSet, path string, data []byte, set map[string]bool) error {
 	var keys map[string]any
 	if _, err := toml.Decode(string(data), &keys); err != nil {
-		return fmt.Errorf("config file %s: %w", path, tomlError(err))
+		return fmt.Errorf("config file %s: %w", path, tomltext.Error(err))
 	}
 	for _, name := range slices.Sorted(maps.Keys(keys)) {
 		if _, table := keys[name].(map[string]any); table {
@@ -337,18 +338,6 @@ func applyConfig(fs *flag.FlagSet, path string, data []byte, set map[string]bool
 		set[name] = true
 	}
 	return nil
-}
-
-// tomlError is a TOML error without the library's "toml: " in front.
-func tomlError(err error) error {
-	var pe toml.ParseError
-	switch {
-	case !errors.As(err, &pe): // a type mismatch: "toml: line 2 (last key ...): ..."
-		return errors.New(strings.TrimPrefix(err.Error(), "toml: "))
-	case pe.LastKey != "":
-		return fmt.Errorf("line %d (key %q): %s", pe.Position.Line, pe.LastKey, pe.Message)
-	}
-	return fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
 }
 
 // check refuses combinations that cannot work, naming the flags.
