@@ -45,7 +45,7 @@ func startHub(t testing.TB, args ...string) *runningHub {
 
 // launchHub is startHub without the wait for "ready": it waits only for
 // the HTTP listening line.
-func launchHub(t *testing.T, args ...string) *runningHub {
+func launchHub(t testing.TB, args ...string) *runningHub {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &runningHub{Log: &hubtest.LogBuffer{}, cancel: cancel, done: make(chan error, 1)}
@@ -72,7 +72,7 @@ var httpListeningLine = regexp.MustCompile(`msg=listening proto=https? |"msg":"l
 // waitFor waits for a line of the log that matches re (what says which),
 // failing the test if the hub exits first, then notes the listeners'
 // addresses.
-func (h *runningHub) waitFor(t *testing.T, re *regexp.Regexp, what string) {
+func (h *runningHub) waitFor(t testing.TB, re *regexp.Regexp, what string) {
 	t.Helper()
 	var early error
 	hubtest.Eventually(t, hubtest.Timeout, func() bool {
