@@ -20,6 +20,7 @@ import { compareNatural, topicQuery } from "./topics.js";
 const IDLE_BUDGET = 6; // ms of drawing off-screen cards per idle period
 const FRAME_BUDGET = 8; // ms of drawing in-view cards per frame; the rest waits a frame
 const RECENT_REORDER = 5_000; // ms between two reorders by last change (they churn)
+const NEAR = "25% 0px"; // a card this near the view is drawn as it changes, and its charts
 const FAR = "200% 0px"; // a card further than two screens from the view is not laid out...
 const MANY = 60; // ...once the page has more cards than this (fewer cost little to lay out)
 const MAX_REMEMBERED = 1_000; // forgotten devices and collapsed cards kept in localStorage, each
@@ -57,8 +58,10 @@ export class Board {
     this.#forgotten = new Map(load("motehub.forgotten", []));
     this.#collapsed = new Set(load("motehub.collapsed", []));
     if (typeof IntersectionObserver === "function") {
-      // Cards within a screen of the view count as in view: scrolling finds them drawn.
-      this.#observer = new IntersectionObserver((entries) => this.#seen(entries), { rootMargin: "100% 0px" });
+      // Cards within a quarter of a screen of the view count as in view:
+      // scrolling finds them drawn. (Each card drawn in view is laid out
+      // anew in that frame: the margin is what a frame can afford.)
+      this.#observer = new IntersectionObserver((entries) => this.#seen(entries), { rootMargin: NEAR });
       // Far cards skip layout and paint (class "far"): with 500 cards in
       // the page, laying them all out is what costs, not drawing them.
       this.#farObserver = new IntersectionObserver((entries) => {
@@ -138,6 +141,7 @@ export class Board {
     const card = this.#cards.get(key);
     const was = card.drawn ? card.known.shown : undefined;
     card.draw();
+    if (this.#visible.has(key)) showCharts(card, true); // charts it may have made
     card.drawn = true;
     this.#mark(card);
     return card.known.shown !== was;
@@ -178,13 +182,16 @@ export class Board {
     let drawNow = false;
     for (const e of entries) {
       const key = e.target.dataset.boardKey;
+      const card = this.#cards.get(key);
+      if (!card) continue;
       if (e.isIntersecting) {
         this.#visible.add(key);
         if (this.#dirty.has(key)) drawNow = true;
-        else this.#cards.get(key)?.tick(Date.now());
+        else card.tick(Date.now());
       } else {
         this.#visible.delete(key);
       }
+      showCharts(card, e.isIntersecting);
     }
     if (drawNow) this.flush();
   }
@@ -352,6 +359,12 @@ export class Board {
       card.fold.title = folded ? "Unfold this card" : "Fold this card to its name";
     }
   }
+}
+
+// showCharts tells the charts of a card (chart.js) whether it is in view:
+// out of view they keep their series and draw it when seen.
+function showCharts(card, visible) {
+  for (const el of card.el.querySelectorAll("figure.chart")) el.chart?.seen(visible);
 }
 
 function comparer(sort) {

@@ -191,6 +191,7 @@ function shapeOf(e) {
 // EntityTile is one entity of a device: its value (with unit and chart for
 // numbers, a badge for on/off), its control, and a command's progress.
 class EntityTile {
+  #titled = NaN; // the time the ago's title says
   #store;
   #send;
   #key;
@@ -367,6 +368,9 @@ class EntityTile {
   tick(now = Date.now()) {
     const t = Date.parse(this.#entity?.updated);
     setText(this.agoEl, Number.isFinite(t) ? ago(Math.min(t, now), now) : "");
-    this.agoEl.title = Number.isFinite(t) ? new Date(t).toLocaleString() : "";
+    if (t !== this.#titled && !(Number.isNaN(t) && Number.isNaN(this.#titled))) {
+      this.#titled = t; // a date in words costs: written when it changes
+      this.agoEl.title = Number.isFinite(t) ? new Date(t).toLocaleString() : "";
+    }
   }
 }
