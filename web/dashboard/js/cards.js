@@ -222,7 +222,7 @@ class EntityTile {
     }, head);
 
     if (look === "number") {
-      this.chart = new Chart(label);
+      this.chart = new Chart(label, () => store.wantHistory(this.#key));
       this.el.append(this.valueEl, this.chart.el, path);
     } else if (look === "switch") {
       this.badge = h("span", { class: "badge" });

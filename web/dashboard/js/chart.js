@@ -20,8 +20,10 @@ export class Chart {
   #visible = typeof IntersectionObserver !== "function";
   #waiting = null; // the arguments of the last update, while out of view
 
-  constructor(label) {
+  // onDraw(), when given, is called each time the chart draws (in view).
+  constructor(label, onDraw = null) {
     this.label = label;
+    this.onDraw = onDraw;
     this.el = document.createElement("figure");
     this.el.className = "chart";
     this.svg = document.createElementNS(NS, "svg");
@@ -63,6 +65,7 @@ export class Chart {
 
   #draw(series, unit) {
     this.#waiting = null;
+    this.onDraw?.();
     if (series.length === 0) {
       this.line.setAttribute("d", "");
       this.area.setAttribute("d", "");

@@ -36,6 +36,10 @@ export class Store {
   // or the tile of the topic when the entity is its whole numeric payload.
   entitySeries = new Map();
   deviceCommands = new Map(); // entityKey → latest command
+  // With hundreds of charts, loading every history costs the page more
+  // than all else for its first minute: the view sets lazyHistory, and a
+  // chart's history loads when the chart is first drawn (wantHistory).
+  lazyHistory = false;
   #coverage = new Coverage();
   #covered = true; // whether #coverage and #hosts follow the models (worked out when asked)
   status = { state: "connecting", tabs: 1 };
@@ -174,7 +178,9 @@ export class Store {
       c.models.add(d.id);
       if (!prev || prev.convention !== d.convention || topicsOf(prev) !== topicsOf(d)) structure = true;
       if (prev) this.#dropGoneEntities(prev, d);
-      if (hasCard(d)) for (const e of d.entities) if (isNumeric(e)) this.#addEntityPoint(d, e);
+      const kept = prev ? reuse(prev, d) : d;
+      if (kept !== d) this.models.set(d.id, kept);
+      if (hasCard(kept)) for (const e of kept.entities) if (isNumeric(e)) this.#addEntityPoint(kept, e);
     }
     if (structure) {
       c.modelStructure = true;
@@ -255,7 +261,7 @@ export class Store {
       addPoint(s.series, { t: Number.isFinite(t) ? Math.min(t, now) : now, v, a: now });
       this.#changes.entities.add(key);
     }
-    if (s.history === "none" && s.topic) this.#queueHistory(s, key);
+    if (s.history === "none" && s.topic && !this.lazyHistory) this.#queueHistory(s, key);
   }
 
   #setStatus(status) {
@@ -335,7 +341,20 @@ export class Store {
       if (device.updates.length > DEVICE_UPDATES) device.updates.shift();
     }
     this.#tileChanged(topic);
-    if (info.kind === "number" && tile.history === "none") this.#queueHistory(tile);
+    if (info.kind === "number" && tile.history === "none" && !this.lazyHistory) this.#queueHistory(tile);
+  }
+
+  // wantHistory loads the hub's history of a chart's series, once: an
+  // entity's (by its entityKey) or a tile's (by its topic). While
+  // lazyHistory is set, only the series asked for get one.
+  wantHistory(key) {
+    const target = this.entitySeries.get(key) ?? this.tiles.get(key);
+    if (!target || target.history !== "none" || !target.topic) return;
+    if (target.info) {
+      if (target.info.kind === "number") this.#queueHistory(target); // a tile, or an entity charting one
+    } else {
+      this.#queueHistory(target, key);
+    }
   }
 
   // Charts start from the hub's history, so a fresh page is not empty.
@@ -450,6 +469,30 @@ function emptyChanges() {
     // commands to entities (by entityKey).
     models: new Set(), modelStructure: false, entities: new Set(), deviceCommands: new Set(),
   };
+}
+
+// reuse brings was up to now, in place where they have the same shape (the
+// same keys, arrays of the same length), and returns what to keep: was,
+// changed, or now where the shapes differ. A device changes a few values a
+// second and comes whole each time (500 of them); keeping the objects the
+// page already has, rather than the new ones, leaves the garbage collector
+// little to copy: its pauses were the page's longest tasks.
+function reuse(was, now) {
+  if (was === now || typeof was !== "object" || typeof now !== "object" || was === null || now === null) return now;
+  if (Array.isArray(was) !== Array.isArray(now)) return now;
+  if (Array.isArray(was)) {
+    if (was.length !== now.length) return now;
+    for (let i = 0; i < now.length; i++) was[i] = reuse(was[i], now[i]);
+    return was;
+  }
+  const keys = Object.keys(now);
+  if (keys.length !== Object.keys(was).length) return now;
+  for (const k of keys) if (!Object.hasOwn(was, k)) return now;
+  for (const k of keys) {
+    const v = reuse(was[k], now[k]);
+    if (was[k] !== v) was[k] = v;
+  }
+  return was;
 }
 
 // topicsOf is what decides which topics a device's card covers.
