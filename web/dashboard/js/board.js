@@ -79,11 +79,6 @@ export class Board {
     this.#detail = fn;
   }
 
-  // many: the board has so many cards that those far from the view are not laid out.
-  get many() {
-    return this.#cards.size > MANY;
-  }
-
   get sort() {
     return this.#sort;
   }

@@ -81,7 +81,6 @@ export class DevicesView {
     for (const commandTopic of changes.commands) this.#touchTile(commandTopic.replace(/\/set$/, ""));
     board.flush();
     if (arrange) this.#arrangeSoon();
-    store.lazyHistory = board.many; // see Store
   }
 
   // arrangeSoon orders the cards now, or, while devices keep arriving,

@@ -18,6 +18,7 @@ const DEVICE_UPDATES = 16; // arrival times kept per device, to learn its pace
 const STALE_UNKNOWN_PACE = 120_000; // ms of silence before a device of unknown pace is stale
 const STALE_MIN = 30_000;
 const MAX_MODEL_DEVICES = 10_000; // devices of the model kept (as the client keeps)
+const LAZY_HISTORY = 60; // devices known beyond which charts load their history when drawn
 
 // Tiles go in this order: readings with a unit, other numbers, states,
 // the rest; by topic within each.
@@ -36,10 +37,6 @@ export class Store {
   // or the tile of the topic when the entity is its whole numeric payload.
   entitySeries = new Map();
   deviceCommands = new Map(); // entityKey → latest command
-  // With hundreds of charts, loading every history costs the page more
-  // than all else for its first minute: the view sets lazyHistory, and a
-  // chart's history loads when the chart is first drawn (wantHistory).
-  lazyHistory = false;
   #coverage = new Coverage();
   #covered = true; // whether #coverage and #hosts follow the models (worked out when asked)
   status = { state: "connecting", tabs: 1 };
@@ -53,6 +50,7 @@ export class Store {
   #changes = emptyChanges();
   #scheduled = false;
   #histories = new Map(); // topic → the promise of its history, while it loads (≤ HISTORY_PARALLEL + the queue)
+  #historyCandidates = new Map(); // series without a history since the last frame → entity key or "" (≤ the tiles and series)
   #hosts = new Map(); // native id of a device of the model with a card → its id (≤ the devices of the model)
   #sharing = new Map(); // topic → keys of the entities that chart its tile's series (≤ the entities)
 
@@ -261,7 +259,7 @@ export class Store {
       addPoint(s.series, { t: Number.isFinite(t) ? Math.min(t, now) : now, v, a: now });
       this.#changes.entities.add(key);
     }
-    if (s.history === "none" && s.topic && !this.lazyHistory) this.#queueHistory(s, key);
+    if (s.history === "none" && s.topic) this.#historyCandidates.set(s, key);
   }
 
   #setStatus(status) {
@@ -341,12 +339,19 @@ export class Store {
       if (device.updates.length > DEVICE_UPDATES) device.updates.shift();
     }
     this.#tileChanged(topic);
-    if (info.kind === "number" && tile.history === "none" && !this.lazyHistory) this.#queueHistory(tile);
+    if (info.kind === "number" && tile.history === "none") this.#historyCandidates.set(tile, "");
+  }
+
+  // lazyHistory: with hundreds of charts, loading every history costs the
+  // page more than all else for its first minute; once the store knows
+  // more than LAZY_HISTORY devices, a chart's history loads when the chart
+  // is drawn (wantHistory), not when its series starts.
+  get lazyHistory() {
+    return Math.max(this.devices.size, this.models.size) > LAZY_HISTORY;
   }
 
   // wantHistory loads the hub's history of a chart's series, once: an
-  // entity's (by its entityKey) or a tile's (by its topic). While
-  // lazyHistory is set, only the series asked for get one.
+  // entity's (by its entityKey) or a tile's (by its topic).
   wantHistory(key) {
     const target = this.entitySeries.get(key) ?? this.tiles.get(key);
     if (!target || target.history !== "none" || !target.topic) return;
@@ -444,6 +449,10 @@ export class Store {
       cancelAnimationFrame(raf);
       clearTimeout(timer);
       this.#scheduled = false;
+      // The series that started since the last frame load their history,
+      // unless the page waits to see their charts.
+      if (!this.lazyHistory) for (const [target, key] of this.#historyCandidates) if (target.history === "none") this.#queueHistory(target, key);
+      this.#historyCandidates.clear();
       const changes = this.#changes;
       this.#changes = emptyChanges();
       for (const fn of this.#listeners) fn(changes);
