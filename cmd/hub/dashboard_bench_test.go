@@ -130,6 +130,8 @@ func BenchmarkDashboard500(b *testing.B) {
 		b.ReportMetric(busy("TaskDuration"), "main-busy-%")
 		b.ReportMetric(busy("ScriptDuration"), "script-%")
 		b.ReportMetric(busy("LayoutDuration", "RecalcStyleDuration"), "layout-style-%")
+		// The same work in milliseconds per second of wall time: what the page asks of a core.
+		b.ReportMetric(busy("ScriptDuration", "LayoutDuration", "RecalcStyleDuration")*1000/100, "script+layout+style-ms/s")
 		b.Logf("%d motes: %d frames in %v; DOM nodes %.0f; JS heap %.1f MB", motes, len(frames), benchWindow, after["Nodes"], after["JSHeapUsedSize"]/(1<<20))
 	}
 	b.StopTimer()

@@ -12,7 +12,7 @@
 // Every other event keeps its place. A tab gets {type: "batch", events}.
 
 export const BATCH_PACE = 25; // ms an event may wait for others
-export const BATCH_MAX = 200; // events in one batch: a tab handles one batch in one task
+export const BATCH_MAX = 100; // events in one batch: a tab handles one batch in one task (100: about 10 ms)
 
 export class EventBatch {
   #send;
