@@ -38,8 +38,8 @@ func typeInto(t *testing.T, b *hubtest.Browser, selector, text string) {
 // an MQTT filter, narrows the page to one card; sorting by name orders the
 // cards as people read numbers (mote-2 before mote-10); the list view shows
 // a row per device and is kept across a reload. Only the charts seen load
-// their history, and the log far below the cards draws when scrolled to. With -update it writes
-// docs/dashboard-list.png.
+// their history, and the log far below the cards draws when scrolled to.
+// With -update it writes docs/dashboard-list.png.
 func TestDashboardManyDevices(t *testing.T) {
 	const motes = 500
 	h := startHub(t, "--demo", "--demo-motes", fmt.Sprint(motes), "--max-connections-per-address", fmt.Sprint(2*motes))
