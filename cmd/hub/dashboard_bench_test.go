@@ -61,7 +61,9 @@ type probeResult struct{ Long, Frames []float64 }
 //	HUB_BENCH_MOTES=100 go test ./cmd/hub -run '^$' -bench Dashboard500 -benchtime 1x
 //
 // With HUB_BENCH_PROFILE=1 it also logs the page's JavaScript functions
-// that took the most time in the window (by self time, from DevTools' profiler).
+// that took the most time in the window (by self time, from DevTools' profiler);
+// with HUB_BENCH_TRACE=file.json it writes a DevTools trace of the window to
+// file.json (open it in DevTools' Performance panel or ui.perfetto.dev).
 func BenchmarkDashboard500(b *testing.B) {
 	motes := benchMotes
 	if v := os.Getenv("HUB_BENCH_MOTES"); v != "" {
@@ -95,11 +97,18 @@ func BenchmarkDashboard500(b *testing.B) {
 		evalSlow[probeResult](b, br, `probe.take()`)
 		before := pageMetrics(ctx, b)
 		profiling := os.Getenv("HUB_BENCH_PROFILE") == "1" && startProfile(ctx, b)
+		var trace *pageTrace
+		if os.Getenv("HUB_BENCH_TRACE") != "" {
+			trace = startTrace(ctx, b)
+		}
 		time.Sleep(benchWindow)
 		got := evalSlow[probeResult](b, br, `probe.take()`)
 		after := pageMetrics(ctx, b)
 		if profiling {
 			logProfile(ctx, b)
+		}
+		if trace != nil {
+			trace.stop(ctx, b, os.Getenv("HUB_BENCH_TRACE"))
 		}
 		frames := slices.Clone(got.Frames)
 		slices.Sort(frames)
@@ -121,6 +130,8 @@ func BenchmarkDashboard500(b *testing.B) {
 		b.ReportMetric(busy("TaskDuration"), "main-busy-%")
 		b.ReportMetric(busy("ScriptDuration"), "script-%")
 		b.ReportMetric(busy("LayoutDuration", "RecalcStyleDuration"), "layout-style-%")
+		// The same work in milliseconds per second of wall time: what the page asks of a core.
+		b.ReportMetric(busy("ScriptDuration", "LayoutDuration", "RecalcStyleDuration")*1000/100, "script+layout+style-ms/s")
 		b.Logf("%d motes: %d frames in %v; DOM nodes %.0f; JS heap %.1f MB", motes, len(frames), benchWindow, after["Nodes"], after["JSHeapUsedSize"]/(1<<20))
 	}
 	b.StopTimer()

@@ -37,8 +37,9 @@ func typeInto(t *testing.T, b *hubtest.Browser, selector, text string) {
 // TestDashboardManyDevices: 500 simulated motes; searching by name, then by
 // an MQTT filter, narrows the page to one card; sorting by name orders the
 // cards as people read numbers (mote-2 before mote-10); the list view shows
-// a row per device and is kept across a reload. With -update it writes
-// docs/dashboard-list.png.
+// a row per device and is kept across a reload. Only the charts seen load
+// their history, and the log far below the cards draws when scrolled to.
+// With -update it writes docs/dashboard-list.png.
 func TestDashboardManyDevices(t *testing.T) {
 	const motes = 500
 	h := startHub(t, "--demo", "--demo-motes", fmt.Sprint(motes), "--max-connections-per-address", fmt.Sprint(2*motes))
@@ -48,6 +49,15 @@ func TestDashboardManyDevices(t *testing.T) {
 	navigateSlow(t, b, h)
 	b.WaitJS(t, 6*hubtest.Timeout, `shownCards().filter(c => c.dataset.convention === "hardwario").length === `+fmt.Sprint(motes),
 		`[motehub.store.models.size, shownCards().length]`)
+	// Only the charts drawn ask for their history; the log, far below the
+	// cards, draws when it is scrolled to.
+	numbers := `[...motehub.store.tiles.values()].filter(t => t.info.kind === "number")`
+	if got := hubtest.Eval[[]float64](t, b, `[motehub.store.lazyHistory ? 1 : 0, `+numbers+`.filter(t => t.history !== "none").length, `+numbers+`.length]`); got[0] != 1 || got[1] > got[2]/4 {
+		t.Errorf("lazy history %v, %v of %v numeric tiles with a history asked for: want only those seen", got[0], got[1], got[2])
+	}
+	b.Do(t, chromedp.Evaluate[chromedp.Void](`document.getElementById("log").scrollIntoView()`))
+	b.WaitJS(t, hubtest.Timeout, `document.querySelector(".log-lines").childElementCount > 0`, `document.querySelector(".log-lines").childElementCount`)
+	b.Do(t, chromedp.Evaluate[chromedp.Void](`scrollTo(0, 0)`))
 
 	typeInto(t, b, ".device-search", "mote-377")
 	b.WaitJS(t, hubtest.Timeout, `cardNames().join() === "mote-377"`, `cardNames().slice(0, 5)`)

@@ -1,8 +1,10 @@
 // The board: the device cards of the page, which of them show and in what
 // order (search, sort, forgotten devices, collapsed cards), and when each
 // is drawn. A card in view is drawn in the frame its device changes; one
-// out of view is drawn when the page has idle time, a few at a time, so
-// that 500 devices updating every second never hold the main thread long.
+// out of view is drawn when the page has idle time, a few at a time, and,
+// in a page of many cards, at most every OFFSCREEN_PACE (it is drawn at
+// once when it comes near the view), so that 500 devices updating every
+// second never hold the main thread long.
 //
 // A card is an object the devices view makes:
 //   key       unique, stable ("m:<model id>", "g:<generic key>")
@@ -20,8 +22,10 @@ import { compareNatural, topicQuery } from "./topics.js";
 const IDLE_BUDGET = 6; // ms of drawing off-screen cards per idle period
 const FRAME_BUDGET = 8; // ms of drawing in-view cards per frame; the rest waits a frame
 const RECENT_REORDER = 5_000; // ms between two reorders by last change (they churn)
+const NEAR = "25% 0px"; // a card this near the view is drawn as it changes, and its charts
 const FAR = "200% 0px"; // a card further than two screens from the view is not laid out...
 const MANY = 60; // ...once the page has more cards than this (fewer cost little to lay out)
+const OFFSCREEN_PACE = 5_000; // ms between two drawings of a card out of view, once there are MANY
 const MAX_REMEMBERED = 1_000; // forgotten devices and collapsed cards kept in localStorage, each
 
 export class Board {
@@ -32,6 +36,7 @@ export class Board {
   #observer = null;
   #farObserver = null;
   #idle = 0;
+  #idleTimer = 0; // waits until an off-screen card is due to be drawn again
   #frame = 0;
   #arranged = 0; // when the cards were last ordered
   #onArrange;
@@ -57,8 +62,10 @@ export class Board {
     this.#forgotten = new Map(load("motehub.forgotten", []));
     this.#collapsed = new Set(load("motehub.collapsed", []));
     if (typeof IntersectionObserver === "function") {
-      // Cards within a screen of the view count as in view: scrolling finds them drawn.
-      this.#observer = new IntersectionObserver((entries) => this.#seen(entries), { rootMargin: "100% 0px" });
+      // Cards within a quarter of a screen of the view count as in view:
+      // scrolling finds them drawn. (Each card drawn in view is laid out
+      // anew in that frame: the margin is what a frame can afford.)
+      this.#observer = new IntersectionObserver((entries) => this.#seen(entries), { rootMargin: NEAR });
       // Far cards skip layout and paint (class "far"): with 500 cards in
       // the page, laying them all out is what costs, not drawing them.
       this.#farObserver = new IntersectionObserver((entries) => {
@@ -138,7 +145,9 @@ export class Board {
     const card = this.#cards.get(key);
     const was = card.drawn ? card.known.shown : undefined;
     card.draw();
+    if (this.#visible.has(key)) showCharts(card, true); // charts it may have made
     card.drawn = true;
+    card.drawnAt = Date.now();
     this.#mark(card);
     return card.known.shown !== was;
   }
@@ -159,18 +168,35 @@ export class Board {
         this.flush();
       });
     }
-    if (this.#dirty.size && !this.#idle) this.#idle = idleCallback((deadline) => this.#drawIdle(deadline));
+    if (this.#dirty.size && !this.#idle && !this.#idleTimer) this.#idle = idleCallback((deadline) => this.#drawIdle(deadline));
   }
 
+  // drawIdle draws cards out of view that are due, within the idle
+  // period's budget; when none is due, it waits for the first that will be.
   #drawIdle(deadline) {
     this.#idle = 0;
     const start = performance.now();
+    const now = Date.now();
+    const pace = this.#cards.size > MANY ? OFFSCREEN_PACE : 0;
     let placed = false;
+    let next = Infinity; // when the next card is due
     for (const key of this.#dirty) {
-      if (performance.now() - start > IDLE_BUDGET || deadline.timeRemaining() <= 0) break;
-      placed = this.#draw(key) || placed;
+      if (performance.now() - start > IDLE_BUDGET || deadline.timeRemaining() <= 0) {
+        next = now;
+        break;
+      }
+      const card = this.#cards.get(key);
+      const due = card.drawn && !this.#visible.has(key) ? card.drawnAt + pace : 0;
+      if (due > now) next = Math.min(next, due);
+      else placed = this.#draw(key) || placed;
     }
     if (placed) this.#onDrawn();
+    if (next > now && next < Infinity) {
+      this.#idleTimer = setTimeout(() => {
+        this.#idleTimer = 0;
+        this.#later();
+      }, next - now);
+    }
     this.#later();
   }
 
@@ -178,13 +204,16 @@ export class Board {
     let drawNow = false;
     for (const e of entries) {
       const key = e.target.dataset.boardKey;
+      const card = this.#cards.get(key);
+      if (!card) continue;
       if (e.isIntersecting) {
         this.#visible.add(key);
         if (this.#dirty.has(key)) drawNow = true;
-        else this.#cards.get(key)?.tick(Date.now());
+        else card.tick(Date.now());
       } else {
         this.#visible.delete(key);
       }
+      showCharts(card, e.isIntersecting);
     }
     if (drawNow) this.flush();
   }
@@ -352,6 +381,12 @@ export class Board {
       card.fold.title = folded ? "Unfold this card" : "Fold this card to its name";
     }
   }
+}
+
+// showCharts tells the charts of a card (chart.js) whether it is in view:
+// out of view they keep their series and draw it when seen.
+function showCharts(card, visible) {
+  for (const el of card.el.querySelectorAll("figure.chart")) el.chart?.seen(visible);
 }
 
 function comparer(sort) {

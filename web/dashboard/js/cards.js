@@ -191,6 +191,7 @@ function shapeOf(e) {
 // EntityTile is one entity of a device: its value (with unit and chart for
 // numbers, a badge for on/off), its control, and a command's progress.
 class EntityTile {
+  #titled = NaN; // the time the ago's title says
   #store;
   #send;
   #key;
@@ -221,7 +222,7 @@ class EntityTile {
     }, head);
 
     if (look === "number") {
-      this.chart = new Chart(label);
+      this.chart = new Chart(label, () => store.wantHistory(this.#key));
       this.el.append(this.valueEl, this.chart.el, path);
     } else if (look === "switch") {
       this.badge = h("span", { class: "badge" });
@@ -367,6 +368,9 @@ class EntityTile {
   tick(now = Date.now()) {
     const t = Date.parse(this.#entity?.updated);
     setText(this.agoEl, Number.isFinite(t) ? ago(Math.min(t, now), now) : "");
-    this.agoEl.title = Number.isFinite(t) ? new Date(t).toLocaleString() : "";
+    if (t !== this.#titled && !(Number.isNaN(t) && Number.isNaN(this.#titled))) {
+      this.#titled = t; // a date in words costs: written when it changes
+      this.agoEl.title = Number.isFinite(t) ? new Date(t).toLocaleString() : "";
+    }
   }
 }

@@ -2,7 +2,10 @@
 // it, a dot on the latest value, and the range and time span as text. It
 // scales to its box (the SVG stretches; the stroke keeps its width). A
 // chart out of view keeps its series and draws it when it comes into view:
-// 500 charts off-screen cost nothing per update.
+// 500 charts off-screen cost nothing per update. Whoever places the chart
+// says when it is in view (seen): the board does, for the charts of each
+// card (board.js), which costs less than an observer of its own for each
+// of 1,500 charts.
 
 import { formatNumber } from "./values.js";
 
@@ -11,20 +14,16 @@ const W = 300;
 const H = 60;
 const PAD = 4; // vertical room so that the line never touches the edges
 
-// inView tells each chart whether it is within a screen of the view (one
-// observer for all of them); without IntersectionObserver every chart draws.
-const inView = typeof IntersectionObserver === "function"
-  ? new IntersectionObserver((entries) => {
-    for (const e of entries) e.target.chart?.seen(e.isIntersecting);
-  }, { rootMargin: "100% 0px" })
-  : null;
-
 export class Chart {
-  #visible = inView === null;
+  // Out of view until told otherwise; without IntersectionObserver, where
+  // nobody can tell, every chart draws.
+  #visible = typeof IntersectionObserver !== "function";
   #waiting = null; // the arguments of the last update, while out of view
 
-  constructor(label) {
+  // onDraw(), when given, is called each time the chart draws (in view).
+  constructor(label, onDraw = null) {
     this.label = label;
+    this.onDraw = onDraw;
     this.el = document.createElement("figure");
     this.el.className = "chart";
     this.svg = document.createElementNS(NS, "svg");
@@ -44,12 +43,12 @@ export class Chart {
     this.caption = document.createElement("figcaption");
     this.el.append(plot, this.caption);
     this.el.setAttribute("role", "img");
-    this.el.chart = this;
-    inView?.observe(this.el);
+    this.el.chart = this; // for seen (board.js)
   }
 
   // seen is told when the chart comes into or goes out of view.
   seen(visible) {
+    if (typeof IntersectionObserver !== "function") return;
     this.#visible = visible;
     if (visible && this.#waiting) this.#draw(...this.#waiting);
   }
@@ -66,6 +65,7 @@ export class Chart {
 
   #draw(series, unit) {
     this.#waiting = null;
+    this.onDraw?.();
     if (series.length === 0) {
       this.line.setAttribute("d", "");
       this.area.setAttribute("d", "");

@@ -10,7 +10,7 @@ import { HubClient, wsURL } from "./client.js";
 // The worker's name is part of its identity: a dashboard whose tab-worker
 // messages change must change it, so that new tabs do not talk to a worker
 // of an older version that still serves open tabs.
-const WORKER_NAME = "motehub-session-3";
+const WORKER_NAME = "motehub-session-4";
 const WORKER_START_TIMEOUT = 4000;
 
 export function connect(onEvent, { shared = true } = {}) {
@@ -70,7 +70,8 @@ function sharedLink(onEvent) {
       console.error("motehub worker:", e.data.text);
       return;
     }
-    onEvent(e.data);
+    if (e.data?.type === "batch") for (const ev of e.data.events) onEvent(ev);
+    else onEvent(e.data);
   };
   addEventListener("pagehide", () => port.postMessage({ type: "bye" }));
   // Back from the back-forward cache, the worker has forgotten this tab.

@@ -330,7 +330,7 @@ class TileView {
     this.el = h("li", { class: `tile tile-${this.kind}`, dataset: { topic, kind: this.kind, ...commandTopic } }, head);
 
     if (this.kind === "number") {
-      this.chart = new Chart(tile.label);
+      this.chart = new Chart(tile.label, () => store.wantHistory(topic));
       this.el.append(this.valueEl, this.chart.el, path);
     } else if (this.kind === "switch") {
       this.badge = h("span", { class: "badge" });

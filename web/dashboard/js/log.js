@@ -1,6 +1,8 @@
 // The message log: every line to and from the hub, newest first, with a
 // topic filter (an MQTT filter such as nodes/+/relay/#, or plain text), and
-// pause, so that a fast stream can be read.
+// pause, so that a fast stream can be read. Far from the view (below 500
+// device cards) it draws nothing: it catches up from the store's lines
+// when it comes near.
 
 import { h, setText } from "./dom.js";
 import { isControl, topicQuery } from "./topics.js";
@@ -9,6 +11,7 @@ import { clock } from "./values.js";
 const SHOWN = 200; // rows in the page
 const PAYLOAD_CHARS = 2000; // shown on one line; the rest in a tooltip
 const PACE = 250; // ms: new lines are drawn at most this often (500 devices send 1,500 a second)
+const NEAR = "50% 0px"; // the log draws while within half a screen of the view
 
 export class LogView {
   #store;
@@ -22,6 +25,8 @@ export class LogView {
   #none; // says that no line matches the filter
   #waiting = []; // lines to draw at the next pace, ≤ SHOWN
   #timer = 0;
+  #near = true; // the log is near the view (always, without IntersectionObserver)
+  #behind = false; // lines came while the log was far: redraw when it comes near
 
   constructor(root, store) {
     this.#store = store;
@@ -44,6 +49,12 @@ export class LogView {
       this.#none,
       this.#list,
     );
+    if (typeof IntersectionObserver === "function") {
+      new IntersectionObserver((entries) => {
+        this.#near = entries[entries.length - 1].isIntersecting;
+        if (this.#near && this.#behind && !this.#paused) this.#redraw();
+      }, { rootMargin: NEAR }).observe(root);
+    }
   }
 
   render(changes) {
@@ -51,6 +62,10 @@ export class LogView {
     if (this.#paused) {
       this.#hidden += changes.lines.length;
       if (changes.lines.length) setText(this.#count, `${this.#hidden} new`);
+      return;
+    }
+    if (!this.#near) {
+      if (changes.lines.length) this.#behind = true;
       return;
     }
     for (const l of changes.lines) if (this.#match(l.topic)) this.#waiting.push(l);
@@ -84,6 +99,7 @@ export class LogView {
   }
 
   #redraw() {
+    this.#behind = false;
     this.#hidden = 0;
     this.#waiting = [];
     setText(this.#count, "");

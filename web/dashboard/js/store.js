@@ -18,6 +18,7 @@ const DEVICE_UPDATES = 16; // arrival times kept per device, to learn its pace
 const STALE_UNKNOWN_PACE = 120_000; // ms of silence before a device of unknown pace is stale
 const STALE_MIN = 30_000;
 const MAX_MODEL_DEVICES = 10_000; // devices of the model kept (as the client keeps)
+const LAZY_HISTORY = 60; // devices known beyond which charts load their history when drawn
 
 // Tiles go in this order: readings with a unit, other numbers, states,
 // the rest; by topic within each.
@@ -49,6 +50,7 @@ export class Store {
   #changes = emptyChanges();
   #scheduled = false;
   #histories = new Map(); // topic → the promise of its history, while it loads (≤ HISTORY_PARALLEL + the queue)
+  #historyCandidates = new Map(); // series without a history since the last frame → entity key or "" (≤ the tiles and series)
   #hosts = new Map(); // native id of a device of the model with a card → its id (≤ the devices of the model)
   #sharing = new Map(); // topic → keys of the entities that chart its tile's series (≤ the entities)
 
@@ -174,7 +176,9 @@ export class Store {
       c.models.add(d.id);
       if (!prev || prev.convention !== d.convention || topicsOf(prev) !== topicsOf(d)) structure = true;
       if (prev) this.#dropGoneEntities(prev, d);
-      if (hasCard(d)) for (const e of d.entities) if (isNumeric(e)) this.#addEntityPoint(d, e);
+      const kept = prev ? reuse(prev, d) : d;
+      if (kept !== d) this.models.set(d.id, kept);
+      if (hasCard(kept)) for (const e of kept.entities) if (isNumeric(e)) this.#addEntityPoint(kept, e);
     }
     if (structure) {
       c.modelStructure = true;
@@ -255,7 +259,7 @@ export class Store {
       addPoint(s.series, { t: Number.isFinite(t) ? Math.min(t, now) : now, v, a: now });
       this.#changes.entities.add(key);
     }
-    if (s.history === "none" && s.topic) this.#queueHistory(s, key);
+    if (s.history === "none" && s.topic) this.#historyCandidates.set(s, key);
   }
 
   #setStatus(status) {
@@ -335,7 +339,27 @@ export class Store {
       if (device.updates.length > DEVICE_UPDATES) device.updates.shift();
     }
     this.#tileChanged(topic);
-    if (info.kind === "number" && tile.history === "none") this.#queueHistory(tile);
+    if (info.kind === "number" && tile.history === "none") this.#historyCandidates.set(tile, "");
+  }
+
+  // lazyHistory: with hundreds of charts, loading every history costs the
+  // page more than all else for its first minute; once the store knows
+  // more than LAZY_HISTORY devices, a chart's history loads when the chart
+  // is drawn (wantHistory), not when its series starts.
+  get lazyHistory() {
+    return Math.max(this.devices.size, this.models.size) > LAZY_HISTORY;
+  }
+
+  // wantHistory loads the hub's history of a chart's series, once: an
+  // entity's (by its entityKey) or a tile's (by its topic).
+  wantHistory(key) {
+    const target = this.entitySeries.get(key) ?? this.tiles.get(key);
+    if (!target || target.history !== "none" || !target.topic) return;
+    if (target.info) {
+      if (target.info.kind === "number") this.#queueHistory(target); // a tile, or an entity charting one
+    } else {
+      this.#queueHistory(target, key);
+    }
   }
 
   // Charts start from the hub's history, so a fresh page is not empty.
@@ -425,6 +449,10 @@ export class Store {
       cancelAnimationFrame(raf);
       clearTimeout(timer);
       this.#scheduled = false;
+      // The series that started since the last frame load their history,
+      // unless the page waits to see their charts.
+      if (!this.lazyHistory) for (const [target, key] of this.#historyCandidates) if (target.history === "none") this.#queueHistory(target, key);
+      this.#historyCandidates.clear();
       const changes = this.#changes;
       this.#changes = emptyChanges();
       for (const fn of this.#listeners) fn(changes);
@@ -450,6 +478,30 @@ function emptyChanges() {
     // commands to entities (by entityKey).
     models: new Set(), modelStructure: false, entities: new Set(), deviceCommands: new Set(),
   };
+}
+
+// reuse brings was up to now, in place where they have the same shape (the
+// same keys, arrays of the same length), and returns what to keep: was,
+// changed, or now where the shapes differ. A device changes a few values a
+// second and comes whole each time (500 of them); keeping the objects the
+// page already has, rather than the new ones, leaves the garbage collector
+// little to copy: its pauses were the page's longest tasks.
+function reuse(was, now) {
+  if (was === now || typeof was !== "object" || typeof now !== "object" || was === null || now === null) return now;
+  if (Array.isArray(was) !== Array.isArray(now)) return now;
+  if (Array.isArray(was)) {
+    if (was.length !== now.length) return now;
+    for (let i = 0; i < now.length; i++) was[i] = reuse(was[i], now[i]);
+    return was;
+  }
+  const keys = Object.keys(now);
+  if (keys.length !== Object.keys(was).length) return now;
+  for (const k of keys) if (!Object.hasOwn(was, k)) return now;
+  for (const k of keys) {
+    const v = reuse(was[k], now[k]);
+    if (was[k] !== v) was[k] = v;
+  }
+  return was;
 }
 
 // topicsOf is what decides which topics a device's card covers.

@@ -30,7 +30,23 @@ export const commandFor = (shape, on) => (shape === "object" ? { state: on } : o
 
 // formatNumber shows a reading: grouped digits, at most three decimals.
 export function formatNumber(value, locale) {
-  return new Intl.NumberFormat(locale, { maximumFractionDigits: 3 }).format(value);
+  return numberFormat(locale).format(value);
+}
+
+// numberFormat is formatNumber's formatter for locale, made once: making
+// one costs far more than formatting (500 devices format thousands of
+// readings a second). At most MAX_FORMATS are kept.
+const MAX_FORMATS = 8;
+const formats = new Map(); // locale ("" for the page's) → Intl.NumberFormat, ≤ MAX_FORMATS
+function numberFormat(locale) {
+  const key = locale ?? "";
+  let f = formats.get(key);
+  if (!f) {
+    f = new Intl.NumberFormat(locale, { maximumFractionDigits: 3 });
+    if (formats.size >= MAX_FORMATS) formats.delete(formats.keys().next().value);
+    formats.set(key, f);
+  }
+  return f;
 }
 
 // formatValue is a payload as one line of text, with its unit: [21.5, "°C"]

@@ -2,17 +2,19 @@
 // WebSocket session (a HubClient) and relays its events to every tab, so
 // that ten open tabs cost the hub one session, not ten. A tab that connects
 // first gets a snapshot (status, last values, recent lines and commands),
-// then every event, in order.
+// then every event, in order, in batches (batch.js).
 //
 // Messages from a tab: {type: "command"|"publish", topic, payload, ref},
 // {type: "device-command", device, entity, value, topic, ref},
 // {type: "retry"}, {type: "bye"} (the tab is going away).
 
+import { EventBatch } from "./batch.js";
 import { HubClient, wsURL } from "./client.js";
 
 const ports = new Set();
 const client = new HubClient(wsURL(self.location));
-client.on((ev) => broadcast(ev));
+const batch = new EventBatch((b) => broadcast(b));
+client.on((ev) => batch.add(ev));
 
 function broadcast(ev) {
   for (const port of ports) port.postMessage(ev);
@@ -24,6 +26,8 @@ function leave(port) {
 
 self.onconnect = (e) => {
   const port = e.ports[0];
+  // What waits happened before the snapshot the new tab gets: the others get it first.
+  batch.flush();
   ports.add(port);
   port.onmessage = (m) => {
     const msg = m.data ?? {};
