@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
@@ -104,5 +105,38 @@ func TestAnonymousIsNeverAnAdmin(t *testing.T) {
 	}
 	if status := sessions(); status != http.StatusForbidden {
 		t.Errorf("root removed by a reload: /api/admin/sessions with root's cookie = %d, want 403", status)
+	}
+}
+
+// TestAdminDryRunSaysWhatAClearDoes: a dry run lists what the clear would
+// do, not what the ACL alone allows: an admin who may write "$SYS/#" sees
+// in the dry run, as in the clear, that the broker's own $SYS messages
+// are not the admin's to clear (no client publishes on '$' topics).
+func TestAdminDryRunSaysWhatAClearDoes(t *testing.T) {
+	users, err := auth.Parse([]byte(`
+[users.op]
+password = "` + hubtest.PasswordHash(t, "password") + `"
+readwrite = ["#", "$SYS/#"]
+admin = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz := auth.New(users)
+	ts, _ := startTestServer(t, broker.Config{Authorizer: authz, SysInterval: time.Second}, bridge.Config{Authorizer: authz}, Config{Authorizer: authz})
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return ts.retained(t, "op", "filter=%24SYS%2F%23").Total > 0 },
+		"the broker retains no $SYS message")
+	ts.publishRetained(t, "ret/a", "1")
+
+	dry := ts.clear(t, "op", "$SYS/#", true)
+	if dry.Count != 0 || dry.Skipped == 0 || dry.Listed[0].Code != bridge.CodeBadTopic {
+		t.Errorf("dry run of $SYS/#: %d would go, %d skipped (%+v); want none, all skipped as bad-topic", dry.Count, dry.Skipped, dry.Listed)
+	}
+	if clear := ts.clear(t, "op", "$SYS/#", false); clear.Count != 0 || clear.Skipped == 0 {
+		t.Errorf("clear of $SYS/#: %d cleared, %d skipped; want none cleared", clear.Count, clear.Skipped)
+	}
+	dry = ts.clear(t, "op", "ret/#", true)
+	if dry.Count != 1 || dry.Skipped != 0 {
+		t.Errorf("dry run of ret/#: %+v, want ret/a", dry)
 	}
 }
