@@ -245,6 +245,9 @@ type Rights struct {
 	Rules []Rule
 	// Admin is true for a user with the admin flag, or whose rules let them
 	// read every "$SYS" topic (MQTT's own way of naming the operator).
+	// Anonymous is never an admin: the users file refuses it the flag, and
+	// reading $SYS (broker statistics shown to all) does not give it either,
+	// since anyone who reaches the hub is anonymous.
 	Admin bool
 }
 
@@ -262,7 +265,7 @@ func (a *Authorizer) Rights(id Identity) Rights {
 		return Rights{}
 	}
 	_, sys := a.Subscription(id, adminFilter)
-	return Rights{Rules: slices.Clone(user.Rules), Admin: user.Admin || sys}
+	return Rights{Rules: slices.Clone(user.Rules), Admin: user.Admin || sys && id != Anonymous}
 }
 
 // Admin reports whether id may use the admin view (see [Rights]).

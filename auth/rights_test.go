@@ -67,4 +67,12 @@ read = ["public/#"]
 	if _, err := Parse([]byte("[users.anonymous]\nadmin = true\n")); err == nil || !strings.Contains(err.Error(), "anonymous takes no") {
 		t.Errorf("anonymous admin: err %v, want a refusal", err)
 	}
+	// Nor does reading all of $SYS make anonymous one: anyone is anonymous.
+	sys, err := Parse([]byte("[users.anonymous]\nread = [\"#\", \"$SYS/#\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := New(sys).Rights(Anonymous); r.Admin || len(r.Rules) != 2 {
+		t.Errorf("anonymous reading $SYS/#: Rights = %+v, want no admin", r)
+	}
 }

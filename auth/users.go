@@ -50,7 +50,8 @@ type User struct {
 	TokenHashes  []string // "sha256:<hex>"
 	Rules        []Rule
 	// Admin opens the admin view (connected clients, retained messages) to
-	// the user; reading "$SYS/#" does too (see [Authorizer.Rights]).
+	// the user; reading "$SYS/#" does too, except for anonymous (see
+	// [Authorizer.Rights]).
 	Admin bool
 }
 

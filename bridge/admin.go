@@ -121,6 +121,14 @@ func (h *Hub) PublishRetained(ctx context.Context, who auth.Identity, topic stri
 	return h.publish(ctx, Message{Topic: abs, Payload: payload, QoS: qos, Retain: true}, topic, sourceAPI)
 }
 
+// MayPublishRetained reports what PublishRetained(ctx, who, topic, ...)
+// would be told by its checks, without publishing: the admin view's dry
+// run of a clear. Errors are *Error.
+func (h *Hub) MayPublishRetained(who auth.Identity, topic string) error {
+	_, err := h.mayPublish(who, "", topic)
+	return err
+}
+
 // MQTTClient describes a connected MQTT client for the admin view.
 type MQTTClient struct {
 	ID        string    `json:"id"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -473,8 +474,19 @@ func (h *Hub) prepareMessage(who auth.Identity, base, topic string, payload []by
 
 // checkPublish validates topic (relative to base) for a publish by who,
 // checks that who may make it, and returns the absolute topic: the one
-// check of every publish, raw or a command through the device model.
+// check of every publish, raw or a command through the device model. A
+// refusal by the ACL is counted.
 func (h *Hub) checkPublish(who auth.Identity, base, topic string) (string, error) {
+	abs, err := h.mayPublish(who, base, topic)
+	if e, ok := errors.AsType[*Error](err); ok && e.Code == CodeForbidden {
+		h.stats.forbidden.Add(1)
+	}
+	return abs, err
+}
+
+// mayPublish is checkPublish without counting: what a publish would be
+// told, for a dry run.
+func (h *Hub) mayPublish(who auth.Identity, base, topic string) (string, error) {
 	if err := topics.ValidateTopic(topic); err != nil {
 		return "", &Error{Code: CodeBadTopic, Message: fmt.Sprintf("invalid topic: %v", err), Topic: topic}
 	}
@@ -489,7 +501,6 @@ func (h *Hub) checkPublish(who auth.Identity, base, topic string) (string, error
 		return "", &Error{Code: CodeBadTopic, Message: "unknown control topic", Topic: topic}
 	}
 	if !h.authz.Allowed(who, auth.Write, abs) {
-		h.stats.forbidden.Add(1)
 		return "", &Error{Code: CodeForbidden, Message: fmt.Sprintf("%s may not publish here", who), Topic: topic}
 	}
 	return abs, nil

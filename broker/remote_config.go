@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -148,6 +149,34 @@ func CheckUpstreamURL(rawURL string) error {
 	return err
 }
 
+// errSplitCredentials is what a URL whose user info does not parse is
+// told, without repeating any of it.
+var errSplitCredentials = errors.New("its user:password@ does not parse: a password with /, ?, #, @, % or a space in it " +
+	"must be percent-encoded (# is %23), or given apart from the URL")
+
+// parseError is what to say of rawURL, which url.Parse refused with err,
+// without repeating its password: the parser's words when the URL without
+// its user info is refused as well (a bad port), else errSplitCredentials
+// (the user info holds a character that ends a host, and the parser's words
+// would quote part of the password: "invalid port \":pa\"" of u:pa/ss@host).
+func parseError(rawURL string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) { // its message would repeat the URL, password included
+		err = ue.Err
+	}
+	at := strings.LastIndex(rawURL, "@")
+	if at < 0 {
+		return err
+	}
+	if _, err := url.Parse("mqtt://" + rawURL[at+1:]); err != nil {
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return err
+	}
+	return errSplitCredentials
+}
+
 // parseUpstream checks cfg's URL and credentials. Its errors wrap ErrBadURL
 // and never contain the password.
 func parseUpstream(cfg *RemoteConfig) (upstream, error) {
@@ -156,11 +185,13 @@ func parseUpstream(cfg *RemoteConfig) (upstream, error) {
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) { // its message would repeat the URL, password included
-			err = ue.Err
-		}
-		return upstream{}, fmt.Errorf("%w: %w", ErrBadURL, err)
+		return upstream{}, fmt.Errorf("%w: %w", ErrBadURL, parseError(cfg.URL, err))
+	}
+	if u.User == nil && strings.Contains(cfg.URL, "@") {
+		// Credentials cut short by a character that ends a URL's host
+		// ("u:12/ss@host" is host "u", port 12, path "/ss@host"): the host
+		// and path found would repeat part of the password.
+		return upstream{}, fmt.Errorf("%w: %w", ErrBadURL, errSplitCredentials)
 	}
 	s, ok := schemes[u.Scheme]
 	if !ok {

@@ -56,6 +56,14 @@ func TestParseUpstreamRefusesWithoutShowingThePassword(t *testing.T) {
 		{"mqtt://u:topsecret@broker/path", "no path"},
 		{"mqtt://u:topsecret@broker:port", "invalid port"},
 		{"mqtt://u:topsecret@broker?q=1", "no path or query"},
+		// A password with a character that ends the host: the parser, or the
+		// host and path it finds, would repeat the password's start.
+		{"mqtt://u:topsecret#x@broker", "percent-encoded"},
+		{"mqtt://u:topsecret/x@broker", "percent-encoded"},
+		{"mqtt://u:topsecret?x@broker", "percent-encoded"},
+		{"wss://u:1234topsecret/x@broker", "percent-encoded"}, // parses: host "u", port "1234topsecret"
+		{"wss://u:topsecret/x@broker/mqtt", "percent-encoded"},
+		{"mqtt://u:topsecret%zz@broker", "percent-encoded"},
 	} {
 		_, err := parseUpstream(&RemoteConfig{URL: c.url})
 		if !errors.Is(err, ErrBadURL) || !strings.Contains(err.Error(), c.want) {

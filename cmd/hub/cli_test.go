@@ -121,6 +121,10 @@ func TestCommandLine(t *testing.T) {
 			{nil, []string{"help", "serve"}, "hub help: unknown command \"serve\": the commands are passwd, store, version and help\n"},
 			{nil, []string{"--upstream", "gopher://hub:s3cret@broker"}, "hub: --upstream: bad upstream URL: scheme \"gopher\" (want mqtt, mqtts, ws or wss)\n"},
 			{[]string{"HUB_UPSTREAM=gopher://hub:s3cret@broker"}, nil, "hub: HUB_UPSTREAM: bad upstream URL: scheme \"gopher\" (want mqtt, mqtts, ws or wss)\n"},
+			{nil, []string{"--upstream", "mqtt://hub:s3cret#1@broker"}, "hub: --upstream: bad upstream URL: its user:password@ does not parse: " +
+				"a password with /, ?, #, @, % or a space in it must be percent-encoded (# is %23), or given apart from the URL\n"},
+			{[]string{"HUB_UPSTREAM=wss://hub:s3cret/1@broker"}, nil, "hub: HUB_UPSTREAM: bad upstream URL: its user:password@ does not parse: " +
+				"a password with /, ?, #, @, % or a space in it must be percent-encoded (# is %23), or given apart from the URL\n"},
 			{nil, []string{"--http", "0.0.0.0:0"}, "hub: --http 0.0.0.0:0 is not a loopback address: anyone who can reach it could read and command every device. " +
 				"Give users with --users (see hub passwd), listen on 127.0.0.1, or pass --allow-anonymous to accept that\n"},
 			{nil, []string{"passwd", "--users", "u.toml", "--user", "bob", "--read", "a/#/b"}, "hub passwd: --read a/#/b: '+' and '#' must fill a whole level, and '#' must be last\n"},

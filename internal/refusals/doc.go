@@ -18,6 +18,6 @@
 // lines are written after it is released. It starts no goroutine of its own
 // while idle: a pending summary waits on one timer (time.AfterFunc, whose
 // function runs on a goroutine of the runtime's for the moment it takes to
-// write the summaries), and Close stops that timer and writes what is
-// pending.
+// write the summaries), and Close stops that timer, waits for a summary
+// it is writing, and writes what is pending.
 package refusals

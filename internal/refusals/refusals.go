@@ -78,6 +78,10 @@ type Log struct {
 	others tally             // the addresses past Config.MaxAddresses
 	timer  *time.Timer       // armed while counted refusals wait for their summary
 	closed bool
+
+	// ticking counts the timer's runs of tick armed and not yet over, so
+	// that Close waits for a summary being written.
+	ticking sync.WaitGroup
 }
 
 // tally is what one address (or the others) did in the current window.
@@ -159,11 +163,13 @@ func (l *Log) armLocked() {
 	if l.timer != nil || l.closed {
 		return
 	}
+	l.ticking.Add(1)
 	l.timer = time.AfterFunc(l.end.Sub(l.now()), l.tick)
 }
 
 // tick writes the summaries of a window that has ended.
 func (l *Log) tick() {
+	defer l.ticking.Done()
 	l.mu.Lock()
 	l.timer = nil
 	if l.closed {
@@ -178,18 +184,22 @@ func (l *Log) tick() {
 	l.write(summaries)
 }
 
-// Close stops the timer and writes the summaries of what is counted. Later
-// reports are still written, within the bounds, but what they count is not
-// summarised.
+// Close stops the timer, waits for a summary it is writing, and writes the
+// summaries of what is counted: once it returns, the Log writes nothing
+// from a goroutine of its own. Later reports are still written, within the
+// bounds, but what they count is not summarised.
 func (l *Log) Close() {
 	l.mu.Lock()
 	l.closed = true
 	if l.timer != nil {
-		l.timer.Stop()
+		if l.timer.Stop() { // tick will not run
+			l.ticking.Done()
+		}
 		l.timer = nil
 	}
 	summaries := l.rollLocked(l.now(), true)
 	l.mu.Unlock()
+	l.ticking.Wait()
 	l.write(summaries)
 }
 

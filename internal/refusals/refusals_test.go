@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,5 +286,53 @@ func TestConcurrentReports(t *testing.T) {
 	refused, _, counted := split(t, rec.lines())
 	if len(refused)+counted != goroutines*each {
 		t.Fatalf("%d lines + %d counted, want %d", len(refused), counted, goroutines*each)
+	}
+}
+
+// blockingSummaries is a slog.Handler that holds each summary line until
+// released, as a slow log sink would.
+type blockingSummaries struct {
+	entered chan struct{} // a summary is being written
+	release chan struct{}
+	done    atomic.Bool // the summary's write has returned
+}
+
+func (b *blockingSummaries) Enabled(context.Context, slog.Level) bool { return true }
+func (b *blockingSummaries) WithAttrs([]slog.Attr) slog.Handler       { return b }
+func (b *blockingSummaries) WithGroup(string) slog.Handler            { return b }
+func (b *blockingSummaries) Handle(_ context.Context, rec slog.Record) error {
+	if summaryLine.MatchString(rec.Message) {
+		b.entered <- struct{}{}
+		<-b.release
+		b.done.Store(true)
+	}
+	return nil
+}
+
+// TestCloseWaitsForTheTimersSummary: a summary that the window's timer is
+// writing when Close is called is written before Close returns: after
+// Close, the Log writes nothing from a goroutine of its own (the hub
+// closes its log after it).
+func TestCloseWaitsForTheTimersSummary(t *testing.T) {
+	h := &blockingSummaries{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	l := refusals.New(refusals.Config{Logger: slog.New(h), Window: 20 * time.Millisecond, PerAddress: 1})
+	l.Refused(refusals.MQTT, "192.0.2.1:1", "", "bad password")
+	l.Refused(refusals.MQTT, "192.0.2.1:1", "", "bad password") // counted: the timer is armed
+	select {
+	case <-h.entered:
+	case <-time.After(hubtest.Timeout):
+		t.Fatal("the window's timer wrote no summary")
+	}
+	closed := make(chan struct{})
+	go func() { l.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Error("Close returned while the timer's summary was still being written")
+	case <-time.After(200 * time.Millisecond): // Close waits, as it should
+	}
+	close(h.release)
+	<-closed
+	if !h.done.Load() {
+		t.Error("the summary was written after Close returned")
 	}
 }
