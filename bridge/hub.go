@@ -98,7 +98,7 @@ type Config struct {
 	// meantime is lost. Default 500 ms.
 	HelloTimeout time.Duration
 	// PongWait is how long a WebSocket may stay silent (no frame and no pong)
-	// before it is closed; pings go out at 9/10 of it. Default 30 s.
+	// before it is closed; pings go out at 3/4 of it. Default 30 s.
 	PongWait time.Duration
 	// MaxMessageBytes is the largest WebSocket message a client may send;
 	// a larger one is discarded and answered with a "too-large" error frame,

@@ -13,7 +13,7 @@ import (
 //     ends with ReasonWriteFailed);
 //   - closes a WebSocket not heard from in Config.PongWait (ReasonIdle);
 //   - makes a keep-alive due every keep-alive period (a WebSocket ping at
-//     9/10 of PongWait, an SSE comment every Config.KeepAlive);
+//     3/4 of PongWait, an SSE comment every Config.KeepAlive);
 //
 // and, at its own moment, starts with the default filters each WebSocket
 // that has not configured itself Config.HelloTimeout after it opened.
@@ -181,8 +181,13 @@ func (w *watchdog) keepAliveOf(c *client) time.Duration {
 	if c.kind == transportSSE {
 		return w.hub.cfg.KeepAlive
 	}
-	return w.hub.cfg.PongWait * 9 / 10
+	return pingPeriod(w.hub.cfg.PongWait)
 }
+
+// pingPeriod is how often a WebSocket is pinged: at 3/4 of pongWait, so that
+// the answer has a quarter of it, more than the watchdog's tick (a tenth at
+// most) by which a ping may go out late.
+func pingPeriod(pongWait time.Duration) time.Duration { return pongWait * 3 / 4 }
 
 // check applies the timeouts to c, and wakes it for a keep-alive due.
 func (w *watchdog) check(c *client, now int64) {

@@ -154,7 +154,7 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	h.log.Info("session opened", "session", c.id, "transport", c.transport, "remote", c.remote,
 		"base", c.base, "subprotocol", conn.Subprotocol())
 	// A client that has not sent config/set by HelloTimeout starts with the defaults.
-	h.watch.add(c, h.cfg.PongWait*9/10, h.cfg.HelloTimeout)
+	h.watch.add(c, pingPeriod(h.cfg.PongWait), h.cfg.HelloTimeout)
 	// The handler returns: net/http lets go of the connection's buffers, the
 	// request and the handler's deep stack, about half of what an idle
 	// session would otherwise hold. The session belongs to the hub from

@@ -181,8 +181,9 @@ func TestSlowClientReadingLateGetsReason(t *testing.T) {
 // does) stays connected past the pong wait, and one that has gone silent is
 // closed as idle.
 func TestKeepalive(t *testing.T) {
-	// Pings go out at 9/10 of the pong wait: a second leaves an answer 100 ms.
-	const pongWait = time.Second
+	// Pings go out at 3/4 of the pong wait: two seconds leave an answer
+	// 500 ms, less the watchdog's tick (200 ms) by which a ping may be late.
+	const pongWait = 2 * time.Second
 	h := startRealHub(t, bridge.Config{PongWait: pongWait})
 
 	alive, _, err := websocket.DefaultDialer.Dial(h.URL, nil)
