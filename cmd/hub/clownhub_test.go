@@ -19,6 +19,19 @@ import (
 // (clown, password bigclown) who may read and write nodes/#, a device user
 // for the test's own MQTT client, and an anonymous entry that may read
 // public/# only.
+// clownHubWithDevice starts a hub with clownHubUsers and a relay device
+// subscribed to nodes/#, whose messages it returns.
+func clownHubWithDevice(t *testing.T) (*runningHub, <-chan hubtest.Message) {
+	t.Helper()
+	h := startHub(t, "--users", clownHubUsers(t))
+	device, err := hubtest.ConnectMQTTAs(h.MQTT, "relay-device", "device", "device-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { device.Disconnect(100) })
+	return h, hubtest.SubscribeMQTT(t, device, "nodes/#", 1)
+}
+
 func clownHubUsers(t *testing.T) string {
 	t.Helper()
 	content := fmt.Sprintf(`
@@ -63,13 +76,7 @@ func dialWithURLCredentials(rawURL string) (*websocket.Conn, *http.Response, err
 // reaches MQTT nodes/bridge/0/relay/i2c0-3b/set; "__" in the name is an
 // underscore in a level; a wrong password is 401.
 func TestClownHubURL(t *testing.T) {
-	h := startHub(t, "--users", clownHubUsers(t))
-	device, err := hubtest.ConnectMQTTAs(h.MQTT, "relay-device", "device", "device-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { device.Disconnect(100) })
-	commands := hubtest.SubscribeMQTT(t, device, "nodes/#", 1)
+	h, commands := clownHubWithDevice(t)
 
 	clownURL := "ws://clown:bigclown@" + h.HTTP + "/auth/clown-talk-server_nodes_bridge_0"
 	if _, _, err := websocket.DefaultDialer.Dial(clownURL, nil); err == nil {
@@ -112,13 +119,7 @@ func TestClownHubURL(t *testing.T) {
 // form without /auth, on a hub whose users file has an anonymous entry,
 // opens as anonymous, whose publish is refused.
 func TestClownHubURLInChromium(t *testing.T) {
-	h := startHub(t, "--users", clownHubUsers(t))
-	device, err := hubtest.ConnectMQTTAs(h.MQTT, "relay-device", "device", "device-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { device.Disconnect(100) })
-	commands := hubtest.SubscribeMQTT(t, device, "nodes/#", 1)
+	h, commands := clownHubWithDevice(t)
 
 	b := hubtest.NewBrowser(t)
 	b.Do(t, chromedp.Navigate("http://"+h.HTTP+"/healthz")) // a page of the hub's own origin, needing no login
