@@ -155,6 +155,15 @@ func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
 	return nil, errors.New("not built")
 }
 
+// Export calls fn for every stored point of the series in [From, To),
+// oldest first, without downsampling, at q.Resolution or, when it is
+// empty, the resolution Query would choose; it returns the resolution read.
+// It reads in one read transaction and stops at fn's first error. Gaps are
+// not points: a caller that wants them asks Query.
+func (r *Recorder) Export(ctx context.Context, q Query, fn func(Point) error) (Resolution, error) {
+	return "", errors.New("not built")
+}
+
 // Series lists the series recorded of the topics filter matches.
 func (r *Recorder) Series(filter string) []SeriesInfo { return nil }
 
