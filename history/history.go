@@ -159,4 +159,3 @@ var ErrDamaged = errors.New("the store file is damaged")
 // ErrBadQuery is returned (wrapped, saying what is wrong) for a query that
 // cannot be answered as asked: an empty range, an unknown resolution.
 var ErrBadQuery = errors.New("bad history query")
-

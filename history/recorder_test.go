@@ -33,7 +33,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.Points) != n {
-		for i, p := range res.Points { if !p.Time.Equal(t0.Add(time.Duration(i)*10*time.Second)) { t.Fatalf("raw: %d points, want %d; %d at %v", len(res.Points), n, i, p.Time) } }
+		for i, p := range res.Points {
+			if !p.Time.Equal(t0.Add(time.Duration(i) * 10 * time.Second)) {
+				t.Fatalf("raw: %d points, want %d; %d at %v", len(res.Points), n, i, p.Time)
+			}
+		}
 		t.Fatalf("raw: %d points, want %d", len(res.Points), n)
 	}
 	res, err = h.r.Query(context.Background(), history.Query{Topic: "home/temp", From: t0, To: end, Resolution: history.FiveMinute})
