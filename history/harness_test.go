@@ -69,10 +69,16 @@ func newHub(t testing.TB, dir string, c *clock, cfg history.Config) *hub {
 	return h
 }
 
+// settle waits for the recorder to apply what was added.
+func (h *hub) settle() {
+	h.t.Helper()
+	hubtest.Eventually(h.t, 10*time.Second, func() bool { return h.r.Stats().Queued == 0 }, "the recorder applies the queue")
+}
+
 // sync waits for the recorder to apply what was added, and writes.
 func (h *hub) sync() error {
 	h.t.Helper()
-	hubtest.Eventually(h.t, 10*time.Second, func() bool { return h.r.Stats().Queued == 0 }, "the recorder applies the queue")
+	h.settle()
 	err := h.db.Update(func(tx *bbolt.Tx) error {
 		if err := h.r.Write(tx); err != nil {
 			return err

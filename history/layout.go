@@ -16,9 +16,12 @@ import (
 //	hist/periods  period name → a bucket of one level over one period
 //
 // A period name is its end (unix ms, big-endian) then its level's id, so
-// that names sort oldest data first: retention and the disk budget drop
-// whole period buckets from the front, never keys one by one (which bbolt
-// makes quadratic). In a period bucket a key is the series id then the
+// that names sort by their newest data, oldest first: the disk budget drops
+// whole period buckets from the front (a period goes when its newest data
+// is the oldest: raw hours before the 5-minute day and hourly month that
+// hold the same times), and retention drops a period once its end is past
+// its level's retention; never keys one by one (which bbolt makes
+// quadratic). In a period bucket a key is the series id then the
 // time as an offset from the period's start (uint32, in the level's unit),
 // so that one series over a range is one cursor walk; values are a
 // float64 (raw), min, max, sum, last (float64) and count (uint32) for a
@@ -35,7 +38,7 @@ var (
 
 // level is one kind of data in the file, each in buckets of one period.
 type level struct {
-	id   byte
+	id   byte // finer levels sort first: of periods that end together, they go first
 	res  Resolution
 	step time.Duration // a rollup's width (0: points)
 	unit int64         // ms per unit of a key's time offset
@@ -45,10 +48,10 @@ type level struct {
 }
 
 var (
-	rawLevel   = &level{id: 'r', res: Raw, unit: 1, period: time.Hour.Milliseconds()}
-	fiveLevel  = &level{id: 'f', res: FiveMinute, step: 5 * time.Minute, unit: 1000, period: 24 * time.Hour.Milliseconds()}
-	hourLevel  = &level{id: 'h', res: Hourly, step: time.Hour, unit: 1000, monthly: true}
-	textLevel  = &level{id: 't', res: Raw, unit: 1, monthly: true}
+	rawLevel   = &level{id: '1', res: Raw, unit: 1, period: time.Hour.Milliseconds()}
+	fiveLevel  = &level{id: '2', res: FiveMinute, step: 5 * time.Minute, unit: 1000, period: 24 * time.Hour.Milliseconds()}
+	hourLevel  = &level{id: '3', res: Hourly, step: time.Hour, unit: 1000, monthly: true}
+	textLevel  = &level{id: '4', res: Raw, unit: 1, monthly: true}
 	rollups    = [2]*level{fiveLevel, hourLevel}
 	allLevels  = [...]*level{rawLevel, fiveLevel, hourLevel, textLevel}
 	fillAppend = 0.95 // FillPercent of period buckets: keys arrive in order per series
