@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -40,8 +41,8 @@ func (p *parser) textOf(l leaf) []byte { return p.texts[l.textStart:l.textEnd] }
 // string (or boolean) is the value of field ""; an object's numeric,
 // string and boolean leaves are values of their dotted paths, at most
 // maxDepth deep and maxLeaves in all; arrays and nulls are skipped. A
-// string is recorded when it is at most maxText bytes and not a time
-// stamp. text says the MQTT payload was plain text, carried as a JSON
+// string is recorded when it is at most maxText bytes, valid UTF-8 and not
+// a time stamp; a path must be valid UTF-8. text says the MQTT payload was plain text, carried as a JSON
 // string. A payload that is not valid JSON gives what was found before the
 // fault.
 func (p *parser) parse(payload []byte, text bool) []leaf {
@@ -187,8 +188,8 @@ func (p *parser) addString(s []byte, esc bool) {
 }
 
 func (p *parser) addLeaf(l leaf) {
-	if len(p.leaves) >= maxLeaves {
-		return
+	if len(p.leaves) >= maxLeaves || !utf8.Valid(p.key) || (l.text && !utf8.Valid(p.texts[l.textStart:l.textEnd])) {
+		return // names and texts are UTF-8, as topics are
 	}
 	l.pathStart = len(p.paths)
 	p.paths = append(p.paths, p.key...)

@@ -1,0 +1,187 @@
+package history
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strconv"
+	"testing"
+	"unicode/utf8"
+)
+
+type found struct {
+	path string
+	num  float64
+	text string
+	isTx bool
+}
+
+func parseAll(payload []byte, text bool) []found {
+	var p parser
+	var out []found
+	for _, l := range p.parse(payload, text) {
+		f := found{path: string(p.path(l)), num: l.num, isTx: l.text}
+		if l.text {
+			f.text = string(p.textOf(l))
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		payload string
+		text    bool
+		want    []found
+	}{
+		{`21.5`, false, []found{{num: 21.5}}},
+		{` -1e3 `, false, []found{{num: -1000}}},
+		{`"on"`, true, []found{{text: "on", isTx: true}}},
+		{`"on"`, false, []found{{text: "on", isTx: true}}},
+		{`true`, false, []found{{text: "true", isTx: true}}},
+		{`null`, false, nil},
+		{`[1,2]`, false, nil},
+		{`"2026-03-01T00:00:00Z"`, false, nil},
+		{`"12:30:00"`, false, nil},
+		{`"` + string(bytes.Repeat([]byte("x"), maxText+1)) + `"`, true, nil},
+		{`{"a":1,"b":{"c":2.5,"d":[1,{"e":3}],"f":null},"g":"hi","h":false,"i\"j":4}`, false, []found{
+			{path: "a", num: 1}, {path: "b.c", num: 2.5}, {path: "g", text: "hi", isTx: true},
+			{path: "h", text: "false", isTx: true}, {path: `i"j`, num: 4},
+		}},
+		{`{"a":{"b":{"c":{"d":{"e":{"f":{"g":1}}}}}},"z":2}`, false, []found{{path: "z", num: 2}}},
+		{`{"a":1,"b":`, false, []found{{path: "a", num: 1}}}, // cut: what came before
+		{`{"a":-}`, false, nil},
+		{`{"a":1e999}`, false, nil},
+	} {
+		got := parseAll([]byte(c.payload), c.text)
+		if len(got) != len(c.want) {
+			t.Errorf("%s: %+v, want %+v", c.payload, got, c.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%s: %+v, want %+v", c.payload, got, c.want)
+				break
+			}
+		}
+	}
+	many := []byte("{")
+	for i := range 2 * maxLeaves {
+		if i > 0 {
+			many = append(many, ',')
+		}
+		many = strconv.AppendQuote(append(many), "k"+strconv.Itoa(i))
+		many = append(many, ":1"...)
+	}
+	many = append(many, '}')
+	if n := len(parseAll(many, false)); n != maxLeaves {
+		t.Errorf("%d leaves of %d, want at most %d", n, 2*maxLeaves, maxLeaves)
+	}
+}
+
+// FuzzParse: never a panic, never more than maxLeaves; for valid JSON the
+// numeric leaves are those a reading with encoding/json finds, in order.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{`1`, `"x"`, `{"a":1,"b":{"c":[1,2]},"d":"e"}`, `{"a":{"b":true}}`, `[{"a":1}]`, `{"a\u00e9":-0.5e-3}`, `{"a":1,"a":2}`} {
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, payload []byte, text bool) {
+		got := parseAll(payload, text)
+		if len(got) > maxLeaves {
+			t.Fatalf("%d leaves", len(got))
+		}
+		if !json.Valid(payload) || !utf8.Valid(payload) || text {
+			return
+		}
+		want, total := reference(payload)
+		var nums []found
+		for _, g := range got {
+			if !g.isTx {
+				nums = append(nums, g)
+			}
+		}
+		if total < maxLeaves && len(nums) != len(want) {
+			t.Fatalf("%s: numbers %+v, want %+v", payload, nums, want)
+		}
+		for i := range min(len(nums), len(want)) {
+			if nums[i].path != want[i].path || nums[i].num != want[i].num {
+				t.Fatalf("%s: numbers %+v, want %+v", payload, nums, want)
+			}
+		}
+	})
+}
+
+// reference reads payload's numeric leaves with encoding/json's tokens, as
+// parse should (objects within maxDepth, arrays skipped), and counts every
+// scalar leaf that parse could record.
+func reference(payload []byte) (nums []found, total int) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	type frame struct {
+		object bool
+		path   string
+		key    string
+		expect bool // next token is a key
+		skip   bool
+	}
+	var stack []frame
+	leafPath := func() (string, bool) {
+		if len(stack) == 0 {
+			return "", true
+		}
+		top := stack[len(stack)-1]
+		if !top.object || top.skip {
+			return "", false
+		}
+		if top.path == "" {
+			return top.key, true
+		}
+		return top.path + "." + top.key, true
+	}
+	afterValue := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].expect = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nums, total
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expect {
+			if k, ok := tok.(string); ok {
+				stack[n-1].key, stack[n-1].expect = k, false
+				continue
+			}
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				path, ok := leafPath()
+				skip := !ok || v == '[' || len(stack) >= maxDepth
+				if len(stack) > 0 && stack[len(stack)-1].skip {
+					skip = true
+				}
+				stack = append(stack, frame{object: v == '{', path: path, expect: true, skip: skip})
+			default:
+				stack = stack[:len(stack)-1]
+				afterValue()
+			}
+		case json.Number:
+			if path, ok := leafPath(); ok {
+				if x, err := strconv.ParseFloat(string(v), 64); err == nil && !math.IsInf(x, 0) {
+					nums = append(nums, found{path: path, num: x})
+					total++
+				}
+			}
+			afterValue()
+		default:
+			if _, ok := leafPath(); ok && v != nil {
+				total++
+			}
+			afterValue()
+		}
+	}
+}
