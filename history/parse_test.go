@@ -71,7 +71,7 @@ func TestParse(t *testing.T) {
 		if i > 0 {
 			many = append(many, ',')
 		}
-		many = strconv.AppendQuote(append(many), "k"+strconv.Itoa(i))
+		many = strconv.AppendQuote(many, "k"+strconv.Itoa(i))
 		many = append(many, ":1"...)
 	}
 	many = append(many, '}')

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -34,22 +35,25 @@ type Recorder struct {
 	closing  sync.Once
 
 	// mu guards everything below: the series and what waits for a write.
-	mu       sync.Mutex
-	db       *bbolt.DB // set by Open: reads use it
-	topics   map[string]map[string]*series
-	byID     []*series // index id-1; at most cfg.MaxSeries
-	dirty    []*series // series with something pending, each once
-	pending  int       // raw points, text changes, closed rollups pending
-	refused  uint64
-	pdropped uint64
-	evicted  uint64
-	bytes    int64 // estimated bytes of the history on disk
-	gen      uint64
-	writing  *writeState // the write in flight (between Write and Written), or nil
-	runs     []run       // the earlier runs, oldest first (at most maxRuns)
-	runStart int64       // this run's start, unix ms
-	alive    int64       // when a write last committed, unix ms
-	nextEnd  int64       // the earliest end of an open bucket (unix ms), for closing them by the clock
+	mu         sync.Mutex
+	db         *bbolt.DB // set by Open: reads use it
+	topics     map[string]map[string]*series
+	byID       []*series // index id-1; at most cfg.MaxSeries
+	dirty      []*series // series with something pending, each once
+	pending    int       // raw points, text changes, closed rollups pending or being written
+	pendingRaw int       // the raw points of them pending
+	rawDue     int64     // when the oldest pending raw points are due (unix ms; MaxInt64: none)
+	flushAll   bool      // closed: the next Write takes everything
+	refused    uint64
+	pdropped   uint64
+	evicted    uint64
+	bytes      int64 // estimated bytes of the history on disk
+	gen        uint64
+	writing    *writeState // the write in flight (between Write and Written), or nil
+	runs       []run       // the earlier runs, oldest first (at most maxRuns)
+	runStart   int64       // this run's start, unix ms
+	alive      int64       // when a write last committed, unix ms
+	nextEnd    int64       // the earliest end of an open bucket (unix ms), for closing them by the clock
 }
 
 // message is one queued Add.
@@ -74,6 +78,7 @@ func New(cfg Config) *Recorder {
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
 		topics:   make(map[string]map[string]*series),
+		rawDue:   math.MaxInt64,
 	}
 }
 
@@ -232,7 +237,8 @@ func (r *Recorder) Pending() bool {
 	if r.db == nil {
 		return false
 	}
-	return len(r.dirty) > 0 || (r.nextEnd != 0 && now >= r.nextEnd) || now-r.alive >= aliveEvery.Milliseconds()
+	return r.pending-r.pendingRaw > 0 || (r.pendingRaw > 0 && (now >= r.rawDue || r.flushAll)) ||
+		(r.nextEnd != 0 && now >= r.nextEnd) || now-r.alive >= aliveEvery.Milliseconds()
 }
 
 // aliveEvery is how often a Write is due with nothing else to write, to
@@ -294,6 +300,7 @@ func (r *Recorder) Close() error {
 		for _, s := range r.byID {
 			r.closeOpen(s, -1)
 		}
+		r.flushAll = true
 		r.mu.Unlock()
 	})
 	return nil

@@ -19,10 +19,12 @@ type series struct {
 	lastTx string
 	hasTx  bool // lastTx is the text last recorded (this run)
 
-	// Pending: waiting for the next Write.
-	raw    []rawPoint
-	texts  []textPoint
-	closed []bucket
+	// Pending: waiting for the next Write (raw points: for the Write
+	// after rawSince+rawDelay, or once rawBatch wait; see takePending).
+	raw      []rawPoint
+	rawSince int64 // when raw became non-empty (the recorder's clock, unix ms)
+	texts    []textPoint
+	closed   []bucket
 	// open are the 5-minute and hourly buckets still aggregating (count 0:
 	// none). They are not pending: a bucket is written once closed.
 	open [2]bucket
@@ -112,6 +114,16 @@ func (s *series) seen(t int64) {
 	s.last = max(s.last, t)
 }
 
+// Raw points are written in batches per series, so that a write dirties
+// few pages of the file (each series' points are a range of keys: writing
+// every series every second would rewrite a page per series per second):
+// a series' raw points wait for rawDelay, or until rawBatch wait. A crash
+// loses at most rawDelay of raw points; queries see them meanwhile.
+const (
+	rawDelay = 30 * time.Second
+	rawBatch = 256
+)
+
 func (r *Recorder) markDirty(s *series) {
 	if !s.dirty {
 		s.dirty = true
@@ -129,8 +141,13 @@ func (r *Recorder) addNumber(s *series, t int64, v float64, now int64) {
 		if r.pending >= r.cfg.MaxPending {
 			r.pdropped++
 		} else {
+			if len(s.raw) == 0 {
+				s.rawSince = now
+				r.rawDue = min(r.rawDue, now+rawDelay.Milliseconds())
+			}
 			s.raw = append(s.raw, rawPoint{t, v})
 			r.pending++
+			r.pendingRaw++
 			r.markDirty(s)
 		}
 	}

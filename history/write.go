@@ -203,9 +203,23 @@ func (r *Recorder) takePending() (*writeState, error) {
 		}
 	}
 	w := &writeState{now: now, gen: r.gen + 1, fixed: r.indexBytes() + int64(len(r.runs)+1)*runBytes}
-	for _, s := range r.dirty {
+	dirty := r.dirty
+	r.dirty, r.rawDue = nil, math.MaxInt64
+	for _, s := range dirty {
 		s.dirty = false
-		s.wRaw, s.raw, s.spare = s.raw, s.spare[:0], nil
+		takeRaw := len(s.raw) > 0 && (r.flushAll || len(s.raw) >= rawBatch || now >= s.rawSince+rawDelay.Milliseconds())
+		if len(s.texts) == 0 && len(s.closed) == 0 && !s.isNew && !takeRaw {
+			r.markDirty(s) // raw points, not yet due
+			r.rawDue = min(r.rawDue, s.rawSince+rawDelay.Milliseconds())
+			continue
+		}
+		if takeRaw {
+			s.wRaw, s.raw, s.spare = s.raw, s.spare[:0], nil
+			r.pendingRaw -= len(s.wRaw)
+		} else if len(s.raw) > 0 {
+			r.markDirty(s)
+			r.rawDue = min(r.rawDue, s.rawSince+rawDelay.Milliseconds())
+		}
 		s.wTexts, s.texts = s.texts, nil
 		s.wClosed, s.closed = s.closed, nil
 		w.series = append(w.series, s)
@@ -213,7 +227,6 @@ func (r *Recorder) takePending() (*writeState, error) {
 			w.newOnes = append(w.newOnes, s)
 		}
 	}
-	r.dirty = r.dirty[:0]
 	slices.SortFunc(w.series, func(a, b *series) int { return int(a.id) - int(b.id) })
 	r.writing = w
 	return w, nil
@@ -436,6 +449,11 @@ func (r *Recorder) settle(ok bool) {
 	r.writing = nil
 	if !ok {
 		for _, s := range w.series {
+			if len(s.wRaw) > 0 { // due again at once
+				s.rawSince = w.now - rawDelay.Milliseconds()
+				r.pendingRaw += len(s.wRaw)
+				r.rawDue = min(r.rawDue, w.now)
+			}
 			s.raw = append(s.wRaw, s.raw...)
 			s.texts = append(s.wTexts, s.texts...)
 			s.closed = append(s.wClosed, s.closed...)
