@@ -23,9 +23,11 @@ import (
 // its level's retention; never keys one by one (which bbolt makes
 // quadratic). In a period bucket a key is the series id then the
 // time as an offset from the period's start (uint32, in the level's unit),
-// so that one series over a range is one cursor walk; values are a
-// float64 (raw), min, max, sum, last (float64) and count (uint32) for a
-// rollup, or the text of a change.
+// so that one series over a range is one cursor walk; values are a chunk
+// of raw points (each a uint32 offset in ms from the key's time and a
+// float64, at most chunkPoints, written at once: see rawDelay), min, max,
+// sum, last (float64) and count (uint32) for a rollup, or the text of a
+// change.
 var (
 	bucketRoot    = []byte("hist")
 	bucketSeries  = []byte("series")
@@ -156,11 +158,27 @@ func decodeRollup(v []byte) (agg, bool) {
 	return agg{min: f(0), max: f(1), sum: f(2), last: f(3), count: int64(binary.BigEndian.Uint32(v[32:]))}, true
 }
 
-func decodeRaw(v []byte) (float64, bool) {
-	if len(v) != 8 {
-		return 0, false
+// A chunk of raw points.
+const (
+	chunkPoints   = 256
+	chunkPointLen = 12
+)
+
+// appendChunk appends the points (sorted, within a period) relative to t0.
+func appendChunk(dst []byte, pts []rawPoint, t0 int64) []byte {
+	for _, p := range pts {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(p.t-t0))
+		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(p.v))
 	}
-	return math.Float64frombits(binary.BigEndian.Uint64(v)), true
+	return dst
+}
+
+// appendPoints appends the points of a chunk at t0 to dst.
+func appendPoints(dst []rawPoint, v []byte, t0 int64) []rawPoint {
+	for ; len(v) >= chunkPointLen; v = v[chunkPointLen:] {
+		dst = append(dst, rawPoint{t0 + int64(binary.BigEndian.Uint32(v)), math.Float64frombits(binary.BigEndian.Uint64(v[4:]))})
+	}
+	return dst
 }
 
 // entryCost estimates the bytes an entry takes in a leaf page: its key and

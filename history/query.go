@@ -312,6 +312,12 @@ func readFile(ctx context.Context, periods *bbolt.Bucket, lv *level, id uint32, 
 		if b == nil {
 			continue
 		}
+		if lv == rawLevel {
+			if err := readChunks(b, id, pstart, from, to, emit); err != nil {
+				return err
+			}
+			continue
+		}
 		pc := b.Cursor()
 		for k, v := pc.Seek(appendKey(nil, lv, id, pstart, max(from, pstart))); k != nil && bytes.HasPrefix(k, prefix); k, v = pc.Next() {
 			if len(k) != keyLen {
@@ -329,10 +335,6 @@ func readFile(ctx context.Context, periods *bbolt.Bucket, lv *level, id uint32, 
 			switch {
 			case lv == textLevel:
 				e.text = string(v)
-			case lv.step == 0:
-				var f float64
-				f, ok = decodeRaw(v)
-				e.agg = single(f)
 			default:
 				e.agg, ok = decodeRollup(v)
 			}
@@ -342,6 +344,37 @@ func readFile(ctx context.Context, periods *bbolt.Bucket, lv *level, id uint32, 
 			if err := emit(e); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// readChunks emits the series' raw points of one period bucket in
+// [from, to): its chunks, sorted (a late point's chunk may overlap
+// another), one point per ms (the later written wins).
+func readChunks(b *bbolt.Bucket, id uint32, pstart, from, to int64, emit func(entry) error) error {
+	prefix := binary.BigEndian.AppendUint32(nil, id)
+	var pts []rawPoint
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != keyLen {
+			continue
+		}
+		_, t0 := keyTime(k, rawLevel, pstart)
+		if t0 >= to {
+			break
+		}
+		pts = appendPoints(pts, v, t0)
+	}
+	if !slices.IsSortedFunc(pts, func(a, b rawPoint) int { return cmpInt(a.t, b.t) }) {
+		slices.SortStableFunc(pts, func(a, b rawPoint) int { return cmpInt(a.t, b.t) })
+	}
+	for i, p := range pts {
+		if p.t < from || p.t >= to || (i+1 < len(pts) && pts[i+1].t == p.t) {
+			continue
+		}
+		if err := emit(entry{t: p.t, agg: single(p.v)}); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -321,20 +321,31 @@ func (r *Recorder) writeSeries(pw *periodWriter, s *series, now int64) error {
 		slices.SortStableFunc(s.wRaw, func(a, b rawPoint) int { return cmpInt(a.t, b.t) })
 	}
 	oldest := now - r.cfg.Raw.Milliseconds()
-	for _, pt := range s.wRaw {
-		if pt.t < oldest {
-			continue
-		}
-		p, err := pw.get(rawLevel, pt.t)
+	raw := s.wRaw
+	for len(raw) > 0 && raw[0].t < oldest {
+		raw = raw[1:]
+	}
+	for len(raw) > 0 {
+		p, err := pw.get(rawLevel, raw[0].t)
 		if err != nil {
 			return err
 		}
-		k := appendKey(pw.bytes(keyLen), rawLevel, s.id, p.start, pt.t)
-		v := binary.BigEndian.AppendUint64(pw.bytes(8), math.Float64bits(pt.v))
+		n := 1 // the chunk: the points of one period, at most chunkPoints
+		for n < len(raw) && n < chunkPoints && raw[n].t < p.start+rawLevel.period {
+			n++
+		}
+		k := appendKey(pw.bytes(keyLen), rawLevel, s.id, p.start, raw[0].t)
+		old := p.b.Get(k) // a chunk starting at the same ms: this one goes after it
+		v := append(pw.bytes(len(old)+n*chunkPointLen), old...)
+		v = appendChunk(v, raw[:n], raw[0].t)
 		if err := p.b.Put(k, v); err != nil {
 			return err
 		}
-		p.delta += entryCost(8)
+		p.delta += entryCost(n * chunkPointLen)
+		if old == nil {
+			p.delta += entryCost(0)
+		}
+		raw = raw[n:]
 	}
 	oldest = now - r.keep(textLevel).Milliseconds()
 	for _, tp := range s.wTexts {
