@@ -8,7 +8,14 @@
 // whose batched sync writes it (Open, Pending, Write, Written).
 //
 // The layout in the file (one bucket per level and period, dropped whole
-// by retention and the budget) is described in layout.go.
+// by retention and the budget) is described in layout.go. What reaches the
+// disk when: raw points in batches per series, 30 s after the first (or
+// at 256 points); a 5-minute or hourly rollup once it closes (a later
+// point of the series, or the clock past its end), merged with the file's
+// for the same bucket; text changes and new series at the next Write.
+// Close closes the open rollups so that the store's last sync writes them.
+// A crash loses at most 30 s of raw points and the open rollups. Queries
+// merge what is in memory, so readers see every point at once.
 //
 // # Concurrency contract
 //

@@ -21,14 +21,13 @@ const day = 24 * time.Hour
 // with a spike of 1000 on day 5 and a dip of -500 on day 7), silent for
 // 12 hours on day 10, with the hub down from day 20 00:30 to 03:30.
 type month struct {
-	sent          int
-	silentFrom    time.Time
-	silentTo      time.Time
-	downFrom      time.Time
-	downTo        time.Time
-	spike, dip    time.Time
-	end           time.Time
-	perDay, lastN int // messages on the last day
+	sent       int
+	silentFrom time.Time
+	silentTo   time.Time
+	downFrom   time.Time
+	downTo     time.Time
+	spike, dip time.Time
+	end        time.Time
 }
 
 // monthConfig keeps 5-minute rollups 20 days, so that some are gone.
@@ -483,5 +482,31 @@ func TestExport(t *testing.T) {
 	}
 	if _, err := h.r.Query(context.Background(), history.Query{Topic: "s", Field: "v", From: t0, To: t0}); !errors.Is(err, history.ErrBadQuery) {
 		t.Errorf("an empty range: %v, want ErrBadQuery", err)
+	}
+}
+
+// TestPendingBound: while writes fail, what waits in memory stays within
+// MaxPending (raw points and changes) and twice it (with rollups).
+func TestPendingBound(t *testing.T) {
+	c := &clock{now: t0}
+	h := newHub(t, t.TempDir(), c, history.Config{MaxPending: 100})
+	h.fault = errFull
+	for i := range 2000 {
+		ts := t0.Add(time.Duration(i) * time.Minute)
+		c.Set(ts)
+		h.r.Add("s", fmt.Appendf(nil, "%d", i), ts, false)
+		if i%100 == 0 {
+			_ = h.sync()
+		}
+	}
+	h.settle()
+	st := h.r.Stats()
+	if st.Pending > 200 || st.PendingDropped == 0 {
+		t.Errorf("stats %+v: want at most 200 pending, some dropped", st)
+	}
+	h.fault = nil
+	h.mustSync()
+	if st := h.r.Stats(); st.Pending != 0 {
+		t.Errorf("after a write: %d pending", st.Pending)
 	}
 }
