@@ -100,4 +100,3 @@ func warnDeprecated(o options, warn func(msg string, args ...any)) {
 func historyLevels(o options) string {
 	return fmt.Sprintf("raw %v, 5m %v, 1h %v", o.HistoryRaw, o.HistoryFiveMinute, o.HistoryHourly)
 }
-
