@@ -153,9 +153,12 @@ func parseHistoryTime(s string, now, def time.Time) (time.Time, error) {
 	case s == "now":
 		return now, nil
 	case s[0] == '-':
+		if len(s) < 3 {
+			return time.Time{}, fmt.Errorf("%q: a relative time is a whole number of s, m, h, d or w before now, such as -24h or -7d", s)
+		}
 		unit, ok := historyUnits[s[len(s)-1]]
 		digits := s[1 : len(s)-1]
-		if !ok || digits == "" || len(digits) > 9 || digits[0] == '+' || digits[0] == '-' {
+		if !ok || len(digits) > 9 || digits[0] == '+' || digits[0] == '-' {
 			return time.Time{}, fmt.Errorf("%q: a relative time is a whole number of s, m, h, d or w before now, such as -24h or -7d", s)
 		}
 		n, err := strconv.Atoi(digits)
