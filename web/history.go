@@ -160,6 +160,10 @@ func (h *historyAPI) queryFailed(w http.ResponseWriter, r *http.Request, s serie
 		return // the client left
 	case errors.Is(err, history.ErrNoSeries):
 		h.writeError(w, r, &bridge.Error{Code: bridge.CodeNotFound, Message: fmt.Sprintf("no history of %s", seriesName(s))})
+	case errors.Is(err, history.ErrBadQuery):
+		h.writeError(w, r, &bridge.Error{Code: bridge.CodeBadRequest, Message: err.Error()})
+	case errors.Is(err, history.ErrDamaged):
+		h.writeError(w, r, &bridge.Error{Code: bridge.CodeUnavailable, Message: err.Error()})
 	case errors.Is(err, context.DeadlineExceeded):
 		h.writeError(w, r, &bridge.Error{Code: bridge.CodeUnavailable, Message: "the history took too long to read: " + err.Error()})
 	default:
