@@ -23,7 +23,8 @@ import (
 // subscription waits for the broker, and cancelling one waits for its
 // callbacks, which take the fan-out lock). A filter no longer wanted stays subscribed for
 // Config.SubscribeLinger, so that a page reload finds it still followed;
-// one covered by another subscription goes at once.
+// one covered by another subscription goes at once. Config.KeepSubscribed
+// filters are wanted from New to Close (the history records them).
 //
 // Each Bus subscription remembers the sequence number from which the hub
 // has every message it matches (activeFrom): a client resuming from an
