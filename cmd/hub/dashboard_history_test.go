@@ -2,12 +2,289 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/motehub/motehub/internal/hubtest"
 )
+
+// The detail view's history, in Chromium, against a hub that records one
+// (--data in t.TempDir()), fed over MQTT.
+
+// moteTemperature is a HARDWARIO mote's thermometer: the hub's device
+// model makes the mote a device, and gives the series its unit (°C).
+const moteTemperature = "nodes/mote-7/thermometer/0:1/temperature"
+
+// historyPoint is a point of the series form (docs/history.md).
+type historyPoint struct {
+	T                    string
+	Min, Max, Mean, Last float64
+	Count                int64
+}
+
+// historyAnswer is one series in the series form.
+type historyAnswer struct {
+	Topic, Field, Unit, Kind, Resolution, From, To string
+	Points                                         []historyPoint
+	Gaps                                           []struct{ From, To, Reason string }
+}
+
+// getHistory asks the hub's GET /api/history with query (the part after
+// "?") and decodes the JSON answer, failing the test on a status not 200.
+func getHistory(t *testing.T, h *runningHub, query string) historyAnswer {
+	t.Helper()
+	var a historyAnswer
+	hubtest.EventuallyNil(t, hubtest.Timeout, func() error { return fetchHistory(h, query, &a) })
+	return a
+}
+
+func fetchHistory(h *runningHub, query string, into any) error {
+	client := &http.Client{Timeout: hubtest.Timeout}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + h.HTTP + "/api/history?" + query)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /api/history?%s: %s", query, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(into)
+}
+
+// waitRecorded waits until the hub's history of topic has n raw points or
+// more in the last hour.
+func waitRecorded(t *testing.T, h *runningHub, topic string, n int) {
+	t.Helper()
+	query := "topic=" + url.QueryEscape(topic) + "&from=-1h&resolution=raw&points=10000"
+	var a historyAnswer
+	hubtest.Eventually(t, 3*hubtest.Timeout, func() bool {
+		return fetchHistory(h, query, &a) == nil && len(a.Points) >= n
+	}, "the hub recorded %d points of %s, want %d", len(a.Points), topic, n)
+}
+
+// publishReadings publishes values to topic, one message each.
+func publishReadings(t *testing.T, h *runningHub, client string, topic string, values ...float64) {
+	t.Helper()
+	c := hubtest.ConnectMQTT(t, h.MQTT, client)
+	defer c.Disconnect(0)
+	for _, v := range values {
+		hubtest.PublishMQTT(t, c, topic, 1, false, []byte(strconv.FormatFloat(v, 'f', -1, 64)))
+	}
+}
+
+// openDeviceDetail opens the detail view of the card named name and waits
+// until its history is shown.
+func openDeviceDetail(t *testing.T, b *hubtest.Browser, name string) {
+	t.Helper()
+	card := `[...document.querySelectorAll(".device-card")].find(c => c.querySelector(".device-name")?.textContent === "` + name + `")`
+	b.WaitJS(t, hubtest.Timeout, card+` !== undefined`, `[...document.querySelectorAll(".device-name")].map(e => e.textContent)`)
+	hubtest.Eval[bool](t, b, card+`.querySelector(".card-details").click(); true`)
+	b.WaitJS(t, hubtest.Timeout, `document.querySelector("dialog.detail[open] .history")?.dataset.state === "done"`,
+		`document.querySelector("dialog.detail")?.textContent.slice(0, 300)`)
+}
+
+// chartOf is the expression of the detail view's plot of topic (plot.js).
+func chartOf(topic string) string {
+	return `document.querySelector('dialog.detail .history-chart[data-topic="` + topic + `"] .plot')?.plot`
+}
+
+// TestDashboardHistoryChart: a device's detail view charts its series with
+// a time axis of readable times and a value axis with the unit; a range
+// button asks the hub again for that range, with about as many points as
+// the chart is wide; the download link answers the CSV of the rows the
+// API has for the range shown.
+func TestDashboardHistoryChart(t *testing.T) {
+	t.Parallel() // waits more than it works: overlaps with the other waiting tests
+	h := startHub(t, "--data", t.TempDir())
+	values := []float64{21.5, 21.7, 22.1, 21.9, 22.4}
+	publishReadings(t, h, "mote-7", moteTemperature, values...)
+	waitRecorded(t, h, moteTemperature, len(values))
+
+	b := hubtest.NewBrowser(t)
+	b.Do(t, chromedp.EmulateViewport(1280, 800))
+	openDashboard(t, b, h, "")
+	// Every request for history the page makes, as the browser saw it.
+	hubtest.Eval[bool](t, b, `window.asked = []; new PerformanceObserver((l) => { for (const e of l.getEntries()) if (e.name.includes("/api/history")) asked.push(e.name); }).observe({type: "resource", buffered: true}); true`)
+	openDeviceDetail(t, b, "mote-7")
+	plot := chartOf(moteTemperature)
+	b.WaitJS(t, hubtest.Timeout, plot+`?.data[1].filter(v => v !== null).length === `+strconv.Itoa(len(values)), plot+`?.data`)
+
+	// The axes: times as hours and minutes (the date under the first), the
+	// values' axis labelled with the unit, the caption naming it too.
+	axes := hubtest.Eval[struct {
+		Count        int
+		Label        string
+		Times, Ticks []string
+		Caption      string
+	}](t, b, `(() => { const u = `+plot+`.uplot; return {count: u.axes.length, label: u.axes[1].label,
+		times: u.axes[0]._values, ticks: u.axes[1]._values,
+		caption: document.querySelector('dialog.detail .history-chart[data-topic="`+moteTemperature+`"] figcaption').textContent}; })()`)
+	if axes.Count != 2 || axes.Label != "°C" || !strings.Contains(axes.Caption, "°C") {
+		t.Errorf("axes %+v: want two, the values' labelled °C and the caption naming °C", axes)
+	}
+	clock := regexp.MustCompile(`^\d{1,2}:\d{2}`)
+	if len(axes.Times) < 2 || !clock.MatchString(axes.Times[0]) || !clock.MatchString(axes.Times[len(axes.Times)-1]) {
+		t.Errorf("time axis ticks %q, want times of day", axes.Times)
+	}
+	if len(axes.Ticks) < 2 {
+		t.Errorf("value axis ticks %q, want at least two", axes.Ticks)
+	}
+
+	// The range buttons: 7 d asks the hub for the last 7 days.
+	before := hubtest.Eval[int](t, b, `asked.length`)
+	hubtest.Eval[bool](t, b, `document.querySelector('dialog.detail .range[data-from="-7d"]').click(); true`)
+	b.WaitJS(t, hubtest.Timeout, `document.querySelector("dialog.detail .history").dataset.from === "-7d" && document.querySelector("dialog.detail .history").dataset.state === "done"`,
+		`document.querySelector("dialog.detail .history").dataset.from`)
+	b.WaitJS(t, hubtest.Timeout, `asked.length > `+strconv.Itoa(before), `asked`)
+	asked := hubtest.Eval[[]string](t, b, `asked.slice(`+strconv.Itoa(before)+`)`)
+	width := hubtest.Eval[float64](t, b, `document.querySelector("dialog.detail .history-charts").clientWidth`)
+	var sawRange bool
+	for _, a := range asked {
+		u, err := url.Parse(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		if q.Get("from") != "-7d" {
+			continue
+		}
+		sawRange = true
+		points, _ := strconv.Atoi(q.Get("points"))
+		if q.Get("device") == "" || float64(points) < width-2 || float64(points) > width+2 {
+			t.Errorf("the 7 d request %s: want the device's series, with points about the chart's width (%v px)", a, width)
+		}
+	}
+	if !sawRange {
+		t.Fatalf("after pressing 7 d the page asked %q, no from=-7d", asked)
+	}
+	if pressed := hubtest.Eval[string](t, b, `document.querySelector('dialog.detail .range[aria-pressed="true"]').textContent`); pressed != "7 d" {
+		t.Errorf("the pressed range button is %q, want 7 d", pressed)
+	}
+
+	// The download: the CSV of the series over the range shown, with the
+	// rows the API has.
+	href := hubtest.Eval[string](t, b, `document.querySelector('dialog.detail .history-chart[data-topic="`+moteTemperature+`"] a.download').href`)
+	link, err := url.Parse(href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lq := link.Query()
+	if lq.Get("format") != "csv" || lq.Get("topic") != moteTemperature || lq.Get("from") == "" || lq.Get("to") == "" {
+		t.Fatalf("download link %s: want the series' CSV over the range shown", href)
+	}
+	rows := downloadCSV(t, href)
+	lq.Del("format")
+	lq.Set("points", "10000")
+	api := getHistory(t, h, lq.Encode())
+	if len(rows) != len(api.Points)+1 || len(api.Points) != len(values) {
+		t.Fatalf("the CSV has %d rows, the API %d points (of %d published): want a header and a row each", len(rows), len(api.Points), len(values))
+	}
+	if !strings.HasPrefix(rows[0][0], "time (") || !strings.Contains(strings.Join(rows[0], ","), "°C") {
+		t.Errorf("CSV header %q: want the time zone and the unit", rows[0])
+	}
+	for i, p := range api.Points {
+		mean, err := strconv.ParseFloat(rows[i+1][3], 64)
+		if err != nil || mean != p.Mean || p.Mean != values[i] {
+			t.Errorf("CSV row %d %q: mean %v, the API's %v, published %v", i+1, rows[i+1], mean, p.Mean, values[i])
+		}
+	}
+	// The whole device's download.
+	all := hubtest.Eval[string](t, b, `document.querySelector("dialog.detail a.download-all").href`)
+	if rows := downloadCSV(t, all); len(rows) < len(values)+1 {
+		t.Errorf("the device's CSV %s has %d rows, want a header and the %d readings at least", all, len(rows), len(values))
+	}
+	checkConsole(t, b)
+}
+
+// downloadCSV gets a download link's CSV: an attachment, with its rows.
+func downloadCSV(t *testing.T, href string) [][]string {
+	t.Helper()
+	client := &http.Client{Timeout: hubtest.Timeout}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") ||
+		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("GET %s: %s %q %q, want a CSV attachment", href, resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"))
+	}
+	r := csv.NewReader(resp.Body)
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil {
+		t.Fatalf("GET %s: %v", href, err)
+	}
+	return rows
+}
+
+// TestDashboardHistoryRestartGap: after the hub restarts on the same data,
+// the detail chart has a break (a null) between the readings of the two
+// runs, and so has the card's chart (two stretches of line).
+func TestDashboardHistoryRestartGap(t *testing.T) {
+	t.Parallel() // waits more than it works: overlaps with the other waiting tests
+	dir := t.TempDir()
+	first := startHub(t, "--data", dir)
+	publishReadings(t, first, "mote-7", moteTemperature, 20, 20.5, 21)
+	waitRecorded(t, first, moteTemperature, 3)
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	second := startHub(t, "--data", dir)
+	publishReadings(t, second, "mote-7-again", moteTemperature, 25, 25.5, 26)
+	waitRecorded(t, second, moteTemperature, 6)
+
+	b := hubtest.NewBrowser(t)
+	openDashboard(t, b, second, "")
+	openDeviceDetail(t, b, "mote-7")
+	plot := chartOf(moteTemperature)
+	b.WaitJS(t, hubtest.Timeout, plot+`?.data[1].filter(v => v !== null).length === 6`, plot+`?.data`)
+	if got := hubtest.Eval[string](t, b, plot+`.data[1].map(v => v === null ? "null" : v).join(" ")`); got != "20 20.5 21 null 25 25.5 26" {
+		t.Errorf("the detail chart's values are %q, want the runs' with a null between", got)
+	}
+	hubtest.Eval[bool](t, b, `document.querySelector("dialog.detail").close(); true`)
+
+	tile := `document.querySelector('.tile[data-topic="` + moteTemperature + `"] .chart')`
+	b.WaitJS(t, hubtest.Timeout, tile+`?.dataset.seeded === "6"`, tile+`?.dataset.seeded`)
+	b.WaitJS(t, hubtest.Timeout, `(`+tile+`.querySelector(".chart-line").getAttribute("d").match(/M/g) ?? []).length === 2`,
+		tile+`.querySelector(".chart-line").getAttribute("d")`)
+	checkConsole(t, b)
+}
+
+// TestDashboardHistoryScreenshot takes docs/history.png (with -update): the
+// detail view of the demo's first mote, whose charts have the hub's
+// restart in them.
+func TestDashboardHistoryScreenshot(t *testing.T) {
+	t.Parallel() // waits more than it works: overlaps with the other waiting tests
+	const temperature = "nodes/mote-1/thermometer/0:1/temperature"
+	dir := t.TempDir()
+	first := startHub(t, "--demo", "--data", dir)
+	waitRecorded(t, first, temperature, 12)
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	second := startHub(t, "--demo", "--data", dir)
+	waitRecorded(t, second, temperature, 24)
+
+	b := hubtest.NewBrowser(t)
+	b.Do(t, chromedp.EmulateViewport(1280, 800))
+	openDashboard(t, b, second, "")
+	openDeviceDetail(t, b, "mote-1")
+	b.WaitJS(t, hubtest.Timeout, chartOf(temperature)+`?.data[1].includes(null)`, chartOf(temperature)+`?.data`)
+	saveScreenshot(t, screenshot(t, b), "history.png")
+	checkConsole(t, b)
+}
 
 // TestDashboardHistoryBreaks: the rules of the charts' data, run in
 // Chromium on answers of the series form written here: a line breaks at a

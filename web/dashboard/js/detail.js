@@ -154,7 +154,7 @@ class HistoryView {
       const answer = await fetchSeries({ device, from: range.from, points }, signal);
       for (const result of answer.series ?? []) {
         const desc = series.find((d) => d.topic === result.topic && d.field === (result.field ?? ""));
-        out.push({ desc: desc ?? { topic: result.topic, field: result.field ?? "", label: result.field || result.topic, unit: "" }, result });
+        out.push({ desc: desc ?? { topic: result.topic, field: result.field ?? "", label: result.name || result.field || result.topic, unit: "" }, result });
       }
       rest = series.filter((d) => !d.own);
       // An entity the answer lacks has no history yet.

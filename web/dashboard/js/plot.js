@@ -160,7 +160,13 @@ export class Plot {
       series,
       bands: band ? [{ series: [3, 2], fill: color("--accent-soft") }] : [],
       scales: {
-        x: { time: true, range: () => [this.#range.from / 1000, this.#range.to / 1000] },
+        // The range asked, or from the series' first point when it is
+        // younger (a day's chart of ten minutes of data shows those), and
+        // a minute at least.
+        x: { time: true, range: (u) => {
+          const to = this.#range.to / 1000;
+          return [Math.min(to - 60, Math.max(this.#range.from / 1000, u.data[0][0] ?? -Infinity)), to];
+        } },
       },
       axes: [
         { ...axis, values: timeTicks, size: 46 },
