@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,12 @@ type Config struct {
 	// more is kept, so that clients that come back soon (a page reload)
 	// resume without a resync. Default 30 s.
 	SubscribeLinger time.Duration
+	// KeepSubscribed are filters a hub with SubscribeOnDemand stays
+	// subscribed to on the Bus for its whole life, whether or not a client
+	// wants them: what an Observer records (the history) with no browser
+	// watching. Ignored without SubscribeOnDemand, whose BusFilters hold
+	// everything. Default: none.
+	KeepSubscribed []string
 	// DefaultFilters are the subscriptions of a client that has not chosen
 	// any (relative to its base). Default: ["#"].
 	DefaultFilters []string
@@ -272,7 +279,7 @@ type Hub struct {
 func New(bus Bus, cfg Config) (*Hub, error) {
 	ownRefusals := cfg.Refusals == nil
 	cfg.setDefaults()
-	for _, f := range append(cfg.BusFilters, cfg.DefaultFilters...) {
+	for _, f := range slices.Concat(cfg.BusFilters, cfg.DefaultFilters, cfg.KeepSubscribed) {
 		if err := topics.ValidateFilter(f); err != nil {
 			return nil, fmt.Errorf("filter %q: %w", f, err)
 		}
@@ -289,6 +296,9 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		ownRefusals: ownRefusals,
 	}
 	h.interest = newInterest(cfg.SubscribeOnDemand, cfg.SubscribeLinger, bus, h.state, h.log)
+	for _, f := range cfg.KeepSubscribed {
+		h.interest.want(f, 1) // never taken back: wanted until Close
+	}
 	var seq uint64
 	if r := cfg.Restore; r != nil {
 		seq = h.restore(r)

@@ -29,8 +29,8 @@ import (
 
 // StoreConfig tunes a Store. The zero value of each field means its
 // documented default. The bounds of the kept topics are the hub's:
-// cmd/hub passes the same --max-topics, --history-length and
-// --history-bytes to bridge.Config, and the defaults here are
+// cmd/hub passes the same --max-topics, --recent-messages and
+// --recent-bytes to bridge.Config, and the defaults here are
 // bridge.Config's (10000, 120, 64 MiB).
 type StoreConfig struct {
 	// SyncInterval is how often what changed is written, in one transaction
@@ -53,6 +53,10 @@ type StoreConfig struct {
 	// goes, value and history. Defaults: bridge.Config's.
 	MaxTopics    int
 	HistoryBytes int64
+	// Parts are more state kept in the store's file, each written in the
+	// store's sync transaction (see StorePart): the history's rollups.
+	// Default: none.
+	Parts []StorePart
 	// Logger receives the store's logs. Default: slog.Default().
 	Logger *slog.Logger
 
@@ -105,6 +109,11 @@ var (
 // Close marks the file clean: the next run keeps the event log and its
 // epoch, so clients resume without noticing; after a crash the next run
 // starts a new epoch, and clients are told to resync.
+//
+// Parts (StoreConfig.Parts, the history's rollups) keep more in the same
+// file: each is opened in the store's opening transaction and written in
+// its sync transaction, which runs when the store's changes or a part's are
+// pending; each part bounds what it holds pending.
 //
 // The crash window: a change made just after a write began is on disk when
 // the next write ends. So that this is SyncInterval, each write starts
@@ -297,6 +306,9 @@ func (s *Store) load(tx *bbolt.Tx) error {
 		return err
 	}
 	if err := meta.Put([]byte("epoch"), []byte(r.Epoch)); err != nil {
+		return err
+	}
+	if err := s.openParts(tx); err != nil {
 		return err
 	}
 	return meta.Put([]byte("clean"), []byte("0"))
@@ -501,16 +513,18 @@ func nextWait(interval, took, expected time.Duration) time.Duration {
 	return max(interval-took-expected, 0)
 }
 
-// sync writes what changed in one transaction, and returns how long it
-// took. What a failed write held stays pending.
+// sync writes what changed, the store's and its parts', in one
+// transaction, and returns how long it took. What a failed write held
+// stays pending.
 func (s *Store) sync() time.Duration {
+	partsPending := s.partsPending() // outside s.mu: the parts have their own locks
 	s.mu.Lock()
 	if s.damaged != nil {
 		s.mu.Unlock()
 		return 0
 	}
 	b := s.pending
-	if b.empty() {
+	if b.empty() && !partsPending {
 		s.mu.Unlock()
 		return 0
 	}
@@ -520,6 +534,7 @@ func (s *Store) sync() time.Duration {
 	s.kept.startWrite(b)
 	s.mu.Unlock()
 	start := time.Now()
+	var wrote []StorePart
 	err := s.guard(func() error {
 		return s.db.Update(func(tx *bbolt.Tx) error {
 			if s.cfg.writeFault != nil {
@@ -527,10 +542,16 @@ func (s *Store) sync() time.Duration {
 					return err
 				}
 			}
-			return s.write(tx, b)
+			if err := s.write(tx, b); err != nil {
+				return err
+			}
+			var err error
+			wrote, err = s.writeParts(tx)
+			return err
 		})
 	})
 	took := time.Since(start)
+	writtenParts(wrote, err == nil)
 	s.mu.Lock()
 	failing := s.lastErr != nil
 	s.stats.LastSync = took

@@ -7,7 +7,28 @@
 // the hub's messages (Add) and makes it a part of package broker's Store,
 // whose batched sync writes it (Open, Pending, Write, Written).
 //
+// The layout in the file (one bucket per level and period, dropped whole
+// by retention and the budget) is described in layout.go.
+//
 // # Concurrency contract
 //
-// (Written by the package's builder: who holds which lock, for how long.)
+// Add is called under the hub's fan-out lock. It takes the queue's own
+// lock for one append to a bounded slice (no allocation once the slice has
+// grown) and nudges the recorder's goroutine with a non-blocking send: it
+// never waits for the recorder's main lock, a write or a read. A full
+// queue drops the message and counts it (Stats.Dropped).
+//
+// The recorder's goroutine (started by Open, stopped and waited for by
+// Close) takes the queue whole, parses each payload and aggregates under
+// the recorder's lock, released every 256 messages.
+//
+// Write runs in the store's sync transaction: it holds the recorder's
+// lock only to move what is pending to the write (O(series with news)),
+// and writes outside it. Written settles the write under the lock.
+//
+// Query, Export, Series and Stats may be called from any goroutine. Query
+// and Export hold the lock to copy what of one series is in memory (its
+// pending points, open and closed rollups), then read in a bbolt read
+// transaction without it; Export calls its fn inside that transaction.
+// Series holds the lock for a walk of the series (at most MaxSeries).
 package history

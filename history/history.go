@@ -1,12 +1,11 @@
 package history
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"time"
 
-	"go.etcd.io/bbolt"
+	"github.com/motehub/motehub/internal/defaults"
 )
 
 // Defaults of Config.
@@ -41,6 +40,34 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the recorder's logs. Default: slog.Default().
 	Logger *slog.Logger
+	// QueueLen bounds the messages Add has queued and the recorder's
+	// goroutine has not yet parsed; past it Add drops (Stats.Dropped).
+	// Default 65536.
+	QueueLen int
+	// MaxPending bounds the raw points and text changes held in memory
+	// until a write commits (about 40 bytes each); past it new ones are
+	// dropped (Stats.PendingDropped) while rollups keep aggregating, and
+	// closed rollups are held up to twice as many. Default 1<<20.
+	MaxPending int
+}
+
+func (c *Config) setDefaults() {
+	defaults.Set(&c.Raw, DefaultRaw)
+	defaults.Set(&c.FiveMinute, DefaultFiveMinute)
+	defaults.Set(&c.Hourly, DefaultHourly)
+	defaults.Set(&c.MaxBytes, DefaultMaxBytes)
+	defaults.Set(&c.MaxSeries, DefaultMaxSeries)
+	defaults.Set(&c.QueueLen, 65536)
+	defaults.Set(&c.MaxPending, 1<<20)
+	if len(c.Filters) == 0 {
+		c.Filters = []string{"#"}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 }
 
 // Resolution names a level of the history.
@@ -113,63 +140,22 @@ type Stats struct {
 	Dropped       uint64 // samples not recorded: the queue was full
 	Bytes         int64  // estimated bytes on disk
 	Evicted       uint64 // period buckets dropped for MaxBytes or retention
+	// PendingDropped counts raw points, text changes and closed rollups
+	// not recorded: MaxPending were waiting for a write.
+	PendingDropped uint64
+	// Queued is how many messages Add queued that the recorder has not yet
+	// applied; Pending, how many points, changes and rollups wait for a write.
+	Queued  int
+	Pending int
 }
 
 // ErrNoSeries is returned by Query for a series never recorded.
 var ErrNoSeries = errors.New("no history of this series")
 
-// Recorder keeps the history of numeric and text series in the store's
-// bbolt file. It is a part of the store (Open, Pending, Write, Written are
-// called by package broker's Store), and is told of every message by Add.
-type Recorder struct {
-	cfg Config
-}
+// ErrDamaged is returned (wrapped in a message naming the file) when a read
+// of the history finds the store's file damaged.
+var ErrDamaged = errors.New("the store file is damaged")
 
-// New returns a Recorder; it starts recording when the store opens it.
-func New(cfg Config) *Recorder { return &Recorder{cfg: cfg} }
-
-// Add records one message: its time is the message's (a test may feed a
-// month in seconds). Called under the hub's fan-out lock: O(1), never
-// blocks. payload is the JSON value (text payloads as a JSON string, with
-// text set); it is shared: read only.
-func (r *Recorder) Add(topic string, payload []byte, t time.Time, text bool) {}
-
-// Open creates the recorder's buckets and loads its index, in the
-// transaction that opens the store, and marks the start of a run of the hub.
-func (r *Recorder) Open(tx *bbolt.Tx) error { return errors.New("not built") }
-
-// Pending says whether there is something to Write.
-func (r *Recorder) Pending() bool { return false }
-
-// Write writes what changed since the last Write that committed, in the
-// store's sync transaction, and drops what retention and MaxBytes drop.
-func (r *Recorder) Write(tx *bbolt.Tx) error { return errors.New("not built") }
-
-// Written says whether the transaction of the last Write committed.
-func (r *Recorder) Written(ok bool) {}
-
-// Query answers one series over a range, at the resolution chosen from the
-// range: the coarsest level whose step fits range/Points and whose
-// retention covers From (see docs). Never holds Add for longer than O(1).
-func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
-	return nil, errors.New("not built")
-}
-
-// Export calls fn for every stored point of the series in [From, To),
-// oldest first, without downsampling, at q.Resolution or, when it is
-// empty, the resolution Query would choose; it returns the resolution read.
-// It reads in one read transaction and stops at fn's first error. Gaps are
-// not points: a caller that wants them asks Query.
-func (r *Recorder) Export(ctx context.Context, q Query, fn func(Point) error) (Resolution, error) {
-	return "", errors.New("not built")
-}
-
-// Series lists the series recorded of the topics filter matches.
-func (r *Recorder) Series(filter string) []SeriesInfo { return nil }
-
-// Stats reports what the recorder keeps.
-func (r *Recorder) Stats() Stats { return Stats{} }
-
-// Close stops the recorder's goroutine; the store writes what is pending
-// in its last sync.
-func (r *Recorder) Close() error { return nil }
+// ErrBadQuery is returned (wrapped, saying what is wrong) for a query that
+// cannot be answered as asked: an empty range, an unknown resolution.
+var ErrBadQuery = errors.New("bad history query")

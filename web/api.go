@@ -68,7 +68,8 @@ func (a *api) state(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// history: GET /api/history?topic=...&limit=N — recent messages, oldest first.
+// history: GET /api/history?topic=...&limit=N — recent messages, oldest
+// first (the series form is historyAPI's).
 func (a *api) history(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	topic := q.Get("topic")

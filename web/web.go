@@ -16,6 +16,7 @@ import (
 
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/history"
 	"github.com/motehub/motehub/internal/httpx"
 	"github.com/motehub/motehub/internal/refusals"
 )
@@ -69,6 +70,11 @@ type Config struct {
 	// and retained messages (admin.go). Default: nil (an upstream broker),
 	// and those parts of the admin view answer "unsupported".
 	Broker Broker
+	// History is the history on disk, for the series form of GET
+	// /api/history and its CSV and NDJSON exports (history.go). Default:
+	// nil, and those answer 503 (the recent messages, ?topic=&limit=, are
+	// the hub's and always answered).
+	History *history.Recorder
 	// Collectors are more metrics for /metrics (the broker's, the
 	// upstream's), besides the hub's, the runtime's and the process's.
 	Collectors []prometheus.Collector
@@ -149,7 +155,8 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	a := &api{hub: hub, maxBodyBytes: cfg.MaxBodyBytes, refuser: refused}
 	r.Post("/api/publish", a.publish)
 	r.Get("/api/state", a.state)
-	r.Get("/api/history", a.history)
+	hist := &historyAPI{hub: hub, rec: cfg.History, authz: cfg.Authorizer, recent: a.history, now: time.Now, refuser: refused}
+	r.Get("/api/history", hist.serve)
 	r.Get("/api/poll", a.poll)
 	r.Get("/api/devices", a.devices)
 	r.Get("/api/devices/{id}", a.device)

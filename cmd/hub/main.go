@@ -24,6 +24,7 @@ import (
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/broker"
 	"github.com/motehub/motehub/devices"
+	"github.com/motehub/motehub/history"
 	"github.com/motehub/motehub/internal/refusals"
 	"github.com/motehub/motehub/web"
 )
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return usage(err)
 	}
 	log := newLogger(opts, stdout)
+	warnDeprecated(opts, log.Warn)
 	if exposed := anonymousExposure(opts); exposed != nil {
 		log.Warn("anyone who can reach the hub can read and command every device, without a password: "+
 			"--allow-anonymous on an address other machines can reach; give users with --users (see hub passwd)",
@@ -158,18 +160,27 @@ func (s stopList) stopAll(ctx context.Context) error {
 }
 
 // mqttSide is the MQTT side of the hub: the embedded broker (with its
-// store), or an upstream one.
+// store), or an upstream one; and the history, in the store.
 type mqttSide struct {
-	store  *broker.Store    // nil without --data
-	broker *broker.Embedded // nil with --upstream
-	up     *upstream        // nil without
-	bus    bridge.Bus
+	store   *broker.Store     // nil without --data
+	history *history.Recorder // nil without --data, or with --history-bytes 0
+	broker  *broker.Embedded  // nil with --upstream
+	up      *upstream         // nil without
+	bus     bridge.Bus
 }
 
-// openMQTTSide connects to the upstream broker, or opens the store and
-// starts the embedded broker, which admits no device yet (see letIn).
+// openMQTTSide opens the store of --data with the history in it, and
+// connects to the upstream broker or starts the embedded broker, which
+// admits no device yet (see letIn). With --upstream the store holds only
+// the replica's history.
 func openMQTTSide(opts options, sec security, log *slog.Logger, stops *stopList) (mqttSide, error) {
 	var mq mqttSide
+	mq.history = newRecorder(opts, log)
+	store, err := openStore(opts, mq.history, log, stops)
+	if err != nil {
+		return mq, err
+	}
+	mq.store = store
 	if opts.Upstream != "" {
 		up, err := connectUpstream(opts, log)
 		if err != nil {
@@ -179,33 +190,42 @@ func openMQTTSide(opts options, sec security, log *slog.Logger, stops *stopList)
 		mq.up, mq.bus = up, up.remote
 		return mq, nil
 	}
-	store, err := openStore(opts, log, stops)
-	if err != nil {
-		return mq, err
-	}
 	b, err := startBroker(opts, sec, store, log)
 	if err != nil {
 		return mq, err
 	}
 	stops.add(b.Close)
-	mq.store, mq.broker, mq.bus = store, b, b
+	mq.broker, mq.bus = b, b
 	return mq, nil
 }
 
-// openStore opens the store of --data; nil without.
-func openStore(opts options, log *slog.Logger, stops *stopList) (*broker.Store, error) {
+// openStore opens the store of --data, with rec (nil: no history) as one of
+// its parts; nil without --data.
+func openStore(opts options, rec *history.Recorder, log *slog.Logger, stops *stopList) (*broker.Store, error) {
 	if opts.DataDir == "" {
 		return nil, nil
 	}
-	store, err := broker.OpenStore(opts.DataDir, broker.StoreConfig{
+	cfg := broker.StoreConfig{
 		SyncInterval: opts.SyncInterval, Logger: log,
 		// The same bounds as the hub's: disk and memory hold the same topics.
-		MaxTopics: opts.MaxTopics, HistoryLength: opts.HistoryLength, HistoryBytes: opts.HistoryBytes,
-	})
+		MaxTopics: opts.MaxTopics, HistoryLength: opts.RecentMessages, HistoryBytes: opts.RecentBytes,
+	}
+	if rec != nil {
+		cfg.Parts = []broker.StorePart{rec}
+	}
+	store, err := broker.OpenStore(opts.DataDir, cfg)
 	if err != nil {
+		if rec != nil {
+			_ = rec.Close() // opened, perhaps, before the store failed
+		}
 		return nil, err
 	}
 	stops.add(func(context.Context) error { return store.Close() }) // last: after the broker
+	if rec != nil {
+		stops.add(closeRecorder(rec)) // after the hub, before the store
+		log.Info("history on", "dir", opts.DataDir, "levels", historyLevels(opts), "bytes", opts.HistoryBytes, "series", opts.HistorySeries,
+			"topics", strings.Join(opts.HistoryTopics, " "))
+	}
 	log.Info("store opened", "dir", opts.DataDir, "epoch", store.Restored().Epoch, "values", len(store.Restored().Values))
 	return store, nil
 }
@@ -236,19 +256,26 @@ func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge
 		MaxStateValues:        opts.MaxStateValues,
 		Devices:               devices.Config{MaxDevices: opts.MaxDevices},
 		MaxTopics:             opts.MaxTopics,
-		HistoryLength:         opts.HistoryLength,
-		HistoryBytes:          int(opts.HistoryBytes),
+		HistoryLength:         opts.RecentMessages,
+		HistoryBytes:          int(opts.RecentBytes),
 		CoalesceWindow:        opts.CoalesceWindow,
 	}
 	if opts.CoalesceWindow == 0 {
 		hubCfg.CoalesceWindow = -1 // off; the bridge's zero is its default
 	}
-	if mq.store != nil {
+	if mq.store != nil && mq.up == nil { // with --upstream the store holds only the history
 		hubCfg.Journal, hubCfg.Restore = mq.store, mq.store.Restored()
 	}
+	if mq.history != nil {
+		hubCfg.Observers = append(hubCfg.Observers, historyObserver{mq.history})
+	}
 	if mq.up != nil {
-		// Subscribed upstream to what the clients want, not to everything.
+		// Subscribed upstream to what the clients want, not to everything;
+		// and, to record them, to the history's topics for good.
 		hubCfg.SubscribeOnDemand, hubCfg.SubscribeLinger = true, opts.UpstreamLinger
+		if mq.history != nil {
+			hubCfg.KeepSubscribed = opts.HistoryTopics
+		}
 	}
 	return hubCfg
 }
@@ -293,6 +320,7 @@ func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks 
 		NonLoopback:    !isLoopback(ln.Addr().String()),
 		TrustedProxies: opts.TrustedProxies,
 		Checks:         checks,
+		History:        mq.history,
 	}
 	if mq.up != nil {
 		webCfg.Collectors = []prometheus.Collector{mq.up}
@@ -301,9 +329,12 @@ func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks 
 		webCfg.MQTTOverWebSocket = mq.broker.WebSocketHandler(opts.AllowOrigins)
 		webCfg.Broker = mq.broker // the admin view's MQTT clients and retained messages
 		webCfg.Collectors = []prometheus.Collector{brokerCollector{mq.broker}}
-		if mq.store != nil {
-			webCfg.Collectors = append(webCfg.Collectors, storeCollector{mq.store})
-		}
+	}
+	if mq.store != nil {
+		webCfg.Collectors = append(webCfg.Collectors, storeCollector{mq.store})
+	}
+	if mq.history != nil {
+		webCfg.Collectors = append(webCfg.Collectors, historyCollector{mq.history})
 	}
 	return webCfg
 }

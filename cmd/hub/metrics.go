@@ -69,8 +69,8 @@ var (
 	descStoreSyncSeconds = prometheus.NewDesc("motehub_store_sync_seconds", "How long the last write to --data took.", nil, nil)
 	descStorePending     = prometheus.NewDesc("motehub_store_pending", "Changes waiting to be written to --data, and their bytes.", []string{"unit"}, nil)
 	descStoreLogDropped  = prometheus.NewDesc("motehub_store_log_dropped_total", "Event log records dropped, never written, to keep the pending changes within their bounds.", nil, nil)
-	descStoreEvicted     = prometheus.NewDesc("motehub_store_topics_evicted_total", "Topics whose last value and history were dropped, the least recently updated first, to stay within --max-topics and --history-bytes.", nil, nil)
-	descStoreTopics      = prometheus.NewDesc("motehub_store_topics", "Topics kept in --data, and their bytes as --history-bytes counts them.", []string{"unit"}, nil)
+	descStoreEvicted     = prometheus.NewDesc("motehub_store_topics_evicted_total", "Topics whose last value and history were dropped, the least recently updated first, to stay within --max-topics and --recent-bytes.", nil, nil)
+	descStoreTopics      = prometheus.NewDesc("motehub_store_topics", "Topics kept in --data, and their bytes as --recent-bytes counts them.", []string{"unit"}, nil)
 	descStoreDamaged     = prometheus.NewDesc("motehub_store_damaged", "1 when the file in --data was found damaged: nothing more is written to it.", nil, nil)
 )
 

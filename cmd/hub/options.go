@@ -40,10 +40,19 @@ type options struct {
 	SyncInterval   time.Duration
 
 	// The topics kept, in memory and on disk (bridge.Config and
-	// broker.StoreConfig alike).
-	MaxTopics     int
-	HistoryLength int
-	HistoryBytes  int64
+	// broker.StoreConfig alike): their last values and recent messages.
+	MaxTopics      int
+	RecentMessages int
+	RecentBytes    int64
+
+	// The history on disk (history.Config, history.go): how long each level
+	// is kept, its disk budget (0: off), the series and the topics recorded.
+	HistoryRaw        time.Duration
+	HistoryFiveMinute time.Duration
+	HistoryHourly     time.Duration
+	HistoryBytes      int64
+	HistorySeries     int
+	HistoryTopics     []string
 
 	MaxMessageBytes          int
 	RateLimit                float64
@@ -96,7 +105,9 @@ var helpGroups = []flagGroup{
 	{"Limits", []string{"max-message-bytes", "rate-limit", "mqtt-rate-limit", "max-connections",
 		"max-connections-per-address", "max-subscriptions", "max-state-values", "max-devices", "read-header-timeout", "idle-timeout",
 		"mqtt-connect-timeout", "mqtt-max-sessions", "mqtt-session-expiry", "mqtt-max-subscriptions", "mqtt-max-queued"}},
-	{"Storage", []string{"data", "data-sync-interval", "max-topics", "history-length", "history-bytes"}},
+	{"Storage", []string{"data", "data-sync-interval", "max-topics", "recent-messages", "recent-bytes", "history-length"}},
+	{"History (numbers and states over time, in --data)", []string{"history-raw", "history-5m", "history-1h", "history-bytes",
+		"history-series", "history-topics"}},
 	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
 		"upstream-password", "upstream-ca", "upstream-client-id-prefix", "upstream-linger"}},
 	{"Device commands", []string{"ack-timeout"}},
@@ -107,7 +118,11 @@ var helpGroups = []flagGroup{
 }
 
 // repeatable flags take a comma-separated list from the environment.
-var repeatable = map[string]bool{"allow-origin": true, "allow-host": true, "trusted-proxy": true}
+var repeatable = map[string]bool{"allow-origin": true, "allow-host": true, "trusted-proxy": true, "history-topics": true}
+
+// deprecated flags are old names that still work, with a warning at start
+// naming the new one.
+var deprecated = map[string]string{"history-length": "recent-messages"}
 
 // commandLineOnly flags have no environment twin and no key in the
 // --config file.
@@ -152,7 +167,10 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 		return o, usage(err)
 	}
 	if o.Upstream != "" { // the devices and their state are the upstream's
-		o.MQTTAddr, o.DataDir = "", ""
+		o.MQTTAddr = ""
+		if !o.explicit["data"] {
+			o.DataDir = "" // given, it holds the replica's own history (docs/scaling.md)
+		}
 	}
 	return o, nil
 }
@@ -234,15 +252,17 @@ func hubFlags(o *options) *flag.FlagSet {
 	fs.DurationVar(&o.SyncInterval, "data-sync-interval", time.Second, "how often changes are written to --data: a crash loses at most this, "+
 		"or two writes' time if one write takes longer than half of it (`DURATION`; logged, see motehub_store_sync_seconds)")
 	fs.IntVar(&o.MaxTopics, "max-topics", bridge.DefaultMaxTopics, "topics whose last value and history are kept, in memory and in --data; past it the topic updated least recently goes (`N`)")
-	fs.IntVar(&o.HistoryLength, "history-length", bridge.DefaultHistoryLength, "recent messages kept per topic for /api/history (`N`)")
-	fs.Int64Var(&o.HistoryBytes, "history-bytes", bridge.DefaultHistoryBytes, "`BYTES` of last values and history kept, in memory and in --data; past it the topic updated least recently goes")
+	fs.IntVar(&o.RecentMessages, "recent-messages", bridge.DefaultHistoryLength, "recent messages kept per topic, in memory and in --data, for /api/history?topic=&limit= (`N`)")
+	fs.Int64Var(&o.RecentBytes, "recent-bytes", bridge.DefaultHistoryBytes, "`BYTES` of last values and recent messages kept, in memory and in --data; past it the topic updated least recently goes")
+	fs.Var(intAlias{&o.RecentMessages}, "history-length", "deprecated: the old name of --recent-messages (`N`)")
+	historyFlags(fs, o)
 	o.AckTimeout = 5 * time.Second
 	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
 	fs.DurationVar(&o.CoalesceWindow, "coalesce-window", 2*time.Millisecond, "the longest the hub waits after writing to many browsers at once before it writes again, "+
 		"so that each gets fewer, larger writes; writing to few it never waits (`DURATION`; 0: off)")
 	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
 	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
-	fs.Var(upstreamURL{&o.Upstream}, "upstream", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); turns off --mqtt and --data")
+	fs.Var(upstreamURL{&o.Upstream}, "upstream", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); turns off --mqtt, and --data unless given (then it holds only this replica's history)")
 	fs.StringVar(&o.UpstreamUser, "upstream-username", "", "`USER` to connect to --upstream as (wins over the URL's)")
 	fs.StringVar(&o.UpstreamPassword, "upstream-password", "", "`PASSWORD` of --upstream-username; prefer the environment, which other users of the machine cannot see")
 	fs.StringVar(&o.UpstreamCA, "upstream-ca", "", "`FILE` of CA certificates (PEM) that --upstream's certificate must chain to (default: the system's)")
@@ -359,15 +379,17 @@ func (o options) check() error {
 		return fmt.Errorf("--mqtt-max-sessions %d is below --max-connections %d: every connected MQTT client holds a session", o.MQTTMaxSessions, o.MaxConnections)
 	case o.ReadHeaderTimeout <= 0 || o.IdleTimeout <= 0:
 		return errors.New("--read-header-timeout and --idle-timeout must be positive")
-	case o.MaxTopics < 1 || o.HistoryLength < 1:
-		return errors.New("--max-topics and --history-length are at least 1")
-	case o.HistoryBytes < 1<<10:
-		return fmt.Errorf("--history-bytes %d: at least 1024", o.HistoryBytes)
+	case o.MaxTopics < 1 || o.RecentMessages < 1:
+		return errors.New("--max-topics and --recent-messages are at least 1")
+	case o.RecentBytes < 1<<10:
+		return fmt.Errorf("--recent-bytes %d: at least 1024", o.RecentBytes)
 	case o.SyncInterval <= 0 || o.SyncInterval > time.Minute:
 		return fmt.Errorf("--data-sync-interval %v: between 0 and 1m", o.SyncInterval)
 	case o.Demo && o.Upstream == "" && o.MQTTAddr == "":
 		return errors.New(`--demo needs the MQTT listener: the simulated motes connect to the hub over MQTT, like real devices. ` +
 			`Give --mqtt an address (the default is 127.0.0.1:1883), not ""`)
+	case o.checkHistory() != nil:
+		return o.checkHistory()
 	case o.Demo && o.DemoMotes < 1:
 		return fmt.Errorf("--demo-motes %d: want at least 1", o.DemoMotes)
 	case o.Demo && demoClients(o) > min(o.MaxConnectionsPerAddress, o.MaxConnections):
@@ -378,8 +400,6 @@ func (o options) check() error {
 		return nil
 	case o.explicit["mqtt"] && o.MQTTAddr != "" || o.MQTTSAddr != "":
 		return errors.New("--upstream and --mqtt or --mqtts do not go together: with --upstream, devices connect to the upstream broker")
-	case o.explicit["data"] && o.DataDir != "":
-		return errors.New("--upstream and --data do not go together: with --upstream the hub keeps nothing on disk, the upstream broker holds the state")
 	case o.Demo:
 		return errors.New("--demo runs its motes on the embedded broker, which --upstream turns off; run cmd/motesim against the upstream broker instead")
 	case o.UpstreamLinger <= 0:

@@ -79,7 +79,7 @@ func TestDamagedStoreExitsWithAMessage(t *testing.T) {
 // topics keeps 50 on disk and reloads 50 after a restart.
 func TestStoreBoundsThroughTheHub(t *testing.T) {
 	data := t.TempDir()
-	args := []string{"--data", data, "--max-topics", "50", "--history-length", "3", "--data-sync-interval", "50ms"}
+	args := []string{"--data", data, "--max-topics", "50", "--recent-messages", "3", "--data-sync-interval", "50ms"}
 	h := startHub(t, args...)
 	device := hubtest.ConnectMQTT(t, h.MQTT, "many-topics")
 	for i := range 300 {

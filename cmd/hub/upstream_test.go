@@ -248,7 +248,8 @@ func TestUpstreamGoesAndComesBack(t *testing.T) {
 }
 
 // TestUpstreamOptions: --upstream turns the embedded broker off, and
-// refuses what needs it.
+// --data unless given (then it holds the replica's history); it refuses
+// what needs the embedded broker.
 func TestUpstreamOptions(t *testing.T) {
 	none := func(string) (string, bool) { return "", false }
 	o, err := parseOptions([]string{"--upstream", "mqtt://broker:1883"}, none, io.Discard)
@@ -257,12 +258,14 @@ func TestUpstreamOptions(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--upstream", "mqtt://b", "--mqtt", "127.0.0.1:1883"},
-		{"--upstream", "mqtt://b", "--data", "dir"},
 		{"--upstream", "mqtt://b", "--demo"},
 	} {
 		if _, err := parseOptions(args, none, io.Discard); err == nil || !strings.Contains(err.Error(), "--upstream") {
 			t.Errorf("%v: %v, want a refusal naming --upstream", args, err)
 		}
+	}
+	if o, err := parseOptions([]string{"--upstream", "mqtt://b", "--data", "dir"}, none, io.Discard); err != nil || o.DataDir != "dir" {
+		t.Errorf("--upstream with --data (the replica's own history): data %q, %v", o.DataDir, err)
 	}
 	if _, err := parseOptions([]string{"--upstream", "mqtt://b", "--mqtt="}, none, io.Discard); err != nil {
 		t.Errorf("--upstream with --mqtt= (as docker-compose.yml has it): %v", err)

@@ -1,0 +1,358 @@
+package history
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// entry is one point, rollup or text change of a series at one level, as
+// read: t is the point's time or the bucket's start (unix ms).
+type entry struct {
+	t    int64
+	agg  agg
+	text string
+}
+
+// Query answers one series over a range, at the resolution chosen from the
+// range: the coarsest level whose step fits (To−From)/Points and whose
+// retention covers From; raw when even 5 minutes is too coarse; when no
+// level fits, the finest whose retention covers From, else hourly. What
+// the level holds in range (with what is still in memory) is answered as
+// it is when it has at most Points entries, else in Points buckets of
+// equal width from From (a multiple of the level's step): min and max of
+// the bucket (spikes survive), mean weighted by count, last, count. A text
+// series answers its changes in range, at most MaxPoints (Truncated).
+// Gaps: "hub-down" between the hub's runs, "silent" where the series has
+// no point for more than 10 times its usual interval (the median spacing
+// of its entries at the level read, at least 1 s) outside hub-down gaps.
+//
+// It reads in one read transaction, and holds the recorder's lock only to
+// copy what of this series is in memory. A damaged file gives an error
+// wrapping ErrDamaged.
+func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
+	q, lv, snap, err := r.prepare(q)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Topic: q.Topic, Field: q.Field, Kind: "number", Resolution: lv.res, From: q.From, To: q.To}
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	gf := newGapFinder(lv)
+	if lv == textLevel {
+		res.Kind = "text"
+		err = r.read(ctx, snap, lv, from, to, func(e entry) error {
+			gf.see(e.t)
+			if len(res.Points) >= MaxPoints {
+				res.Truncated = true
+				return errStop
+			}
+			res.Points = append(res.Points, pointOf(e))
+			return nil
+		})
+		gf = newGapFinder(lv) // changes have no usual interval: no silent gaps
+	} else {
+		col := newCollector(lv, from, to, q.Points)
+		err = r.read(ctx, snap, lv, from, to, func(e entry) error {
+			gf.see(e.t)
+			col.add(e)
+			return nil
+		})
+		res.Points, res.Step = col.finish()
+	}
+	if err != nil && err != errStop {
+		return nil, err
+	}
+	down := hubDown(snap.runs, from, to)
+	res.Gaps = append(res.Gaps, gapsOf(down, "hub-down")...)
+	res.Gaps = append(res.Gaps, gapsOf(gf.silent(min(to, snap.now), down), "silent")...)
+	slices.SortFunc(res.Gaps, func(a, b Gap) int { return a.From.Compare(b.From) })
+	return res, nil
+}
+
+// Export calls fn for every stored point of the series in [From, To),
+// oldest first, without downsampling, at q.Resolution or, when it is
+// empty, the resolution Query would choose; it returns the resolution read.
+// It reads in one read transaction and stops at fn's first error. Gaps are
+// not points: a caller that wants them asks Query.
+func (r *Recorder) Export(ctx context.Context, q Query, fn func(Point) error) (Resolution, error) {
+	_, lv, snap, err := r.prepare(q)
+	if err != nil {
+		return "", err
+	}
+	return lv.res, r.read(ctx, snap, lv, q.From.UnixMilli(), q.To.UnixMilli(), func(e entry) error { return fn(pointOf(e)) })
+}
+
+var errStop = fmt.Errorf("stop reading")
+
+// snapshot is what of one series is in memory, copied under the lock.
+type snapshot struct {
+	id       uint32
+	mem      []entry // pending and open, sorted, one per time
+	inflight []entry // in the write in flight, sorted, one per time
+	gen      uint64  // the write in flight's generation (0: none)
+	runs     []run   // the runs of the hub, this one's alive until now
+	now      int64
+}
+
+// prepare checks q, fills in its defaults, chooses the level and copies
+// what is in memory.
+func (r *Recorder) prepare(q Query) (Query, *level, *snapshot, error) {
+	switch {
+	case q.Topic == "":
+		return q, nil, nil, fmt.Errorf("%w: no topic", ErrBadQuery)
+	case !q.From.Before(q.To):
+		return q, nil, nil, fmt.Errorf("%w: from %s is not before to %s", ErrBadQuery, q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
+	case q.Points < 0:
+		return q, nil, nil, fmt.Errorf("%w: points %d", ErrBadQuery, q.Points)
+	}
+	if q.Points == 0 {
+		q.Points = DefaultPoints
+	}
+	q.Points = min(q.Points, MaxPoints)
+	now := r.cfg.Now().UnixMilli()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.db == nil {
+		return q, nil, nil, fmt.Errorf("the history is not open")
+	}
+	s := r.topics[q.Topic][q.Field]
+	if s == nil {
+		return q, nil, nil, fmt.Errorf("%w: %s %s", ErrNoSeries, q.Topic, q.Field)
+	}
+	lv := textLevel
+	if !s.text {
+		var err error
+		if lv, err = r.chooseLevel(q, now); err != nil {
+			return q, nil, nil, err
+		}
+	}
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	snap := &snapshot{id: s.id, now: now, runs: append(slices.Clone(r.runs), run{r.runStart, now})}
+	snap.mem = s.entries(lv, from, to, false)
+	if r.writing != nil {
+		snap.gen = r.writing.gen
+		snap.inflight = s.entries(lv, from, to, true)
+	}
+	return q, lv, snap, nil
+}
+
+// chooseLevel is the level Query reads (see Query).
+func (r *Recorder) chooseLevel(q Query, now int64) (*level, error) {
+	covers := func(lv *level) bool { return q.From.UnixMilli() >= now-r.keep(lv).Milliseconds() }
+	switch q.Resolution {
+	case Raw:
+		return rawLevel, nil
+	case FiveMinute:
+		return fiveLevel, nil
+	case Hourly:
+		return hourLevel, nil
+	case "":
+	default:
+		return nil, fmt.Errorf("%w: resolution %q (raw, 5m or 1h)", ErrBadQuery, q.Resolution)
+	}
+	want := q.To.Sub(q.From) / time.Duration(q.Points)
+	for _, lv := range []*level{hourLevel, fiveLevel} {
+		if lv.step <= want && covers(lv) {
+			return lv, nil
+		}
+	}
+	for _, lv := range []*level{rawLevel, fiveLevel} {
+		if covers(lv) {
+			return lv, nil
+		}
+	}
+	return hourLevel, nil
+}
+
+// entries copies s's entries of lv in [from, to) that are pending and open
+// (or, inflight, those of the write in flight), sorted, one per time.
+func (s *series) entries(lv *level, from, to int64, inflight bool) []entry {
+	var out []entry
+	in := func(t int64) bool { return t >= from && t < to }
+	raw, texts, closed := s.raw, s.texts, s.closed
+	if inflight {
+		raw, texts, closed = s.wRaw, s.wTexts, s.wClosed
+	}
+	switch lv {
+	case rawLevel:
+		for _, p := range raw {
+			if in(p.t) {
+				out = append(out, entry{t: p.t, agg: single(p.v)})
+			}
+		}
+	case textLevel:
+		for _, p := range texts {
+			if in(p.t) {
+				out = append(out, entry{t: p.t, text: p.text})
+			}
+		}
+	default:
+		for _, c := range closed {
+			if c.lv == lv && in(c.start) {
+				out = append(out, entry{t: c.start, agg: c.agg})
+			}
+		}
+		for _, o := range s.open {
+			if !inflight && o.agg.count > 0 && o.lv == lv && in(o.start) {
+				out = append(out, entry{t: o.start, agg: o.agg})
+			}
+		}
+	}
+	return combineSorted(lv, out)
+}
+
+// combineSorted sorts entries by time (stably: the later added last) and
+// combines those of one time: rollups merge, a later point or change wins.
+func combineSorted(lv *level, es []entry) []entry {
+	slices.SortStableFunc(es, func(a, b entry) int { return cmpInt(a.t, b.t) })
+	out := es[:0]
+	for _, e := range es {
+		if n := len(out); n > 0 && out[n-1].t == e.t {
+			out[n-1] = combine(lv, out[n-1], e)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// combine is a, then b, of the same time.
+func combine(lv *level, a, b entry) entry {
+	if lv.step == 0 {
+		return b
+	}
+	a.agg.merge(b.agg)
+	return a
+}
+
+// read calls emit for the series' entries of lv in [from, to), oldest
+// first: the file's, merged with the snapshot's.
+func (r *Recorder) read(ctx context.Context, snap *snapshot, lv *level, from, to int64, emit func(entry) error) (err error) {
+	inFn := false
+	defer func() {
+		if p := recover(); p != nil {
+			if inFn {
+				panic(p)
+			}
+			err = damaged(r.db, p)
+		}
+	}()
+	call := func(e entry) error {
+		inFn = true
+		defer func() { inFn = false }()
+		return emit(e)
+	}
+	return r.db.View(func(tx *bbolt.Tx) error {
+		root := tx.Bucket(bucketRoot)
+		if root == nil {
+			return fmt.Errorf("the history's buckets are missing in %s", r.db.Path())
+		}
+		mem := snap.mem
+		if snap.gen != 0 {
+			var disk uint64
+			if v := root.Bucket(bucketMeta).Get(keyGen); len(v) == 8 {
+				disk = binary.BigEndian.Uint64(v)
+			}
+			if disk < snap.gen { // not committed yet: the file lacks it
+				mem = combineSorted(lv, append(slices.Clone(snap.inflight), mem...))
+			}
+		}
+		next := func(e entry) error {
+			for len(mem) > 0 && mem[0].t < e.t {
+				if err := call(mem[0]); err != nil {
+					return err
+				}
+				mem = mem[1:]
+			}
+			if len(mem) > 0 && mem[0].t == e.t {
+				e = combine(lv, e, mem[0])
+				mem = mem[1:]
+			}
+			return call(e)
+		}
+		if err := readFile(ctx, root.Bucket(bucketPeriods), lv, snap.id, from, to, next); err != nil {
+			return err
+		}
+		for _, e := range mem {
+			if err := call(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// longestPeriod bounds a period's length (a month), to know where to stop
+// walking periods sorted by their end.
+const longestPeriod = 31 * 24 * int64(time.Hour/time.Millisecond)
+
+// readFile calls emit for the series' entries of lv in the file in
+// [from, to), oldest first.
+func readFile(ctx context.Context, periods *bbolt.Bucket, lv *level, id uint32, from, to int64, emit func(entry) error) error {
+	prefix := binary.BigEndian.AppendUint32(nil, id)
+	c := periods.Cursor()
+	seek := binary.BigEndian.AppendUint64(nil, uint64(from+1))
+	for name, _ := c.Seek(seek); name != nil; name, _ = c.Next() {
+		plv, pstart, pend := parseName(name)
+		if pend-longestPeriod >= to {
+			break
+		}
+		if plv != lv || pstart >= to || pend <= from {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b := periods.Bucket(name)
+		if b == nil {
+			continue
+		}
+		pc := b.Cursor()
+		for k, v := pc.Seek(appendKey(nil, lv, id, pstart, max(from, pstart))); k != nil && bytes.HasPrefix(k, prefix); k, v = pc.Next() {
+			if len(k) != keyLen {
+				continue
+			}
+			_, t := keyTime(k, lv, pstart)
+			if t < from {
+				continue
+			}
+			if t >= to {
+				break
+			}
+			e := entry{t: t}
+			ok := true
+			switch {
+			case lv == textLevel:
+				e.text = string(v)
+			case lv.step == 0:
+				var f float64
+				f, ok = decodeRaw(v)
+				e.agg = single(f)
+			default:
+				e.agg, ok = decodeRollup(v)
+			}
+			if !ok {
+				continue
+			}
+			if err := emit(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pointOf is the Point of an entry.
+func pointOf(e entry) Point {
+	p := Point{Time: time.UnixMilli(e.t).UTC(), Text: e.text}
+	if e.agg.count > 0 {
+		p.Min, p.Max, p.Last, p.Count = e.agg.min, e.agg.max, e.agg.last, e.agg.count
+		p.Mean = e.agg.sum / float64(e.agg.count)
+	}
+	return p
+}
