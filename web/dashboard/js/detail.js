@@ -8,7 +8,7 @@
 
 import { h } from "./dom.js";
 import { Plot, exactTime } from "./plot.js";
-import { fetchSeries, HistoryError, historyURL, RANGES, withBreaks } from "./series.js";
+import { asNumbers, fetchSeries, HistoryError, historyKept, historyURL, RANGES, withBreaks } from "./series.js";
 import { ago } from "./values.js";
 
 const DEFAULT_RANGE = RANGES[1]; // 24 h, as the hub's own default
@@ -22,10 +22,12 @@ let shown = null; // the open view's history, ended when the dialog closes
 
 // openDetail shows {title, subtitle, rows, history}: rows [{label, value,
 // topic, field, command, time}] for the table; history {device, series:
-// [{topic, field, label, unit, own, live}]} for the charts, where device
-// is the id of the hub's model device ("" for another) whose series are
-// asked in one query, own says a series is one of that device's, and
-// live() returns the series' latest value ({t, v} or {t, text}) or null.
+// [{topic, field, label, unit, numeric, own, live}]} for the charts, where
+// device is the id of the hub's model device ("" for another) whose series
+// are asked in one query, numeric says a series is charted even when the
+// hub keeps it as text (Homie's "21.5"), own says a series is one of that
+// device's, and live() returns the series' latest value ({t, v} or {t,
+// text}) or null.
 // subscribe(fn) has fn called at each change of the page's store and
 // returns a function that stops it.
 export function openDetail({ title, subtitle, rows, history }, subscribe) {
@@ -111,6 +113,7 @@ class HistoryView {
     const points = Math.max(MIN_POINTS, Math.min(MAX_POINTS, Math.round(this.#width())));
     let results;
     try {
+      if (!(await historyKept())) throw new HistoryError(503, "no history");
       results = await this.#fetch(range, points, abort.signal);
     } catch (err) {
       if (abort.signal.aborted) return;
@@ -186,7 +189,10 @@ class HistoryView {
     let from = "";
     let to = "";
     for (const { desc, result } of results) {
-      const el = result === null ? this.#none(desc) : result.kind === "text" ? this.#text(desc, result) : this.#numeric(desc, result, width);
+      let el;
+      if (result === null) el = this.#none(desc);
+      else if (result.kind === "text" && !desc.numeric) el = this.#text(desc, result);
+      else el = this.#numeric(desc, asNumbers(result), width);
       this.#charts.append(el);
       from ||= result?.from ?? "";
       to ||= result?.to ?? "";

@@ -300,7 +300,7 @@ function modelDetails(store, d) {
     topic: e.topic ?? "", field: e.field ?? "", command: e.control?.topic ?? "", time: Date.parse(e.updated),
   }));
   const series = d.entities.filter((e) => e.topic && e.kind !== "button").map((e) => ({
-    topic: e.topic, field: e.field ?? "", label: e.name || e.id, unit: e.unit ?? "", own: true,
+    topic: e.topic, field: e.field ?? "", label: e.name || e.id, unit: e.unit ?? "", numeric: isNumeric(e), own: true,
     live: () => {
       const now = store.models.get(d.id)?.entities.find((x) => x.id === e.id);
       const t = Date.parse(now?.updated);
@@ -329,7 +329,7 @@ function genericDetails(store, device, topics = device?.topics ?? []) {
   const series = topics.map((topic) => {
     const tile = store.tiles.get(topic);
     return {
-      topic, field: "", label: tile.label, unit: tile.info.unit ?? "", own: false,
+      topic, field: "", label: tile.label, unit: tile.info.unit ?? "", numeric: tile.info.kind === "number", own: false,
       live: () => {
         const now = store.tiles.get(topic);
         if (!now) return null;

@@ -12,9 +12,11 @@ import { formatNumber } from "./values.js";
 
 const HEIGHT = 190; // px of the plot, axes included
 
-// The time axis: hours and minutes within a day (the date under the first
-// tick of each day), days within a month, months beyond.
+// The time axis: hours and minutes within a day (and seconds within a
+// minute; the date under the first tick of each day), days within a
+// month, months beyond.
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const secondFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const dayFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
 const monthFormat = new Intl.DateTimeFormat(undefined, { month: "short", year: "numeric" });
 const exactFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
@@ -23,14 +25,21 @@ const DAY = 86_400; // s
 function timeTicks(u, splits, axis, space, incr) {
   if (incr >= 28 * DAY) return splits.map((s) => monthFormat.format(s * 1000));
   if (incr >= DAY) return splits.map((s) => dayFormat.format(s * 1000));
+  const clock = incr < 60 ? secondFormat : timeFormat;
   let prevDay = "";
   return splits.map((s) => {
     const day = dayFormat.format(s * 1000);
-    const time = timeFormat.format(s * 1000);
+    const time = clock.format(s * 1000);
     const label = day !== prevDay ? `${time}\n${day}` : time;
     prevDay = day;
     return label;
   });
+}
+
+// valueAxisSize is the value axis' width: room for its longest label.
+function valueAxisSize(u, values) {
+  const longest = Math.max(3, ...(values ?? []).map((v) => v.length));
+  return 14 + 7 * longest;
 }
 
 // exactTime is a time (ms) as the legend and the tests show it.
@@ -169,8 +178,8 @@ export class Plot {
         } },
       },
       axes: [
-        { ...axis, values: timeTicks, size: 46 },
-        { ...axis, label: unit, labelSize: unit ? 18 : 0, size: 56, values: (u, splits) => splits.map((v) => formatNumber(v)) },
+        { ...axis, values: timeTicks, size: 46, space: 90 }, // a tick per 90 px: room for "11:55:00 AM"
+        { ...axis, label: unit, labelSize: unit ? 18 : 0, size: valueAxisSize, values: (u, splits) => splits.map((v) => formatNumber(v)) },
       ],
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },

@@ -81,7 +81,32 @@ export function withBreaks(result) {
 // cardPoints is a series' history as a card's chart keeps it: [{t, v}],
 // v the bucket's mean, null where the line breaks.
 export function cardPoints(result) {
-  return withBreaks(result).map((p) => ({ t: p.t, v: p.gap ? null : numberOf(p.mean) }));
+  return withBreaks(asNumbers(result)).map((p) => ({ t: p.t, v: p.gap ? null : numberOf(p.mean) }));
+}
+
+// asNumbers is a series' answer as numbers: a text series (the hub keeps
+// plain-text payloads, such as Homie's "21.5", as texts) becomes the raw
+// points of the texts that are numbers; a numeric one is itself.
+export function asNumbers(result) {
+  if (result.kind !== "text") return result;
+  const points = [];
+  for (const p of result.points ?? []) {
+    const v = numberOf(p.text);
+    if (v !== null) points.push({ t: p.t, min: v, max: v, mean: v, last: v, count: 1 });
+  }
+  return { ...result, kind: "number", resolution: "raw", step_ms: 0, points };
+}
+
+let kept = null; // the promise of historyKept's answer, asked once per page
+
+// historyKept resolves to whether the hub keeps a history (GET /api/me
+// says so: a hub started without --data does not): only then is its
+// series form asked, so that the page makes no request the hub refuses.
+export function historyKept() {
+  kept ??= fetch("/api/me", { headers: { Accept: "application/json" }, cache: "no-store" })
+    .then((res) => (res.ok ? res.json() : null))
+    .then((body) => body?.history === true, () => false);
+  return kept;
 }
 
 // recentPoints reads a topic's recent messages (the old form,
@@ -112,14 +137,16 @@ const RECENT_LIMIT = 120; // the messages a hub without history keeps per topic
 
 // cardHistory resolves to the recent points of a card's series ([{t, v}],
 // oldest first, v null where the line breaks): the hub's history of the
-// last hour, or, from a hub that keeps none of it (503: started without
-// --data; 404: not a series it records), its recent messages of the topic
-// (see recentPoints).
+// last hour, or, from a hub that keeps none of it (no history: started
+// without --data; 404: not a series it records), its recent messages of
+// the topic (see recentPoints).
 export async function cardHistory(topic, field, entity) {
-  try {
-    return cardPoints(await fetchSeries({ topic, field, from: CARD_FROM, points: CARD_POINTS }));
-  } catch (err) {
-    if (!(err instanceof HistoryError) || (err.status !== 503 && err.status !== 404)) throw err;
+  if (await historyKept()) {
+    try {
+      return cardPoints(await fetchSeries({ topic, field, from: CARD_FROM, points: CARD_POINTS }));
+    } catch (err) {
+      if (!(err instanceof HistoryError) || (err.status !== 503 && err.status !== 404)) throw err;
+    }
   }
   const res = await fetch(`/api/history?topic=${encodeURIComponent(topic)}&limit=${RECENT_LIMIT}`);
   if (!res.ok) throw new HistoryError(res.status, `recent messages of ${topic}: HTTP ${res.status}`);
