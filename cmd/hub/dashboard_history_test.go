@@ -154,6 +154,14 @@ func TestDashboardHistoryChart(t *testing.T) {
 	values = append(values, 22.6)
 	b.WaitJS(t, hubtest.Timeout, plot+`.data[1].filter(v => v !== null).join(" ") === "21.5 21.7 22.1 21.9 22.4 22.6"`, plot+`.data[1]`)
 
+	// Hovering the first point shows its exact time and value.
+	legend := `[...` + plot + `.uplot.root.querySelectorAll(".u-legend .u-value")].map(e => e.textContent)`
+	hubtest.Eval[bool](t, b, `(() => { const u = `+plot+`.uplot; u.setCursor({left: u.valToPos(u.data[0][0], "x"), top: 10}); return true; })()`)
+	b.WaitJS(t, hubtest.Timeout, legend+`[1] === "21.5 °C"`, legend)
+	if hover := hubtest.Eval[[]string](t, b, legend); !regexp.MustCompile(`\d{4}.*\d{1,2}:\d{2}:\d{2}`).MatchString(hover[0]) {
+		t.Errorf("hovering shows %q, want the date and the time to the second", hover)
+	}
+
 	// The range buttons: 7 d asks the hub for the last 7 days.
 	before := hubtest.Eval[int](t, b, `asked.length`)
 	hubtest.Eval[bool](t, b, `document.querySelector('dialog.detail .range[data-from="-7d"]').click(); true`)
@@ -183,6 +191,11 @@ func TestDashboardHistoryChart(t *testing.T) {
 	}
 	if pressed := hubtest.Eval[string](t, b, `document.querySelector('dialog.detail .range[aria-pressed="true"]').textContent`); pressed != "7 d" {
 		t.Errorf("the pressed range button is %q, want 7 d", pressed)
+	}
+	// Seven days at about a point per pixel are 5-minute rollups: the chart
+	// draws their min–max band (the mean, min and max series).
+	if band := hubtest.Eval[string](t, b, plot+`.el.dataset.resolution + " " + `+plot+`.el.dataset.band + " " + `+plot+`.uplot.series.length`); band != "5m true 4" {
+		t.Errorf("over 7 d the chart's resolution, band and series are %q, want 5m true 4", band)
 	}
 
 	// The download: the CSV of the series over the range shown, with the
@@ -258,7 +271,8 @@ func downloadCSV(t *testing.T, href string) [][]string {
 
 // TestDashboardHistoryRestartGap: after the hub restarts on the same data,
 // the detail chart has a break (a null) between the readings of the two
-// runs, and so has the card's chart (two stretches of line).
+// runs, and so has the card's chart (two stretches of line); a restart
+// while the page is open breaks the card's line too.
 func TestDashboardHistoryRestartGap(t *testing.T) {
 	t.Parallel() // waits more than it works: overlaps with the other waiting tests
 	dir := t.TempDir()
@@ -282,9 +296,26 @@ func TestDashboardHistoryRestartGap(t *testing.T) {
 
 	tile := `document.querySelector('.tile[data-topic="` + moteTemperature + `"] .chart')`
 	b.WaitJS(t, hubtest.Timeout, tile+`?.dataset.seeded === "6"`, tile+`?.dataset.seeded`)
-	b.WaitJS(t, hubtest.Timeout, `(`+tile+`.querySelector(".chart-line").getAttribute("d").match(/M/g) ?? []).length === 2`,
-		tile+`.querySelector(".chart-line").getAttribute("d")`)
-	checkConsole(t, b)
+	stretches := func(n int) {
+		t.Helper()
+		b.WaitJS(t, hubtest.Timeout, `(`+tile+`.querySelector(".chart-line").getAttribute("d").match(/M/g) ?? []).length === `+strconv.Itoa(n),
+			tile+`.querySelector(".chart-line").getAttribute("d")`)
+	}
+	stretches(2)
+
+	// The hub restarts under the open page, on the same address.
+	if err := second.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitJS(t, hubtest.Timeout, `connState() === "reconnecting"`, `connState()`)
+	third := startHub(t, "--data", dir, "--http", second.HTTP)
+	b.WaitJS(t, 20*time.Second, `connState() === "live"`, `JSON.stringify(motehub.store.status)`)
+	publishReadings(t, third, "mote-7-third", moteTemperature, 6, 30)
+	b.WaitJS(t, hubtest.Timeout, tile+`.dataset.points === "7"`, tile+`.dataset.points`)
+	stretches(3)
+	// While the hub was away, Chromium logs the page's refused attempts to
+	// connect: those are expected.
+	checkConsole(t, b, regexp.MustCompile(`WebSocket connection to 'ws://`+regexp.QuoteMeta(second.HTTP)+`/ws' failed`))
 }
 
 // TestDashboardHistoryScreenshot takes docs/history.png (with -update): the
@@ -309,6 +340,11 @@ func TestDashboardHistoryScreenshot(t *testing.T) {
 	openDashboard(t, b, second, "")
 	openDeviceDetail(t, b, "mote-1")
 	b.WaitJS(t, hubtest.Timeout, chartOf(asn)+`?.data[1].includes(null)`, chartOf(asn)+`?.data`)
+	// A text series is a list of its changes with their times.
+	boot := `[...document.querySelectorAll('dialog.detail .history-text[data-topic="nodes/mote-1/boot"][data-field="fw"] li')].map(e => e.textContent)`
+	if changes := hubtest.Eval[[]string](t, b, boot); len(changes) == 0 || !strings.HasSuffix(changes[0], "1.0.0") {
+		t.Errorf("the boot's firmware changes are %q, want the times of 1.0.0", changes)
+	}
 	saveScreenshot(t, screenshot(t, b), "history.png")
 	// The motes' temperatures are Clown.Talk's [21.5, "°C"], which the
 	// history does not record (it skips arrays): their charts ask, get a

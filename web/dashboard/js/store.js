@@ -18,6 +18,7 @@ const STALE_UNKNOWN_PACE = 120_000; // ms of silence before a device of unknown 
 const STALE_MIN = 30_000;
 const MAX_MODEL_DEVICES = 10_000; // devices of the model kept (as the client keeps)
 const LAZY_HISTORY = 60; // devices known beyond which charts load their history when drawn
+const GOING_AWAY = 1001; // the WebSocket close code of a hub that shuts down
 
 // Tiles go in this order: readings with a unit, other numbers, states,
 // the rest; by topic within each.
@@ -268,8 +269,28 @@ export class Store {
   }
 
   #setStatus(status) {
+    const prev = this.status;
     this.status = status;
     this.#changes.status = true;
+    // The charts' lines break where the page missed messages (a resync),
+    // or the hub was down (its last connection closed "going away", 1001:
+    // it shut down; what devices sent meanwhile nobody recorded), as the
+    // hub's history has a gap there.
+    const resynced = status.resumed === "resynced" && (prev.resumed !== "resynced" || prev.session !== status.session);
+    const hubWasDown = status.state === "live" && prev.state !== "live" && status.closeCode === GOING_AWAY;
+    if (resynced || hubWasDown) this.#breakLines();
+  }
+
+  // breakLines ends the line of every chart at its latest point: the next
+  // point starts another stretch.
+  #breakLines() {
+    const now = Date.now();
+    const end = (series) => {
+      const last = series[series.length - 1];
+      if (last && last.v !== null) addPoint(series, { t: last.t, v: null, a: now });
+    };
+    for (const tile of this.tiles.values()) end(tile.series);
+    for (const s of this.entitySeries.values()) if (!s.info) end(s.series); // a tile's is the tile's
   }
 
   #addLines(lines, live) {
