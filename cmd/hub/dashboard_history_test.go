@@ -388,6 +388,20 @@ func TestDashboardHistoryBreaks(t *testing.T) {
 		document.body.append(plot.el);
 		plot.show(s.withBreaks(buckets), {resolution: "5m", step: 300000, from: Date.parse(at(0)), to: Date.parse(at(30)), live: false, width: 400});
 		const data = plot.data;
+		// Live values: a raw chart takes each newer one once, and keeps at
+		// most its bound (the oldest go); a bucketed one folds a value into
+		// its latest bucket.
+		const live = new Plot("live", "", 50);
+		document.body.append(live.el);
+		const t0 = Date.parse(at(0));
+		live.show([], {resolution: "raw", step: 0, from: t0 - 3600000, to: t0, live: true, width: 400});
+		for (let i = 1; i <= 100; i++) live.add(t0 + i * 1000, i);
+		live.add(t0 + 50000, 999); // older than the latest: not taken
+		const folded = new Plot("folded", "", 50);
+		document.body.append(folded.el);
+		folded.show(s.withBreaks({points: [pt(0, 10)], gaps: [], step_ms: 300000}), {resolution: "5m", step: 300000, from: t0 - 3600000, to: t0 + 1000, live: true, width: 400});
+		folded.add(t0 + 2000, 14); // the bucket of 10:00 had 3 readings, mean 10
+		folded.add(t0 + 300000, 20); // the next bucket
 		return {
 			raw: shape(s.withBreaks(raw)),
 			breakAt: new Date(s.withBreaks(raw)[3].t).toISOString(),
@@ -398,6 +412,8 @@ func TestDashboardHistoryBreaks(t *testing.T) {
 			plotMean: data[1].map((v) => v === null ? "null" : v).join(" "),
 			plotMin: data[2].map((v) => v === null ? "null" : v).join(" "),
 			plotBand: plot.el.dataset.band + " " + plot.uplot.series.length,
+			live: live.data[0].length + " " + live.data[1][0] + " " + live.data[1][49],
+			folded: folded.data[1].join(" ") + " | " + folded.data[2].join(" ") + " | " + folded.data[3].join(" "),
 			url: s.historyURL({topic: "a b/c", field: "", from: "-1h", points: 120, format: undefined}),
 			device: s.historyURL({device: "hardwario:nodes/x", from: "2026-01-01T10:00:00.000Z", to: "2026-01-01T11:00:00.000Z", format: "csv"}),
 		};
@@ -415,6 +431,8 @@ func TestDashboardHistoryBreaks(t *testing.T) {
 		"plotMean": "1 2 null 3 4",
 		"plotMin":  "0 1 null 2 3",
 		"plotBand": "true 4", // time, mean, min, max
+		"live":     "50 51 100",
+		"folded":   "11 20 | 9 20 | 14 20", // mean (10·3 + 14)/4; min 9 and max 11 as the answer said, then 14
 		"url":      "/api/history?topic=a+b%2Fc&from=-1h&points=120",
 		"device":   "/api/history?device=hardwario%3Anodes%2Fx&from=2026-01-01T10%3A00%3A00.000Z&to=2026-01-01T11%3A00%3A00.000Z&format=csv",
 	}

@@ -11,6 +11,7 @@ import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { formatNumber } from "./values.js";
 
 const HEIGHT = 190; // px of the plot, axes included
+const MAX_KEPT = 20_000; // points a chart keeps as live values come in (default): the oldest go first
 
 // The time axis: hours and minutes within a day (and seconds within a
 // minute; the date under the first tick of each day), days within a
@@ -56,11 +57,14 @@ export class Plot {
   #range = null; // {from, to} in ms
   #live = false;
   #seenUntil = 0; // ms: live values up to this time are in the data already
+  #maxKept;
 
-  // label names the series (the legend), unit its values (the value axis).
-  constructor(label, unit) {
+  // label names the series (the legend), unit its values (the value axis);
+  // maxKept bounds the points kept as live values come in.
+  constructor(label, unit, maxKept = MAX_KEPT) {
     this.#label = label;
     this.#unit = unit;
+    this.#maxKept = maxKept;
     this.el = document.createElement("div");
     this.el.className = "plot";
     this.el.plot = this; // for the tests
@@ -129,9 +133,9 @@ export class Plot {
       max.push(v);
       this.#lastCount = 1;
     }
-    while (x.length && x[0] * 1000 < this.#range.from - this.#step) {
-      for (const col of this.#data) col.shift();
-    }
+    let drop = 0;
+    while (drop < x.length && (x[drop] * 1000 < this.#range.from - this.#step || x.length - drop > this.#maxKept)) drop++;
+    if (drop) for (const col of this.#data) col.splice(0, drop);
     this.#u.setData(this.#drawn());
   }
 
