@@ -7,8 +7,7 @@
 // take live values while their range ends now.
 
 import { h } from "./dom.js";
-import { Plot, exactTime } from "./plot.js";
-import { asNumbers, fetchSeries, HistoryError, historyKept, historyURL, RANGES, withBreaks } from "./series.js";
+import { asNumbers, exactTime, fetchSeries, HistoryError, historyKept, historyURL, RANGES, withBreaks } from "./series.js";
 import { ago } from "./values.js";
 
 const DEFAULT_RANGE = RANGES[1]; // 24 h, as the hub's own default
@@ -19,6 +18,11 @@ const TEXT_CHANGES = 50; // changes listed per text series, the latest first
 
 let dialog = null;
 let shown = null; // the open view's history, ended when the dialog closes
+
+// The charts (plot.js, and uPlot with it: 145 kB) load when a detail view
+// first shows one, not with the page.
+let plotModule = null;
+const loadPlot = () => (plotModule ??= import("/assets/js/plot.js"));
 
 // openDetail shows {title, subtitle, rows, history}: rows [{label, value,
 // topic, field, command, time}] for the table; history {device, series:
@@ -112,9 +116,10 @@ class HistoryView {
     this.el.dataset.state = "loading";
     const points = Math.max(MIN_POINTS, Math.min(MAX_POINTS, Math.round(this.#width())));
     let results;
+    let Plot;
     try {
       if (!(await historyKept())) throw new HistoryError(503, "no history");
-      results = await this.#fetch(range, points, abort.signal);
+      [results, { Plot }] = await Promise.all([this.#fetch(range, points, abort.signal), loadPlot()]);
     } catch (err) {
       if (abort.signal.aborted) return;
       this.#clear();
@@ -125,7 +130,7 @@ class HistoryView {
       return;
     }
     if (abort.signal.aborted) return;
-    this.#show(results, range);
+    this.#show(results, range, Plot);
   }
 
   close() {
@@ -183,7 +188,7 @@ class HistoryView {
     return out.sort((a, b) => order(a) - order(b));
   }
 
-  #show(results, range) {
+  #show(results, range, Plot) {
     this.#clear();
     const width = this.#width();
     let from = "";
@@ -192,7 +197,7 @@ class HistoryView {
       let el;
       if (result === null) el = this.#none(desc);
       else if (result.kind === "text" && !desc.numeric) el = this.#text(desc, result);
-      else el = this.#numeric(desc, asNumbers(result), width);
+      else el = this.#numeric(desc, asNumbers(result), width, Plot);
       this.#charts.append(el);
       from ||= result?.from ?? "";
       to ||= result?.to ?? "";
@@ -206,7 +211,7 @@ class HistoryView {
     this.#unsubscribe = this.#subscribe?.(() => this.#live()) ?? null;
   }
 
-  #numeric(desc, result, width) {
+  #numeric(desc, result, width, Plot) {
     const unit = result.unit || desc.unit || "";
     const plot = new Plot(desc.label, unit);
     const from = Date.parse(result.from);

@@ -8,6 +8,7 @@
 // stream are appended (or folded into the latest bucket) by add.
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { exactTime } from "./series.js";
 import { formatNumber } from "./values.js";
 
 const HEIGHT = 190; // px of the plot, axes included
@@ -20,7 +21,6 @@ const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute:
 const secondFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 const dayFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
 const monthFormat = new Intl.DateTimeFormat(undefined, { month: "short", year: "numeric" });
-const exactFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 const DAY = 86_400; // s
 
 function timeTicks(u, splits, axis, space, incr) {
@@ -42,9 +42,6 @@ function valueAxisSize(u, values) {
   const longest = Math.max(3, ...(values ?? []).map((v) => v.length));
   return 14 + 7 * longest;
 }
-
-// exactTime is a time (ms) as the legend and the tests show it.
-export const exactTime = (ms) => exactFormat.format(ms);
 
 export class Plot {
   #u = null;

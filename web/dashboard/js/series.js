@@ -15,6 +15,11 @@ export const RANGES = [
   { label: "1 y", from: "-365d", ms: 365 * 86_400_000 },
 ];
 
+// exactTime is a time (ms) to the second, with its date, as the charts'
+// legends and the lists of changes show it.
+const exactFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+export const exactTime = (ms) => exactFormat.format(ms);
+
 const PARAMS = ["device", "topic", "field", "from", "to", "points", "resolution", "format"];
 
 // historyURL is the address of a query {device | topic, field, from, to,
