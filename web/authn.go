@@ -32,6 +32,7 @@ type authn struct {
 	throttle *auth.Throttle
 	sessions *sessions
 	secure   bool // cookies only over TLS
+	history  bool // the hub keeps a history (GET /api/me says so)
 	failures atomic.Uint64
 	refuser
 }

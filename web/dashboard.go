@@ -19,7 +19,9 @@ import (
 // The dashboard is plain HTML, CSS and ES modules in web/dashboard, embedded
 // in the binary: no build step, nothing fetched from elsewhere. index.html is
 // served at "/", every file at "/assets/<path>" (the scripts, the style
-// sheet, the icon).
+// sheet, the icon, the vendored chart library in vendor/) but Markdown:
+// those are notes for maintainers (vendor/uplot/README.md says where the
+// library comes from).
 //
 //go:embed dashboard
 var dashboardFiles embed.FS
@@ -58,7 +60,7 @@ func newDashboard() *dashboard {
 		panic(err) // the embed directive guarantees the directory
 	}
 	err = fs.WalkDir(sub, ".", func(name string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
+		if err != nil || e.IsDir() || path.Ext(name) == ".md" {
 			return err
 		}
 		body, err := fs.ReadFile(sub, name)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
@@ -87,7 +88,7 @@ func TestDashboardFiles(t *testing.T) {
 		t.Errorf("the page's Content-Security-Policy is %q", csp)
 	}
 
-	for _, path := range []string{"/assets/nope.js", "/assets/", "/assets/index.html", "/index.html", "/assets/../web.go"} {
+	for _, path := range []string{"/assets/nope.js", "/assets/", "/assets/index.html", "/index.html", "/assets/../web.go", "/assets/vendor/uplot/README.md"} {
 		resp, body := request(t, "GET", srv.URL+path, nil)
 		if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(body, `"code":"not-found"`) {
 			t.Errorf("GET %s = %d %q %s, want a JSON 404", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
@@ -102,42 +103,44 @@ func TestDashboardFiles(t *testing.T) {
 // is served, so the dashboard works offline from the binary alone.
 func TestDashboardReferencesResolve(t *testing.T) {
 	srv := dashboardServer(t)
-	refs := regexp.MustCompile(`(?:href|src)="(/[^"]*)"|from "(\./[^"]+)"|import\("(/[^"]+)"\)|new URL\("(\./[^"]+)", import\.meta\.url\)`)
+	// Links in HTML (href="/…") and those a module makes (href: "/…"),
+	// imports (from "./…" or "../…"), workers.
+	refs := regexp.MustCompile(`(?:href|src)(?:=|: )"(/[^"]*)"|from "(\.\.?/[^"]+)"|import\("(/[^"]+)"\)|new URL\("(\./[^"]+)", import\.meta\.url\)`)
 	seen := map[string]bool{}
 	queue := []string{"/", adminPath} // the pages: the dashboard and the admin view
 	for len(queue) > 0 {
-		path := queue[0]
+		file := queue[0]
 		queue = queue[1:]
-		if seen[path] {
+		if seen[file] {
 			continue
 		}
-		seen[path] = true
-		resp, body := request(t, "GET", srv.URL+path, nil)
+		seen[file] = true
+		resp, body := request(t, "GET", srv.URL+file, nil)
 		if resp.StatusCode != 200 {
-			t.Errorf("GET %s = %d", path, resp.StatusCode)
+			t.Errorf("GET %s = %d", file, resp.StatusCode)
 			continue
 		}
-		dir := path[:strings.LastIndex(path, "/")+1]
+		dir := file[:strings.LastIndex(file, "/")+1]
 		for _, m := range refs.FindAllStringSubmatch(body, -1) {
 			for _, ref := range m[1:] {
 				switch {
 				case ref == "":
-				case strings.HasPrefix(ref, "./"):
-					queue = append(queue, dir+strings.TrimPrefix(ref, "./"))
+				case strings.HasPrefix(ref, "./"), strings.HasPrefix(ref, "../"):
+					queue = append(queue, path.Join(dir, ref))
 				case strings.HasPrefix(ref, "/assets/"):
 					queue = append(queue, ref)
 				}
 			}
 		}
 	}
-	for _, want := range []string{"/assets/js/app.js", "/assets/js/worker.js", "/assets/js/client.js", "/assets/style.css"} {
+	for _, want := range []string{"/assets/js/app.js", "/assets/js/worker.js", "/assets/js/client.js", "/assets/style.css", "/assets/vendor/uplot/uPlot.esm.js"} {
 		if !seen[want] {
 			t.Errorf("%s was never referred to (refs followed: %v)", want, seen)
 		}
 	}
-	for path := range dashboardServerFiles() {
-		if !seen[path] {
-			t.Errorf("%s is embedded but nothing refers to it", path)
+	for file := range dashboardServerFiles() {
+		if !seen[file] {
+			t.Errorf("%s is embedded but nothing refers to it", file)
 		}
 	}
 }

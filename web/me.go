@@ -36,12 +36,14 @@ func loginFrom(ctx context.Context) login {
 	return loginAnonymous
 }
 
-// me answers GET /api/me: who the request acts as, what they may do and
-// how they logged in:
+// me answers GET /api/me: who the request acts as, what they may do, how
+// they logged in, and whether the hub keeps a history (the series form of
+// GET /api/history answers, rather than 503: the dashboard's charts ask
+// it, or the recent messages):
 //
 //	{"user": "alice", "open": false, "admin": false,
 //	 "rules": [{"filter": "nodes/#", "read": true, "write": false}],
-//	 "login": "session"}
+//	 "login": "session", "history": true}
 //
 // A request without credentials gets the anonymous entry's rights, or 401
 // when the users file has none (the authn middleware decides, as for every
@@ -49,6 +51,7 @@ func loginFrom(ctx context.Context) login {
 func (a *authn) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		bridge.UserRights
-		Login login `json:"login"`
-	}{bridge.RightsOf(a.authz, auth.IdentityFrom(r.Context())), loginFrom(r.Context())})
+		Login   login `json:"login"`
+		History bool  `json:"history"`
+	}{bridge.RightsOf(a.authz, auth.IdentityFrom(r.Context())), loginFrom(r.Context()), a.history})
 }

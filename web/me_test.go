@@ -14,6 +14,7 @@ import (
 	"github.com/motehub/motehub/auth"
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/broker"
+	"github.com/motehub/motehub/history"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -252,5 +253,25 @@ func TestLoginPageSaysWhatWentWrong(t *testing.T) {
 	}
 	if status, page := ts.doWith(t, "GET", "/login", nil, ""); status != http.StatusOK || strings.Contains(page, "login-message") {
 		t.Fatalf("a first visit: %d, with a message\n%s", status, page)
+	}
+}
+
+// TestMeSaysHistory: /api/me says whether the hub keeps a history, so that
+// the dashboard's charts ask its series form only then (else the recent
+// messages), with no refused request in the page's console.
+func TestMeSaysHistory(t *testing.T) {
+	for _, keeps := range []bool{false, true} {
+		cfg := Config{}
+		if keeps {
+			rec := history.New(history.Config{Logger: quiet})
+			t.Cleanup(func() { _ = rec.Close() })
+			cfg.History = rec
+		}
+		ts, _ := startTestServer(t, broker.Config{}, bridge.Config{}, cfg)
+		status, _, body := ts.me(t, http.DefaultClient, nil)
+		var got struct{ History *bool }
+		if err := json.Unmarshal([]byte(body), &got); status != http.StatusOK || err != nil || got.History == nil || *got.History != keeps {
+			t.Errorf("with a history %v: GET /api/me = %d %s, want \"history\": %v", keeps, status, body, keeps)
+		}
 	}
 }

@@ -113,7 +113,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 		cfg.SessionTTL = 12 * time.Hour
 	}
 	an := &authn{authz: cfg.Authorizer, throttle: cfg.Throttle, sessions: newSessions(cfg.SessionTTL, 100000),
-		secure: cfg.SecureCookies, refuser: refused}
+		secure: cfg.SecureCookies, history: cfg.History != nil, refuser: refused}
 	r := chi.NewRouter()
 	r.Use(recoverer(cfg.Logger), hostGuard(cfg.NonLoopback, cfg.AllowedHosts, cfg.AllowedOrigins, refused),
 		clientAddress(cfg.TrustedProxies), originGuard(cfg.AllowedOrigins, refused), an.middleware)

@@ -6,16 +6,11 @@ import { DevicesView } from "./devices.js";
 import { LogView } from "./log.js";
 import { MeView } from "./me.js";
 import { PublishView } from "./publish.js";
+import { cardHistory } from "./series.js";
 import { StatusView } from "./status.js";
 import { Store } from "./store.js";
 
-async function fetchHistory(topic, limit) {
-  const res = await fetch(`/api/history?topic=${encodeURIComponent(topic)}&limit=${limit}`);
-  if (!res.ok) throw new Error(`history of ${topic}: HTTP ${res.status}`);
-  return (await res.json()).values ?? [];
-}
-
-const store = new Store(fetchHistory);
+const store = new Store(cardHistory);
 const shared = new URLSearchParams(location.search).get("shared") !== "0";
 const link = connect((ev) => store.apply(ev), { shared });
 

@@ -355,7 +355,7 @@ export class Board {
     const name = head.querySelector("h2")?.textContent ?? card.key;
     const fold = h("button", { type: "button", class: "quiet small card-fold", "aria-expanded": "true", title: "Fold this card to its name",
       onclick: () => this.collapse(card.key, fold.getAttribute("aria-expanded") === "true") }, "▾");
-    const details = h("button", { type: "button", class: "quiet small card-details", title: "All entities and their full topics",
+    const details = h("button", { type: "button", class: "quiet small card-details", title: "Charts of its history, and all its entities with their full topics",
       onclick: () => this.#detail?.(card) }, "Details");
     const forget = h("button", { type: "button", class: "quiet small card-forget", title: "Hide this device until it sends something again",
       onclick: () => this.forget(card.key) }, "Forget");

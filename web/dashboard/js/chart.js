@@ -1,5 +1,7 @@
 // A small line chart of a numeric series, in SVG: the line, a soft area under
-// it, a dot on the latest value, and the range and time span as text. It
+// it, a dot on the latest value, and the range and time span as text. The
+// line breaks where the series has a null (the hub was down, the device
+// silent: see withBreaks in series.js). It
 // scales to its box (the SVG stretches; the stroke keeps its width). A
 // chart out of view keeps its series and draws it when it comes into view:
 // 500 charts off-screen cost nothing per update. Whoever places the chart
@@ -53,19 +55,27 @@ export class Chart {
     if (visible && this.#waiting) this.#draw(...this.#waiting);
   }
 
-  // update draws series ([{t, v}], oldest first) with unit for the caption;
-  // seeded is how many points came from the hub's history. Out of view,
-  // only the counts change until it is seen.
+  // update draws series ([{t, v}], oldest first, v null for a break) with
+  // unit for the caption; seeded is how many points came from the hub's
+  // history. Out of view, only the counts change until it is seen.
   update(series, unit, seeded) {
-    this.el.dataset.points = String(series.length);
+    let n = 0;
+    for (const p of series) if (p.v !== null) n++;
+    this.el.dataset.points = String(n);
     this.el.dataset.seeded = String(seeded);
     if (this.#visible) this.#draw(series, unit, seeded);
     else this.#waiting = [series, unit, seeded];
   }
 
-  #draw(series, unit) {
+  #draw(all, unit) {
     this.#waiting = null;
     this.onDraw?.();
+    // Breaks at the ends draw nothing.
+    let first = 0;
+    let end = all.length;
+    while (first < end && all[first].v === null) first++;
+    while (end > first && all[end - 1].v === null) end--;
+    const series = first === 0 && end === all.length ? all : all.slice(first, end);
     if (series.length === 0) {
       this.line.setAttribute("d", "");
       this.area.setAttribute("d", "");
@@ -75,7 +85,10 @@ export class Chart {
     }
     let lo = Infinity;
     let hi = -Infinity;
+    let readings = 0;
     for (const p of series) {
+      if (p.v === null) continue;
+      readings++;
       lo = Math.min(lo, p.v);
       hi = Math.max(hi, p.v);
     }
@@ -93,13 +106,33 @@ export class Chart {
     const x = (t) => (span > 0 ? ((t - t0) / span) * W : W);
     const y = (v) => (hi > lo ? PAD + (1 - (v - lo) / (hi - lo)) * (H - 2 * PAD) : H / 2);
     let d = "";
+    let area = "";
     if (series.length === 1) {
       d = `M0,${y(series[0].v).toFixed(1)}L${W},${y(series[0].v).toFixed(1)}`; // one reading: a level line
+      area = `${d}L${W},${H}L0,${H}Z`;
     } else {
-      for (const p of series) d += `${d ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`;
+      // A run of points between breaks is a stretch of line with its area.
+      let run = "";
+      let start = 0;
+      const close = (end) => {
+        if (run) area += `${run}L${end.toFixed(1)},${H}L${start.toFixed(1)},${H}Z`;
+        d += run;
+        run = "";
+      };
+      let prevX = 0;
+      for (const p of series) {
+        if (p.v === null) {
+          close(prevX);
+          continue;
+        }
+        prevX = x(p.t);
+        if (!run) start = prevX;
+        run += `${run ? "L" : "M"}${prevX.toFixed(1)},${y(p.v).toFixed(1)}`;
+      }
+      close(prevX);
     }
     this.line.setAttribute("d", d);
-    this.area.setAttribute("d", `${d}L${W},${H}L0,${H}Z`);
+    this.area.setAttribute("d", area);
     const last = series[series.length - 1];
     this.dot.hidden = false;
     this.dot.style.left = `${(x(last.t) / W) * 100}%`;
@@ -107,11 +140,11 @@ export class Chart {
 
     const u = unit ? ` ${unit}` : "";
     const range = max > min ? `${formatNumber(min)} – ${formatNumber(max)}${u}` : `${formatNumber(min)}${u}`;
-    const when = series.length > 1 ? `over ${duration(span)}` : "one reading";
+    const when = readings > 1 ? `over ${duration(span)}` : "one reading";
     // A range of long numbers (counters) does not fit: it goes in the tooltip.
     this.caption.textContent = range.length > 20 ? when : `${range} · ${when}`;
-    this.el.title = `${range}, ${when}, ${series.length} readings`;
-    this.el.setAttribute("aria-label", `${this.label}: ${range}, ${when}, ${series.length} readings`);
+    this.el.title = `${range}, ${when}, ${readings} readings`;
+    this.el.setAttribute("aria-label", `${this.label}: ${range}, ${when}, ${readings} readings`);
   }
 }
 
@@ -119,6 +152,7 @@ export class Chart {
 function resolution(series) {
   let step = Infinity;
   for (let i = 1; i < series.length; i++) {
+    if (series[i].v === null || series[i - 1].v === null) continue;
     const d = Math.abs(series[i].v - series[i - 1].v);
     if (d > 0 && d < step) step = d;
   }

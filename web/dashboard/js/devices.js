@@ -17,7 +17,7 @@ import { Chart } from "./chart.js";
 import { describe } from "./commands.js";
 import { openDetail } from "./detail.js";
 import { h, setText } from "./dom.js";
-import { formatEntity, nativeID } from "./model.js";
+import { formatEntity, isNumeric, nativeID, numberOf } from "./model.js";
 import { DeviceTools } from "./tools.js";
 import { ago, commandFor, formatNumber, formatValue } from "./values.js";
 
@@ -53,7 +53,7 @@ export class DevicesView {
       this.#empty.hidden = board.total > 0;
       this.#tools?.counted(board);
     }, () => this.#arrangeSoon());
-    this.#board.detail = (card) => openDetail(card.details());
+    this.#board.detail = (card) => openDetail(card.details(), (fn) => store.subscribe(fn));
     if (tools) this.#tools = new DeviceTools(tools, root, this.#board);
   }
 
@@ -290,28 +290,54 @@ export class DevicesView {
   }
 }
 
-// modelDetails are the rows of a model device's detail view: every entity
-// with its value, state topic (and field), command topic and last change.
+// modelDetails are a model device's detail view (see openDetail): every
+// entity with its value, state topic (and field), command topic and last
+// change, and the history of each entity with a state topic, and of the
+// device's other topics its card shows.
 function modelDetails(store, d) {
   const rows = d.entities.map((e) => ({
     label: e.name || e.id, value: formatEntity(e),
     topic: e.topic ?? "", field: e.field ?? "", command: e.control?.topic ?? "", time: Date.parse(e.updated),
   }));
+  const series = d.entities.filter((e) => e.topic && e.kind !== "button").map((e) => ({
+    topic: e.topic, field: e.field ?? "", label: e.name || e.id, unit: e.unit ?? "", numeric: isNumeric(e), own: true,
+    live: () => {
+      const now = store.models.get(d.id)?.entities.find((x) => x.id === e.id);
+      const t = Date.parse(now?.updated);
+      if (!now || !Number.isFinite(t)) return null;
+      return isNumeric(now) ? { t, v: numberOf(now.value) } : { t, text: formatEntity(now) };
+    },
+  }));
   const device = store.devices.get(nativeID(d));
-  if (device) rows.push(...genericDetails(store, device, store.shownTopics(device)).rows);
+  if (device) {
+    const extra = genericDetails(store, device, store.shownTopics(device));
+    rows.push(...extra.rows);
+    series.push(...extra.history.series);
+  }
   const about = [d.model, d.manufacturer, d.area, d.availability].filter(Boolean).join(" · ");
-  return { title: d.name || d.id, subtitle: `${d.id}${about ? ` · ${about}` : ""}`, rows };
+  return { title: d.name || d.id, subtitle: `${d.id}${about ? ` · ${about}` : ""}`, rows, history: { device: d.id, series } };
 }
 
 // genericDetails are the rows of a generic device's detail view: its
 // topics (all of them unless told which), with their values.
 function genericDetails(store, device, topics = device?.topics ?? []) {
-  if (!device) return { title: "", subtitle: "", rows: [] };
+  if (!device) return { title: "", subtitle: "", rows: [], history: { device: "", series: [] } };
   const rows = topics.map((topic) => {
     const tile = store.tiles.get(topic);
     return { label: tile.label, value: formatValue(tile.payload), topic, field: "", command: tile.commandable ? `${topic}/set` : "", time: tile.time };
   });
-  return { title: device.name, subtitle: device.key, rows };
+  const series = topics.map((topic) => {
+    const tile = store.tiles.get(topic);
+    return {
+      topic, field: "", label: tile.label, unit: tile.info.unit ?? "", numeric: tile.info.kind === "number", own: false,
+      live: () => {
+        const now = store.tiles.get(topic);
+        if (!now) return null;
+        return now.info.kind === "number" ? { t: now.time, v: now.info.value } : { t: now.time, text: formatValue(now.payload) };
+      },
+    };
+  });
+  return { title: device.name, subtitle: device.key, rows, history: { device: "", series } };
 }
 
 // TileView is one topic's tile; its shape follows the kind of its value.

@@ -5,12 +5,11 @@
 // the recent lines for the log. It takes the events of a connection (see
 // client.js) and tells views what changed, at most once per frame.
 
-import { Coverage, entityKey, fieldOf, hasCard, isNumeric, nativeID, numberOf } from "./model.js";
+import { Coverage, entityKey, hasCard, isNumeric, nativeID, numberOf } from "./model.js";
 import { compareNatural, deviceOf, isCommand, isControl, labelOf } from "./topics.js";
 import { classify } from "./values.js";
 
 const SERIES_MAX = 240; // points per chart
-const HISTORY_LIMIT = 120; // what the hub keeps per topic
 const HISTORY_PARALLEL = 4; // requests at a time, below the browser's 6 per host
 const KEEP_LINES = 500;
 const KEEP_NOTICES = 5;
@@ -19,6 +18,7 @@ const STALE_UNKNOWN_PACE = 120_000; // ms of silence before a device of unknown 
 const STALE_MIN = 30_000;
 const MAX_MODEL_DEVICES = 10_000; // devices of the model kept (as the client keeps)
 const LAZY_HISTORY = 60; // devices known beyond which charts load their history when drawn
+const GOING_AWAY = 1001; // the WebSocket close code of a hub that shuts down
 
 // Tiles go in this order: readings with a unit, other numbers, states,
 // the rest; by topic within each.
@@ -49,19 +49,25 @@ export class Store {
   #listeners = new Set();
   #changes = emptyChanges();
   #scheduled = false;
-  #histories = new Map(); // topic → the promise of its history, while it loads (≤ HISTORY_PARALLEL + the queue)
+  #histories = new Map(); // series (topic and field) → the promise of its history, while it loads (≤ HISTORY_PARALLEL + the queue)
   #historyCandidates = new Map(); // series without a history since the last frame → entity key or "" (≤ the tiles and series)
   #hosts = new Map(); // native id of a device of the model with a card → its id (≤ the devices of the model)
   #sharing = new Map(); // topic → keys of the entities that chart its tile's series (≤ the entities)
 
-  // fetchHistory(topic) resolves to the hub's samples [{payload, time}], oldest first.
+  // fetchHistory(topic, field, entity) resolves to the hub's recent points
+  // of a series, [{t, v}] oldest first, v null where the line breaks (see
+  // cardHistory in series.js); entity says whether the series is an
+  // entity's of the model (field a dotted path) or a topic's tile.
   constructor(fetchHistory) {
     this.#fetchHistory = fetchHistory;
   }
 
+  // subscribe has fn told of every change (at once: of everything); it
+  // returns a function that stops it.
   subscribe(fn) {
     this.#listeners.add(fn);
     fn({ ...emptyChanges(), all: true });
+    return () => this.#listeners.delete(fn);
   }
 
   apply(ev) {
@@ -263,8 +269,28 @@ export class Store {
   }
 
   #setStatus(status) {
+    const prev = this.status;
     this.status = status;
     this.#changes.status = true;
+    // The charts' lines break where the page missed messages (a resync),
+    // or the hub was down (its last connection closed "going away", 1001:
+    // it shut down; what devices sent meanwhile nobody recorded), as the
+    // hub's history has a gap there.
+    const resynced = status.resumed === "resynced" && (prev.resumed !== "resynced" || prev.session !== status.session);
+    const hubWasDown = status.state === "live" && prev.state !== "live" && status.closeCode === GOING_AWAY;
+    if (resynced || hubWasDown) this.#breakLines();
+  }
+
+  // breakLines ends the line of every chart at its latest point: the next
+  // point starts another stretch.
+  #breakLines() {
+    const now = Date.now();
+    const end = (series) => {
+      const last = series[series.length - 1];
+      if (last && last.v !== null) addPoint(series, { t: last.t, v: null, a: now });
+    };
+    for (const tile of this.tiles.values()) end(tile.series);
+    for (const s of this.entitySeries.values()) if (!s.info) end(s.series); // a tile's is the tile's
   }
 
   #addLines(lines, live) {
@@ -382,14 +408,15 @@ export class Store {
     }
   }
 
-  // historyOf fetches a topic's history once for every series that waits
-  // for it at the same time (the fields of one JSON payload).
-  #historyOf(topic) {
-    let p = this.#histories.get(topic);
+  // historyOf fetches a series' history once for every chart that waits
+  // for it at the same time (an entity and the tile of its topic).
+  #historyOf(topic, field, entity) {
+    const id = `${entity ? "e" : "t"}\n${topic}\n${field}`;
+    let p = this.#histories.get(id);
     if (!p) {
-      p = this.#fetchHistory(topic, HISTORY_LIMIT);
-      this.#histories.set(topic, p);
-      p.catch(() => {}).finally(() => this.#histories.delete(topic));
+      p = this.#fetchHistory(topic, field, entity);
+      this.#histories.set(id, p);
+      p.catch(() => {}).finally(() => this.#histories.delete(id));
     }
     return p;
   }
@@ -397,27 +424,16 @@ export class Store {
   async #loadHistory(target, key) {
     target.history = "loading";
     const asked = Date.now();
-    let samples;
+    let points;
     try {
-      samples = await this.#historyOf(target.topic);
+      points = await this.#historyOf(target.topic, key ? target.field : "", Boolean(key));
     } catch {
       target.history = "failed"; // the chart fills from live values alone
       return;
     }
     const now = Date.now();
-    const past = [];
-    for (const s of samples) {
-      const t = Date.parse(s.time);
-      if (!Number.isFinite(t)) continue;
-      let v = null;
-      if (key) {
-        v = numberOf(fieldOf(s.payload, target.field));
-      } else {
-        const info = classify(s.payload);
-        if (info.kind === "number") v = info.value;
-      }
-      if (v !== null) past.push({ t: Math.min(t, now), v, a: asked });
-    }
+    const past = points.map((p) => ({ t: Math.min(p.t, now), v: p.v, a: asked }));
+    while (past.length && past[past.length - 1].v === null) past.pop();
     // The hub's history holds every value the series has seen before the
     // request; what arrived since goes after it, except a first value the
     // history already ends with (it may have been in both). An empty history
@@ -426,7 +442,7 @@ export class Store {
     if (since.length && past.length && since[0].v === past[past.length - 1].v) since.shift();
     target.series = [];
     for (const p of [...past, ...since]) addPoint(target.series, p);
-    target.seeded = past.length;
+    target.seeded = past.filter((p) => p.v !== null).length;
     target.history = "done";
     if (key) this.#changes.entities.add(key);
     else this.#tileChanged(target.topic);
