@@ -40,7 +40,8 @@ func (p *parser) textOf(l leaf) []byte { return p.texts[l.textStart:l.textEnd] }
 // parse returns the values of a message's JSON payload: a bare number or
 // string (or boolean) is the value of field ""; an object's numeric,
 // string and boolean leaves are values of their dotted paths, at most
-// maxDepth deep and maxLeaves in all; arrays and nulls are skipped. A
+// maxDepth deep and maxLeaves in all; a [number, "unit"] pair is its
+// number; other arrays and nulls are skipped. A
 // string is recorded when it is at most maxText bytes, valid UTF-8 and not
 // a time stamp; a path must be valid UTF-8. text says the MQTT payload was plain text, carried as a JSON
 // string. A payload that is not valid JSON gives what was found before the
@@ -162,9 +163,47 @@ func (p *parser) value(b []byte, i int) int {
 			return -1
 		}
 		return i + 4
-	default: // an array, or an object too deep
+	case c == '[':
+		if end, ok := p.numberWithUnit(b, i); ok {
+			return end
+		}
+		return skipValue(b, i, 0)
+	default: // an object too deep
 		return skipValue(b, i, 0)
 	}
+}
+
+// numberWithUnit records the number of a [number, "unit"] pair at b[i]
+// (Clown.Talk's value with its unit, as the demo's motes send a
+// temperature), and returns the index after the pair; ok is false for any
+// other array, which the caller skips.
+func (p *parser) numberWithUnit(b []byte, i int) (end int, ok bool) {
+	j := skipSpace(b, i+1)
+	if j >= len(b) || (b[j] != '-' && (b[j] < '0' || b[j] > '9')) {
+		return 0, false
+	}
+	numEnd := scanNumber(b, j)
+	if numEnd < 0 {
+		return 0, false
+	}
+	k := skipSpace(b, numEnd)
+	if k >= len(b) || b[k] != ',' {
+		return 0, false
+	}
+	k = skipSpace(b, k+1)
+	if k >= len(b) || b[k] != '"' {
+		return 0, false
+	}
+	strEnd, _ := scanString(b, k)
+	if strEnd < 0 {
+		return 0, false
+	}
+	k = skipSpace(b, strEnd)
+	if k >= len(b) || b[k] != ']' {
+		return 0, false
+	}
+	p.value(b, j)
+	return k + 1, true
 }
 
 // addString records the JSON string s (quotes included) when it is short

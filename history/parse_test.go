@@ -42,6 +42,10 @@ func TestParse(t *testing.T) {
 		{`true`, false, []found{{text: "true", isTx: true}}},
 		{`null`, false, nil},
 		{`[1,2]`, false, nil},
+		{`[22.8, "°C"]`, false, []found{{num: 22.8}}}, // Clown.Talk's value with its unit
+		{` [ -3 , "dBm" ] `, false, []found{{num: -3}}},
+		{`{"t":[21,"°C"],"u":["°C",21],"v":[1,"a","b"]}`, false, []found{{path: "t", num: 21}}},
+		{`[1,"a"`, false, nil},
 		{`"2026-03-01T00:00:00Z"`, false, nil},
 		{`"12:30:00"`, false, nil},
 		{`"` + string(bytes.Repeat([]byte("x"), maxText+1)) + `"`, true, nil},

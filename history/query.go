@@ -36,6 +36,7 @@ type entry struct {
 // copy what of this series is in memory. A damaged file gives an error
 // wrapping ErrDamaged.
 func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
+	r.caughtUp(ctx)
 	q, lv, snap, err := r.prepare(q)
 	if err != nil {
 		return nil, err
@@ -80,6 +81,7 @@ func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
 // It reads in one read transaction and stops at fn's first error. Gaps are
 // not points: a caller that wants them asks Query.
 func (r *Recorder) Export(ctx context.Context, q Query, fn func(Point) error) (Resolution, error) {
+	r.caughtUp(ctx)
 	_, lv, snap, err := r.prepare(q)
 	if err != nil {
 		return "", err

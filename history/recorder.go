@@ -1,6 +1,7 @@
 package history
 
 import (
+	"context"
 	"math"
 	"slices"
 	"strings"
@@ -27,6 +28,7 @@ type Recorder struct {
 	qclosed bool
 	wake    chan struct{} // capacity 1: Add's nudge
 	queued  atomic.Int64  // added, not yet applied
+	added   uint64        // messages queued since New, under qmu
 	dropped atomic.Uint64
 
 	stop     chan struct{}
@@ -54,6 +56,8 @@ type Recorder struct {
 	runStart   int64       // this run's start, unix ms
 	alive      int64       // when a write last committed, unix ms
 	nextEnd    int64       // the earliest end of an open bucket (unix ms), for closing them by the clock
+	applied    uint64        // messages the goroutine took from the queue and applied (see caughtUp)
+	progress   chan struct{} // closed, and replaced, each time applied grows
 }
 
 // message is one queued Add.
@@ -79,6 +83,7 @@ func New(cfg Config) *Recorder {
 		finished: make(chan struct{}),
 		topics:   make(map[string]map[string]*series),
 		rawDue:   math.MaxInt64,
+		progress: make(chan struct{}),
 	}
 }
 
@@ -98,6 +103,7 @@ func (r *Recorder) Add(topic string, payload []byte, t time.Time, text bool) {
 		return
 	}
 	r.queue = append(r.queue, message{topic, payload, t, text})
+	r.added++
 	r.qmu.Unlock()
 	r.queued.Add(1)
 	select {
@@ -155,11 +161,51 @@ func (r *Recorder) drain(spare []message, p *parser) []message {
 			for _, m := range chunk {
 				r.apply(p, m, now)
 			}
+			r.applied += uint64(len(chunk))
+			close(r.progress)
+			r.progress = make(chan struct{})
 			r.mu.Unlock()
 		}
 		r.queued.Add(-int64(len(batch)))
 		clear(batch) // drop the payloads
 		spare = batch[:0]
+	}
+}
+
+// maxCatchUp bounds how long a reader waits for the messages added before
+// it to be applied (see caughtUp): at most a queue's worth of parsing.
+const maxCatchUp = time.Second
+
+// caughtUp waits until every message Add queued before the call is
+// applied, so that a reader sees what the hub delivered before it asked
+// (a chart opened at a new series' first value finds that value). It
+// gives up after maxCatchUp, when ctx ends, or when the goroutine is not
+// running, and then reads what is applied.
+func (r *Recorder) caughtUp(ctx context.Context) {
+	r.qmu.Lock()
+	target, running := r.added, r.started
+	r.qmu.Unlock()
+	if !running {
+		return
+	}
+	timer := time.NewTimer(maxCatchUp)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		done, progress := r.applied >= target, r.progress
+		r.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-progress:
+		case <-r.finished:
+			return
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		}
 	}
 }
 

@@ -56,3 +56,22 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Logf("series %+v stats %+v", h.r.Series(""), h.r.Stats())
 }
+
+// TestQuerySeesWhatWasAdded: a query finds every message added before it,
+// without waiting for the recorder's goroutine or a write (a chart opened
+// at a new series' first value finds that value, not "no history").
+func TestQuerySeesWhatWasAdded(t *testing.T) {
+	c := &clock{now: t0}
+	h := newHub(t, t.TempDir(), c, history.Config{})
+	for i := range 50 {
+		topic := fmt.Sprintf("new/%d", i)
+		h.r.Add(topic, fmt.Appendf(nil, "%d", i), t0, false)
+		res, err := h.r.Query(context.Background(), history.Query{Topic: topic, From: t0.Add(-time.Minute), To: t0.Add(time.Minute), Resolution: history.Raw})
+		if err != nil {
+			t.Fatalf("query at once after the first value of %s: %v", topic, err)
+		}
+		if len(res.Points) != 1 || res.Points[0].Last != float64(i) {
+			t.Fatalf("%s: %+v, want the one value %d", topic, res.Points, i)
+		}
+	}
+}
