@@ -61,7 +61,7 @@ func TestDashboardFiles(t *testing.T) {
 		{"/", "text/html; charset=utf-8", "<title>motehub</title>"},
 		{"/assets/style.css", "text/css; charset=utf-8", ".device"},
 		{"/assets/js/app.js", "text/javascript; charset=utf-8", "import"},
-		{"/assets/js/worker.js", "text/javascript; charset=utf-8", "onconnect"},
+		{"/assets/js/session.js", "text/javascript; charset=utf-8", `from "/motehub.js"`},
 		{"/assets/icon.svg", "image/svg+xml", "<svg"},
 	}
 	for _, tt := range tests {
@@ -102,7 +102,7 @@ func TestDashboardFiles(t *testing.T) {
 // is served, so the dashboard works offline from the binary alone.
 func TestDashboardReferencesResolve(t *testing.T) {
 	srv := dashboardServer(t)
-	refs := regexp.MustCompile(`(?:href|src)="(/[^"]*)"|from "(\./[^"]+)"|import\("(/[^"]+)"\)|new URL\("(\./[^"]+)", import\.meta\.url\)`)
+	refs := regexp.MustCompile(`(?:href|src)="(/[^"]*)"|from "(\.?/[^"]+)"|import\("(/[^"]+)"\)|new URL\("(\./[^"]+)", import\.meta\.url\)`)
 	seen := map[string]bool{}
 	queue := []string{"/", adminPath} // the pages: the dashboard and the admin view
 	for len(queue) > 0 {
@@ -124,13 +124,13 @@ func TestDashboardReferencesResolve(t *testing.T) {
 				case ref == "":
 				case strings.HasPrefix(ref, "./"):
 					queue = append(queue, dir+strings.TrimPrefix(ref, "./"))
-				case strings.HasPrefix(ref, "/assets/"):
+				case strings.HasPrefix(ref, "/assets/"), ref == libraryPath:
 					queue = append(queue, ref)
 				}
 			}
 		}
 	}
-	for _, want := range []string{"/assets/js/app.js", "/assets/js/worker.js", "/assets/js/client.js", "/assets/style.css"} {
+	for _, want := range []string{"/assets/js/app.js", "/assets/js/session.js", libraryPath, "/assets/style.css"} {
 		if !seen[want] {
 			t.Errorf("%s was never referred to (refs followed: %v)", want, seen)
 		}

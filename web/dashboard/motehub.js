@@ -24,7 +24,7 @@
 /** @typedef {{topic: string, payload: any, time: number, retained: boolean}} Value */
 /** @typedef {{state: "connecting"|"open"|"closed"|"offline"|"unavailable", transport: string, attempt: number, retryIn: number, reason: string}} Status */
 
-export const VERSION = "1";
+export const VERSION = "2";
 
 const CONTROL = "clown.talk/-/";
 const TRANSPORTS = ["websocket", "sse", "poll"];
@@ -34,6 +34,8 @@ const MAX_PENDING = 1000; // commands and requests waiting for an answer at once
 const MAX_REFUSED = 100; // topics of refused commands whose error frame is not repeated as "error"
 const POLL_WAIT = 25; // seconds a long poll waits on the hub
 const WORKER_START_TIMEOUT = 4000; // a SharedWorker that says nothing by then is not used
+const BATCH_PACE = 25; // ms an event to a tab may wait for others (the shared worker's batches)
+const BATCH_MAX = 100; // entries in one batch to a tab: the tab handles a batch in one task
 
 /**
  * connect opens a session with the hub at url (a page's own hub when
@@ -67,6 +69,7 @@ export class CommandError extends Error {
     this.code = code;
     this.topic = details.topic ?? "";
     this.state = details.state;
+    this.id = details.id ?? "";
   }
 }
 
@@ -115,10 +118,15 @@ class Client extends Emitter {
   #storeTimer = 0;
   #commands = new Map(); // id → pending command, ≤ MAX_PENDING
   #seq = 0;
-  #refused = new Map(); // topic → true: refused commands' error frames to swallow, ≤ MAX_REFUSED
+  #refused = new Map(); // topic → refused commands whose error frame is still to come, ≤ MAX_REFUSED topics
+  #waitingOpen = new Set(); // requests waiting for the attempt under way to open, ≤ MAX_PENDING
+  #starting = true; // the first attempt is yet to start
   #onOnline = () => this.#wake();
   #onOffline = () => this.#offline();
-  status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "" });
+  status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "", tabs: 1 });
+  /** Who the session acts as, from the hub (WebSocket only); null until it says. */
+  session = null;
+  mode = "direct";
 
   constructor(url, options) {
     super();
@@ -160,38 +168,51 @@ class Client extends Emitter {
   }
 
   async state(filter = [...this.#filters]) {
-    return this.#request().state(filterList(filter));
+    const list = filterList(filter);
+    await this.#whenOpen();
+    return this.#request().state(list);
   }
 
   async devices() {
+    await this.#whenOpen();
     return this.#request().devices();
   }
 
-  command(topic, payload, { timeout = this.#opts.commandTimeout } = {}) {
-    if (typeof topic !== "string" || topic === "") return Promise.reject(new TypeError("command(topic, payload): topic must be a string"));
+  async command(target, payload, { timeout = this.#opts.commandTimeout } = {}) {
+    const device = typeof target === "object" && target !== null ? target : null;
+    if (device ? typeof device.device !== "string" || typeof device.entity !== "string" : typeof target !== "string" || target === "") {
+      throw new TypeError("command(target, payload): target must be a topic or {device, entity}");
+    }
+    const topic = device ? CONTROL + "command" : target;
+    const id = `c${++this.#seq}`; // ids grow: a later command has a larger one
+    const fail = (code, message) => {
+      this.#commandEvent({ id, topic, device: device?.device, entity: device?.entity, payload, state: "failed", code, message, ms: 0 });
+      throw new CommandError(code, message, { topic, id });
+    };
+    if (!(await this.#whenOpen())) fail(this.#closed ? "connection-lost" : "unavailable", "not connected to the hub: the command was not sent");
+    if (this.#commands.size >= MAX_PENDING) fail("limit", `${MAX_PENDING} commands are already waiting for their devices`);
     return new Promise((resolve, reject) => {
-      if (!this.#isOpen()) {
-        reject(new CommandError(this.#closed ? "connection-lost" : "unavailable", "not connected to the hub: the command was not sent", { topic }));
-        return;
-      }
-      if (this.#commands.size >= MAX_PENDING) {
-        reject(new CommandError("limit", `${MAX_PENDING} commands are already waiting for their devices`, { topic }));
-        return;
-      }
-      const id = `c${++this.#seq}`;
-      const cmd = { id, topic, payload, sent: Date.now(), resolve, reject, timer: 0, differed: undefined };
+      const cmd = { id, topic, payload, device: device?.device, entity: device?.entity, sent: Date.now(), resolve, reject, timer: 0, differed: undefined };
       cmd.timer = setTimeout(() => this.#settle(id, cmd.differed !== undefined ? { code: "state-differs", state: cmd.differed } : { code: "timeout" }), timeout);
       this.#commands.set(id, cmd);
+      this.#commandEvent({ id, topic, device: cmd.device, entity: cmd.entity, payload, state: "pending", code: "", message: "", ms: 0 });
       this.#transport.command(cmd).catch((err) => this.#settle(id, { code: err?.code || "unavailable", message: err?.message }));
     });
   }
 
   publish(topic, payload) {
-    if (!this.#isOpen()) {
-      this.emit("error", { code: "unavailable", message: `not connected to the hub: ${topic} was not published`, topic });
-      return;
-    }
-    this.#transport.publish(topic, payload);
+    if (this.#isOpen()) return this.#transport.publish(topic, payload);
+    this.#whenOpen().then((open) => {
+      if (open) this.#transport.publish(topic, payload);
+      else this.emit("error", { code: "unavailable", message: `not connected to the hub: ${topic} was not published`, topic });
+    });
+  }
+
+  /** Tries to connect now, when the client waits before its next attempt. */
+  reconnect() {
+    if (this.#closed || this.#transport) return;
+    this.#attempt = 0;
+    this.#connect();
   }
 
   close() {
@@ -206,6 +227,7 @@ class Client extends Emitter {
     t?.close();
     this.#failCommands("connection-lost", "the client was closed");
     this.#setStatus({ state: "closed", retryIn: 0 });
+    this.#wakeWaiting();
   }
 
   // ---- what the transports call ----
@@ -216,6 +238,7 @@ class Client extends Emitter {
     this.#worked = this.#kind;
     this.#openedAt = Date.now();
     this.#setStatus({ state: "open", transport: t.name, attempt: this.#attempt, retryIn: 0, reason: "" });
+    this.#wakeWaiting();
     if (this.#fresh && this.#opts.state) {
       this.#fresh = false;
       t.state([...this.#filters]).then(
@@ -224,6 +247,27 @@ class Client extends Emitter {
       );
     }
     this.#fresh = false;
+  }
+
+  /** @internal the hub said who the session is (config/ok); resumed: it was asked to resume. */
+  _session(t, p, resumed) {
+    if (t !== this.#transport) return;
+    const rights = Array.isArray(p?.rules) ? p.rules.filter((r) => r && typeof r.filter === "string") : [];
+    this.session = {
+      id: String(p?.session ?? ""),
+      epoch: String(p?.epoch ?? ""),
+      user: String(p?.user ?? ""),
+      open: p?.open === true,
+      admin: p?.admin === true,
+      rules: rights.map((r) => ({ filter: r.filter, read: r.read === true, write: r.write === true })),
+      resumed,
+    };
+    this.emit("session", { ...this.session });
+  }
+
+  /** @internal a frame that is no message of the stream, to or from the hub. */
+  _frame(dir, topic, payload) {
+    if (this.#opts.frames) this.emit("frame", { dir, topic, payload, time: Date.now() });
   }
 
   /** @internal a message of the stream. */
@@ -264,7 +308,7 @@ class Client extends Emitter {
       return;
     }
     const code = p.code || legacyCode(p.error);
-    this.#refused.set(cmd.topic, true);
+    this.#refused.set(cmd.topic, (this.#refused.get(cmd.topic) ?? 0) + 1);
     if (this.#refused.size > MAX_REFUSED) this.#refused.delete(this.#refused.keys().next().value);
     const known = describeCode(code) !== code;
     this.#settle(p.id, { code, message: known ? describeCode(code) : p.error || code, state: p.state });
@@ -273,7 +317,19 @@ class Client extends Emitter {
   /** @internal an error the hub reported. */
   _error(t, e) {
     if (t !== this.#transport && t !== null) return;
-    if (e.topic && this.#refused.delete(e.topic)) return; // its command's rejection says it
+    // A refused device command may be answered by an error naming it
+    // before its ack: the command's rejection says it.
+    if (typeof e.id === "string" && this.#commands.get(e.id)?.topic === e.topic) {
+      this.#settle(e.id, { code: e.code ?? "error", message: e.message });
+      return;
+    }
+    const refused = e.topic ? this.#refused.get(e.topic) : undefined;
+    if (refused !== undefined) {
+      // its command's rejection says it
+      if (refused > 1) this.#refused.set(e.topic, refused - 1);
+      else this.#refused.delete(e.topic);
+      if (refused > 0) return;
+    }
     if (e.code === "unavailable" && this.status.state === "open") this.#setStatus({ state: "unavailable", reason: e.message });
     this.emit("error", { code: e.code ?? "error", message: e.message ?? "", topic: e.topic ?? "" });
   }
@@ -300,6 +356,7 @@ class Client extends Emitter {
     }
     this.#kind = Math.max(this.#worked, 0);
     this.#scheduleRetry(reason, t.refused);
+    this.#wakeWaiting();
   }
 
   /** @internal the settings transports read. */
@@ -329,6 +386,33 @@ class Client extends Emitter {
     return this.#transport !== null && this.#transport.open;
   }
 
+  // whenOpen resolves true when the session is open, or once the attempt
+  // under way opens it (within connectTimeout); false when there is none:
+  // closed, offline, or waiting before the next attempt. So a request made
+  // right after connect() (or in a tab whose shared worker has just started)
+  // waits for the connection instead of failing.
+  #whenOpen() {
+    if (this.#isOpen()) return Promise.resolve(true);
+    if (this.#closed || (this.#transport === null && !this.#starting) || this.#waitingOpen.size >= MAX_PENDING) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const w = { resolve, timer: 0 };
+      w.timer = setTimeout(() => this.#waitingOpen.delete(w) && resolve(this.#isOpen()), this.#opts.connectTimeout);
+      this.#waitingOpen.add(w);
+    });
+  }
+
+  // wakeWaiting answers the requests waiting for an open: the session
+  // opened, or the attempt failed and the next waits (or the client closed).
+  #wakeWaiting() {
+    if (this.#transport !== null && !this.#isOpen() && !this.#closed) return; // another transport is being tried now
+    const open = this.#isOpen();
+    for (const w of this.#waitingOpen) {
+      clearTimeout(w.timer);
+      w.resolve(open);
+    }
+    this.#waitingOpen.clear();
+  }
+
   #request() {
     if (this.#isOpen()) return this.#transport;
     // Requests that need no stream work over HTTP while the stream is down.
@@ -336,6 +420,7 @@ class Client extends Emitter {
   }
 
   #connect() {
+    this.#starting = false;
     if (this.#closed) return;
     clearTimeout(this.#retryTimer);
     const name = this.#transports[this.#kind];
@@ -369,6 +454,7 @@ class Client extends Emitter {
     t?.close();
     this.#failCommands("connection-lost", "the browser went offline before the device confirmed: the command may or may not have been carried out");
     this.#setStatus({ state: "offline", retryIn: 0, reason: "the browser is offline" });
+    this.#wakeWaiting();
   }
 
   #setStatus(change) {
@@ -385,8 +471,20 @@ class Client extends Emitter {
     this.#commands.delete(id);
     cmd.settled = true;
     clearTimeout(cmd.timer);
-    if (result.ok) cmd.resolve({ ok: true, ms: result.ms });
-    else cmd.reject(new CommandError(result.code, result.message || describeCode(result.code), { topic: cmd.topic, state: result.state }));
+    const message = result.ok ? "" : result.message || describeCode(result.code);
+    this.#commandEvent({ id, topic: cmd.topic, device: cmd.device, entity: cmd.entity, payload: cmd.payload, state: result.ok ? "ok" : "failed", code: result.ok ? "" : result.code, message, ms: result.ok ? result.ms : 0, reported: result.state });
+    if (result.ok) cmd.resolve({ ok: true, ms: result.ms, id });
+    else cmd.reject(new CommandError(result.code, message, { topic: cmd.topic, state: result.state, id }));
+  }
+
+  // commandEvent tells listeners how a command is doing ("command" events).
+  #commandEvent(c) {
+    if (c.device === undefined) {
+      delete c.device;
+      delete c.entity;
+    }
+    if (c.reported === undefined) delete c.reported;
+    this.emit("command", c);
   }
 
   #failCommands(code, message) {
@@ -528,7 +626,8 @@ class WSTransport {
   }
 
   async command(cmd) {
-    this.#send(cmd.topic, cmd.payload, { id: cmd.id });
+    if (cmd.device !== undefined) this.#send(CONTROL + "command", { device: cmd.device, entity: cmd.entity, value: cmd.payload, id: cmd.id });
+    else this.#send(cmd.topic, cmd.payload, { id: cmd.id });
   }
 
   publish(topic, payload) {
@@ -538,6 +637,7 @@ class WSTransport {
   #send(topic, payload, meta) {
     const line = meta ? [topic, payload, meta] : [topic, payload];
     this.#ws.send(JSON.stringify(line) + "\n");
+    this.#c._frame("out", topic, payload);
   }
 
   #ask(kind, topic, payload) {
@@ -590,7 +690,11 @@ class WSTransport {
       }
       if (!Array.isArray(line) || typeof line[0] !== "string" || line.length < 2) continue;
       const [topic, payload, meta] = line;
-      if (topic.startsWith(CONTROL)) this.#control(topic.slice(CONTROL.length), payload);
+      if (topic.startsWith(CONTROL)) {
+        // A device frame is a "device" event already (and 500 devices send thousands a second).
+        if (topic !== CONTROL + "device") this.#c._frame("in", topic, payload);
+        this.#control(topic.slice(CONTROL.length), payload);
+      }
       else this.#c._message(this, topic, payload, typeof meta?.id === "string" ? meta.id : "");
     }
   }
@@ -602,6 +706,7 @@ class WSTransport {
         if (this.open) return; // a later config/ok answers nothing of ours
         this.open = true;
         if (p?.id && !this.#since) this.#c._position(this, p.id);
+        this.#c._session(this, p, this.#since !== "");
         this.#c._opened(this);
         return;
       case "subscribe/ok":
@@ -718,6 +823,7 @@ class HTTPRequests {
   }
 
   async publish(topic, payload) {
+    this.#c._frame("out", topic, payload);
     try {
       await this.fetchJSON("/api/publish", {
         method: "POST",
@@ -734,8 +840,10 @@ class HTTPRequests {
   // state (the topic without "/set"): from the stream when the
   // subscriptions cover it, else by reading the state every half second.
   async command(cmd) {
+    if (cmd.device !== undefined) return this.#deviceCommand(cmd);
     const stateTopic = cmd.topic.endsWith("/set") ? cmd.topic.slice(0, -4) : "";
     cmd.stateTopic = stateTopic;
+    this.#c._frame("out", cmd.topic, cmd.payload);
     await this.fetchJSON("/api/publish", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -751,6 +859,20 @@ class HTTPRequests {
       for (const v of values) if (timeOfValue(v) >= cmd.sent - 1000) this.#c._observeValue(v.topic, v.payload);
       if (!cmd.stateTopic || cmd.settled) return;
     }
+  }
+
+  // deviceCommand asks the hub to command an entity of its device model
+  // (POST /api/devices/{id}/command), which answers once the device
+  // confirmed it, or with the command's error code.
+  async #deviceCommand(cmd) {
+    const body = { entity: cmd.entity, value: cmd.payload };
+    this.#c._frame("out", CONTROL + "command", { device: cmd.device, ...body, id: cmd.id });
+    const res = await this.fetchJSON(`/api/devices/${encodeURIComponent(cmd.device)}/command`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    this.#c._ack(this, { id: cmd.id, ok: true, ms: res?.ms });
   }
 }
 
@@ -991,6 +1113,9 @@ class PollTransport extends HTTPRequests {
 
 // ---- sharing one connection between tabs ----
 
+// The events a client emits, which a shared worker relays to its tabs.
+const EVENTS = ["message", "state", "resync", "status", "device", "error", "session", "command", "frame"];
+
 // SharedClient is a tab's side of the connection that a SharedWorker
 // (this module, started as one) holds for every tab of the hub. It falls
 // back to a connection of its own when the worker does not start.
@@ -1004,7 +1129,8 @@ class SharedClient extends Emitter {
   #alive = false;
   #filters;
   #closed = false;
-  status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "" });
+  status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "", tabs: 1 });
+  session = null;
   mode = "shared";
 
   constructor(url, options) {
@@ -1063,13 +1189,18 @@ class SharedClient extends Emitter {
     return this.#ask("devices", []);
   }
 
-  command(topic, payload, options = {}) {
-    return this.#ask("command", [topic, payload, { timeout: options.timeout }]);
+  command(target, payload, options = {}) {
+    return this.#ask("command", [target, payload, { timeout: options.timeout }]);
   }
 
   publish(topic, payload) {
     if (this.#own) return this.#own.publish(topic, payload);
     this.#port.postMessage({ op: "publish", args: [topic, payload] });
+  }
+
+  reconnect() {
+    if (this.#own) return this.#own.reconnect();
+    this.#port?.postMessage({ op: "reconnect" });
   }
 
   close() {
@@ -1098,6 +1229,14 @@ class SharedClient extends Emitter {
   }
 
   #receive(m) {
+    if (Array.isArray(m.batch)) {
+      // A batch of events (TabBatch): handled in this one task.
+      for (const e of m.batch) {
+        if (e.event === "messages") for (const v of e.value) this.emit("message", v);
+        else this.#receive(e);
+      }
+      return;
+    }
     if (m.rid !== undefined) {
       const w = this.#waiting.get(m.rid);
       if (!w) return;
@@ -1106,11 +1245,13 @@ class SharedClient extends Emitter {
       else w.reject(new CommandError(m.error?.code ?? "error", m.error?.message ?? "", m.error ?? {}));
       return;
     }
+    if (m.event === "answer") return this.#receive(m.value);
     if (m.event === "worker-error") {
       console.error("motehub worker:", m.value);
       return;
     }
     if (m.event === "status") this.status = m.value;
+    if (m.event === "session") this.session = m.value;
     if (m.event) this.emit(m.event, m.value);
   }
 
@@ -1120,9 +1261,10 @@ class SharedClient extends Emitter {
     this.#port?.close();
     this.mode = "direct";
     this.#own = new Client(this.#url, { ...this.#opts, subscribe: this.#filters, shared: false });
-    for (const ev of ["message", "state", "resync", "status", "device", "error"]) {
+    for (const ev of EVENTS) {
       this.#own.on(ev, (v) => {
         if (ev === "status") this.status = v;
+        if (ev === "session") this.session = v;
         this.emit(ev, v);
       });
     }
@@ -1143,12 +1285,79 @@ function sendable(options) {
   return out;
 }
 
+// TabBatch gathers, in the shared worker, the events for one tab and posts
+// them together: one message per batch, at most every BATCH_PACE ms and of
+// at most BATCH_MAX entries, instead of one message per event (500 devices
+// make thousands of events a second, and each message costs the tab a task).
+// Within a batch a device comes as its latest change (a device event carries
+// the whole device), at the place of that latest one; the status likewise;
+// messages that follow messages are one entry, in order. Every other event
+// keeps its place. The tab gets {batch: [{event, value}]}, with
+// {event: "messages", value: [message]} for the joined messages.
+class TabBatch {
+  #post;
+  #entries = []; // the batch; an entry replaced by a later one is null. ≤ BATCH_MAX live ones, plus those replaced within BATCH_PACE
+  #live = 0; // entries that are not null
+  #latest = new Map(); // device id (or "" for the status) → index of its latest entry, ≤ #entries
+  #run = -1; // index of the "messages" entry that later messages join, while it is the last live one
+  #timer = 0;
+
+  constructor(post) {
+    this.#post = post;
+  }
+
+  add(event, value) {
+    const key = event === "device" ? "d" + value?.id : event === "status" ? "" : undefined;
+    if (key !== undefined) {
+      const i = this.#latest.get(key);
+      if (i !== undefined) {
+        this.#entries[i] = null;
+        this.#live--;
+      }
+      this.#latest.set(key, this.#entries.length);
+      this.#push({ event, value });
+    } else if (event === "message") {
+      if (this.#run >= 0 && this.#run === this.#lastLive()) this.#entries[this.#run].value.push(value);
+      else {
+        this.#run = this.#entries.length;
+        this.#push({ event: "messages", value: [value] });
+      }
+    } else {
+      this.#push({ event, value });
+    }
+    if (this.#live >= BATCH_MAX) this.flush();
+    else if (!this.#timer) this.#timer = setTimeout(() => this.flush(), BATCH_PACE);
+  }
+
+  // flush posts what waits now.
+  flush() {
+    clearTimeout(this.#timer);
+    this.#timer = 0;
+    const batch = this.#entries.filter((e) => e !== null);
+    this.#entries = [];
+    this.#live = 0;
+    this.#latest.clear();
+    this.#run = -1;
+    if (batch.length) this.#post({ batch });
+  }
+
+  #push(entry) {
+    this.#entries.push(entry);
+    this.#live++;
+  }
+
+  #lastLive() {
+    for (let i = this.#entries.length - 1; i >= 0; i--) if (this.#entries[i] !== null) return i;
+    return -1;
+  }
+}
+
 // serveTabs runs in the SharedWorker: one Client for every tab, with the
 // union of their subscriptions (counted), each tab getting the messages of
-// its own filters.
+// its own filters, in batches (TabBatch).
 function serveTabs(scope) {
   let client = null;
-  const tabs = new Map(); // port → {filters: Set}; as many as the browser's tabs
+  const tabs = new Map(); // port → {filters: Set, options, greeted, batch}; as many as the browser's tabs
   const counts = new Map(); // filter → tabs subscribed to it
   const post = (port, m) => {
     try {
@@ -1158,8 +1367,10 @@ function serveTabs(scope) {
     }
   };
   const broadcast = (event, value) => {
-    for (const port of tabs.keys()) post(port, { event, value });
+    for (const tab of tabs.values()) tab.batch.add(event, value);
   };
+  // The status each tab gets says how many tabs share the connection.
+  const status = () => ({ ...client.status, tabs: tabs.size });
   const wants = (tab, topic) => [...tab.filters].some((f) => matchFilter(f, topic));
   const add = (tab, filters) => {
     const added = [];
@@ -1188,20 +1399,26 @@ function serveTabs(scope) {
     const tab = tabs.get(port);
     if (!tab) return;
     tabs.delete(port);
+    tab.batch.flush();
     const removed = remove(tab, [...tab.filters]);
     if (client && removed.length) client.unsubscribe(removed).catch(() => {});
+    if (client) broadcast("status", status());
   };
   const start = (url, options) => {
-    client = new Client(url, { ...options, subscribe: [...counts.keys()], shared: false, storage: null, state: false });
+    client = new Client(url, { ...options, subscribe: [...counts.keys()], shared: false, storage: null, state: false, frames: true });
     client.on("message", (m) => {
-      for (const [port, tab] of tabs) if (wants(tab, m.topic)) post(port, { event: "message", value: m });
+      for (const tab of tabs.values()) if (wants(tab, m.topic)) tab.batch.add("message", m);
     });
     for (const ev of ["state", "resync"]) {
       client.on(ev, (v) => {
-        for (const [port, tab] of tabs) post(port, { event: ev, value: { ...v, values: v.values.filter((x) => wants(tab, x.topic)) } });
+        for (const tab of tabs.values()) tab.batch.add(ev, { ...v, values: v.values.filter((x) => wants(tab, x.topic)) });
       });
     }
-    for (const ev of ["status", "device", "error"]) client.on(ev, (v) => broadcast(ev, v));
+    for (const ev of ["device", "error", "session", "command"]) client.on(ev, (v) => broadcast(ev, v));
+    client.on("frame", (v) => {
+      for (const tab of tabs.values()) if (tab.options.frames) tab.batch.add("frame", v);
+    });
+    client.on("status", () => broadcast("status", status()));
     // Each tab gets the last values of its filters once the session is open.
     client.on("status", (s) => {
       if (s.state !== "open") return;
@@ -1212,8 +1429,8 @@ function serveTabs(scope) {
     tab.greeted = true;
     if (tab.options.state === false || tab.filters.size === 0) return;
     client.state([...tab.filters]).then(
-      (values) => post(port, { event: "state", value: { values, resync: false } }),
-      (err) => post(port, { event: "error", value: { code: err?.code ?? "unavailable", message: `the last values did not come: ${err?.message}`, topic: "" } }),
+      (values) => tab.batch.add("state", { values, resync: false }),
+      (err) => tab.batch.add("error", { code: err?.code ?? "unavailable", message: `the last values did not come: ${err?.message}`, topic: "" }),
     );
   };
   scope.onconnect = (e) => {
@@ -1222,18 +1439,25 @@ function serveTabs(scope) {
       const m = msg.data ?? {};
       const tab = tabs.get(port);
       if (m.op === "hello") {
-        const t = { filters: new Set(), options: m.options ?? {}, greeted: false };
+        const t = { filters: new Set(), options: m.options ?? {}, greeted: false, batch: new TabBatch((b) => post(port, b)) };
         tabs.set(port, t);
         const added = add(t, filterList(m.options?.subscribe ?? ["#"]));
-        if (!client) start(m.url, m.options ?? {});
-        else if (added.length) await client.subscribe(added).catch(() => {});
-        post(port, { event: "status", value: { ...client.status } });
-        if (client.status.state === "open") greet(port, t);
+        const first = !client;
+        if (first) start(m.url, m.options ?? {});
+        // Every tab learns that one more shares the connection; this one
+        // learns where the connection is, and who the session is.
+        broadcast("status", status());
+        if (client.session) t.batch.add("session", { ...client.session });
+        t.batch.flush();
+        if (!first && added.length) await client.subscribe(added).catch(() => {});
+        if (client.status.state === "open" && !t.greeted) greet(port, t);
         return;
       }
       if (!tab) return;
       if (m.op === "bye") return leave(port);
       if (m.op === "publish") return client.publish(...m.args);
+      if (m.op === "reconnect") return client.reconnect();
+      let answer;
       try {
         let value;
         switch (m.op) {
@@ -1259,14 +1483,22 @@ function serveTabs(scope) {
           default:
             throw new CommandError("bad-request", `unknown request ${m.op}`);
         }
-        post(port, { rid: m.rid, ok: true, value });
+        answer = { rid: m.rid, ok: true, value };
       } catch (err) {
-        post(port, { rid: m.rid, ok: false, error: { code: err?.code ?? "error", message: err?.message ?? String(err), topic: err?.topic ?? "", state: err?.state } });
+        answer = { rid: m.rid, ok: false, error: { code: err?.code ?? "error", message: err?.message ?? String(err), topic: err?.topic ?? "", state: err?.state, id: err?.id ?? "" } };
       }
+      // The answer keeps its place among the events: those before it reach
+      // the tab first (the echo before a command's confirmation, the device
+      // changes before a device list).
+      tab.batch.add("answer", answer);
     };
     port.addEventListener?.("close", () => leave(port)); // where browsers have it
   };
-  scope.addEventListener("error", (e) => broadcast("worker-error", `${e.message} (${e.filename}:${e.lineno})`));
+  const workerError = (text) => {
+    for (const port of tabs.keys()) post(port, { event: "worker-error", value: text });
+  };
+  scope.addEventListener("error", (e) => workerError(`${e.message} (${e.filename}:${e.lineno})`));
+  scope.addEventListener("unhandledrejection", (e) => workerError(String(e.reason)));
 }
 
 // This module started as the shared worker of connect({shared: true}).
