@@ -1444,10 +1444,10 @@ function serveTabs(scope) {
         const added = add(t, filterList(m.options?.subscribe ?? ["#"]));
         const first = !client;
         if (first) start(m.url, m.options ?? {});
-        // Every tab learns that one more shares the connection; this one
-        // learns where the connection is, and who the session is.
-        broadcast("status", status());
+        // This tab learns who the session is, and every tab that one more
+        // shares the connection (this one: where the connection is).
         if (client.session) t.batch.add("session", { ...client.session });
+        broadcast("status", status());
         t.batch.flush();
         if (!first && added.length) await client.subscribe(added).catch(() => {});
         if (client.status.state === "open" && !t.greeted) greet(port, t);

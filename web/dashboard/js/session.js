@@ -110,7 +110,7 @@ export function connectSession(onEvent, { shared = true } = {}) {
     });
   });
   hub.on("session", (p) => {
-    Object.assign(status, { session: p.id, epoch: p.epoch, resumed: p.resumed ? "resumed" : "fresh", me: rightsOf(p) });
+    setStatus({ session: p.id, epoch: p.epoch, resumed: p.resumed ? "resumed" : "fresh", me: rightsOf(p) });
   });
   hub.on("message", (m) => addLine({ dir: "in", topic: m.topic, payload: m.payload, id: m.id, time: m.time }));
   hub.on("frame", (f) => {
