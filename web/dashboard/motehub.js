@@ -201,9 +201,11 @@ class Client extends Emitter {
   }
 
   publish(topic, payload) {
-    if (this.#isOpen()) return this.#transport.publish(topic, payload);
+    // A refusal over HTTP is an "error" event already (HTTPRequests.publish).
+    const send = () => this.#transport.publish(topic, payload)?.catch?.(() => {});
+    if (this.#isOpen()) return void send();
     this.#whenOpen().then((open) => {
-      if (open) this.#transport.publish(topic, payload);
+      if (open) send();
       else this.emit("error", { code: "unavailable", message: `not connected to the hub: ${topic} was not published`, topic });
     });
   }
