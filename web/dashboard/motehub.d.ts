@@ -161,7 +161,7 @@ export interface ConnectOptions {
   storage?: Pick<Storage, "getItem" | "setItem"> | null;
   /** Resume after this event id (instead of the stored one). */
   since?: string;
-  /** Follow the device model ("device" events). Default true. */
+  /** Follow the device model ("device" events, over the WebSocket only). Default true. */
   devices?: boolean;
   /** Emit "state" with the last values when the first session opens. Default true. */
   state?: boolean;

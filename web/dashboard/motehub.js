@@ -31,6 +31,7 @@ const TRANSPORTS = ["websocket", "sse", "poll"];
 const STORAGE_PREFIX = "motehub:last-id:";
 const SHARED_PREFIX = "motehub-shared:";
 const MAX_PENDING = 1000; // commands and requests waiting for an answer at once
+const FALLBACK_AFTER = 3; // failed attempts in a row of a first transport that worked before the others are tried
 const MAX_REFUSED = 100; // topics of refused commands whose error frame is not repeated as "error"
 const POLL_WAIT = 25; // seconds a long poll waits on the hub
 const WORKER_START_TIMEOUT = 4000; // a SharedWorker that says nothing by then is not used
@@ -108,6 +109,8 @@ class Client extends Emitter {
   #transport = null; // the open or opening transport
   #kind = 0; // index into #transports of the transport tried now
   #worked = -1; // index of the last transport that opened
+  #firstWorked = false; // the first transport (the WebSocket) has opened before
+  #firstFailures = 0; // attempts in a row of the first transport that did not open
   #attempt = 0;
   #openedAt = 0;
   #retryTimer = 0;
@@ -238,6 +241,10 @@ class Client extends Emitter {
   _opened(t) {
     if (t !== this.#transport) return;
     this.#worked = this.#kind;
+    if (this.#kind === 0) {
+      this.#firstWorked = true;
+      this.#firstFailures = 0;
+    }
     this.#openedAt = Date.now();
     this.#setStatus({ state: "open", transport: t.name, attempt: this.#attempt, retryIn: 0, reason: "" });
     this.#wakeWaiting();
@@ -350,13 +357,19 @@ class Client extends Emitter {
     if (opened && Date.now() - this.#openedAt >= this.#opts.backoff.stable) this.#attempt = 0;
     // A transport that never opened: the next one is tried at once; after
     // the last, the one that last worked (or the first) after a backoff.
-    if (!opened && this.#kind + 1 < this.#transports.length) {
+    // But a WebSocket that worked before and fails now is most likely a hub
+    // that restarts, not a proxy that started refusing it: it is tried
+    // again, and the others (which carry no device events) only after
+    // FALLBACK_AFTER failures in a row.
+    if (!opened && this.#kind === 0) this.#firstFailures++;
+    const fallBack = this.#kind > 0 || !this.#firstWorked || this.#firstFailures >= FALLBACK_AFTER;
+    if (!opened && this.#kind + 1 < this.#transports.length && fallBack) {
       this.#kind++;
       this.#setStatus({ state: "connecting", reason });
       this.#connect();
       return;
     }
-    this.#kind = Math.max(this.#worked, 0);
+    this.#kind = fallBack ? Math.max(this.#worked, 0) : 0;
     this.#scheduleRetry(reason, t.refused);
     this.#wakeWaiting();
   }
