@@ -62,7 +62,7 @@ func TestDashboardFiles(t *testing.T) {
 		{"/", "text/html; charset=utf-8", "<title>motehub</title>"},
 		{"/assets/style.css", "text/css; charset=utf-8", ".device"},
 		{"/assets/js/app.js", "text/javascript; charset=utf-8", "import"},
-		{"/assets/js/worker.js", "text/javascript; charset=utf-8", "onconnect"},
+		{"/assets/js/session.js", "text/javascript; charset=utf-8", `from "/motehub.js"`},
 		{"/assets/icon.svg", "image/svg+xml", "<svg"},
 	}
 	for _, tt := range tests {
@@ -105,7 +105,7 @@ func TestDashboardReferencesResolve(t *testing.T) {
 	srv := dashboardServer(t)
 	// Links in HTML (href="/…") and those a module makes (href: "/…"),
 	// imports (from "./…" or "../…"), workers.
-	refs := regexp.MustCompile(`(?:href|src)(?:=|: )"(/[^"]*)"|from "(\.\.?/[^"]+)"|import\("(/[^"]+)"\)|new URL\("(\./[^"]+)", import\.meta\.url\)`)
+	refs := regexp.MustCompile(`(?:href|src)(?:=|: )"(/[^"]*)"|from "((?:\.\.?)?/[^"]+)"|import\("(/[^"]+)"\)|new URL\("(\./[^"]+)", import\.meta\.url\)`)
 	seen := map[string]bool{}
 	queue := []string{"/", adminPath} // the pages: the dashboard and the admin view
 	for len(queue) > 0 {
@@ -127,22 +127,32 @@ func TestDashboardReferencesResolve(t *testing.T) {
 				case ref == "":
 				case strings.HasPrefix(ref, "./"), strings.HasPrefix(ref, "../"):
 					queue = append(queue, path.Join(dir, ref))
-				case strings.HasPrefix(ref, "/assets/"):
+				case strings.HasPrefix(ref, "/assets/"), ref == libraryPath:
 					queue = append(queue, ref)
 				}
 			}
 		}
 	}
-	for _, want := range []string{"/assets/js/app.js", "/assets/js/worker.js", "/assets/js/client.js", "/assets/style.css", "/assets/vendor/uplot/uPlot.esm.js"} {
+	for _, want := range []string{"/assets/js/app.js", "/assets/js/session.js", libraryPath, "/assets/style.css", "/assets/vendor/uplot/uPlot.esm.js"} {
 		if !seen[want] {
 			t.Errorf("%s was never referred to (refs followed: %v)", want, seen)
 		}
 	}
 	for file := range dashboardServerFiles() {
-		if !seen[file] {
+		// The client library is for other pages (TestClientLibraryFiles).
+		if !seen[file] && !isLibrary(file) {
 			t.Errorf("%s is embedded but nothing refers to it", file)
 		}
 	}
+}
+
+// isLibrary reports whether path is one of the client library's files.
+func isLibrary(path string) bool {
+	switch path {
+	case libraryPath, libraryTypesPath, assetsPrefix + "motehub.js", assetsPrefix + "motehub.d.ts":
+		return true
+	}
+	return false
 }
 
 // dashboardServerFiles lists the URL paths of every embedded file.

@@ -1,7 +1,7 @@
 // The dashboard's entry point: a store fed by the connection to the hub,
 // and the views that draw it.
 
-import { connect } from "./connection.js";
+import { connectSession } from "./session.js";
 import { DevicesView } from "./devices.js";
 import { LogView } from "./log.js";
 import { MeView } from "./me.js";
@@ -12,7 +12,7 @@ import { Store } from "./store.js";
 
 const store = new Store(cardHistory);
 const shared = new URLSearchParams(location.search).get("shared") !== "0";
-const link = connect((ev) => store.apply(ev), { shared });
+const link = connectSession((ev) => store.apply(ev), { shared });
 
 const $ = (id) => document.getElementById(id);
 const command = (topic, payload) => link.command(topic, payload, "");

@@ -1,6 +1,6 @@
 // How a command is doing, in words: waiting, confirmed, or why it failed.
 
-import { LOST, NOT_CONNECTED, NO_ANSWER } from "./client.js";
+import { LOST, NOT_CONNECTED, NO_ANSWER } from "./session.js";
 import { failureText } from "./model.js";
 
 // describe says how a command ended, or that it is still waiting: briefly

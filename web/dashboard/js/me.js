@@ -5,7 +5,7 @@
 //
 // The rights come from GET /api/me when the page loads (which also says how
 // the user logged in), then from each config/ok of the live session (the
-// status's "me", set by client.js), so a reload of the users file shows at
+// status's "me", set by session.js), so a reload of the users file shows at
 // the next reconnection. They are the users file's rules, decided here with
 // the same MQTT filter matching as the hub's; the hub still checks every
 // command, so a page with stale rights gets a "forbidden" answer, not more.

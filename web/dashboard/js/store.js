@@ -3,7 +3,7 @@
 // series, the devices of the hub's model (docs/devices.md) with a series per
 // numeric entity, the commands and their outcome, the connection's status,
 // the recent lines for the log. It takes the events of a connection (see
-// client.js) and tells views what changed, at most once per frame.
+// session.js) and tells views what changed, at most once per frame.
 
 import { Coverage, entityKey, hasCard, isNumeric, nativeID, numberOf } from "./model.js";
 import { compareNatural, deviceOf, isCommand, isControl, labelOf } from "./topics.js";
