@@ -19,7 +19,8 @@ import (
 // The dashboard is plain HTML, CSS and ES modules in web/dashboard, embedded
 // in the binary: no build step, nothing fetched from elsewhere. index.html is
 // served at "/", every file at "/assets/<path>" (the scripts, the style
-// sheet, the icon).
+// sheet, the icon), and the client library, which the dashboard uses too, at
+// its stable addresses /motehub.js and /motehub.d.ts (docs/client.md).
 //
 //go:embed dashboard
 var dashboardFiles embed.FS
@@ -29,6 +30,14 @@ const assetsPrefix = "/assets/"
 
 // adminPath is where the admin view's page (admin.html) is served.
 const adminPath = "/admin"
+
+// The client library's stable addresses. A page of another origin imports
+// it when that origin may use the hub at all (--allow-origin): originGuard
+// then adds the CORS headers a module script needs.
+const (
+	libraryPath      = "/motehub.js"
+	libraryTypesPath = "/motehub.d.ts"
+)
 
 // dashboardCSP keeps the page to its own origin: its scripts, styles,
 // worker, WebSocket and API calls. No inline script or style is needed.
@@ -73,6 +82,10 @@ func newDashboard() *dashboard {
 			d.assets["/"] = a
 		case "admin.html":
 			d.assets[adminPath] = a
+		case "motehub.js":
+			d.assets[libraryPath] = a
+		case "motehub.d.ts":
+			d.assets[libraryTypesPath] = a
 		}
 		return nil
 	})
@@ -92,6 +105,8 @@ func contentType(name string) string {
 		return "text/javascript; charset=utf-8"
 	case ".css":
 		return "text/css; charset=utf-8"
+	case ".ts":
+		return "application/typescript; charset=utf-8"
 	case ".svg":
 		return "image/svg+xml"
 	case ".png":
@@ -103,7 +118,7 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
-// ServeHTTP answers GET and HEAD for "/" and "/assets/...". Every response
+// ServeHTTP answers GET and HEAD for "/", "/assets/..." and the library. Every response
 // says no-cache: the browser keeps the file but asks each time, and the ETag
 // makes the answer a 304 while the binary (and so the file) is the same.
 func (d *dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -159,9 +159,9 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	(&admin{hub: hub, broker: cfg.Broker, authz: cfg.Authorizer, log: cfg.Logger, refuser: refused}).routes(r)
 
 	// The dashboard (dashboard.go): the page at / (the admin view's at
-	// /admin), its files under /assets/.
+	// /admin), its files under /assets/, the client library at /motehub.js.
 	dash := newDashboard()
-	for _, p := range []string{"/", adminPath, assetsPrefix + "*"} {
+	for _, p := range []string{"/", adminPath, assetsPrefix + "*", libraryPath, libraryTypesPath} {
 		r.Get(p, dash.ServeHTTP)
 		r.Head(p, dash.ServeHTTP)
 	}
