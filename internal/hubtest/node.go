@@ -18,6 +18,10 @@ const nodeMajor = 20
 type Node struct {
 	Path  string
 	Flags []string
+	// ForceExit says whether node --test takes --test-force-exit (Node
+	// 20.14 and later): a test file's process then exits once its tests
+	// have ended, even if something still holds its event loop.
+	ForceExit bool
 }
 
 // RequireNode returns Node.js 20 or later. When node is missing, or older,
@@ -39,6 +43,7 @@ func RequireNode(t testing.TB) Node {
 		out, err := exec.Command(n.Path, append(flags, "-p", "typeof WebSocket")...).Output()
 		if err == nil && strings.TrimSpace(string(out)) == "function" {
 			n.Flags = flags
+			n.ForceExit = exec.Command(n.Path, "--test-force-exit", "-e", "0").Run() == nil
 			return n
 		}
 	}
