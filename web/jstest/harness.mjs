@@ -181,10 +181,10 @@ export async function connectMQTT(t, hub, clientId, options = {}) {
  * startRelay runs a device on MQTT (MQTT.js) in the Clown.Talk manner: it
  * obeys commands on topic + "/set" by publishing the state asked for on
  * topic (retained), after delay ms. relay.commands lists the payloads it
- * received, in order.
+ * received, in order. Other options are MQTT.js's (username, password).
  */
-export async function startRelay(t, hub, topic, {delay = 0, clientId = "jstest-relay"} = {}) {
-	const client = await connectMQTT(t, hub, clientId);
+export async function startRelay(t, hub, topic, {delay = 0, clientId = "jstest-relay", ...options} = {}) {
+	const client = await connectMQTT(t, hub, clientId, options);
 	const relay = {client, commands: []};
 	client.on("message", (_topic, payload) => {
 		relay.commands.push(payload.toString());
