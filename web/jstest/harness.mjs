@@ -3,7 +3,7 @@
 // MQTT devices (MQTT.js), and waiting with a deadline.
 //
 // cmd/hub's TestMotehubJSNode runs these tests with the environment below
-// (see web/jstest/README.md); each test starts its own hubs, on loopback,
+// (see cmd/hub/motehubjs_test.go); each test starts its own hubs, on loopback,
 // with --data in the temporary directory it is given, and stops them (its
 // own processes only) when it ends.
 
