@@ -10,6 +10,14 @@ TEST_DEPS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients mosquitto_sub:m
 MQTTJS_DIR := internal/hubtest/testdata/mqttjs
 MQTTJS_INSTALLED := $(MQTTJS_DIR)/node_modules/.installed
 
+# TypeScript for the check of web/dashboard/motehub.d.ts against motehub.js
+# (internal/hubtest.TypeScript), pinned and installed the same way: 5.9, the
+# last release written in JavaScript (7 is a native program per platform).
+# The Node tests of motehub.js (web/jstest, run by cmd/hub's
+# TestMotehubJSNode) need Node.js 20 or later and nothing else from npm.
+TYPESCRIPT_DIR := internal/hubtest/testdata/typescript
+TYPESCRIPT_INSTALLED := $(TYPESCRIPT_DIR)/node_modules/.installed
+
 # How much `make fuzz` runs each fuzz target: a count of inputs, not a duration.
 # Go 1.26's fuzzing coordinator can fail a run that ends on a deadline with a
 # bare "context deadline exceeded" and no failing input (go.dev/issue/75804,
@@ -42,7 +50,7 @@ test: test-deps
 test-mochi:
 	cd third_party/mochi-mqtt-server && go test -race ./...
 
-test-deps: debian-deps $(MQTTJS_INSTALLED)
+test-deps: debian-deps $(MQTTJS_INSTALLED) $(TYPESCRIPT_INSTALLED)
 
 debian-deps:
 	@./.ci/test-deps $(TEST_DEPS)
@@ -51,6 +59,11 @@ debian-deps:
 $(MQTTJS_INSTALLED): $(MQTTJS_DIR)/package.json $(MQTTJS_DIR)/package-lock.json | debian-deps
 	@echo "make test: installing MQTT.js for the browser tests (npm ci in $(MQTTJS_DIR))"
 	cd $(MQTTJS_DIR) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+$(TYPESCRIPT_INSTALLED): $(TYPESCRIPT_DIR)/package.json $(TYPESCRIPT_DIR)/package-lock.json | debian-deps
+	@echo "make test: installing TypeScript for the check of motehub.d.ts (npm ci in $(TYPESCRIPT_DIR))"
+	cd $(TYPESCRIPT_DIR) && npm ci --ignore-scripts --no-audit --no-fund
 	@touch $@
 
 ## fuzz: run each fuzz target for FUZZTIME

@@ -1,10 +1,6 @@
 package hubtest
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,59 +21,18 @@ const mqttjsDir = "internal/hubtest/testdata/mqttjs"
 // Nothing is downloaded here: `make test` installs it.
 func MQTTJS(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(moduleRoot(t), filepath.FromSlash(mqttjsDir))
-	var pinned struct{ Dependencies map[string]string }
-	if err := readJSON(filepath.Join(dir, "package.json"), &pinned); err != nil {
-		t.Fatalf("MQTT.js for the tests: %v", err)
-	}
-	want := pinned.Dependencies["mqtt"]
-	install := fmt.Sprintf("Install it with `npm ci` in %s (nodejs and npm from apt-get), or run `make test`, which does.", mqttjsDir)
-	var installed struct{ Version string }
-	err := readJSON(filepath.Join(dir, "node_modules", "mqtt", "package.json"), &installed)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		missing(t, fmt.Sprintf("!!! MQTT.js (the npm package mqtt %s) is not installed, so this test cannot run. %s", want, install))
-	case err != nil:
-		t.Fatalf("MQTT.js for the tests: %v", err)
-	case installed.Version != want:
-		missing(t, fmt.Sprintf("!!! MQTT.js %s is installed where the tests pin %s, so this test cannot run. %s", installed.Version, want, install))
-	}
-	bundle := filepath.Join(dir, "node_modules", "mqtt", "dist", "mqtt.min.js")
+	bundle := filepath.Join(MQTTJSPackage(t), "dist", "mqtt.min.js")
 	if _, err := os.Stat(bundle); err != nil {
-		t.Fatalf("MQTT.js %s is installed without its browser bundle: %v", want, err)
+		t.Fatalf("MQTT.js is installed without its browser bundle: %v", err)
 	}
 	return bundle
 }
 
-// moduleRoot is the directory of go.mod, found from the test's working
-// directory (its package's directory) upwards.
-func moduleRoot(t testing.TB) string {
+// MQTTJSPackage returns the directory of the npm package mqtt, for Node
+// (require it), checked as [MQTTJS] checks it.
+func MQTTJSPackage(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return pinnedPackage(t, mqttjsDir, "mqtt", "MQTT.js")
 }
 
 // MQTTJSPage serves, on a free loopback port until the test ends, a page
