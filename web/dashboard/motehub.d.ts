@@ -37,6 +37,8 @@ export interface Status {
   retryIn: number;
   /** Why the last connection ended, or why the hub cannot serve. */
   reason: string;
+  /** The WebSocket close code of the last connection that ended (1001: the hub shut down), kept while the next is open; 0 for none or another transport. */
+  code: number;
   /** Tabs sharing the connection (shared: true); 1 for a connection of its own. */
   tabs: number;
 }

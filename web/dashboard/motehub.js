@@ -126,7 +126,7 @@ class Client extends Emitter {
   #starting = true; // the first attempt is yet to start
   #onOnline = () => this.#wake();
   #onOffline = () => this.#offline();
-  status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "", tabs: 1 });
+  status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "", code: 0, tabs: 1 });
   /** Who the session acts as, from the hub (WebSocket only); null until it says. */
   session = null;
   mode = "direct";
@@ -349,9 +349,10 @@ class Client extends Emitter {
   }
 
   /** @internal transport t ended; opened says whether it had opened. */
-  _ended(t, opened, reason) {
+  _ended(t, opened, reason, code = 0) {
     if (t !== this.#transport) return;
     this.#transport = null;
+    this.status.code = code; // told with the next status
     this.#failCommands("connection-lost", "the connection to the hub was lost before the device confirmed: the command may or may not have been carried out");
     if (this.#closed) return;
     if (opened && Date.now() - this.#openedAt >= this.#opts.backoff.stable) this.#attempt = 0;
@@ -787,7 +788,7 @@ class WSTransport {
     this.open = false;
     if (code === 4003 || code === 1008) this.refused = true;
     this.#stop();
-    this.#c._ended(this, opened, reason);
+    this.#c._ended(this, opened, reason, code);
   }
 }
 
@@ -1144,7 +1145,7 @@ class SharedClient extends Emitter {
   #alive = false;
   #filters;
   #closed = false;
-  status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "", tabs: 1 });
+  status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "", code: 0, tabs: 1 });
   session = null;
   mode = "shared";
 

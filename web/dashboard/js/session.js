@@ -105,6 +105,7 @@ export function connectSession(onEvent, { shared = true } = {}) {
       retryAt: !live && s.retryIn > 0 ? Date.now() + s.retryIn : 0,
       attempt: live ? 0 : s.attempt,
       closeReason: live ? "" : s.reason,
+      closeCode: s.code, // the last connection's, also once live again: the charts break after a hub's shutdown (store.js)
       transport: s.transport,
       tabs: s.tabs ?? 1,
     });
