@@ -138,7 +138,7 @@ type Stats struct {
 	Series        int
 	SeriesRefused uint64 // series not recorded: past MaxSeries
 	Dropped       uint64 // samples not recorded: the queue was full
-	Bytes         int64  // estimated bytes on disk
+	Bytes         int64  // bytes of pages on disk (budget.go), within MaxBytes
 	Evicted       uint64 // period buckets dropped for MaxBytes or retention
 	// PendingDropped counts raw points, text changes and closed rollups
 	// not recorded: MaxPending were waiting for a write.

@@ -47,7 +47,7 @@ type Recorder struct {
 	refused    uint64
 	pdropped   uint64
 	evicted    uint64
-	bytes      int64 // estimated bytes of the history on disk
+	bytes      int64 // bytes of the history on disk, as the budget counts them
 	gen        uint64
 	writing    *writeState // the write in flight (between Write and Written), or nil
 	runs       []run       // the earlier runs, oldest first (at most maxRuns)

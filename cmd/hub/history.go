@@ -56,7 +56,7 @@ var (
 	descHistorySeries  = prometheus.NewDesc("motehub_history_series", "Series the history records (a topic's number, or one field of its JSON).", nil, nil)
 	descHistoryRefused = prometheus.NewDesc("motehub_history_series_refused_total", "New series not recorded: past --history-series.", nil, nil)
 	descHistoryDropped = prometheus.NewDesc("motehub_history_dropped_total", "Values not recorded: the recorder's queue was full.", nil, nil)
-	descHistoryBytes   = prometheus.NewDesc("motehub_history_bytes", "Bytes the history takes in --data (estimated), within --history-bytes.", nil, nil)
+	descHistoryBytes   = prometheus.NewDesc("motehub_history_bytes", "Bytes of pages the history occupies in --data (measured, and estimated since), within --history-bytes.", nil, nil)
 	descHistoryEvicted = prometheus.NewDesc("motehub_history_evicted_total", "Periods of history dropped, the oldest first, for --history-bytes or the levels' retention.", nil, nil)
 )
 
