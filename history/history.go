@@ -143,6 +143,9 @@ type Stats struct {
 	// PendingDropped counts raw points, text changes and closed rollups
 	// not recorded: MaxPending were waiting for a write.
 	PendingDropped uint64
+	// Future counts messages not recorded: their time was more than a
+	// minute ahead of the recorder's clock (a clock that jumped back).
+	Future uint64
 	// Queued is how many messages Add queued that the recorder has not yet
 	// applied; Pending, how many points, changes and rollups wait for a write.
 	Queued  int
