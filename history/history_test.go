@@ -391,11 +391,11 @@ func TestDamaged(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{now: t0}
 	h := newHub(t, dir, c, history.Config{})
+	c.Set(t0.Add(time.Hour)) // the points are not ahead of the clock
 	for i := range 3600 {
 		ts := t0.Add(time.Duration(i) * time.Second)
 		h.r.Add("s", fmt.Appendf(nil, "%d", i), ts, false)
 	}
-	c.Set(t0.Add(time.Hour))
 	h.mustSync()
 	var page uint64
 	err := h.db.View(func(tx *bbolt.Tx) error {
