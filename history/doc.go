@@ -36,6 +36,9 @@
 // Query, Export, Series and Stats may be called from any goroutine. Query
 // and Export hold the lock to copy what of one series is in memory (its
 // pending points, open and closed rollups), then read in a bbolt read
-// transaction without it; Export calls its fn inside that transaction.
+// transaction without it. Export reads 4096 points per read transaction
+// and calls its fn between them, never inside one: a slow client must not
+// hold a read transaction open, as bbolt's remap (a write that grows the
+// file) waits for every read transaction to end.
 // Series holds the lock for a walk of the series (at most MaxSeries).
 package history

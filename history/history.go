@@ -138,11 +138,14 @@ type Stats struct {
 	Series        int
 	SeriesRefused uint64 // series not recorded: past MaxSeries
 	Dropped       uint64 // samples not recorded: the queue was full
-	Bytes         int64  // estimated bytes on disk
+	Bytes         int64  // bytes of pages on disk (budget.go), within MaxBytes
 	Evicted       uint64 // period buckets dropped for MaxBytes or retention
 	// PendingDropped counts raw points, text changes and closed rollups
 	// not recorded: MaxPending were waiting for a write.
 	PendingDropped uint64
+	// Future counts messages not recorded: their time was more than a
+	// minute ahead of the recorder's clock (a clock that jumped back).
+	Future uint64
 	// Queued is how many messages Add queued that the recorder has not yet
 	// applied; Pending, how many points, changes and rollups wait for a write.
 	Queued  int

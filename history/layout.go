@@ -12,7 +12,7 @@ import (
 //	hist/series   id (uint32) → kind, first seen (unix ms), topic NUL field
 //	hist/meta     "gen" → the count of writes (uint64)
 //	hist/runs     start (unix ms) → alive until (unix ms): the hub's runs
-//	hist/sizes    period name → estimated bytes of the period's bucket (int64)
+//	hist/sizes    period name → the period bucket's bytes, estimated or measured (budget.go)
 //	hist/periods  period name → a bucket of one level over one period
 //
 // A period name is its end (unix ms, big-endian) then its level's id, so

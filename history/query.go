@@ -37,17 +37,17 @@ type entry struct {
 // wrapping ErrDamaged.
 func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
 	r.caughtUp(ctx)
-	q, lv, snap, err := r.prepare(q)
+	q, s, lv, err := r.prepare(q)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Topic: q.Topic, Field: q.Field, Kind: "number", Resolution: lv.res, From: q.From, To: q.To}
 	from, to := q.From.UnixMilli(), q.To.UnixMilli()
 	gf := newGapFinder(lv)
+	var snap *snapshot
 	if lv == textLevel {
 		res.Kind = "text"
-		err = r.read(ctx, snap, lv, from, to, func(e entry) error {
-			gf.see(e.t)
+		snap, err = r.read(ctx, s, lv, from, to, func(e entry) error {
 			if len(res.Points) >= MaxPoints {
 				res.Truncated = true
 				return errStop
@@ -55,10 +55,10 @@ func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
 			res.Points = append(res.Points, pointOf(e))
 			return nil
 		})
-		gf = newGapFinder(lv) // changes have no usual interval: no silent gaps
+		// changes have no usual interval: no silent gaps
 	} else {
 		col := newCollector(lv, from, to, q.Points)
-		err = r.read(ctx, snap, lv, from, to, func(e entry) error {
+		snap, err = r.read(ctx, s, lv, from, to, func(e entry) error {
 			gf.see(e.t)
 			col.add(e)
 			return nil
@@ -78,32 +78,63 @@ func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
 // Export calls fn for every stored point of the series in [From, To),
 // oldest first, without downsampling, at q.Resolution or, when it is
 // empty, the resolution Query would choose; it returns the resolution read.
-// It reads in one read transaction and stops at fn's first error. Gaps are
-// not points: a caller that wants them asks Query.
+// It stops at fn's first error. Gaps are not points: a caller that wants
+// them asks Query.
+//
+// It reads exportChunk points per read transaction and calls fn outside
+// it, so that a slow fn (a client on a slow link) never holds a read
+// transaction open: bbolt's remap, when a write grows the file, waits for
+// every read transaction to end, and would stall the store's sync.
 func (r *Recorder) Export(ctx context.Context, q Query, fn func(Point) error) (Resolution, error) {
 	r.caughtUp(ctx)
-	_, lv, snap, err := r.prepare(q)
+	q, s, lv, err := r.prepare(q)
 	if err != nil {
 		return "", err
 	}
-	return lv.res, r.read(ctx, snap, lv, q.From.UnixMilli(), q.To.UnixMilli(), func(e entry) error { return fn(pointOf(e)) })
+	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	chunk := make([]entry, 0, exportChunk) // at most exportChunk
+	for {
+		chunk = chunk[:0]
+		_, err := r.read(ctx, s, lv, from, to, func(e entry) error {
+			chunk = append(chunk, e)
+			if len(chunk) == exportChunk {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && err != errStop {
+			return lv.res, err
+		}
+		for _, e := range chunk {
+			if err := fn(pointOf(e)); err != nil {
+				return lv.res, err
+			}
+		}
+		if len(chunk) < exportChunk {
+			return lv.res, nil
+		}
+		from = chunk[len(chunk)-1].t + 1 // entries have distinct times, in order
+	}
 }
+
+// exportChunk is how many points Export reads per read transaction.
+const exportChunk = 4096
 
 var errStop = fmt.Errorf("stop reading")
 
 // snapshot is what of one series is in memory, copied under the lock.
 type snapshot struct {
-	id       uint32
-	mem      []entry // pending and open, sorted, one per time
-	inflight []entry // in the write in flight, sorted, one per time
-	gen      uint64  // the write in flight's generation (0: none)
-	runs     []run   // the runs of the hub, this one's alive until now
-	now      int64
+	mem       []entry // pending and open, sorted, one per time
+	inflight  []entry // in the write in flight, sorted, one per time
+	committed uint64  // the generation of the last write settled
+	gen       uint64  // the write in flight's generation (0: none)
+	runs      []run   // the runs of the hub, this one's alive until now
+	now       int64
 }
 
-// prepare checks q, fills in its defaults, chooses the level and copies
-// what is in memory.
-func (r *Recorder) prepare(q Query) (Query, *level, *snapshot, error) {
+// prepare checks q, fills in its defaults, and finds the series and the
+// level to read.
+func (r *Recorder) prepare(q Query) (Query, *series, *level, error) {
 	switch {
 	case q.Topic == "":
 		return q, nil, nil, fmt.Errorf("%w: no topic", ErrBadQuery)
@@ -133,14 +164,21 @@ func (r *Recorder) prepare(q Query) (Query, *level, *snapshot, error) {
 			return q, nil, nil, err
 		}
 	}
-	from, to := q.From.UnixMilli(), q.To.UnixMilli()
-	snap := &snapshot{id: s.id, now: now, runs: append(slices.Clone(r.runs), run{r.runStart, now})}
+	return q, s, lv, nil
+}
+
+// snapshotOf copies what of s at lv in [from, to) is in memory.
+func (r *Recorder) snapshotOf(s *series, lv *level, from, to int64) *snapshot {
+	now := r.cfg.Now().UnixMilli()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	snap := &snapshot{committed: r.gen, now: now, runs: append(slices.Clone(r.runs), run{r.runStart, now})}
 	snap.mem = s.entries(lv, from, to, false)
 	if r.writing != nil {
 		snap.gen = r.writing.gen
 		snap.inflight = s.entries(lv, from, to, true)
 	}
-	return q, lv, snap, nil
+	return snap
 }
 
 // chooseLevel is the level Query reads (see Query).
@@ -233,8 +271,15 @@ func combine(lv *level, a, b entry) entry {
 }
 
 // read calls emit for the series' entries of lv in [from, to), oldest
-// first: the file's, merged with the snapshot's.
-func (r *Recorder) read(ctx context.Context, snap *snapshot, lv *level, from, to int64, emit func(entry) error) (err error) {
+// first: the file's, merged with what is in memory, in one read
+// transaction; it returns the snapshot of memory it merged.
+//
+// The snapshot is taken before the transaction; a write that committed
+// in between (the file's generation is neither the snapshot's last one
+// settled nor the one in flight) moved some of it to the file, which
+// would count it twice: it is taken again (at most maxReadTries times; a
+// write commits once per sync).
+func (r *Recorder) read(ctx context.Context, s *series, lv *level, from, to int64, emit func(entry) error) (snap *snapshot, err error) {
 	inFn := false
 	defer func() {
 		if p := recover(); p != nil {
@@ -249,44 +294,62 @@ func (r *Recorder) read(ctx context.Context, snap *snapshot, lv *level, from, to
 		defer func() { inFn = false }()
 		return emit(e)
 	}
-	return r.db.View(func(tx *bbolt.Tx) error {
-		root := tx.Bucket(bucketRoot)
-		if root == nil {
-			return fmt.Errorf("the history's buckets are missing in %s", r.db.Path())
-		}
-		mem := snap.mem
-		if snap.gen != 0 {
+	for try := 1; ; try++ {
+		snap = r.snapshotOf(s, lv, from, to)
+		err = r.db.View(func(tx *bbolt.Tx) error {
+			root := tx.Bucket(bucketRoot)
+			if root == nil {
+				return fmt.Errorf("the history's buckets are missing in %s", r.db.Path())
+			}
 			var disk uint64
 			if v := root.Bucket(bucketMeta).Get(keyGen); len(v) == 8 {
 				disk = binary.BigEndian.Uint64(v)
 			}
-			if disk < snap.gen { // not committed yet: the file lacks it
+			mem := snap.mem
+			switch {
+			case snap.gen != 0 && disk == snap.gen: // the write in flight is in the file
+			case disk != snap.committed && try < maxReadTries:
+				return errStale
+			case snap.gen != 0: // not committed yet: the file lacks it
 				mem = combineSorted(lv, append(slices.Clone(snap.inflight), mem...))
 			}
+			return merge(ctx, root.Bucket(bucketPeriods), lv, s.id, from, to, mem, call)
+		})
+		if err != errStale {
+			return snap, err
 		}
-		next := func(e entry) error {
-			for len(mem) > 0 && mem[0].t < e.t {
-				if err := call(mem[0]); err != nil {
-					return err
-				}
-				mem = mem[1:]
-			}
-			if len(mem) > 0 && mem[0].t == e.t {
-				e = combine(lv, e, mem[0])
-				mem = mem[1:]
-			}
-			return call(e)
-		}
-		if err := readFile(ctx, root.Bucket(bucketPeriods), lv, snap.id, from, to, next); err != nil {
-			return err
-		}
-		for _, e := range mem {
-			if err := call(e); err != nil {
+	}
+}
+
+// maxReadTries bounds the snapshots read takes.
+const maxReadTries = 5
+
+var errStale = fmt.Errorf("a write committed since the snapshot")
+
+// merge emits the file's entries merged with mem's, oldest first.
+func merge(ctx context.Context, periods *bbolt.Bucket, lv *level, id uint32, from, to int64, mem []entry, emit func(entry) error) error {
+	next := func(e entry) error {
+		for len(mem) > 0 && mem[0].t < e.t {
+			if err := emit(mem[0]); err != nil {
 				return err
 			}
+			mem = mem[1:]
 		}
-		return nil
-	})
+		if len(mem) > 0 && mem[0].t == e.t {
+			e = combine(lv, e, mem[0])
+			mem = mem[1:]
+		}
+		return emit(e)
+	}
+	if err := readFile(ctx, periods, lv, id, from, to, next); err != nil {
+		return err
+	}
+	for _, e := range mem {
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // longestPeriod bounds a period's length (a month), to know where to stop

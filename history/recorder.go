@@ -47,9 +47,10 @@ type Recorder struct {
 	rawDue     int64     // when the oldest pending raw points are due (unix ms; MaxInt64: none)
 	flushAll   bool      // closed: the next Write takes everything
 	refused    uint64
+	future     uint64 // messages not recorded: their time ahead of the clock
 	pdropped   uint64
 	evicted    uint64
-	bytes      int64 // estimated bytes of the history on disk
+	bytes      int64 // bytes of the history on disk, as the budget counts them
 	gen        uint64
 	writing    *writeState // the write in flight (between Write and Written), or nil
 	runs       []run       // the earlier runs, oldest first (at most maxRuns)
@@ -138,6 +139,11 @@ func (r *Recorder) loop() {
 		}
 	}
 }
+
+// maxAhead is how far past the recorder's clock a message's time may be:
+// the hub stamps messages with the same clock, before the recorder applies
+// them.
+const maxAhead = time.Minute
 
 // applyChunk is how many messages are applied per hold of mu, so that a
 // Query or Write waits for at most that many.
@@ -228,8 +234,16 @@ func (r *Recorder) apply(p *parser, m message, now int64) {
 		return
 	}
 	t := m.t.UnixMilli()
-	if t <= 0 {
+	switch {
+	case t <= 0:
 		return // before 1970: not a message's time
+	case t > now+maxAhead.Milliseconds():
+		// The clock jumped back since the message came (it was wrong,
+		// then fixed): a time ahead would make a period the budget drops
+		// last and retention never, and hold the open rollups ahead, so
+		// that every later value were a late bucket of its own.
+		r.future++
+		return
 	}
 	for _, l := range p.parse(m.payload, m.text) {
 		path := p.path(l)
@@ -323,6 +337,7 @@ func (r *Recorder) Stats() Stats {
 		Bytes:          r.bytes,
 		Evicted:        r.evicted,
 		PendingDropped: r.pdropped,
+		Future:         r.future,
 		Queued:         int(r.queued.Load()),
 		Pending:        r.pending,
 	}

@@ -55,10 +55,11 @@ func (r *Recorder) Open(tx *bbolt.Tx) (err error) {
 	if err := r.loadRuns(subs[string(bucketRuns)], now); err != nil {
 		return err
 	}
-	r.bytes = r.indexBytes() + int64(len(r.runs)+1)*runBytes
-	err = subs[string(bucketSizes)].ForEach(func(_, v []byte) error {
-		if len(v) == 8 {
-			r.bytes += int64(binary.BigEndian.Uint64(v))
+	r.bytes = rootCost + r.indexBytes() + int64(len(r.runs)+1)*runBytes
+	err = subs[string(bucketSizes)].ForEach(func(k, v []byte) error {
+		lv, _, _ := parseName(k)
+		if ps, ok := decodeSize(v); ok && lv != nil {
+			r.bytes += ps.cost()
 		}
 		return nil
 	})
@@ -121,7 +122,14 @@ func (r *Recorder) indexBytes() int64 {
 	return n
 }
 
-func seriesCost(s *series) int64 { return int64(4+9+len(s.topic)+1+len(s.field)+16) * 5 / 4 }
+// seriesCost is what a series takes in the index: its entry, and the room
+// left in the pages (they split at fillAppend, and are written a few
+// series at a time).
+func seriesCost(s *series) int64 { return int64(4+9+len(s.topic)+1+len(s.field)+16) * 3 / 2 }
+
+// rootCost is the pages of the history's own buckets (hist, hist/periods,
+// hist/series) besides what the estimates count.
+const rootCost = 3 * 4096
 
 // loadRuns reads the earlier runs, drops those past the bounds, and
 // records this one's start. r.mu held.
@@ -202,7 +210,7 @@ func (r *Recorder) takePending() (*writeState, error) {
 			}
 		}
 	}
-	w := &writeState{now: now, gen: r.gen + 1, fixed: r.indexBytes() + int64(len(r.runs)+1)*runBytes}
+	w := &writeState{now: now, gen: r.gen + 1, fixed: rootCost + r.indexBytes() + int64(len(r.runs)+1)*runBytes}
 	dirty := r.dirty
 	r.dirty, r.rawDue = nil, math.MaxInt64
 	for _, s := range dirty {
@@ -234,9 +242,19 @@ func (r *Recorder) takePending() (*writeState, error) {
 
 // period is a period bucket being written.
 type period struct {
-	b     *bbolt.Bucket
-	start int64 // unix ms
-	delta int64 // estimated bytes added
+	b       *bbolt.Bucket
+	start   int64 // unix ms
+	delta   int64 // estimated bytes added
+	created bool  // by this write
+}
+
+// written is the estimated bytes this write added to the period (nil:
+// none).
+func (p *period) written() int64 {
+	if p == nil {
+		return 0
+	}
+	return p.delta
 }
 
 // periodWriter opens the period buckets a write touches, once each.
@@ -258,7 +276,7 @@ func (pw *periodWriter) get(lv *level, t int64) (*period, error) {
 		if p.b, err = pw.periods.CreateBucket(name[:]); err != nil {
 			return nil, fmt.Errorf("create a history bucket: %w", err)
 		}
-		p.delta = bucketCost
+		p.delta, p.created = bucketCost, true
 	}
 	p.b.FillPercent = fillAppend
 	pw.open[name] = p
@@ -287,6 +305,7 @@ func (r *Recorder) write(tx *bbolt.Tx, w *writeState) error {
 		}
 	}
 	idx := root.Bucket(bucketSeries)
+	idx.FillPercent = fillAppend // ids only grow
 	for _, s := range w.newOnes {
 		if err := idx.Put(binary.BigEndian.AppendUint32(nil, s.id), seriesRecord(s)); err != nil {
 			return err
@@ -304,15 +323,13 @@ func (r *Recorder) write(tx *bbolt.Tx, w *writeState) error {
 		if p.delta == 0 {
 			continue
 		}
-		old := int64(0)
-		if v := sizes.Get(name[:]); len(v) == 8 {
-			old = int64(binary.BigEndian.Uint64(v))
-		}
-		if err := sizes.Put(name[:], binary.BigEndian.AppendUint64(nil, uint64(old+p.delta))); err != nil {
+		ps, _ := decodeSize(sizes.Get(name[:]))
+		ps.estimated += p.delta
+		if err := sizes.Put(name[:], ps.encode()); err != nil {
 			return err
 		}
 	}
-	return r.trim(root, w)
+	return r.trim(root, w, pw.open)
 }
 
 // writeSeries writes what s's write holds.
@@ -390,43 +407,61 @@ func (r *Recorder) writeSeries(pw *periodWriter, s *series, now int64) error {
 
 // trim drops the period buckets past their level's retention, then the
 // oldest ones while the history's bytes exceed MaxBytes, and sets w.bytes.
-func (r *Recorder) trim(root *bbolt.Bucket, w *writeState) error {
+// It measures the periods no longer written, and those written whose
+// estimate passed measureBytes (see budget.go).
+func (r *Recorder) trim(root *bbolt.Bucket, w *writeState, touched map[periodName]*period) error {
 	sizes, periods := root.Bucket(bucketSizes), root.Bucket(bucketPeriods)
 	type sized struct {
 		name  []byte
-		bytes int64
+		lv    *level
+		end   int64
+		size  periodSize
+		bytes int64 // what it counts in the budget
 	}
-	var kept []sized
-	var drop [][]byte
-	var total int64
+	var all []sized // at most the periods of the levels' retention
 	err := sizes.ForEach(func(k, v []byte) error {
 		lv, _, end := parseName(k)
-		if lv == nil || len(v) != 8 {
-			drop = append(drop, k)
-			return nil
+		ps, ok := decodeSize(v)
+		if !ok {
+			lv = nil
 		}
-		if end <= w.now-r.keep(lv).Milliseconds() {
-			drop = append(drop, k)
-			return nil
-		}
-		n := int64(binary.BigEndian.Uint64(v))
-		kept = append(kept, sized{k, n})
-		total += n
+		all = append(all, sized{name: slices.Clone(k), lv: lv, end: end, size: ps})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	var kept []sized
+	var drop [][]byte
+	var total int64
+	for _, p := range all {
+		if p.lv == nil || p.end <= w.now-r.keep(p.lv).Milliseconds() {
+			drop = append(drop, p.name)
+			continue
+		}
+		t := touched[periodName(p.name)]
+		due := t == nil || (!t.created && p.size.estimated-t.delta >= r.measureBytes())
+		if p.size.estimated > 0 && due {
+			if b := periods.Bucket(p.name); b != nil {
+				p.size = measure(b, t.written())
+				if err := sizes.Put(p.name, p.size.encode()); err != nil {
+					return err
+				}
+			}
+		}
+		p.bytes = p.size.cost()
+		kept = append(kept, p)
+		total += p.bytes
+	}
 	retention := len(drop)
 	var budget int64
-	for len(kept) > 0 && w.fixed+total > r.cfg.MaxBytes {
+	for len(kept) > 0 && w.fixed+total > r.cfg.MaxBytes-r.headroom() {
 		drop = append(drop, kept[0].name)
 		total -= kept[0].bytes
 		budget += kept[0].bytes
 		kept = kept[1:]
 	}
 	for _, k := range drop {
-		k = slices.Clone(k) // the cursor's memory changes as keys go
 		if err := periods.DeleteBucket(k); err != nil && !errors.Is(err, bberrors.ErrBucketNotFound) {
 			return fmt.Errorf("drop a history bucket: %w", err)
 		}

@@ -62,6 +62,7 @@ func TestHistoryQueryRefuses(t *testing.T) {
 		"device=d&field=x":                      "?field=",
 		"topic=a&limit=1&format=json":           "?limit=",
 		"topic=a/%23&format=json":               "?topic=",
+		"topic=a/%2B/b&format=json":             "?topic=",
 		"topic=a&from=-1h&to=-2h":               "must be before",
 		"topic=a&from=now&to=now":               "must be before",
 		"topic=a&from=2020-01-01T00:00:00Z":     "over 5 years",

@@ -56,12 +56,13 @@ var (
 	descHistorySeries  = prometheus.NewDesc("motehub_history_series", "Series the history records (a topic's number, or one field of its JSON).", nil, nil)
 	descHistoryRefused = prometheus.NewDesc("motehub_history_series_refused_total", "New series not recorded: past --history-series.", nil, nil)
 	descHistoryDropped = prometheus.NewDesc("motehub_history_dropped_total", "Values not recorded: the recorder's queue was full.", nil, nil)
-	descHistoryBytes   = prometheus.NewDesc("motehub_history_bytes", "Bytes the history takes in --data (estimated), within --history-bytes.", nil, nil)
+	descHistoryBytes   = prometheus.NewDesc("motehub_history_bytes", "Bytes of pages the history occupies in --data (measured, and estimated since), within --history-bytes.", nil, nil)
+	descHistoryFuture  = prometheus.NewDesc("motehub_history_future_total", "Values not recorded: their time was more than a minute ahead of the hub's clock (a clock that jumped back).", nil, nil)
 	descHistoryEvicted = prometheus.NewDesc("motehub_history_evicted_total", "Periods of history dropped, the oldest first, for --history-bytes or the levels' retention.", nil, nil)
 )
 
 func (c historyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHistorySeries, descHistoryRefused, descHistoryDropped, descHistoryBytes, descHistoryEvicted} {
+	for _, d := range []*prometheus.Desc{descHistorySeries, descHistoryRefused, descHistoryDropped, descHistoryBytes, descHistoryEvicted, descHistoryFuture} {
 		ch <- d
 	}
 }
@@ -73,4 +74,5 @@ func (c historyCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHistoryDropped, prometheus.CounterValue, float64(s.Dropped))
 	ch <- prometheus.MustNewConstMetric(descHistoryBytes, prometheus.GaugeValue, float64(s.Bytes))
 	ch <- prometheus.MustNewConstMetric(descHistoryEvicted, prometheus.CounterValue, float64(s.Evicted))
+	ch <- prometheus.MustNewConstMetric(descHistoryFuture, prometheus.CounterValue, float64(s.Future))
 }
