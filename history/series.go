@@ -17,6 +17,9 @@ type series struct {
 	first  int64
 	last   int64 // unix ms of its first and newest value (0: none seen)
 	lastTx string
+	// rawAt is the time the last point was kept at, rawIn the message
+	// time of the first of the burst it ends (see pointTime).
+	rawIn, rawAt int64
 	hasTx  bool // lastTx is the text last recorded (this run)
 
 	// Pending: waiting for the next Write (raw points: for the Write
@@ -107,6 +110,21 @@ func (s *series) info() SeriesInfo {
 	return i
 }
 
+// pointTime is the time a point of the message time t is kept at. Points
+// are keyed by millisecond: values that come in the millisecond of the one
+// before (a burst: queued QoS 1 messages delivered at once when a device
+// reconnects) are kept a millisecond apart each, in order, so that none
+// overwrites another.
+func (s *series) pointTime(t int64) int64 {
+	if s.rawAt != 0 && t >= s.rawIn && t <= s.rawAt {
+		t = s.rawAt + 1
+	} else {
+		s.rawIn = t
+	}
+	s.rawAt = t
+	return t
+}
+
 func (s *series) seen(t int64) {
 	if s.first == 0 || t < s.first {
 		s.first = t
@@ -136,6 +154,7 @@ func (r *Recorder) markDirty(s *series) {
 // later bucket closes the open one; one for an earlier bucket (late) is a
 // closed bucket of its own, merged with the file's when written.
 func (r *Recorder) addNumber(s *series, t int64, v float64, now int64) {
+	t = s.pointTime(t)
 	s.seen(t)
 	if t >= now-r.cfg.Raw.Milliseconds() {
 		if r.pending >= r.cfg.MaxPending {
@@ -177,10 +196,12 @@ func (r *Recorder) addNumber(s *series, t int64, v float64, now int64) {
 
 // addText records text at t when it differs from the last recorded.
 func (r *Recorder) addText(s *series, t int64, text []byte, now int64) {
-	s.seen(t)
 	if s.hasTx && s.lastTx == string(text) {
+		s.seen(t)
 		return
 	}
+	t = s.pointTime(t)
+	s.seen(t)
 	if t < now-r.keep(textLevel).Milliseconds() {
 		return
 	}

@@ -2,43 +2,55 @@ package history_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/motehub/motehub/history"
 )
 
-// TestSameMillisecond: two values of a series in one millisecond keep one
-// raw point, the later (in memory, once written, and when the second
-// comes in a later write), while the rollups count both.
+// TestSameMillisecond: values of a series that come in one millisecond
+// (a burst) are each kept, a millisecond apart, in order, in memory and
+// once written, and the rollups count each once; a value in a later
+// millisecond that the burst reached goes after it.
 func TestSameMillisecond(t *testing.T) {
 	c := &clock{now: t0.Add(time.Minute)}
 	h := newHub(t, t.TempDir(), c, history.Config{})
 	at := t0.Add(10 * time.Second)
 	h.r.Add("s", []byte("1"), at, false)
 	h.r.Add("s", []byte("2"), at, false)
-	h.settle()
-	check := func(when string, want float64, count int64) {
+	h.r.Add("s", []byte("3"), at, false)
+	h.r.Add("s", []byte("4"), at.Add(time.Millisecond), false) // the burst is there already
+	h.r.Add("s", []byte("5"), at.Add(time.Second), false)
+	check := func(when string) {
 		t.Helper()
 		raw := query(t, h.r, history.Query{Topic: "s", From: t0, To: t0.Add(time.Hour), Resolution: history.Raw})
-		if len(raw.Points) != 1 || raw.Points[0].Last != want {
-			t.Errorf("%s: raw %+v, want one point, %g", when, raw.Points, want)
+		var got []float64
+		var times []time.Duration
+		for _, p := range raw.Points {
+			got = append(got, p.Last)
+			times = append(times, p.Time.Sub(at))
+		}
+		want := []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, time.Second}
+		if !slices.Equal(got, []float64{1, 2, 3, 4, 5}) || !slices.Equal(times, want) {
+			t.Errorf("%s: raw values %v at %v after the first, want 1…5 at %v", when, got, times, want)
 		}
 		five := query(t, h.r, history.Query{Topic: "s", From: t0, To: t0.Add(time.Hour), Resolution: history.FiveMinute})
-		if len(five.Points) != 1 || five.Points[0].Count != count || five.Points[0].Last != want {
-			t.Errorf("%s: 5m %+v, want one bucket of %d, last %g", when, five.Points, count, want)
+		if len(five.Points) != 1 || five.Points[0].Count != 5 || five.Points[0].Last != 5 {
+			t.Errorf("%s: 5m %+v, want one bucket of 5, last 5", when, five.Points)
 		}
 	}
-	check("in memory", 2, 2)
-	h.mustSync()
-	check("written", 2, 2)
-	h.r.Add("s", []byte("3"), at, false)
-	h.settle()
-	check("a third in memory", 3, 3)
+	h.r.Add("mode", []byte(`"a"`), at, true)
+	h.r.Add("mode", []byte(`"b"`), at, true)
+	check("in memory")
 	h.mustSync()
 	c.Set(t0.Add(10 * time.Minute)) // the 5-minute bucket closes
 	h.mustSync()
-	check("a third written", 3, 3)
+	check("written")
+	changes := query(t, h.r, history.Query{Topic: "mode", From: t0, To: t0.Add(time.Hour)})
+	if len(changes.Points) != 2 || changes.Points[0].Text != "a" || changes.Points[1].Text != "b" {
+		t.Errorf("two changes of a text in one millisecond: %+v, want a then b", changes.Points)
+	}
 }
 
 // TestClockJumps: a message time far ahead of the recorder's clock (a

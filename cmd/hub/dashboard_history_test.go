@@ -81,7 +81,7 @@ func waitRecorded(t *testing.T, h *runningHub, topic string, n int) {
 
 // publishReadings publishes values to topic, one message each, each
 // once the hub has recorded the one before (had recorded of the topic
-// before the first): the history keeps one reading per millisecond.
+// before the first), so that each has a time of its own on the chart.
 func publishReadings(t *testing.T, h *runningHub, client string, topic string, recorded int, values ...float64) {
 	t.Helper()
 	c := hubtest.ConnectMQTT(t, h.MQTT, client)

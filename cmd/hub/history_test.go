@@ -73,13 +73,11 @@ func TestHistoryFromMQTTAcrossARestart(t *testing.T) {
 	sent := []float64{21.5, 22, -3.25, 1e6, 0}
 	raw := "topic=nodes/m1/temp&from=-1h&resolution=raw"
 	var s seriesAnswer
-	for i, v := range sent {
+	for _, v := range sent { // at once: values that come in one millisecond are each kept
 		hubtest.PublishMQTT(t, device, "nodes/m1/temp", 1, false, []byte(strconv.FormatFloat(v, 'g', -1, 64)))
 		hubtest.PublishMQTT(t, device, "nodes/m1/json", 1, false, fmt.Appendf(nil, `{"a":{"b":%g},"s":"x%g"}`, v, v))
-		// Each point recorded before the next is sent: the history keeps
-		// one raw point per series and millisecond.
-		s = waitPoints(t, first, raw, i+1)
 	}
+	s = waitPoints(t, first, raw, len(sent))
 	if s.Kind != "number" || s.Resolution != "raw" || len(s.Points) != len(sent) {
 		t.Fatalf("the series: %+v; want %d raw numbers", s, len(sent))
 	}
