@@ -17,9 +17,10 @@
 #            Mosquitto; connect rate too), then as many devices as the open-file limit allows
 #   many     many WebSocket subscribers of one target at a few msg/s each (all four)
 #   ingest   hubbench ingest: MQTT devices on their own topics -> dashboards on '#', a rate sweep
-#            per series (motehub, motehub --data, motehub with the dashboards' overflow "latest",
-#            Mosquitto with MQTT-over-WebSocket dashboards), stopping a series at the first rate
-#            it does not sustain (>= 99.9 % delivered, p99 < 1 s, nobody cut off)
+#            per series (BENCH_INGEST_SERIES), the series alternated at each rate (A B A B, the
+#            order flipped every repeat), stopping a series at the first rate it does not sustain
+#            (>= 99.9 % delivered, p99 < 1 s, nobody cut off; without dashboards: the devices on
+#            time)
 #   matrix   the fan-out matrix: subscriber counts x offered loads, the 10 msg/s probe, the perf
 #            profile of the hub, and the extras (unpinned, GOMAXPROCS=1, the batch ceiling)
 #
@@ -38,10 +39,16 @@
 #   BENCH_MANY          cells as SUBSxRATE (msg/s)                   "10000x10 19000x5"  (quick: "5500x2")
 #   BENCH_MANY_VARIANT  placement                                    pinned
 #   ingest:
-#   BENCH_INGEST_SERIES     any of hub hub-data hub-latest mosq     "hub hub-data hub-latest mosq"
+#   BENCH_INGEST_SERIES     any of hub hub-data hub-history hub-latest mosq   "hub hub-data hub-history hub-latest mosq":
+#                           hub          motehub without --data
+#                           hub-data     motehub --data DIR --history-bytes 0 (persistence, no history)
+#                           hub-history  motehub --data DIR, history on with its defaults (the same
+#                                        run otherwise: hub-history against hub-data is history's cost)
+#                           hub-latest   motehub without --data, dashboards with overflow "latest"
+#                           mosq         Mosquitto, dashboards speaking MQTT over WebSocket
 #   BENCH_INGEST_RATES      msg/s, all devices, ascending           "5000 10000 20000 30000 40000 50000 60000 80000" (quick: "2000")
 #   BENCH_INGEST_DEVICES    devices                                 2000   (quick: 200)
-#   BENCH_INGEST_DASHBOARDS dashboards on '#'                       10
+#   BENCH_INGEST_DASHBOARDS dashboards on '#' (0: none, the devices only)  10
 #   BENCH_INGEST_VARIANT    placement                               pinned
 #   matrix:
 #   BENCH_SUBS      subscriber counts, in the order run       "1000 100 5000"   (quick: "1000")
@@ -87,7 +94,7 @@ fi
 : "${BENCH_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/motehub-bench}"
 : "${BENCH_SERIES:=hub-ws mosq-ws cent-ws nats-ws hub-sse hub-ws-batch}" "${BENCH_PROBE:=1}" "${BENCH_EXTRAS:=1}" "${BENCH_PROFILE:=1}"
 : "${BENCH_MANY_VARIANT:=pinned}"
-: "${BENCH_INGEST_SERIES:=hub hub-data hub-latest mosq}" "${BENCH_INGEST_DASHBOARDS:=10}" "${BENCH_INGEST_VARIANT:=pinned}"
+: "${BENCH_INGEST_SERIES:=hub hub-data hub-history hub-latest mosq}" "${BENCH_INGEST_DASHBOARDS:=10}" "${BENCH_INGEST_VARIANT:=pinned}"
 : "${BENCH_MAX_FOREIGN:=0.3}" "${BENCH_TRIES:=3}" "${BENCH_QUIET_TIMEOUT:=30s}"
 export BENCH_REPEATS BENCH_WARMUP BENCH_MEASURE BENCH_SUBS BENCH_LOADS BENCH_OUT BENCH_REPORT
 export BENCH_SERIES BENCH_PROBE BENCH_EXTRAS BENCH_PROFILE BENCH_QUICK BENCH_RUNS BENCH_TARGETS BENCH_CACHE
@@ -138,7 +145,7 @@ COMMAND="make bench"
 [ "$MODE" = quick ] && COMMAND="BENCH_QUICK=1 make bench"
 # Every session records its machine, its load and its settings (the latest session's are shown).
 "$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
-	-notes "runs: $BENCH_RUNS; targets: $BENCH_TARGETS;${PEER_VERSIONS:+ peers built from the module proxy:$PEER_VERSIONS;} load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data '' --mqtt-rate-limit -1, connection limits 100000; Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; Centrifugo: client.insecure, HTTP API key, defaults otherwise; NATS: websocket no_tls, defaults otherwise; ulimit -n $(ulimit -n)"
+	-notes "runs: $BENCH_RUNS; targets: $BENCH_TARGETS;${PEER_VERSIONS:+ peers built from the module proxy:$PEER_VERSIONS;} load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data '' --mqtt-rate-limit -1, connection limits 100000 (ingest hub-data: --data DIR --history-bytes 0; hub-history: --data DIR, history's defaults); Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; Centrifugo: client.insecure, HTTP API key, defaults otherwise; NATS: websocket no_tls, defaults otherwise; ulimit -n $(ulimit -n)"
 
 has_run() { case " $BENCH_RUNS " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -171,9 +178,10 @@ trap 'stop_target; exit 130' INT TERM
 
 # start_target TARGET VARIANT [DATA]: a fresh target on free ports; sets TPID, SUB (where
 # browsers connect), PUB (where the publisher connects: MQTT/TCP, NATS/TCP or Centrifugo's HTTP
-# API) and GCTRACE. DATA=1 gives the hub a fresh --data directory.
+# API) and GCTRACE. DATA=1 gives the hub a fresh --data directory ($WORK/data) without history
+# (--history-bytes 0), DATA=history the same with history on (its defaults).
 start_target() {
-	local target=$1 variant=$2 data=${3:-0} pin="" gomax="" ports p1 p2 datadir=""
+	local target=$1 variant=$2 data=${3:-0} pin="" gomax="" ports p1 p2 datadir="" hist=()
 	[ "$variant" = pinned ] && pin="taskset -c 0"
 	[ "$variant" = gomaxprocs1 ] && gomax="GOMAXPROCS=1"
 	ports=$("$HB" freeport -n 2)
@@ -184,13 +192,14 @@ start_target() {
 	motehub)
 		GCTRACE=$WORK/gctrace.log
 		: >"$GCTRACE"
-		if [ "$data" = 1 ]; then
+		if [ "$data" = 1 ] || [ "$data" = history ]; then
 			rm -rf "$WORK/data"
 			mkdir -p "$WORK/data"
 			datadir=$WORK/data
+			[ "$data" = 1 ] && hist=(--history-bytes 0)
 		fi
 		env GODEBUG=gctrace=1 $gomax $pin "$WORK/hub" --http "127.0.0.1:$p1" --mqtt "127.0.0.1:$p2" --log-level warn \
-			--data "$datadir" --max-connections 100000 --max-connections-per-address 100000 --mqtt-max-sessions 100000 --mqtt-rate-limit -1 \
+			--data "$datadir" "${hist[@]}" --max-connections 100000 --max-connections-per-address 100000 --mqtt-max-sessions 100000 --mqtt-rate-limit -1 \
 			>"$WORK/hub.log" 2>"$GCTRACE" &
 		TPID=$!
 		SUB=127.0.0.1:$p1 PUB=127.0.0.1:$p2
@@ -425,7 +434,8 @@ ingest_one() {
 	local flags=(-transport ws)
 	target=$(ingest_series_target "$s")
 	case $s in
-	hub-data) data=1 flags+=(-data) ;;
+	hub-data) data=1 flags+=(-data -data-dir "$WORK/data") ;;
+	hub-history) data=history flags+=(-data -history -data-dir "$WORK/data") ;;
 	hub-latest) flags+=(-overflow latest) ;;
 	mosq) flags=(-transport mqtt-ws -filter '#') ;;
 	esac
@@ -442,6 +452,7 @@ ingest_one() {
 			-sub "$SUB" -pub "$PUB" -pid "$TPID" -devices "$BENCH_INGEST_DEVICES" -dashboards "$BENCH_INGEST_DASHBOARDS" \
 			-rate "$rate" -warmup "$BENCH_WARMUP" -measure "$BENCH_MEASURE" -out "$OUT" "${flags[@]}" "${TRIES[@]}" || rc=$?
 		stop_target
+		[ "$data" != 0 ] && echo "bench: ingest $s: --data after the hub stopped: $(du -sb "$WORK/data" | cut -f1) bytes" >&2
 		case $rc in
 		0) return 0 ;;
 		3) echo "bench: other processes used the CPU during the run; trying again" >&2 ;;
@@ -450,28 +461,53 @@ ingest_one() {
 	done
 }
 
-# The ingest sweep: per series, rates in ascending order until one is not sustained by most
-# repeats (hubbench sustained reads the results file).
+# ingest_series_flags SERIES: sets SFLAGS to what `hubbench sustained` needs to find the series' cells.
+ingest_series_flags() {
+	local data=false history=false overflow=""
+	case $1 in
+	hub-data) data=true ;;
+	hub-history) data=true history=true ;;
+	hub-latest) overflow=latest ;;
+	esac
+	SFLAGS=(-target "$(ingest_series_target "$1")" -dashboards "$BENCH_INGEST_DASHBOARDS"
+		-data="$data" -history="$history" -overflow "$overflow")
+}
+
+# The ingest sweep: at each rate, every series still going, alternated (A B A B, the order
+# flipped every repeat); a series stops at the first rate not sustained by most repeats
+# (hubbench sustained reads the results file).
 if has_run ingest; then
 	ingest_help=$("$HB" ingest -h 2>&1 || true) # -h answers with its flags, and exit status 1
 	if ! grep -q -- '-devices' <<<"$ingest_help"; then
 		echo "bench: this hubbench has no ingest subcommand: ingest not run" >&2
 	else
+		going=""
 		for s in $BENCH_INGEST_SERIES; do
 			has_target "$(ingest_series_target "$s")" || continue
 			if [ "$s" = mosq ] && ! grep -q 'mqtt-ws' <<<"$ingest_help"; then
 				echo "bench: hubbench ingest has no MQTT-over-WebSocket dashboards: Mosquitto's ingest not run" >&2
 				continue
 			fi
-			for rate in $BENCH_INGEST_RATES; do
-				for rep in $(seq 1 "$BENCH_REPEATS"); do ingest_one "$s" "$rate" "$rep"; done
-				if ! "$HB" sustained -in "$OUT" -variant "$BENCH_INGEST_VARIANT" -target "$(ingest_series_target "$s")" \
-					-data="$([ "$s" = hub-data ] && echo true || echo false)" -overflow "$([ "$s" = hub-latest ] && echo latest)" \
+			going="$going $s"
+		done
+		for rate in $BENCH_INGEST_RATES; do
+			[ -n "${going// /}" ] || break
+			for rep in $(seq 1 "$BENCH_REPEATS"); do
+				order=$going
+				[ $((rep % 2)) = 0 ] && order=$(echo "$going" | tr ' ' '\n' | tac | tr '\n' ' ')
+				for s in $order; do ingest_one "$s" "$rate" "$rep"; done
+			done
+			still=""
+			for s in $going; do
+				ingest_series_flags "$s"
+				if "$HB" sustained -in "$OUT" -variant "$BENCH_INGEST_VARIANT" "${SFLAGS[@]}" \
 					-devices "$BENCH_INGEST_DEVICES" -rate "$rate"; then
+					still="$still $s"
+				else
 					echo "bench: ingest $s not sustained at $rate/s: higher rates not run" >&2
-					break
 				fi
 			done
+			going=$still
 		done
 	fi
 fi

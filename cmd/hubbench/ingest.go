@@ -22,7 +22,9 @@ type ingestConfig struct {
 	Target  string // a label: "motehub", or another broker
 	Variant string // a label: how the processes were placed on the CPUs
 	Data    bool   // a label: the target persists (the hub's --data)
+	History bool   // a label: the hub records history in --data (not --history-bytes 0)
 	Repeat  int    // a label
+	DataDir string // the target's --data directory, sized at the end of the run ("": not sized)
 
 	SubAddr string // host:port the dashboards connect to
 	PubAddr string // host:port of the target's MQTT/TCP listener
@@ -50,7 +52,8 @@ type ingestResult struct {
 	Time      string  `json:"time"` // RFC 3339, when the run started
 	Target    string  `json:"target"`
 	Variant   string  `json:"variant"`
-	Data      bool    `json:"data"` // the target persisted (label)
+	Data      bool    `json:"data"`    // the target persisted (label)
+	History   bool    `json:"history"` // the hub recorded history in --data (label)
 	Repeat    int     `json:"repeat"`
 	Transport string  `json:"transport"`
 	Overflow  string  `json:"overflow,omitempty"`
@@ -90,6 +93,7 @@ type ingestResult struct {
 	CPUSoftIRQ       []float64 `json:"cpu_softirq"`
 	RSSIdleKB        int64     `json:"rss_idle_kb"`
 	RSSPeakKB        int64     `json:"rss_peak_kb"`
+	DataBytes        int64     `json:"data_bytes,omitempty"` // the files in -data-dir at the end of the run, the target still running
 	Attempt          int       `json:"attempt,omitempty"`
 	Error            string    `json:"error,omitempty"`
 	Sustained        bool      `json:"sustained"` // ≥ 99.9 % delivered, p99 < 1 s, nobody cut off, publisher on time
@@ -105,6 +109,8 @@ func cmdIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	fs.StringVar(&cfg.Target, "target", "motehub", "label of the target")
 	fs.StringVar(&cfg.Variant, "variant", "pinned", "label: how target and load generator share the CPUs")
 	fs.BoolVar(&cfg.Data, "data", false, "label: the target persists (the hub runs with --data DIR)")
+	fs.BoolVar(&cfg.History, "history", false, "label: the hub records history in --data (--history-bytes not 0)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "the target's --data `DIR`: the size of its files at the end of the run is recorded (data_bytes)")
 	fs.IntVar(&cfg.Repeat, "repeat", 1, "label: the repeat number")
 	fs.StringVar(&cfg.SubAddr, "sub", "", "host:port the dashboards connect to (loopback only)")
 	fs.StringVar(&cfg.PubAddr, "pub", "", "host:port of the target's MQTT/TCP listener (loopback only)")
@@ -152,7 +158,7 @@ func cmdIngest(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 			"p50_ms", float64(res.LatencyUs.P50)/1000, "p99_ms", float64(res.LatencyUs.P99)/1000,
 			"cpu_us_per_message", round(res.CPUUsPerMessage, 2), "target_cores", round(res.TargetCPUCores, 2),
 			"loadgen_cores", round(res.LoadgenCPUCores, 2), "cut_off", res.CutOff, "behind", res.PublisherBehind,
-			"foreign_cores", res.ForeignCores, "sustained", res.Sustained)
+			"foreign_cores", res.ForeignCores, "data_bytes", res.DataBytes, "sustained", res.Sustained)
 	}
 	if werr := appendJSONLine(out, res); werr != nil {
 		return errors.Join(err, werr)
@@ -184,6 +190,8 @@ func (c *ingestConfig) check() error {
 		return fmt.Errorf("ingest: -topics %q must hold %%d once, and no other %%", c.Topics)
 	case c.Payload < 0 || c.Payload > 1<<16:
 		return errors.New("ingest: -payload between 0 and 65536 bytes")
+	case c.History && !c.Data:
+		return errors.New("ingest: -history is history in --data: give -data too")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,6 +81,45 @@ func TestIngest(t *testing.T) {
 	}
 }
 
+// TestIngestNoDashboards: without dashboards a run is sustained when the
+// devices kept up, and -data-dir's files are sized at its end.
+func TestIngestNoDashboards(t *testing.T) {
+	mqttAddr, httpAddr := startHub(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, size := range map[string]int{"hub.db": 3000, "sub/x": 500} {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := ingestConfig{
+		Target: "motehub", Data: true, History: true, DataDir: dir,
+		SubAddr: httpAddr, PubAddr: mqttAddr, PID: strconv.Itoa(os.Getpid()),
+		Devices: 20, Dashboards: 0, Rate: 200, Payload: 100, Topics: "ingest/dev%d/data", Filter: "#",
+		Transport: transportWS, Senders: 2,
+		Warmup: 200 * time.Millisecond, Measure: 500 * time.Millisecond, Settle: 100 * time.Millisecond,
+		MaxDrain: time.Second, Parallel: 8,
+	}
+	if err := cfg.check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	res, err := runIngest(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WindowMessages == 0 || res.Expected != 0 || !res.Sustained || !res.History {
+		t.Errorf("%d window messages, %d expected, sustained %v, history %v; want some, 0, true, true",
+			res.WindowMessages, res.Expected, res.Sustained, res.History)
+	}
+	if res.DataBytes != 3500 {
+		t.Errorf("data_bytes %d, want 3500", res.DataBytes)
+	}
+}
+
 // TestIngestConfigChecked: flags that make no run are refused before any
 // connection.
 func TestIngestConfigChecked(t *testing.T) {
@@ -98,6 +138,7 @@ func TestIngestConfigChecked(t *testing.T) {
 		"topics":       func(c *ingestConfig) { c.Topics = "d/x" },
 		"two %":        func(c *ingestConfig) { c.Topics = "d/%d/%s" },
 		"huge payload": func(c *ingestConfig) { c.Payload = 1 << 20 },
+		"history only": func(c *ingestConfig) { c.History = true },
 	} {
 		c := good
 		change(&c)

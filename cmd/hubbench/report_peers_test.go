@@ -90,21 +90,37 @@ func TestSustained(t *testing.T) {
 			}
 		}
 	}
-	ask := func(rate string, data bool) error {
-		args := []string{"-in", path, "-target", "motehub", "-devices", "2000", "-rate", rate}
-		if data {
-			args = append(args, "-data")
+	// History on, and without dashboards: series of their own.
+	for range 3 {
+		for _, r := range []ingestResult{
+			{Kind: "ingest", Target: "motehub", Variant: "pinned", Transport: transportWS, Devices: 2000, Dashboard: 10,
+				Data: true, History: true, Rate: 10000, Sustained: false},
+			{Kind: "ingest", Target: "motehub", Variant: "pinned", Transport: transportWS, Devices: 2000, Dashboard: 0,
+				Rate: 20000, Sustained: true},
+		} {
+			if err := appendJSONLine(path, r); err != nil {
+				t.Fatal(err)
+			}
 		}
-		return cmdSustained(args)
 	}
-	if err := ask("10000", false); err != nil {
+	ask := func(rate string, flags ...string) error {
+		args := []string{"-in", path, "-target", "motehub", "-devices", "2000", "-rate", rate}
+		return cmdSustained(append(args, flags...))
+	}
+	if err := ask("10000"); err != nil {
 		t.Errorf("10k (3 of 3 sustained): %v", err)
 	}
-	if err := ask("20000", false); err == nil {
+	if err := ask("20000", "-dashboards", "10"); err == nil {
 		t.Error("20k (1 of 3 sustained) answered sustained")
 	}
-	if err := ask("10000", true); err == nil {
-		t.Error("a series never run answered sustained")
+	if err := ask("20000", "-dashboards", "0"); err != nil {
+		t.Errorf("20k without dashboards (3 of 3 sustained): %v", err)
+	}
+	if err := ask("10000", "-data"); err == nil {
+		t.Error("a series never run (--data, no history) answered sustained")
+	}
+	if err := ask("10000", "-data", "-history"); err == nil {
+		t.Error("10k with history (0 of 3 sustained) answered sustained")
 	}
 }
 

@@ -19,6 +19,7 @@ type ingestSeries struct {
 	Variant   string
 	Target    string
 	Data      bool   // the hub persisted (--data)
+	History   bool   // the hub recorded history in --data
 	Overflow  string // the dashboards' overflow option
 	Transport string // the dashboards' transport
 	Devices   int
@@ -39,7 +40,7 @@ type ingestCell struct {
 }
 
 func ingestKeyOf(r ingestResult) ingestKey {
-	return ingestKey{ingestSeries{r.Variant, r.Target, r.Data, r.Overflow, r.Transport, r.Devices, r.Dashboard}, r.Rate}
+	return ingestKey{ingestSeries{r.Variant, r.Target, r.Data, r.History, r.Overflow, r.Transport, r.Devices, r.Dashboard}, r.Rate}
 }
 
 // groupIngest groups ingest runs by cell, keeping each cell's latest
@@ -69,13 +70,14 @@ func groupIngest(recs []ingestRecord) []*ingestCell {
 		x, y := a.Key, b.Key
 		return cmp.Or(
 			cmp.Compare(ingestSeriesOrder(x.ingestSeries), ingestSeriesOrder(y.ingestSeries)),
-			cmp.Compare(x.Target, y.Target), cmpBool(x.Data, y.Data), cmp.Compare(x.Overflow, y.Overflow),
+			cmp.Compare(x.Target, y.Target), cmpBool(x.Data, y.Data), cmpBool(x.History, y.History), cmp.Compare(x.Overflow, y.Overflow),
 			cmp.Compare(x.Variant, y.Variant), cmp.Compare(x.Devices, y.Devices), cmp.Compare(x.Rate, y.Rate))
 	})
 	return cells
 }
 
-// ingestSeriesOrder puts motehub first (plain, --data, latest), then the peers.
+// ingestSeriesOrder puts motehub first (plain, --data without and with
+// history, latest), then the peers.
 func ingestSeriesOrder(s ingestSeries) int {
 	switch {
 	case s.Target == "motehub" && !s.Data && s.Overflow == "":
@@ -91,8 +93,11 @@ func ingestSeriesOrder(s ingestSeries) int {
 // ingestLabel names a series in the report.
 func ingestLabel(s ingestSeries) string {
 	l := targetLabel(s.Target)
-	if s.Data {
-		l += " --data"
+	switch {
+	case s.History:
+		l += " --data, history"
+	case s.Data:
+		l += " --data, no history"
 	}
 	if s.Overflow != "" {
 		l += ", overflow " + s.Overflow
@@ -168,9 +173,11 @@ func cmdSustained(args []string) error {
 	fs.StringVar(&k.Variant, "variant", "pinned", "")
 	fs.StringVar(&k.Target, "target", "motehub", "")
 	fs.BoolVar(&k.Data, "data", false, "the hub ran with --data")
+	fs.BoolVar(&k.History, "history", false, "the hub recorded history in --data")
 	fs.StringVar(&k.Overflow, "overflow", "", "the dashboards' overflow option")
 	fs.StringVar(&k.Transport, "transport", "", "the dashboards' transport (any when empty)")
 	fs.IntVar(&k.Devices, "devices", 2000, "")
+	fs.IntVar(&k.Dashboard, "dashboards", -1, "dashboards (any when negative)")
 	fs.Float64Var(&k.Rate, "rate", 0, "messages/s")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -189,7 +196,9 @@ func cmdSustained(args []string) error {
 		if k.Transport == "" {
 			ck.Transport = ""
 		}
-		ck.Dashboard = 0
+		if k.Dashboard < 0 {
+			ck.Dashboard = k.Dashboard
+		}
 		if ck == k {
 			if c.sustained() {
 				return nil
