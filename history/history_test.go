@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -543,5 +544,33 @@ func TestBudgetBoundsTheFile(t *testing.T) {
 	t.Logf("peak allocated %d, estimated %d, budget %d, evicted %d, file %d", peak, st.Bytes, budget, st.Evicted, fi.Size())
 	if st.Evicted == 0 || peak < budget/2 {
 		t.Errorf("peak %d bytes allocated, %d evicted: want the budget reached", peak, st.Evicted)
+	}
+}
+
+// TestTextAcrossARestart: a text series' value sent again after a restart
+// (a device repeating its state when it reconnects) is no change; another
+// value is.
+func TestTextAcrossARestart(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{now: t0}
+	h := newHub(t, dir, c, history.Config{})
+	h.r.Add("lamp", []byte(`"ON"`), t0, true)
+	h.r.Add("other", []byte(`"idle"`), t0, true)
+	h.mustSync()
+	h.close()
+	c.Set(t0.Add(time.Minute))
+	h = newHub(t, dir, c, history.Config{})
+	h.r.Add("lamp", []byte(`"ON"`), t0.Add(time.Minute), true)
+	h.r.Add("other", []byte(`"busy"`), t0.Add(time.Minute), true)
+	h.mustSync()
+	for topic, want := range map[string][]string{"lamp": {"ON"}, "other": {"idle", "busy"}} {
+		res := query(t, h.r, history.Query{Topic: topic, From: t0.Add(-time.Hour), To: t0.Add(time.Hour)})
+		var got []string
+		for _, p := range res.Points {
+			got = append(got, p.Text)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s's changes across a restart: %q, want %q", topic, got, want)
+		}
 	}
 }

@@ -20,7 +20,7 @@ type series struct {
 	// rawAt is the time the last point was kept at, rawIn the message
 	// time of the first of the burst it ends (see pointTime).
 	rawIn, rawAt int64
-	hasTx  bool // lastTx is the text last recorded (this run)
+	hasTx        bool // lastTx is the text last recorded (this run)
 
 	// Pending: waiting for the next Write (raw points: for the Write
 	// after rawSince+rawDelay, or once rawBatch wait; see takePending).

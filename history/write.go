@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ func (r *Recorder) Open(tx *bbolt.Tx) (err error) {
 	if err := r.loadSeries(subs[string(bucketSeries)]); err != nil {
 		return err
 	}
+	r.loadLastTexts(subs[string(bucketPeriods)])
 	if v := subs[string(bucketMeta)].Get(keyGen); len(v) == 8 {
 		r.gen = binary.BigEndian.Uint64(v)
 	}
@@ -90,6 +92,49 @@ func (r *Recorder) loadSeries(b *bbolt.Bucket) error {
 		r.byID = append(r.byID, s)
 		return nil
 	})
+}
+
+// lastTextPeriods is how many of the newest text periods (months) Open
+// looks in for a text series' last change.
+const lastTextPeriods = 2
+
+// loadLastTexts reads the last change of each text series, so that the
+// value a series had before a restart, sent again after it (a device
+// repeating its state on reconnect), is no change. It looks in the newest
+// lastTextPeriods text periods, with a seek per text series; a series
+// whose last change is older records its first value after a restart
+// again. r.mu held.
+func (r *Recorder) loadLastTexts(periods *bbolt.Bucket) {
+	var names [][]byte
+	c := periods.Cursor()
+	for k, _ := c.Last(); k != nil && len(names) < lastTextPeriods; k, _ = c.Prev() {
+		if lv, _, _ := parseName(k); lv == textLevel {
+			names = append(names, k)
+		}
+	}
+	for _, s := range r.byID {
+		if !s.text {
+			continue
+		}
+		prefix := binary.BigEndian.AppendUint32(nil, s.id)
+		for _, name := range names {
+			b := periods.Bucket(name)
+			if b == nil {
+				continue
+			}
+			pc := b.Cursor()
+			k, v := pc.Seek(binary.BigEndian.AppendUint32(nil, s.id+1))
+			if k == nil {
+				k, v = pc.Last()
+			} else {
+				k, v = pc.Prev()
+			}
+			if k != nil && bytes.HasPrefix(k, prefix) {
+				s.lastTx, s.hasTx = string(v), true
+				break
+			}
+		}
+	}
 }
 
 func cutNUL(b []byte) (before, after string, ok bool) {
