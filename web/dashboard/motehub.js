@@ -24,7 +24,8 @@
 
 /** @typedef {{topic: string, payload: any, id: string, time: number, retained: boolean}} Message */
 /** @typedef {{topic: string, payload: any, time: number, retained: boolean}} Value */
-/** @typedef {{state: "connecting"|"open"|"closed"|"offline"|"unavailable", transport: string, attempt: number, retryIn: number, reason: string}} Status */
+/** @typedef {{state: "connecting"|"open"|"closed"|"offline"|"unavailable", transport: string, attempt: number, retryIn: number, reason: string, code: number, tabs: number}} Status */
+/** @typedef {Client | SharedClient} MotehubClient what connect returns (motehub.d.ts declares its API) */
 
 export const VERSION = "2";
 
@@ -877,6 +878,7 @@ class WSTransport {
 // the devices, publishing, and commands confirmed by watching the state.
 class HTTPRequests {
   acks = false;
+  resumed = false; // the session was asked to resume (SSETransport, PollTransport)
   #c;
 
   constructor(client) {
@@ -1620,8 +1622,10 @@ function serveTabs(scope) {
 }
 
 // This module started as the shared worker of connect({shared: true}).
-if (typeof SharedWorkerGlobalScope === "function" && globalThis instanceof SharedWorkerGlobalScope && String(globalThis.name).startsWith(SHARED_PREFIX)) {
-  serveTabs(globalThis);
+// (The page's types, "dom", know no worker's scope: it is looked up.)
+const workerScope = /** @type {any} */ (globalThis);
+if (typeof workerScope.SharedWorkerGlobalScope === "function" && workerScope instanceof workerScope.SharedWorkerGlobalScope && String(workerScope.name).startsWith(SHARED_PREFIX)) {
+  serveTabs(workerScope);
 }
 
 // ---- helpers ----
