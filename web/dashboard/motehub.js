@@ -37,6 +37,7 @@ const MAX_PENDING = 1000; // commands and requests waiting for an answer at once
 const FALLBACK_AFTER = 3; // failed attempts in a row of a first transport that worked before the others are tried
 const MAX_REFUSED = 100; // topics of refused commands whose error frame is not repeated as "error"
 const POLL_WAIT = 25; // seconds a long poll waits on the hub
+const POLL_EARLY_PAUSE = 1000; // ms before the next poll after an empty one answered early (a hub shutting down answers at once)
 const ERROR_GRACE = 1000; // ms a WebSocket's error event waits for its close event
 const WORKER_START_TIMEOUT = 4000; // a SharedWorker that says nothing by then is not used
 const BATCH_PACE = 25; // ms an event to a tab may wait for others (the shared worker's batches)
@@ -199,7 +200,9 @@ class Client extends Emitter {
       this.#commandEvent({ id, topic, device: device?.device, entity: device?.entity, payload, state: "failed", code, message, ms: 0 });
       throw new CommandError(code, message, { topic, id });
     };
-    if (!(await this.#whenOpen())) fail(this.#closed ? "connection-lost" : "unavailable", "not connected to the hub: the command was not sent");
+    // Open when asked, the session may have ended (or the client closed)
+    // before this runs.
+    if (!(await this.#whenOpen()) || !this.#isOpen()) fail(this.#closed ? "connection-lost" : "unavailable", "not connected to the hub: the command was not sent");
     if (this.#commands.size >= MAX_PENDING) fail("limit", `${MAX_PENDING} commands are already waiting for their devices`);
     return new Promise((resolve, reject) => {
       const cmd = { id, topic, payload, device: device?.device, entity: device?.entity, sent: Date.now(), resolve, reject, timer: 0, differed: undefined };
@@ -1187,6 +1190,7 @@ class PollTransport extends HTTPRequests {
       this.#abort = new AbortController();
       const timer = setTimeout(() => this.#abort.abort(), wait * 1000 + opts.connectTimeout);
       let res;
+      const asked = Date.now();
       try {
         res = await this.fetchJSON(`/api/poll?${q.join("&")}`, { signal: this.#abort.signal });
       } catch (err) {
@@ -1206,6 +1210,9 @@ class PollTransport extends HTTPRequests {
         c._opened(this);
       }
       const lines = Array.isArray(res?.messages) ? res.messages : [];
+      if (wait > 0 && lines.length === 0 && !res?.resync && Date.now() - asked < wait * 500) {
+        await new Promise((r) => setTimeout(r, POLL_EARLY_PAUSE)); // not a loop as fast as the hub answers
+      }
       if (res?.resync) {
         const values = lines.flatMap((l) => (Array.isArray(l) ? [{ topic: unmount(c._ends.base, l[0]) ?? l[0], payload: l[1], time: Date.now(), retained: false }] : []));
         c._resync(this, res.resync, values, res.id);
