@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"encoding/json"
+	"fmt"
 	"sync"
 
 	"github.com/motehub/motehub/auth"
@@ -18,7 +20,7 @@ const (
 
 // deviceViews decides what each reader sees of a device, and sends the
 // model worker's changes to the sessions that follow devices (config/set
-// "devices": true). Its lock is a leaf, held to add, remove or list the
+// "devices": true over a WebSocket, ?devices=1 on an event stream). Its lock is a leaf, held to add, remove or list the
 // followers; frames go through each client's queue (send), like every
 // frame, outside it.
 type deviceViews struct {
@@ -55,17 +57,18 @@ func (v *deviceViews) list() []*client {
 }
 
 // viewKey is one way of seeing devices: a reader and a base (the reader
-// does not matter when nothing is checked).
+// does not matter when nothing is checked), and the transport's framing.
 type viewKey struct {
 	base string
 	who  auth.Identity
+	sse  bool
 }
 
 // sendDevice sends d as each follower sees it, to those who see some of it.
 func (v *deviceViews) sendDevice(d devices.Device) {
-	v.sendEach(func(who auth.Identity, base string) []byte {
+	v.sendEach(func(who auth.Identity, base string) any {
 		if vd, ok := viewOf(v.authz, who, base, d); ok {
-			return controlFrame(topicDevice, vd)
+			return vd
 		}
 		return nil
 	})
@@ -74,17 +77,20 @@ func (v *deviceViews) sendDevice(d devices.Device) {
 // sendRemoved tells the followers who saw old (as it was last sent) that
 // it is gone.
 func (v *deviceViews) sendRemoved(old devices.Device) {
-	v.sendEach(func(who auth.Identity, base string) []byte {
+	v.sendEach(func(who auth.Identity, base string) any {
 		if _, ok := viewOf(v.authz, who, base, old); ok {
-			return controlFrame(topicDevice, removedDevice{ID: old.ID, Removed: true})
+			return removedDevice{ID: old.ID, Removed: true}
 		}
 		return nil
 	})
 }
 
-// sendEach queues for each follower the frame frameFor makes for its view
-// (nil: none), made once per view.
-func (v *deviceViews) sendEach(frameFor func(who auth.Identity, base string) []byte) {
+// sendEach queues for each follower the device frame of what viewFor
+// gives for its view (nil: nothing), made once per view: on a WebSocket
+// ["clown.talk/-/device", view], on an event stream "event: device" with
+// the view as its data and no id (a device change is no event of the
+// stream's: it moves no resume position).
+func (v *deviceViews) sendEach(viewFor func(who auth.Identity, base string) any) {
 	followers := v.list()
 	if len(followers) == 0 {
 		return
@@ -92,19 +98,35 @@ func (v *deviceViews) sendEach(frameFor func(who auth.Identity, base string) []b
 	checked := v.authz.Enabled()
 	frames := make(map[viewKey][]byte, 1)
 	for _, c := range followers {
-		key := viewKey{base: c.base}
+		key := viewKey{base: c.base, sse: c.kind == transportSSE}
 		if checked {
 			key.who = c.who
 		}
 		frame, ok := frames[key]
 		if !ok {
-			frame = frameFor(c.who, c.base)
+			if view := viewFor(c.who, c.base); view != nil {
+				frame = deviceFrame(view, key.sse)
+			}
 			frames[key] = frame
 		}
 		if frame != nil {
 			v.send(c, frame)
 		}
 	}
+}
+
+// deviceFrame is a device frame of view for a WebSocket, or for an event
+// stream when sse is set.
+func deviceFrame(view any, sse bool) []byte {
+	if !sse {
+		return controlFrame(topicDevice, view)
+	}
+	data, err := json.Marshal(view)
+	if err != nil {
+		// Only the hub's own types are marshalled here; this is a programming error.
+		panic("bridge: cannot encode a device: " + err.Error())
+	}
+	return fmt.Appendf(nil, "event: device\ndata: %s\n\n", data)
 }
 
 // removedDevice is the payload of a device frame for a device that is gone.

@@ -21,6 +21,10 @@ type StreamQuery struct {
 	Since   string   // the last event id the client has; "" for none
 	// Overflow is ?overflow=: OverflowClose ("" too) or OverflowLatest (latest.go).
 	Overflow string
+	// Devices is ?devices=1 (or true) on an event stream: "event: device"
+	// each time a device of the model the client may read changes
+	// (devview.go), as config/set's "devices" does on a WebSocket.
+	Devices bool
 }
 
 // ParseStreamQuery reads ?filter= (repeatable) and the client's last event
@@ -51,12 +55,21 @@ func ParseStreamQuery(q url.Values, header http.Header) (StreamQuery, error) {
 	if err := checkOverflow(sq.Overflow); err != nil {
 		return sq, err
 	}
+	switch d := q.Get("devices"); d {
+	case "", "0", "false":
+	case "1", "true":
+		sq.Devices = true
+	default:
+		return sq, errorf(CodeBadRequest, "devices=%q: want 1 or 0", d)
+	}
 	return sq, nil
 }
 
 // ServeEvents streams the messages under base as Server-Sent Events
 // (text/event-stream): "retry:" first, then each message as "id:" and
-// "data: [topic, payload]", a comment every Config.KeepAlive. A client that
+// "data: [topic, payload]", a comment every Config.KeepAlive; with
+// ?devices=1 also "event: device" and a device, as the WebSocket's
+// device frames. A client that
 // sends its last event id resumes after it without a gap or a duplicate,
 // or gets "event: resync" and the last values when that is not possible.
 //
@@ -106,6 +119,7 @@ func (h *Hub) ServeEvents(w http.ResponseWriter, r *http.Request, base string) {
 		h.answer(w, r, refusals.SSE, AsError(err)) // filters the user may not read: 403
 		return
 	}
+	h.views.follow(c, q.Devices) // detach unfollows
 	if hijacked != nil {
 		h.serveHijacked(w, hijacked, q.Since)
 		return

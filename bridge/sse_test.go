@@ -112,6 +112,7 @@ func TestSSEBadRequests(t *testing.T) {
 		"/events?filter=":        `"code":"bad-topic"`,
 		"/events/a/+/b":          `"code":"bad-topic"`,
 		"/events?lastEventId=" + strings.Repeat("x", 200): `"code":"bad-request"`,
+		"/events?devices=yes":                             `"code":"bad-request"`,
 	} {
 		resp, err := client.Get(h.HTTP + path)
 		if err != nil {

@@ -31,7 +31,7 @@ const jsPage = `<!doctype html>
 <script type="module">
 import {connect} from "/motehub.js";
 const shared = new URLSearchParams(location.search).get("shared") === "1";
-window.log = {message: [], status: [], resync: [], error: []};
+window.log = {message: [], status: [], resync: [], error: [], device: [], session: []};
 const hub = connect(location.origin, {shared, subscribe: ["jstest/#", "nodes/+/relay/#"]});
 for (const name of Object.keys(log)) hub.on(name, (ev) => log[name].push(ev));
 window.hub = hub;
@@ -131,7 +131,8 @@ func TestMotehubJSTabsShareOneSocket(t *testing.T) {
 }
 
 // TestMotehubJSFallsBackToSSE: behind a proxy that refuses WebSocket, the
-// client falls back to SSE: it receives a device's message and sends a
+// client falls back to SSE with the same events: it receives a device's
+// message, the device model's changes and who the session is, and sends a
 // command that the device (the demo's relay) confirms.
 func TestMotehubJSFallsBackToSSE(t *testing.T) {
 	t.Parallel()
@@ -152,6 +153,9 @@ func TestMotehubJSFallsBackToSSE(t *testing.T) {
 	device := hubtest.ConnectMQTT(t, h.MQTT, "jstest-device")
 	hubtest.PublishMQTT(t, device, "jstest/hello", 1, false, []byte(`{"n":2}`))
 	b.WaitJS(t, hubtest.Timeout, `got("jstest/hello").length === 1 && got("jstest/hello")[0].n === 2`, `JSON.stringify(got("jstest/hello"))`)
+	// The demo's devices change every second.
+	b.WaitJS(t, hubtest.Timeout, `log.device.some((d) => typeof d.id === "string" && Array.isArray(d.entities))`, `JSON.stringify(log.device.slice(-3))`)
+	b.WaitJS(t, hubtest.Timeout, `log.session.length > 0 && hub.session?.user === "anonymous" && hub.session.open === true`, `JSON.stringify(log.session)`)
 
 	// The relay's state now, from the hub (state() over HTTP), and the
 	// command that switches it.

@@ -43,9 +43,9 @@ export interface Status {
   tabs: number;
 }
 
-/** Who the session acts as and what they may do, as the hub said when it opened (WebSocket only). */
+/** Who the session acts as and what they may do, as the hub said when it opened (over SSE or long poll: GET /api/me). */
 export interface Session {
-  /** The hub's name for the session (its logs name it). */
+  /** The hub's name for the session (its logs name it); "" over SSE or long poll. */
   id: string;
   /** The hub's event log epoch: event ids start with it. */
   epoch: string;
@@ -163,7 +163,7 @@ export interface ConnectOptions {
   storage?: Pick<Storage, "getItem" | "setItem"> | null;
   /** Resume after this event id (instead of the stored one). */
   since?: string;
-  /** Follow the device model ("device" events, over the WebSocket only). Default true. */
+  /** Follow the device model ("device" events, over the WebSocket and SSE, not long poll). Default true. */
   devices?: boolean;
   /** Emit "state" with the last values when the first session opens. Default true. */
   state?: boolean;
@@ -173,8 +173,11 @@ export interface ConnectOptions {
   connectTimeout?: number;
   /** ms a command waits for its confirmation, at most. Default 10000. */
   commandTimeout?: number;
-  /** Reconnection: full jitter over initial·2^attempt ms, at most max; a connection up for stable ms resets it. */
-  backoff?: { initial?: number; max?: number; stable?: number };
+  /**
+   * Reconnection: full jitter over initial·2^attempt ms, at most max; a connection up for stable ms resets it.
+   * On a fallback the WebSocket is tried again after upgrade ms, doubling up to upgradeMax (default 10000, 300000).
+   */
+  backoff?: { initial?: number; max?: number; stable?: number; upgrade?: number; upgradeMax?: number };
   /** Part of the shared worker's name: clients of different names share no connection. */
   name?: string;
   /** Emit "frame" events: what is sent to the hub and its control frames (for a log of the conversation). Default false. */

@@ -10,7 +10,9 @@
 // It keeps one session with the hub alive: over a WebSocket (Clown.Talk),
 // or, when no WebSocket opens (a proxy that refuses Upgrade), over
 // Server-Sent Events with POST /api/publish, or else over a long poll
-// (/api/poll); the events are the same. It reconnects with exponential
+// (/api/poll); the events are the same, and from a fallback it tries the
+// WebSocket again now and then, moving back to it without a gap when it
+// opens. It reconnects with exponential
 // backoff and full jitter, watches the connection (a dead one is noticed
 // within the heartbeat), resumes after the last event id it delivered (kept
 // in sessionStorage where there is one, so that a reload resumes too), and
@@ -22,7 +24,8 @@
 
 /** @typedef {{topic: string, payload: any, id: string, time: number, retained: boolean}} Message */
 /** @typedef {{topic: string, payload: any, time: number, retained: boolean}} Value */
-/** @typedef {{state: "connecting"|"open"|"closed"|"offline"|"unavailable", transport: string, attempt: number, retryIn: number, reason: string}} Status */
+/** @typedef {{state: "connecting"|"open"|"closed"|"offline"|"unavailable", transport: string, attempt: number, retryIn: number, reason: string, code: number, tabs: number}} Status */
+/** @typedef {Client | SharedClient} MotehubClient what connect returns (motehub.d.ts declares its API) */
 
 export const VERSION = "2";
 
@@ -34,6 +37,8 @@ const MAX_PENDING = 1000; // commands and requests waiting for an answer at once
 const FALLBACK_AFTER = 3; // failed attempts in a row of a first transport that worked before the others are tried
 const MAX_REFUSED = 100; // topics of refused commands whose error frame is not repeated as "error"
 const POLL_WAIT = 25; // seconds a long poll waits on the hub
+const POLL_EARLY_PAUSE = 1000; // ms before the next poll after an empty one answered early (a hub shutting down answers at once)
+const ERROR_GRACE = 1000; // ms a WebSocket's error event waits for its close event
 const WORKER_START_TIMEOUT = 4000; // a SharedWorker that says nothing by then is not used
 const BATCH_PACE = 25; // ms an event to a tab may wait for others (the shared worker's batches)
 const BATCH_MAX = 100; // entries in one batch to a tab: the tab handles a batch in one task
@@ -124,10 +129,13 @@ class Client extends Emitter {
   #refused = new Map(); // topic → refused commands whose error frame is still to come, ≤ MAX_REFUSED topics
   #waitingOpen = new Set(); // requests waiting for the attempt under way to open, ≤ MAX_PENDING
   #starting = true; // the first attempt is yet to start
+  #probe = null; // a WebSocket tried while a fallback serves: it takes over once it opens
+  #probeTimer = 0;
+  #probeFailures = 0; // WebSocket retries from a fallback that failed in a row
   #onOnline = () => this.#wake();
   #onOffline = () => this.#offline();
   status = /** @type {Status} */ ({ state: "connecting", transport: "", attempt: 0, retryIn: 0, reason: "", code: 0, tabs: 1 });
-  /** Who the session acts as, from the hub (WebSocket only); null until it says. */
+  /** Who the session acts as, from the hub (config/ok, or /api/me on a fallback); null until it says. */
   session = null;
   mode = "direct";
 
@@ -192,7 +200,9 @@ class Client extends Emitter {
       this.#commandEvent({ id, topic, device: device?.device, entity: device?.entity, payload, state: "failed", code, message, ms: 0 });
       throw new CommandError(code, message, { topic, id });
     };
-    if (!(await this.#whenOpen())) fail(this.#closed ? "connection-lost" : "unavailable", "not connected to the hub: the command was not sent");
+    // Open when asked, the session may have ended (or the client closed)
+    // before this runs.
+    if (!(await this.#whenOpen()) || !this.#isOpen()) fail(this.#closed ? "connection-lost" : "unavailable", "not connected to the hub: the command was not sent");
     if (this.#commands.size >= MAX_PENDING) fail("limit", `${MAX_PENDING} commands are already waiting for their devices`);
     return new Promise((resolve, reject) => {
       const cmd = { id, topic, payload, device: device?.device, entity: device?.entity, sent: Date.now(), resolve, reject, timer: 0, differed: undefined };
@@ -224,6 +234,7 @@ class Client extends Emitter {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    this.#stopProbe();
     globalThis.removeEventListener?.("online", this.#onOnline);
     globalThis.removeEventListener?.("offline", this.#onOffline);
     this.#save();
@@ -244,10 +255,17 @@ class Client extends Emitter {
     if (this.#kind === 0) {
       this.#firstWorked = true;
       this.#firstFailures = 0;
+      this.#probeFailures = 0;
     }
     this.#openedAt = Date.now();
     this.#setStatus({ state: "open", transport: t.name, attempt: this.#attempt, retryIn: 0, reason: "" });
     this.#wakeWaiting();
+    if (this.#kind > 0) {
+      // A fallback: who the session is comes from /api/me, and the
+      // WebSocket is tried again after a while.
+      t.announce?.();
+      this.#planProbe();
+    }
     if (this.#fresh && this.#opts.state) {
       this.#fresh = false;
       t.state([...this.#filters]).then(
@@ -309,7 +327,8 @@ class Client extends Emitter {
 
   /** @internal an ack: the command named id ended. */
   _ack(t, p) {
-    if (t !== this.#transport || typeof p?.id !== "string") return;
+    // An HTTP command's answer still counts once the WebSocket took over.
+    if ((t !== this.#transport && t.acks) || typeof p?.id !== "string") return;
     const cmd = this.#commands.get(p.id);
     if (!cmd) return;
     if (p.ok) {
@@ -350,8 +369,15 @@ class Client extends Emitter {
 
   /** @internal transport t ended; opened says whether it had opened. */
   _ended(t, opened, reason, code = 0) {
+    if (t === this.#probe) {
+      this.#probe = null;
+      this.#probeFailures++;
+      this.#planProbe();
+      return;
+    }
     if (t !== this.#transport) return;
     this.#transport = null;
+    this.#stopProbe(); // the next attempt starts from the first transport or the one that worked
     this.status.code = code; // told with the next status
     this.#failCommands("connection-lost", "the connection to the hub was lost before the device confirmed: the command may or may not have been carried out");
     if (this.#closed) return;
@@ -465,12 +491,55 @@ class Client extends Emitter {
   #offline() {
     if (this.#closed) return;
     clearTimeout(this.#retryTimer);
+    this.#stopProbe();
     const t = this.#transport;
     this.#transport = null;
     t?.close();
     this.#failCommands("connection-lost", "the browser went offline before the device confirmed: the command may or may not have been carried out");
     this.#setStatus({ state: "offline", retryIn: 0, reason: "the browser is offline" });
     this.#wakeWaiting();
+  }
+
+  // ---- back to the WebSocket from a fallback ----
+
+  // planProbe tries the WebSocket again, while a fallback serves, after a
+  // bounded backoff: backoff.upgrade ms, doubling with each failure, at
+  // most backoff.upgradeMax (with jitter: tabs of many browsers behind one
+  // proxy do not come back at once).
+  #planProbe() {
+    if (this.#closed || this.#probe || this.#probeTimer || this.#transports[0] !== "websocket") return;
+    const t = this.#transport;
+    if (!t || !t.open || this.#kind === 0) return;
+    const { upgrade, upgradeMax } = this.#opts.backoff;
+    const delay = Math.min(upgradeMax, upgrade * 2 ** Math.min(this.#probeFailures, 30));
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = 0;
+      if (this.#closed || this.#transport !== t || !t.open) return;
+      this.#probe = new WSTransport(this, [], "", (p) => this.#takeOver(p));
+      this.#probe.start();
+    }, Math.round(delay * (0.5 + Math.random() / 2)));
+  }
+
+  // takeOver: the probe's WebSocket opened. The fallback stops now, so the
+  // last id is final, and the WebSocket's session resumes after it: no
+  // gap, no duplicate. Requests made meanwhile wait for it.
+  #takeOver(p) {
+    if (p !== this.#probe) return;
+    this.#probe = null;
+    clearTimeout(this.#retryTimer);
+    const old = this.#transport;
+    this.#transport = p;
+    this.#kind = 0;
+    old?.close();
+    p.begin([...this.#filters], this.#lastId);
+  }
+
+  #stopProbe() {
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = 0;
+    const p = this.#probe;
+    this.#probe = null;
+    p?.close();
   }
 
   #setStatus(change) {
@@ -511,7 +580,7 @@ class Client extends Emitter {
   // the commands that a device's state confirms (as the hub does: the
   // topic without "/set" shows every field asked for).
   #observeForCommands(topic, payload) {
-    if (this.#commands.size === 0 || this.#transport?.acks) return;
+    if (this.#commands.size === 0) return; // only commands sent over HTTP have a stateTopic
     for (const cmd of [...this.#commands.values()]) {
       if (cmd.stateTopic !== topic) continue;
       if (covers(cmd.payload, payload)) this.#settle(cmd.id, { ok: true, ms: Date.now() - cmd.sent });
@@ -580,11 +649,23 @@ class WSTransport {
   #watch = 0;
   #probe = false;
   #openTimer = 0;
+  #errorTimer = 0;
+  #onSocket; // when set, the socket's opening is told to it, which calls begin
 
-  constructor(client, filters, since) {
+  constructor(client, filters, since, onSocket = null) {
     this.#c = client;
     this.#filters = filters;
     this.#since = since;
+    this.#onSocket = onSocket;
+  }
+
+  // begin configures the session: the filters, and the id to resume after.
+  begin(filters, since) {
+    this.#filters = filters;
+    this.#since = since;
+    const config = { subscribe: this.#filters, ack: true, ids: true, devices: this.#c._options.devices };
+    if (this.#since) config.since = this.#since;
+    this.#send(CONTROL + "config/set", config);
   }
 
   start() {
@@ -607,13 +688,16 @@ class WSTransport {
     this.#ws = ws;
     this.#openTimer = setTimeout(() => this.#end("the hub did not answer in time"), opts.connectTimeout);
     ws.onopen = () => {
-      const config = { subscribe: this.#filters, ack: true, ids: true, devices: opts.devices };
-      if (this.#since) config.since = this.#since;
-      this.#send(CONTROL + "config/set", config);
       this.#hear();
+      if (this.#onSocket) this.#onSocket(this);
+      else this.begin(this.#filters, this.#since);
     };
     ws.onmessage = (e) => this.#receive(typeof e.data === "string" ? e.data : String(e.data));
-    ws.onerror = () => {}; // onclose follows, with the code
+    // onclose follows, with the code; but Node 20's WebSocket (undici) says
+    // nothing more of a handshake that was refused: the attempt ends anyway.
+    ws.onerror = () => {
+      this.#errorTimer ||= setTimeout(() => this.#end("the WebSocket failed"), ERROR_GRACE);
+    };
     ws.onclose = (e) => this.#end(closeText(e.code, e.reason), e.code);
     if (typeof ws.on === "function") ws.on("ping", () => this.#hear()); // the ws package shows the hub's pings
   }
@@ -767,6 +851,7 @@ class WSTransport {
 
   #stop() {
     clearTimeout(this.#openTimer);
+    clearTimeout(this.#errorTimer);
     clearTimeout(this.#watch);
     const ws = this.#ws;
     if (ws && ws.readyState < 2) {
@@ -796,6 +881,7 @@ class WSTransport {
 // the devices, publishing, and commands confirmed by watching the state.
 class HTTPRequests {
   acks = false;
+  resumed = false; // the session was asked to resume (SSETransport, PollTransport)
   #c;
 
   constructor(client) {
@@ -836,6 +922,19 @@ class HTTPRequests {
   async devices() {
     const body = await this.fetchJSON("/api/devices");
     return Array.isArray(body?.devices) ? body.devices : [];
+  }
+
+  // announce says who the session acts as (a "session" event), from
+  // GET /api/me: what config/ok says on a WebSocket. The session has no id
+  // of the hub's here; its epoch is the stream's.
+  announce() {
+    this.fetchJSON("/api/me").then(
+      (me) => {
+        const c = this.#c;
+        c._session(this, { ...me, session: "", epoch: c.lastId.slice(0, Math.max(0, c.lastId.lastIndexOf("-"))) }, this.resumed === true);
+      },
+      (err) => this.#c._error(this, { code: err?.code || "unavailable", message: `who the session is did not come: ${err?.message}`, topic: "" }),
+    );
   }
 
   async publish(topic, payload) {
@@ -915,6 +1014,7 @@ class SSETransport extends HTTPRequests {
     super(client);
     this.#filters = filters;
     this.#since = since;
+    this.resumed = since !== "";
   }
 
   start() {
@@ -930,7 +1030,8 @@ class SSETransport extends HTTPRequests {
   async #run() {
     const c = this._client;
     const opts = c._options;
-    const q = this.#filters.map((f) => "filter=" + encodeURIComponent(f)).join("&");
+    let q = this.#filters.map((f) => "filter=" + encodeURIComponent(f)).join("&");
+    if (opts.devices) q += (q ? "&" : "") + "devices=1"; // "event: device", as the WebSocket's device frames
     const headers = { Accept: "text/event-stream", ...(authHeaders(opts.auth) ?? {}) };
     if (this.#since) headers["Last-Event-ID"] = this.#since;
     const openTimer = setTimeout(() => this.#end("the hub did not answer in time"), opts.connectTimeout);
@@ -985,6 +1086,11 @@ class SSETransport extends HTTPRequests {
         }
         if (event === "resync") {
           resync = { notice: parseJSON(data.join("\n")) ?? {}, values: [] };
+          continue;
+        }
+        if (event === "device") {
+          const device = parseJSON(data.join("\n"));
+          if (device && typeof device.id === "string") c._device(this, device);
           continue;
         }
         if (event === "close") {
@@ -1050,6 +1156,7 @@ class PollTransport extends HTTPRequests {
     super(client);
     this.#filters = filters;
     this.#since = since;
+    this.resumed = since !== "";
   }
 
   start() {
@@ -1083,6 +1190,7 @@ class PollTransport extends HTTPRequests {
       this.#abort = new AbortController();
       const timer = setTimeout(() => this.#abort.abort(), wait * 1000 + opts.connectTimeout);
       let res;
+      const asked = Date.now();
       try {
         res = await this.fetchJSON(`/api/poll?${q.join("&")}`, { signal: this.#abort.signal });
       } catch (err) {
@@ -1102,6 +1210,9 @@ class PollTransport extends HTTPRequests {
         c._opened(this);
       }
       const lines = Array.isArray(res?.messages) ? res.messages : [];
+      if (wait > 0 && lines.length === 0 && !res?.resync && Date.now() - asked < wait * 500) {
+        await new Promise((r) => setTimeout(r, POLL_EARLY_PAUSE)); // not a loop as fast as the hub answers
+      }
       if (res?.resync) {
         const values = lines.flatMap((l) => (Array.isArray(l) ? [{ topic: unmount(c._ends.base, l[0]) ?? l[0], payload: l[1], time: Date.now(), retained: false }] : []));
         c._resync(this, res.resync, values, res.id);
@@ -1518,14 +1629,16 @@ function serveTabs(scope) {
 }
 
 // This module started as the shared worker of connect({shared: true}).
-if (typeof SharedWorkerGlobalScope === "function" && globalThis instanceof SharedWorkerGlobalScope && String(globalThis.name).startsWith(SHARED_PREFIX)) {
-  serveTabs(globalThis);
+// (The page's types, "dom", know no worker's scope: it is looked up.)
+const workerScope = /** @type {any} */ (globalThis);
+if (typeof workerScope.SharedWorkerGlobalScope === "function" && workerScope instanceof workerScope.SharedWorkerGlobalScope && String(workerScope.name).startsWith(SHARED_PREFIX)) {
+  serveTabs(workerScope);
 }
 
 // ---- helpers ----
 
 function withDefaults(o) {
-  const backoff = { initial: 500, max: 30_000, stable: 10_000, ...(o.backoff ?? {}) };
+  const backoff = { initial: 500, max: 30_000, stable: 10_000, upgrade: 10_000, upgradeMax: 300_000, ...(o.backoff ?? {}) };
   return {
     ...o,
     subscribe: filterList(o.subscribe ?? ["#"]),

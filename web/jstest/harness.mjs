@@ -10,6 +10,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp } from "node:fs/promises";
+import http from "node:http";
 import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
@@ -209,4 +210,63 @@ export function memoryStorage() {
 		setItem: (k, v) => { m.set(k, String(v)); },
 		removeItem: (k) => { m.delete(k); },
 	};
+}
+
+/**
+ * startHTTPProxy forwards HTTP requests from a free loopback port to the
+ * hub at target ("host:port"), streaming responses (event streams too), and
+ * WebSocket handshakes as they are, or, while proxy.refuseUpgrade is set,
+ * answers them 403 as a proxy that does not pass Upgrade does.
+ * proxy.upgrades counts the handshakes passed, proxy.refused those
+ * refused. Everything is closed when the test ends.
+ */
+export async function startHTTPProxy(t, target, {refuseUpgrade = false} = {}) {
+	const sockets = new Set();
+	const track = (s) => {
+		sockets.add(s);
+		s.on("close", () => sockets.delete(s));
+		s.on("error", () => s.destroy());
+	};
+	const [host, port] = splitAddr(target);
+	const proxy = {refuseUpgrade, upgrades: 0, refused: 0, addr: ""};
+	const server = http.createServer((req, res) => {
+		const up = http.request({host, port, method: req.method, path: req.url, headers: req.headers}, (answer) => {
+			res.writeHead(answer.statusCode, answer.headers);
+			answer.pipe(res);
+		});
+		up.on("error", () => res.destroy());
+		res.on("close", () => up.destroy());
+		req.pipe(up);
+	});
+	server.on("connection", track);
+	server.on("upgrade", (req, socket, head) => {
+		if (proxy.refuseUpgrade) {
+			proxy.refused++;
+			socket.end("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nConnection: close\r\n\r\nthis proxy does not pass WebSocket");
+			return;
+		}
+		proxy.upgrades++;
+		const upstream = net.connect({host, port});
+		track(upstream);
+		const lines = [`${req.method} ${req.url} HTTP/1.1`];
+		for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+		upstream.write(lines.join("\r\n") + "\r\n\r\n");
+		if (head.length) upstream.write(head);
+		socket.pipe(upstream);
+		upstream.pipe(socket);
+		const end = () => {
+			socket.destroy();
+			upstream.destroy();
+		};
+		socket.on("close", end);
+		upstream.on("close", end);
+	});
+	server.listen(0, "127.0.0.1");
+	await once(server, "listening");
+	proxy.addr = `127.0.0.1:${server.address().port}`;
+	t.after(() => {
+		for (const s of sockets) s.destroy();
+		server.close();
+	});
+	return proxy;
 }
