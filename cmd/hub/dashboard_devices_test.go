@@ -223,10 +223,10 @@ readwrite = ["#"]
 	b.WaitJS(t, hubtest.Timeout, `card("`+lamp+`") !== null && entityText("`+lamp+`", "state", ".badge") !== ""`, `document.getElementById("devices").textContent.slice(0, 300)`)
 	// Everything the hub gives the page is in: the last values and the devices.
 	b.WaitJS(t, hubtest.Timeout, `motehub.store.status.model === "ok" && motehub.store.tiles.size > 0`, `JSON.stringify(motehub.store.status)`)
-	got := hubtest.Eval[string](t, b, `[...document.querySelectorAll("#devices .device")].map(d => d.dataset.deviceId ?? d.dataset.device).join() + " | " + [...motehub.store.models.keys()].join()`)
-	if got != lamp+" | "+lamp {
-		t.Errorf("the kitchen user sees cards | devices %q, want only the kitchen lamp", got)
-	}
+	// A value may come before the device that claims its topic: its card
+	// is generic until the model's next frame; then only the lamp is left.
+	seen := `[...document.querySelectorAll("#devices .device")].map(d => d.dataset.deviceId ?? d.dataset.device).join() + " | " + [...motehub.store.models.keys()].join()`
+	b.WaitJS(t, hubtest.Timeout, seen+` === "`+lamp+" | "+lamp+`"`, seen)
 	// The login page names no icon: Chromium asks for /favicon.ico before
 	// the login, and is refused.
 	checkConsole(t, b, regexp.MustCompile(`/favicon\.ico.* 401 \(Unauthorized\)`))
