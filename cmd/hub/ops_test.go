@@ -128,6 +128,9 @@ func TestMetricsCountTraffic(t *testing.T) {
 	hubtest.Receive(t, commands, hubtest.Timeout, "command")
 	hubtest.PublishMQTT(t, device, "m/lamp", 1, false, []byte(`{"on":true}`))
 	ws1.Expect("clown.talk/-/ack")
+	// ws2 has what it was sent before it closes: a write still in flight
+	// would fail, and count the close as "write failed".
+	ws2.Expect("m/lamp")
 	_ = ws2.Conn.Close()
 	// 5 messages to 3 sessions; the command and the device's echo to the
 	// two WebSockets (m/# matches m/lamp/set and m/lamp) and to SSE.
