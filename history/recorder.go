@@ -52,11 +52,11 @@ type Recorder struct {
 	evicted    uint64
 	bytes      int64 // bytes of the history on disk, as the budget counts them
 	gen        uint64
-	writing    *writeState // the write in flight (between Write and Written), or nil
-	runs       []run       // the earlier runs, oldest first (at most maxRuns)
-	runStart   int64       // this run's start, unix ms
-	alive      int64       // when a write last committed, unix ms
-	nextEnd    int64       // the earliest end of an open bucket (unix ms), for closing them by the clock
+	writing    *writeState   // the write in flight (between Write and Written), or nil
+	runs       []run         // the earlier runs, oldest first (at most maxRuns)
+	runStart   int64         // this run's start, unix ms
+	alive      int64         // when a write last committed, unix ms
+	nextEnd    int64         // the earliest end of an open bucket (unix ms), for closing them by the clock
 	applied    uint64        // messages the goroutine took from the queue and applied (see caughtUp)
 	progress   chan struct{} // closed, and replaced, each time applied grows
 }
