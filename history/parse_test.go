@@ -120,7 +120,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // reference reads payload's numeric leaves with encoding/json's tokens, as
-// parse should (objects within maxDepth, arrays skipped), and counts every
+// parse should (objects within maxDepth, arrays skipped, paths within
+// maxPath), and counts every
 // scalar leaf that parse could record.
 func reference(payload []byte) (nums []found, total int) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
@@ -177,7 +178,7 @@ func reference(payload []byte) (nums []found, total int) {
 				afterValue()
 			}
 		case json.Number:
-			if path, ok := leafPath(); ok {
+			if path, ok := leafPath(); ok && len(path) <= maxPath {
 				if x, err := strconv.ParseFloat(string(v), 64); err == nil && !math.IsInf(x, 0) {
 					nums = append(nums, found{path: path, num: x})
 					total++
@@ -185,7 +186,7 @@ func reference(payload []byte) (nums []found, total int) {
 			}
 			afterValue()
 		default:
-			if _, ok := leafPath(); ok && v != nil {
+			if path, ok := leafPath(); ok && len(path) <= maxPath && v != nil {
 				total++
 			}
 			afterValue()
