@@ -92,6 +92,7 @@ func (c *testClock) Set(t time.Time) {
 type commitFault struct{ failing *atomic.Int32 }
 
 func (commitFault) Open(*bbolt.Tx) error { return nil }
+func (commitFault) Bucket() []byte       { return []byte("test-commit-fault") }
 func (commitFault) Pending() bool        { return false }
 func (commitFault) Written(bool)         {}
 func (f commitFault) Write(*bbolt.Tx) error {
