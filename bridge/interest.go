@@ -73,6 +73,10 @@ type reconciler struct {
 	own    map[string]*busSub   // the subscriptions it made (interest.subs, unlocked)
 	ownIdx topics.Index[string] // the filters of own
 	retry  map[string]time.Time // filters the Bus refused: try again after then
+	// refused are the filters whose refusal was said at WARN and not yet
+	// followed by a subscription: a refusal is said once, not at each
+	// retry. At most the filters of target (the others go when it is made).
+	refused map[string]bool
 
 	dirty     bool                 // the set of wanted filters changed since target was made
 	target    []string             // the minimal cover of what is wanted, sorted
@@ -81,8 +85,8 @@ type reconciler struct {
 
 // retryRefused is how long the hub waits before it asks the Bus again for a
 // subscription it refused (an upstream ACL that may change, a broker that
-// was going away).
-const retryRefused = 10 * time.Second
+// was going away). A variable for the tests.
+var retryRefused = 10 * time.Second
 
 // interestWait bounds how long a client's start waits for the Bus
 // subscriptions its filters need.
@@ -250,10 +254,11 @@ func (in *interest) subscribeFixed(filters []string) error {
 func (in *interest) reconcile() {
 	defer close(in.done)
 	r := &reconciler{
-		wanted: make(map[string]int),
-		leased: make(map[string]time.Time),
-		own:    make(map[string]*busSub),
-		retry:  make(map[string]time.Time),
+		wanted:  make(map[string]int),
+		leased:  make(map[string]time.Time),
+		own:     make(map[string]*busSub),
+		retry:   make(map[string]time.Time),
+		refused: make(map[string]bool),
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -368,6 +373,11 @@ func (in *interest) plan(r *reconciler) (adds, drops []string, next time.Duratio
 		for _, f := range r.target {
 			r.targetIdx.Add(f, f)
 		}
+		for f := range r.refused {
+			if _, ok := slices.BinarySearch(r.target, f); !ok {
+				delete(r.refused, f) // no longer wanted: said again if wanted again
+			}
+		}
 	}
 	for f, at := range r.retry {
 		if !now.Before(at) {
@@ -453,7 +463,12 @@ func (in *interest) subscribeBus(r *reconciler, filter string) {
 	}
 	if err != nil {
 		in.mu.Unlock()
-		in.log.Warn("subscription refused by the bus; trying again later", "filter", filter, "retry_in", retryRefused, "err", err)
+		if r.refused[filter] {
+			in.log.Debug("subscription refused by the bus again", "filter", filter, "retry_in", retryRefused, "err", err)
+		} else {
+			in.log.Warn("subscription refused by the bus: its messages will not arrive; asked again in the background, said only once", "filter", filter, "retry_every", retryRefused, "err", err)
+			r.refused[filter] = true
+		}
 		r.retry[filter] = time.Now().Add(retryRefused)
 		return
 	}
@@ -466,6 +481,11 @@ func (in *interest) subscribeBus(r *reconciler, filter string) {
 	delete(r.retry, filter)
 	r.own[filter] = s
 	r.ownIdx.Add(filter, filter)
+	if r.refused[filter] {
+		delete(r.refused, filter)
+		in.log.Info("subscription refused before accepted by the bus now", "filter", filter)
+		return
+	}
 	in.log.Debug("subscribed on the bus", "filter", filter)
 }
 

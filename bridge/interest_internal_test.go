@@ -1,13 +1,17 @@
 package bridge
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/motehub/motehub/internal/hubtest"
 	"github.com/motehub/motehub/topics"
 )
 
@@ -192,11 +196,12 @@ func TestReconcilerForgetsDueRefusals(t *testing.T) {
 	h := newTestHub(t, Config{}) // fixed subscriptions: no reconciler of its own runs
 	now := time.Now()
 	r := &reconciler{
-		wanted: map[string]int{"wanted/#": 1},
-		leased: map[string]time.Time{},
-		own:    map[string]*busSub{},
-		retry:  map[string]time.Time{"gone/#": now.Add(-time.Second), "wanted/#": now.Add(-time.Second), "later/#": now.Add(time.Minute)},
-		dirty:  true,
+		wanted:  map[string]int{"wanted/#": 1},
+		leased:  map[string]time.Time{},
+		own:     map[string]*busSub{},
+		retry:   map[string]time.Time{"gone/#": now.Add(-time.Second), "wanted/#": now.Add(-time.Second), "later/#": now.Add(time.Minute)},
+		refused: map[string]bool{"gone/#": true, "wanted/#": true},
+		dirty:   true,
 	}
 	adds, _, _ := h.interest.plan(r)
 	if len(adds) != 1 || adds[0] != "wanted/#" {
@@ -205,4 +210,82 @@ func TestReconcilerForgetsDueRefusals(t *testing.T) {
 	if _, kept := r.retry["gone/#"]; kept || len(r.retry) != 1 {
 		t.Fatalf("refusals after planning: %v, want only the one not yet due", r.retry)
 	}
+	if r.refused["gone/#"] || !r.refused["wanted/#"] {
+		t.Fatalf("refusals said after planning: %v, want only the wanted one's", r.refused)
+	}
+}
+
+// refusingBus refuses the subscriptions to filters in refuse, while it
+// does, and counts the times each was asked.
+type refusingBus struct {
+	nopBus
+	mu     sync.Mutex
+	refuse map[string]bool
+	asked  map[string]int
+}
+
+func (b *refusingBus) Subscribe(filter string, fn func(Message)) (func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.asked[filter]++
+	if b.refuse[filter] {
+		return nil, fmt.Errorf("subscribe to %q: not authorized", filter)
+	}
+	return func() {}, nil
+}
+
+func (b *refusingBus) times(filter string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.asked[filter]
+}
+
+// TestRefusedSubscriptionSaidOnce: a subscription the Bus refuses (an
+// upstream ACL: --history-topics a replica's user may not read) is asked
+// again every retryRefused, and said once at WARN, not at each retry; once
+// the Bus accepts it, that is said too (at INFO), and a later refusal is
+// said again.
+func TestRefusedSubscriptionSaidOnce(t *testing.T) {
+	defer func(d time.Duration) { retryRefused = d }(retryRefused)
+	retryRefused = 10 * time.Millisecond
+	bus := &refusingBus{refuse: map[string]bool{"secret/#": true}, asked: map[string]int{}}
+	var logs syncLog
+	h, err := New(bus, Config{SubscribeOnDemand: true, KeepSubscribed: []string{"plant/#", "secret/#"},
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = h.Close(context.Background()) }()
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return bus.times("secret/#") >= 5 }, "secret/# not asked again every %v", retryRefused)
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "filter=secret/#") {
+		t.Fatalf("the refusal said %d times at WARN, want once:\n%s", n, logs.String())
+	}
+	if bus.times("plant/#") != 1 {
+		t.Errorf("plant/# asked %d times, want once: the rest is served", bus.times("plant/#"))
+	}
+	bus.mu.Lock()
+	bus.refuse["secret/#"] = false
+	bus.mu.Unlock()
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return strings.Contains(logs.String(), "accepted by the bus now") }, "the acceptance of secret/# not said")
+	if n := strings.Count(logs.String(), "accepted by the bus now"); n != 1 {
+		t.Fatalf("the acceptance said %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// syncLog is a log buffer safe for concurrent writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -135,7 +135,9 @@ var (
 // bounds, and is tried again every interval; Err reports it (readiness)
 // until a write succeeds. A file found damaged (a read panics in bbolt)
 // stops the writes for good: Err reports it, and the hub must be restarted
-// with the file moved aside.
+// with the file moved aside. A file whose damage lies only in parts'
+// buckets (the history's) opens without those parts: PartErr says why,
+// and DropPart (the store closed) removes them, keeping the rest.
 //
 // Concurrency: every method is safe for concurrent use.
 type Store struct {
@@ -157,6 +159,8 @@ type Store struct {
 	finished chan struct{}
 	closing  sync.Once
 	closeErr error
+	parts    []StorePart // the parts opened: cfg.Parts but partsOff
+	partsOff []partOff   // parts not opened: their bucket is damaged
 }
 
 var _ bridge.Journal = (*Store)(nil)
@@ -204,11 +208,19 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 // CheckStore reads every page of the store in dir without changing it
 // (hub store check). It returns nil for a sound file, an error wrapping
 // ErrStoreDamaged for a damaged one, ErrStoreLocked while a hub uses it.
-func CheckStore(dir string) error {
+// When the damage lies only in top-level buckets named in parts (the
+// buckets of StoreParts, the history's), the error wraps ErrPartDamaged
+// too, and names the first such bucket: a store opens without it.
+func CheckStore(dir string, parts ...[]byte) error {
 	path := filepath.Join(dir, "hub.db")
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("no store in %s: %w", dir, err)
 	}
+	return checkFile(path, parts...)
+}
+
+// checkFile is CheckStore of the file at path.
+func checkFile(path string, parts ...[]byte) error {
 	s := &Store{path: path}
 	db, err := s.openDB(&bbolt.Options{ReadOnly: true, Timeout: time.Second}, "stop the hub first")
 	if err != nil {
@@ -216,7 +228,16 @@ func CheckStore(dir string) error {
 	}
 	defer db.Close()
 	return s.guard(func() error {
-		return db.View(s.check)
+		return db.View(func(tx *bbolt.Tx) error {
+			err := s.check(tx)
+			if err == nil || len(parts) == 0 {
+				return err
+			}
+			if damaged, ok := s.damagedBuckets(tx, parts); ok {
+				return errors.Join(err, s.partDamagedError(damaged[0]))
+			}
+			return err
+		})
 	})
 }
 
@@ -277,7 +298,21 @@ func (s *Store) guard(f func() error) (err error) {
 // it, which would otherwise happen later, on a write.
 func (s *Store) load(tx *bbolt.Tx) error {
 	if err := s.check(tx); err != nil {
-		return err
+		// Damage within parts' buckets only (the history's): the store
+		// opens without them, rather than not at all.
+		var names [][]byte
+		for _, p := range s.cfg.Parts {
+			names = append(names, p.Bucket())
+		}
+		damaged, ok := s.damagedBuckets(tx, names)
+		if !ok {
+			return err
+		}
+		for _, p := range s.cfg.Parts {
+			if i := slices.IndexFunc(damaged, func(d damagedBucket) bool { return bytes.Equal(d.name, p.Bucket()) }); i >= 0 {
+				s.partsOff = append(s.partsOff, partOff{p, s.partDamagedError(damaged[i])})
+			}
+		}
 	}
 	for _, name := range [][]byte{bucketMeta, bucketMQTT, bucketLog, bucketValues, bucketHistory} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {

@@ -46,6 +46,8 @@ func (p *countPart) Open(tx *bbolt.Tx) error {
 	return nil
 }
 
+func (p *countPart) Bucket() []byte { return countBucket }
+
 func (p *countPart) add() {
 	p.mu.Lock()
 	p.count++

@@ -17,6 +17,20 @@
 // A crash loses at most 30 s of raw points and the open rollups. Queries
 // merge what is in memory, so readers see every point at once.
 //
+// # Memory
+//
+// A series takes about 1 KB (TestManyTopics measures 0.9 KB with a topic
+// of 24 bytes), plus its topic and field (a field's path is at most 256
+// bytes), plus its raw points waiting for a write: 16 bytes each, in two
+// arrays kept for reuse as large as its largest batch (at most rawBatch,
+// 256 points, unless writes fail: 4 to 8 KB for a series at 10 messages a
+// second, 1 KB at one a second). So at most MaxSeries series (10,000:
+// about 10 MB plus their names, and up to 80 MB more were every series
+// that busy), and a topic refused past MaxSeries costs nothing. What
+// waits for a write is bounded by MaxPending too, and the queue between
+// Add and the recorder by QueueLen (its payloads are the hub's own,
+// shared).
+//
 // # Concurrency contract
 //
 // Add is called under the hub's fan-out lock. It takes the queue's own

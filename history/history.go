@@ -120,7 +120,9 @@ type Result struct {
 	From, To   time.Time
 	Points     []Point // oldest first
 	Gaps       []Gap   // oldest first
-	// Truncated says that the answer was cut (at MaxPoints).
+	// Truncated says that the answer was cut: at MaxPoints changes of a
+	// text series, or after reading 2 M entries of a numeric one (a long
+	// range of raw points), where it ends at the last entry read.
 	Truncated bool
 }
 

@@ -4,16 +4,23 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
 
 // Bounds of what one message records.
 const (
-	maxDepth  = 6  // levels of nested objects walked
-	maxLeaves = 64 // values recorded per message
-	maxText   = 64 // longer strings are not recorded
-	maxSkip   = 64 // nesting of arrays and deeper objects skipped over
+	maxDepth  = 6   // levels of nested objects walked
+	maxLeaves = 64  // values recorded per message
+	maxText   = 64  // longer strings are not recorded
+	maxPath   = 256 // longer dotted paths (field names) are not recorded
+	maxSkip   = 64  // nesting of arrays and deeper objects skipped over
+
+	// maxEscape is the most bytes one decoded byte takes escaped in JSON
+	// (\u0041 is "A"): an escaped string longer than maxEscape times a
+	// bound decodes past it, and is not decoded.
+	maxEscape = 6
 )
 
 // leaf is one value found in a payload: a number, or a text (string or
@@ -41,11 +48,14 @@ func (p *parser) textOf(l leaf) []byte { return p.texts[l.textStart:l.textEnd] }
 // string (or boolean) is the value of field ""; an object's numeric,
 // string and boolean leaves are values of their dotted paths, at most
 // maxDepth deep and maxLeaves in all; a [number, "unit"] pair is its
-// number; other arrays and nulls are skipped. A
-// string is recorded when it is at most maxText bytes, valid UTF-8 and not
-// a time stamp; a path must be valid UTF-8. text says the MQTT payload was plain text, carried as a JSON
-// string. A payload that is not valid JSON gives what was found before the
-// fault.
+// number; other arrays and nulls are skipped. A string is recorded when
+// it is at most maxText bytes, valid UTF-8, not a time stamp and not a
+// number's "nan" or "inf" (notANumber); a path must be valid UTF-8 and at
+// most maxPath bytes. text says the MQTT payload was plain text, carried
+// as a JSON string. A payload that is not valid JSON gives what was found
+// before the fault; reading stops once maxLeaves are found. Each byte is
+// read at most once, and nothing longer than a bound is decoded or copied
+// out of the payload but a path (at most the payload's length).
 func (p *parser) parse(payload []byte, text bool) []leaf {
 	p.leaves, p.paths, p.texts, p.key = p.leaves[:0], p.paths[:0], p.texts[:0], p.key[:0]
 	i := skipSpace(payload, 0)
@@ -83,13 +93,13 @@ func (p *parser) object(b []byte, i, depth int) int {
 		if base > 0 {
 			p.key = append(p.key, '.')
 		}
-		if esc {
+		if esc && end-i-2 <= maxEscape*maxPath {
 			var k string
 			if json.Unmarshal(b[i:end], &k) != nil {
 				return -1
 			}
 			p.key = append(p.key, k...)
-		} else {
+		} else { // a long escaped key is kept escaped: longer than maxPath, nothing under it is recorded
 			p.key = append(p.key, b[i+1:end-1]...)
 		}
 		i = skipSpace(b, end)
@@ -105,8 +115,8 @@ func (p *parser) object(b []byte, i, depth int) int {
 		} else {
 			i = p.value(b, i)
 		}
-		if i < 0 {
-			return -1
+		if i < 0 || len(p.leaves) >= maxLeaves {
+			return -1 // a fault, or all that is recorded found: the rest is not read
 		}
 		i = skipSpace(b, i)
 		if i < len(b) && b[i] == ',' {
@@ -131,7 +141,9 @@ func (p *parser) value(b []byte, i int) int {
 		if end < 0 {
 			return -1
 		}
-		if end-i-2 <= maxText || esc {
+		// Long strings are not recorded: checked before decoding, so that
+		// a long escaped one costs no copy.
+		if n := end - i - 2; n <= maxText || (esc && n <= maxEscape*maxText) {
 			p.addString(b[i:end], esc)
 		}
 		return end
@@ -219,7 +231,7 @@ func (p *parser) addString(s []byte, esc bool) {
 	} else {
 		p.texts = append(p.texts, s[1:len(s)-1]...)
 	}
-	if t := p.texts[start:]; len(t) > maxText || looksLikeTime(t) {
+	if t := p.texts[start:]; len(t) > maxText || looksLikeTime(t) || notANumber(t) {
 		p.texts = p.texts[:start]
 		return
 	}
@@ -227,13 +239,29 @@ func (p *parser) addString(s []byte, esc bool) {
 }
 
 func (p *parser) addLeaf(l leaf) {
-	if len(p.leaves) >= maxLeaves || !utf8.Valid(p.key) || (l.text && !utf8.Valid(p.texts[l.textStart:l.textEnd])) {
+	if len(p.leaves) >= maxLeaves || len(p.key) > maxPath || !utf8.Valid(p.key) || (l.text && !utf8.Valid(p.texts[l.textStart:l.textEnd])) {
 		return // names and texts are UTF-8, as topics are
 	}
 	l.pathStart = len(p.paths)
 	p.paths = append(p.paths, p.key...)
 	l.pathEnd = len(p.paths)
 	p.leaves = append(p.leaves, l)
+}
+
+// notANumber says whether s is how a sensor without a reading writes its
+// number ("nan", "NaN", "inf", "-Infinity"): no value, rather than a text
+// that would make a number's series a text one (ESPHome publishes "nan"
+// before its first reading) and drop the numbers after it.
+func notANumber(s []byte) bool {
+	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	for _, w := range []string{"nan", "inf", "infinity"} {
+		if strings.EqualFold(string(s), w) {
+			return true
+		}
+	}
+	return false
 }
 
 // looksLikeTime says whether s starts as an RFC 3339 date (2026-01-31…)

@@ -3,8 +3,11 @@ package history
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -117,7 +120,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // reference reads payload's numeric leaves with encoding/json's tokens, as
-// parse should (objects within maxDepth, arrays skipped), and counts every
+// parse should (objects within maxDepth, arrays skipped, paths within
+// maxPath), and counts every
 // scalar leaf that parse could record.
 func reference(payload []byte) (nums []found, total int) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
@@ -174,7 +178,7 @@ func reference(payload []byte) (nums []found, total int) {
 				afterValue()
 			}
 		case json.Number:
-			if path, ok := leafPath(); ok {
+			if path, ok := leafPath(); ok && len(path) <= maxPath {
 				if x, err := strconv.ParseFloat(string(v), 64); err == nil && !math.IsInf(x, 0) {
 					nums = append(nums, found{path: path, num: x})
 					total++
@@ -182,10 +186,104 @@ func reference(payload []byte) (nums []found, total int) {
 			}
 			afterValue()
 		default:
-			if _, ok := leafPath(); ok && v != nil {
+			if path, ok := leafPath(); ok && len(path) <= maxPath && v != nil {
 				total++
 			}
 			afterValue()
 		}
 	}
+}
+
+// TestParseAbuse: payloads built to cost: each is read within its bounds,
+// and what is too long is neither decoded nor copied (no allocation once
+// the parser's buffers have grown).
+func TestParseAbuse(t *testing.T) {
+	escaped := func(n int) string { // n bytes of \u0041: "A" n/6 times
+		return `"` + strings.Repeat(`\u0041`, n/6) + `"`
+	}
+	fields := func(n int) []byte {
+		b := []byte("{")
+		for i := range n {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, "f"+strconv.Itoa(i))
+			b = append(b, ':')
+			b = strconv.AppendInt(b, int64(i), 10)
+		}
+		return append(b, '}')
+	}
+	nested := func(open, close string, bytes int) []byte {
+		n := bytes / len(open)
+		return []byte(strings.Repeat(open, n) + "1" + strings.Repeat(close, n))
+	}
+	// Allowed to allocate: a short escaped string is decoded, a number
+	// past float64 makes strconv's error.
+	decodes := map[string]bool{"an escaped string of 64 bytes decoded": true, "1e309 is past float64": true}
+	longKey := `{"` + strings.Repeat(`\u0041`, 64<<10/6) + `":1,"b":2}`
+	for _, c := range []struct {
+		name    string
+		payload []byte
+		want    []found
+	}{
+		{"a 64 KB escaped string", []byte(escaped(64 << 10)), nil},
+		{"an escaped string of 65 bytes decoded", []byte(escaped(6 * (maxText + 1))), nil},
+		{"an escaped string of 64 bytes decoded", []byte(escaped(6 * maxText)), []found{{text: strings.Repeat("A", maxText), isTx: true}}},
+		{"a 64 KB escaped string in an object", []byte(`{"a":` + escaped(64<<10) + `,"b":1}`), []found{{path: "b", num: 1}}},
+		{"a 64 KB escaped key", []byte(longKey), []found{{path: "b", num: 2}}},
+		{"a 1 KB key", []byte(`{"` + strings.Repeat("k", 1024) + `":{"x":1},"b":2}`), []found{{path: "b", num: 2}}},
+		{"10,000 fields", fields(10000), nil}, // checked below: the first maxLeaves
+		{"1 MB of nested objects", nested(`{"a":`, "}", 1<<20), nil},
+		{"1 MB of nested arrays", nested("[", "]", 1<<20), nil},
+		{"1 MB of arrays in an object", []byte(`{"x":3,"a":` + string(nested("[", "]", 1<<20)) + `}`), []found{{path: "x", num: 3}}},
+		{"1e308", []byte(`1e308`), []found{{num: 1e308}}},
+		{"-1e308", []byte(`{"v":-1e308}`), []found{{path: "v", num: -1e308}}},
+		{"1e309 is past float64", []byte(`1e309`), nil},
+		{"-0", []byte(`-0`), []found{{num: 0}}},
+		{"nan as text", []byte(`"nan"`), nil},
+		{"NaN as a field's text", []byte(`{"t":"NaN","u":"-Infinity","v":"+inf","w":"nano"}`), []found{{path: "w", text: "nano", isTx: true}}},
+		{"NaN bare is no JSON", []byte(`NaN`), nil},
+	} {
+		var p parser
+		got := func() []found {
+			var out []found
+			for _, l := range p.parse(c.payload, false) {
+				f := found{path: string(p.path(l)), num: l.num, isTx: l.text}
+				if l.text {
+					f.text = string(p.textOf(l))
+				}
+				out = append(out, f)
+			}
+			return out
+		}()
+		if c.name == "10,000 fields" {
+			if len(got) != maxLeaves || got[maxLeaves-1].path != "f63" || got[maxLeaves-1].num != 63 {
+				t.Errorf("%s: %d leaves, the last %+v; want the first %d", c.name, len(got), got[len(got)-1], maxLeaves)
+			}
+		} else if !slices.Equal(got, c.want) {
+			t.Errorf("%s: %s, want %s", c.name, brief(got), brief(c.want))
+		}
+		if c.name == "-0" && (len(got) != 1 || !math.Signbit(got[0].num)) {
+			t.Errorf("-0: %+v, want the negative zero", got)
+		}
+		if allocs := testing.AllocsPerRun(10, func() { p.parse(c.payload, false) }); allocs > 0 && !decodes[c.name] {
+			t.Errorf("%s: %.0f allocations a parse once the buffers grew, want none", c.name, allocs)
+		}
+		if len(p.key) > len(c.payload) || cap(p.texts) > 4*maxLeaves*maxText || cap(p.paths) > maxLeaves*maxPath {
+			t.Errorf("%s: buffers grew to key %d, texts %d, paths %d", c.name, len(p.key), cap(p.texts), cap(p.paths))
+		}
+	}
+}
+
+// brief shows found values with their paths cut to 40 bytes.
+func brief(fs []found) string {
+	var b strings.Builder
+	for _, f := range fs {
+		path := f.path
+		if len(path) > 40 {
+			path = path[:40] + "…"
+		}
+		fmt.Fprintf(&b, "{%s %g %q} ", path, f.num, f.text)
+	}
+	return "[" + strings.TrimSpace(b.String()) + "]"
 }

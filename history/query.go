@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -32,9 +33,10 @@ type entry struct {
 // no point for more than 10 times its usual interval (the median spacing
 // of its entries at the level read, at least 1 s) outside hub-down gaps.
 //
-// It reads in one read transaction, and holds the recorder's lock only to
-// copy what of this series is in memory. A damaged file gives an error
-// wrapping ErrDamaged.
+// It reads at most maxScan entries (then Truncated, the answer ending at
+// the last one read), queryChunk per read transaction, and holds the
+// recorder's lock only to copy what of this series is in memory. A
+// damaged file gives an error wrapping ErrDamaged.
 func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
 	r.caughtUp(ctx)
 	q, s, lv, err := r.prepare(q)
@@ -58,12 +60,17 @@ func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
 		// changes have no usual interval: no silent gaps
 	} else {
 		col := newCollector(lv, from, to, q.Points)
-		snap, err = r.read(ctx, s, lv, from, to, func(e entry) error {
+		snap, err = r.readNumbers(ctx, s, lv, from, to, func(e entry) {
 			gf.see(e.t)
 			col.add(e)
-			return nil
 		})
 		res.Points, res.Step = col.finish()
+		if err == errScanned {
+			// Cut after maxScan entries: the answer ends at the last one
+			// read, not in a silent gap.
+			res.Truncated, err = true, nil
+			to = gf.prev + 1
+		}
 	}
 	if err != nil && err != errStop {
 		return nil, err
@@ -73,6 +80,51 @@ func (r *Recorder) Query(ctx context.Context, q Query) (*Result, error) {
 	res.Gaps = append(res.Gaps, gapsOf(gf.silent(min(to, snap.now), down), "silent")...)
 	slices.SortFunc(res.Gaps, func(a, b Gap) int { return a.From.Compare(b.From) })
 	return res, nil
+}
+
+// Bounds of one Query's read of a numeric series: a long range of raw
+// points (resolution=raw forced over a year, a series of 100 messages a
+// second) is cut after maxScan entries (Truncated; about 0.1 s), read
+// queryChunk entries per read transaction, so that a write waits for at
+// most one chunk (bbolt's remap waits for every read transaction to end).
+// Variables for the tests.
+var (
+	maxScan    = 1 << 21
+	queryChunk = 1 << 16
+)
+
+// errScanned ends a Query's read after maxScan entries.
+var errScanned = errors.New("read the most entries a query reads")
+
+// readNumbers calls see for the series' entries of lv in [from, to),
+// oldest first, queryChunk per read transaction, at most maxScan
+// (errScanned past them). It returns the last snapshot read.
+func (r *Recorder) readNumbers(ctx context.Context, s *series, lv *level, from, to int64, see func(entry)) (*snapshot, error) {
+	scanned := 0
+	for {
+		n, last := 0, int64(0)
+		snap, err := r.read(ctx, s, lv, from, to, func(e entry) error {
+			if scanned == maxScan {
+				return errScanned
+			}
+			see(e)
+			scanned++
+			n++
+			last = e.t
+			if n == queryChunk {
+				return errStop
+			}
+			return nil
+		})
+		switch {
+		case err == errStop:
+			from = last + 1 // entries have distinct times, in order
+		case err != nil:
+			return snap, err
+		default:
+			return snap, nil
+		}
+	}
 }
 
 // Export calls fn for every stored point of the series in [From, To),
@@ -361,6 +413,7 @@ const longestPeriod = 31 * 24 * int64(time.Hour/time.Millisecond)
 func readFile(ctx context.Context, periods *bbolt.Bucket, lv *level, id uint32, from, to int64, emit func(entry) error) error {
 	prefix := binary.BigEndian.AppendUint32(nil, id)
 	c := periods.Cursor()
+	var pts []rawPoint // a period's raw points, reused
 	seek := binary.BigEndian.AppendUint64(nil, uint64(from+1))
 	for name, _ := c.Seek(seek); name != nil; name, _ = c.Next() {
 		plv, pstart, pend := parseName(name)
@@ -378,7 +431,8 @@ func readFile(ctx context.Context, periods *bbolt.Bucket, lv *level, id uint32, 
 			continue
 		}
 		if lv == rawLevel {
-			if err := readChunks(b, id, pstart, from, to, emit); err != nil {
+			var err error
+			if pts, err = readChunks(b, id, pstart, from, to, pts[:0], emit); err != nil {
 				return err
 			}
 			continue
@@ -416,10 +470,10 @@ func readFile(ctx context.Context, periods *bbolt.Bucket, lv *level, id uint32, 
 
 // readChunks emits the series' raw points of one period bucket in
 // [from, to): its chunks, sorted (a late point's chunk may overlap
-// another), one point per ms (the later written wins).
-func readChunks(b *bbolt.Bucket, id uint32, pstart, from, to int64, emit func(entry) error) error {
+// another), one point per ms (the later written wins). It reads them into
+// pts, and returns it for the next period.
+func readChunks(b *bbolt.Bucket, id uint32, pstart, from, to int64, pts []rawPoint, emit func(entry) error) ([]rawPoint, error) {
 	prefix := binary.BigEndian.AppendUint32(nil, id)
-	var pts []rawPoint
 	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(k) != keyLen {
@@ -439,10 +493,10 @@ func readChunks(b *bbolt.Bucket, id uint32, pstart, from, to int64, emit func(en
 			continue
 		}
 		if err := emit(entry{t: p.t, agg: single(p.v)}); err != nil {
-			return err
+			return pts, err
 		}
 	}
-	return nil
+	return pts, nil
 }
 
 // pointOf is the Point of an entry.

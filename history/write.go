@@ -73,6 +73,14 @@ func (r *Recorder) Open(tx *bbolt.Tx) (err error) {
 	return nil
 }
 
+// Bucket is the top-level bucket of the store's file the history keeps
+// everything in (layout.go).
+func Bucket() []byte { return slices.Clone(bucketRoot) }
+
+// Bucket is the top-level bucket the recorder keeps everything in: as a
+// part of the store, a file damaged only there opens without the history.
+func (r *Recorder) Bucket() []byte { return Bucket() }
+
 // loadSeries reads the series index. r.mu held.
 func (r *Recorder) loadSeries(b *bbolt.Bucket) error {
 	return b.ForEach(func(k, v []byte) error {

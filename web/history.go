@@ -25,6 +25,7 @@ import (
 type historyAPI struct {
 	hub    *bridge.Hub
 	rec    *history.Recorder // nil: no history (503)
+	off    error             // with rec nil, why (else: the flags)
 	authz  *auth.Authorizer
 	recent http.HandlerFunc // the recent messages form
 	now    func() time.Time
@@ -55,8 +56,11 @@ func (h *historyAPI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.rec == nil {
-		h.writeError(w, r, &bridge.Error{Code: bridge.CodeUnavailable,
-			Message: "this hub keeps no history: it needs --data, and --history-bytes above 0"})
+		msg := "this hub keeps no history: it needs --data, and --history-bytes above 0"
+		if h.off != nil {
+			msg = h.off.Error()
+		}
+		h.writeError(w, r, &bridge.Error{Code: bridge.CodeUnavailable, Message: msg})
 		return
 	}
 	who := auth.IdentityFrom(r.Context())

@@ -25,6 +25,10 @@ import (
 type Check struct {
 	Name  string
 	Ready func() error // nil when ready; else what is missing
+	// Degraded: its error is said in /readyz's "degraded" (the hub runs
+	// without that part: a damaged history), and does not make the hub
+	// unready.
+	Degraded bool
 }
 
 // Config tunes the HTTP surface. The zero value of each field means its
@@ -75,6 +79,10 @@ type Config struct {
 	// nil, and those answer 503 (the recent messages, ?topic=&limit=, are
 	// the hub's and always answered).
 	History *history.Recorder
+	// HistoryOff, with History nil, says why the hub keeps no history this
+	// run (a damaged file): /api/history's 503 says it. Default: the
+	// history is off by the flags.
+	HistoryOff error
 	// Collectors are more metrics for /metrics (the broker's, the
 	// upstream's), besides the hub's, the runtime's and the process's.
 	Collectors []prometheus.Collector
@@ -155,7 +163,7 @@ func New(hub *bridge.Hub, cfg Config) http.Handler {
 	a := &api{hub: hub, maxBodyBytes: cfg.MaxBodyBytes, refuser: refused}
 	r.Post("/api/publish", a.publish)
 	r.Get("/api/state", a.state)
-	hist := &historyAPI{hub: hub, rec: cfg.History, authz: cfg.Authorizer, recent: a.history, now: time.Now, refuser: refused}
+	hist := &historyAPI{hub: hub, rec: cfg.History, off: cfg.HistoryOff, authz: cfg.Authorizer, recent: a.history, now: time.Now, refuser: refused}
 	r.Get("/api/history", hist.serve)
 	r.Get("/api/poll", a.poll)
 	r.Get("/api/devices", a.devices)
@@ -187,17 +195,24 @@ func mountBase(path, prefix string) string {
 
 func readyHandler(checks []Check) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
-		failing := map[string]string{}
+		failing, degraded := map[string]string{}, map[string]string{}
 		for _, c := range checks {
-			if err := c.Ready(); err != nil {
+			if err := c.Ready(); err != nil && c.Degraded {
+				degraded[c.Name] = err.Error()
+			} else if err != nil {
 				failing[c.Name] = err.Error()
 			}
 		}
+		ans := map[string]any{"status": "ready"}
+		if len(degraded) > 0 {
+			ans["degraded"] = degraded
+		}
 		if len(failing) > 0 {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
+			ans["status"], ans["failing"] = "not ready", failing
+			writeJSON(w, http.StatusServiceUnavailable, ans)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		writeJSON(w, http.StatusOK, ans)
 	}
 }
 

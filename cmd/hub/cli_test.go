@@ -51,7 +51,7 @@ func TestCommandLine(t *testing.T) {
 			"Usage: hub [flags]\n       hub COMMAND [flags]\n",
 			"\nCommands:\n" +
 				"  passwd   add, change or remove a user of a users file (--users)\n" +
-				"  store    check the --data directory of a stopped hub: hub store check DIR\n" +
+				"  store    check a stopped hub's --data, or drop its damaged history: hub store check|drop-history DIR\n" +
 				"  version  print the version, commit, Go version and platform (also --version, -v)\n" +
 				"  help     show this help, or a command's: hub help passwd\n",
 			"\nListeners:\n  --http ADDR\n", "\nSecurity:\n", "\nDevice commands:\n  --ack-timeout DURATION\n", "[HUB_HTTP]",

@@ -21,7 +21,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"passwd", "add, change or remove a user of a users file (--users)", printPasswdUsage},
-		{"store", "check the --data directory of a stopped hub: hub store check DIR", printStoreUsage},
+		{"store", "check a stopped hub's --data, or drop its damaged history: hub store check|drop-history DIR", printStoreUsage},
 		{"version", "print the version, commit, Go version and platform (also --version, -v)", printVersionUsage},
 		{"help", "show this help, or a command's: hub help passwd", printHelpUsage},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -27,6 +28,13 @@ func newRecorder(opts options, log *slog.Logger) *history.Recorder {
 		Filters:    opts.HistoryTopics,
 		Logger:     log,
 	})
+}
+
+// historyDamaged is what the hub says when the history's part of the
+// store file is damaged (err, from the store): what it does, and how to
+// have the history back.
+func historyDamaged(opts options, err error) error {
+	return fmt.Errorf("the hub keeps no history this run: %w; to drop the damaged history and keep the rest (sessions, retained and recent messages), stop the hub and run: hub store drop-history %s", err, opts.DataDir)
 }
 
 // closeRecorder is the recorder's stop: after the hub's (no more Add),

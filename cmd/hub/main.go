@@ -163,10 +163,13 @@ func (s stopList) stopAll(ctx context.Context) error {
 // store), or an upstream one; and the history, in the store.
 type mqttSide struct {
 	store   *broker.Store     // nil without --data
-	history *history.Recorder // nil without --data, or with --history-bytes 0
-	broker  *broker.Embedded  // nil with --upstream
-	up      *upstream         // nil without
-	bus     bridge.Bus
+	history *history.Recorder // nil without --data, or with --history-bytes 0, or damaged
+	// historyOff says why the hub keeps no history this run though the
+	// flags ask for it: its part of the store file is damaged.
+	historyOff error
+	broker     *broker.Embedded // nil with --upstream
+	up         *upstream        // nil without
+	bus        bridge.Bus
 }
 
 // openMQTTSide opens the store of --data with the history in it, and
@@ -181,6 +184,12 @@ func openMQTTSide(opts options, sec security, log *slog.Logger, stops *stopList)
 		return mq, err
 	}
 	mq.store = store
+	if mq.history != nil {
+		if err := store.PartErr(mq.history); err != nil {
+			mq.history, mq.historyOff = nil, historyDamaged(opts, err)
+			log.Warn("history off for this run: its part of the store file is damaged; the rest of the hub works", "err", mq.historyOff)
+		}
+	}
 	if opts.Upstream != "" {
 		up, err := connectUpstream(opts, log)
 		if err != nil {
@@ -292,6 +301,10 @@ func readiness(ready *atomic.Bool, mq mqttSide) []web.Check {
 	if mq.store != nil {
 		checks = append(checks, web.Check{Name: "store", Ready: mq.store.Err})
 	}
+	if mq.historyOff != nil {
+		// Said, not failed: the hub serves all but the history.
+		checks = append(checks, web.Check{Name: "history", Degraded: true, Ready: func() error { return mq.historyOff }})
+	}
 	if mq.up != nil {
 		checks = append(checks, web.Check{Name: "upstream", Ready: mq.up.remote.Ready})
 	}
@@ -321,6 +334,7 @@ func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks 
 		TrustedProxies: opts.TrustedProxies,
 		Checks:         checks,
 		History:        mq.history,
+		HistoryOff:     mq.historyOff,
 	}
 	if mq.up != nil {
 		webCfg.Collectors = []prometheus.Collector{mq.up}

@@ -29,6 +29,9 @@ const (
 func waitingFor(checks []web.Check, what map[string]string) string {
 	var parts []string
 	for _, c := range checks {
+		if c.Degraded {
+			continue // said, never waited for
+		}
 		err := c.Ready()
 		if err == nil {
 			continue

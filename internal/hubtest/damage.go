@@ -50,3 +50,49 @@ func DamageStore(t testing.TB, path string, n int) {
 		t.Fatal(err)
 	}
 }
+
+// DamageBucket writes noise over the first page of the top-level bucket
+// top's tree that holds data of its own (the root of its first nested
+// bucket with pages, depth first, else its own root), as a failing disk
+// would in that bucket only: the rest of the file stays sound.
+func DamageBucket(t testing.TB, path string, top []byte) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page int64
+	var find func(b *bbolt.Bucket)
+	find = func(b *bbolt.Bucket) {
+		_ = b.ForEachBucket(func(k []byte) error {
+			if page == 0 {
+				find(b.Bucket(k))
+			}
+			return nil
+		})
+		if page == 0 && b.RootPage() != 0 && b.Stats().LeafInuse > 0 {
+			page = int64(b.RootPage())
+		}
+	}
+	_ = db.View(func(tx *bbolt.Tx) error {
+		if b := tx.Bucket(top); b != nil {
+			find(b)
+		}
+		return nil
+	})
+	pageSize := int64(db.Info().PageSize)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if page == 0 {
+		t.Fatalf("%s: the bucket %s has no page of its own to damage", path, top)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte{0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff}, page*pageSize); err != nil {
+		t.Fatal(err)
+	}
+}
