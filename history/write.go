@@ -130,9 +130,10 @@ func (r *Recorder) loadLastTexts(periods *bbolt.Bucket) {
 			if b == nil {
 				continue
 			}
+			// The last key before the next series' first: this one's last.
 			pc := b.Cursor()
-			k, v := pc.Seek(binary.BigEndian.AppendUint32(nil, s.id+1))
-			if k == nil {
+			var k, v []byte
+			if next, _ := pc.Seek(binary.BigEndian.AppendUint32(nil, s.id+1)); next == nil {
 				k, v = pc.Last()
 			} else {
 				k, v = pc.Prev()
