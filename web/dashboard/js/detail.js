@@ -233,7 +233,7 @@ class HistoryView {
     const item = { desc, list, last: changes[0]?.text, seenUntil: Date.parse(result.to) };
     this.#items.push(item);
     return h("section", { class: "history-text", dataset: { topic: desc.topic, field: desc.field, kind: "text" } },
-      h("h3", {}, h("span", { class: "history-label" }, desc.label), h("span", { class: "history-resolution" }, `${changes.length ? `last ${changes.length} changes` : "no change in this range"}`), this.#download(desc, result)),
+      h("h3", {}, h("span", { class: "history-label" }, desc.label), h("span", { class: "history-resolution" }, changes.length === 1 ? "1 change" : changes.length ? `last ${changes.length} changes` : "no change in this range"), this.#download(desc, result)),
       list);
   }
 
