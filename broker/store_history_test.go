@@ -8,7 +8,6 @@ import (
 	"math"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -68,24 +67,6 @@ func TestStoreWritesTheHistory(t *testing.T) {
 	}
 }
 
-// testClock is a settable clock for history.Config.Now.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 // commitFault is a part after the history's that fails its Write while
 // set: the transaction fails after the history wrote in it, as a full disk
 // fails the commit.
@@ -113,7 +94,7 @@ func TestStoreHistoryWhileTheDiskIsFull(t *testing.T) {
 	const maxPending = 400
 	dir := t.TempDir()
 	start := time.Now().Add(-4 * time.Hour).Truncate(time.Hour)
-	clk := &testClock{now: start}
+	clk := hubtest.NewClock(start)
 	var failing atomic.Int32 // 1: before the parts write; 2: after
 	var logs hubtest.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/motehub/motehub/history"
+	"github.com/motehub/motehub/internal/hubtest"
 )
 
 // BenchmarkIngest: what history costs per message at 10,000 messages/s
@@ -18,7 +19,7 @@ import (
 // package bridge.
 func BenchmarkIngest(b *testing.B) {
 	const series, rate = 2000, 10000
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(b, b.TempDir(), c, history.Config{})
 	topics := make([]string, series)
 	for i := range topics {
@@ -51,7 +52,7 @@ func BenchmarkIngest(b *testing.B) {
 // once).
 func BenchmarkQuery(b *testing.B) {
 	const series = 10
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(b, b.TempDir(), c, history.Config{})
 	end := t0.Add(365 * day)
 	n := 0
@@ -91,7 +92,7 @@ func BenchmarkQuery(b *testing.B) {
 func BenchmarkDiskPerSeriesDay(b *testing.B) {
 	const series = 200
 	for b.Loop() {
-		c := &clock{now: t0}
+		c := hubtest.NewClock(t0)
 		h := newHub(b, b.TempDir(), c, history.Config{})
 		end := t0.Add(day)
 		n := 0
@@ -135,7 +136,7 @@ func BenchmarkDiskPerSeriesDay(b *testing.B) {
 // forced, from=-365d) of one series that has 30 days of them (kept with
 // Raw: 30 days) at one message a second: 2.6 M points (built once).
 func BenchmarkQueryRawYear(b *testing.B) {
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(b, b.TempDir(), c, history.Config{Raw: 30 * day})
 	end := t0.Add(30 * day)
 	n := 0

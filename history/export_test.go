@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/motehub/motehub/history"
+	"github.com/motehub/motehub/internal/hubtest"
 )
 
 // TestSlowExportDoesNotStallWrites: an export whose reader is slow (a
@@ -17,7 +18,7 @@ import (
 // every read transaction to end) stalls the store's sync until the
 // client is done.
 func TestSlowExportDoesNotStallWrites(t *testing.T) {
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{})
 	const points = 20000
 	for i := range points {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +17,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// clock is a settable wall clock for Config.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 // hub drives a Recorder as broker.Store does: a bbolt file, Open in the
 // transaction that opens it, Write and Written per sync.
 type hub struct {
@@ -43,13 +24,13 @@ type hub struct {
 	path  string
 	db    *bbolt.DB
 	r     *history.Recorder
-	clock *clock
+	clock *hubtest.Clock
 	fault error // a Write transaction fails with it
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newHub(t testing.TB, dir string, c *clock, cfg history.Config) *hub {
+func newHub(t testing.TB, dir string, c *hubtest.Clock, cfg history.Config) *hub {
 	t.Helper()
 	cfg.Now = c.Now
 	if cfg.Logger == nil {

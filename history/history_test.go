@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/motehub/motehub/history"
+	"github.com/motehub/motehub/internal/hubtest"
 )
 
 const day = 24 * time.Hour
@@ -34,7 +35,7 @@ type month struct {
 // monthConfig keeps 5-minute rollups 20 days, so that some are gone.
 var monthConfig = history.Config{FiveMinute: 20 * day}
 
-func feedMonth(t *testing.T, dir string, c *clock) *month {
+func feedMonth(t *testing.T, dir string, c *hubtest.Clock) *month {
 	m := &month{
 		silentFrom: t0.Add(10*day + 6*time.Hour), silentTo: t0.Add(10*day + 18*time.Hour),
 		downFrom: t0.Add(20*day + 30*time.Minute), downTo: t0.Add(20*day + 3*time.Hour + 30*time.Minute),
@@ -110,7 +111,7 @@ func hasGap(gaps []history.Gap, reason string, from, to time.Time, slack time.Du
 // and queries it at each resolution.
 func TestMonth(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	m := feedMonth(t, dir, c)
 	h := newHub(t, dir, c, monthConfig) // reopened: everything read from the file
 	r := h.r
@@ -232,7 +233,7 @@ func bytesAllocated(t testing.TB, db *bbolt.DB) int64 {
 // the oldest data goes first.
 func TestBudget(t *testing.T) {
 	const budget = 3 << 19
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{MaxBytes: budget})
 	start := t0
 	end := start.Add(6 * day)
@@ -279,7 +280,7 @@ func TestBudget(t *testing.T) {
 
 // TestMaxSeries: past MaxSeries new series are refused and counted.
 func TestMaxSeries(t *testing.T) {
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{MaxSeries: 3})
 	h.r.Add("a", []byte(`{"x":1,"y":2}`), t0, false)
 	h.r.Add("b", []byte(`3`), t0, false)
@@ -300,7 +301,7 @@ func TestMaxSeries(t *testing.T) {
 
 // TestFailedWrite: what a failed write held is written next time, once.
 func TestFailedWrite(t *testing.T) {
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{})
 	n := 0
 	add := func(k int) {
@@ -350,7 +351,7 @@ func TestFailedWrite(t *testing.T) {
 // next run adds to it.
 func TestRestartMidHour(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, dir, c, history.Config{})
 	for i := range 30 {
 		ts := t0.Add(time.Duration(i) * time.Minute)
@@ -390,7 +391,7 @@ func TestRestartMidHour(t *testing.T) {
 // TestDamaged: a damaged page gives an error naming the file, no panic.
 func TestDamaged(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, dir, c, history.Config{})
 	c.Set(t0.Add(time.Hour)) // the points are not ahead of the clock
 	for i := range 3600 {
@@ -446,7 +447,7 @@ func TestAddNeverBlocks(t *testing.T) {
 
 // TestExport streams every point, oldest first, without downsampling.
 func TestExport(t *testing.T) {
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{})
 	for i := range 1000 {
 		ts := t0.Add(time.Duration(i) * 3 * time.Second)
@@ -490,7 +491,7 @@ func TestExport(t *testing.T) {
 // TestPendingBound: while writes fail, what waits in memory stays within
 // MaxPending (raw points and changes) and twice it (with rollups).
 func TestPendingBound(t *testing.T) {
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{MaxPending: 100})
 	h.fault = errFull
 	for i := range 2000 {
@@ -519,7 +520,7 @@ func TestPendingBound(t *testing.T) {
 // the history occupies in the file, not only the bytes in use in them.
 func TestBudgetBoundsTheFile(t *testing.T) {
 	const budget = 3 << 20
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{MaxBytes: budget})
 	var peak int64
 	for ts := t0; ts.Before(t0.Add(5 * time.Hour)); ts = ts.Add(10 * time.Second) {
@@ -552,7 +553,7 @@ func TestBudgetBoundsTheFile(t *testing.T) {
 // value is.
 func TestTextAcrossARestart(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, dir, c, history.Config{})
 	h.r.Add("lamp", []byte(`"ON"`), t0, true)
 	h.r.Add("other", []byte(`"idle"`), t0, true)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/motehub/motehub/history"
+	"github.com/motehub/motehub/internal/hubtest"
 )
 
 // heapBytes is the heap in use after a collection.
@@ -24,7 +25,7 @@ func heapBytes() int64 {
 // within seriesBytes, the bound the package documentation states.
 func TestManyTopics(t *testing.T) {
 	const maxSeries, topics = 10000, 100000
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{MaxSeries: maxSeries})
 	c.Set(t0.Add(topics * time.Millisecond)) // no time ahead of the clock
 	add := func(from, to int) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/motehub/motehub/history"
+	"github.com/motehub/motehub/internal/hubtest"
 )
 
 // TestQueryBounded: a Query reads a long range in read transactions of a
@@ -15,7 +16,7 @@ import (
 // silent gap after it. (The real bounds, 2 M entries and 64 K per
 // transaction, are set low here; BenchmarkQueryRawYear reads 2.6 M.)
 func TestQueryBounded(t *testing.T) {
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{})
 	const points = 3 * 3600 // 3 hours at one a second
 	c.Set(t0.Add(points * time.Second))

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/motehub/motehub/history"
+	"github.com/motehub/motehub/internal/hubtest"
 )
 
 var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, dir, c, history.Config{})
 	// Two hours, one message per 10 s: temperature v = i.
 	n := 720
@@ -61,7 +62,7 @@ func TestEndToEnd(t *testing.T) {
 // without waiting for the recorder's goroutine or a write (a chart opened
 // at a new series' first value finds that value, not "no history").
 func TestQuerySeesWhatWasAdded(t *testing.T) {
-	c := &clock{now: t0}
+	c := hubtest.NewClock(t0)
 	h := newHub(t, t.TempDir(), c, history.Config{})
 	for i := range 50 {
 		topic := fmt.Sprintf("new/%d", i)

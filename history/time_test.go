@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/motehub/motehub/history"
+	"github.com/motehub/motehub/internal/hubtest"
 )
 
 // TestSameMillisecond: values of a series that come in one millisecond
@@ -14,7 +15,7 @@ import (
 // once written, and the rollups count each once; a value in a later
 // millisecond that the burst reached goes after it.
 func TestSameMillisecond(t *testing.T) {
-	c := &clock{now: t0.Add(time.Minute)}
+	c := hubtest.NewClock(t0.Add(time.Minute))
 	h := newHub(t, t.TempDir(), c, history.Config{})
 	at := t0.Add(10 * time.Second)
 	h.r.Add("s", []byte("1"), at, false)
@@ -58,7 +59,7 @@ func TestSameMillisecond(t *testing.T) {
 // the budget drops last and retention never, and hold the open rollups in
 // the future so that every later value were a late bucket of its own.
 func TestClockJumps(t *testing.T) {
-	c := &clock{now: t0.Add(100 * time.Second)}
+	c := hubtest.NewClock(t0.Add(100 * time.Second))
 	h := newHub(t, t.TempDir(), c, history.Config{})
 	future := time.Date(2090, 1, 1, 0, 0, 0, 0, time.UTC)
 	h.r.Add("s", []byte("99"), future, false)

@@ -72,30 +72,12 @@ func split(t *testing.T, lines []record) (refused []record, summaries []record, 
 	return refused, summaries, counted
 }
 
-// clock is a time tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newLog(t *testing.T, cfg refusals.Config) (*refusals.Log, *recorder, *clock) {
+func newLog(t *testing.T, cfg refusals.Config) (*refusals.Log, *recorder, *hubtest.Clock) {
 	t.Helper()
 	rec := &recorder{}
 	cfg.Logger = slog.New(rec)
 	l := refusals.New(cfg)
-	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := hubtest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	refusals.SetClock(l, c.Now)
 	t.Cleanup(l.Close)
 	return l, rec, c
