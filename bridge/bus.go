@@ -27,6 +27,12 @@ type Message struct {
 	// non-zero number, one after the other, and the hub takes the message
 	// once. 0: not numbered.
 	Delivery uint64
+	// Position is where the message stands in an ordered, replayable log
+	// that every hub on the same Bus shares (a JetStream stream's sequence):
+	// a hub with Config.Positional numbers its event by it, so that its ids
+	// mean the same on every replica. Positions increase from one message to
+	// the next; they may skip. 0: none.
+	Position uint64
 }
 
 // Bus is the MQTT side of the hub: the embedded broker or a remote one.

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,9 +27,11 @@ func (e *logEntry) size() int { return len(e.topic) + len(e.payload) + 64 }
 var errGone = errors.New("events are no longer in the log")
 
 // eventLog is the ring of recent messages clients resume from, bounded in
-// entries, bytes and age. The hub appends under its own lock, so sequence
-// numbers are consecutive; readers (writers of resuming clients, long
-// polls) take only the log's lock.
+// entries, bytes and age. The hub appends under its own lock, with
+// increasing sequence numbers: consecutive ones, or a Bus's positions
+// (Config.Positional), which may skip. Readers (writers of resuming
+// clients, long polls) take only the log's lock and find where to start by
+// a binary search (O(log entries)), then copy at most one chunk.
 type eventLog struct {
 	mu        sync.RWMutex
 	ring      []logEntry // circular; ring[head] is the oldest
@@ -43,7 +46,7 @@ func newEventLog(entries, maxBytes int, maxAge time.Duration) *eventLog {
 	return &eventLog{ring: make([]logEntry, entries), maxBytes: maxBytes, maxAge: maxAge}
 }
 
-// append adds the entry with the next sequence number, evicting the oldest
+// append adds the entry, whose seq is above every other's, evicting the oldest
 // entries past the bounds.
 func (l *eventLog) append(e logEntry) {
 	l.mu.Lock()
@@ -94,20 +97,18 @@ func (l *eventLog) covers(seq uint64, now time.Time) bool {
 		return true
 	}
 	// The next event the client needs must not be older than maxAge.
-	i := l.index(seq + 1)
-	return i < 0 || now.Sub(l.ring[i].time) <= l.maxAge
+	k := l.firstAfter(seq)
+	return k == l.n || now.Sub(l.at(k).time) <= l.maxAge
 }
 
-// index returns the ring position of seq, or -1 when it is not held.
-func (l *eventLog) index(seq uint64) int {
-	if l.n == 0 {
-		return -1
-	}
-	oldest := l.ring[l.head].seq
-	if seq < oldest || seq >= oldest+uint64(l.n) {
-		return -1
-	}
-	return (l.head + int(seq-oldest)) % len(l.ring)
+// at returns the k-th entry held, oldest first (0 <= k < n).
+func (l *eventLog) at(k int) *logEntry { return &l.ring[(l.head+k)%len(l.ring)] }
+
+// firstAfter returns k of the first entry held (at(k)) whose seq is above
+// seq, or n when there is none: a binary search, as seqs increase but may
+// skip.
+func (l *eventLog) firstAfter(seq uint64) int {
+	return sort.Search(l.n, func(k int) bool { return l.at(k).seq > seq })
 }
 
 // read appends to dst the entries with after < seq < before, at most max of
@@ -119,12 +120,12 @@ func (l *eventLog) read(dst []logEntry, after, before uint64, max int) ([]logEnt
 	if after < l.firstKept {
 		return dst, errGone
 	}
-	for seq := after + 1; seq < before && max > 0; seq++ {
-		i := l.index(seq)
-		if i < 0 {
-			break // not appended yet
+	for k := l.firstAfter(after); k < l.n && max > 0; k++ {
+		e := l.at(k)
+		if e.seq >= before {
+			break
 		}
-		dst = append(dst, l.ring[i])
+		dst = append(dst, *e)
 		max--
 	}
 	return dst, nil

@@ -40,10 +40,12 @@ type fanout struct {
 	log            *slog.Logger
 	defaultFilters []string
 	maxSubs        int
+	positional     bool          // number events by Message.Position (Config.Positional)
+	aheadWait      time.Duration // how long a client with an id ahead waits (Config.AheadWait)
 
 	mu           sync.Mutex
 	index        topics.Index[*client] // absolute filter → client
-	seq          uint64                // the last event's number
+	seq          uint64                // the last event's number (positional: its position)
 	closed       bool                  // the hub is closing: take no more events
 	cur          event                 // the event being fanned out; reused
 	offerFn      func(*client)         // f.offer, bound once so fan-out does not allocate
@@ -66,7 +68,7 @@ func (f *fanout) deliver(m *Message, r Record) {
 	if !f.takeLocked(m, r.Payload) {
 		return
 	}
-	r.Seq = f.logLocked(&r) // the one place that numbers events
+	r.Seq = f.logLocked(&r, m.Position) // the one place that numbers events
 	for _, o := range f.observers {
 		o.Observe(r) // last values and history, the journal: each with its own state and lock
 	}
@@ -104,6 +106,15 @@ func (f *fanout) takeLocked(m *Message, payload []byte) bool {
 		}
 		f.lastDelivery = m.Delivery
 	}
+	if f.positional {
+		// Every replica takes every position once, the same way: no
+		// comparison with the values this replica happens to have.
+		if m.Position <= f.seq {
+			f.stats.stalePositions.Add(1) // none, or at or before the last event: never numbered twice
+			return false
+		}
+		return true
+	}
 	if m.Replay && len(m.Payload) > 0 {
 		if v, ok := f.state.last(m.Topic); ok && bytes.Equal(v.Payload, payload) {
 			return false // the value the hub has: sent again for a new subscription, or after a reconnect
@@ -112,10 +123,15 @@ func (f *fanout) takeLocked(m *Message, payload []byte) bool {
 	return true
 }
 
-// logLocked appends r to the event log with the next sequence number, and
-// returns it.
-func (f *fanout) logLocked(r *Record) uint64 {
-	f.seq++
+// logLocked appends r to the event log with the next sequence number (for
+// a positional hub, the message's position, above the last: see
+// takeLocked), and returns it.
+func (f *fanout) logLocked(r *Record, position uint64) uint64 {
+	if f.positional {
+		f.seq = position
+	} else {
+		f.seq++
+	}
 	f.events.append(logEntry{seq: f.seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared, text: r.Text})
 	return f.seq
 }
@@ -242,6 +258,39 @@ func (f *fanout) eventsAfter(seq uint64) <-chan struct{} {
 		f.newEvents = make(chan struct{})
 	}
 	return f.newEvents
+}
+
+// awaitID waits, for a positional hub, until it has delivered the event
+// that id names when id is of its epoch and ahead of it (the client comes
+// from a replica further along the same log), at most aheadWait, or until
+// the hub closes. It takes the fan-out lock for O(1) work per event.
+func (f *fanout) awaitID(id string) {
+	if !f.positional || id == "" {
+		return
+	}
+	epoch, seq, ok := parseEventID(id)
+	if !ok || epoch != f.epoch {
+		return
+	}
+	var timer *time.Timer
+	for {
+		f.mu.Lock()
+		at, closed := f.seq, f.closed
+		f.mu.Unlock()
+		if at >= seq || closed {
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(f.aheadWait)
+			defer timer.Stop()
+			f.stats.aheadWaits.Add(1)
+		}
+		select {
+		case <-f.eventsAfter(at):
+		case <-timer.C:
+			return
+		}
+	}
 }
 
 // indexAddLocked registers c for filter fl (relative to its base).
@@ -371,14 +420,15 @@ func (f *fanout) recheck(sess *sessions) {
 	}
 }
 
-// resync makes the current event the resume floor and every Bus
-// subscription's start, and returns the started sessions, which must
-// resync (see Hub.Resync).
-func (f *fanout) resync(sess *sessions) []*client {
+// resyncFrom makes the current event, or position from when it is
+// further, the resume floor and every Bus subscription's start, and returns
+// the started sessions, which must resync (see Hub.Resync, Hub.ResyncFrom).
+// The floor never goes down.
+func (f *fanout) resyncFrom(sess *sessions, from uint64) []*client {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.resumeFloor = f.seq
-	f.interest.raiseActiveFrom(f.seq)
+	f.resumeFloor = max(f.resumeFloor, f.seq, from)
+	f.interest.raiseActiveFrom(f.resumeFloor)
 	var clients []*client
 	for _, c := range sess.list() {
 		if c.started {

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -177,6 +178,25 @@ type Config struct {
 	// Default: none, same origin only.
 	AllowedOrigins []string
 
+	// Epoch names the hub's event history, the part of event ids before the
+	// sequence: printable ASCII without spaces, quotes or backslashes, at
+	// most 128 bytes. Hubs that share an Epoch must number the same events
+	// the same way (Positional). Default: a random one per run (or
+	// Restore's).
+	Epoch string
+	// Positional makes the hub number each event by its Message.Position
+	// instead of counting: a message whose position is not above the last
+	// event's is dropped (and counted), and a client holding an id ahead of
+	// the hub waits up to AheadWait for the hub to get there. With a shared
+	// Epoch, every replica on the same ordered log then issues the same ids,
+	// and a client resumes on any of them. The Bus reports what it may have
+	// missed with ResyncFrom. Not with Restore. Default false.
+	Positional bool
+	// AheadWait bounds how long a client resuming from an id ahead of a
+	// Positional hub waits for it; past it, the client resyncs
+	// ("unknown-id"). Default 2 s.
+	AheadWait time.Duration
+
 	// Journal, when set, keeps every delivered message for the next run
 	// (see Restore). Default: none, the hub's history is in memory only.
 	Journal Journal
@@ -231,6 +251,7 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.SSERefusedRetry, 30*time.Second)
 	defaults.Set(&c.KeepAlive, 15*time.Second)
 	defaults.Set(&c.MaxPollWait, 60*time.Second)
+	defaults.Set(&c.AheadWait, 2*time.Second)
 	defaults.Set(&c.AckTimeout, 5*time.Second)
 	defaults.Set(&c.MaxPendingCommands, 64)
 	defaults.Set(&c.DeviceQueue, DefaultDeviceQueue)
@@ -284,11 +305,17 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 			return nil, fmt.Errorf("filter %q: %w", f, err)
 		}
 	}
+	if err := checkEpoch(cfg.Epoch); err != nil {
+		return nil, err
+	}
+	if cfg.Positional && cfg.Restore != nil {
+		return nil, errors.New("a positional hub numbers events by its Bus's positions: it restores no history of its own")
+	}
 	h := &Hub{
 		cfg:    cfg,
 		bus:    bus,
 		log:    cfg.Logger,
-		epoch:  newID(6),
+		epoch:  cmp.Or(cfg.Epoch, newID(6)),
 		authz:  cfg.Authorizer,
 		events: newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
 		state:  newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),
@@ -305,9 +332,15 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	}
 	h.sess = newSessions(cfg.MaxSessions, cfg.MaxSessionsPerAddress, &h.stats)
 	h.fan = &fanout{epoch: h.epoch, authz: h.authz, events: h.events, state: h.state, interest: h.interest,
-		stats: &h.stats, log: h.log, defaultFilters: cfg.DefaultFilters, maxSubs: cfg.MaxSubscriptions, seq: seq}
+		stats: &h.stats, log: h.log, defaultFilters: cfg.DefaultFilters, maxSubs: cfg.MaxSubscriptions, seq: seq,
+		positional: cfg.Positional, aheadWait: cfg.AheadWait}
 	h.fan.offerFn = h.fan.offer
+	// Where v5 devices answer this hub's commands: its own, even when
+	// replicas share an epoch.
 	h.responseTopic = "motehub/response/" + h.epoch
+	if cfg.Epoch != "" {
+		h.responseTopic = "motehub/response/" + newID(6)
+	}
 	h.acks = newAcks(cfg.AckTimeout, cfg.MaxPendingCommands, 16*cfg.MaxPendingCommands, h.responseTopic, h.fan.send, &h.stats)
 	h.views = newDeviceViews(h.authz, h.fan.notify)
 	h.devices = newDeviceModel(cfg.Devices, cfg.DeviceQueue, cfg.DeviceQueueBytes, h.state, h.views, &h.stats)
@@ -674,13 +707,43 @@ func (h *Hub) Recheck() { h.fan.recheck(h.sess) }
 // resume from an event before now. reason is what the clients are told
 // (ResyncBrokerConnected or ResyncBrokerGap, with words of the caller's).
 func (h *Hub) Resync(reason ResyncNotice) {
-	clients := h.fan.resync(h.sess)
+	clients := h.fan.resyncFrom(h.sess, 0)
 	for _, c := range clients {
 		h.fan.restartWithResync(c, reason)
 	}
 	if len(clients) > 0 {
 		h.log.Info("sessions told to resync", "sessions", len(clients), "reason", reason.Reason)
 	}
+}
+
+// ResyncFrom is Resync for a Positional hub whose Bus may have missed the
+// messages up to position from (a hole in its log, or, at its start, a
+// snapshot of last values rather than every message): no client resumes
+// from an event before from, and every session resyncs. Call it before
+// handing the hub the message after the hole, from the goroutine that
+// delivers, so that no client resumes across the hole meanwhile.
+func (h *Hub) ResyncFrom(from uint64, reason ResyncNotice) {
+	clients := h.fan.resyncFrom(h.sess, from)
+	for _, c := range clients {
+		h.fan.restartWithResync(c, reason)
+	}
+	if len(clients) > 0 {
+		h.log.Info("sessions told to resync", "sessions", len(clients), "reason", reason.Reason)
+	}
+}
+
+// checkEpoch refuses an epoch that would not survive an SSE id line, a JSON
+// string or a URL query unescaped.
+func checkEpoch(epoch string) error {
+	if len(epoch) > 128 {
+		return fmt.Errorf("epoch %q: longer than 128 bytes", epoch)
+	}
+	for _, r := range epoch {
+		if r <= ' ' || r > '~' || r == '"' || r == '\\' {
+			return fmt.Errorf("epoch %q: printable ASCII without spaces, quotes or backslashes only", epoch)
+		}
+	}
+	return nil
 }
 
 // BusFilters returns the filters the hub is subscribed to on the Bus now,

@@ -57,7 +57,7 @@ func (f *fanout) resolveLocked(since, base string, filters []string) (after uint
 		return f.seq, resyncInvalidID
 	case epoch != f.epoch:
 		return f.seq, resyncOtherEpoch
-	case seq > f.seq:
+	case seq > f.seq: // for a positional hub, still ahead after awaitID
 		return f.seq, resyncUnknownID
 	case seq < f.resumeFloor:
 		return f.seq, resyncBrokerDown
@@ -72,6 +72,7 @@ func (f *fanout) resolveLocked(since, base string, filters []string) (after uint
 // resumePoint is where a stream of filters (relative to base) that holds
 // event id since goes on (see resolveLocked); with no since, from now.
 func (f *fanout) resumePoint(since, base string, filters []string) (after uint64, resync ResyncNotice) {
+	f.awaitID(since)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if since == "" {
@@ -159,6 +160,7 @@ func (f *fanout) restartWithResync(c *client, reason ResyncNotice) {
 // with the current id as its first event, so that even a client that has
 // received nothing yet can resume.
 func (f *fanout) startStream(c *client, q StreamQuery) error {
+	f.awaitID(q.Since)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	after, resync := f.seq, ResyncNotice{}
@@ -180,6 +182,9 @@ func (f *fanout) startStream(c *client, q StreamQuery) error {
 // configure applies sc to c (checked and authorized by Hub.configure) and
 // answers with ok: see Hub.configure.
 func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
+	if sc.Since != nil {
+		f.awaitID(*sc.Since)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {

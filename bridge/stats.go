@@ -74,6 +74,10 @@ type Stats struct {
 	Latency LatencyStats
 	// BusSubscriptions is how many filters the hub is subscribed to on the Bus.
 	BusSubscriptions int
+	// A Positional hub's (Config.Positional): messages dropped because their
+	// position was not above the last event's, and clients that resumed from
+	// an id ahead of the hub and waited for it.
+	StalePositions, AheadWaits uint64
 }
 
 // LatencyStats is a histogram: Counts[i] messages took at most Bounds[i]
@@ -102,6 +106,9 @@ type counters struct {
 	limited     atomic.Uint64
 	latency     histogram
 	commands    [len(commandOutcomes)]atomic.Uint64
+
+	stalePositions atomic.Uint64 // positional: messages not above the last position
+	aheadWaits     atomic.Uint64 // positional: resumes that waited for an id ahead
 
 	devicesKnown   atomic.Int64
 	modelRefused   atomic.Pointer[map[string]uint64] // set by the model worker; read only
@@ -191,6 +198,8 @@ func (h *Hub) Stats() Stats {
 		SessionsRefused: c.refused.Load(),
 		Forbidden:       c.forbidden.Load(),
 		RateLimited:     c.limited.Load(),
+		StalePositions:  c.stalePositions.Load(),
+		AheadWaits:      c.aheadWaits.Load(),
 		SessionsBy:      map[string]uint64{},
 		DeliveredBy:     map[string]uint64{},
 		BytesOutBy:      map[string]uint64{},
