@@ -191,7 +191,7 @@ func TestPositionalResumeAheadWaits(t *testing.T) {
 func TestPositionalResumeRefusesWhatItCannotProve(t *testing.T) {
 	h := positionalHub(t, Config{})
 	h.ResyncFrom(10, ResyncNotice{Code: ResyncBrokerConnected, Reason: "snapshot"}) // the start: last values up to 10
-	deliverAt(h, "a", 4)                                                           // the snapshot's
+	deliverAt(h, "a", 4)                                                            // the snapshot's
 	deliverAt(h, "b", 10)
 	deliverAt(h, "a", 11)
 	deliverAt(h, "a", 12)

@@ -1,0 +1,396 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/topics"
+)
+
+// JetStreamConfig configures a [JetStreamFeed].
+type JetStreamConfig struct {
+	// URLs are NATS servers of the cluster (nats:// or tls://, port 4222 by
+	// default), credentials allowed in them. Required.
+	URLs []string
+	// Stream is the JetStream stream to read: it captures the subjects of
+	// the devices' MQTT topics. Required.
+	Stream string
+	// Username and Password, when Username is set, win over the URLs'.
+	Username, Password string
+	// StartTimeout bounds OpenJetStream: connecting and reading the
+	// stream's configuration. Default 10 s.
+	StartTimeout time.Duration
+	// OnFloor is called, on the goroutine that delivers and before the
+	// next message, when the feed cannot vouch for the messages up to
+	// floor: at the start (the feed begins with the last message of each
+	// subject up to the stream's last sequence, not every message), and
+	// after a hole (hole true: messages left the stream before the feed
+	// read them). It must not call Subscribe or a cancel function. Default:
+	// none.
+	OnFloor func(floor uint64, hole bool)
+	// Logger receives the feed's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultJetStreamStartTimeout is JetStreamConfig.StartTimeout's default.
+const DefaultJetStreamStartTimeout = 10 * time.Second
+
+// ErrStreamUnfit is returned, wrapped, by [OpenJetStream] for a stream whose
+// configuration could delete messages in its middle (per-subject limits,
+// work-queue or interest retention, per-message TTLs): a feed could not
+// tell those deletes from a hole, and would resync without end.
+var ErrStreamUnfit = errors.New("stream unfit for resuming")
+
+// ErrStreamReplaced says that the stream the feed reads was deleted or
+// created again: its positions are not the ones the feed's epoch names.
+var ErrStreamReplaced = errors.New("the stream was deleted or created again: restart the hub to follow the new one")
+
+// JetStreamFeed reads every message of one JetStream stream, in stream
+// order, with its stream sequence as bridge.Message.Position: the receiving
+// side of a Bus for hubs that resume each other's clients (see
+// docs/scaling.md, "Resume across replicas"). It starts with the last
+// message of each subject (marked Replay), then every new message. The
+// subjects are mapped to MQTT topics as NATS's MQTT gateway maps them.
+//
+// Positions after the start follow one another: a jump is a hole (the
+// consumer was away while messages left the stream), reported to
+// JetStreamConfig.OnFloor before the message after it.
+//
+// # Concurrency contract
+//
+//   - Messages are delivered by one goroutine of nats.go's at a time, in
+//     stream order; the callbacks run under the feed's dispatch lock, which
+//     Subscribe and cancel take, so that once cancel returns its callback
+//     is not called. A callback must not block, nor call Subscribe or
+//     cancel.
+//   - Subscribe hands a callback the messages from the next one on: it
+//     does not replay the current values of its filter. A hub on a feed
+//     subscribes once, to everything, before Start (see cmd/hub).
+//   - All exported methods are safe for concurrent use; Close is safe to
+//     call more than once.
+type JetStreamFeed struct {
+	cfg    JetStreamConfig
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	epoch  string
+	origin string // the stream's creation time, as its epoch says it
+	// snapshotEnd is the stream's last sequence when the feed started: up
+	// to it, the feed brings the last message of each subject.
+	snapshotEnd uint64
+
+	mu    sync.Mutex // the dispatch lock: the index, and the delivery state below
+	index topics.Index[*feedSub]
+	last  uint64 // the position of the last message read; 0: none yet
+	// consumer is the name of the ordered consumer the last message came
+	// through: a new one means nats.go reset it, and the stream is checked.
+	consumer string
+	floored  bool // OnFloor was told the start
+
+	position atomic.Uint64
+	holes    atomic.Uint64
+	failed   atomic.Pointer[error] // set for good: the stream was replaced
+	netUp    atomic.Bool
+	consume  jetstream.ConsumeContext
+	stopOnce sync.Once
+}
+
+type feedSub struct{ fn func(bridge.Message) }
+
+// OpenJetStream connects to the NATS cluster and reads the stream's
+// configuration, which must keep messages without deleting any in its
+// middle ([ErrStreamUnfit]). The feed reads nothing until Start.
+func OpenJetStream(ctx context.Context, cfg JetStreamConfig) (*JetStreamFeed, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultJetStreamStartTimeout
+	}
+	if len(cfg.URLs) == 0 || cfg.Stream == "" {
+		return nil, errors.New("a JetStream feed needs NATS URLs and a stream")
+	}
+	for _, u := range cfg.URLs {
+		if err := checkNATSURL(u); err != nil {
+			return nil, err
+		}
+	}
+	f := &JetStreamFeed{cfg: cfg, log: cfg.Logger}
+	opts := []nats.Option{
+		nats.Name("motehub"),
+		nats.MaxReconnects(-1),
+		nats.Timeout(cfg.StartTimeout),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { f.setNetUp(false, err) }),
+		nats.ReconnectHandler(func(*nats.Conn) { f.setNetUp(true, nil) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			f.log.Debug("NATS error", "err", err)
+		}),
+	}
+	if cfg.Username != "" {
+		opts = append(opts, nats.UserInfo(cfg.Username, cfg.Password))
+	}
+	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", redactNATS(cfg.URLs), err)
+	}
+	f.nc = nc
+	f.netUp.Store(true)
+	if f.js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("JetStream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+	info, err := f.streamInfo(ctx)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := checkStream(&info.Config); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	f.origin = strconv.FormatInt(info.Created.UnixNano(), 36)
+	f.epoch = cfg.Stream + "." + f.origin
+	f.snapshotEnd = info.State.LastSeq
+	return f, nil
+}
+
+// streamInfo reads the stream's configuration and state.
+func (f *JetStreamFeed) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	s, err := f.js.Stream(ctx, f.cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", f.cfg.Stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", f.cfg.Stream, err)
+	}
+	return info, nil
+}
+
+// checkStream refuses a stream that deletes messages in its middle.
+func checkStream(c *jetstream.StreamConfig) error {
+	switch {
+	case c.MaxMsgsPerSubject > 0:
+		return fmt.Errorf("%w: stream %s keeps at most %d messages per subject (max_msgs_per_subject): each new message deletes one in the middle of the stream; use a stream without per-subject limits (MaxMsgs, MaxBytes and MaxAge are fine)", ErrStreamUnfit, c.Name, c.MaxMsgsPerSubject)
+	case c.Retention != jetstream.LimitsPolicy:
+		return fmt.Errorf("%w: stream %s has %s retention: acknowledged messages leave it from the middle; use limits retention", ErrStreamUnfit, c.Name, c.Retention)
+	case c.AllowMsgTTL:
+		return fmt.Errorf("%w: stream %s allows per-message TTLs, which delete messages in its middle", ErrStreamUnfit, c.Name)
+	}
+	return nil
+}
+
+// Epoch names the stream the feed reads: its name and creation time, the
+// same for every replica, and different for a stream created again.
+func (f *JetStreamFeed) Epoch() string { return f.epoch }
+
+// Start begins reading: the last message of each subject up to the
+// stream's last sequence, then every new one. Call it once, after the
+// subscriptions that must see everything are made.
+func (f *JetStreamFeed) Start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.StartTimeout)
+	defer cancel()
+	cons, err := f.js.OrderedConsumer(ctx, f.cfg.Stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: ordered consumer: %w", f.cfg.Stream, err)
+	}
+	cc, err := cons.Consume(f.receive, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		f.log.Debug("JetStream consumer", "stream", f.cfg.Stream, "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("stream %s: consume: %w", f.cfg.Stream, err)
+	}
+	f.mu.Lock()
+	f.consume = cc
+	f.mu.Unlock()
+	f.log.Info("reading the JetStream stream", "stream", f.cfg.Stream, "epoch", f.epoch, "snapshot_to", f.snapshotEnd)
+	return nil
+}
+
+// receive is the consumer's handler: one message at a time, in stream order.
+func (f *JetStreamFeed) receive(msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		f.log.Debug("JetStream message without metadata", "err", err)
+		return
+	}
+	pos := md.Sequence.Stream
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed.Load() != nil || pos <= f.last {
+		return // replaced, or a message read before a reset
+	}
+	if md.Consumer != f.consumer {
+		if f.consumer != "" && !f.sameStream() {
+			return
+		}
+		f.consumer = md.Consumer
+	}
+	f.floorLocked(pos)
+	f.last = pos
+	f.position.Store(pos)
+	topic := subjectToTopic(msg.Subject())
+	if topics.ValidateTopic(topic) != nil {
+		return // not an MQTT topic: no hub can take it, on any replica
+	}
+	m := bridge.Message{Topic: topic, Payload: msg.Data(), QoS: 1, Replay: pos <= f.snapshotEnd, Delivery: pos, Position: pos}
+	f.index.Match(topic, func(s *feedSub) { s.fn(m) })
+}
+
+// floorLocked tells OnFloor what the feed cannot vouch for before the
+// message at pos: at the start, the snapshot; then, a jump.
+func (f *JetStreamFeed) floorLocked(pos uint64) {
+	if !f.floored {
+		f.floored = true
+		f.onFloor(f.snapshotEnd, false)
+	}
+	expect := max(f.last, f.snapshotEnd) + 1
+	if pos > f.snapshotEnd && pos != expect {
+		f.holes.Add(1)
+		f.log.Warn("messages left the JetStream stream before this hub read them: its clients resync", "stream", f.cfg.Stream,
+			"missing_from", expect, "missing_to", pos-1)
+		f.onFloor(pos-1, true)
+	}
+}
+
+func (f *JetStreamFeed) onFloor(floor uint64, hole bool) {
+	if f.cfg.OnFloor != nil {
+		f.cfg.OnFloor(floor, hole)
+	}
+}
+
+// sameStream checks, after nats.go reset the consumer, that the stream is
+// the one the epoch names; if not, the feed fails for good. It waits for
+// the server (bounded), on the delivering goroutine, once per reset.
+func (f *JetStreamFeed) sameStream() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
+	defer cancel()
+	info, err := f.streamInfo(ctx)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		f.log.Warn("cannot check the JetStream stream after its consumer was reset; going on", "stream", f.cfg.Stream, "err", err)
+		return true
+	case strconv.FormatInt(info.Created.UnixNano(), 36) == f.origin:
+		return true
+	}
+	failure := fmt.Errorf("JetStream stream %s: %w", f.cfg.Stream, ErrStreamReplaced)
+	f.failed.Store(&failure)
+	f.log.Error("the JetStream stream was replaced: this hub takes no more of its messages", "stream", f.cfg.Stream, "err", failure)
+	return false
+}
+
+// Subscribe calls fn for every message, from the next one on, whose topic
+// matches filter, until cancel is called.
+func (f *JetStreamFeed) Subscribe(filter string, fn func(bridge.Message)) (cancel func(), err error) {
+	if err := topics.ValidateFilter(filter); err != nil {
+		return nil, fmt.Errorf("filter %q: %w", filter, err)
+	}
+	s := &feedSub{fn: fn}
+	f.mu.Lock()
+	f.index.Add(filter, s)
+	f.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			f.index.Remove(filter, s)
+			f.mu.Unlock()
+		})
+	}, nil
+}
+
+// Ready says why the feed cannot bring messages now: nil when it can.
+func (f *JetStreamFeed) Ready() error {
+	if err := f.failed.Load(); err != nil {
+		return *err
+	}
+	if !f.nc.IsConnected() {
+		return fmt.Errorf("%w: NATS %s not connected", ErrUnavailable, redactNATS(f.cfg.URLs))
+	}
+	return nil
+}
+
+// FeedStats is what a feed counts.
+type FeedStats struct {
+	Position uint64 // the last message's stream sequence
+	Holes    uint64 // jumps in the positions since the start
+}
+
+// Stats returns the feed's counts.
+func (f *JetStreamFeed) Stats() FeedStats {
+	return FeedStats{Position: f.position.Load(), Holes: f.holes.Load()}
+}
+
+// setNetUp logs a change of the NATS connection, once per change.
+func (f *JetStreamFeed) setNetUp(up bool, err error) {
+	if f.netUp.Swap(up) == up {
+		return
+	}
+	if up {
+		f.log.Info("NATS connection back", "url", redactNATS([]string{f.nc.ConnectedUrlRedacted()}))
+		return
+	}
+	f.log.Warn("NATS connection lost; reconnecting", "err", err)
+}
+
+// Close stops reading and closes the connection.
+func (f *JetStreamFeed) Close() error {
+	f.stopOnce.Do(func() {
+		f.mu.Lock()
+		cc := f.consume
+		f.mu.Unlock()
+		if cc != nil {
+			cc.Stop()
+			<-cc.Closed()
+		}
+		f.nc.Close()
+	})
+	return nil
+}
+
+// checkNATSURL refuses what nats.go would not connect to, before it tries.
+func checkNATSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("NATS URL: %w", err) // url.Parse quotes the URL; its error has no password
+	}
+	switch u.Scheme {
+	case "nats", "tls":
+	default:
+		return fmt.Errorf("NATS URL %s: the scheme must be nats:// or tls://", u.Redacted())
+	}
+	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return fmt.Errorf("NATS URL %s: host[:port] only, no path or query", u.Redacted())
+	}
+	return nil
+}
+
+// redactNATS joins URLs without their passwords, for logs and errors.
+func redactNATS(urls []string) string {
+	out := make([]string, len(urls))
+	for i, raw := range urls {
+		if u, err := url.Parse(raw); err == nil {
+			out[i] = u.Redacted()
+		} else {
+			out[i] = "(unparsable URL)"
+		}
+	}
+	return strings.Join(out, ",")
+}
