@@ -93,7 +93,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	stops.add(hub.Close)
-	mq.letIn(hub)
+	if err := mq.letIn(hub); err != nil {
+		return err
+	}
 
 	// --demo: simulated motes, stopped before the hub and the broker (demo.go).
 	if opts.Demo {
@@ -169,6 +171,7 @@ type mqttSide struct {
 	historyOff error
 	broker     *broker.Embedded // nil with --upstream
 	up         *upstream        // nil without
+	feed       *jetstreamFeed   // nil without --upstream-jetstream
 	bus        bridge.Bus
 }
 
@@ -197,6 +200,14 @@ func openMQTTSide(opts options, sec security, log *slog.Logger, stops *stopList)
 		}
 		stops.add(up.remote.Close) // after the hub
 		mq.up, mq.bus = up, up.remote
+		if opts.UpstreamJetStream != "" {
+			feed, err := openJetStream(opts, log)
+			if err != nil {
+				return mq, err
+			}
+			stops.add(feed.close) // after the hub
+			mq.feed, mq.bus = feed, broker.FeedBus{Feed: feed.feed, Remote: up.remote}
+		}
 		return mq, nil
 	}
 	b, err := startBroker(opts, sec, store, log)
@@ -240,13 +251,19 @@ func openStore(opts options, rec *history.Recorder, log *slog.Logger, stops *sto
 }
 
 // letIn hands the MQTT side to the hub: the upstream resyncs it from now
-// on; the embedded broker lets devices in, only now that the hub listens.
-func (mq mqttSide) letIn(hub *bridge.Hub) {
-	if mq.up != nil {
+// on (with --upstream-jetstream, the stream's feed starts reading and
+// resyncs it where it must instead); the embedded broker lets devices in,
+// only now that the hub listens.
+func (mq mqttSide) letIn(hub *bridge.Hub) error {
+	switch {
+	case mq.feed != nil:
+		return mq.feed.start(hub)
+	case mq.up != nil:
 		mq.up.setHub(hub)
-	} else {
+	default:
 		mq.broker.Open()
 	}
+	return nil
 }
 
 // hubConfig is the bridge's configuration.
@@ -286,6 +303,9 @@ func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge
 			hubCfg.KeepSubscribed = opts.HistoryTopics
 		}
 	}
+	if mq.feed != nil {
+		mq.feed.hubConfig(&hubCfg)
+	}
 	return hubCfg
 }
 
@@ -308,6 +328,9 @@ func readiness(ready *atomic.Bool, mq mqttSide) []web.Check {
 	if mq.up != nil {
 		checks = append(checks, web.Check{Name: "upstream", Ready: mq.up.remote.Ready})
 	}
+	if mq.feed != nil {
+		checks = append(checks, web.Check{Name: "jetstream", Ready: mq.feed.feed.Ready})
+	}
 	return checks
 }
 
@@ -316,6 +339,9 @@ func (mq mqttSide) readinessNames(opts options) map[string]string {
 	names := map[string]string{"hub": "the hub to start", "store": "the store in " + opts.DataDir + " to write"}
 	if mq.up != nil {
 		names["upstream"] = "the upstream broker" // its errors name its URL
+	}
+	if mq.feed != nil {
+		names["jetstream"] = "the JetStream stream"
 	}
 	return names
 }
@@ -338,6 +364,9 @@ func webConfig(opts options, sec security, mq mqttSide, ln net.Listener, checks 
 	}
 	if mq.up != nil {
 		webCfg.Collectors = []prometheus.Collector{mq.up}
+		if mq.feed != nil {
+			webCfg.Collectors = append(webCfg.Collectors, mq.feed)
+		}
 	} else {
 		// MQTT.js and other browser MQTT clients, next to Clown.Talk.
 		webCfg.MQTTOverWebSocket = mq.broker.WebSocketHandler(opts.AllowOrigins)

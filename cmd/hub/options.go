@@ -87,6 +87,10 @@ type options struct {
 	UpstreamClientID string
 	UpstreamLinger   time.Duration
 
+	// Resume across replicas from a JetStream stream (jetstream.go).
+	UpstreamJetStream string
+	UpstreamNATS      []string
+
 	// ShowVersion: --version or -v, print the version and exit.
 	ShowVersion bool
 
@@ -110,6 +114,7 @@ var helpGroups = []flagGroup{
 		"history-series", "history-topics"}},
 	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
 		"upstream-password", "upstream-ca", "upstream-client-id-prefix", "upstream-linger"}},
+	{"Resume across replicas (a JetStream stream of the upstream's messages)", []string{"upstream-jetstream", "upstream-nats"}},
 	{"Device commands", []string{"ack-timeout"}},
 	{"Tuning", []string{"coalesce-window"}},
 	{"Demo", []string{"demo", "demo-motes"}},
@@ -118,7 +123,8 @@ var helpGroups = []flagGroup{
 }
 
 // repeatable flags take a comma-separated list from the environment.
-var repeatable = map[string]bool{"allow-origin": true, "allow-host": true, "trusted-proxy": true, "history-topics": true}
+var repeatable = map[string]bool{"allow-origin": true, "allow-host": true, "trusted-proxy": true, "history-topics": true,
+	"upstream-nats": true}
 
 // deprecated flags are old names that still work, with a warning at start
 // naming the new one.
@@ -256,6 +262,7 @@ func hubFlags(o *options) *flag.FlagSet {
 	fs.Int64Var(&o.RecentBytes, "recent-bytes", bridge.DefaultHistoryBytes, "`BYTES` of last values and recent messages kept, in memory and in --data; past it the topic updated least recently goes")
 	fs.Var(intAlias{&o.RecentMessages}, "history-length", "deprecated: the old name of --recent-messages (`N`)")
 	historyFlags(fs, o)
+	jetstreamFlags(fs, o)
 	o.AckTimeout = 5 * time.Second
 	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
 	fs.DurationVar(&o.CoalesceWindow, "coalesce-window", 2*time.Millisecond, "the longest the hub waits after writing to many browsers at once before it writes again, "+
@@ -390,6 +397,8 @@ func (o options) check() error {
 			`Give --mqtt an address (the default is 127.0.0.1:1883), not ""`)
 	case o.checkHistory() != nil:
 		return o.checkHistory()
+	case o.checkJetStream() != nil:
+		return o.checkJetStream()
 	case o.Demo && o.DemoMotes < 1:
 		return fmt.Errorf("--demo-motes %d: want at least 1", o.DemoMotes)
 	case o.Demo && demoClients(o) > min(o.MaxConnectionsPerAddress, o.MaxConnections):
