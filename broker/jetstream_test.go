@@ -1,0 +1,278 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/hubtest"
+	"github.com/motehub/motehub/internal/natstest"
+)
+
+// jsBed is a nats-server cluster with a stream the test made, and a NATS
+// client to publish with.
+type jsBed struct {
+	cluster *natstest.Cluster
+	nc      *nats.Conn
+	js      jetstream.JetStream
+}
+
+func newJSBed(t *testing.T, nodes int) *jsBed {
+	t.Helper()
+	c := natstest.StartCluster(t, natstest.Options{Nodes: nodes})
+	nc, err := nats.Connect(c.NATSURLs()[0], nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &jsBed{cluster: c, nc: nc, js: js}
+}
+
+func (b *jsBed) createStream(t *testing.T, cfg jetstream.StreamConfig) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := b.js.CreateStream(ctx, cfg); err != nil {
+		t.Fatalf("create stream: %v", err)
+	}
+}
+
+func (b *jsBed) publish(t *testing.T, subject, payload string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ack, err := b.js.Publish(ctx, subject, []byte(payload))
+	if err != nil {
+		t.Fatalf("publish %s: %v", subject, err)
+	}
+	return ack.Sequence
+}
+
+// feedLog records what a feed hands its subscriber and tells OnFloor, in
+// order.
+type feedLog struct {
+	mu     sync.Mutex
+	events []string // "floor N" / "hole N" / "topic payload @pos replay"
+	msgs   []bridge.Message
+}
+
+func (l *feedLog) floor(floor uint64, hole bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kind := "floor"
+	if hole {
+		kind = "hole"
+	}
+	l.events = append(l.events, fmt.Sprintf("%s %d", kind, floor))
+}
+
+func (l *feedLog) message(m bridge.Message) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := ""
+	if m.Replay {
+		r = " replay"
+	}
+	l.events = append(l.events, fmt.Sprintf("%s %s @%d%s", m.Topic, m.Payload, m.Position, r))
+	l.msgs = append(l.msgs, m)
+}
+
+func (l *feedLog) snapshot() ([]string, []bridge.Message) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events), slices.Clone(l.msgs)
+}
+
+func (l *feedLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.msgs)
+}
+
+func openFeed(t *testing.T, b *jsBed, stream string, l *feedLog) *JetStreamFeed {
+	t.Helper()
+	f, err := OpenJetStream(context.Background(), JetStreamConfig{
+		URLs: b.cluster.NATSURLs(), Stream: stream, OnFloor: l.floor,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
+}
+
+// TestJetStreamFeedSnapshotThenEveryMessage: the feed starts with the last
+// message of each subject (Replay, in stream order, after the floor at the
+// stream's last sequence), then every new message with consecutive
+// positions.
+func TestJetStreamFeedSnapshotThenEveryMessage(t *testing.T) {
+	b := newJSBed(t, 1)
+	b.createStream(t, jetstream.StreamConfig{Name: "DEV", Subjects: []string{"nodes.>"}})
+	for i, s := range []string{"nodes.a", "nodes.b", "nodes.a", "nodes.b", "nodes.a"} {
+		b.publish(t, s, fmt.Sprint(i+1))
+	}
+	var l feedLog
+	f := openFeed(t, b, "DEV", &l)
+	cancel, err := f.Subscribe("#", l.message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.Eventually(t, 10*time.Second, func() bool { return l.count() == 2 }, "the snapshot's two subjects")
+	b.publish(t, "nodes.c", "6")
+	b.publish(t, "nodes.a", "7")
+	hubtest.Eventually(t, 10*time.Second, func() bool { return l.count() == 4 }, "two live messages")
+	events, _ := l.snapshot()
+	want := []string{"floor 5", "nodes/b 4 @4 replay", "nodes/a 5 @5 replay", "nodes/c 6 @6", "nodes/a 7 @7"}
+	if !slices.Equal(events, want) {
+		t.Fatalf("feed gave\n%q\nwant\n%q", events, want)
+	}
+	if s := f.Stats(); s.Position != 7 || s.Holes != 0 || f.Ready() != nil {
+		t.Fatalf("stats %+v, ready %v", s, f.Ready())
+	}
+	if f.Epoch() == "" || f.Epoch()[:4] != "DEV." {
+		t.Fatalf("epoch %q: want the stream's name and creation time", f.Epoch())
+	}
+}
+
+// TestJetStreamFeedMapsTopicsAsTheGateway: messages that devices publish
+// through NATS's MQTT gateway reach the feed with the topic they were
+// published on, '.' and empty levels included.
+func TestJetStreamFeedMapsTopicsAsTheGateway(t *testing.T) {
+	b := newJSBed(t, 1)
+	b.createStream(t, jetstream.StreamConfig{Name: "DEV", Subjects: []string{"nodes.>"}})
+	var l feedLog
+	f := openFeed(t, b, "DEV", &l)
+	cancel, _ := f.Subscribe("nodes/#", l.message)
+	defer cancel()
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// What the gateway makes of them, seen by a NATS subscriber.
+	subjects := make(chan string, 16)
+	sub, err := b.nc.Subscribe("nodes.>", func(m *nats.Msg) { subjects <- m.Subject })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := b.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	opts := paho.NewClientOptions().AddBroker("tcp://" + b.cluster.Nodes[0].MQTTAddr).SetClientID("device-map").SetAutoReconnect(false)
+	dev := paho.NewClient(opts)
+	if tok := dev.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+		t.Fatalf("device connect: %v", tok.Error())
+	}
+	defer dev.Disconnect(0)
+	topicsSent := []string{"nodes/a.b", "nodes//x", "nodes/x/", "nodes/v1.2/temp", "nodes/plain"}
+	for _, topic := range topicsSent {
+		if tok := dev.Publish(topic, 1, false, topic); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	hubtest.Eventually(t, 10*time.Second, func() bool { return l.count() == len(topicsSent) }, "every topic through the feed")
+	_, msgs := l.snapshot()
+	for i, m := range msgs {
+		if m.Topic != topicsSent[i] || string(m.Payload) != topicsSent[i] {
+			t.Errorf("message %d: topic %q payload %q, want %q", i, m.Topic, m.Payload, topicsSent[i])
+		}
+	}
+	for _, topic := range topicsSent {
+		select {
+		case s := <-subjects:
+			if s != topicToSubject(topic) {
+				t.Errorf("the gateway published %q on %q; topicToSubject says %q", topic, s, topicToSubject(topic))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the NATS subscriber missed a message")
+		}
+	}
+}
+
+// TestJetStreamFeedRefusesUnfitStreams: a stream that deletes messages in
+// its middle is refused at the start, with the reason.
+func TestJetStreamFeedRefusesUnfitStreams(t *testing.T) {
+	b := newJSBed(t, 1)
+	b.createStream(t, jetstream.StreamConfig{Name: "LASTONLY", Subjects: []string{"a.>"}, MaxMsgsPerSubject: 1})
+	b.createStream(t, jetstream.StreamConfig{Name: "WORK", Subjects: []string{"b.>"}, Retention: jetstream.WorkQueuePolicy})
+	for _, name := range []string{"LASTONLY", "WORK"} {
+		_, err := OpenJetStream(context.Background(), JetStreamConfig{URLs: b.cluster.NATSURLs(), Stream: name,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if !errors.Is(err, ErrStreamUnfit) {
+			t.Errorf("stream %s: %v, want ErrStreamUnfit", name, err)
+		}
+	}
+	_, err := OpenJetStream(context.Background(), JetStreamConfig{URLs: b.cluster.NATSURLs(), Stream: "NONE",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil {
+		t.Error("a stream that does not exist was accepted")
+	}
+	if _, err := OpenJetStream(context.Background(), JetStreamConfig{URLs: []string{"mqtt://127.0.0.1:1"}, Stream: "X"}); err == nil {
+		t.Error("an mqtt:// URL was taken for NATS")
+	}
+}
+
+// TestJetStreamFeedReportsAHole: while the feed's reader is held up, the
+// stream (MaxMsgs 5) drops messages it had not read; the feed reports the
+// hole once, before the first message after it, and goes on with
+// consecutive positions.
+func TestJetStreamFeedReportsAHole(t *testing.T) {
+	b := newJSBed(t, 1)
+	b.createStream(t, jetstream.StreamConfig{Name: "SMALL", Subjects: []string{"s.>"}, MaxMsgs: 5})
+	var l feedLog
+	f := openFeed(t, b, "SMALL", &l)
+	release := make(chan struct{})
+	var once sync.Once
+	cancel, _ := f.Subscribe("#", func(m bridge.Message) {
+		once.Do(func() { <-release }) // holds the feed's reader on the first message
+		l.message(m)
+	})
+	defer cancel()
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.publish(t, "s.x", "first")
+	const n = 3000 // more than nats.go pulls ahead (500) and the stream keeps
+	var last uint64
+	for i := range n {
+		last = b.publish(t, "s.x", fmt.Sprint(i))
+	}
+	close(release)
+	hubtest.Eventually(t, 20*time.Second, func() bool { return f.Stats().Position == last }, "the feed reaches the stream's end")
+	events, msgs := l.snapshot()
+	if f.Stats().Holes != 1 {
+		t.Fatalf("holes %d, want 1; events %q", f.Stats().Holes, events)
+	}
+	holeAt := slices.IndexFunc(events, func(e string) bool { return len(e) > 5 && e[:5] == "hole " })
+	var floor uint64
+	fmt.Sscanf(events[holeAt], "hole %d", &floor)
+	// The message right after the hole is floor+1; before it, consecutive.
+	for i := 1; i < len(msgs); i++ {
+		p, q := msgs[i-1].Position, msgs[i].Position
+		if q != p+1 && (p >= floor || q != floor+1) {
+			t.Fatalf("positions %d then %d, hole reported at %d", p, q, floor)
+		}
+	}
+	if !slices.ContainsFunc(msgs, func(m bridge.Message) bool { return m.Position == floor+1 }) {
+		t.Fatalf("no message at %d, right after the hole", floor+1)
+	}
+}
