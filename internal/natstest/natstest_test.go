@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,25 @@ func TestCluster(t *testing.T) {
 
 	// A '.' in a topic is a character of the level, not a NATS token separator.
 	deliver(t, c, 0, 2, "nodes/m1.v2/temperature")
+
+	// /connz names the MQTT clients of a node.
+	client, err := hubtest.ConnectMQTTAs(c.Nodes[2].MQTTAddr, "find-me", "hub", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubtest.EventuallyNil(t, hubtest.Timeout, func() error {
+		for i := range c.Nodes {
+			ids, err := c.MQTTClientIDs(i)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(ids, "find-me") != (i == 2) {
+				return fmt.Errorf("node %d has the MQTT clients %q; want find-me on node 2 only", i, ids)
+			}
+		}
+		return nil
+	})
+	client.Disconnect(50)
 
 	c.Kill(1)
 	if c.Running(1) {
