@@ -40,13 +40,13 @@ var busImpls = []struct {
 	}},
 	{"RemoteMosquitto", func(t *testing.T) busFixture {
 		m := hubtest.StartMosquitto(t)
-		return busFixture{bus: connectRemoteTest(t, RemoteConfig{URL: m.URL()}, true), addr: m.Addr()}
+		return busFixture{bus: connectRemoteTest(t, RemoteConfig{URLs: []string{m.URL()}}, true), addr: m.Addr()}
 	}},
 	// The Remote against a second broker implementation (mochi, as a plain
 	// MQTT broker): nothing in it depends on Mosquitto.
 	{"RemoteMochi", func(t *testing.T) busFixture {
 		e := startTest(t, Config{SysInterval: time.Second})
-		return busFixture{bus: connectRemoteTest(t, RemoteConfig{URL: "mqtt://" + e.Addr().String()}, true), addr: e.Addr().String()}
+		return busFixture{bus: connectRemoteTest(t, RemoteConfig{URLs: []string{"mqtt://" + e.Addr().String()}}, true), addr: e.Addr().String()}
 	}},
 }
 

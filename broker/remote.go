@@ -39,6 +39,14 @@ var errClosedRemote = fmt.Errorf("%w: closed", ErrUnavailable)
 // up. While it is down, Publish fails at once with [ErrUnavailable] and
 // Subscribe succeeds: the subscription is made when the upstream comes back.
 //
+// Given the nodes of a cluster (RemoteConfig.URLs), it is connected to one
+// at a time, starting with one drawn at random so that replicas spread. When
+// that node fails it tries the next at once, and waits only after every node
+// failed in a row (see [rotation]); it stays on the node that took it until
+// that one fails. A failover is a new connection, reported as such (Status
+// with Gap); a Publish waiting for its acknowledgement from the lost node
+// fails with [ErrUnavailable]. [Remote.URL] is the node in use.
+//
 // # Concurrency contract
 //
 //   - Subscription callbacks run on paho's router goroutine, one message at
@@ -54,7 +62,8 @@ var errClosedRemote = fmt.Errorf("%w: closed", ErrUnavailable)
 //     more than once.
 type Remote struct {
 	cfg      RemoteConfig
-	up       upstream
+	nodes    []upstream   // the cluster's nodes, as given
+	node     atomic.Int32 // index in nodes of the one in use, or being tried
 	clientID string
 	log      *slog.Logger
 
@@ -96,29 +105,41 @@ type remoteSub struct {
 // done with it.
 func ConnectRemote(cfg RemoteConfig) (*Remote, error) {
 	cfg.setDefaults()
-	up, err := parseUpstream(&cfg)
+	nodes, err := parseNodes(&cfg)
 	if err != nil {
 		return nil, err
 	}
 	r := &Remote{
 		cfg:      cfg,
-		up:       up,
+		nodes:    nodes,
 		clientID: newClientID(cfg.ClientIDPrefix),
 		refs:     make(map[string]int),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	r.log = cfg.Logger.With("component", "upstream", "upstream", up.String(), "client_id", r.clientID)
-	r.state.err = fmt.Errorf("%w: connecting to %s", ErrUnavailable, up)
-	go r.run() // ends after quit is closed; Close waits for done
+	rot := newRotation(len(nodes))
+	r.node.Store(int32(rot.current))
+	r.log = cfg.Logger.With("component", "upstream", "client_id", r.clientID)
+	r.state.err = fmt.Errorf("%w: connecting to %s", ErrUnavailable, strings.Join(r.URLs(), ", "))
+	go r.run(rot) // ends after quit is closed; Close waits for done
 	return r, nil
 }
 
 // ClientID is the MQTT client id this Remote connects with.
 func (r *Remote) ClientID() string { return r.clientID }
 
-// URL is the upstream's URL without credentials.
-func (r *Remote) URL() string { return r.up.String() }
+// URL is the URL, without credentials, of the node in use: the one
+// connected to or, while down, the one being tried or tried next.
+func (r *Remote) URL() string { return r.nodes[r.node.Load()].String() }
+
+// URLs are the URLs of every node, as given, without credentials.
+func (r *Remote) URLs() []string {
+	urls := make([]string, len(r.nodes))
+	for i, n := range r.nodes {
+		urls[i] = n.String()
+	}
+	return urls
+}
 
 // Ready returns nil while the upstream is usable: connected, and every
 // subscription made on this connection. Otherwise it says why not, wrapping

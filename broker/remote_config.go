@@ -13,9 +13,9 @@ import (
 )
 
 // RemoteConfig tunes a [Remote]. The zero value of each field means its
-// documented default; only URL is required.
+// documented default; only URLs is required.
 type RemoteConfig struct {
-	// URL is the upstream broker or cluster:
+	// URLs are the upstream broker, or the nodes of one cluster, each one of:
 	//
 	//	mqtt://host[:port]        MQTT over TCP, port 1883 by default
 	//	mqtts://host[:port]       MQTT over TLS, port 8883 by default
@@ -24,10 +24,15 @@ type RemoteConfig struct {
 	//
 	// tcp:// is accepted for mqtt://, and ssl:// and tls:// for mqtts://.
 	// Credentials may be given as user:password@host (percent-encoded); they
-	// never appear in logs or errors. Required.
-	URL string
+	// apply to that node only, and never appear in logs or errors.
+	//
+	// The Remote is connected to one node at a time and fails over to the
+	// next when that one fails (see [Remote]). The nodes must be of one
+	// cluster: a replica moves between them as if they were one broker.
+	// At least one is required; the same node given twice is refused.
+	URLs []string
 	// Username and Password authenticate the hub to the broker; when Username
-	// is set, both win over the URL's. Default: the URL's, or none.
+	// is set, both win over every URL's. Default: each URL's, or none.
 	Username, Password string
 	// TLS configures mqtts:// and wss://. Default: the system's roots, TLS 1.2
 	// at least. Without a ServerName, the URL's host is the name checked.
@@ -145,7 +150,7 @@ var schemes = map[string]struct {
 // command line can refuse a bad one before it starts anything. Its error
 // wraps [ErrBadURL] and never contains the password.
 func CheckUpstreamURL(rawURL string) error {
-	_, err := parseUpstream(&RemoteConfig{URL: rawURL})
+	_, err := parseURL(rawURL, &RemoteConfig{})
 	return err
 }
 
@@ -177,17 +182,43 @@ func parseError(rawURL string, err error) error {
 	return errSplitCredentials
 }
 
-// parseUpstream checks cfg's URL and credentials. Its errors wrap ErrBadURL
-// and never contain the password.
-func parseUpstream(cfg *RemoteConfig) (upstream, error) {
-	if cfg.URL == "" {
+// parseNodes checks cfg's URLs and credentials and returns the nodes, in
+// the order given. Its errors wrap ErrBadURL, name the URL (without its
+// password) or its position in the list, and never contain the password.
+func parseNodes(cfg *RemoteConfig) ([]upstream, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, fmt.Errorf("%w: none given (want mqtt://host:1883, mqtts://, ws:// or wss://)", ErrBadURL)
+	}
+	nodes := make([]upstream, 0, len(cfg.URLs))
+	seen := make(map[string]bool, len(cfg.URLs)) // bounded by the list
+	for i, raw := range cfg.URLs {
+		up, err := parseURL(raw, cfg)
+		if err != nil && len(cfg.URLs) > 1 {
+			err = fmt.Errorf("URL %d of %d: %w", i+1, len(cfg.URLs), err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if seen[up.String()] {
+			return nil, fmt.Errorf("%w: %s is given twice", ErrBadURL, up)
+		}
+		seen[up.String()] = true
+		nodes = append(nodes, up)
+	}
+	return nodes, nil
+}
+
+// parseURL checks one URL, with cfg's credentials and TLS. Its errors wrap
+// ErrBadURL and never contain the password.
+func parseURL(rawURL string, cfg *RemoteConfig) (upstream, error) {
+	if rawURL == "" {
 		return upstream{}, fmt.Errorf("%w: none given (want mqtt://host:1883, mqtts://, ws:// or wss://)", ErrBadURL)
 	}
-	u, err := url.Parse(cfg.URL)
+	u, err := url.Parse(rawURL)
 	if err != nil {
-		return upstream{}, fmt.Errorf("%w: %w", ErrBadURL, parseError(cfg.URL, err))
+		return upstream{}, fmt.Errorf("%w: %w", ErrBadURL, parseError(rawURL, err))
 	}
-	if u.User == nil && strings.Contains(cfg.URL, "@") {
+	if u.User == nil && strings.Contains(rawURL, "@") {
 		// Credentials cut short by a character that ends a URL's host
 		// ("u:12/ss@host" is host "u", port 12, path "/ss@host"): the host
 		// and path found would repeat part of the password.
@@ -255,6 +286,11 @@ type Status struct {
 	// Gap is set when Up follows a lost connection: messages published
 	// upstream while the hub was away were not received, except the retained
 	// ones, which the broker sends again (with Retain set) as each
-	// subscription is made.
+	// subscription is made. It is set too when the Remote failed over to
+	// another node of the cluster: that is a new connection, and a clean
+	// session keeps nothing across it.
 	Gap bool
+	// URL is the node, without credentials, now connected to (Up) or whose
+	// connection was lost (not Up; empty when an attempt failed).
+	URL string
 }

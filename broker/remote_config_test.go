@@ -30,7 +30,7 @@ func TestParseUpstream(t *testing.T) {
 		{url: "mqtt://url:pw@broker", user: "field", password: "fpw", want: "mqtt://broker:1883", wantUser: "field", wantPassword: "fpw"},
 		{url: "mqtt://broker/", want: "mqtt://broker:1883"},
 	} {
-		up, err := parseUpstream(&RemoteConfig{URL: c.url, Username: c.user, Password: c.password})
+		up, err := parseURL(c.url, &RemoteConfig{Username: c.user, Password: c.password})
 		if err != nil {
 			t.Errorf("%s: %v", c.url, err)
 			continue
@@ -65,7 +65,7 @@ func TestParseUpstreamRefusesWithoutShowingThePassword(t *testing.T) {
 		{"wss://u:topsecret/x@broker/mqtt", "percent-encoded"},
 		{"mqtt://u:topsecret%zz@broker", "percent-encoded"},
 	} {
-		_, err := parseUpstream(&RemoteConfig{URL: c.url})
+		_, err := parseURL(c.url, &RemoteConfig{})
 		if !errors.Is(err, ErrBadURL) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want ErrBadURL saying %q", c.url, err, c.want)
 		}
@@ -73,14 +73,14 @@ func TestParseUpstreamRefusesWithoutShowingThePassword(t *testing.T) {
 			t.Errorf("%q: the error shows the password: %v", c.url, err)
 		}
 	}
-	if _, err := ConnectRemote(RemoteConfig{URL: "amqp://broker"}); !errors.Is(err, ErrBadURL) {
+	if _, err := ConnectRemote(RemoteConfig{URLs: []string{"amqp://broker"}}); !errors.Is(err, ErrBadURL) {
 		t.Errorf("ConnectRemote with a bad URL: %v", err)
 	}
 }
 
 func TestParseUpstreamTLS(t *testing.T) {
 	mine := &tls.Config{MinVersion: tls.VersionTLS13}
-	up, err := parseUpstream(&RemoteConfig{URL: "mqtts://broker.example", TLS: mine})
+	up, err := parseURL("mqtts://broker.example", &RemoteConfig{TLS: mine})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestParseUpstreamTLS(t *testing.T) {
 	if mine.ServerName != "" {
 		t.Error("the caller's TLS config was changed")
 	}
-	up, _ = parseUpstream(&RemoteConfig{URL: "wss://broker.example/mqtt"})
+	up, _ = parseURL("wss://broker.example/mqtt", &RemoteConfig{})
 	if up.tls.MinVersion != tls.VersionTLS12 || up.tls.ServerName != "broker.example" {
 		t.Errorf("default TLS %+v", up.tls)
 	}

@@ -31,6 +31,7 @@ const subscribeBatch = 64
 // and is never reconnected.
 type conn struct {
 	client paho.Client
+	node   upstream // the node it is connected to
 
 	lostOnce sync.Once
 	lost     chan struct{} // closed when the connection is lost
@@ -60,37 +61,61 @@ func (c *conn) isLost() bool {
 }
 
 // run connects, serves the connection until it is lost, and connects again,
-// until Close.
-func (r *Remote) run() {
+// until Close. It moves between the nodes as [rotation] says.
+func (r *Remote) run(rot rotation) {
 	defer close(r.done)
 	bo := backoff{min: minReconnectInterval, max: r.cfg.MaxReconnectInterval}
 	var (
 		connects int
 		failures int       // attempts failed since the last connect
 		downAt   time.Time // when the upstream was last lost
+		lastNode = -1      // the node of the last connection
+		round    roundErrors
+		warned   bool // a failed round was logged at warn since the last connect
 	)
+	// failed records a failure of the node in use and waits when the round
+	// is over; it reports whether the Remote is still open.
+	failed := func(err error) bool {
+		round.add(err)
+		roundOver := rot.fail()
+		r.node.Store(int32(rot.current))
+		if !roundOver {
+			next := r.nodes[rot.current]
+			r.state.setDown(fmt.Errorf("%w; trying %s", err, next)) // err wraps ErrUnavailable
+			return true
+		}
+		err = round.err(len(r.nodes))
+		round.reset()
+		r.state.setDown(err)
+		if !warned {
+			warned = true
+			r.log.Warn("cannot reach the upstream broker; retrying", "err", err, "attempts", failures)
+		} else {
+			r.log.Debug("cannot reach the upstream broker; retrying", "err", err, "attempts", failures)
+		}
+		return r.wait(bo.next())
+	}
 	for {
-		cn, err := r.connect()
+		node := r.nodes[rot.current]
+		cn, err := r.connect(node)
 		if errors.Is(err, ErrClosed) {
 			return
 		}
 		if err != nil {
 			failures++
-			r.state.setDown(err)
-			level := r.log.Debug
-			if failures == 1 {
-				level = r.log.Warn
-			}
-			level("cannot reach the upstream broker; retrying", "err", err, "attempts", failures)
-			if !r.wait(bo.next()) {
+			r.log.Debug("cannot reach an upstream node", "node", node, "err", err, "attempts", failures)
+			if !failed(err) {
 				return
 			}
 			continue
 		}
+		rot.connected()
+		round.reset()
 		connects++
 		connected := time.Now()
-		err = r.serve(cn, connects > 1, failures, downAt)
-		failures = 0
+		err = r.serve(cn, serveInfo{gap: connects > 1, failures: failures, downAt: downAt, from: lastNode})
+		lastNode = rot.current
+		failures, warned = 0, false
 		downAt = time.Now()
 		// A connection that outlived the longest wait was a good one: the
 		// next failure starts the waits afresh. One that a broker ends at
@@ -101,7 +126,7 @@ func (r *Remote) run() {
 		if errors.Is(err, ErrClosed) {
 			return
 		}
-		if !r.wait(bo.next()) {
+		if !failed(err) {
 			return
 		}
 	}
@@ -121,15 +146,15 @@ func (r *Remote) wait(d time.Duration) bool {
 
 // connect makes one attempt to connect. It returns ErrClosed when Close
 // ended it.
-func (r *Remote) connect() (*conn, error) {
-	cn := &conn{lost: make(chan struct{})}
+func (r *Remote) connect(node upstream) (*conn, error) {
+	cn := &conn{node: node, lost: make(chan struct{})}
 	cn.dialCtx, cn.cancelDial = context.WithCancel(context.Background())
 	defer cn.cancelDial()
 	opts := paho.NewClientOptions().
-		AddBroker(r.up.url.String()).
+		AddBroker(node.url.String()).
 		SetClientID(r.clientID).
-		SetUsername(r.up.user).
-		SetPassword(r.up.password).
+		SetUsername(node.user).
+		SetPassword(node.password).
 		SetProtocolVersion(4). // explicit: else paho retries a refused CONNECT as MQTT 3.1
 		SetCleanSession(true).
 		SetAutoReconnect(false).
@@ -165,7 +190,7 @@ func (r *Remote) connect() (*conn, error) {
 		return nil, ErrClosed
 	}
 	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrUnavailable, r.up, connectError(err))
+		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrUnavailable, node, connectError(err))
 	}
 	cn.mu.Lock()
 	cn.netConn = nil // paho's now
@@ -184,12 +209,12 @@ func (r *Remote) dial(cn *conn, u *url.URL) (net.Conn, error) {
 	case "mqtt":
 		nc, err = d.DialContext(cn.dialCtx, "tcp", u.Host)
 	case "mqtts":
-		td := &tls.Dialer{NetDialer: d, Config: r.up.tls}
+		td := &tls.Dialer{NetDialer: d, Config: cn.node.tls}
 		nc, err = td.DialContext(cn.dialCtx, "tcp", u.Host)
 	case "ws", "wss":
 		// paho's WebSocket dialer takes no context: it is bounded by the
 		// connect timeout instead.
-		nc, err = paho.NewWebsocket(u.String(), r.up.tls, r.cfg.ConnectTimeout, nil, nil)
+		nc, err = paho.NewWebsocket(u.String(), cn.node.tls, r.cfg.ConnectTimeout, nil, nil)
 	default:
 		err = fmt.Errorf("scheme %q", u.Scheme) // parseUpstream let it through: a bug
 	}
@@ -206,9 +231,17 @@ func (r *Remote) dial(cn *conn, u *url.URL) (net.Conn, error) {
 	return nc, nil
 }
 
+// serveInfo is what serve reports of the connection it serves.
+type serveInfo struct {
+	gap      bool      // it follows a lost connection
+	failures int       // attempts failed before it
+	downAt   time.Time // when the last connection was lost
+	from     int       // the node of the last connection; -1 for none
+}
+
 // serve makes the subscriptions again on cn, reports the upstream up, and
 // waits until cn is lost (it returns why) or the Remote is closed (ErrClosed).
-func (r *Remote) serve(cn *conn, gap bool, failures int, downAt time.Time) error {
+func (r *Remote) serve(cn *conn, info serveInfo) error {
 	r.subMu.Lock()
 	r.conn.Store(cn) // from here on, Subscribe subscribes on cn itself
 	filters := r.filters()
@@ -248,26 +281,29 @@ func (r *Remote) serve(cn *conn, gap bool, failures int, downAt time.Time) error
 		subscribed += len(tok.(*paho.SubscribeToken).Result()) - len(refused)
 	}
 
-	attrs := []any{"subscriptions", subscribed, "gap", gap}
-	if gap {
-		attrs = append(attrs, "down_for", time.Since(downAt).Round(time.Millisecond), "attempts", failures)
+	attrs := []any{"node", cn.node, "subscriptions", subscribed, "gap", info.gap}
+	if info.gap {
+		attrs = append(attrs, "down_for", time.Since(info.downAt).Round(time.Millisecond), "attempts", info.failures)
+	}
+	if info.from >= 0 && r.nodes[info.from].String() != cn.node.String() {
+		attrs = append(attrs, "failover_from", r.nodes[info.from])
 	}
 	r.log.Info("connected to the upstream broker", attrs...)
 	r.state.setUp()
-	r.report(Status{Up: true, Gap: gap})
+	r.report(Status{Up: true, Gap: info.gap, URL: cn.node.String()})
 
 	select {
 	case <-cn.lost:
-		err := fmt.Errorf("%w: connection to %s lost: %v", ErrUnavailable, r.up, cn.lostErr)
+		err := fmt.Errorf("%w: connection to %s lost: %v", ErrUnavailable, cn.node, cn.lostErr)
 		r.conn.CompareAndSwap(cn, nil) // Publish fails at once from here on
 		r.state.setDown(err)
-		r.log.Warn("lost the upstream broker; reconnecting", "err", cn.lostErr)
-		r.report(Status{Err: err})
+		r.log.Warn("lost the upstream broker; reconnecting", "node", cn.node, "err", cn.lostErr)
+		r.report(Status{Err: err, URL: cn.node.String()})
 		return err
 	case <-r.quit:
 		r.disconnect(cn)
 		r.state.setDown(errClosedRemote)
-		r.report(Status{Err: errClosedRemote})
+		r.report(Status{Err: errClosedRemote, URL: cn.node.String()})
 		return ErrClosed
 	}
 }

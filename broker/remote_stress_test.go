@@ -22,7 +22,7 @@ import (
 // left: a filter whose last subscription went and came back works.
 func TestRemoteSubscribeCancelRace(t *testing.T) {
 	m := hubtest.StartMosquitto(t)
-	r := connectRemoteTest(t, RemoteConfig{URL: m.URL()}, true)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{m.URL()}}, true)
 	steady, _ := busSubscribe(t, r, "z/#")
 	device := hubtest.ConnectMQTT(t, m.Addr(), "device-churn")
 
@@ -123,7 +123,7 @@ func wsProxy(t *testing.T, addr string) string {
 // TestRemoteOverWebSocket: ws:// URLs, path included, carry the same Bus.
 func TestRemoteOverWebSocket(t *testing.T) {
 	e := startTest(t, Config{})
-	r := connectRemoteTest(t, RemoteConfig{URL: wsProxy(t, e.Addr().String())}, true)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{wsProxy(t, e.Addr().String())}}, true)
 	sub, _ := busSubscribe(t, r, "ws/#")
 	device := hubtest.ConnectMQTT(t, e.Addr().String(), "device-ws")
 	commands := deviceSubscribe(t, device, "cmd/#")
@@ -140,7 +140,7 @@ func TestRemoteOverWebSocket(t *testing.T) {
 // replicas, is a mistake.
 func TestRemoteRefusesSharedSubscriptions(t *testing.T) {
 	f := startFakeBroker(t, nil)
-	r := connectRemoteTest(t, RemoteConfig{URL: f.URL()}, false)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{f.URL()}}, false)
 	for _, filter := range []string{"$share/hubs/#", "$queue/a", "a/#/b", ""} {
 		if _, err := r.Subscribe(filter, func(bridge.Message) {}); err == nil {
 			t.Errorf("Subscribe(%q) succeeded", filter)

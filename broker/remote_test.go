@@ -68,7 +68,7 @@ func TestRemoteReconnectsAfterUpstreamRestarts(t *testing.T) {
 	m := hubtest.StartMosquitto(t)
 	status := newStatusLog()
 	// A Publish that waited for the upstream would wait this long.
-	r := connectRemoteTest(t, RemoteConfig{URL: m.URL(), OnStatus: status.record, PublishTimeout: time.Minute}, true)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{m.URL()}, OnStatus: status.record, PublishTimeout: time.Minute}, true)
 	if s := status.next(t); !s.Up || s.Gap {
 		t.Fatalf("first status %+v, want Up without Gap", s)
 	}
@@ -147,7 +147,7 @@ func TestRemoteStartsBeforeUpstream(t *testing.T) {
 	start := time.Now()
 	// A ConnectRemote that waited for the upstream would not return before
 	// the Restart below.
-	r := connectRemoteTest(t, RemoteConfig{URL: m.URL(), OnStatus: status.record}, false)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{m.URL()}, OnStatus: status.record}, false)
 	if took := time.Since(start); took > patience {
 		t.Errorf("ConnectRemote took %v with the upstream down, want it to return at once", took)
 	}
@@ -185,7 +185,7 @@ func TestRemotePublishInFlightWhenConnectionDrops(t *testing.T) {
 		return fakeAck
 	})
 	status := newStatusLog()
-	r := connectRemoteTest(t, RemoteConfig{URL: f.URL(), OnStatus: status.record}, true)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{f.URL()}, OnStatus: status.record}, true)
 	status.next(t) // up
 	start := time.Now()
 	err := r.Publish(t.Context(), bridge.Message{Topic: "cmd/doomed", QoS: 1})
@@ -215,7 +215,7 @@ func TestRemotePublishInFlightWhenConnectionDrops(t *testing.T) {
 func TestRemoteNoticesASilentBroker(t *testing.T) {
 	f := startFakeBroker(t, nil)
 	status := newStatusLog()
-	r := connectRemoteTest(t, RemoteConfig{URL: f.URL(), KeepAlive: time.Second, OnStatus: status.record}, true)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{f.URL()}, KeepAlive: time.Second, OnStatus: status.record}, true)
 	status.next(t)
 	f.mute.Store(true)
 	muted := time.Now()
@@ -239,7 +239,7 @@ func TestRemoteNoticesASilentBroker(t *testing.T) {
 func TestRemotePublishWaitsForTheAcknowledgement(t *testing.T) {
 	f := startFakeBroker(t, func(fakePublish) fakeAction { return fakeDrop })
 	const timeout = 300 * time.Millisecond
-	r := connectRemoteTest(t, RemoteConfig{URL: f.URL(), PublishTimeout: timeout}, true)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{f.URL()}, PublishTimeout: timeout}, true)
 
 	start := time.Now()
 	err := r.Publish(t.Context(), bridge.Message{Topic: "cmd/unanswered", QoS: 1})
@@ -268,7 +268,7 @@ func TestRemoteClose(t *testing.T) {
 	t.Run("Connected", func(t *testing.T) {
 		m := hubtest.StartMosquitto(t)
 		status := newStatusLog()
-		r := connectRemoteTest(t, RemoteConfig{URL: m.URL(), OnStatus: status.record}, true)
+		r := connectRemoteTest(t, RemoteConfig{URLs: []string{m.URL()}, OnStatus: status.record}, true)
 		status.next(t)
 		busSubscribe(t, r, "x/#")
 		start := time.Now()
@@ -300,7 +300,7 @@ func TestRemoteClose(t *testing.T) {
 		// hardly any time, and 3 s leaves a busy machine room.
 		f := startFakeBroker(t, nil)
 		f.connack = 3 // server unavailable
-		r := connectRemoteTest(t, RemoteConfig{URL: f.URL(), MaxReconnectInterval: time.Minute}, false)
+		r := connectRemoteTest(t, RemoteConfig{URLs: []string{f.URL()}, MaxReconnectInterval: time.Minute}, false)
 		const attempts = 6
 		hubtest.Eventually(t, 2*hubtest.Timeout, func() bool { return f.connections() >= attempts }, "the Remote did not try %d times", attempts)
 		start := time.Now()
@@ -311,7 +311,7 @@ func TestRemoteClose(t *testing.T) {
 	t.Run("DuringHandshake", func(t *testing.T) {
 		f := startFakeBroker(t, nil)
 		f.noConnack = true
-		r := connectRemoteTest(t, RemoteConfig{URL: f.URL(), ConnectTimeout: time.Minute}, false)
+		r := connectRemoteTest(t, RemoteConfig{URLs: []string{f.URL()}, ConnectTimeout: time.Minute}, false)
 		hubtest.Eventually(t, hubtest.Timeout, func() bool { return f.connections() == 1 }, "no connection")
 		start := time.Now()
 		if err := r.Close(context.Background()); err != nil || time.Since(start) > 10*time.Second { // waiting would take the minute
@@ -332,7 +332,7 @@ func TestRemoteTLSCredentialsAndRefusal(t *testing.T) {
 	}
 	e, _, _ := securedBroker(t, Config{TLSAddr: "127.0.0.1:0", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 	url := "mqtts://alice:alice-secret@" + e.TLSAddr().String()
-	r := connectRemoteTest(t, RemoteConfig{URL: url, TLS: certs.ClientConfig()}, true)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{url}, TLS: certs.ClientConfig()}, true)
 	nodes, _ := busSubscribe(t, r, "nodes/#")
 	if _, err := r.Subscribe("secret/#", func(bridge.Message) {}); !errors.Is(err, ErrRefused) {
 		t.Fatalf("forbidden subscription: %v, want ErrRefused", err)
@@ -345,12 +345,12 @@ func TestRemoteTLSCredentialsAndRefusal(t *testing.T) {
 	hubtest.PublishMQTT(t, ops, "nodes/n1/temperature", 1, false, []byte("21"))
 	eventuallyTopics(t, nodes, "", "nodes/n1/temperature")
 
-	bad := connectRemoteTest(t, RemoteConfig{URL: "mqtts://alice:wrong-password@" + e.TLSAddr().String(), TLS: certs.ClientConfig()}, false)
+	bad := connectRemoteTest(t, RemoteConfig{URLs: []string{"mqtts://alice:wrong-password@" + e.TLSAddr().String()}, TLS: certs.ClientConfig()}, false)
 	hubtest.Eventually(t, hubtest.Timeout, func() bool { return strings.Contains(fmt.Sprint(bad.Ready()), "not Authorized") }, "Ready = %v", bad.Ready())
 	if msg := bad.Ready().Error(); strings.Contains(msg, "wrong-password") {
 		t.Fatalf("Ready shows the password: %s", msg)
 	}
-	untrusted := connectRemoteTest(t, RemoteConfig{URL: url}, false) // the system's roots do not know the test CA
+	untrusted := connectRemoteTest(t, RemoteConfig{URLs: []string{url}}, false) // the system's roots do not know the test CA
 	hubtest.Eventually(t, hubtest.Timeout, func() bool { return strings.Contains(fmt.Sprint(untrusted.Ready()), "certificate") }, "Ready = %v", untrusted.Ready())
 }
 
@@ -361,7 +361,7 @@ func TestRemoteTLSCredentialsAndRefusal(t *testing.T) {
 func TestRemoteWithMotesAcrossRestart(t *testing.T) {
 	m := hubtest.StartMosquitto(t)
 	status := newStatusLog()
-	r := connectRemoteTest(t, RemoteConfig{URL: m.URL(), OnStatus: status.record}, true)
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{m.URL()}, OnStatus: status.record}, true)
 	status.next(t)
 	stream, _ := busSubscribe(t, r, "nodes/#")
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/motehub/motehub/broker"
 )
@@ -62,23 +63,47 @@ func checkListenAddr(addr string) error {
 	return err
 }
 
-// upstreamURL is a flag.Value for --upstream, checked as the upstream
-// connection will read it (its errors never repeat the password).
-type upstreamURL struct{ url *string }
+// upstreamURLs is a flag.Value for --upstream: each value is one URL or
+// several, comma-separated, and the flag may be repeated; together they are
+// the nodes of one cluster. Each URL is checked as the upstream connection
+// will read it (its errors never repeat the password).
+type upstreamURLs struct{ urls *[]string }
 
-func (u upstreamURL) String() string {
-	if u.url == nil {
+func (u upstreamURLs) String() string {
+	if u.urls == nil {
 		return ""
 	}
-	return *u.url
+	return strings.Join(*u.urls, ",")
 }
 
-func (u upstreamURL) Set(v string) error {
-	if v != "" {
-		if err := broker.CheckUpstreamURL(v); err != nil {
+func (u upstreamURLs) Set(v string) error {
+	urls := splitURLs(v)
+	for i, url := range urls {
+		if err := broker.CheckUpstreamURL(url); err != nil {
+			if len(urls) > 1 {
+				return fmt.Errorf("URL %d of %d: %w", i+1, len(urls), err)
+			}
 			return err
 		}
 	}
-	*u.url = v
+	*u.urls = append(*u.urls, urls...)
 	return nil
+}
+
+// splitURLs splits a comma-separated list of URLs. A comma splits only where
+// a URL starts after it (scheme://): one inside a URL's user info (a
+// password may hold one) does not, so a password is never cut in two and
+// shown as a URL of its own. Blank items are dropped; "" is no URL.
+func splitURLs(v string) []string {
+	var urls []string
+	for item := range strings.SplitSeq(v, ",") {
+		switch item = strings.TrimSpace(item); {
+		case item == "":
+		case len(urls) > 0 && !strings.Contains(item, "://"):
+			urls[len(urls)-1] += "," + item
+		default:
+			urls = append(urls, item)
+		}
+	}
+	return urls
 }

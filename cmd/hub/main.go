@@ -193,7 +193,7 @@ func openMQTTSide(opts options, sec security, log *slog.Logger, stops *stopList)
 			log.Warn("history off for this run: its part of the store file is damaged; the rest of the hub works", "err", mq.historyOff)
 		}
 	}
-	if opts.Upstream != "" {
+	if len(opts.Upstream) > 0 {
 		up, err := connectUpstream(opts, log)
 		if err != nil {
 			return mq, err
@@ -470,7 +470,7 @@ func (hs *httpServer) waitForEnd(ctx context.Context) error {
 func announce(opts options, sec security, mq mqttSide, hs *httpServer, stdout io.Writer, log *slog.Logger) {
 	upstreamURL := ""
 	if mq.up != nil {
-		upstreamURL = mq.up.remote.URL()
+		upstreamURL = strings.Join(mq.up.remote.URLs(), ",") // the nodes; the one in use changes
 	}
 	if out := textOut(opts, stdout); out != nil {
 		printBanner(out, hs.scheme, hs.ln.Addr(), mq.broker, upstreamURL)

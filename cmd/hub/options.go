@@ -80,7 +80,7 @@ type options struct {
 	DemoMotes      int
 
 	// An existing broker in place of the embedded one (upstream.go).
-	Upstream         string
+	Upstream         []string // the nodes of one cluster; none: the embedded broker
 	UpstreamUser     string
 	UpstreamPassword string
 	UpstreamCA       string
@@ -172,7 +172,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), out io.W
 	if err := o.check(); err != nil {
 		return o, usage(err)
 	}
-	if o.Upstream != "" { // the devices and their state are the upstream's
+	if len(o.Upstream) > 0 { // the devices and their state are the upstream's
 		o.MQTTAddr = ""
 		if !o.explicit["data"] {
 			o.DataDir = "" // given, it holds the replica's own history (docs/scaling.md)
@@ -269,7 +269,8 @@ func hubFlags(o *options) *flag.FlagSet {
 		"so that each gets fewer, larger writes; writing to few it never waits (`DURATION`; 0: off)")
 	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
 	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
-	fs.Var(upstreamURL{&o.Upstream}, "upstream", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); turns off --mqtt, and --data unless given (then it holds only this replica's history)")
+	fs.Var(upstreamURLs{&o.Upstream}, "upstream", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); "+
+		"several nodes of one cluster, comma-separated or repeated, are used one at a time with failover; turns off --mqtt, and --data unless given (then it holds only this replica's history)")
 	fs.StringVar(&o.UpstreamUser, "upstream-username", "", "`USER` to connect to --upstream as (wins over the URL's)")
 	fs.StringVar(&o.UpstreamPassword, "upstream-password", "", "`PASSWORD` of --upstream-username; prefer the environment, which other users of the machine cannot see")
 	fs.StringVar(&o.UpstreamCA, "upstream-ca", "", "`FILE` of CA certificates (PEM) that --upstream's certificate must chain to (default: the system's)")
@@ -392,7 +393,7 @@ func (o options) check() error {
 		return fmt.Errorf("--recent-bytes %d: at least 1024", o.RecentBytes)
 	case o.SyncInterval <= 0 || o.SyncInterval > time.Minute:
 		return fmt.Errorf("--data-sync-interval %v: between 0 and 1m", o.SyncInterval)
-	case o.Demo && o.Upstream == "" && o.MQTTAddr == "":
+	case o.Demo && len(o.Upstream) == 0 && o.MQTTAddr == "":
 		return errors.New(`--demo needs the MQTT listener: the simulated motes connect to the hub over MQTT, like real devices. ` +
 			`Give --mqtt an address (the default is 127.0.0.1:1883), not ""`)
 	case o.checkHistory() != nil:
@@ -405,7 +406,7 @@ func (o options) check() error {
 		return fmt.Errorf("--demo-motes %d: the demo's %d MQTT clients all connect from the hub's own address, more than "+
 			"--max-connections-per-address %d or --max-connections %d let in; raise them to at least %d",
 			o.DemoMotes, demoClients(o), o.MaxConnectionsPerAddress, o.MaxConnections, demoClients(o))
-	case o.Upstream == "":
+	case len(o.Upstream) == 0:
 		return nil
 	case o.explicit["mqtt"] && o.MQTTAddr != "" || o.MQTTSAddr != "":
 		return errors.New("--upstream and --mqtt or --mqtts do not go together: with --upstream, devices connect to the upstream broker")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,20 +18,23 @@ import (
 // upstream is the hub's connection to an existing MQTT broker or cluster
 // (--upstream), in place of the embedded broker.
 type upstream struct {
-	remote *broker.Remote
-	hub    atomic.Pointer[bridge.Hub] // set once the hub exists
-	up     atomic.Bool
-	losses atomic.Uint64 // connections lost
+	remote    *broker.Remote
+	hub       atomic.Pointer[bridge.Hub] // set once the hub exists
+	up        atomic.Bool
+	losses    atomic.Uint64 // connections lost
+	failovers atomic.Uint64 // connections made to another node than the last one
+	lastNode  string        // the node of the last connection; only status uses it
 }
 
-// connectUpstream starts connecting to opts.Upstream in the background. The
+// connectUpstream starts connecting to opts.Upstream, the nodes of one
+// cluster, in the background. The
 // hub it is given later (setHub) resyncs its clients every time the
 // upstream becomes usable: after a gap, messages were lost; at the first
 // connect, clients that came before it have nothing yet.
 func connectUpstream(opts options, log *slog.Logger) (*upstream, error) {
 	u := &upstream{}
 	cfg := broker.RemoteConfig{
-		URL:            opts.Upstream,
+		URLs:           opts.Upstream,
 		Username:       opts.UpstreamUser,
 		Password:       opts.UpstreamPassword,
 		ClientIDPrefix: opts.UpstreamClientID,
@@ -53,7 +57,7 @@ func connectUpstream(opts options, log *slog.Logger) (*upstream, error) {
 		return nil, fmt.Errorf("--upstream: %w", err)
 	}
 	u.remote = r
-	log.Info("connecting to the upstream broker", "url", r.URL(), "client_id", r.ClientID())
+	log.Info("connecting to the upstream broker", "url", r.URL(), "nodes", strings.Join(r.URLs(), ","), "client_id", r.ClientID())
 	return u, nil
 }
 
@@ -69,12 +73,20 @@ func (u *upstream) status(s broker.Status) {
 		return
 	}
 	u.up.Store(true)
+	failover := u.lastNode != "" && u.lastNode != s.URL
+	if failover {
+		u.failovers.Add(1)
+	}
+	u.lastNode = s.URL
 	h := u.hub.Load()
 	if h == nil {
 		return
 	}
 	reason := bridge.ResyncNotice{Code: bridge.ResyncBrokerConnected, Reason: "connected to the broker"}
-	if s.Gap {
+	switch {
+	case failover:
+		reason = bridge.ResyncNotice{Code: bridge.ResyncBrokerGap, Reason: "the connection to the broker was lost and the hub is on another node of its cluster: messages published meanwhile did not arrive"}
+	case s.Gap:
 		reason = bridge.ResyncNotice{Code: bridge.ResyncBrokerGap, Reason: "the connection to the broker was lost and is back: messages published meanwhile did not arrive"}
 	}
 	h.Resync(reason)
@@ -83,12 +95,14 @@ func (u *upstream) status(s broker.Status) {
 var (
 	descUpstreamUp     = prometheus.NewDesc("motehub_upstream_up", "1 while the upstream broker (--upstream) is connected and every subscription made, else 0.", nil, nil)
 	descUpstreamLosses = prometheus.NewDesc("motehub_upstream_disconnects_total", "Connections to the upstream broker that were lost.", nil, nil)
+	descFailovers      = prometheus.NewDesc("motehub_upstream_failovers_total", "Connections made to another node of the upstream cluster (--upstream with several URLs) than the previous connection's.", nil, nil)
 )
 
 // Describe and Collect make the upstream's state metrics.
 func (u *upstream) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descUpstreamUp
 	ch <- descUpstreamLosses
+	ch <- descFailovers
 }
 
 func (u *upstream) Collect(ch chan<- prometheus.Metric) {
@@ -98,4 +112,5 @@ func (u *upstream) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descUpstreamUp, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(descUpstreamLosses, prometheus.CounterValue, float64(u.losses.Load()))
+	ch <- prometheus.MustNewConstMetric(descFailovers, prometheus.CounterValue, float64(u.failovers.Load()))
 }
