@@ -31,7 +31,7 @@ func (o options) checkJetStream() error {
 		return errors.New("--upstream-nats is for --upstream-jetstream: name the stream to read")
 	case len(o.UpstreamNATS) == 0:
 		return errors.New("--upstream-jetstream needs --upstream-nats: the NATS servers to read the stream from")
-	case o.Upstream == "":
+	case len(o.Upstream) == 0:
 		return errors.New("--upstream-jetstream needs --upstream: commands still go to the devices over MQTT")
 	}
 	return nil
