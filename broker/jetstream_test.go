@@ -117,18 +117,27 @@ func openFeed(t *testing.T, b *jsBed, stream string, l *feedLog) *JetStreamFeed 
 	return f
 }
 
-// TestJetStreamFeedSnapshotThenEveryMessage: the feed starts with the last
+// TestJetStreamFeed runs the feed's tests on one three-node cluster (a
+// cluster takes seconds to start), each on its own stream.
+func TestJetStreamFeed(t *testing.T) {
+	b := newJSBed(t, 3)
+	t.Run("SnapshotThenEveryMessage", func(t *testing.T) { testFeedSnapshotThenEveryMessage(t, b) })
+	t.Run("MapsTopicsAsTheGateway", func(t *testing.T) { testFeedMapsTopicsAsTheGateway(t, b) })
+	t.Run("RefusesUnfitStreams", func(t *testing.T) { testFeedRefusesUnfitStreams(t, b) })
+	t.Run("ReportsAHole", func(t *testing.T) { testFeedReportsAHole(t, b) })
+}
+
+// testFeedSnapshotThenEveryMessage: the feed starts with the last
 // message of each subject (Replay, in stream order, after the floor at the
 // stream's last sequence), then every new message with consecutive
 // positions.
-func TestJetStreamFeedSnapshotThenEveryMessage(t *testing.T) {
-	b := newJSBed(t, 1)
-	b.createStream(t, jetstream.StreamConfig{Name: "DEV", Subjects: []string{"nodes.>"}})
+func testFeedSnapshotThenEveryMessage(t *testing.T, b *jsBed) {
+	b.createStream(t, jetstream.StreamConfig{Name: "SNAP", Subjects: []string{"nodes.>"}})
 	for i, s := range []string{"nodes.a", "nodes.b", "nodes.a", "nodes.b", "nodes.a"} {
 		b.publish(t, s, fmt.Sprint(i+1))
 	}
 	var l feedLog
-	f := openFeed(t, b, "DEV", &l)
+	f := openFeed(t, b, "SNAP", &l)
 	cancel, err := f.Subscribe("#", l.message)
 	if err != nil {
 		t.Fatal(err)
@@ -149,27 +158,26 @@ func TestJetStreamFeedSnapshotThenEveryMessage(t *testing.T) {
 	if s := f.Stats(); s.Position != 7 || s.Holes != 0 || f.Ready() != nil {
 		t.Fatalf("stats %+v, ready %v", s, f.Ready())
 	}
-	if f.Epoch() == "" || f.Epoch()[:4] != "DEV." {
+	if f.Epoch() == "" || f.Epoch()[:5] != "SNAP." {
 		t.Fatalf("epoch %q: want the stream's name and creation time", f.Epoch())
 	}
 }
 
-// TestJetStreamFeedMapsTopicsAsTheGateway: messages that devices publish
+// testFeedMapsTopicsAsTheGateway: messages that devices publish
 // through NATS's MQTT gateway reach the feed with the topic they were
 // published on, '.' and empty levels included.
-func TestJetStreamFeedMapsTopicsAsTheGateway(t *testing.T) {
-	b := newJSBed(t, 1)
-	b.createStream(t, jetstream.StreamConfig{Name: "DEV", Subjects: []string{"nodes.>"}})
+func testFeedMapsTopicsAsTheGateway(t *testing.T, b *jsBed) {
+	b.createStream(t, jetstream.StreamConfig{Name: "GATEWAY", Subjects: []string{"dev.>"}})
 	var l feedLog
-	f := openFeed(t, b, "DEV", &l)
-	cancel, _ := f.Subscribe("nodes/#", l.message)
+	f := openFeed(t, b, "GATEWAY", &l)
+	cancel, _ := f.Subscribe("dev/#", l.message)
 	defer cancel()
 	if err := f.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// What the gateway makes of them, seen by a NATS subscriber.
 	subjects := make(chan string, 16)
-	sub, err := b.nc.Subscribe("nodes.>", func(m *nats.Msg) { subjects <- m.Subject })
+	sub, err := b.nc.Subscribe("dev.>", func(m *nats.Msg) { subjects <- m.Subject })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +191,7 @@ func TestJetStreamFeedMapsTopicsAsTheGateway(t *testing.T) {
 		t.Fatalf("device connect: %v", tok.Error())
 	}
 	defer dev.Disconnect(0)
-	topicsSent := []string{"nodes/a.b", "nodes//x", "nodes/x/", "nodes/v1.2/temp", "nodes/plain"}
+	topicsSent := []string{"dev/a.b", "dev//x", "dev/x/", "dev/v1.2/temp", "dev/plain"}
 	for _, topic := range topicsSent {
 		if tok := dev.Publish(topic, 1, false, topic); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish %s: %v", topic, tok.Error())
@@ -208,12 +216,11 @@ func TestJetStreamFeedMapsTopicsAsTheGateway(t *testing.T) {
 	}
 }
 
-// TestJetStreamFeedRefusesUnfitStreams: a stream that deletes messages in
+// testFeedRefusesUnfitStreams: a stream that deletes messages in
 // its middle is refused at the start, with the reason.
-func TestJetStreamFeedRefusesUnfitStreams(t *testing.T) {
-	b := newJSBed(t, 1)
-	b.createStream(t, jetstream.StreamConfig{Name: "LASTONLY", Subjects: []string{"a.>"}, MaxMsgsPerSubject: 1})
-	b.createStream(t, jetstream.StreamConfig{Name: "WORK", Subjects: []string{"b.>"}, Retention: jetstream.WorkQueuePolicy})
+func testFeedRefusesUnfitStreams(t *testing.T, b *jsBed) {
+	b.createStream(t, jetstream.StreamConfig{Name: "LASTONLY", Subjects: []string{"lastonly.>"}, MaxMsgsPerSubject: 1})
+	b.createStream(t, jetstream.StreamConfig{Name: "WORK", Subjects: []string{"work.>"}, Retention: jetstream.WorkQueuePolicy})
 	for _, name := range []string{"LASTONLY", "WORK"} {
 		_, err := OpenJetStream(context.Background(), JetStreamConfig{URLs: b.cluster.NATSURLs(), Stream: name,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -231,12 +238,11 @@ func TestJetStreamFeedRefusesUnfitStreams(t *testing.T) {
 	}
 }
 
-// TestJetStreamFeedReportsAHole: while the feed's reader is held up, the
+// testFeedReportsAHole: while the feed's reader is held up, the
 // stream (MaxMsgs 5) drops messages it had not read; the feed reports the
 // hole once, before the first message after it, and goes on with
 // consecutive positions.
-func TestJetStreamFeedReportsAHole(t *testing.T) {
-	b := newJSBed(t, 1)
+func testFeedReportsAHole(t *testing.T, b *jsBed) {
 	b.createStream(t, jetstream.StreamConfig{Name: "SMALL", Subjects: []string{"s.>"}, MaxMsgs: 5})
 	var l feedLog
 	f := openFeed(t, b, "SMALL", &l)
