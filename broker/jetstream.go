@@ -32,11 +32,10 @@ type JetStreamConfig struct {
 	// StartTimeout bounds OpenJetStream: connecting and reading the
 	// stream's configuration. Default 10 s.
 	StartTimeout time.Duration
-	// OnFloor is called, on the goroutine that delivers and before the
-	// next message, when the feed cannot vouch for the messages up to
-	// floor: at the start (the feed begins with the last message of each
-	// subject up to the stream's last sequence, not every message), and
-	// after a hole (hole true: messages left the stream before the feed
+	// OnFloor is called, before the next message, when the feed cannot
+	// vouch for the messages up to floor: by Start (the feed begins with the
+	// last message of each subject up to the stream's last sequence, not
+	// every message), and, on the goroutine that delivers, after a hole (hole true: messages left the stream before the feed
 	// read them). It must not call Subscribe or a cancel function. Default:
 	// none.
 	OnFloor func(floor uint64, hole bool)
@@ -97,7 +96,6 @@ type JetStreamFeed struct {
 	// consumer is the name of the ordered consumer the last message came
 	// through: a new one means nats.go reset it, and the stream is checked.
 	consumer string
-	floored  bool // OnFloor was told the start
 
 	position atomic.Uint64
 	holes    atomic.Uint64
@@ -210,6 +208,7 @@ func (f *JetStreamFeed) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: ordered consumer: %w", f.cfg.Stream, err)
 	}
+	f.onFloor(f.snapshotEnd, false) // before any message: the start is the snapshot's end
 	cc, err := cons.Consume(f.receive, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		f.log.Debug("JetStream consumer", "stream", f.cfg.Stream, "err", err)
 	}))
@@ -253,13 +252,8 @@ func (f *JetStreamFeed) receive(msg jetstream.Msg) {
 	f.index.Match(topic, func(s *feedSub) { s.fn(m) })
 }
 
-// floorLocked tells OnFloor what the feed cannot vouch for before the
-// message at pos: at the start, the snapshot; then, a jump.
+// floorLocked tells OnFloor of a jump before the message at pos.
 func (f *JetStreamFeed) floorLocked(pos uint64) {
-	if !f.floored {
-		f.floored = true
-		f.onFloor(f.snapshotEnd, false)
-	}
 	expect := max(f.last, f.snapshotEnd) + 1
 	if pos > f.snapshotEnd && pos != expect {
 		f.holes.Add(1)
