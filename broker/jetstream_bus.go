@@ -15,7 +15,9 @@ type FeedBus struct {
 }
 
 // Publish sends m through the Remote.
-func (b FeedBus) Publish(ctx context.Context, m bridge.Message) error { return b.Remote.Publish(ctx, m) }
+func (b FeedBus) Publish(ctx context.Context, m bridge.Message) error {
+	return b.Remote.Publish(ctx, m)
+}
 
 // Subscribe follows filter on the feed.
 func (b FeedBus) Subscribe(filter string, fn func(bridge.Message)) (func(), error) {

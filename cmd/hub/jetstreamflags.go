@@ -13,13 +13,13 @@ func jetstreamFlags(fs *flag.FlagSet, o *options) {
 		"messages from it, in order, so that browsers resume on any replica (needs --upstream and --upstream-nats)")
 	fs.Func("upstream-nats", "`URL` of a NATS server of the cluster, nats:// or tls:// (comma-separated, repeatable), credentials allowed "+
 		"(default: --upstream-username and --upstream-password)", func(s string) error {
-			for u := range strings.SplitSeq(s, ",") {
-				if u = strings.TrimSpace(u); u != "" {
-					o.UpstreamNATS = append(o.UpstreamNATS, u)
-				}
+		for u := range strings.SplitSeq(s, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				o.UpstreamNATS = append(o.UpstreamNATS, u)
 			}
-			return nil
-		})
+		}
+		return nil
+	})
 }
 
 // checkJetStream refuses JetStream flags that cannot work.
