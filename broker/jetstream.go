@@ -93,15 +93,24 @@ type JetStreamFeed struct {
 	mu    sync.Mutex // the dispatch lock: the index, and the delivery state below
 	index topics.Index[*feedSub]
 	last  uint64 // the position of the last message read; 0: none yet
-	// consumer is the name of the ordered consumer the last message came
-	// through: a new one means nats.go reset it, and the stream is checked.
-	consumer string
+	// The consumer messages are taken from (the others' are dropped), and
+	// the consumer sequence of the last one: a jump means messages were lost
+	// on the way, and the consumer is made again after the last position.
+	consumer    string
+	consumerSeq uint64
+	consume     jetstream.ConsumeContext // the current consumer's; nil while none
 
 	position atomic.Uint64
 	holes    atomic.Uint64
+	remakes  atomic.Uint64
 	failed   atomic.Pointer[error] // set for good: the stream was replaced
+	stalled  atomic.Pointer[error] // set while the feed cannot make its consumer
 	netUp    atomic.Bool
-	consume  jetstream.ConsumeContext
+
+	remake   chan string   // a consumer to replace (its name), for the supervisor (capacity 1)
+	quit     chan struct{} // closed by Close
+	done     chan struct{} // closed when the supervisor returns
+	started  atomic.Bool
 	stopOnce sync.Once
 }
 
@@ -125,7 +134,7 @@ func OpenJetStream(ctx context.Context, cfg JetStreamConfig) (*JetStreamFeed, er
 			return nil, err
 		}
 	}
-	f := &JetStreamFeed{cfg: cfg, log: cfg.Logger}
+	f := &JetStreamFeed{cfg: cfg, log: cfg.Logger, remake: make(chan string, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	opts := []nats.Option{
 		nats.Name("motehub"),
 		nats.MaxReconnects(-1),
@@ -199,27 +208,157 @@ func (f *JetStreamFeed) Epoch() string { return f.epoch }
 // Start begins reading: the last message of each subject up to the
 // stream's last sequence, then every new one. Call it once, after the
 // subscriptions that must see everything are made.
+//
+// The feed reads through a consumer of its own (ephemeral, in memory, no
+// acknowledgements), which its supervisor goroutine makes again, from the
+// position after the last message, whenever it is lost (its node died),
+// stops sending (no heartbeat), or lost messages on the way (a jump in its
+// own sequence), or when messages wait in the stream and none came for a
+// whole check (stallCheck). nats.go's OrderedConsumer does the same but
+// keeps retrying one consumer name under its lock, forever, when the
+// cluster placed that consumer on a node that died: its Stop then blocks.
 func (f *JetStreamFeed) Start(ctx context.Context) error {
+	if !f.started.CompareAndSwap(false, true) {
+		return errors.New("the feed is already started")
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.StartTimeout)
 	defer cancel()
-	cons, err := f.js.OrderedConsumer(ctx, f.cfg.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("stream %s: ordered consumer: %w", f.cfg.Stream, err)
-	}
 	f.onFloor(f.snapshotEnd, false) // before any message: the start is the snapshot's end
-	cc, err := cons.Consume(f.receive, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		f.log.Debug("JetStream consumer", "stream", f.cfg.Stream, "err", err)
-	}))
-	if err != nil {
-		return fmt.Errorf("stream %s: consume: %w", f.cfg.Stream, err)
+	if err := f.makeConsumer(ctx); err != nil {
+		close(f.done) // no supervisor
+		return err
 	}
-	f.mu.Lock()
-	f.consume = cc
-	f.mu.Unlock()
+	go f.supervise() // until Close
 	f.log.Info("reading the JetStream stream", "stream", f.cfg.Stream, "epoch", f.epoch, "snapshot_to", f.snapshotEnd)
 	return nil
+}
+
+// stallCheck is how often the supervisor checks that the feed moves while
+// messages wait in the stream. A variable for the tests.
+var stallCheck = 5 * time.Second
+
+// makeConsumer replaces the feed's consumer (if any) with a new one that
+// starts after the last position read (at the start, with the last message
+// of each subject).
+func (f *JetStreamFeed) makeConsumer(ctx context.Context) error {
+	f.mu.Lock()
+	old, from := f.consume, f.last+1
+	f.consume, f.consumer = nil, ""
+	f.mu.Unlock()
+	if old != nil {
+		old.Stop() // a pull subscription's Stop does not wait
+	}
+	cfg := jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       from,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute, // the server deletes one left behind (its node died)
+		Replicas:          1,
+		MemoryStorage:     true,
+	}
+	if from == 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.FilterSubjects = jetstream.DeliverLastPerSubjectPolicy, 0, []string{">"}
+	}
+	cons, err := f.js.CreateConsumer(ctx, f.cfg.Stream, cfg)
+	if err != nil {
+		return fmt.Errorf("stream %s: consumer: %w", f.cfg.Stream, err)
+	}
+	name := cons.CachedInfo().Name
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.consumer, f.consumerSeq = name, 0
+	cc, err := cons.Consume(f.receive, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		f.consumeError(name, err)
+	}))
+	if err != nil {
+		f.consumer = ""
+		return fmt.Errorf("stream %s: consume: %w", f.cfg.Stream, err)
+	}
+	f.consume = cc
+	return nil
+}
+
+// consumeError is the consumer's error handler: the errors after which it
+// brings nothing more have the supervisor make it again.
+func (f *JetStreamFeed) consumeError(name string, err error) {
+	f.log.Debug("JetStream consumer", "stream", f.cfg.Stream, "consumer", name, "err", err)
+	if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders) {
+		f.askRemake(name)
+	}
+}
+
+// askRemake asks the supervisor to replace consumer name.
+func (f *JetStreamFeed) askRemake(name string) {
+	select {
+	case f.remake <- name:
+	default: // one is asked already
+	}
+}
+
+// supervise makes the consumer again when asked, or when the feed stalls,
+// until Close. Each attempt waits for the server at most StartTimeout;
+// attempts are spaced from 250 ms to 5 s.
+func (f *JetStreamFeed) supervise() {
+	defer close(f.done)
+	tick := time.NewTicker(stallCheck)
+	defer tick.Stop()
+	var seen uint64 // the position at the last check
+	for {
+		select {
+		case <-f.quit:
+			return
+		case name := <-f.remake:
+			f.mu.Lock()
+			current := name == f.consumer
+			f.mu.Unlock()
+			if current {
+				f.remakeConsumer("its consumer stopped")
+			}
+		case <-tick.C:
+			pos := f.position.Load()
+			if pos == seen && f.waiting(pos) {
+				f.remakeConsumer("no message came while the stream holds more")
+			}
+			seen = f.position.Load()
+		}
+	}
+}
+
+// waiting reports whether the stream holds messages after pos.
+func (f *JetStreamFeed) waiting(pos uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
+	defer cancel()
+	info, err := f.streamInfo(ctx)
+	return err == nil && info.State.LastSeq > pos
+}
+
+// remakeConsumer makes a new consumer, retrying until it has one or Close.
+func (f *JetStreamFeed) remakeConsumer(why string) {
+	f.remakes.Add(1)
+	f.log.Debug("making the JetStream consumer again", "stream", f.cfg.Stream, "why", why, "after", f.position.Load())
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
+		err := f.makeConsumer(ctx)
+		cancel()
+		if err == nil {
+			if f.stalled.Swap(nil) != nil {
+				f.log.Info("reading the JetStream stream again", "stream", f.cfg.Stream, "after", f.position.Load())
+			}
+			return
+		}
+		failure := fmt.Errorf("%w: %w", ErrUnavailable, err)
+		if f.stalled.Swap(&failure) == nil {
+			f.log.Warn("cannot read the JetStream stream; trying again", "stream", f.cfg.Stream, "err", err)
+		}
+		select {
+		case <-f.quit:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // receive is the consumer's handler: one message at a time, in stream order.
@@ -232,14 +371,19 @@ func (f *JetStreamFeed) receive(msg jetstream.Msg) {
 	pos := md.Sequence.Stream
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.failed.Load() != nil || pos <= f.last {
-		return // replaced, or a message read before a reset
+	if f.failed.Load() != nil || md.Consumer != f.consumer || pos <= f.last {
+		return // replaced; from a consumer the feed let go; or read already
 	}
-	if md.Consumer != f.consumer {
-		if f.consumer != "" && !f.sameStream() {
-			return
-		}
-		f.consumer = md.Consumer
+	if md.Sequence.Consumer != f.consumerSeq+1 {
+		// Lost on the way (a pull request lost with a node): take nothing
+		// more from this consumer; the next starts after f.last.
+		f.consumer = ""
+		f.askRemake("")
+		return
+	}
+	f.consumerSeq = md.Sequence.Consumer
+	if f.consumerSeq == 1 && f.last > 0 && !f.sameStream() { // a new consumer, on the same stream?
+		return
 	}
 	f.floorLocked(pos)
 	f.last = pos
@@ -269,9 +413,9 @@ func (f *JetStreamFeed) onFloor(floor uint64, hole bool) {
 	}
 }
 
-// sameStream checks, after nats.go reset the consumer, that the stream is
+// sameStream checks, on a new consumer's first message, that the stream is
 // the one the epoch names; if not, the feed fails for good. It waits for
-// the server (bounded), on the delivering goroutine, once per reset.
+// the server (bounded), on the delivering goroutine, once per consumer.
 func (f *JetStreamFeed) sameStream() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
 	defer cancel()
@@ -318,6 +462,9 @@ func (f *JetStreamFeed) Ready() error {
 	if !f.nc.IsConnected() {
 		return fmt.Errorf("%w: NATS %s not connected", ErrUnavailable, redactNATS(f.cfg.URLs))
 	}
+	if err := f.stalled.Load(); err != nil {
+		return *err
+	}
 	return nil
 }
 
@@ -325,11 +472,12 @@ func (f *JetStreamFeed) Ready() error {
 type FeedStats struct {
 	Position uint64 // the last message's stream sequence
 	Holes    uint64 // jumps in the positions since the start
+	Remakes  uint64 // consumers made again (lost, stalled)
 }
 
 // Stats returns the feed's counts.
 func (f *JetStreamFeed) Stats() FeedStats {
-	return FeedStats{Position: f.position.Load(), Holes: f.holes.Load()}
+	return FeedStats{Position: f.position.Load(), Holes: f.holes.Load(), Remakes: f.remakes.Load()}
 }
 
 // setNetUp logs a change of the NATS connection, once per change.
@@ -347,14 +495,21 @@ func (f *JetStreamFeed) setNetUp(up bool, err error) {
 // Close stops reading and closes the connection.
 func (f *JetStreamFeed) Close() error {
 	f.stopOnce.Do(func() {
+		close(f.quit)
+		if f.started.Load() {
+			<-f.done // the supervisor: it waits for the server at most StartTimeout
+		}
 		f.mu.Lock()
 		cc := f.consume
+		f.consume, f.consumer = nil, ""
 		f.mu.Unlock()
 		if cc != nil {
 			cc.Stop()
+		}
+		f.nc.Close() // ends the subscriptions' goroutines
+		if cc != nil {
 			<-cc.Closed()
 		}
-		f.nc.Close()
 	})
 	return nil
 }

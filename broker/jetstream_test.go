@@ -121,11 +121,14 @@ func openFeed(t *testing.T, b *jsBed, stream string, l *feedLog) *JetStreamFeed 
 // TestJetStreamFeed runs the feed's tests on one three-node cluster (a
 // cluster takes seconds to start), each on its own stream.
 func TestJetStreamFeed(t *testing.T) {
+	defer func(d time.Duration) { stallCheck = d }(stallCheck)
+	stallCheck = 500 * time.Millisecond
 	b := newJSBed(t, 3)
 	t.Run("SnapshotThenEveryMessage", func(t *testing.T) { testFeedSnapshotThenEveryMessage(t, b) })
 	t.Run("MapsTopicsAsTheGateway", func(t *testing.T) { testFeedMapsTopicsAsTheGateway(t, b) })
 	t.Run("RefusesUnfitStreams", func(t *testing.T) { testFeedRefusesUnfitStreams(t, b) })
 	t.Run("ReportsAHole", func(t *testing.T) { testFeedReportsAHole(t, b) })
+	t.Run("SurvivesItsNodeDying", func(t *testing.T) { testFeedSurvivesItsNodeDying(t, b) }) // last: kills a node
 }
 
 // testFeedSnapshotThenEveryMessage: the feed starts with the last
@@ -296,4 +299,67 @@ func testFeedReportsAHole(t *testing.T, b *jsBed) {
 	if holes == 0 || f.Stats().Holes != uint64(holes) {
 		t.Fatalf("%d holes reported, %d counted; want at least one (the stream keeps 5 of %d)", holes, f.Stats().Holes, n)
 	}
+}
+
+// testFeedSurvivesItsNodeDying: the node the feed reads through is killed
+// while messages keep coming (a stream with a replica on every node); the
+// feed reconnects to another node, its consumer is made again from where it
+// was, and it goes on with every message: no hole, no duplicate, the same
+// epoch, ready again.
+func testFeedSurvivesItsNodeDying(t *testing.T, b *jsBed) {
+	b.createStream(t, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
+	var l feedLog
+	f := openFeed(t, b, "R3", &l)
+	epoch := f.Epoch()
+	cancel, _ := f.Subscribe("#", l.message)
+	defer cancel()
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The test publishes through a node the feed does not use.
+	feedNode := slices.IndexFunc(b.cluster.Nodes, func(n *natstest.Node) bool { return "nats://"+n.NATSAddr == f.nc.ConnectedUrl() })
+	if feedNode < 0 {
+		t.Fatalf("the feed is connected to %s, no node of the cluster", f.nc.ConnectedUrl())
+	}
+	pubNode := (feedNode + 1) % len(b.cluster.Nodes)
+	nc, err := nats.Connect(b.cluster.Nodes[pubNode].NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	publish := func(i int) uint64 {
+		t.Helper()
+		var seq uint64
+		hubtest.EventuallyNil(t, 30*time.Second, func() error { // the stream elects a new leader when its node dies
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ack, err := js.Publish(ctx, "r3.counter", []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint(i)))
+			if err == nil {
+				seq = ack.Sequence
+			}
+			return err
+		})
+		return seq
+	}
+	for i := 1; i <= 20; i++ {
+		publish(i)
+	}
+	hubtest.Eventually(t, 10*time.Second, func() bool { return l.count() == 20 }, "the first 20 messages")
+	b.cluster.Kill(feedNode)
+	var last uint64
+	for i := 21; i <= 60; i++ {
+		last = publish(i)
+	}
+	hubtest.Eventually(t, 60*time.Second, func() bool { return f.Stats().Position == last }, "the feed reaches %d after its node died", last)
+	_, msgs := l.snapshot()
+	for i, m := range msgs {
+		if m.Position != uint64(i+1) || string(m.Payload) != fmt.Sprint(i+1) {
+			t.Fatalf("message %d: position %d payload %s; want %d", i, m.Position, m.Payload, i+1)
+		}
+	}
+	if f.Stats().Holes != 0 || f.Epoch() != epoch {
+		t.Fatalf("holes %d, epoch %s (was %s)", f.Stats().Holes, f.Epoch(), epoch)
+	}
+	hubtest.EventuallyNil(t, 30*time.Second, f.Ready)
 }
