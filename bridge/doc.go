@@ -65,7 +65,9 @@
 //     (a close, a wake, a start with the default filters) runs outside it.
 //
 // The Bus callback ([Hub] subscribes with one per bus filter; Hub.deliver)
-// encodes the message once, then under the fan-out lock numbers it,
+// encodes the message once, then under the fan-out lock numbers it (by
+// counting, or, for a Positional hub, by its Message.Position, dropping one
+// not above the last),
 // appends it to the event log, tells the observers (the state store, the
 // Journal, Config.Observers: O(1) each, under their own locks), pushes it by
 // reference onto each matching client's queue and settles the acks it
@@ -140,7 +142,16 @@
 //     large) are reported to Config.Refusals (package internal/refusals,
 //     shared with the broker and the HTTP layer) by the handler or by the
 //     session's end, under no lock of the hub's; its own lock is a leaf.
-//   - [Hub.Resync] and [Hub.Recheck] may be called from any goroutine.
+//   - [Hub.Resync], [Hub.ResyncFrom] and [Hub.Recheck] may be called from
+//     any goroutine; a Bus calls ResyncFrom from the goroutine that
+//     delivers, before the message after a hole, so that no client resumes
+//     across the hole meanwhile.
+//   - A client resuming from an id ahead of a Positional hub (issued by a
+//     replica further along the same log) waits for the hub to get there,
+//     at most Config.AheadWait, before its (re)start takes the fan-out
+//     lock: on its own goroutine (the reader's, an SSE or long-poll
+//     handler's), under no lock, woken by the fan-out's channel for long
+//     polls.
 //   - The admin view's reads (admin.go) list the sessions under the
 //     sessions' lock, then take the fan-out lock once per listed session
 //     to copy its filters (O(the filters of one client)) and its queue's
