@@ -183,6 +183,12 @@ func TestResumeOnAnotherReplicaFromJetStream(t *testing.T) {
 		}
 	})
 	wg.Wait()
+	m := scrape(t, b.HTTP)
+	if m["motehub_upstream_jetstream_up"] != 1 || m["motehub_upstream_jetstream_position"] < float64(sseLast+100) ||
+		m["motehub_upstream_jetstream_holes_total"] != 0 {
+		t.Errorf("B's feed metrics: up %v, position %v, holes %v; want 1, at least %d, 0", m["motehub_upstream_jetstream_up"],
+			m["motehub_upstream_jetstream_position"], m["motehub_upstream_jetstream_holes_total"], sseLast+100)
+	}
 }
 
 // TestResumeOnAnotherReplicaWithoutJetStream: the same on plain MQTT
