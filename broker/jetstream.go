@@ -317,7 +317,7 @@ func (f *JetStreamFeed) supervise() {
 			}
 		case <-tick.C:
 			pos := f.position.Load()
-			if pos == seen && f.waiting(pos) {
+			if f.checkStream(pos == seen) {
 				f.remakeConsumer("no message came while the stream holds more")
 			}
 			seen = f.position.Load()
@@ -325,12 +325,24 @@ func (f *JetStreamFeed) supervise() {
 	}
 }
 
-// waiting reports whether the stream holds messages after pos.
-func (f *JetStreamFeed) waiting(pos uint64) bool {
+// checkStream looks at the stream: when it was deleted or created again,
+// the feed fails for good; else it reports whether, with still, messages
+// wait after the feed's position (it did not move since the last check).
+func (f *JetStreamFeed) checkStream(still bool) (stalled bool) {
+	if f.failed.Load() != nil {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
 	defer cancel()
 	info, err := f.streamInfo(ctx)
-	return err == nil && info.State.LastSeq > pos
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound) || err == nil && strconv.FormatInt(info.Created.UnixNano(), 36) != f.origin:
+		f.fail()
+		return false
+	case err != nil:
+		return false // NATS down: Ready says so
+	}
+	return still && info.State.LastSeq > f.position.Load()
 }
 
 // remakeConsumer makes a new consumer, retrying until it has one or Close.
@@ -423,15 +435,21 @@ func (f *JetStreamFeed) sameStream() bool {
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 	case err != nil:
-		f.log.Warn("cannot check the JetStream stream after its consumer was reset; going on", "stream", f.cfg.Stream, "err", err)
+		f.log.Warn("cannot check the JetStream stream for a new consumer; going on", "stream", f.cfg.Stream, "err", err)
 		return true
 	case strconv.FormatInt(info.Created.UnixNano(), 36) == f.origin:
 		return true
 	}
-	failure := fmt.Errorf("JetStream stream %s: %w", f.cfg.Stream, ErrStreamReplaced)
-	f.failed.Store(&failure)
-	f.log.Error("the JetStream stream was replaced: this hub takes no more of its messages", "stream", f.cfg.Stream, "err", failure)
+	f.fail()
 	return false
+}
+
+// fail stops the feed for good: the stream is not the one its epoch names.
+func (f *JetStreamFeed) fail() {
+	failure := fmt.Errorf("JetStream stream %s: %w", f.cfg.Stream, ErrStreamReplaced)
+	if f.failed.CompareAndSwap(nil, &failure) {
+		f.log.Error("the JetStream stream was replaced: this hub takes no more of its messages", "stream", f.cfg.Stream, "err", failure)
+	}
 }
 
 // Subscribe calls fn for every message, from the next one on, whose topic

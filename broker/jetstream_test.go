@@ -128,6 +128,7 @@ func TestJetStreamFeed(t *testing.T) {
 	t.Run("MapsTopicsAsTheGateway", func(t *testing.T) { testFeedMapsTopicsAsTheGateway(t, b) })
 	t.Run("RefusesUnfitStreams", func(t *testing.T) { testFeedRefusesUnfitStreams(t, b) })
 	t.Run("ReportsAHole", func(t *testing.T) { testFeedReportsAHole(t, b) })
+	t.Run("FailsWhenTheStreamIsReplaced", func(t *testing.T) { testFeedFailsWhenTheStreamIsReplaced(t, b) })
 	t.Run("SurvivesItsNodeDying", func(t *testing.T) { testFeedSurvivesItsNodeDying(t, b) }) // last: kills a node
 }
 
@@ -362,4 +363,33 @@ func testFeedSurvivesItsNodeDying(t *testing.T, b *jsBed) {
 		t.Fatalf("holes %d, epoch %s (was %s)", f.Stats().Holes, f.Epoch(), epoch)
 	}
 	hubtest.EventuallyNil(t, 30*time.Second, f.Ready)
+}
+
+// testFeedFailsWhenTheStreamIsReplaced: a stream deleted and created again
+// under the same name is not the one the feed's epoch names: the feed
+// says so (not ready, ErrStreamReplaced) and takes none of its messages.
+func testFeedFailsWhenTheStreamIsReplaced(t *testing.T, b *jsBed) {
+	b.createStream(t, jetstream.StreamConfig{Name: "AGAIN", Subjects: []string{"again.>"}})
+	var l feedLog
+	f := openFeed(t, b, "AGAIN", &l)
+	cancel, _ := f.Subscribe("#", l.message)
+	defer cancel()
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.publish(t, "again.x", "1")
+	hubtest.Eventually(t, 10*time.Second, func() bool { return l.count() == 1 }, "the first message")
+	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	if err := b.js.DeleteStream(ctx, "AGAIN"); err != nil {
+		t.Fatal(err)
+	}
+	b.createStream(t, jetstream.StreamConfig{Name: "AGAIN", Subjects: []string{"again.>"}})
+	for i := range 3 {
+		b.publish(t, "again.x", fmt.Sprint("new", i))
+	}
+	hubtest.Eventually(t, 20*time.Second, func() bool { return errors.Is(f.Ready(), ErrStreamReplaced) }, "the feed notices the new stream")
+	if _, msgs := l.snapshot(); len(msgs) != 1 {
+		t.Fatalf("the feed handed on %d messages, want only the old stream's one: %+v", len(msgs), msgs)
+	}
 }
