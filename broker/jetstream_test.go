@@ -44,13 +44,19 @@ func newJSBed(t *testing.T, nodes int) *jsBed {
 	return &jsBed{cluster: c, nc: nc, js: js}
 }
 
+// createStream makes a stream; right after the cluster's start the meta
+// leader may not see every peer yet ("no suitable peers for placement"), so
+// it asks again, bounded.
 func (b *jsBed) createStream(t *testing.T, cfg jetstream.StreamConfig) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := b.js.CreateStream(ctx, cfg); err != nil {
-		t.Fatalf("create stream: %v", err)
-	}
+	hubtest.EventuallyNil(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := b.js.CreateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+		return nil
+	})
 }
 
 func (b *jsBed) publish(t *testing.T, subject, payload string) uint64 {

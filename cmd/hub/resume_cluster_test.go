@@ -65,11 +65,17 @@ func createDeviceStream(t *testing.T, c *natstest.Cluster, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), hubtest.Timeout)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"nodes.>"}, Replicas: 3}); err != nil {
-		t.Fatalf("create stream %s: %v", name, err)
-	}
+	// Right after the cluster's start, the meta leader may not see every
+	// peer yet ("no suitable peers for placement"): ask again, bounded.
+	hubtest.EventuallyNil(t, hubtest.Timeout, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"nodes.>"}, Replicas: 3})
+		if err != nil {
+			return fmt.Errorf("create stream %s: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // jsReplica starts a hub replica on node i of c, reading stream (none:
