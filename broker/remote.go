@@ -29,7 +29,9 @@ var errClosedRemote = fmt.Errorf("%w: closed", ErrUnavailable)
 // Remote is a client of an existing MQTT broker or cluster (Mosquitto, EMQX,
 // HiveMQ, VerneMQ, ...) that implements bridge.Bus, so that several hub
 // replicas can stand in front of one cluster. It speaks MQTT 3.1.1 with a
-// clean session, through paho; no paho type leaves this package.
+// clean session, through paho.mqtt.golang, or MQTT 5 with a clean start and
+// no session expiry, through paho.golang (RemoteConfig.Protocol); no paho
+// type leaves this package.
 //
 // A Remote connects in the background and keeps doing so: it never gives up,
 // waiting up to RemoteConfig.MaxReconnectInterval between attempts. After
@@ -47,14 +49,19 @@ var errClosedRemote = fmt.Errorf("%w: closed", ErrUnavailable)
 //
 // # Concurrency contract
 //
-//   - Subscription callbacks run on paho's router goroutine, one message at
-//     a time and in the order the broker sent them (which keeps each topic's
-//     messages in order). A callback must not block: no waiting for a
-//     Publish, and no call to Subscribe or a cancel function, which wait for
-//     running callbacks. Nor may anyone call Subscribe or cancel while
-//     holding a lock that a callback takes. Each incoming PUBLISH calls each
-//     matching subscription once; a callback may run before its Subscribe
-//     has returned (the retained messages).
+//   - Subscription callbacks run on the client's router goroutine (paho's,
+//     or paho.golang's), one message at a time and in the order the broker
+//     sent them (which keeps each topic's messages in order). A callback
+//     must not block: no waiting for a Publish, and no call to Subscribe or
+//     a cancel function, which wait for running callbacks. Nor may anyone
+//     call Subscribe or cancel while holding a lock that a callback takes.
+//     Each incoming PUBLISH calls each matching subscription once; a
+//     callback may run before its Subscribe has returned (the retained
+//     messages).
+//   - In MQTT 5, SUBSCRIBE and UNSUBSCRIBE packets go out one at a time,
+//     each after the answer to the one before (a queue of at most 256 per
+//     connection, worked by one goroutine of the connection): Subscribe
+//     and cancel wait while it is full.
 //   - RemoteConfig.OnStatus runs on the Remote's own goroutine, in order.
 //   - All exported methods are safe for concurrent use. Close is safe to call
 //     more than once.
@@ -159,6 +166,9 @@ func (r *Remote) ClientID() string { return r.clientID }
 // connected to or, while down, the one being tried or tried next.
 func (r *Remote) URL() string { return r.nodes[r.node.Load()].String() }
 
+// Protocol is the MQTT version spoken upstream: 4 (MQTT 3.1.1) or 5.
+func (r *Remote) Protocol() int { return r.nodes[0].protocol }
+
 // URLs are the URLs of every node, as given, without credentials.
 func (r *Remote) URLs() []string {
 	urls := make([]string, len(r.nodes))
@@ -187,8 +197,9 @@ func (r *Remote) Ready() error {
 // have arrived; it is never sent again later) or when none comes within ctx
 // or RemoteConfig.PublishTimeout. After Close it returns [ErrClosed].
 //
-// m's ResponseTopic and CorrelationData are MQTT v5 properties: the Remote
-// speaks MQTT 3.1.1 and leaves them out.
+// m's ResponseTopic and CorrelationData are MQTT 5 properties: in MQTT 5
+// they are sent, in MQTT 3.1.1 left out. In MQTT 5 a broker may refuse the
+// message in its PUBACK (an ACL): the error then wraps [ErrRefused].
 func (r *Remote) Publish(ctx context.Context, m bridge.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
