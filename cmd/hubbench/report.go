@@ -131,7 +131,11 @@ func writeReport(w io.Writer, in reportInput) {
 		fmt.Fprintf(w, ".\n")
 	}
 	fmt.Fprintf(w, "Regenerate the numbers and this page with `%s`; this page alone from the same results with\n", in.Command)
-	fmt.Fprintf(w, "`go run ./cmd/hubbench report -in %s -out docs/benchmarks.md` (plus `-profile-dir bench/results -notes bench/notes.md`, as bench/run.sh passes them).\n", in.ResultsPath)
+	clusterFlag := ""
+	if in.ClusterPath != "" {
+		clusterFlag = " -cluster " + in.ClusterPath
+	}
+	fmt.Fprintf(w, "`go run ./cmd/hubbench report -in %s -out docs/benchmarks.md` (plus `-profile-dir bench/results -notes bench/notes.md%s`, as bench/run.sh passes them).\n", in.ResultsPath, clusterFlag)
 	fmt.Fprintf(w, "A snapshot of one shared, noisy machine: read the ratios and the medians, not the absolute figures.\n\n")
 
 	fmt.Fprintf(w, "## Machine\n\n| | |\n|---|---|\n")

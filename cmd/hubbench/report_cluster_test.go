@@ -100,7 +100,7 @@ func TestReportCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"### pinned, 100 subscribers, 10k deliveries/s offered", "Results: `" + clusterFile + "`", "| 1 replica | 1000 | 100 | 100.00 % |"} {
+	for _, want := range []string{"### pinned, 100 subscribers, 10k deliveries/s offered", "Results: `" + clusterFile + "`", "-notes bench/notes.md -cluster " + clusterFile + "`", "| 1 replica | 1000 | 100 | 100.00 % |"} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("report from two files lacks %q", want)
 		}
