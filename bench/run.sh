@@ -26,7 +26,8 @@
 #   cluster  not in the default set (ask for it: BENCH_RUNS=cluster): hub replicas in front of a
 #            three-node NATS cluster against one replica, 1,000 WebSocket subscribers, every
 #            process's CPU (bench/cluster.sh, which says how); its own results file,
-#            BENCH_CLUSTER_OUT, and its own section of the report. About 7 minutes (quick: 1-2);
+#            BENCH_CLUSTER_OUT, and its own section of the report. About 7 minutes without retries
+#            (12 here with BENCH_TRIES=2 on a shared machine; quick: under a minute);
 #            asked for alone, it leaves BENCH_OUT alone and regenerates the report from the
 #            results file the report already names (BENCH_REPORT_IN to choose another)
 #
