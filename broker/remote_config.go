@@ -317,7 +317,9 @@ type Status struct {
 	// ones, which the broker sends again (with Retain set) as each
 	// subscription is made. It is set too when the Remote failed over to
 	// another node of the cluster: that is a new connection, and a clean
-	// session keeps nothing across it.
+	// session keeps nothing across it. And it is set on an Up while up,
+	// when the broker takes subscriptions it had refused as they were made
+	// again: their messages until then did not arrive.
 	Gap bool
 	// URL is the node, without credentials, now connected to (Up) or whose
 	// connection was lost (not Up; empty when an attempt failed).

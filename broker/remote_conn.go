@@ -267,8 +267,9 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 	}()
 
 	subscribed := 0
+	var refused []string // made again by retryRefused while cn serves
 	for _, sub := range subs {
-		granted, refused, err := r.awaitSuback(cn, sub)
+		granted, no, err := r.awaitSuback(cn, sub)
 		if errors.Is(err, ErrClosed) {
 			r.disconnect(cn)
 			return err
@@ -279,9 +280,10 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 			r.disconnect(cn)
 			return err
 		}
-		for _, f := range refused {
-			r.log.Warn("the upstream broker refused a subscription; its messages will not arrive", "filter", f)
+		for _, f := range no {
+			r.log.Warn("the upstream broker refused a subscription; asking again in the background", "node", cn.node, "filter", f)
 		}
+		refused = append(refused, no...)
 		subscribed += granted
 	}
 
@@ -296,6 +298,29 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 	r.state.setUp()
 	r.report(Status{Up: true, Gap: info.gap, URL: cn.node.String()})
 
+	// A filter refused as it was made again (an ACL; a cluster node whose
+	// storage is still electing a leader refuses QoS 1 subscriptions for a
+	// few seconds after another node died) is asked for again, waiting
+	// twice as long each time, up to MaxReconnectInterval, for as long as
+	// cn serves.
+	retry := backoff{min: refusedRetryInterval, max: r.cfg.MaxReconnectInterval}
+	timer := time.NewTimer(retry.next())
+	defer timer.Stop()
+	for len(refused) > 0 {
+		select {
+		case <-timer.C:
+		case <-cn.lost:
+		case <-r.quit:
+		}
+		if cn.isLost() || r.closed.Load() {
+			break
+		}
+		var err error
+		if refused, err = r.retryRefused(cn, refused); err != nil {
+			break // lost or closed: the select below says which
+		}
+		timer.Reset(retry.next())
+	}
 	select {
 	case <-cn.lost:
 		err := fmt.Errorf("%w: connection to %s lost: %v", ErrUnavailable, cn.node, cn.lostErr)
@@ -310,6 +335,45 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 		r.report(Status{Err: errClosedRemote, URL: cn.node.String()})
 		return ErrClosed
 	}
+}
+
+// refusedRetryInterval is the first wait before a filter the broker
+// refused as it was made again is asked for again.
+const refusedRetryInterval = time.Second
+
+// retryRefused asks cn's broker again for the filters it refused that are
+// still wanted, and returns those it refuses still. When it grants some,
+// the hub is told of a gap: their messages did not arrive until now. Its
+// error (the connection lost, the Remote closed) says to stop asking.
+func (r *Remote) retryRefused(cn *conn, refused []string) ([]string, error) {
+	r.subMu.Lock()
+	wanted := refused[:0]
+	r.mu.RLock()
+	for _, f := range refused {
+		if r.refs[f] > 0 { // not cancelled meanwhile
+			wanted = append(wanted, f)
+		}
+	}
+	r.mu.RUnlock()
+	var sub pendingSub
+	if len(wanted) > 0 {
+		sub = cn.link.subscribe(wanted)
+	}
+	r.subMu.Unlock()
+	if sub == nil {
+		return nil, nil
+	}
+	granted, still, err := r.awaitSuback(cn, sub)
+	if err != nil {
+		return nil, err
+	}
+	if granted > 0 {
+		r.log.Info("the upstream broker took subscriptions it had refused", "node", cn.node, "granted", granted, "still_refused", len(still))
+		r.report(Status{Up: true, Gap: true, URL: cn.node.String()})
+	} else {
+		r.log.Debug("the upstream broker refused subscriptions again", "node", cn.node, "filters", still)
+	}
+	return still, nil
 }
 
 // awaitSuback waits for sub, a subscription on cn, and returns how many
