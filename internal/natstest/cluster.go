@@ -107,13 +107,13 @@ func StartCluster(t testing.TB, o Options) *Cluster {
 		t.Fatalf("natstest: a cluster of %d nodes; want 1 to %d", o.Nodes, maxNodes)
 	}
 	c := &Cluster{t: t, bin: Binary(t), users: o.Users}
+	dir := t.TempDir() // before stopAll's cleanup, so removed after it ran
 	t.Cleanup(c.stopAll)
 	t.Cleanup(func() { // runs before stopAll
 		if t.Failed() {
 			t.Logf("the nats-server cluster's logs:\n%s", c.Output())
 		}
 	})
-	dir := t.TempDir()
 	var err error
 	for attempt := range startAttempts {
 		c.Nodes = c.Nodes[:0]
