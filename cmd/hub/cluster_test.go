@@ -445,3 +445,25 @@ func (d *clusterDevice) mustPublish(topic, payload string) {
 		d.t.Fatalf("the device: %v", err)
 	}
 }
+
+// TestMQTT5ReplicaOnNATS: NATS's MQTT gateway speaks 3.1.1 only. A replica
+// told to speak MQTT 5 to it is refused at CONNECT ("unacceptable protocol
+// version of 5" in the node's log), and /readyz says 503 naming the node: it
+// never pretends to be ready.
+func TestMQTT5ReplicaOnNATS(t *testing.T) {
+	c := natstest.StartCluster(t, natstest.Options{Nodes: 1})
+	h := launchHub(t, "--upstream", c.Nodes[0].MQTTURL(), "--upstream-protocol", "5") // never "ready"
+	var last string
+	hubtest.EventuallyNil(t, hubtest.Timeout, func() error {
+		status, _, body := get(t, "GET", "http://"+h.HTTP+"/readyz", nil, "")
+		last = body
+		if status != 503 || !strings.Contains(body, c.Nodes[0].MQTTURL()) {
+			return fmt.Errorf("/readyz %d %s; want 503 naming the node", status, body)
+		}
+		return nil
+	})
+	t.Logf("/readyz of an MQTT 5 replica on NATS: %s", last)
+	if !strings.Contains(c.Output(), "unacceptable protocol version of 5") {
+		t.Errorf("the node did not refuse an MQTT 5 CONNECT")
+	}
+}

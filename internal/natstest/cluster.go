@@ -21,7 +21,8 @@ import (
 
 // Options configure [StartCluster].
 type Options struct {
-	// Nodes is the number of nodes, 1 to 9; 0 means 3.
+	// Nodes is the number of nodes, 1 to 9; 0 means 3. One node is a
+	// server of its own (no cluster block, JetStream not clustered).
 	Nodes int
 	// Users are the accounts the nodes accept; none: anyone may connect,
 	// without credentials.

@@ -37,11 +37,13 @@ func nodeConfig(n *Node, nodes []*Node, users []User) string {
 	// and memory are shared.
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %s\n  max_memory_store: 268435456\n  max_file_store: 1073741824\n}\n", quote(n.storeDir))
 	fmt.Fprintf(&b, "mqtt {\n  listen: %s\n}\n", quote(n.MQTTAddr))
-	fmt.Fprintf(&b, "cluster {\n  name: %s\n  listen: %s\n  routes: [\n", quote(clusterName), quote(n.clusterAddr))
-	for _, p := range nodes {
-		fmt.Fprintf(&b, "    %s\n", quote("nats-route://"+p.clusterAddr))
+	if len(nodes) > 1 { // one node is a server of its own: JetStream unclustered
+		fmt.Fprintf(&b, "cluster {\n  name: %s\n  listen: %s\n  routes: [\n", quote(clusterName), quote(n.clusterAddr))
+		for _, p := range nodes {
+			fmt.Fprintf(&b, "    %s\n", quote("nats-route://"+p.clusterAddr))
+		}
+		b.WriteString("  ]\n}\n")
 	}
-	b.WriteString("  ]\n}\n")
 	if len(users) > 0 {
 		b.WriteString("authorization {\n  users: [\n")
 		for _, u := range users {
