@@ -69,8 +69,25 @@ func TestReplicasOnANATSCluster(t *testing.T) {
 // answer (confirmed, or failed), never silence. The node restarted later
 // changes nothing for A. The test reports the time from the kill to A ready
 // again and the values the browser missed.
+//
+// Twice: with nats-server's defaults, where the gateway gives up on
+// JetStream after 5 s, within a leader election (4 to 9 s), so that it may
+// refuse A's subscription on the new node; and with docker-compose.yml's
+// js_api_timeout of 15 s, where A gives up first (10 s) and tries again.
 func TestReplicaFailsOverAcrossNATSNodes(t *testing.T) {
-	c := natstest.StartCluster(t, natstest.Options{})
+	for _, c := range []struct {
+		name string
+		mqtt []string
+	}{
+		{"nats-defaults", nil},
+		{"js_api_timeout=15s", []string{"js_api_timeout: 15s"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { failOverAcrossNATSNodes(t, c.mqtt) })
+	}
+}
+
+func failOverAcrossNATSNodes(t *testing.T, mqttConfig []string) {
+	c := natstest.StartCluster(t, natstest.Options{MQTT: mqttConfig})
 	a := startHub(t, "--upstream", strings.Join(c.MQTTURLs(), ","), "--upstream-linger", linger,
 		"--upstream-client-id-prefix", "replica-a-")
 	first := nodeOfClient(t, c, "replica-a-")
