@@ -50,7 +50,7 @@ func TestReplicasOnANATSCluster(t *testing.T) {
 	}{{"A", onA, framesA}, {"B", onB, framesB}} {
 		state := strconv.FormatBool(i == 0)
 		sender.ws.Send(`["nodes/m1/relay/r1/set", {"state": ` + state + `}]`)
-		cmd := hubtest.Receive(t, device.commands, hubtest.Timeout, "the command from replica "+sender.name)
+		cmd := hubtest.Receive(t, device.commands, hubtest.Timeout, "command from replica "+sender.name)
 		if cmd.Topic != "nodes/m1/relay/r1/set" || cmd.Payload != `{"state":`+state+`}` {
 			t.Fatalf("the device got %q %s from replica %s", cmd.Topic, cmd.Payload, sender.name)
 		}
@@ -86,6 +86,8 @@ func TestReplicaFailsOverAcrossNATSNodes(t *testing.T) {
 	}
 }
 
+// failOverAcrossNATSNodes is TestReplicaFailsOverAcrossNATSNodes on a
+// cluster whose nodes' mqtt blocks have mqttConfig too.
 func failOverAcrossNATSNodes(t *testing.T, mqttConfig []string) {
 	c := natstest.StartCluster(t, natstest.Options{MQTT: mqttConfig})
 	a := startHub(t, "--upstream", strings.Join(c.MQTTURLs(), ","), "--upstream-linger", linger,
@@ -241,8 +243,8 @@ func failOverAcrossNATSNodes(t *testing.T, mqttConfig []string) {
 	if failovers < 1 {
 		t.Errorf("motehub_upstream_failovers_total %v, want at least 1", failovers)
 	}
-	t.Logf("node %d killed: /readyz 503 seen %v, 200 again %v after the kill; resync %v after; the browser missed %d values the device had sent (and %d the device could not send); command: %s; failovers %v; A's log: %s",
-		first, notReady, readyAgainAt.Round(time.Millisecond), resyncAt.Round(time.Millisecond), missed, failed, ack.Payload, failovers, failoverLine(a.Log.String()))
+	t.Logf("node %d killed: /readyz 503 seen %v, 200 again %v after the kill; resync %v after; the browser missed %d values the device had sent (and %d the device could not send); command: %s; failovers %v; A's log:\n\t%s",
+		first, notReady, readyAgainAt.Round(time.Millisecond), resyncAt.Round(time.Millisecond), missed, failed, ack.Payload, failovers, upstreamEvents(a.Log.String()))
 
 	// The node comes back: A stays where it is, and everything still works.
 	c.Restart(first)
@@ -258,7 +260,7 @@ func failOverAcrossNATSNodes(t *testing.T, mqttConfig []string) {
 	ws.Send(`["nodes/m1/relay/r1/set", {"state": false}]`)
 	// The first command may reach the device late (it had no ack from the
 	// device when the test moved on): it is skipped.
-	for cmd := hubtest.Receive(t, device.commands, hubtest.Timeout, "the command after the node came back"); cmd.Payload != `{"state":false}`; cmd = hubtest.Receive(t, device.commands, hubtest.Timeout, "the command after the node came back") {
+	for cmd := hubtest.Receive(t, device.commands, hubtest.Timeout, "command after the node came back"); cmd.Payload != `{"state":false}`; cmd = hubtest.Receive(t, device.commands, hubtest.Timeout, "command after the node came back") {
 		if cmd.Payload != `{"state":true}` {
 			t.Fatalf("the device got %q %s after the node came back", cmd.Topic, cmd.Payload)
 		}
@@ -272,15 +274,16 @@ func failOverAcrossNATSNodes(t *testing.T, mqttConfig []string) {
 	}
 }
 
-// failoverLine is the hub's log line of its connection to another node,
-// which says how long it was down.
-func failoverLine(log string) string {
+// upstreamEvents are the hub's log lines of its upstream connection after
+// the first connect (losses, refusals, connects), for the test's report.
+func upstreamEvents(log string) string {
+	var events []string
 	for line := range strings.Lines(log) {
-		if strings.Contains(line, "failover_from") {
-			return strings.TrimSpace(line)
+		if strings.Contains(line, "component=upstream") && (strings.Contains(line, "level=WARN") || strings.Contains(line, "gap=true")) {
+			events = append(events, strings.TrimSpace(line[strings.Index(line, "level="):]))
 		}
 	}
-	return "(no failover logged)"
+	return strings.Join(events, "\n\t")
 }
 
 // nodeOfClient is the node that serves the MQTT client whose id starts
