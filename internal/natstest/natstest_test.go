@@ -238,3 +238,22 @@ func TestNodeConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundedOutput: a node's log keeps its last bytes, cut at a line
+// where it can be, and never more than its limit.
+func TestBoundedOutput(t *testing.T) {
+	b := &boundedOutput{limit: 64}
+	for i := range 100 {
+		fmt.Fprintf(b, "line %02d\n", i)
+		if n := len(b.String()); n > 64 {
+			t.Fatalf("after line %d the log holds %d bytes, over its limit of 64", i, n)
+		}
+	}
+	if got := b.String(); !strings.HasPrefix(got, "line ") || !strings.HasSuffix(got, "line 99\n") {
+		t.Errorf("the log kept %q; want whole lines, the last one last", got)
+	}
+	fmt.Fprint(b, strings.Repeat("x", 200)) // one write longer than the limit, no newline in it
+	if got := b.String(); len(got) > 64 || !strings.HasSuffix(got, "xxxx") {
+		t.Errorf("after a long write the log holds %d bytes: %q", len(got), got)
+	}
+}
