@@ -39,7 +39,7 @@ MOCHI_RUN := ^($(subst $(empty) $(empty),|,$(strip $(MOCHI_TESTS))))$$
 # third_party/ is a module of its own, which it does not reach.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test test-mochi test-deps debian-deps fuzz run check bench
+.PHONY: test test-mochi test-deps debian-deps nats-server fuzz run check bench
 
 ## test: install what the tests need and is missing, then run every test with the race detector
 test: test-deps
@@ -50,7 +50,15 @@ test: test-deps
 test-mochi:
 	cd third_party/mochi-mqtt-server && go test -race ./...
 
-test-deps: debian-deps $(MQTTJS_INSTALLED) $(TYPESCRIPT_INSTALLED)
+test-deps: debian-deps $(MQTTJS_INSTALLED) $(TYPESCRIPT_INSTALLED) nats-server
+
+# nats-server for the cluster tests (internal/natstest), built from the Go
+# module proxy (the tool module internal/natstest/tool pins it) into the
+# cache ($HUB_CACHE_DIR, else ~/.cache/motehub), once per machine: built
+# here, so that the first cluster test does not pay for it (about 40 s with
+# Go's caches empty, under a second once built).
+nats-server:
+	HUB_REQUIRE_ALL=1 go test -count=1 -run '^TestBuildNATSServer$$' ./internal/natstest
 
 debian-deps:
 	@./.ci/test-deps $(TEST_DEPS)

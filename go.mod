@@ -35,5 +35,8 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
+// docker-compose.yml's reader, in cmd/hub's tests only (compose_test.go).
+require go.yaml.in/yaml/v3 v3.0.5
+
 // mochi-mqtt/server v2.7.9 with the fixes in third_party/mochi-mqtt-server/PATCHES.md.
 replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server
