@@ -148,8 +148,6 @@ func (r *Remote) run(rot rotation) {
 			}
 			continue
 		}
-		rot.connected()
-		round.reset()
 		connects++
 		connected := time.Now()
 		err = r.serve(cn, serveInfo{gap: connects > 1, failures: failures, downAt: downAt, from: lastNode})
@@ -157,9 +155,14 @@ func (r *Remote) run(rot rotation) {
 		failures, warned = 0, false
 		downAt = time.Now()
 		// A connection that outlived the longest wait was a good one: the
-		// next failure starts the waits afresh. One that a broker ends at
-		// once (an ACL, a flapping balancer) keeps them growing.
+		// next failure starts a new round, and the waits afresh. One that a
+		// node ends at once (an ACL, a node refusing its clients while it
+		// rejoins its cluster, a flapping balancer) counts as its node's
+		// failure in the round, as a refused attempt would, and keeps the
+		// waits growing: nodes that all do so are not hammered in a loop.
 		if downAt.Sub(connected) >= r.cfg.MaxReconnectInterval {
+			rot.connected()
+			round.reset()
 			bo.reset()
 		}
 		if errors.Is(err, ErrClosed) {
