@@ -7,6 +7,7 @@ require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
+	github.com/eclipse/paho.golang v0.23.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gorilla/websocket v1.5.3
@@ -37,6 +38,9 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// docker-compose.yml's reader, in cmd/hub's tests only (compose_test.go).
+require go.yaml.in/yaml/v3 v3.0.5
 
 // mochi-mqtt/server v2.7.9 with the fixes in third_party/mochi-mqtt-server/PATCHES.md.
 replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server

@@ -23,6 +23,13 @@
 #            time)
 #   matrix   the fan-out matrix: subscriber counts x offered loads, the 10 msg/s probe, the perf
 #            profile of the hub, and the extras (unpinned, GOMAXPROCS=1, the batch ceiling)
+#   cluster  not in the default set (ask for it: BENCH_RUNS=cluster): hub replicas in front of a
+#            three-node NATS cluster against one replica, 1,000 WebSocket subscribers, every
+#            process's CPU (bench/cluster.sh, which says how); its own results file,
+#            BENCH_CLUSTER_OUT, and its own section of the report. About 7 minutes without retries
+#            (12 here with BENCH_TRIES=2 on a shared machine; quick: under a minute);
+#            asked for alone, it leaves BENCH_OUT alone and regenerates the report from the
+#            results file the report already names (BENCH_REPORT_IN to choose another)
 #
 # Environment (defaults for the full run; BENCH_QUICK=1 changes them):
 #   BENCH_RUNS      which runs                                  "idle many ingest matrix"
@@ -57,10 +64,17 @@
 #   BENCH_PROBE     1: the 10 msg/s latency probe per subscriber count (1)
 #   BENCH_EXTRAS    1: unpinned and GOMAXPROCS=1 runs, and the batch ceiling (1)
 #   BENCH_PROFILE   1: perf profile of the hub under 1,000 WS subscribers (1)
+#   cluster (bench/cluster.sh):
+#   BENCH_CLUSTER_SUBS      WebSocket subscribers                   1000
+#   BENCH_CLUSTER_RATES     msg/s, each a set of runs               "100 400"  (quick: "100")
+#   BENCH_CLUSTER_LAYOUTS   replica counts compared                 "2 1"
+#   BENCH_CLUSTER_OUT       results file  (bench/results/cluster.jsonl; quick: bench/results/quick/cluster.jsonl)
 #   output and the machine:
 #   BENCH_OUT       results file; the profile goes beside it
 #                   (bench/results/full.jsonl; quick: bench/results/quick/results.jsonl)
 #   BENCH_REPORT    report to write   (docs/benchmarks.md; quick: bench/results/quick/benchmarks.md)
+#   BENCH_REPORT_IN the results the report is made from (BENCH_OUT; with BENCH_RUNS=cluster alone,
+#                   the file BENCH_REPORT names in its first lines, if it is there)
 #   BENCH_MAX_FOREIGN  CPU (cores) other processes may use during a run before it is tried again;
 #                   0 turns the check and the wait for a quiet machine off (0.3)
 #   BENCH_TRIES     tries per run, the last recorded whatever happened (3; quick: 1)
@@ -79,6 +93,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	: "${BENCH_IDLE_WS:=200}" "${BENCH_IDLE_DEVICES:=200}" "${BENCH_IDLE_MAX:=0}"
 	: "${BENCH_MANY:=5500x2}"
 	: "${BENCH_INGEST_RATES:=2000}" "${BENCH_INGEST_DEVICES:=200}"
+	: "${BENCH_CLUSTER_RATES:=100}" "${BENCH_CLUSTER_OUT:=bench/results/quick/cluster.jsonl}"
 	: "${BENCH_TRIES:=1}" "${BENCH_QUIET_TIMEOUT:=5s}" # a smoke test: no waiting out the neighbours
 	MODE=quick
 else
@@ -88,6 +103,7 @@ else
 	: "${BENCH_IDLE_WS:=5000}" "${BENCH_IDLE_DEVICES:=2000}" "${BENCH_IDLE_MAX:=1}"
 	: "${BENCH_MANY:=10000x10 19000x5}"
 	: "${BENCH_INGEST_RATES:=5000 10000 20000 30000 40000 50000 60000 80000}" "${BENCH_INGEST_DEVICES:=2000}"
+	: "${BENCH_CLUSTER_RATES:=100 400}" "${BENCH_CLUSTER_OUT:=bench/results/cluster.jsonl}"
 	MODE=full
 fi
 : "${BENCH_RUNS:=idle many ingest matrix}" "${BENCH_TARGETS:=motehub centrifugo nats mosquitto}"
@@ -100,7 +116,9 @@ export BENCH_REPEATS BENCH_WARMUP BENCH_MEASURE BENCH_SUBS BENCH_LOADS BENCH_OUT
 export BENCH_SERIES BENCH_PROBE BENCH_EXTRAS BENCH_PROFILE BENCH_QUICK BENCH_RUNS BENCH_TARGETS BENCH_CACHE
 export BENCH_IDLE_WS BENCH_IDLE_DEVICES BENCH_IDLE_MAX BENCH_MANY BENCH_MANY_VARIANT
 export BENCH_INGEST_SERIES BENCH_INGEST_RATES BENCH_INGEST_DEVICES BENCH_INGEST_DASHBOARDS BENCH_INGEST_VARIANT
+: "${BENCH_CLUSTER_SUBS:=1000}" "${BENCH_CLUSTER_LAYOUTS:=2 1}"
 export BENCH_MAX_FOREIGN BENCH_TRIES BENCH_QUIET_TIMEOUT
+export BENCH_CLUSTER_SUBS BENCH_CLUSTER_RATES BENCH_CLUSTER_LAYOUTS BENCH_CLUSTER_OUT
 
 if [ "${BENCH_IN_NETNS:-0}" != 1 ]; then
 	for cmd in mosquitto taskset unshare ip; do
@@ -113,7 +131,7 @@ if [ "${BENCH_IN_NETNS:-0}" != 1 ]; then
 	go build -o "$BENCH_WORK/hubbench" ./cmd/hubbench
 	# The Go peers, built once (outside the namespace: the module proxy is on the network).
 	CENTRIFUGO_BIN="" NATS_BIN=""
-	case " $BENCH_TARGETS " in *" centrifugo "* | *" nats "*)
+	case " $BENCH_TARGETS  $BENCH_RUNS " in *" centrifugo "* | *" nats "* | *" cluster "*)
 		while read -r name bin; do
 			case $name in centrifugo) CENTRIFUGO_BIN=$bin ;; nats-server) NATS_BIN=$bin ;; esac
 		done < <(bench/peers.sh)
@@ -136,7 +154,10 @@ WORK=$BENCH_WORK
 HB=$WORK/hubbench
 OUT=$BENCH_OUT
 mkdir -p "$(dirname "$OUT")" "$(dirname "$BENCH_REPORT")"
-if [ "${BENCH_APPEND:-0}" != 1 ] && [ -f "$OUT" ]; then mv "$OUT" "$OUT.prev"; fi
+# ONLY_CLUSTER: the cluster run alone, which has its own results file and leaves BENCH_OUT alone.
+ONLY_CLUSTER=0
+[ -z "$(echo " $BENCH_RUNS " | sed 's/ cluster / /g' | tr -d ' ')" ] && ONLY_CLUSTER=1
+if [ "$ONLY_CLUSTER" = 0 ] && [ "${BENCH_APPEND:-0}" != 1 ] && [ -f "$OUT" ]; then mv "$OUT" "$OUT.prev"; fi
 MQ_VERSION=$(mosquitto -h 2>/dev/null | head -n1 | sed 's/^mosquitto version //') || true
 PEER_VERSIONS=""
 [ -n "${CENTRIFUGO_BIN:-}" ] && PEER_VERSIONS="$PEER_VERSIONS Centrifugo ${CENTRIFUGO_BIN##*-}"
@@ -144,7 +165,7 @@ PEER_VERSIONS=""
 COMMAND="make bench"
 [ "$MODE" = quick ] && COMMAND="BENCH_QUICK=1 make bench"
 # Every session records its machine, its load and its settings (the latest session's are shown).
-"$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
+[ "$ONLY_CLUSTER" = 0 ] && "$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
 	-notes "runs: $BENCH_RUNS; targets: $BENCH_TARGETS;${PEER_VERSIONS:+ peers built from the module proxy:$PEER_VERSIONS;} load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data '' --mqtt-rate-limit -1, connection limits 100000 (ingest hub-data: --data DIR --history-bytes 0; hub-history: --data DIR, history's defaults); Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; Centrifugo: client.insecure, HTTP API key, defaults otherwise; NATS: websocket no_tls, defaults otherwise; ulimit -n $(ulimit -n)"
 
 has_run() { case " $BENCH_RUNS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -161,6 +182,9 @@ for t in centrifugo nats; do
 	case " $BENCH_TARGETS " in *" $t "*) has_target "$t" || echo "bench: $t was not built: its runs are left out" >&2 ;; esac
 done
 
+# shellcheck source=bench/cluster.sh
+. bench/cluster.sh
+
 TPID=""
 stop_target() {
 	[ -n "$TPID" ] || return 0
@@ -173,8 +197,8 @@ stop_target() {
 	wait "$TPID" 2>/dev/null || true
 	TPID=""
 }
-trap stop_target EXIT
-trap 'stop_target; exit 130' INT TERM
+trap 'stop_target; cluster_stop' EXIT
+trap 'stop_target; cluster_stop; exit 130' INT TERM
 
 # start_target TARGET VARIANT [DATA]: a fresh target on free ports; sets TPID, SUB (where
 # browsers connect), PUB (where the publisher connects: MQTT/TCP, NATS/TCP or Centrifugo's HTTP
@@ -549,7 +573,28 @@ if has_run matrix; then
 	fi
 fi
 
-notes_flags=()
-[ -f bench/notes.md ] && [ "$MODE" = full ] && notes_flags=(-notes bench/notes.md)
-"$HB" report -in "$OUT" -out "$BENCH_REPORT" -command "$COMMAND" -profile-dir "$(dirname "$OUT")" "${notes_flags[@]}"
-echo "bench: results in $OUT, report in $BENCH_REPORT" >&2
+if has_run cluster; then
+	mkdir -p "$(dirname "$BENCH_CLUSTER_OUT")"
+	if [ "${BENCH_APPEND:-0}" != 1 ] && [ -f "$BENCH_CLUSTER_OUT" ]; then mv "$BENCH_CLUSTER_OUT" "$BENCH_CLUSTER_OUT.prev"; fi
+	"$HB" meta -out "$BENCH_CLUSTER_OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "BENCH_RUNS=cluster $COMMAND" \
+		-notes "runs: cluster; subscribers $BENCH_CLUSTER_SUBS; rates $BENCH_CLUSTER_RATES msg/s; layouts (replicas) $BENCH_CLUSTER_LAYOUTS; load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; nats-server ${NATS_BIN##*-} x3 (routes, JetStream, MQTT gateway); hub --upstream mqtt://NODE --data '' --log-level warn, connection limits 100000; nothing pinned; ulimit -n $(ulimit -n)"
+	cluster_runs
+fi
+
+# The results the report is made from: BENCH_REPORT_IN, else BENCH_OUT; after the cluster run
+# alone, the results file the report names already (its first lines), so that only its
+# cluster section changes.
+REPORT_IN=${BENCH_REPORT_IN:-}
+if [ -z "$REPORT_IN" ] && [ "$ONLY_CLUSTER" = 1 ] && [ -f "$BENCH_REPORT" ]; then
+	REPORT_IN=$(sed -n '1,5s/^Generated by `hubbench report` from `\([^`]*\)`.*/\1/p' "$BENCH_REPORT" | head -n1)
+fi
+: "${REPORT_IN:=$OUT}"
+report_flags=()
+[ -f bench/notes.md ] && [ "$MODE" = full ] && report_flags=(-notes bench/notes.md)
+if [ ! -f "$REPORT_IN" ] && [ -s "$BENCH_CLUSTER_OUT" ]; then
+	REPORT_IN=$BENCH_CLUSTER_OUT # nothing else yet: a report of the cluster's section alone
+elif [ -s "$BENCH_CLUSTER_OUT" ]; then
+	report_flags+=(-cluster "$BENCH_CLUSTER_OUT")
+fi
+"$HB" report -in "$REPORT_IN" -out "$BENCH_REPORT" -command "$COMMAND" -profile-dir "$(dirname "$REPORT_IN")" "${report_flags[@]}"
+echo "bench: results in $REPORT_IN${report_flags[*]:+ (${report_flags[*]})}, report in $BENCH_REPORT" >&2

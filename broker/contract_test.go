@@ -48,6 +48,16 @@ var busImpls = []struct {
 		e := startTest(t, Config{SysInterval: time.Second})
 		return busFixture{bus: connectRemoteTest(t, RemoteConfig{URLs: []string{"mqtt://" + e.Addr().String()}}, true), addr: e.Addr().String()}
 	}},
+	// The same two in MQTT 5 (paho.golang): the contract does not depend on
+	// the protocol version.
+	{"Remote5Mosquitto", func(t *testing.T) busFixture {
+		m := hubtest.StartMosquitto(t)
+		return busFixture{bus: connectRemoteTest(t, RemoteConfig{URLs: []string{m.URL()}, Protocol: 5}, true), addr: m.Addr()}
+	}},
+	{"Remote5Mochi", func(t *testing.T) busFixture {
+		e := startTest(t, Config{SysInterval: time.Second})
+		return busFixture{bus: connectRemoteTest(t, RemoteConfig{URLs: []string{"mqtt5://" + e.Addr().String()}}, true), addr: e.Addr().String()}
+	}},
 }
 
 // quietLogger drops the logs unless the test runs with -v.

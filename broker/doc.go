@@ -4,8 +4,10 @@
 //   - [Embedded] runs the mochi-mqtt broker inside the hub: MQTT over TCP,
 //     TLS and WebSocket, the MQTT side of auth and the limits, and the store
 //     (bbolt) that keeps retained messages and sessions across restarts.
-//   - [Remote] is a client (paho) of an existing broker or cluster, for
-//     several hub replicas in front of Mosquitto, EMQX or HiveMQ.
+//   - [Remote] is a client (paho.mqtt.golang for MQTT 3.1.1, paho.golang
+//     for MQTT 5) of an existing broker or cluster, one node at a time with
+//     failover, for several hub replicas in front of Mosquitto, EMQX,
+//     HiveMQ or NATS.
 //
 // No mochi or paho type leaves this package: the admin view's accessors
 // (admin.go: the connected clients, a disconnect, the retained messages)
@@ -37,7 +39,8 @@
 //   - Bus callbacks must not block (bridge's never do), nor call Subscribe,
 //     a cancel function or Publish. Embedded runs them on the publishing client's
 //     goroutine inside mochi, before any MQTT subscriber gets the message;
-//     Remote runs them on paho's router goroutine, in the broker's order.
+//     Remote runs them on its client's one router goroutine (paho's, or
+//     paho.golang's), in the broker's order.
 //     Embedded calls one subscription's callback from several goroutines at
 //     once (one per publishing client). While Embedded.Subscribe replays the
 //     retained messages (on its caller's goroutine), live messages go on

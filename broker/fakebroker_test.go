@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,10 +26,15 @@ type fakeBroker struct {
 	// mute, once set, makes the broker read on and answer nothing: a peer
 	// gone silent behind an open connection.
 	mute atomic.Bool
+	// refuse, while set, is a filter whose SUBSCRIBE the broker refuses
+	// (return code 0x80), as an ACL or a cluster node without its storage
+	// would.
+	refuse atomic.Pointer[string]
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
 	publish  []fakePublish
+	subs     []fakeSub
 	accepted int
 	wg       sync.WaitGroup
 }
@@ -38,6 +44,12 @@ type fakePublish struct {
 	QoS   byte
 	ID    uint16
 	Dup   bool
+}
+
+// fakeSub is one filter of a SUBSCRIBE, and whether it was granted.
+type fakeSub struct {
+	Filter  string
+	Granted bool
 }
 
 type fakeAction int
@@ -115,6 +127,14 @@ func (f *fakeBroker) publishes() []fakePublish {
 	return append([]fakePublish(nil), f.publish...)
 }
 
+// subscriptions returns the filters subscribed to, in order, and whether
+// each was granted.
+func (f *fakeBroker) subscriptions() []fakeSub {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.subs)
+}
+
 func (f *fakeBroker) connections() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -160,12 +180,22 @@ func (f *fakeBroker) serve(c net.Conn) error {
 					reply = []byte{0x40, 2, byte(p.ID >> 8), byte(p.ID)}
 				}
 			}
-		case 8: // SUBSCRIBE: grant QoS 1 to each filter
+		case 8: // SUBSCRIBE: grant QoS 1 to each filter, but refuse
 			reply = []byte{0x90, 0, body[0], body[1]}
 			for rest := body[2:]; len(rest) >= 2; {
 				l := int(binary.BigEndian.Uint16(rest))
+				filter := string(rest[2:min(len(rest), 2+l)])
 				rest = rest[min(len(rest), 2+l+1):]
-				reply = append(reply, 1)
+				refuse := f.refuse.Load()
+				granted := refuse == nil || *refuse != filter
+				f.mu.Lock()
+				f.subs = append(f.subs, fakeSub{filter, granted})
+				f.mu.Unlock()
+				code := byte(1)
+				if !granted {
+					code = 0x80
+				}
+				reply = append(reply, code)
 			}
 			reply[1] = byte(len(reply) - 2)
 		case 10: // UNSUBSCRIBE

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/topics"
 )
@@ -31,7 +29,9 @@ var errClosedRemote = fmt.Errorf("%w: closed", ErrUnavailable)
 // Remote is a client of an existing MQTT broker or cluster (Mosquitto, EMQX,
 // HiveMQ, VerneMQ, ...) that implements bridge.Bus, so that several hub
 // replicas can stand in front of one cluster. It speaks MQTT 3.1.1 with a
-// clean session, through paho; no paho type leaves this package.
+// clean session, through paho.mqtt.golang, or MQTT 5 with a clean start and
+// no session expiry, through paho.golang (RemoteConfig.Protocol); no paho
+// type leaves this package.
 //
 // A Remote connects in the background and keeps doing so: it never gives up,
 // waiting up to RemoteConfig.MaxReconnectInterval between attempts. After
@@ -49,14 +49,19 @@ var errClosedRemote = fmt.Errorf("%w: closed", ErrUnavailable)
 //
 // # Concurrency contract
 //
-//   - Subscription callbacks run on paho's router goroutine, one message at
-//     a time and in the order the broker sent them (which keeps each topic's
-//     messages in order). A callback must not block: no waiting for a
-//     Publish, and no call to Subscribe or a cancel function, which wait for
-//     running callbacks. Nor may anyone call Subscribe or cancel while
-//     holding a lock that a callback takes. Each incoming PUBLISH calls each
-//     matching subscription once; a callback may run before its Subscribe
-//     has returned (the retained messages).
+//   - Subscription callbacks run on the client's router goroutine (paho's,
+//     or paho.golang's), one message at a time and in the order the broker
+//     sent them (which keeps each topic's messages in order). A callback
+//     must not block: no waiting for a Publish, and no call to Subscribe or
+//     a cancel function, which wait for running callbacks. Nor may anyone
+//     call Subscribe or cancel while holding a lock that a callback takes.
+//     Each incoming PUBLISH calls each matching subscription once; a
+//     callback may run before its Subscribe has returned (the retained
+//     messages).
+//   - In MQTT 5, SUBSCRIBE and UNSUBSCRIBE packets go out one at a time,
+//     each after the answer to the one before (a queue of at most 256 per
+//     connection, worked by one goroutine of the connection): Subscribe
+//     and cancel wait while it is full.
 //   - RemoteConfig.OnStatus runs on the Remote's own goroutine, in order.
 //   - All exported methods are safe for concurrent use. Close is safe to call
 //     more than once.
@@ -82,7 +87,9 @@ type Remote struct {
 	deliveries atomic.Uint64        // numbers the incoming messages (bridge.Message.Delivery)
 	state      remoteState
 	closed     atomic.Bool
-	quit       chan struct{} // closed by Close
+	quit       chan struct{}   // closed by Close
+	quitCtx    context.Context // cancelled, with ErrClosed, by Close
+	cancelQuit context.CancelCauseFunc
 	done       chan struct{} // closed when run returns
 
 	closeOnce     sync.Once
@@ -94,8 +101,34 @@ var _ bridge.Bus = (*Remote)(nil)
 
 // remoteSub is one call of Subscribe.
 type remoteSub struct {
-	filter string
+	filter string // as subscribed upstream
+	match  string // what topics it matches: filter, or a shared subscription's FILTER
 	fn     func(bridge.Message)
+}
+
+// matchFilter checks a filter given to Subscribe and returns the filter
+// that the topics of its messages match: filter itself or, for a shared
+// subscription in MQTT 5, the part after $share/GROUP/.
+func (r *Remote) matchFilter(filter string) (string, error) {
+	if err := topics.ValidateFilter(filter); err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(filter, "$queue/") {
+		return "", errors.New("$queue/ subscriptions are not supported: write $share/GROUP/FILTER (MQTT 5)")
+	}
+	rest, shared := strings.CutPrefix(filter, "$share/")
+	if !shared {
+		return filter, nil
+	}
+	if r.nodes[0].protocol != 5 {
+		return "", errors.New("shared subscriptions are not supported: every replica needs every message its clients want " +
+			"(with MQTT 5 upstream, --upstream-protocol 5, $share/GROUP/FILTER is taken)")
+	}
+	group, match, ok := strings.Cut(rest, "/")
+	if !ok || group == "" || strings.ContainsAny(group, "+#") || match == "" {
+		return "", errors.New("a shared subscription is $share/GROUP/FILTER, with a GROUP without + or #")
+	}
+	return match, nil
 }
 
 // ConnectRemote checks cfg and returns a Remote that connects to cfg.URL in
@@ -117,6 +150,7 @@ func ConnectRemote(cfg RemoteConfig) (*Remote, error) {
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	r.quitCtx, r.cancelQuit = context.WithCancelCause(context.Background())
 	rot := newRotation(len(nodes))
 	r.node.Store(int32(rot.current))
 	r.log = cfg.Logger.With("component", "upstream", "client_id", r.clientID)
@@ -131,6 +165,9 @@ func (r *Remote) ClientID() string { return r.clientID }
 // URL is the URL, without credentials, of the node in use: the one
 // connected to or, while down, the one being tried or tried next.
 func (r *Remote) URL() string { return r.nodes[r.node.Load()].String() }
+
+// Protocol is the MQTT version spoken upstream: 4 (MQTT 3.1.1) or 5.
+func (r *Remote) Protocol() int { return r.nodes[0].protocol }
 
 // URLs are the URLs of every node, as given, without credentials.
 func (r *Remote) URLs() []string {
@@ -160,8 +197,9 @@ func (r *Remote) Ready() error {
 // have arrived; it is never sent again later) or when none comes within ctx
 // or RemoteConfig.PublishTimeout. After Close it returns [ErrClosed].
 //
-// m's ResponseTopic and CorrelationData are MQTT v5 properties: the Remote
-// speaks MQTT 3.1.1 and leaves them out.
+// m's ResponseTopic and CorrelationData are MQTT 5 properties: in MQTT 5
+// they are sent, in MQTT 3.1.1 left out. In MQTT 5 a broker may refuse the
+// message in its PUBACK (an ACL): the error then wraps [ErrRefused].
 func (r *Remote) Publish(ctx context.Context, m bridge.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -180,25 +218,36 @@ func (r *Remote) Publish(ctx context.Context, m bridge.Message) error {
 	if cn == nil || cn.isLost() {
 		return fmt.Errorf("%w: publish to %q: not connected", ErrUnavailable, m.Topic)
 	}
-	tok := cn.client.Publish(m.Topic, m.QoS, m.Retain, m.Payload)
-	timer := time.NewTimer(r.cfg.PublishTimeout)
-	defer timer.Stop()
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("%w: publish to %q: %v", ErrUnavailable, m.Topic, err)
-		}
+	// One context ends the wait, and says why: the connection lost, Close,
+	// the PublishTimeout, or ctx.
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(cn.ctx, func() { cancel(errConnLost) })()
+	defer context.AfterFunc(r.quitCtx, func() { cancel(ErrClosed) })()
+	wctx, cancelWait := context.WithTimeoutCause(pctx, r.cfg.PublishTimeout, errNoAck)
+	defer cancelWait()
+	err := cn.link.publish(wctx, m)
+	if err == nil {
 		return nil
-	case <-cn.lost:
+	}
+	switch cause := context.Cause(wctx); {
+	case cause == nil && errors.Is(err, ErrRefused):
+		return fmt.Errorf("publish to %q: %w", m.Topic, err)
+	case cause == nil:
+		return fmt.Errorf("%w: publish to %q: %v", ErrUnavailable, m.Topic, err)
+	case errors.Is(cause, errConnLost):
 		return fmt.Errorf("%w: publish to %q: connection lost before the broker acknowledged (the message may or may not have arrived)", ErrUnavailable, m.Topic)
-	case <-timer.C:
-		return fmt.Errorf("%w: publish to %q: no acknowledgement within %v", ErrUnavailable, m.Topic, r.cfg.PublishTimeout)
-	case <-ctx.Done():
-		return fmt.Errorf("publish to %q: %w", m.Topic, context.Cause(ctx))
-	case <-r.quit:
+	case errors.Is(cause, ErrClosed):
 		return ErrClosed
+	case errors.Is(cause, errNoAck):
+		return fmt.Errorf("%w: publish to %q: no acknowledgement within %v", ErrUnavailable, m.Topic, r.cfg.PublishTimeout)
+	default:
+		return fmt.Errorf("publish to %q: %w", m.Topic, cause)
 	}
 }
+
+// errNoAck is why a Publish stopped waiting after RemoteConfig.PublishTimeout.
+var errNoAck = errors.New("no acknowledgement in time")
 
 // Subscribe calls fn for every message whose topic matches filter, until
 // cancel is called: the retained ones the broker sends for the subscription
@@ -217,42 +266,47 @@ func (r *Remote) Publish(ctx context.Context, m bridge.Message) error {
 // client one copy of a message however many of its subscriptions match; a
 // broker that sends a copy per matching subscription (MQTT 3.1.1 allows it)
 // makes each of them call the callbacks, so the hub's filters should not
-// overlap. Shared subscriptions ($share/...) are refused: every replica needs
-// every message its clients want.
+// overlap.
+//
+// In MQTT 5 (RemoteConfig.Protocol), filter may be a shared subscription,
+// $share/GROUP/FILTER: the broker hands each message matching FILTER to one
+// subscriber of the group (one replica of a deployment), and fn is called
+// for the messages whose topic matches FILTER that this Remote is sent. In
+// MQTT 3.1.1 shared subscriptions are refused: the standard has none, and
+// a broker would read $share/... as an ordinary filter. $queue/ (EMQX's
+// older form) is refused in both: write $share/GROUP/ instead.
 //
 // After cancel returns, fn is not called again; cancel unsubscribes upstream
 // when it ends the filter's last subscription (without waiting for the
 // broker's answer). Calling it again does nothing.
 func (r *Remote) Subscribe(filter string, fn func(bridge.Message)) (cancel func(), err error) {
-	if err := topics.ValidateFilter(filter); err != nil {
+	match, err := r.matchFilter(filter)
+	if err != nil {
 		return nil, fmt.Errorf("subscribe to %q: %w", filter, err)
 	}
-	if strings.HasPrefix(filter, "$share/") || strings.HasPrefix(filter, "$queue/") {
-		return nil, fmt.Errorf("subscribe to %q: shared subscriptions are not supported: every replica needs every message its clients want", filter)
-	}
-	s := &remoteSub{filter: filter, fn: fn}
+	s := &remoteSub{filter: filter, match: match, fn: fn}
 	r.subMu.Lock()
 	if r.closed.Load() {
 		r.subMu.Unlock()
 		return nil, ErrClosed
 	}
 	r.mu.Lock()
-	r.index.Add(filter, s)
+	r.index.Add(match, s)
 	r.refs[filter]++
 	r.mu.Unlock()
 	cn := r.conn.Load()
-	var tok paho.Token
+	var sub pendingSub
 	if cn != nil {
-		tok = cn.client.Subscribe(filter, 1, nil) // nil: every message goes to dispatch
+		sub = cn.link.subscribe([]string{filter})
 	}
 	r.subMu.Unlock()
 
 	var once sync.Once
 	cancel = func() { once.Do(func() { r.unsubscribe(s) }) }
-	if tok == nil {
+	if sub == nil {
 		return cancel, nil
 	}
-	refused, err := r.awaitSuback(cn, tok)
+	_, refused, err := r.awaitSuback(cn, sub)
 	switch {
 	case len(refused) > 0:
 		cancel()
@@ -273,7 +327,7 @@ func (r *Remote) unsubscribe(s *remoteSub) {
 	r.subMu.Lock()
 	defer r.subMu.Unlock()
 	r.mu.Lock()
-	r.index.Remove(s.filter, s)
+	r.index.Remove(s.match, s)
 	r.refs[s.filter]--
 	last := r.refs[s.filter] == 0
 	if last {
@@ -283,7 +337,7 @@ func (r *Remote) unsubscribe(s *remoteSub) {
 	if cn := r.conn.Load(); last && cn != nil {
 		// Not waited for: messages still on their way match no subscription
 		// and are dropped, and the connection's writer sends packets in order.
-		cn.client.Unsubscribe(s.filter)
+		cn.link.unsubscribe(s.filter)
 	}
 }
 
@@ -298,13 +352,13 @@ func (r *Remote) filters() []string {
 	return fs
 }
 
-// dispatch is paho's handler for every incoming PUBLISH, on its router
-// goroutine: it calls each matching subscription's callback once.
-func (r *Remote) dispatch(_ paho.Client, pm paho.Message) {
+// dispatch calls each subscription's callback whose filter matches m's
+// topic once. The links call it for every incoming PUBLISH, on their
+// client's one goroutine that hands them over in order.
+func (r *Remote) dispatch(m bridge.Message) {
 	// One number for every callback of this message: the hub takes it once
-	// however many of its filters match. A broker sets RETAIN only on what
-	// it sends for a new subscription (MQTT-3.3.1-8, -9): a replay.
-	m := bridge.Message{Topic: pm.Topic(), Payload: pm.Payload(), QoS: pm.Qos(), Retain: pm.Retained(), Replay: pm.Retained(), Delivery: r.deliveries.Add(1)}
+	// however many of its filters match.
+	m.Delivery = r.deliveries.Add(1)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	r.index.Match(m.Topic, func(s *remoteSub) { s.fn(m) })
@@ -331,6 +385,7 @@ func (r *Remote) close(ctx context.Context) error {
 	r.closed.Store(true)
 	r.subMu.Unlock()
 	close(r.quit)
+	r.cancelQuit(ErrClosed)
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ type RemoteConfig struct {
 	//	mqtts://host[:port]       MQTT over TLS, port 8883 by default
 	//	ws://host[:port]/path     MQTT over WebSocket, e.g. ws://emqx:8083/mqtt
 	//	wss://host[:port]/path    MQTT over secure WebSocket
+	//	mqtt5://, mqtt5s://       mqtt:// and mqtts:// in MQTT 5 (see Protocol)
 	//
 	// tcp:// is accepted for mqtt://, and ssl:// and tls:// for mqtts://.
 	// Credentials may be given as user:password@host (percent-encoded); they
@@ -31,6 +33,13 @@ type RemoteConfig struct {
 	// cluster: a replica moves between them as if they were one broker.
 	// At least one is required; the same node given twice is refused.
 	URLs []string
+	// Protocol is the MQTT version spoken upstream: 4 (MQTT 3.1.1) or 5. In
+	// MQTT 5 the Remote sends and receives ResponseTopic and CorrelationData
+	// (command acknowledgements by correlation data work through the
+	// cluster), and Subscribe takes shared subscriptions ($share/GROUP/filter).
+	// An mqtt5:// or mqtt5s:// URL says 5 for its node; the nodes must all
+	// speak one version. Default 4: every broker speaks it.
+	Protocol int
 	// Username and Password authenticate the hub to the broker; when Username
 	// is set, both win over every URL's. Default: each URL's, or none.
 	Username, Password string
@@ -125,6 +134,7 @@ var ErrBadURL = errors.New("bad upstream URL")
 // upstream is where a Remote connects, parsed from RemoteConfig.
 type upstream struct {
 	url      *url.URL // scheme mqtt, mqtts, ws or wss; port set; no user info
+	protocol int      // 4 (MQTT 3.1.1) or 5
 	user     string
 	password string
 	tls      *tls.Config // for mqtts and wss; nil otherwise
@@ -134,16 +144,20 @@ type upstream struct {
 func (u upstream) String() string { return u.url.String() }
 
 // schemes maps each accepted scheme to the one it means and its default port.
+// A protocol of 0 is RemoteConfig.Protocol's.
 var schemes = map[string]struct {
 	scheme, port string
+	protocol     int
 }{
-	"mqtt":  {"mqtt", "1883"},
-	"tcp":   {"mqtt", "1883"},
-	"mqtts": {"mqtts", "8883"},
-	"ssl":   {"mqtts", "8883"},
-	"tls":   {"mqtts", "8883"},
-	"ws":    {"ws", "80"},
-	"wss":   {"wss", "443"},
+	"mqtt":   {"mqtt", "1883", 0},
+	"tcp":    {"mqtt", "1883", 0},
+	"mqtts":  {"mqtts", "8883", 0},
+	"ssl":    {"mqtts", "8883", 0},
+	"tls":    {"mqtts", "8883", 0},
+	"ws":     {"ws", "80", 0},
+	"wss":    {"wss", "443", 0},
+	"mqtt5":  {"mqtt", "1883", 5},
+	"mqtt5s": {"mqtts", "8883", 5},
 }
 
 // CheckUpstreamURL reports whether [ConnectRemote] can use rawURL, so that a
@@ -189,6 +203,9 @@ func parseNodes(cfg *RemoteConfig) ([]upstream, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, fmt.Errorf("%w: none given (want mqtt://host:1883, mqtts://, ws:// or wss://)", ErrBadURL)
 	}
+	if cfg.Protocol != 0 && cfg.Protocol != 4 && cfg.Protocol != 5 {
+		return nil, fmt.Errorf("%w: protocol %d: want 4 (MQTT 3.1.1) or 5", ErrBadURL, cfg.Protocol)
+	}
 	nodes := make([]upstream, 0, len(cfg.URLs))
 	seen := make(map[string]bool, len(cfg.URLs)) // bounded by the list
 	for i, raw := range cfg.URLs {
@@ -203,6 +220,10 @@ func parseNodes(cfg *RemoteConfig) ([]upstream, error) {
 			return nil, fmt.Errorf("%w: %s is given twice", ErrBadURL, up)
 		}
 		seen[up.String()] = true
+		if len(nodes) > 0 && up.protocol != nodes[0].protocol {
+			return nil, fmt.Errorf("%w: %s speaks MQTT %s and %s MQTT %s: the nodes of one cluster speak one version (mqtt5:// for all, or none)",
+				ErrBadURL, nodes[0], protocolName(nodes[0].protocol), up, protocolName(up.protocol))
+		}
 		nodes = append(nodes, up)
 	}
 	return nodes, nil
@@ -226,12 +247,12 @@ func parseURL(rawURL string, cfg *RemoteConfig) (upstream, error) {
 	}
 	s, ok := schemes[u.Scheme]
 	if !ok {
-		return upstream{}, fmt.Errorf("%w: scheme %q (want mqtt, mqtts, ws or wss)", ErrBadURL, u.Scheme)
+		return upstream{}, fmt.Errorf("%w: scheme %q (want mqtt, mqtts, ws, wss, mqtt5 or mqtt5s)", ErrBadURL, u.Scheme)
 	}
 	if u.Hostname() == "" {
 		return upstream{}, fmt.Errorf("%w: no host in %s", ErrBadURL, u.Redacted())
 	}
-	up := upstream{url: &url.URL{Scheme: s.scheme, Host: u.Host}}
+	up := upstream{url: &url.URL{Scheme: s.scheme, Host: u.Host}, protocol: cmp.Or(s.protocol, cfg.Protocol, 4)}
 	if u.Port() == "" {
 		up.url.Host = net.JoinHostPort(u.Hostname(), s.port)
 	}
@@ -263,6 +284,14 @@ func parseURL(rawURL string, cfg *RemoteConfig) (upstream, error) {
 	return up, nil
 }
 
+// protocolName is how MQTT people name a protocol level.
+func protocolName(level int) string {
+	if level == 5 {
+		return "5"
+	}
+	return "3.1.1"
+}
+
 // newClientID returns prefix followed by 12 random letters and digits.
 func newClientID(prefix string) string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -288,7 +317,9 @@ type Status struct {
 	// ones, which the broker sends again (with Retain set) as each
 	// subscription is made. It is set too when the Remote failed over to
 	// another node of the cluster: that is a new connection, and a clean
-	// session keeps nothing across it.
+	// session keeps nothing across it. And it is set on an Up while up,
+	// when the broker takes subscriptions it had refused as they were made
+	// again: their messages until then did not arrive.
 	Gap bool
 	// URL is the node, without credentials, now connected to (Up) or whose
 	// connection was lost (not Up; empty when an attempt failed).

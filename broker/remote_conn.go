@@ -12,11 +12,14 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/motehub/motehub/bridge"
 )
 
 // The Remote drives its connections itself rather than through paho's
-// automatic reconnection: each connection is a paho client of its own, made
-// by run and dropped when it is lost. That way a publish in flight when the
+// automatic reconnection: each connection is a client of its own (a link:
+// paho.mqtt.golang for MQTT 3.1.1, paho.golang for MQTT 5), made by run and
+// dropped when it is lost. That way a publish in flight when the
 // connection goes fails (paho would keep it and send it again after
 // reconnecting, long after the hub told its user it failed, or complete its
 // token without an acknowledgement), the wait between attempts has jitter,
@@ -27,15 +30,46 @@ import (
 // subscriptions are made again.
 const subscribeBatch = 64
 
-// conn is one connection to the upstream: a paho client that connected once
-// and is never reconnected.
+// link is one connection to one node, in one protocol version (remote_v3.go,
+// remote_v5.go). It connected once and is never reconnected; it tells its
+// conn when it is lost (conn.setLost). No paho type crosses it.
+type link interface {
+	// publish sends m with its QoS, retain flag and, in MQTT 5, its
+	// ResponseTopic and CorrelationData. It returns once the broker has
+	// acknowledged it (QoS 1, 2) or it is written (QoS 0), or when ctx ends.
+	// A broker's refusal (an MQTT 5 reason code) wraps ErrRefused.
+	publish(ctx context.Context, m bridge.Message) error
+	// subscribe sends one SUBSCRIBE of filters at QoS 1, after every
+	// SUBSCRIBE and UNSUBSCRIBE sent before it and before those sent after,
+	// and returns without waiting for the SUBACK.
+	subscribe(filters []string) pendingSub
+	// unsubscribe sends an UNSUBSCRIBE of filter, in that same order, and
+	// does not wait for the answer.
+	unsubscribe(filter string)
+	// disconnect sends DISCONNECT, closes the connection and waits for the
+	// link's goroutines, at most quiesce.
+	disconnect(quiesce time.Duration)
+}
+
+// pendingSub is a SUBSCRIBE sent.
+type pendingSub interface {
+	// done is closed once the SUBACK came, or the link gave up on it.
+	done() <-chan struct{}
+	// result is, once done, how many filters the broker granted and which it
+	// refused, or why there is no SUBACK.
+	result() (granted int, refused []string, err error)
+}
+
+// conn is one connection to the upstream: its link, and whether it is lost.
 type conn struct {
-	client paho.Client
-	node   upstream // the node it is connected to
+	link link
+	node upstream // the node it is connected to
 
 	lostOnce sync.Once
-	lost     chan struct{} // closed when the connection is lost
-	lostErr  error         // why; set before lost is closed
+	lost     chan struct{}           // closed when the connection is lost
+	lostErr  error                   // why; set before lost is closed
+	ctx      context.Context         // cancelled, with errConnLost, when lost is closed
+	cancel   context.CancelCauseFunc //
 
 	// While connecting: what Close uses to abort the attempt.
 	dialCtx    context.Context
@@ -44,12 +78,17 @@ type conn struct {
 	netConn    net.Conn // the dialed connection, until the CONNACK
 }
 
-func (c *conn) onLost(_ paho.Client, err error) {
+// setLost records that the connection is lost, and why; the first call wins.
+func (c *conn) setLost(err error) {
 	c.lostOnce.Do(func() {
 		c.lostErr = err
 		close(c.lost)
+		c.cancel(errConnLost)
 	})
 }
+
+// errConnLost is the cause of a conn's ctx once the connection is lost.
+var errConnLost = errors.New("connection lost")
 
 func (c *conn) isLost() bool {
 	select {
@@ -109,8 +148,6 @@ func (r *Remote) run(rot rotation) {
 			}
 			continue
 		}
-		rot.connected()
-		round.reset()
 		connects++
 		connected := time.Now()
 		err = r.serve(cn, serveInfo{gap: connects > 1, failures: failures, downAt: downAt, from: lastNode})
@@ -118,9 +155,14 @@ func (r *Remote) run(rot rotation) {
 		failures, warned = 0, false
 		downAt = time.Now()
 		// A connection that outlived the longest wait was a good one: the
-		// next failure starts the waits afresh. One that a broker ends at
-		// once (an ACL, a flapping balancer) keeps them growing.
+		// next failure starts a new round, and the waits afresh. One that a
+		// node ends at once (an ACL, a node refusing its clients while it
+		// rejoins its cluster, a flapping balancer) counts as its node's
+		// failure in the round, as a refused attempt would, and keeps the
+		// waits growing: nodes that all do so are not hammered in a loop.
 		if downAt.Sub(connected) >= r.cfg.MaxReconnectInterval {
+			rot.connected()
+			round.reset()
 			bo.reset()
 		}
 		if errors.Is(err, ErrClosed) {
@@ -144,56 +186,25 @@ func (r *Remote) wait(d time.Duration) bool {
 	}
 }
 
-// connect makes one attempt to connect. It returns ErrClosed when Close
-// ended it.
+// connect makes one attempt to connect to node, in its protocol. It
+// returns ErrClosed when Close ended it.
 func (r *Remote) connect(node upstream) (*conn, error) {
 	cn := &conn{node: node, lost: make(chan struct{})}
-	cn.dialCtx, cn.cancelDial = context.WithCancel(context.Background())
+	cn.ctx, cn.cancel = context.WithCancelCause(context.Background())
+	cn.dialCtx, cn.cancelDial = context.WithCancel(r.quitCtx)
 	defer cn.cancelDial()
-	opts := paho.NewClientOptions().
-		AddBroker(node.url.String()).
-		SetClientID(r.clientID).
-		SetUsername(node.user).
-		SetPassword(node.password).
-		SetProtocolVersion(4). // explicit: else paho retries a refused CONNECT as MQTT 3.1
-		SetCleanSession(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetConnectTimeout(r.cfg.ConnectTimeout).
-		SetWriteTimeout(r.cfg.PublishTimeout).
-		SetKeepAlive(r.cfg.KeepAlive).
-		SetPingTimeout(min(maxPingTimeout, r.cfg.KeepAlive)).
-		// Ordered: the router calls dispatch for one message after the
-		// other, keeping each topic's order; dispatch never blocks. Unordered,
-		// paho would start a goroutine per message.
-		SetOrderMatters(true).
-		SetDefaultPublishHandler(r.dispatch).
-		SetConnectionLostHandler(cn.onLost).
-		SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-			return r.dial(cn, u)
-		})
-	cn.client = paho.NewClient(opts)
-	tok := cn.client.Connect()
-	select {
-	case <-tok.Done():
-	case <-r.quit:
-		cn.cancelDial()
-		cn.mu.Lock()
-		if cn.netConn != nil {
-			_ = cn.netConn.Close() // ends the wait for CONNACK
-		}
-		cn.mu.Unlock()
-		<-tok.Done() // soon: the dial was cancelled, the handshake cut
-		if tok.Error() == nil {
-			r.disconnect(cn)
-		}
-		return nil, ErrClosed
+	var err error
+	if node.protocol == 5 {
+		cn.link, err = r.connectV5(cn)
+	} else {
+		cn.link, err = r.connectV3(cn)
 	}
-	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("%w: connecting to %s: %v", ErrUnavailable, node, connectError(err))
+	if err != nil {
+		cn.cancel(err)
+		return nil, err
 	}
 	cn.mu.Lock()
-	cn.netConn = nil // paho's now
+	cn.netConn = nil // the link's now
 	cn.mu.Unlock()
 	return cn, nil
 }
@@ -245,15 +256,11 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 	r.subMu.Lock()
 	r.conn.Store(cn) // from here on, Subscribe subscribes on cn itself
 	filters := r.filters()
-	var toks []paho.Token
+	var subs []pendingSub
 	for len(filters) > 0 {
 		n := min(len(filters), subscribeBatch)
-		batch := make(map[string]byte, n)
-		for _, f := range filters[:n] {
-			batch[f] = 1
-		}
+		subs = append(subs, cn.link.subscribe(filters[:n]))
 		filters = filters[n:]
-		toks = append(toks, cn.client.SubscribeMultiple(batch, nil))
 	}
 	r.subMu.Unlock()
 	defer func() {
@@ -263,22 +270,24 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 	}()
 
 	subscribed := 0
-	for _, tok := range toks {
-		refused, err := r.awaitSuback(cn, tok)
+	var refused []string // made again by retryRefused while cn serves
+	for _, sub := range subs {
+		granted, no, err := r.awaitSuback(cn, sub)
 		if errors.Is(err, ErrClosed) {
 			r.disconnect(cn)
 			return err
 		}
 		if err != nil {
 			r.state.setDown(err)
-			r.log.Warn("subscriptions not confirmed; connecting again", "err", err)
+			r.log.Warn("subscriptions not confirmed; connecting again", "node", cn.node, "err", err)
 			r.disconnect(cn)
 			return err
 		}
-		for _, f := range refused {
-			r.log.Warn("the upstream broker refused a subscription; its messages will not arrive", "filter", f)
+		for _, f := range no {
+			r.log.Warn("the upstream broker refused a subscription; asking again in the background", "node", cn.node, "filter", f)
 		}
-		subscribed += len(tok.(*paho.SubscribeToken).Result()) - len(refused)
+		refused = append(refused, no...)
+		subscribed += granted
 	}
 
 	attrs := []any{"node", cn.node, "subscriptions", subscribed, "gap", info.gap}
@@ -292,6 +301,29 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 	r.state.setUp()
 	r.report(Status{Up: true, Gap: info.gap, URL: cn.node.String()})
 
+	// A filter refused as it was made again (an ACL; a cluster node whose
+	// storage is still electing a leader refuses QoS 1 subscriptions for a
+	// few seconds after another node died) is asked for again, waiting
+	// twice as long each time, up to MaxReconnectInterval, for as long as
+	// cn serves.
+	retry := backoff{min: refusedRetryInterval, max: r.cfg.MaxReconnectInterval}
+	timer := time.NewTimer(retry.next())
+	defer timer.Stop()
+	for len(refused) > 0 {
+		select {
+		case <-timer.C:
+		case <-cn.lost:
+		case <-r.quit:
+		}
+		if cn.isLost() || r.closed.Load() {
+			break
+		}
+		var err error
+		if refused, err = r.retryRefused(cn, refused); err != nil {
+			break // lost or closed: the select below says which
+		}
+		timer.Reset(retry.next())
+	}
 	select {
 	case <-cn.lost:
 		err := fmt.Errorf("%w: connection to %s lost: %v", ErrUnavailable, cn.node, cn.lostErr)
@@ -308,29 +340,65 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 	}
 }
 
-// awaitSuback waits for tok, a subscription on cn, and returns the filters
-// the broker refused. Its error wraps ErrUnavailable, or is ErrClosed.
-func (r *Remote) awaitSuback(cn *conn, tok paho.Token) (refused []string, err error) {
+// refusedRetryInterval is the first wait before a filter the broker
+// refused as it was made again is asked for again.
+const refusedRetryInterval = time.Second
+
+// retryRefused asks cn's broker again for the filters it refused that are
+// still wanted, and returns those it refuses still. When it grants some,
+// the hub is told of a gap: their messages did not arrive until now. Its
+// error (the connection lost, the Remote closed) says to stop asking.
+func (r *Remote) retryRefused(cn *conn, refused []string) ([]string, error) {
+	r.subMu.Lock()
+	wanted := refused[:0]
+	r.mu.RLock()
+	for _, f := range refused {
+		if r.refs[f] > 0 { // not cancelled meanwhile
+			wanted = append(wanted, f)
+		}
+	}
+	r.mu.RUnlock()
+	var sub pendingSub
+	if len(wanted) > 0 {
+		sub = cn.link.subscribe(wanted)
+	}
+	r.subMu.Unlock()
+	if sub == nil {
+		return nil, nil
+	}
+	granted, still, err := r.awaitSuback(cn, sub)
+	if err != nil {
+		return nil, err
+	}
+	if granted > 0 {
+		r.log.Info("the upstream broker took subscriptions it had refused", "node", cn.node, "granted", granted, "still_refused", len(still))
+		r.report(Status{Up: true, Gap: true, URL: cn.node.String()})
+	} else {
+		r.log.Debug("the upstream broker refused subscriptions again", "node", cn.node, "filters", still)
+	}
+	return still, nil
+}
+
+// awaitSuback waits for sub, a subscription on cn, and returns how many
+// filters the broker granted and those it refused. Its error wraps
+// ErrUnavailable, or is ErrClosed.
+func (r *Remote) awaitSuback(cn *conn, sub pendingSub) (granted int, refused []string, err error) {
 	timer := time.NewTimer(r.cfg.PublishTimeout)
 	defer timer.Stop()
 	select {
-	case <-tok.Done():
+	case <-sub.done():
 	case <-cn.lost:
-		return nil, fmt.Errorf("%w: connection lost before the SUBACK", ErrUnavailable)
+		return 0, nil, fmt.Errorf("%w: connection lost before the SUBACK", ErrUnavailable)
 	case <-timer.C:
-		return nil, fmt.Errorf("%w: no SUBACK within %v", ErrUnavailable, r.cfg.PublishTimeout)
+		return 0, nil, fmt.Errorf("%w: no SUBACK within %v", ErrUnavailable, r.cfg.PublishTimeout)
 	case <-r.quit:
-		return nil, ErrClosed
+		return 0, nil, ErrClosed
 	}
-	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
+	granted, refused, err = sub.result()
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
-	for f, code := range tok.(*paho.SubscribeToken).Result() {
-		if code >= 0x80 {
-			refused = append(refused, f)
-		}
-	}
-	return refused, nil
+	return granted, refused, nil
 }
 
 // disconnect ends cn: it sends DISCONNECT and waits for paho's goroutines,
@@ -340,9 +408,7 @@ func (r *Remote) disconnect(cn *conn) {
 	if d := r.closeDeadline.Load(); d != nil {
 		quiesce = max(time.Until(*d), time.Millisecond)
 	}
-	// Disconnect returns as soon as paho's goroutines have ended, or when
-	// quiesce has passed.
-	cn.client.Disconnect(uint(quiesce / time.Millisecond))
+	cn.link.disconnect(quiesce)
 }
 
 // report tells RemoteConfig.OnStatus, if set.

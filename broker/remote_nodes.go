@@ -12,7 +12,10 @@ import (
 // The Remote is connected to one node at a time. When an attempt fails or
 // the connection is lost, it tries the next node in the list at once; only
 // after a whole round (as many failures in a row as there are nodes, a lost
-// connection counting as its node's failure) does it wait its backoff. It
+// connection counting as its node's failure) does it wait its backoff. A
+// connection ends the round only once it has lasted MaxReconnectInterval:
+// nodes that each take the connection and drop it at once make a round of
+// failures like any other, and the Remote waits after it. It
 // stays on a node as long as that node serves it: a node that comes back is
 // used again only when the one in use fails, as EMQX's and HiveMQ's clients
 // do, so that a restarted node does not pull every replica back at once.
@@ -46,7 +49,8 @@ func (r *rotation) fail() (roundOver bool) {
 	return true
 }
 
-// connected records that the current node answered.
+// connected records that the current node served: a connection that lasted
+// ends the round, and the next failure starts a new one.
 func (r *rotation) connected() { r.failed = 0 }
 
 // roundErrors collects why each attempt of a round failed (each names its

@@ -92,18 +92,31 @@ func (u upstreamURLs) Set(v string) error {
 
 // splitURLs splits a comma-separated list of URLs. A comma splits only where
 // a URL starts after it (scheme://): one inside a URL's user info (a
-// password may hold one) does not, so a password is never cut in two and
-// shown as a URL of its own. Blank items are dropped; "" is no URL.
+// password may hold one, or several in a row, or one before a space) does
+// not, and the password is kept as typed, never cut in two and shown as a
+// URL of its own, nor changed. Blank items between URLs are dropped; "" is
+// no URL.
 func splitURLs(v string) []string {
 	var urls []string
 	for item := range strings.SplitSeq(v, ",") {
-		switch item = strings.TrimSpace(item); {
-		case item == "":
-		case len(urls) > 0 && !strings.Contains(item, "://"):
-			urls[len(urls)-1] += "," + item
-		default:
+		if len(urls) > 0 && !startsURL(item) {
+			urls[len(urls)-1] += "," + item // inside a password, or blank
+		} else if strings.TrimSpace(item) != "" {
 			urls = append(urls, item)
 		}
 	}
+	for i, u := range urls {
+		// No URL ends with a comma: those are blank items after it.
+		urls[i] = strings.TrimRight(strings.TrimSpace(u), ", \t")
+	}
 	return urls
+}
+
+// startsURL reports whether item, a comma-separated item, is the start of a
+// URL: scheme:// after any spaces.
+func startsURL(item string) bool {
+	scheme, _, ok := strings.Cut(strings.TrimSpace(item), "://")
+	return ok && scheme != "" && strings.IndexFunc(scheme, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '+' || r == '-' || r == '.')
+	}) < 0
 }

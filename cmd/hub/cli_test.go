@@ -119,8 +119,8 @@ func TestCommandLine(t *testing.T) {
 			{nil, []string{"--demo", "--demo-motes", "500"}, "hub: --demo-motes 500: the demo's 504 MQTT clients all connect from the hub's own address, " +
 				"more than --max-connections-per-address 256 or --max-connections 10000 let in; raise them to at least 504\n"},
 			{nil, []string{"help", "serve"}, "hub help: unknown command \"serve\": the commands are passwd, store, version and help\n"},
-			{nil, []string{"--upstream", "gopher://hub:s3cret@broker"}, "hub: --upstream: bad upstream URL: scheme \"gopher\" (want mqtt, mqtts, ws or wss)\n"},
-			{[]string{"HUB_UPSTREAM=gopher://hub:s3cret@broker"}, nil, "hub: HUB_UPSTREAM: bad upstream URL: scheme \"gopher\" (want mqtt, mqtts, ws or wss)\n"},
+			{nil, []string{"--upstream", "gopher://hub:s3cret@broker"}, "hub: --upstream: bad upstream URL: scheme \"gopher\" (want mqtt, mqtts, ws, wss, mqtt5 or mqtt5s)\n"},
+			{[]string{"HUB_UPSTREAM=gopher://hub:s3cret@broker"}, nil, "hub: HUB_UPSTREAM: bad upstream URL: scheme \"gopher\" (want mqtt, mqtts, ws, wss, mqtt5 or mqtt5s)\n"},
 			{nil, []string{"--upstream", "mqtt://hub:s3cret#1@broker"}, "hub: --upstream: bad upstream URL: its user:password@ does not parse: " +
 				"a password with /, ?, #, @, % or a space in it must be percent-encoded (# is %23), or given apart from the URL\n"},
 			{[]string{"HUB_UPSTREAM=wss://hub:s3cret/1@broker"}, nil, "hub: HUB_UPSTREAM: bad upstream URL: its user:password@ does not parse: " +

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -302,6 +303,7 @@ func hubConfig(opts options, sec security, mq mqttSide, log *slog.Logger) bridge
 		if mq.history != nil {
 			hubCfg.KeepSubscribed = opts.HistoryTopics
 		}
+		hubCfg.KeepSubscribed = append(slices.Clip(hubCfg.KeepSubscribed), mq.up.keepSubscribed()...)
 	}
 	if mq.feed != nil {
 		mq.feed.hubConfig(&hubCfg)

@@ -81,6 +81,7 @@ type options struct {
 
 	// An existing broker in place of the embedded one (upstream.go).
 	Upstream         []string // the nodes of one cluster; none: the embedded broker
+	UpstreamProtocol int      // 4 (MQTT 3.1.1) or 5
 	UpstreamUser     string
 	UpstreamPassword string
 	UpstreamCA       string
@@ -112,7 +113,7 @@ var helpGroups = []flagGroup{
 	{"Storage", []string{"data", "data-sync-interval", "max-topics", "recent-messages", "recent-bytes", "history-length"}},
 	{"History (numbers and states over time, in --data)", []string{"history-raw", "history-5m", "history-1h", "history-bytes",
 		"history-series", "history-topics"}},
-	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-username",
+	{"Upstream (several hubs in front of an existing MQTT broker or cluster)", []string{"upstream", "upstream-protocol", "upstream-username",
 		"upstream-password", "upstream-ca", "upstream-client-id-prefix", "upstream-linger"}},
 	{"Resume across replicas (a JetStream stream of the upstream's messages)", []string{"upstream-jetstream", "upstream-nats"}},
 	{"Device commands", []string{"ack-timeout"}},
@@ -271,6 +272,18 @@ func hubFlags(o *options) *flag.FlagSet {
 	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
 	fs.Var(upstreamURLs{&o.Upstream}, "upstream", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); "+
 		"several nodes of one cluster, comma-separated or repeated, are used one at a time with failover; turns off --mqtt, and --data unless given (then it holds only this replica's history)")
+	fs.Func("upstream-protocol", "`VERSION` of MQTT spoken to --upstream: 4 (MQTT 3.1.1) or 5, which carries commands' correlation data and takes $share/ subscriptions; "+
+		"mqtt5:// and mqtt5s:// URLs say 5 too (default 4)", func(v string) error {
+		switch v {
+		case "4", "3.1.1":
+			o.UpstreamProtocol = 4
+		case "5", "5.0":
+			o.UpstreamProtocol = 5
+		default:
+			return errors.New("want 4 (MQTT 3.1.1) or 5")
+		}
+		return nil
+	})
 	fs.StringVar(&o.UpstreamUser, "upstream-username", "", "`USER` to connect to --upstream as (wins over the URL's)")
 	fs.StringVar(&o.UpstreamPassword, "upstream-password", "", "`PASSWORD` of --upstream-username; prefer the environment, which other users of the machine cannot see")
 	fs.StringVar(&o.UpstreamCA, "upstream-ca", "", "`FILE` of CA certificates (PEM) that --upstream's certificate must chain to (default: the system's)")

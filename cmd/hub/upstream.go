@@ -35,6 +35,7 @@ func connectUpstream(opts options, log *slog.Logger) (*upstream, error) {
 	u := &upstream{}
 	cfg := broker.RemoteConfig{
 		URLs:           opts.Upstream,
+		Protocol:       opts.UpstreamProtocol,
 		Username:       opts.UpstreamUser,
 		Password:       opts.UpstreamPassword,
 		ClientIDPrefix: opts.UpstreamClientID,
@@ -57,11 +58,28 @@ func connectUpstream(opts options, log *slog.Logger) (*upstream, error) {
 		return nil, fmt.Errorf("--upstream: %w", err)
 	}
 	u.remote = r
-	log.Info("connecting to the upstream broker", "url", r.URL(), "nodes", strings.Join(r.URLs(), ","), "client_id", r.ClientID())
+	log.Info("connecting to the upstream broker", "url", r.URL(), "nodes", strings.Join(r.URLs(), ","), "mqtt", r.Protocol(), "client_id", r.ClientID())
 	return u, nil
 }
 
 func (u *upstream) setHub(h *bridge.Hub) { u.hub.Store(h) }
+
+// responseFilter covers the topics on which MQTT 5 devices answer the hubs'
+// commands (motehub/response/<epoch>, bridge.Hub). A replica speaking MQTT 5
+// upstream stays subscribed to it, so that a device's answer with the
+// command's correlation data confirms the command, as on the embedded
+// broker (which sees every message). It covers every replica's topic: each
+// replica takes only the answers to its own commands, and drops the others'.
+const responseFilter = "motehub/response/+"
+
+// keepSubscribed are the filters the hub stays subscribed to upstream,
+// besides the history's.
+func (u *upstream) keepSubscribed() []string {
+	if u.remote.Protocol() == 5 {
+		return []string{responseFilter}
+	}
+	return nil
+}
 
 // status is the Remote's OnStatus: it runs on the Remote's goroutine and
 // returns quickly (a resync queues frames; it waits for no client).

@@ -14,18 +14,23 @@
 // Subcommands:
 //
 //	hubbench run ...        one run (one target, one transport, N subscribers,
-//	                        one rate), one JSON line appended to -out
+//	                        one rate), one JSON line appended to -out; a target of
+//	                        several processes (hub replicas behind a broker cluster):
+//	                        -sub A,B spreads the subscribers round-robin, -procs
+//	                        hub1=PID,nats0=PID,... records each process's CPU and memory
 //	hubbench ingest ...     D MQTT devices (-devices 2000) each publishing to its own topic at a
 //	                        total -rate, K dashboards (-dashboards 10) on "#" (ws or sse, -overflow
 //	                        latest to ask for the newest value per topic): delivered ratio, p50/p99,
 //	                        the target's CPU µs per message, dashboards cut off; one JSON line
 //	                        of kind "ingest" appended to -out (keep it in its own results file)
-//	hubbench report ...     results (JSON lines) to docs/benchmarks.md
+//	hubbench report ...     results (JSON lines) to docs/benchmarks.md (-cluster FILE: the
+//	                        section on replicas behind a NATS cluster, from bench/cluster.sh)
 //	hubbench meta ...       append the machine description to a results file
 //	hubbench skip ...       record a cell of the matrix that was not run, and why
 //	hubbench saturated ...  exit 0 when a cell of a results file is past saturation
 //	hubbench sustained ...  exit 0 when most repeats of an ingest rate were sustained
-//	hubbench wait ...       wait until TCP addresses accept connections
+//	hubbench wait ...       wait until TCP addresses accept connections, and http:// URLs
+//	                        (a replica's /readyz) answer 200
 //	hubbench quiet ...      wait until other processes leave the CPUs alone
 //	hubbench freeport -n K  K free loopback TCP ports, one per line
 //

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -41,7 +42,7 @@ commands:
   skip       record a cell of the matrix that was not run, and why
   saturated  exit 0 when a cell of a results file is past saturation
   sustained  exit 0 when most repeats of an ingest rate were sustained
-  wait       wait until TCP addresses accept connections
+  wait       wait until TCP addresses accept connections (http:// URLs: until they answer 200)
   quiet      wait until other processes leave the CPUs alone
   freeport   print free loopback TCP ports
 Run "hubbench COMMAND -h" for the flags of each.`
@@ -90,17 +91,20 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	var out string
 	var maxForeign float64
 	var lastTry bool
+	var subs, pids, procs string
 	fs.StringVar(&cfg.Target, "target", "motehub", "label of the target: motehub, centrifugo, nats or mosquitto")
 	fs.StringVar(&cfg.Transport, "transport", transportWS, "ws, ws-batch, sse (motehub), mqtt-ws (Mosquitto), cent-ws (Centrifugo), nats-ws (NATS), or mqtt-tcp (idle devices, motehub and Mosquitto)")
 	fs.BoolVar(&cfg.Idle, "idle", false, "connect the subscribers, read the target's memory, publish nothing")
 	fs.StringVar(&cfg.Variant, "variant", "pinned", "label: how target and load generator share the CPUs")
 	fs.BoolVar(&cfg.Probe, "probe", false, "mark the run as the low-rate latency probe")
 	fs.IntVar(&cfg.Repeat, "repeat", 1, "label: the repeat number")
-	fs.StringVar(&cfg.SubAddr, "sub", "", "host:port the subscribers connect to (loopback only)")
+	fs.StringVar(&subs, "sub", "", "host:port the subscribers connect to (loopback only); several, comma-separated (replicas): the subscribers are spread over them round-robin")
 	fs.StringVar(&cfg.PubAddr, "pub", "", "host:port the publisher connects to (loopback only): the target's MQTT/TCP listener, NATS's client port, or Centrifugo's HTTP server")
 	fs.StringVar(&cfg.APIKey, "api-key", "hubbench", "Centrifugo's HTTP API key (X-API-Key)")
 	fs.IntVar(&cfg.HTTPPublishers, "http-publishers", 32, "Centrifugo: publish requests in flight at once, each on its own connection")
-	fs.StringVar(&cfg.PID, "pid", "", "PID of the target process, for its CPU time and memory")
+	fs.StringVar(&pids, "pid", "", "PID of the target process, for its CPU time and memory; several, comma-separated: the target's figures are their sums")
+	fs.StringVar(&procs, "procs", "", "the target's processes as LABEL=PID, comma-separated (hub1=PID,nats0=PID,...): each one's CPU and memory is recorded, the target's figures are their sums (with -pid: after its PIDs)")
+	fs.StringVar(&cfg.Layout, "layout", "", "label: the target's layout when it is several processes (\"2 replicas\"); the report shows such runs in their own section")
 	fs.StringVar(&cfg.GCTrace, "gctrace", "", "file with the target's GODEBUG=gctrace=1 output (Go targets), for its live heap")
 	fs.IntVar(&cfg.Subscribers, "subs", 100, "subscribers")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "messages published per second")
@@ -121,17 +125,11 @@ func cmdRun(ctx context.Context, args []string, stdout io.Writer, log *slog.Logg
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	addrs := []string{cfg.SubAddr}
-	if !cfg.Idle {
-		addrs = append(addrs, cfg.PubAddr)
+	if err := cfg.parseTargets(subs, pids, procs); err != nil {
+		return err
 	}
-	for _, a := range addrs {
-		if err := checkLoopback(a); err != nil {
-			return err
-		}
-	}
-	if cfg.PID == "" || cfg.Subscribers < 1 {
-		return errors.New("run: -pid and -subs ≥ 1 are required")
+	if cfg.Subscribers < 1 {
+		return errors.New("run: -subs ≥ 1 is required")
 	}
 	if cfg.Idle {
 		cfg.Rate, cfg.Warmup, cfg.Measure = 0, 0, 0
@@ -198,6 +196,12 @@ func cmdWait(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	for _, addr := range fs.Args() {
+		if strings.HasPrefix(addr, "http://") {
+			if err := waitReady(ctx, addr); err != nil {
+				return err
+			}
+			continue
+		}
 		for {
 			conn, err := dialLoopback(ctx, addr)
 			if err == nil {

@@ -18,6 +18,11 @@ type reportInput struct {
 	Command     string // regenerates the results and the report
 	Profile     profile
 	Notes       string // Markdown written by people, included as it is
+	// Cluster, when ClusterPath is set, holds the runs of the section on
+	// replicas behind a cluster (else they are the runs of Results that
+	// have a layout).
+	Cluster     results
+	ClusterPath string
 }
 
 func cmdReport(args []string, log *slog.Logger) error {
@@ -28,6 +33,7 @@ func cmdReport(args []string, log *slog.Logger) error {
 	command := fs.String("command", "make bench", "the command that regenerates the results")
 	profileDir := fs.String("profile-dir", "", "directory with bench/run.sh's perf reports (profile-*.txt), if any")
 	notes := fs.String("notes", "", "Markdown file to include at the end (hand-written analysis)")
+	cluster := fs.String("cluster", "", "results file of bench/cluster.sh's runs (replicas behind a NATS cluster), for their section (default: -in's runs that have a layout)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,6 +54,18 @@ func cmdReport(args []string, log *slog.Logger) error {
 		if inp.Profile, err = readProfile(*profileDir); err != nil {
 			log.Warn("no profile in the report", "err", err)
 		}
+	}
+	if *cluster != "" {
+		f, err := os.Open(*cluster)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		inp.Cluster, err = readResults(f)
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("report: %s: %w", *cluster, err)
+		}
+		inp.ClusterPath = *cluster
 	}
 	if *notes != "" {
 		b, err := os.ReadFile(*notes)
@@ -77,6 +95,9 @@ func writeReport(w io.Writer, in reportInput) {
 	}
 	var idleRuns, loadRuns []result
 	for _, r := range in.Results.Runs {
+		if r.Layout != "" {
+			continue // the cluster section's
+		}
 		if r.Idle {
 			idleRuns = append(idleRuns, r)
 		} else {
@@ -110,7 +131,11 @@ func writeReport(w io.Writer, in reportInput) {
 		fmt.Fprintf(w, ".\n")
 	}
 	fmt.Fprintf(w, "Regenerate the numbers and this page with `%s`; this page alone from the same results with\n", in.Command)
-	fmt.Fprintf(w, "`go run ./cmd/hubbench report -in %s -out docs/benchmarks.md` (plus `-profile-dir bench/results -notes bench/notes.md`, as bench/run.sh passes them).\n", in.ResultsPath)
+	clusterFlag := ""
+	if in.ClusterPath != "" {
+		clusterFlag = " -cluster " + in.ClusterPath
+	}
+	fmt.Fprintf(w, "`go run ./cmd/hubbench report -in %s -out docs/benchmarks.md` (plus `-profile-dir bench/results -notes bench/notes.md%s`, as bench/run.sh passes them).\n", in.ResultsPath, clusterFlag)
 	fmt.Fprintf(w, "A snapshot of one shared, noisy machine: read the ratios and the medians, not the absolute figures.\n\n")
 
 	fmt.Fprintf(w, "## Machine\n\n| | |\n|---|---|\n")
@@ -127,6 +152,11 @@ func writeReport(w io.Writer, in reportInput) {
 	writeProbe(w, cells)
 	writeMemory(w, cells)
 	writeIngest(w, ingest)
+	if in.ClusterPath != "" {
+		writeCluster(w, groupCluster(in.Cluster.Runs), in.ClusterPath)
+	} else {
+		writeCluster(w, groupCluster(in.Results.Runs), in.ResultsPath)
+	}
 	writeCells(w, cells)
 	writeSkips(w, in.Results.Skips, cells)
 	writeProfile(w, in.Profile)

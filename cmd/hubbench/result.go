@@ -15,9 +15,12 @@ type result struct {
 	Target    string `json:"target"`
 	Transport string `json:"transport"`
 	Variant   string `json:"variant"` // how target and load generator were placed on the CPUs
-	Probe     bool   `json:"probe,omitempty"`
-	Idle      bool   `json:"idle,omitempty"` // connected and measured idle; nothing published
-	Repeat    int    `json:"repeat"`
+	// Layout labels a run of several target processes (hub replicas behind
+	// a broker cluster, "2 replicas"); the report shows them apart.
+	Layout string `json:"layout,omitempty"`
+	Probe  bool   `json:"probe,omitempty"`
+	Idle   bool   `json:"idle,omitempty"` // connected and measured idle; nothing published
+	Repeat int    `json:"repeat"`
 
 	Subscribers  int     `json:"subscribers"`
 	Rate         float64 `json:"rate"`    // messages/s published
@@ -72,6 +75,13 @@ type result struct {
 	HeapNoneMB      int64   `json:"heap_none_mb"` // Go live heap after the last GC; -1 unknown
 	HeapIdleMB      int64   `json:"heap_idle_mb"`
 	HeapPeakMB      int64   `json:"heap_peak_mb"`
+
+	// Procs is every process of the target, one by one, when there are
+	// several (or they were labelled); the target_* and rss_* figures above
+	// are their sums. SubAddrs is the subscribers' split when they were
+	// spread over several addresses.
+	Procs    []procResult    `json:"procs,omitempty"`
+	SubAddrs []subAddrResult `json:"sub_addrs,omitempty"`
 
 	Error string `json:"error,omitempty"`
 

@@ -25,14 +25,23 @@ type runConfig struct {
 	Idle      bool   // connect, read the memory, publish nothing
 	Repeat    int
 
-	SubAddr string // host:port subscribers connect to
-	PubAddr string // host:port the publisher connects to: MQTT/TCP, NATS/TCP, or Centrifugo's HTTP API
-	APIKey  string // Centrifugo's HTTP API key
+	// SubAddr is the host:port subscribers connect to; SubAddrs, when set,
+	// are several (replicas), the subscribers spread over them round-robin.
+	SubAddr  string
+	SubAddrs []string
+	PubAddr  string // host:port the publisher connects to: MQTT/TCP, NATS/TCP, or Centrifugo's HTTP API
+	APIKey   string // Centrifugo's HTTP API key
 	// HTTPPublishers is how many publish requests to Centrifugo's HTTP API
 	// may be in flight at once.
 	HTTPPublishers int
-	PID            string // the target process, for /proc
-	GCTrace        string // the target's GODEBUG=gctrace=1 output, if it is Go
+	// PID is the target process, for /proc; Procs, when set, are every
+	// process of the target (PID is then the first's): see procs.go.
+	PID   string
+	Procs []watchedProc
+	// Layout labels a run of several processes ("2 replicas"): the report
+	// shows such runs in their own section.
+	Layout  string
+	GCTrace string // the target's GODEBUG=gctrace=1 output, if it is Go
 
 	Subscribers int
 	Rate        float64 // messages/s
@@ -51,21 +60,42 @@ type runConfig struct {
 // connectTimeout bounds one subscriber's connect and subscribe.
 const connectTimeout = 15 * time.Second
 
-// subURL is where a subscriber of transport connects.
-func (c *runConfig) subURL() string {
+// normalize fills the list forms from the single ones (or the other way
+// round), so that a run has SubAddrs and Procs, and SubAddr and PID are
+// their first.
+func (c *runConfig) normalize() {
+	if len(c.SubAddrs) == 0 && c.SubAddr != "" {
+		c.SubAddrs = []string{c.SubAddr}
+	}
+	if len(c.SubAddrs) > 0 {
+		c.SubAddr = c.SubAddrs[0]
+	}
+	if len(c.Procs) == 0 && c.PID != "" {
+		c.Procs = []watchedProc{{Label: c.PID, PID: c.PID}}
+	}
+	if len(c.Procs) > 0 {
+		c.PID = c.Procs[0].PID
+	}
+}
+
+// subURL is where a subscriber of transport connects (the first address).
+func (c *runConfig) subURL() string { return c.subURLFor(c.SubAddr) }
+
+// subURLFor is where a subscriber of transport connects at addr.
+func (c *runConfig) subURLFor(addr string) string {
 	switch c.Transport {
 	case transportSSE:
-		return "http://" + c.SubAddr + "/events?filter=" + urlQueryEscape(c.Filter)
+		return "http://" + addr + "/events?filter=" + urlQueryEscape(c.Filter)
 	case transportMQTTWS:
-		return "ws://" + c.SubAddr + "/mqtt"
+		return "ws://" + addr + "/mqtt"
 	case transportCentWS:
-		return "ws://" + c.SubAddr + "/connection/websocket"
+		return "ws://" + addr + "/connection/websocket"
 	case transportNATSWS:
-		return "ws://" + c.SubAddr + "/"
+		return "ws://" + addr + "/"
 	case transportMQTTTCP:
-		return "tcp://" + c.SubAddr
+		return "tcp://" + addr
 	}
-	return "ws://" + c.SubAddr + "/ws"
+	return "ws://" + addr + "/ws"
 }
 
 // bench is the state of one run; run owns every goroutine it starts.
@@ -76,23 +106,35 @@ type bench struct {
 
 	subs    []subscriber // nil where the connect failed
 	states  []*subState
+	procs   *procSet // the target's processes
 	closing atomic.Bool
 	dropped atomic.Int64
 	dropErr atomic.Value // string: the first reason a connection ended early
+	// addrDropped counts dropped connections per subscriber address (one
+	// counter per address of cfg.SubAddrs: bounded by maxSubAddrs).
+	addrDropped []atomic.Int64
+	// deliveredBy is what each subscriber received in the window (tally
+	// fills it; one entry per subscriber).
+	deliveredBy []uint64
 
 	wg sync.WaitGroup
 }
 
 func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result, err error) {
+	cfg.normalize()
 	res = result{
 		Kind: "run", Time: time.Now().UTC().Format(time.RFC3339), Target: cfg.Target, Transport: cfg.Transport,
-		Variant: cfg.Variant, Probe: cfg.Probe, Idle: cfg.Idle, Repeat: cfg.Repeat, Subscribers: cfg.Subscribers, Rate: cfg.Rate,
+		Variant: cfg.Variant, Layout: cfg.Layout, Probe: cfg.Probe, Idle: cfg.Idle, Repeat: cfg.Repeat, Subscribers: cfg.Subscribers, Rate: cfg.Rate,
 		Offered: cfg.Rate * float64(cfg.Subscribers), PayloadBytes: cfg.Payload,
 		WarmupS: cfg.Warmup.Seconds(), MeasureS: cfg.Measure.Seconds(),
 		HeapNoneMB: -1, HeapIdleMB: -1, HeapPeakMB: -1,
 	}
-	b := &bench{cfg: cfg, log: log, sink: &sink{}}
+	if len(cfg.SubAddrs) == 0 || len(cfg.Procs) == 0 {
+		return res, errors.New("run: no subscriber address or no process to watch")
+	}
+	b := &bench{cfg: cfg, log: log, sink: &sink{}, procs: newProcSet(cfg.Procs), addrDropped: make([]atomic.Int64, len(cfg.SubAddrs))}
 	defer b.shutdown()
+	defer b.record(&res)
 
 	var pub benchPublisher
 	if !cfg.Idle {
@@ -101,7 +143,7 @@ func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result,
 		}
 		defer pub.close()
 	}
-	if res.RSSNoneKB, err = rssKB(cfg.PID); err != nil {
+	if res.RSSNoneKB, err = b.procs.rss(func(r *procResult, kb int64) { r.RSSNoneKB = kb }); err != nil {
 		return res, err
 	}
 	res.HeapNoneMB, _ = lastLiveHeapMB(cfg.GCTrace)
@@ -120,7 +162,7 @@ func runBench(ctx context.Context, cfg runConfig, log *slog.Logger) (res result,
 	defer stopPings()
 
 	sleepUntil(ctx, start.Add(-100*time.Millisecond))
-	if res.RSSIdleKB, err = rssKB(cfg.PID); err != nil {
+	if res.RSSIdleKB, err = b.procs.rss(func(r *procResult, kb int64) { r.RSSIdleKB, r.RSSPeakKB = kb, kb }); err != nil {
 		return res, err
 	}
 	res.HeapIdleMB, _ = lastLiveHeapMB(cfg.GCTrace)
@@ -171,7 +213,7 @@ func (b *bench) connect(ctx context.Context, res *result) error {
 	n := b.cfg.Subscribers
 	b.subs = make([]subscriber, n)
 	b.states = make([]*subState, n)
-	url := b.subURL()
+	b.deliveredBy = make([]uint64, n)
 	hist := hdrhistogram.New(1, 120_000_000, 2)
 	var mu sync.Mutex
 	var failed atomic.Int64
@@ -186,7 +228,7 @@ func (b *bench) connect(ctx context.Context, res *result) error {
 				b.states[i] = st
 				cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 				t0 := time.Now()
-				s, err := connectSubscriber(cctx, b.cfg.Transport, url, b.cfg.Filter, st)
+				s, err := connectSubscriber(cctx, b.cfg.Transport, b.cfg.subURLFor(b.cfg.addrOf(i)), b.cfg.Filter, st)
 				cancel()
 				if err != nil {
 					failed.Add(1)
@@ -228,8 +270,6 @@ func (b *bench) connect(ctx context.Context, res *result) error {
 	return nil
 }
 
-func (b *bench) subURL() string { return b.cfg.subURL() }
-
 // dialBenchPublisher connects the publisher the transport's target takes:
 // NATS over TCP, Centrifugo's HTTP API, or MQTT over TCP.
 func dialBenchPublisher(ctx context.Context, cfg *runConfig) (benchPublisher, error) {
@@ -254,6 +294,7 @@ func (b *bench) startReaders(maxSeq uint64) {
 			err := s.read()
 			if !b.closing.Load() {
 				b.dropped.Add(1)
+				b.addrDropped[i%len(b.addrDropped)].Add(1)
 				b.dropErr.CompareAndSwap(nil, fmt.Sprint(err))
 			}
 		})
@@ -289,9 +330,8 @@ func (b *bench) startPinger(pub benchPublisher) (stop func()) {
 
 // measure samples the target at the window's edges and memory within it.
 func (b *bench) measure(ctx context.Context, res *result, from, to time.Time) error {
-	pid := b.cfg.PID
 	sleepUntil(ctx, from)
-	cpu0, err := cpuSeconds(pid)
+	cpu0, err := b.procs.startWindow()
 	if err != nil {
 		return err
 	}
@@ -307,7 +347,7 @@ func (b *bench) measure(ctx context.Context, res *result, from, to time.Time) er
 	res.RSSPeakKB, res.HeapPeakMB = res.RSSIdleKB, res.HeapIdleMB
 	for t := from.Add(time.Second); t.Before(to) && ctx.Err() == nil; t = t.Add(time.Second) {
 		sleepUntil(ctx, t)
-		if kb, err := rssKB(pid); err == nil {
+		if kb, err := b.procs.rss(func(r *procResult, kb int64) { r.RSSPeakKB = max(r.RSSPeakKB, kb) }); err == nil {
 			res.RSSPeakKB = max(res.RSSPeakKB, kb)
 		}
 		if mb, _ := lastLiveHeapMB(b.cfg.GCTrace); mb > res.HeapPeakMB {
@@ -315,7 +355,8 @@ func (b *bench) measure(ctx context.Context, res *result, from, to time.Time) er
 		}
 	}
 	sleepUntil(ctx, to)
-	cpu1, err := cpuSeconds(pid)
+	secs := to.Sub(from).Seconds()
+	cpu1, err := b.procs.endWindow(secs)
 	if err != nil {
 		return err
 	}
@@ -328,7 +369,6 @@ func (b *bench) measure(ctx context.Context, res *result, from, to time.Time) er
 		return err
 	}
 	res.CPUBusy, res.CPUSoftIRQ, res.CPUSteal = cpuShares(stat0, stat1)
-	secs := to.Sub(from).Seconds()
 	res.TargetCPUSeconds = cpu1 - cpu0
 	res.TargetCPUCores = res.TargetCPUSeconds / secs
 	res.LoadgenCPUCores = (self1 - self0) / secs
@@ -393,7 +433,9 @@ func (b *bench) tally(res *result, pst pubStats, window time.Duration) {
 			continue
 		}
 		if inWindow > 0 {
-			res.Delivered += st.seq.countRange(pst.WindowFirst, pst.WindowLast)
+			n := st.seq.countRange(pst.WindowFirst, pst.WindowLast)
+			res.Delivered += n
+			b.deliveredBy[st.index] = n
 		}
 		res.Duplicates += st.seq.duplicates
 		res.Reordered += st.seq.reordered
@@ -410,6 +452,7 @@ func (b *bench) tally(res *result, pst pubStats, window time.Duration) {
 	if res.Delivered > 0 {
 		res.CPUPerMDeliveries = res.TargetCPUSeconds / (float64(res.Delivered) / 1e6)
 	}
+	b.procs.perDelivery(res.Delivered)
 	h := b.sink.lat.merged()
 	res.LatencyUs = latencySummary{
 		Count: h.TotalCount(), P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90),

@@ -107,7 +107,7 @@ func buildCached(goTool, toolDir, dir string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, goTool, "build", "-o", tmp.Name(), serverPackage)
 	cmd.Dir = toolDir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+	cmd.Env = append(os.Environ(), "GOWORK=off") // the tool module alone, not a go.work around it
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s in %s: %w\n%s", serverPackage, toolDir, err, out)
 	}

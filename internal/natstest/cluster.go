@@ -21,11 +21,15 @@ import (
 
 // Options configure [StartCluster].
 type Options struct {
-	// Nodes is the number of nodes, 1 to 9; 0 means 3.
+	// Nodes is the number of nodes, 1 to 9; 0 means 3. One node is a
+	// server of its own (no cluster block, JetStream not clustered).
 	Nodes int
 	// Users are the accounts the nodes accept; none: anyone may connect,
 	// without credentials.
 	Users []User
+	// MQTT are more lines of each node's mqtt block, such as
+	// "js_api_timeout: 15s"; none: nats-server's defaults.
+	MQTT []string
 }
 
 // maxNodes bounds a cluster: each node holds 4 ports, a JetStream store
@@ -85,6 +89,7 @@ type Cluster struct {
 	t     testing.TB
 	bin   string
 	users []User
+	mqtt  []string   // more lines of the mqtt block
 	mu    sync.Mutex // guards each Node's proc
 }
 
@@ -106,14 +111,14 @@ func StartCluster(t testing.TB, o Options) *Cluster {
 	if o.Nodes < 1 || o.Nodes > maxNodes {
 		t.Fatalf("natstest: a cluster of %d nodes; want 1 to %d", o.Nodes, maxNodes)
 	}
-	c := &Cluster{t: t, bin: Binary(t), users: o.Users}
+	c := &Cluster{t: t, bin: Binary(t), users: o.Users, mqtt: o.MQTT}
+	dir := t.TempDir() // before stopAll's cleanup, so removed after it ran
 	t.Cleanup(c.stopAll)
 	t.Cleanup(func() { // runs before stopAll
 		if t.Failed() {
 			t.Logf("the nats-server cluster's logs:\n%s", c.Output())
 		}
 	})
-	dir := t.TempDir()
 	var err error
 	for attempt := range startAttempts {
 		c.Nodes = c.Nodes[:0]
@@ -149,7 +154,7 @@ func (c *Cluster) startAll() error {
 		if err := os.MkdirAll(filepath.Dir(n.confPath), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(n.confPath, []byte(nodeConfig(n, c.Nodes, c.users)), 0o600); err != nil {
+		if err := os.WriteFile(n.confPath, []byte(nodeConfig(n, c.Nodes, c.users, c.mqtt)), 0o600); err != nil {
 			return err
 		}
 		if err := c.launch(n); err != nil {

@@ -18,8 +18,8 @@ type User struct {
 
 // nodeConfig is the configuration file of node n of a cluster of nodes: its
 // name, its listeners on loopback (NATS, MQTT, cluster routes, HTTP
-// monitoring), a JetStream store of its own, routes, and the users when
-// there are any. The MQTT gateway needs both JetStream and a server_name
+// monitoring), a JetStream store of its own, routes, the users when there
+// are any, and the mqtt block's extra lines. The MQTT gateway needs both JetStream and a server_name
 // (nats-server refuses MQTT in a cluster without one).
 //
 // The routes list every node, n itself included (a node ignores the route
@@ -27,7 +27,7 @@ type User struct {
 // as routes are listed, up to 3, and with routes to the others only a
 // three-node cluster's streams get 2 replicas, which lose their quorum, and
 // with it every QoS 1 publish, when one node dies.
-func nodeConfig(n *Node, nodes []*Node, users []User) string {
+func nodeConfig(n *Node, nodes []*Node, users []User, mqtt []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "server_name: %s\n", quote(n.Name))
 	fmt.Fprintf(&b, "listen: %s\n", quote(n.NATSAddr))
@@ -36,12 +36,18 @@ func nodeConfig(n *Node, nodes []*Node, users []User) string {
 	// Small limits: a test's streams are small, and a test machine's disk
 	// and memory are shared.
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %s\n  max_memory_store: 268435456\n  max_file_store: 1073741824\n}\n", quote(n.storeDir))
-	fmt.Fprintf(&b, "mqtt {\n  listen: %s\n}\n", quote(n.MQTTAddr))
-	fmt.Fprintf(&b, "cluster {\n  name: %s\n  listen: %s\n  routes: [\n", quote(clusterName), quote(n.clusterAddr))
-	for _, p := range nodes {
-		fmt.Fprintf(&b, "    %s\n", quote("nats-route://"+p.clusterAddr))
+	fmt.Fprintf(&b, "mqtt {\n  listen: %s\n", quote(n.MQTTAddr))
+	for _, line := range mqtt {
+		fmt.Fprintf(&b, "  %s\n", line)
 	}
-	b.WriteString("  ]\n}\n")
+	b.WriteString("}\n")
+	if len(nodes) > 1 { // one node is a server of its own: JetStream unclustered
+		fmt.Fprintf(&b, "cluster {\n  name: %s\n  listen: %s\n  routes: [\n", quote(clusterName), quote(n.clusterAddr))
+		for _, p := range nodes {
+			fmt.Fprintf(&b, "    %s\n", quote("nats-route://"+p.clusterAddr))
+		}
+		b.WriteString("  ]\n}\n")
+	}
 	if len(users) > 0 {
 		b.WriteString("authorization {\n  users: [\n")
 		for _, u := range users {

@@ -3,6 +3,7 @@ package natstest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -202,4 +203,57 @@ func tryDeliver(c *Cluster, from, to int, topic string, round int) error {
 		}
 	}
 	return fmt.Errorf("nothing arrived on node %d", to)
+}
+
+// TestNodeConfig: a node's configuration names it, routes to every node
+// (itself included), carries the users and the mqtt block's extra lines,
+// and nats-server accepts it (-t); a single node has no cluster block.
+func TestNodeConfig(t *testing.T) {
+	bin := Binary(t)
+	dir := t.TempDir()
+	nodes := make([]*Node, 3)
+	for i := range nodes {
+		nodes[i] = &Node{Name: fmt.Sprintf("n%d", i), MQTTAddr: fmt.Sprintf("127.0.0.1:%d", 1883+i), NATSAddr: fmt.Sprintf("127.0.0.1:%d", 4222+i),
+			clusterAddr: fmt.Sprintf("127.0.0.1:%d", 6222+i), httpAddr: fmt.Sprintf("127.0.0.1:%d", 8222+i), storeDir: filepath.Join(dir, "js")}
+	}
+	users := []User{{Name: "hub", Password: `pa"ss`}}
+	conf := nodeConfig(nodes[1], nodes, users, []string{"js_api_timeout: 15s"})
+	for _, want := range []string{`server_name: "n1"`, `"nats-route://127.0.0.1:6222"`, `"nats-route://127.0.0.1:6223"`, `"nats-route://127.0.0.1:6224"`,
+		`listen: "127.0.0.1:1884"`, "js_api_timeout: 15s", `password: "pa\"ss"`, "store_dir:"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("node n1's configuration has no %s:\n%s", want, conf)
+		}
+	}
+	single := nodeConfig(nodes[0], nodes[:1], nil, nil)
+	if strings.Contains(single, "cluster") {
+		t.Errorf("a single node's configuration has a cluster block:\n%s", single)
+	}
+	for name, text := range map[string]string{"three.conf": conf, "one.conf": single} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "-t", "-c", path).CombinedOutput(); err != nil {
+			t.Errorf("nats-server -t refuses %s: %v\n%s\n%s", name, err, out, text)
+		}
+	}
+}
+
+// TestBoundedOutput: a node's log keeps its last bytes, cut at a line
+// where it can be, and never more than its limit.
+func TestBoundedOutput(t *testing.T) {
+	b := &boundedOutput{limit: 64}
+	for i := range 100 {
+		fmt.Fprintf(b, "line %02d\n", i)
+		if n := len(b.String()); n > 64 {
+			t.Fatalf("after line %d the log holds %d bytes, over its limit of 64", i, n)
+		}
+	}
+	if got := b.String(); !strings.HasPrefix(got, "line ") || !strings.HasSuffix(got, "line 99\n") {
+		t.Errorf("the log kept %q; want whole lines, the last one last", got)
+	}
+	fmt.Fprint(b, strings.Repeat("x", 200)) // one write longer than the limit, no newline in it
+	if got := b.String(); len(got) > 64 || !strings.HasSuffix(got, "xxxx") {
+		t.Errorf("after a long write the log holds %d bytes: %q", len(got), got)
+	}
 }

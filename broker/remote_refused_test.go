@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/hubtest"
+)
+
+// TestRemoteAsksAgainForARefusedFilter: a filter the broker refuses as the
+// Remote makes it again after a reconnect (a NATS node still electing its
+// stream's leader does for a few seconds after another node died) is asked
+// for again while the connection lasts, and once the broker grants it the
+// hub is told of a gap: its messages did not arrive meanwhile.
+func TestRemoteAsksAgainForARefusedFilter(t *testing.T) {
+	fb := startFakeBroker(t, nil)
+	statuses := newStatusLog()
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{fb.URL()}, OnStatus: statuses.record}, true)
+	if s := statuses.next(t); !s.Up {
+		t.Fatalf("first status %+v, want up", s)
+	}
+	nop := func(bridge.Message) {}
+	if _, err := r.Subscribe("refused/#", nop); err != nil {
+		t.Fatal(err)
+	}
+
+	// attempts counts the SUBSCRIBEs of filter, and those granted.
+	attempts := func(filter string) (all, granted int) {
+		for _, s := range fb.subscriptions() {
+			if s.Filter == filter {
+				all++
+				if s.Granted {
+					granted++
+				}
+			}
+		}
+		return all, granted
+	}
+	refused := "refused/#"
+	fb.refuse.Store(&refused)
+	before, _ := attempts(refused)
+	fb.dropAll()
+	if s := statuses.next(t); s.Up {
+		t.Fatalf("status %+v, want the loss", s)
+	}
+	if s := statuses.next(t); !s.Up || !s.Gap {
+		t.Fatalf("status %+v, want up with a gap", s)
+	}
+	if r.Ready() != nil {
+		t.Fatalf("not ready with one filter refused: %v", r.Ready())
+	}
+	// Refused on the reconnect, and asked for again, more than once.
+	hubtest.EventuallyNil(t, hubtest.Timeout, func() error {
+		if all, granted := attempts(refused); all-before < 3 || granted != 1 {
+			return fmt.Errorf("%s: %d SUBSCRIBEs since the reconnect (%d granted in all), want ≥ 3 refused", refused, all-before, granted)
+		}
+		return nil
+	})
+
+	// Granted: a gap, since its messages did not arrive meanwhile.
+	fb.refuse.Store(nil)
+	if s := statuses.next(t); !s.Up || !s.Gap {
+		t.Fatalf("status %+v, want up with a gap once the filter is granted", s)
+	}
+	if _, granted := attempts(refused); granted != 2 {
+		t.Fatalf("%s granted %d times, want 2 (before the reconnect, and now)", refused, granted)
+	}
+}
