@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -149,7 +150,11 @@ func TestDashboardDevicesFromTraces(t *testing.T) {
 			b.Do(t, chromedp.Click(chromedp.CSS(control)))
 
 			// The device gets the command, in its convention's bytes…
+			deadline := time.Now().Add(hubtest.Timeout) // other messages may keep coming
 			for {
+				if time.Now().After(deadline) {
+					t.Fatalf("no command on %s within %v of the click", sc.command, hubtest.Timeout)
+				}
 				m := hubtest.Receive(t, commands, hubtest.Timeout, "the command at the device")
 				if m.Topic == sc.command {
 					if m.Payload != sent {

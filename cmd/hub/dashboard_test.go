@@ -170,7 +170,13 @@ func TestDashboardRelayCommand(t *testing.T) {
 
 	hubtest.Eval[bool](t, b, `window.relaySeen = recordCommands("`+relay+`"); true`)
 	b.Do(t, chromedp.Click(chromedp.CSS(`.tile[data-topic="`+relay+`"] button`)))
+	// The demo's motes publish all the time on nodes/+/#: the wait for the
+	// command has a deadline of its own, not only one per message.
+	deadline := time.Now().Add(hubtest.Timeout)
 	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("no command on %s/set within %v of the click", relay, hubtest.Timeout)
+		}
 		m := hubtest.Receive(t, commands, hubtest.Timeout, "the relay command at an MQTT subscriber")
 		if m.Topic == relay+"/set" {
 			if m.Payload != `{"state":true}` {
