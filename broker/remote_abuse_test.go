@@ -1,13 +1,11 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,27 +20,8 @@ import (
 // protocols are the URL schemes of the two protocol versions.
 var protocols = []struct{ name, scheme string }{{"MQTT3", "mqtt://"}, {"MQTT5", "mqtt5://"}}
 
-// syncBuffer is a log destination safe for the Remote's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// debugLogger logs everything, at debug level and up, to a buffer.
-func debugLogger() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func debugLogger() (*slog.Logger, *hubtest.LogBuffer) {
+	buf := &hubtest.LogBuffer{}
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 

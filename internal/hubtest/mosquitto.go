@@ -1,7 +1,6 @@
 package hubtest
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -60,7 +58,7 @@ func StartMosquitto(t testing.TB, extraConfig ...string) *Mosquitto {
 	// process take it before Mosquitto does, another port is tried.
 	var err error
 	for range 3 {
-		m.addr = freeLoopbackAddr(t)
+		m.addr = FreeLoopbackAddr(t)
 		if err = m.start(); err == nil {
 			return m
 		}
@@ -85,7 +83,9 @@ func findMosquitto(t testing.TB) string {
 	return RequireCommand(t, "mosquitto", "mosquitto") // skips or fails
 }
 
-func freeLoopbackAddr(t testing.TB) string {
+// FreeLoopbackAddr is a port of 127.0.0.1 that was free a moment ago, for a
+// program the test starts on an address it must be given.
+func FreeLoopbackAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -186,17 +186,7 @@ func (m *Mosquitto) Stop() {
 	}
 }
 
-func stopProc(p *mosquittoProc) {
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		_ = p.cmd.Process.Kill()
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(mosquittoWait):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
+func stopProc(p *mosquittoProc) { StopProcess(p.cmd, p.exited, mosquittoWait) }
 
 // Restart starts the broker again on the same address, stopping it first if
 // it runs, and returns once it accepts connections. It has forgotten every

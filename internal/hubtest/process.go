@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -115,4 +116,19 @@ func RunCommand(t testing.TB, bin, stdin string, env []string, args ...string) C
 		t.Fatalf("%s %v: %v", bin, args, err)
 	}
 	return CommandResult{Stdout: stdout.String(), Stderr: stderr.String(), Exit: cmd.ProcessState.ExitCode()}
+}
+
+// StopProcess stops cmd, a child process the test started, by its PID: a
+// SIGTERM, then a SIGKILL if it has not exited (exited closed, once its
+// cmd.Wait returned) within wait. It returns once the process has exited.
+func StopProcess(cmd *exec.Cmd, exited <-chan struct{}, wait time.Duration) {
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		_ = cmd.Process.Kill()
+	}
+	select {
+	case <-exited:
+	case <-time.After(wait):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 }

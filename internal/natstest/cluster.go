@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -126,10 +124,10 @@ func StartCluster(t testing.TB, o Options) *Cluster {
 			nodeDir := filepath.Join(dir, fmt.Sprintf("attempt%d", attempt), fmt.Sprintf("n%d", i))
 			c.Nodes = append(c.Nodes, &Node{
 				Name:        fmt.Sprintf("n%d", i),
-				MQTTAddr:    freeLoopbackAddr(t),
-				NATSAddr:    freeLoopbackAddr(t),
-				clusterAddr: freeLoopbackAddr(t),
-				httpAddr:    freeLoopbackAddr(t),
+				MQTTAddr:    hubtest.FreeLoopbackAddr(t),
+				NATSAddr:    hubtest.FreeLoopbackAddr(t),
+				clusterAddr: hubtest.FreeLoopbackAddr(t),
+				httpAddr:    hubtest.FreeLoopbackAddr(t),
 				storeDir:    filepath.Join(nodeDir, "jetstream"),
 				confPath:    filepath.Join(nodeDir, "nats.conf"),
 				out:         &boundedOutput{limit: logLimit},
@@ -323,15 +321,7 @@ func (c *Cluster) stop(n *Node) {
 	if p == nil {
 		return
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		_ = p.cmd.Process.Kill()
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(stopWait):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	hubtest.StopProcess(p.cmd, p.exited, stopWait)
 }
 
 // stopAll stops every node, all at once.
@@ -369,18 +359,4 @@ func (c *Cluster) Output() string {
 		fmt.Fprintf(&b, "--- node %s (NATS %s, MQTT %s)\n%s", n.Name, n.NATSAddr, n.MQTTAddr, n.out.String())
 	}
 	return b.String()
-}
-
-// freeLoopbackAddr is a port of 127.0.0.1 free a moment ago.
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
