@@ -4,8 +4,9 @@
 # Hub replicas in front of a three-node NATS cluster, against one replica in front of the same:
 #   - three nats-server nodes (bench/peers.sh's binary) with cluster routes, JetStream and the
 #     MQTT gateway, on free loopback ports, a fresh store each run (config written here);
-#   - replica 1 with --upstream on node 0, replica 2 on node 1 (with a hub that takes several
-#     URLs, each gets all three, its own node first), --http on loopback, --data "";
+#   - replica 1 with --upstream on node 0, replica 2 on node 1 (one URL each: given all three, a
+#     replica starts on a node drawn at random, and the layout measured would change from run to
+#     run), --http on loopback, --data "";
 #   - hubbench's publisher (MQTT 3.1.1, QoS 0) on node 2, its WebSocket subscribers on bench/#
 #     spread round-robin over the replicas; hubbench records the CPU and memory of every hub
 #     and every node (-procs hub1=PID,...,nats2=PID).
@@ -22,7 +23,6 @@
 # Uses from run.sh: HB, WORK, NATS_BIN, quiet_first, TRIES, BENCH_* above.
 
 CPIDS=()   # every process of the cluster run, started here, in start order
-CLUSTER_MULTI_URL="" # 1 when this hub takes several --upstream URLs (probed once)
 
 # cluster_stop_pid PID: TERM, up to 10 s, then KILL; only that PID.
 cluster_stop_pid() {
@@ -41,32 +41,6 @@ cluster_stop() {
 	local i
 	for ((i = ${#CPIDS[@]} - 1; i >= 0; i--)); do cluster_stop_pid "${CPIDS[$i]}"; done
 	CPIDS=()
-}
-
-# cluster_probe_multi_url: does this hub take --upstream URL,URL (the upstream branch's
-# multi-URL support)? A hub that refuses the flag exits at once; one that takes it waits for
-# its (absent) upstream until it is stopped.
-cluster_probe_multi_url() {
-	[ -n "$CLUSTER_MULTI_URL" ] && return 0
-	local p pid
-	mapfile -t p < <("$HB" freeport -n 3)
-	"$WORK/hub" --upstream "mqtt://127.0.0.1:${p[0]},mqtt://127.0.0.1:${p[1]}" --http "127.0.0.1:${p[2]}" --data "" \
-		--log-level error >"$WORK/probe.log" 2>&1 &
-	pid=$!
-	CLUSTER_MULTI_URL=1
-	for _ in $(seq 1 20); do # 2 s
-		if ! kill -0 "$pid" 2>/dev/null; then
-			CLUSTER_MULTI_URL=0
-			break
-		fi
-		sleep 0.1
-	done
-	cluster_stop_pid "$pid"
-	if [ "$CLUSTER_MULTI_URL" = 1 ]; then
-		echo "bench: cluster: the hub takes several --upstream URLs: each replica gets all three nodes, its own first" >&2
-	else
-		echo "bench: cluster: the hub takes one --upstream URL: each replica gets its own node" >&2
-	fi
 }
 
 # cluster_start REPLICAS: three nodes, then REPLICAS hubs; sets CPIDS, CPROCS (hubbench
@@ -116,7 +90,6 @@ cluster_start() {
 			return 1
 		fi
 	done
-	cluster_probe_multi_url
 	CGCTRACE=$dir/hub1.gctrace
 	local http upstream
 	for ((i = 1; i <= replicas; i++)); do
@@ -124,9 +97,6 @@ cluster_start() {
 		# replica 1 on node 0, replica 2 on node 1, a third (if asked for) on node 0 again.
 		j=$(((i - 1) % 2))
 		upstream=mqtt://127.0.0.1:${mqtt[j]}
-		if [ "$CLUSTER_MULTI_URL" = 1 ]; then
-			upstream="$upstream,mqtt://127.0.0.1:${mqtt[$((1 - j))]},mqtt://127.0.0.1:${mqtt[2]}"
-		fi
 		env GODEBUG=gctrace=1 "$WORK/hub" --upstream "$upstream" --http "$http" --data "" --log-level warn \
 			--max-connections 100000 --max-connections-per-address 100000 --mqtt-max-sessions 100000 \
 			>"$dir/hub$i.log" 2>"$dir/hub$i.gctrace" &

@@ -147,7 +147,7 @@ func writeCluster(w io.Writer, cells []*clusterCell, resultsPath string) {
 	}
 	fmt.Fprintf(w, "## Replicas behind a NATS cluster\n\n")
 	fmt.Fprintf(w, "Hub replicas built from this tree in front of a three-node NATS cluster (nats-server from bench/peers.sh: cluster routes, JetStream, the MQTT gateway, all on loopback; a fresh cluster for each run), against the same with one replica. ")
-	fmt.Fprintf(w, "Replica 1 has `--upstream` on node 0, replica 2 on node 1 (a hub that takes several URLs gets all three, its own node first), the publisher (MQTT 3.1.1, QoS 0, 100-byte payloads on `bench/t`) is on node 2; the WebSocket subscribers (Clown.Talk on `bench/#`) are spread round-robin over the replicas. ")
+	fmt.Fprintf(w, "Replica 1 has `--upstream` on node 0, replica 2 on node 1 (one URL each, so that the layout is the same in every run: given all three, a replica starts on a node drawn at random), the publisher (MQTT 3.1.1, QoS 0, 100-byte payloads on `bench/t`) is on node 2; the WebSocket subscribers (Clown.Talk on `bench/#`) are spread round-robin over the replicas. ")
 	fmt.Fprintf(w, "Nothing is pinned: every process shares the machine's cores with the load generator. Every process's CPU is counted in the target's (the cores and CPU per delivery below), so \"others' cores\" is only what other programs on the machine took. ")
 	fmt.Fprintf(w, "Results: `%s`; run them with `BENCH_RUNS=cluster make bench` (bench/cluster.sh; `BENCH_QUICK=1` for a short one).\n\n", resultsPath)
 	fmt.Fprintf(w, "| layout | subscribers | msg/s | delivered | delivered/s | p50 | p99 | all processes' cores | CPU µs per delivery | loadgen cores | others' cores | dropped conns | runs |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
