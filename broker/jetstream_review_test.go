@@ -3,13 +3,16 @@ package broker
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -18,6 +21,8 @@ import (
 func TestJetStreamFeedReview(t *testing.T) {
 	b := newJSBed(t, 1)
 	t.Run("MessagesBetweenOpenAndStartAreNoHole", func(t *testing.T) { testFeedMessagesBetweenOpenAndStart(t, b) })
+	t.Run("OddSubjectsAndAMegabyte", func(t *testing.T) { testFeedOddSubjectsAndAMegabyte(t, b) })
+	t.Run("HundredThousandSubjects", func(t *testing.T) { testFeedHundredThousandSubjects(t, b) })
 }
 
 // testFeedMessagesBetweenOpenAndStart: messages published after
@@ -62,4 +67,102 @@ func testFeedMessagesBetweenOpenAndStart(t *testing.T, b *jsBed) {
 	if got := events[1:]; !slices.Equal(got, want) {
 		t.Fatalf("feed gave\n%q\nwant\n%q", got, want)
 	}
+}
+
+// testFeedOddSubjectsAndAMegabyte: a subject that is no MQTT topic ('+'
+// or '#' in a level) is skipped, by every replica alike, without a hole;
+// a message of nearly NATS's largest payload (1 MB) comes whole.
+func testFeedOddSubjectsAndAMegabyte(t *testing.T, b *jsBed) {
+	b.createStream(t, jetstream.StreamConfig{Name: "ODD", Subjects: []string{"odd.>"}})
+	var l feedLog
+	f := openFeed(t, b, "ODD", &l)
+	cancel, err := f.Subscribe("#", l.message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", int(b.nc.MaxPayload())-1024) // room for the headers
+	b.publish(t, "odd.a", "1")
+	b.publish(t, "odd.+", "2")
+	b.publish(t, "odd.#", "3")
+	b.publish(t, "odd.big", big)
+	last := b.publish(t, "odd.b", "5")
+	hubtest.Eventually(t, 10*time.Second, func() bool { return f.Stats().Position == last }, "the feed reaches the stream's end")
+	_, msgs := l.snapshot()
+	var got []string
+	for _, m := range msgs {
+		got = append(got, fmt.Sprintf("%s %d @%d", m.Topic, len(m.Payload), m.Position))
+	}
+	want := []string{"odd/a 1 @1", fmt.Sprintf("odd/big %d @4", len(big)), "odd/b 1 @5"}
+	if !slices.Equal(got, want) || f.Stats().Holes != 0 {
+		t.Fatalf("feed gave %q (holes %d), want %q", got, f.Stats().Holes, want)
+	}
+}
+
+// testFeedHundredThousandSubjects: a stream of 100,000 subjects (one
+// message each, then a second round on all of them): the snapshot brings
+// each subject's last, in order, then every new message, and the feed keeps
+// nothing per subject (the heap after it read them all is the heap before,
+// within a few MB).
+func testFeedHundredThousandSubjects(t *testing.T, b *jsBed) {
+	if testing.Short() {
+		t.Skip("publishes 200,000 messages")
+	}
+	const n = 100_000
+	b.createStream(t, jetstream.StreamConfig{Name: "MANY", Subjects: []string{"many.>"}})
+	publishAll := func(round int) {
+		for i := range n {
+			if _, err := b.js.PublishAsync(fmt.Sprintf("many.s%d", i), fmt.Appendf(nil, "%d", round)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case <-b.js.PublishAsyncComplete():
+		case <-time.After(2 * time.Minute):
+			t.Fatal("publishing did not complete")
+		}
+	}
+	publishAll(1)
+	var l feedLog
+	f := openFeed(t, b, "MANY", &l)
+	var mu sync.Mutex
+	var count int
+	var last uint64
+	var disorder error
+	cancel, err := f.Subscribe("#", func(m bridge.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Position <= last && disorder == nil {
+			disorder = fmt.Errorf("position %d after %d", m.Position, last)
+		}
+		count, last = count+1, m.Position
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	publishAll(2)
+	hubtest.Eventually(t, 2*time.Minute, func() bool { return f.Stats().Position == 2*n }, "the feed reads the stream")
+	mu.Lock()
+	got, bad := count, disorder
+	mu.Unlock()
+	if bad != nil || got > 2*n || got < n || f.Stats().Holes != 0 {
+		t.Fatalf("%d messages (want the snapshot's %d subjects, then every new one), holes %d, order: %v", got, n, f.Stats().Holes, bad)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 16<<20 {
+		t.Fatalf("the heap grew by %d bytes reading %d subjects: the feed keeps something per subject", grown, n)
+	}
+	t.Logf("%d messages of %d subjects read; heap %d -> %d bytes", got, n, before.HeapAlloc, after.HeapAlloc)
 }
