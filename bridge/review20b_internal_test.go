@@ -3,11 +3,16 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/motehub/motehub/internal/hubtest"
 )
@@ -119,5 +124,55 @@ func TestAheadWaitsAreBoundedAndLockFree(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("the waits ended %v after Close (AheadWait a minute)", d)
+	}
+}
+
+// TestAheadWaitOutlastsTheHello: a WebSocket whose config/set names an id
+// ahead of a positional hub waits longer than Config.HelloTimeout; the
+// watchdog must not start it with the default filters meanwhile, or the
+// events it delivers then (which the client had, from the replica it comes
+// from) are written before config/ok: duplicates, and older values after
+// newer ones.
+func TestAheadWaitOutlastsTheHello(t *testing.T) {
+	h := positionalHub(t, Config{AheadWait: 10 * time.Second, HelloTimeout: 20 * time.Millisecond})
+	deliverAt(h, "t", 5)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeWebSocket(w, r, "") }))
+	defer srv.Close()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(`["clown.talk/-/config/set", {"subscribe": ["#"], "ids": true, "since": "s.1-8"}]`)); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.Eventually(t, 5*time.Second, func() bool { return h.Stats().AheadWaits == 1 }, "the config waits for s.1-8")
+	// Past the hello: the watchdog took it, and had its chance to start
+	// the session.
+	hubtest.Eventually(t, 5*time.Second, func() bool {
+		h.watch.mu.Lock()
+		defer h.watch.mu.Unlock()
+		return len(h.watch.hello) == 0
+	}, "the watchdog takes the hello")
+	for _, p := range []uint64{6, 7, 8, 9} {
+		deliverAt(h, "t", p)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []string
+	for len(got) == 0 || !strings.Contains(got[len(got)-1], `"s.1-9"`) {
+		_, frame, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(frame), "\n"), "\n") {
+			if strings.Contains(line, "config/ok") {
+				line = "config/ok"
+			}
+			got = append(got, line)
+		}
+	}
+	want := []string{"config/ok", `["t",9,{"id":"s.1-9"}]`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the client got\n%q\nwant\n%q", got, want)
 	}
 }
