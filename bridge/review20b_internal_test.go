@@ -176,3 +176,45 @@ func TestAheadWaitOutlastsTheHello(t *testing.T) {
 		t.Fatalf("the client got\n%q\nwant\n%q", got, want)
 	}
 }
+
+// TestPositionalOddIDs: ids a positional hub must answer with a resync at
+// once (no wait for an id ahead): conflated ones (even ahead), garbage, a
+// plain hub's, and another stream's; an id at the floor resumes, one below
+// it resyncs.
+func TestPositionalOddIDs(t *testing.T) {
+	h := positionalHub(t, Config{AheadWait: time.Minute})
+	h.ResyncFrom(10, ResyncNotice{Code: ResyncBrokerConnected, Reason: "snapshot"})
+	deliverAt(h, "t", 10)
+	deliverAt(h, "t", 12)
+	for _, c := range []struct{ id, code string }{
+		{"s.1-12~", ResyncConflated},
+		{"s.1-99~", ResyncConflated}, // ahead, but conflated: no wait
+		{"s.1-", ResyncInvalidID},
+		{"s.1-x", ResyncInvalidID},
+		{"-12", ResyncInvalidID},
+		{"s.1--12", ResyncRestarted},                  // epoch "s.1-"
+		{"s.1-18446744073709551616", ResyncInvalidID}, // past uint64
+		{"0a1b2c3d4e5f-12", ResyncRestarted},          // a plain hub's
+		{"S.2-12", ResyncRestarted},                   // the stream created again
+		{"s.1-9", ResyncBrokerGap},                    // below the floor
+		{"s.1-10", ""},                                // at it
+		{"s.1-11", ""},                                // a position this replica has no event at
+	} {
+		done := make(chan ResyncNotice, 1)
+		go func() {
+			_, resync := h.fan.resumePoint(c.id, "", []string{"#"})
+			done <- resync
+		}()
+		select {
+		case r := <-done:
+			if r.Code != c.code {
+				t.Errorf("id %q: %q, want %q", c.id, r.Code, c.code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("id %q: still waiting (AheadWait is a minute: it waits when it must not)", c.id)
+		}
+	}
+	if n := h.Stats().AheadWaits; n != 0 {
+		t.Fatalf("%d waits for ids ahead; want none", n)
+	}
+}
