@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -172,10 +174,32 @@ func OpenJetStream(ctx context.Context, cfg JetStreamConfig) (*JetStreamFeed, er
 		return nil, err
 	}
 	f.origin = strconv.FormatInt(info.Created.UnixNano(), 36)
-	f.epoch = cfg.Stream + "." + f.origin
+	f.epoch = streamEpoch(cfg.Stream, f.origin)
 	f.snapshotEnd = info.State.LastSeq
 	return f, nil
 }
+
+// streamEpoch is the epoch of the stream name created at origin: the name
+// as it is when it is short printable ASCII without '%', quotes or
+// backslashes (an epoch must survive an SSE id line, a JSON string and a
+// URL query: bridge.Config.Epoch), else escaped, and a long one cut with
+// a hash of the whole: NATS allows any name of up to 255 bytes without
+// spaces, '.', '*', '>' or path separators.
+func streamEpoch(stream, origin string) string {
+	name := stream
+	if strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r > '~' || r == '"' || r == '\\' || r == '%' }) {
+		name = url.PathEscape(name) // escapes '%', '"' and '\' too
+	}
+	if len(name) > maxEpochName {
+		sum := sha256.Sum256([]byte(stream))
+		name = name[:maxEpochName-17] + "_" + hex.EncodeToString(sum[:8])
+	}
+	return name + "." + origin
+}
+
+// maxEpochName bounds the stream's part of the epoch (the epoch's bound is
+// 128 bytes; the origin takes at most 14).
+const maxEpochName = 100
 
 // streamInfo reads the stream's configuration and state.
 func (f *JetStreamFeed) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -165,4 +167,38 @@ func testFeedHundredThousandSubjects(t *testing.T, b *jsBed) {
 		t.Fatalf("the heap grew by %d bytes reading %d subjects: the feed keeps something per subject", grown, n)
 	}
 	t.Logf("%d messages of %d subjects read; heap %d -> %d bytes", got, n, before.HeapAlloc, after.HeapAlloc)
+}
+
+// stubBus is a Bus that carries nothing, for a hub built only to check its
+// configuration.
+type stubBus struct{}
+
+func (stubBus) Publish(context.Context, bridge.Message) error { return nil }
+func (stubBus) Subscribe(string, func(bridge.Message)) (func(), error) {
+	return func() {}, nil
+}
+
+// TestStreamEpochOfAnyName: every name NATS allows a stream (up to 255
+// bytes; quotes, backslashes, '%', non-ASCII) makes an epoch a hub takes,
+// and different names different epochs; a plain name is kept as it is.
+func TestStreamEpochOfAnyName(t *testing.T) {
+	names := []string{"DEVICES", `my"stream`, `back\slash`, "with%25percent", "with%percent", "Gerätedaten",
+		strings.Repeat("x", 255), strings.Repeat("x", 254) + "y", strings.Repeat("ä", 127), "a-b_c~d"}
+	seen := map[string]string{}
+	for _, name := range names {
+		epoch := streamEpoch(name, "lq2x8k3m0abc")
+		h, err := bridge.New(stubBus{}, bridge.Config{Epoch: epoch, Positional: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Errorf("stream %q: epoch %q refused: %v", name, epoch, err)
+			continue
+		}
+		_ = h.Close(context.Background())
+		if other, dup := seen[epoch]; dup {
+			t.Errorf("streams %q and %q share the epoch %q", other, name, epoch)
+		}
+		seen[epoch] = name
+	}
+	if e := streamEpoch("DEVICES", "lq2x8k3m0abc"); e != "DEVICES.lq2x8k3m0abc" {
+		t.Errorf("a plain name's epoch is %q", e)
+	}
 }
