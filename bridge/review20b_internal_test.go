@@ -218,3 +218,80 @@ func TestPositionalOddIDs(t *testing.T) {
 		t.Fatalf("%d waits for ids ahead; want none", n)
 	}
 }
+
+// TestHoleOnOneReplica: replicas A and B read the same stream; A misses
+// 13..19 (a hole), B does not. A resumes no id before the hole; B, which
+// has every message, resumes them all, and its floor stays where it was
+// (a floor says what one replica holds). A browser A resynced at the hole
+// holds the id of the values it got (12): on B it gets exactly the
+// messages A missed, then the rest.
+func TestHoleOnOneReplica(t *testing.T) {
+	a, b := positionalHub(t, Config{}), positionalHub(t, Config{})
+	for _, h := range []*Hub{a, b} {
+		h.ResyncFrom(10, ResyncNotice{Code: ResyncBrokerConnected, Reason: "snapshot"})
+		for p := uint64(10); p <= 12; p++ {
+			deliverAt(h, "t", p)
+		}
+	}
+	browser := attachTest(t, a, "", "#")
+	configureIDs(t, a, browser)
+	for p := uint64(13); p <= 19; p++ {
+		deliverAt(b, "t", p)
+	}
+	a.ResyncFrom(19, ResyncNotice{Code: ResyncBrokerGap, Reason: "hole"})
+	for _, h := range []*Hub{a, b} {
+		deliverAt(h, "t", 20)
+	}
+	var written []string
+	if err := a.drain(browser, &drainer{}, func(lines [][]byte) error {
+		for _, l := range lines {
+			written = append(written, string(l))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var resyncID string
+	for _, line := range written {
+		if i := strings.Index(line, `"id":"s.1-`); i >= 0 && strings.Contains(line, "state") {
+			resyncID = line[i+6 : i+6+strings.IndexByte(line[i+6:], '"')]
+		}
+	}
+	if resyncID != "s.1-12" {
+		t.Fatalf("the resync at A's hole gave the id %q; want s.1-12 (the values it brought)", resyncID)
+	}
+	for _, c := range []struct {
+		h      *Hub
+		id     string
+		code   string
+		replay string
+	}{
+		{a, "s.1-12", ResyncBrokerGap, ""},
+		{a, "s.1-15", ResyncBrokerGap, ""},
+		{a, "s.1-19", "", "20"},
+		{b, "s.1-12", "", "13 14 15 16 17 18 19 20"}, // the browser A resynced: what A missed
+		{b, "s.1-15", "", "16 17 18 19 20"},
+		{b, "s.1-20", "", ""},
+	} {
+		name := "A"
+		if c.h == b {
+			name = "B"
+		}
+		after, resync := c.h.fan.resumePoint(c.id, "", []string{"#"})
+		if resync.Code != c.code {
+			t.Errorf("%s, from %s: %q, want %q", name, c.id, resync.Code, c.code)
+			continue
+		}
+		if c.code != "" {
+			continue
+		}
+		entries, err := c.h.events.read(nil, after, c.h.fan.position()+1, 100)
+		var got []string
+		for _, e := range entries {
+			got = append(got, fmt.Sprint(e.seq))
+		}
+		if err != nil || strings.Join(got, " ") != c.replay {
+			t.Errorf("%s, from %s: replays %q (%v), want %q", name, c.id, got, err, c.replay)
+		}
+	}
+}
