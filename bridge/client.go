@@ -74,6 +74,10 @@ type client struct {
 	batch atomic.Bool // join queued lines into one frame; read by the writer
 	ack   atomic.Bool // the client wants its commands acknowledged; read by acks
 	text  atomic.Bool // plain-text payloads as {"$text": ...}; read by state reads (the fan-out reads format)
+	// awaiting: a config/set of a positional hub waits for the id it names
+	// (fanout.awaitID); the hello (startDefault) leaves the client alone, as
+	// it is configuring itself.
+	awaiting atomic.Bool
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed when the session must end

@@ -151,7 +151,8 @@
 //     at most Config.AheadWait, before its (re)start takes the fan-out
 //     lock: on its own goroutine (the reader's, an SSE or long-poll
 //     handler's), under no lock, woken by the fan-out's channel for long
-//     polls.
+//     polls. The watchdog's hello does not start a WebSocket that waits so
+//     (client.awaiting): its first frame is still its config/ok.
 //   - The admin view's reads (admin.go) list the sessions under the
 //     sessions' lock, then take the fan-out lock once per listed session
 //     to copy its filters (O(the filters of one client)) and its queue's

@@ -72,8 +72,12 @@ func (l *eventLog) evictOldest() {
 }
 
 // restore fills the log with an earlier run's records (oldest first, ending
-// at seq); nothing before them can be resumed from.
+// at seq); nothing before them can be resumed from. Restored.Log has no gap
+// up to seq (journal.go); records that break that are not trusted: only
+// those after the last gap, ending at seq, are kept, as a read searches by
+// seq and would replay across a gap.
 func (l *eventLog) restore(records []Record, seq uint64) {
+	records = gapFreeEnd(records, seq)
 	l.mu.Lock()
 	l.firstKept = seq
 	if len(records) > 0 {
@@ -83,6 +87,19 @@ func (l *eventLog) restore(records []Record, seq uint64) {
 	for _, r := range records {
 		l.append(logEntry{seq: r.Seq, topic: r.Topic, payload: r.Payload, time: r.Time, retained: r.Retained, cleared: r.Cleared, text: r.Text})
 	}
+}
+
+// gapFreeEnd returns the records after the last gap in their seqs, or none
+// when they do not end at seq.
+func gapFreeEnd(records []Record, seq uint64) []Record {
+	if len(records) == 0 || records[len(records)-1].Seq != seq {
+		return nil
+	}
+	i := len(records) - 1
+	for i > 0 && records[i-1].Seq+1 == records[i].Seq {
+		i--
+	}
+	return records[i:]
 }
 
 // covers reports whether every event after seq is still in the log (or

@@ -122,11 +122,12 @@ func (f *fanout) resyncValuesLocked() ([]*Value, uint64) {
 func (cu *catchup) startID(epoch string) string { return eventID(epoch, cu.after) }
 
 // startDefault starts a client that has not chosen its configuration, with
-// the default filters, from where it connected.
+// the default filters, from where it connected; not one whose config/set
+// waits for the id it names (awaitID).
 func (f *fanout) startDefault(c *client) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c.started || f.closed || c.removed {
+	if c.started || f.closed || c.removed || c.awaiting.Load() {
 		return
 	}
 	cu, err := f.beginLocked(c, f.defaultFilters, c.connectSeq, ResyncNotice{})
@@ -183,6 +184,12 @@ func (f *fanout) startStream(c *client, q StreamQuery) error {
 // answers with ok: see Hub.configure.
 func (f *fanout) configure(c *client, sc sessionConfig, ok configOK) error {
 	if sc.Since != nil {
+		if f.positional {
+			// Waiting may outlast the hello: a default start meanwhile
+			// would write events the client has before its config/ok.
+			c.awaiting.Store(true)
+			defer c.awaiting.Store(false) // started by then, unless refused
+		}
 		f.awaitID(*sc.Since)
 	}
 	f.mu.Lock()

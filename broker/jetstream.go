@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +37,8 @@ type JetStreamConfig struct {
 	// OnFloor is called, before the next message, when the feed cannot
 	// vouch for the messages up to floor: by Start (the feed begins with the
 	// last message of each subject up to the stream's last sequence, not
-	// every message), and, on the goroutine that delivers, after a hole (hole true: messages left the stream before the feed
+	// every message; again by the supervisor if the first consumer is lost
+	// before it brought a message), and, on the goroutine that delivers, after a hole (hole true: messages left the stream before the feed
 	// read them). It must not call Subscribe or a cancel function. Default:
 	// none.
 	OnFloor func(floor uint64, hole bool)
@@ -86,13 +89,14 @@ type JetStreamFeed struct {
 	js     jetstream.JetStream
 	epoch  string
 	origin string // the stream's creation time, as its epoch says it
-	// snapshotEnd is the stream's last sequence when the feed started: up
-	// to it, the feed brings the last message of each subject.
-	snapshotEnd uint64
 
-	mu    sync.Mutex // the dispatch lock: the index, and the delivery state below
-	index topics.Index[*feedSub]
-	last  uint64 // the position of the last message read; 0: none yet
+	mu sync.Mutex // the dispatch lock: the index, and the delivery state below
+	// snapshotEnd is the stream's last sequence when the feed's first
+	// consumer was made (see snapshotTo): up to it, the feed brings the
+	// last message of each subject.
+	snapshotEnd uint64
+	index       topics.Index[*feedSub]
+	last        uint64 // the position of the last message read; 0: none yet
 	// The consumer messages are taken from (the others' are dropped), and
 	// the consumer sequence of the last one: a jump means messages were lost
 	// on the way, and the consumer is made again after the last position.
@@ -170,10 +174,32 @@ func OpenJetStream(ctx context.Context, cfg JetStreamConfig) (*JetStreamFeed, er
 		return nil, err
 	}
 	f.origin = strconv.FormatInt(info.Created.UnixNano(), 36)
-	f.epoch = cfg.Stream + "." + f.origin
+	f.epoch = streamEpoch(cfg.Stream, f.origin)
 	f.snapshotEnd = info.State.LastSeq
 	return f, nil
 }
+
+// streamEpoch is the epoch of the stream name created at origin: the name
+// as it is when it is short printable ASCII without '%', quotes or
+// backslashes (an epoch must survive an SSE id line, a JSON string and a
+// URL query: bridge.Config.Epoch), else escaped, and a long one cut with
+// a hash of the whole: NATS allows any name of up to 255 bytes without
+// spaces, '.', '*', '>' or path separators.
+func streamEpoch(stream, origin string) string {
+	name := stream
+	if strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r > '~' || r == '"' || r == '\\' || r == '%' }) {
+		name = url.PathEscape(name) // escapes '%', '"' and '\' too
+	}
+	if len(name) > maxEpochName {
+		sum := sha256.Sum256([]byte(stream))
+		name = name[:maxEpochName-17] + "_" + hex.EncodeToString(sum[:8])
+	}
+	return name + "." + origin
+}
+
+// maxEpochName bounds the stream's part of the epoch (the epoch's bound is
+// 128 bytes; the origin takes at most 14).
+const maxEpochName = 100
 
 // streamInfo reads the stream's configuration and state.
 func (f *JetStreamFeed) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
@@ -223,13 +249,15 @@ func (f *JetStreamFeed) Start(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.StartTimeout)
 	defer cancel()
-	f.onFloor(f.snapshotEnd, false) // before any message: the start is the snapshot's end
-	if err := f.makeConsumer(ctx); err != nil {
+	if err := f.makeConsumer(ctx); err != nil { // tells OnFloor the snapshot's end, before any message
 		close(f.done) // no supervisor
 		return err
 	}
+	f.mu.Lock()
+	end := f.snapshotEnd
+	f.mu.Unlock()
+	f.log.Info("reading the JetStream stream", "stream", f.cfg.Stream, "epoch", f.epoch, "snapshot_to", end)
 	go f.supervise() // until Close
-	f.log.Info("reading the JetStream stream", "stream", f.cfg.Stream, "epoch", f.epoch, "snapshot_to", f.snapshotEnd)
 	return nil
 }
 
@@ -239,7 +267,8 @@ var stallCheck = 5 * time.Second
 
 // makeConsumer replaces the feed's consumer (if any) with a new one that
 // starts after the last position read (at the start, with the last message
-// of each subject).
+// of each subject, up to the stream's end when the consumer is made: see
+// snapshotTo).
 func (f *JetStreamFeed) makeConsumer(ctx context.Context) error {
 	f.mu.Lock()
 	old, from := f.consume, f.last+1
@@ -264,6 +293,11 @@ func (f *JetStreamFeed) makeConsumer(ctx context.Context) error {
 		return fmt.Errorf("stream %s: consumer: %w", f.cfg.Stream, err)
 	}
 	name := cons.CachedInfo().Name
+	if from == 1 {
+		if err := f.snapshotTo(ctx); err != nil {
+			return err
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.consumer, f.consumerSeq = name, 0
@@ -275,6 +309,32 @@ func (f *JetStreamFeed) makeConsumer(ctx context.Context) error {
 		return fmt.Errorf("stream %s: consume: %w", f.cfg.Stream, err)
 	}
 	f.consume = cc
+	return nil
+}
+
+// snapshotTo sets the snapshot's end once a consumer that begins with the
+// last message of each subject is made, and before it brings any: the
+// server's snapshot reaches the stream's last sequence when it made the
+// consumer, not when OpenJetStream read it, so the messages published
+// between them come as the last of their subjects too, not one by one. The
+// stream's last sequence read now is at or past the server's end: every
+// message after it comes, and a jump there is a hole. OnFloor is told
+// before the first message: no client resumes from before the snapshot's
+// end. A stream replaced since OpenJetStream fails the feed for good.
+func (f *JetStreamFeed) snapshotTo(ctx context.Context) error {
+	info, err := f.streamInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if strconv.FormatInt(info.Created.UnixNano(), 36) != f.origin {
+		f.fail()
+		return *f.failed.Load()
+	}
+	f.mu.Lock()
+	f.snapshotEnd = max(f.snapshotEnd, info.State.LastSeq)
+	end := f.snapshotEnd
+	f.mu.Unlock()
+	f.onFloor(end, false)
 	return nil
 }
 
@@ -354,6 +414,9 @@ func (f *JetStreamFeed) remakeConsumer(why string) {
 		ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
 		err := f.makeConsumer(ctx)
 		cancel()
+		if f.failed.Load() != nil {
+			return // the stream was replaced: no consumer will do (Ready says so)
+		}
 		if err == nil {
 			if f.stalled.Swap(nil) != nil {
 				f.log.Info("reading the JetStream stream again", "stream", f.cfg.Stream, "after", f.position.Load())
