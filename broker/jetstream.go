@@ -111,11 +111,14 @@ type JetStreamFeed struct {
 	stalled  atomic.Pointer[error] // set while the feed cannot make its consumer
 	netUp    atomic.Bool
 
-	remake   chan string   // a consumer to replace (its name), for the supervisor (capacity 1)
-	quit     chan struct{} // closed by Close
-	done     chan struct{} // closed when the supervisor returns
-	started  atomic.Bool
-	stopOnce sync.Once
+	remake chan string   // a consumer to replace (its name), for the supervisor (capacity 1)
+	quit   chan struct{} // closed by Close
+	// quitCtx ends with Close, and with it the feed's waits for the server.
+	quitCtx    context.Context
+	cancelQuit context.CancelFunc
+	done       chan struct{} // closed when the supervisor returns
+	started    atomic.Bool
+	stopOnce   sync.Once
 }
 
 type feedSub struct{ fn func(bridge.Message) }
@@ -139,6 +142,7 @@ func OpenJetStream(ctx context.Context, cfg JetStreamConfig) (*JetStreamFeed, er
 		}
 	}
 	f := &JetStreamFeed{cfg: cfg, log: cfg.Logger, remake: make(chan string, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	f.quitCtx, f.cancelQuit = context.WithCancel(context.Background())
 	opts := []nats.Option{
 		nats.Name("motehub"),
 		nats.MaxReconnects(-1),
@@ -392,7 +396,7 @@ func (f *JetStreamFeed) checkStream(still bool) (stalled bool) {
 	if f.failed.Load() != nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(f.quitCtx, f.cfg.StartTimeout)
 	defer cancel()
 	info, err := f.streamInfo(ctx)
 	switch {
@@ -411,7 +415,7 @@ func (f *JetStreamFeed) remakeConsumer(why string) {
 	f.log.Debug("making the JetStream consumer again", "stream", f.cfg.Stream, "why", why, "after", f.position.Load())
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
+		ctx, cancel := context.WithTimeout(f.quitCtx, f.cfg.StartTimeout)
 		err := f.makeConsumer(ctx)
 		cancel()
 		if f.failed.Load() != nil {
@@ -492,10 +496,12 @@ func (f *JetStreamFeed) onFloor(floor uint64, hole bool) {
 // the one the epoch names; if not, the feed fails for good. It waits for
 // the server (bounded), on the delivering goroutine, once per consumer.
 func (f *JetStreamFeed) sameStream() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), f.cfg.StartTimeout)
+	ctx, cancel := context.WithTimeout(f.quitCtx, f.cfg.StartTimeout)
 	defer cancel()
 	info, err := f.streamInfo(ctx)
 	switch {
+	case f.quitCtx.Err() != nil:
+		return false // closing: nothing more is delivered
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 	case err != nil:
 		f.log.Warn("cannot check the JetStream stream for a new consumer; going on", "stream", f.cfg.Stream, "err", err)
@@ -577,8 +583,9 @@ func (f *JetStreamFeed) setNetUp(up bool, err error) {
 func (f *JetStreamFeed) Close() error {
 	f.stopOnce.Do(func() {
 		close(f.quit)
+		f.cancelQuit()
 		if f.started.Load() {
-			<-f.done // the supervisor: it waits for the server at most StartTimeout
+			<-f.done // the supervisor: its waits for the server end with quitCtx
 		}
 		f.mu.Lock()
 		cc := f.consume
