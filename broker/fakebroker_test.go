@@ -127,6 +127,21 @@ func (f *fakeBroker) publishes() []fakePublish {
 	return append([]fakePublish(nil), f.publish...)
 }
 
+// send writes a PUBLISH of topic (QoS 0) to every open connection, as a
+// broker delivers a message to its subscribers (whatever it said in its
+// SUBACK).
+func (f *fakeBroker) send(topic, payload string) {
+	body := binary.BigEndian.AppendUint16(nil, uint16(len(topic)))
+	body = append(append(body, topic...), payload...)
+	pk := binary.AppendUvarint([]byte{0x30}, uint64(len(body))) // MQTT's remaining length is this varint
+	pk = append(pk, body...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		_, _ = c.Write(pk)
+	}
+}
+
 // subscriptions returns the filters subscribed to, in order, and whether
 // each was granted.
 func (f *fakeBroker) subscriptions() []fakeSub {

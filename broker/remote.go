@@ -92,6 +92,8 @@ type Remote struct {
 	cancelQuit context.CancelCauseFunc
 	done       chan struct{} // closed when run returns
 
+	refused refusedWatch // the filters refused as they were made again, while serve asks for them
+
 	closeOnce     sync.Once
 	closeErr      error
 	closeDeadline atomic.Pointer[time.Time] // set by Close before it closes quit
@@ -149,6 +151,7 @@ func ConnectRemote(cfg RemoteConfig) (*Remote, error) {
 		refs:     make(map[string]int),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
+		refused:  refusedWatch{wake: make(chan struct{}, 1)},
 	}
 	r.quitCtx, r.cancelQuit = context.WithCancelCause(context.Background())
 	rot := newRotation(len(nodes))
@@ -359,6 +362,9 @@ func (r *Remote) dispatch(m bridge.Message) {
 	// One number for every callback of this message: the hub takes it once
 	// however many of its filters match.
 	m.Delivery = r.deliveries.Add(1)
+	if r.refused.n.Load() > 0 {
+		r.refused.saw(m.Topic)
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	r.index.Match(m.Topic, func(s *remoteSub) { s.fn(m) })

@@ -8,12 +8,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/topics"
 )
 
 // The Remote drives its connections itself rather than through paho's
@@ -306,22 +309,37 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 	// few seconds after another node died) is asked for again, waiting
 	// twice as long each time, up to MaxReconnectInterval, for as long as
 	// cn serves.
+	//
+	// A broker may also have made a subscription after all, past its
+	// SUBACK (a NATS node whose storage answered late): its messages come.
+	// Asked for again, NATS would deliver the messages it has not had
+	// acknowledged a second time, older after newer; so a refused filter on
+	// which a message arrives is taken as granted instead.
 	retry := backoff{min: refusedRetryInterval, max: r.cfg.MaxReconnectInterval}
 	timer := time.NewTimer(retry.next())
 	defer timer.Stop()
+	r.refused.watch(refused)
+	defer r.refused.watch(nil)
 	for len(refused) > 0 {
 		select {
 		case <-timer.C:
+		case <-r.refused.wake:
+			refused = r.grantedByDelivery(cn, refused)
+			continue
 		case <-cn.lost:
 		case <-r.quit:
 		}
 		if cn.isLost() || r.closed.Load() {
 			break
 		}
+		if refused = r.grantedByDelivery(cn, refused); len(refused) == 0 {
+			break
+		}
 		var err error
 		if refused, err = r.retryRefused(cn, refused); err != nil {
 			break // lost or closed: the select below says which
 		}
+		r.refused.watch(refused)
 		timer.Reset(retry.next())
 	}
 	select {
@@ -338,6 +356,62 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 		r.report(Status{Err: errClosedRemote, URL: cn.node.String()})
 		return ErrClosed
 	}
+}
+
+// grantedByDelivery returns the filters of refused on which no message
+// has arrived; those on which one has are taken as granted, and the hub is
+// told of a gap: their messages before it did not arrive.
+func (r *Remote) grantedByDelivery(cn *conn, refused []string) []string {
+	delivering := r.refused.delivering()
+	if len(delivering) == 0 {
+		return refused
+	}
+	still := slices.DeleteFunc(refused, func(f string) bool { return slices.Contains(delivering, f) })
+	r.refused.watch(still)
+	r.log.Info("the upstream broker delivers on subscriptions it had refused: it made them after all", "node", cn.node, "filters", delivering)
+	r.report(Status{Up: true, Gap: true, URL: cn.node.String()})
+	return still
+}
+
+// refusedWatch notes the messages that arrive on filters the broker
+// refused, for serve. It holds at most the refused filters of one
+// connection.
+type refusedWatch struct {
+	n    atomic.Int32 // len(filters): dispatch looks at nothing more while 0
+	mu   sync.Mutex
+	seen []string      // refused filters on which a message arrived
+	all  []string      // the refused filters
+	wake chan struct{} // capacity 1: a message arrived on one of them
+}
+
+// watch makes filters the refused ones, forgetting what was seen.
+func (w *refusedWatch) watch(filters []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.all, w.seen = slices.Clone(filters), nil
+	w.n.Store(int32(len(filters)))
+}
+
+// saw notes a message on topic; dispatch calls it while a filter is refused.
+func (w *refusedWatch) saw(topic string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, f := range w.all {
+		if topics.Covers(f, topic) && !slices.Contains(w.seen, f) {
+			w.seen = append(w.seen, f)
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// delivering returns the refused filters on which a message arrived.
+func (w *refusedWatch) delivering() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.seen)
 }
 
 // refusedRetryInterval is the first wait before a filter the broker

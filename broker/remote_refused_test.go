@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/motehub/motehub/bridge"
 	"github.com/motehub/motehub/internal/hubtest"
@@ -65,5 +66,52 @@ func TestRemoteAsksAgainForARefusedFilter(t *testing.T) {
 	}
 	if _, granted := attempts(refused); granted != 2 {
 		t.Fatalf("%s granted %d times, want 2 (before the reconnect, and now)", refused, granted)
+	}
+}
+
+// TestRemoteTakesARefusedFilterThatDelivers: a broker that refused a
+// subscription as it was made again but delivers its messages all the same
+// (a NATS node whose storage made it after the SUBACK's deadline) is taken
+// at its deed: the filter counts as granted, the hub is told of a gap, and
+// it is not asked for again (NATS would then deliver again what it had
+// delivered, older after newer).
+func TestRemoteTakesARefusedFilterThatDelivers(t *testing.T) {
+	fb := startFakeBroker(t, nil)
+	statuses := newStatusLog()
+	r := connectRemoteTest(t, RemoteConfig{URLs: []string{fb.URL()}, OnStatus: statuses.record, MaxReconnectInterval: time.Hour}, true)
+	if s := statuses.next(t); !s.Up {
+		t.Fatalf("first status %+v, want up", s)
+	}
+	got := make(chan bridge.Message, 16)
+	if _, err := r.Subscribe("refused/#", func(m bridge.Message) { got <- m }); err != nil {
+		t.Fatal(err)
+	}
+	refused := "refused/#"
+	fb.refuse.Store(&refused)
+	fb.dropAll()
+	if s := statuses.next(t); s.Up {
+		t.Fatalf("status %+v, want the loss", s)
+	}
+	if s := statuses.next(t); !s.Up || !s.Gap {
+		t.Fatalf("status %+v, want up with a gap", s)
+	}
+	fb.send("refused/a", "1")
+	if m := hubtest.Receive(t, got, hubtest.Timeout, "the message on the refused filter"); m.Topic != "refused/a" {
+		t.Fatalf("got %q", m.Topic)
+	}
+	if s := statuses.next(t); !s.Up || !s.Gap {
+		t.Fatalf("status %+v, want up with a gap once the refused filter delivers", s)
+	}
+	// Taken as granted, the filter leaves the retries: once the gap is
+	// reported, the Remote's goroutine has no refused filter left, and the
+	// next retry (a second after the reconnect) never comes.
+	all := 0
+	for _, s := range fb.subscriptions() {
+		if s.Filter == refused {
+			all++
+		}
+	}
+	if all != 2 {
+		t.Fatalf("%s subscribed %d times, want 2 (before the reconnect, and on it)", refused, all)
 	}
 }
