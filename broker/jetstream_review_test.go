@@ -37,12 +37,7 @@ func testFeedMessagesBetweenOpenAndStart(t *testing.T, b *jsBed) {
 	b.publish(t, "late.a", "1")
 	b.publish(t, "late.b", "2")
 	var l feedLog
-	f := openFeed(t, b, "LATE", &l)
-	cancel, err := f.Subscribe("#", l.message)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
+	f := followFeed(t, b, "LATE", &l)
 	// Between the hub's open and its start (cmd/hub builds the hub and
 	// listens meanwhile) the devices go on: late.a twice, so that the
 	// snapshot skips its first.
@@ -77,15 +72,7 @@ func testFeedMessagesBetweenOpenAndStart(t *testing.T, b *jsBed) {
 func testFeedOddSubjectsAndAMegabyte(t *testing.T, b *jsBed) {
 	b.createStream(t, jetstream.StreamConfig{Name: "ODD", Subjects: []string{"odd.>"}})
 	var l feedLog
-	f := openFeed(t, b, "ODD", &l)
-	cancel, err := f.Subscribe("#", l.message)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
-	if err := f.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f := startFeed(t, b, "ODD", &l)
 	big := strings.Repeat("x", int(b.nc.MaxPayload())-1024) // room for the headers
 	b.publish(t, "odd.a", "1")
 	b.publish(t, "odd.+", "2")

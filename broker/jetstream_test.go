@@ -124,6 +124,29 @@ func openFeed(t *testing.T, b *jsBed, stream string, l *feedLog) *JetStreamFeed 
 	return f
 }
 
+// followFeed is openFeed with l subscribed to every message, as a hub
+// subscribes before the feed's start.
+func followFeed(t *testing.T, b *jsBed, stream string, l *feedLog) *JetStreamFeed {
+	t.Helper()
+	f := openFeed(t, b, stream, l)
+	cancel, err := f.Subscribe("#", l.message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel) // before Close
+	return f
+}
+
+// startFeed is followFeed, then the feed's start.
+func startFeed(t *testing.T, b *jsBed, stream string, l *feedLog) *JetStreamFeed {
+	t.Helper()
+	f := followFeed(t, b, stream, l)
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // TestJetStreamFeed runs the feed's tests on one three-node cluster (a
 // cluster takes seconds to start), each on its own stream.
 func TestJetStreamFeed(t *testing.T) {
@@ -148,15 +171,7 @@ func testFeedSnapshotThenEveryMessage(t *testing.T, b *jsBed) {
 		b.publish(t, s, fmt.Sprint(i+1))
 	}
 	var l feedLog
-	f := openFeed(t, b, "SNAP", &l)
-	cancel, err := f.Subscribe("#", l.message)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cancel()
-	if err := f.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f := startFeed(t, b, "SNAP", &l)
 	hubtest.Eventually(t, 10*time.Second, func() bool { return l.count() == 2 }, "the snapshot's two subjects")
 	b.publish(t, "nodes.c", "6")
 	b.publish(t, "nodes.a", "7")
@@ -316,13 +331,8 @@ func testFeedReportsAHole(t *testing.T, b *jsBed) {
 func testFeedSurvivesItsNodeDying(t *testing.T, b *jsBed) {
 	b.createStream(t, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
 	var l feedLog
-	f := openFeed(t, b, "R3", &l)
+	f := startFeed(t, b, "R3", &l)
 	epoch := f.Epoch()
-	cancel, _ := f.Subscribe("#", l.message)
-	defer cancel()
-	if err := f.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	// The test publishes through a node the feed does not use.
 	feedNode := slices.IndexFunc(b.cluster.Nodes, func(n *natstest.Node) bool { return "nats://"+n.NATSAddr == f.nc.ConnectedUrl() })
 	if feedNode < 0 {
@@ -377,12 +387,7 @@ func testFeedSurvivesItsNodeDying(t *testing.T, b *jsBed) {
 func testFeedFailsWhenTheStreamIsReplaced(t *testing.T, b *jsBed) {
 	b.createStream(t, jetstream.StreamConfig{Name: "AGAIN", Subjects: []string{"again.>"}})
 	var l feedLog
-	f := openFeed(t, b, "AGAIN", &l)
-	cancel, _ := f.Subscribe("#", l.message)
-	defer cancel()
-	if err := f.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f := startFeed(t, b, "AGAIN", &l)
 	b.publish(t, "again.x", "1")
 	hubtest.Eventually(t, 10*time.Second, func() bool { return l.count() == 1 }, "the first message")
 	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
