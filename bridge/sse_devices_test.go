@@ -35,6 +35,9 @@ func TestSSEDevices(t *testing.T) {
 			if ev.HasID {
 				t.Errorf("a device event has the id %q: it would move the stream's resume position", ev.ID)
 			}
+			if device != nil {
+				continue // lab/after's device, arriving before its message's id
+			}
 			if err := json.Unmarshal([]byte(ev.Data), &device); err != nil {
 				t.Fatalf("device event data %q: %v", ev.Data, err)
 			}

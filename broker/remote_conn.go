@@ -108,12 +108,13 @@ func (r *Remote) run(rot rotation) {
 	defer close(r.done)
 	bo := backoff{min: minReconnectInterval, max: r.cfg.MaxReconnectInterval}
 	var (
-		connects int
-		failures int       // attempts failed since the last connect
-		downAt   time.Time // when the upstream was last lost
-		lastNode = -1      // the node of the last connection
-		round    roundErrors
-		warned   bool // a failed round was logged at warn since the last connect
+		connects  int
+		failures  int       // attempts failed since the last connect
+		downAt    time.Time // when the upstream was last lost
+		lastNode  = -1      // the node of the last connection
+		round     roundErrors
+		lastRound error // why the last whole round failed, since the last connect
+		warned    bool  // a failed round was logged at warn since the last connect
 	)
 	// failed records a failure of the node in use and waits when the round
 	// is over; it reports whether the Remote is still open.
@@ -122,11 +123,17 @@ func (r *Remote) run(rot rotation) {
 		roundOver := rot.fail()
 		r.node.Store(int32(rot.current))
 		if !roundOver {
+			// Once a whole round failed, Ready keeps naming every node
+			// and why while the next round goes on.
+			if lastRound != nil {
+				err = lastRound
+			}
 			next := r.nodes[rot.current]
 			r.state.setDown(fmt.Errorf("%w; trying %s", err, next)) // err wraps ErrUnavailable
 			return true
 		}
 		err = round.err(len(r.nodes))
+		lastRound = err
 		round.reset()
 		r.state.setDown(err)
 		if !warned {
@@ -155,7 +162,7 @@ func (r *Remote) run(rot rotation) {
 		connected := time.Now()
 		err = r.serve(cn, serveInfo{gap: connects > 1, failures: failures, downAt: downAt, from: lastNode})
 		lastNode = rot.current
-		failures, warned = 0, false
+		failures, warned, lastRound = 0, false, nil
 		downAt = time.Now()
 		// A connection that outlived the longest wait was a good one: the
 		// next failure starts a new round, and the waits afresh. One that a
