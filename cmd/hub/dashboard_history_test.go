@@ -272,7 +272,8 @@ func downloadCSV(t *testing.T, href string) [][]string {
 // TestDashboardHistoryRestartGap: after the hub restarts on the same data,
 // the detail chart has a break (a null) between the readings of the two
 // runs, and so has the card's chart (two stretches of line); a restart
-// while the page is open breaks the card's line too.
+// while the page is open breaks the card's line too, also when the page's
+// attempts to connect failed while the hub was away.
 func TestDashboardHistoryRestartGap(t *testing.T) {
 	t.Parallel() // waits more than it works: overlaps with the other waiting tests
 	dir := t.TempDir()
@@ -308,6 +309,9 @@ func TestDashboardHistoryRestartGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.WaitJS(t, hubtest.Timeout, `connState() === "reconnecting"`, `connState()`)
+	// An attempt fails while the hub is away (its close code is not the
+	// shutdown's): the line breaks all the same.
+	b.WaitJS(t, hubtest.Timeout, `motehub.store.status.closeCode !== 1001`, `JSON.stringify(motehub.store.status)`)
 	third := startHub(t, "--data", dir, "--http", second.HTTP)
 	b.WaitJS(t, 20*time.Second, `connState() === "live"`, `JSON.stringify(motehub.store.status)`)
 	publishReadings(t, third, "mote-7-third", moteTemperature, 6, 30)

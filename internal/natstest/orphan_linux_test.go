@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,16 +48,40 @@ func TestKilledTestLeavesNoServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	lines := make(chan string, 1)
+	var (
+		mu     sync.Mutex
+		others []string // the helper's other output, shown if it fails
+	)
 	go func() { // ends when the helper's stdout closes, as it dies
 		s := bufio.NewScanner(out)
 		for s.Scan() {
 			if pids, ok := strings.CutPrefix(s.Text(), "PIDS "); ok {
 				lines <- pids
+				continue
 			}
+			mu.Lock()
+			others = append(others, s.Text())
+			mu.Unlock()
 		}
 		close(lines)
 	}()
-	pids := strings.Fields(hubtest.Receive(t, lines, 4*hubtest.Timeout, "the helper's servers' PIDs"))
+	output := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(others, "\n")
+	}
+	// The helper's StartCluster waits up to serveWait for its nodes (a
+	// loaded machine is slow to elect JetStream's leader): wait longer.
+	var pids []string
+	select {
+	case line, ok := <-lines:
+		pids = strings.Fields(line)
+		if !ok {
+			t.Fatalf("the helper ended without its servers' PIDs:\n%s", output())
+		}
+	case <-time.After(serveWait + hubtest.Timeout):
+		t.Fatalf("no PIDs from the helper within %v:\n%s", serveWait+hubtest.Timeout, output())
+	}
 	if len(pids) != 2 {
 		t.Fatalf("PIDs %q, want 2", pids)
 	}

@@ -53,6 +53,7 @@ export class Store {
   #historyCandidates = new Map(); // series without a history since the last frame → entity key or "" (≤ the tiles and series)
   #hosts = new Map(); // native id of a device of the model with a card → its id (≤ the devices of the model)
   #sharing = new Map(); // topic → keys of the entities that chart its tile's series (≤ the entities)
+  #hubWentAway = false; // the connection closed because the hub shut down, and the page is not live again yet
 
   // fetchHistory(topic, field, entity) resolves to the hub's recent points
   // of a series, [{t, v}] oldest first, v null where the line breaks (see
@@ -276,8 +277,12 @@ export class Store {
     // or the hub was down (its last connection closed "going away", 1001:
     // it shut down; what devices sent meanwhile nobody recorded), as the
     // hub's history has a gap there.
+    // Attempts that fail while the hub is away have close codes of their
+    // own: that it went away is kept until the page is live again.
+    if (status.state !== "live" && status.closeCode === GOING_AWAY) this.#hubWentAway = true;
     const resynced = status.resumed === "resynced" && (prev.resumed !== "resynced" || prev.session !== status.session);
-    const hubWasDown = status.state === "live" && prev.state !== "live" && status.closeCode === GOING_AWAY;
+    const hubWasDown = status.state === "live" && prev.state !== "live" && (this.#hubWentAway || status.closeCode === GOING_AWAY);
+    if (status.state === "live") this.#hubWentAway = false;
     if (resynced || hubWasDown) this.#breakLines();
   }
 
