@@ -104,7 +104,10 @@ func testFeedHundredThousandSubjects(t *testing.T, b *jsBed) {
 	b.createStream(t, jetstream.StreamConfig{Name: "MANY", Subjects: []string{"many.>"}})
 	publishAll := func(round int) {
 		for i := range n {
-			if _, err := b.js.PublishAsync(fmt.Sprintf("many.s%d", i), fmt.Appendf(nil, "%d", round)); err != nil {
+			// Stalled at the 4,000 outstanding messages nats.go allows, a
+			// publish waits for room: 200 ms by default, which a loaded
+			// machine exceeds.
+			if _, err := b.js.PublishAsync(fmt.Sprintf("many.s%d", i), fmt.Appendf(nil, "%d", round), jetstream.WithStallWait(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}
