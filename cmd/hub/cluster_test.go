@@ -164,6 +164,7 @@ func failOverAcrossNATSNodes(t *testing.T, mqttConfig []string) {
 		seen         []int          // values the browser got after the first resync, each once
 		resync, ack  *hubtest.Frame // the last resync
 		resyncs      int
+		redelivered  int  // earlier values delivered again after a later resync
 		lastResync   int  // the index in seen of the first value after the last resync
 		resentOK     bool // a resync came just before: the current value may come again
 		resyncAt     time.Duration
@@ -191,9 +192,15 @@ func failOverAcrossNATSNodes(t *testing.T, mqttConfig []string) {
 				switch {
 				case resync == nil:
 				case len(seen) > 0 && v <= seen[len(seen)-1]:
-					// A later resync (a refused subscription granted at last)
-					// sends the current value again; nothing older may come.
-					if !(resentOK && v == seen[len(seen)-1]) {
+					switch {
+					case resentOK && v == seen[len(seen)-1]:
+						// A resync sends the current value again.
+					case resyncs > 1:
+						// A later resync is a refused subscription granted
+						// at last: NATS may then deliver again what it had
+						// delivered on the first (QoS 1 is at least once).
+						redelivered++
+					default:
 						t.Fatalf("after the resync the browser got %v, then %d", seen, v)
 					}
 				default:
@@ -283,8 +290,8 @@ func failOverAcrossNATSNodes(t *testing.T, mqttConfig []string) {
 			again++ // an earlier value delivered again
 		}
 	}
-	if again > 0 {
-		t.Logf("NATS delivered %d earlier values again after the node came back", again)
+	if again+redelivered > 0 {
+		t.Logf("NATS delivered %d earlier values again after a later resync, and %d after the node came back", redelivered, again)
 	}
 	ws.Send(`["nodes/m1/relay/r1/set", {"state": false}]`)
 	// The first command may reach the device late (it had no ack from the
