@@ -391,11 +391,14 @@ type refusedWatch struct {
 	wake chan struct{} // capacity 1: a message arrived on one of them
 }
 
-// watch makes filters the refused ones, forgetting what was seen.
+// watch makes filters the refused ones. What was seen on those of them
+// refused before is kept: a message that arrived while they were asked for
+// again still counts.
 func (w *refusedWatch) watch(filters []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.all, w.seen = slices.Clone(filters), nil
+	w.all = slices.Clone(filters)
+	w.seen = slices.DeleteFunc(w.seen, func(f string) bool { return !slices.Contains(filters, f) })
 	w.n.Store(int32(len(filters)))
 }
 

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -113,5 +114,22 @@ func TestRemoteTakesARefusedFilterThatDelivers(t *testing.T) {
 	}
 	if all != 2 {
 		t.Fatalf("%s subscribed %d times, want 2 (before the reconnect, and on it)", refused, all)
+	}
+}
+
+// TestRefusedWatchKeepsWhatArrivedDuringARetry: a message on a refused
+// filter that arrives while the filter is asked for again (and refused
+// again) still counts; one on a filter no longer refused does not.
+func TestRefusedWatchKeepsWhatArrivedDuringARetry(t *testing.T) {
+	w := refusedWatch{wake: make(chan struct{}, 1)}
+	w.watch([]string{"a/#", "b/#"})
+	w.saw("a/1")
+	w.watch([]string{"a/#", "b/#"}) // the retry's answer: both refused still
+	if got := w.delivering(); !slices.Equal(got, []string{"a/#"}) {
+		t.Fatalf("delivering %q after the retry, want a/#", got)
+	}
+	w.watch([]string{"b/#"})
+	if got := w.delivering(); len(got) != 0 {
+		t.Fatalf("delivering %q once a/# is no longer refused, want none", got)
 	}
 }
