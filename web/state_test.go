@@ -126,7 +126,9 @@ func loadedHub(t testing.TB) (*testServer, *hubtest.SSE) {
 	}
 	all := hubtest.DialSSE(t, ts.URL+"/events?filter=load/%23", nil) // the hub follows load/#: it holds every value
 	t.Cleanup(all.Close)
-	hubtest.Eventually(t, hubtest.Timeout, func() bool {
+	// 10,000 retained messages to the new follower: seconds on a loaded
+	// machine under the race detector.
+	hubtest.Eventually(t, 3*hubtest.Timeout, func() bool {
 		var st stateAnswer
 		resp, err := ts.client.Get(ts.URL + "/api/state?filter=load/%23")
 		if err != nil {
