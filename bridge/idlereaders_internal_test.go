@@ -259,4 +259,3 @@ func TestSessionsThatCannotParkKeepTheirReaders(t *testing.T) {
 	_ = ws.Conn.Close()
 	hubtest.Eventually(t, hubtest.Timeout, func() bool { return len(h.sess.list()) == 0 }, "the session did not end")
 }
-
