@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"log/slog"
 	"sync"
 )
@@ -39,8 +40,8 @@ func newIdleReaders(log *slog.Logger) *idleReaders {
 
 // park parks s's reader, which returns at once; false: s's reader goes
 // on waiting on its goroutine. Call it from the reader, with its read
-// buffer empty; it refuses a session that is ending, which wake may have
-// been told of already.
+// buffer empty, which a parked session does not keep; it refuses a session
+// that is ending, which wake may have been told of already.
 func (r *idleReaders) park(s *wsSession) bool {
 	if s.net.raw == nil || s.br == nil {
 		return false
@@ -53,8 +54,13 @@ func (r *idleReaders) park(s *wsSession) bool {
 	if r.poll == nil && !r.startLocked() {
 		return false
 	}
+	// The read buffer is empty: a parked session lets it go (resume
+	// makes another). Before the add, after which s may resume at once.
+	held := *s.br
+	*s.br = bufio.Reader{}
 	r.next++
 	if err := r.poll.add(s.net.raw, r.next); err != nil {
+		*s.br = held
 		return false // closed meanwhile: the reader sees it
 	}
 	s.parkToken = r.next

@@ -213,8 +213,11 @@ var _ streamTransport = (*wsSession)(nil)
 func (s *wsSession) run() { s.read(true) }
 
 // resume is run for a parked session that has input, or is ending: it
-// reads at once.
-func (s *wsSession) resume() { s.read(false) }
+// reads at once, through a new read buffer (a parked session keeps none).
+func (s *wsSession) resume() {
+	*s.br = *bufio.NewReaderSize(s.net, wsReadBuffer)
+	s.read(false)
+}
 
 func (s *wsSession) read(wait bool) {
 	if err := s.readLoop(wait); err != errParked {
