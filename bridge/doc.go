@@ -112,8 +112,9 @@
 //     the client is one atomic (writeState.owner: idle, owned, done); only
 //     the owner takes from the queue and writes, and an owner that lets go
 //     looks again, so nothing queued meanwhile waits. An idle scheduled
-//     session holds its reader's goroutine and nothing else: no writer,
-//     ticker, timer or buffer.
+//     session holds no writer, ticker, timer or write buffer; an idle SSE
+//     stream holds its reader's goroutine, an idle WebSocket session not
+//     even that (see the parked readers below).
 //   - No write sets a deadline: a blocking write records when it began
 //     (streamConn), and the watchdog, one goroutine of the hub's, cuts one
 //     past Config.WriteTimeout; it also pings, closes a WebSocket silent for
@@ -130,8 +131,16 @@
 //     waits for input at a shallow stack: ServeWebSocket and ServeEvents
 //     return once the connection is the hub's, and the hub owns the session
 //     from attach to detach. A publish from a browser blocks only that
-//     browser's reader. Close stops the flushers and the watchdog after
-//     every session has ended.
+//     browser's reader. A WebSocket session's reader that has read
+//     everything parks instead of waiting (idlereaders.go): its socket goes
+//     in an epoll set of the hub's, which one goroutine waits on, and its
+//     goroutine returns. Its client's input, or the session's end (its
+//     close is written, or its connection cut), takes it out and starts
+//     its reader again; the idle readers' lock is a leaf, held for a map
+//     change and one epoll_ctl. Where nothing parks (TLS, not Linux) the
+//     reader waits on its goroutine. Close stops the flushers, the
+//     watchdog and the parked readers' waiter after every session has
+//     ended.
 //   - A WebSocket session ends with a lingering close (package
 //     internal/linger): the close frame, a half-close, then what the client
 //     still sends is drained for a bounded moment, so that the close frame

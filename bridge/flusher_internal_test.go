@@ -200,9 +200,11 @@ func TestOrderUnderConcurrency(t *testing.T) {
 	wg.Wait()
 }
 
-// TestIdleSessionsHoldOnlyTheirReaders: idle WebSocket and SSE sessions
-// hold one goroutine each, their reader, and no writer, ticker or timer of
-// their own: the hub's goroutines are the readers and a constant.
+// TestIdleSessionsHoldOnlyTheirReaders: an idle SSE stream holds one
+// goroutine, its reader, an idle WebSocket session none (its reader is
+// parked: idlereaders.go), and neither holds a writer, ticker or timer of
+// its own: the hub's goroutines are the SSE readers, the parked readers'
+// waiter and a constant.
 func TestIdleSessionsHoldOnlyTheirReaders(t *testing.T) {
 	const n = 50
 	// Every allocation sampled: a timer or ticker a session holds shows in
@@ -223,8 +225,11 @@ func TestIdleSessionsHoldOnlyTheirReaders(t *testing.T) {
 	}()
 	settle(t, h, 2*n)
 	hubtest.EventuallyNil(t, hubtest.Timeout, func() error {
-		if extra := runtime.NumGoroutine() - before; extra != 2*n {
-			return fmt.Errorf("%d idle sessions hold %d goroutines, want one each", 2*n, extra)
+		if parked := h.readers.parkedCount(); parked != n {
+			return fmt.Errorf("%d WebSocket sessions parked, want %d", parked, n)
+		}
+		if extra := runtime.NumGoroutine() - before; extra != n+1 {
+			return fmt.Errorf("%d idle sessions hold %d goroutines, want one per SSE stream and the parked readers' waiter", 2*n, extra)
 		}
 		return nil
 	})

@@ -292,6 +292,7 @@ type Hub struct {
 	views    *deviceViews // who sees what of the devices, and who follows them (devview.go); its own lock
 	flush    *flushers    // the goroutines that write the sessions' streams (flusher.go); a lock per shard
 	watch    *watchdog    // the sessions' keep-alives and timeouts (watchdog.go); its own lock
+	readers  *idleReaders // the idle WebSocket sessions' parked readers (idlereaders.go); its own lock
 	stats    counters
 }
 
@@ -366,6 +367,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	}
 	h.flush = newFlushers(h, cfg.FlushShards) // until Close
 	h.watch = newWatchdog(h)                  // until Close
+	h.readers = newIdleReaders(h.log)         // its waiter from the first park until Close
 	return h, nil
 }
 
@@ -409,6 +411,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	// Every session has ended: its close written, its writer gone.
 	h.watch.close()
 	h.flush.close()
+	h.readers.close()
 	if h.ownRefusals {
 		h.cfg.Refusals.Close()
 	}

@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"bufio"
-	"bytes"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // idleHub serves the WebSocket at /ws and the SSE stream at /events.
@@ -75,9 +75,16 @@ func heldBytes() uint64 {
 // BenchmarkIdle measures what an idle session costs the hub: heap and
 // stacks per session (the client's socket, a few hundred bytes, included),
 // and goroutines per session, for 1,000 WebSocket sessions (started with
-// the default filters after the hello timeout) and 1,000 SSE streams.
+// the default filters after the hello timeout), the same once each has
+// sent a pong (as a browser answering the hub's pings does), and 1,000
+// SSE streams.
 func BenchmarkIdle(b *testing.B) {
-	for _, kind := range []struct{ name, request string }{{"WS", rawWSRequest}, {"SSE", rawSSERequest}} {
+	pong := string(maskedFrame(websocket.PongMessage, "ping"))
+	for _, kind := range []struct{ name, request, then string }{
+		{"WS", rawWSRequest, ""},
+		{"WS-pong", rawWSRequest, pong},
+		{"SSE", rawSSERequest, ""},
+	} {
 		b.Run(kind.name, func(b *testing.B) {
 			const n = 1000
 			h, addr := idleHub(b, Config{MaxSessionsPerAddress: n, MaxSessions: n, HelloTimeout: 50 * time.Millisecond})
@@ -89,6 +96,14 @@ func BenchmarkIdle(b *testing.B) {
 					conns[i] = dialRaw(b, addr, kind.request)
 				}
 				settle(b, h, n)
+				if kind.then != "" {
+					for _, c := range conns {
+						if _, err := c.Write([]byte(kind.then)); err != nil {
+							b.Fatal(err)
+						}
+					}
+					settle(b, h, n)
+				}
 				held, perSession := heldBytes()-before, float64(runtime.NumGoroutine()-goroutines)/n
 				b.ReportMetric(float64(held)/n, "bytes/session")
 				b.ReportMetric(perSession, "goroutines/session")
@@ -126,6 +141,3 @@ func settle(tb testing.TB, h *Hub, n int) {
 	}
 	time.Sleep(200 * time.Millisecond) // past the hello timeout of the last
 }
-
-var _ = bytes.Contains
-var _ = fmt.Sprint

@@ -141,9 +141,16 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	linger.BoundUnsent(cw.conn.Conn, unsentBound)
 	c := newClient(newID(8), "ws", base, r.RemoteAddr, auth.IdentityFrom(r.Context()), formatLines, &h.cfg)
 	c.connectSeq = connectSeq
-	c.abort = func() { _ = conn.NetConn().Close() }
 	s := &wsSession{hub: h, c: c, conn: conn, net: cw.conn, br: cw.br, limit: newInboundLimit(h.cfg.MessageRate)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	c.abort = func() {
+		_ = conn.NetConn().Close()
+		h.readers.wake(s) // a parked reader sees the end
+	}
+	conn.SetReadLimit(int64(h.cfg.MaxFrameBytes))
+	// The watchdog closes a session not heard from in PongWait: no read
+	// deadline per frame.
+	conn.SetPongHandler(func(string) error { c.w.heard.Store(time.Now().UnixNano()); return nil })
 	h.prepareScheduled(c, s)
 	if err := h.sess.attachReserved(c); err != nil { // shutting down
 		_ = conn.WriteControl(websocket.CloseMessage,
@@ -158,8 +165,11 @@ func (h *Hub) ServeWebSocket(w http.ResponseWriter, r *http.Request, base string
 	// The handler returns: net/http lets go of the connection's buffers, the
 	// request and the handler's deep stack, about half of what an idle
 	// session would otherwise hold. The session belongs to the hub from
-	// here (attach above; Close waits for it).
-	go s.run()
+	// here (attach above; Close waits for it); idle, it holds no goroutine
+	// (idlereaders.go).
+	if !h.readers.park(s) {
+		go s.run()
+	}
 }
 
 // wsSession is one WebSocket client: the reader runs on a goroutine of its
@@ -177,6 +187,9 @@ type wsSession struct {
 	// lingerUntil (unix nanos; 0 until Close) is when a closing session
 	// stops waiting for the client to close too.
 	lingerUntil atomic.Int64
+	// parkToken is the session's token while its reader is parked
+	// (idlereaders.go); guarded by the idle readers' lock.
+	parkToken uint64
 }
 
 var _ streamTransport = (*wsSession)(nil)
@@ -191,12 +204,29 @@ var _ streamTransport = (*wsSession)(nil)
 // deadline, and only then closes the socket: a socket closed with unread
 // input sends a reset, which would destroy the close frame on its way.
 //
-// run is the session's goroutine, and idle it waits at a shallow stack
-// (see readLoop): what goes deep (logs, the end) is in functions of their
-// own.
-func (s *wsSession) run() {
-	s.end(s.readLoop())
+// run is the session's reader, on a goroutine of its own while there is
+// something to read: idle, the session is parked (idlereaders.go) and run
+// returns, to start again when the client sends something or the session
+// must end. Where it cannot park, it waits on its goroutine at a shallow
+// stack (see readLoop): what goes deep (logs, the end) is in functions of
+// their own.
+func (s *wsSession) run() { s.read(true) }
+
+// resume is run for a parked session that has input, or is ending: it
+// reads at once, through a new read buffer (a parked session keeps none).
+func (s *wsSession) resume() {
+	*s.br = *bufio.NewReaderSize(s.net, wsReadBuffer)
+	s.read(false)
 }
+
+func (s *wsSession) read(wait bool) {
+	if err := s.readLoop(wait); err != errParked {
+		s.end(err)
+	}
+}
+
+// errParked says the reader parked: the session goes on without it.
+var errParked = errors.New("parked")
 
 // end ends the session, after its reader returned err.
 //
@@ -224,25 +254,56 @@ func readReason(err error) CloseReason {
 	return ReasonClientGone
 }
 
-func (s *wsSession) readLoop() error {
-	h, c, conn := s.hub, s.c, s.conn
-	conn.SetReadLimit(int64(h.cfg.MaxFrameBytes))
-	// The watchdog closes a session not heard from in PongWait: no read
-	// deadline per frame.
-	conn.SetPongHandler(func(string) error { c.w.heard.Store(time.Now().UnixNano()); return nil })
-
+// readLoop reads until the session ends or parks; wait: look for input
+// first (else there is some, or the session is ending).
+func (s *wsSession) readLoop(wait bool) error {
+	c := s.c
 	var buf []byte
-	for {
-		// An idle session waits here, its stack shallow (see streamConn.waitReadable),
-		// unless gorilla has read ahead what comes next.
-		if s.br == nil || s.br.Buffered() == 0 {
+	for ; ; wait = true {
+		if wait && (s.br == nil || s.br.Buffered() == 0) {
+			if s.hub.readers.park(s) {
+				return errParked // everything read: the client's next frame resumes it
+			}
+			// An idle session that cannot park waits here, its stack
+			// shallow (see streamConn.waitReadable).
 			s.net.waitReadable()
+		}
+		if s.skipPong() {
+			continue
 		}
 		var err error
 		if buf, err = s.readAside(buf); err != nil || c.stopped() {
 			return err // nil: closing (what the client sends now is drained unread), flooding, or the hub ended the session
 		}
 	}
+}
+
+// skipPong reads a pong frame that comes next, and reports whether it did:
+// gorilla, after a pong, would go on waiting for a message deep in
+// NextReader, and the session could not park. A pong is all an idle
+// browser sends (answering the watchdog's pings). Only a well-formed one is
+// taken (final, unfragmented, masked, at most 125 bytes); anything else is
+// left to gorilla. It reads only where the socket said it has input.
+func (s *wsSession) skipPong() bool {
+	const (
+		finalPong = 0x80 | websocket.PongMessage // FIN, no RSV bits, opcode 10
+		masked    = 0x80
+		maxLen    = 125 // a control frame's payload
+	)
+	if s.net.raw == nil || s.br == nil {
+		return false
+	}
+	head, err := s.br.Peek(2)
+	if err != nil || head[0] != finalPong || head[1]&masked == 0 || int(head[1]&^masked) > maxLen {
+		return false
+	}
+	size := 2 + 4 + int(head[1]&^masked) // header, mask, payload
+	if _, err := s.br.Peek(size); err != nil {
+		return false // gorilla reads it, and its error
+	}
+	_, _ = s.br.Discard(size)
+	s.c.w.heard.Store(time.Now().UnixNano())
+	return true
 }
 
 // readAside runs readOne on a goroutine of its own and waits for it: the
@@ -394,6 +455,9 @@ func (s *wsSession) close(r CloseReason, broken bool) {
 			broken = true
 		}
 	}
+	// A parked reader resumes to see the end (after the deadline or the
+	// close that ends it).
+	defer s.hub.readers.wake(s)
 	if broken && r != ReasonClientGone {
 		_ = s.net.Conn.Close() // nothing to linger for; ends the reader
 		return
