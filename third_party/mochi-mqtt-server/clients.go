@@ -431,10 +431,22 @@ func (cl *Client) stoppedBetweenPackets() error {
 }
 
 // handlePacket reads the rest of the packet whose fixed header is fh and
-// hands it to packetHandler.
+// hands it to packetHandler; a SUBSCRIBE, UNSUBSCRIBE or AUTH on a fresh
+// stack (onFreshStack), so that the reader does not keep the depth their
+// handling takes.
 //
 //go:noinline
 func (cl *Client) handlePacket(fh *packets.FixedHeader, packetHandler ReadFn) error {
+	if handledOnFreshStack(fh.Type) {
+		h := *fh // fh stays on the reader's stack: only this copy escapes
+		return onFreshStack(func() error { return cl.readAndHandle(&h, packetHandler) })
+	}
+	return cl.readAndHandle(fh, packetHandler)
+}
+
+// readAndHandle reads the rest of the packet whose fixed header is fh and
+// hands it to packetHandler.
+func (cl *Client) readAndHandle(fh *packets.FixedHeader, packetHandler ReadFn) error {
 	pk, err := cl.ReadPacket(fh)
 	if err != nil {
 		return err

@@ -415,14 +415,15 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 // cl.Read for its next packet, holds a shallow stack (which the runtime
 // shrinks to its smallest): the CONNECT and the end of the connection,
 // with their large packets, are handled in functions that have returned
-// or not yet begun.
+// or not yet begun. The CONNECT is handled on a goroutine of its own
+// (onFreshStack), so that this one never grows to the depth it takes.
 func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
 	defer cl.Stop(nil) // no writer runs until a packet is queued for it: see outbound
 
-	if err := s.connectClient(cl, listener); err != nil {
+	if err := onFreshStack(func() error { return s.connectClient(cl, listener) }); err != nil {
 		return err
 	}
 	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
