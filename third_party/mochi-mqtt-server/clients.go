@@ -178,7 +178,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	cl := &Client{
 		State: ClientState{
 			Inflight:      NewInflights(),
-			Subscriptions: newClientSubscriptions(),
+			Subscriptions: newCompactSubscriptions(),
 			TopicAliases:  NewTopicAliases(o.options.Capabilities.TopicAliasMaximum),
 			open:          ctx,
 			cancelOpen:    cancel,
