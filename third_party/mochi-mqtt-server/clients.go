@@ -65,6 +65,19 @@ func (cl *Clients) GetAll() map[string]*Client {
 	return m
 }
 
+// Range calls f for each client, until f returns false, under the read
+// lock: f must not add or delete clients. Unlike GetAll it copies nothing,
+// for the sweeps that run every second over every client.
+func (cl *Clients) Range(f func(*Client) bool) {
+	cl.RLock()
+	defer cl.RUnlock()
+	for _, v := range cl.internal {
+		if !f(v) {
+			return
+		}
+	}
+}
+
 // Get returns the value of a client if it exists.
 func (cl *Clients) Get(id string) (*Client, bool) {
 	cl.RLock()
