@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -4703,8 +4704,10 @@ func TestMinimum(t *testing.T) {
 
 // The sweeps that run every second over every client (expired sessions,
 // expired in-flight messages) copy nothing: with 1,000 connected clients
-// and nothing to clear they allocate nothing (GetAll copied the clients'
-// map, twice a second).
+// and nothing to clear they allocate (next to) nothing, where GetAll's two
+// copies of the clients' map took 218 KB. (Bytes, not a count of
+// allocations: the heap's counters are the process's, and other tests'
+// goroutines may allocate meanwhile.)
 func TestServerSweepsCopyNoClients(t *testing.T) {
 	s := newServer()
 	for i := 0; i < 1000; i++ {
@@ -4713,11 +4716,15 @@ func TestServerSweepsCopyNoClients(t *testing.T) {
 		s.Clients.Add(cl)
 	}
 	now := time.Now().Unix()
-	allocs := testing.AllocsPerRun(10, func() {
+	const runs = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < runs; i++ {
 		s.clearExpiredClients(now)
 		s.clearExpiredInflights(now)
-	})
-	require.Zero(t, allocs)
+	}
+	runtime.ReadMemStats(&after)
+	require.Less(t, (after.TotalAlloc-before.TotalAlloc)/runs, uint64(4096), "bytes allocated per sweep")
 
 	// And they still clear: an expired session, an expired message.
 	gone, _, _ := newTestClient()
