@@ -191,10 +191,10 @@ func newClient(c net.Conn, o *ops) *Client {
 		State: ClientState{
 			Inflight:      NewInflights(),
 			Subscriptions: newCompactSubscriptions(),
-			TopicAliases:  NewTopicAliases(o.options.Capabilities.TopicAliasMaximum),
-			open:          ctx,
-			cancelOpen:    cancel,
-			Keepalive:     defaultKeepalive,
+			// TopicAliases: made by ParseConnect, for MQTT 5 clients only (patch 37)
+			open:       ctx,
+			cancelOpen: cancel,
+			Keepalive:  defaultKeepalive,
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -238,7 +238,15 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 	cl.State.Keepalive = pk.Connect.Keepalive                                              // [MQTT-3.2.2-22]
 	cl.State.Inflight.ResetReceiveQuota(int32(cl.ops.options.Capabilities.ReceiveMaximum)) // server receive max per client
 	cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))            // client receive max
-	cl.State.TopicAliases.Outbound = NewOutboundTopicAliases(cl.Properties.Props.TopicAliasMaximum)
+	cl.State.TopicAliases = TopicAliases{}                                                 // none for an MQTT 3.1.1 client (nil: as a maximum of 0), patch 37
+	if cl.Properties.ProtocolVersion == 5 {
+		if maximum := cl.ops.options.Capabilities.TopicAliasMaximum; maximum > 0 {
+			cl.State.TopicAliases.Inbound = NewInboundTopicAliases(maximum)
+		}
+		if maximum := cl.Properties.Props.TopicAliasMaximum; maximum > 0 {
+			cl.State.TopicAliases.Outbound = NewOutboundTopicAliases(maximum)
+		}
+	}
 
 	cl.ID = pk.Connect.ClientIdentifier
 	if cl.ID == "" {

@@ -2025,6 +2025,7 @@ func TestServerProcessPublishTopicAlias(t *testing.T) {
 	s, hook, received := newWillACLServer(t)
 	cl, r, _ := newTestClient()
 	cl.Properties.ProtocolVersion = 5
+	cl.State.TopicAliases.Inbound = NewInboundTopicAliases(s.Options.Capabilities.TopicAliasMaximum) // as ParseConnect makes it for MQTT 5
 	go func() { _, _ = io.Copy(io.Discard, r) }()
 	publish := func(topic string) error {
 		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, ProtocolVersion: 5,
@@ -2439,6 +2440,7 @@ func TestPublishToClientServerTopicAlias(t *testing.T) {
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
 	cl.Properties.Props.TopicAliasMaximum = 5
+	cl.State.TopicAliases.Outbound = NewOutboundTopicAliases(5) // as ParseConnect makes it for MQTT 5
 	s.Clients.Add(cl)
 
 	go func() {
@@ -2548,6 +2550,7 @@ func TestProcessPublishWithTopicAlias(t *testing.T) {
 
 	cl2, _, w2 := newTestClient()
 	cl2.Properties.ProtocolVersion = 5
+	cl2.State.TopicAliases.Inbound = NewInboundTopicAliases(s.Options.Capabilities.TopicAliasMaximum) // as ParseConnect makes it for MQTT 5
 	cl2.State.TopicAliases.Inbound.Set(1, "a/b/c")
 
 	go func() {

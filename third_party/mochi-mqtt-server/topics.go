@@ -44,7 +44,12 @@ type InboundTopicAliases struct {
 }
 
 // Set sets a new alias for a specific topic.
+//
+// A nil InboundTopicAliases is one of maximum 0 (a client that may set none).
 func (a *InboundTopicAliases) Set(id uint16, topic string) string {
+	if a == nil {
+		return topic
+	}
 	a.Lock()
 	defer a.Unlock()
 
@@ -70,6 +75,9 @@ func (a *InboundTopicAliases) resolve(id uint16, topic string) (resolved string,
 	if topic != "" {
 		return a.Set(id, topic), true
 	}
+	if a == nil {
+		return "", false
+	}
 	a.RLock()
 	defer a.RUnlock()
 	resolved, ok = a.internal[id]
@@ -91,7 +99,12 @@ func NewOutboundTopicAliases(topicAliasMaximum uint16) *OutboundTopicAliases {
 
 // Set sets a new topic alias for a topic and returns the alias value, and a boolean
 // indicating if the alias already existed.
+//
+// A nil OutboundTopicAliases is one of maximum 0 (a client that takes none).
 func (a *OutboundTopicAliases) Set(topic string) (uint16, bool) {
+	if a == nil {
+		return 0, false
+	}
 	a.Lock()
 	defer a.Unlock()
 
