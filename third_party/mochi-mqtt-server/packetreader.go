@@ -35,6 +35,14 @@ type packetReader struct {
 	buf  *[]byte         // nil while empty, when raw is not nil
 	r, w int             // buf[r:w] is still to be read
 	err  error           // from the read that filled buf, returned once it is read
+
+	// readRaw's call of raw.Read: readFD (p.readFromFD, made once, so that
+	// a read allocates nothing), what it reads into (nil: buf), and what it
+	// read.
+	readFD func(fd uintptr) bool
+	rawDst []byte
+	rawN   int
+	rawErr error
 }
 
 // readBuffers holds the buffers of clients waiting for their next packet
@@ -52,6 +60,7 @@ func newPacketReader(conn net.Conn, size int) *packetReader {
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			p.raw = raw
+			p.readFD = p.readFromFD
 		}
 	}
 	return p
@@ -146,28 +155,10 @@ func (p *packetReader) readConn(b []byte) (int, error) {
 // or into a buffer from readBuffers when dst is nil (p.buf, which it holds
 // only once there are bytes to read). The end of the stream is io.EOF.
 func (p *packetReader) readRaw(dst []byte) (int, error) {
-	var n int
-	var readErr error
-	err := p.raw.Read(func(fd uintptr) bool {
-		into := dst
-		if into == nil {
-			if p.buf == nil {
-				p.buf = getReadBuffer(p.size)
-			}
-			into = *p.buf
-		}
-		for {
-			n, readErr = syscall.Read(int(fd), into)
-			if !errors.Is(readErr, syscall.EINTR) {
-				break
-			}
-		}
-		if errors.Is(readErr, syscall.EAGAIN) {
-			p.releaseIfEmpty() // wait without it
-			return false
-		}
-		return true
-	})
+	p.rawDst, p.rawN, p.rawErr = dst, 0, nil
+	err := p.raw.Read(p.readFD)
+	n, readErr := p.rawN, p.rawErr
+	p.rawDst, p.rawErr = nil, nil
 	switch {
 	case err != nil:
 		return 0, err // a deadline, or the connection closed
@@ -177,6 +168,36 @@ func (p *packetReader) readRaw(dst []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// readFromFD is readRaw's callback: one read of fd into p.rawDst (or
+// p.buf), false when there is nothing to read yet (raw.Read then waits for
+// the socket to be readable, and calls it again).
+func (p *packetReader) readFromFD(fd uintptr) bool {
+	into := p.rawDst
+	if into == nil {
+		if p.buf == nil {
+			p.buf = getReadBuffer(p.size)
+		}
+		into = *p.buf
+	}
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(int(fd), into)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, syscall.EAGAIN) {
+		p.releaseIfEmpty() // wait without it
+		return false
+	}
+	if err != nil {
+		n = 0
+	}
+	p.rawN, p.rawErr = n, err
+	return true
 }
 
 // releaseIfEmpty gives the buffer back once everything in it is read, when

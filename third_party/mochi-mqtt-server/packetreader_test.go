@@ -90,3 +90,26 @@ func TestPacketReaderWithoutRawConn(t *testing.T) {
 	_, err := p.ReadByte()
 	require.True(t, errors.Is(err, io.EOF), err)
 }
+
+// Reading a packet's bytes from TCP allocates nothing (a busy device sends
+// tens of packets a second): the buffer comes from the pool, and the
+// callback of raw.Read is made once, with the reader.
+func TestPacketReaderReadsWithoutAllocating(t *testing.T) {
+	server, client := tcpPair(t)
+	p := newPacketReader(server, 16)
+	packet := []byte{0xc0, 0} // PINGREQ
+	got := make([]byte, len(packet))
+	read := func() {
+		if _, err := client.Write(packet); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(p, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read() // the pool's first buffer
+	// Under one per read: the count is the process's, other tests' goroutines
+	// may allocate meanwhile (a closure per read made three).
+	require.Less(t, testing.AllocsPerRun(100, read), 1.0)
+	require.Equal(t, packet, got)
+}
