@@ -52,12 +52,17 @@
 //     (Config.WriteTimeout), so a client that stops reading blocks only its
 //     own goroutines; a write that fails closes the connection. The retained
 //     messages for a new subscription wait for room in the subscriber's
-//     queue, on the subscriber's own goroutine.
+//     queue, on a goroutine its reader waits for (below).
 //   - Each connection belongs to its listener's goroutine (for MQTT over
 //     WebSocket, one the handler starts once the connection is hijacked: the
 //     HTTP server's returns), which closes it after mochi is done with it,
 //     draining its input for at most a second. mochi reads the client's
-//     packets on that goroutine; an idle client has no other. Messages for
+//     packets on that goroutine; an idle client has no other. Its CONNECT,
+//     SUBSCRIBE, UNSUBSCRIBE and AUTH are read and handled (hooks included)
+//     on a short-lived goroutine that the reader waits for, so that the
+//     reader's stack stays small (PATCHES.md 33): a client's packets are
+//     still handled one at a time, in order. A TCP client's reader waits
+//     for its next packet without a read buffer (PATCHES.md 35). Messages for
 //     a client are queued (at most MaxPendingWrites) and written by a
 //     writer goroutine of its own that runs only while the queue holds
 //     something: whoever queues the first starts it, and it ends once it

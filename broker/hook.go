@@ -35,10 +35,14 @@ type hook struct {
 	connections func(ip string) (total, fromIP int)
 	store       *storeHook // nil without a store: told what the policy removes from sessions
 
-	// limiters holds each connected client's *rate.Limiter (none when
-	// Config.MessageRate is negative): written at connect and disconnect,
-	// read at every PUBLISH, by every client's goroutine at once, so a
-	// sync.Map (no lock on the read). Bounded by the connected clients.
+	// limiters holds the *rate.Limiter of each connected client that has
+	// published (none when Config.MessageRate is negative): made at its
+	// first PUBLISH (an idle device has none: 180 bytes less each), read at
+	// every PUBLISH, by every client's goroutine at once, so a sync.Map (no
+	// lock on the read); deleted when the client goes. Only the client's own
+	// goroutine publishes for it, before it is told that the client went
+	// (OnDisconnect), so no limiter outlives its client. Bounded by the
+	// connected clients.
 	limiters sync.Map
 
 	authFailures, refused, rateLimited, connectTimeouts atomic.Uint64
@@ -345,10 +349,6 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.cfg.Logger.Info("mqtt client connected", "client", cl.ID, "remote", cl.Net.Remote,
 		"listener", cl.Net.Listener, "user", string(identityOf(cl)), "clean", cl.Properties.Clean)
-	if h.cfg.MessageRate < 0 {
-		return
-	}
-	h.limiters.Store(cl, rate.NewLimiter(rate.Limit(h.cfg.MessageRate), int(2*h.cfg.MessageRate)+1))
 }
 
 // OnSubscribed counts and logs the filters refused for the client's quota
@@ -389,8 +389,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 // OnPublish disconnects a client past its message rate. The hub's own
 // client (inline) has no limiter.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	v, ok := h.limiters.Load(cl)
-	if ok && !v.(*rate.Limiter).Allow() {
+	if limiter := h.limiter(cl); limiter != nil && !limiter.Allow() {
 		h.rateLimited.Add(1)
 		h.cfg.Refusals.CutOff(door(cl.Net.Listener), cl.Net.Remote, string(cl.Properties.Username),
 			fmt.Sprintf("publishes faster than %g messages a second", h.cfg.MessageRate),
@@ -399,4 +398,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
+}
+
+// limiter is cl's message rate limiter, made at its first PUBLISH; nil for
+// the hub's own client and when Config.MessageRate is negative.
+func (h *hook) limiter(cl *mqtt.Client) *rate.Limiter {
+	if v, ok := h.limiters.Load(cl); ok {
+		return v.(*rate.Limiter)
+	}
+	if h.cfg.MessageRate < 0 || cl.Net.Inline {
+		return nil
+	}
+	v, _ := h.limiters.LoadOrStore(cl, rate.NewLimiter(rate.Limit(h.cfg.MessageRate), int(2*h.cfg.MessageRate)+1))
+	return v.(*rate.Limiter)
 }

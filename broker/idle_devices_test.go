@@ -176,3 +176,44 @@ func TestIdleDevicesHoldOneGoroutineEach(t *testing.T) {
 	}
 	hubtest.Eventually(t, hubtest.Timeout, atMost(base+n+slack), "writers still running once everything was written")
 }
+
+// TestRateLimitersOnlyForPublishers: an idle device holds no message rate
+// limiter; one is made at a client's first PUBLISH, and goes with the client.
+func TestRateLimitersOnlyForPublishers(t *testing.T) {
+	const n, publishers = 20, 5
+	e := startTest(t, Config{MaxConnectionsPerAddress: n + 10, MessageRate: 100})
+	limiters := func() int {
+		count := 0
+		e.hook.limiters.Range(func(any, any) bool { count++; return true })
+		return count
+	}
+	conns, _, err := connectDevices(func() (net.Conn, error) { return net.Dial("tcp", e.Addr().String()) }, 0, n, 4)
+	defer closeAll(conns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := limiters(); got != 0 {
+		t.Fatalf("%d rate limiters for %d idle devices, want none", got, n)
+	}
+
+	// A few publish (QoS 0) to their own topics; each gets what it sent,
+	// which says the broker has handled its PUBLISH.
+	for i := range publishers {
+		topic := "dev/" + strconv.Itoa(i) + "/cmd"
+		pub := appendPacket(nil, 0x30, append(appendString(nil, topic), "hi"...))
+		if _, err := conns[i].Write(pub); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(pub))
+		_ = conns[i].SetReadDeadline(time.Now().Add(hubtest.Timeout))
+		if _, err := io.ReadFull(conns[i], got); err != nil || string(got) != string(pub) {
+			t.Fatalf("device %d got % x (%v), want % x", i, got, err, pub)
+		}
+	}
+	if got := limiters(); got != publishers {
+		t.Fatalf("%d rate limiters, want one for each of the %d devices that published", got, publishers)
+	}
+
+	closeAll(conns[:publishers])
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return limiters() == 0 }, "rate limiters outlive their clients")
+}

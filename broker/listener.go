@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -298,6 +299,20 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// SyscallConn is the TCP connection's, so that mochi's reader can wait
+// for the next packet without holding a buffer (PATCHES.md 35); a TLS
+// connection has none, and is read through Read.
+func (c *deadlineConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errNoRawConn
+	}
+	return sc.SyscallConn()
+}
+
+// errNoRawConn: the connection is not a socket of its own (TLS).
+var errNoRawConn = errors.New("no raw connection")
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	if err := c.Conn.SetWriteDeadline(c.set.writeDeadline()); err != nil {

@@ -5,7 +5,6 @@
 package mqtt
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -66,6 +65,19 @@ func (cl *Clients) GetAll() map[string]*Client {
 	return m
 }
 
+// Range calls f for each client, until f returns false, under the read
+// lock: f must not add or delete clients. Unlike GetAll it copies nothing,
+// for the sweeps that run every second over every client.
+func (cl *Clients) Range(f func(*Client) bool) {
+	cl.RLock()
+	defer cl.RUnlock()
+	for _, v := range cl.internal {
+		if !f(v) {
+			return
+		}
+	}
+}
+
 // Get returns the value of a client if it exists.
 func (cl *Clients) Get(id string) (*Client, bool) {
 	cl.RLock()
@@ -120,7 +132,7 @@ type Client struct {
 // ClientConnection contains the connection transport and metadata for the client.
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
-	bconn    *bufio.Reader // a buffered net.Conn for reading packets
+	bconn    *packetReader // reads packets, with a buffer only while there are bytes in it
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
 	Inline   bool          // if true, the client is the built-in 'inline' embedded client
@@ -178,11 +190,11 @@ func newClient(c net.Conn, o *ops) *Client {
 	cl := &Client{
 		State: ClientState{
 			Inflight:      NewInflights(),
-			Subscriptions: newClientSubscriptions(),
-			TopicAliases:  NewTopicAliases(o.options.Capabilities.TopicAliasMaximum),
-			open:          ctx,
-			cancelOpen:    cancel,
-			Keepalive:     defaultKeepalive,
+			Subscriptions: newCompactSubscriptions(),
+			// TopicAliases: made by ParseConnect, for MQTT 5 clients only (patch 37)
+			open:       ctx,
+			cancelOpen: cancel,
+			Keepalive:  defaultKeepalive,
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -193,7 +205,7 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
+			bconn:  newPacketReader(c, o.options.ClientNetReadBufferSize),
 			Remote: c.RemoteAddr().String(),
 		}
 	}
@@ -226,7 +238,15 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 	cl.State.Keepalive = pk.Connect.Keepalive                                              // [MQTT-3.2.2-22]
 	cl.State.Inflight.ResetReceiveQuota(int32(cl.ops.options.Capabilities.ReceiveMaximum)) // server receive max per client
 	cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))            // client receive max
-	cl.State.TopicAliases.Outbound = NewOutboundTopicAliases(cl.Properties.Props.TopicAliasMaximum)
+	cl.State.TopicAliases = TopicAliases{}                                                 // none for an MQTT 3.1.1 client (nil: as a maximum of 0), patch 37
+	if cl.Properties.ProtocolVersion == 5 {
+		if maximum := cl.ops.options.Capabilities.TopicAliasMaximum; maximum > 0 {
+			cl.State.TopicAliases.Inbound = NewInboundTopicAliases(maximum)
+		}
+		if maximum := cl.Properties.Props.TopicAliasMaximum; maximum > 0 {
+			cl.State.TopicAliases.Outbound = NewOutboundTopicAliases(maximum)
+		}
+	}
 
 	cl.ID = pk.Connect.ClientIdentifier
 	if cl.ID == "" {
@@ -431,10 +451,22 @@ func (cl *Client) stoppedBetweenPackets() error {
 }
 
 // handlePacket reads the rest of the packet whose fixed header is fh and
-// hands it to packetHandler.
+// hands it to packetHandler; a SUBSCRIBE, UNSUBSCRIBE or AUTH on a fresh
+// stack (onFreshStack), so that the reader does not keep the depth their
+// handling takes.
 //
 //go:noinline
 func (cl *Client) handlePacket(fh *packets.FixedHeader, packetHandler ReadFn) error {
+	if handledOnFreshStack(fh.Type) {
+		h := *fh // fh stays on the reader's stack: only this copy escapes
+		return onFreshStack(func() error { return cl.readAndHandle(&h, packetHandler) })
+	}
+	return cl.readAndHandle(fh, packetHandler)
+}
+
+// readAndHandle reads the rest of the packet whose fixed header is fh and
+// hands it to packetHandler.
+func (cl *Client) readAndHandle(fh *packets.FixedHeader, packetHandler ReadFn) error {
 	pk, err := cl.ReadPacket(fh)
 	if err != nil {
 		return err

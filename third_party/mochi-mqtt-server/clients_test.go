@@ -185,6 +185,38 @@ func TestClientParseConnect(t *testing.T) {
 	require.Equal(t, int32(pk.Properties.ReceiveMaximum), cl.State.Inflight.maximumSendQuota)
 }
 
+// Topic aliases are MQTT 5's: a 3.1.1 client has none (nil, which reads
+// as a maximum of 0), an MQTT 5 client those the server and it allow.
+func TestClientParseConnectTopicAliasesOnlyForMQTT5(t *testing.T) {
+	connect := func(version byte, clientMaximum uint16) *Client {
+		cl, _, _ := newTestClient()
+		cl.ops.options.Capabilities.TopicAliasMaximum = 10
+		cl.ParseConnect("tcp1", packets.Packet{ProtocolVersion: version,
+			Connect:    packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: "c"},
+			Properties: packets.Properties{TopicAliasMaximum: clientMaximum}})
+		return cl
+	}
+
+	v3 := connect(4, 0)
+	require.Nil(t, v3.State.TopicAliases.Inbound)
+	require.Nil(t, v3.State.TopicAliases.Outbound)
+	require.Equal(t, "a/b", v3.State.TopicAliases.Inbound.Set(1, "a/b"), "as a maximum of 0")
+	_, ok := v3.State.TopicAliases.Inbound.resolve(1, "")
+	require.False(t, ok, "no alias was set")
+	alias, _ := v3.State.TopicAliases.Outbound.Set("a/b")
+	require.Zero(t, alias)
+
+	v5 := connect(5, 3)
+	require.Equal(t, uint16(10), v5.State.TopicAliases.Inbound.maximum)
+	require.Equal(t, uint16(3), v5.State.TopicAliases.Outbound.maximum)
+	v5.State.TopicAliases.Inbound.Set(1, "a/b")
+	topic, ok := v5.State.TopicAliases.Inbound.resolve(1, "")
+	require.True(t, ok)
+	require.Equal(t, "a/b", topic)
+
+	require.Nil(t, connect(5, 0).State.TopicAliases.Outbound, "a client that takes no alias")
+}
+
 func TestClientParseConnectReceiveMaxExceedMaxInflight(t *testing.T) {
 	const MaxInflight uint16 = 1
 	cl, _, _ := newTestClient()

@@ -415,14 +415,15 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 // cl.Read for its next packet, holds a shallow stack (which the runtime
 // shrinks to its smallest): the CONNECT and the end of the connection,
 // with their large packets, are handled in functions that have returned
-// or not yet begun.
+// or not yet begun. The CONNECT is handled on a goroutine of its own
+// (onFreshStack), so that this one never grows to the depth it takes.
 func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
 	defer cl.Stop(nil) // no writer runs until a packet is queued for it: see outbound
 
-	if err := s.connectClient(cl, listener); err != nil {
+	if err := onFreshStack(func() error { return s.connectClient(cl, listener) }); err != nil {
 		return err
 	}
 	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
@@ -1862,11 +1863,15 @@ func (s *Server) loadRetained(v []storage.Message) {
 
 // clearExpiredClients deletes all clients which have been disconnected for longer
 // than their given expiry intervals.
+//
+// It runs every second: it looks through the clients without copying them
+// (patch 36), and ends the expired sessions once it has looked.
 func (s *Server) clearExpiredClients(dt int64) {
-	for _, client := range s.Clients.GetAll() {
+	var expired []*Client
+	s.Clients.Range(func(client *Client) bool {
 		disconnected := client.StopTime()
 		if disconnected == 0 {
-			continue
+			return true
 		}
 
 		expire := s.Options.Capabilities.MaximumSessionExpiryInterval
@@ -1875,8 +1880,12 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		if disconnected+int64(expire) < dt {
-			s.endSession(client, true) // [MQTT-4.1.0-2]
+			expired = append(expired, client)
 		}
+		return true
+	})
+	for _, client := range expired {
+		s.endSession(client, true) // [MQTT-4.1.0-2]
 	}
 }
 
@@ -1899,8 +1908,19 @@ func (s *Server) clearExpiredRetainedMessages(now int64) {
 }
 
 // clearExpiredInflights deletes any inflight messages which have expired.
+//
+// It runs every second: it looks through the clients without copying them
+// (patch 36), and clears the messages of those that have some once it has
+// looked.
 func (s *Server) clearExpiredInflights(now int64) {
-	for _, client := range s.Clients.GetAll() {
+	var holding []*Client
+	s.Clients.Range(func(client *Client) bool {
+		if client.State.Inflight.Len() > 0 {
+			holding = append(holding, client)
+		}
+		return true
+	})
+	for _, client := range holding {
 		if deleted := client.ClearExpiredInflights(now, s.Options.Capabilities.MaximumMessageExpiryInterval); len(deleted) > 0 {
 			for _, id := range deleted {
 				s.hooks.OnQosDropped(client, packets.Packet{PacketID: id})

@@ -44,7 +44,12 @@ type InboundTopicAliases struct {
 }
 
 // Set sets a new alias for a specific topic.
+//
+// A nil InboundTopicAliases is one of maximum 0 (a client that may set none).
 func (a *InboundTopicAliases) Set(id uint16, topic string) string {
+	if a == nil {
+		return topic
+	}
 	a.Lock()
 	defer a.Unlock()
 
@@ -70,6 +75,9 @@ func (a *InboundTopicAliases) resolve(id uint16, topic string) (resolved string,
 	if topic != "" {
 		return a.Set(id, topic), true
 	}
+	if a == nil {
+		return "", false
+	}
 	a.RLock()
 	defer a.RUnlock()
 	resolved, ok = a.internal[id]
@@ -91,7 +99,12 @@ func NewOutboundTopicAliases(topicAliasMaximum uint16) *OutboundTopicAliases {
 
 // Set sets a new topic alias for a topic and returns the alias value, and a boolean
 // indicating if the alias already existed.
+//
+// A nil OutboundTopicAliases is one of maximum 0 (a client that takes none).
 func (a *OutboundTopicAliases) Set(topic string) (uint16, bool) {
+	if a == nil {
+		return 0, false
+	}
 	a.Lock()
 	defer a.Unlock()
 
@@ -126,15 +139,16 @@ type SharedSubscriptions struct {
 
 // NewSharedSubscriptions returns a new instance of Subscriptions.
 func NewSharedSubscriptions() *SharedSubscriptions {
-	return &SharedSubscriptions{
-		internal: map[string]map[string]packets.Subscription{},
-	}
+	return &SharedSubscriptions{} // the map is made by the first Add: most particles have no shared subscription
 }
 
 // Add creates a new shared subscription for a group and client id pair.
 func (s *SharedSubscriptions) Add(group, id string, val packets.Subscription) {
 	s.Lock()
 	defer s.Unlock()
+	if s.internal == nil {
+		s.internal = map[string]map[string]packets.Subscription{}
+	}
 	if _, ok := s.internal[group]; !ok {
 		s.internal[group] = map[string]packets.Subscription{}
 	}
@@ -212,15 +226,16 @@ type InlineSubscriptions struct {
 
 // NewInlineSubscriptions returns a new instance of InlineSubscriptions.
 func NewInlineSubscriptions() *InlineSubscriptions {
-	return &InlineSubscriptions{
-		internal: map[int]InlineSubscription{},
-	}
+	return &InlineSubscriptions{} // the map is made by the first Add: most particles have no inline subscription
 }
 
 // Add adds a new internal subscription for a client id.
 func (s *InlineSubscriptions) Add(val InlineSubscription) {
 	s.Lock()
 	defer s.Unlock()
+	if s.internal == nil {
+		s.internal = map[int]InlineSubscription{}
+	}
 	s.internal[val.Identifier] = val
 }
 
@@ -263,9 +278,10 @@ func (s *InlineSubscriptions) Delete(id int) {
 type Subscriptions struct {
 	internal map[string]packets.Subscription
 
-	// A client's subscriptions are a short slice until they outgrow it
-	// (fewSubscriptions): most clients hold one or two, and a map takes
-	// eight slots from its first entry. See newClientSubscriptions.
+	// A client's subscriptions, and a particle's, are a short slice until
+	// they outgrow it (fewSubscriptions): most clients hold one or two, most
+	// topics have one or two subscribers (a device's own), and a map takes
+	// eight slots from its first entry. See newCompactSubscriptions.
 	few     []keyedSubscription
 	compact bool
 
@@ -278,7 +294,7 @@ type keyedSubscription struct {
 	sub packets.Subscription
 }
 
-// fewSubscriptions is how many subscriptions a client's Subscriptions keeps
+// fewSubscriptions is how many subscriptions a compact Subscriptions keeps
 // in a slice; past it they move to a map.
 const fewSubscriptions = 4
 
@@ -289,9 +305,9 @@ func NewSubscriptions() *Subscriptions {
 	}
 }
 
-// newClientSubscriptions returns the Subscriptions of a client: a slice
-// while it holds at most fewSubscriptions, a map beyond.
-func newClientSubscriptions() *Subscriptions {
+// newCompactSubscriptions returns the Subscriptions of a client or of a
+// particle: a slice while it holds at most fewSubscriptions, a map beyond.
+func newCompactSubscriptions() *Subscriptions {
 	return &Subscriptions{compact: true}
 }
 
@@ -438,7 +454,7 @@ func NewTopicsIndex() *TopicsIndex {
 		Retained: packets.NewPackets(),
 		root: &particle{
 			particles:     newParticles(),
-			subscriptions: NewSubscriptions(),
+			subscriptions: newCompactSubscriptions(),
 		},
 	}
 }
@@ -717,21 +733,29 @@ func (x *TopicsIndex) scanSubscribers(topic string, d int, n *particle, subs *Su
 func (x *TopicsIndex) gatherSubscriptions(topic string, particle *particle, subs *Subscribers) {
 	particle.subscriptions.RLock()
 	defer particle.subscriptions.RUnlock()
-	for client, sub := range particle.subscriptions.internal {
-		if len(sub.Filter) > 0 && topic[0] == '$' && (sub.Filter[0] == '+' || sub.Filter[0] == '#') { // don't match $ topics with top level wildcards [MQTT-4.7.1-1] [MQTT-4.7.1-2]
-			continue
-		}
-
-		if subs.Subscriptions == nil {
-			subs.Subscriptions = map[string]packets.Subscription{}
-		}
-		cls, ok := subs.Subscriptions[client]
-		if !ok {
-			cls = sub
-		}
-
-		subs.Subscriptions[client] = cls.Merge(sub)
+	for _, k := range particle.subscriptions.few {
+		gatherSubscription(topic, k.id, k.sub, subs)
 	}
+	for client, sub := range particle.subscriptions.internal {
+		gatherSubscription(topic, client, sub, subs)
+	}
+}
+
+// gatherSubscription adds client's subscription sub to subs, if it matches topic.
+func gatherSubscription(topic, client string, sub packets.Subscription, subs *Subscribers) {
+	if len(sub.Filter) > 0 && topic[0] == '$' && (sub.Filter[0] == '+' || sub.Filter[0] == '#') { // don't match $ topics with top level wildcards [MQTT-4.7.1-1] [MQTT-4.7.1-2]
+		return
+	}
+
+	if subs.Subscriptions == nil {
+		subs.Subscriptions = map[string]packets.Subscription{}
+	}
+	cls, ok := subs.Subscriptions[client]
+	if !ok {
+		cls = sub
+	}
+
+	subs.Subscriptions[client] = cls.Merge(sub)
 }
 
 // gatherSharedSubscriptions gathers all shared subscriptions for a particle.
@@ -852,7 +876,7 @@ func newParticle(key string, parent *particle) *particle {
 		key:                 key,
 		parent:              parent,
 		particles:           newParticles(),
-		subscriptions:       NewSubscriptions(),
+		subscriptions:       newCompactSubscriptions(),
 		shared:              NewSharedSubscriptions(),
 		inlineSubscriptions: NewInlineSubscriptions(),
 	}
@@ -866,31 +890,68 @@ func (p *particle) retained() string {
 	return p.retainPath
 }
 
-// particles is a concurrency safe map of particles.
+// particles is a concurrency safe map of particles: a particle's children.
+//
+// Like Subscriptions, they are a short slice (few) until they outgrow it,
+// then a map (internal): most particles have one child or none (a device's
+// "dev/<id>" has "cmd"), and a map takes eight slots from its first entry.
 type particles struct {
+	few      []*particle
 	internal map[string]*particle
 	sync.RWMutex
 }
 
-// newParticles returns a map of particles.
+// fewParticles is how many children particles keeps in a slice; past it
+// they move to a map.
+const fewParticles = 4
+
+// newParticles returns an empty set of particles.
 func newParticles() particles {
-	return particles{
-		internal: map[string]*particle{},
-	}
+	return particles{} // the slice, then the map, are made by add
 }
 
-// add adds a new particle.
+// add adds a new particle, or replaces the one of the same key.
 func (p *particles) add(val *particle) {
 	p.Lock()
+	defer p.Unlock()
+	if p.internal != nil {
+		p.internal[val.key] = val
+		return
+	}
+	if i := p.indexLocked(val.key); i >= 0 {
+		p.few[i] = val
+		return
+	}
+	if len(p.few) < fewParticles {
+		p.few = append(p.few, val)
+		return
+	}
+	p.internal = make(map[string]*particle, len(p.few)+1)
+	for _, c := range p.few {
+		p.internal[c.key] = c
+	}
 	p.internal[val.key] = val
-	p.Unlock()
+	p.few = nil
+}
+
+// indexLocked is the index of the particle of key id in few, or -1.
+func (p *particles) indexLocked(id string) int {
+	for i, c := range p.few {
+		if c.key == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // getAll returns all particles.
 func (p *particles) getAll() map[string]*particle {
 	p.RLock()
 	defer p.RUnlock()
-	m := map[string]*particle{}
+	m := make(map[string]*particle, len(p.few)+len(p.internal))
+	for _, c := range p.few {
+		m[c.key] = c
+	}
 	for k, v := range p.internal {
 		m[k] = v
 	}
@@ -901,6 +962,9 @@ func (p *particles) getAll() map[string]*particle {
 func (p *particles) get(id string) *particle {
 	p.RLock()
 	defer p.RUnlock()
+	if i := p.indexLocked(id); i >= 0 {
+		return p.few[i]
+	}
 	return p.internal[id]
 }
 
@@ -908,13 +972,22 @@ func (p *particles) get(id string) *particle {
 func (p *particles) len() int {
 	p.RLock()
 	defer p.RUnlock()
-	val := len(p.internal)
-	return val
+	return len(p.few) + len(p.internal)
 }
 
 // delete removes a particle.
 func (p *particles) delete(id string) {
 	p.Lock()
 	defer p.Unlock()
+	if i := p.indexLocked(id); i >= 0 {
+		last := len(p.few) - 1
+		p.few[i] = p.few[last]
+		p.few[last] = nil
+		p.few = p.few[:last]
+		if last == 0 {
+			p.few = nil
+		}
+		return
+	}
 	delete(p.internal, id)
 }

@@ -6,6 +6,7 @@ package mqtt
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -20,7 +21,8 @@ const (
 
 func TestNewSharedSubscriptions(t *testing.T) {
 	s := NewSharedSubscriptions()
-	require.NotNil(t, s.internal)
+	require.Nil(t, s.internal, "the map is made by the first Add")
+	require.Equal(t, 0, s.Len())
 }
 
 func TestSharedSubscriptionsAdd(t *testing.T) {
@@ -700,21 +702,23 @@ func BenchmarkMessages(b *testing.B) {
 
 func TestNewParticles(t *testing.T) {
 	cl := newParticles()
-	require.NotNil(t, cl.internal)
+	require.Nil(t, cl.internal, "a slice, then a map, made by add")
+	require.Nil(t, cl.few)
+	require.Equal(t, 0, cl.len())
 }
 
 func TestParticlesAdd(t *testing.T) {
 	p := newParticles()
 	p.add(&particle{key: "a"})
-	require.Contains(t, p.internal, "a")
+	require.NotNil(t, p.get("a"))
 }
 
 func TestParticlesGet(t *testing.T) {
 	p := newParticles()
 	p.add(&particle{key: "a"})
 	p.add(&particle{key: "b"})
-	require.Contains(t, p.internal, "a")
-	require.Contains(t, p.internal, "b")
+	require.NotNil(t, p.get("a"))
+	require.NotNil(t, p.get("b"))
 
 	particle := p.get("a")
 	require.NotNil(t, particle)
@@ -726,9 +730,9 @@ func TestParticlesGetAll(t *testing.T) {
 	p.add(&particle{key: "a"})
 	p.add(&particle{key: "b"})
 	p.add(&particle{key: "c"})
-	require.Contains(t, p.internal, "a")
-	require.Contains(t, p.internal, "b")
-	require.Contains(t, p.internal, "c")
+	require.NotNil(t, p.get("a"))
+	require.NotNil(t, p.get("b"))
+	require.NotNil(t, p.get("c"))
 
 	particles := p.getAll()
 	require.Len(t, particles, 3)
@@ -738,19 +742,79 @@ func TestParticlesLen(t *testing.T) {
 	p := newParticles()
 	p.add(&particle{key: "a"})
 	p.add(&particle{key: "b"})
-	require.Contains(t, p.internal, "a")
-	require.Contains(t, p.internal, "b")
+	require.NotNil(t, p.get("a"))
+	require.NotNil(t, p.get("b"))
 	require.Equal(t, 2, p.len())
 }
 
 func TestParticlesDelete(t *testing.T) {
 	p := newParticles()
 	p.add(&particle{key: "a"})
-	require.Contains(t, p.internal, "a")
+	require.NotNil(t, p.get("a"))
 
 	p.delete("a")
 	particle := p.get("a")
 	require.Nil(t, particle)
+}
+
+// A particle's children are a slice while they are few, a map beyond: both
+// behave alike.
+func TestParticlesFewThenMany(t *testing.T) {
+	p := newParticles()
+	for i := 0; i < 2*fewParticles; i++ {
+		key := strconv.Itoa(i)
+		p.add(&particle{key: key})
+		p.add(&particle{key: key}) // again: replaced, not added
+		require.Equal(t, i+1, p.len())
+		require.Len(t, p.getAll(), i+1)
+		if i < fewParticles {
+			require.Nil(t, p.internal, "a slice while they are few")
+			require.Len(t, p.few, i+1)
+		} else {
+			require.Nil(t, p.few, "a map once they are many")
+		}
+		for j := 0; j <= i; j++ {
+			require.Equal(t, strconv.Itoa(j), p.get(strconv.Itoa(j)).key)
+		}
+	}
+
+	q := newParticles()
+	q.add(&particle{key: "x"})
+	q.add(&particle{key: "y"})
+	q.delete("x")
+	require.Nil(t, q.get("x"))
+	require.Equal(t, "y", q.get("y").key)
+	q.delete("y")
+	q.delete("z") // not there: nothing happens
+	require.Equal(t, 0, q.len())
+	require.Nil(t, q.few, "the slice goes with its last particle")
+}
+
+// A device's subscription to a topic of its own costs the index a few
+// hundred bytes, not the maps of two particles (each a map of children, of
+// subscriptions, of shared and inline subscriptions).
+func TestTopicsIndexDeviceSubscriptionsAreCompact(t *testing.T) {
+	index := NewTopicsIndex()
+	const n = 1000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < n; i++ {
+		filter := "dev/" + strconv.Itoa(i) + "/cmd"
+		index.Subscribe("dev-"+strconv.Itoa(i), packets.Subscription{Filter: filter, Qos: 1})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perDevice := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f bytes per device subscription", perDevice)
+	require.Less(t, perDevice, 1000.0, "bytes per device subscription (about 1,800 with a map per particle)")
+
+	for i := 0; i < n; i++ {
+		subs := index.Subscribers("dev/" + strconv.Itoa(i) + "/cmd")
+		require.Len(t, subs.Subscriptions, 1)
+		require.Contains(t, subs.Subscriptions, "dev-"+strconv.Itoa(i))
+	}
+	runtime.KeepAlive(index)
 }
 
 func TestIsValid(t *testing.T) {
@@ -859,7 +923,7 @@ func TestNewTopicAliases(t *testing.T) {
 func TestNewInlineSubscriptions(t *testing.T) {
 	subscriptions := NewInlineSubscriptions()
 	require.NotNil(t, subscriptions)
-	require.NotNil(t, subscriptions.internal)
+	require.Nil(t, subscriptions.internal, "the map is made by the first Add")
 	require.Equal(t, 0, subscriptions.Len())
 }
 
@@ -1124,7 +1188,7 @@ func TestMultiLevelWildcardMatchesParent(t *testing.T) {
 // A client's subscriptions are a slice while they are few, a map beyond:
 // both behave alike.
 func TestClientSubscriptionsFewThenMany(t *testing.T) {
-	s := newClientSubscriptions()
+	s := newCompactSubscriptions()
 	want := map[string]packets.Subscription{}
 	for i := 0; i < 2*fewSubscriptions; i++ {
 		filter := "a/" + strconv.Itoa(i)
@@ -1145,7 +1209,7 @@ func TestClientSubscriptionsFewThenMany(t *testing.T) {
 		require.Equal(t, sub, got)
 	}
 
-	c := newClientSubscriptions()
+	c := newCompactSubscriptions()
 	c.Add("x", packets.Subscription{Filter: "x"})
 	c.Add("y", packets.Subscription{Filter: "y", Qos: 1})
 	c.Delete("x")
