@@ -45,9 +45,11 @@ func raiseOpenFileLimit() (openFileLimit, error) {
 }
 
 // logOpenFileLimit raises the open files limit and says, once, how many
-// connections it allows, with a warning when --max-connections asks for
-// more than that.
-func logOpenFileLimit(log *slog.Logger, maxConnections int) {
+// connections it allows, with a warning when a --max-connections given
+// asks for more than that (the default's excess is in the INFO line: a
+// warning at every start of a small machine would teach people to ignore
+// warnings).
+func logOpenFileLimit(log *slog.Logger, maxConnections int, given bool) {
 	limit, err := raiseOpenFileLimit()
 	if err != nil {
 		log.Warn("open files", "err", err)
@@ -55,8 +57,8 @@ func logOpenFileLimit(log *slog.Logger, maxConnections int) {
 	if limit.hard == 0 {
 		return
 	}
-	log.Info("open files", "limit", limit.soft, "hard_limit", limit.hard, "connections", limit.connections())
-	if uint64(maxConnections) > limit.connections() {
+	log.Info("open files", "limit", limit.soft, "hard_limit", limit.hard, "connections", limit.connections(), "max_connections", maxConnections)
+	if given && uint64(maxConnections) > limit.connections() {
 		log.Warn("--max-connections is more than the open files limit allows: the hub cannot hold that many connections",
 			"max_connections", maxConnections, "connections", limit.connections(), "limit", limit.soft)
 	}
