@@ -442,10 +442,6 @@ func clearBucket(tx *bbolt.Tx, name []byte) error {
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-func historyKey(topic string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(topic), 0), seq)
-}
-
 // Restored is what the earlier run left, for bridge.Config.Restore.
 func (s *Store) Restored() *bridge.Restored { return &s.restored }
 
@@ -576,6 +572,7 @@ func (s *Store) sync() time.Duration {
 		s.pending = b
 	} else {
 		s.pending.committed(b)
+		s.pending.recycle(b, s.cfg.MaxTopics)
 		s.stats.Syncs++
 		s.lastErr = nil
 	}
@@ -619,6 +616,9 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 	}
 	values := tx.Bucket(bucketValues)
 	hist := tx.Bucket(bucketHistory)
+	// Each topic's samples are appended at the end of its range: fuller
+	// pages than bbolt's default half, a sixth fewer pages written.
+	hist.FillPercent = 0.9
 	for _, topic := range sortedKeys(b.topics) {
 		pt := b.topics[topic]
 		if pt.reset || pt.gone {
@@ -646,7 +646,7 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 			}
 		}
 		for _, r := range pt.samples {
-			if err := hist.Put(historyKey(topic, r.Seq), enc.of(r)); err != nil {
+			if err := hist.Put(enc.historyKey(topic, r.Seq), enc.of(r)); err != nil {
 				return err
 			}
 		}
@@ -697,11 +697,12 @@ func (s *Store) writeLog(tx *bbolt.Tx, b *batch, enc *encodedRecords) error {
 			}
 		}
 	}
+	logs.FillPercent = 1 // appended in key order: full pages, half as many
 	for i, r := range b.log {
 		if r.Seq < oldestKept || !r.Time.After(cutoff) {
 			continue
 		}
-		if err := logs.Put(seqKey(r.Seq), enc.logRecord(i)); err != nil {
+		if err := logs.Put(enc.seqKey(r.Seq), enc.logRecord(i)); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -88,43 +89,77 @@ func plainTopic(topic string) bool {
 
 // encodedRecords encodes each record of a write once: the log and the
 // topics' history hold the same records, and a topic's last value is its
-// newest sample. The encodings live in one buffer, for the write's
-// transaction.
+// newest sample. The encodings, and the keys, are cut from chunks of
+// memory, for the write's transaction (bbolt keeps what Put is given until
+// the commit): a few allocations per write, not a few per record.
 type encodedRecords struct {
-	buf  []byte
-	log  []bridge.Record // the batch's log, in sequence order
-	ends []int           // the end in buf of each log record's encoding
+	buf []byte          // the current chunk
+	log []bridge.Record // the batch's log, in sequence order
+	enc [][]byte        // the encoding of each
 }
 
-// newEncodedRecords encodes the log's records. Each encoding stays valid
-// for the transaction: a buffer that grows leaves the earlier ones where
-// they were.
+// chunkSize is the size of the chunks encodedRecords cuts from: large
+// enough that a write of 40,000 records takes a few dozen.
+const chunkSize = 256 << 10
+
+// recordOverhead bounds what appendRecord adds to a record's topic and
+// payload on its usual way: the field names, a sequence number, a time.
+const recordOverhead = 128
+
+// newEncodedRecords encodes the log's records.
 func newEncodedRecords(log []bridge.Record) *encodedRecords {
-	e := &encodedRecords{log: log, ends: make([]int, len(log))}
+	e := &encodedRecords{log: log, enc: make([][]byte, len(log))}
 	for i, r := range log {
-		e.buf = appendRecord(e.buf, r)
-		e.ends[i] = len(e.buf)
+		e.enc[i] = e.record(r)
 	}
 	return e
 }
 
-// logRecord is the encoding of the log's ith record.
-func (e *encodedRecords) logRecord(i int) []byte {
-	start := 0
-	if i > 0 {
-		start = e.ends[i-1]
+// reserve makes room for n bytes in the current chunk, or starts another:
+// what was cut from the earlier one stays where it is.
+func (e *encodedRecords) reserve(n int) {
+	if cap(e.buf)-len(e.buf) < n {
+		e.buf = make([]byte, 0, max(n, chunkSize))
 	}
-	return e.buf[start:e.ends[i]:e.ends[i]]
 }
 
+// cut is what the current chunk gained since start.
+func (e *encodedRecords) cut(start int) []byte { return e.buf[start:len(e.buf):len(e.buf)] }
+
+// record is a new encoding of r.
+func (e *encodedRecords) record(r bridge.Record) []byte {
+	e.reserve(len(r.Topic) + len(r.Payload) + recordOverhead)
+	start := len(e.buf)
+	e.buf = appendRecord(e.buf, r) // past the room reserved (escapes), a copy: the cut holds it
+	return e.cut(start)
+}
+
+// logRecord is the encoding of the log's ith record.
+func (e *encodedRecords) logRecord(i int) []byte { return e.enc[i] }
+
 // of is r's encoding: the log's when the log holds r (the same sequence
-// number and topic), otherwise a new one, in the same buffer.
+// number and topic), otherwise a new one.
 func (e *encodedRecords) of(r bridge.Record) []byte {
 	i, ok := slices.BinarySearchFunc(e.log, r.Seq, func(l bridge.Record, seq uint64) int { return cmp.Compare(l.Seq, seq) })
 	if ok && e.log[i].Topic == r.Topic {
-		return e.logRecord(i)
+		return e.enc[i]
 	}
+	return e.record(r)
+}
+
+// seqKey is the key of the record numbered seq in the log.
+func (e *encodedRecords) seqKey(seq uint64) []byte {
+	e.reserve(8)
 	start := len(e.buf)
-	e.buf = appendRecord(e.buf, r)
-	return e.buf[start:len(e.buf):len(e.buf)]
+	e.buf = binary.BigEndian.AppendUint64(e.buf, seq)
+	return e.cut(start)
+}
+
+// historyKey is the key of topic's sample numbered seq in the history.
+func (e *encodedRecords) historyKey(topic string, seq uint64) []byte {
+	e.reserve(len(topic) + 9)
+	start := len(e.buf)
+	e.buf = append(append(e.buf, topic...), 0)
+	e.buf = binary.BigEndian.AppendUint64(e.buf, seq)
+	return e.cut(start)
 }
