@@ -680,7 +680,7 @@ func (s *Store) writeLog(tx *bbolt.Tx, b *batch, enc *encodedRecords) error {
 		// going back to the front walks every leaf emptied so far, each
 		// time (bbolt removes them only at commit), which made this
 		// quadratic. A key stays valid for the transaction.
-		var gone [][]byte // at most the file's log: LogEntries
+		var gone [][]byte // at most the file's log: LogEntries records (or an earlier run's)
 		c := logs.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if binary.BigEndian.Uint64(k) >= oldestKept {
