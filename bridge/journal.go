@@ -9,7 +9,7 @@ import (
 type Record struct {
 	Seq      uint64
 	Topic    string          // absolute
-	Payload  json.RawMessage // the JSON value frames carry
+	Payload  json.RawMessage // the JSON value frames carry: valid and compact, which a Journal may write as it is
 	Time     time.Time
 	Retained bool
 	Cleared  bool // an empty retained message: the topic's last value is gone

@@ -440,38 +440,7 @@ func clearBucket(tx *bbolt.Tx, name []byte) error {
 	return err
 }
 
-// storedRecord is a record as the file keeps it.
-type storedRecord struct {
-	Seq      uint64          `json:"s"`
-	Topic    string          `json:"t"`
-	Payload  json.RawMessage `json:"p"`
-	Time     time.Time       `json:"at"`
-	Retained bool            `json:"r,omitempty"`
-	Cleared  bool            `json:"c,omitempty"`
-	Text     bool            `json:"x,omitempty"` // bridge.Record.Text
-}
-
-func readRecords(b *bbolt.Bucket, out *[]bridge.Record) error {
-	return b.ForEach(func(_, v []byte) error {
-		var r storedRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("a damaged record: %w", err)
-		}
-		*out = append(*out, bridge.Record{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared, Text: r.Text})
-		return nil
-	})
-}
-
-func encodeRecord(r bridge.Record) []byte {
-	b, _ := json.Marshal(storedRecord{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared, Text: r.Text})
-	return b
-}
-
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
-
-func historyKey(topic string, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(topic), 0), seq)
-}
 
 // Restored is what the earlier run left, for bridge.Config.Restore.
 func (s *Store) Restored() *bridge.Restored { return &s.restored }
@@ -603,6 +572,7 @@ func (s *Store) sync() time.Duration {
 		s.pending = b
 	} else {
 		s.pending.committed(b)
+		s.pending.recycle(b, s.cfg.MaxTopics)
 		s.stats.Syncs++
 		s.lastErr = nil
 	}
@@ -640,11 +610,15 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 			return err
 		}
 	}
-	if err := s.writeLog(tx, b); err != nil {
+	enc := newEncodedRecords(b.log)
+	if err := s.writeLog(tx, b, enc); err != nil {
 		return err
 	}
 	values := tx.Bucket(bucketValues)
 	hist := tx.Bucket(bucketHistory)
+	// Each topic's samples are appended at the end of its range: fuller
+	// pages than bbolt's default half, a sixth fewer pages written.
+	hist.FillPercent = 0.9
 	for _, topic := range sortedKeys(b.topics) {
 		pt := b.topics[topic]
 		if pt.reset || pt.gone {
@@ -658,7 +632,7 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 			}
 			continue
 		}
-		if err := values.Put([]byte(topic), encodeRecord(pt.value)); err != nil {
+		if err := values.Put([]byte(topic), enc.of(pt.value)); err != nil {
 			return err
 		}
 		if !pt.reset {
@@ -672,7 +646,7 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 			}
 		}
 		for _, r := range pt.samples {
-			if err := hist.Put(historyKey(topic, r.Seq), encodeRecord(r)); err != nil {
+			if err := hist.Put(enc.historyKey(topic, r.Seq), enc.of(r)); err != nil {
 				return err
 			}
 		}
@@ -685,9 +659,9 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 	return nil
 }
 
-// writeLog appends the batch's records to the log, after deleting (from
-// the front, in order) those past the log's bounds.
-func (s *Store) writeLog(tx *bbolt.Tx, b *batch) error {
+// writeLog appends the batch's records (encoded in enc) to the log, after
+// deleting (from the front, in order) those past the log's bounds.
+func (s *Store) writeLog(tx *bbolt.Tx, b *batch, enc *encodedRecords) error {
 	oldestKept := uint64(0)
 	if b.seq > uint64(s.cfg.LogEntries) {
 		oldestKept = b.seq - uint64(s.cfg.LogEntries) + 1
@@ -702,24 +676,33 @@ func (s *Store) writeLog(tx *bbolt.Tx, b *batch) error {
 		}
 		logs = tx.Bucket(bucketLog)
 	} else {
+		// The keys first, then their deletions: deleting at a cursor and
+		// going back to the front walks every leaf emptied so far, each
+		// time (bbolt removes them only at commit), which made this
+		// quadratic. A key stays valid for the transaction.
+		var gone [][]byte // at most the file's log: LogEntries records (or an earlier run's)
 		c := logs.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.First() {
+		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if binary.BigEndian.Uint64(k) >= oldestKept {
 				var r storedRecord
 				if json.Unmarshal(v, &r) == nil && r.Time.After(cutoff) {
 					break
 				}
 			}
-			if err := c.Delete(); err != nil {
+			gone = append(gone, k)
+		}
+		for _, k := range gone {
+			if err := logs.Delete(k); err != nil {
 				return err
 			}
 		}
 	}
-	for _, r := range b.log {
+	logs.FillPercent = 1 // appended in key order: full pages, half as many
+	for i, r := range b.log {
 		if r.Seq < oldestKept || !r.Time.After(cutoff) {
 			continue
 		}
-		if err := logs.Put(seqKey(r.Seq), encodeRecord(r)); err != nil {
+		if err := logs.Put(enc.seqKey(r.Seq), enc.logRecord(i)); err != nil {
 			return err
 		}
 	}

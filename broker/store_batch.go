@@ -14,12 +14,16 @@ import (
 type batch struct {
 	mqtt         map[string][]byte // key → value; nil: delete
 	log          []bridge.Record   // in sequence order
+	logBase      []bridge.Record   // the array log was last given, whole: see appendLog
 	logBytes     int64
 	logTruncated bool // older pending records were dropped: the file's log goes
 	topics       map[string]*pendingTopic
 	seq          uint64
 	n            int   // entries: broker keys, log records, topics, samples
 	bytes        int64 // their keys' and payloads' bytes
+	// spare are changes of topics a committed write held, emptied, for
+	// add to fill again rather than allocate: at most MaxTopics.
+	spare []*pendingTopic
 }
 
 // pendingTopic is what changed of one topic.
@@ -59,8 +63,20 @@ func (b *batch) setMQTT(key string, value []byte) {
 // appendLog adds r to the log, and drops the oldest records past the
 // bounds. It returns how many went for the bytes: those past LogEntries
 // would not have been kept anyway.
+//
+// At its bounds the log drops a record from its front for each it takes:
+// when its array is full, the records move down to the array's start (at
+// least half of it free) rather than to a new array. The array holds at
+// most about twice LogEntries records.
 func (b *batch) appendLog(cfg *StoreConfig, r bridge.Record) (dropped uint64) {
+	if len(b.log) == cap(b.log) && cap(b.logBase) >= 2*len(b.log) {
+		b.log = b.logBase[:copy(b.logBase[:cap(b.logBase)], b.log)]
+	}
+	before := cap(b.log)
 	b.log = append(b.log, r)
+	if cap(b.log) != before { // a new array
+		b.logBase = b.log
+	}
 	b.logBytes += recordBytes(r)
 	b.n++
 	b.bytes += recordBytes(r)
@@ -114,7 +130,11 @@ func (b *batch) setTopic(topic string, pt *pendingTopic) {
 func (b *batch) add(topic string, r bridge.Record, keep int) {
 	pt := b.topics[topic]
 	if pt == nil {
-		pt = &pendingTopic{}
+		if n := len(b.spare); n > 0 {
+			pt, b.spare = b.spare[n-1], b.spare[:n-1]
+		} else {
+			pt = &pendingTopic{}
+		}
 		b.setTopic(topic, pt)
 	}
 	n, bytes := pt.size(topic)
@@ -159,6 +179,20 @@ func (b *batch) committed(written *batch) {
 		if pt := b.topics[topic]; pt != nil && pt.ifWritten && !wt.gone {
 			pt.reset, pt.ifWritten = true, false
 		}
+	}
+}
+
+// recycle keeps the topics' changes of written, whose write committed,
+// emptied, for b's add to fill again, up to max of them. written is not
+// used after.
+func (b *batch) recycle(written *batch, max int) {
+	for _, pt := range written.topics {
+		if len(b.spare) >= max {
+			return
+		}
+		clear(pt.samples) // no payloads held
+		*pt = pendingTopic{samples: pt.samples[:0]}
+		b.spare = append(b.spare, pt)
 	}
 }
 

@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,4 +95,50 @@ func BenchmarkStoreStats(b *testing.B) {
 		}
 	}
 	b.StopTimer() // not Close's write
+}
+
+// BenchmarkStoreIngest is what the store costs per message of the hub's
+// ingest benchmark (hubbench ingest, --data): 2,000 topics, 100-byte
+// payloads, a sync every rate records (a second's worth), from a store
+// already at its bounds. ns/op is Record plus its share of the syncs, on
+// one goroutine: the CPU each message costs, whatever the neighbours do.
+//
+//	go test ./broker -run '^$' -bench StoreIngest -benchtime 200000x
+func BenchmarkStoreIngest(b *testing.B) {
+	for _, rate := range []int{10000, 40000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { benchmarkIngest(b, 2000, rate) })
+	}
+}
+
+func benchmarkIngest(b *testing.B, topics, perSync int) {
+	s := openTestStore(b, b.TempDir(), StoreConfig{})
+	defer s.Close()
+	names := make([]string, topics)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench/dev%d/data", i)
+	}
+	payload := json.RawMessage(fmt.Sprintf(`{"s":1,"t":1764000000000000000,"p":"%s"}`, strings.Repeat("x", 60)))
+	seq := uint64(0)
+	record := func() {
+		seq++
+		s.Record(bridge.Record{Seq: seq, Topic: names[seq%uint64(topics)], Payload: payload, Time: time.Now()})
+		if seq%uint64(perSync) == 0 {
+			s.sync()
+		}
+	}
+	for range 3 * bridge.DefaultHistoryLength * topics { // full histories, a full log
+		record()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU(b)
+	for range b.N {
+		record()
+	}
+	cpu = processCPU(b) - cpu
+	b.StopTimer()
+	if err := s.Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
