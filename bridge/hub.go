@@ -355,6 +355,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	h.fan.observers = append(h.fan.observers, h.devices)
 	h.fan.observers = append(h.fan.observers, cfg.Observers...)
 	h.fan.acks = h.acks
+	h.flush = newFlushers(h, cfg.FlushShards) // until Close; before the first delivery, which may help it
 	h.interest.fan, h.interest.deliver = h.fan, h.deliver
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
@@ -362,10 +363,10 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	} else if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
 		h.interest.stop(context.Background())
 		h.devices.close()
+		h.flush.close()
 		return nil, fmt.Errorf("subscribe on the bus: %w", err)
 	}
-	h.flush = newFlushers(h, cfg.FlushShards) // until Close
-	h.watch = newWatchdog(h)                  // until Close
+	h.watch = newWatchdog(h) // until Close
 	return h, nil
 }
 
@@ -420,8 +421,10 @@ func (h *Hub) Close(ctx context.Context) error {
 // fanout.deliver). It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
 	payload, text := payloadToJSON(m.Payload)
-	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: payload, Text: text, Time: time.Now(), Retained: m.Retain,
+	now := time.Now()
+	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: payload, Text: text, Time: now, Retained: m.Retain,
 		Cleared: m.Retain && len(m.Payload) == 0}) // an empty retained message clears the topic, as in MQTT
+	h.flush.help(now) // a shard kept from running by the goroutines delivering: flushed here, under no lock
 }
 
 // detach removes c from the hub. Call it once, after a successful attach.
