@@ -79,7 +79,9 @@ type Config struct {
 	// CoalesceWindow is the longest a flush shard waits after a wide pass
 	// (many sessions written at once) before its next one, so that each
 	// session gets fewer, larger writes when the fan-out is wide; a pass
-	// over fewer than 64 sessions does not wait. Default 2 ms; negative: off.
+	// over fewer than 64 sessions waits only while the shard is busy (its
+	// passes begin less than CoalesceWindow/2 apart), until CoalesceWindow/4
+	// after it began. Default 2 ms; negative: off.
 	CoalesceWindow time.Duration
 
 	// LogEntries bounds the event log clients resume from, in messages.
