@@ -235,18 +235,20 @@ func (sh *flushShard) run(stop <-chan struct{}) {
 		case <-stop:
 			return
 		}
+		waited := false // the shard waited after its last pass
 		for {
 			start := time.Now()
-			busy := start.Sub(lastStart) < 2*sh.busyGap() // the pass before began that recently
-			lastStart = start
 			sh.pass.Lock()
-			n := sh.runPass()
+			n, most := sh.runPass()
 			sh.pass.Unlock()
+			busy := sh.busy(start.Sub(lastStart), waited, most)
+			lastStart = start
 			if n == 0 {
 				break
 			}
 			wait := sh.waitAfter(n, busy, time.Since(start))
-			if wait <= 0 {
+			waited = wait > 0
+			if !waited {
 				continue
 			}
 			if timer == nil {
@@ -264,27 +266,27 @@ func (sh *flushShard) run(stop <-chan struct{}) {
 	}
 }
 
-// runPass flushes the clients on the ready list, and returns how many. The
-// caller holds sh.pass.
-func (sh *flushShard) runPass() int {
+// runPass flushes the clients on the ready list, and returns how many and
+// the most messages one of them had waiting. The caller holds sh.pass.
+func (sh *flushShard) runPass() (n, most int) {
 	sh.mu.Lock()
 	batch := sh.ready
 	sh.ready = sh.batch[:0]
 	sh.waiting.Store(0)
 	sh.mu.Unlock()
-	n := len(batch)
+	n = len(batch)
 	if n > 0 {
 		sh.passes++
 	}
 	for _, c := range batch {
-		sh.flush(c)
+		most = max(most, sh.flush(c))
 	}
 	clear(batch)
 	if cap(batch) > coalesceFull && n < coalesceFull/4 {
 		batch = nil // a peak's list is not kept
 	}
 	sh.batch = batch
-	return n
+	return n, most
 }
 
 // help runs a pass on the caller's goroutine when the ready list has
@@ -296,7 +298,7 @@ func (sh *flushShard) help(now int64) {
 	if since == 0 || now-since < sh.helpAfter || !sh.pass.TryLock() {
 		return
 	}
-	if sh.runPass() > 0 {
+	if n, _ := sh.runPass(); n > 0 {
 		sh.helped++
 	}
 	sh.pass.Unlock()
@@ -316,6 +318,15 @@ func (sh *flushShard) waitAfter(n int, busy bool, took time.Duration) time.Durat
 	return 0
 }
 
+// busy reports whether the shard is busy at a pass that began since after
+// the one before and found at most most messages for a client: the pass
+// before began less than busyGap earlier, or the shard waited after it
+// (waited) and a client got several messages meanwhile (the wait may have
+// been longer than asked: a timer under a millisecond may take one).
+func (sh *flushShard) busy(since time.Duration, waited bool, most int) bool {
+	return since < sh.busyGap() || waited && most > 1
+}
+
 // pause is how long the shard waits after a wide pass over n clients.
 func (sh *flushShard) pause(n int) time.Duration {
 	if sh.window <= 0 || n < coalesceFrom {
@@ -325,30 +336,34 @@ func (sh *flushShard) pause(n int) time.Duration {
 }
 
 // busyGap is the least time between the starts of two passes while the
-// shard is busy: when a pass begins within twice this of the one before
+// shard is busy: when a pass begins within this of the one before
 // (messages come faster than that), the shard waits until this long after
-// its start before the next one. A few clients that each get every message
+// its start before the next one, and stays busy while each pass after a
+// wait finds a client with several messages. A few clients that each get every message
 // (dashboards on "#" during an ingest) then get a few messages per write,
-// not one write per message, at the cost of at most this much latency;
-// at a lower rate nothing waits. A quarter of the coalescing window; none
-// when that is off.
+// not one write per message, at the cost of about this much latency (a
+// timer under a millisecond may take one when the process has nothing
+// else to do); at a lower rate nothing waits. A quarter of the coalescing
+// window; none when that is off.
 func (sh *flushShard) busyGap() time.Duration {
 	return max(0, sh.window/4)
 }
 
 // flush writes what c has waiting, which the shard owns, in one try; what
-// it cannot write without waiting goes to c's writer.
-func (sh *flushShard) flush(c *client) {
+// it cannot write without waiting goes to c's writer. It returns how many
+// messages it took (0 when c went to its writer at once).
+func (sh *flushShard) flush(c *client) int {
 	h, tx := sh.hub, c.w.tx
 	if c.stopped() || tx.stream().raw == nil {
 		h.startWriter(c, nil)
-		return
+		return 0
 	}
 	items, ok := c.out.takeUpTo(flushBufferSize - flushBufferSize/8) // room for the frames' headers
 	if !ok {
 		h.startWriter(c, nil)
-		return
+		return 0
 	}
+	taken := len(items)
 	clear(sh.lines)
 	sh.lines = sh.lines[:0]
 	for _, it := range items {
@@ -372,15 +387,16 @@ func (sh *flushShard) flush(c *client) {
 	switch {
 	case err == errBusy || err == nil && n < len(buf):
 		h.startWriter(c, append([]byte(nil), buf[n:]...))
-		return
+		return taken
 	case err != nil:
 		c.close(ReasonWriteFailed)
 		h.startBrokenWriter(c)
-		return
+		return taken
 	}
 	if c.release() {
 		// Woken meanwhile: the shard owns c again. Its turn comes after
 		// the others on the list.
 		sh.add(c)
 	}
+	return taken
 }

@@ -130,9 +130,8 @@ func TestHelpersRaceTheShardInOrder(t *testing.T) {
 }
 
 // TestShardWaitAfter: after a wide pass a shard waits its pause; after a
-// narrow one that began while busy (the one before began within twice
-// busyGap), until busyGap after it began; otherwise, and with the window
-// off, not at all.
+// narrow one that began while busy, until busyGap after it began;
+// otherwise, and with the window off, not at all.
 func TestShardWaitAfter(t *testing.T) {
 	const window = 2 * time.Millisecond
 	on, off := &flushShard{window: window}, &flushShard{window: -1}
@@ -157,6 +156,32 @@ func TestShardWaitAfter(t *testing.T) {
 	} {
 		if got := c.sh.waitAfter(c.n, c.busy, c.took); got != c.want {
 			t.Errorf("%s: wait %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestShardBusy: a shard is busy when its passes begin less than busyGap
+// apart, or when, after a wait, a client had several messages; not when
+// messages come slower, even after a wait (one message found).
+func TestShardBusy(t *testing.T) {
+	const window = 2 * time.Millisecond
+	sh := &flushShard{window: window}
+	for _, c := range []struct {
+		name   string
+		since  time.Duration
+		waited bool
+		most   int
+		want   bool
+	}{
+		{"back to back", window / 8, false, 1, true},
+		{"slower", window, false, 1, false},
+		{"slower, many waiting", window, false, 5, false},
+		{"after a wait, several", window, true, 3, true},
+		{"after a wait, one", window, true, 1, false},
+		{"first pass", time.Hour, false, 1, false},
+	} {
+		if got := sh.busy(c.since, c.waited, c.most); got != c.want {
+			t.Errorf("%s: busy %v, want %v", c.name, got, c.want)
 		}
 	}
 }

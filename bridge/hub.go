@@ -80,7 +80,7 @@ type Config struct {
 	// (many sessions written at once) before its next one, so that each
 	// session gets fewer, larger writes when the fan-out is wide; a pass
 	// over fewer than 64 sessions waits only while the shard is busy (its
-	// passes begin less than CoalesceWindow/2 apart), until CoalesceWindow/4
+	// passes begin less than CoalesceWindow/4 apart), until CoalesceWindow/4
 	// after it began. Default 2 ms; negative: off.
 	CoalesceWindow time.Duration
 
