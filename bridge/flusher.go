@@ -304,10 +304,10 @@ func (sh *flushShard) help(now int64) {
 	sh.pass.Unlock()
 }
 
-// waitAfter is how long the shard waits before its next pass, after one
-// over n clients that took as long as took and began when the shard was busy or
-// not (see busyGap): a wide pass waits its pause, a busy narrow one until
-// busyGap after it began, any other not at all.
+// waitAfter is how long the shard waits before its next pass, after a
+// pass over n clients that found it busy or not (see busy) and lasted
+// took: a wide pass waits its pause, a busy narrow one until busyGap after
+// it began, any other not at all.
 func (sh *flushShard) waitAfter(n int, busy bool, took time.Duration) time.Duration {
 	if n >= coalesceFrom {
 		return sh.pause(n)
