@@ -197,6 +197,8 @@ type flushShard struct {
 	mu      sync.Mutex
 	ready   []*client    // each client at most once (it is owned while on it): at most the sessions
 	waiting atomic.Int64 // monoNanos when ready became non-empty; 0 while it is empty (set under mu)
+	passEnd atomic.Int64 // monoNanos when the last pass ended
+	listed  atomic.Int32 // len(ready) (set under mu)
 	wake    chan struct{}
 
 	// pass is held to run a pass; it guards what follows.
@@ -213,6 +215,7 @@ type flushShard struct {
 func (sh *flushShard) add(c *client) {
 	sh.mu.Lock()
 	sh.ready = append(sh.ready, c)
+	sh.listed.Store(int32(min(len(sh.ready), coalesceFrom)))
 	first := len(sh.ready) == 1
 	if first {
 		sh.waiting.Store(monoNanos(time.Now()))
@@ -273,6 +276,7 @@ func (sh *flushShard) runPass() (n, most int) {
 	batch := sh.ready
 	sh.ready = sh.batch[:0]
 	sh.waiting.Store(0)
+	sh.listed.Store(0)
 	sh.mu.Unlock()
 	n = len(batch)
 	if n > 0 {
@@ -286,16 +290,25 @@ func (sh *flushShard) runPass() (n, most int) {
 		batch = nil // a peak's list is not kept
 	}
 	sh.batch = batch
+	if n > 0 {
+		sh.passEnd.Store(monoNanos(time.Now()))
+	}
 	return n, most
 }
 
-// help runs a pass on the caller's goroutine when the ready list has
-// waited longer than helpAfter at now (monoNanos) and no pass is running.
-// A delivery calls it, under none of the hub's locks; it never blocks: its
-// writes are the shard's, which never wait. O(1) when there is nothing to do.
+// help runs a pass on the caller's goroutine when the ready list is
+// narrow (fewer than coalesceFrom clients: a few clients that each get
+// many messages, as dashboards on "#", which fill their queues first), has
+// waited longer than helpAfter at now (monoNanos), no pass has ended for as
+// long (a long pass of the shard's is not followed by a helper's, which
+// would cut its pause short), and no pass is running. A wide list is left
+// to the shard, whose pauses coalesce it. A delivery calls help, under
+// none of the hub's locks; it never blocks: its writes are the shard's,
+// which never wait. O(1) when there is nothing to do.
 func (sh *flushShard) help(now int64) {
 	since := sh.waiting.Load()
-	if since == 0 || now-since < sh.helpAfter || !sh.pass.TryLock() {
+	if since == 0 || sh.listed.Load() >= coalesceFrom ||
+		now-max(since, sh.passEnd.Load()) < sh.helpAfter || !sh.pass.TryLock() {
 		return
 	}
 	if n, _ := sh.runPass(); n > 0 {

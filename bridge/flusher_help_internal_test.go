@@ -185,3 +185,30 @@ func TestShardBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpLeavesWideListsToTheShard: a delivery runs the pass of a narrow
+// list that waited too long, never of a wide one (the shard's pauses
+// coalesce those), nor of one that has not waited helpAfter since the
+// last pass ended.
+func TestHelpLeavesWideListsToTheShard(t *testing.T) {
+	const helpAfter = int64(5 * time.Millisecond)
+	for _, c := range []struct {
+		name    string
+		listed  int32
+		passEnd int64
+		ran     bool
+	}{
+		{"narrow, waited", 3, 0, true},
+		{"wide, waited", coalesceFrom, 0, false},
+		{"narrow, a pass just ended", 3, 10 * helpAfter, false},
+	} {
+		sh := &flushShard{helpAfter: helpAfter}
+		sh.waiting.Store(1)
+		sh.listed.Store(c.listed)
+		sh.passEnd.Store(c.passEnd)
+		sh.help(10*helpAfter + 1)
+		if ran := sh.waiting.Load() == 0; ran != c.ran { // a pass swaps the list out
+			t.Errorf("%s: a pass ran %v, want %v", c.name, ran, c.ran)
+		}
+	}
+}
