@@ -60,10 +60,11 @@
 //     client to its ready list (O(1); a push that makes a queue non-empty
 //     does it, after the queue's lock, and may hold the fan-out's or the
 //     acks') or to swap the list out. A pass over the list is run under
-//     the shard's pass lock, by its goroutine or, when the list has waited
-//     longer than a few milliseconds (the goroutine kept from running), by
-//     a delivery's goroutine after the fan-out, under no other lock (it
-//     only tries: a pass already running is left to finish).
+//     the shard's pass lock, by its goroutine or, when a narrow list (a
+//     few clients, as dashboards) has waited longer than a few
+//     milliseconds (the goroutine kept from running), by a delivery's
+//     goroutine after the fan-out, under no other lock (it only tries: a
+//     pass already running is left to finish).
 //   - the watchdog (watchdog.go): its lock is held to add or remove a
 //     session, or to copy a chunk of 256 of them; what its checks lead to
 //     (a close, a wake, a start with the default filters) runs outside it.
