@@ -59,7 +59,12 @@
 //   - the flush shards (flusher.go): each holds its lock to append a
 //     client to its ready list (O(1); a push that makes a queue non-empty
 //     does it, after the queue's lock, and may hold the fan-out's or the
-//     acks') or to swap the list out.
+//     acks') or to swap the list out. A pass over the list is run under
+//     the shard's pass lock, by its goroutine or, when a narrow list (a
+//     few clients, as dashboards) has waited longer than a few
+//     milliseconds (the goroutine kept from running), by a delivery's
+//     goroutine after the fan-out, under no other lock (it only tries: a
+//     pass already running is left to finish).
 //   - the watchdog (watchdog.go): its lock is held to add or remove a
 //     session, or to copy a chunk of 256 of them; what its checks lead to
 //     (a close, a wake, a start with the default filters) runs outside it.
@@ -71,7 +76,9 @@
 // appends it to the event log, tells the observers (the state store, the
 // Journal, Config.Observers: O(1) each, under their own locks), pushes it by
 // reference onto each matching client's queue and settles the acks it
-// confirms. It waits for no client, no network and no goroutine other than
+// confirms. Then, under none of these locks, it runs the pass of a flush
+// shard whose ready list has waited too long (writes that never wait). It
+// waits for no client, no network and no goroutine other than
 // the holders of these locks, each held only for the bounded work above:
 // the fan-out lock (its longest holders are Recheck and Resync, which list
 // the sessions under it), the event log's, the state store's,
@@ -104,7 +111,8 @@
 //   - A client has one writer at a time. A WebSocket's stream, and an SSE
 //     stream over HTTP/1.1 (hijacked), are scheduled (flusher.go): a queue
 //     that stops being empty puts its client on its flush shard's ready
-//     list (Config.FlushShards goroutines); the shard frames what is
+//     list (Config.FlushShards goroutines; a delivery runs a pass itself
+//     when the list has waited too long); the shard frames what is
 //     waiting into one buffer and tries one write that never waits; what
 //     would wait (a full socket, a catchup, more than the shard's buffer,
 //     TLS) goes to a writer goroutine started for that client alone

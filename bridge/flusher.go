@@ -123,14 +123,49 @@ const (
 	coalesceFull = 1024
 )
 
+// helpAfterMin is the least a shard's non-empty ready list waits before a
+// delivery runs its pass (twice Config.CoalesceWindow when that is longer,
+// so that a wide pass's pause is left alone): short enough that a client's
+// queue holds far more than the messages of that long at any rate the hub
+// sustains, long enough that the shard's own goroutine runs almost every
+// pass below saturation.
+const helpAfterMin = 5 * time.Millisecond
+
 func newFlushers(h *Hub, n int) *flushers {
-	f := &flushers{stop: make(chan struct{})}
+	f := &flushers{}
 	for range n {
-		sh := &flushShard{hub: h, wake: make(chan struct{}, 1), window: h.cfg.CoalesceWindow}
+		sh := &flushShard{hub: h, wake: make(chan struct{}, 1), window: h.cfg.CoalesceWindow,
+			helpAfter: int64(max(helpAfterMin, 2*h.cfg.CoalesceWindow))}
 		f.shards = append(f.shards, sh)
+	}
+	f.start()
+	return f
+}
+
+// start starts the shards' goroutines, until close.
+func (f *flushers) start() {
+	f.stop = make(chan struct{})
+	for _, sh := range f.shards {
 		f.wg.Go(func() { sh.run(f.stop) })
 	}
-	return f
+}
+
+// help lets the caller, a delivery, run the pass of any shard whose ready
+// list has waited too long (see flushShard). O(shards).
+func (f *flushers) help(now time.Time) {
+	at := monoNanos(now)
+	for _, sh := range f.shards {
+		sh.help(at)
+	}
+}
+
+// monoStart is what monoNanos counts from.
+var monoStart = time.Now()
+
+// monoNanos is t on the monotonic clock, in nanoseconds after monoStart
+// (at least 1: 0 means "not set").
+func monoNanos(t time.Time) int64 {
+	return max(1, int64(t.Sub(monoStart)))
 }
 
 // assign gives c a shard.
@@ -138,7 +173,7 @@ func (f *flushers) assign(c *client) {
 	c.w.shard = f.shards[int(f.next.Add(1))%len(f.shards)]
 }
 
-// close stops the shards: after every session ended.
+// close stops the shards' goroutines: after every session ended.
 func (f *flushers) close() {
 	close(f.stop)
 	f.wg.Wait()
@@ -146,25 +181,45 @@ func (f *flushers) close() {
 
 // flushShard is one flusher: a goroutine that writes the clients on its
 // ready list, in the order they became ready.
+//
+// On one core, the shard's goroutine is one runnable goroutine among those
+// of every device being read: woken behind them, it can wait a whole round
+// of them (tens of milliseconds at 50,000 messages/s), long enough for a
+// dashboard getting every message to fill its queue. So a list waiting
+// longer than helpAfter is flushed by the next delivery's goroutine instead
+// (help): a pass is run by whoever holds pass, the shard's goroutine or a
+// helper, one at a time, and its writes never wait either way.
 type flushShard struct {
-	hub    *Hub
-	window time.Duration
+	hub       *Hub
+	window    time.Duration
+	helpAfter int64 // nanoseconds a non-empty list waits before a delivery flushes it (see help)
 
-	mu    sync.Mutex
-	ready []*client // each client at most once (it is owned while on it): at most the sessions
-	wake  chan struct{}
+	mu      sync.Mutex
+	ready   []*client    // each client at most once (it is owned while on it): at most the sessions
+	waiting atomic.Int64 // monoNanos when ready became non-empty; 0 while it is empty (set under mu)
+	passEnd atomic.Int64 // monoNanos when the last pass ended
+	listed  atomic.Int32 // len(ready) (set under mu)
+	wake    chan struct{}
 
-	// The shard goroutine's own.
-	buf   []byte
-	lines [][]byte
-	raw   rawWrite
+	// pass is held to run a pass; it guards what follows.
+	pass   sync.Mutex
+	batch  []*client
+	buf    []byte
+	lines  [][]byte
+	raw    rawWrite
+	passes uint64 // passes run (for tests)
+	helped uint64 // of them, run by a delivery's goroutine (for tests)
 }
 
 // add puts c, which the caller just made owned, on the ready list.
 func (sh *flushShard) add(c *client) {
 	sh.mu.Lock()
 	sh.ready = append(sh.ready, c)
+	sh.listed.Store(int32(min(len(sh.ready), coalesceFrom)))
 	first := len(sh.ready) == 1
+	if first {
+		sh.waiting.Store(monoNanos(time.Now()))
+	}
 	sh.mu.Unlock()
 	if first {
 		select {
@@ -175,30 +230,28 @@ func (sh *flushShard) add(c *client) {
 }
 
 func (sh *flushShard) run(stop <-chan struct{}) {
-	var batch []*client
 	var timer *time.Timer
+	var lastStart time.Time // when the last pass began
 	for {
 		select {
 		case <-sh.wake:
 		case <-stop:
 			return
 		}
+		waited := false // the shard waited after its last pass
 		for {
-			sh.mu.Lock()
-			batch, sh.ready = sh.ready, batch[:0]
-			sh.mu.Unlock()
-			if len(batch) == 0 {
+			start := time.Now()
+			sh.pass.Lock()
+			n, most := sh.runPass()
+			sh.pass.Unlock()
+			busy := sh.busy(start.Sub(lastStart), waited, most)
+			lastStart = start
+			if n == 0 {
 				break
 			}
-			for _, c := range batch {
-				sh.flush(c)
-			}
-			wait := sh.pause(len(batch))
-			clear(batch)
-			if cap(batch) > coalesceFull && len(batch) < coalesceFull/4 {
-				batch = nil // a peak's list is not kept
-			}
-			if wait <= 0 {
+			wait := sh.waitAfter(n, busy, time.Since(start))
+			waited = wait > 0
+			if !waited {
 				continue
 			}
 			if timer == nil {
@@ -216,7 +269,78 @@ func (sh *flushShard) run(stop <-chan struct{}) {
 	}
 }
 
-// pause is how long the shard waits after a pass over n clients.
+// runPass flushes the clients on the ready list, and returns how many and
+// the most messages one of them had waiting. The caller holds sh.pass.
+func (sh *flushShard) runPass() (n, most int) {
+	sh.mu.Lock()
+	batch := sh.ready
+	sh.ready = sh.batch[:0]
+	sh.waiting.Store(0)
+	sh.listed.Store(0)
+	sh.mu.Unlock()
+	n = len(batch)
+	if n > 0 {
+		sh.passes++
+	}
+	for _, c := range batch {
+		most = max(most, sh.flush(c))
+	}
+	clear(batch)
+	if cap(batch) > coalesceFull && n < coalesceFull/4 {
+		batch = nil // a peak's list is not kept
+	}
+	sh.batch = batch
+	if n > 0 {
+		sh.passEnd.Store(monoNanos(time.Now()))
+	}
+	return n, most
+}
+
+// help runs a pass on the caller's goroutine when the ready list is
+// narrow (fewer than coalesceFrom clients: a few clients that each get
+// many messages, as dashboards on "#", which fill their queues first), has
+// waited longer than helpAfter at now (monoNanos), no pass has ended for as
+// long (a long pass of the shard's is not followed by a helper's, which
+// would cut its pause short), and no pass is running. A wide list is left
+// to the shard, whose pauses coalesce it. A delivery calls help, under
+// none of the hub's locks; it never blocks: its writes are the shard's,
+// which never wait. O(1) when there is nothing to do.
+func (sh *flushShard) help(now int64) {
+	since := sh.waiting.Load()
+	if since == 0 || sh.listed.Load() >= coalesceFrom ||
+		now-max(since, sh.passEnd.Load()) < sh.helpAfter || !sh.pass.TryLock() {
+		return
+	}
+	if n, _ := sh.runPass(); n > 0 {
+		sh.helped++
+	}
+	sh.pass.Unlock()
+}
+
+// waitAfter is how long the shard waits before its next pass, after a
+// pass over n clients that found it busy or not (see busy) and lasted
+// took: a wide pass waits its pause, a busy narrow one until busyGap after
+// it began, any other not at all.
+func (sh *flushShard) waitAfter(n int, busy bool, took time.Duration) time.Duration {
+	if n >= coalesceFrom {
+		return sh.pause(n)
+	}
+	if busy {
+		return max(0, sh.busyGap()-took)
+	}
+	return 0
+}
+
+// busy reports whether the shard is busy at a pass that began since after
+// the one before and found at most most messages for a client: the pass
+// before began less than busyGap earlier, or the shard waited after it
+// (waited) and a client got several messages meanwhile (the wait may have
+// been longer than asked: a timer under a millisecond may take one).
+func (sh *flushShard) busy(since time.Duration, waited bool, most int) bool {
+	return since < sh.busyGap() || waited && most > 1
+}
+
+// pause is how long the shard waits after a wide pass over n clients.
 func (sh *flushShard) pause(n int) time.Duration {
 	if sh.window <= 0 || n < coalesceFrom {
 		return 0
@@ -224,19 +348,35 @@ func (sh *flushShard) pause(n int) time.Duration {
 	return sh.window * time.Duration(min(n, coalesceFull)) / coalesceFull
 }
 
+// busyGap is the least time between the starts of two passes while the
+// shard is busy: when a pass begins within this of the one before
+// (messages come faster than that), the shard waits until this long after
+// its start before the next one, and stays busy while each pass after a
+// wait finds a client with several messages. A few clients that each get every message
+// (dashboards on "#" during an ingest) then get a few messages per write,
+// not one write per message, at the cost of about this much latency (a
+// timer under a millisecond may take one when the process has nothing
+// else to do); at a lower rate nothing waits. A quarter of the coalescing
+// window; none when that is off.
+func (sh *flushShard) busyGap() time.Duration {
+	return max(0, sh.window/4)
+}
+
 // flush writes what c has waiting, which the shard owns, in one try; what
-// it cannot write without waiting goes to c's writer.
-func (sh *flushShard) flush(c *client) {
+// it cannot write without waiting goes to c's writer. It returns how many
+// messages it took (0 when c went to its writer at once).
+func (sh *flushShard) flush(c *client) int {
 	h, tx := sh.hub, c.w.tx
 	if c.stopped() || tx.stream().raw == nil {
 		h.startWriter(c, nil)
-		return
+		return 0
 	}
 	items, ok := c.out.takeUpTo(flushBufferSize - flushBufferSize/8) // room for the frames' headers
 	if !ok {
 		h.startWriter(c, nil)
-		return
+		return 0
 	}
+	taken := len(items)
 	clear(sh.lines)
 	sh.lines = sh.lines[:0]
 	for _, it := range items {
@@ -260,15 +400,16 @@ func (sh *flushShard) flush(c *client) {
 	switch {
 	case err == errBusy || err == nil && n < len(buf):
 		h.startWriter(c, append([]byte(nil), buf[n:]...))
-		return
+		return taken
 	case err != nil:
 		c.close(ReasonWriteFailed)
 		h.startBrokenWriter(c)
-		return
+		return taken
 	}
 	if c.release() {
 		// Woken meanwhile: the shard owns c again. Its turn comes after
 		// the others on the list.
 		sh.add(c)
 	}
+	return taken
 }

@@ -79,7 +79,9 @@ type Config struct {
 	// CoalesceWindow is the longest a flush shard waits after a wide pass
 	// (many sessions written at once) before its next one, so that each
 	// session gets fewer, larger writes when the fan-out is wide; a pass
-	// over fewer than 64 sessions does not wait. Default 2 ms; negative: off.
+	// over fewer than 64 sessions waits only while the shard is busy (its
+	// passes begin less than CoalesceWindow/4 apart), until CoalesceWindow/4
+	// after it began. Default 2 ms; negative: off.
 	CoalesceWindow time.Duration
 
 	// LogEntries bounds the event log clients resume from, in messages.
@@ -356,6 +358,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	h.fan.observers = append(h.fan.observers, h.devices)
 	h.fan.observers = append(h.fan.observers, cfg.Observers...)
 	h.fan.acks = h.acks
+	h.flush = newFlushers(h, cfg.FlushShards) // until Close; before the first delivery, which may help it
 	h.interest.fan, h.interest.deliver = h.fan, h.deliver
 	h.upgrader = newUpgrader(h)
 	if cfg.SubscribeOnDemand {
@@ -363,11 +366,11 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 	} else if err := h.interest.subscribeFixed(cfg.BusFilters); err != nil {
 		h.interest.stop(context.Background())
 		h.devices.close()
+		h.flush.close()
 		return nil, fmt.Errorf("subscribe on the bus: %w", err)
 	}
-	h.flush = newFlushers(h, cfg.FlushShards) // until Close
-	h.watch = newWatchdog(h)                  // until Close
-	h.readers = newIdleReaders(h.log)         // its waiter from the first park until Close
+	h.watch = newWatchdog(h)          // until Close
+	h.readers = newIdleReaders(h.log) // its waiter from the first park until Close
 	return h, nil
 }
 
@@ -423,8 +426,10 @@ func (h *Hub) Close(ctx context.Context) error {
 // fanout.deliver). It never blocks (see the package documentation).
 func (h *Hub) deliver(m Message) {
 	payload, text := payloadToJSON(m.Payload)
-	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: payload, Text: text, Time: time.Now(), Retained: m.Retain,
+	now := time.Now()
+	h.fan.deliver(&m, Record{Topic: m.Topic, Payload: payload, Text: text, Time: now, Retained: m.Retain,
 		Cleared: m.Retain && len(m.Payload) == 0}) // an empty retained message clears the topic, as in MQTT
+	h.flush.help(now) // a shard kept from running by the goroutines delivering: flushed here, under no lock
 }
 
 // detach removes c from the hub. Call it once, after a successful attach.
