@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -95,4 +96,50 @@ func TestParkedSessionLosesNoFrameInBursts(t *testing.T) {
 		}
 	}
 	eventuallyParked(t, h, 1)
+}
+
+// TestParkedSessionsEndWhileTheirClientsTalk: sessions the hub ends while
+// their clients keep sending (each end racing the reader's resume and
+// park) all end, none stays parked, and every client sees its connection
+// close.
+func TestParkedSessionsEndWhileTheirClientsTalk(t *testing.T) {
+	const n = 16
+	h, addr := idleHub(t, Config{MessageRate: -1})
+	var clients []*hubtest.WS
+	for range n {
+		clients = append(clients, dialConfigured(t, addr, `{"subscribe": ["a"]}`))
+	}
+	eventuallyParked(t, h, n)
+	ended := make(chan error, n)
+	for i, ws := range clients {
+		go func() { // sends and reads until the hub closes the connection
+			_ = ws.Conn.SetReadDeadline(time.Now().Add(hubtest.Timeout))
+			for j := 0; ; j++ {
+				msg := fmt.Sprintf(`["clown.talk/-/config/set", {"subscribe": ["a/%d/%d"]}]`, i, j)
+				if err := ws.Conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+					ended <- nil // the hub closed first
+					return
+				}
+				if _, _, err := ws.Conn.ReadMessage(); err != nil {
+					var ce *websocket.CloseError
+					if !errors.As(err, &ce) {
+						ended <- err
+						return
+					}
+					ended <- nil
+					return
+				}
+			}
+		}()
+	}
+	for _, c := range h.sess.list() {
+		c.close(ReasonDisconnected)
+	}
+	for range n {
+		if err := <-ended; err != nil {
+			t.Errorf("a client's connection ended with %v, not a close frame", err)
+		}
+	}
+	hubtest.Eventually(t, hubtest.Timeout, func() bool { return len(h.sess.list()) == 0 }, "sessions did not end")
+	eventuallyParked(t, h, 0)
 }
