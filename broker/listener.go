@@ -302,13 +302,35 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 
 // SyscallConn is the TCP connection's, so that mochi's reader can wait
 // for the next packet without holding a buffer (PATCHES.md 35); a TLS
-// connection has none, and is read through Read.
+// connection has none, and is read through Read. Its reads end once the
+// connection is closed, as Read's do.
 func (c *deadlineConn) SyscallConn() (syscall.RawConn, error) {
 	sc, ok := c.Conn.(syscall.Conn)
 	if !ok {
 		return nil, errNoRawConn
 	}
-	return sc.SyscallConn()
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return closableRawConn{RawConn: raw, closed: &c.closed}, nil
+}
+
+// closableRawConn is a connection's RawConn whose reads end once Close was
+// called (closed), as deadlineConn.Read's do. Close's read deadline alone
+// does not stop mochi's reader: its lazy refresh (refreshDeadlineLazily)
+// may move the deadline on just after a Stop closed the connection, and
+// the reader would then wait for, and act on, what the client sends next.
+type closableRawConn struct {
+	syscall.RawConn
+	closed *atomic.Bool
+}
+
+func (r closableRawConn) Read(f func(fd uintptr) (done bool)) error {
+	if r.closed.Load() {
+		return net.ErrClosed
+	}
+	return r.RawConn.Read(f)
 }
 
 // errNoRawConn: the connection is not a socket of its own (TLS).

@@ -39,9 +39,11 @@ func readRecords(b *bbolt.Bucket, out *[]bridge.Record) error {
 
 // appendRecord appends r as the file keeps it: the bytes json.Marshal
 // gives of its storedRecord, written by hand (a sync writes tens of
-// thousands; BenchmarkStoreIngest). r.Payload is a JSON value, compact, as
-// the hub gives it (bridge.Record); a topic with bytes JSON escapes, or a
-// time JSON cannot carry, takes json.Marshal's way.
+// thousands; BenchmarkStoreIngest), but for the payload. r.Payload is a
+// JSON value, compact, as the hub gives it (bridge.Record), and is written
+// as it is, where json.Marshal would escape <, >, & and U+2028/U+2029 in
+// its strings: the same value. A topic with bytes JSON escapes, or a time
+// JSON cannot carry, takes json.Marshal's way.
 func appendRecord(dst []byte, r bridge.Record) []byte {
 	if !plainTopic(r.Topic) || r.Time.Year() < 0 || r.Time.Year() > 9999 {
 		b, err := json.Marshal(storedRecord{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared, Text: r.Text})

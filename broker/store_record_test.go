@@ -2,14 +2,16 @@ package broker
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/motehub/motehub/bridge"
 )
 
-// appendRecord writes what json.Marshal writes of the record: files keep
-// reading the same, whichever wrote them.
+// appendRecord writes what json.Marshal writes of the record (for
+// payloads without what json.Marshal escapes: see the next test): files
+// keep reading the same, whichever wrote them.
 func TestAppendRecordIsJSONMarshal(t *testing.T) {
 	at := time.Date(2026, 12, 3, 16, 37, 3, 123456789, time.UTC)
 	records := []bridge.Record{
@@ -35,6 +37,40 @@ func TestAppendRecordIsJSONMarshal(t *testing.T) {
 		var back storedRecord
 		if err := json.Unmarshal(got[len("prefix"):], &back); err != nil {
 			t.Errorf("record %d does not read back: %v", r.Seq, err)
+		}
+	}
+}
+
+// A payload is written as the hub gave it, where json.Marshal would
+// escape <, >, & and U+2028/U+2029 in its strings: the record reads back
+// the same as json.Marshal's, its payload the same JSON value (the bytes
+// the device sent, not json.Marshal's escapes of them).
+func TestAppendRecordKeepsThePayloadsBytes(t *testing.T) {
+	at := time.Date(2026, 12, 3, 16, 37, 3, 123456789, time.UTC)
+	for i, payload := range []string{`"<b>fish & chips</b>"`, `{"html":"a<b>c","sep":"\u2028 and   "}`, `["&"]`} {
+		r := bridge.Record{Seq: uint64(i + 1), Topic: "page/html", Payload: json.RawMessage(payload), Time: at, Text: true}
+		marshalled, err := json.Marshal(storedRecord{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Text: r.Text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want storedRecord
+		if err := json.Unmarshal(appendRecord(nil, r), &got); err != nil {
+			t.Fatalf("payload %s: %v", payload, err)
+		}
+		if err := json.Unmarshal(marshalled, &want); err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Payload) != payload {
+			t.Errorf("payload %s read back as %s", payload, got.Payload)
+		}
+		var gotValue, wantValue any
+		if json.Unmarshal(got.Payload, &gotValue) != nil || json.Unmarshal(want.Payload, &wantValue) != nil ||
+			!reflect.DeepEqual(gotValue, wantValue) {
+			t.Errorf("payload %s: %s, json.Marshal's %s: not the same value", payload, got.Payload, want.Payload)
+		}
+		got.Payload, want.Payload = nil, nil
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("payload %s: the record reads back as %+v, json.Marshal's as %+v", payload, got, want)
 		}
 	}
 }

@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			"--allow-anonymous on an address other machines can reach; give users with --users (see hub passwd)",
 			"listeners", strings.Join(exposed, ", "))
 	}
-	logOpenFileLimit(log, opts.MaxConnections, opts.explicit["max-connections"]) // fdlimit.go: each connection holds an open file
+	logOpenFileLimit(log, opts.MaxConnections, opts.explicit["max-connections"]) // fdlimit_unix.go: each connection holds an open file
 	sec, err := loadSecurity(opts)
 	if err != nil {
 		return err

@@ -57,7 +57,7 @@ const maxEmptyReads = 100
 // newPacketReader returns a reader of conn's packets through a buffer of size bytes.
 func newPacketReader(conn net.Conn, size int) *packetReader {
 	p := &packetReader{conn: conn, size: max(size, 16)}
-	if sc, ok := conn.(syscall.Conn); ok {
+	if sc, ok := conn.(syscall.Conn); ok && rawReads {
 		if raw, err := sc.SyscallConn(); err == nil {
 			p.raw = raw
 			p.readFD = p.readFromFD
@@ -184,7 +184,7 @@ func (p *packetReader) readFromFD(fd uintptr) bool {
 	var n int
 	var err error
 	for {
-		n, err = syscall.Read(int(fd), into)
+		n, err = readFD(fd, into)
 		if !errors.Is(err, syscall.EINTR) {
 			break
 		}
