@@ -185,7 +185,10 @@ func TestDashboardRelayCommand(t *testing.T) {
 			break
 		}
 	}
-	b.WaitJS(t, hubtest.Timeout, `tile("`+relay+`").dataset.command === "ok"`, `JSON.stringify(relaySeen)`)
+	// The ack follows the echo in the session's stream, but a device card's
+	// badge shows the device model's value, which the hub updates after the
+	// fan-out, on its model's goroutine: it may come after the "ok".
+	b.WaitJS(t, hubtest.Timeout, `tile("`+relay+`").dataset.command === "ok" && tileText("`+relay+`", ".badge") === "on"`, `JSON.stringify(relaySeen)`)
 	if states := hubtest.Eval[string](t, b, `relaySeen.map(e => e.s).join(",")`); states != "pending,ok" {
 		t.Errorf("the control went through %q, want pending,ok", states)
 	}
