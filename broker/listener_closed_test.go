@@ -17,20 +17,7 @@ import (
 // after the Close (its lazy refresh racing the Stop): a PUBLISH the client
 // sends then is not taken.
 func TestClosedConnectionReadsNothingMore(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := hubtest.TCPPair(t)
 	dc := &deadlineConn{Conn: server}
 	defer dc.abort()
 

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/motehub/motehub/internal/hubtest"
 	"github.com/motehub/motehub/internal/linger"
 )
 
@@ -64,20 +65,7 @@ func TestCloseDeliversTheLastWordsToASendingPeer(t *testing.T) {
 // TestCloseIsBounded: a peer that never closes holds a lingering close for
 // the timeout, no longer.
 func TestCloseIsBounded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, server := hubtest.TCPPair(t) // the client stays open, never closing, until the test ends
 	start := time.Now()
 	_ = linger.Close(server, 200*time.Millisecond)
 	if d := time.Since(start); d < 200*time.Millisecond {
