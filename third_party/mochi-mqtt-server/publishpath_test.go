@@ -25,7 +25,54 @@ func TestSubscribersOnlyInlineAllocs(t *testing.T) {
 	require.Empty(t, subs.Shared)
 
 	allocs := testing.AllocsPerRun(100, func() { _ = index.Subscribers("dev/17/data") })
-	require.LessOrEqual(t, allocs, 3.0, "the Subscribers, one map and its bucket")
+	require.LessOrEqual(t, allocs, 2.0, "the Subscribers and its slice of inline subscriptions")
+}
+
+// TestPublishToInlineSubscribersAllocatesNothing: a message that only
+// inline subscriptions match (a device's, which the hub takes) is handed to
+// them without an allocation: no map, no Subscribers (PATCHES.md 38).
+func TestPublishToInlineSubscribersAllocatesNothing(t *testing.T) {
+	s := newServerWithInlineClient()
+	calls := 0
+	count := func(*Client, packets.Subscription, packets.Packet) { calls++ }
+	s.Topics.InlineSubscribe(InlineSubscription{Subscription: packets.Subscription{Filter: "#", Identifier: 1}, Handler: count})
+	s.Topics.InlineSubscribe(InlineSubscription{Subscription: packets.Subscription{Filter: "dev/+/data", Identifier: 2}, Handler: count})
+	s.Topics.Subscribe("cl1", packets.Subscription{Filter: "other/topic"})
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "dev/17/data",
+		Payload: []byte("on"), Created: time.Now().Unix()}
+
+	allocs := testing.AllocsPerRun(100, func() { s.publishToSubscribers(pk) })
+	require.Zero(t, allocs)
+	require.Equal(t, 2*101, calls, "each inline subscription once per message")
+}
+
+// TestInlineSubscriptionsOnePerIdentifier: an inline subscription whose
+// identifier two matching filters share is called once per message, as
+// when they were gathered in a map keyed on it; one per identifier
+// otherwise, however many match (PATCHES.md 38).
+func TestInlineSubscriptionsOnePerIdentifier(t *testing.T) {
+	s := newServerWithInlineClient()
+	calls := map[string]int{}
+	record := func(_ *Client, sub packets.Subscription, _ packets.Packet) { calls[sub.Filter]++ }
+	for i, filter := range []string{"a/b", "a/#", "+/b", "#"} {
+		s.Topics.InlineSubscribe(InlineSubscription{Subscription: packets.Subscription{Filter: filter, Identifier: min(i, 2)},
+			Handler: record})
+	}
+	s.publishToSubscribers(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "a/b"})
+
+	total := 0
+	for _, n := range calls {
+		total += n
+	}
+	require.Equal(t, 3, total, "identifiers 0, 1 and 2 (on two filters) once each: %v", calls)
+	require.Equal(t, 1, calls["a/b"])
+	require.Equal(t, 1, calls["a/#"])
+
+	var ids []int
+	for _, sub := range s.Topics.Subscribers("a/b").InlineSubscriptions {
+		ids = append(ids, sub.Identifier)
+	}
+	require.ElementsMatch(t, []int{0, 1, 2}, ids)
 }
 
 // TestSubscribersSharedStillSelected: with maps made only when needed, a

@@ -403,10 +403,14 @@ type InlineSubscription struct {
 
 // Subscribers contains the shared and non-shared subscribers matching a topic.
 type Subscribers struct {
-	Shared              map[string]map[string]packets.Subscription
-	SharedSelected      map[string]packets.Subscription
-	Subscriptions       map[string]packets.Subscription
-	InlineSubscriptions map[int]InlineSubscription
+	Shared         map[string]map[string]packets.Subscription
+	SharedSelected map[string]packets.Subscription
+	Subscriptions  map[string]packets.Subscription
+
+	// InlineSubscriptions are the matching inline subscriptions, one per
+	// identifier (PATCHES.md 38: a slice, where a map was made for every
+	// message published).
+	InlineSubscriptions []InlineSubscription
 }
 
 // SelectShared returns one subscriber for each shared subscription group.
@@ -686,35 +690,44 @@ func (x *TopicsIndex) scanMessages(filter string, d int, n *particle, pks []pack
 //
 // Its maps are made only when something goes in them (a nil map reads as
 // empty): a publish that matches one inline subscription, say, allocates
-// one map, not four, and no copy of any particle's subscriptions.
+// no map, and no copy of any particle's subscriptions.
 func (x *TopicsIndex) Subscribers(topic string) *Subscribers {
 	return x.scanSubscribers(topic, 0, nil, &Subscribers{})
 }
 
 // scanSubscribers returns a list of client subscriptions matching an indexed topic address.
 func (x *TopicsIndex) scanSubscribers(topic string, d int, n *particle, subs *Subscribers) *Subscribers {
+	subs.InlineSubscriptions = x.gatherMatching(topic, d, n, subs, subs.InlineSubscriptions)
+	return subs
+}
+
+// gatherMatching gathers into subs the subscriptions of clients that match
+// topic, below n at depth d, and returns inline with the matching inline
+// subscriptions added: apart from subs, so that the server can keep them on
+// its stack (Server.publishToSubscribers).
+func (x *TopicsIndex) gatherMatching(topic string, d int, n *particle, subs *Subscribers, inline []InlineSubscription) []InlineSubscription {
 	if n == nil {
 		n = x.root
 	}
 
 	if len(topic) == 0 {
-		return subs
+		return inline
 	}
 
 	key, hasNext := isolateParticle(topic, d)
 	for _, partKey := range []string{key, "+"} {
 		if particle := n.particles.get(partKey); particle != nil { // [MQTT-3.3.2-3]
 			if hasNext {
-				x.scanSubscribers(topic, d+1, particle, subs)
+				inline = x.gatherMatching(topic, d+1, particle, subs, inline)
 			} else {
 				x.gatherSubscriptions(topic, particle, subs)
 				x.gatherSharedSubscriptions(particle, subs)
-				x.gatherInlineSubscriptions(particle, subs)
+				inline = x.gatherInlineSubscriptions(particle, inline)
 
 				if wild := particle.particles.get("#"); wild != nil && partKey != "+" {
 					x.gatherSubscriptions(topic, wild, subs) // also match any subs where filter/# is filter as per 4.7.1.2
 					x.gatherSharedSubscriptions(wild, subs)
-					x.gatherInlineSubscriptions(wild, subs)
+					inline = x.gatherInlineSubscriptions(wild, inline)
 				}
 			}
 		}
@@ -723,10 +736,10 @@ func (x *TopicsIndex) scanSubscribers(topic string, d int, n *particle, subs *Su
 	if particle := n.particles.get("#"); particle != nil {
 		x.gatherSubscriptions(topic, particle, subs)
 		x.gatherSharedSubscriptions(particle, subs)
-		x.gatherInlineSubscriptions(particle, subs)
+		inline = x.gatherInlineSubscriptions(particle, inline)
 	}
 
-	return subs
+	return inline
 }
 
 // gatherSubscriptions collects any matching subscriptions, and gathers any identifiers or highest qos values.
@@ -777,16 +790,30 @@ func (x *TopicsIndex) gatherSharedSubscriptions(particle *particle, subs *Subscr
 	}
 }
 
-// gatherSharedSubscriptions gathers all inline subscriptions for a particle.
-func (x *TopicsIndex) gatherInlineSubscriptions(particle *particle, subs *Subscribers) {
+// gatherInlineSubscriptions returns inline with a particle's inline
+// subscriptions added, one per identifier: an identifier matched again (the
+// same one on two filters) replaces its earlier match in its place, as when
+// they were gathered in a map keyed on it.
+func (x *TopicsIndex) gatherInlineSubscriptions(particle *particle, inline []InlineSubscription) []InlineSubscription {
 	particle.inlineSubscriptions.RLock()
 	defer particle.inlineSubscriptions.RUnlock()
-	for id, inline := range particle.inlineSubscriptions.internal {
-		if subs.InlineSubscriptions == nil {
-			subs.InlineSubscriptions = map[int]InlineSubscription{}
-		}
-		subs.InlineSubscriptions[id] = inline
+	for _, sub := range particle.inlineSubscriptions.internal {
+		inline = addInlineSubscription(inline, sub)
 	}
+	return inline
+}
+
+// addInlineSubscription adds sub to inline, in place of the one with its
+// identifier if there is one. A message matches a handful of inline
+// subscriptions at most: a look through them costs less than a map.
+func addInlineSubscription(inline []InlineSubscription, sub InlineSubscription) []InlineSubscription {
+	for i := range inline {
+		if inline[i].Identifier == sub.Identifier {
+			inline[i] = sub
+			return inline
+		}
+	}
+	return append(inline, sub)
 }
 
 // isolateParticle extracts a particle between d / and d+1 / without allocations.

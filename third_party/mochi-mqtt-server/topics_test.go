@@ -1163,8 +1163,10 @@ func TestMultiLevelWildcardMatchesParent(t *testing.T) {
 	// clients' ones, and for the retained messages a new subscription gets.
 	index := NewTopicsIndex()
 	index.InlineSubscribe(InlineSubscription{Subscription: packets.Subscription{Filter: "a/#", Identifier: 1}})
-	require.Contains(t, index.Subscribers("a").InlineSubscriptions, 1)
-	require.Contains(t, index.Subscribers("a/b").InlineSubscriptions, 1)
+	require.Len(t, index.Subscribers("a").InlineSubscriptions, 1)
+	require.Equal(t, 1, index.Subscribers("a").InlineSubscriptions[0].Identifier)
+	require.Len(t, index.Subscribers("a/b").InlineSubscriptions, 1)
+	require.Equal(t, 1, index.Subscribers("a/b").InlineSubscriptions[0].Identifier)
 	require.Empty(t, index.Subscribers("ab").InlineSubscriptions)
 
 	fh := packets.FixedHeader{Type: packets.Publish, Retain: true}
