@@ -73,6 +73,37 @@ func TestPacketReaderHoldsABufferOnlyWhileThereAreBytes(t *testing.T) {
 	require.Nil(t, p.buf)
 }
 
+// Bytes that come after a read that emptied the socket, while the client
+// handles what it read, are read at the next read, without waiting for
+// more to come. They would not be if that read waited before it read (to
+// save the read(2) that finds nothing before each wait): raw.Read clears
+// the readiness the runtime's poller recorded for them (PATCHES.md 35).
+func TestPacketReaderReadsWhatCameWhileItWasNotReading(t *testing.T) {
+	if !rawReads {
+		t.Skip("no RawConn reads here")
+	}
+	server, client := tcpPair(t)
+	p := newPacketReader(server, 16)
+	for i := byte(0); i < 20; i++ {
+		_, err := client.Write([]byte{i})
+		require.NoError(t, err)
+		b, err := p.ReadByte() // the socket is empty after this read
+		require.NoError(t, err)
+		require.Equal(t, i, b)
+
+		_, err = client.Write([]byte{i | 0x80})
+		require.NoError(t, err)
+		// Not a synchronisation: the byte must be read however long this
+		// is. The reader goes idle, as a client's does while it handles a
+		// packet, and the poller records the byte as readable meanwhile.
+		time.Sleep(time.Millisecond)
+		require.NoError(t, server.SetReadDeadline(time.Now().Add(5*time.Second)))
+		b, err = p.ReadByte()
+		require.NoError(t, err, "the byte that came while the reader was not reading")
+		require.Equal(t, i|0x80, b)
+	}
+}
+
 // A connection without a RawConn (net.Pipe, TLS, WebSocket) is read
 // through its Read, into a buffer kept for its lifetime.
 func TestPacketReaderWithoutRawConn(t *testing.T) {
