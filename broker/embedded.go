@@ -499,7 +499,7 @@ func (s *inlineSub) handle(_ *mqtt.Client, _ packets.Subscription, pk packets.Pa
 	ok := s.enterLocked()
 	s.mu.Unlock()
 	if ok {
-		s.call(pk, false)
+		s.call(&pk, false)
 	}
 }
 
@@ -517,7 +517,7 @@ func (s *inlineSub) replay(retained []packets.Packet) {
 		}
 		s.replayAt = pk.TopicName
 		s.mu.Unlock()
-		s.call(pk, true)
+		s.call(&pk, true)
 	}
 	s.mu.Lock()
 	s.replaying, s.live = false, nil
@@ -534,8 +534,9 @@ func (s *inlineSub) enterLocked() bool {
 }
 
 // call runs fn for pk, then counts the call as ended and ends the replay's
-// hold on pk's topic.
-func (s *inlineSub) call(pk packets.Packet, replay bool) {
+// hold on pk's topic. pk is not kept: a pointer, not a copy of the 800
+// bytes of a packet for each message.
+func (s *inlineSub) call(pk *packets.Packet, replay bool) {
 	defer func() {
 		s.mu.Lock()
 		s.calls--
