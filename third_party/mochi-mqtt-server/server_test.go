@@ -2559,7 +2559,11 @@ func TestProcessPublishWithTopicAlias(t *testing.T) {
 		pkx.TopicName = ""
 		pkx.Properties.TopicAlias = 1
 		_ = s.processPacket(cl2, pkx)
-		time.Sleep(time.Millisecond)
+		// cl's writer has written the message once nothing is pending
+		// (a millisecond's sleep was not always enough under -race).
+		for deadline := time.Now().Add(5 * time.Second); cl.PendingWrites() > 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		_ = w2.Close()
 		_ = w.Close()
 	}()
