@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,4 +130,55 @@ func TestClientRefreshDeadlineLazily(t *testing.T) {
 	cl.deadlineSet = time.Now().Add(-deadlineSlack) // a second later
 	cl.refreshDeadlineLazily(0)
 	require.Equal(t, 4, conn.set)
+}
+
+// publishPathHook provides the hooks of a PUBLISH's path that the server
+// now calls only when a hook provides them, and counts their calls.
+type publishPathHook struct {
+	HookBase
+	read, published, processed atomic.Int32
+}
+
+func (h *publishPathHook) ID() string { return "publish-path" }
+
+func (h *publishPathHook) Provides(b byte) bool {
+	return b == OnPacketRead || b == OnPublished || b == OnPacketProcessed
+}
+
+func (h *publishPathHook) OnPacketRead(_ *Client, pk packets.Packet) (packets.Packet, error) {
+	h.read.Add(1)
+	pk.Payload = []byte("changed on read")
+	return pk, nil
+}
+
+func (h *publishPathHook) OnPublished(*Client, packets.Packet) { h.published.Add(1) }
+
+func (h *publishPathHook) OnPacketProcessed(*Client, packets.Packet, error) { h.processed.Add(1) }
+
+// TestPublishPathHooksWhenProvided: OnPacketRead, OnPublished and
+// OnPacketProcessed are called, and what OnPacketRead returns is the
+// packet handled, when a hook provides them: the server asks before it
+// copies the packet for them (PATCHES.md 40).
+func TestPublishPathHooksWhenProvided(t *testing.T) {
+	s := newServer()
+	h := new(publishPathHook)
+	require.NoError(t, s.AddHook(h, nil))
+	r, w := net.Pipe()
+	defer r.Close()
+	defer w.Close()
+	cl := s.NewClient(r, "tcp", "publisher", false)
+	cl.Properties.ProtocolVersion = 4
+	cl.State.Inflight.ResetReceiveQuota(10) // as at CONNECT
+
+	go func() { _, _ = w.Write([]byte{0x30, 6, 0, 1, 'a', 'o', 'n', '!'}) }() // QoS 0 PUBLISH "on!" to "a"
+	var fh packets.FixedHeader
+	require.NoError(t, cl.ReadFixedHeader(&fh))
+	pk, err := cl.ReadPacket(&fh)
+	require.NoError(t, err)
+	require.Equal(t, "changed on read", string(pk.Payload))
+	require.NoError(t, s.processPacket(cl, pk))
+
+	require.Equal(t, int32(1), h.read.Load())
+	require.Equal(t, int32(1), h.published.Load())
+	require.Equal(t, int32(1), h.processed.Load())
 }

@@ -797,7 +797,9 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 		return fmt.Errorf("no valid packet available; %v", pk.FixedHeader.Type)
 	}
 
-	s.hooks.OnPacketProcessed(cl, pk, err)
+	if s.hooks.Provides(OnPacketProcessed) { // else no copy of the packet (PATCHES.md 40)
+		s.hooks.OnPacketProcessed(cl, pk, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -1025,7 +1027,9 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 	// the package as qos=0, and the client receives it as qos=1 or 2.
 	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
 		s.publishToSubscribers(pk)
-		s.hooks.OnPublished(cl, pk)
+		if s.hooks.Provides(OnPublished) { // else no copy of the packet (PATCHES.md 40)
+			s.hooks.OnPublished(cl, pk)
+		}
 		return nil
 	}
 
@@ -1058,7 +1062,9 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		s.hooks.OnQosComplete(cl, ack)
 	}
 
-	s.hooks.OnPublished(cl, pk)
+	if s.hooks.Provides(OnPublished) {
+		s.hooks.OnPublished(cl, pk)
+	}
 
 	return nil
 }
