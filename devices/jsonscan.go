@@ -119,8 +119,8 @@ func valueEnd(b []byte, i int) int {
 }
 
 // eachMember calls fn with every member of the JSON object raw (valid
-// JSON), in order, its key decoded; ok is false when raw is no object. key
-// is only valid during the call.
+// JSON), in order, its key decoded (raw's bytes, or a copy when it has
+// escapes); ok is false when raw is no object.
 func eachMember(raw []byte, fn func(key []byte, value json.RawMessage)) bool {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {

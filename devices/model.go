@@ -93,6 +93,11 @@ type Model struct {
 	now       time.Time            // the time of the message being applied
 	stats     Stats
 	batch     *batch // what ApplyAll defers; nil outside ApplyAll
+
+	// Scratch buffers, reused to look up map keys without allocating:
+	// scratch by one function at a time, leafKey by expand's leaves.
+	scratch []byte
+	leafKey []byte
 }
 
 // New returns an empty model.
@@ -153,7 +158,7 @@ func (m *Model) apply(msg Message) Changes {
 			t = m.topics[msg.Topic]
 		}
 	}
-	ch.add(m.feed(t, msg.Payload, msg.Time, m.seq))
+	ch.add(m.feed(t, msg.Payload, msg.JSON, msg.Time, m.seq))
 	return ch
 }
 
@@ -246,7 +251,7 @@ func (m *Model) ConfirmFor(topic string, payload []byte) (Confirm, bool) {
 		if parse != nil {
 			value, ok = parse(payload)
 		} else {
-			value, ok = readValue(&e.spec.Entity, payload)
+			value, ok = readValue(&e.spec.Entity, payload, false)
 		}
 		if !ok {
 			continue
