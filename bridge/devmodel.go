@@ -1,10 +1,10 @@
 package bridge
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -178,7 +178,8 @@ func (dm *deviceModel) process(batch []Record, rebuild bool) {
 				continue // in the values the model was rebuilt from
 			}
 			dm.applied = r.Seq
-			msgs = append(msgs, devices.Message{Topic: r.Topic, Payload: mqttPayload(r.Payload, r.Text), Retained: r.Retained, Time: r.Time})
+			payload, isJSON := modelPayload(r.Payload, r.Text)
+			msgs = append(msgs, devices.Message{Topic: r.Topic, Payload: payload, JSON: isJSON, Retained: r.Retained, Time: r.Time})
 		}
 		ch := dm.model.ApplyAll(msgs)
 		dm.mu.Unlock()
@@ -201,6 +202,15 @@ func (dm *deviceModel) process(batch []Record, rebuild bool) {
 	dm.publish(changed.ids)
 }
 
+// modelPayload is the MQTT payload of a record's JSON value (mqttPayload),
+// and whether it is that value itself: valid JSON, which the model then
+// does not check again (not text, nor bytes decoded from {"$base64": ...}).
+func modelPayload(p json.RawMessage, text bool) ([]byte, bool) {
+	payload := mqttPayload(p, text)
+	same := len(payload) > 0 && len(payload) == len(p) && &payload[0] == &p[0]
+	return payload, same && !text
+}
+
 // rebuildFromState replaces the model with one built from the state
 // store's last values, in the order they came.
 func (dm *deviceModel) rebuildFromState() {
@@ -208,7 +218,8 @@ func (dm *deviceModel) rebuildFromState() {
 	slices.SortFunc(snap, func(a, b *Value) int { return cmp.Compare(a.seq, b.seq) })
 	msgs := make([]devices.Message, len(snap))
 	for i, v := range snap {
-		msgs[i] = devices.Message{Topic: v.Topic, Payload: mqttPayload(v.Payload, v.text), Retained: v.Retained, Time: v.Time}
+		payload, isJSON := modelPayload(v.Payload, v.text)
+		msgs[i] = devices.Message{Topic: v.Topic, Payload: payload, JSON: isJSON, Retained: v.Retained, Time: v.Time}
 	}
 	m := devices.New(dm.cfg)
 	m.ApplyAll(msgs) // each device built once, however many messages declare it
@@ -236,7 +247,7 @@ func (dm *deviceModel) publish(ids []string) {
 			if found[i] {
 				old, sent := dm.known[id]
 				dm.known[id] = now[i]
-				if !sent || !reflect.DeepEqual(old, now[i]) {
+				if !sent || !sameDevice(&old, &now[i]) {
 					dm.views.sendDevice(now[i])
 				}
 			} else if old, ok := dm.known[id]; ok {
@@ -253,6 +264,53 @@ func (dm *deviceModel) publish(ids []string) {
 		"devices": s.RefusedDevices, "entities": s.RefusedEntities, "topics": s.RefusedTopics,
 		"oversized": s.OversizedDiscoveries, "malformed": s.MalformedDiscoveries,
 	})
+}
+
+// sameDevice reports whether a and b are equal, as reflect.DeepEqual would
+// say (times with ==: the same instant, monotonic reading and location),
+// without its cost: the worker compares every device it publishes.
+func sameDevice(a, b *devices.Device) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Convention == b.Convention && a.Model == b.Model &&
+		a.Manufacturer == b.Manufacturer && a.ViaDevice == b.ViaDevice && a.Area == b.Area &&
+		a.Availability == b.Availability && sameFloat(a.Battery, b.Battery) &&
+		sameFloat(a.LinkQuality, b.LinkQuality) && a.Updated == b.Updated &&
+		sameSlice(a.Entities, b.Entities, sameEntity)
+}
+
+func sameEntity(a, b *devices.Entity) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Kind == b.Kind && a.Type == b.Type && a.Unit == b.Unit &&
+		a.DeviceClass == b.DeviceClass && a.StateClass == b.StateClass && a.Topic == b.Topic &&
+		a.Field == b.Field && (a.Value == nil) == (b.Value == nil) && bytes.Equal(a.Value, b.Value) &&
+		a.Updated == b.Updated && a.Note == b.Note && sameControl(a.Control, b.Control)
+}
+
+func sameControl(a, b *devices.Control) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Topic == b.Topic && sameFloat(a.Min, b.Min) && sameFloat(a.Max, b.Max) && sameFloat(a.Step, b.Step) &&
+		sameSlice(a.Options, b.Options, func(x, y *string) bool { return *x == *y })
+}
+
+func sameFloat(a, b *float64) bool {
+	if a == b || a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// sameSlice is DeepEqual's equality of slices: both nil, or both not and
+// equal element by element.
+func sameSlice[T any](a, b []T, same func(x, y *T) bool) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !same(&a[i], &b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // addRefusals adds the refusal counters of b to a.
