@@ -67,6 +67,10 @@ type deviceModel struct {
 	// The worker's own: what each known device looked like when last sent,
 	// for the removals' ACL checks; at most the model's MaxDevices entries.
 	known map[string]devices.Device
+	// The worker's own: copies of devices whose storage publish reuses
+	// (devices.Model.DeviceInto), the ones it replaced in known; at most
+	// applyChunk.
+	scratch []devices.Device
 }
 
 func newDeviceModel(cfg devices.Config, maxQueue, maxBytes int, state *stateStore, views *deviceViews, stats *counters) *deviceModel {
@@ -153,7 +157,7 @@ const applyChunk = 256
 // and sends every device it changed, once. When the hub closes, it stops
 // after the chunk it is applying: what is left would reach no one.
 func (dm *deviceModel) process(batch []Record, rebuild bool) {
-	changed := newChangeSet()
+	changed := newChangeSet(min(len(batch), applyChunk))
 	if rebuild {
 		for id := range dm.known {
 			changed.add(id)
@@ -233,14 +237,20 @@ func (dm *deviceModel) rebuildFromState() {
 // and keeps what they looked like. A device as it was last sent is not
 // sent again: after a rebuild, which lists every device, only those that
 // changed go out, not the whole model to every follower.
+//
+// The copy a device replaces in known is no one else's (the views keep
+// nothing of what they send): the next copy is made in its storage.
 func (dm *deviceModel) publish(ids []string) {
+	n := min(len(ids), applyChunk)
+	if len(dm.scratch) < n {
+		dm.scratch = append(dm.scratch, make([]devices.Device, n-len(dm.scratch))...)
+	}
+	now, found := dm.scratch[:n], make([]bool, n)
 	for start := 0; start < len(ids); start += applyChunk {
 		chunk := ids[start:min(len(ids), start+applyChunk)]
-		now := make([]devices.Device, len(chunk))
-		found := make([]bool, len(chunk))
 		dm.mu.Lock()
 		for i, id := range chunk {
-			now[i], found[i] = dm.model.Device(id)
+			found[i] = dm.model.DeviceInto(id, &now[i])
 		}
 		dm.mu.Unlock()
 		for i, id := range chunk {
@@ -250,6 +260,7 @@ func (dm *deviceModel) publish(ids []string) {
 				if !sent || !sameDevice(&old, &now[i]) {
 					dm.views.sendDevice(now[i])
 				}
+				now[i] = old // free now: the next copy reuses it
 			} else if old, ok := dm.known[id]; ok {
 				delete(dm.known, id)
 				dm.views.sendRemoved(old)
@@ -384,7 +395,10 @@ type changeSet struct {
 	ids  []string
 }
 
-func newChangeSet() *changeSet { return &changeSet{seen: make(map[string]struct{})} }
+// newChangeSet returns an empty set with room for size ids.
+func newChangeSet(size int) *changeSet {
+	return &changeSet{seen: make(map[string]struct{}, size), ids: make([]string, 0, size)}
+}
 
 func (s *changeSet) add(id string) {
 	if _, ok := s.seen[id]; !ok {

@@ -45,6 +45,10 @@ type batch struct {
 	changes    changeSet           // what the batch changed so far
 }
 
+// maxChangesHint bounds the room ApplyAll makes for the devices changed
+// before it knows them.
+const maxChangesHint = 1024
+
 // A changeSet merges Changes as Changes.add does, for any number of them:
 // the last word on a device wins. It holds each device once.
 type changeSet struct {
@@ -104,6 +108,9 @@ func (m *Model) ApplyAll(msgs []Message) Changes {
 		footprint: make(map[string][]*device),
 		lazy:      make(map[string]*lazyDeclaration),
 		watched:   make(map[string][]string),
+		// Sized for a device per message, as the bridge's chunks at ingest
+		// (bounded: the retained messages at start may be many more).
+		changes: changeSet{updated: make(map[string]bool, min(len(msgs), maxChangesHint))},
 	}
 	defer func() { m.batch = nil }()
 	b := m.batch

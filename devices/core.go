@@ -677,13 +677,35 @@ func (d *device) availability() string {
 
 // snapshot is a copy of d as a Device.
 func (d *device) snapshot() Device {
-	out := d.meta
+	var out Device
+	d.snapshotInto(&out)
+	return out
+}
+
+// snapshotInto makes *out a copy of d as a Device, in the array of
+// out.Entities when it is large enough.
+func (d *device) snapshotInto(out *Device) {
+	entities := out.Entities[:0]
+	if entities == nil || cap(entities) < len(d.entities) {
+		entities = make([]Entity, 0, len(d.entities))
+	} else {
+		clear(entities[:cap(entities)]) // nothing of the old copy kept alive
+	}
+	*out = d.meta
 	out.Availability = d.availability()
 	out.Updated = d.updated
-	out.Entities = make([]Entity, 0, len(d.entities))
+	out.Entities = entities
+	size := 0
+	for _, e := range d.entities {
+		size += len(e.spec.Value)
+	}
+	values := make([]byte, 0, size) // every value's copy, in one allocation
 	for _, e := range d.entities {
 		x := e.spec.Entity
-		x.Value = slices.Clone(x.Value)
+		if x.Value != nil {
+			values = append(values, x.Value...)
+			x.Value = values[len(values)-len(x.Value) : len(values) : len(values)]
+		}
 		if x.Control != nil {
 			c := *x.Control
 			c.Options = slices.Clone(c.Options)
@@ -706,7 +728,6 @@ func (d *device) snapshot() Device {
 			}
 		}
 	}
-	return out
 }
 
 // lastLevel is what follows the last sep in s.

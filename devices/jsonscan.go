@@ -1,7 +1,6 @@
 package devices
 
 import (
-	"bytes"
 	"encoding/json"
 )
 
@@ -109,13 +108,22 @@ func valueEnd(b []byte, i int) int {
 		return -1
 	}
 	j := i
-	for j < len(b) && !bytes.ContainsRune([]byte(",}] \t\r\n"), rune(b[j])) {
+	for j < len(b) && !endsValue(b[j]) {
 		j++
 	}
 	if j == i {
 		return -1
 	}
 	return j
+}
+
+// endsValue reports whether c ends a number, true, false or null.
+func endsValue(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return false
 }
 
 // eachMember calls fn with every member of the JSON object raw (valid

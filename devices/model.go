@@ -186,6 +186,18 @@ func (m *Model) Device(id string) (Device, bool) {
 	return d.snapshot(), true
 }
 
+// DeviceInto is Device into *dst, which it overwrites, reusing the array of
+// dst.Entities when it is large enough: that array must be the caller's
+// alone. It leaves *dst as it was when there is no such device.
+func (m *Model) DeviceInto(id string, dst *Device) bool {
+	d, ok := m.devices[id]
+	if !ok || !d.visible() {
+		return false
+	}
+	d.snapshotInto(dst)
+	return true
+}
+
 // Stats returns what the model holds and what its bounds refused.
 func (m *Model) Stats() Stats {
 	s := m.stats
