@@ -187,7 +187,17 @@ func eachLeafPath(raw json.RawMessage, prefix []byte, depth int, fn func(path []
 	}) {
 		return
 	}
-	slices.SortStableFunc(members, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	// Sorted by key, stably; a small object by insertion, in place: a sort
+	// calling a comparison function cost as much again as the rest of this.
+	if len(members) <= len(small) {
+		for i := 1; i < len(members); i++ {
+			for j := i; j > 0 && bytes.Compare(members[j].key, members[j-1].key) < 0; j-- {
+				members[j], members[j-1] = members[j-1], members[j]
+			}
+		}
+	} else {
+		slices.SortStableFunc(members, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	}
 	for i, mb := range members {
 		if i+1 < len(members) && bytes.Equal(members[i+1].key, mb.key) {
 			continue // given again: the last counts
