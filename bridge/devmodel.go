@@ -67,6 +67,9 @@ type deviceModel struct {
 	// The worker's own: what each known device looked like when last sent,
 	// for the removals' ACL checks; at most the model's MaxDevices entries.
 	known map[string]devices.Device
+	// The worker's own: the set of devices process fills, emptied and
+	// reused (its room: the most devices one batch changed).
+	changed *changeSet
 	// The worker's own: copies of devices whose storage publish reuses
 	// (devices.Model.DeviceInto), the ones it replaced in known; at most
 	// applyChunk.
@@ -77,7 +80,7 @@ func newDeviceModel(cfg devices.Config, maxQueue, maxBytes int, state *stateStor
 	return &deviceModel{
 		cfg: cfg, maxQueue: maxQueue, maxBytes: maxBytes, state: state, views: views, stats: stats,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		model: devices.New(cfg), known: make(map[string]devices.Device),
+		model: devices.New(cfg), known: make(map[string]devices.Device), changed: newChangeSet(),
 	}
 }
 
@@ -157,7 +160,8 @@ const applyChunk = 256
 // and sends every device it changed, once. When the hub closes, it stops
 // after the chunk it is applying: what is left would reach no one.
 func (dm *deviceModel) process(batch []Record, rebuild bool) {
-	changed := newChangeSet(min(len(batch), applyChunk))
+	changed := dm.changed
+	changed.reset()
 	if rebuild {
 		for id := range dm.known {
 			changed.add(id)
@@ -395,9 +399,13 @@ type changeSet struct {
 	ids  []string
 }
 
-// newChangeSet returns an empty set with room for size ids.
-func newChangeSet(size int) *changeSet {
-	return &changeSet{seen: make(map[string]struct{}, size), ids: make([]string, 0, size)}
+func newChangeSet() *changeSet { return &changeSet{seen: make(map[string]struct{})} }
+
+// reset empties s, keeping its room.
+func (s *changeSet) reset() {
+	clear(s.seen)
+	clear(s.ids)
+	s.ids = s.ids[:0]
 }
 
 func (s *changeSet) add(id string) {

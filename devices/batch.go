@@ -45,10 +45,6 @@ type batch struct {
 	changes    changeSet           // what the batch changed so far
 }
 
-// maxChangesHint bounds the room ApplyAll makes for the devices changed
-// before it knows them.
-const maxChangesHint = 1024
-
 // A changeSet merges Changes as Changes.add does, for any number of them:
 // the last word on a device wins. It holds each device once.
 type changeSet struct {
@@ -108,9 +104,7 @@ func (m *Model) ApplyAll(msgs []Message) Changes {
 		footprint: make(map[string][]*device),
 		lazy:      make(map[string]*lazyDeclaration),
 		watched:   make(map[string][]string),
-		// Sized for a device per message, as the bridge's chunks at ingest
-		// (bounded: the retained messages at start may be many more).
-		changes: changeSet{updated: make(map[string]bool, min(len(msgs), maxChangesHint))},
+		changes:   m.changes, // emptied by the last ApplyAll, its room kept
 	}
 	defer func() { m.batch = nil }()
 	b := m.batch
@@ -119,7 +113,12 @@ func (m *Model) ApplyAll(msgs []Message) Changes {
 		b.changes.add(ch)
 	}
 	m.flush()
-	return b.changes.changes()
+	ch := b.changes.changes()
+	clear(b.changes.updated)
+	clear(b.changes.order)
+	b.changes.order = b.changes.order[:0]
+	m.changes = b.changes
+	return ch
 }
 
 // declareLater declares what decls returns for source, now outside a batch;

@@ -98,6 +98,10 @@ type Model struct {
 	// scratch by one function at a time, leafKey by expand's leaves.
 	scratch []byte
 	leafKey []byte
+	// changes is the empty set of changes ApplyAll fills, kept with the room
+	// the largest batch made (at most a key per device: MaxDevices, and
+	// those a batch removed).
+	changes changeSet
 }
 
 // New returns an empty model.
