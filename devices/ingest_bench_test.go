@@ -11,7 +11,7 @@ import (
 // ingestRecords is what hubbench ingest sends: n plain JSON devices, each
 // on its own topic bench/dev<i>/data, taking turns, rounds messages each,
 // every payload {"s":SEQ,"t":SENDNS,"p":"xxx…"} of 100 bytes, a new value
-// of the same keys each time.
+// of the same keys each time, marked JSON as the hub's records are.
 func ingestRecords(n, rounds int) []Message {
 	start := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	out := make([]Message, 0, n*rounds)
