@@ -1,10 +1,10 @@
 package bridge
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -67,13 +67,20 @@ type deviceModel struct {
 	// The worker's own: what each known device looked like when last sent,
 	// for the removals' ACL checks; at most the model's MaxDevices entries.
 	known map[string]devices.Device
+	// The worker's own: the set of devices process fills, emptied and
+	// reused (its room: the most devices one batch changed).
+	changed *changeSet
+	// The worker's own: copies of devices whose storage publish reuses
+	// (devices.Model.DeviceInto), the ones it replaced in known; at most
+	// applyChunk.
+	scratch []devices.Device
 }
 
 func newDeviceModel(cfg devices.Config, maxQueue, maxBytes int, state *stateStore, views *deviceViews, stats *counters) *deviceModel {
 	return &deviceModel{
 		cfg: cfg, maxQueue: maxQueue, maxBytes: maxBytes, state: state, views: views, stats: stats,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		model: devices.New(cfg), known: make(map[string]devices.Device),
+		model: devices.New(cfg), known: make(map[string]devices.Device), changed: newChangeSet(),
 	}
 }
 
@@ -153,7 +160,8 @@ const applyChunk = 256
 // and sends every device it changed, once. When the hub closes, it stops
 // after the chunk it is applying: what is left would reach no one.
 func (dm *deviceModel) process(batch []Record, rebuild bool) {
-	changed := newChangeSet()
+	changed := dm.changed
+	changed.reset()
 	if rebuild {
 		for id := range dm.known {
 			changed.add(id)
@@ -178,7 +186,8 @@ func (dm *deviceModel) process(batch []Record, rebuild bool) {
 				continue // in the values the model was rebuilt from
 			}
 			dm.applied = r.Seq
-			msgs = append(msgs, devices.Message{Topic: r.Topic, Payload: mqttPayload(r.Payload, r.Text), Retained: r.Retained, Time: r.Time})
+			payload, isJSON := modelPayload(r.Payload, r.Text)
+			msgs = append(msgs, devices.Message{Topic: r.Topic, Payload: payload, JSON: isJSON, Retained: r.Retained, Time: r.Time})
 		}
 		ch := dm.model.ApplyAll(msgs)
 		dm.mu.Unlock()
@@ -201,6 +210,15 @@ func (dm *deviceModel) process(batch []Record, rebuild bool) {
 	dm.publish(changed.ids)
 }
 
+// modelPayload is the MQTT payload of a record's JSON value (mqttPayload),
+// and whether it is that value itself: valid JSON, which the model then
+// does not check again (not text, nor bytes decoded from {"$base64": ...}).
+func modelPayload(p json.RawMessage, text bool) ([]byte, bool) {
+	payload := mqttPayload(p, text)
+	same := len(payload) > 0 && len(payload) == len(p) && &payload[0] == &p[0]
+	return payload, same && !text
+}
+
 // rebuildFromState replaces the model with one built from the state
 // store's last values, in the order they came.
 func (dm *deviceModel) rebuildFromState() {
@@ -208,7 +226,8 @@ func (dm *deviceModel) rebuildFromState() {
 	slices.SortFunc(snap, func(a, b *Value) int { return cmp.Compare(a.seq, b.seq) })
 	msgs := make([]devices.Message, len(snap))
 	for i, v := range snap {
-		msgs[i] = devices.Message{Topic: v.Topic, Payload: mqttPayload(v.Payload, v.text), Retained: v.Retained, Time: v.Time}
+		payload, isJSON := modelPayload(v.Payload, v.text)
+		msgs[i] = devices.Message{Topic: v.Topic, Payload: payload, JSON: isJSON, Retained: v.Retained, Time: v.Time}
 	}
 	m := devices.New(dm.cfg)
 	m.ApplyAll(msgs) // each device built once, however many messages declare it
@@ -222,23 +241,30 @@ func (dm *deviceModel) rebuildFromState() {
 // and keeps what they looked like. A device as it was last sent is not
 // sent again: after a rebuild, which lists every device, only those that
 // changed go out, not the whole model to every follower.
+//
+// The copy a device replaces in known is no one else's (the views keep
+// nothing of what they send): the next copy is made in its storage.
 func (dm *deviceModel) publish(ids []string) {
+	n := min(len(ids), applyChunk)
+	if len(dm.scratch) < n {
+		dm.scratch = append(dm.scratch, make([]devices.Device, n-len(dm.scratch))...)
+	}
+	now, found := dm.scratch[:n], make([]bool, n)
 	for start := 0; start < len(ids); start += applyChunk {
 		chunk := ids[start:min(len(ids), start+applyChunk)]
-		now := make([]devices.Device, len(chunk))
-		found := make([]bool, len(chunk))
 		dm.mu.Lock()
 		for i, id := range chunk {
-			now[i], found[i] = dm.model.Device(id)
+			found[i] = dm.model.DeviceInto(id, &now[i])
 		}
 		dm.mu.Unlock()
 		for i, id := range chunk {
 			if found[i] {
 				old, sent := dm.known[id]
 				dm.known[id] = now[i]
-				if !sent || !reflect.DeepEqual(old, now[i]) {
+				if !sent || !sameDevice(&old, &now[i]) {
 					dm.views.sendDevice(now[i])
 				}
+				now[i] = old // free now: the next copy reuses it
 			} else if old, ok := dm.known[id]; ok {
 				delete(dm.known, id)
 				dm.views.sendRemoved(old)
@@ -253,6 +279,53 @@ func (dm *deviceModel) publish(ids []string) {
 		"devices": s.RefusedDevices, "entities": s.RefusedEntities, "topics": s.RefusedTopics,
 		"oversized": s.OversizedDiscoveries, "malformed": s.MalformedDiscoveries,
 	})
+}
+
+// sameDevice reports whether a and b are equal, as reflect.DeepEqual would
+// say (times with ==: the same instant, monotonic reading and location),
+// without its cost: the worker compares every device it publishes.
+func sameDevice(a, b *devices.Device) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Convention == b.Convention && a.Model == b.Model &&
+		a.Manufacturer == b.Manufacturer && a.ViaDevice == b.ViaDevice && a.Area == b.Area &&
+		a.Availability == b.Availability && sameFloat(a.Battery, b.Battery) &&
+		sameFloat(a.LinkQuality, b.LinkQuality) && a.Updated == b.Updated &&
+		sameSlice(a.Entities, b.Entities, sameEntity)
+}
+
+func sameEntity(a, b *devices.Entity) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Kind == b.Kind && a.Type == b.Type && a.Unit == b.Unit &&
+		a.DeviceClass == b.DeviceClass && a.StateClass == b.StateClass && a.Topic == b.Topic &&
+		a.Field == b.Field && (a.Value == nil) == (b.Value == nil) && bytes.Equal(a.Value, b.Value) &&
+		a.Updated == b.Updated && a.Note == b.Note && sameControl(a.Control, b.Control)
+}
+
+func sameControl(a, b *devices.Control) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Topic == b.Topic && sameFloat(a.Min, b.Min) && sameFloat(a.Max, b.Max) && sameFloat(a.Step, b.Step) &&
+		sameSlice(a.Options, b.Options, func(x, y *string) bool { return *x == *y })
+}
+
+func sameFloat(a, b *float64) bool {
+	if a == b || a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// sameSlice is DeepEqual's equality of slices: both nil, or both not and
+// equal element by element.
+func sameSlice[T any](a, b []T, same func(x, y *T) bool) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !same(&a[i], &b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // addRefusals adds the refusal counters of b to a.
@@ -327,6 +400,13 @@ type changeSet struct {
 }
 
 func newChangeSet() *changeSet { return &changeSet{seen: make(map[string]struct{})} }
+
+// reset empties s, keeping its room.
+func (s *changeSet) reset() {
+	clear(s.seen)
+	clear(s.ids)
+	s.ids = s.ids[:0]
+}
 
 func (s *changeSet) add(id string) {
 	if _, ok := s.seen[id]; !ok {

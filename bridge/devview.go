@@ -65,6 +65,8 @@ type viewKey struct {
 }
 
 // sendDevice sends d as each follower sees it, to those who see some of it.
+// It keeps nothing of d once it returns (the model worker reuses d's
+// storage), nor does sendRemoved of old.
 func (v *deviceViews) sendDevice(d devices.Device) {
 	v.sendEach(func(who auth.Identity, base string) any {
 		if vd, ok := viewOf(v.authz, who, base, d); ok {

@@ -104,6 +104,7 @@ func (m *Model) ApplyAll(msgs []Message) Changes {
 		footprint: make(map[string][]*device),
 		lazy:      make(map[string]*lazyDeclaration),
 		watched:   make(map[string][]string),
+		changes:   m.changes, // emptied by the last ApplyAll, its room kept
 	}
 	defer func() { m.batch = nil }()
 	b := m.batch
@@ -112,7 +113,12 @@ func (m *Model) ApplyAll(msgs []Message) Changes {
 		b.changes.add(ch)
 	}
 	m.flush()
-	return b.changes.changes()
+	ch := b.changes.changes()
+	clear(b.changes.updated)
+	clear(b.changes.order)
+	b.changes.order = b.changes.order[:0]
+	m.changes = b.changes
+	return ch
 }
 
 // declareLater declares what decls returns for source, now outside a batch;

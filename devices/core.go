@@ -70,6 +70,7 @@ type topic struct {
 	kept     []byte // nil: none
 	keptTime time.Time
 	keptSeq  uint64 // the kept message's place in the order of messages (Model.seq)
+	keptJSON bool   // the kept payload is valid JSON (Message.JSON)
 	shape    string // the payload shape the heuristic declared for (plainjson.go)
 }
 
@@ -450,7 +451,7 @@ func (m *Model) bind(d *device, wasBound map[*entity]bool, oldAvail []*availBind
 	}
 	for _, f := range fresh {
 		if t := m.topics[f.topic]; t != nil && t.kept != nil {
-			m.feedOne(f.b, t.kept, t.keptTime, t.keptSeq)
+			m.feedOne(f.b, t.kept, t.keptJSON, t.keptTime, t.keptSeq)
 		}
 	}
 	return ch
@@ -512,7 +513,7 @@ func (m *Model) keep(msg Message) *topic {
 	}
 	m.keptBytes += len(msg.Payload) - len(t.kept)
 	t.kept = append(make([]byte, 0, len(msg.Payload)), msg.Payload...)
-	t.keptTime, t.keptSeq = msg.Time, m.seq
+	t.keptTime, t.keptSeq, t.keptJSON = msg.Time, m.seq, msg.JSON
 	return t
 }
 
@@ -524,26 +525,37 @@ func (t *topic) keptOrNil() []byte {
 }
 
 // feed gives a payload, the seq-th message, to every binding of t and says
-// which devices changed.
-func (m *Model) feed(t *topic, payload []byte, at time.Time, seq uint64) Changes {
+// which devices changed (in a batch, it adds them to the batch's changes
+// instead, sparing a Changes per message). valid says that payload is valid
+// JSON (Message.JSON).
+func (m *Model) feed(t *topic, payload []byte, valid bool, at time.Time, seq uint64) Changes {
 	var ch Changes
 	if t == nil {
 		return ch
 	}
-	for _, b := range slices.Clone(t.bindings) { // an expansion may rebuild its device
+	bindings := t.bindings
+	if len(bindings) > 1 {
+		bindings = slices.Clone(bindings) // an expansion may rebuild its device; one binding is read before that
+	}
+	for _, b := range bindings {
 		if m.devices[b.dev.id] != b.dev {
 			continue // removed meanwhile
 		}
-		m.feedOne(b, payload, at, seq)
-		if b.dev.visible() {
+		m.feedOne(b, payload, valid, at, seq)
+		switch {
+		case !b.dev.visible():
+		case m.batch != nil:
+			m.batch.changes.set(b.dev.id, true)
+		default:
 			ch.Updated = appendUnique(ch.Updated, b.dev.id)
 		}
 	}
 	return ch
 }
 
-// feedOne gives a payload, the seq-th message, to one binding.
-func (m *Model) feedOne(b binding, payload []byte, at time.Time, seq uint64) {
+// feedOne gives a payload, the seq-th message, to one binding; valid says
+// that it is valid JSON (Message.JSON).
+func (m *Model) feedOne(b binding, payload []byte, valid bool, at time.Time, seq uint64) {
 	b.dev.touch(at)
 	switch {
 	case b.ent != nil:
@@ -552,11 +564,11 @@ func (m *Model) feedOne(b binding, payload []byte, at time.Time, seq uint64) {
 		var ok bool
 		switch {
 		case b.alt != nil:
-			v, ok = readAlso(e, *b.alt, payload)
+			v, ok = readAlso(e, *b.alt, payload, valid)
 		case e.spec.read != nil:
 			v, ok = e.spec.read(payload)
 		default:
-			v, ok = readValue(&e.spec.Entity, payload)
+			v, ok = readValue(&e.spec.Entity, payload, valid)
 		}
 		if ok && len(v) <= maxValueBytes {
 			e.spec.Value, e.spec.Updated = v, at
@@ -567,13 +579,13 @@ func (m *Model) feedOne(b binding, payload []byte, at time.Time, seq uint64) {
 			b.av.state, b.av.seq = s, seq
 		}
 	case b.exp != nil:
-		m.expand(b.exp, payload, at)
+		m.expand(b.exp, payload, valid, at)
 	}
 }
 
 // readAlso reads an entity's state from one of its also sources.
-func readAlso(e *entity, s stateSource, payload []byte) (json.RawMessage, bool) {
-	raw, ok := jsonField(payload, s.Field)
+func readAlso(e *entity, s stateSource, payload []byte, valid bool) (json.RawMessage, bool) {
+	raw, ok := jsonFieldOf(payload, s.Field, valid)
 	if !ok {
 		if s.Field != "" {
 			return nil, false
@@ -665,13 +677,35 @@ func (d *device) availability() string {
 
 // snapshot is a copy of d as a Device.
 func (d *device) snapshot() Device {
-	out := d.meta
+	var out Device
+	d.snapshotInto(&out)
+	return out
+}
+
+// snapshotInto makes *out a copy of d as a Device, in the array of
+// out.Entities when it is large enough.
+func (d *device) snapshotInto(out *Device) {
+	entities := out.Entities[:0]
+	if entities == nil || cap(entities) < len(d.entities) {
+		entities = make([]Entity, 0, len(d.entities))
+	} else {
+		clear(entities[:cap(entities)]) // nothing of the old copy kept alive
+	}
+	*out = d.meta
 	out.Availability = d.availability()
 	out.Updated = d.updated
-	out.Entities = make([]Entity, 0, len(d.entities))
+	out.Entities = entities
+	size := 0
+	for _, e := range d.entities {
+		size += len(e.spec.Value)
+	}
+	values := make([]byte, 0, size) // every value's copy, in one allocation
 	for _, e := range d.entities {
 		x := e.spec.Entity
-		x.Value = slices.Clone(x.Value)
+		if x.Value != nil {
+			values = append(values, x.Value...)
+			x.Value = values[len(values)-len(x.Value) : len(values) : len(values)]
+		}
 		if x.Control != nil {
 			c := *x.Control
 			c.Options = slices.Clone(c.Options)
@@ -694,7 +728,6 @@ func (d *device) snapshot() Device {
 			}
 		}
 	}
-	return out
 }
 
 // lastLevel is what follows the last sep in s.

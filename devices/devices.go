@@ -12,6 +12,9 @@ type Message struct {
 	Payload  []byte // read only; the model keeps its own copies
 	Retained bool
 	Time     time.Time
+	// JSON says that Payload is valid JSON (the hub's records are): the
+	// model reads it without checking it again. False: it may be anything.
+	JSON bool
 }
 
 // Conventions a device is understood by (Device.Convention).

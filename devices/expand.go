@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -17,10 +16,19 @@ const maxLeafDepth = 8
 // leafKey names a leaf: its topic and its path.
 func leafKey(topic, field string) string { return topic + "\x00" + field }
 
+// appendLeafKey appends leafKey(topic, path) to dst: looked up as
+// m[string(key)], a key costs no allocation.
+func appendLeafKey(dst []byte, topic string, path []byte) []byte {
+	dst = append(dst, topic...)
+	dst = append(dst, 0)
+	return append(dst, path...)
+}
+
 // expand feeds a payload to an expansion: leaves seen before get their
-// value, new ones become entities (within MaxEntities).
-func (m *Model) expand(x *expandBinding, payload []byte, at time.Time) {
-	raw, ok := jsonField(payload, x.spec.Field)
+// value, new ones become entities (within MaxEntities). valid says that
+// payload is valid JSON (Message.JSON).
+func (m *Model) expand(x *expandBinding, payload []byte, valid bool, at time.Time) {
+	raw, ok := jsonFieldOf(payload, x.spec.Field, valid)
 	if !ok {
 		if x.spec.Field != "" {
 			return
@@ -30,9 +38,14 @@ func (m *Model) expand(x *expandBinding, payload []byte, at time.Time) {
 	p := x.part
 	d := p.dev
 	added := false
-	eachLeaf(raw, x.spec.Field, maxLeafDepth, func(path string, v json.RawMessage) {
-		e := p.byLeaf[leafKey(x.spec.Topic, path)]
+	// Every message of a topic feeds the leaves it fed before, usually: they
+	// are found with the model's scratch buffers, without allocating.
+	m.scratch = append(m.scratch[:0], x.spec.Field...)
+	eachLeafPath(raw, m.scratch, maxLeafDepth, func(leaf []byte, v json.RawMessage) {
+		m.leafKey = appendLeafKey(m.leafKey[:0], x.spec.Topic, leaf)
+		e := p.byLeaf[string(m.leafKey)]
 		if e == nil {
+			path := string(leaf)
 			if d.declares(x.spec.Topic, path) {
 				return
 			}
@@ -143,6 +156,13 @@ func (d *device) relist() {
 // Clown.Talk's [number, "unit"], and other arrays as a whole. Nulls, keys
 // with dots (no path could name them) and levels below depth are skipped.
 func eachLeaf(raw json.RawMessage, prefix string, depth int, fn func(path string, v json.RawMessage)) {
+	eachLeafPath(raw, []byte(prefix), depth, func(path []byte, v json.RawMessage) { fn(string(path), v) })
+}
+
+// eachLeafPath is eachLeaf with the path as bytes: prefix, then appended to
+// it in place (its spare capacity is overwritten), valid only during the
+// call of fn.
+func eachLeafPath(raw json.RawMessage, prefix []byte, depth int, fn func(path []byte, v json.RawMessage)) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return
@@ -155,27 +175,39 @@ func eachLeaf(raw json.RawMessage, prefix string, depth int, fn func(path string
 		return
 	}
 	type member struct {
-		key   string
+		key   []byte // in raw, unless it has escapes
 		value json.RawMessage
 	}
-	var members []member
+	var small [8]member // most objects: no allocation
+	members := small[:0]
 	if !eachMember(raw, func(k []byte, v json.RawMessage) {
 		if len(k) > 0 && bytes.IndexByte(k, '.') < 0 {
-			members = append(members, member{string(k), v})
+			members = append(members, member{k, v})
 		}
 	}) {
 		return
 	}
-	slices.SortStableFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	// Sorted by key, stably; a small object by insertion, in place: a sort
+	// calling a comparison function cost as much again as the rest of this.
+	if len(members) <= len(small) {
+		for i := 1; i < len(members); i++ {
+			for j := i; j > 0 && bytes.Compare(members[j].key, members[j-1].key) < 0; j-- {
+				members[j], members[j-1] = members[j-1], members[j]
+			}
+		}
+	} else {
+		slices.SortStableFunc(members, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	}
 	for i, mb := range members {
-		if i+1 < len(members) && members[i+1].key == mb.key {
+		if i+1 < len(members) && bytes.Equal(members[i+1].key, mb.key) {
 			continue // given again: the last counts
 		}
-		path := mb.key
-		if prefix != "" {
-			path = prefix + "." + mb.key
+		path := prefix
+		if len(prefix) > 0 {
+			path = append(path, '.')
 		}
-		eachLeaf(mb.value, path, depth-1, fn)
+		path = append(path, mb.key...)
+		eachLeafPath(mb.value, path, depth-1, fn)
 	}
 }
 

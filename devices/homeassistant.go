@@ -49,6 +49,9 @@ func (homeAssistant) handle(m *Model, msg Message) (Changes, bool) {
 
 // haDiscoveryTopic splits homeassistant/<component>/[<node>/]<object>/config.
 func haDiscoveryTopic(topic string) (component, node, object string, ok bool) {
+	if !strings.HasPrefix(topic, haPrefix+"/") || !strings.HasSuffix(topic, "/config") {
+		return "", "", "", false // most topics: not split, which allocates
+	}
 	levels := strings.Split(topic, "/")
 	if levels[0] != haPrefix || levels[len(levels)-1] != "config" {
 		return "", "", "", false

@@ -1,7 +1,6 @@
 package devices
 
 import (
-	"bytes"
 	"encoding/json"
 )
 
@@ -109,7 +108,7 @@ func valueEnd(b []byte, i int) int {
 		return -1
 	}
 	j := i
-	for j < len(b) && !bytes.ContainsRune([]byte(",}] \t\r\n"), rune(b[j])) {
+	for j < len(b) && !endsValue(b[j]) {
 		j++
 	}
 	if j == i {
@@ -118,9 +117,18 @@ func valueEnd(b []byte, i int) int {
 	return j
 }
 
+// endsValue reports whether c ends a number, true, false or null.
+func endsValue(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return false
+}
+
 // eachMember calls fn with every member of the JSON object raw (valid
-// JSON), in order, its key decoded; ok is false when raw is no object. key
-// is only valid during the call.
+// JSON), in order, its key decoded (raw's bytes, or a copy when it has
+// escapes); ok is false when raw is no object.
 func eachMember(raw []byte, fn func(key []byte, value json.RawMessage)) bool {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {

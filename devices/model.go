@@ -93,6 +93,15 @@ type Model struct {
 	now       time.Time            // the time of the message being applied
 	stats     Stats
 	batch     *batch // what ApplyAll defers; nil outside ApplyAll
+
+	// Scratch buffers, reused to look up map keys without allocating:
+	// scratch by one function at a time, leafKey by expand's leaves.
+	scratch []byte
+	leafKey []byte
+	// changes is the empty set of changes ApplyAll fills, kept with the room
+	// the largest batch made (at most a key per device: MaxDevices, and
+	// those a batch removed).
+	changes changeSet
 }
 
 // New returns an empty model.
@@ -153,7 +162,7 @@ func (m *Model) apply(msg Message) Changes {
 			t = m.topics[msg.Topic]
 		}
 	}
-	ch.add(m.feed(t, msg.Payload, msg.Time, m.seq))
+	ch.add(m.feed(t, msg.Payload, msg.JSON, msg.Time, m.seq))
 	return ch
 }
 
@@ -179,6 +188,18 @@ func (m *Model) Device(id string) (Device, bool) {
 		return Device{}, false
 	}
 	return d.snapshot(), true
+}
+
+// DeviceInto is Device into *dst, which it overwrites, reusing the array of
+// dst.Entities when it is large enough: that array must be the caller's
+// alone. It leaves *dst as it was when there is no such device.
+func (m *Model) DeviceInto(id string, dst *Device) bool {
+	d, ok := m.devices[id]
+	if !ok || !d.visible() {
+		return false
+	}
+	d.snapshotInto(dst)
+	return true
 }
 
 // Stats returns what the model holds and what its bounds refused.
@@ -246,7 +267,7 @@ func (m *Model) ConfirmFor(topic string, payload []byte) (Confirm, bool) {
 		if parse != nil {
 			value, ok = parse(payload)
 		} else {
-			value, ok = readValue(&e.spec.Entity, payload)
+			value, ok = readValue(&e.spec.Entity, payload, false)
 		}
 		if !ok {
 			continue

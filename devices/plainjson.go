@@ -19,10 +19,12 @@ import (
 // makes nothing (heuristicFull). declared says whether it declared the
 // topic's device anew (else the topic's bindings are as they were).
 func (m *Model) heuristic(msg Message) (ch Changes, declared bool) {
-	source := heuristicSource + msg.Topic
+	// source, looked up without allocating it for every message
+	m.scratch = append(append(m.scratch[:0], heuristicSource...), msg.Topic...)
+	_, known := m.sources[string(m.scratch)]
 	if len(bytes.TrimSpace(msg.Payload)) == 0 || len(msg.Payload) > maxKeptPayload {
-		if _, ok := m.sources[source]; ok {
-			return m.declare(source, nil), false
+		if known {
+			return m.declare(heuristicSource+msg.Topic, nil), false
 		}
 		return Changes{}, false
 	}
@@ -30,10 +32,10 @@ func (m *Model) heuristic(msg Message) (ch Changes, declared bool) {
 	// declaration is built only when it did (once per topic, usually).
 	shape := heuristicShape(msg.Topic, msg.Payload)
 	t := m.topics[msg.Topic]
-	_, known := m.sources[source]
 	if known && t != nil && t.shape == shape {
 		return Changes{}, false
 	}
+	source := heuristicSource + msg.Topic
 	if !known && m.heuristicFull(msg.Topic) {
 		m.stats.RefusedEntities++
 		return Changes{}, false
