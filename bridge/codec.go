@@ -25,22 +25,22 @@ func PayloadToJSON(p []byte) []byte {
 // that is not JSON, carried as a JSON string): the frames of a session that
 // asked for "text" show it as {"$text": "..."} (see textPayload).
 func payloadToJSON(p []byte) (out []byte, text bool) {
+	// One pass for what every device message is: valid JSON, often compact.
+	if valid, compact := scanJSON(p); compact {
+		return p, false
+	} else if valid {
+		var b bytes.Buffer
+		b.Grow(len(p))
+		_ = json.Compact(&b, p) // cannot fail: p is valid JSON
+		return b.Bytes(), false
+	}
 	if !utf8.Valid(p) {
 		out := make([]byte, 0, len(`{"$base64":""}`)+base64.StdEncoding.EncodedLen(len(p)))
 		out = append(out, `{"$base64":"`...)
 		out = base64.StdEncoding.AppendEncode(out, p)
 		return append(out, `"}`...), false
 	}
-	if !json.Valid(p) {
-		return appendString(make([]byte, 0, len(p)+2), p), true
-	}
-	if !bytes.ContainsAny(p, " \t\r\n") {
-		return p, false // already compact
-	}
-	var b bytes.Buffer
-	b.Grow(len(p))
-	_ = json.Compact(&b, p) // cannot fail: p is valid JSON
-	return b.Bytes(), false
+	return appendString(make([]byte, 0, len(p)+2), p), true
 }
 
 // appendTextPayload appends {"$text": s} for s, the JSON string
