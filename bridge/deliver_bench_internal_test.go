@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkDeliverIngest measures the hub's side of an ingest, one message
@@ -51,5 +52,20 @@ func BenchmarkDeliverIngest(b *testing.B) {
 		if i++; i%256 == 0 {
 			drain()
 		}
+	}
+}
+
+// BenchmarkCountWritten: what the flushers count per write of 64 lines to
+// a dashboard (bytes, and each line's latency in the histogram).
+func BenchmarkCountWritten(b *testing.B) {
+	h := newTestHub(b, Config{})
+	c := &client{kind: transportWS}
+	items := make([]outItem, 64)
+	at := time.Now().UnixNano()
+	for i := range items {
+		items[i] = outItem{line: make([]byte, 120), at: at - int64(i)*int64(20*time.Microsecond)}
+	}
+	for b.Loop() {
+		h.countWritten(c, items)
 	}
 }
