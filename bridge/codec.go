@@ -25,22 +25,22 @@ func PayloadToJSON(p []byte) []byte {
 // that is not JSON, carried as a JSON string): the frames of a session that
 // asked for "text" show it as {"$text": "..."} (see textPayload).
 func payloadToJSON(p []byte) (out []byte, text bool) {
+	// One pass for what every device message is: valid JSON, often compact.
+	if valid, compact := scanJSON(p); compact {
+		return p, false
+	} else if valid {
+		var b bytes.Buffer
+		b.Grow(len(p))
+		_ = json.Compact(&b, p) // cannot fail: p is valid JSON
+		return b.Bytes(), false
+	}
 	if !utf8.Valid(p) {
 		out := make([]byte, 0, len(`{"$base64":""}`)+base64.StdEncoding.EncodedLen(len(p)))
 		out = append(out, `{"$base64":"`...)
 		out = base64.StdEncoding.AppendEncode(out, p)
 		return append(out, `"}`...), false
 	}
-	if !json.Valid(p) {
-		return appendString(make([]byte, 0, len(p)+2), p), true
-	}
-	if !bytes.ContainsAny(p, " \t\r\n") {
-		return p, false // already compact
-	}
-	var b bytes.Buffer
-	b.Grow(len(p))
-	_ = json.Compact(&b, p) // cannot fail: p is valid JSON
-	return b.Bytes(), false
+	return appendString(make([]byte, 0, len(p)+2), p), true
 }
 
 // appendTextPayload appends {"$text": s} for s, the JSON string
@@ -114,16 +114,21 @@ func wrappedBytes(v []byte, key string) (b []byte, ok bool, err error) {
 // an id, ["topic",payload,{"id":"..."}], and a newline. payload must be a JSON
 // value (see PayloadToJSON).
 func appendFrame(dst []byte, topic string, payload []byte, id string) []byte {
-	dst = append(dst, '[')
-	dst = appendString(dst, topic)
-	dst = append(dst, ',')
-	dst = append(dst, payload...)
+	dst = appendFrameStart(dst, topic, payload)
 	if id != "" {
 		dst = append(dst, `,{"id":`...)
 		dst = appendString(dst, id)
 		dst = append(dst, '}')
 	}
 	return append(dst, ']', '\n')
+}
+
+// appendFrameStart appends a frame up to its payload: ["topic",payload
+func appendFrameStart(dst []byte, topic string, payload []byte) []byte {
+	dst = append(dst, '[')
+	dst = appendString(dst, topic)
+	dst = append(dst, ',')
+	return append(dst, payload...)
 }
 
 // controlFrame encodes a frame whose payload is v marshalled as JSON.
@@ -223,15 +228,34 @@ func encodeEvent(dst []byte, f format, topic string, payload []byte, text bool, 
 		payload = appendTextPayload(make([]byte, 0, len(payload)+10), payload)
 	}
 	switch f &^ formatText {
-	case formatLinesIDs:
-		return appendFrame(dst, topic, payload, eventID(epoch, seq))
+	case formatLinesIDs: // appendFrame's, without making the id a string first
+		dst = append(appendFrameStart(dst, topic, payload), `,{"id":`...)
+		dst = appendString(dst, epoch)                 // escaped, as a restored epoch is not checked
+		dst = appendEventID(dst[:len(dst)-1], "", seq) // its closing quote replaced by "-seq"
+		return append(dst, "\"}]\n"...)
 	case formatSSE:
-		dst = append(dst, "id: "...)
-		dst = append(dst, eventID(epoch, seq)...)
+		dst = appendEventID(append(dst, "id: "...), epoch, seq)
 		dst = append(dst, "\ndata: "...)
 		return append(appendFrame(dst, topic, payload, ""), '\n')
 	}
 	return appendFrame(dst, topic, payload, "")
+}
+
+// eventSize is the size of what encodeEvent appends, or a little more (an
+// id's sequence number counts as 20 digits), unless topic needs escapes:
+// the line of a message is one allocation of the size class it needs.
+func eventSize(f format, topic string, payload []byte, text bool, epoch string) int {
+	n := len(`["",]`+"\n") + len(topic) + len(payload)
+	if text && f&formatText != 0 {
+		n += len(`{"$text":}`)
+	}
+	switch f &^ formatText {
+	case formatLinesIDs:
+		n += len(`,{"id":"-"}`) + len(epoch) + 20
+	case formatSSE:
+		n += len("id: -\ndata: \n") + len(epoch) + 20
+	}
+	return n
 }
 
 // resyncFrames tell a client that it could not resume, and give it the last

@@ -240,3 +240,46 @@ func FuzzParseStreamQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodeEventOneAllocation: a message's line in each format is what
+// the wire format says, and fits in the eventSize the fan-out allocates
+// for it, so that it costs one allocation of the size it needs.
+func TestEncodeEventOneAllocation(t *testing.T) {
+	const epoch, seq = "4f3a9c1e", uint64(18446744073709551615)
+	tests := []struct {
+		f       format
+		payload string
+		text    bool
+		want    string
+	}{
+		{formatLines, `{"v":1}`, false, `["a/b",{"v":1}]` + "\n"},
+		{formatLinesIDs, `{"v":1}`, false, `["a/b",{"v":1},{"id":"4f3a9c1e-18446744073709551615"}]` + "\n"},
+		{formatSSE, `{"v":1}`, false, "id: 4f3a9c1e-18446744073709551615\ndata: [\"a/b\",{\"v\":1}]\n\n"},
+		{formatLines | formatText, `"ON"`, true, `["a/b",{"$text":"ON"}]` + "\n"},
+		{formatLinesIDs | formatText, `"ON"`, true, `["a/b",{"$text":"ON"},{"id":"4f3a9c1e-18446744073709551615"}]` + "\n"},
+		{formatSSE | formatText, `"ON"`, true, "id: 4f3a9c1e-18446744073709551615\ndata: [\"a/b\",{\"$text\":\"ON\"}]\n\n"},
+		{formatSSE | formatText, `{"v":1}`, false, "id: 4f3a9c1e-18446744073709551615\ndata: [\"a/b\",{\"v\":1}]\n\n"},
+	}
+	// A restored epoch is not checked: an id escaped as appendFrame does.
+	odd := `a"b\c`
+	if got, want := encodeEvent(nil, formatLinesIDs, "t", []byte("1"), false, odd, 7), appendFrame(nil, "t", []byte("1"), eventID(odd, 7)); !bytes.Equal(got, want) {
+		t.Errorf("epoch %q: %q, want %q", odd, got, want)
+	}
+	for _, tt := range tests {
+		size := eventSize(tt.f, "a/b", []byte(tt.payload), tt.text, epoch)
+		got := encodeEvent(make([]byte, 0, size), tt.f, "a/b", []byte(tt.payload), tt.text, epoch, seq)
+		if string(got) != tt.want {
+			t.Errorf("format %#x: %q, want %q", tt.f, got, tt.want)
+		}
+		if len(got) > size {
+			t.Errorf("format %#x: %d bytes, eventSize %d", tt.f, len(got), size)
+		}
+		if tt.text {
+			continue // the {"$text": ...} wrapper is made apart
+		}
+		buf := make([]byte, 0, size)
+		if allocs := testing.AllocsPerRun(10, func() { encodeEvent(buf, tt.f, "a/b", []byte(tt.payload), tt.text, epoch, seq) }); allocs != 0 {
+			t.Errorf("format %#x: %v allocations into a buffer of eventSize", tt.f, allocs)
+		}
+	}
+}

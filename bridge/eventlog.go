@@ -153,6 +153,13 @@ func eventID(epoch string, seq uint64) string {
 	return epoch + "-" + strconv.FormatUint(seq, 10)
 }
 
+// appendEventID appends the id of event seq of epoch to dst.
+func appendEventID(dst []byte, epoch string, seq uint64) []byte {
+	dst = append(dst, epoch...)
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, seq, 10)
+}
+
 // parseEventID splits an id made by eventID.
 func parseEventID(id string) (epoch string, seq uint64, ok bool) {
 	i := strings.LastIndexByte(id, '-')

@@ -472,7 +472,7 @@ func (e *event) line(base string, f format, epoch string) []byte {
 	}
 	var line []byte
 	if rel, ok := topics.Unmount(base, e.topic); ok {
-		line = encodeEvent(make([]byte, 0, len(rel)+len(e.payload)+len(epoch)+48), f, rel, e.payload, e.text, epoch, e.seq)
+		line = encodeEvent(make([]byte, 0, eventSize(f, rel, e.payload, e.text, epoch)), f, rel, e.payload, e.text, epoch, e.seq)
 	}
 	e.variants = append(e.variants, variant{base: base, format: f, line: line})
 	return line

@@ -130,8 +130,9 @@ func TestHelpersRaceTheShardInOrder(t *testing.T) {
 }
 
 // TestShardWaitAfter: after a wide pass a shard waits its pause; after a
-// narrow one that began while busy, until busyGap after it began;
-// otherwise, and with the window off, not at all.
+// narrow one that began while busy, until busyGap after it began, or the
+// whole window when a client had coalesceMany messages; otherwise, and
+// with the window off, not at all.
 func TestShardWaitAfter(t *testing.T) {
 	const window = 2 * time.Millisecond
 	on, off := &flushShard{window: window}, &flushShard{window: -1}
@@ -142,19 +143,25 @@ func TestShardWaitAfter(t *testing.T) {
 		name string
 		sh   *flushShard
 		n    int
+		most int
 		busy bool
 		took time.Duration
 		want time.Duration
 	}{
-		{"narrow, idle", on, 10, false, 0, 0},
-		{"narrow, busy", on, 10, true, 100 * time.Microsecond, window/4 - 100*time.Microsecond},
-		{"narrow, busy, a long pass", on, 10, true, window, 0},
-		{"wide, busy", on, coalesceFull / 2, true, 0, window / 2},
-		{"wide, idle", on, coalesceFull / 2, false, 0, window / 2},
-		{"off, narrow, busy", off, 10, true, 0, 0},
-		{"off, wide", off, coalesceFull, false, 0, 0},
+		{"narrow, idle", on, 10, 1, false, 0, 0},
+		{"narrow, idle, many", on, 10, coalesceMany, false, 0, 0},
+		{"narrow, busy", on, 10, 2, true, 100 * time.Microsecond, window/4 - 100*time.Microsecond},
+		{"narrow, busy, a few short of many", on, 10, coalesceMany - 1, true, 0, window / 4},
+		{"narrow, busy, many", on, 10, coalesceMany, true, 100 * time.Microsecond, window - 100*time.Microsecond},
+		{"narrow, busy, a long pass", on, 10, 2, true, window, 0},
+		{"narrow, busy, many, a long pass", on, 10, coalesceMany, true, window, 0},
+		{"wide, busy", on, coalesceFull / 2, coalesceMany, true, 0, window / 2},
+		{"wide, idle", on, coalesceFull / 2, 1, false, 0, window / 2},
+		{"off, narrow, busy", off, 10, 2, true, 0, 0},
+		{"off, narrow, busy, many", off, 10, coalesceMany, true, 0, 0},
+		{"off, wide", off, coalesceFull, 1, false, 0, 0},
 	} {
-		if got := c.sh.waitAfter(c.n, c.busy, c.took); got != c.want {
+		if got := c.sh.waitAfter(c.n, c.most, c.busy, c.took); got != c.want {
 			t.Errorf("%s: wait %v, want %v", c.name, got, c.want)
 		}
 	}

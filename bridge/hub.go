@@ -81,7 +81,8 @@ type Config struct {
 	// session gets fewer, larger writes when the fan-out is wide; a pass
 	// over fewer than 64 sessions waits only while the shard is busy (its
 	// passes begin less than CoalesceWindow/4 apart), until CoalesceWindow/4
-	// after it began. Default 2 ms; negative: off.
+	// after it began, or CoalesceWindow when a session had 16 messages or
+	// more waiting (high rates). Default 2 ms; negative: off.
 	CoalesceWindow time.Duration
 
 	// LogEntries bounds the event log clients resume from, in messages.

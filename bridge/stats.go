@@ -155,7 +155,8 @@ func (c *counters) closed(r CloseReason) {
 }
 
 // histogram counts latencies in doubling buckets from 50 µs, with atomic
-// adds only, so writers can record every message.
+// adds only, so writers can record every message (a write's at once:
+// latencies).
 type histogram struct {
 	counts [latencyBuckets]atomic.Uint64
 	sum    atomic.Int64 // nanoseconds
@@ -166,11 +167,38 @@ const (
 	latencyBase    = 50 * time.Microsecond
 )
 
-func (h *histogram) observe(d time.Duration) {
+// latencyBucket is the bucket of d (at least 0): 0 for < 50 µs, 1 for <
+// 100 µs, ...
+func latencyBucket(d time.Duration) int {
+	return min(bits.Len64(uint64(d/latencyBase)), latencyBuckets-1)
+}
+
+// latencies are a histogram's counts of one goroutine's, for the lines of
+// one write, added to the histogram at once.
+type latencies struct {
+	counts [latencyBuckets]uint32
+	sum    int64 // nanoseconds
+	n      int
+}
+
+func (l *latencies) observe(d time.Duration) {
 	d = max(d, 0)
-	i := bits.Len64(uint64(d / latencyBase)) // 0 for < 50 µs, 1 for < 100 µs, ...
-	h.counts[min(i, latencyBuckets-1)].Add(1)
-	h.sum.Add(int64(d))
+	l.counts[latencyBucket(d)]++
+	l.sum += int64(d)
+	l.n++
+}
+
+// add adds l's counts, one atomic add per bucket used.
+func (h *histogram) add(l *latencies) {
+	if l.n == 0 {
+		return
+	}
+	for i, n := range l.counts {
+		if n > 0 {
+			h.counts[i].Add(uint64(n))
+		}
+	}
+	h.sum.Add(l.sum)
 }
 
 func (h *histogram) snapshot() LatencyStats {

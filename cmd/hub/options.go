@@ -267,7 +267,7 @@ func hubFlags(o *options) *flag.FlagSet {
 	o.AckTimeout = 5 * time.Second
 	fs.Var(positiveDuration{&o.AckTimeout}, "ack-timeout", "`DURATION` a command waits for its device to confirm it before the browser is told it failed")
 	fs.DurationVar(&o.CoalesceWindow, "coalesce-window", 2*time.Millisecond, "the longest the hub waits after writing to many browsers at once before it writes again, "+
-		"so that each gets fewer, larger writes; writing to few it waits only while messages come faster than one per quarter of it, for about a quarter at most (`DURATION`; 0: off)")
+		"so that each gets fewer, larger writes; writing to few it waits only while messages come faster than one per quarter of it, for about a quarter, or all of it at high rates (`DURATION`; 0: off)")
 	fs.BoolVar(&o.Demo, "demo", false, "run simulated motes inside the hub, connected to its own MQTT listener (needs --mqtt)")
 	fs.IntVar(&o.DemoMotes, "demo-motes", 3, "how many simulated motes `N` --demo runs")
 	fs.Var(upstreamURLs{&o.Upstream}, "upstream", "`URL` of an MQTT broker or cluster to use instead of the embedded broker: mqtt://, mqtts://, ws:// or wss://, credentials allowed (user:password@host); "+
