@@ -42,7 +42,8 @@
 //     only queues, or an HTTP request through a buffered channel.
 //   - the device model (devmodel.go): an observer that appends each event
 //     to a bounded queue under the queue's lock (O(1)); one goroutine of
-//     the hub's, the model worker, applies the queue a batch at a time to
+//     the hub's, the model worker, woken by the first record, lets records
+//     gather for a few milliseconds, then applies the queue a batch at a time to
 //     the devices.Model under the model's own lock (a chunk of records per
 //     hold), and, on overflow, rebuilds it from a snapshot of the state
 //     store; Close waits for the chunk it is applying, not the rest of its
