@@ -91,10 +91,11 @@ var ErrStoreDamaged = errors.New("the store file is damaged")
 var (
 	bucketMeta   = []byte("meta")   // epoch, seq, clean
 	bucketMQTT   = []byte("mqtt")   // the broker's sessions, subscriptions, queued and retained messages
-	bucketLog    = []byte("log")    // seq → record
 	bucketValues = []byte("values") // topic → record
-	// bucketHistory is the recent messages as earlier versions kept them
-	// (topic NUL seq → record): read once, moved to bucketRecent, deleted.
+	// The event log and the recent messages as earlier versions kept them
+	// (seq → record; topic NUL seq → record): read once, moved to
+	// bucketEvents and bucketRecent, deleted.
+	bucketLog     = []byte("log")
 	bucketHistory = []byte("history")
 )
 
@@ -321,7 +322,7 @@ func (s *Store) load(tx *bbolt.Tx) error {
 			}
 		}
 	}
-	for _, name := range [][]byte{bucketMeta, bucketMQTT, bucketLog, bucketValues, bucketRecent} {
+	for _, name := range [][]byte{bucketMeta, bucketMQTT, bucketEvents, bucketValues, bucketRecent} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -332,16 +333,16 @@ func (s *Store) load(tx *bbolt.Tx) error {
 	if v := meta.Get([]byte("seq")); len(v) == 8 {
 		r.Seq = binary.BigEndian.Uint64(v)
 	}
-	clean := string(meta.Get([]byte("clean"))) == "1"
-	if !clean || r.Epoch == "" {
+	keepLog := string(meta.Get([]byte("clean"))) == "1" && r.Epoch != ""
+	if !keepLog {
 		// A crash (or a first run): ids of the earlier run may have been
 		// given to clients and lost here. A new epoch keeps them honest.
 		r.Epoch = newEpoch()
-		if err := clearBucket(tx, bucketLog); err != nil {
+		if err := clearBucket(tx, bucketEvents); err != nil {
 			return err
 		}
 	}
-	if err := readRecords(tx.Bucket(bucketLog), &r.Log); err != nil {
+	if err := s.loadLog(tx, keepLog); err != nil {
 		return err
 	}
 	if err := s.loadTopics(tx); err != nil {
@@ -693,56 +694,6 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 	s.changes = w.changes
 	if b.seq > 0 {
 		if err := tx.Bucket(bucketMeta).Put([]byte("seq"), seqKey(b.seq)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// writeLog appends the batch's records (encoded in enc) to the log, after
-// deleting (from the front, in order) those past the log's bounds.
-func (s *Store) writeLog(tx *bbolt.Tx, b *batch, enc *encodedRecords) error {
-	oldestKept := uint64(0)
-	if b.seq > uint64(s.cfg.LogEntries) {
-		oldestKept = b.seq - uint64(s.cfg.LogEntries) + 1
-	}
-	cutoff := time.Now().Add(-s.cfg.LogMaxAge)
-	logs := tx.Bucket(bucketLog)
-	if b.logTruncated || (len(b.log) > 0 && b.log[0].Seq <= oldestKept) {
-		// All of the file's log goes: the pending records replace it (with
-		// no gap between them and what the file had, if some were dropped).
-		if err := clearBucket(tx, bucketLog); err != nil {
-			return err
-		}
-		logs = tx.Bucket(bucketLog)
-	} else {
-		// The keys first, then their deletions: deleting at a cursor and
-		// going back to the front walks every leaf emptied so far, each
-		// time (bbolt removes them only at commit), which made this
-		// quadratic. A key stays valid for the transaction.
-		var gone [][]byte // at most the file's log: LogEntries records (or an earlier run's)
-		c := logs.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if binary.BigEndian.Uint64(k) >= oldestKept {
-				var r storedRecord
-				if json.Unmarshal(v, &r) == nil && r.Time.After(cutoff) {
-					break
-				}
-			}
-			gone = append(gone, k)
-		}
-		for _, k := range gone {
-			if err := logs.Delete(k); err != nil {
-				return err
-			}
-		}
-	}
-	logs.FillPercent = 1 // appended in key order: full pages, half as many
-	for i, r := range b.log {
-		if r.Seq < oldestKept || !r.Time.After(cutoff) {
-			continue
-		}
-		if err := logs.Put(enc.seqKey(r.Seq), enc.logRecord(i)); err != nil {
 			return err
 		}
 	}

@@ -183,28 +183,41 @@ func chunkLen(encs [][]byte) int {
 var errDamagedChunk = errors.New("a damaged chunk of recent messages")
 
 // readChunk appends the records of chunk v, oldest first, to out. The
-// records of a chunk are one topic's: others are damage.
-func readChunk(v []byte, out *[]bridge.Record) (n int, err error) {
-	for len(v) > 0 {
-		size, k := binary.Uvarint(v)
-		if k <= 0 || size > uint64(len(v)-k) {
-			return n, errDamagedChunk
-		}
+// records of a chunk of recent messages (oneTopic) are one topic's: others
+// are damage.
+func readChunk(v []byte, out *[]bridge.Record, oneTopic bool) (n int, err error) {
+	err = eachInChunk(v, func(enc []byte) error {
 		var r storedRecord
-		if err := json.Unmarshal(v[k:k+int(size)], &r); err != nil {
-			return n, fmt.Errorf("a damaged record: %w", err)
+		if err := json.Unmarshal(enc, &r); err != nil {
+			return fmt.Errorf("a damaged record: %w", err)
 		}
-		if n > 0 && r.Topic != (*out)[len(*out)-1].Topic {
-			return n, fmt.Errorf("%w: the messages of two topics", errDamagedChunk)
+		if oneTopic && n > 0 && r.Topic != (*out)[len(*out)-1].Topic {
+			return fmt.Errorf("%w: the messages of two topics", errDamagedChunk)
 		}
 		*out = append(*out, bridge.Record{Seq: r.Seq, Topic: r.Topic, Payload: r.Payload, Time: r.Time, Retained: r.Retained, Cleared: r.Cleared, Text: r.Text})
 		n++
+		return nil
+	})
+	return n, err
+}
+
+// eachInChunk calls f with the encoding of each record of chunk v, oldest
+// first (a part of v).
+func eachInChunk(v []byte, f func(enc []byte) error) error {
+	if len(v) == 0 {
+		return fmt.Errorf("%w: empty", errDamagedChunk)
+	}
+	for len(v) > 0 {
+		size, k := binary.Uvarint(v)
+		if k <= 0 || size > uint64(len(v)-k) {
+			return errDamagedChunk
+		}
+		if err := f(v[k : k+int(size) : k+int(size)]); err != nil {
+			return err
+		}
 		v = v[k+int(size):]
 	}
-	if n == 0 {
-		return 0, fmt.Errorf("%w: empty", errDamagedChunk)
-	}
-	return n, nil
+	return nil
 }
 
 // readRecent reads the recent bucket: each topic's messages, oldest first
@@ -218,7 +231,7 @@ func readRecent(b *bbolt.Bucket) (byTopic map[string][]bridge.Record, f recentFi
 		}
 		key := binary.BigEndian.Uint64(k)
 		records = records[:0]
-		n, err := readChunk(v, &records)
+		n, err := readChunk(v, &records, true)
 		if err != nil {
 			return fmt.Errorf("recent messages %d: %w", key, err)
 		}

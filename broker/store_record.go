@@ -157,9 +157,14 @@ func (e *encodedRecords) chunk(rs []bridge.Record) []byte {
 	for _, r := range rs {
 		e.parts = append(e.parts, e.of(r))
 	}
-	e.reserve(chunkLen(e.parts))
+	return e.chunkOf(e.parts)
+}
+
+// chunkOf is the chunk (see appendChunk) of the encoded records encs.
+func (e *encodedRecords) chunkOf(encs [][]byte) []byte {
+	e.reserve(chunkLen(encs))
 	start := len(e.buf)
-	e.buf = appendChunk(e.buf, e.parts)
+	e.buf = appendChunk(e.buf, encs)
 	return e.cut(start)
 }
 
