@@ -86,8 +86,8 @@ var ErrStoreLocked = errors.New("the data directory is in use by another hub")
 var ErrStoreDamaged = errors.New("the store file is damaged")
 
 // Buckets of the store's file. Keys sort so that what goes first is a
-// range at the front: the log's by sequence number (big-endian), the
-// recent messages' in the order they were written (see bucketRecent).
+// range at the front: the event log's chunks and the recent messages' in
+// the order they were written (bucketEvents, bucketRecent).
 var (
 	bucketMeta   = []byte("meta")   // epoch, seq, clean
 	bucketMQTT   = []byte("mqtt")   // the broker's sessions, subscriptions, queued and retained messages

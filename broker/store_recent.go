@@ -24,14 +24,16 @@ import (
 // every topic's newer ones made obsolete near its front, so it dirties the
 // pages of the new messages and a few more. Keyed by topic (the history
 // bucket of earlier versions: topic NUL seq → message) it dirtied the first
-// and the last page of every topic's range, four times the bytes and a
-// put per message (BenchmarkStoreIngest).
+// and the last page of every topic's range, and put a key per message:
+// with the event log, 18.5 MB written a sync instead of 4.9, at 10,000
+// messages a second on 2,000 topics (BenchmarkStoreIngest).
 //
-// Which chunks hold a topic's messages is kept in memory (recentFile), read
-// when the store opens: a write knows which chunks to delete without
-// reading the file. A topic's oldest chunk goes once its newer chunks hold
-// HistoryLength messages; until then it may hold older messages, which
-// reading skips.
+// Which chunks hold a topic's messages is kept in memory (recentFile, 16
+// bytes a chunk: at most one per recent message kept, when every write
+// holds one message of the topic), read when the store opens: a write
+// knows which chunks to delete without reading the file. A topic's oldest
+// chunk goes once its newer chunks hold HistoryLength messages; until then
+// it may hold older messages, which reading skips.
 var bucketRecent = []byte("recent") // chunk key → a topic's messages of one write
 
 // recentChunk is one key of the recent bucket.
