@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -41,7 +42,7 @@ func (s *Store) writeLog(tx *bbolt.Tx, b *batch, enc *encodedRecords) error {
 			return err
 		}
 		events = tx.Bucket(bucketEvents)
-	} else if err := trimLog(events, kept, enc); err != nil {
+	} else if err := trimLog(events, oldestKept, kept, enc); err != nil {
 		return err
 	}
 	events.FillPercent = 1 // appended in key order: full pages, half as many
@@ -75,8 +76,8 @@ func (s *Store) writeLog(tx *bbolt.Tx, b *batch, enc *encodedRecords) error {
 // trimLog deletes the log's records that kept says go, from its front up
 // to the first that stays: the chunks whose last record goes, and the
 // records before it of the chunk that holds it, which is put again without
-// them.
-func trimLog(events *bbolt.Bucket, kept func(uint64, time.Time) bool, enc *encodedRecords) error {
+// them. Every record numbered below oldestKept goes.
+func trimLog(events *bbolt.Bucket, oldestKept uint64, kept func(uint64, time.Time) bool, enc *encodedRecords) error {
 	// The keys first, then their deletions: deleting at a cursor and going
 	// back to the front walks every leaf emptied so far, each time (bbolt
 	// removes them only at commit). A key stays valid for the transaction.
@@ -84,7 +85,15 @@ func trimLog(events *bbolt.Bucket, kept func(uint64, time.Time) bool, enc *encod
 	var rest []byte   // the first chunk that stays, without its records that go
 	var restKey uint64
 	c := events.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	for k, v := c.First(); k != nil; {
+		next, nextV := c.Next()
+		if next != nil && binary.BigEndian.Uint64(next) <= oldestKept {
+			// Its records are numbered below the next chunk's first: no
+			// need to read them.
+			gone = append(gone, k)
+			k, v = next, nextV
+			continue
+		}
 		var encs [][]byte
 		if err := eachInChunk(v, func(enc []byte) error { encs = append(encs, enc); return nil }); err != nil {
 			return fmt.Errorf("the event log at %x: %w", k, err)
@@ -95,6 +104,7 @@ func trimLog(events *bbolt.Bucket, kept func(uint64, time.Time) bool, enc *encod
 		}
 		if !kept(r.Seq, r.Time) {
 			gone = append(gone, k)
+			k, v = next, nextV
 			continue
 		}
 		for i, e := range encs {
