@@ -86,14 +86,17 @@ var ErrStoreLocked = errors.New("the data directory is in use by another hub")
 var ErrStoreDamaged = errors.New("the store file is damaged")
 
 // Buckets of the store's file. Keys sort so that what goes first is a
-// range at the front: the log's by sequence number (big-endian), a topic's
-// history by sequence number after the topic's name.
+// range at the front: the event log's chunks and the recent messages' in
+// the order they were written (bucketEvents, bucketRecent).
 var (
-	bucketMeta    = []byte("meta")    // epoch, seq, clean
-	bucketMQTT    = []byte("mqtt")    // the broker's sessions, subscriptions, queued and retained messages
-	bucketLog     = []byte("log")     // seq → record
-	bucketValues  = []byte("values")  // topic → record
-	bucketHistory = []byte("history") // topic NUL seq → record
+	bucketMeta   = []byte("meta")   // epoch, seq, clean
+	bucketMQTT   = []byte("mqtt")   // the broker's sessions, subscriptions, queued and retained messages
+	bucketValues = []byte("values") // topic → record
+	// The event log and the recent messages as earlier versions kept them
+	// (seq → record; topic NUL seq → record): read once, moved to
+	// bucketEvents and bucketRecent, deleted.
+	bucketLog     = []byte("log")
+	bucketHistory = []byte("history")
 )
 
 // Store keeps, in one bbolt file under a directory, what the hub needs
@@ -146,6 +149,11 @@ type Store struct {
 	db       *bbolt.DB
 	restored bridge.Restored
 
+	// syncMu makes writes one at a time, and guards recentFile.
+	syncMu     sync.Mutex
+	recentFile recentFile     // what the file holds of the recent messages
+	changes    []recentChange // for the next write, reused
+
 	mu       sync.Mutex
 	pending  *batch
 	inflight *batch     // being written (read only meanwhile), or nil
@@ -188,7 +196,7 @@ func OpenStore(dir string, cfg StoreConfig) (*Store, error) {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "hub.db")
-	s := &Store{cfg: cfg, path: path, pending: newBatch(), kept: newKeptTopics(), stop: make(chan struct{}), finished: make(chan struct{})}
+	s := &Store{cfg: cfg, path: path, pending: newBatch(), kept: newKeptTopics(), recentFile: newRecentFile(), stop: make(chan struct{}), finished: make(chan struct{})}
 	db, err := s.openDB(&bbolt.Options{Timeout: cfg.OpenTimeout}, "stop the other hub, or choose another --data")
 	if err != nil {
 		return nil, err
@@ -314,7 +322,7 @@ func (s *Store) load(tx *bbolt.Tx) error {
 			}
 		}
 	}
-	for _, name := range [][]byte{bucketMeta, bucketMQTT, bucketLog, bucketValues, bucketHistory} {
+	for _, name := range [][]byte{bucketMeta, bucketMQTT, bucketEvents, bucketValues, bucketRecent} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -325,16 +333,16 @@ func (s *Store) load(tx *bbolt.Tx) error {
 	if v := meta.Get([]byte("seq")); len(v) == 8 {
 		r.Seq = binary.BigEndian.Uint64(v)
 	}
-	clean := string(meta.Get([]byte("clean"))) == "1"
-	if !clean || r.Epoch == "" {
+	keepLog := string(meta.Get([]byte("clean"))) == "1" && r.Epoch != ""
+	if !keepLog {
 		// A crash (or a first run): ids of the earlier run may have been
 		// given to clients and lost here. A new epoch keeps them honest.
 		r.Epoch = newEpoch()
-		if err := clearBucket(tx, bucketLog); err != nil {
+		if err := clearBucket(tx, bucketEvents); err != nil {
 			return err
 		}
 	}
-	if err := readRecords(tx.Bucket(bucketLog), &r.Log); err != nil {
+	if err := s.loadLog(tx, keepLog); err != nil {
 		return err
 	}
 	if err := s.loadTopics(tx); err != nil {
@@ -349,28 +357,34 @@ func (s *Store) load(tx *bbolt.Tx) error {
 	return meta.Put([]byte("clean"), []byte("0"))
 }
 
-// loadTopics reads the last values and history, keeps the topics within
-// the bounds (the most recently updated), and deletes the others from the
-// file, once: files of earlier versions kept every topic ever seen.
+// loadTopics reads the last values and recent messages, keeps the topics
+// within the bounds (the most recently updated), and deletes the others
+// from the file, once: files of earlier versions kept every topic ever
+// seen. A file of earlier versions has its recent messages moved to the
+// layout of this one.
 func (s *Store) loadTopics(tx *bbolt.Tx) error {
-	values, hist := tx.Bucket(bucketValues), tx.Bucket(bucketHistory)
+	values := tx.Bucket(bucketValues)
 	var vals []bridge.Record
 	if err := readRecords(values, &vals); err != nil {
 		return err
 	}
-	var samples []bridge.Record // grouped by topic, oldest first
-	if err := readRecords(hist, &samples); err != nil {
+	var byTopic map[string][]bridge.Record // oldest first
+	var err error
+	old := tx.Bucket(bucketHistory)
+	if old != nil {
+		// Written by an earlier version, which knows nothing of the recent
+		// bucket: what the recent bucket holds (if a later version ran
+		// before it) is older.
+		if byTopic, err = readOldHistory(old); err != nil {
+			return err
+		}
+		if err := clearBucket(tx, bucketRecent); err != nil {
+			return err
+		}
+	} else if byTopic, s.recentFile, err = readRecent(tx.Bucket(bucketRecent)); err != nil {
 		return err
 	}
-	byTopic := make(map[string][]bridge.Record)
-	for i := 0; i < len(samples); {
-		j := i + 1
-		for j < len(samples) && samples[j].Topic == samples[i].Topic {
-			j++
-		}
-		byTopic[samples[i].Topic] = samples[i:j:j]
-		i = j
-	}
+	w := s.recentFile.write(tx, s.cfg.HistoryLength, nil)
 	// The most recently updated last, so that it is kept.
 	slices.SortFunc(vals, func(a, b bridge.Record) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Seq, b.Seq)) })
 	var drop []string
@@ -378,9 +392,6 @@ func (s *Store) loadTopics(tx *bbolt.Tx) error {
 	for _, v := range vals {
 		h := byTopic[v.Topic]
 		if len(h) > s.cfg.HistoryLength {
-			if err := deleteHistory(hist, v.Topic, len(h)-s.cfg.HistoryLength); err != nil {
-				return err
-			}
 			h = h[len(h)-s.cfg.HistoryLength:]
 			byTopic[v.Topic] = h
 		}
@@ -401,12 +412,44 @@ func (s *Store) loadTopics(tx *bbolt.Tx) error {
 		if err := values.Delete([]byte(topic)); err != nil {
 			return err
 		}
-		if err := deleteHistory(hist, topic, -1); err != nil {
+		if err := w.remove(topic); err != nil {
 			return err
 		}
 	}
 	if len(drop) > 0 {
 		s.cfg.Logger.Info("store trimmed to its bounds: topics past them deleted", "topics", len(drop), "kept", s.kept.len(), "max_topics", s.cfg.MaxTopics, "history_bytes", s.cfg.HistoryBytes)
+	}
+	kept := slices.Sorted(func(yield func(string) bool) {
+		for topic := range byTopic {
+			if s.kept.has(topic) && !yield(topic) {
+				return
+			}
+		}
+	})
+	// The recent messages moved to this version's layout, or trimmed: a
+	// topic whose oldest chunks hold HistoryLength messages but the
+	// newest, and so are never read, loses those (HistoryLength lowered).
+	enc := newEncodedRecords(nil)
+	write := slices.Clone(kept)
+	byFirstSeq(write, func(topic string) uint64 { return byTopic[topic][0].Seq })
+	for _, topic := range write {
+		rt := s.recentFile.topics[topic]
+		switch {
+		case old != nil:
+			err = w.add(topic, byTopic[topic], enc, true)
+		case len(rt.chunks) > 0 && rt.n-rt.chunks[0].n >= s.cfg.HistoryLength:
+			err = w.trim(topic)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.commit() // the transaction failing fails OpenStore
+	if old != nil {
+		if err := tx.DeleteBucket(bucketHistory); err != nil {
+			return err
+		}
+		s.cfg.Logger.Info("store: recent messages moved to this version's layout", "topics", len(kept))
 	}
 	r := &s.restored
 	for _, v := range vals {
@@ -414,13 +457,9 @@ func (s *Store) loadTopics(tx *bbolt.Tx) error {
 			r.Values = append(r.Values, v)
 		}
 	}
-	// History grouped by topic in the file's order (the order New expects).
-	for _, h := range samples {
-		if s.kept.has(h.Topic) {
-			if hs := byTopic[h.Topic]; len(hs) > 0 && h.Seq >= hs[0].Seq {
-				r.History = append(r.History, h)
-			}
-		}
+	// Grouped by topic, in the order of their names (the order New expects).
+	for _, topic := range kept {
+		r.History = append(r.History, byTopic[topic]...)
 	}
 	s.kept.markStored()
 	return nil
@@ -521,6 +560,8 @@ func nextWait(interval, took, expected time.Duration) time.Duration {
 // transaction, and returns how long it took. What a failed write held
 // stays pending.
 func (s *Store) sync() time.Duration {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	partsPending := s.partsPending() // outside s.mu: the parts have their own locks
 	s.mu.Lock()
 	if s.damaged != nil {
@@ -615,121 +656,46 @@ func (s *Store) write(tx *bbolt.Tx, b *batch) error {
 		return err
 	}
 	values := tx.Bucket(bucketValues)
-	hist := tx.Bucket(bucketHistory)
-	// Each topic's samples are appended at the end of its range: fuller
-	// pages than bbolt's default half, a sixth fewer pages written.
-	hist.FillPercent = 0.9
-	for _, topic := range sortedKeys(b.topics) {
+	topics := sortedKeys(b.topics)
+	for _, topic := range topics {
 		pt := b.topics[topic]
-		if pt.reset || pt.gone {
-			if err := deleteHistory(hist, topic, -1); err != nil {
-				return err
-			}
-		}
+		var err error
 		if pt.gone {
-			if err := values.Delete([]byte(topic)); err != nil {
-				return err
-			}
-			continue
+			err = values.Delete([]byte(topic))
+		} else {
+			err = values.Put([]byte(topic), enc.of(pt.value))
 		}
-		if err := values.Put([]byte(topic), enc.of(pt.value)); err != nil {
+		if err != nil {
 			return err
 		}
-		if !pt.reset {
-			// Make room first: deleting what was just put is what made
-			// writes quadratic (bbolt splits nodes only at commit).
-			n := countHistory(hist, topic)
-			if extra := n + len(pt.samples) - s.cfg.HistoryLength; extra > 0 {
-				if err := deleteHistory(hist, topic, extra); err != nil {
-					return err
-				}
+	}
+	// The recent messages' chunks in ascending key order: appended.
+	byFirstSeq(topics, func(topic string) uint64 {
+		if pt := b.topics[topic]; len(pt.samples) > 0 {
+			return pt.samples[0].Seq
+		}
+		return 0
+	})
+	w := s.recentFile.write(tx, s.cfg.HistoryLength, s.changes)
+	for _, topic := range topics {
+		pt := b.topics[topic]
+		if pt.reset || pt.gone {
+			if err := w.remove(topic); err != nil {
+				return err
 			}
 		}
-		for _, r := range pt.samples {
-			if err := hist.Put(enc.historyKey(topic, r.Seq), enc.of(r)); err != nil {
+		if !pt.gone && len(pt.samples) > 0 {
+			if err := w.add(topic, pt.samples, enc, pt.reset); err != nil {
 				return err
 			}
 		}
 	}
+	tx.OnCommit(w.commit)
+	s.changes = w.changes
 	if b.seq > 0 {
 		if err := tx.Bucket(bucketMeta).Put([]byte("seq"), seqKey(b.seq)); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// writeLog appends the batch's records (encoded in enc) to the log, after
-// deleting (from the front, in order) those past the log's bounds.
-func (s *Store) writeLog(tx *bbolt.Tx, b *batch, enc *encodedRecords) error {
-	oldestKept := uint64(0)
-	if b.seq > uint64(s.cfg.LogEntries) {
-		oldestKept = b.seq - uint64(s.cfg.LogEntries) + 1
-	}
-	cutoff := time.Now().Add(-s.cfg.LogMaxAge)
-	logs := tx.Bucket(bucketLog)
-	if b.logTruncated || (len(b.log) > 0 && b.log[0].Seq <= oldestKept) {
-		// All of the file's log goes: the pending records replace it (with
-		// no gap between them and what the file had, if some were dropped).
-		if err := clearBucket(tx, bucketLog); err != nil {
-			return err
-		}
-		logs = tx.Bucket(bucketLog)
-	} else {
-		// The keys first, then their deletions: deleting at a cursor and
-		// going back to the front walks every leaf emptied so far, each
-		// time (bbolt removes them only at commit), which made this
-		// quadratic. A key stays valid for the transaction.
-		var gone [][]byte // at most the file's log: LogEntries records (or an earlier run's)
-		c := logs.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if binary.BigEndian.Uint64(k) >= oldestKept {
-				var r storedRecord
-				if json.Unmarshal(v, &r) == nil && r.Time.After(cutoff) {
-					break
-				}
-			}
-			gone = append(gone, k)
-		}
-		for _, k := range gone {
-			if err := logs.Delete(k); err != nil {
-				return err
-			}
-		}
-	}
-	logs.FillPercent = 1 // appended in key order: full pages, half as many
-	for i, r := range b.log {
-		if r.Seq < oldestKept || !r.Time.After(cutoff) {
-			continue
-		}
-		if err := logs.Put(enc.seqKey(r.Seq), enc.logRecord(i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// countHistory is how many samples of topic the file has.
-func countHistory(hist *bbolt.Bucket, topic string) int {
-	prefix := append([]byte(topic), 0)
-	n := 0
-	c := hist.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		n++
-	}
-	return n
-}
-
-// deleteHistory deletes topic's n oldest samples (all with n < 0), in
-// order from the front of its range.
-func deleteHistory(hist *bbolt.Bucket, topic string, n int) error {
-	prefix := append([]byte(topic), 0)
-	c := hist.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n != 0; k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-		n--
 	}
 	return nil
 }

@@ -183,9 +183,16 @@ func (b *batch) committed(written *batch) {
 }
 
 // recycle keeps the topics' changes of written, whose write committed,
-// emptied, for b's add to fill again, up to max of them. written is not
-// used after.
+// emptied, for b's add to fill again, up to max of them; and the array of
+// its log, when larger than b's, for b's log: b's would grow to the same
+// size again, by copies, under the hub's fan-out lock (Record). written is
+// not used after.
 func (b *batch) recycle(written *batch, max int) {
+	if full := written.log[:cap(written.log)]; cap(full) > cap(b.log) {
+		clear(full) // no payloads held
+		b.log = full[:copy(full, b.log)]
+		b.logBase = full
+	}
 	for _, pt := range written.topics {
 		if len(b.spare) >= max {
 			return

@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,5 +82,36 @@ func TestBatchRecyclesWrittenTopics(t *testing.T) {
 	}
 	if next.n != 2 || next.bytes != int64(len("u/1"))+recordBytes(r) {
 		t.Errorf("counted %d entries, %d bytes", next.n, next.bytes)
+	}
+}
+
+// The log's array of a committed write, when the larger, takes the next
+// batch's log: what came during the write, and room for more, no payload
+// of the written records held.
+func TestBatchRecyclesTheLogsArray(t *testing.T) {
+	cfg := StoreConfig{LogEntries: 1000, HistoryBytes: 1 << 20}
+	at := time.Now()
+	rec := func(seq int) bridge.Record {
+		return bridge.Record{Seq: uint64(seq), Topic: "a/b", Payload: json.RawMessage(`"x"`), Time: at}
+	}
+	written, next := newBatch(), newBatch()
+	for i := range 500 {
+		written.appendLog(&cfg, rec(i+1))
+	}
+	for i := range 3 { // during the write
+		next.appendLog(&cfg, rec(501+i))
+	}
+	next.recycle(written, 10)
+	if cap(next.log) < 500 || len(next.log) != 3 || next.log[0].Seq != 501 || next.log[2].Seq != 503 {
+		t.Fatalf("the next log: %d records (cap %d) from %d; want its 3 in the written array", len(next.log), cap(next.log), next.log[0].Seq)
+	}
+	if rest := next.log[3:cap(next.log)]; slices.ContainsFunc(rest, func(r bridge.Record) bool { return r.Payload != nil }) {
+		t.Fatal("the recycled array still holds payloads")
+	}
+	for i := range 1000 {
+		next.appendLog(&cfg, rec(504+i))
+	}
+	if len(next.log) != 1000 || next.log[999].Seq != 1503 || next.n != 1000 {
+		t.Fatalf("after 1000 more: %d records, the last %d, counted %d", len(next.log), next.log[len(next.log)-1].Seq, next.n)
 	}
 }

@@ -23,14 +23,22 @@ import (
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
-// keysOnDisk counts the keys of the file's buckets.
+// keysOnDisk counts the last values on disk, the recent messages and the
+// records of the event log.
 func keysOnDisk(t *testing.T, s *Store) (values, history, log int) {
 	t.Helper()
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		values = tx.Bucket(bucketValues).Stats().KeyN
-		history = tx.Bucket(bucketHistory).Stats().KeyN
-		log = tx.Bucket(bucketLog).Stats().KeyN
-		return nil
+		var records []bridge.Record
+		if err := readLog(tx.Bucket(bucketEvents), &records); err != nil {
+			return err
+		}
+		log = len(records)
+		_, f, err := readRecent(tx.Bucket(bucketRecent))
+		for _, rt := range f.topics {
+			history += rt.n
+		}
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

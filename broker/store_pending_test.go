@@ -18,8 +18,10 @@ import (
 )
 
 // fileTopics reads, from the file of a closed store, the last values and
-// each topic's history (payloads, oldest first), as they are on disk.
-func fileTopics(t *testing.T, dir string) (values map[string]string, history map[string][]string) {
+// each topic's recent messages (payloads, oldest first, the newest keep),
+// as they are on disk. It fails the test when a topic's oldest chunk is
+// obsolete: its newer ones hold keep messages.
+func fileTopics(t *testing.T, dir string, keep int) (values map[string]string, history map[string][]string) {
 	t.Helper()
 	db, err := bbolt.Open(filepath.Join(dir, "hub.db"), 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
@@ -28,18 +30,24 @@ func fileTopics(t *testing.T, dir string) (values map[string]string, history map
 	defer db.Close()
 	values, history = make(map[string]string), make(map[string][]string)
 	err = db.View(func(tx *bbolt.Tx) error {
-		var vals, samples []bridge.Record
+		var vals []bridge.Record
 		if err := readRecords(tx.Bucket(bucketValues), &vals); err != nil {
 			return err
 		}
-		if err := readRecords(tx.Bucket(bucketHistory), &samples); err != nil {
+		byTopic, f, err := readRecent(tx.Bucket(bucketRecent))
+		if err != nil {
 			return err
 		}
 		for _, v := range vals {
 			values[v.Topic] = string(v.Payload)
 		}
-		for _, h := range samples {
-			history[h.Topic] = append(history[h.Topic], string(h.Payload))
+		for topic, h := range byTopic {
+			if rt := f.topics[topic]; rt.n-rt.chunks[0].n >= keep {
+				t.Errorf("%s: an obsolete chunk on disk: %+v", topic, rt)
+			}
+			for _, r := range h[max(len(h)-keep, 0):] {
+				history[topic] = append(history[topic], string(r.Payload))
+			}
 		}
 		return nil
 	})
@@ -114,7 +122,7 @@ func TestStoreForgetsTopicsNeverWritten(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	values, history := fileTopics(t, dir)
+	values, history := fileTopics(t, dir, cfg.HistoryLength)
 	want := make(map[string]string)
 	for i := next - 10; i < next; i++ {
 		want[fmt.Sprintf("t/%d", i)] = fmt.Sprint(i)
@@ -268,7 +276,7 @@ func testCountsAndWrites(t *testing.T, seed uint64) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	values, history := fileTopics(t, dir)
+	values, history := fileTopics(t, dir, keep)
 	if len(values) != len(model) || len(history) != len(model) {
 		t.Fatalf("on disk: %d values and the history of %d topics; want the %d kept: %v", len(values), len(history), len(model), values)
 	}

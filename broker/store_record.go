@@ -95,9 +95,10 @@ func plainTopic(topic string) bool {
 // memory, for the write's transaction (bbolt keeps what Put is given until
 // the commit): a few allocations per write, not a few per record.
 type encodedRecords struct {
-	buf []byte          // the current chunk
-	log []bridge.Record // the batch's log, in sequence order
-	enc [][]byte        // the encoding of each
+	buf   []byte          // the current chunk
+	log   []bridge.Record // the batch's log, in sequence order
+	enc   [][]byte        // the encoding of each
+	parts [][]byte        // the records of a chunk of recent messages, for chunk
 }
 
 // chunkSize is the size of the chunks encodedRecords cuts from: large
@@ -149,19 +150,29 @@ func (e *encodedRecords) of(r bridge.Record) []byte {
 	return e.record(r)
 }
 
-// seqKey is the key of the record numbered seq in the log.
-func (e *encodedRecords) seqKey(seq uint64) []byte {
-	e.reserve(8)
+// chunk is the chunk (see appendChunk) of records rs, one topic's recent
+// messages, each encoded as by of.
+func (e *encodedRecords) chunk(rs []bridge.Record) []byte {
+	e.parts = e.parts[:0]
+	for _, r := range rs {
+		e.parts = append(e.parts, e.of(r))
+	}
+	return e.chunkOf(e.parts)
+}
+
+// chunkOf is the chunk (see appendChunk) of the encoded records encs.
+func (e *encodedRecords) chunkOf(encs [][]byte) []byte {
+	e.reserve(chunkLen(encs))
 	start := len(e.buf)
-	e.buf = binary.BigEndian.AppendUint64(e.buf, seq)
+	e.buf = appendChunk(e.buf, encs)
 	return e.cut(start)
 }
 
-// historyKey is the key of topic's sample numbered seq in the history.
-func (e *encodedRecords) historyKey(topic string, seq uint64) []byte {
-	e.reserve(len(topic) + 9)
+// seqKey is the key of the record numbered seq in the log (and of a chunk
+// of recent messages).
+func (e *encodedRecords) seqKey(seq uint64) []byte {
+	e.reserve(8)
 	start := len(e.buf)
-	e.buf = append(append(e.buf, topic...), 0)
 	e.buf = binary.BigEndian.AppendUint64(e.buf, seq)
 	return e.cut(start)
 }
