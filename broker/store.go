@@ -373,10 +373,20 @@ func (s *Store) loadTopics(tx *bbolt.Tx) error {
 	old := tx.Bucket(bucketHistory)
 	if old != nil {
 		// Written by an earlier version, which knows nothing of the recent
-		// bucket: what the recent bucket holds (if a later version ran
-		// before it) is older.
+		// bucket. If this version ran before it, the recent bucket holds
+		// older messages of the topics the earlier one wrote, and the only
+		// copy of those of the topics it did not (their values stayed).
+		recent, _, err := readRecent(tx.Bucket(bucketRecent))
+		if err != nil {
+			return err
+		}
 		if byTopic, err = readOldHistory(old); err != nil {
 			return err
+		}
+		for topic, h := range recent {
+			if _, ok := byTopic[topic]; !ok {
+				byTopic[topic] = h
+			}
 		}
 		if err := clearBucket(tx, bucketRecent); err != nil {
 			return err

@@ -268,3 +268,68 @@ func TestStoreLogBoundsAcrossRestarts(t *testing.T) {
 		t.Fatalf("the log past an age bound: %v; want about the records from %d on, and %d", got, seq-10, seq)
 	}
 }
+
+// TestStoreOldVersionRanAfterANewOne: a file of this layout is opened by an
+// earlier version (which makes an empty history bucket, and puts there the
+// messages of the topics it is sent), then by this one again. A topic the
+// earlier version wrote has its newest messages in the history bucket; one
+// it did not write has them only in the recent bucket, which must not lose
+// them.
+func TestStoreOldVersionRanAfterANewOne(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := openTestStore(t, dir, StoreConfig{})
+	seq := s.Restored().Seq
+	for _, topic := range []string{"a", "b"} {
+		for range 3 {
+			seq++
+			s.Record(bridge.Record{Seq: seq, Topic: topic, Payload: json.RawMessage(fmt.Sprint(seq)), Time: at.Add(time.Duration(seq) * time.Second)})
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The earlier version's run: topic a gets two messages, b none.
+	db, err := bbolt.Open(filepath.Join(dir, "hub.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		hist, err := tx.CreateBucketIfNotExists(bucketHistory)
+		if err != nil {
+			return err
+		}
+		logs, err := tx.CreateBucketIfNotExists(bucketLog)
+		if err != nil {
+			return err
+		}
+		for range 2 {
+			seq++
+			v, _ := json.Marshal(storedRecord{Seq: seq, Topic: "a", Payload: json.RawMessage(fmt.Sprint(seq)), Time: at.Add(time.Duration(seq) * time.Second)})
+			err = errors.Join(hist.Put(append([]byte("a\x00"), seqKey(seq)...), v), tx.Bucket(bucketValues).Put([]byte("a"), v), logs.Put(seqKey(seq), v))
+			if err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put([]byte("seq"), seqKey(seq))
+	})
+	if err := errors.Join(err, db.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	want := []string{"a=7", "a=8", "b=4", "b=5", "b=6"}
+	for run := range 2 {
+		s = openTestStore(t, dir, StoreConfig{})
+		var got []string
+		for _, h := range s.Restored().History {
+			got = append(got, h.Topic+"="+string(h.Payload))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("run %d: recent messages %v; want %v", run, got, want)
+		}
+	}
+}
