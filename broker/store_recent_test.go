@@ -248,8 +248,12 @@ func TestStoreLogBoundsAcrossRestarts(t *testing.T) {
 	}
 
 	// Now past an age bound inside the log: from 40 minutes ago, one
-	// record a second; kept the last 30 minutes.
-	cfg.LogMaxAge = 40*time.Minute - time.Duration(seq-10)*time.Second
+	// record a second; kept the last 9 of them and the one to come. The
+	// bound is taken from now, not from when the test began: the rounds
+	// above write and sync the file a hundred times, which takes seconds
+	// under -race on a busy machine, and each second moved the bound a
+	// record further (the test failed past two).
+	cfg.LogMaxAge = time.Since(start.Add(time.Duration(seq-9)*time.Second - 500*time.Millisecond))
 	s = openTestStore(t, dir, cfg)
 	seq++
 	s.Record(bridge.Record{Seq: seq, Topic: "l/0", Payload: json.RawMessage(`1`), Time: time.Now()})
@@ -262,8 +266,8 @@ func TestStoreLogBoundsAcrossRestarts(t *testing.T) {
 	for _, r := range s.Restored().Log {
 		got = append(got, r.Seq)
 	}
-	// Records seq-10 … seq-1 are within the age (give or take a second of
-	// the test's own time), then the new one.
+	// Records seq-10 … seq-1 are within the age (give or take the half
+	// second between the bound's making and the write), then the new one.
 	if len(got) < 9 || len(got) > 11 || got[len(got)-1] != seq || got[0] < seq-11 || got[len(got)-2] != seq-1 {
 		t.Fatalf("the log past an age bound: %v; want about the records from %d on, and %d", got, seq-10, seq)
 	}
