@@ -104,16 +104,21 @@ func TestRemoteTakesARefusedFilterThatDelivers(t *testing.T) {
 		t.Fatalf("status %+v, want up with a gap once the refused filter delivers", s)
 	}
 	// Taken as granted, the filter leaves the retries: once the gap is
-	// reported, the Remote's goroutine has no refused filter left, and the
-	// next retry (a second after the reconnect) never comes.
+	// reported, the Remote's goroutine has no refused filter left, and no
+	// retry comes after it. (One may have come before: a retry is due a
+	// second after the reconnect, and a loaded machine can take that long
+	// to get the message through.)
+	if n := r.refused.n.Load(); n != 0 {
+		t.Fatalf("%d filters still refused once the refused filter delivered, want none", n)
+	}
 	all := 0
 	for _, s := range fb.subscriptions() {
 		if s.Filter == refused {
 			all++
 		}
 	}
-	if all != 2 {
-		t.Fatalf("%s subscribed %d times, want 2 (before the reconnect, and on it)", refused, all)
+	if all < 2 {
+		t.Fatalf("%s subscribed %d times, want 2 or more (before the reconnect, on it, and any retry before the message)", refused, all)
 	}
 }
 
