@@ -337,3 +337,41 @@ func TestStoreOldVersionRanAfterANewOne(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreLogDamagedChunkGoesWhenTrimmed: a chunk of the event log that
+// cannot be read when the log's bounds reach it goes, as the records past
+// the bounds do; the writes go on. (It failed every sync from then on.)
+func TestStoreLogDamagedChunkGoesWhenTrimmed(t *testing.T) {
+	s := openTestStore(t, t.TempDir(), StoreConfig{LogEntries: 10, LogMaxAge: time.Hour})
+	defer s.Close()
+	record := func(seq uint64) {
+		s.Record(bridge.Record{Seq: seq, Topic: "d/1", Payload: json.RawMessage(fmt.Sprint(seq)), Time: time.Now()})
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		record(seq)
+	}
+	s.sync()
+	var first []byte
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		k, _ := tx.Bucket(bucketEvents).Cursor().First()
+		first = slices.Clone(k)
+		return tx.Bucket(bucketEvents).Put(first, []byte{0xff, 0xff, 0xff})
+	}); err != nil || first == nil {
+		t.Fatalf("damaging the log's first chunk: %v (key %x)", err, first)
+	}
+	for seq := uint64(6); seq <= 12; seq++ { // the bound is then 3: the damaged chunk must be read
+		record(seq)
+	}
+	s.sync()
+	if err := s.Err(); err != nil {
+		t.Fatalf("the write after the damaged chunk: %v", err)
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketEvents).Get(first); v != nil {
+			return fmt.Errorf("the damaged chunk %x is still there: %x", first, v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
