@@ -11,6 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/cputime"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -65,11 +66,11 @@ func BenchmarkDeviceIngest(b *testing.B) {
 	}
 	send(4 * devices)
 	b.ReportAllocs()
-	cpu := processCPU(b)
+	cpu := cputime.Process(b)
 	b.ResetTimer()
 	send(b.N)
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process(b)-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkPublishFromADevice: the broker's share of a device's QoS 0

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/motehub/motehub/bridge"
+	"github.com/motehub/motehub/internal/cputime"
 )
 
 // BenchmarkStoreSync30k times one sync of 30,000 records, spread over 100
@@ -133,11 +134,11 @@ func benchmarkIngest(b *testing.B, topics, perSync int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	pages := pageBytes(s)
-	cpu := processCPU(b)
+	cpu := cputime.Process(b)
 	for range b.N {
 		record()
 	}
-	cpu = processCPU(b) - cpu
+	cpu = cputime.Process(b) - cpu
 	b.StopTimer()
 	pages = pageBytes(s) - pages
 	if err := s.Err(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/motehub/motehub/internal/cputime"
 )
 
 // ingestRecords is what hubbench ingest sends: n plain JSON devices, each
@@ -48,7 +50,7 @@ func BenchmarkPlainJSONIngest(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			cpu := processCPU(b)
+			cpu := cputime.Process(b)
 			next := 0
 			for i := 0; i < b.N; i += chunk {
 				n := min(chunk, b.N-i)
@@ -66,7 +68,7 @@ func BenchmarkPlainJSONIngest(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			cpu = processCPU(b) - cpu
+			cpu = cputime.Process(b) - cpu
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/record")
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/record")

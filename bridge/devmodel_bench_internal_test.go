@@ -1,14 +1,13 @@
-//go:build unix
-
 package bridge
 
 import (
 	"fmt"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/motehub/motehub/internal/cputime"
 )
 
 // BenchmarkDeviceModelIngest is the model worker's share of hubbench
@@ -48,13 +47,13 @@ func BenchmarkDeviceModelIngest(b *testing.B) {
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	cpu := processCPU(b)
+	cpu := cputime.Process(b)
 	b.ResetTimer()
 	for _, x := range batches {
 		dm.process(x, false)
 	}
 	b.StopTimer()
-	cpu = processCPU(b) - cpu
+	cpu = cputime.Process(b) - cpu
 	runtime.ReadMemStats(&after)
 	if len(dm.known) != devices {
 		b.Fatalf("%d devices known, want %d", len(dm.known), devices)
@@ -62,15 +61,4 @@ func BenchmarkDeviceModelIngest(b *testing.B) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/record")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/record")
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N), "B/record")
-}
-
-// processCPU is the CPU time the process has used, user and system, every
-// goroutine's (the garbage collector's too): unlike ns/op, what neighbours
-// on a shared machine change little.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
