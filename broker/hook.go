@@ -154,7 +154,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if code, reason, ok := h.authenticate(cl, pk); !ok {
 		return h.refuse(cl, code, &h.authFailures, reason)
 	}
-	if will := cl.Properties.Will; will.Flag == 1 {
+	if will := cl.Properties.Will(); will.Flag == 1 {
 		// A Will is a PUBLISH made later: a topic name (no wildcards), not the
 		// server's ($SYS), and one its user may publish to.
 		if topics.ValidateTopic(will.TopicName) != nil || strings.HasPrefix(will.TopicName, "$") {

@@ -804,7 +804,7 @@ func (h *storeHook) saveClient(cl *mqtt.Client) {
 	if cl.Net.Inline {
 		return
 	}
-	props := cl.Properties.Props.Copy(false)
+	props := cl.Properties.Props().Copy(false)
 	h.s.mqttChanged(clientKey(cl.ID), marshal(&storage.Client{
 		ID:              cl.ID,
 		T:               storage.ClientKey,
@@ -827,7 +827,7 @@ func (h *storeHook) saveClient(cl *mqtt.Client) {
 			User:                      props.User,
 			MaximumPacketSize:         props.MaximumPacketSize,
 		},
-		Will: storage.ClientWill(cl.Properties.Will),
+		Will: storage.ClientWill(*cl.Properties.Will()),
 	}))
 }
 

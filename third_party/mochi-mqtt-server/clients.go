@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,12 +140,77 @@ type ClientConnection struct {
 }
 
 // ClientProperties contains the properties which define the client behaviour.
+//
+// The CONNECT's MQTT 5 properties (256 bytes) and its Will (144) are kept
+// behind pointers, allocated only for a client that has them (patch 41):
+// most devices are MQTT 3.1.1 clients without a Will, and the 400 bytes
+// were half of what an idle one cost. Read them with Props and Will, which
+// never return nil; write them with SetProps and SetWill.
 type ClientProperties struct {
-	Props           packets.Properties
-	Will            Will
+	props           *packets.Properties // nil: none (all zero); allocated for every MQTT 5 client
+	will            *Will               // nil: no Will
 	Username        []byte
 	ProtocolVersion byte
 	Clean           bool
+}
+
+// Shared zero values that Props and Will return for a client without
+// properties or a Will. Nothing writes to them.
+var (
+	noProps packets.Properties
+	noWill  Will
+)
+
+// Props returns the client's CONNECT properties (the zero Properties if it
+// had none), for reading only: it may be a value shared by all clients.
+// Change them with SetProps.
+func (p *ClientProperties) Props() *packets.Properties {
+	if p.props == nil {
+		return &noProps
+	}
+	return p.props
+}
+
+// SetProps sets the client's CONNECT properties; all zero, it keeps none.
+func (p *ClientProperties) SetProps(props packets.Properties) {
+	if isZero(&props) {
+		p.props = nil
+		return
+	}
+	p.props = &props
+}
+
+// editProps returns the client's own properties to change in place,
+// allocating them if it has none.
+func (p *ClientProperties) editProps() *packets.Properties {
+	if p.props == nil {
+		p.props = new(packets.Properties)
+	}
+	return p.props
+}
+
+// Will returns the client's Will (the zero Will, its Flag 0, if it has
+// none), for reading only: it may be a value shared by all clients. Change
+// it with SetWill.
+func (p *ClientProperties) Will() *Will {
+	if p.will == nil {
+		return &noWill
+	}
+	return p.will
+}
+
+// SetWill sets the client's Will; the zero Will removes it.
+func (p *ClientProperties) SetWill(w Will) {
+	if isZero(&w) {
+		p.will = nil
+		return
+	}
+	p.will = &w
+}
+
+// isZero reports whether *v is its type's zero value (nil slices included).
+func isZero[T any](v *T) bool {
+	return reflect.ValueOf(v).Elem().IsZero()
 }
 
 // Will contains the last will and testament details for a client connection.
@@ -220,10 +286,18 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 	cl.Properties.ProtocolVersion = pk.ProtocolVersion
 	cl.Properties.Username = pk.Connect.Username
 	cl.Properties.Clean = pk.Connect.Clean
-	cl.Properties.Props = pk.Properties.Copy(false)
+	// Every MQTT 5 client gets properties of its own, even none: a DISCONNECT
+	// may set its session expiry later, and the pointer is then not moved
+	// under the goroutine that writes to the client (encodePacket).
+	if own := pk.Properties.Copy(false); pk.ProtocolVersion == 5 || !isZero(&own) {
+		cl.Properties.props = &own
+	} else {
+		cl.Properties.props = nil
+	}
+	props := cl.Properties.Props()
 
-	if cl.Properties.Props.ReceiveMaximum > cl.ops.options.Capabilities.MaximumInflight { // 3.3.4 Non-normative
-		cl.Properties.Props.ReceiveMaximum = cl.ops.options.Capabilities.MaximumInflight
+	if props.ReceiveMaximum > cl.ops.options.Capabilities.MaximumInflight { // 3.3.4 Non-normative
+		cl.Properties.editProps().ReceiveMaximum = cl.ops.options.Capabilities.MaximumInflight
 	}
 
 	if pk.Connect.Keepalive <= minimumKeepalive {
@@ -237,13 +311,13 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 
 	cl.State.Keepalive = pk.Connect.Keepalive                                              // [MQTT-3.2.2-22]
 	cl.State.Inflight.ResetReceiveQuota(int32(cl.ops.options.Capabilities.ReceiveMaximum)) // server receive max per client
-	cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))            // client receive max
+	cl.State.Inflight.ResetSendQuota(int32(props.ReceiveMaximum))                          // client receive max
 	cl.State.TopicAliases = TopicAliases{}                                                 // none for an MQTT 3.1.1 client (nil: as a maximum of 0), patch 37
 	if cl.Properties.ProtocolVersion == 5 {
 		if maximum := cl.ops.options.Capabilities.TopicAliasMaximum; maximum > 0 {
 			cl.State.TopicAliases.Inbound = NewInboundTopicAliases(maximum)
 		}
-		if maximum := cl.Properties.Props.TopicAliasMaximum; maximum > 0 {
+		if maximum := props.TopicAliasMaximum; maximum > 0 {
 			cl.State.TopicAliases.Outbound = NewOutboundTopicAliases(maximum)
 		}
 	}
@@ -251,11 +325,12 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 	cl.ID = pk.Connect.ClientIdentifier
 	if cl.ID == "" {
 		cl.ID = xid.New().String() // [MQTT-3.1.3-6] [MQTT-3.1.3-7]
-		cl.Properties.Props.AssignedClientID = cl.ID
+		cl.Properties.editProps().AssignedClientID = cl.ID
 	}
 
+	cl.Properties.will = nil
 	if pk.Connect.WillFlag {
-		cl.Properties.Will = Will{
+		cl.Properties.will = &Will{
 			Qos:               pk.Connect.WillQos,
 			Retain:            pk.Connect.WillRetain,
 			Payload:           pk.Connect.WillPayload,
@@ -272,10 +347,10 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 		}
 		if pk.Properties.SessionExpiryIntervalFlag &&
 			pk.Properties.SessionExpiryInterval < pk.Connect.WillProperties.WillDelayInterval {
-			cl.Properties.Will.WillDelayInterval = pk.Properties.SessionExpiryInterval
+			cl.Properties.will.WillDelayInterval = pk.Properties.SessionExpiryInterval
 		}
 		if pk.Connect.WillFlag {
-			cl.Properties.Will.Flag = 1 // atomic for checking
+			cl.Properties.will.Flag = 1 // atomic for checking
 		}
 	}
 }
@@ -654,15 +729,16 @@ func (cl *Client) encodePacket(pk packets.Packet, buf *bytes.Buffer) (packets.Pa
 	}
 
 	pk.ProtocolVersion = cl.Properties.ProtocolVersion
+	props := cl.Properties.Props()
 	if pk.Mods.MaxSize == 0 { // NB we use this statement to embed client packet sizes in tests
-		pk.Mods.MaxSize = cl.Properties.Props.MaximumPacketSize
+		pk.Mods.MaxSize = props.MaximumPacketSize
 	}
 
-	if cl.Properties.Props.RequestProblemInfoFlag && cl.Properties.Props.RequestProblemInfo == 0x0 {
+	if props.RequestProblemInfoFlag && props.RequestProblemInfo == 0x0 {
 		pk.Mods.DisallowProblemInfo = true // [MQTT-3.1.2-29] strict, no problem info on any packet if set
 	}
 
-	if pk.FixedHeader.Type != packets.Connack || cl.Properties.Props.RequestResponseInfo == 0x1 || cl.ops.options.Capabilities.Compatibilities.AlwaysReturnResponseInfo {
+	if pk.FixedHeader.Type != packets.Connack || props.RequestResponseInfo == 0x1 || cl.ops.options.Capabilities.Compatibilities.AlwaysReturnResponseInfo {
 		pk.Mods.AllowResponseInfo = true // [MQTT-3.1.2-28] we need to know which properties we can encode
 	}
 

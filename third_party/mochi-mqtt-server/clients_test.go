@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/system"
@@ -50,8 +51,8 @@ func newTestClient() (cl *Client, r net.Conn, w net.Conn) {
 	cl.State.Inflight.sendQuota = 5
 	cl.State.Inflight.maximumReceiveQuota = 10
 	cl.State.Inflight.receiveQuota = 10
-	cl.Properties.Props.TopicAliasMaximum = 0
-	cl.Properties.Props.RequestResponseInfo = 0x1
+	cl.Properties.editProps().TopicAliasMaximum = 0
+	cl.Properties.editProps().RequestResponseInfo = 0x1
 
 	return
 }
@@ -174,11 +175,11 @@ func TestClientParseConnect(t *testing.T) {
 	require.Equal(t, pk.Connect.Keepalive, cl.State.Keepalive)
 	require.Equal(t, pk.Connect.Clean, cl.Properties.Clean)
 	require.Equal(t, pk.Connect.ClientIdentifier, cl.ID)
-	require.Equal(t, pk.Connect.WillTopic, cl.Properties.Will.TopicName)
-	require.Equal(t, pk.Connect.WillPayload, cl.Properties.Will.Payload)
-	require.Equal(t, pk.Connect.WillQos, cl.Properties.Will.Qos)
-	require.Equal(t, pk.Connect.WillRetain, cl.Properties.Will.Retain)
-	require.Equal(t, uint32(1), cl.Properties.Will.Flag)
+	require.Equal(t, pk.Connect.WillTopic, cl.Properties.Will().TopicName)
+	require.Equal(t, pk.Connect.WillPayload, cl.Properties.Will().Payload)
+	require.Equal(t, pk.Connect.WillQos, cl.Properties.Will().Qos)
+	require.Equal(t, pk.Connect.WillRetain, cl.Properties.Will().Retain)
+	require.Equal(t, uint32(1), cl.Properties.Will().Flag)
 	require.Equal(t, int32(cl.ops.options.Capabilities.ReceiveMaximum), cl.State.Inflight.receiveQuota)
 	require.Equal(t, int32(cl.ops.options.Capabilities.ReceiveMaximum), cl.State.Inflight.maximumReceiveQuota)
 	require.Equal(t, int32(pk.Properties.ReceiveMaximum), cl.State.Inflight.sendQuota)
@@ -245,11 +246,11 @@ func TestClientParseConnectReceiveMaxExceedMaxInflight(t *testing.T) {
 	require.Equal(t, pk.Connect.Keepalive, cl.State.Keepalive)
 	require.Equal(t, pk.Connect.Clean, cl.Properties.Clean)
 	require.Equal(t, pk.Connect.ClientIdentifier, cl.ID)
-	require.Equal(t, pk.Connect.WillTopic, cl.Properties.Will.TopicName)
-	require.Equal(t, pk.Connect.WillPayload, cl.Properties.Will.Payload)
-	require.Equal(t, pk.Connect.WillQos, cl.Properties.Will.Qos)
-	require.Equal(t, pk.Connect.WillRetain, cl.Properties.Will.Retain)
-	require.Equal(t, uint32(1), cl.Properties.Will.Flag)
+	require.Equal(t, pk.Connect.WillTopic, cl.Properties.Will().TopicName)
+	require.Equal(t, pk.Connect.WillPayload, cl.Properties.Will().Payload)
+	require.Equal(t, pk.Connect.WillQos, cl.Properties.Will().Qos)
+	require.Equal(t, pk.Connect.WillRetain, cl.Properties.Will().Retain)
+	require.Equal(t, uint32(1), cl.Properties.Will().Flag)
 	require.Equal(t, int32(cl.ops.options.Capabilities.ReceiveMaximum), cl.State.Inflight.receiveQuota)
 	require.Equal(t, int32(cl.ops.options.Capabilities.ReceiveMaximum), cl.State.Inflight.maximumReceiveQuota)
 	require.Equal(t, int32(MaxInflight), cl.State.Inflight.sendQuota)
@@ -278,13 +279,64 @@ func TestClientParseConnectOverrideWillDelay(t *testing.T) {
 	}
 
 	cl.ParseConnect("tcp1", pk)
-	require.Equal(t, pk.Properties.SessionExpiryInterval, cl.Properties.Will.WillDelayInterval)
+	require.Equal(t, pk.Properties.SessionExpiryInterval, cl.Properties.Will().WillDelayInterval)
 }
 
 func TestClientParseConnectNoID(t *testing.T) {
 	cl, _, _ := newTestClient()
 	cl.ParseConnect("tcp1", packets.Packet{})
 	require.NotEmpty(t, cl.ID)
+}
+
+// Patch 41: an MQTT 3.1.1 client without a Will keeps no properties and no
+// Will (400 bytes of an idle device), and what reads them sees zero values;
+// an MQTT 5 client's properties and a Will are its own, as before.
+func TestClientParseConnectPropsAndWillOnlyWhenUsed(t *testing.T) {
+	require.LessOrEqual(t, int(unsafe.Sizeof(ClientProperties{})), 48, "properties and Will behind pointers")
+
+	device, r, w := newTestClient() // its properties are set: ParseConnect replaces them
+	device.ParseConnect("tcp1", packets.Packet{
+		ProtocolVersion: 4,
+		Connect:         packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: "device"},
+	})
+	require.Nil(t, device.Properties.props)
+	require.Nil(t, device.Properties.will)
+	require.Equal(t, uint32(0), device.Properties.Props().MaximumPacketSize)
+	require.Equal(t, uint32(0), device.Properties.Will().Flag)
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	require.NoError(t, device.WritePacket(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "a/b", Payload: []byte("x"),
+	}))
+	require.NoError(t, w.Close())
+	require.True(t, isZero(&noProps), "the shared zero properties were written to")
+	require.True(t, isZero(&noWill), "the shared zero Will was written to")
+
+	anonymous, _, _ := newTestClient()
+	anonymous.ParseConnect("tcp1", packets.Packet{ProtocolVersion: 4, Connect: packets.ConnectParams{Clean: true}})
+	require.NotNil(t, anonymous.Properties.props, "an assigned client identifier is a property")
+	require.Equal(t, anonymous.ID, anonymous.Properties.Props().AssignedClientID)
+
+	bare, _, _ := newTestClient()
+	bare.ParseConnect("tcp1", packets.Packet{ProtocolVersion: 5, Connect: packets.ConnectParams{ClientIdentifier: "bare"}})
+	require.NotNil(t, bare.Properties.props, "every MQTT 5 client has properties of its own")
+	require.Nil(t, bare.Properties.will)
+
+	v5, _, _ := newTestClient()
+	v5.ParseConnect("tcp1", packets.Packet{
+		ProtocolVersion: 5,
+		Connect: packets.ConnectParams{
+			ClientIdentifier: "v5", WillFlag: true, WillTopic: "lwt", WillPayload: []byte("gone"), WillQos: 1,
+		},
+		Properties: packets.Properties{MaximumPacketSize: 200, SessionExpiryInterval: 30, SessionExpiryIntervalFlag: true},
+	})
+	require.Equal(t, uint32(200), v5.Properties.Props().MaximumPacketSize)
+	require.Equal(t, uint32(30), v5.Properties.Props().SessionExpiryInterval)
+	require.Equal(t, Will{TopicName: "lwt", Payload: []byte("gone"), Qos: 1, Flag: 1}, *v5.Properties.Will())
+
+	v5.Properties.SetWill(Will{})
+	require.Nil(t, v5.Properties.will, "the zero Will is none")
+	v5.Properties.SetProps(packets.Properties{})
+	require.Nil(t, v5.Properties.props, "zero properties are none")
 }
 
 func TestClientParseConnectBelowMinimumKeepalive(t *testing.T) {
@@ -829,7 +881,7 @@ func TestClientWritePacket(t *testing.T) {
 
 func TestWriteClientOversizePacket(t *testing.T) {
 	cl, _, _ := newTestClient()
-	cl.Properties.Props.MaximumPacketSize = 2
+	cl.Properties.editProps().MaximumPacketSize = 2
 	pk := *packets.TPacketData[packets.Publish].Get(packets.TPublishDropOversize).Packet
 	err := cl.WritePacket(pk)
 	require.Error(t, err)

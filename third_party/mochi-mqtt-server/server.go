@@ -518,11 +518,11 @@ func (s *Server) detachClient(cl *Client, listener string, err error) {
 		s.sendLWT(cl)
 		cl.Stop(err)
 	} else {
-		cl.Properties.Will = Will{} // [MQTT-3.14.4-3] [MQTT-3.1.2-10]
+		cl.Properties.will = nil // [MQTT-3.14.4-3] [MQTT-3.1.2-10]
 	}
 	s.Log.Debug("client disconnected", "error", err, "client", cl.ID, "remote", cl.Net.Remote, "listener", listener)
 
-	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props().SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
 	s.hooks.OnDisconnect(cl, err, expire)
 
 	if expire {
@@ -625,9 +625,9 @@ func (s *Server) validateConnect(cl *Client, pk packets.Packet) packets.Code {
 
 	if cl.Properties.ProtocolVersion < s.Options.Capabilities.MinimumProtocolVersion {
 		return packets.ErrUnsupportedProtocolVersion // [MQTT-3.1.2-2]
-	} else if cl.Properties.Will.Qos > s.Options.Capabilities.MaximumQos {
+	} else if cl.Properties.Will().Qos > s.Options.Capabilities.MaximumQos {
 		return packets.ErrQosNotSupported // [MQTT-3.2.2-12]
-	} else if cl.Properties.Will.Retain && s.Options.Capabilities.RetainAvailable == 0x00 {
+	} else if cl.Properties.Will().Retain && s.Options.Capabilities.RetainAvailable == 0x00 {
 		return packets.ErrRetainNotSupported // [MQTT-3.2.2-13]
 	}
 
@@ -652,7 +652,7 @@ func (s *Server) inheritClientSession(pk packets.Packet, cl *Client) bool {
 			cl.State.Inflight = existing.State.Inflight.Clone() // [MQTT-3.1.2-5]
 			if cl.State.Inflight.maximumReceiveQuota == 0 && cl.ops.options.Capabilities.ReceiveMaximum != 0 {
 				cl.State.Inflight.ResetReceiveQuota(int32(cl.ops.options.Capabilities.ReceiveMaximum)) // server receive max per client
-				cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))            // client receive max
+				cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props().ReceiveMaximum))          // client receive max
 			}
 		}
 
@@ -727,15 +727,16 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 	}
 	properties.TopicAliasMaximum = s.Options.Capabilities.TopicAliasMaximum // 3.2.2.3.8: without it, clients may use no alias
 
-	if cl.Properties.Props.AssignedClientID != "" {
-		properties.AssignedClientID = cl.Properties.Props.AssignedClientID // [MQTT-3.1.3-7] [MQTT-3.2.2-16]
+	if id := cl.Properties.Props().AssignedClientID; id != "" {
+		properties.AssignedClientID = id // [MQTT-3.1.3-7] [MQTT-3.2.2-16]
 	}
 
-	if cl.Properties.Props.SessionExpiryInterval > s.Options.Capabilities.MaximumSessionExpiryInterval {
+	if cl.Properties.Props().SessionExpiryInterval > s.Options.Capabilities.MaximumSessionExpiryInterval {
 		properties.SessionExpiryInterval = s.Options.Capabilities.MaximumSessionExpiryInterval
 		properties.SessionExpiryIntervalFlag = true
-		cl.Properties.Props.SessionExpiryInterval = properties.SessionExpiryInterval
-		cl.Properties.Props.SessionExpiryIntervalFlag = true
+		props := cl.Properties.editProps()
+		props.SessionExpiryInterval = properties.SessionExpiryInterval
+		props.SessionExpiryIntervalFlag = true
 	}
 
 	ack := packets.Packet{
@@ -1173,7 +1174,7 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 		out.FixedHeader.Qos = s.Options.Capabilities.MaximumQos // [MQTT-3.2.2-9]
 	}
 
-	if cl.Properties.Props.TopicAliasMaximum > 0 {
+	if cl.Properties.Props().TopicAliasMaximum > 0 {
 		var aliasExists bool
 		out.Properties.TopicAlias, aliasExists = cl.State.TopicAliases.Outbound.Set(pk.TopicName)
 		if out.Properties.TopicAlias > 0 {
@@ -1562,12 +1563,13 @@ func (s *Server) processAuth(cl *Client, pk packets.Packet) error {
 // processDisconnect processes a Disconnect packet.
 func (s *Server) processDisconnect(cl *Client, pk packets.Packet) error {
 	if pk.Properties.SessionExpiryIntervalFlag {
-		if pk.Properties.SessionExpiryInterval > 0 && cl.Properties.Props.SessionExpiryInterval == 0 {
+		if pk.Properties.SessionExpiryInterval > 0 && cl.Properties.Props().SessionExpiryInterval == 0 {
 			return packets.ErrProtocolViolationZeroNonZeroExpiry
 		}
 
-		cl.Properties.Props.SessionExpiryInterval = pk.Properties.SessionExpiryInterval
-		cl.Properties.Props.SessionExpiryIntervalFlag = true
+		props := cl.Properties.editProps() // an MQTT 5 client's own since its CONNECT: none allocated here
+		props.SessionExpiryInterval = pk.Properties.SessionExpiryInterval
+		props.SessionExpiryIntervalFlag = true
 	}
 
 	if pk.ReasonCode == packets.CodeDisconnectWillMessage.Code { // [MQTT-3.1.2.5] Non-normative comment
@@ -1684,13 +1686,14 @@ func (s *Server) closeListenerClients(listener string) {
 
 // sendLWT issues an LWT message to a topic when a client disconnects.
 func (s *Server) sendLWT(cl *Client) {
-	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 0 {
+	will := cl.Properties.will
+	if will == nil || atomic.LoadUint32(&will.Flag) == 0 {
 		return
 	}
 
-	modifiedLWT := s.hooks.OnWill(cl, cl.Properties.Will)
+	modifiedLWT := s.hooks.OnWill(cl, *will)
 	if !s.willAllowed(cl, modifiedLWT.TopicName) {
-		atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
+		atomic.StoreUint32(&will.Flag, 0)
 		return
 	}
 
@@ -1717,9 +1720,9 @@ func (s *Server) sendLWT(cl *Client) {
 	}
 	s.setWillExpiry(&pk)
 
-	if cl.Properties.Will.WillDelayInterval > 0 {
+	if will.WillDelayInterval > 0 {
 		// Due at Created + the delay; its expiry counts from when it is sent.
-		pk.Connect.WillProperties.WillDelayInterval = cl.Properties.Will.WillDelayInterval
+		pk.Connect.WillProperties.WillDelayInterval = will.WillDelayInterval
 		s.loop.willDelayed.Add(cl.ID, pk)
 		return
 	}
@@ -1728,8 +1731,8 @@ func (s *Server) sendLWT(cl *Client) {
 		s.retainMessage(cl, pk)
 	}
 
-	s.publishToSubscribers(pk)                      // [MQTT-3.1.2-8]
-	atomic.StoreUint32(&cl.Properties.Will.Flag, 0) // [MQTT-3.1.2-10]
+	s.publishToSubscribers(pk)        // [MQTT-3.1.2-8]
+	atomic.StoreUint32(&will.Flag, 0) // [MQTT-3.1.2-10]
 	s.hooks.OnWillSent(cl, pk)
 }
 
@@ -1830,7 +1833,7 @@ func (s *Server) loadClients(v []storage.Client) {
 		cl.Properties.Username = c.Username
 		cl.Properties.Clean = c.Clean
 		cl.Properties.ProtocolVersion = c.ProtocolVersion
-		cl.Properties.Props = packets.Properties{
+		cl.Properties.SetProps(packets.Properties{
 			SessionExpiryInterval:     c.Properties.SessionExpiryInterval,
 			SessionExpiryIntervalFlag: c.Properties.SessionExpiryIntervalFlag,
 			AuthenticationMethod:      c.Properties.AuthenticationMethod,
@@ -1842,8 +1845,8 @@ func (s *Server) loadClients(v []storage.Client) {
 			TopicAliasMaximum:         c.Properties.TopicAliasMaximum,
 			User:                      c.Properties.User,
 			MaximumPacketSize:         c.Properties.MaximumPacketSize,
-		}
-		cl.Properties.Will = Will(c.Will)
+		})
+		cl.Properties.SetWill(Will(c.Will))
 
 		// cancel the context, update cl.State such as disconnected time and stopCause.
 		cl.Stop(packets.ErrServerShuttingDown)
@@ -1851,7 +1854,7 @@ func (s *Server) loadClients(v []storage.Client) {
 			atomic.StoreInt64(&cl.State.disconnected, c.Disconnected)
 		}
 
-		expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+		expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props().SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
 		s.hooks.OnDisconnect(cl, packets.ErrServerShuttingDown, expire)
 		if expire {
 			cl.ClearInflights()
@@ -1895,8 +1898,8 @@ func (s *Server) clearExpiredClients(dt int64) {
 		}
 
 		expire := s.Options.Capabilities.MaximumSessionExpiryInterval
-		if client.Properties.ProtocolVersion == 5 && client.Properties.Props.SessionExpiryIntervalFlag {
-			expire = client.Properties.Props.SessionExpiryInterval
+		if props := client.Properties.Props(); client.Properties.ProtocolVersion == 5 && props.SessionExpiryIntervalFlag {
+			expire = props.SessionExpiryInterval
 		}
 
 		if disconnected+int64(expire) < dt {
@@ -1989,8 +1992,8 @@ func (s *Server) sendDelayedWill(id string, pk packets.Packet) {
 	if pk.FixedHeader.Retain {
 		s.retainMessage(cl, pk)
 	}
-	s.publishToSubscribers(pk)  // [MQTT-3.1.2-8]
-	cl.Properties.Will = Will{} // [MQTT-3.1.2-10]
+	s.publishToSubscribers(pk) // [MQTT-3.1.2-8]
+	cl.Properties.will = nil   // [MQTT-3.1.2-10]
 	s.hooks.OnWillSent(cl, pk)
 }
 

@@ -1088,9 +1088,9 @@ func TestServerSendConnack(t *testing.T) {
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
 	s.Options.Capabilities.MaximumQos = 1
-	cl.Properties.Props = packets.Properties{
+	cl.Properties.SetProps(packets.Properties{
 		AssignedClientID: "mochi",
-	}
+	})
 	go func() {
 		err := s.SendConnack(cl, packets.CodeSuccess, true, nil)
 		require.NoError(t, err)
@@ -1232,21 +1232,21 @@ func TestServerValidateConnect(t *testing.T) {
 		},
 		{
 			desc:         "will qos not supported",
-			client:       &Client{Properties: ClientProperties{Will: Will{Qos: 2}}},
+			client:       &Client{Properties: ClientProperties{will: &Will{Qos: 2}}},
 			capabilities: Capabilities{MaximumQos: 1},
 			packet:       packet,
 			expect:       packets.ErrQosNotSupported,
 		},
 		{
 			desc:         "retain not supported",
-			client:       &Client{Properties: ClientProperties{Will: Will{Retain: true}}},
+			client:       &Client{Properties: ClientProperties{will: &Will{Retain: true}}},
 			capabilities: Capabilities{RetainAvailable: 0},
 			packet:       packet,
 			expect:       packets.ErrRetainNotSupported,
 		},
 		{
 			desc:         "invalid packet validate",
-			client:       &Client{Properties: ClientProperties{Will: Will{Retain: true}}},
+			client:       &Client{Properties: ClientProperties{will: &Will{Retain: true}}},
 			capabilities: Capabilities{RetainAvailable: 0},
 			packet:       invalidBitPacket,
 			expect:       packets.ErrProtocolViolationReservedBit,
@@ -1276,7 +1276,7 @@ func TestServerSendConnackAdjustedExpiryInterval(t *testing.T) {
 	s.Options.Capabilities.TopicAliasMaximum = 0 // the CONNACK fixture has no Topic Alias Maximum
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
-	cl.Properties.Props.SessionExpiryInterval = uint32(300)
+	cl.Properties.editProps().SessionExpiryInterval = uint32(300)
 	s.Options.Capabilities.MaximumSessionExpiryInterval = 120
 	go func() {
 		err := s.SendConnack(cl, packets.CodeSuccess, false, nil)
@@ -2410,8 +2410,8 @@ func TestPublishToClientExceedClientWritesPending(t *testing.T) {
 			},
 		},
 	})
-	cl.Properties.Props.ReceiveMaximum = sendQuota
-	cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))
+	cl.Properties.editProps().ReceiveMaximum = sendQuota
+	cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props().ReceiveMaximum))
 
 	s.Clients.Add(cl)
 
@@ -2439,7 +2439,7 @@ func TestPublishToClientServerTopicAlias(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
 	cl.Properties.ProtocolVersion = 5
-	cl.Properties.Props.TopicAliasMaximum = 5
+	cl.Properties.editProps().TopicAliasMaximum = 5
 	cl.State.TopicAliases.Outbound = NewOutboundTopicAliases(5) // as ParseConnect makes it for MQTT 5
 	s.Clients.Add(cl)
 
@@ -3566,10 +3566,10 @@ func TestServerReceivePacketError(t *testing.T) {
 func TestServerRecievePacketDisconnectClientZeroNonZero(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
-	cl.Properties.Props.SessionExpiryInterval = 0
+	cl.Properties.editProps().SessionExpiryInterval = 0
 	cl.Properties.ProtocolVersion = 5
-	cl.Properties.Props.RequestProblemInfo = 0
-	cl.Properties.Props.RequestProblemInfoFlag = true
+	cl.Properties.editProps().RequestProblemInfo = 0
+	cl.Properties.editProps().RequestProblemInfoFlag = true
 	go func() {
 		err := s.receivePacket(cl, *packets.TPacketData[packets.Disconnect].Get(packets.TDisconnectMqtt5).Packet)
 		require.Error(t, err)
@@ -3600,7 +3600,7 @@ func TestServerRecievePacketDisconnectClient(t *testing.T) {
 func TestServerProcessPacketDisconnect(t *testing.T) {
 	s := newServer()
 	cl, _, _ := newTestClient()
-	cl.Properties.Props.SessionExpiryInterval = 30
+	cl.Properties.editProps().SessionExpiryInterval = 30
 	cl.Properties.ProtocolVersion = 5
 
 	s.loop.willDelayed.Add(cl.ID, packets.Packet{TopicName: "a/b/c", Payload: []byte("hello")})
@@ -3617,10 +3617,10 @@ func TestServerProcessPacketDisconnect(t *testing.T) {
 func TestServerProcessPacketDisconnectNonZeroExpiryViolation(t *testing.T) {
 	s := newServer()
 	cl, _, _ := newTestClient()
-	cl.Properties.Props.SessionExpiryInterval = 0
+	cl.Properties.editProps().SessionExpiryInterval = 0
 	cl.Properties.ProtocolVersion = 5
-	cl.Properties.Props.RequestProblemInfo = 0
-	cl.Properties.Props.RequestProblemInfoFlag = true
+	cl.Properties.editProps().RequestProblemInfo = 0
+	cl.Properties.editProps().RequestProblemInfoFlag = true
 
 	err := s.processPacket(cl, *packets.TPacketData[packets.Disconnect].Get(packets.TDisconnectMqtt5).Packet)
 	require.Error(t, err)
@@ -3630,7 +3630,7 @@ func TestServerProcessPacketDisconnectNonZeroExpiryViolation(t *testing.T) {
 func TestServerProcessPacketDisconnectDisconnectWithWillMessage(t *testing.T) {
 	s := newServer()
 	cl, _, _ := newTestClient()
-	cl.Properties.Props.SessionExpiryInterval = 30
+	cl.Properties.editProps().SessionExpiryInterval = 30
 	cl.Properties.ProtocolVersion = 5
 
 	s.loop.willDelayed.Add(cl.ID, packets.Packet{TopicName: "a/b/c", Payload: []byte("hello")})
@@ -3689,11 +3689,11 @@ func TestServerSendLWT(t *testing.T) {
 
 	sender, _, w1 := newTestClient()
 	sender.ID = "sender"
-	sender.Properties.Will = Will{
+	sender.Properties.SetWill(Will{
 		Flag:      1,
 		TopicName: "a/b/c",
 		Payload:   []byte("hello mochi"),
-	}
+	})
 	s.Clients.Add(sender)
 
 	receiver, r2, w2 := newTestClient()
@@ -3728,12 +3728,12 @@ func TestServerSendLWTRetain(t *testing.T) {
 
 	sender, _, w1 := newTestClient()
 	sender.ID = "sender"
-	sender.Properties.Will = Will{
+	sender.Properties.SetWill(Will{
 		Flag:      1,
 		TopicName: "a/b/c",
 		Payload:   []byte("hello mochi"),
 		Retain:    true,
-	}
+	})
 	s.Clients.Add(sender)
 
 	receiver, r2, w2 := newTestClient()
@@ -3765,13 +3765,13 @@ func TestServerSendLWTDelayed(t *testing.T) {
 	s := newServer()
 	cl1, _, _ := newTestClient()
 	cl1.ID = "cl1"
-	cl1.Properties.Will = Will{
+	cl1.Properties.SetWill(Will{
 		Flag:              1,
 		TopicName:         "a/b/c",
 		Payload:           []byte("hello mochi"),
 		Retain:            true,
 		WillDelayInterval: 2,
-	}
+	})
 	s.Clients.Add(cl1)
 
 	cl2, r, w := newTestClient()
@@ -3863,16 +3863,17 @@ func TestServerSendLWTProperties(t *testing.T) {
 
 	cl, _, _ := newTestClient()
 	cl.ID = "now"
-	cl.Properties.Will = will
+	cl.Properties.SetWill(will)
 	s.Clients.Add(cl)
 	s.sendLWT(cl)
 	check(<-got)
 
 	delayed, _, _ := newTestClient()
 	delayed.ID = "later"
-	delayed.Properties.Will = will
-	delayed.Properties.Will.TopicName = "will/later"
-	delayed.Properties.Will.WillDelayInterval = 60
+	later := will
+	later.TopicName = "will/later"
+	later.WillDelayInterval = 60
+	delayed.Properties.SetWill(later)
 	s.Clients.Add(delayed)
 	s.sendLWT(delayed)
 	require.Empty(t, got)
@@ -3885,16 +3886,16 @@ func TestServerSendLWTNotAllowed(t *testing.T) {
 	hook.setDenied("a/b/c", true)
 	sender, _, _ := newTestClient()
 	sender.ID = "sender"
-	sender.Properties.Will = Will{Flag: 1, TopicName: "a/b/c", Payload: []byte("hello mochi"), Retain: true}
+	sender.Properties.SetWill(Will{Flag: 1, TopicName: "a/b/c", Payload: []byte("hello mochi"), Retain: true})
 	s.Clients.Add(sender)
 
 	s.sendLWT(sender)
 	require.Equal(t, int64(0), received.Load())
 	require.Empty(t, s.Topics.Messages("a/b/c"))
-	require.Equal(t, uint32(0), atomic.LoadUint32(&sender.Properties.Will.Flag))
+	require.Equal(t, uint32(0), atomic.LoadUint32(&sender.Properties.Will().Flag))
 
 	hook.setDenied("a/b/c", false) // the same Will from a client that may publish there
-	sender.Properties.Will.Flag = 1
+	sender.Properties.will.Flag = 1
 	s.sendLWT(sender)
 	require.Equal(t, int64(1), received.Load())
 	require.Len(t, s.Topics.Messages("a/b/c"), 1)
@@ -3904,7 +3905,7 @@ func TestServerSendLWTDelayedRightsRevoked(t *testing.T) {
 	s, hook, received := newWillACLServer(t)
 	sender, _, _ := newTestClient()
 	sender.ID = "sender"
-	sender.Properties.Will = Will{Flag: 1, TopicName: "a/b/c", Payload: []byte("hello mochi"), WillDelayInterval: 60}
+	sender.Properties.SetWill(Will{Flag: 1, TopicName: "a/b/c", Payload: []byte("hello mochi"), WillDelayInterval: 60})
 	s.Clients.Add(sender)
 
 	s.sendLWT(sender) // allowed when the client goes away...
@@ -4035,26 +4036,37 @@ func TestServerLoadClients(t *testing.T) {
 				SessionExpiryInterval: 10,
 			},
 		},
+		{
+			ID:              "v3-will",
+			ProtocolVersion: 4,
+			Will:            storage.ClientWill{Flag: 1, TopicName: "lwt", Payload: []byte("gone")},
+		},
 	}
 
 	s := newServer()
 	require.Equal(t, 0, s.Clients.Len())
 	s.loadClients(v)
-	require.Equal(t, 6, s.Clients.Len())
+	require.Equal(t, 7, s.Clients.Len())
 	cl, ok := s.Clients.Get("mochi")
 	require.True(t, ok)
 	require.Equal(t, "mochi", cl.ID)
 
 	_, ok = s.Clients.Get("v3-clean")
 	require.False(t, ok)
-	_, ok = s.Clients.Get("v3-not-clean")
+	cl, ok = s.Clients.Get("v3-not-clean")
 	require.True(t, ok)
+	require.Nil(t, cl.Properties.props, "none restored: none kept (patch 41)")
+	require.Nil(t, cl.Properties.will)
 	_, ok = s.Clients.Get("v5-clean")
 	require.True(t, ok)
 	_, ok = s.Clients.Get("v5-expire-interval-0")
 	require.False(t, ok)
-	_, ok = s.Clients.Get("v5-expire-interval-not-0")
+	cl, ok = s.Clients.Get("v5-expire-interval-not-0")
 	require.True(t, ok)
+	require.Equal(t, uint32(10), cl.Properties.Props().SessionExpiryInterval)
+	cl, ok = s.Clients.Get("v3-will")
+	require.True(t, ok)
+	require.Equal(t, Will{Flag: 1, TopicName: "lwt", Payload: []byte("gone")}, *cl.Properties.Will())
 }
 
 func TestServerLoadSubscriptions(t *testing.T) {
@@ -4251,8 +4263,8 @@ func TestServerClearExpiredClientsForgetsTheirState(t *testing.T) {
 	cl.State.disconnected = n - 100
 	cl.State.cancelOpen()
 	cl.Properties.ProtocolVersion = 5
-	cl.Properties.Props.SessionExpiryInterval = 10
-	cl.Properties.Props.SessionExpiryIntervalFlag = true
+	cl.Properties.editProps().SessionExpiryInterval = 10
+	cl.Properties.editProps().SessionExpiryIntervalFlag = true
 	s.Clients.Add(cl)
 	sub := packets.Subscription{Filter: "a/b/c", Qos: 1}
 	require.True(t, s.Topics.Subscribe(cl.ID, sub))
@@ -4347,8 +4359,8 @@ func TestServerClearExpiredClients(t *testing.T) {
 	cl0.State.disconnected = n - 10
 	cl0.State.cancelOpen()
 	cl0.Properties.ProtocolVersion = 5
-	cl0.Properties.Props.SessionExpiryInterval = 12
-	cl0.Properties.Props.SessionExpiryIntervalFlag = true
+	cl0.Properties.editProps().SessionExpiryInterval = 12
+	cl0.Properties.editProps().SessionExpiryIntervalFlag = true
 	s.Clients.Add(cl0)
 
 	// Normal Expiry
@@ -4357,8 +4369,8 @@ func TestServerClearExpiredClients(t *testing.T) {
 	cl1.State.disconnected = n - 10
 	cl1.State.cancelOpen()
 	cl1.Properties.ProtocolVersion = 5
-	cl1.Properties.Props.SessionExpiryInterval = 8
-	cl1.Properties.Props.SessionExpiryIntervalFlag = true
+	cl1.Properties.editProps().SessionExpiryInterval = 8
+	cl1.Properties.editProps().SessionExpiryIntervalFlag = true
 	s.Clients.Add(cl1)
 
 	// No Expiry, indefinite session
@@ -4367,8 +4379,8 @@ func TestServerClearExpiredClients(t *testing.T) {
 	cl2.State.disconnected = n - 10
 	cl2.State.cancelOpen()
 	cl2.Properties.ProtocolVersion = 5
-	cl2.Properties.Props.SessionExpiryInterval = 0
-	cl2.Properties.Props.SessionExpiryIntervalFlag = true
+	cl2.Properties.editProps().SessionExpiryInterval = 0
+	cl2.Properties.editProps().SessionExpiryIntervalFlag = true
 	s.Clients.Add(cl2)
 
 	require.Equal(t, 4, s.Clients.Len())
