@@ -281,6 +281,7 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 
 	subscribed := 0
 	var refused []string // made again by retryRefused while cn serves
+	defer r.refused.watch(nil)
 	for _, sub := range subs {
 		granted, no, err := r.awaitSuback(cn, sub)
 		if errors.Is(err, ErrClosed) {
@@ -296,7 +297,12 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 		for _, f := range no {
 			r.log.Warn("the upstream broker refused a subscription; asking again in the background", "node", cn.node, "filter", f)
 		}
-		refused = append(refused, no...)
+		if len(no) > 0 {
+			// Watched from its SUBACK on, not from when the hub is told
+			// the Remote is up: a message on it may come at once.
+			refused = append(refused, no...)
+			r.refused.watch(refused)
+		}
 		subscribed += granted
 	}
 
@@ -325,8 +331,6 @@ func (r *Remote) serve(cn *conn, info serveInfo) error {
 	retry := backoff{min: refusedRetryInterval, max: r.cfg.MaxReconnectInterval}
 	timer := time.NewTimer(retry.next())
 	defer timer.Stop()
-	r.refused.watch(refused)
-	defer r.refused.watch(nil)
 	for len(refused) > 0 {
 		select {
 		case <-timer.C:
