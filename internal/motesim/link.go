@@ -116,6 +116,7 @@ func (l *link[C]) options() *paho.ClientOptions {
 		SetUsername(l.cfg.Username).
 		SetPassword(l.cfg.Password).
 		SetCleanSession(true).
+		SetStore(newCopyingStore()).
 		SetOrderMatters(false).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(l.cfg.MaxReconnectInterval).

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/motehub/motehub/internal/hubtest"
 )
 
@@ -42,5 +43,30 @@ read = ["#"]
 	}
 	if n := logs.count(slog.LevelWarn, refused, "device", DeviceHomie); n != 1 {
 		t.Errorf("homie logged %d refused subscriptions, want 1", n)
+	}
+}
+
+// TestCopyingStoreHandsOutCopies: what paho's resume marks Dup on is a
+// copy of its own, not the packet that was put in the store (which the
+// connection's writer may be writing) nor the one the store keeps.
+func TestCopyingStoreHandsOutCopies(t *testing.T) {
+	s := newCopyingStore()
+	s.Open()
+	defer s.Close()
+	put := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	put.Qos, put.MessageID, put.TopicName, put.Payload = 1, 7, "nodes/mote-1/asn", []byte("1")
+	s.Put("o.7", put)
+	got := s.Get("o.7").(*packets.PublishPacket)
+	if got == put || got.TopicName != put.TopicName || got.MessageID != 7 || string(got.Payload) != "1" {
+		t.Fatalf("Get gave %+v (the packet put: %v); want a copy of it", got, got == put)
+	}
+	got.Dup = true
+	if put.Dup || s.Get("o.7").(*packets.PublishPacket).Dup {
+		t.Fatal("marking what Get gave marked the packet put or the one kept")
+	}
+	sub := packets.NewControlPacket(packets.Subscribe)
+	s.Put("o.8", sub)
+	if s.Get("o.8") != sub {
+		t.Fatal("a packet other than a PUBLISH was copied")
 	}
 }
