@@ -279,6 +279,7 @@ type Hub struct {
 	bus      Bus
 	log      *slog.Logger
 	epoch    string
+	boot     string // this run's: config/ok's "boot"
 	upgrader websocket.Upgrader
 	authz    *auth.Authorizer
 	events   *eventLog
@@ -320,6 +321,7 @@ func New(bus Bus, cfg Config) (*Hub, error) {
 		bus:    bus,
 		log:    cfg.Logger,
 		epoch:  cmp.Or(cfg.Epoch, newID(6)),
+		boot:   newID(6),
 		authz:  cfg.Authorizer,
 		events: newEventLog(cfg.LogEntries, cfg.LogBytes, cfg.LogMaxAge),
 		state:  newStateStore(cfg.MaxTopics, cfg.HistoryBytes, cfg.HistoryLength),

@@ -47,8 +47,12 @@ type sessionConfig struct {
 // file takes effect at once but shows in the next config/ok.
 type configOK struct {
 	UserRights
-	Ack       bool     `json:"ack"` // commands are confirmed with clown.talk/-/ack
-	Batch     bool     `json:"batch"`
+	Ack   bool `json:"ack"` // commands are confirmed with clown.talk/-/ack
+	Batch bool `json:"batch"`
+	// Boot names this run of the hub: another after a reconnect says the
+	// hub restarted (and nobody recorded what devices sent meanwhile), what
+	// a resumed epoch cannot say after a clean restart.
+	Boot      string   `json:"boot"`
 	Device    string   `json:"device"`
 	Devices   bool     `json:"devices"` // live device frames (clown.talk/-/device)
 	Epoch     string   `json:"epoch"`
@@ -185,6 +189,7 @@ func (h *Hub) configure(ctx context.Context, c *client, payload json.RawMessage)
 		UserRights: RightsOf(h.authz, c.who),
 		Ack:        sc.Ack,
 		Batch:      sc.Batch,
+		Boot:       h.boot,
 		Device:     "hub",
 		Epoch:      h.epoch,
 		IDs:        sc.IDs,

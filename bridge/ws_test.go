@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"io"
@@ -311,5 +312,33 @@ func TestConcurrentHandshakesKeepThePerAddressLimit(t *testing.T) {
 		}
 		hubtest.Eventually(t, hubtest.Timeout, func() bool { return h.Hub.Stats().Sessions == 0 },
 			"round %d: the sessions end when their clients go", round)
+	}
+}
+
+// TestConfigOKNamesTheHubsRun: config/ok's "boot" is the same for every
+// session of one hub and another for another hub (a restart), even with
+// the same epoch: what lets a page that lost the hub's close frame know
+// that the hub restarted.
+func TestConfigOKNamesTheHubsRun(t *testing.T) {
+	boot := func(h *realHub) string {
+		t.Helper()
+		ws := hubtest.DialWS(t, h.URL, nil)
+		ws.Send(`["clown.talk/-/config/set", {}]`)
+		var ok struct{ Boot, Epoch string }
+		if err := json.Unmarshal(ws.Expect("clown.talk/-/config/ok").Payload, &ok); err != nil {
+			t.Fatal(err)
+		}
+		if ok.Boot == "" || ok.Epoch != "same-epoch" {
+			t.Fatalf("config/ok: boot %q, epoch %q; want a boot, and the epoch given", ok.Boot, ok.Epoch)
+		}
+		return ok.Boot
+	}
+	first := startRealHub(t, bridge.Config{Epoch: "same-epoch"})
+	if a, b := boot(first), boot(first); a != b {
+		t.Fatalf("two sessions of one hub were told boots %q and %q", a, b)
+	}
+	second := startRealHub(t, bridge.Config{Epoch: "same-epoch"})
+	if a, b := boot(first), boot(second); a == b {
+		t.Fatalf("two hubs were both told boot %q", a)
 	}
 }

@@ -49,6 +49,8 @@ export interface Session {
   id: string;
   /** The hub's event log epoch: event ids start with it. */
   epoch: string;
+  /** This run of the hub: another one after a reconnect says it restarted; "" over SSE or long poll. */
+  boot: string;
   /** The user ("anonymous" when not logged in). */
   user: string;
   /** No users file: everyone may read and write everything. */

@@ -283,6 +283,7 @@ class Client extends Emitter {
     this.session = {
       id: String(p?.session ?? ""),
       epoch: String(p?.epoch ?? ""),
+      boot: String(p?.boot ?? ""),
       user: String(p?.user ?? ""),
       open: p?.open === true,
       admin: p?.admin === true,

@@ -53,6 +53,7 @@ export function connectSession(onEvent, { shared = true } = {}) {
     transport: "",
     session: "",
     epoch: "",
+    boot: "", // the hub's run (config/ok): another after a reconnect is a restart (store.js)
     resumed: "", // how the last session started: "fresh" | "resumed" | "resynced"
     model: "unknown", // the hub's device model: "unknown" | "ok" | "unsupported"
     tabs: 1, // tabs sharing this session
@@ -111,7 +112,7 @@ export function connectSession(onEvent, { shared = true } = {}) {
     });
   });
   hub.on("session", (p) => {
-    setStatus({ session: p.id, epoch: p.epoch, resumed: p.resumed ? "resumed" : "fresh", me: rightsOf(p) });
+    setStatus({ session: p.id, epoch: p.epoch, boot: p.boot, resumed: p.resumed ? "resumed" : "fresh", me: rightsOf(p) });
   });
   hub.on("message", (m) => addLine({ dir: "in", topic: m.topic, payload: m.payload, id: m.id, time: m.time }));
   hub.on("frame", (f) => {

@@ -283,7 +283,12 @@ export class Store {
     const resynced = status.resumed === "resynced" && (prev.resumed !== "resynced" || prev.session !== status.session);
     const hubWasDown = status.state === "live" && prev.state !== "live" && (this.#hubWentAway || status.closeCode === GOING_AWAY);
     if (status.state === "live") this.#hubWentAway = false;
-    if (resynced || hubWasDown) this.#breakLines();
+    // The hub's run changed (config/ok's "boot"): it restarted, whatever the
+    // close codes said (its close frame can be lost as it exits, or a busy
+    // page give up on it first). Its config/ok comes before the stream's
+    // events; a line broken already is not broken twice.
+    const restarted = Boolean(prev.boot && status.boot) && prev.boot !== status.boot;
+    if (resynced || hubWasDown || restarted) this.#breakLines();
   }
 
   // breakLines ends the line of every chart at its latest point: the next
