@@ -148,9 +148,9 @@ func (l *eventLog) read(dst []logEntry, after, before uint64, max int) ([]logEnt
 	return dst, nil
 }
 
-// eventID formats the id of event seq of epoch.
+// eventID formats the id of event seq of epoch (appendEventID's).
 func eventID(epoch string, seq uint64) string {
-	return epoch + "-" + strconv.FormatUint(seq, 10)
+	return string(appendEventID(make([]byte, 0, len(epoch)+21), epoch, seq))
 }
 
 // appendEventID appends the id of event seq of epoch to dst.
