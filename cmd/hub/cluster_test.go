@@ -411,7 +411,15 @@ func waitForRoutes(t *testing.T, device *clusterDevice, browsers ...<-chan arriv
 	t.Helper()
 	for i, frames := range browsers {
 		hubtest.Eventually(t, 2*hubtest.Timeout, func() bool {
-			device.mustPublish("nodes/probe/route", "1")
+			// A node whose JetStream is still starting may drop the
+			// device's connection: it connects again and tries again.
+			if err := device.publish("nodes/probe/route", "1"); err != nil {
+				t.Logf("the device: %v; connecting again", err)
+				if err := device.connect(); err != nil {
+					t.Logf("the device: %v", err)
+				}
+				return false
+			}
 			select {
 			case f := <-frames:
 				return f.Topic == "nodes/probe/route"
