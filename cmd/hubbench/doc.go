@@ -39,7 +39,10 @@
 // so that one core of load generator can keep up with the target.
 //
 // Every connection goes to a loopback address (checked before dialing), and
-// every loop is bounded in count and time.
+// every loop is bounded in count and time. On Linux, connections to an IPv4
+// address come from 64 loopback source addresses in turn (127.1.0.1–64), so
+// that the load generator's kernel does not search for free ephemeral ports
+// once tens of thousands of connections share one source address.
 //
 // # Concurrency contract
 //

@@ -29,17 +29,30 @@ func checkLoopback(hostport string) error {
 	return nil
 }
 
-// dialLoopback opens a TCP connection to a loopback address.
+// dialLoopback opens a TCP connection to a loopback address. Connections to
+// an IPv4 address come from one of loopbackSources source addresses in turn
+// (see spreadSource), so that tens of thousands of them to one port do not
+// make the load generator's kernel search for a free ephemeral port.
 func dialLoopback(ctx context.Context, hostport string) (net.Conn, error) {
 	if err := checkLoopback(hostport); err != nil {
 		return nil, err
 	}
 	d := net.Dialer{Timeout: 10 * time.Second}
+	if host, _, _ := net.SplitHostPort(hostport); isIPv4(host) {
+		spreadSource(&d)
+	}
 	conn, err := d.DialContext(ctx, "tcp", hostport)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", hostport, err)
 	}
 	return conn, nil
+}
+
+// isIPv4 reports whether host is an IPv4 literal ("localhost" is not: it
+// may resolve to ::1).
+func isIPv4(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Is4()
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1. They are free

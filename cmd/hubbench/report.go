@@ -147,7 +147,7 @@ func writeReport(w io.Writer, in reportInput) {
 	fmt.Fprintln(w)
 	writeMethod(w)
 	writeSideBySide(w, idle, cells, ingest)
-	writeTargets(w, cells, idle)
+	writeTargets(w, cells, idle, ingest)
 	writeKnees(w, cells)
 	writeProbe(w, cells)
 	writeMemory(w, cells)
@@ -194,10 +194,13 @@ over WebSocket (`+"`/connection/websocket`"+`, as centrifuge-js; the publisher t
 protocol over WebSocket (as nats.ws; the publisher then sends `+"`PUB`"+` over NATS's TCP port). The peers
 Centrifugo and NATS server are built from the module proxy by bench/peers.sh. Everything runs in
 its own network namespace (`+"`unshare --net`"+`, loopback only); each run starts a fresh target.
-Subscribers connect 64 at a time; connect time is reported apart. After a warm-up, deliveries are
-counted in the measured window by sequence number per subscriber (loss, duplicates); latency is
-receive time minus send time, in an HDR histogram. CPU is the target's utime+stime over the
-window; memory per connection is (RSS with N idle subscribers − RSS with none) / N.
+Subscribers connect 64 at a time, from 64 loopback source addresses in turn (one address runs out
+of free ephemeral ports past about 14,000 connections to one port, and each connect then costs
+the load generator milliseconds of kernel time); connect time is reported apart. After a warm-up,
+deliveries are counted in the measured window by sequence number per subscriber (loss,
+duplicates); latency is receive time minus send time, in an HDR histogram. CPU is the target's
+utime+stime over the window; memory per connection is (RSS with N idle subscribers − RSS with
+none) / N.
 
 Placements ("variant"): **pinned**: target on CPU 0, load generator on CPU 1 (`+"`taskset`"+`), so the
 Go hub runs with GOMAXPROCS=1 like single-threaded Mosquitto; **unpinned**: nothing pinned, the hub

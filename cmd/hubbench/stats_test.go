@@ -208,7 +208,7 @@ func TestTargetsWhenMosquittoHasNoKnee(t *testing.T) {
 		runs = append(runs, run("ws", 1000, load, 1, 40_000), run("mqtt-ws", 1000, load, 0.9, 3_000_000))
 	}
 	var b bytes.Buffer
-	writeTargets(&b, groupCells(runs), nil)
+	writeTargets(&b, groupCells(runs), nil, nil)
 	want := "knee: motehub ≥ 800k, Mosquitto < 100k (it failed the lowest load tested), more than 8.00× | **met** |"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("targets lack %q:\n%s", want, b.String())

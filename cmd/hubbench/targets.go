@@ -23,7 +23,7 @@ func verdict(ok bool) string {
 	return "**not met**"
 }
 
-func writeTargets(w io.Writer, cells []*cell, idle []*idleCell) {
+func writeTargets(w io.Writer, cells []*cell, idle []*idleCell, ingest []*ingestCell) {
 	fmt.Fprintf(w, "## Where motehub stands against its targets\n\n")
 	fmt.Fprintf(w, "Pinned placement (target on one core, load generator on the other), medians over repeats.\n\n")
 	fmt.Fprintf(w, "| target | measured | verdict |\n|---|---|---|\n")
@@ -166,6 +166,7 @@ func writeTargets(w io.Writer, cells []*cell, idle []*idleCell) {
 	} else {
 		fmt.Fprintf(w, "| ≤ 8 KB per idle WS connection | %s | %s |\n", joinList(mems), verdict(memOK))
 	}
+	writeScaleTargets(w, cells, idle, ingest)
 	fmt.Fprintln(w)
 }
 
