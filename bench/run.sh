@@ -167,7 +167,7 @@ COMMAND="make bench"
 [ "$MODE" = quick ] && COMMAND="BENCH_QUICK=1 make bench"
 # Every session records its machine, its load and its settings (the latest session's are shown).
 [ "$ONLY_CLUSTER" = 0 ] && "$HB" meta -out "$OUT" -mode "$MODE" -mosquitto "$MQ_VERSION" -command "$COMMAND" \
-	-notes "runs: $BENCH_RUNS; targets: $BENCH_TARGETS;${PEER_VERSIONS:+ peers built from the module proxy:$PEER_VERSIONS;} load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data '' --mqtt-rate-limit -1, connection limits 100000 (ingest hub-data: --data DIR --history-bytes 0; hub-history: --data DIR, history's defaults); Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; Centrifugo: client.insecure, HTTP API key, defaults otherwise; NATS: websocket no_tls, defaults otherwise; ulimit -n $(ulimit -n)"
+	-notes "runs: $BENCH_RUNS; targets: $BENCH_TARGETS;${PEER_VERSIONS:+ peers built from the module proxy:$PEER_VERSIONS;} load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); repeats $BENCH_REPEATS, warm-up $BENCH_WARMUP, measured $BENCH_MEASURE; hub --log-level warn --data '' --mqtt-rate-limit -1, connection limits 110000 (ingest hub-data: --data DIR --history-bytes 0; hub-history: --data DIR, history's defaults); Mosquitto: max_queued_messages 4096 (the hub's per-client queue bound; default 1000), set_tcp_nodelay true, persistence false; Centrifugo: client.insecure, HTTP API key, defaults otherwise; NATS: websocket no_tls, defaults otherwise; ulimit -n $(ulimit -n)"
 
 has_run() { case " $BENCH_RUNS " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -224,7 +224,7 @@ start_target() {
 			[ "$data" = 1 ] && hist=(--history-bytes 0)
 		fi
 		env GODEBUG=gctrace=1 $gomax $pin "$WORK/hub" --http "127.0.0.1:$p1" --mqtt "127.0.0.1:$p2" --log-level warn \
-			--data "$datadir" "${hist[@]}" --max-connections 100000 --max-connections-per-address 100000 --mqtt-max-sessions 100000 --mqtt-rate-limit -1 \
+			--data "$datadir" "${hist[@]}" --max-connections 110000 --max-connections-per-address 110000 --mqtt-max-sessions 110000 --mqtt-rate-limit -1 \
 			>"$WORK/hub.log" 2>"$GCTRACE" &
 		TPID=$!
 		SUB=127.0.0.1:$p1 PUB=127.0.0.1:$p2

@@ -92,6 +92,7 @@ func writeScaleTargets(w io.Writer, cells []*cell, idle []*idleCell, ingest []*i
 			verdict(ratio.Median >= targetManyRatio && p99.Median < mt.p99Max))
 	}
 
+	series := ingestSeriesOf(ingest)
 	for _, it := range []struct {
 		data bool
 		min  float64
@@ -100,15 +101,15 @@ func writeScaleTargets(w io.Writer, cells []*cell, idle []*idleCell, ingest []*i
 		if it.data {
 			what += " with --data"
 		}
-		i := slices.IndexFunc(ingestSeriesOf(ingest), func(s ingestSeries) bool {
+		i := slices.IndexFunc(series, func(s ingestSeries) bool {
 			return s.Target == "motehub" && s.Variant == "pinned" && s.Data == it.data && !s.History && s.Overflow == "" &&
-				s.Devices == 2000 && s.Dashboard == 10
+				s.Transport == transportWS && s.Devices == 2000 && s.Dashboard == 10
 		})
 		if i < 0 {
 			row(what, "not measured", "—")
 			continue
 		}
-		best, next := highestSustained(ingest, ingestSeriesOf(ingest)[i])
+		best, next := highestSustained(ingest, series[i])
 		switch {
 		case best == nil:
 			row(what, "none of the rates tried", verdict(false))
